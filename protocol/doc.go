@@ -1,0 +1,24 @@
+// Package protocol converts the memcached text protocol between bytes and
+// typed values, and does nothing else: it knows no network, store, logger or
+// metrics, and imports no other shoal package.
+//
+// Requests flow in one direction:
+//
+//	bytes ──► Reader.Next / Parse ──► Command (one Go type per family) ──► server
+//	                      └────────► *Error (reply line, keep the connection)
+//	                      └────────► other error (close the connection)
+//
+// Parse is the pure entry point: it parses one command from the start of a
+// buffer and says how many bytes it consumed, or returns ErrIncomplete. The
+// Reader wraps an io.Reader with a reusable buffer, enforces the item size
+// limit without buffering oversized values, and hands back commands whose
+// byte slices alias its buffer.
+//
+// Replies flow the other way through the Append* encoders, which append to a
+// caller-owned buffer and never allocate once it has capacity.
+//
+// Every accept/reject decision mirrors memcached 1.6.18 (proto_text.c): its
+// space-only tokenizer with at most 24 tokens, its strtol/strtoul quirks
+// (leading whitespace, "-0", 32-bit truncation of flags, exptime and sizes),
+// noreply detection on the last token, and its exact error lines.
+package protocol

@@ -1,0 +1,268 @@
+package server
+
+import (
+	"strconv"
+
+	"shoal/protocol"
+	"shoal/store"
+)
+
+// Reply lines of the classic protocol.
+const (
+	replyStored      = "STORED"
+	replyNotStored   = "NOT_STORED"
+	replyExists      = "EXISTS"
+	replyNotFound    = "NOT_FOUND"
+	replyDeleted     = "DELETED"
+	replyTouched     = "TOUCHED"
+	replyOK          = "OK"
+	replyEnd         = "END"
+	replyTooLarge    = "SERVER_ERROR object too large for cache"
+	replyNoMemory    = "SERVER_ERROR out of memory storing object"
+	replyBadFormat   = "CLIENT_ERROR bad command line format"
+	replyNonNumeric  = "CLIENT_ERROR cannot increment or decrement non-numeric value"
+	replyNoFlush     = "CLIENT_ERROR flush_all not allowed"
+	replyNoShutdown  = "ERROR: shutdown not enabled"
+	replyMemlimitLow = "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
+)
+
+// storeModes maps classic storage verbs to store write modes; cas is a set
+// with a compare.
+var storeModes = [...]store.Mode{
+	protocol.OpSet:     store.ModeSet,
+	protocol.OpAdd:     store.ModeAdd,
+	protocol.OpReplace: store.ModeReplace,
+	protocol.OpAppend:  store.ModeAppend,
+	protocol.OpPrepend: store.ModePrepend,
+	protocol.OpCAS:     store.ModeSet,
+}
+
+// exec runs one command and appends its reply to c.out.
+func (c *conn) exec(cmd protocol.Command) {
+	switch cmd := cmd.(type) {
+	case *protocol.Storage:
+		c.storage(cmd)
+	case *protocol.Retrieval:
+		c.retrieval(cmd)
+	case *protocol.Delete:
+		c.delete(cmd)
+	case *protocol.Arith:
+		c.arith(cmd)
+	case *protocol.Touch:
+		c.touch(cmd)
+	case *protocol.FlushAll:
+		c.flushAll(cmd)
+	case *protocol.Stats:
+		c.stats(cmd)
+	case *protocol.Admin:
+		c.admin(cmd)
+	default:
+		c.execMeta(cmd)
+	}
+}
+
+// storeReply is the classic reply line for a write result.
+func storeReply(r store.Result) string {
+	switch r {
+	case store.Stored:
+		return replyStored
+	case store.Exists:
+		return replyExists
+	case store.NotFound:
+		return replyNotFound
+	case store.TooLarge:
+		return replyTooLarge
+	case store.NoMemory:
+		return replyNoMemory
+	default:
+		return replyNotStored
+	}
+}
+
+func (c *conn) storage(cmd *protocol.Storage) {
+	c.ctr.cmdSet.Add(1)
+	if !c.cache.Fits(len(cmd.Key), len(cmd.Data)) {
+		c.ctr.storeTooLarge.Add(1)
+		if cmd.Op == protocol.OpSet {
+			c.cache.Delete(cmd.Key, nil)
+		}
+		c.reply(cmd.NoReply, replyTooLarge)
+		return
+	}
+	if cmd.Op == protocol.OpCAS && cmd.CAS == 0 {
+		// No item ever has CAS 0: memcached answers EXISTS, or NOT_FOUND.
+		c.casZero(cmd)
+		return
+	}
+	opt := store.SetOptions{
+		Mode:    storeModes[cmd.Op],
+		Flags:   cmd.Flags,
+		Exptime: absExptime(c.cache.Now(), cmd.Exptime),
+	}
+	if cmd.Op == protocol.OpCAS {
+		opt.CAS = cmd.CAS
+	}
+	res, _ := c.cache.Set(cmd.Key, cmd.Data, &opt)
+	if cmd.Op == protocol.OpCAS {
+		c.countCAS(res)
+	}
+	if res == store.NoMemory {
+		c.ctr.storeNoMemory.Add(1)
+	}
+	c.reply(cmd.NoReply, storeReply(res))
+}
+
+func (c *conn) casZero(cmd *protocol.Storage) {
+	_, _, r := c.cache.Get(cmd.Key, &store.GetOptions{NoBump: true}, c.val[:0])
+	res := store.Exists
+	if r != store.Hit {
+		res = store.NotFound
+	}
+	c.countCAS(res)
+	c.reply(cmd.NoReply, storeReply(res))
+}
+
+func (c *conn) countCAS(res store.Result) {
+	switch res {
+	case store.Stored:
+		c.ctr.casHits.Add(1)
+	case store.Exists:
+		c.ctr.casBadval.Add(1)
+	case store.NotFound:
+		c.ctr.casMisses.Add(1)
+	}
+}
+
+func (c *conn) retrieval(cmd *protocol.Retrieval) {
+	var opt *store.GetOptions
+	var touch store.GetOptions
+	if cmd.Op == protocol.OpGat || cmd.Op == protocol.OpGats {
+		touch = store.GetOptions{Touch: true, Exptime: absExptime(c.cache.Now(), cmd.Exptime)}
+		opt = &touch
+	}
+	withCAS := cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats
+	for _, key := range cmd.Keys {
+		c.ctr.cmdGet.Add(1)
+		if opt != nil {
+			c.ctr.cmdTouch.Add(1)
+		}
+		it, val, res := c.cache.Get(key, opt, c.val[:0])
+		c.val = val
+		if res != store.Hit {
+			c.ctr.getMisses.Add(1)
+			if opt != nil {
+				c.ctr.touchMisses.Add(1)
+			}
+			continue
+		}
+		c.ctr.getHits.Add(1)
+		if opt != nil {
+			c.ctr.touchHits.Add(1)
+		}
+		c.out = protocol.AppendValue(c.out, key, it.Flags, val, it.CAS, withCAS)
+		if len(c.out) >= flushAt {
+			c.flush()
+		}
+	}
+	if cap(c.val) > flushAt {
+		c.val = nil // do not keep a large value's buffer per connection
+	}
+	if cmd.BadKey {
+		// memcached drops every reply not yet sent before this error.
+		c.out = c.out[:0]
+		c.line(replyBadFormat)
+		return
+	}
+	c.line(replyEnd)
+}
+
+func (c *conn) delete(cmd *protocol.Delete) {
+	res, _ := c.cache.Delete(cmd.Key, nil)
+	if res == store.Deleted {
+		c.ctr.deleteHits.Add(1)
+		c.reply(cmd.NoReply, replyDeleted)
+		return
+	}
+	c.ctr.deleteMisses.Add(1)
+	c.reply(cmd.NoReply, replyNotFound)
+}
+
+func (c *conn) arith(cmd *protocol.Arith) {
+	res, v, _ := c.cache.Arith(cmd.Key, &store.ArithOptions{Decr: !cmd.Incr, Delta: cmd.Delta})
+	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
+	if !cmd.Incr {
+		hits, misses = &c.ctr.decrHits, &c.ctr.decrMisses
+	}
+	switch res {
+	case store.Stored:
+		hits.Add(1)
+		if !cmd.NoReply {
+			c.out = strconv.AppendUint(c.out, v, 10)
+			c.out = append(c.out, '\r', '\n')
+		}
+	case store.NonNumeric:
+		c.reply(cmd.NoReply, replyNonNumeric)
+	case store.NoMemory:
+		c.reply(cmd.NoReply, replyNoMemory)
+	default:
+		misses.Add(1)
+		c.reply(cmd.NoReply, replyNotFound)
+	}
+}
+
+func (c *conn) touch(cmd *protocol.Touch) {
+	c.ctr.cmdTouch.Add(1)
+	res, _ := c.cache.Touch(cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
+	if res == store.Touched {
+		c.ctr.touchHits.Add(1)
+		c.reply(cmd.NoReply, replyTouched)
+		return
+	}
+	c.ctr.touchMisses.Add(1)
+	c.reply(cmd.NoReply, replyNotFound)
+}
+
+func (c *conn) flushAll(cmd *protocol.FlushAll) {
+	if c.srv.cfg.DisableFlush {
+		c.line(replyNoFlush)
+		return
+	}
+	c.ctr.cmdFlush.Add(1)
+	delay := cmd.Delay
+	if now := c.cache.Now(); delay > maxRelative {
+		delay = max(delay-now, 0)
+	}
+	c.cache.FlushAll(max(delay, 0))
+	c.reply(cmd.NoReply, replyOK)
+}
+
+func (c *conn) admin(cmd *protocol.Admin) {
+	switch cmd.Op {
+	case protocol.OpVersion:
+		c.line("VERSION " + Version)
+	case protocol.OpVerbosity:
+		c.srv.verbosity.Store(int64(cmd.Arg))
+		c.reply(cmd.NoReply, replyOK)
+	case protocol.OpQuit:
+		c.quit = true
+	case protocol.OpShutdown:
+		if !c.srv.cfg.EnableShutdown {
+			c.line(replyNoShutdown)
+			return
+		}
+		c.quit = true
+		c.srv.requestShutdown()
+	case protocol.OpCacheMemlimit:
+		if cmd.Arg < 8 {
+			c.reply(cmd.NoReply, replyMemlimitLow)
+			return
+		}
+		if err := c.cache.SetMemoryLimit(int64(cmd.Arg) << 20); err != nil {
+			c.reply(cmd.NoReply, "SERVER_ERROR "+err.Error())
+			return
+		}
+		c.reply(cmd.NoReply, replyOK)
+	case protocol.OpMetaNoop:
+		c.line("MN")
+	}
+}

@@ -1,0 +1,620 @@
+package server
+
+// Differential conformance suite: the same bytes go to memcached and to
+// shoal, and both replies must equal the golden reply recorded from
+// memcached 1.6.18. Goldens live in testdata so shoal is checked on machines
+// without memcached; when memcached is installed it is checked too, so a
+// stale golden shows up as a memcached failure.
+//
+//	go test ./server -run TestConformance            # both targets
+//	go test ./server -run TestConformance/shoal/meta_get
+//	go test ./server -run TestConformance -update    # re-record from memcached
+//
+// # Case files: testdata/conformance/NAME.txt
+//
+// A file holds several small cases about one concept. Each case starts with
+// a header line "=== case name" and runs on a fresh server and connection.
+// Lines before the first header are comments and file-wide directives.
+//
+// Every other line is request text: its bytes are sent as written minus the
+// file's own newline, after unescaping \r \n \t \\ and \xHH. So a normal
+// command is written "get k\r\n", a bare-LF command "get k\n", and a line
+// may hold several commands or none of a line ending. Blank lines are
+// ignored; lines may not end in a space or tab (write \x20). The text
+// <casN> is replaced by the real CAS value that <casN> stands for in the
+// reply so far (see normalisation), which needs a "# sync:" before it.
+//
+// Lines starting with "#" are comments, except these directives:
+//
+//	# args: -I 1k          server flags (file-wide before the first case,
+//	                       else for this case only); both servers get them
+//	# split:                end the current write; the rest goes in a new one
+//	# sync:                 end the write, send "mn\r\n" and wait for its MN,
+//	                       so the reply so far (and its CAS values) is known
+//	# sleep: 1.5            end the write and sleep this many seconds (≤ 2.5)
+//	# repeat: 2000 \x20k%d  append the escaped template this many times, %d
+//	                       replaced by 0, 1, ...
+//
+// Only these exact words followed by a colon are directives, so a comment
+// must not start with one of them and a colon.
+//
+// # Reply capture
+//
+// After the case, the harness sends the sentinel "mn\r\n" and reads until
+// the reply ends in "MN\r\n" and holds one MN per "mn" line of the case and
+// per sync, plus the sentinel's; the sentinel's MN is dropped. If the server
+// closes the connection first (quit, over-long line) everything read until
+// EOF is the reply, followed by the marker line "# closed". A read deadline
+// is only a safety net.
+//
+// # Golden files: testdata/conformance/NAME.golden
+//
+// The same "=== case name" headers, each followed by the reply split after
+// every \n and escaped like requests (a line starting with "#" or "=" gets
+// its first byte as \xHH). Before comparison, CAS values are normalised: the
+// fifth token of a "VALUE" line and every c<digits> flag of a meta reply
+// become <cas1>, <cas2>, ... by order of first appearance, so equal CAS
+// values stay equal and shoal need not count like memcached does.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var updateConformance = flag.Bool("update", false, "rewrite testdata/conformance/*.golden from memcached")
+
+const (
+	conformanceDir = "../testdata/conformance"
+	// replyTimeout bounds the wait for a reply; a correct server answers in
+	// milliseconds, so hitting it means a case or a server is wrong.
+	replyTimeout = 3 * time.Second
+	maxSleep     = 2500 * time.Millisecond
+	closedMarker = "# closed"
+)
+
+func TestConformance(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(conformanceDir, "*.txt"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no case files in %s: %v", conformanceDir, err)
+	}
+	targets := []struct {
+		name  string
+		start func(testing.TB, ...string) string
+	}{
+		{"memcached", startMemcached},
+		{"shoal", startShoal},
+	}
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			if *updateConformance && tg.name != "memcached" {
+				t.Skip("-update records from memcached only")
+			}
+			if _, err := exec.LookPath("memcached"); err != nil && tg.name == "memcached" {
+				if *updateConformance {
+					t.Fatal("-update needs memcached on PATH")
+				}
+				t.Skip("memcached not on PATH")
+			}
+			for _, file := range files {
+				name := strings.TrimSuffix(filepath.Base(file), ".txt")
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					runConformanceFile(t, file, tg.start)
+				})
+			}
+		})
+	}
+}
+
+func runConformanceFile(t *testing.T, file string, start func(testing.TB, ...string) string) {
+	cases, err := parseCases(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goldenPath := strings.TrimSuffix(file, ".txt") + ".golden"
+	golden := map[string][]string{}
+	if !*updateConformance {
+		if golden, err = parseGolden(goldenPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var recorded bytes.Buffer
+	recorded.WriteString("# Recorded from memcached by TestConformance -update; do not edit.\n")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			addr := start(t, c.args...)
+			reply, closed, err := c.run(addr)
+			if err != nil {
+				t.Fatalf("%s:%d: %v\nreply so far:\n%s", file, c.line, err, strings.Join(escapeReply(normaliseCAS(reply).text, closed), "\n"))
+			}
+			got := escapeReply(normaliseCAS(reply).text, closed)
+			if *updateConformance {
+				fmt.Fprintf(&recorded, "=== %s\n", c.name)
+				for _, l := range got {
+					recorded.WriteString(l + "\n")
+				}
+				return
+			}
+			want, ok := golden[c.name]
+			if !ok {
+				t.Fatalf("%s:%d: no golden reply; run with -update", file, c.line)
+			}
+			if diff := diffLines(want, got); diff != "" {
+				t.Errorf("%s:%d: reply differs from %s\n%s", file, c.line, filepath.Base(goldenPath), diff)
+			}
+		})
+	}
+	if *updateConformance && !t.Failed() {
+		if err := os.WriteFile(goldenPath, recorded.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// conformanceCase is one "=== name" block of a case file.
+type conformanceCase struct {
+	name  string
+	line  int // of the header, for error messages
+	args  []string
+	steps []step
+}
+
+// step is one write, optionally followed by a sync or a sleep.
+type step struct {
+	data  []byte
+	sync  bool
+	sleep time.Duration
+}
+
+var directiveRE = regexp.MustCompile(`^# (args|split|sync|sleep|repeat):(.*)$`)
+
+func parseCases(file string) ([]*conformanceCase, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var (
+		cases    []*conformanceCase
+		fileArgs []string
+		c        *conformanceCase
+		cur      []byte
+		seen     = map[string]bool{}
+	)
+	flush := func(s step) {
+		s.data = cur
+		c.steps = append(c.steps, s)
+		cur = nil
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		bad := func(format string, a ...any) error {
+			return fmt.Errorf("%s:%d: %s", file, n, fmt.Sprintf(format, a...))
+		}
+		if name, ok := strings.CutPrefix(line, "=== "); ok {
+			if c != nil {
+				flush(step{})
+			}
+			if seen[name] {
+				return nil, bad("duplicate case %q", name)
+			}
+			seen[name] = true
+			c = &conformanceCase{name: name, line: n, args: fileArgs}
+			cases = append(cases, c)
+			continue
+		}
+		if m := directiveRE.FindStringSubmatch(line); m != nil {
+			word, val := m[1], strings.TrimSpace(m[2])
+			if word == "args" {
+				if c == nil {
+					fileArgs = strings.Fields(val)
+				} else {
+					c.args = strings.Fields(val)
+				}
+				continue
+			}
+			if c == nil {
+				return nil, bad("directive %q before the first case", word)
+			}
+			switch word {
+			case "split":
+				flush(step{})
+			case "sync":
+				flush(step{sync: true})
+			case "sleep":
+				secs, err := strconv.ParseFloat(val, 64)
+				d := time.Duration(secs * float64(time.Second))
+				if err != nil || d <= 0 || d > maxSleep {
+					return nil, bad("sleep wants seconds in (0, %v]", maxSleep)
+				}
+				flush(step{sleep: d})
+			case "repeat":
+				count, tmpl, _ := strings.Cut(val, " ")
+				times, err := strconv.Atoi(count)
+				text, err2 := unescape(tmpl)
+				if err != nil || err2 != nil || times <= 0 {
+					return nil, bad("repeat wants a count and an escaped template")
+				}
+				for i := range times {
+					cur = append(cur, bytes.ReplaceAll(text, []byte("%d"), []byte(strconv.Itoa(i)))...)
+				}
+			}
+			continue
+		}
+		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		if c == nil {
+			return nil, bad("request text before the first case")
+		}
+		if strings.HasSuffix(line, " ") || strings.HasSuffix(line, "\t") {
+			return nil, bad("trailing space or tab; write \\x20")
+		}
+		text, err := unescape(line)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		cur = append(cur, text...)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if c != nil {
+		flush(step{})
+	}
+	return cases, nil
+}
+
+// parseGolden reads a .golden file into escaped reply lines by case name.
+func parseGolden(path string) (map[string][]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w (run with -update to record it)", err)
+	}
+	out := map[string][]string{}
+	var name string
+	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if n, ok := strings.CutPrefix(l, "=== "); ok {
+			name = n
+			out[name] = []string{}
+			continue
+		}
+		if name == "" || (strings.HasPrefix(l, "#") && l != closedMarker) {
+			continue
+		}
+		out[name] = append(out[name], l)
+	}
+	return out, nil
+}
+
+var sentinel = []byte("mn\r\n")
+
+// run sends the case to addr and returns its reply, whether the server
+// closed the connection, and an error if the harness could not finish.
+func (c *conformanceCase) run(addr string) ([]byte, bool, error) {
+	conn, err := net.DialTimeout("tcp", addr, replyTimeout)
+	if err != nil {
+		return nil, false, err
+	}
+	r := startReader(conn)
+	defer r.stop()
+
+	// wantMN counts the MN replies due so far: one per "mn" line of the
+	// case and one per sentinel.
+	wantMN := 0
+	var writeErr error
+	for _, s := range c.steps {
+		data, err := substituteCAS(s.data, normaliseCAS(r.snapshot()).tokens)
+		if err != nil {
+			return r.snapshot(), false, err
+		}
+		wantMN += countMN(data)
+		if s.sync {
+			data = append(data, sentinel...)
+			wantMN++
+		}
+		if writeErr == nil && len(data) > 0 {
+			_, writeErr = conn.Write(data)
+		}
+		if s.sync {
+			if err := r.waitMN(wantMN); err != nil {
+				if errors.Is(err, errClosed) {
+					return r.snapshot(), true, nil
+				}
+				return r.snapshot(), false, err
+			}
+		}
+		time.Sleep(s.sleep) // only expiry cases sleep: time must pass
+	}
+	if writeErr == nil {
+		_, writeErr = conn.Write(sentinel)
+	}
+	_ = writeErr // a server that closed shows up as EOF below
+	if err := r.waitMN(wantMN + 1); err != nil {
+		if errors.Is(err, errClosed) {
+			return r.snapshot(), true, nil
+		}
+		return r.snapshot(), false, err
+	}
+	reply := r.snapshot()
+	return reply[:len(reply)-len("MN\r\n")], false, nil
+}
+
+// countMN counts "mn" command lines in data.
+func countMN(data []byte) int {
+	n := 0
+	for _, l := range bytes.Split(data, []byte("\n")) {
+		if string(l) == "mn" || string(l) == "mn\r" {
+			n++
+		}
+	}
+	return n
+}
+
+var errClosed = errors.New("server closed the connection")
+
+// reader collects everything the server sends, so the server never blocks
+// on a full socket while the harness is still writing.
+type reader struct {
+	conn   net.Conn
+	signal chan struct{} // poked after every read
+	done   chan struct{} // closed when the read loop exits
+
+	mu sync.Mutex // guards buf and err
+	buf []byte
+	err error
+}
+
+func startReader(conn net.Conn) *reader {
+	r := &reader{conn: conn, signal: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		b := make([]byte, 64<<10)
+		for {
+			n, err := conn.Read(b)
+			r.mu.Lock()
+			r.buf = append(r.buf, b[:n]...)
+			r.err = err
+			r.mu.Unlock()
+			select {
+			case r.signal <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *reader) snapshot() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]byte(nil), r.buf...)
+}
+
+// waitMN waits until the reply ends in MN and holds at least n of them.
+func (r *reader) waitMN(n int) error {
+	timeout := time.NewTimer(replyTimeout)
+	defer timeout.Stop()
+	for {
+		r.mu.Lock()
+		buf, err := r.buf, r.err
+		r.mu.Unlock()
+		if bytes.Count(buf, []byte("MN\r\n")) >= n && bytes.HasSuffix(buf, []byte("MN\r\n")) {
+			return nil
+		}
+		if err != nil {
+			return errClosed
+		}
+		select {
+		case <-r.signal:
+		case <-timeout.C:
+			return fmt.Errorf("no complete reply after %v", replyTimeout)
+		}
+	}
+}
+
+func (r *reader) stop() {
+	r.conn.Close()
+	<-r.done
+}
+
+// normalised is a reply with CAS values replaced by <casN> tokens.
+type normalised struct {
+	text   []byte
+	tokens map[string]string // "<cas1>" -> real value
+}
+
+var metaCodes = []string{"HD", "VA", "EN", "NS", "EX", "NF"}
+
+// normaliseCAS rewrites CAS values in VALUE lines and meta c flags. It walks
+// the reply line by line, skipping data blocks so value bytes are never
+// mistaken for reply lines.
+func normaliseCAS(reply []byte) normalised {
+	n := normalised{tokens: map[string]string{}}
+	byValue := map[string]string{}
+	token := func(v string) string {
+		if tk, ok := byValue[v]; ok {
+			return tk
+		}
+		tk := fmt.Sprintf("<cas%d>", len(byValue)+1)
+		byValue[v], n.tokens[tk] = tk, v
+		return tk
+	}
+	for len(reply) > 0 {
+		i := bytes.IndexByte(reply, '\n')
+		if i < 0 {
+			n.text = append(n.text, reply...)
+			break
+		}
+		line, rest := reply[:i+1], reply[i+1:]
+		reply = rest
+		body := strings.TrimRight(string(line), "\r\n")
+		fields := strings.Split(body, " ")
+		dataLen := -1
+		switch {
+		case fields[0] == "VALUE" && len(fields) >= 4:
+			dataLen, _ = strconv.Atoi(fields[3])
+			if len(fields) == 5 {
+				fields[4] = token(fields[4])
+			}
+		case slices.Contains(metaCodes, fields[0]):
+			first := 1
+			if fields[0] == "VA" && len(fields) > 1 {
+				dataLen, _ = strconv.Atoi(fields[1])
+				first = 2
+			}
+			for j := first; j < len(fields); j++ {
+				f := fields[j]
+				if len(f) > 1 && f[0] == 'c' && isDigits(f[1:]) {
+					fields[j] = "c" + token(f[1:])
+				}
+			}
+		}
+		n.text = append(n.text, strings.Join(fields, " ")...)
+		n.text = append(n.text, line[len(body):]...)
+		if dataLen >= 0 && dataLen+2 <= len(reply) {
+			n.text = append(n.text, reply[:dataLen+2]...)
+			reply = reply[dataLen+2:]
+		}
+	}
+	return n
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+var casTokenRE = regexp.MustCompile(`<cas[0-9]+>`)
+
+// substituteCAS replaces <casN> in a request by the real CAS value.
+func substituteCAS(data []byte, tokens map[string]string) ([]byte, error) {
+	var err error
+	out := casTokenRE.ReplaceAllFunc(data, func(tk []byte) []byte {
+		v, ok := tokens[string(tk)]
+		if !ok {
+			err = fmt.Errorf("request uses %s, not seen in the reply so far (missing # sync:?)", tk)
+		}
+		return []byte(v)
+	})
+	return out, err
+}
+
+// escapeReply splits a reply after every \n and escapes each line.
+func escapeReply(reply []byte, closed bool) []string {
+	lines := []string{}
+	for len(reply) > 0 {
+		i := bytes.IndexByte(reply, '\n') + 1
+		if i == 0 {
+			i = len(reply)
+		}
+		lines = append(lines, escape(reply[:i]))
+		reply = reply[i:]
+	}
+	if closed {
+		lines = append(lines, closedMarker)
+	}
+	return lines
+}
+
+func escape(b []byte) string {
+	var s strings.Builder
+	for i, c := range b {
+		switch {
+		case c == '\r':
+			s.WriteString(`\r`)
+		case c == '\n':
+			s.WriteString(`\n`)
+		case c == '\t':
+			s.WriteString(`\t`)
+		case c == '\\':
+			s.WriteString(`\\`)
+		case i == 0 && (c == '#' || c == '='), i == len(b)-1 && c == ' ':
+			fmt.Fprintf(&s, `\x%02x`, c)
+		case c >= 0x20 && c < 0x7f:
+			s.WriteByte(c)
+		default:
+			fmt.Fprintf(&s, `\x%02x`, c)
+		}
+	}
+	return s.String()
+}
+
+func unescape(s string) ([]byte, error) {
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			out = append(out, s[i])
+			continue
+		}
+		if i+1 == len(s) {
+			return nil, errors.New("trailing backslash")
+		}
+		i++
+		switch s[i] {
+		case 'r':
+			out = append(out, '\r')
+		case 'n':
+			out = append(out, '\n')
+		case 't':
+			out = append(out, '\t')
+		case '\\':
+			out = append(out, '\\')
+		case 'x':
+			if i+2 >= len(s) {
+				return nil, errors.New(`\x needs two hex digits`)
+			}
+			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			if err != nil {
+				return nil, fmt.Errorf(`bad \x escape: %v`, err)
+			}
+			out = append(out, byte(v))
+			i += 2
+		default:
+			return nil, fmt.Errorf(`unknown escape \%c`, s[i])
+		}
+	}
+	return out, nil
+}
+
+// diffLines reports the first difference between two escaped replies, with
+// both replies in full for context; "" means equal.
+func diffLines(want, got []string) string {
+	for i := 0; i < len(want) || i < len(got); i++ {
+		var w, g string
+		if i < len(want) {
+			w = want[i]
+		}
+		if i < len(got) {
+			g = got[i]
+		}
+		if w != g || i >= len(want) || i >= len(got) {
+			return fmt.Sprintf("first difference at reply line %d:\n  want %q\n  got  %q\nwant:\n\t%s\ngot:\n\t%s",
+				i+1, w, g, strings.Join(want, "\n\t"), strings.Join(got, "\n\t"))
+		}
+	}
+	return ""
+}

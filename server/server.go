@@ -1,0 +1,229 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Version is the memcached version shoal reports on the wire (version, stats),
+// so clients that look at it to pick features treat shoal as memcached 1.6.
+const Version = "1.6.18"
+
+// Errors.
+var (
+	ErrConfig = errors.New("server: invalid config")
+	ErrClosed = errors.New("server: closed")
+)
+
+// Config tunes the connection server. The zero value of each field means
+// memcached's default.
+type Config struct {
+	// MaxConns is memcached -c: connections beyond it are told
+	// "ERROR Too many open connections" and closed. Zero means 1024.
+	MaxConns int
+	// MaxItemSize is memcached -I; the reader swallows larger values. Zero
+	// means 1 MiB.
+	MaxItemSize int
+	// IdleTimeout closes connections idle that long. Zero means never.
+	IdleTimeout time.Duration
+	// EnableShutdown allows the shutdown command (memcached -A).
+	EnableShutdown bool
+	// DisableFlush refuses flush_all (memcached -F).
+	DisableFlush bool
+	// Threads is reported in stats; it does not limit anything here.
+	Threads int
+	// Settings are extra "stats settings" lines (name, value) that only the
+	// caller knows, such as tcpport.
+	Settings [][2]string
+	// Logger receives connection-level events; nil discards them.
+	Logger *slog.Logger
+	// OnShutdown is called once when a client sends shutdown (with
+	// EnableShutdown); the owner of the process decides how to stop.
+	OnShutdown func()
+}
+
+// Validate reports a config memcached would refuse.
+func (c Config) Validate() error {
+	if c.MaxConns < 0 {
+		return fmt.Errorf("%w: connection limit must be positive", ErrConfig)
+	}
+	if c.MaxItemSize < 0 {
+		return fmt.Errorf("%w: max item size must be positive", ErrConfig)
+	}
+	if c.IdleTimeout < 0 {
+		return fmt.Errorf("%w: idle timeout must not be negative", ErrConfig)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxConns == 0 {
+		c.MaxConns = 1024
+	}
+	if c.MaxItemSize == 0 {
+		c.MaxItemSize = 1 << 20
+	}
+	if c.Threads == 0 {
+		c.Threads = 4
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// Server serves the memcached text protocol over a Cache.
+type Server struct {
+	cfg     Config
+	cache   Cache
+	log     *slog.Logger
+	started time.Time
+	nextID  atomic.Uint64
+
+	verbosity       atomic.Int64
+	totalConns      atomic.Int64
+	rejectedConns   atomic.Int64
+	shutdownStarted atomic.Bool
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closed    counters // counters of connections that have ended
+	done      bool
+	wg        sync.WaitGroup
+}
+
+// New returns a server over cache. It starts nothing.
+func New(cfg Config, cache Cache) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cache == nil {
+		return nil, fmt.Errorf("%w: nil cache", ErrConfig)
+	}
+	cfg = cfg.withDefaults()
+	return &Server{
+		cfg:       cfg,
+		cache:     cache,
+		log:       cfg.Logger,
+		started:   time.Now(),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}, nil
+}
+
+// Serve accepts connections on ln until Shutdown. It returns ErrClosed after
+// Shutdown, or the accept error that stopped it.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isDone() {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s.totalConns.Add(1)
+		if !s.admit(nc) {
+			continue
+		}
+	}
+}
+
+// admit registers a new connection and starts its goroutine, or refuses it
+// the way memcached does when -c is reached.
+func (s *Server) admit(nc net.Conn) bool {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	if len(s.conns) >= s.cfg.MaxConns {
+		s.mu.Unlock()
+		s.rejectedConns.Add(1)
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(nc, "ERROR Too many open connections\r\n")
+		nc.Close()
+		return false
+	}
+	c := newConn(s, nc)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.forget(c)
+	}()
+	return true
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.closed.add(&c.ctr)
+	s.mu.Unlock()
+}
+
+func (s *Server) isDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
+// Shutdown closes the listeners, then every connection, and waits for the
+// connection goroutines to exit or ctx to end. It is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.done = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	waited := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// requestShutdown runs the owner's shutdown hook once.
+func (s *Server) requestShutdown() {
+	if s.shutdownStarted.CompareAndSwap(false, true) && s.cfg.OnShutdown != nil {
+		go s.cfg.OnShutdown()
+	}
+}

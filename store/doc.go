@@ -1,0 +1,31 @@
+// Package store holds memcached items in a fixed memory budget and applies
+// memcached's storage semantics to them; it knows nothing of wire formats,
+// connections or reply lines.
+//
+// Data flow. A key is hashed once (hash/maphash, per-store seed). The top
+// bits pick one of 64 shards; each shard owns a mutex and a pointer-free
+// open-addressing index ([]uint64 packing the low 32 hash bits and a 32-bit
+// chunk reference). A chunk reference names a page and a chunk within it.
+// Pages are 1 MiB []byte slabs (larger when MaxItemSize needs it), each
+// carved into equal chunks of one size class. An item lives entirely in its
+// chunk: a 32-byte header, the key, then the value. No item holds a Go
+// pointer, so garbage collection cost does not grow with the item count.
+//
+// Memory. Pages come from a budget of MemoryLimit/PageSize shared by all
+// size classes. Classes are global, each guarded by its own mutex, so that
+// 64 shards do not multiply the page count. When a class has no free chunk
+// and the budget is spent, its CLOCK hand walks the class's chunks: a hit
+// only sets a visited bit; the hand clears set bits, reclaims expired or
+// flushed items first and evicts the first unvisited one. A class that owns
+// no page takes one from the class with the most pages (slab rebalancing).
+//
+// Locking. Shard mutex before class mutex, always. Code holding a class
+// mutex that must touch another shard's items (the hand, page stealing) only
+// TryLocks that shard and skips the chunk when it is busy, so no cycle can
+// form. Item bytes are guarded by their shard's mutex; the chunk's owner byte
+// and the free list are guarded by the class mutex.
+//
+// Time. All expiry times are absolute unix seconds; the caller converts
+// memcached's relative forms. Run advances a coarse clock once a second
+// (unless Config.Clock is set) and frees expired items in the background.
+package store

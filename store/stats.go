@@ -1,0 +1,78 @@
+package store
+
+// Stats returns a snapshot of the store's counters and of every size class
+// that owns a page. OldestAge comes from a walk over each shard's items,
+// one shard lock at a time.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		LimitMaxbytes: s.memLimit.Load(),
+		Pages:         s.nPages.Load(),
+		PageSize:      int64(s.geo.pageSize),
+	}
+	now := s.Now()
+	oldest := make([]int64, len(s.classes)) // oldest access per class
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		st.CurrItems += sh.items
+		st.TotalItems += sh.totalItems
+		st.Bytes += sh.bytes
+		st.GetExpired += sh.getExpired
+		st.GetFlushed += sh.getFlushed
+		for _, e := range sh.idx.slots {
+			if e == 0 {
+				continue
+			}
+			ref := slotRef(e)
+			a := int64(s.chunk(ref).atime())
+			if ci := s.classOf(ref); oldest[ci] == 0 || a < oldest[ci] {
+				oldest[ci] = a
+			}
+		}
+		sh.mu.Unlock()
+	}
+	for i := range s.classes {
+		cl := &s.classes[i]
+		cl.mu.Lock()
+		st.Evictions += cl.evicted
+		st.EvictedUnfetched += cl.evUnfetch
+		st.Reclaimed += cl.reclaimed
+		st.ExpiredUnfetched += cl.exUnfetch
+		if len(cl.pages) > 0 {
+			cs := ClassStats{
+				ID:         i + 1, // memcached numbers classes from 1
+				ChunkSize:  cl.size,
+				Pages:      len(cl.pages),
+				UsedChunks: cl.used,
+				FreeChunks: cl.nfree + cl.uncarved(),
+				Items:      cl.used,
+				Evicted:    cl.evicted,
+				Reclaimed:  cl.reclaimed,
+			}
+			if oldest[i] != 0 && now > oldest[i] {
+				cs.OldestAge = now - oldest[i]
+			}
+			st.Classes = append(st.Classes, cs)
+		}
+		cl.mu.Unlock()
+	}
+	return st
+}
+
+// ResetStats zeroes the counters memcached's "stats reset" clears:
+// total items, evictions, reclaims and the expired/flushed read counts.
+// Gauges (items, bytes, pages) are kept.
+func (s *Store) ResetStats() {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		sh.totalItems, sh.getExpired, sh.getFlushed = 0, 0, 0
+		sh.mu.Unlock()
+	}
+	for i := range s.classes {
+		cl := &s.classes[i]
+		cl.mu.Lock()
+		cl.evicted, cl.evUnfetch, cl.reclaimed, cl.exUnfetch = 0, 0, 0, 0
+		cl.mu.Unlock()
+	}
+}
