@@ -1,0 +1,232 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// errHelp and errVersion stop startup after -h or -V printed their text.
+var (
+	errHelp    = errors.New("help requested")
+	errVersion = errors.New("version requested")
+)
+
+// options are the command-line settings, named and defaulted as memcached's.
+type options struct {
+	port          int
+	listen        string // comma-separated addresses
+	memoryMB      int64
+	maxConns      int
+	threads       int // 0: leave GOMAXPROCS alone
+	maxItemSize   int
+	noEvict       bool
+	udpPort       int
+	allowShutdown bool
+	disableFlush  bool
+	verbose       int
+	idleTimeout   time.Duration
+	logJSON       bool
+}
+
+func defaultOptions() options {
+	return options{
+		port:        11211,
+		listen:      "127.0.0.1",
+		memoryMB:    64,
+		maxConns:    1024,
+		maxItemSize: 1 << 20,
+	}
+}
+
+// flagSpec is one option: its short letter, long name, whether it takes a
+// value, and how it applies.
+type flagSpec struct {
+	short byte
+	long  string
+	arg   string // value placeholder in help; empty for switches
+	help  string
+	set   func(o *options, v string) error
+}
+
+var flagSpecs = []flagSpec{
+	{'p', "port", "<num>", "TCP port to listen on (default: 11211)", func(o *options, v string) error { return intFlag(&o.port, v, 0, 65535) }},
+	{'U', "udp-port", "<num>", "UDP port; only 0 (off) is accepted: shoal serves TCP only", func(o *options, v string) error { return intFlag(&o.udpPort, v, 0, 65535) }},
+	{'l', "listen", "<addr>", "interfaces to listen on, comma separated (default: 127.0.0.1)", func(o *options, v string) error { o.listen = v; return nil }},
+	{'m', "memory-limit", "<num>", "item memory in megabytes (default: 64)", func(o *options, v string) error { return int64Flag(&o.memoryMB, v, 1, 1<<30) }},
+	{'c', "conn-limit", "<num>", "max simultaneous connections (default: 1024)", func(o *options, v string) error { return intFlag(&o.maxConns, v, 1, 1<<24) }},
+	{'t', "threads", "<num>", "number of threads to use: sets GOMAXPROCS (default: all cores)", func(o *options, v string) error { return intFlag(&o.threads, v, 1, 4096) }},
+	{'I', "max-item-size", "<num>", "max item size, with k or m suffix (default: 1m, min: 1k, max: 1024m)", func(o *options, v string) error { return sizeFlag(&o.maxItemSize, v) }},
+	{'M', "disable-evictions", "", "return error on memory exhausted instead of evicting", func(o *options, _ string) error { o.noEvict = true; return nil }},
+	{'A', "enable-shutdown", "", "enable the ascii \"shutdown\" command", func(o *options, _ string) error { o.allowShutdown = true; return nil }},
+	{'F', "disable-flush-all", "", "disable flush_all command", func(o *options, _ string) error { o.disableFlush = true; return nil }},
+	{'v', "verbose", "", "verbose (print errors/warnings while in event loop); -vv is more verbose", func(o *options, _ string) error { o.verbose++; return nil }},
+	{'u', "user", "<user>", "accepted for compatibility; shoal does not switch users", func(*options, string) error { return nil }},
+	{'o', "extended", "<opts>", "comma separated options; only idle_timeout=<secs> is used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},
+	{0, "log-json", "", "write logs as JSON instead of text", func(o *options, _ string) error { o.logJSON = true; return nil }},
+	{'V', "version", "", "print version and exit", func(*options, string) error { return errVersion }},
+	{'h', "help", "", "print this help and exit", func(*options, string) error { return errHelp }},
+}
+
+// parseFlags reads memcached-style arguments: -p 11211, -p11211, -vv,
+// --port=11211 and --port 11211.
+func parseFlags(args []string) (options, error) {
+	o := defaultOptions()
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' {
+			return o, fmt.Errorf("unexpected argument %q", a)
+		}
+		if strings.HasPrefix(a, "--") {
+			name, val, hasVal := strings.Cut(a[2:], "=")
+			spec := findLong(name)
+			if spec == nil {
+				return o, fmt.Errorf("unrecognized option '--%s'", name)
+			}
+			if spec.arg != "" && !hasVal {
+				if i+1 >= len(args) {
+					return o, fmt.Errorf("option '--%s' requires an argument", name)
+				}
+				i++
+				val = args[i]
+			}
+			if err := spec.set(&o, val); err != nil {
+				return o, optErr(spec, err)
+			}
+			continue
+		}
+		// A cluster of short options: switches may be combined (-vv), and
+		// the first option taking a value eats the rest or the next arg.
+		for j := 1; j < len(a); j++ {
+			spec := findShort(a[j])
+			if spec == nil {
+				return o, fmt.Errorf("invalid option -- '%c'", a[j])
+			}
+			if spec.arg == "" {
+				if err := spec.set(&o, ""); err != nil {
+					return o, optErr(spec, err)
+				}
+				continue
+			}
+			val := a[j+1:]
+			if val == "" {
+				if i+1 >= len(args) {
+					return o, fmt.Errorf("option requires an argument -- '%c'", a[j])
+				}
+				i++
+				val = args[i]
+			}
+			if err := spec.set(&o, val); err != nil {
+				return o, optErr(spec, err)
+			}
+			break
+		}
+	}
+	return o, o.validate()
+}
+
+func optErr(spec *flagSpec, err error) error {
+	if errors.Is(err, errHelp) || errors.Is(err, errVersion) {
+		return err
+	}
+	return fmt.Errorf("--%s: %w", spec.long, err)
+}
+
+func findLong(name string) *flagSpec {
+	for i := range flagSpecs {
+		if flagSpecs[i].long == name {
+			return &flagSpecs[i]
+		}
+	}
+	return nil
+}
+
+func findShort(c byte) *flagSpec {
+	for i := range flagSpecs {
+		if flagSpecs[i].short == c && c != 0 {
+			return &flagSpecs[i]
+		}
+	}
+	return nil
+}
+
+// validate refuses what memcached refuses, with its reasons.
+func (o options) validate() error {
+	switch {
+	case o.udpPort != 0:
+		return errors.New("UDP is not supported: shoal serves TCP only; use -U 0")
+	case o.maxItemSize < 1024:
+		return errors.New("item max size cannot be less than 1024 bytes")
+	case o.maxItemSize > 1<<30:
+		return errors.New("cannot set item size limit higher than 1 gigabyte")
+	case int64(o.maxItemSize) > o.memoryMB<<20/2:
+		return errors.New("cannot set item size limit higher than 1/2 of memory max")
+	}
+	return nil
+}
+
+func intFlag(dst *int, v string, lo, hi int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("invalid value %q (want an integer from %d to %d)", v, lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func int64Flag(dst *int64, v string, lo, hi int64) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("invalid value %q (want an integer from %d to %d)", v, lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+// sizeFlag parses memcached's -I: bytes with an optional k or m suffix.
+func sizeFlag(dst *int, v string) error {
+	mult := 1
+	num := v
+	if n := len(v); n > 0 {
+		switch v[n-1] {
+		case 'k', 'K':
+			mult, num = 1<<10, v[:n-1]
+		case 'm', 'M':
+			mult, num = 1<<20, v[:n-1]
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 || n > (1<<30)/mult {
+		return fmt.Errorf("invalid size %q", v)
+	}
+	*dst = n * mult
+	return nil
+}
+
+func extendedFlag(o *options, v string) error {
+	for _, kv := range strings.Split(v, ",") {
+		name, val, _ := strings.Cut(kv, "=")
+		if name == "idle_timeout" {
+			var secs int
+			if err := intFlag(&secs, val, 0, 1<<30); err != nil {
+				return fmt.Errorf("idle_timeout: %w", err)
+			}
+			o.idleTimeout = time.Duration(secs) * time.Second
+		}
+	}
+	return nil
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintf(w, "shoal %s (memcached %s compatible)\n", shoalVersion, memcachedVersion)
+	for _, s := range flagSpecs {
+		short := "   "
+		if s.short != 0 {
+			short = "-" + string(s.short) + ","
+		}
+		fmt.Fprintf(w, "%s --%-28s %s\n", short, strings.TrimSpace(s.long+" "+s.arg), s.help)
+	}
+}

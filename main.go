@@ -1,0 +1,170 @@
+// Command shoal is a memcached-compatible cache node. main alone reads flags
+// and the environment and wires the packages together: store (items in
+// memory) under server (connections and the memcached protocol).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"shoal/server"
+	"shoal/store"
+)
+
+const (
+	shoalVersion     = "0.1.0"
+	memcachedVersion = server.Version
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
+	switch {
+	case err == nil, errors.Is(err, errHelp), errors.Is(err, errVersion):
+	default:
+		fmt.Fprintln(os.Stderr, "shoal:", err)
+		os.Exit(64)
+	}
+}
+
+// run starts a node with args and serves until ctx ends or a client sends
+// shutdown (with -A). ready, when not nil, receives the listening addresses
+// once the node accepts connections.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func([]net.Addr)) error {
+	o, err := parseFlags(args)
+	switch {
+	case errors.Is(err, errHelp):
+		printHelp(stdout)
+		return err
+	case errors.Is(err, errVersion):
+		fmt.Fprintf(stdout, "shoal %s (memcached %s compatible)\n", shoalVersion, memcachedVersion)
+		return err
+	case err != nil:
+		return err
+	}
+	log := newLogger(stderr, o)
+	if o.threads > 0 {
+		runtime.GOMAXPROCS(o.threads)
+	}
+	st, err := store.New(store.Config{
+		MemoryLimit: o.memoryMB << 20,
+		MaxItemSize: o.maxItemSize,
+		NoEvict:     o.noEvict,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv, err := server.New(server.Config{
+		MaxConns:       o.maxConns,
+		MaxItemSize:    o.maxItemSize,
+		IdleTimeout:    o.idleTimeout,
+		EnableShutdown: o.allowShutdown,
+		DisableFlush:   o.disableFlush,
+		Threads:        runtime.GOMAXPROCS(0),
+		Settings:       settings(o),
+		Logger:         log,
+		OnShutdown:     cancel,
+	}, st)
+	if err != nil {
+		return err
+	}
+	lns, err := listen(o)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := st.Run(ctx); err != nil {
+			log.Error("store stopped", "err", err)
+		}
+	})
+	errc := make(chan error, len(lns))
+	addrs := make([]net.Addr, len(lns))
+	for i, ln := range lns {
+		addrs[i] = ln.Addr()
+		wg.Go(func() { errc <- srv.Serve(ln) })
+	}
+	log.Info("shoal serving", "addrs", fmt.Sprint(addrs), "memory_mb", o.memoryMB, "version", shoalVersion)
+	if ready != nil {
+		ready(addrs)
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		cancel()
+	}
+	log.Info("shoal stopping")
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("connections did not close in time", "err", err)
+	}
+	cancel()
+	wg.Wait()
+	if serveErr != nil && !errors.Is(serveErr, server.ErrClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, o options) *slog.Logger {
+	level := slog.LevelWarn
+	switch {
+	case o.verbose >= 2:
+		level = slog.LevelDebug
+	case o.verbose == 1:
+		level = slog.LevelInfo
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	if o.logJSON {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// listen opens one TCP listener per -l address, all on -p.
+func listen(o options) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, host := range strings.Split(o.listen, ",") {
+		host = strings.TrimSpace(host)
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(o.port)))
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, fmt.Errorf("failed to listen on %s port %d: %w", host, o.port, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// settings are the "stats settings" lines only main knows.
+func settings(o options) [][2]string {
+	ev := "on"
+	if o.noEvict {
+		ev = "off"
+	}
+	return [][2]string{
+		{"tcpport", strconv.Itoa(o.port)},
+		{"udpport", "0"},
+		{"inter", o.listen},
+		{"evictions", ev},
+	}
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startNode runs a whole node in-process, as main does, on a free port and
+// returns its address. It stops in t.Cleanup.
+func startNode(t testing.TB, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, append([]string{"-p", "0"}, args...), &bytes.Buffer{}, &stderr,
+			func(a []net.Addr) { addrc <- a[0].String() })
+	}()
+	select {
+	case addr := <-addrc:
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node stopped with %v; log:\n%s", err, stderr.String())
+			}
+		})
+		return addr
+	case err := <-done:
+		cancel()
+		t.Fatalf("node did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("node did not start in 10s")
+	}
+	return ""
+}
+
+func TestParseFlags(t *testing.T) {
+	cases := map[string]struct {
+		args    []string
+		check   func(options) bool
+		wantErr string
+	}{
+		"defaults": {nil, func(o options) bool {
+			return o.port == 11211 && o.listen == "127.0.0.1" && o.memoryMB == 64 && o.maxConns == 1024 && o.maxItemSize == 1<<20
+		}, ""},
+		"short with space":    {[]string{"-p", "1234", "-m", "128"}, func(o options) bool { return o.port == 1234 && o.memoryMB == 128 }, ""},
+		"short glued":         {[]string{"-p1234", "-c10"}, func(o options) bool { return o.port == 1234 && o.maxConns == 10 }, ""},
+		"long with equals":    {[]string{"--port=99", "--listen=0.0.0.0"}, func(o options) bool { return o.port == 99 && o.listen == "0.0.0.0" }, ""},
+		"long with space":     {[]string{"--memory-limit", "100"}, func(o options) bool { return o.memoryMB == 100 }, ""},
+		"vv":                  {[]string{"-vv"}, func(o options) bool { return o.verbose == 2 }, ""},
+		"switch cluster":      {[]string{"-MAF"}, func(o options) bool { return o.noEvict && o.allowShutdown && o.disableFlush }, ""},
+		"item size k":         {[]string{"-I", "2k"}, func(o options) bool { return o.maxItemSize == 2048 }, ""},
+		"item size m":         {[]string{"-I", "4m"}, func(o options) bool { return o.maxItemSize == 4<<20 }, ""},
+		"idle timeout":        {[]string{"-o", "idle_timeout=5,modern"}, func(o options) bool { return o.idleTimeout == 5*time.Second }, ""},
+		"udp off":             {[]string{"-U", "0"}, func(o options) bool { return o.udpPort == 0 }, ""},
+		"user ignored":        {[]string{"-u", "memcache"}, func(o options) bool { return true }, ""},
+		"threads":             {[]string{"-t", "2"}, func(o options) bool { return o.threads == 2 }, ""},
+		"udp refused":         {[]string{"-U", "11211"}, nil, "UDP is not supported"},
+		"zero conns":          {[]string{"-c", "0"}, nil, "conn-limit"},
+		"zero threads":        {[]string{"-t", "0"}, nil, "threads"},
+		"item size too small": {[]string{"-I", "512"}, nil, "less than 1024"},
+		"item size over 1g":   {[]string{"-I", "2048m", "-m", "8192"}, nil, "invalid size"},
+		"item over half mem":  {[]string{"-I", "40m"}, nil, "1/2 of memory"},
+		"bad number":          {[]string{"-p", "eleven"}, nil, "invalid value"},
+		"unknown short":       {[]string{"-Z"}, nil, "invalid option"},
+		"unknown long":        {[]string{"--nope"}, nil, "unrecognized option"},
+		"missing value":       {[]string{"-p"}, nil, "requires an argument"},
+		"stray argument":      {[]string{"11211"}, nil, "unexpected argument"},
+		"help stops startup":  {[]string{"-h"}, nil, "help requested"},
+		"version stops":       {[]string{"--version"}, nil, "version requested"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			o, err := parseFlags(tc.args)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(o) {
+				t.Fatalf("options not as expected: %+v", o)
+			}
+		})
+	}
+}
+
+func TestRunRefusesBadFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"-U", "1"}, &out, &errb, nil)
+	if err == nil || !strings.Contains(err.Error(), "UDP") {
+		t.Fatalf("run with -U 1 = %v, want a UDP error", err)
+	}
+	if err := run(context.Background(), []string{"-V"}, &out, &errb, nil); !errors.Is(err, errVersion) {
+		t.Fatalf("-V: %v", err)
+	}
+	if !strings.Contains(out.String(), "memcached 1.6.18 compatible") {
+		t.Fatalf("-V printed %q", out.String())
+	}
+}
+
+func TestShutdownCommandStopsNode(t *testing.T) {
+	ctx := context.Background()
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-p", "0", "-A"}, &bytes.Buffer{}, &bytes.Buffer{},
+			func(a []net.Addr) { addrc <- a[0].String() })
+	}()
+	addr := <-addrc
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("shutdown\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("node still running 10s after shutdown")
+	}
+}
