@@ -54,6 +54,18 @@ func startShoal(t testing.TB, args ...string) string {
 			t.Fatalf("startShoal: unsupported flag %q", args[i])
 		}
 	}
+	return startServer(t, scfg, cfg)
+}
+
+// startShoalConfig starts an in-process shoal with a server config that no
+// memcached flag expresses (such as an idle timeout).
+func startShoalConfig(t testing.TB, cfg Config) string {
+	t.Helper()
+	return startServer(t, store.Config{}, cfg)
+}
+
+func startServer(t testing.TB, scfg store.Config, cfg Config) string {
+	t.Helper()
 	st, err := store.New(scfg)
 	if err != nil {
 		t.Fatal(err)

@@ -151,27 +151,34 @@ func timeval(tv syscall.Timeval) string {
 
 func (s *Server) settingsStats(w *statWriter) {
 	st := s.cache.Stats()
-	w.int("maxbytes", st.LimitMaxbytes)
-	w.int("maxconns", int64(s.cfg.MaxConns))
-	for _, kv := range s.cfg.Settings {
-		w.str(kv[0], kv[1])
+	vals := map[string]string{
+		"maxbytes":         strconv.FormatInt(st.LimitMaxbytes, 10),
+		"maxconns":         strconv.Itoa(s.cfg.MaxConns),
+		"verbosity":        strconv.FormatInt(s.verbosity.Load(), 10),
+		"shutdown_command": yesNo(s.cfg.EnableShutdown),
+		"num_threads":      strconv.Itoa(s.cfg.Threads),
+		"cas_enabled":      "yes",
+		"binding_protocol": "ascii",
+		"item_size_max":    strconv.Itoa(s.cfg.MaxItemSize),
+		"slab_chunk_max":   strconv.FormatInt(st.PageSize, 10),
+		"flush_enabled":    yesNo(!s.cfg.DisableFlush),
+		"idle_timeout":     strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
 	}
-	w.int("verbosity", s.verbosity.Load())
-	w.str("shutdown_command", yesNo(s.cfg.EnableShutdown))
-	w.int("num_threads", int64(s.cfg.Threads))
-	w.str("cas_enabled", "yes")
-	w.str("binding_protocol", "ascii")
-	w.int("item_size_max", int64(s.cfg.MaxItemSize))
-	w.str("flush_enabled", yesNo(!s.cfg.DisableFlush))
-	w.int("idle_timeout", int64(s.cfg.IdleTimeout/time.Second))
-	w.int("slab_chunk_max", st.PageSize)
+	for _, kv := range s.cfg.Settings {
+		vals[kv[0]] = kv[1]
+	}
+	for _, name := range settingsOrder {
+		if v, ok := vals[name]; ok {
+			w.str(name, v)
+		}
+	}
 }
 
-func onOff(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
+// settingsOrder is memcached's order of "stats settings" lines.
+var settingsOrder = [...]string{
+	"maxbytes", "maxconns", "tcpport", "udpport", "inter", "verbosity", "evictions",
+	"shutdown_command", "num_threads", "cas_enabled", "binding_protocol",
+	"item_size_max", "slab_chunk_max", "flush_enabled", "idle_timeout",
 }
 
 func yesNo(b bool) string {

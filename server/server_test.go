@@ -1,0 +1,195 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dial opens a raw connection with a deadline so a hung server fails the
+// test instead of hanging it.
+func dial(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// statNames sends cmd and returns the STAT names in reply order, and values.
+func statNames(t testing.TB, addr, cmd string) ([]string, map[string]string) {
+	t.Helper()
+	c := dial(t, addr)
+	if _, err := io.WriteString(c, cmd+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	var names []string
+	vals := make(map[string]string)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "END" {
+			return names, vals
+		}
+		f := strings.SplitN(line, " ", 3)
+		if len(f) != 3 || f[0] != "STAT" {
+			t.Fatalf("%s: unexpected line %q", cmd, line)
+		}
+		names = append(names, f[1])
+		vals[f[1]] = f[2]
+	}
+}
+
+// TestStatsNamesMatchMemcached checks that every stats field shoal reports
+// exists in memcached 1.6 under the same name and in the same order, so
+// dashboards and the Prometheus memcached_exporter read shoal unchanged.
+func TestStatsNamesMatchMemcached(t *testing.T) {
+	mc := startMemcached(t)
+	sh := startShoal(t)
+	for _, cmd := range []string{"stats", "stats settings"} {
+		t.Run(cmd, func(t *testing.T) {
+			want, _ := statNames(t, mc, cmd)
+			got, _ := statNames(t, sh, cmd)
+			pos := make(map[string]int)
+			for i, n := range want {
+				pos[n] = i
+			}
+			last := -1
+			for _, n := range got {
+				p, ok := pos[n]
+				if !ok {
+					t.Errorf("shoal reports %q, memcached does not", n)
+					continue
+				}
+				if p < last {
+					t.Errorf("%q is out of memcached's order", n)
+				}
+				last = p
+			}
+		})
+	}
+}
+
+func TestStatsCountCommands(t *testing.T) {
+	addr := startShoal(t)
+	c := dial(t, addr)
+	io.WriteString(c, "set a 0 0 1\r\nx\r\nget a\r\nget b\r\nincr a 1\r\ndelete a\r\ndelete a\r\ntouch a 1\r\nmn\r\n")
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "MN\r\n" {
+			break
+		}
+	}
+	_, v := statNames(t, addr, "stats")
+	want := map[string]string{
+		"cmd_get": "2", "cmd_set": "1", "get_hits": "1", "get_misses": "1",
+		"incr_misses": "0", "delete_hits": "1", "delete_misses": "1",
+		"touch_misses": "1", "curr_items": "0", "total_items": "1",
+		"curr_connections": "2",
+	}
+	for k, w := range want {
+		if v[k] != w {
+			t.Errorf("%s = %q, want %q", k, v[k], w)
+		}
+	}
+	if v["limit_maxbytes"] != "67108864" {
+		t.Errorf("limit_maxbytes = %q", v["limit_maxbytes"])
+	}
+}
+
+func TestConnectionLimit(t *testing.T) {
+	addr := startShoal(t, "-c", "2")
+	a, b := dial(t, addr), dial(t, addr)
+	for _, c := range []net.Conn{a, b} { // both admitted and served
+		io.WriteString(c, "mn\r\n")
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "MN\r\n" {
+			t.Fatalf("admitted connection: %q %v", line, err)
+		}
+	}
+	third := dial(t, addr)
+	got, err := io.ReadAll(third)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "ERROR Too many open connections\r\n" {
+		t.Fatalf("third connection got %q", got)
+	}
+	a.Close()
+	// Once a slot frees, a new connection is served again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := dial(t, addr)
+		io.WriteString(c, "mn\r\n")
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		if line == "MN\r\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot after closing a connection: %q", line)
+		}
+		c.Close()
+	}
+}
+
+func TestIdleTimeoutClosesConnection(t *testing.T) {
+	srvAddr := startShoalConfig(t, Config{IdleTimeout: 200 * time.Millisecond})
+	c := dial(t, srvAddr)
+	_, err := c.Read(make([]byte, 1))
+	if !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection read: %v, want EOF", err)
+	}
+}
+
+func TestLongLineClosesConnection(t *testing.T) {
+	addr := startShoal(t)
+	c := dial(t, addr)
+	io.WriteString(c, "set "+strings.Repeat("k", 4096))
+	got, err := io.ReadAll(c)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("got %q, %v; want a silent close", got, err)
+	}
+}
+
+// TestOversizedValueIsSwallowed sends a value far over -I in pieces and
+// checks that the reply comes, the connection keeps working and the old
+// value is gone, as in memcached.
+func TestOversizedValueIsSwallowed(t *testing.T) {
+	addr := startShoal(t)
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	expect := func(want string) {
+		t.Helper()
+		line, err := r.ReadString('\n')
+		if err != nil || line != want {
+			t.Fatalf("got %q, %v; want %q", line, err, want)
+		}
+	}
+	io.WriteString(c, "set big 0 0 1\r\nx\r\n")
+	expect("STORED\r\n")
+	const size = 8 << 20
+	io.WriteString(c, "set big 0 0 8388608\r\n")
+	chunk := strings.Repeat("v", 64<<10)
+	for sent := 0; sent < size; sent += len(chunk) {
+		if _, err := io.WriteString(c, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	io.WriteString(c, "\r\nget big\r\n")
+	expect("SERVER_ERROR object too large for cache\r\n")
+	expect("END\r\n")
+}
