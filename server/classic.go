@@ -94,7 +94,8 @@ func (c *conn) storage(cmd *protocol.Storage) {
 		c.casZero(cmd)
 		return
 	}
-	opt := store.SetOptions{
+	opt := &c.opt.set
+	*opt = store.SetOptions{
 		Mode:    storeModes[cmd.Op],
 		Flags:   cmd.Flags,
 		Exptime: absExptime(c.cache.Now(), cmd.Exptime),
@@ -102,7 +103,7 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	if cmd.Op == protocol.OpCAS {
 		opt.CAS = cmd.CAS
 	}
-	res, _ := c.cache.Set(cmd.Key, cmd.Data, &opt)
+	res, _ := c.cache.Set(cmd.Key, cmd.Data, opt)
 	if cmd.Op == protocol.OpCAS {
 		c.countCAS(res)
 	}
@@ -113,7 +114,8 @@ func (c *conn) storage(cmd *protocol.Storage) {
 }
 
 func (c *conn) casZero(cmd *protocol.Storage) {
-	_, _, r := c.cache.Get(cmd.Key, &store.GetOptions{NoBump: true}, c.val[:0])
+	c.opt.get = store.GetOptions{NoBump: true}
+	_, _, r := c.cache.Get(cmd.Key, &c.opt.get, c.val[:0])
 	res := store.Exists
 	if r != store.Hit {
 		res = store.NotFound
@@ -135,10 +137,9 @@ func (c *conn) countCAS(res store.Result) {
 
 func (c *conn) retrieval(cmd *protocol.Retrieval) {
 	var opt *store.GetOptions
-	var touch store.GetOptions
 	if cmd.Op == protocol.OpGat || cmd.Op == protocol.OpGats {
-		touch = store.GetOptions{Touch: true, Exptime: absExptime(c.cache.Now(), cmd.Exptime)}
-		opt = &touch
+		c.opt.get = store.GetOptions{Touch: true, Exptime: absExptime(c.cache.Now(), cmd.Exptime)}
+		opt = &c.opt.get
 	}
 	withCAS := cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats
 	for _, key := range cmd.Keys {
@@ -188,7 +189,8 @@ func (c *conn) delete(cmd *protocol.Delete) {
 }
 
 func (c *conn) arith(cmd *protocol.Arith) {
-	res, v, _ := c.cache.Arith(cmd.Key, &store.ArithOptions{Decr: !cmd.Incr, Delta: cmd.Delta})
+	c.opt.arith = store.ArithOptions{Decr: !cmd.Incr, Delta: cmd.Delta}
+	res, v, _ := c.cache.Arith(cmd.Key, &c.opt.arith)
 	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
 	if !cmd.Incr {
 		hits, misses = &c.ctr.decrHits, &c.ctr.decrMisses

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"shoal/protocol"
+	"shoal/store"
 )
 
 // flushAt bounds the reply buffer: a multi-get of thousands of keys is
@@ -28,6 +29,17 @@ type conn struct {
 	quit  bool
 	last  atomic.Int64 // unix seconds of the last read, from the cache's coarse clock
 	ctr   counters
+	opt   options // option structs of the running command
+}
+
+// options holds the option structs of the command being run. They live on
+// the connection because passing a pointer through the Cache interface
+// would otherwise move them to the heap on every request.
+type options struct {
+	get   store.GetOptions
+	set   store.SetOptions
+	del   store.DeleteOptions
+	arith store.ArithOptions
 }
 
 func newConn(s *Server, nc net.Conn) *conn {

@@ -1,8 +1,195 @@
 package server
 
-import "shoal/protocol"
+import (
+	"shoal/protocol"
+	"shoal/store"
+)
 
-// execMeta runs a meta command. Placeholder until meta support lands.
+// Meta commands (mg, ms, md, ma, me) as memcached 1.6.18 runs them. Return
+// flags are echoed in request order, as memcached walks its tokens; W, X and
+// Z come last. Quiet mode (q) drops only the nominal reply of each command:
+// mg's EN, ms's and md's HD, ma's HD and VA. Errors are always sent.
+//
+// memcached remembers on the item whether its key was stored base64-encoded
+// and encodes the k flag (and me's key) from that bit. The store keeps no
+// such bit, so shoal encodes the key when the request itself carries b: a
+// key stored with b and read without it comes back raw, where memcached
+// would answer base64.
+
+// execMeta runs a meta command.
 func (c *conn) execMeta(cmd protocol.Command) {
-	c.line("ERROR")
+	switch cmd := cmd.(type) {
+	case *protocol.MetaGet:
+		c.metaGet(cmd)
+	case *protocol.MetaSet:
+		c.metaSet(cmd)
+	case *protocol.MetaDelete:
+		c.metaDelete(cmd)
+	case *protocol.MetaArith:
+		c.metaArith(cmd)
+	case *protocol.MetaDebug:
+		c.metaDebug(cmd)
+	default:
+		c.line("ERROR")
+	}
+}
+
+func (c *conn) metaGet(m *protocol.MetaGet) {
+	now := c.cache.Now()
+	opt := &c.opt.get
+	*opt = store.GetOptions{NoBump: m.NoBump}
+	if m.HasTTL {
+		opt.Touch, opt.Exptime = true, absExptime(now, m.TTL)
+	}
+	if m.HasVivify {
+		opt.Vivify, opt.VivifyExptime = true, absExptime(now, m.VivifyTTL)
+	}
+	if m.HasRecache {
+		opt.RecacheBelow = recacheBelow(now, m.RecacheTTL)
+	}
+	it, val, res := c.cache.Get(m.Key, opt, c.val[:0])
+	c.val = val
+	if res != store.Hit {
+		// memcached counts a miss as a get even with T.
+		c.ctr.cmdGet.Add(1)
+		c.ctr.getMisses.Add(1)
+		if !m.Quiet {
+			c.out = protocol.AppendMetaStatus(c.out, protocol.MetaEN)
+			c.out = appendMetaMiss(c.out, m.Key, &m.MetaOptions)
+			c.out = protocol.AppendCRLF(c.out)
+		}
+		return
+	}
+	if m.HasTTL {
+		c.ctr.cmdTouch.Add(1)
+		c.ctr.touchHits.Add(1)
+	} else {
+		c.ctr.cmdGet.Add(1)
+		c.ctr.getHits.Add(1)
+	}
+	if m.ReturnValue {
+		c.out = protocol.AppendMetaValueHeader(c.out, len(val))
+	} else {
+		c.out = protocol.AppendMetaStatus(c.out, protocol.MetaHD)
+	}
+	touched := false
+	for _, f := range m.Flags {
+		switch f.Code {
+		case 'T':
+			touched = true
+		case 's':
+			c.out = protocol.AppendMetaFlagInt(c.out, 's', int64(len(val)))
+		case 't':
+			c.out = protocol.AppendMetaFlagInt(c.out, 't', ttlLeft(now, ttlExptime(&it, opt.Exptime, touched)))
+		case 'c':
+			c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS)
+		case 'f':
+			c.out = protocol.AppendMetaFlagUint(c.out, 'f', uint64(it.Flags))
+		case 'l':
+			c.out = protocol.AppendMetaFlagInt(c.out, 'l', max(now-it.LastAccess, 0))
+		case 'h':
+			h := int64(0)
+			if it.Fetched {
+				h = 1
+			}
+			c.out = protocol.AppendMetaFlagInt(c.out, 'h', h)
+		case 'O':
+			c.out = protocol.AppendMetaOpaque(c.out, f.Value)
+		case 'k':
+			c.out = protocol.AppendMetaKey(c.out, m.Key, m.Base64)
+		}
+	}
+	// Z before W, and never both: a client sees either that it won the
+	// token or that someone else holds it.
+	if it.TokenSent {
+		c.out = protocol.AppendMetaFlag(c.out, 'Z')
+	}
+	if it.Stale {
+		c.out = protocol.AppendMetaFlag(c.out, 'X')
+	}
+	if it.Win {
+		c.out = protocol.AppendMetaFlag(c.out, 'W')
+	}
+	c.out = protocol.AppendCRLF(c.out)
+	if m.ReturnValue {
+		c.out = append(c.out, val...)
+		c.out = protocol.AppendCRLF(c.out)
+	}
+	if cap(c.val) > flushAt {
+		c.val = nil // do not keep a large value's buffer per connection
+	}
+}
+
+// ttlExptime is the exptime a t flag reports. memcached applies T when it
+// reaches the T token, so "T30 t" reports the new TTL and "t T30" the old
+// one; the new one is the exptime the server computed itself.
+func ttlExptime(it *store.Item, newExptime int64, touched bool) int64 {
+	if touched {
+		return newExptime
+	}
+	return it.Exptime
+}
+
+// recacheBelow converts mg R to the store's threshold in seconds left.
+// memcached compares the item's exptime with realtime(R), so an R of zero,
+// a negative one or an absolute time already past never wins.
+func recacheBelow(now, ttl int64) int64 {
+	abs := absExptime(now, ttl)
+	if abs == 0 {
+		return 0
+	}
+	return max(abs-now, 0)
+}
+
+// appendMetaMiss appends the flags every meta reply carries whatever the
+// outcome, O and k, in request order.
+func appendMetaMiss(dst, key []byte, o *protocol.MetaOptions) []byte {
+	for _, f := range o.Flags {
+		switch f.Code {
+		case 'O':
+			dst = protocol.AppendMetaOpaque(dst, f.Value)
+		case 'k':
+			dst = protocol.AppendMetaKey(dst, key, o.Base64)
+		}
+	}
+	return dst
+}
+
+// itemHeaderSize is the store's per-item header (store/doc.go: "a 32-byte
+// header, the key, then the value"); me reports the bytes an item occupies.
+const itemHeaderSize = 32
+
+// metaDebug answers me with memcached's fields filled from shoal's item:
+// exp as memcached prints it (now minus exptime, so negative while the item
+// lives, -1 for never), la in seconds since the last access, the store's
+// size class and the item's size with its header.
+func (c *conn) metaDebug(m *protocol.MetaDebug) {
+	c.ctr.cmdMeta.Add(1)
+	opt := &c.opt.get
+	*opt = store.GetOptions{NoBump: true}
+	it, val, res := c.cache.Get(m.Key, opt, c.val[:0])
+	c.val = val[:0]
+	if res != store.Hit {
+		c.line(protocol.MetaEN)
+		return
+	}
+	now := c.cache.Now()
+	exp := int64(-1)
+	if it.Exptime != 0 {
+		exp = now - it.Exptime
+	}
+	size := itemHeaderSize + len(m.Key) + it.Size
+	c.out = protocol.AppendMetaDebug(c.out, m.Key, m.Base64, exp, max(now-it.LastAccess, 0),
+		it.CAS, it.Fetched, c.sizeClass(size), int64(size))
+}
+
+// sizeClass is the id of the smallest class holding size bytes among the
+// classes that own memory: the item's own class, since it lives in one.
+func (c *conn) sizeClass(size int) int {
+	for _, cl := range c.cache.Stats().Classes {
+		if cl.ChunkSize >= size {
+			return cl.ID
+		}
+	}
+	return 0
 }

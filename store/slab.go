@@ -167,6 +167,11 @@ func (s *Store) addPage(cl *class, ci int, pid uint32) {
 	p.chunk.Store(uint32(cl.size))
 	p.class.Store(int32(ci))
 	cl.pages = append(cl.pages, pid)
+	// Another goroutine may have given this class a page meanwhile; its
+	// uncarved rest goes to the free list so that only one page is carved.
+	for cl.carvePid != 0 {
+		s.push(cl, s.pop(cl))
+	}
 	// Chunks are handed out lazily, in address order, once the free list
 	// is empty; a class asks for a page only then.
 	cl.carvePid, cl.carveNext = pid, 0

@@ -1,0 +1,197 @@
+package server
+
+import (
+	"strconv"
+
+	"shoal/protocol"
+	"shoal/store"
+)
+
+// replyMetaNoMemory is ma's out-of-memory error, shorter than the one of
+// the storage commands.
+const replyMetaNoMemory = "SERVER_ERROR out of memory"
+
+// metaStatus is the meta status code for a write result.
+func metaStatus(r store.Result) string {
+	switch r {
+	case store.Stored, store.Deleted:
+		return protocol.MetaHD
+	case store.Exists:
+		return protocol.MetaEX
+	case store.NotFound:
+		return protocol.MetaNF
+	default:
+		return protocol.MetaNS
+	}
+}
+
+func (c *conn) metaSet(m *protocol.MetaSet) {
+	c.ctr.cmdSet.Add(1)
+	if !c.cache.Fits(len(m.Key), len(m.Data)) {
+		c.ctr.storeTooLarge.Add(1)
+		// memcached unlinks the old item whatever the mode.
+		c.cache.Delete(m.Key, nil)
+		c.line(replyTooLarge)
+		return
+	}
+	var res store.Result
+	var it store.Item
+	if m.Op == protocol.OpCAS && m.CAS == 0 {
+		// No item ever has CAS 0, while the store reads 0 as "no compare".
+		res = c.casZeroResult(m.Key)
+		c.countCAS(res)
+	} else {
+		opt := &c.opt.set
+		*opt = store.SetOptions{Mode: storeModes[m.Op], Flags: m.ClientFlags}
+		if m.HasTTL {
+			opt.Exptime = absExptime(c.cache.Now(), m.TTL)
+		}
+		switch m.Op {
+		case protocol.OpCAS:
+			opt.CAS, opt.Invalidate = m.CAS, m.Invalidate
+		case protocol.OpAppend, protocol.OpPrepend:
+			// memcached compares a non-zero CAS here too; add ignores it.
+			opt.CAS = m.CAS
+		}
+		res, it = c.cache.Set(m.Key, m.Data, opt)
+		if m.Op == protocol.OpCAS {
+			c.countCAS(res)
+		}
+	}
+	switch res {
+	case store.TooLarge:
+		c.ctr.storeTooLarge.Add(1)
+		c.line(replyTooLarge)
+		return
+	case store.NoMemory:
+		c.ctr.storeNoMemory.Add(1)
+		c.line(replyNoMemory)
+		return
+	case store.Stored:
+		if m.Quiet {
+			return
+		}
+	default:
+		it.CAS = 0 // memcached returns c0 when nothing was stored
+	}
+	c.out = protocol.AppendMetaStatus(c.out, metaStatus(res))
+	for _, f := range m.Flags {
+		switch f.Code {
+		case 'O':
+			c.out = protocol.AppendMetaOpaque(c.out, f.Value)
+		case 'k':
+			c.out = protocol.AppendMetaKey(c.out, m.Key, m.Base64)
+		case 'c':
+			c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS)
+		}
+	}
+	c.out = protocol.AppendCRLF(c.out)
+}
+
+// casZeroResult answers a compare against CAS 0 the way memcached does:
+// Exists when the key is present, NotFound otherwise.
+func (c *conn) casZeroResult(key []byte) store.Result {
+	opt := &c.opt.get
+	*opt = store.GetOptions{NoBump: true}
+	_, val, r := c.cache.Get(key, opt, c.val[:0])
+	c.val = val[:0]
+	if r == store.Hit {
+		return store.Exists
+	}
+	return store.NotFound
+}
+
+func (c *conn) metaDelete(m *protocol.MetaDelete) {
+	var res store.Result
+	if m.HasCAS && m.CAS == 0 {
+		res = c.casZeroResult(m.Key)
+	} else {
+		opt := &c.opt.del
+		*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate}
+		if m.Invalidate && m.HasTTL {
+			opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
+		}
+		res, _ = c.cache.Delete(m.Key, opt)
+	}
+	switch {
+	case res != store.Deleted:
+		c.ctr.deleteMisses.Add(1)
+	case !m.Invalidate:
+		c.ctr.deleteHits.Add(1) // marking stale is not a delete for memcached
+	}
+	if res == store.Deleted && m.Quiet {
+		return
+	}
+	c.out = protocol.AppendMetaStatus(c.out, metaStatus(res))
+	c.out = appendMetaMiss(c.out, m.Key, &m.MetaOptions)
+	c.out = protocol.AppendCRLF(c.out)
+}
+
+func (c *conn) metaArith(m *protocol.MetaArith) {
+	now := c.cache.Now()
+	opt := &c.opt.arith
+	*opt = store.ArithOptions{Decr: m.Decr, Delta: m.Delta, CAS: m.CAS}
+	if m.HasVivify {
+		opt.Vivify, opt.Initial, opt.VivifyExptime = true, m.Initial, absExptime(now, m.VivifyTTL)
+	}
+	if m.HasTTL {
+		opt.Touch, opt.Exptime = true, absExptime(now, m.TTL)
+	}
+	res, v, it := c.cache.Arith(m.Key, opt)
+	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
+	if m.Decr {
+		hits, misses = &c.ctr.decrHits, &c.ctr.decrMisses
+	}
+	switch res {
+	case store.Stored:
+	case store.NonNumeric:
+		c.line(replyNonNumeric)
+		return
+	case store.NoMemory:
+		c.ctr.storeNoMemory.Add(1)
+		c.line(replyMetaNoMemory)
+		return
+	default:
+		if res == store.NotFound {
+			misses.Add(1)
+		}
+		c.out = protocol.AppendMetaStatus(c.out, metaStatus(res))
+		c.out = appendMetaMiss(c.out, m.Key, &m.MetaOptions)
+		c.out = protocol.AppendCRLF(c.out)
+		return
+	}
+	// memcached counts an autovivified item neither as a hit nor as a
+	// miss and answers it even with q; the store does not tell a created
+	// item from an incremented one, so shoal treats both as a hit.
+	hits.Add(1)
+	if m.Quiet {
+		return
+	}
+	var digits [20]byte
+	val := strconv.AppendUint(digits[:0], v, 10)
+	if m.ReturnValue {
+		c.out = protocol.AppendMetaValueHeader(c.out, len(val))
+	} else {
+		c.out = protocol.AppendMetaStatus(c.out, protocol.MetaHD)
+	}
+	touched := false
+	for _, f := range m.Flags {
+		switch f.Code {
+		case 'T':
+			touched = true
+		case 'c':
+			c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS)
+		case 't':
+			c.out = protocol.AppendMetaFlagInt(c.out, 't', ttlLeft(now, ttlExptime(&it, opt.Exptime, touched)))
+		case 'O':
+			c.out = protocol.AppendMetaOpaque(c.out, f.Value)
+		case 'k':
+			c.out = protocol.AppendMetaKey(c.out, m.Key, m.Base64)
+		}
+	}
+	c.out = protocol.AppendCRLF(c.out)
+	if m.ReturnValue {
+		c.out = append(c.out, val...)
+		c.out = protocol.AppendCRLF(c.out)
+	}
+}
