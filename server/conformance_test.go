@@ -375,7 +375,8 @@ func (c *conformanceCase) run(addr string) ([]byte, bool, error) {
 func countMN(data []byte) int {
 	n := 0
 	for _, l := range bytes.Split(data, []byte("\n")) {
-		if string(l) == "mn" || string(l) == "mn\r" {
+		// "mn" with any tokens after it is still a no-op answered MN.
+		if rest, ok := bytes.CutPrefix(l, []byte("mn")); ok && (len(rest) == 0 || rest[0] == ' ' || rest[0] == '\r') {
 			n++
 		}
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strconv"
 	"sync/atomic"
 	"testing"
 )
@@ -47,3 +48,4 @@ func get(s *Store, key string) (string, Result) {
 	_, v, res := s.Get([]byte(key), nil, nil)
 	return string(v), res
 }
+func key(i int) []byte { return strconv.AppendInt([]byte("key:"), int64(i), 10) }

@@ -8,7 +8,7 @@ func TestFlushAll(t *testing.T) {
 		// each check: seconds after the flush, key, whether it must hit
 		checks []flushCheck
 	}{
-		"immediate": {0, []flushCheck{{0, "old", false}, {0, "new", true}}},
+		"immediate":                              {0, []flushCheck{{0, "old", false}, {0, "new", true}}},
 		"one second (memcached flushes at once)": {1, []flushCheck{{0, "old", false}}},
 		"delayed": {10, []flushCheck{
 			{0, "old", true}, {8, "old", true}, {9, "old", false}, {9, "new", false}, {10, "later", true},

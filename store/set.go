@@ -78,6 +78,9 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 
 // create stores a new item; key is absent from shard sh (locked).
 func (s *Store) create(sh *shard, own int, h uint32, key, value []byte, flags uint32, exptime int64, cas uint64, bits uint8, now int64) (Result, Item) {
+	if !s.Fits(len(key), len(value)) {
+		return TooLarge, Item{}
+	}
 	ref, c, ok := s.alloc(own, s.geo.classFor(itemSize(len(key), len(value))))
 	if !ok {
 		return NoMemory, Item{}

@@ -169,8 +169,8 @@ func (s *Store) addPage(cl *class, ci int, pid uint32) {
 	cl.pages = append(cl.pages, pid)
 	// Another goroutine may have given this class a page meanwhile; its
 	// uncarved rest goes to the free list so that only one page is carved.
-	for cl.carvePid != 0 {
-		s.push(cl, s.pop(cl))
+	for ; cl.carvePid != 0 && cl.carveNext < cl.perPage; cl.carveNext++ {
+		s.push(cl, s.ref(cl.carvePid, cl.carveNext))
 	}
 	// Chunks are handed out lazily, in address order, once the free list
 	// is empty; a class asks for a page only then.
