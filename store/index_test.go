@@ -8,15 +8,21 @@ import (
 // TestIndexAgainstMap drives insert/remove with colliding hashes and
 // checks every entry stays reachable after backward-shift deletion.
 func TestIndexAgainstMap(t *testing.T) {
-	for name, hashes := range map[string]uint32{"spread": 1 << 30, "colliding": 16} {
+	cases := map[string]func(r *rand.Rand) uint32{
+		"spread":    func(r *rand.Rand) uint32 { return r.Uint32() },
+		"colliding": func(r *rand.Rand) uint32 { return r.Uint32N(16) * 2654435761 },
+		// Homes in the last slots: probe chains wrap around to slot 0.
+		"wrapping": func(r *rand.Rand) uint32 { return ^r.Uint32N(1 << 20) },
+	}
+	for name, hash := range cases {
 		t.Run(name, func(t *testing.T) {
-			x := newIndex(minIndexSlots)
+			x := newIndex(newArena(), minIndexSlots)
 			model := map[uint32]uint32{} // ref -> hash
 			r := rand.New(rand.NewPCG(1, 2))
 			next := uint32(1)
 			for i := 0; i < 20000; i++ {
 				if r.IntN(3) > 0 || len(model) == 0 {
-					h := r.Uint32N(hashes) * 2654435761
+					h := hash(r)
 					x.insert(h, next)
 					model[next] = h
 					next++

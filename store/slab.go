@@ -158,7 +158,7 @@ func (s *Store) newPage(pid uint32) {
 	if slot.Load() == nil {
 		slot.CompareAndSwap(nil, new(pageBlock))
 	}
-	s.page(pid).data = make([]byte, s.geo.pageSize)
+	s.page(pid).data = s.mem.bytes(s.geo.pageSize)
 }
 
 // addPage gives page pid to class ci and carves it. cl.mu must be held.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"hash/maphash"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ type Store struct {
 	geo       geometry
 	chunkMask uint32
 	seed      maphash.Seed
+	mem       *arena // pages and index tables, off the Go heap
 
 	coarse     atomic.Int64  // the default clock, unix seconds
 	cas        atomic.Uint64 // last CAS handed out
@@ -59,9 +61,13 @@ func New(cfg Config) (*Store, error) {
 		geo:       g,
 		chunkMask: 1<<g.chunkBits - 1,
 		seed:      maphash.MakeSeed(),
+		mem:       newArena(),
 		dir:       make([]atomic.Pointer[pageBlock], g.maxPageID>>pageBlockBits+1),
 		classes:   make([]class, len(g.chunkSizes)),
 	}
+	// The arena's memory is unmapped once the Store is unreachable; a
+	// Store in use is always referenced by its caller.
+	runtime.AddCleanup(s, (*arena).release, s.mem)
 	s.coarse.Store(time.Now().Unix())
 	s.memLimit.Store(cfg.MemoryLimit)
 	s.maxPages.Store(cfg.MemoryLimit / int64(g.pageSize))
@@ -70,7 +76,7 @@ func New(cfg Config) (*Store, error) {
 		s.classes[i].perPage = g.pageSize / size
 	}
 	for i := range s.shards {
-		s.shards[i].idx = newIndex(minIndexSlots)
+		s.shards[i].idx = newIndex(s.mem, minIndexSlots)
 	}
 	return s, nil
 }
@@ -123,7 +129,7 @@ func (s *Store) lock(key []byte) (sh *shard, own int, h uint32) {
 // as GetExpired / GetFlushed.
 func (s *Store) find(sh *shard, h uint32, key []byte, now int64, read bool) (uint32, hdr, bool) {
 	x := &sh.idx
-	for i := h & x.mask; ; i = (i + 1) & x.mask {
+	for i := x.home(h); ; i = x.next(i) {
 		e := x.slots[i]
 		if e == 0 {
 			return 0, nil, false
