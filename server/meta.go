@@ -10,11 +10,10 @@ import (
 // Z come last. Quiet mode (q) drops only the nominal reply of each command:
 // mg's EN, ms's and md's HD, ma's HD and VA. Errors are always sent.
 //
-// memcached remembers on the item whether its key was stored base64-encoded
-// and encodes the k flag (and me's key) from that bit. The store keeps no
-// such bit, so shoal encodes the key when the request itself carries b: a
-// key stored with b and read without it comes back raw, where memcached
-// would answer base64.
+// Keys come back base64-encoded the way memcached decides it: mg's k on a
+// hit and me follow the item (store.Item.KeyBinary, set by ms b), so an
+// item that mg N just created answers raw even to a request with b; every
+// other k follows the request's own b.
 
 // execMeta runs a meta command.
 func (c *conn) execMeta(cmd protocol.Command) {
@@ -41,8 +40,10 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 	if m.HasTTL {
 		opt.Touch, opt.Exptime = true, absExptime(now, m.TTL)
 	}
+	vivExp := int64(0)
 	if m.HasVivify {
-		opt.Vivify, opt.VivifyExptime = true, absExptime(now, m.VivifyTTL)
+		vivExp = absExptime(now, m.VivifyTTL)
+		opt.Vivify, opt.VivifyExptime = true, createdExptime(m.Flags, vivExp, opt.Exptime)
 	}
 	if m.HasRecache {
 		opt.RecacheBelow = recacheBelow(now, m.RecacheTTL)
@@ -72,15 +73,19 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 	} else {
 		c.out = protocol.AppendMetaStatus(c.out, protocol.MetaHD)
 	}
-	touched := false
+	exp := startExptime(&it)
 	for _, f := range m.Flags {
 		switch f.Code {
 		case 'T':
-			touched = true
+			exp = opt.Exptime
+		case 'N':
+			if it.Created {
+				exp = vivExp
+			}
 		case 's':
 			c.out = protocol.AppendMetaFlagInt(c.out, 's', int64(len(val)))
 		case 't':
-			c.out = protocol.AppendMetaFlagInt(c.out, 't', ttlLeft(now, ttlExptime(&it, opt.Exptime, touched)))
+			c.out = protocol.AppendMetaFlagInt(c.out, 't', ttlLeft(now, exp))
 		case 'c':
 			c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS)
 		case 'f':
@@ -96,7 +101,7 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 		case 'O':
 			c.out = protocol.AppendMetaOpaque(c.out, f.Value)
 		case 'k':
-			c.out = protocol.AppendMetaKey(c.out, m.Key, m.Base64)
+			c.out = protocol.AppendMetaKey(c.out, m.Key, it.KeyBinary)
 		}
 	}
 	// Z before W, and never both: a client sees either that it won the
@@ -120,14 +125,30 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 	}
 }
 
-// ttlExptime is the exptime a t flag reports. memcached applies T when it
-// reaches the T token, so "T30 t" reports the new TTL and "t T30" the old
-// one; the new one is the exptime the server computed itself.
-func ttlExptime(it *store.Item, newExptime int64, touched bool) int64 {
-	if touched {
-		return newExptime
+// startExptime is the exptime a t flag reports before any T or N token.
+// memcached applies T and N when it reaches them, so "t T30" reports the old
+// TTL and "T30 t" the new one; an item mg N or ma N just created starts
+// with none (t-1) until its N token.
+func startExptime(it *store.Item) int64 {
+	if it.Created {
+		return 0
 	}
 	return it.Exptime
+}
+
+// createdExptime is the exptime an item created by N ends with: the value
+// of the last of its N and T tokens, which memcached applies in order.
+func createdExptime(flags []protocol.MetaFlag, vivify, touch int64) int64 {
+	exp := int64(0)
+	for _, f := range flags {
+		switch f.Code {
+		case 'N':
+			exp = vivify
+		case 'T':
+			exp = touch
+		}
+	}
+	return exp
 }
 
 // recacheBelow converts mg R to the store's threshold in seconds left.
@@ -179,7 +200,7 @@ func (c *conn) metaDebug(m *protocol.MetaDebug) {
 		exp = now - it.Exptime
 	}
 	size := itemHeaderSize + len(m.Key) + it.Size
-	c.out = protocol.AppendMetaDebug(c.out, m.Key, m.Base64, exp, max(now-it.LastAccess, 0),
+	c.out = protocol.AppendMetaDebug(c.out, m.Key, it.KeyBinary, exp, max(now-it.LastAccess, 0),
 		it.CAS, it.Fetched, c.sizeClass(size), int64(size))
 }
 

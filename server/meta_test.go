@@ -152,9 +152,11 @@ var metaCases = map[string]metaCase{
 		{req: "get abc\r\n", want: "VALUE abc 0 2\r\nhi\r\nEND\r\n"},
 		{req: "md YWJj b k q\r\nmd YWJj b k\r\n", want: "NF kYWJj b\r\n"},
 	}},
-	"mg k of a key stored with b": {shoalOnly: "memcached remembers b on the item", steps: []metaStep{
+	"mg k of a key stored with b": {steps: []metaStep{
 		{req: "ms YWJj 2 b\r\nhi\r\n", want: "HD\r\n"},
-		{req: "mg abc k v\r\n", want: "VA 2 kabc\r\nhi\r\n"},
+		{req: "mg abc k v\r\n", want: "VA 2 kYWJj b\r\nhi\r\n"},
+		{req: "ms YWJj 2 b MA\r\nho\r\n", want: "HD\r\n"},
+		{req: "mg YWJj b k v\r\n", want: "VA 4 kabc\r\nhiho\r\n"},
 	}},
 	"md": {steps: []metaStep{
 		{req: "ms d 1\r\n1\r\n", want: "HD\r\n"},
@@ -182,8 +184,9 @@ var metaCases = map[string]metaCase{
 		{req: "ma s\r\nma s q\r\n", want: "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n" +
 			"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
 	}},
-	"ma q hides a vivified item": {shoalOnly: "memcached answers HD: the store does not tell a created item from an incremented one", steps: []metaStep{
-		{req: "ma n N0 J10 q\r\n", want: ""},
+	"ma q answers a vivified item": {steps: []metaStep{
+		{req: "ma n N0 J10 q\r\n", want: "HD\r\n"},
+		{req: "ma n q\r\n", want: ""},
 	}},
 	"ma T and t": {timed: true, steps: []metaStep{
 		{req: "ma n N30 J1 t v\r\n", want: "VA 1 t30\r\n1\r\n"},
@@ -201,7 +204,9 @@ var metaCases = map[string]metaCase{
 		{req: "ms YWJj 1\r\nb\r\n", want: "HD\r\n"},
 		{req: "me YWJj\r\n", want: "ME YWJj exp=-1 la=0 cas=* fetch=no cls=1 size=37\r\n"},
 		{req: "ms abc 1\r\nb\r\n", want: "HD\r\n"},
-		{req: "me YWJj b\r\n", want: "ME YWJj exp=-1 la=0 cas=* fetch=no cls=1 size=36\r\n"},
+		{req: "me YWJj b\r\n", want: "ME abc exp=-1 la=0 cas=* fetch=no cls=1 size=36\r\n"},
+		{req: "ms ZGVm 1 b\r\nb\r\n", want: "HD\r\n"},
+		{req: "me def\r\n", want: "ME ZGVm exp=-1 la=0 cas=* fetch=no cls=1 size=36\r\n"},
 	}},
 }
 

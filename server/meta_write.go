@@ -42,7 +42,7 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 		c.countCAS(res)
 	} else {
 		opt := &c.opt.set
-		*opt = store.SetOptions{Mode: storeModes[m.Op], Flags: m.ClientFlags}
+		*opt = store.SetOptions{Mode: storeModes[m.Op], Flags: m.ClientFlags, KeyBinary: m.Base64}
 		if m.HasTTL {
 			opt.Exptime = absExptime(c.cache.Now(), m.TTL)
 		}
@@ -131,11 +131,14 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 	now := c.cache.Now()
 	opt := &c.opt.arith
 	*opt = store.ArithOptions{Decr: m.Decr, Delta: m.Delta, CAS: m.CAS}
-	if m.HasVivify {
-		opt.Vivify, opt.Initial, opt.VivifyExptime = true, m.Initial, absExptime(now, m.VivifyTTL)
-	}
 	if m.HasTTL {
 		opt.Touch, opt.Exptime = true, absExptime(now, m.TTL)
+	}
+	vivExp := int64(0)
+	if m.HasVivify {
+		vivExp = absExptime(now, m.VivifyTTL)
+		opt.Vivify, opt.Initial = true, m.Initial
+		opt.VivifyExptime = createdExptime(m.Flags, vivExp, opt.Exptime)
 	}
 	res, v, it := c.cache.Arith(m.Key, opt)
 	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
@@ -161,11 +164,12 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 		return
 	}
 	// memcached counts an autovivified item neither as a hit nor as a
-	// miss and answers it even with q; the store does not tell a created
-	// item from an incremented one, so shoal treats both as a hit.
-	hits.Add(1)
-	if m.Quiet {
-		return
+	// miss, and answers it even with q.
+	if !it.Created {
+		hits.Add(1)
+		if m.Quiet {
+			return
+		}
 	}
 	var digits [20]byte
 	val := strconv.AppendUint(digits[:0], v, 10)
@@ -174,15 +178,19 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 	} else {
 		c.out = protocol.AppendMetaStatus(c.out, protocol.MetaHD)
 	}
-	touched := false
+	exp := startExptime(&it)
 	for _, f := range m.Flags {
 		switch f.Code {
 		case 'T':
-			touched = true
+			exp = opt.Exptime
+		case 'N':
+			if it.Created {
+				exp = vivExp
+			}
 		case 'c':
 			c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS)
 		case 't':
-			c.out = protocol.AppendMetaFlagInt(c.out, 't', ttlLeft(now, ttlExptime(&it, opt.Exptime, touched)))
+			c.out = protocol.AppendMetaFlagInt(c.out, 't', ttlLeft(now, exp))
 		case 'O':
 			c.out = protocol.AppendMetaOpaque(c.out, f.Value)
 		case 'k':

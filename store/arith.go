@@ -8,7 +8,12 @@ import "strconv"
 // new number is no longer than the old value it is rewritten in place and
 // padded with trailing spaces ("10" decr 1 is "9 "); otherwise the value
 // grows. Every success assigns a new CAS. A missing key is NotFound unless
-// opt.Vivify creates it holding opt.Initial.
+// opt.Vivify creates it holding opt.Initial; the returned Item then has
+// Created set. On success the returned Item is the item after the write,
+// except that its Exptime is the one before opt.Touch, so that a caller can
+// report either. A value that grows is a new item in memcached, so it loses
+// the bits of the old one (fetched, stale, win token, base64 key); one
+// rewritten in place keeps them.
 func (s *Store) Arith(key []byte, opt *ArithOptions) (Result, uint64, Item) {
 	var o ArithOptions
 	if opt != nil {
@@ -28,6 +33,7 @@ func (s *Store) Arith(key []byte, opt *ArithOptions) (Result, uint64, Item) {
 		if res != Stored {
 			return res, 0, it
 		}
+		it.Created = true
 		return Stored, o.Initial, it
 	}
 	if o.CAS != 0 && o.CAS != c.cas() {
@@ -58,15 +64,17 @@ func (s *Store) Arith(key []byte, opt *ArithOptions) (Result, uint64, Item) {
 			return NoMemory, 0, Item{}
 		}
 		copy(c.value(), digits)
+		c.clear(bitsNewItem)
 	}
 	c.setCAS(s.newCAS(o.NewCAS))
 	c.setStime(now)
 	c.setAtime(now)
+	it := c.describe()
 	if o.Touch {
 		c.setExptime(o.Exptime)
 	}
 	_ = ref
-	return Stored, v, c.describe()
+	return Stored, v, it
 }
 
 // parseUint mirrors memcached's safe_strtoull applied to an item's data

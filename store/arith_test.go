@@ -52,14 +52,45 @@ func TestArithMissCASVivify(t *testing.T) {
 		t.Fatalf("miss: %v", res)
 	}
 	res, n, it := s.Arith([]byte("x"), &ArithOptions{Vivify: true, Initial: 42, VivifyExptime: t0 + 9})
-	if res != Stored || n != 42 || it.Exptime != t0+9 {
+	if res != Stored || n != 42 || it.Exptime != t0+9 || !it.Created {
 		t.Fatalf("vivify: %v %d %+v", res, n, it)
 	}
 	if res, _, _ := s.Arith([]byte("x"), &ArithOptions{Delta: 1, CAS: it.CAS + 1}); res != Exists {
 		t.Fatalf("cas mismatch: %v", res)
 	}
 	res, n, it2 := s.Arith([]byte("x"), &ArithOptions{Delta: 1, CAS: it.CAS, NewCAS: 777, Touch: true, Exptime: t0 + 99})
-	if res != Stored || n != 43 || it2.CAS != 777 || it2.Exptime != t0+99 {
+	// The CAS is the new one, the Exptime the one before the touch.
+	if res != Stored || n != 43 || it2.CAS != 777 || it2.Exptime != t0+9 || it2.Created {
 		t.Fatalf("cas match: %v %d %+v", res, n, it2)
+	}
+	if it3, _, _ := s.Get([]byte("x"), nil, nil); it3.Exptime != t0+99 {
+		t.Fatalf("touch not applied: %+v", it3)
+	}
+}
+
+// An incr rewritten in place keeps the item's bits; one that outgrows the
+// value is a new item in memcached and starts without them.
+func TestArithGrowDropsItemBits(t *testing.T) {
+	tests := map[string]struct {
+		value     string
+		wantKept  bool
+		wantValue string
+	}{
+		"in place": {value: "5", wantKept: true, wantValue: "6"},
+		"grows":    {value: "9", wantKept: false, wantValue: "10"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s, _ := newTestStore(t, Config{})
+			mustSet(t, s, "n", tc.value, &SetOptions{KeyBinary: true})
+			s.Get([]byte("n"), nil, nil)
+			if res, _, _ := s.Arith([]byte("n"), &ArithOptions{Delta: 1}); res != Stored {
+				t.Fatalf("arith: %v", res)
+			}
+			it, v, _ := s.Get([]byte("n"), nil, nil)
+			if string(v) != tc.wantValue || it.KeyBinary != tc.wantKept || it.Fetched != tc.wantKept {
+				t.Fatalf("got %q %+v, want kept=%v", v, it, tc.wantKept)
+			}
+		})
 	}
 }

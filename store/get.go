@@ -2,8 +2,9 @@ package store
 
 // Get looks key up and appends its value to dst. A nil opt is a plain get.
 // It returns Hit with the item as it was before this access (LastAccess,
-// Fetched), or Miss. With opt.Vivify a miss creates an empty item and
-// returns Hit with Win set. Get does not allocate.
+// Fetched, and Exptime before opt.Touch), or Miss. With opt.Vivify a miss
+// creates an empty item and returns Hit with Created and Win set. Get does
+// not allocate.
 func (s *Store) Get(key []byte, opt *GetOptions, dst []byte) (Item, []byte, Result) {
 	var o GetOptions
 	if opt != nil {
@@ -31,7 +32,6 @@ func (s *Store) Get(key []byte, opt *GetOptions, dst []byte) (Item, []byte, Resu
 	}
 	if o.Touch {
 		c.setExptime(o.Exptime)
-		it.Exptime = int64(c.exptime())
 	}
 	// A stale item hands one win token to the first reader.
 	if c.has(bitStale) && !c.has(bitTokenSent) {
@@ -63,6 +63,7 @@ func (s *Store) vivify(sh *shard, own int, h uint32, key []byte, exptime, now in
 	it := c.describe()
 	it.TokenSent = false
 	it.Win = true
+	it.Created = true
 	return it, Hit
 }
 

@@ -38,7 +38,13 @@ const (
 	bitStale                 // invalidated by meta I
 	bitTokenSent             // a win token was handed out
 	bitPinned                // the hand must not take this chunk
+	bitKeyBinary             // stored with a base64 key (ms b); meta k re-encodes it
 )
+
+// bitsNewItem are the bits memcached keeps only on the item it allocated:
+// an append, a prepend or an incr that outgrows its value gets a fresh item
+// there, so these bits start cleared (the CLOCK and pin bits are shoal's).
+const bitsNewItem = bitFetched | bitStale | bitTokenSent | bitKeyBinary
 
 // memcachedItemOverhead is added to header+key+value to approximate the
 // "bytes" memcached reports (it stores the trailing CRLF with the value).
@@ -114,6 +120,7 @@ func (h hdr) describe() Item {
 		Fetched:    h.has(bitFetched),
 		Stale:      h.has(bitStale),
 		TokenSent:  h.has(bitTokenSent),
+		KeyBinary:  h.has(bitKeyBinary),
 	}
 }
 

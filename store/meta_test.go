@@ -6,11 +6,11 @@ func TestVivifyWin(t *testing.T) {
 	s, _ := newTestStore(t, Config{})
 	opt := &GetOptions{Vivify: true, VivifyExptime: t0 + 30}
 	it, v, res := s.Get([]byte("k"), opt, nil)
-	if res != Hit || !it.Win || it.TokenSent || len(v) != 0 || it.Exptime != t0+30 {
+	if res != Hit || !it.Win || !it.Created || it.TokenSent || len(v) != 0 || it.Exptime != t0+30 {
 		t.Fatalf("first: %v %+v", res, it)
 	}
 	it, _, res = s.Get([]byte("k"), opt, nil)
-	if res != Hit || it.Win || !it.TokenSent {
+	if res != Hit || it.Win || it.Created || !it.TokenSent {
 		t.Fatalf("second: %v %+v", res, it)
 	}
 	// The winner sets the value; the token is gone.

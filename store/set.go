@@ -37,7 +37,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 		case (o.Mode == ModeAppend || o.Mode == ModePrepend) && !o.Vivify:
 			return NotStored, Item{}
 		}
-		return s.create(sh, own, h, key, value, o.Flags, o.Exptime, s.newCAS(o.NewCAS), 0, now)
+		return s.create(sh, own, h, key, value, o.Flags, o.Exptime, s.newCAS(o.NewCAS), keyBits(&o), now)
 	}
 
 	switch o.Mode {
@@ -52,13 +52,13 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 	}
 
 	// set or replace, maybe with CAS.
-	exptime, bits := o.Exptime, uint8(0)
+	exptime, bits := o.Exptime, keyBits(&o)
 	if o.CAS != 0 && o.CAS != c.cas() {
 		if !o.Invalidate || o.CAS > c.cas() {
 			return Exists, c.describe()
 		}
 		exptime = int64(c.exptime())
-		bits = bitStale | c.bits()&bitTokenSent
+		bits |= bitStale | c.bits()&bitTokenSent
 	}
 	cas := s.newCAS(o.NewCAS)
 	size := itemSize(len(key), len(value))
@@ -74,6 +74,14 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 	}
 	s.releaseRef(sh, h, ref, c)
 	return s.create(sh, own, h, key, value, o.Flags, exptime, cas, bits, now)
+}
+
+// keyBits is the header bits a write sets from the key's encoding.
+func keyBits(o *SetOptions) uint8 {
+	if o.KeyBinary {
+		return bitKeyBinary
+	}
+	return 0
 }
 
 // create stores a new item; key is absent from shard sh (locked).
@@ -93,8 +101,10 @@ func (s *Store) create(sh *shard, own int, h uint32, key, value []byte, flags ui
 }
 
 // combine appends or prepends value to item c, keeping its flags and
-// exptime. An item that would outgrow MaxItemSize is NotStored, as in
-// memcached, where the larger allocation fails.
+// exptime. memcached builds a new item for the result, so the old item's
+// fetched, stale, win-token and base64-key bits are dropped. An item that
+// would outgrow MaxItemSize is NotStored, as in memcached, where the larger
+// allocation fails.
 func (s *Store) combine(sh *shard, own int, h, ref uint32, c hdr, value []byte, prepend bool, cas uint64, now int64) (Result, Item) {
 	oldLen := c.vlen()
 	n := oldLen + len(value)
@@ -112,6 +122,7 @@ func (s *Store) combine(sh *shard, own int, h, ref uint32, c hdr, value []byte, 
 	} else {
 		copy(v[oldLen:], value)
 	}
+	c.clear(bitsNewItem)
 	c.setCAS(cas)
 	c.setStime(now)
 	c.setAtime(now)

@@ -219,8 +219,9 @@ func TestGetTouchAndNoBump(t *testing.T) {
 	if it.Fetched || it.LastAccess != t0 {
 		t.Fatalf("first: %+v", it)
 	}
+	// Get describes the item before this access: the old Exptime.
 	it, _, _ = s.Get([]byte("k"), &GetOptions{Touch: true, Exptime: t0 + 7}, nil)
-	if it.Fetched || it.Exptime != t0+7 {
+	if it.Fetched || it.Exptime != 0 {
 		t.Fatalf("gat: %+v", it)
 	}
 	clk.Advance(1)
@@ -243,5 +244,46 @@ func TestBytesStat(t *testing.T) {
 	s.Delete([]byte("0123456789"), nil)
 	if st := s.Stats(); st.Bytes != 0 || st.CurrItems != 0 || st.TotalItems != 1 {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// SetOptions.KeyBinary marks the item a write allocates; append and prepend
+// build a new item in memcached, which starts unmarked, unfetched and not
+// stale.
+func TestSetKeyBinary(t *testing.T) {
+	tests := map[string]struct {
+		second *SetOptions
+		want   bool
+	}{
+		"set with b":        {second: &SetOptions{KeyBinary: true}, want: true},
+		"set without b":     {second: &SetOptions{}, want: false},
+		"append with b":     {second: &SetOptions{Mode: ModeAppend, KeyBinary: true}, want: false},
+		"prepend without b": {second: &SetOptions{Mode: ModePrepend}, want: false},
+		"add refused":       {second: &SetOptions{Mode: ModeAdd}, want: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s, _ := newTestStore(t, Config{})
+			mustSet(t, s, "k", "v", &SetOptions{KeyBinary: true})
+			s.Set([]byte("k"), []byte("w"), tc.second)
+			it, _, _ := s.Get([]byte("k"), nil, nil)
+			if it.KeyBinary != tc.want {
+				t.Fatalf("KeyBinary = %v, want %v", it.KeyBinary, tc.want)
+			}
+		})
+	}
+}
+
+func TestAppendDropsFetchedAndStale(t *testing.T) {
+	s, _ := newTestStore(t, Config{})
+	mustSet(t, s, "k", "a", &SetOptions{Exptime: t0 + 100})
+	s.Delete([]byte("k"), &DeleteOptions{Invalidate: true})
+	s.Get([]byte("k"), nil, nil) // wins the token, marks fetched
+	if res, _ := s.Set([]byte("k"), []byte("b"), &SetOptions{Mode: ModeAppend}); res != Stored {
+		t.Fatalf("append: %v", res)
+	}
+	it, v, _ := s.Get([]byte("k"), nil, nil)
+	if string(v) != "ab" || it.Fetched || it.Stale || it.TokenSent || it.Win || it.Exptime != t0+100 {
+		t.Fatalf("after append: %q %+v", v, it)
 	}
 }

@@ -90,6 +90,13 @@ type Item struct {
 	Win bool
 	// TokenSent: another caller already holds the win token (meta Z flag).
 	TokenSent bool
+	// KeyBinary: the item was written with SetOptions.KeyBinary, so meta
+	// commands return its key base64-encoded whatever the reading request
+	// says, as memcached does.
+	KeyBinary bool
+	// Created: this operation created the item (GetOptions.Vivify or
+	// ArithOptions.Vivify on a miss) rather than finding it.
+	Created bool
 }
 
 // GetOptions tunes a read. A nil *GetOptions is a plain get that bumps.
@@ -98,7 +105,9 @@ type GetOptions struct {
 	Exptime int64 // absolute; 0 means never
 	NoBump  bool  // mg u: leave fetched, last-access and the CLOCK bit alone
 	// Vivify (mg N): on a miss, create an empty item with VivifyExptime and
-	// return Win to this caller; later callers see TokenSent.
+	// return Win to this caller; later callers see TokenSent. Touch does not
+	// apply to the created item: memcached applies N and T in token order,
+	// so the caller passes the one that wins as VivifyExptime.
 	Vivify        bool
 	VivifyExptime int64
 	// RecacheBelow (mg R): when > 0 and the remaining TTL is below this many
@@ -118,6 +127,11 @@ type SetOptions struct {
 	Invalidate bool
 	// Vivify (ms N with append/prepend): create the item when missing.
 	Vivify bool
+	// KeyBinary (ms b): remember that the client sent the key base64
+	// encoded. memcached keeps the mark on the item a write allocates, so
+	// append and prepend, which build a new item, drop it, and so does an
+	// incr that outgrows its value.
+	KeyBinary bool
 }
 
 // DeleteOptions tunes a delete. A nil *DeleteOptions is a plain delete.
@@ -138,7 +152,7 @@ type ArithOptions struct {
 	CAS    uint64 // when non-zero, apply only if the CAS matches
 	NewCAS uint64
 	// Vivify (ma N): on a miss create the item holding Initial, with
-	// VivifyExptime.
+	// VivifyExptime; Touch does not apply to it (see GetOptions.Vivify).
 	Vivify        bool
 	Initial       uint64
 	VivifyExptime int64
