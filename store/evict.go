@@ -71,8 +71,7 @@ func (s *Store) visit(cl *class, t *shard, r uint32, c hdr, now int64) bool {
 	if s.cfg.NoEvict {
 		return false
 	}
-	if c.has(bitVisited) {
-		c.clear(bitVisited)
+	if c.cool() {
 		return false
 	}
 	cl.evicted++

@@ -150,3 +150,27 @@ func TestReclaimByRun(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+// TestHitCountSaturates checks the CLOCK counter: hits add up to freqMax,
+// each pass of the hand takes one, and the other item bits are untouched.
+func TestHitCountSaturates(t *testing.T) {
+	c := make(hdr, hdrSize+1)
+	c.set(bitFetched | bitKeyBinary)
+	for range freqMax + 5 {
+		c.hit()
+	}
+	passes := 0
+	for c.cool() {
+		passes++
+	}
+	if passes != freqMax {
+		t.Fatalf("item survived %d passes after many hits, want %d", passes, freqMax)
+	}
+	if !c.has(bitFetched) || !c.has(bitKeyBinary) || c.has(bitStale) {
+		t.Fatalf("counter changed other bits: %08b", c.bits())
+	}
+	c.hit()
+	if !c.cool() || c.cool() {
+		t.Fatal("one hit must buy exactly one pass")
+	}
+}

@@ -42,7 +42,8 @@ func (s *Store) Get(key []byte, opt *GetOptions, dst []byte) (Item, []byte, Resu
 		it.Win = true
 	}
 	if !o.NoBump {
-		c.set(bitVisited | bitFetched)
+		c.hit()
+		c.set(bitFetched)
 		c.setAtime(now)
 	}
 	dst = append(dst, c.value()...)
@@ -80,7 +81,8 @@ func (s *Store) Touch(key []byte, exptime int64) (Result, Item) {
 	it := c.describe()
 	c.setExptime(exptime)
 	it.Exptime = int64(c.exptime())
-	c.set(bitVisited | bitFetched)
+	c.hit()
+	c.set(bitFetched)
 	c.setAtime(now)
 	return Touched, it
 }

@@ -33,13 +33,41 @@ const (
 
 // Item bits.
 const (
-	bitVisited   = 1 << iota // CLOCK reference bit
-	bitFetched               // read at least once
+	bitFetched   = 1 << iota // read at least once
 	bitStale                 // invalidated by meta I
 	bitTokenSent             // a win token was handed out
 	bitPinned                // the hand must not take this chunk
 	bitKeyBinary             // stored with a base64 key (ms b); meta k re-encodes it
 )
+
+// The top two bits of the bits byte count hits for the CLOCK hand, from 0
+// to freqMax: a hit adds one, each pass of the hand takes one, and the hand
+// evicts an item at zero. One bit (plain CLOCK) treats a key hit once like
+// one hit a thousand times; two bits keep the hot head of a skewed workload
+// through a few passes of the hand (GCLOCK), which measured +1 point of hit
+// ratio on bench/ hitratio (zipf 0.99) over one bit.
+const (
+	freqShift = 6
+	freqMax   = 3
+	freqMask  = freqMax << freqShift
+)
+
+// hit counts one access for the CLOCK hand.
+func (h hdr) hit() {
+	if h[offBits]&freqMask != freqMask {
+		h[offBits] += 1 << freqShift
+	}
+}
+
+// cool takes one count off an item the hand passes, and reports whether it
+// had any left (and so survives this pass).
+func (h hdr) cool() bool {
+	if h[offBits]&freqMask == 0 {
+		return false
+	}
+	h[offBits] -= 1 << freqShift
+	return true
+}
 
 // bitsNewItem are the bits memcached keeps only on the item it allocated:
 // an append, a prepend or an incr that outgrows its value gets a fresh item
