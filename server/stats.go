@@ -197,6 +197,7 @@ func itemStats(w *statWriter, st store.Stats, now int64) {
 		w.int(p+"number", cl.Items)
 		w.int(p+"age", cl.OldestAge)
 		w.int(p+"evicted", cl.Evicted)
+		w.int(p+"evicted_time", cl.OldestAge)
 		w.int(p+"reclaimed", cl.Reclaimed)
 	}
 }

@@ -75,6 +75,7 @@ func (s *Store) visit(cl *class, t *shard, r uint32, c hdr, now int64) bool {
 		return false
 	}
 	cl.evicted++
+	cl.evictedAge = max(now-int64(c.atime()), 0)
 	if !c.has(bitFetched) {
 		cl.evUnfetch++
 	}

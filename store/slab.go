@@ -39,9 +39,13 @@ type class struct {
 	handPage  int
 	handChunk int
 	evicted   int64
-	evUnfetch int64 // evicted before any read
-	reclaimed int64
-	exUnfetch int64 // expired before any read
+	// evictedAge is the seconds since last access of the item evicted
+	// last: under CLOCK the age of the items the hand is taking, which is
+	// what memcached's "age" of an LRU tail tells an operator.
+	evictedAge int64
+	evUnfetch  int64 // evicted before any read
+	reclaimed  int64
+	exUnfetch  int64 // expired before any read
 
 	_ [64]byte // keep neighbouring class mutexes off one cache line
 }

@@ -1,16 +1,14 @@
 package store
 
 // Stats returns a snapshot of the store's counters and of every size class
-// that owns a page. OldestAge comes from a walk over each shard's items,
-// one shard lock at a time.
+// that owns a page. Its cost depends on the shard and class counts, never
+// on the items held, so scrapers may call it often.
 func (s *Store) Stats() Stats {
 	st := Stats{
 		LimitMaxbytes: s.memLimit.Load(),
 		Pages:         s.nPages.Load(),
 		PageSize:      int64(s.geo.pageSize),
 	}
-	now := s.Now()
-	oldest := make([]int64, len(s.classes)) // oldest access per class
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
@@ -19,16 +17,6 @@ func (s *Store) Stats() Stats {
 		st.Bytes += sh.bytes
 		st.GetExpired += sh.getExpired
 		st.GetFlushed += sh.getFlushed
-		for _, e := range sh.idx.slots {
-			if e == 0 {
-				continue
-			}
-			ref := slotRef(e)
-			a := int64(s.chunk(ref).atime())
-			if ci := s.classOf(ref); oldest[ci] == 0 || a < oldest[ci] {
-				oldest[ci] = a
-			}
-		}
 		sh.mu.Unlock()
 	}
 	for i := range s.classes {
@@ -48,9 +36,7 @@ func (s *Store) Stats() Stats {
 				Items:      cl.used,
 				Evicted:    cl.evicted,
 				Reclaimed:  cl.reclaimed,
-			}
-			if oldest[i] != 0 && now > oldest[i] {
-				cs.OldestAge = now - oldest[i]
+				OldestAge:  cl.evictedAge,
 			}
 			st.Classes = append(st.Classes, cs)
 		}

@@ -188,5 +188,5 @@ type ClassStats struct {
 	Items      int64
 	Evicted    int64
 	Reclaimed  int64
-	OldestAge  int64 // seconds since the oldest item's last access
+	OldestAge  int64 // seconds since last access of the item evicted last
 }
