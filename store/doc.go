@@ -6,17 +6,21 @@
 // bits pick one of 64 shards; each shard owns a mutex and a pointer-free
 // open-addressing index ([]uint64 packing the low 32 hash bits and a 32-bit
 // chunk reference). A chunk reference names a page and a chunk within it.
-// Pages are 1 MiB []byte slabs (larger when MaxItemSize needs it), each
-// carved into equal chunks of one size class. An item lives entirely in its
-// chunk: a 32-byte header, the key, then the value. No item holds a Go
-// pointer, so garbage collection cost does not grow with the item count.
+// Pages are 1 MiB slabs (larger when MaxItemSize needs it), each carved
+// into equal chunks of one size class: 8 bytes apart below 512 B, then
+// growing by GrowthFactor. An item lives entirely in its chunk: a 32-byte
+// header, the key, then the value. Pages and index tables are mapped outside
+// the Go heap (arena, anonymous mmap) and hold no Go pointer, so garbage
+// collection cost does not grow with the item count and the GC's heap goal
+// does not double the resident size.
 //
 // Memory. Pages come from a budget of MemoryLimit/PageSize shared by all
 // size classes. Classes are global, each guarded by its own mutex, so that
 // 64 shards do not multiply the page count. When a class has no free chunk
 // and the budget is spent, its CLOCK hand walks the class's chunks: a hit
-// only sets a visited bit; the hand clears set bits, reclaims expired or
-// flushed items first and evicts the first unvisited one. A class that owns
+// only bumps a two-bit counter in the header (nothing is relinked); the hand
+// takes one off each counter it passes, reclaims expired or flushed items
+// first and evicts the first item at zero. A class that owns
 // no page takes one from the class with the most pages (slab rebalancing).
 //
 // Locking. Shard mutex before class mutex, always. Code holding a class
