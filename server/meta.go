@@ -68,20 +68,11 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 		c.ctr.cmdGet.Add(1)
 		c.ctr.getHits.Add(1)
 	}
-	if m.ReturnValue {
-		c.out = protocol.AppendMetaValueHeader(c.out, len(val))
-	} else {
-		c.out = protocol.AppendMetaStatus(c.out, protocol.MetaHD)
-	}
+	c.metaHead(m.ReturnValue, len(val))
 	exp := startExptime(&it)
 	for _, f := range m.Flags {
+		exp = tokenExptime(f.Code, exp, opt.Exptime, vivExp, it.Created)
 		switch f.Code {
-		case 'T':
-			exp = opt.Exptime
-		case 'N':
-			if it.Created {
-				exp = vivExp
-			}
 		case 's':
 			c.out = protocol.AppendMetaFlagInt(c.out, 's', int64(len(val)))
 		case 't':
@@ -123,6 +114,29 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 	if cap(c.val) > flushAt {
 		c.val = nil // do not keep a large value's buffer per connection
 	}
+}
+
+// metaHead starts a successful meta reply: "VA <n>" when the value is
+// returned, else "HD"; return flags follow.
+func (c *conn) metaHead(returnValue bool, n int) {
+	if returnValue {
+		c.out = protocol.AppendMetaValueHeader(c.out, n)
+	} else {
+		c.out = protocol.AppendMetaStatus(c.out, protocol.MetaHD)
+	}
+}
+
+// tokenExptime is the exptime a t flag reports after token code, given the
+// one before it: memcached applies T (touch) and, on an item it created, N
+// (vivify) in request order.
+func tokenExptime(code byte, exp, touch, vivify int64, created bool) int64 {
+	switch {
+	case code == 'T':
+		return touch
+	case code == 'N' && created:
+		return vivify
+	}
+	return exp
 }
 
 // startExptime is the exptime a t flag reports before any T or N token.

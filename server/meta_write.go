@@ -173,20 +173,11 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 	}
 	var digits [20]byte
 	val := strconv.AppendUint(digits[:0], v, 10)
-	if m.ReturnValue {
-		c.out = protocol.AppendMetaValueHeader(c.out, len(val))
-	} else {
-		c.out = protocol.AppendMetaStatus(c.out, protocol.MetaHD)
-	}
+	c.metaHead(m.ReturnValue, len(val))
 	exp := startExptime(&it)
 	for _, f := range m.Flags {
+		exp = tokenExptime(f.Code, exp, opt.Exptime, vivExp, it.Created)
 		switch f.Code {
-		case 'T':
-			exp = opt.Exptime
-		case 'N':
-			if it.Created {
-				exp = vivExp
-			}
 		case 'c':
 			c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS)
 		case 't':
