@@ -1,0 +1,61 @@
+package devetcd
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestStartRestart starts an etcd, writes a key, restarts it on the same
+// directory and ports, and reads the key back.
+func TestStartRestart(t *testing.T) {
+	ctx := context.Background()
+	cfg := Config{Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t)}
+	srv, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	srv.Close() // idempotent
+	srv, err = Start(ctx, srv.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(rctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
+		t.Fatalf("after restart: %v", resp.Kvs)
+	}
+}
+
+func TestConfigRequired(t *testing.T) {
+	if _, err := Start(context.Background(), Config{}); err == nil {
+		t.Fatal("empty config accepted")
+	}
+}
