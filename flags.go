@@ -30,6 +30,18 @@ type options struct {
 	verbose       int
 	idleTimeout   time.Duration
 	logJSON       bool
+
+	// Cluster mode (any of etcd or dev set).
+	etcd      string // comma-separated endpoints; empty means standalone
+	cluster   string // key prefix in etcd, and the gossip label
+	node      string // node name; default the advertised client address
+	advertise string // host:port other nodes and clients reach us at
+	gossip    string // host:port memberlist binds; port 0 picks one
+	gossipKey string // base64 memberlist key (16, 24 or 32 bytes)
+	replicas  int
+	dev       bool   // run an embedded single-member etcd
+	devEtcd   string // its client address
+	leaseTTL  time.Duration
 }
 
 func defaultOptions() options {
@@ -39,8 +51,14 @@ func defaultOptions() options {
 		memoryMB:    64,
 		maxConns:    1024,
 		maxItemSize: 1 << 20,
+		cluster:     "shoal",
+		replicas:    2,
+		devEtcd:     "127.0.0.1:2379",
 	}
 }
+
+// clustered reports whether the node joins a cluster.
+func (o options) clustered() bool { return o.etcd != "" || o.dev }
 
 // flagSpec is one option: its short letter, long name, whether it takes a
 // value, and how it applies.
@@ -66,6 +84,21 @@ var flagSpecs = []flagSpec{
 	{'v', "verbose", "", "verbose (print errors/warnings while in event loop); -vv is more verbose", func(o *options, _ string) error { o.verbose++; return nil }},
 	{'u', "user", "<user>", "accepted for compatibility; shoal does not switch users", func(*options, string) error { return nil }},
 	{'o', "extended", "<opts>", "comma separated options; only idle_timeout=<secs> is used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},
+	{0, "etcd", "<urls>", "etcd endpoints, comma separated: join a cluster (default: standalone)", func(o *options, v string) error { o.etcd = v; return nil }},
+	{0, "cluster", "<name>", "cluster name: etcd key prefix and gossip label (default: shoal)", func(o *options, v string) error { o.cluster = v; return nil }},
+	{0, "node", "<name>", "node name, unique in the cluster (default: the advertised address)", func(o *options, v string) error { o.node = v; return nil }},
+	{0, "advertise", "<host:port>", "address other nodes and clients use for this node (default: listen address and port)", func(o *options, v string) error { o.advertise = v; return nil }},
+	{0, "gossip", "<host:port>", "gossip (memberlist) bind address (default: advertised host, any free port)", func(o *options, v string) error { o.gossip = v; return nil }},
+	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key", func(o *options, v string) error { o.gossipKey = v; return nil }},
+	{0, "replicas", "<num>", "copies of each shard, primary included, when this node creates the cluster (default: 2)", func(o *options, v string) error { return intFlag(&o.replicas, v, 1, 16) }},
+	{0, "lease-ttl", "<secs>", "etcd lease TTL of this node's registration: how long a crashed node stays in the ring (default: 10)", func(o *options, v string) error {
+		var secs int
+		err := intFlag(&secs, v, 2, 3600)
+		o.leaseTTL = time.Duration(secs) * time.Second
+		return err
+	}},
+	{0, "dev", "", "run an embedded single-member etcd (on --dev-etcd) and join it: a cluster on one machine without installing etcd", func(o *options, _ string) error { o.dev = true; return nil }},
+	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.devEtcd = v; return nil }},
 	{0, "log-json", "", "write logs as JSON instead of text", func(o *options, _ string) error { o.logJSON = true; return nil }},
 	{'V', "version", "", "print version and exit", func(*options, string) error { return errVersion }},
 	{'h', "help", "", "print this help and exit", func(*options, string) error { return errHelp }},

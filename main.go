@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"shoal/cluster"
 	"shoal/server"
 	"shoal/store"
 )
@@ -67,9 +68,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
+	lns, err := listen(o)
+	if err != nil {
+		return err
+	}
+	defer closeAll(lns)
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	srv, err := server.New(server.Config{
+	var wg sync.WaitGroup
+	// Stop in order: every goroutine (the cluster node deregisters through
+	// etcd on its way out), then the --dev etcd.
+	stopEtcd := func() {}
+	defer func() {
+		cancel()
+		wg.Wait()
+		stopEtcd()
+	}()
+	scfg := server.Config{
 		MaxConns:       o.maxConns,
 		MaxItemSize:    o.maxItemSize,
 		IdleTimeout:    o.idleTimeout,
@@ -79,15 +93,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Settings:       settings(o),
 		Logger:         log,
 		OnShutdown:     cancel,
-	}, st)
+	}
+	if o.clustered() {
+		node, stop, err := joinCluster(ctx, o, lns[0].Addr(), log)
+		if err != nil {
+			return err
+		}
+		stopEtcd = stop
+		scfg.Cluster = node
+		wg.Go(func() {
+			if err := node.Run(ctx); err != nil {
+				log.Error("cluster membership stopped", "err", err)
+				cancel()
+			}
+		})
+	}
+	srv, err := server.New(scfg, st)
 	if err != nil {
 		return err
 	}
-	lns, err := listen(o)
-	if err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := st.Run(ctx); err != nil {
 			log.Error("store stopped", "err", err)
@@ -116,7 +140,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		log.Warn("connections did not close in time", "err", err)
 	}
 	cancel()
-	wg.Wait()
 	if serveErr != nil && !errors.Is(serveErr, server.ErrClosed) {
 		return serveErr
 	}
@@ -153,6 +176,34 @@ func listen(o options) ([]net.Listener, error) {
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, l := range lns {
+		l.Close()
+	}
+}
+
+// joinCluster prepares this node's cluster membership (and the --dev etcd
+// it needs). The returned function stops that etcd, if any.
+func joinCluster(ctx context.Context, o options, client net.Addr, log *slog.Logger) (*cluster.Node, func(), error) {
+	stop := func() {}
+	endpoints := splitList(o.etcd)
+	if o.dev {
+		dev, stopDev, err := startDevEtcd(ctx, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		stop = stopDev
+		endpoints = dev.Endpoints()
+		log.Info("dev etcd serving", "endpoints", strings.Join(endpoints, ","))
+	}
+	node, err := newClusterNode(o, endpoints, client, log)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return node, stop, nil
 }
 
 // settings are the "stats settings" lines only main knows.

@@ -44,9 +44,18 @@ type Config struct {
 	Settings [][2]string
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
+	// Cluster answers "stats cluster"; nil on a standalone node.
+	Cluster ClusterInfo
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()
+}
+
+// ClusterInfo is the cluster view behind "stats cluster", as name/value
+// pairs in display order. It is called from connection goroutines
+// concurrently.
+type ClusterInfo interface {
+	ClusterStats() [][2]string
 }
 
 // Validate reports a config memcached would refuse.

@@ -67,6 +67,8 @@ func (c *conn) stats(cmd *protocol.Stats) {
 		slabStats(&w, c.cache.Stats())
 	case "conns":
 		c.srv.connStats(&w, c.cache.Now())
+	case "cluster":
+		c.srv.clusterStats(&w)
 	case "sizes":
 		w.str("sizes_status", "disabled")
 	case "reset":
@@ -235,5 +237,18 @@ func (s *Server) connStats(w *statWriter, now int64) {
 		w.str(p+"listen_addr", "tcp:"+c.nc.LocalAddr().String())
 		w.str(p+"state", "conn_parse_cmd")
 		w.int(p+"secs_since_last_cmd", now-c.last.Load())
+	}
+}
+
+// clusterStats answers "stats cluster": the cluster view, or a single line
+// saying the node is standalone.
+func (s *Server) clusterStats(w *statWriter) {
+	if s.cfg.Cluster == nil {
+		w.str("cluster_mode", "standalone")
+		return
+	}
+	w.str("cluster_mode", "cluster")
+	for _, kv := range s.cfg.Cluster.ClusterStats() {
+		w.str(kv[0], kv[1])
 	}
 }

@@ -1,0 +1,15 @@
+// Package cluster keeps one node's view of the cluster: the members etcd
+// lists (etcdsync), the ring of shards computed from them (ring), and each
+// member's health as gossip sees it (gossip). etcd alone changes the ring;
+// gossip only advises routing. It does not move data or serve requests.
+//
+// Data flows one way:
+//
+//	etcd ──► etcdsync.Sync ─┬─► ring.New (settings, member names, revision) ─► View
+//	                        └─► gossip.SetPeers (whom to join)
+//	memberlist ──► gossip.Gossip ──► Health(node)
+//
+// Every membership change in etcd produces a new View (an immutable value
+// swapped atomically), so readers never lock and every node holding the same
+// etcd revision holds the same ring.
+package cluster

@@ -1,0 +1,300 @@
+package main
+
+// Cluster tests with real processes: the shoal binary, built once per test
+// run, joined through a real (embedded) etcd, with memberlist over loopback.
+// The nodes are observed the way an operator would, with "stats cluster".
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"shoal/devetcd"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// shoalBinary builds the shoal command once for the whole test run.
+func shoalBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "shoal-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "shoal")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startEtcd runs a real etcd in the test process on free loopback ports.
+func startEtcd(t testing.TB) *devetcd.Server {
+	t.Helper()
+	srv, err := devetcd.Start(context.Background(), devetcd.Config{
+		Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// proc is one shoal process.
+type proc struct {
+	name, addr string
+	cmd        *exec.Cmd
+	stderr     *bytes.Buffer
+	done       chan struct{}
+}
+
+// startProc runs shoal as node name on a free port, joined to etcd.
+func startProc(t testing.TB, etcd *devetcd.Server, name string, extra ...string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	args := append([]string{
+		"-p", port, "-m", "16", "--node", name, "--lease-ttl", "2",
+		"--etcd", strings.Join(etcd.Endpoints(), ","),
+	}, extra...)
+	cmd := exec.Command(shoalBinary(t), args...)
+	p := &proc{name: name, addr: addr, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", name, p.stderr.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	select {
+	case <-p.done:
+	default:
+		p.cmd.Process.Signal(sig)
+	}
+}
+
+// clusterStats asks the node for "stats cluster"; nil when it does not answer.
+func clusterStats(addr string) map[string]string {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("stats cluster\r\n")); err != nil {
+		return nil
+	}
+	out := make(map[string]string)
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "END" {
+			return out
+		}
+		f := strings.SplitN(line, " ", 3)
+		if len(f) == 3 {
+			out[f[1]] = f[2]
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the timeout passes; cond explains
+// what it saw so a failure says why.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, still not %s: %s", timeout, what, seen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// converged reports whether every proc sees the same epoch and exactly the
+// members named, all alive.
+func converged(procs []*proc, members ...string) (bool, string) {
+	var epoch string
+	var seen []string
+	for _, p := range procs {
+		st := clusterStats(p.addr)
+		if st == nil {
+			return false, p.name + " not answering"
+		}
+		seen = append(seen, fmt.Sprintf("%s: epoch=%s members=%s", p.name, st["cluster_epoch"], st["cluster_members"]))
+		if epoch == "" {
+			epoch = st["cluster_epoch"]
+		}
+		if st["cluster_epoch"] != epoch || st["cluster_members"] != fmt.Sprint(len(members)) {
+			return false, strings.Join(seen, "; ")
+		}
+		for _, m := range members {
+			if h := st["member:"+m+":health"]; h != "alive" {
+				return false, fmt.Sprintf("%s sees %s as %q", p.name, m, h)
+			}
+		}
+	}
+	return true, strings.Join(seen, "; ")
+}
+
+func TestClusterConverges(t *testing.T) {
+	etcd := startEtcd(t)
+	procs := []*proc{startProc(t, etcd, "n1"), startProc(t, etcd, "n2"), startProc(t, etcd, "n3")}
+	waitFor(t, 20*time.Second, "converged on one ring", func() (bool, string) {
+		return converged(procs, "n1", "n2", "n3")
+	})
+	// Same epoch means the same ring: every node reports the same shard
+	// counts for every member.
+	ref := clusterStats(procs[0].addr)
+	for _, p := range procs[1:] {
+		st := clusterStats(p.addr)
+		for _, m := range []string{"n1", "n2", "n3"} {
+			k := "member:" + m + ":primary_shards"
+			if st[k] != ref[k] {
+				t.Errorf("%s: %s = %s, n1 says %s", p.name, k, st[k], ref[k])
+			}
+		}
+	}
+}
+
+// TestClusterKilledNode: kill -9 of a node is seen by gossip first (dead,
+// still in the ring), then its lease expires and it leaves the ring. The
+// lease TTL (15 s) is longer than gossip's detection (~5 s), as in
+// production.
+func TestClusterKilledNode(t *testing.T) {
+	etcd := startEtcd(t)
+	ttl := []string{"--lease-ttl", "15"}
+	procs := []*proc{startProc(t, etcd, "n1", ttl...), startProc(t, etcd, "n2", ttl...), startProc(t, etcd, "n3", ttl...)}
+	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
+	procs[2].signal(syscall.SIGKILL)
+	<-procs[2].done
+	live := procs[:2]
+	waitFor(t, 12*time.Second, "n3 marked dead by gossip while still in the ring", func() (bool, string) {
+		for _, p := range live {
+			st := clusterStats(p.addr)
+			if st["cluster_members"] != "3" {
+				return false, p.name + " dropped n3 from the ring before gossip marked it dead: " + st["cluster_members"]
+			}
+			if st["member:n3:health"] != "dead" {
+				return false, p.name + " sees n3 as " + st["member:n3:health"]
+			}
+		}
+		return true, ""
+	})
+	waitFor(t, 25*time.Second, "n3 out of the ring after its lease expired", func() (bool, string) {
+		return converged(live, "n1", "n2")
+	})
+}
+
+// TestClusterSurvivesEtcdRestart: with etcd down the nodes keep their last
+// ring; when it returns they re-register and converge again.
+func TestClusterSurvivesEtcdRestart(t *testing.T) {
+	etcd := startEtcd(t)
+	procs := []*proc{startProc(t, etcd, "n1"), startProc(t, etcd, "n2"), startProc(t, etcd, "n3")}
+	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
+	before := clusterStats(procs[0].addr)["cluster_epoch"]
+	etcd.Close()
+	// Past the 2 s lease TTL with etcd gone: the ring must not change.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range procs {
+			st := clusterStats(p.addr)
+			if st == nil || st["cluster_epoch"] != before || st["cluster_members"] != "3" {
+				t.Fatalf("%s changed its ring while etcd was down: %v", p.name, st)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	restarted, err := devetcd.Start(context.Background(), etcd.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(restarted.Close)
+	waitFor(t, 30*time.Second, "converged and unfenced after etcd returned", func() (bool, string) {
+		if ok, seen := converged(procs, "n1", "n2", "n3"); !ok {
+			return false, seen
+		}
+		for _, p := range procs {
+			if st := clusterStats(p.addr); st["cluster_fenced"] != "0" {
+				return false, p.name + " still fenced"
+			}
+		}
+		return true, ""
+	})
+}
+
+// TestClusterNodeRestartsOnNewPort: the same node name on a new port
+// replaces its record; two nodes joining at once end on one ring.
+func TestClusterNodeRestartsOnNewPort(t *testing.T) {
+	etcd := startEtcd(t)
+	n1, n2 := startProc(t, etcd, "n1"), startProc(t, etcd, "n2")
+	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged([]*proc{n1, n2}, "n1", "n2") })
+	n2.signal(syscall.SIGKILL)
+	<-n2.done
+	n2b := startProc(t, etcd, "n2") // a new process and port, same name
+	n3, n4 := startProc(t, etcd, "n3"), startProc(t, etcd, "n4")
+	all := []*proc{n1, n2b, n3, n4}
+	waitFor(t, 30*time.Second, "converged with the restarted n2 and two joiners", func() (bool, string) {
+		return converged(all, "n1", "n2", "n3", "n4")
+	})
+	if got := clusterStats(n1.addr)["member:n2:addr"]; got != n2b.addr {
+		t.Fatalf("n1 has n2 at %s, want the new address %s", got, n2b.addr)
+	}
+}

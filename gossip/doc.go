@@ -1,0 +1,29 @@
+// Package gossip detects failed peers quickly with hashicorp/memberlist and
+// reports their health as advice for routing; it never decides membership.
+//
+// etcd decides who is a member. The caller (the glue that watches etcd)
+// passes the listed nodes and their gossip addresses to SetPeers; gossip
+// reports health only for those nodes, and a reconcile loop Joins any listed
+// peer it does not see alive, because memberlist does not rejoin after a
+// partition by itself. A node gossip sees but etcd does not list is ignored.
+// This package must not know about etcd, the ring or shards.
+//
+// Data flow:
+//
+//	memberlist callbacks ──enqueue──▶ event loop ──▶ per-instance states
+//	(join, leave, update,              │                 │
+//	 probe ack, failed probe)          ▼                 ▼
+//	                          Changed() notification   Health(node)
+//	SetPeers ──▶ reconcile loop ──Join──▶ memberlist
+//
+// Every process joins memberlist under the name Node+"/"+Instance, so a
+// restarted node is a new memberlist member; Health reports the newest
+// incarnation, and the death of an older one does not hide it.
+//
+// memberlist reports joins, leaves and metadata updates as events, but has
+// no event for suspicion. Suspect is therefore this node's own view: it is
+// set when this node's probe of a peer fails (seen in memberlist's log
+// output) and cleared by a successful probe ack, by a direct ping the
+// reconcile loop sends to suspects, or by an alive event. Suspicions that
+// other nodes gossip are not visible here.
+package gossip

@@ -1,0 +1,302 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// ErrRunning is returned by a second call to Run: a memberlist name cannot
+// rejoin after it left, so a Gossip runs once; make a new one (with a new
+// Instance) to run again.
+var ErrRunning = errors.New("gossip: Run called more than once")
+
+// Gossip watches peers' health with memberlist. Its methods are safe for
+// concurrent use; Run is called once.
+type Gossip struct {
+	cfg      Config
+	name     string // memberlist name: Node + "/" + Instance
+	interval time.Duration
+	log      *slog.Logger
+	changed  chan struct{} // buffer 1: coalesced health changes
+	kick     chan struct{} // buffer 1: SetPeers asks for a reconcile now
+	qready   chan struct{} // buffer 1: events are queued
+	bound    chan struct{} // closed once LocalAddr is known
+	started  atomic.Bool
+
+	// joinFailures counts reconcile rounds in which some Join failed.
+	joinFailures atomic.Int64
+
+	// Test hooks, set before Run.
+	noLeave       atomic.Bool // skip Leave on shutdown, as a crash would
+	wrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+
+	// qmu guards queue, which memberlist callbacks append to.
+	qmu   sync.Mutex
+	queue []event
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	peers     map[string]string               // node -> normalized gossip address, from SetPeers
+	nodes     map[string]map[string]*instance // node -> instance id -> state
+	reported  map[string]State                // last published health of listed nodes
+	seq       uint64                          // join counter ordering incarnations
+	localAddr string
+}
+
+// New checks cfg and returns a Gossip; it does no I/O and starts nothing.
+func New(cfg Config) (*Gossip, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	interval := cfg.ReconcileInterval
+	if interval == 0 {
+		interval = defaultReconcileInterval
+	}
+	l := cfg.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return &Gossip{
+		cfg:      cfg,
+		name:     cfg.Node + "/" + cfg.Instance,
+		interval: interval,
+		log:      l.With("node", cfg.Node, "instance", cfg.Instance),
+		changed:  make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		qready:   make(chan struct{}, 1),
+		bound:    make(chan struct{}),
+		peers:    make(map[string]string),
+		nodes:    make(map[string]map[string]*instance),
+		reported: make(map[string]State),
+	}, nil
+}
+
+// Run binds, joins memberlist and keeps health up to date until ctx is
+// done; then it leaves (waiting at most a second for the broadcast), shuts
+// memberlist down and returns nil after its goroutines have exited. It
+// returns an error if memberlist cannot start, and ErrRunning if called
+// again. A Join in flight (at most memberlist's 1s TCP timeout per address)
+// delays the return.
+func (g *Gossip) Run(ctx context.Context) error {
+	if !g.started.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	ml, err := g.create()
+	if err != nil {
+		return err
+	}
+	loopCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { g.eventLoop(loopCtx) })
+	wg.Go(func() { g.reconcileLoop(loopCtx, ml) })
+	<-ctx.Done()
+	cancel()
+	wg.Wait()
+
+	if !g.noLeave.Load() {
+		if err := ml.Leave(leaveTimeout); err != nil {
+			g.log.Warn("gossip: leave", "err", err)
+		}
+	}
+	if err := ml.Shutdown(); err != nil {
+		g.log.Warn("gossip: shutdown", "err", err)
+	}
+	return nil
+}
+
+// create binds the transport and starts memberlist with the local-network
+// timings (DefaultLocalConfig; SuspicionMult is deliberately left alone).
+func (g *Gossip) create() (*memberlist.Memberlist, error) {
+	mlog := newStdLogger(g.log, func(name string) {
+		g.enqueue(event{kind: evSuspect, name: name})
+	})
+	bindIP, bindPort, _ := parseIPPort(g.cfg.BindAddr) // checked by Validate
+	// The transport is made here rather than by memberlist so that an
+	// explicit advertise port survives binding port 0.
+	var nt *memberlist.NetTransport
+	var err error
+	for range 10 { // port 0 picks a TCP port, then binds UDP to it: retry races
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{bindIP.String()},
+			BindPort:  bindPort,
+			Logger:    mlog,
+		})
+		if err == nil || bindPort != 0 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gossip: bind %s: %w", g.cfg.BindAddr, err)
+	}
+	port := nt.GetAutoBindPort()
+	g.mu.Lock()
+	g.localAddr = net.JoinHostPort(bindIP.String(), strconv.Itoa(port))
+	g.mu.Unlock()
+	close(g.bound)
+
+	conf := memberlist.DefaultLocalConfig()
+	conf.Name = g.name
+	conf.BindAddr = bindIP.String()
+	conf.BindPort = port
+	conf.AdvertisePort = port
+	if g.cfg.AdvertiseAddr != "" {
+		ip, p, _ := parseIPPort(g.cfg.AdvertiseAddr)
+		conf.AdvertiseAddr = ip.String()
+		if p != 0 {
+			conf.AdvertisePort = p
+		}
+	}
+	var tr memberlist.NodeAwareTransport = nt
+	if g.wrapTransport != nil {
+		tr = g.wrapTransport(nt)
+	}
+	conf.Transport = tr
+	conf.Logger = mlog
+	conf.Delegate = metaDelegate{meta: g.cfg.Meta}
+	conf.Events = eventDelegate{g}
+	conf.Ping = pingDelegate{g}
+	conf.Label = g.cfg.Label
+	conf.SecretKey = g.cfg.SecretKey
+
+	ml, err := memberlist.Create(conf)
+	if err != nil {
+		_ = tr.Shutdown()
+		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
+	}
+	return ml, nil
+}
+
+// eventLoop applies what the callbacks enqueued, then logs and notifies.
+func (g *Gossip) eventLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.qready:
+		}
+		g.publish(g.apply(g.drain()))
+	}
+}
+
+// reconcileLoop joins listed peers that gossip does not see alive, at once
+// when SetPeers changes the list and every interval after.
+func (g *Gossip) reconcileLoop(ctx context.Context, ml *memberlist.Memberlist) {
+	t := time.NewTicker(g.interval)
+	defer t.Stop()
+	for {
+		if addrs := g.joinTargets(); len(addrs) > 0 {
+			n, err := ml.Join(addrs)
+			if n < len(addrs) {
+				g.joinFailures.Add(1)
+				g.log.Debug("gossip: join", "addrs", addrs, "joined", n, "err", err)
+			}
+		}
+		// Suspect is cleared by a successful probe of ours, but memberlist
+		// slows its probing when it is unhealthy itself (after a partition,
+		// for instance) and reports no refutation: ask directly.
+		for _, s := range g.suspects() {
+			if _, err := ml.Ping(s.name, net.UDPAddrFromAddrPort(s.addr)); err == nil {
+				g.enqueue(event{kind: evAck, name: s.name})
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-g.kick:
+		}
+	}
+}
+
+type suspect struct {
+	name string // memberlist name
+	addr netip.AddrPort
+}
+
+// suspects lists the incarnations of listed peers that are Suspect.
+func (g *Gossip) suspects() []suspect {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []suspect
+	for node := range g.peers {
+		id, in := g.bestLocked(node)
+		if node == g.cfg.Node || in == nil || in.state != Suspect {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(in.addr); err == nil {
+			out = append(out, suspect{name: node + "/" + id, addr: ap})
+		}
+	}
+	return out
+}
+
+// joinTargets lists the addresses of listed peers not seen alive or suspect.
+func (g *Gossip) joinTargets() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var addrs []string
+	for node, addr := range g.peers {
+		if node == g.cfg.Node || addr == g.localAddr {
+			continue
+		}
+		if s := g.healthLocked(node); s == Alive || s == Suspect {
+			continue
+		}
+		addrs = append(addrs, addr)
+	}
+	return addrs
+}
+
+// SetPeers replaces the nodes etcd lists: node name -> gossip address
+// (ip:port). Self may be included or not. Health reports only listed nodes
+// (and self); the reconcile loop joins listed ones not seen alive.
+func (g *Gossip) SetPeers(peers map[string]string) {
+	g.mu.Lock()
+	g.peers = make(map[string]string, len(peers))
+	for node, addr := range peers {
+		g.peers[node] = normAddr(addr)
+	}
+	changes := g.recomputeLocked()
+	g.mu.Unlock()
+	g.publish(changes)
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Health reports node's health by node name: the state memberlist last
+// reported for its newest incarnation, or Unknown if that node was never
+// seen or is not listed by SetPeers. Self is always listed.
+func (g *Gossip) Health(node string) State {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.healthLocked(node)
+}
+
+// Changed returns a channel that receives a value after any Health result
+// changes; notifications coalesce, so re-read Health for every node you care
+// about after each receive.
+func (g *Gossip) Changed() <-chan struct{} { return g.changed }
+
+// Bound is closed once Run has bound its port, so that LocalAddr can be
+// advertised (etcd must list the real address when BindAddr had port 0).
+func (g *Gossip) Bound() <-chan struct{} { return g.bound }
+
+// LocalAddr returns the bound ip:port (with the real port when BindAddr
+// asked for port 0), or "" before Run has bound it.
+func (g *Gossip) LocalAddr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.localAddr
+}

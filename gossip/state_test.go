@@ -1,0 +1,181 @@
+package gossip
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestHealthRules(t *testing.T) {
+	alive := func(name, addr string) event { return event{kind: evAlive, name: name, addr: addr} }
+	dead := func(name, addr string) event { return event{kind: evDead, name: name, addr: addr} }
+	suspect := func(name string) event { return event{kind: evSuspect, name: name} }
+	ack := func(name string) event { return event{kind: evAck, name: name} }
+	const (
+		addr1 = "127.0.0.1:7001"
+		addr2 = "127.0.0.1:7002"
+	)
+	for name, tc := range map[string]struct {
+		peers  map[string]string
+		events []event
+		want   State
+	}{
+		"never seen":              {map[string]string{"b": addr1}, nil, Unknown},
+		"not listed":              {map[string]string{}, []event{alive("b/1", addr1)}, Unknown},
+		"alive":                   {map[string]string{"b": addr1}, []event{alive("b/1", addr1)}, Alive},
+		"dead":                    {map[string]string{"b": addr1}, []event{alive("b/1", addr1), dead("b/1", addr1)}, Dead},
+		"suspect":                 {map[string]string{"b": addr1}, []event{alive("b/1", addr1), suspect("b/1")}, Suspect},
+		"suspect cleared by ack":  {map[string]string{"b": addr1}, []event{alive("b/1", addr1), suspect("b/1"), ack("b/1")}, Alive},
+		"ack does not revive":     {map[string]string{"b": addr1}, []event{alive("b/1", addr1), dead("b/1", addr1), ack("b/1")}, Dead},
+		"suspect of dead ignored": {map[string]string{"b": addr1}, []event{alive("b/1", addr1), dead("b/1", addr1), suspect("b/1")}, Dead},
+		"rejoin after dead":       {map[string]string{"b": addr1}, []event{alive("b/1", addr1), dead("b/1", addr1), alive("b/1", addr1)}, Alive},
+		"foreign name ignored":    {map[string]string{"b": addr1}, []event{alive("b", addr1)}, Unknown},
+		"restart new port, old dies later": {map[string]string{"b": addr2},
+			[]event{alive("b/1", addr1), alive("b/2", addr2), dead("b/1", addr1)}, Alive},
+		"restart new port, heard in reverse order": {map[string]string{"b": addr2},
+			[]event{alive("b/2", addr2), alive("b/1", addr1), dead("b/1", addr1)}, Alive},
+		"restart same port, heard in reverse order": {map[string]string{"b": addr1},
+			[]event{alive("b/2", addr1), alive("b/1", addr1), dead("b/1", addr1)}, Alive},
+		"etcd still lists the old address": {map[string]string{"b": addr1},
+			[]event{alive("b/1", addr1), alive("b/2", addr2), dead("b/1", addr1)}, Dead},
+		"listed by hostname: newest live one": {map[string]string{"b": "host-b:7001"},
+			[]event{alive("b/1", addr1), alive("b/2", addr2), dead("b/1", addr1)}, Alive},
+		"newest died too": {map[string]string{"b": addr2},
+			[]event{alive("b/1", addr1), alive("b/2", addr2), dead("b/1", addr1), dead("b/2", addr2)}, Dead},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := newTestGossip(t)
+			g.SetPeers(tc.peers)
+			g.apply(tc.events)
+			if got := g.Health("b"); got != tc.want {
+				t.Errorf("Health(b) = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func newTestGossip(t *testing.T) *Gossip {
+	t.Helper()
+	g, err := New(Config{Node: "a", Instance: "1", BindAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func TestChangedCoalesces(t *testing.T) {
+	g := newTestGossip(t)
+	g.SetPeers(map[string]string{"b": "127.0.0.1:7001", "c": "127.0.0.1:7002"})
+	select {
+	case <-g.Changed():
+		t.Fatal("Changed fired with nothing known")
+	default:
+	}
+	g.publish(g.apply([]event{{kind: evAlive, name: "b/1", addr: "127.0.0.1:7001"}}))
+	g.publish(g.apply([]event{{kind: evAlive, name: "c/1", addr: "127.0.0.1:7002"}}))
+	<-g.Changed()
+	select {
+	case <-g.Changed():
+		t.Fatal("two notifications; want them coalesced")
+	default:
+	}
+	g.SetPeers(map[string]string{"c": "127.0.0.1:7002"}) // b unlisted: alive -> unknown
+	select {
+	case <-g.Changed():
+	default:
+		t.Fatal("no notification when b was unlisted")
+	}
+	if got := g.Health("b"); got != Unknown {
+		t.Errorf("Health(b) = %v after unlisting, want unknown", got)
+	}
+}
+
+func TestPruneKeepsNewest(t *testing.T) {
+	g := newTestGossip(t)
+	g.SetPeers(map[string]string{"b": "127.0.0.1:7010"})
+	var evs []event
+	for i := range 10 {
+		name := "b/" + string(rune('a'+i))
+		addr := "127.0.0.1:70" + string(rune('0'+i)) + "0"
+		evs = append(evs, event{kind: evAlive, name: name, addr: addr}, event{kind: evDead, name: name, addr: addr})
+	}
+	evs = append(evs, event{kind: evAlive, name: "b/z", addr: "127.0.0.1:7010"})
+	g.apply(evs)
+	if n := len(g.nodes["b"]); n > maxInstances {
+		t.Errorf("%d incarnations kept, want at most %d", n, maxInstances)
+	}
+	if got := g.Health("b"); got != Alive {
+		t.Errorf("Health(b) = %v, want alive", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{Node: "a", Instance: "1", BindAddr: "127.0.0.1:0"}
+	for name, tc := range map[string]struct {
+		edit    func(*Config)
+		wantErr string // "" means valid
+	}{
+		"minimal":            {func(*Config) {}, ""},
+		"all set":            {func(c *Config) { c.AdvertiseAddr, c.SecretKey, c.Label = "10.0.0.1:7946", make([]byte, 32), "l" }, ""},
+		"advertise port 0":   {func(c *Config) { c.AdvertiseAddr = "10.0.0.1:0" }, ""},
+		"ipv6":               {func(c *Config) { c.BindAddr = "[::1]:0" }, ""},
+		"no node":            {func(c *Config) { c.Node = "" }, "Node is empty"},
+		"no instance":        {func(c *Config) { c.Instance = "" }, "Instance is empty"},
+		"slash in instance":  {func(c *Config) { c.Instance = "a/b" }, "contains"},
+		"no bind":            {func(c *Config) { c.BindAddr = "" }, "BindAddr"},
+		"bind hostname":      {func(c *Config) { c.BindAddr = "localhost:0" }, "not an IP"},
+		"bad port":           {func(c *Config) { c.BindAddr = "127.0.0.1:70000" }, "bad port"},
+		"advertise 0.0.0.0":  {func(c *Config) { c.AdvertiseAddr = "0.0.0.0:1" }, "unspecified"},
+		"meta too long":      {func(c *Config) { c.Meta = make([]byte, 513) }, "Meta"},
+		"key length":         {func(c *Config) { c.SecretKey = make([]byte, 10) }, "SecretKey"},
+		"label too long":     {func(c *Config) { c.Label = strings.Repeat("x", 256) }, "Label"},
+		"negative reconcile": {func(c *Config) { c.ReconcileInterval = -1 }, "negative"},
+		"several reported":   {func(c *Config) { c.Node, c.Instance = "", "" }, "Instance is empty"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := ok
+			tc.edit(&c)
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate = %v, want ErrInvalidConfig mentioning %q", err, tc.wantErr)
+			}
+			if _, err := New(c); !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("New = %v, want ErrInvalidConfig", err)
+			}
+		})
+	}
+}
+
+func TestNewDoesNoIO(t *testing.T) {
+	g := newTestGossip(t)
+	if got := g.LocalAddr(); got != "" {
+		t.Errorf("LocalAddr before Run = %q, want empty", got)
+	}
+	if got := g.Health("a"); got != Unknown {
+		t.Errorf("Health(self) before Run = %v, want unknown", got)
+	}
+}
+
+func TestStateString(t *testing.T) {
+	for s, want := range map[State]string{Unknown: "unknown", Alive: "alive", Suspect: "suspect", Dead: "dead", 7: "State(7)"} {
+		if got := s.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", int(s), got, want)
+		}
+	}
+}
+
+func TestLogWriterSeesSuspect(t *testing.T) {
+	var got []string
+	l := newStdLogger(discardLogger(), func(name string) { got = append(got, name) })
+	l.Printf("[INFO] memberlist: Suspect %s has failed, no acks received", "b/1")
+	l.Printf("[INFO] memberlist: Marking %s as failed, suspect timeout reached (0 peer confirmations)", "b/1")
+	if len(got) != 1 || got[0] != "b/1" {
+		t.Errorf("suspects = %q, want [b/1]", got)
+	}
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"shoal/cluster"
+	"shoal/devetcd"
+	"shoal/etcdsync"
+	"shoal/gossip"
+	"shoal/ring"
+)
+
+// shardCount is fixed for the life of a cluster; the first node seeds it.
+const shardCount = 4096
+
+// startDevEtcd runs the --dev etcd in a fresh temporary directory and
+// returns it with a function that stops it and removes the directory.
+func startDevEtcd(ctx context.Context, o options) (*devetcd.Server, func(), error) {
+	host, port, err := net.SplitHostPort(o.devEtcd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--dev-etcd: %w", err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--dev-etcd: bad port %q", port)
+	}
+	dir, err := os.MkdirTemp("", "shoal-dev-etcd-")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := devetcd.Start(ctx, devetcd.Config{
+		Dir:        dir,
+		ClientAddr: o.devEtcd,
+		PeerAddr:   net.JoinHostPort(host, strconv.Itoa(p+1)),
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return srv, func() { srv.Close(); os.RemoveAll(dir) }, nil
+}
+
+// newClusterNode describes this node to etcd and gossip. client is the
+// address the memcached listener actually bound.
+func newClusterNode(o options, endpoints []string, client net.Addr, log *slog.Logger) (*cluster.Node, error) {
+	advertise := o.advertise
+	if advertise == "" {
+		advertise = client.String()
+		if ip := client.(*net.TCPAddr).IP; ip.IsUnspecified() {
+			return nil, errors.New("--advertise is required when listening on all interfaces")
+		}
+	}
+	host, _, err := net.SplitHostPort(advertise)
+	if err != nil {
+		return nil, fmt.Errorf("--advertise: %w", err)
+	}
+	name := o.node
+	if name == "" {
+		name = advertise
+	}
+	gossipAddr := o.gossip
+	if gossipAddr == "" {
+		gossipAddr = net.JoinHostPort(host, "0")
+	}
+	var key []byte
+	if o.gossipKey != "" {
+		if key, err = base64.StdEncoding.DecodeString(o.gossipKey); err != nil {
+			return nil, fmt.Errorf("--gossip-key: %w", err)
+		}
+	}
+	instance := make([]byte, 8)
+	rand.Read(instance)
+	self := etcdsync.Member{
+		Name:       name,
+		Instance:   hex.EncodeToString(instance),
+		ClientAddr: advertise,
+		PeerAddr:   advertise, // peers speak the meta protocol on the client port
+	}
+	return cluster.New(cluster.Config{
+		Etcd: etcdsync.Config{
+			Endpoints: endpoints,
+			Prefix:    o.cluster,
+			Self:      self,
+			Settings:  etcdsync.Settings{Replicas: o.replicas, Shards: shardCount, VNodes: ring.DefaultVNodes},
+			LeaseTTL:  o.leaseTTL,
+		},
+		Gossip: gossip.Config{
+			BindAddr:  gossipAddr,
+			SecretKey: key,
+			Label:     o.cluster,
+		},
+		Logger: log,
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
