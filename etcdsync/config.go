@@ -1,0 +1,134 @@
+package etcdsync
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultPrefix      = "shoal"
+	DefaultLeaseTTL    = 10 * time.Second
+	DefaultDialTimeout = 5 * time.Second
+	// MinLeaseTTL is etcd's minimum lease TTL.
+	MinLeaseTTL = 2 * time.Second
+)
+
+// Errors returned by Validate, New and Run.
+var (
+	ErrConfig = errors.New("etcdsync: invalid config")
+	// ErrSuperseded means another process registered this node's Name after
+	// this one did (a restart of the same node): this process is fenced for
+	// good and should stop.
+	ErrSuperseded = errors.New("etcdsync: superseded by another instance of this name")
+)
+
+// Member is one node's record in etcd.
+type Member struct {
+	Name       string // node name, unique in the cluster (main defaults it to host:port)
+	Instance   string // per-process incarnation id (random), so that a restart is distinguishable
+	ClientAddr string // memcached protocol address
+	PeerAddr   string // peer (forwarding, replication) address
+	GossipAddr string // memberlist address
+}
+
+// Settings are cluster-wide and fixed by the first node: every node adopts
+// what etcd holds under /<prefix>/config.
+type Settings struct {
+	Replicas int // copies of each shard, primary included
+	Shards   int // shard count; never changes for the life of a cluster
+	VNodes   int // ring points per node
+}
+
+func (st Settings) validate() error {
+	if st.Replicas < 1 || st.Shards < 1 || st.VNodes < 1 {
+		return fmt.Errorf("settings %+v: every field must be at least 1", st)
+	}
+	return nil
+}
+
+// Config configures a Sync.
+type Config struct {
+	// Endpoints are etcd client URLs ("http://127.0.0.1:2379"). Required.
+	Endpoints []string
+	// Prefix is the key prefix, the cluster's name: keys live under
+	// /<Prefix>/. "" means DefaultPrefix. It must not contain '/'.
+	Prefix string
+	// Self is this node's record. Name and Instance are required; Name must
+	// not contain '/'.
+	Self Member
+	// Settings are seeded into etcd by the first node (created only if
+	// absent); later nodes adopt what etcd has and ignore these. Every field
+	// must be at least 1.
+	Settings Settings
+	// LeaseTTL is the registration lease's TTL, rounded up to whole seconds.
+	// 0 means DefaultLeaseTTL; below MinLeaseTTL is an error.
+	LeaseTTL time.Duration
+	// DialTimeout bounds each etcd request (and the lease's first
+	// keepalive). 0 means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// Logger receives state changes (registered, fenced, relisted). nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// Validate reports the first problem in c, wrapped in ErrConfig. It does not
+// apply defaults.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	if len(c.Endpoints) == 0 {
+		return bad("no endpoints")
+	}
+	for _, ep := range c.Endpoints {
+		if ep == "" {
+			return bad("empty endpoint")
+		}
+	}
+	if strings.Contains(c.Prefix, "/") {
+		return bad("prefix %q contains '/'", c.Prefix)
+	}
+	if c.Self.Name == "" || strings.Contains(c.Self.Name, "/") {
+		return bad("member name %q is empty or contains '/'", c.Self.Name)
+	}
+	if c.Self.Instance == "" {
+		return bad("member %q has no instance id", c.Self.Name)
+	}
+	if err := c.Settings.validate(); err != nil {
+		return bad("%v", err)
+	}
+	if c.LeaseTTL != 0 && c.LeaseTTL < MinLeaseTTL {
+		return bad("lease TTL %v is below %v", c.LeaseTTL, MinLeaseTTL)
+	}
+	if c.DialTimeout < 0 {
+		return bad("negative dial timeout")
+	}
+	return nil
+}
+
+// withDefaults returns c with zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Endpoints = append([]string(nil), c.Endpoints...)
+	return c
+}
+
+// ttlSeconds is the lease TTL in whole seconds, rounded up.
+func (c Config) ttlSeconds() int64 {
+	return int64((c.LeaseTTL + time.Second - 1) / time.Second)
+}

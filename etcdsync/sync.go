@@ -1,0 +1,267 @@
+package etcdsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+)
+
+// Snapshot is the cluster's membership as etcd holds it.
+type Snapshot struct {
+	Members  []Member // sorted by Name
+	Settings Settings
+	// Revision is the etcd revision of this view, the ring's epoch: it
+	// increases with every membership change, and nodes holding the same
+	// view converge on the same Revision.
+	Revision int64
+}
+
+func (a Snapshot) equal(b Snapshot) bool {
+	return a.Revision == b.Revision && a.Settings == b.Settings && slices.Equal(a.Members, b.Members)
+}
+
+// Sync registers this node in etcd and follows the cluster's membership.
+// Its methods are safe for concurrent use; Run may be called once.
+type Sync struct {
+	cfg        Config
+	log        *slog.Logger
+	keys       keys
+	selfValue  string // Self encoded: the exact bytes of our record
+	fenceAfter time.Duration
+	start      time.Time // origin of the monotonic nanosecond clock below
+
+	// validUntil is the monotonic time (nanoseconds since start) until
+	// which this node's registration is trusted; 0 means not registered.
+	// The registrar sets it; keepalive acknowledgements push it forward.
+	validUntil atomic.Int64
+	superseded atomic.Bool
+	leaseID    atomic.Int64 // current lease, 0 if none
+	putRev     atomic.Int64 // revision of the registrar's last write of our record
+	running    atomic.Bool
+
+	changed chan struct{} // buffer 1: Current has news
+	touch   chan struct{} // buffer 1: watcher or keepalive ask the registrar to rewrite (verify) our record
+
+	// skipRevoke, set by tests only, makes Run exit without revoking its
+	// lease, as a crashed process would.
+	skipRevoke bool
+
+	mu      sync.Mutex // guards snap and hasSnap
+	snap    Snapshot
+	hasSnap bool
+}
+
+// New validates cfg and returns a Sync. It does no I/O.
+func New(cfg Config) (*Sync, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Sync{
+		cfg:        cfg,
+		log:        cfg.Logger.With("member", cfg.Self.Name),
+		keys:       newKeys(cfg.Prefix, cfg.Self.Name),
+		selfValue:  encodeMember(cfg.Self),
+		fenceAfter: time.Duration(cfg.ttlSeconds()) * time.Second * 3 / 4,
+		start:      time.Now(),
+		changed:    make(chan struct{}, 1),
+		touch:      make(chan struct{}, 1),
+	}
+	return s, nil
+}
+
+// Current returns the latest view; false before the first list succeeded.
+// The returned Members slice must not be modified.
+func (s *Sync) Current() (Snapshot, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap, s.hasSnap
+}
+
+// Changed returns a channel that receives after Current has changed. It
+// coalesces: one receive may stand for several changes, so read Current
+// after each receive.
+func (s *Sync) Changed() <-chan struct{} { return s.changed }
+
+// Fenced reports whether this node must not act as a primary: it is true
+// before the first registration, while keepalives go unacknowledged for
+// three quarters of the lease TTL, after the lease or the record is lost
+// until re-registered, after Run returned, and for good once superseded.
+func (s *Sync) Fenced() bool {
+	if s.superseded.Load() {
+		return true
+	}
+	v := s.validUntil.Load()
+	return v == 0 || s.now() >= v
+}
+
+// now is a monotonic clock in nanoseconds since New.
+func (s *Sync) now() int64 { return int64(time.Since(s.start)) }
+
+// Run connects to etcd, seeds or adopts the settings, registers this node
+// and follows the membership until ctx ends; then it revokes the lease
+// (graceful deregistration), closes the client and returns nil. It returns
+// ErrSuperseded when another process took this node's name, or an error
+// if the settings in etcd are unreadable. An unreachable etcd is not an
+// error: Run keeps retrying, fenced, until etcd answers or ctx ends.
+func (s *Sync) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("etcdsync: Run called twice")
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   s.cfg.Endpoints,
+		DialTimeout: s.cfg.DialTimeout,
+		Logger:      zapNop(),
+		// grpc's default reconnect backoff grows to two minutes; a node
+		// should find etcd again within seconds of its return.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: s.cfg.DialTimeout,
+		})},
+	})
+	if err != nil {
+		return fmt.Errorf("etcdsync: client: %w", err)
+	}
+	defer cli.Close()
+
+	settings, err := s.seed(ctx, cli)
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.register(ctx, cli); err != nil {
+			cancel(err)
+		}
+	})
+	wg.Go(func() { s.watch(ctx, cli, settings) })
+	<-ctx.Done()
+	wg.Wait()
+	s.validUntil.Store(0)
+
+	if id := clientv3.LeaseID(s.leaseID.Load()); id != 0 && !s.skipRevoke {
+		rctx, rcancel := context.WithTimeout(context.Background(), min(s.cfg.DialTimeout, 2*time.Second))
+		if _, err := cli.Revoke(rctx, id); err != nil {
+			s.log.Warn("etcdsync: revoke lease on shutdown", "err", err)
+		} else {
+			s.log.Info("etcdsync: deregistered")
+		}
+		rcancel()
+	}
+	if err := context.Cause(ctx); errors.Is(err, ErrSuperseded) {
+		return err
+	}
+	return nil
+}
+
+// seed creates /<prefix>/config from cfg.Settings if absent, or adopts
+// what is there. It retries until etcd answers or ctx ends.
+func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error) {
+	key := s.keys.config
+	want := encodeSettings(s.cfg.Settings)
+	var bo retry
+	for {
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+		resp, err := cli.Txn(rctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, want)).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		cancel()
+		switch {
+		case err == nil && resp.Succeeded:
+			s.log.Info("etcdsync: seeded settings", "settings", s.cfg.Settings)
+			return s.cfg.Settings, nil
+		case err == nil:
+			kvs := resp.Responses[0].GetResponseRange().Kvs
+			if len(kvs) == 0 { // deleted between compare and read: try again
+				continue
+			}
+			st, err := decodeSettings(kvs[0].Value)
+			if err != nil {
+				return Settings{}, fmt.Errorf("etcdsync: %s: %w", key, err)
+			}
+			if st != s.cfg.Settings {
+				s.log.Info("etcdsync: adopted cluster settings", "settings", st, "configured", s.cfg.Settings)
+			}
+			return st, nil
+		}
+		s.log.Log(ctx, bo.level(), "etcdsync: settings: etcd unavailable, retrying", "err", err)
+		if !bo.wait(ctx) {
+			return Settings{}, nil
+		}
+	}
+}
+
+// publish stores snap as the current view and notifies Changed if it
+// differs from the previous one.
+func (s *Sync) publish(snap Snapshot) {
+	s.mu.Lock()
+	same := s.hasSnap && s.snap.equal(snap)
+	if !same {
+		s.snap, s.hasSnap = snap, true
+	}
+	s.mu.Unlock()
+	if same {
+		return
+	}
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// requestTouch asks the registrar to rewrite (and so verify) our record.
+func (s *Sync) requestTouch() {
+	select {
+	case s.touch <- struct{}{}:
+	default:
+	}
+}
+
+// retry is a jittered exponential backoff, 100 ms to 2 s.
+type retry struct{ next time.Duration }
+
+// wait sleeps for the next delay; false if ctx ended first.
+func (r *retry) wait(ctx context.Context) bool {
+	t := time.NewTimer(r.delay())
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (r *retry) delay() time.Duration {
+	if r.next == 0 {
+		r.next = 100 * time.Millisecond
+	}
+	d := r.next/2 + rand.N(r.next/2+1)
+	r.next = min(2*r.next, 2*time.Second)
+	return d
+}
+
+func (r *retry) reset() { r.next = 0 }
+
+// level is Warn for the first failure of a streak, Debug for the rest, so
+// that an etcd outage logs once rather than every two seconds.
+func (r *retry) level() slog.Level {
+	if r.next == 0 {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
+}
