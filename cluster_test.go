@@ -298,3 +298,25 @@ func TestClusterNodeRestartsOnNewPort(t *testing.T) {
 		t.Fatalf("n1 has n2 at %s, want the new address %s", got, n2b.addr)
 	}
 }
+
+// TestClusterGracefulStop: SIGTERM leaves gossip and revokes the lease, so
+// the node is out of the ring at once, long before its 15 s lease would
+// have expired, and the process exits cleanly.
+func TestClusterGracefulStop(t *testing.T) {
+	etcd := startEtcd(t)
+	ttl := []string{"--lease-ttl", "15"}
+	procs := []*proc{startProc(t, etcd, "n1", ttl...), startProc(t, etcd, "n2", ttl...), startProc(t, etcd, "n3", ttl...)}
+	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
+	procs[2].signal(syscall.SIGTERM)
+	select {
+	case <-procs[2].done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("n3 did not exit within 10 s of SIGTERM")
+	}
+	if code := procs[2].cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("n3 exited with %d after SIGTERM", code)
+	}
+	waitFor(t, 5*time.Second, "n3 out of the ring without waiting for its lease", func() (bool, string) {
+		return converged(procs[:2], "n1", "n2")
+	})
+}
