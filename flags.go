@@ -30,6 +30,7 @@ type options struct {
 	verbose       int
 	idleTimeout   time.Duration
 	logJSON       bool
+	httpAddr      string // --http: /metrics and /cluster; empty means off
 
 	// Cluster mode (any of etcd or dev set).
 	etcd      string // comma-separated endpoints; empty means standalone
@@ -99,6 +100,7 @@ var flagSpecs = []flagSpec{
 	}},
 	{0, "dev", "", "run an embedded single-member etcd (on --dev-etcd) and join it: a cluster on one machine without installing etcd", func(o *options, _ string) error { o.dev = true; return nil }},
 	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.devEtcd = v; return nil }},
+	{0, "http", "<host:port>", "serve /metrics (Prometheus), /cluster (JSON) and a status page on this address (default: off)", func(o *options, v string) error { o.httpAddr = v; return nil }},
 	{0, "log-json", "", "write logs as JSON instead of text", func(o *options, _ string) error { o.logJSON = true; return nil }},
 	{'V', "version", "", "print version and exit", func(*options, string) error { return errVersion }},
 	{'h', "help", "", "print this help and exit", func(*options, string) error { return errHelp }},

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"shoal/cluster"
+	"shoal/monitor"
 	"shoal/server"
 	"shoal/store"
 )
@@ -73,6 +74,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	defer closeAll(lns)
+	var httpLn net.Listener
+	if o.httpAddr != "" {
+		if httpLn, err = net.Listen("tcp", o.httpAddr); err != nil {
+			return fmt.Errorf("--http: %w", err)
+		}
+		defer httpLn.Close()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	// Stop in order: every goroutine (the cluster node deregisters through
@@ -94,8 +102,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Logger:         log,
 		OnShutdown:     cancel,
 	}
+	var node *cluster.Node
 	if o.clustered() {
-		node, stop, err := joinCluster(ctx, o, lns[0].Addr(), log)
+		var stop func()
+		node, stop, err = joinCluster(ctx, o, lns[0].Addr(), log)
 		if err != nil {
 			return err
 		}
@@ -111,6 +121,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	srv, err := server.New(scfg, st)
 	if err != nil {
 		return err
+	}
+	var mon *monitor.Monitor
+	if httpLn != nil {
+		if mon, err = newMonitor(srv, node, lns[0].Addr(), log); err != nil {
+			return err
+		}
+		wg.Go(func() {
+			if err := mon.Serve(httpLn); err != nil {
+				log.Error("http server stopped", "err", err)
+			}
+		})
+		log.Info("http serving", "addr", httpLn.Addr().String(), "endpoints", "/metrics /cluster /")
 	}
 	wg.Go(func() {
 		if err := st.Run(ctx); err != nil {
@@ -138,6 +160,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	defer scancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("connections did not close in time", "err", err)
+	}
+	if mon != nil {
+		if err := mon.Shutdown(sctx); err != nil {
+			log.Warn("http requests did not finish in time", "err", err)
+		}
 	}
 	cancel()
 	if serveErr != nil && !errors.Is(serveErr, server.ErrClosed) {
@@ -204,6 +231,16 @@ func joinCluster(ctx context.Context, o options, client net.Addr, log *slog.Logg
 		return nil, nil, err
 	}
 	return node, stop, nil
+}
+
+// newMonitor prepares the HTTP endpoints for this node; node is nil on a
+// standalone node, which is then named by its client address.
+func newMonitor(srv *server.Server, node *cluster.Node, client net.Addr, log *slog.Logger) (*monitor.Monitor, error) {
+	cfg := monitor.Config{Node: client.String(), Version: shoalVersion, Stats: srv, Logger: log}
+	if node != nil {
+		cfg.Node, cfg.Cluster = node.Name(), node
+	}
+	return monitor.New(cfg)
 }
 
 // settings are the "stats settings" lines only main knows.

@@ -2,26 +2,40 @@ package cluster
 
 import (
 	"strconv"
+
+	"shoal/gossip"
 )
 
-// ClusterStats lists the view as name/value pairs for the memcached
-// "stats cluster" command: the epoch, this node, then one group of lines
-// per member.
-func (n *Node) ClusterStats() [][2]string {
-	out := [][2]string{
-		{"cluster_node", n.Name()},
-		{"cluster_fenced", boolNum(n.Fenced())},
-	}
+// Status is a snapshot of this node's view for people and exporters. One
+// Status feeds "stats cluster", the /metrics exporter and the /cluster page.
+type Status struct {
+	Node     string // this node
+	Fenced   bool   // no live registration in etcd
+	Epoch    int64  // etcd revision of the membership; 0 before the first view
+	Shards   int
+	Replicas int
+	// Members are the members etcd lists (each holds a live lease: up as
+	// etcd sees it), sorted by name, with their gossip health.
+	Members []MemberStatus
+}
+
+// MemberStatus is one member as this node sees it.
+type MemberStatus struct {
+	Name          string
+	Addr          string // client address
+	Health        gossip.State
+	PrimaryShards int // shards it is the primary owner of
+	OwnedShards   int // shards it holds a copy of, primary or replica
+}
+
+// Status returns the current view with each member's health.
+func (n *Node) Status() Status {
+	st := Status{Node: n.Name(), Fenced: n.Fenced()}
 	v := n.View()
 	if v == nil {
-		return append(out, [2]string{"cluster_epoch", "0"})
+		return st
 	}
-	out = append(out,
-		[2]string{"cluster_epoch", strconv.FormatInt(v.Epoch, 10)},
-		[2]string{"cluster_members", strconv.Itoa(len(v.Members))},
-		[2]string{"cluster_shards", strconv.Itoa(v.Settings.Shards)},
-		[2]string{"cluster_replicas", strconv.Itoa(v.Settings.Replicas)},
-	)
+	st.Epoch, st.Shards, st.Replicas = v.Epoch, v.Settings.Shards, v.Settings.Replicas
 	primaries := make(map[string]int, len(v.Members))
 	owned := make(map[string]int, len(v.Members))
 	for s := range v.Settings.Shards {
@@ -32,13 +46,44 @@ func (n *Node) ClusterStats() [][2]string {
 			}
 		}
 	}
-	for _, m := range v.Members {
+	st.Members = make([]MemberStatus, len(v.Members))
+	for i, m := range v.Members {
+		st.Members[i] = MemberStatus{
+			Name:          m.Name,
+			Addr:          m.ClientAddr,
+			Health:        n.Health(m.Name),
+			PrimaryShards: primaries[m.Name],
+			OwnedShards:   owned[m.Name],
+		}
+	}
+	return st
+}
+
+// ClusterStats lists the view as name/value pairs for the memcached
+// "stats cluster" command: the epoch, this node, then one group of lines
+// per member.
+func (n *Node) ClusterStats() [][2]string {
+	st := n.Status()
+	out := [][2]string{
+		{"cluster_node", st.Node},
+		{"cluster_fenced", boolNum(st.Fenced)},
+		{"cluster_epoch", strconv.FormatInt(st.Epoch, 10)},
+	}
+	if st.Epoch == 0 {
+		return out
+	}
+	out = append(out,
+		[2]string{"cluster_members", strconv.Itoa(len(st.Members))},
+		[2]string{"cluster_shards", strconv.Itoa(st.Shards)},
+		[2]string{"cluster_replicas", strconv.Itoa(st.Replicas)},
+	)
+	for _, m := range st.Members {
 		p := "member:" + m.Name + ":"
 		out = append(out,
-			[2]string{p + "addr", m.ClientAddr},
-			[2]string{p + "health", n.Health(m.Name).String()},
-			[2]string{p + "primary_shards", strconv.Itoa(primaries[m.Name])},
-			[2]string{p + "owned_shards", strconv.Itoa(owned[m.Name])},
+			[2]string{p + "addr", m.Addr},
+			[2]string{p + "health", m.Health.String()},
+			[2]string{p + "primary_shards", strconv.Itoa(m.PrimaryShards)},
+			[2]string{p + "owned_shards", strconv.Itoa(m.OwnedShards)},
 		)
 	}
 	return out

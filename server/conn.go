@@ -30,6 +30,8 @@ type conn struct {
 	last  atomic.Int64 // unix seconds of the last read, from the cache's coarse clock
 	ctr   counters
 	opt   options // option structs of the running command
+	// sampleIn counts down the commands until the next latency sample.
+	sampleIn int32
 }
 
 // options holds the option structs of the command being run. They live on
@@ -43,7 +45,7 @@ type options struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, cache: s.cache, nc: nc, id: s.nextID.Add(1), out: make([]byte, 0, 4096)}
+	c := &conn{srv: s, cache: s.cache, nc: nc, id: s.nextID.Add(1), out: make([]byte, 0, 4096), sampleIn: nextGap()}
 	c.r = protocol.NewReader(connReader{c}, s.cfg.MaxItemSize)
 	return c
 }
@@ -80,7 +82,7 @@ func (c *conn) serve() {
 			c.logClose(err)
 			break
 		}
-		c.exec(cmd)
+		c.run(cmd)
 		if len(c.out) >= flushAt {
 			c.flush()
 		}

@@ -7,4 +7,6 @@
 // One request flows: net.Conn → protocol.Reader.Next → conn.exec (a type
 // switch over the closed protocol.Command set) → Cache → reply bytes
 // appended to conn.out → flushed once, just before the next blocking read.
+// About one command in SampleEvery per connection is timed (conn.run) into
+// per-family latency histograms that Stats reports with the counters.
 package server

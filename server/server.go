@@ -100,6 +100,7 @@ type Server struct {
 	totalConns      atomic.Int64
 	rejectedConns   atomic.Int64
 	shutdownStarted atomic.Bool
+	latency         [numFamilies]latencyHist // sampled; see SampleEvery
 
 	// mu guards the fields below.
 	mu        sync.Mutex

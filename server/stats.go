@@ -19,6 +19,9 @@ type Snapshot struct {
 	TotalConnections int64
 	Rejected         int64
 	Uptime           time.Duration
+	// Latency holds the sampled command latencies by Family. stats reset
+	// leaves them alone: they are not memcached stats.
+	Latency [numFamilies]Latency
 }
 
 // Stats returns a snapshot of every counter.
@@ -31,7 +34,7 @@ func (s *Server) Stats() Snapshot {
 	for _, f := range t.fields() {
 		cmds[f.name] = f.v.Load()
 	}
-	return Snapshot{
+	snap := Snapshot{
 		Store:            s.cache.Stats(),
 		Commands:         cmds,
 		CurrConnections:  curr,
@@ -39,6 +42,10 @@ func (s *Server) Stats() Snapshot {
 		Rejected:         s.rejectedConns.Load(),
 		Uptime:           time.Since(s.started),
 	}
+	for i := range s.latency {
+		snap.Latency[i] = s.latency[i].snapshot()
+	}
+	return snap
 }
 
 // statWriter appends "STAT name value" lines.

@@ -1,0 +1,200 @@
+package monitor
+
+import (
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"shoal/gossip"
+	"shoal/server"
+)
+
+// promWriter appends Prometheus text lines, each family with its HELP and
+// TYPE, to one buffer written out at the end.
+type promWriter struct{ b []byte }
+
+func (p *promWriter) family(name, typ, help string) {
+	p.b = append(p.b, "# HELP "...)
+	p.b = append(p.b, name...)
+	p.b = append(p.b, ' ')
+	p.b = append(p.b, help...)
+	p.b = append(p.b, "\n# TYPE "...)
+	p.b = append(p.b, name...)
+	p.b = append(p.b, ' ')
+	p.b = append(p.b, typ...)
+	p.b = append(p.b, '\n')
+}
+
+// sample writes name{labels} v; labels alternate name, value.
+func (p *promWriter) sample(name string, v float64, labels ...string) {
+	p.b = append(p.b, name...)
+	if len(labels) > 0 {
+		p.b = append(p.b, '{')
+		for i := 0; i+1 < len(labels); i += 2 {
+			if i > 0 {
+				p.b = append(p.b, ',')
+			}
+			p.b = append(p.b, labels[i]...)
+			p.b = append(p.b, `="`...)
+			p.b = append(p.b, labelEscaper.Replace(labels[i+1])...)
+			p.b = append(p.b, '"')
+		}
+		p.b = append(p.b, '}')
+	}
+	p.b = append(p.b, ' ')
+	if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+		p.b = strconv.AppendInt(p.b, int64(v), 10)
+	} else {
+		p.b = strconv.AppendFloat(p.b, v, 'g', -1, 64)
+	}
+	p.b = append(p.b, '\n')
+}
+
+// one writes a family with a single unlabelled sample.
+func (p *promWriter) one(name, typ, help string, v float64) {
+	p.family(name, typ, help)
+	p.sample(name, v)
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// counterNames maps memcached's connection counters (server.Snapshot
+// Commands) to series. cmd_* become one family with a command label; the
+// rest keep memcached's name.
+var counterNames = []struct{ stat, series, help string }{
+	{"get_hits", "shoal_get_hits_total", "Reads that found the item (memcached get_hits)."},
+	{"get_misses", "shoal_get_misses_total", "Reads that found nothing (memcached get_misses)."},
+	{"delete_hits", "shoal_delete_hits_total", "Deletes that removed an item."},
+	{"delete_misses", "shoal_delete_misses_total", "Deletes of absent keys."},
+	{"incr_hits", "shoal_incr_hits_total", "incr on existing items."},
+	{"incr_misses", "shoal_incr_misses_total", "incr on absent keys."},
+	{"decr_hits", "shoal_decr_hits_total", "decr on existing items."},
+	{"decr_misses", "shoal_decr_misses_total", "decr on absent keys."},
+	{"cas_hits", "shoal_cas_hits_total", "CAS writes applied."},
+	{"cas_misses", "shoal_cas_misses_total", "CAS writes on absent keys."},
+	{"cas_badval", "shoal_cas_badval_total", "CAS writes refused for a stale CAS value."},
+	{"touch_hits", "shoal_touch_hits_total", "Touches of existing items."},
+	{"touch_misses", "shoal_touch_misses_total", "Touches of absent keys."},
+	{"store_too_large", "shoal_store_too_large_total", "Writes refused as larger than the item size limit."},
+	{"store_no_memory", "shoal_store_no_memory_total", "Writes refused for lack of memory (-M)."},
+	{"bytes_read", "shoal_read_bytes_total", "Bytes read from clients."},
+	{"bytes_written", "shoal_written_bytes_total", "Bytes written to clients."},
+}
+
+var commandNames = []struct{ stat, label string }{
+	{"cmd_get", "get"}, {"cmd_set", "set"}, {"cmd_touch", "touch"}, {"cmd_flush", "flush"}, {"cmd_meta", "meta"},
+}
+
+// writeNode writes the series derived from one snapshot of each source.
+// Counters follow memcached's: `stats reset` sets them back to zero, which
+// Prometheus' rate() reads as a counter reset.
+func (m *Monitor) writeNode(w io.Writer) {
+	var p promWriter
+	snap := m.cfg.Stats.Stats()
+	p.family("shoal_build_info", "gauge", "Always 1; labels carry the versions.")
+	p.sample("shoal_build_info", 1, "version", m.cfg.Version, "memcached", server.Version, "node", m.cfg.Node)
+	writeServer(&p, snap)
+	if m.cfg.Cluster != nil {
+		m.writeCluster(&p)
+	}
+	if m.cfg.Peers != nil {
+		writePeers(&p, m.cfg.Peers.PeerStats())
+	}
+	w.Write(p.b)
+}
+
+func writeServer(p *promWriter, snap server.Snapshot) {
+	st := snap.Store
+	p.one("shoal_uptime_seconds", "gauge", "Seconds since the node started.", snap.Uptime.Seconds())
+	p.one("shoal_connections", "gauge", "Open client connections (curr_connections).", float64(snap.CurrConnections))
+	p.one("shoal_connections_total", "counter", "Client connections accepted (total_connections).", float64(snap.TotalConnections))
+	p.one("shoal_connections_rejected_total", "counter", "Connections refused at the -c limit.", float64(snap.Rejected))
+	p.family("shoal_commands_total", "counter", "Commands by memcached's cmd_* counter.")
+	for _, c := range commandNames {
+		p.sample("shoal_commands_total", float64(snap.Commands[c.stat]), "command", c.label)
+	}
+	for _, c := range counterNames {
+		p.one(c.series, "counter", c.help, float64(snap.Commands[c.stat]))
+	}
+	p.one("shoal_get_expired_total", "counter", "Reads that found an expired item.", float64(st.GetExpired))
+	p.one("shoal_get_flushed_total", "counter", "Reads that found a flushed item.", float64(st.GetFlushed))
+	p.one("shoal_items", "gauge", "Items stored (curr_items).", float64(st.CurrItems))
+	p.one("shoal_items_total", "counter", "Items ever stored (total_items).", float64(st.TotalItems))
+	p.one("shoal_bytes", "gauge", "Bytes of items stored (bytes).", float64(st.Bytes))
+	p.one("shoal_limit_bytes", "gauge", "Memory limit for items (limit_maxbytes, -m).", float64(st.LimitMaxbytes))
+	p.one("shoal_malloced_bytes", "gauge", "Slab pages allocated, in bytes (total_malloced).", float64(st.Pages*st.PageSize))
+	p.one("shoal_evictions_total", "counter", "Live items evicted to make room (evictions).", float64(st.Evictions))
+	p.one("shoal_evicted_unfetched_total", "counter", "Evicted items that were never read.", float64(st.EvictedUnfetched))
+	p.one("shoal_reclaimed_total", "counter", "Expired items whose memory was reused (reclaimed).", float64(st.Reclaimed))
+	p.one("shoal_expired_unfetched_total", "counter", "Expired items that were never read.", float64(st.ExpiredUnfetched))
+	writeLatency(p, snap)
+}
+
+// writeLatency writes the sampled command latencies as one Prometheus
+// histogram per family. Only about 1 command in server.SampleEvery is timed,
+// so _count is a sample count: use it for quantiles, shoal_commands_total
+// for rates.
+func writeLatency(p *promWriter, snap server.Snapshot) {
+	const name = "shoal_command_duration_seconds"
+	p.family(name, "histogram", "Execution time of a random sample of about 1 in "+
+		strconv.Itoa(server.SampleEvery)+" commands, by command family.")
+	for f, l := range snap.Latency {
+		fam := server.Families[f]
+		var cum int64
+		for i, bound := range server.LatencyBounds {
+			cum += l.Buckets[i]
+			p.sample(name+"_bucket", float64(cum), "family", fam, "le", strconv.FormatFloat(bound.Seconds(), 'f', -1, 64))
+		}
+		p.sample(name+"_bucket", float64(l.Count), "family", fam, "le", "+Inf")
+		p.sample(name+"_sum", l.Sum.Seconds(), "family", fam)
+		p.sample(name+"_count", float64(l.Count), "family", fam)
+	}
+}
+
+func (m *Monitor) writeCluster(p *promWriter) {
+	st := m.cfg.Cluster.Status()
+	p.one("shoal_cluster_epoch", "gauge", "etcd revision of the membership this node's ring was built from.", float64(st.Epoch))
+	p.one("shoal_cluster_fenced", "gauge", "1 while this node has no live registration in etcd.", b2f(st.Fenced))
+	p.one("shoal_cluster_members", "gauge", "Members in this node's view.", float64(len(st.Members)))
+	p.family("shoal_member_up", "gauge", "1 if the member is up as the source sees it: etcd lists it with a live lease, gossip finds it alive.")
+	for _, mb := range st.Members {
+		p.sample("shoal_member_up", 1, "member", mb.Name, "source", "etcd")
+		p.sample("shoal_member_up", b2f(mb.Health == gossip.Alive), "member", mb.Name, "source", "gossip")
+	}
+	p.family("shoal_member_shards", "gauge", "Shards the member owns in this node's ring, as primary or as any copy.")
+	for _, mb := range st.Members {
+		p.sample("shoal_member_shards", float64(mb.PrimaryShards), "member", mb.Name, "role", "primary")
+		p.sample("shoal_member_shards", float64(mb.OwnedShards), "member", mb.Name, "role", "owned")
+	}
+}
+
+// writePeers writes the per-peer forwarding and replication series. Nothing
+// calls it until issue 5 supplies Config.Peers.
+func writePeers(p *promWriter, peers []PeerStats) {
+	if len(peers) == 0 {
+		return
+	}
+	fams := []struct {
+		name, typ, help string
+		v               func(PeerStats) float64
+	}{
+		{"shoal_forwarded_total", "counter", "Requests forwarded to the peer.", func(s PeerStats) float64 { return float64(s.Forwarded) }},
+		{"shoal_forward_failures_total", "counter", "Forwarded requests that failed.", func(s PeerStats) float64 { return float64(s.ForwardFailures) }},
+		{"shoal_replication_lag_seconds", "gauge", "Age of the oldest write not yet acknowledged by the peer.", func(s PeerStats) float64 { return s.ReplLag.Seconds() }},
+		{"shoal_replication_queue_drops_total", "counter", "Writes to the peer dropped because its queue was full.", func(s PeerStats) float64 { return float64(s.ReplQueueDrops) }},
+	}
+	for _, f := range fams {
+		p.family(f.name, f.typ, f.help)
+		for _, s := range peers {
+			p.sample(f.name, f.v(s), "peer", s.Peer)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
