@@ -1,0 +1,209 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/protocol"
+)
+
+// maxKeptBuf: a write buffer that grew past this for a large value is
+// dropped after use rather than kept per connection.
+const maxKeptBuf = 256 << 10
+
+// conn is one TCP connection with its queue of requests awaiting replies.
+// Requests are queued and written under mu in the same order, so the n-th
+// reply answers the n-th queued request; the opaque checks it.
+type conn struct {
+	c    *Client
+	nc   net.Conn
+	dead atomic.Bool // broken is set: a fast check for Client.conn
+
+	mu       sync.Mutex // guards the fields below
+	seq      uint32     // last opaque number handed out
+	pending  []*request // queued, awaiting replies; pending[head] is next
+	head     int
+	broken   error // first error that broke the connection
+	wbuf     []byte
+	spare    []byte
+	flushing bool // a caller is writing; others only append
+}
+
+func newConn(c *Client, nc net.Conn) *conn {
+	return &conn{c: c, nc: nc, wbuf: make([]byte, 0, 4096), spare: make([]byte, 0, 4096)}
+}
+
+// enqueue queues r, appends its bytes and makes sure they get written: if
+// no other caller is writing, this one writes until the buffer stays empty
+// (so a burst of requests from many goroutines costs few writes). An error
+// means the connection was already broken and r was not queued.
+func (cn *conn) enqueue(r *request) error {
+	cn.mu.Lock()
+	if cn.broken != nil {
+		err := cn.broken
+		cn.mu.Unlock()
+		return err
+	}
+	r.seq = cn.seq + 1
+	cn.seq += r.seqs()
+	cn.pending = append(cn.pending, r)
+	cn.wbuf = r.encode(cn.wbuf)
+	if cn.flushing {
+		cn.mu.Unlock()
+		return nil
+	}
+	cn.flushing = true
+	for len(cn.wbuf) > 0 && cn.broken == nil {
+		out := cn.wbuf
+		cn.wbuf = cn.spare[:0]
+		cn.mu.Unlock()
+		// A peer that stops reading must not hold this caller forever.
+		err := cn.nc.SetWriteDeadline(time.Now().Add(cn.c.cfg.RequestTimeout))
+		if err == nil {
+			_, err = cn.nc.Write(out)
+		}
+		cn.mu.Lock()
+		cn.spare = nil
+		if cap(out) <= maxKeptBuf {
+			cn.spare = out[:0]
+		}
+		if err != nil {
+			cn.flushing = false
+			cn.mu.Unlock()
+			// r is queued: the reader fails it with the others.
+			cn.fail(lost(err))
+			return nil
+		}
+	}
+	cn.flushing = false
+	cn.mu.Unlock()
+	return nil
+}
+
+// fail breaks the connection with err, unless it is broken already. The
+// reader goroutine then fails every queued request with the first error.
+func (cn *conn) fail(err error) {
+	cn.mu.Lock()
+	first := cn.broken == nil
+	if first {
+		cn.broken = err
+		cn.dead.Store(true)
+	}
+	cn.mu.Unlock()
+	if first {
+		cn.nc.Close()
+	}
+}
+
+func lost(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: write: %v", ErrTimeout, err)
+	}
+	return fmt.Errorf("%w: %v", ErrConnLost, err)
+}
+
+// peek returns the oldest queued request, or nil.
+func (cn *conn) peek() *request {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.head == len(cn.pending) {
+		return nil
+	}
+	return cn.pending[cn.head]
+}
+
+// pop removes the oldest queued request.
+func (cn *conn) pop() {
+	cn.mu.Lock()
+	cn.pending[cn.head] = nil
+	cn.head++
+	switch {
+	case cn.head == len(cn.pending):
+		cn.pending, cn.head = cn.pending[:0], 0
+	case cn.head > 64 && cn.head > len(cn.pending)/2:
+		n := copy(cn.pending, cn.pending[cn.head:])
+		clear(cn.pending[n:])
+		cn.pending, cn.head = cn.pending[:n], 0
+	}
+	cn.mu.Unlock()
+}
+
+// readLoop matches replies to queued requests until the connection breaks,
+// then fails whatever is still queued. It owns the ReplyReader.
+func (c *Client) readLoop(cn *conn) {
+	defer c.wg.Done()
+	rr := protocol.NewReplyReader(cn.nc, c.cfg.MaxValueSize)
+	err := cn.readReplies(rr)
+	cn.mu.Lock()
+	if cn.broken == nil {
+		cn.broken = err
+		cn.dead.Store(true)
+	}
+	err = cn.broken
+	queued := cn.pending[cn.head:]
+	cn.pending, cn.head = nil, 0
+	cn.mu.Unlock()
+	cn.nc.Close()
+	if !errors.Is(err, ErrClosed) {
+		c.log.Warn("peer connection lost", "err", err, "failed_requests", len(queued))
+	}
+	for _, r := range queued {
+		c.finish(r, err)
+	}
+}
+
+func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
+	for {
+		rep, err := rr.Next()
+		if err != nil {
+			if errors.Is(err, protocol.ErrBadReply) || errors.Is(err, protocol.ErrValueTooLarge) {
+				return fmt.Errorf("%w: %v", ErrProtocol, err)
+			}
+			return lost(err)
+		}
+		r := cn.peek()
+		if r == nil {
+			return fmt.Errorf("%w: unsolicited %v reply", ErrProtocol, rep.Status)
+		}
+		if r.kind == kindMulti {
+			done, err := r.multiReply(rep)
+			if err != nil {
+				return err
+			}
+			if done {
+				cn.pop()
+				cn.c.finish(r, nil)
+			}
+			continue
+		}
+		if !rep.Status.IsError() {
+			if op, ok := rep.Uint('O'); !ok || op != uint64(r.seq) {
+				return fmt.Errorf("%w: reply opaque %q, want %d", ErrProtocol, rep.Opaque, r.seq)
+			}
+		}
+		cn.pop()
+		if r.state.CompareAndSwap(stateWaiting, stateDone) {
+			r.err = r.fill(rep)
+			r.done <- struct{}{}
+		} else {
+			cn.c.pool.Put(r.reset())
+		}
+	}
+}
+
+// finish completes r with err, or recycles it if its caller has gone.
+func (c *Client) finish(r *request, err error) {
+	if r.state.CompareAndSwap(stateWaiting, stateDone) {
+		if err != nil {
+			r.err = err // a broken connection outranks an error line in a batch
+		}
+		r.done <- struct{}{}
+		return
+	}
+	c.pool.Put(r.reset())
+}

@@ -1,0 +1,26 @@
+// Package peer is a client to another shoal node (or to memcached) speaking
+// the memcached meta protocol, for forwarding requests and pushing replicas.
+// It knows nothing of rings, stores or the connection server: it sends a key
+// to one address and reports what came back.
+//
+// A Client keeps a small pool of TCP connections to one address. Each
+// request flows like this:
+//
+//	Get/Set/Delete/Arith/GetMulti
+//	  └─► pick a connection (round robin; dial it lazily, redial it if broken)
+//	        └─► under the connection's lock: take the next opaque number, queue
+//	            the request, append its bytes to the write buffer; the first
+//	            caller to find no write in progress writes the whole buffer,
+//	            and keeps writing whatever others appended meanwhile
+//	              └─► the connection's reader goroutine parses replies in order,
+//	                  checks each opaque against the head of the queue and
+//	                  completes that request (a mismatch breaks the connection)
+//	                    └─► the caller wakes, or has timed out and gone
+//
+// A broken connection fails every request queued on it and is redialled by
+// the next request. A refused connect fails at once with ErrDown, the
+// "process is gone" signal a router can act on; no request retries inside
+// the client. A request that gets no reply within RequestTimeout fails with
+// ErrTimeout and breaks its connection: every later request on it is queued
+// behind the missing reply and would wait as long.
+package peer

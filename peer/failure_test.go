@@ -1,0 +1,158 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	ln := listen(t, "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestRefusedIsDown(t *testing.T) {
+	c := newClient(t, Config{Addr: freeAddr(t), DialTimeout: 5 * time.Second})
+	for range 3 { // every call dials once and fails at once, no retry loop
+		if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); !errors.Is(err, ErrDown) {
+			t.Fatalf("err %v, want ErrDown", err)
+		}
+	}
+	if s := c.Stats(); s.Failures != 3 || s.Timeouts != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestSilentPeer: a peer that accepts and reads but never answers (a
+// stopped process) costs RequestTimeout, then ErrTimeout for every request
+// queued on the connection.
+func TestSilentPeer(t *testing.T) {
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte { return nil })
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errs[i] = c.Get(bg, []byte("k"), GetOptions{})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("request %d: %v, want ErrTimeout", i, err)
+		}
+	}
+	if s := c.Stats(); s.Timeouts != 5 || s.InFlight != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestContextCancel(t *testing.T) {
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte { return nil })
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), RequestTimeout: time.Minute})
+	ctx, cancel := context.WithCancel(bg)
+	go func() { f.waitLines(1); cancel() }()
+	if _, _, err := c.Get(ctx, []byte("k"), GetOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestOpaqueMismatch: a reply for some other request breaks the
+// connection; the next request redials.
+func TestOpaqueMismatch(t *testing.T) {
+	var mu sync.Mutex
+	bad := true
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(line string) []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if bad {
+			bad = false
+			return []byte("EN O999\r\n")
+		}
+		i := strings.Index(line, " O")
+		return []byte("EN " + strings.TrimSpace(line[i:]) + "\r\n")
+	})
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1})
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("err %v, want ErrProtocol", err)
+	}
+	if _, found, err := c.Get(bg, []byte("k"), GetOptions{}); found || err != nil {
+		t.Fatalf("after redial: %v %v", found, err)
+	}
+	if s := c.Stats(); s.Redials != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestKilledPeer: requests in flight when the peer dies fail with
+// ErrConnLost; while it is gone, calls fail with ErrDown; once a server
+// listens on the address again, the client uses it.
+func TestKilledPeer(t *testing.T) {
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte { return nil })
+	addr := f.ln.Addr().String()
+	c := newClient(t, Config{Addr: addr, Conns: 2, RequestTimeout: time.Minute})
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, _, err := c.Set(bg, fmt.Appendf(nil, "k%d", i), []byte("v"), SetOptions{})
+			errs <- err
+		}()
+	}
+	f.waitLines(2 * n) // ms line + data line each
+	f.kill()
+	for range n {
+		if err := <-errs; !errors.Is(err, ErrConnLost) {
+			t.Fatalf("in flight: %v, want ErrConnLost", err)
+		}
+	}
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); !errors.Is(err, ErrDown) {
+		t.Fatalf("while gone: %v, want ErrDown", err)
+	}
+	serveShoal(t, listen(t, addr)) // restarted on the same port
+	mustSet(t, c, "k", "back", SetOptions{})
+	mustGet(t, c, "k", "back")
+	if s := c.Stats(); s.Redials < 1 || s.InFlight != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestClose(t *testing.T) {
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte { return nil })
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), RequestTimeout: time.Minute})
+	done := make(chan error, 1)
+	go func() { _, _, err := c.Get(bg, []byte("k"), GetOptions{}); done <- err }()
+	f.waitLines(1)
+	c.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("in flight: %v", err)
+	}
+	c.Close() // idempotent
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+// TestNewNoIO: New dials nothing, so a client for a dead address is cheap
+// until used.
+func TestNewNoIO(t *testing.T) {
+	ln := listen(t, "127.0.0.1:0")
+	c := newClient(t, Config{Addr: ln.Addr().String()})
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	if nc, err := ln.Accept(); err == nil {
+		nc.Close()
+		t.Fatal("New connected")
+	}
+	ln.Close()
+	_ = c
+}

@@ -1,0 +1,139 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+
+	"shoal/protocol"
+)
+
+func checkKey(key []byte) error {
+	if !protocol.MetaKeyValid(key) {
+		return ErrBadKey
+	}
+	return nil
+}
+
+func unexpected(cmd string, s protocol.ReplyStatus) error {
+	return fmt.Errorf("%w: %s answered %v", ErrProtocol, cmd, s)
+}
+
+// Get reads key (mg <key> v f c t, with T for a touch). It reports false
+// on a miss. Keys a meta line cannot carry as they are travel base64.
+func (c *Client) Get(ctx context.Context, key []byte, opts GetOptions) (Item, bool, error) {
+	if err := checkKey(key); err != nil {
+		return Item{}, false, err
+	}
+	r := c.getRequest(kindGet)
+	r.key, r.get = key, opts
+	abandoned, err := c.do(ctx, r)
+	defer c.release(r, abandoned)
+	if err != nil {
+		return Item{}, false, err
+	}
+	switch r.status {
+	case protocol.StatusVA:
+		return r.item, true, nil
+	case protocol.StatusEN:
+		return Item{}, false, nil
+	}
+	return Item{}, false, unexpected("mg", r.status)
+}
+
+// Set stores value under key (ms <key> <size> c F T C I M) and returns the
+// outcome and, when stored, the item's new CAS.
+func (c *Client) Set(ctx context.Context, key, value []byte, opts SetOptions) (Result, uint64, error) {
+	if err := checkKey(key); err != nil {
+		return 0, 0, err
+	}
+	r := c.getRequest(kindSet)
+	r.key, r.value, r.set = key, value, opts
+	abandoned, err := c.do(ctx, r)
+	defer c.release(r, abandoned)
+	if err != nil {
+		return 0, 0, err
+	}
+	res, err := result("ms", r.status)
+	return res, r.item.CAS, err
+}
+
+// Delete removes key, or marks it stale with Invalidate (md <key> C I T).
+func (c *Client) Delete(ctx context.Context, key []byte, opts DeleteOptions) (Result, error) {
+	if err := checkKey(key); err != nil {
+		return 0, err
+	}
+	r := c.getRequest(kindDelete)
+	r.key, r.del = key, opts
+	abandoned, err := c.do(ctx, r)
+	defer c.release(r, abandoned)
+	if err != nil {
+		return 0, err
+	}
+	return result("md", r.status)
+}
+
+// Arith increments or decrements the counter at key (ma <key> v c t ...).
+// A value that is not a number comes back as a *ReplyError
+// ("CLIENT_ERROR cannot increment or decrement non-numeric value").
+func (c *Client) Arith(ctx context.Context, key []byte, opts ArithOptions) (Counter, Result, error) {
+	if err := checkKey(key); err != nil {
+		return Counter{}, 0, err
+	}
+	r := c.getRequest(kindArith)
+	r.key, r.arith = key, opts
+	abandoned, err := c.do(ctx, r)
+	defer c.release(r, abandoned)
+	if err != nil {
+		return Counter{}, 0, err
+	}
+	if r.status == protocol.StatusVA {
+		return Counter{Value: r.num, CAS: r.item.CAS, TTL: r.item.TTL}, OK, nil
+	}
+	res, err := result("ma", r.status)
+	return Counter{}, res, err
+}
+
+func result(cmd string, s protocol.ReplyStatus) (Result, error) {
+	switch s {
+	case protocol.StatusHD:
+		return OK, nil
+	case protocol.StatusNS:
+		return NotStored, nil
+	case protocol.StatusEX:
+		return Exists, nil
+	case protocol.StatusNF:
+		return NotFound, nil
+	}
+	return 0, unexpected(cmd, s)
+}
+
+// GetMulti reads many keys in one write on one connection: a quiet mg per
+// key (only hits answer) and an mn that ends the batch. It appends the
+// hits to dst in key order, each with the index of its key; the values
+// share one new buffer. An error line for one key fails the call with a
+// *ReplyError after the batch completes; the hits are still returned.
+func (c *Client) GetMulti(ctx context.Context, keys [][]byte, dst []Hit) ([]Hit, error) {
+	if len(keys) == 0 {
+		return dst, nil
+	}
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return dst, err
+		}
+	}
+	r := c.getRequest(kindMulti)
+	r.keys = keys
+	abandoned, err := c.do(ctx, r)
+	defer c.release(r, abandoned)
+	if abandoned {
+		return dst, err
+	}
+	arena := r.arena
+	r.arena = nil // the caller's now
+	for _, h := range r.hits {
+		it := h.item
+		it.Value = arena[h.off:h.end:h.end]
+		dst = append(dst, Hit{Index: h.index, Item: it})
+	}
+	return dst, err
+}

@@ -1,0 +1,163 @@
+package peer
+
+import "errors"
+
+// Errors. Test them with errors.Is.
+var (
+	ErrConfig = errors.New("peer: invalid config")
+	// ErrDown: the peer refused the TCP connect; its process is gone. The
+	// client does not retry: the next request dials again.
+	ErrDown = errors.New("peer: down (connection refused)")
+	// ErrTimeout: no reply within RequestTimeout, or no connect within
+	// DialTimeout.
+	ErrTimeout = errors.New("peer: timeout")
+	// ErrConnLost: the connection broke (reset, EOF, write error) with the
+	// request sent or queued; it may or may not have been applied.
+	ErrConnLost = errors.New("peer: connection lost")
+	// ErrProtocol: a reply that does not match the request it answers
+	// (wrong opaque, unexpected status, unparseable bytes).
+	ErrProtocol = errors.New("peer: protocol error")
+	// ErrReply: the peer answered with an error line; see ReplyError.
+	ErrReply = errors.New("peer: error reply")
+	// ErrBadKey: a key no meta request can carry (empty, or over 250
+	// bytes as sent).
+	ErrBadKey = errors.New("peer: invalid key")
+	// ErrClosed: the Client is closed.
+	ErrClosed = errors.New("peer: client closed")
+)
+
+// ReplyError is an error line from the peer, such as
+// "SERVER_ERROR out of memory" or "CLIENT_ERROR cannot increment or
+// decrement non-numeric value". The connection stays usable.
+type ReplyError struct {
+	Line string
+}
+
+func (e *ReplyError) Error() string { return "peer: " + e.Line }
+
+// Is makes errors.Is(err, ErrReply) true.
+func (e *ReplyError) Is(target error) bool { return target == ErrReply }
+
+// Result is the outcome of a write, from the meta status code.
+type Result uint8
+
+// Results.
+const (
+	OK        Result = iota // HD (or VA for Arith): stored, deleted, applied
+	NotStored               // NS: add on an existing key, replace/append on a missing one
+	Exists                  // EX: the compare-and-swap value did not match
+	NotFound                // NF: no such key (CAS write, delete, arith)
+)
+
+func (r Result) String() string {
+	switch r {
+	case OK:
+		return "OK"
+	case NotStored:
+		return "NotStored"
+	case Exists:
+		return "Exists"
+	case NotFound:
+		return "NotFound"
+	}
+	return "Result(?)"
+}
+
+// Item is a value read from the peer.
+type Item struct {
+	Value []byte // appended to GetOptions.Buf[:0]
+	Flags uint32 // client flags
+	CAS   uint64
+	// TTL is the seconds left as the peer reports them (mg t); -1 means
+	// the item never expires.
+	TTL int64
+}
+
+// GetOptions tunes Get. The zero value is a plain get.
+type GetOptions struct {
+	// Touch sets the item's TTL as it is read (gat): mg T<TTL>. The TTL is
+	// read as memcached reads exptimes: relative seconds up to 30 days,
+	// else an absolute unix time; negative expires the item.
+	Touch bool
+	TTL   int64
+	// NoBump leaves the item's recency and last access alone (mg u).
+	NoBump bool
+	// Buf receives the value: Item.Value is append(Buf[:0], value...).
+	// Pass a buffer with capacity to read without allocating; the caller
+	// owns it again when Get returns.
+	Buf []byte
+}
+
+// SetMode is the storage verb of Set (ms M).
+type SetMode byte
+
+// Set modes. The zero value is a plain set.
+const (
+	ModeSet     SetMode = 0
+	ModeAdd     SetMode = 'E'
+	ModeReplace SetMode = 'R'
+	ModeAppend  SetMode = 'A'
+	ModePrepend SetMode = 'P'
+)
+
+// SetOptions tunes Set. The zero value stores with flags 0 and no expiry.
+type SetOptions struct {
+	Flags uint32 // client flags (ms F)
+	// TTL: 0 never expires; else as GetOptions.TTL (ms T).
+	TTL int64
+	// CAS, when non-zero, stores only if the item's CAS still matches
+	// (ms C): Exists when it does not, NotFound when the key is gone.
+	CAS uint64
+	// Invalidate, with CAS, stores even on a mismatch when the new CAS is
+	// newer and marks the item stale (ms I).
+	Invalidate bool
+	Mode       SetMode
+}
+
+// DeleteOptions tunes Delete. The zero value deletes unconditionally.
+type DeleteOptions struct {
+	CAS uint64 // delete only when the item's CAS matches (md C)
+	// Invalidate marks the item stale instead of removing it (md I), with
+	// a new TTL when TTL is non-zero (md T).
+	Invalidate bool
+	TTL        int64
+}
+
+// ArithOptions tunes Arith. The zero value increments by 1.
+type ArithOptions struct {
+	Decr bool
+	// Delta is the amount; zero means 1, memcached's default. Read a
+	// counter with Get.
+	Delta uint64
+	// Vivify creates a missing counter with Initial and VivifyTTL
+	// (ma N<VivifyTTL> J<Initial>) instead of answering NotFound.
+	Vivify    bool
+	Initial   uint64
+	VivifyTTL int64
+	// Touch sets the TTL of an existing counter (ma T).
+	Touch bool
+	TTL   int64
+	CAS   uint64 // apply only when the CAS matches (ma C)
+}
+
+// Counter is what Arith returns: the new value and the item's CAS and TTL.
+type Counter struct {
+	Value uint64
+	CAS   uint64
+	TTL   int64
+}
+
+// Hit is one found key of a GetMulti: the index of its key and its item.
+type Hit struct {
+	Index int
+	Item
+}
+
+// Stats is a snapshot of a Client's counters.
+type Stats struct {
+	Requests uint64 // calls of Get, Set, Delete, Arith, GetMulti
+	Failures uint64 // calls that returned an error (misses are not errors)
+	Timeouts uint64 // calls that returned ErrTimeout
+	Redials  uint64 // dials of a connection that had been up before
+	InFlight int64  // calls in progress now
+}
