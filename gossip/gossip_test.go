@@ -175,8 +175,8 @@ func TestFailureDetection(t *testing.T) {
 		crash bool
 		limit time.Duration
 	}{
-		{"crash", true, 15 * time.Second},
-		{"graceful", false, 3 * time.Second},
+		{"crash", true, 40 * time.Second}, // ~5 s idle; generous for a loaded CI box
+		{"graceful", false, 10 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -250,10 +250,12 @@ func TestRestart(t *testing.T) {
 	})
 	t.Logf("restarted %s alive everywhere after %v", old.node, d)
 
-	// Wait for the old incarnation to be declared dead, then check again.
-	d = waitFor(t, 15*time.Second, "old incarnation dead", func() bool {
+	// Wait for the old incarnation to be declared dead (or already pruned,
+	// which only happens to dead ones), then check again. Detection takes
+	// ~5 s on an idle machine; the bound is generous for a loaded CI box.
+	d = waitFor(t, 40*time.Second, "old incarnation dead", func() bool {
 		for _, n := range survivors {
-			if instanceState(n.g, oldName) != Dead {
+			if st := instanceState(n.g, oldName); st != Dead && st != Unknown {
 				return false
 			}
 		}

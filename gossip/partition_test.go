@@ -137,7 +137,7 @@ func TestPartitionHeals(t *testing.T) {
 	island, mainland := nodes[2], nodes[:2]
 
 	cut.Store(true)
-	d := waitHealth(t, 15*time.Second, mainland, island.node, Dead)
+	d := waitHealth(t, 40*time.Second, mainland, island.node, Dead)
 	t.Logf("partitioned %s dead on the mainland after %v", island.node, d)
 	// The island gets no confirmations, so its suspicion runs to the
 	// maximum timeout (SuspicionMaxTimeoutMult x the minimum, ~18 s): wait
