@@ -179,7 +179,7 @@ func (r *request) fill(rep *protocol.Reply) error {
 	case kindGet:
 		r.item.Value = append(r.get.Buf[:0], rep.Value...)
 	case kindArith:
-		n, ok := parseDecimal(rep.Value)
+		n, ok := protocol.ParseUint(rep.Value)
 		if !ok {
 			return fmt.Errorf("%w: ma value %q", ErrProtocol, rep.Value)
 		}
@@ -230,23 +230,4 @@ func (r *request) multiReply(rep *protocol.Reply) (done bool, err error) {
 	h.item.Flags = uint32(f)
 	r.hits = append(r.hits, h)
 	return false, nil
-}
-
-// parseDecimal reads an unsigned decimal without allocating.
-func parseDecimal(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (^uint64(0)-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	return n, true
 }

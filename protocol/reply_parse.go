@@ -93,7 +93,7 @@ func (r *Reply) Uint(code byte) (uint64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return parseUint(v)
+	return ParseUint(v)
 }
 
 // Int returns the flag code as a signed decimal ("t-1" → -1).
@@ -106,7 +106,7 @@ func (r *Reply) Int(code byte) (int64, bool) {
 	if neg {
 		v = v[1:]
 	}
-	u, ok := parseUint(v)
+	u, ok := ParseUint(v)
 	if !ok || u > 1<<63 || (!neg && u == 1<<63) {
 		return 0, false
 	}
@@ -116,8 +116,9 @@ func (r *Reply) Int(code byte) (int64, bool) {
 	return int64(u), true
 }
 
-// parseUint is a strict decimal: digits only, no sign, no overflow.
-func parseUint(v []byte) (uint64, bool) {
+// ParseUint reads a strict decimal (digits only, no sign, no overflow,
+// nothing around it), such as the value of an ma reply, without allocating.
+func ParseUint(v []byte) (uint64, bool) {
 	if len(v) == 0 || len(v) > 20 {
 		return 0, false
 	}
@@ -195,7 +196,7 @@ func parseReply(buf []byte, r *Reply, maxValue int) (n, need int, err error) {
 	if r.Status == StatusVA {
 		var tok []byte
 		tok, rest = cut(rest)
-		v, ok := parseUint(tok)
+		v, ok := ParseUint(tok)
 		if !ok || v > 1<<40 {
 			return 0, 0, ErrBadReply
 		}
