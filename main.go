@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			}
 		})
 	}
-	srv, err := server.New(scfg, st)
+	srv, err := server.New(scfg, server.Local{Store: st})
 	if err != nil {
 		return err
 	}

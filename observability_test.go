@@ -167,7 +167,7 @@ func TestHTTPStandalone(t *testing.T) {
 }
 
 // startHTTPCluster runs nodes in process, joined through a real etcd, each
-// with --http, and waits until the first sees every member alive.
+// with --http, and waits until every node sees every member alive.
 func startHTTPCluster(t *testing.T, names ...string) []string {
 	t.Helper()
 	etcd := startEtcd(t)
@@ -178,14 +178,19 @@ func startHTTPCluster(t *testing.T, names ...string) []string {
 			"--etcd", strings.Join(etcd.Endpoints(), ","))
 		https = append(https, h)
 	}
-	waitFor(t, 20*time.Second, "every member alive in /cluster", func() (bool, string) {
-		v := clusterView(t, https[0])
-		for _, m := range v.Members {
-			if m.Health != "alive" {
-				return false, m.Name + " is " + m.Health
+	waitFor(t, 20*time.Second, "every member alive in every /cluster", func() (bool, string) {
+		for i, h := range https {
+			v := clusterView(t, h)
+			for _, m := range v.Members {
+				if m.Health != "alive" {
+					return false, names[i] + " sees " + m.Name + " as " + m.Health
+				}
+			}
+			if len(v.Members) != len(names) {
+				return false, names[i] + " sees " + strconv.Itoa(len(v.Members)) + " members"
 			}
 		}
-		return len(v.Members) == len(names), strconv.Itoa(len(v.Members)) + " members"
+		return true, ""
 	})
 	return https
 }

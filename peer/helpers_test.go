@@ -43,7 +43,7 @@ func serveShoal(t testing.TB, ln net.Listener) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{}, st)
+	srv, err := server.New(server.Config{}, server.Local{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,22 +3,54 @@ package server
 import "shoal/store"
 
 // Cache is what the connection server needs from the layer below it: the
-// local *store.Store on a standalone node, a router on a cluster node. Every
-// method is called concurrently from many connection goroutines and must not
-// retain key, value or dst after it returns. Exptimes are absolute unix
-// seconds (0 = never); the server converts memcached's relative form.
+// local store on a standalone node (through Local), a router on a cluster
+// node. Every method is called concurrently from many connection
+// goroutines and must not retain key, value or dst after it returns.
+// Exptimes are absolute unix seconds (0 = never); the server converts
+// memcached's relative form.
+//
+// Writes may fail when the item's owner cannot be reached: the error's text
+// goes to the client as "SERVER_ERROR <text>". A read never fails: an
+// unreachable owner is a miss, which a cache client must handle anyway.
 type Cache interface {
 	Now() int64
 	Fits(keyLen, valueLen int) bool
 	Get(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
-	Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item)
-	Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item)
-	Arith(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item)
-	Touch(key []byte, exptime int64) (store.Result, store.Item)
+	Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error)
+	Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error)
+	Arith(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error)
+	Touch(key []byte, exptime int64) (store.Result, store.Item, error)
 	FlushAll(delay int64)
 	SetMemoryLimit(bytes int64) error
 	Stats() store.Stats
 	ResetStats()
 }
 
-var _ Cache = (*store.Store)(nil)
+// Local serves a Cache from a local store, which never fails a write.
+type Local struct{ *store.Store }
+
+// Set stores in the local store.
+func (l Local) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+	r, it := l.Store.Set(key, value, opt)
+	return r, it, nil
+}
+
+// Delete deletes from the local store.
+func (l Local) Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
+	r, it := l.Store.Delete(key, opt)
+	return r, it, nil
+}
+
+// Arith applies incr/decr in the local store.
+func (l Local) Arith(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+	r, v, it := l.Store.Arith(key, opt)
+	return r, v, it, nil
+}
+
+// Touch touches in the local store.
+func (l Local) Touch(key []byte, exptime int64) (store.Result, store.Item, error) {
+	r, it := l.Store.Touch(key, exptime)
+	return r, it, nil
+}
+
+var _ Cache = Local{}

@@ -61,6 +61,12 @@ func (c *conn) exec(cmd protocol.Command) {
 	}
 }
 
+// serverError answers a write whose owner could not be reached, in
+// memcached's form for server-side failures.
+func (c *conn) serverError(noreply bool, err error) {
+	c.reply(noreply, "SERVER_ERROR "+err.Error())
+}
+
 // storeReply is the classic reply line for a write result.
 func storeReply(r store.Result) string {
 	switch r {
@@ -103,7 +109,11 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	if cmd.Op == protocol.OpCAS {
 		opt.CAS = cmd.CAS
 	}
-	res, _ := c.cache.Set(cmd.Key, cmd.Data, opt)
+	res, _, err := c.cache.Set(cmd.Key, cmd.Data, opt)
+	if err != nil {
+		c.serverError(cmd.NoReply, err)
+		return
+	}
 	if cmd.Op == protocol.OpCAS {
 		c.countCAS(res)
 	}
@@ -178,7 +188,11 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 }
 
 func (c *conn) delete(cmd *protocol.Delete) {
-	res, _ := c.cache.Delete(cmd.Key, nil)
+	res, _, err := c.cache.Delete(cmd.Key, nil)
+	if err != nil {
+		c.serverError(cmd.NoReply, err)
+		return
+	}
 	if res == store.Deleted {
 		c.ctr.deleteHits.Add(1)
 		c.reply(cmd.NoReply, replyDeleted)
@@ -190,7 +204,11 @@ func (c *conn) delete(cmd *protocol.Delete) {
 
 func (c *conn) arith(cmd *protocol.Arith) {
 	c.opt.arith = store.ArithOptions{Decr: !cmd.Incr, Delta: cmd.Delta}
-	res, v, _ := c.cache.Arith(cmd.Key, &c.opt.arith)
+	res, v, _, err := c.cache.Arith(cmd.Key, &c.opt.arith)
+	if err != nil {
+		c.serverError(cmd.NoReply, err)
+		return
+	}
 	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
 	if !cmd.Incr {
 		hits, misses = &c.ctr.decrHits, &c.ctr.decrMisses
@@ -214,7 +232,11 @@ func (c *conn) arith(cmd *protocol.Arith) {
 
 func (c *conn) touch(cmd *protocol.Touch) {
 	c.ctr.cmdTouch.Add(1)
-	res, _ := c.cache.Touch(cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
+	res, _, err := c.cache.Touch(cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
+	if err != nil {
+		c.serverError(cmd.NoReply, err)
+		return
+	}
 	if res == store.Touched {
 		c.ctr.touchHits.Add(1)
 		c.reply(cmd.NoReply, replyTouched)

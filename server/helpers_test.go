@@ -70,7 +70,7 @@ func startServer(t testing.TB, scfg store.Config, cfg Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, st)
+	srv, err := New(cfg, Local{st})
 	if err != nil {
 		t.Fatal(err)
 	}

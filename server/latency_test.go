@@ -40,7 +40,7 @@ func TestLatencySampled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{}, st)
+	srv, err := New(Config{}, Local{st})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,11 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 			// memcached compares a non-zero CAS here too; add ignores it.
 			opt.CAS = m.CAS
 		}
-		res, it = c.cache.Set(m.Key, m.Data, opt)
+		var err error
+		if res, it, err = c.cache.Set(m.Key, m.Data, opt); err != nil {
+			c.serverError(false, err)
+			return
+		}
 		if m.Op == protocol.OpCAS {
 			c.countCAS(res)
 		}
@@ -111,7 +115,11 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 		if m.Invalidate && m.HasTTL {
 			opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
 		}
-		res, _ = c.cache.Delete(m.Key, opt)
+		var err error
+		if res, _, err = c.cache.Delete(m.Key, opt); err != nil {
+			c.serverError(false, err)
+			return
+		}
 	}
 	switch {
 	case res != store.Deleted:
@@ -140,7 +148,11 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 		opt.Vivify, opt.Initial = true, m.Initial
 		opt.VivifyExptime = createdExptime(m.Flags, vivExp, opt.Exptime)
 	}
-	res, v, it := c.cache.Arith(m.Key, opt)
+	res, v, it, err := c.cache.Arith(m.Key, opt)
+	if err != nil {
+		c.serverError(false, err)
+		return
+	}
 	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
 	if m.Decr {
 		hits, misses = &c.ctr.decrHits, &c.ctr.decrMisses

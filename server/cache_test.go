@@ -1,0 +1,77 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"shoal/store"
+)
+
+// unreachable is a Cache whose writes fail as a router's do when no owner
+// of the key answers; reads still come from a real store.
+type unreachable struct{ Local }
+
+var errNoOwner = errors.New("no owner of the key is reachable")
+
+func (unreachable) Set([]byte, []byte, *store.SetOptions) (store.Result, store.Item, error) {
+	return 0, store.Item{}, errNoOwner
+}
+
+func (unreachable) Delete([]byte, *store.DeleteOptions) (store.Result, store.Item, error) {
+	return 0, store.Item{}, errNoOwner
+}
+
+func (unreachable) Arith([]byte, *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+	return 0, 0, store.Item{}, errNoOwner
+}
+
+func (unreachable) Touch([]byte, int64) (store.Result, store.Item, error) {
+	return 0, store.Item{}, errNoOwner
+}
+
+// TestWriteErrorsAnswerServerError: a write the Cache cannot place gets
+// memcached's SERVER_ERROR line (silent with noreply), and the connection
+// goes on serving.
+func TestWriteErrorsAnswerServerError(t *testing.T) {
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{}, unreachable{Local{st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+	c := dial(t, ln.Addr().String())
+	io.WriteString(c, "set a 0 0 1\r\nx\r\nset a 0 0 1 noreply\r\nx\r\ndelete a\r\nincr a 1\r\ntouch a 1\r\n"+
+		"ms a 1\r\nx\r\nmd a q\r\nma a\r\nget a\r\nmn\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	want := []string{
+		"SERVER_ERROR no owner of the key is reachable\r\n", // set
+		"SERVER_ERROR no owner of the key is reachable\r\n", // delete (the noreply set said nothing)
+		"SERVER_ERROR no owner of the key is reachable\r\n", // incr
+		"SERVER_ERROR no owner of the key is reachable\r\n", // touch
+		"SERVER_ERROR no owner of the key is reachable\r\n", // ms
+		"SERVER_ERROR no owner of the key is reachable\r\n", // md q: errors are never quiet
+		"SERVER_ERROR no owner of the key is reachable\r\n", // ma
+		"END\r\n", // get: a miss
+		"MN\r\n",
+	}
+	for i, w := range want {
+		line, err := r.ReadString('\n')
+		if err != nil || line != w {
+			t.Fatalf("reply %d: %q, %v; want %q", i, line, err, w)
+		}
+	}
+}
