@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
 
 	"shoal/devetcd"
 )
@@ -319,4 +322,99 @@ func TestClusterGracefulStop(t *testing.T) {
 	waitFor(t, 5*time.Second, "n3 out of the ring without waiting for its lease", func() (bool, string) {
 		return converged(procs[:2], "n1", "n2")
 	})
+}
+
+// TestClusterRouting: keys set through one node read back through every
+// node, one by one and in one multi-get; after kill -9 of a node, reads and
+// writes through the survivors fail over to the next owner with at most
+// one client error per client (the lease is long, so the ring still lists
+// the dead node throughout).
+func TestClusterRouting(t *testing.T) {
+	etcd := startEtcd(t)
+	ttl := []string{"--lease-ttl", "25"}
+	procs := []*proc{startProc(t, etcd, "n1", ttl...), startProc(t, etcd, "n2", ttl...), startProc(t, etcd, "n3", ttl...)}
+	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
+	clients := make([]*memcache.Client, len(procs))
+	for i, p := range procs {
+		clients[i] = memcache.New(p.addr)
+		clients[i].Timeout = 3 * time.Second
+	}
+	const n = 300
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%03d", i)
+		if err := clients[0].Set(&memcache.Item{Key: keys[i], Value: []byte("v1-" + keys[i]), Flags: uint32(i)}); err != nil {
+			t.Fatalf("set %s through n1: %v", keys[i], err)
+		}
+	}
+	t.Run("every key through every node", func(t *testing.T) {
+		for ci, c := range clients[1:] {
+			for i, k := range keys {
+				it, err := c.Get(k)
+				if err != nil || string(it.Value) != "v1-"+k || it.Flags != uint32(i) {
+					t.Fatalf("get %s through %s: %+v, %v", k, procs[ci+1].name, it, err)
+				}
+			}
+		}
+	})
+	t.Run("multi-get through one node", func(t *testing.T) {
+		got, err := clients[2].GetMulti(keys)
+		if err != nil || len(got) != n {
+			t.Fatalf("multi-get through n3: %d of %d keys, %v", len(got), n, err)
+		}
+		for _, k := range keys {
+			if string(got[k].Value) != "v1-"+k {
+				t.Fatalf("multi-get %s: %q", k, got[k].Value)
+			}
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	procs[2].signal(syscall.SIGKILL)
+	<-procs[2].done
+	live := clients[:2]
+	errs := make([]int, len(live))
+	noteErr := func(ci int, what string, err error) {
+		errs[ci]++
+		if errs[ci] > 1 {
+			t.Fatalf("%s through %s: %v (client error %d; only the first is allowed)", what, procs[ci].name, err, errs[ci])
+		}
+		t.Logf("first client error through %s, allowed: %s: %v", procs[ci].name, what, err)
+	}
+	// Old values: right or (owned by n3 alone) a miss, never an error.
+	for ci, c := range live {
+		for _, k := range keys {
+			it, err := c.Get(k)
+			switch {
+			case errors.Is(err, memcache.ErrCacheMiss):
+			case err != nil:
+				noteErr(ci, "get "+k, err)
+			case string(it.Value) != "v1-"+k:
+				t.Fatalf("get %s through %s after the kill: %q", k, procs[ci].name, it.Value)
+			}
+		}
+	}
+	// New writes through either survivor read back through both.
+	for i, k := range keys {
+		ci := i % len(live)
+		v := "v2-" + k
+		if err := live[ci].Set(&memcache.Item{Key: k, Value: []byte(v)}); err != nil {
+			noteErr(ci, "set "+k, err)
+			continue
+		}
+		for cj, c := range live {
+			it, err := c.Get(k)
+			if err != nil {
+				noteErr(cj, "get "+k, err)
+				continue
+			}
+			if string(it.Value) != v {
+				t.Fatalf("get %s through %s after the kill: %q, want %q", k, procs[cj].name, it.Value, v)
+			}
+		}
+	}
+	if st := clusterStats(procs[0].addr); st["cluster_members"] != "3" {
+		t.Fatalf("n3 left the ring during the test (lease too short?): %v", st["cluster_members"])
+	}
 }

@@ -103,6 +103,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		OnShutdown:     cancel,
 	}
 	var node *cluster.Node
+	var cache server.Cache = server.Local{Store: st}
+	var router *cluster.Router
 	if o.clustered() {
 		var stop func()
 		node, stop, err = joinCluster(ctx, o, lns[0].Addr(), log)
@@ -111,6 +113,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		}
 		stopEtcd = stop
 		scfg.Cluster = node
+		if router, err = cluster.NewRouter(cluster.RouterConfig{Members: node, Store: st, Logger: log}); err != nil {
+			return err
+		}
+		defer router.Close() // after the server's connections are gone
+		cache = router
 		wg.Go(func() {
 			if err := node.Run(ctx); err != nil {
 				log.Error("cluster membership stopped", "err", err)
@@ -118,13 +125,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			}
 		})
 	}
-	srv, err := server.New(scfg, server.Local{Store: st})
+	srv, err := server.New(scfg, cache)
 	if err != nil {
 		return err
 	}
 	var mon *monitor.Monitor
 	if httpLn != nil {
-		if mon, err = newMonitor(srv, node, lns[0].Addr(), log); err != nil {
+		if mon, err = newMonitor(srv, node, router, lns[0].Addr(), log); err != nil {
 			return err
 		}
 		wg.Go(func() {
@@ -233,14 +240,28 @@ func joinCluster(ctx context.Context, o options, client net.Addr, log *slog.Logg
 	return node, stop, nil
 }
 
-// newMonitor prepares the HTTP endpoints for this node; node is nil on a
-// standalone node, which is then named by its client address.
-func newMonitor(srv *server.Server, node *cluster.Node, client net.Addr, log *slog.Logger) (*monitor.Monitor, error) {
+// newMonitor prepares the HTTP endpoints for this node; node and router
+// are nil on a standalone node, which is then named by its client address.
+func newMonitor(srv *server.Server, node *cluster.Node, router *cluster.Router, client net.Addr, log *slog.Logger) (*monitor.Monitor, error) {
 	cfg := monitor.Config{Node: client.String(), Version: shoalVersion, Stats: srv, Logger: log}
 	if node != nil {
 		cfg.Node, cfg.Cluster = node.Name(), node
 	}
+	if router != nil {
+		cfg.Peers = routerPeers{router}
+	}
 	return monitor.New(cfg)
+}
+
+// routerPeers reports the router's per-peer counters to the monitor.
+type routerPeers struct{ r *cluster.Router }
+
+func (p routerPeers) PeerStats() []monitor.PeerStats {
+	var out []monitor.PeerStats
+	for _, c := range p.r.PeerStats() {
+		out = append(out, monitor.PeerStats{Peer: c.Peer, Forwarded: c.Forwarded, ForwardFailures: c.Failures})
+	}
+	return out
 }
 
 // settings are the "stats settings" lines only main knows.

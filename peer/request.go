@@ -86,6 +86,15 @@ func (r *request) encode(b []byte) []byte {
 		if r.get.NoBump {
 			b = protocol.AppendMetaFlag(b, 'u')
 		}
+		if r.get.Vivify {
+			b = protocol.AppendMetaFlagInt(b, 'N', r.get.VivifyTTL)
+		}
+		if r.get.RecacheBelow > 0 {
+			b = protocol.AppendMetaFlagInt(b, 'R', r.get.RecacheBelow)
+		}
+		if r.get.Detail {
+			b = append(b, " h l"...)
+		}
 		b = append(b, " v f c t"...)
 	case kindSet:
 		s := &r.set
@@ -106,6 +115,12 @@ func (r *request) encode(b []byte) []byte {
 		if s.Mode != ModeSet {
 			b = append(b, ' ', 'M', byte(s.Mode))
 		}
+		if s.NewCAS != 0 {
+			b = protocol.AppendMetaFlagUint(b, 'E', s.NewCAS)
+		}
+		if s.Vivify {
+			b = protocol.AppendMetaFlagInt(b, 'N', s.VivifyTTL)
+		}
 	case kindDelete:
 		d := &r.del
 		b = protocol.AppendMetaDeleteRequest(b, r.key)
@@ -117,6 +132,9 @@ func (r *request) encode(b []byte) []byte {
 			if d.TTL != 0 {
 				b = protocol.AppendMetaFlagInt(b, 'T', d.TTL)
 			}
+			if d.NewCAS != 0 {
+				b = protocol.AppendMetaFlagUint(b, 'E', d.NewCAS)
+			}
 		}
 	case kindArith:
 		a := &r.arith
@@ -124,7 +142,7 @@ func (r *request) encode(b []byte) []byte {
 		if a.Decr {
 			b = append(b, " MD"...)
 		}
-		if a.Delta != 0 {
+		if a.Delta != 0 || a.ZeroDelta {
 			b = protocol.AppendMetaFlagUint(b, 'D', a.Delta)
 		}
 		if a.Vivify {
@@ -136,6 +154,9 @@ func (r *request) encode(b []byte) []byte {
 		}
 		if a.CAS != 0 {
 			b = protocol.AppendMetaFlagUint(b, 'C', a.CAS)
+		}
+		if a.NewCAS != 0 {
+			b = protocol.AppendMetaFlagUint(b, 'E', a.NewCAS)
 		}
 		b = append(b, " v c t"...)
 	case kindMulti:
@@ -172,6 +193,15 @@ func (r *request) fill(rep *protocol.Reply) error {
 	if v, ok := rep.Uint('f'); ok {
 		r.item.Flags = uint32(v)
 	}
+	if v, ok := rep.Uint('h'); ok {
+		r.item.Fetched = v != 0
+	}
+	if v, ok := rep.Int('l'); ok {
+		r.item.LastAccess = v
+	}
+	_, r.item.Win = rep.Flag('W')
+	_, r.item.Stale = rep.Flag('X')
+	_, r.item.TokenSent = rep.Flag('Z')
 	if rep.Status != protocol.StatusVA {
 		return nil
 	}

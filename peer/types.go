@@ -71,6 +71,14 @@ type Item struct {
 	// TTL is the seconds left as the peer reports them (mg t); -1 means
 	// the item never expires.
 	TTL int64
+	// Meta-only fields. Fetched and LastAccess (seconds since the access
+	// before this one) come back only with GetOptions.Detail (mg h l);
+	// Win, Stale and TokenSent whenever the peer sends W, X or Z.
+	Fetched    bool
+	LastAccess int64
+	Win        bool
+	Stale      bool
+	TokenSent  bool
 }
 
 // GetOptions tunes Get. The zero value is a plain get.
@@ -82,6 +90,15 @@ type GetOptions struct {
 	TTL   int64
 	// NoBump leaves the item's recency and last access alone (mg u).
 	NoBump bool
+	// Vivify creates a missing item, empty, with VivifyTTL and gives this
+	// caller the win token (mg N<VivifyTTL>).
+	Vivify    bool
+	VivifyTTL int64
+	// RecacheBelow, when positive, hands out the win token when the
+	// item's TTL left is below it (mg R).
+	RecacheBelow int64
+	// Detail asks for Item.Fetched and Item.LastAccess (mg h l).
+	Detail bool
 	// Buf receives the value: Item.Value is append(Buf[:0], value...).
 	// Pass a buffer with capacity to read without allocating; the caller
 	// owns it again when Get returns.
@@ -112,6 +129,12 @@ type SetOptions struct {
 	// newer and marks the item stale (ms I).
 	Invalidate bool
 	Mode       SetMode
+	// NewCAS, when non-zero, is the CAS the stored item gets (ms E).
+	NewCAS uint64
+	// Vivify, with ModeAppend or ModePrepend, creates a missing item
+	// with VivifyTTL (ms N).
+	Vivify    bool
+	VivifyTTL int64
 }
 
 // DeleteOptions tunes Delete. The zero value deletes unconditionally.
@@ -121,14 +144,17 @@ type DeleteOptions struct {
 	// a new TTL when TTL is non-zero (md T).
 	Invalidate bool
 	TTL        int64
+	// NewCAS, with Invalidate, is the CAS the stale item gets (md E).
+	NewCAS uint64
 }
 
 // ArithOptions tunes Arith. The zero value increments by 1.
 type ArithOptions struct {
 	Decr bool
-	// Delta is the amount; zero means 1, memcached's default. Read a
-	// counter with Get.
-	Delta uint64
+	// Delta is the amount; zero means 1, memcached's default, unless
+	// ZeroDelta is set (D0). Read a counter with Get.
+	Delta     uint64
+	ZeroDelta bool
 	// Vivify creates a missing counter with Initial and VivifyTTL
 	// (ma N<VivifyTTL> J<Initial>) instead of answering NotFound.
 	Vivify    bool
@@ -138,6 +164,8 @@ type ArithOptions struct {
 	Touch bool
 	TTL   int64
 	CAS   uint64 // apply only when the CAS matches (ma C)
+	// NewCAS, when non-zero, is the CAS the counter gets (ma E).
+	NewCAS uint64
 }
 
 // Counter is what Arith returns: the new value and the item's CAS and TTL.

@@ -1,0 +1,224 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"shoal/peer"
+	"shoal/store"
+)
+
+// Forwarding maps store options onto meta requests. What does not travel
+// faithfully yet:
+//
+//   - SetOptions.KeyBinary: the owner does not learn that the client sent
+//     the key base64-encoded, so later meta reads do not return it encoded.
+//   - Item.Created after a forwarded vivify (mg N, ma N) is inferred (win
+//     token on an empty value for mg; never for ma), so the t flag of the
+//     very reply that created the item may report the T rather than the N
+//     TTL; Item.KeyBinary is never set on a forwarded read.
+//   - Item.Exptime and LastAccess come back as seconds left / seconds ago
+//     and are rebuilt with this node's clock.
+//   - A multi-key get is forwarded key by key, not split by owner and sent
+//     as one batch (server.Cache has no multi-key call).
+//   - Touch is forwarded as a gat (mg T v): the value crosses the wire.
+//   - FlushAll acts on this node only.
+
+// maxRelative is memcached's 30 days: larger meta TTLs are absolute times.
+const maxRelative = 60 * 60 * 24 * 30
+
+// ttl converts an absolute exptime (0 never, 1 already expired) to a meta
+// TTL token: absolute times travel as they are, the past as -1.
+func ttl(exptime int64) int64 {
+	switch {
+	case exptime == 0:
+		return 0
+	case exptime <= maxRelative:
+		return -1
+	}
+	return exptime
+}
+
+// exptime converts the TTL left a peer reports (-1 never) back to an
+// absolute time on this node's clock.
+func (r *Router) exptime(left int64) int64 {
+	if left < 0 {
+		return 0
+	}
+	return r.st.Now() + left
+}
+
+func (r *Router) item(it *peer.Item, size int) store.Item {
+	out := store.Item{
+		Flags: it.Flags, Exptime: r.exptime(it.TTL), CAS: it.CAS, Size: size,
+		Fetched: it.Fetched, Win: it.Win, Stale: it.Stale, TokenSent: it.TokenSent,
+	}
+	if it.LastAccess > 0 {
+		out.LastAccess = r.st.Now() - it.LastAccess
+	}
+	return out
+}
+
+// replyResult maps the owner's error lines that are store outcomes.
+func replyResult(err error) (store.Result, bool) {
+	var re *peer.ReplyError
+	if !errors.As(err, &re) {
+		return 0, false
+	}
+	switch {
+	case strings.Contains(re.Line, "non-numeric"):
+		return store.NonNumeric, true
+	case strings.Contains(re.Line, "out of memory"):
+		return store.NoMemory, true
+	case strings.Contains(re.Line, "too large"):
+		return store.TooLarge, true
+	}
+	return 0, false
+}
+
+// Get reads key from its first reachable owner; no reachable owner, or an
+// error from the owner, is a miss.
+func (r *Router) Get(key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
+	res = store.Miss
+	err := r.walk(key, func() {
+		it, val, res = r.st.Get(key, opt, dst)
+	}, func(m *member) error {
+		var po peer.GetOptions
+		if opt != nil {
+			po = peer.GetOptions{
+				Touch: opt.Touch, TTL: ttl(opt.Exptime), NoBump: opt.NoBump,
+				Vivify: opt.Vivify, VivifyTTL: ttl(opt.VivifyExptime),
+				RecacheBelow: opt.RecacheBelow, Detail: true,
+			}
+		}
+		po.Buf = dst
+		pit, hit, err := m.client.Get(context.Background(), key, po)
+		if err != nil {
+			return err
+		}
+		val = pit.Value
+		if !hit {
+			res = store.Miss
+			return nil
+		}
+		it, res = r.item(&pit, len(pit.Value)), store.Hit
+		it.Created = opt != nil && opt.Vivify && pit.Win && len(pit.Value) == 0
+		return nil
+	})
+	if err != nil {
+		return store.Item{}, dst[:0], store.Miss
+	}
+	return it, val, res
+}
+
+var setModes = [...]peer.SetMode{
+	store.ModeSet: peer.ModeSet, store.ModeAdd: peer.ModeAdd, store.ModeReplace: peer.ModeReplace,
+	store.ModeAppend: peer.ModeAppend, store.ModePrepend: peer.ModePrepend,
+}
+
+func writeResult(res peer.Result, ok store.Result) store.Result {
+	switch res {
+	case peer.NotStored:
+		return store.NotStored
+	case peer.Exists:
+		return store.Exists
+	case peer.NotFound:
+		return store.NotFound
+	}
+	return ok
+}
+
+// Set writes through the first reachable owner.
+func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
+	err = r.walk(key, func() {
+		res, it = r.st.Set(key, value, opt)
+	}, func(m *member) error {
+		var so store.SetOptions
+		if opt != nil {
+			so = *opt
+		}
+		pr, cas, err := m.client.Set(context.Background(), key, value, peer.SetOptions{
+			Flags: so.Flags, TTL: ttl(so.Exptime), CAS: so.CAS, Invalidate: so.Invalidate,
+			Mode: setModes[so.Mode], NewCAS: so.NewCAS, Vivify: so.Vivify, VivifyTTL: ttl(so.Exptime),
+		})
+		if err != nil {
+			if rr, ok := replyResult(err); ok {
+				res = rr
+				return nil
+			}
+			return err
+		}
+		res = writeResult(pr, store.Stored)
+		it = store.Item{Flags: so.Flags, Exptime: so.Exptime, CAS: cas, Size: len(value)}
+		return nil
+	})
+	return res, it, err
+}
+
+// Delete deletes (or invalidates) through the first reachable owner.
+func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
+	err = r.walk(key, func() {
+		res, it = r.st.Delete(key, opt)
+	}, func(m *member) error {
+		var po peer.DeleteOptions
+		if opt != nil {
+			po = peer.DeleteOptions{CAS: opt.CAS, Invalidate: opt.Invalidate, NewCAS: opt.NewCAS}
+			if opt.Touch {
+				po.TTL = ttl(opt.Exptime)
+			}
+		}
+		pr, err := m.client.Delete(context.Background(), key, po)
+		if err != nil {
+			return err
+		}
+		res = writeResult(pr, store.Deleted)
+		return nil
+	})
+	return res, it, err
+}
+
+// Arith applies incr/decr at the first reachable owner.
+func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
+	err = r.walk(key, func() {
+		res, v, it = r.st.Arith(key, opt)
+	}, func(m *member) error {
+		po := peer.ArithOptions{
+			Decr: opt.Decr, Delta: opt.Delta, ZeroDelta: opt.Delta == 0,
+			Vivify: opt.Vivify, Initial: opt.Initial, VivifyTTL: ttl(opt.VivifyExptime),
+			Touch: opt.Touch, TTL: ttl(opt.Exptime), CAS: opt.CAS, NewCAS: opt.NewCAS,
+		}
+		c, pr, err := m.client.Arith(context.Background(), key, po)
+		if err != nil {
+			if rr, ok := replyResult(err); ok {
+				res = rr
+				return nil
+			}
+			return err
+		}
+		res, v = writeResult(pr, store.Stored), c.Value
+		if pr == peer.OK {
+			it = store.Item{CAS: c.CAS, Exptime: r.exptime(c.TTL)}
+		}
+		return nil
+	})
+	return res, v, it, err
+}
+
+// Touch sets key's exptime at the first reachable owner.
+func (r *Router) Touch(key []byte, exptime int64) (res store.Result, it store.Item, err error) {
+	err = r.walk(key, func() {
+		res, it = r.st.Touch(key, exptime)
+	}, func(m *member) error {
+		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{Touch: true, TTL: ttl(exptime)})
+		if err != nil {
+			return err
+		}
+		res = store.NotFound
+		if hit {
+			res, it = store.Touched, r.item(&pit, len(pit.Value))
+		}
+		return nil
+	})
+	return res, it, err
+}

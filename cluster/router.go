@@ -1,0 +1,290 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/gossip"
+	"shoal/peer"
+	"shoal/store"
+)
+
+// ErrUnavailable: every owner of the key is dead or unreachable. A write
+// fails with it (the client sees SERVER_ERROR); a read is a miss instead.
+var ErrUnavailable = errors.New("cluster: no owner reachable")
+
+// Membership is what a Router needs from the cluster: the current view,
+// gossip's verdict on a member and this node's name. Every method is called
+// concurrently from request goroutines. *Node implements it.
+type Membership interface {
+	View() *View
+	Health(name string) gossip.State
+	Name() string
+}
+
+// RouterConfig wires a Router. The zero value of each optional field means
+// its default.
+type RouterConfig struct {
+	// Members and Store are required: the cluster view and this node's store.
+	Members Membership
+	Store   *store.Store
+	// Peer is the template for the client to each member; Addr is filled
+	// in from the member's PeerAddr.
+	Peer peer.Config
+	// DownFor is how long a member stays skipped after a refused connect,
+	// a timeout or a lost connection. Zero means 1 s.
+	DownFor time.Duration
+	// Logger receives peer state changes; nil discards.
+	Logger *slog.Logger
+}
+
+// Validate reports a config the router cannot use.
+func (c RouterConfig) Validate() error {
+	switch {
+	case c.Members == nil:
+		return fmt.Errorf("%w: router without membership", ErrConfig)
+	case c.Store == nil:
+		return fmt.Errorf("%w: router without store", ErrConfig)
+	case c.DownFor < 0:
+		return fmt.Errorf("%w: negative DownFor", ErrConfig)
+	}
+	return nil
+}
+
+// Router serves a key from the first reachable owner in the ring: this
+// node's store when that owner is this node, else the owner over a pooled
+// peer connection, failing over to the next owner at once when a peer is
+// down, times out or drops the connection. It implements server.Cache.
+//
+// A forwarded request arrives at the owner's connection server and is
+// routed again there; within one view this only ever moves towards owners
+// earlier in the list (a node never skips itself), so it ends. During a
+// view change two nodes may briefly disagree; the peer request timeout
+// bounds such a detour.
+type Router struct {
+	cfg   RouterConfig
+	self  string
+	st    *store.Store
+	log   *slog.Logger
+	peers atomic.Pointer[peerSet] // replaced whole on a new epoch
+
+	// mu serializes rebuilding peers and Close.
+	mu     sync.Mutex
+	closed bool
+}
+
+// peerSet is the clients for the members of one view; immutable.
+type peerSet struct {
+	epoch  int64
+	byName map[string]*member
+}
+
+// member is one other node: its client and its counters. Counters survive
+// view changes for as long as the member keeps its peer address.
+type member struct {
+	name, addr string
+	client     *peer.Client
+	downUntil  atomic.Int64 // unix nanoseconds; 0: not marked down
+	forwarded  atomic.Uint64
+	failures   atomic.Uint64
+}
+
+// NewRouter returns a router; it does no I/O (peer connections are dialled
+// by the first request to each).
+func NewRouter(cfg RouterConfig) (*Router, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.DownFor == 0 {
+		cfg.DownFor = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Peer.Logger == nil {
+		cfg.Peer.Logger = cfg.Logger
+	}
+	return &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger}, nil
+}
+
+// Close closes every peer client. Requests after it are served locally or
+// fail over as if every peer were down. Close is idempotent.
+func (r *Router) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	old := r.peers.Swap(&peerSet{epoch: -1})
+	r.mu.Unlock()
+	if old != nil {
+		for _, m := range old.byName {
+			m.client.Close()
+		}
+	}
+	return nil
+}
+
+// peerSet returns the clients for view v, building them on the first
+// request that sees a new epoch and closing those of departed members.
+func (r *Router) peerSet(v *View) *peerSet {
+	if ps := r.peers.Load(); ps != nil && (ps.epoch == v.Epoch || ps.epoch == -1) {
+		return ps
+	}
+	r.mu.Lock()
+	old := r.peers.Load()
+	if old != nil && (old.epoch == v.Epoch || old.epoch == -1 || r.closed) {
+		r.mu.Unlock()
+		return old
+	}
+	ps := &peerSet{epoch: v.Epoch, byName: make(map[string]*member, len(v.Members))}
+	for _, m := range v.Members {
+		if m.Name == r.self || m.PeerAddr == "" {
+			continue
+		}
+		if o := old.get(m.Name); o != nil && o.addr == m.PeerAddr {
+			ps.byName[m.Name] = o
+			continue
+		}
+		pc := r.cfg.Peer
+		pc.Addr = m.PeerAddr
+		c, err := peer.New(pc)
+		if err != nil {
+			r.log.Error("cannot create peer client", "peer", m.Name, "addr", m.PeerAddr, "err", err)
+			continue
+		}
+		ps.byName[m.Name] = &member{name: m.Name, addr: m.PeerAddr, client: c}
+	}
+	r.peers.Store(ps)
+	r.mu.Unlock()
+	if old != nil {
+		for name, o := range old.byName {
+			if ps.byName[name] != o {
+				o.client.Close() // its in-flight requests fail over
+			}
+		}
+	}
+	return ps
+}
+
+func (ps *peerSet) get(name string) *member {
+	if ps == nil {
+		return nil
+	}
+	return ps.byName[name]
+}
+
+// down reports whether m was marked down less than DownFor ago. The clock
+// is read only while a mark exists, so the healthy path costs no syscall.
+func (m *member) down() bool {
+	until := m.downUntil.Load()
+	if until == 0 {
+		return false
+	}
+	if time.Now().UnixNano() < until {
+		return true
+	}
+	m.downUntil.CompareAndSwap(until, 0)
+	return false
+}
+
+// failover reports whether err means the owner did not answer, so the
+// next owner should be tried; a reply error is the owner's answer.
+func failover(err error) bool {
+	return errors.Is(err, peer.ErrDown) || errors.Is(err, peer.ErrTimeout) ||
+		errors.Is(err, peer.ErrConnLost) || errors.Is(err, peer.ErrClosed) ||
+		errors.Is(err, peer.ErrProtocol)
+}
+
+// walk finds the owner that serves key: local runs when it is this node
+// (or there is no view yet); otherwise remote runs with the member, and an
+// error from it that means "no answer" marks the member down and moves on
+// to the next owner. walk returns ErrUnavailable when no owner is left,
+// or remote's error when the owner answered with one.
+func (r *Router) walk(key []byte, local func(), remote func(*member) error) error {
+	v := r.cfg.Members.View()
+	if v == nil || v.Ring == nil {
+		local()
+		return nil
+	}
+	owners := v.Ring.Owners(v.Ring.Shard(key))
+	if len(owners) == 0 {
+		local()
+		return nil
+	}
+	ps := r.peerSet(v)
+	for _, name := range owners {
+		if name == r.self {
+			local()
+			return nil
+		}
+		m := ps.get(name)
+		if m == nil || m.down() || r.cfg.Members.Health(name) == gossip.Dead {
+			continue
+		}
+		m.forwarded.Add(1)
+		err := remote(m)
+		if err == nil {
+			return nil
+		}
+		m.failures.Add(1)
+		if !failover(err) {
+			return err
+		}
+		if m.downUntil.Swap(time.Now().Add(r.cfg.DownFor).UnixNano()) == 0 {
+			r.log.Warn("peer marked down", "peer", name, "for", r.cfg.DownFor, "err", err)
+		}
+	}
+	return ErrUnavailable
+}
+
+// PeerCounters is what a Router counts per member, for metrics.
+type PeerCounters struct {
+	Peer      string
+	Forwarded uint64 // requests sent to the member
+	Failures  uint64 // of those, the ones that failed
+	Down      bool   // skipped now after a failure
+}
+
+// PeerStats returns the counters of every other member of the current
+// view, in member order. Safe for concurrent use.
+func (r *Router) PeerStats() []PeerCounters {
+	v := r.cfg.Members.View()
+	if v == nil {
+		return nil
+	}
+	ps := r.peerSet(v)
+	var out []PeerCounters
+	for _, mem := range v.Members {
+		m := ps.get(mem.Name)
+		if m == nil {
+			continue
+		}
+		out = append(out, PeerCounters{
+			Peer: m.name, Forwarded: m.forwarded.Load(), Failures: m.failures.Load(), Down: m.down(),
+		})
+	}
+	return out
+}
+
+// Local operations: this node's store, whatever the ring says.
+
+// Now is the store's coarse clock.
+func (r *Router) Now() int64 { return r.st.Now() }
+
+// Fits asks the local store; every node runs with the same item size limit.
+func (r *Router) Fits(keyLen, valueLen int) bool { return r.st.Fits(keyLen, valueLen) }
+
+// FlushAll flushes this node's store only: flush_all is not broadcast to
+// the cluster yet.
+func (r *Router) FlushAll(delay int64) { r.st.FlushAll(delay) }
+
+// SetMemoryLimit sets this node's store limit.
+func (r *Router) SetMemoryLimit(bytes int64) error { return r.st.SetMemoryLimit(bytes) }
+
+// Stats are this node's store counters.
+func (r *Router) Stats() store.Stats { return r.st.Stats() }
+
+// ResetStats resets this node's store counters.
+func (r *Router) ResetStats() { r.st.ResetStats() }

@@ -1,0 +1,272 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"shoal/devetcd"
+	"shoal/etcdsync"
+	"shoal/gossip"
+	"shoal/ring"
+	"shoal/server"
+	"shoal/store"
+)
+
+var _ server.Cache = (*Router)(nil)
+
+func TestTTLToken(t *testing.T) {
+	for name, tc := range map[string]struct{ exptime, want int64 }{
+		"never":           {0, 0},
+		"already expired": {1, -1},
+		"absolute":        {1_900_000_000, 1_900_000_000},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := ttl(tc.exptime); got != tc.want {
+				t.Fatalf("ttl(%d) = %d, want %d", tc.exptime, got, tc.want)
+			}
+		})
+	}
+}
+
+// routedNode is one in-process cluster node: membership, store, router and
+// a connection server on its own loopback port.
+type routedNode struct {
+	node   *Node
+	router *Router
+	addr   string
+}
+
+func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string) *routedNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	n, err := New(Config{
+		Etcd: etcdsync.Config{
+			Endpoints: etcd.Endpoints(),
+			Self:      etcdsync.Member{Name: name, Instance: name + "-1", ClientAddr: addr, PeerAddr: addr},
+			Settings:  etcdsync.Settings{Replicas: 2, Shards: 64, VNodes: 1},
+			LeaseTTL:  2 * time.Second,
+		},
+		Gossip: gossip.Config{BindAddr: "127.0.0.1:0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Config{MemoryLimit: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := NewRouter(RouterConfig{Members: n, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{}, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 3)
+	go func() { done <- n.Run(ctx) }()
+	go func() { done <- st.Run(ctx) }()
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+		cancel()
+		for range 3 {
+			if err := <-done; err != nil && !errors.Is(err, server.ErrClosed) && !errors.Is(err, context.Canceled) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		rt.Close()
+	})
+	return &routedNode{node: n, router: rt, addr: addr}
+}
+
+// TestRouterTwoNodes: whatever node a client talks to, every key reaches
+// its owner: values set through one node read back through the other, a
+// cas token from one node works through the other, counters move through
+// both.
+func TestRouterTwoNodes(t *testing.T) {
+	etcd, err := devetcd.Start(context.Background(), devetcd.Config{
+		Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Close)
+	a := startRoutedNode(t, etcd, "a")
+	b := startRoutedNode(t, etcd, "b")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		va, vb := a.node.View(), b.node.View()
+		if va != nil && vb != nil && va.Epoch == vb.Epoch && len(va.Members) == 2 &&
+			a.node.Health("b") == gossip.Alive && b.node.Health("a") == gossip.Alive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the two nodes did not converge")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ca, cb := memcache.New(a.addr), memcache.New(b.addr)
+	clients := map[string]*memcache.Client{"a": ca, "b": cb}
+	other := map[string]*memcache.Client{"a": cb, "b": ca}
+	const keys = 40
+	for from, c := range clients {
+		t.Run("set via "+from, func(t *testing.T) {
+			for i := range keys {
+				k := fmt.Sprintf("%s-key-%d", from, i)
+				if err := c.Set(&memcache.Item{Key: k, Value: []byte(k + "-v"), Flags: uint32(i), Expiration: 300}); err != nil {
+					t.Fatalf("set %s: %v", k, err)
+				}
+				it, err := other[from].Get(k)
+				if err != nil || string(it.Value) != k+"-v" || it.Flags != uint32(i) {
+					t.Fatalf("get %s through the other node: %+v, %v", k, it, err)
+				}
+			}
+		})
+		t.Run("cas via the other than "+from, func(t *testing.T) {
+			for i := range keys {
+				k := fmt.Sprintf("%s-key-%d", from, i)
+				it, err := c.Get(k) // gets: carries the CAS token
+				if err != nil {
+					t.Fatal(err)
+				}
+				it.Value = []byte("swapped")
+				if err := other[from].CompareAndSwap(it); err != nil {
+					t.Fatalf("cas %s through the other node: %v", k, err)
+				}
+				if err := other[from].CompareAndSwap(it); !errors.Is(err, memcache.ErrCASConflict) {
+					t.Fatalf("stale cas %s: %v, want a conflict", k, err)
+				}
+				if got, err := c.Get(k); err != nil || string(got.Value) != "swapped" {
+					t.Fatalf("after cas %s: %+v, %v", k, got, err)
+				}
+			}
+		})
+	}
+	t.Run("incr through both", func(t *testing.T) {
+		for i := range keys {
+			k := fmt.Sprintf("counter-%d", i)
+			if err := ca.Set(&memcache.Item{Key: k, Value: []byte("10")}); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := ca.Increment(k, 5); err != nil || v != 15 {
+				t.Fatalf("incr %s via a: %d, %v", k, v, err)
+			}
+			if v, err := cb.Increment(k, 0); err != nil || v != 15 {
+				t.Fatalf("incr %s 0 via b: %d, %v", k, v, err)
+			}
+			if v, err := cb.Decrement(k, 3); err != nil || v != 12 {
+				t.Fatalf("decr %s via b: %d, %v", k, v, err)
+			}
+			if err := cb.Touch(k, 100); err != nil {
+				t.Fatalf("touch %s via b: %v", k, err)
+			}
+			if err := ca.Delete(k); err != nil {
+				t.Fatalf("delete %s via a: %v", k, err)
+			}
+			if _, err := cb.Get(k); !errors.Is(err, memcache.ErrCacheMiss) {
+				t.Fatalf("get %s after delete: %v", k, err)
+			}
+		}
+	})
+	for name, n := range map[string]*routedNode{"a": a, "b": b} {
+		ps := n.router.PeerStats()
+		if len(ps) != 1 || ps[0].Forwarded == 0 || ps[0].Failures != 0 {
+			t.Errorf("%s: peer stats %+v, want forwarded requests and no failures", name, ps)
+		}
+	}
+}
+
+// fakeMembers is a fixed view with settable health.
+type fakeMembers struct {
+	view   *View
+	health map[string]gossip.State
+}
+
+func (f *fakeMembers) View() *View                     { return f.view }
+func (f *fakeMembers) Health(name string) gossip.State { return f.health[name] }
+func (f *fakeMembers) Name() string                    { return "self" }
+
+// TestRouterFailover: an owner that refuses connections is skipped (and
+// then marked down) in favour of the next owner; with no owner left a
+// write fails and a read misses. No view yet means local service.
+func TestRouterFailover(t *testing.T) {
+	gone := freeAddr(t) // nothing listens here: connects are refused
+	members := []etcdsync.Member{{Name: "gone", PeerAddr: gone}, {Name: "self"}}
+	ringOf := func(replicas int) *View {
+		r, err := ring.New(ring.Config{Shards: 16, Replicas: replicas}, []string{"gone", "self"}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &View{Epoch: int64(replicas), Members: members, Ring: r}
+	}
+	// keyOwnedBy finds a key whose primary is owner.
+	keyOwnedBy := func(v *View, owner string) []byte {
+		for i := 0; ; i++ {
+			k := fmt.Appendf(nil, "k%d", i)
+			if v.Ring.Primary(v.Ring.Shard(k)) == owner {
+				return k
+			}
+		}
+	}
+	st, err := store.New(store.Config{MemoryLimit: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := &fakeMembers{health: map[string]gossip.State{"gone": gossip.Alive}}
+	rt, err := NewRouter(RouterConfig{Members: fm, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+
+	t.Run("no view serves locally", func(t *testing.T) {
+		if res, _, err := rt.Set([]byte("early"), []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
+			t.Fatalf("set: %v %v", res, err)
+		}
+		if _, v, res := rt.Get([]byte("early"), nil, nil); res != store.Hit || string(v) != "v" {
+			t.Fatalf("get: %v %q", res, v)
+		}
+	})
+	fm.view = ringOf(2)
+	k := keyOwnedBy(fm.view, "gone")
+	t.Run("next owner takes over", func(t *testing.T) {
+		if res, _, err := rt.Set(k, []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
+			t.Fatalf("set: %v %v", res, err)
+		}
+		if _, v, res := rt.Get(k, nil, nil); res != store.Hit || string(v) != "v" {
+			t.Fatalf("get: %v %q", res, v)
+		}
+		ps := rt.PeerStats()
+		if len(ps) != 1 || ps[0].Failures != 1 || !ps[0].Down {
+			t.Fatalf("peer stats %+v: want one failure, then skipped as down", ps)
+		}
+	})
+	fm.view = ringOf(1)
+	k = keyOwnedBy(fm.view, "gone")
+	t.Run("no owner left", func(t *testing.T) {
+		fm.health["gone"] = gossip.Dead
+		if _, _, err := rt.Set(k, []byte("v"), &store.SetOptions{}); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("set: %v, want ErrUnavailable", err)
+		}
+		if _, _, res := rt.Get(k, nil, nil); res != store.Miss {
+			t.Fatalf("get: %v, want a miss", res)
+		}
+		if _, _, _, err := rt.Arith(k, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("incr: %v, want ErrUnavailable", err)
+		}
+	})
+}
