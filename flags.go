@@ -38,6 +38,7 @@ type options struct {
 	node      string // node name; default the advertised client address
 	advertise string // host:port other nodes and clients reach us at
 	gossip    string // host:port memberlist binds; port 0 picks one
+	peer      string // host:port for forwarded requests; port 0 picks one
 	gossipKey string // base64 memberlist key (16, 24 or 32 bytes)
 	replicas  int
 	dev       bool   // run an embedded single-member etcd
@@ -90,6 +91,7 @@ var flagSpecs = []flagSpec{
 	{0, "node", "<name>", "node name, unique in the cluster (default: the advertised address)", func(o *options, v string) error { o.node = v; return nil }},
 	{0, "advertise", "<host:port>", "address other nodes and clients use for this node (default: listen address and port)", func(o *options, v string) error { o.advertise = v; return nil }},
 	{0, "gossip", "<host:port>", "gossip (memberlist) bind address (default: advertised host, any free port)", func(o *options, v string) error { o.gossip = v; return nil }},
+	{0, "peer", "<host:port>", "listener for requests forwarded by other nodes, served from this node's store (default: listen host, any free port)", func(o *options, v string) error { o.peer = v; return nil }},
 	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key", func(o *options, v string) error { o.gossipKey = v; return nil }},
 	{0, "replicas", "<num>", "copies of each shard, primary included, when this node creates the cluster (default: 2)", func(o *options, v string) error { return intFlag(&o.replicas, v, 1, 16) }},
 	{0, "lease-ttl", "<secs>", "etcd lease TTL of this node's registration: how long a crashed node stays in the ring (default: 10)", func(o *options, v string) error {

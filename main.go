@@ -105,9 +105,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	var node *cluster.Node
 	var cache server.Cache = server.Local{Store: st}
 	var router *cluster.Router
+	var peerSrv *server.Server // serves forwarded requests from the local store
 	if o.clustered() {
+		peerLn, err := listenPeer(o, lns[0].Addr())
+		if err != nil {
+			return err
+		}
+		defer peerLn.Close()
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log}, server.Local{Store: st}); err != nil {
+			return err
+		}
+		wg.Go(func() {
+			if err := peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
+				log.Error("peer server stopped", "err", err)
+				cancel()
+			}
+		})
 		var stop func()
-		node, stop, err = joinCluster(ctx, o, lns[0].Addr(), log)
+		node, stop, err = joinCluster(ctx, o, lns[0].Addr(), peerLn.Addr(), log)
 		if err != nil {
 			return err
 		}
@@ -168,6 +183,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("connections did not close in time", "err", err)
 	}
+	if peerSrv != nil {
+		if err := peerSrv.Shutdown(sctx); err != nil {
+			log.Warn("peer connections did not close in time", "err", err)
+		}
+	}
 	if mon != nil {
 		if err := mon.Shutdown(sctx); err != nil {
 			log.Warn("http requests did not finish in time", "err", err)
@@ -220,7 +240,7 @@ func closeAll(lns []net.Listener) {
 
 // joinCluster prepares this node's cluster membership (and the --dev etcd
 // it needs). The returned function stops that etcd, if any.
-func joinCluster(ctx context.Context, o options, client net.Addr, log *slog.Logger) (*cluster.Node, func(), error) {
+func joinCluster(ctx context.Context, o options, client, peer net.Addr, log *slog.Logger) (*cluster.Node, func(), error) {
 	stop := func() {}
 	endpoints := splitList(o.etcd)
 	if o.dev {
@@ -232,7 +252,7 @@ func joinCluster(ctx context.Context, o options, client net.Addr, log *slog.Logg
 		endpoints = dev.Endpoints()
 		log.Info("dev etcd serving", "endpoints", strings.Join(endpoints, ","))
 	}
-	node, err := newClusterNode(o, endpoints, client, log)
+	node, err := newClusterNode(o, endpoints, client, peer, log)
 	if err != nil {
 		stop()
 		return nil, nil, err

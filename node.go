@@ -50,9 +50,26 @@ func startDevEtcd(ctx context.Context, o options) (*devetcd.Server, func(), erro
 	return srv, func() { srv.Close(); os.RemoveAll(dir) }, nil
 }
 
-// newClusterNode describes this node to etcd and gossip. client is the
-// address the memcached listener actually bound.
-func newClusterNode(o options, endpoints []string, client net.Addr, log *slog.Logger) (*cluster.Node, error) {
+// listenPeer opens the peer listener: forwarded requests (and, later,
+// replication) arrive there and are served from the local store only, so a
+// request is never routed twice, even while two nodes disagree on the ring.
+// It binds --peer, or the client listener's host on any free port.
+func listenPeer(o options, client net.Addr) (net.Listener, error) {
+	addr := o.peer
+	if addr == "" {
+		host, _, _ := net.SplitHostPort(client.String())
+		addr = net.JoinHostPort(host, "0")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--peer: %w", err)
+	}
+	return ln, nil
+}
+
+// newClusterNode describes this node to etcd and gossip. client and peer
+// are the addresses the memcached and peer listeners actually bound.
+func newClusterNode(o options, endpoints []string, client, peer net.Addr, log *slog.Logger) (*cluster.Node, error) {
 	advertise := o.advertise
 	if advertise == "" {
 		advertise = client.String()
@@ -80,11 +97,12 @@ func newClusterNode(o options, endpoints []string, client net.Addr, log *slog.Lo
 	}
 	instance := make([]byte, 8)
 	rand.Read(instance)
+	_, peerPort, _ := net.SplitHostPort(peer.String())
 	self := etcdsync.Member{
 		Name:       name,
 		Instance:   hex.EncodeToString(instance),
 		ClientAddr: advertise,
-		PeerAddr:   advertise, // peers speak the meta protocol on the client port
+		PeerAddr:   net.JoinHostPort(host, peerPort),
 	}
 	return cluster.New(cluster.Config{
 		Etcd: etcdsync.Config{
