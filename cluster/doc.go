@@ -1,7 +1,10 @@
 // Package cluster keeps one node's view of the cluster: the members etcd
 // lists (etcdsync), the ring of shards computed from them (ring), and each
 // member's health as gossip sees it (gossip). etcd alone changes the ring;
-// gossip only advises routing. It does not move data or serve requests.
+// gossip only advises routing. The Router turns the view into the data
+// path: the connection server's Cache, serving each key from its first
+// reachable owner (the local store, or a peer.Client to that owner's peer
+// port). It does not replicate yet.
 //
 // Data flows one way:
 //
