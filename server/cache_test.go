@@ -2,10 +2,8 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -42,17 +40,8 @@ func TestWriteErrorsAnswerServerError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{}, unreachable{Local{st}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
-	c := dial(t, ln.Addr().String())
+	_, addr := serve(t, Config{}, unreachable{Local{st}})
+	c := dial(t, addr)
 	io.WriteString(c, "set a 0 0 1\r\nx\r\nset a 0 0 1 noreply\r\nx\r\ndelete a\r\nincr a 1\r\ntouch a 1\r\n"+
 		"ms a 1\r\nx\r\nmd a q\r\nma a\r\nget a\r\nmn\r\n")
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))

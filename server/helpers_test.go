@@ -70,7 +70,22 @@ func startServer(t testing.TB, scfg store.Config, cfg Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, Local{st})
+	ctx, cancel := context.WithCancel(context.Background())
+	storeDone := make(chan error, 1)
+	go func() { storeDone <- st.Run(ctx) }()
+	t.Cleanup(func() { // registered first: runs after the server's cleanup
+		cancel()
+		<-storeDone
+	})
+	_, addr := serve(t, cfg, Local{st})
+	return addr
+}
+
+// serve runs a server over cache on a free loopback port until the test
+// ends, and returns it with its address.
+func serve(t testing.TB, cfg Config, cache Cache) (*Server, string) {
+	t.Helper()
+	srv, err := New(cfg, cache)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +93,6 @@ func startServer(t testing.TB, scfg store.Config, cfg Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	storeDone := make(chan error, 1)
-	go func() { storeDone <- st.Run(ctx) }()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -92,12 +104,9 @@ func startServer(t testing.TB, scfg store.Config, cfg Config) string {
 		if err := <-served; !errors.Is(err, ErrClosed) {
 			t.Errorf("serve: %v", err)
 		}
-		cancel()
-		<-storeDone
 	})
-	return ln.Addr().String()
+	return srv, ln.Addr().String()
 }
-
 func testSize(t testing.TB, s string) int {
 	mult := 1
 	switch {

@@ -2,11 +2,8 @@ package server
 
 import (
 	"bufio"
-	"context"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"shoal/protocol"
 	"shoal/store"
@@ -40,21 +37,8 @@ func TestLatencySampled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{}, Local{st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	nc := dial(t, ln.Addr().String())
+	srv, addr := serve(t, Config{}, Local{st})
+	nc := dial(t, addr)
 	const pairs = 6400
 	go nc.Write([]byte(strings.Repeat("set k 0 0 1\r\nx\r\nget k\r\n", pairs)))
 	r := bufio.NewReader(nc)
