@@ -418,3 +418,67 @@ func TestClusterRouting(t *testing.T) {
 		t.Fatalf("n3 left the ring during the test (lease too short?): %v", st["cluster_members"])
 	}
 }
+
+// TestClusterReplication: with two copies of each shard, writes through one
+// node reach both owners (forwarded writes are replicated by their owner),
+// so kill -9 of any one node loses no key.
+func TestClusterReplication(t *testing.T) {
+	etcd := startEtcd(t)
+	names := []string{"n1", "n2", "n3"}
+	procs := make([]*proc, len(names))
+	peers := make([]*memcache.Client, len(names)) // each node's store, through its peer port
+	for i, name := range names {
+		peerAddr := freeAddr(t)
+		procs[i] = startProc(t, etcd, name, "--lease-ttl", "25", "--replicas", "2", "--peer", peerAddr)
+		peers[i] = memcache.New(peerAddr)
+		peers[i].Timeout = 3 * time.Second
+	}
+	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, names...) })
+	n1 := memcache.New(procs[0].addr)
+	n1.Timeout = 3 * time.Second
+	const n = 300
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("rkey-%03d", i)
+		if err := n1.Set(&memcache.Item{Key: keys[i], Value: []byte("r1-" + keys[i]), Flags: uint32(i)}); err != nil {
+			t.Fatalf("set %s through n1: %v", keys[i], err)
+		}
+	}
+	// Caught up: every key is in the stores of two nodes.
+	waitFor(t, 20*time.Second, "every key on two nodes", func() (bool, string) {
+		counts := make(map[string]int, n)
+		for i, p := range peers {
+			got, err := p.GetMulti(keys)
+			if err != nil {
+				return false, fmt.Sprintf("peer port of %s: %v", names[i], err)
+			}
+			for k, it := range got {
+				if string(it.Value) == "r1-"+k {
+					counts[k]++
+				}
+			}
+		}
+		for _, k := range keys {
+			if counts[k] < 2 {
+				return false, fmt.Sprintf("%s on %d nodes", k, counts[k])
+			}
+		}
+		return true, ""
+	})
+	const victim = 1 // n2: primary of keys n1 forwarded to it, replica of some of n1's
+	procs[victim].signal(syscall.SIGKILL)
+	<-procs[victim].done
+	for ci, p := range procs {
+		if ci == victim {
+			continue
+		}
+		c := memcache.New(p.addr)
+		c.Timeout = 3 * time.Second
+		for i, k := range keys {
+			it, err := c.Get(k)
+			if err != nil || string(it.Value) != "r1-"+k || it.Flags != uint32(i) {
+				t.Fatalf("get %s through %s after kill -9 of %s: %+v, %v", k, p.name, names[victim], it, err)
+			}
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"shoal/cluster"
 	"shoal/monitor"
+	"shoal/repl"
 	"shoal/server"
 	"shoal/store"
 )
@@ -106,13 +107,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	var cache server.Cache = server.Local{Store: st}
 	var router *cluster.Router
 	var peerSrv *server.Server // serves forwarded requests from the local store
+	var replicator *repl.Replicator
 	if o.clustered() {
+		if replicator, err = repl.New(repl.Config{Logger: log}); err != nil {
+			return err
+		}
+		// The replicator outlives the servers: it stops after they do
+		// (below), so the writes they applied last are still pushed.
+		replCtx, replCancel := context.WithCancel(context.Background())
+		defer replCancel()
+		wg.Go(func() {
+			if err := replicator.Run(replCtx); err != nil {
+				log.Error("replication stopped", "err", err)
+			}
+		})
+		defer replicator.Close()
 		peerLn, err := listenPeer(o, lns[0].Addr())
 		if err != nil {
 			return err
 		}
 		defer peerLn.Close()
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log}, server.Local{Store: st}); err != nil {
+		var stop func()
+		node, stop, err = joinCluster(ctx, o, lns[0].Addr(), peerLn.Addr(), log)
+		if err != nil {
+			return err
+		}
+		stopEtcd = stop
+		scfg.Cluster = node
+		if router, err = cluster.NewRouter(cluster.RouterConfig{Members: node, Store: st, Logger: log, Replicator: replicator}); err != nil {
+			return err
+		}
+		defer router.Close() // after the server's connections are gone
+		cache = router
+		// Forwarded writes arrive on the peer port; their owner replicates
+		// them from there.
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log}, router.PeerCache()); err != nil {
 			return err
 		}
 		wg.Go(func() {
@@ -121,18 +150,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 				cancel()
 			}
 		})
-		var stop func()
-		node, stop, err = joinCluster(ctx, o, lns[0].Addr(), peerLn.Addr(), log)
-		if err != nil {
-			return err
-		}
-		stopEtcd = stop
-		scfg.Cluster = node
-		if router, err = cluster.NewRouter(cluster.RouterConfig{Members: node, Store: st, Logger: log}); err != nil {
-			return err
-		}
-		defer router.Close() // after the server's connections are gone
-		cache = router
 		wg.Go(func() {
 			if err := node.Run(ctx); err != nil {
 				log.Error("cluster membership stopped", "err", err)
@@ -146,7 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	var mon *monitor.Monitor
 	if httpLn != nil {
-		if mon, err = newMonitor(srv, node, router, lns[0].Addr(), log); err != nil {
+		if mon, err = newMonitor(srv, node, router, replicator, lns[0].Addr(), log); err != nil {
 			return err
 		}
 		wg.Go(func() {
@@ -262,24 +279,37 @@ func joinCluster(ctx context.Context, o options, client, peer net.Addr, log *slo
 
 // newMonitor prepares the HTTP endpoints for this node; node and router
 // are nil on a standalone node, which is then named by its client address.
-func newMonitor(srv *server.Server, node *cluster.Node, router *cluster.Router, client net.Addr, log *slog.Logger) (*monitor.Monitor, error) {
+func newMonitor(srv *server.Server, node *cluster.Node, router *cluster.Router, replicator *repl.Replicator, client net.Addr, log *slog.Logger) (*monitor.Monitor, error) {
 	cfg := monitor.Config{Node: client.String(), Version: shoalVersion, Stats: srv, Logger: log}
 	if node != nil {
 		cfg.Node, cfg.Cluster = node.Name(), node
 	}
 	if router != nil {
-		cfg.Peers = routerPeers{router}
+		cfg.Peers = routerPeers{router, replicator}
 	}
 	return monitor.New(cfg)
 }
 
-// routerPeers reports the router's per-peer counters to the monitor.
-type routerPeers struct{ r *cluster.Router }
+// routerPeers reports the router's and the replicator's per-peer counters
+// to the monitor.
+type routerPeers struct {
+	r    *cluster.Router
+	repl *repl.Replicator // nil: no replication series
+}
 
 func (p routerPeers) PeerStats() []monitor.PeerStats {
+	var rs map[string]repl.PeerStats
+	if p.repl != nil {
+		rs = make(map[string]repl.PeerStats)
+		for _, s := range p.repl.Stats() {
+			rs[s.Peer] = s
+		}
+	}
 	var out []monitor.PeerStats
 	for _, c := range p.r.PeerStats() {
-		out = append(out, monitor.PeerStats{Peer: c.Peer, Forwarded: c.Forwarded, ForwardFailures: c.Failures})
+		s := rs[c.Peer]
+		out = append(out, monitor.PeerStats{Peer: c.Peer, Forwarded: c.Forwarded, ForwardFailures: c.Failures,
+			ReplLag: s.Lag, ReplQueueDrops: s.Dropped})
 	}
 	return out
 }

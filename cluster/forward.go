@@ -83,6 +83,7 @@ func (r *Router) Get(key []byte, opt *store.GetOptions, dst []byte) (it store.It
 	res = store.Miss
 	err := r.walk(key, func() {
 		it, val, res = r.st.Get(key, opt, dst)
+		r.wrote(key, opt != nil && ((opt.Touch && res == store.Hit) || it.Created))
 	}, func(m *member) error {
 		var po peer.GetOptions
 		if opt != nil {
@@ -133,6 +134,7 @@ func writeResult(res peer.Result, ok store.Result) store.Result {
 func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
 	err = r.walk(key, func() {
 		res, it = r.st.Set(key, value, opt)
+		r.wrote(key, res == store.Stored)
 	}, func(m *member) error {
 		var so store.SetOptions
 		if opt != nil {
@@ -160,6 +162,7 @@ func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result
 func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
 	err = r.walk(key, func() {
 		res, it = r.st.Delete(key, opt)
+		r.wrote(key, res == store.Deleted)
 	}, func(m *member) error {
 		var po peer.DeleteOptions
 		if opt != nil {
@@ -182,6 +185,7 @@ func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result,
 func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
 	err = r.walk(key, func() {
 		res, v, it = r.st.Arith(key, opt)
+		r.wrote(key, res == store.Stored)
 	}, func(m *member) error {
 		po := peer.ArithOptions{
 			Decr: opt.Decr, Delta: opt.Delta, ZeroDelta: opt.Delta == 0,
@@ -209,6 +213,7 @@ func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v
 func (r *Router) Touch(key []byte, exptime int64) (res store.Result, it store.Item, err error) {
 	err = r.walk(key, func() {
 		res, it = r.st.Touch(key, exptime)
+		r.wrote(key, res == store.Touched)
 	}, func(m *member) error {
 		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{Touch: true, TTL: ttl(exptime)})
 		if err != nil {

@@ -40,6 +40,9 @@ type RouterConfig struct {
 	DownFor time.Duration
 	// Logger receives peer state changes; nil discards.
 	Logger *slog.Logger
+	// Replicator, when not nil, receives the result of every write this
+	// node applies as the key's serving owner, to push to the other owners.
+	Replicator Replicator
 }
 
 // Validate reports a config the router cannot use.
@@ -237,6 +240,17 @@ func (r *Router) walk(key []byte, local func(), remote func(*member) error) erro
 		}
 	}
 	return ErrUnavailable
+}
+
+// wrote is called after a local write of key: when it changed the item
+// and this node serves key, its result goes to the other owners.
+func (r *Router) wrote(key []byte, changed bool) {
+	if !changed || r.cfg.Replicator == nil {
+		return
+	}
+	if targets, ok := r.targets(key); ok {
+		r.replicate(key, targets)
+	}
 }
 
 // PeerCounters is what a Router counts per member, for metrics.

@@ -1,0 +1,419 @@
+// Package repl pushes the results of local writes to a key's replicas.
+//
+// It has one job: deliver, asynchronously and in order per peer, the item a
+// write left in this node's store (or its absence) to the peers the caller
+// names. It does not know rings or routing decisions: the caller (the
+// cluster router) tells it the key, the targets and the item.
+//
+// Each peer has a bounded queue and one sender goroutine that takes what is
+// queued in batches and sends them as pipelined peer.Client calls. Push
+// never blocks: when a peer's queue is full the entry is dropped and
+// counted. What travels is the result, not the operation: a value with its
+// client flags and absolute expiry (ms F T), or a delete (md).
+//
+// Not done in this slice: the replica's CAS is its own (no ms E), there are
+// no epochs or sequence numbers on replicated writes, no warm-up of a
+// returning node, no protection against stale reads after a node returns,
+// and an entry that fails to reach its peer is counted and discarded, not
+// retried.
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/peer"
+)
+
+// ErrConfig reports a Config the replicator cannot use.
+var ErrConfig = errors.New("repl: bad config")
+
+// Config tunes a Replicator. The zero value of each field means its default.
+type Config struct {
+	// QueueLen bounds each peer's queue. Zero means 65536.
+	QueueLen int
+	// BatchLen bounds the entries a sender takes at once. Zero means 256.
+	BatchLen int
+	// Peer is the template for each peer's client; Addr comes from the
+	// target.
+	Peer peer.Config
+	// RetryAfter is how long a sender pauses after a batch in which the
+	// peer did not answer. Zero means 200 ms.
+	RetryAfter time.Duration
+	// Logger receives peer failures; nil discards.
+	Logger *slog.Logger
+}
+
+// Validate reports a config the replicator cannot use.
+func (c Config) Validate() error {
+	if c.QueueLen < 0 || c.BatchLen < 0 || c.RetryAfter < 0 {
+		return fmt.Errorf("%w: negative size or duration", ErrConfig)
+	}
+	return nil
+}
+
+// Target is one peer to push to: its member name and peer address.
+type Target struct {
+	Name, Addr string
+}
+
+// Item is the result of a write: the value with its client flags and
+// absolute exptime (unix seconds; 0 never, 1 already expired), or Deleted
+// when the key is gone.
+type Item struct {
+	Value   []byte
+	Flags   uint32
+	Exptime int64
+	Deleted bool
+}
+
+// PeerStats is a snapshot of one peer's counters.
+type PeerStats struct {
+	Peer     string
+	Queued   int    // entries waiting now
+	Sent     uint64 // entries the peer acknowledged
+	Dropped  uint64 // entries dropped because the queue was full
+	Failures uint64 // entries the peer did not acknowledge (discarded)
+	// Lag is the age of the oldest entry not yet acknowledged; 0 when
+	// nothing is pending.
+	Lag time.Duration
+}
+
+type entry struct {
+	key []byte
+	it  Item
+	at  int64 // enqueue time, unix nanoseconds
+}
+
+// link is one peer: its queue, client and counters.
+type link struct {
+	name, addr string
+	client     *peer.Client
+
+	mu       sync.Mutex
+	q        []entry // ring buffer of cap QueueLen
+	head, n  int
+	inflight int64 // enqueue time of the oldest entry being sent; 0: none
+	wake     chan struct{}
+
+	sent, dropped, failures atomic.Uint64
+	started                 bool
+}
+
+// Replicator pushes write results to peers. Its methods are safe for
+// concurrent use.
+type Replicator struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	links   map[string]*link
+	ctx     context.Context // set by Run; nil before
+	cancel  context.CancelFunc
+	closed  bool
+	stop    bool // Run is stopping: start no sender
+	senders sync.WaitGroup
+	done    chan struct{} // closed by Close
+}
+
+// New returns a replicator; it does no I/O and starts nothing (Run does).
+func New(cfg Config) (*Replicator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.QueueLen == 0 {
+		cfg.QueueLen = 65536
+	}
+	if cfg.BatchLen == 0 {
+		cfg.BatchLen = 256
+	}
+	if cfg.RetryAfter == 0 {
+		cfg.RetryAfter = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Peer.Logger == nil {
+		cfg.Peer.Logger = cfg.Logger
+	}
+	return &Replicator{cfg: cfg, log: cfg.Logger, links: map[string]*link{}, done: make(chan struct{})}, nil
+}
+
+// Push queues the item for every target. It never blocks: an entry that
+// does not fit a target's queue is dropped and counted. key and it.Value
+// are copied.
+func (r *Replicator) Push(key []byte, targets []Target, it Item) {
+	if len(targets) == 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	buf := make([]byte, len(key)+len(it.Value))
+	copy(buf, key)
+	copy(buf[len(key):], it.Value)
+	e := entry{key: buf[:len(key):len(key)], it: it, at: now}
+	e.it.Value = buf[len(key):]
+	for _, t := range targets {
+		l := r.link(t)
+		if l == nil {
+			continue
+		}
+		l.mu.Lock()
+		if l.n == len(l.q) {
+			l.mu.Unlock()
+			l.dropped.Add(1)
+			continue
+		}
+		l.q[(l.head+l.n)%len(l.q)] = e
+		l.n++
+		l.mu.Unlock()
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// link returns the link to t, creating it (and, once running, its sender)
+// on first use or when the peer's address changed.
+func (r *Replicator) link(t Target) *link {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	l := r.links[t.Name]
+	if l != nil && l.addr == t.Addr {
+		return l
+	}
+	pc := r.cfg.Peer
+	pc.Addr = t.Addr
+	c, err := peer.New(pc)
+	if err != nil {
+		r.log.Error("cannot create replication client", "peer", t.Name, "addr", t.Addr, "err", err)
+		return nil
+	}
+	nl := &link{name: t.Name, addr: t.Addr, client: c, q: make([]entry, r.cfg.QueueLen), wake: make(chan struct{}, 1)}
+	if l != nil {
+		// The peer moved: its pending entries follow it, the old sender
+		// stops when it sees the link replaced.
+		nl.sent.Store(l.sent.Load())
+		nl.dropped.Store(l.dropped.Load())
+		nl.failures.Store(l.failures.Load())
+		l.mu.Lock()
+		for i := 0; i < l.n && i < len(nl.q); i++ {
+			nl.q[i] = l.q[(l.head+i)%len(l.q)]
+		}
+		nl.n = min(l.n, len(nl.q))
+		l.n = 0
+		l.mu.Unlock()
+		l.client.Close()
+	}
+	r.links[t.Name] = nl
+	if r.ctx != nil {
+		r.start(nl)
+	}
+	return nl
+}
+
+// start runs l's sender; r.mu is held.
+func (r *Replicator) start(l *link) {
+	if l.started || r.stop || r.closed {
+		return
+	}
+	l.started = true
+	ctx := r.ctx
+	r.senders.Go(func() { r.send(ctx, l) })
+}
+
+// Run starts the senders and returns when ctx ends or Close is called,
+// after every sender has stopped.
+func (r *Replicator) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed || r.ctx != nil {
+		r.mu.Unlock()
+		return errors.New("repl: Run called twice or after Close")
+	}
+	r.ctx, r.cancel = context.WithCancel(ctx)
+	for _, l := range r.links {
+		r.start(l)
+	}
+	rctx := r.ctx
+	r.mu.Unlock()
+	select {
+	case <-rctx.Done():
+	case <-r.done:
+	}
+	r.mu.Lock()
+	r.stop = true
+	r.mu.Unlock()
+	r.cancel()
+	r.senders.Wait()
+	return nil
+}
+
+// Close stops the senders, discarding what is still queued, and closes
+// every peer client. It is idempotent.
+func (r *Replicator) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.stop = true
+	close(r.done)
+	if r.cancel != nil {
+		r.cancel()
+	}
+	links := r.links
+	r.mu.Unlock()
+	r.senders.Wait()
+	for _, l := range links {
+		l.client.Close()
+	}
+	return nil
+}
+
+// current reports whether l is still the link to its peer.
+func (r *Replicator) current(l *link) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.links[l.name] == l
+}
+
+// send is l's sender: it takes batches off the queue and sends them.
+func (r *Replicator) send(ctx context.Context, l *link) {
+	batch := make([]entry, 0, r.cfg.BatchLen)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.wake:
+		}
+		for {
+			if !r.current(l) {
+				return
+			}
+			batch = l.take(batch[:0], r.cfg.BatchLen)
+			if len(batch) == 0 {
+				break
+			}
+			ok := r.sendBatch(ctx, l, batch)
+			l.mu.Lock()
+			l.inflight = 0
+			l.mu.Unlock()
+			clear(batch)
+			if !ok {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(r.cfg.RetryAfter):
+				}
+			}
+		}
+	}
+}
+
+// take moves up to max entries from the queue into batch.
+func (l *link) take(batch []entry, max int) []entry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.n > 0 && len(batch) < max {
+		batch = append(batch, l.q[l.head])
+		l.q[l.head] = entry{}
+		l.head = (l.head + 1) % len(l.q)
+		l.n--
+	}
+	if len(batch) > 0 {
+		l.inflight = batch[0].at
+	}
+	return batch
+}
+
+// sendBatch sends a batch as concurrent (pipelined) requests. Only the
+// last entry for a key is sent: each entry is a result, so a later one
+// supersedes an earlier one, and sending one per key keeps them in order.
+// It reports false when the peer did not answer.
+func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool {
+	last := make(map[string]int, len(batch))
+	for i, e := range batch {
+		last[string(e.key)] = i
+	}
+	var wg sync.WaitGroup
+	var down atomic.Bool
+	for i := range batch {
+		e := &batch[i]
+		if last[string(e.key)] != i {
+			l.sent.Add(1) // superseded by a later entry of the batch
+			continue
+		}
+		wg.Go(func() {
+			var err error
+			if e.it.Deleted {
+				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{})
+			} else {
+				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{Flags: e.it.Flags, TTL: ttl(e.it.Exptime)})
+			}
+			if err != nil {
+				l.failures.Add(1)
+				if !errors.Is(err, peer.ErrReply) {
+					down.Store(true)
+				}
+				return
+			}
+			l.sent.Add(1)
+		})
+	}
+	wg.Wait()
+	if down.Load() {
+		r.log.Debug("replication peer did not answer", "peer", l.name)
+	}
+	return !down.Load()
+}
+
+// ttl converts an absolute exptime to an ms T token: 0 never expires, an
+// absolute time travels as is, the store's "already expired" (1, or any
+// time within memcached's 30-day relative range) as -1.
+func ttl(exptime int64) int64 {
+	switch {
+	case exptime == 0:
+		return 0
+	case exptime <= 60*60*24*30:
+		return -1
+	}
+	return exptime
+}
+
+// Stats returns a snapshot of every peer's counters, by peer name.
+func (r *Replicator) Stats() []PeerStats {
+	r.mu.Lock()
+	links := make([]*link, 0, len(r.links))
+	for _, l := range r.links {
+		links = append(links, l)
+	}
+	r.mu.Unlock()
+	sort.Slice(links, func(i, j int) bool { return links[i].name < links[j].name })
+	now := time.Now().UnixNano()
+	out := make([]PeerStats, 0, len(links))
+	for _, l := range links {
+		l.mu.Lock()
+		oldest := l.inflight
+		if oldest == 0 && l.n > 0 {
+			oldest = l.q[l.head].at
+		}
+		s := PeerStats{Peer: l.name, Queued: l.n}
+		l.mu.Unlock()
+		if oldest != 0 {
+			s.Lag = time.Duration(now - oldest)
+		}
+		s.Sent, s.Dropped, s.Failures = l.sent.Load(), l.dropped.Load(), l.failures.Load()
+		out = append(out, s)
+	}
+	return out
+}

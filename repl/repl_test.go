@@ -1,0 +1,138 @@
+package repl_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"shoal/repl"
+	"shoal/server"
+	"shoal/store"
+)
+
+// startServer serves a fresh store on a loopback port.
+func startServer(t *testing.T) (*store.Store, string) {
+	t.Helper()
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{}, server.Local{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; !errors.Is(err, server.ErrClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return st, ln.Addr().String()
+}
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func run(t *testing.T, r *repl.Replicator) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; r.Close() })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func stat(r *repl.Replicator, name string) repl.PeerStats {
+	for _, s := range r.Stats() {
+		if s.Peer == name {
+			return s
+		}
+	}
+	return repl.PeerStats{}
+}
+
+func TestReplicateItems(t *testing.T) {
+	st, addr := startServer(t)
+	r, err := repl.New(repl.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	to := []repl.Target{{Name: "b", Addr: addr}}
+	exp := time.Now().Unix() + 3600
+	r.Push([]byte("a"), to, repl.Item{Value: []byte("va"), Flags: 7, Exptime: exp})
+	r.Push([]byte("b"), to, repl.Item{Value: []byte("vb"), Flags: 1})
+	r.Push([]byte("c"), to, repl.Item{Value: []byte("vc")})
+	r.Push([]byte("c"), to, repl.Item{Deleted: true})
+	r.Push([]byte("d"), to, repl.Item{Value: []byte("vd")})
+	r.Push([]byte("d"), to, repl.Item{Value: []byte("old"), Exptime: 1}) // already expired
+	waitFor(t, "every entry sent", func() bool { return stat(r, "b").Sent == 6 })
+
+	it, v, res := st.Get([]byte("a"), nil, nil)
+	if res != store.Hit || string(v) != "va" || it.Flags != 7 || it.Exptime != exp {
+		t.Errorf("a: %v %q flags %d exptime %d, want va flags 7 exptime %d", res, v, it.Flags, it.Exptime, exp)
+	}
+	it, v, res = st.Get([]byte("b"), nil, nil)
+	if res != store.Hit || string(v) != "vb" || it.Flags != 1 || it.Exptime != 0 {
+		t.Errorf("b: %v %q flags %d exptime %d", res, v, it.Flags, it.Exptime)
+	}
+	for _, k := range []string{"c", "d"} {
+		if _, _, res := st.Get([]byte(k), nil, nil); res != store.Miss {
+			t.Errorf("%s: %v, want miss", k, res)
+		}
+	}
+	s := stat(r, "b")
+	if s.Dropped != 0 || s.Failures != 0 || s.Queued != 0 || s.Lag != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestDropsWhenQueueFull(t *testing.T) {
+	r, err := repl.New(repl.Config{QueueLen: 4, RetryAfter: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := []repl.Target{{Name: "dead", Addr: deadAddr(t)}}
+	// Not running yet: the queue fills and the rest is dropped.
+	for range 10 {
+		r.Push([]byte("k"), to, repl.Item{Value: []byte("v")})
+	}
+	s := stat(r, "dead")
+	if s.Queued != 4 || s.Dropped != 6 {
+		t.Fatalf("before Run: %+v, want 4 queued, 6 dropped", s)
+	}
+	run(t, r)
+	waitFor(t, "the queue to drain", func() bool { return stat(r, "dead").Queued == 0 })
+	waitFor(t, "a failure", func() bool { return stat(r, "dead").Failures > 0 })
+	s = stat(r, "dead")
+	if s.Sent+s.Failures != 4 || s.Dropped != 6 {
+		t.Errorf("after Run: %+v", s)
+	}
+}
