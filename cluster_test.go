@@ -368,6 +368,13 @@ func TestClusterRouting(t *testing.T) {
 			}
 		}
 	})
+	t.Run("stats cluster counts forwarding per peer", func(t *testing.T) {
+		// n1 served 300 sets, about two thirds of them owned elsewhere.
+		st := clusterStats(procs[0].addr)
+		if st["peer:n2:forwarded"] == "" || st["peer:n2:forwarded"] == "0" || st["peer:n2:forward_failures"] != "0" {
+			t.Fatalf("n1's peer lines: forwarded=%q failures=%q", st["peer:n2:forwarded"], st["peer:n2:forward_failures"])
+		}
+	})
 	if t.Failed() {
 		return
 	}

@@ -133,10 +133,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			return err
 		}
 		stopEtcd = stop
-		scfg.Cluster = node
 		if router, err = cluster.NewRouter(cluster.RouterConfig{Members: node, Store: st, Logger: log, Replicator: replicator}); err != nil {
 			return err
 		}
+		scfg.Cluster = clusterInfo{node, routerPeers{router, replicator}}
 		defer router.Close() // after the server's connections are gone
 		cache = router
 		// Forwarded writes arrive on the peer port; their owner replicates
@@ -310,6 +310,28 @@ func (p routerPeers) PeerStats() []monitor.PeerStats {
 		s := rs[c.Peer]
 		out = append(out, monitor.PeerStats{Peer: c.Peer, Forwarded: c.Forwarded, ForwardFailures: c.Failures,
 			ReplLag: s.Lag, ReplQueueDrops: s.Dropped})
+	}
+	return out
+}
+
+// clusterInfo answers "stats cluster": the view, then one group of lines
+// per peer (forwarding and replication), from the same snapshot /metrics
+// uses.
+type clusterInfo struct {
+	node  *cluster.Node
+	peers routerPeers
+}
+
+func (c clusterInfo) ClusterStats() [][2]string {
+	out := c.node.ClusterStats()
+	for _, p := range c.peers.PeerStats() {
+		pre := "peer:" + p.Peer + ":"
+		out = append(out,
+			[2]string{pre + "forwarded", strconv.FormatUint(p.Forwarded, 10)},
+			[2]string{pre + "forward_failures", strconv.FormatUint(p.ForwardFailures, 10)},
+			[2]string{pre + "repl_lag_seconds", strconv.FormatFloat(p.ReplLag.Seconds(), 'f', 3, 64)},
+			[2]string{pre + "repl_queue_drops", strconv.FormatUint(p.ReplQueueDrops, 10)},
+		)
 	}
 	return out
 }
