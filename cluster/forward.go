@@ -20,8 +20,8 @@ import (
 //     TTL; Item.KeyBinary is never set on a forwarded read.
 //   - Item.Exptime and LastAccess come back as seconds left / seconds ago
 //     and are rebuilt with this node's clock.
-//   - A multi-key get is forwarded key by key, not split by owner and sent
-//     as one batch (server.Cache has no multi-key call).
+//   - A classic multi-key get goes by owner in batches (multiget.go), but a
+//     meta mg is one key, so a pipeline of mg is still forwarded key by key.
 //   - Touch is forwarded as a gat (mg T v): the value crosses the wire.
 //   - FlushAll acts on this node only.
 

@@ -223,7 +223,7 @@ func (r *Router) walk(key []byte, local func(), remote func(*member) error) erro
 			return nil
 		}
 		m := ps.get(name)
-		if m == nil || m.down() || r.cfg.Members.Health(name) == gossip.Dead {
+		if !r.usable(name, m) {
 			continue
 		}
 		m.forwarded.Add(1)
@@ -231,15 +231,29 @@ func (r *Router) walk(key []byte, local func(), remote func(*member) error) erro
 		if err == nil {
 			return nil
 		}
-		m.failures.Add(1)
-		if !failover(err) {
+		if !r.failed(m, err) {
 			return err
-		}
-		if m.downUntil.Swap(time.Now().Add(r.cfg.DownFor).UnixNano()) == 0 {
-			r.log.Warn("peer marked down", "peer", name, "for", r.cfg.DownFor, "err", err)
 		}
 	}
 	return ErrUnavailable
+}
+
+// usable reports whether a request may go to member m, named name.
+func (r *Router) usable(name string, m *member) bool {
+	return m != nil && !m.down() && r.cfg.Members.Health(name) != gossip.Dead
+}
+
+// failed counts a failed request to m and reports whether err means m did
+// not answer, in which case m is marked down and the next owner is tried.
+func (r *Router) failed(m *member, err error) bool {
+	m.failures.Add(1)
+	if !failover(err) {
+		return false
+	}
+	if m.downUntil.Swap(time.Now().Add(r.cfg.DownFor).UnixNano()) == 0 {
+		r.log.Warn("peer marked down", "peer", m.name, "for", r.cfg.DownFor, "err", err)
+	}
+	return true
 }
 
 // wrote is called after a local write of key: when it changed the item

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +20,10 @@ import (
 	"shoal/store"
 )
 
-var _ server.Cache = (*Router)(nil)
+var (
+	_ server.Cache       = (*Router)(nil)
+	_ server.MultiGetter = (*Router)(nil)
+)
 
 func TestTTLToken(t *testing.T) {
 	for name, tc := range map[string]struct{ exptime, want int64 }{
@@ -182,6 +187,59 @@ func TestRouterTwoNodes(t *testing.T) {
 			}
 		}
 	})
+	t.Run("multi-get through both", func(t *testing.T) {
+		const n = 200
+		var line strings.Builder
+		line.WriteString("get")
+		var want strings.Builder
+		mkeys := make([]string, 0, n)
+		for i := range n {
+			k := fmt.Sprintf("multi-%d", i)
+			mkeys = append(mkeys, k)
+			fmt.Fprintf(&line, " %s", k)
+			if i%7 == 3 {
+				continue // a miss
+			}
+			if err := ca.Set(&memcache.Item{Key: k, Value: []byte(k + "-v"), Flags: uint32(i)}); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&want, "VALUE %s %d %d\r\n%s-v\r\n", k, i, len(k)+2, k)
+		}
+		line.WriteString(" multi-1 multi-3 multi-1\r\n") // duplicates and a miss
+		want.WriteString("VALUE multi-1 1 9\r\nmulti-1-v\r\nVALUE multi-1 1 9\r\nmulti-1-v\r\nEND\r\n")
+		for name, c := range clients {
+			got, err := c.GetMulti(mkeys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != n-n/7-1 {
+				t.Errorf("via %s: %d hits", name, len(got))
+			}
+			for i, k := range mkeys {
+				it, ok := got[k]
+				if ok != (i%7 != 3) || ok && (string(it.Value) != k+"-v" || it.Flags != uint32(i)) {
+					t.Fatalf("via %s: %s = %+v, %v", name, k, it, ok)
+				}
+			}
+			addr := a.addr
+			if name == "b" {
+				addr = b.addr
+			}
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(nc, line.String()); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, want.Len())
+			if _, err := io.ReadFull(nc, buf); err != nil || string(buf) != want.String() {
+				t.Fatalf("raw get via %s: %v\n%q\nwant\n%q", name, err, buf, want.String())
+			}
+		}
+	})
 	for name, n := range map[string]*routedNode{"a": a, "b": b} {
 		ps := n.router.PeerStats()
 		if len(ps) != 1 || ps[0].Forwarded == 0 || ps[0].Failures != 0 {
@@ -269,4 +327,80 @@ func TestRouterFailover(t *testing.T) {
 			t.Fatalf("incr: %v, want ErrUnavailable", err)
 		}
 	})
+}
+
+// TestRouterMultiGetFailover: a multi-get batch whose owner refuses the
+// connection goes to each key's next owner, or is a miss when none is left;
+// the hits still come in key order.
+func TestRouterMultiGetFailover(t *testing.T) {
+	gone := freeAddr(t)
+	members := []etcdsync.Member{{Name: "gone", PeerAddr: gone}, {Name: "self"}}
+	st, err := store.New(store.Config{MemoryLimit: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys [][]byte
+	for i := range 40 {
+		k := fmt.Appendf(nil, "k%d", i)
+		keys = append(keys, k)
+		if i%5 != 4 {
+			st.Set(k, append(k, "-v"...), &store.SetOptions{Flags: uint32(i)})
+		}
+	}
+	keys = append(keys, keys[0], keys[4]) // duplicates of a hit and a miss
+	src := func(i int) int {              // the first index of keys[i]
+		if i >= 40 {
+			return []int{0, 4}[i-40]
+		}
+		return i
+	}
+	for name, tc := range map[string]struct {
+		replicas int
+		hits     func(v *View, i int) bool // key i is expected back
+	}{
+		"next owner takes the group": {2, func(_ *View, i int) bool { return i%5 != 4 }},
+		"no owner left is a miss": {1, func(v *View, i int) bool {
+			return i%5 != 4 && v.Ring.Primary(v.Ring.Shard(keys[i])) == "self"
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, err := ring.New(ring.Config{Shards: 16, Replicas: tc.replicas}, []string{"gone", "self"}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &View{Epoch: 1, Members: members, Ring: r}
+			fm := &fakeMembers{view: v, health: map[string]gossip.State{"gone": gossip.Alive}}
+			rt, err := NewRouter(RouterConfig{Members: fm, Store: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rt.Close()
+			var want, got []int
+			remote := 0
+			for i, k := range keys {
+				if tc.hits(v, src(i)) {
+					want = append(want, i)
+				}
+				if r.Primary(r.Shard(k)) == "gone" {
+					remote++
+				}
+			}
+			if remote == 0 {
+				t.Fatal("no key is owned by the dead member")
+			}
+			rt.GetMulti(keys, nil, func(i int, it store.Item, val []byte) {
+				k := keys[i]
+				if string(val) != string(k)+"-v" || it.Flags != uint32(src(i)) {
+					t.Errorf("key %s: %q flags %d", k, val, it.Flags)
+				}
+				got = append(got, i)
+			})
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("hits %v, want %v", got, want)
+			}
+			if ps := rt.PeerStats(); len(ps) != 1 || ps[0].Failures != 1 || !ps[0].Down {
+				t.Fatalf("peer stats %+v: want one failed batch", ps)
+			}
+		})
+	}
 }

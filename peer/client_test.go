@@ -249,3 +249,26 @@ func TestGetMulti(t *testing.T) {
 		})
 	}
 }
+
+func TestTouchMulti(t *testing.T) {
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			c := newClient(t, Config{Addr: tg.start(t)})
+			mustSet(t, c, "t1", "v1", SetOptions{})
+			mustSet(t, c, "t3", "v3", SetOptions{TTL: 5})
+			keys := [][]byte{[]byte("t1"), []byte("t2"), []byte("t3")}
+			hits, err := c.TouchMulti(bg, keys, 1000, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hits) != 2 || hits[0].Index != 0 || hits[1].Index != 2 || string(hits[1].Value) != "v3" {
+				t.Fatalf("hits %+v", hits)
+			}
+			for _, h := range hits {
+				if h.TTL < 990 || h.TTL > 1000 {
+					t.Errorf("key %d: TTL %d after the touch, want 1000", h.Index, h.TTL)
+				}
+			}
+		})
+	}
+}

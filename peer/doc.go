@@ -6,7 +6,7 @@
 // A Client keeps a small pool of TCP connections to one address. Each
 // request flows like this:
 //
-//	Get/Set/Delete/Arith/GetMulti
+//	Get/Set/Delete/Arith/GetMulti/TouchMulti
 //	  └─► pick a connection (round robin; dial it lazily, redial it if broken)
 //	        └─► under the connection's lock: take the next opaque number, queue
 //	            the request, append its bytes to the write buffer; the first

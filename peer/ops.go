@@ -113,6 +113,17 @@ func result(cmd string, s protocol.ReplyStatus) (Result, error) {
 // share one new buffer. An error line for one key fails the call with a
 // *ReplyError after the batch completes; the hits are still returned.
 func (c *Client) GetMulti(ctx context.Context, keys [][]byte, dst []Hit) ([]Hit, error) {
+	return c.getMulti(ctx, keys, GetOptions{}, dst)
+}
+
+// TouchMulti is GetMulti that also sets the TTL of every key it finds, as
+// GetOptions.TTL reads it (gat for many keys: mg T<ttl> per key). Hit TTLs
+// are the new ones.
+func (c *Client) TouchMulti(ctx context.Context, keys [][]byte, ttl int64, dst []Hit) ([]Hit, error) {
+	return c.getMulti(ctx, keys, GetOptions{Touch: true, TTL: ttl}, dst)
+}
+
+func (c *Client) getMulti(ctx context.Context, keys [][]byte, opts GetOptions, dst []Hit) ([]Hit, error) {
 	if len(keys) == 0 {
 		return dst, nil
 	}
@@ -122,7 +133,7 @@ func (c *Client) GetMulti(ctx context.Context, keys [][]byte, dst []Hit) ([]Hit,
 		}
 	}
 	r := c.getRequest(kindMulti)
-	r.keys = keys
+	r.keys, r.get = keys, opts
 	abandoned, err := c.do(ctx, r)
 	defer c.release(r, abandoned)
 	if abandoned {

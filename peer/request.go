@@ -163,6 +163,9 @@ func (r *request) encode(b []byte) []byte {
 		// Quiet gets answer hits only; mn marks the end of the batch.
 		for i, k := range r.keys {
 			b = protocol.AppendMetaGetRequest(b, k)
+			if r.get.Touch {
+				b = protocol.AppendMetaFlagInt(b, 'T', r.get.TTL) // before t, as for Get
+			}
 			b = append(b, " v f c t q"...)
 			b = protocol.AppendMetaFlagUint(b, 'O', uint64(r.seq+uint32(i)))
 			b = protocol.AppendCRLF(b)

@@ -183,7 +183,7 @@ type Hit struct {
 
 // Stats is a snapshot of a Client's counters.
 type Stats struct {
-	Requests uint64 // calls of Get, Set, Delete, Arith, GetMulti
+	Requests uint64 // calls of Get, Set, Delete, Arith, GetMulti, TouchMulti
 	Failures uint64 // calls that returned an error (misses are not errors)
 	Timeouts uint64 // calls that returned ErrTimeout
 	Redials  uint64 // dials of a connection that had been up before

@@ -54,3 +54,20 @@ func (l Local) Touch(key []byte, exptime int64) (store.Result, store.Item, error
 }
 
 var _ Cache = Local{}
+
+// MultiGetter is an optional Cache method for a classic retrieval of
+// several keys (get, gets, gat, gats): a cluster cache fetches the keys of
+// each owner in one batch, all owners at once, instead of one Get per key.
+// The server uses it, when the Cache has it, for two keys or more; a
+// single key, and every meta command, still goes through Get.
+//
+// GetMulti reads keys[i] for every i with the semantics of Get(keys[i],
+// opt, ...) and calls into once per hit, in ascending i, sequentially on
+// the calling goroutine and before it returns; a miss (including an
+// unreachable owner) is not reported. A key listed twice is read twice.
+// val is valid only during that call of into. GetMulti is called
+// concurrently from many connection goroutines and must not retain keys,
+// opt or into after it returns.
+type MultiGetter interface {
+	GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte))
+}

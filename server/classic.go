@@ -152,27 +152,16 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 		opt = &c.opt.get
 	}
 	withCAS := cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats
-	for _, key := range cmd.Keys {
-		c.ctr.cmdGet.Add(1)
-		if opt != nil {
-			c.ctr.cmdTouch.Add(1)
-		}
-		it, val, res := c.cache.Get(key, opt, c.val[:0])
-		c.val = val
-		if res != store.Hit {
-			c.ctr.getMisses.Add(1)
-			if opt != nil {
-				c.ctr.touchMisses.Add(1)
+	if mg, ok := c.cache.(MultiGetter); ok && len(cmd.Keys) > 1 {
+		c.retrieveMulti(mg, cmd, opt, withCAS)
+	} else {
+		for _, key := range cmd.Keys {
+			it, val, res := c.cache.Get(key, opt, c.val[:0])
+			c.val = val
+			c.countGet(opt != nil, res == store.Hit)
+			if res == store.Hit {
+				c.value(key, it, val, withCAS)
 			}
-			continue
-		}
-		c.ctr.getHits.Add(1)
-		if opt != nil {
-			c.ctr.touchHits.Add(1)
-		}
-		c.out = protocol.AppendValue(c.out, key, it.Flags, val, it.CAS, withCAS)
-		if len(c.out) >= flushAt {
-			c.flush()
 		}
 	}
 	if cap(c.val) > flushAt {
@@ -185,6 +174,51 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 		return
 	}
 	c.line(replyEnd)
+}
+
+// retrieveMulti runs a retrieval of several keys as one MultiGetter call;
+// the replies and counters are those of the per-key loop.
+func (c *conn) retrieveMulti(mg MultiGetter, cmd *protocol.Retrieval, opt *store.GetOptions, withCAS bool) {
+	next := 0 // keys before next are answered
+	mg.GetMulti(cmd.Keys, opt, func(i int, it store.Item, val []byte) {
+		for ; next < i; next++ {
+			c.countGet(opt != nil, false)
+		}
+		next = i + 1
+		c.countGet(opt != nil, true)
+		c.value(cmd.Keys[i], it, val, withCAS)
+	})
+	for ; next < len(cmd.Keys); next++ {
+		c.countGet(opt != nil, false)
+	}
+}
+
+// countGet counts one key of a retrieval; touch is true for gat and gats.
+func (c *conn) countGet(touch, hit bool) {
+	c.ctr.cmdGet.Add(1)
+	if touch {
+		c.ctr.cmdTouch.Add(1)
+	}
+	switch {
+	case hit:
+		c.ctr.getHits.Add(1)
+		if touch {
+			c.ctr.touchHits.Add(1)
+		}
+	default:
+		c.ctr.getMisses.Add(1)
+		if touch {
+			c.ctr.touchMisses.Add(1)
+		}
+	}
+}
+
+// value appends one VALUE reply, writing out a full buffer.
+func (c *conn) value(key []byte, it store.Item, val []byte, withCAS bool) {
+	c.out = protocol.AppendValue(c.out, key, it.Flags, val, it.CAS, withCAS)
+	if len(c.out) >= flushAt {
+		c.flush()
+	}
 }
 
 func (c *conn) delete(cmd *protocol.Delete) {

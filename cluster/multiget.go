@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+
+	"shoal/peer"
+	"shoal/protocol"
+	"shoal/store"
+)
+
+// multiResult is what a multi-get found for one key. A local value lives
+// in the batch's arena at off:end until every local read is done.
+type multiResult struct {
+	it       store.Item
+	val      []byte
+	off, end int
+	hit      bool
+}
+
+// batch is the keys of one multi-get round that go to one member.
+type batch struct {
+	m   *member
+	idx []int // indices into the request's keys
+	err error
+}
+
+// GetMulti implements server.MultiGetter: the keys are grouped by the
+// owner that serves each, every remote group goes as one pipelined batch
+// (peer.GetMulti, or TouchMulti for a gat) on its own goroutine while the
+// local keys are read from the store, and the hits are handed to into in
+// key order once all are in. A group whose owner does not answer is
+// retried, regrouped, on each key's next owner; keys with no owner left
+// are misses. Options a batch cannot carry (NoBump, Vivify, RecacheBelow:
+// meta commands only) are served key by key through Get.
+func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte)) {
+	if opt != nil && (opt.NoBump || opt.Vivify || opt.RecacheBelow > 0) {
+		var buf []byte
+		for i, k := range keys {
+			it, val, res := r.Get(k, opt, buf[:0])
+			buf = val
+			if res == store.Hit {
+				into(i, it, val)
+			}
+		}
+		return
+	}
+	res := make([]multiResult, len(keys))
+	pos := make([]int, len(keys)) // per key: the next of its owners to try
+	pending := make([]int, len(keys))
+	for i := range pending {
+		pending[i] = i
+	}
+	var local []int
+	var arena, scratch []byte
+	v := r.cfg.Members.View()
+	for len(pending) > 0 {
+		var batches []*batch
+		byMember := map[*member]*batch{}
+		if v == nil || v.Ring == nil {
+			local, pending = append(local, pending...), nil
+		}
+		var ps *peerSet
+		if len(pending) > 0 {
+			ps = r.peerSet(v)
+		}
+		for _, i := range pending {
+			m, isLocal := r.nextOwner(v, ps, keys[i], &pos[i])
+			switch {
+			case isLocal:
+				local = append(local, i)
+			case m == nil || !protocol.MetaKeyValid(keys[i]):
+				// No owner left, or a key no peer request carries: a miss,
+				// as Get makes it.
+			default:
+				b := byMember[m]
+				if b == nil {
+					b = &batch{m: m}
+					byMember[m] = b
+					batches = append(batches, b)
+				}
+				b.idx = append(b.idx, i)
+			}
+		}
+		var wg sync.WaitGroup
+		for _, b := range batches {
+			b.m.forwarded.Add(1)
+			wg.Go(func() { b.err = r.fetch(b, keys, opt, res) })
+		}
+		for _, i := range local {
+			it, val, got := r.st.Get(keys[i], opt, scratch[:0])
+			scratch = val
+			r.wrote(keys[i], opt != nil && opt.Touch && got == store.Hit)
+			if got == store.Hit {
+				res[i] = multiResult{it: it, off: len(arena), hit: true}
+				arena = append(arena, val...)
+				res[i].end = len(arena)
+			}
+		}
+		local = local[:0]
+		wg.Wait()
+		pending = pending[:0]
+		for _, b := range batches {
+			if b.err != nil && r.failed(b.m, b.err) {
+				pending = append(pending, b.idx...)
+			}
+		}
+	}
+	for i := range res {
+		if !res[i].hit {
+			continue
+		}
+		if res[i].val == nil {
+			res[i].val = arena[res[i].off:res[i].end:res[i].end]
+		}
+		into(i, res[i].it, res[i].val)
+	}
+}
+
+// nextOwner returns the owner that serves key next, starting at its
+// owner number *pos, which it moves past the member returned: isLocal
+// when that is this node (or no ring places the key), nil when no owner
+// is left.
+func (r *Router) nextOwner(v *View, ps *peerSet, key []byte, pos *int) (m *member, isLocal bool) {
+	owners := v.Ring.Owners(v.Ring.Shard(key))
+	if len(owners) == 0 {
+		return nil, *pos == 0
+	}
+	for *pos < len(owners) {
+		name := owners[*pos]
+		*pos++
+		if name == r.self {
+			return nil, true
+		}
+		if m := ps.get(name); r.usable(name, m) {
+			return m, false
+		}
+	}
+	return nil, false
+}
+
+// fetch reads the keys of b from its member in one batch and fills their
+// results; each goroutine writes only the results of its own keys. Hits
+// come back even with a reply error, which is the owner's answer: the
+// keys it did not return are misses.
+func (r *Router) fetch(b *batch, keys [][]byte, opt *store.GetOptions, res []multiResult) error {
+	ks := make([][]byte, len(b.idx))
+	for j, i := range b.idx {
+		ks[j] = keys[i]
+	}
+	var hits []peer.Hit
+	var err error
+	if opt != nil && opt.Touch {
+		hits, err = b.m.client.TouchMulti(context.Background(), ks, ttl(opt.Exptime), nil)
+	} else {
+		hits, err = b.m.client.GetMulti(context.Background(), ks, nil)
+	}
+	if err != nil && failover(err) {
+		return err
+	}
+	for _, h := range hits {
+		res[b.idx[h.Index]] = multiResult{it: r.item(&h.Item, len(h.Value)), val: h.Value, hit: true}
+	}
+	return err
+}
