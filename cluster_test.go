@@ -23,6 +23,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"shoal/devetcd"
+	"shoal/ring"
 )
 
 var (
@@ -486,6 +487,109 @@ func TestClusterReplication(t *testing.T) {
 			if err != nil || string(it.Value) != "r1-"+k || it.Flags != uint32(i) {
 				t.Fatalf("get %s through %s after kill -9 of %s: %+v, %v", k, p.name, names[victim], it, err)
 			}
+		}
+	}
+}
+
+// textLines sends req to addr on a fresh connection and returns the first
+// lines reply lines, without "\r\n".
+func textLines(addr, req string, lines int) ([]string, error) {
+	nc, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := nc.Write([]byte(req)); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(nc)
+	out := make([]string, 0, lines)
+	for range lines {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return out, err
+		}
+		out = append(out, strings.TrimSuffix(l, "\r\n"))
+	}
+	return out, nil
+}
+
+// TestClusterCASFailover: replicas store the primary's CAS (ms E on the
+// peer port), so a gets token taken while the primary serves a key still
+// works with cas after kill -9 of the primary, when its replica serves it.
+func TestClusterCASFailover(t *testing.T) {
+	etcd := startEtcd(t)
+	names := []string{"n1", "n2", "n3"}
+	procs := make([]*proc, len(names))
+	peerAddrs := make(map[string]string, len(names))
+	for i, name := range names {
+		peerAddrs[name] = freeAddr(t)
+		procs[i] = startProc(t, etcd, name, "--lease-ttl", "25", "--replicas", "2", "--peer", peerAddrs[name])
+	}
+	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, names...) })
+	r, err := ring.New(ring.Config{Replicas: 2}, names, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keys whose primary is n2 (the victim), read and written through n1:
+	// some with n1 as the replica, some with n3.
+	const victim = 1
+	type key struct{ name, replica, token string }
+	var keys []key
+	withN1, withN3 := 0, 0
+	for i := 0; withN1 < 3 || withN3 < 3; i++ {
+		k := fmt.Sprintf("caskey-%d", i)
+		o := r.Owners(r.Shard([]byte(k)))
+		if o[0] != names[victim] {
+			continue
+		}
+		switch {
+		case o[1] == "n1" && withN1 < 3:
+			withN1++
+		case o[1] == "n3" && withN3 < 3:
+			withN3++
+		default:
+			continue
+		}
+		keys = append(keys, key{name: k, replica: o[1]})
+	}
+	n1 := procs[0].addr
+	for i := range keys {
+		k := &keys[i]
+		got, err := textLines(n1, "set "+k.name+" 0 0 2\r\nv1\r\ngets "+k.name+"\r\n", 4)
+		if err != nil || got[0] != "STORED" || got[2] != "v1" || got[3] != "END" {
+			t.Fatalf("set/gets %s through n1: %q, %v", k.name, got, err)
+		}
+		f := strings.Fields(got[1]) // VALUE <key> <flags> <bytes> <cas>
+		if len(f) != 5 {
+			t.Fatalf("gets %s: %q", k.name, got[1])
+		}
+		k.token = f[4]
+		// The primary holds the item with that CAS.
+		if got, err := textLines(peerAddrs[names[victim]], "mg "+k.name+" c\r\n", 1); err != nil || got[0] != "HD c"+k.token {
+			t.Fatalf("mg %s on the primary's peer port: %q, %v; want c%s", k.name, got, err, k.token)
+		}
+	}
+	for _, k := range keys {
+		waitFor(t, 10*time.Second, k.name+" replicated with its CAS", func() (bool, string) {
+			got, err := textLines(peerAddrs[k.replica], "mg "+k.name+" c\r\n", 1)
+			if err != nil {
+				return false, err.Error()
+			}
+			return got[0] == "HD c"+k.token, fmt.Sprintf("%s on %s: %q, want c%s", k.name, k.replica, got, k.token)
+		})
+	}
+	procs[victim].signal(syscall.SIGKILL)
+	<-procs[victim].done
+	for _, k := range keys {
+		got, err := textLines(n1, "cas "+k.name+" 0 0 2 "+k.token+"\r\nv2\r\n", 1)
+		if err != nil || got[0] != "STORED" {
+			t.Fatalf("cas %s through n1 after kill -9 of the primary: %q, %v", k.name, got, err)
+		}
+		got, err = textLines(n1, "get "+k.name+"\r\n", 3)
+		if err != nil || got[1] != "v2" {
+			t.Fatalf("get %s after cas: %q, %v", k.name, got, err)
 		}
 	}
 }

@@ -141,7 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		cache = router
 		// Forwarded writes arrive on the peer port; their owner replicates
 		// them from there.
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log}, router.PeerCache()); err != nil {
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log, ExplicitCAS: true}, router.PeerCache()); err != nil {
 			return err
 		}
 		wg.Go(func() {

@@ -45,6 +45,13 @@ type MetaOptions struct {
 	HasClientFlags bool
 	ClientFlags    uint32 // F (ms)
 
+	// HasNewCAS and NewCAS are E<cas>: the CAS the written item gets (ms;
+	// md with I; ma). This is a shoal peer extension, not memcached 1.6.18
+	// (which rejects E as an invalid flag): a Reader parses it only after
+	// AcceptExplicitCAS, and Parse never does.
+	HasNewCAS bool
+	NewCAS    uint64
+
 	Mode    byte   // M: ms E A P R S, ma I + D -; 0 when absent
 	Initial uint64 // J (ma N): initial value
 	Delta   uint64 // D (ma): 1 when absent

@@ -80,6 +80,8 @@ type parser struct {
 	tk      tokens
 	maxItem int // 0: unlimited
 	getCap  int
+	// explicitCAS accepts the meta E<cas> flag (a shoal peer extension).
+	explicitCAS bool
 
 	storage   Storage
 	retrieval Retrieval

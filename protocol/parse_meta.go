@@ -32,6 +32,9 @@ func (p *parser) parseMeta(buf []byte, next int) (Command, int, int, error) {
 		m := &p.mget
 		m.MetaOptions = resetOptions(m.Flags)
 		key, reply := p.metaFlags(2, &m.MetaOptions)
+		if reply == "" && m.HasNewCAS {
+			reply = replyInvalidFlag // E writes; mg does not
+		}
 		if reply != "" {
 			return nil, next, 0, p.fail(reply, false)
 		}
@@ -257,6 +260,16 @@ func (p *parser) metaFlags(start int, o *MetaOptions) (key []byte, reply string)
 			o.Delta = d
 		case 'I':
 			o.Invalidate = true
+		case 'E':
+			if !p.explicitCAS {
+				return nil, replyInvalidFlag // memcached 1.6.18 has no E
+			}
+			cas, ok := safeStrtoull(v)
+			if !ok || cas == 0 {
+				bad, hasErr = replyBadToken, true
+				break
+			}
+			o.HasNewCAS, o.NewCAS = true, cas
 		default:
 			return nil, replyInvalidFlag
 		}

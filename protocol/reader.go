@@ -35,6 +35,13 @@ func NewReader(r io.Reader, maxItemSize int) *Reader {
 	return rd
 }
 
+// AcceptExplicitCAS makes the Reader parse the meta E<cas> flag (the CAS
+// the written item gets) into MetaOptions.NewCAS. It is a shoal extension
+// for the peer listener, where replicas receive their primary's CAS;
+// memcached 1.6.18 has no E flag, and without this call the Reader rejects
+// it as memcached does ("CLIENT_ERROR invalid flag"). Call it before Next.
+func (r *Reader) AcceptExplicitCAS() { r.p.explicitCAS = true }
+
 // Buffered reports how many received bytes are not parsed yet. A server
 // flushes its replies when this is 0, before Next blocks on a read.
 func (r *Reader) Buffered() int {

@@ -9,10 +9,12 @@
 // queued in batches and sends them as pipelined peer.Client calls. Push
 // never blocks: when a peer's queue is full the entry is dropped and
 // counted. What travels is the result, not the operation: a value with its
-// client flags and absolute expiry (ms F T), or a delete (md).
+// client flags, absolute expiry and CAS (ms F T E, E being shoal's peer
+// extension for an explicit new CAS), or a delete (md). A replica thus
+// holds the primary's CAS, and a client's gets token still works after the
+// primary fails.
 //
-// Not done in this slice: the replica's CAS is its own (no ms E), there are
-// no epochs or sequence numbers on replicated writes, no warm-up of a
+// Not done in this slice: there are no epochs or sequence numbers on replicated writes, no warm-up of a
 // returning node, no protection against stale reads after a node returns,
 // and an entry that fails to reach its peer is counted and discarded, not
 // retried.
@@ -63,13 +65,15 @@ type Target struct {
 	Name, Addr string
 }
 
-// Item is the result of a write: the value with its client flags and
-// absolute exptime (unix seconds; 0 never, 1 already expired), or Deleted
-// when the key is gone.
+// Item is the result of a write: the value with its client flags,
+// absolute exptime (unix seconds; 0 never, 1 already expired) and CAS, or
+// Deleted when the key is gone. A non-zero CAS is sent as ms E so the
+// replica stores the item with the same CAS; zero lets the replica pick.
 type Item struct {
 	Value   []byte
 	Flags   uint32
 	Exptime int64
+	CAS     uint64
 	Deleted bool
 }
 
@@ -358,7 +362,7 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 			if e.it.Deleted {
 				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{})
 			} else {
-				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{Flags: e.it.Flags, TTL: ttl(e.it.Exptime)})
+				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{Flags: e.it.Flags, TTL: ttl(e.it.Exptime), NewCAS: e.it.CAS})
 			}
 			if err != nil {
 				l.failures.Add(1)

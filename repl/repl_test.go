@@ -19,7 +19,7 @@ func startServer(t *testing.T) (*store.Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{}, server.Local{Store: st})
+	srv, err := server.New(server.Config{ExplicitCAS: true}, server.Local{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestReplicateItems(t *testing.T) {
 	run(t, r)
 	to := []repl.Target{{Name: "b", Addr: addr}}
 	exp := time.Now().Unix() + 3600
-	r.Push([]byte("a"), to, repl.Item{Value: []byte("va"), Flags: 7, Exptime: exp})
+	r.Push([]byte("a"), to, repl.Item{Value: []byte("va"), Flags: 7, Exptime: exp, CAS: 4242})
 	r.Push([]byte("b"), to, repl.Item{Value: []byte("vb"), Flags: 1})
 	r.Push([]byte("c"), to, repl.Item{Value: []byte("vc")})
 	r.Push([]byte("c"), to, repl.Item{Deleted: true})
@@ -96,8 +96,8 @@ func TestReplicateItems(t *testing.T) {
 	waitFor(t, "every entry sent", func() bool { return stat(r, "b").Sent == 6 })
 
 	it, v, res := st.Get([]byte("a"), nil, nil)
-	if res != store.Hit || string(v) != "va" || it.Flags != 7 || it.Exptime != exp {
-		t.Errorf("a: %v %q flags %d exptime %d, want va flags 7 exptime %d", res, v, it.Flags, it.Exptime, exp)
+	if res != store.Hit || string(v) != "va" || it.Flags != 7 || it.Exptime != exp || it.CAS != 4242 {
+		t.Errorf("a: %v %q flags %d exptime %d cas %d, want va flags 7 exptime %d cas 4242", res, v, it.Flags, it.Exptime, it.CAS, exp)
 	}
 	it, v, res = st.Get([]byte("b"), nil, nil)
 	if res != store.Hit || string(v) != "vb" || it.Flags != 1 || it.Exptime != 0 {

@@ -47,6 +47,9 @@ type options struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, cache: s.cache, nc: nc, id: s.nextID.Add(1), out: make([]byte, 0, 4096), sampleIn: nextGap()}
 	c.r = protocol.NewReader(connReader{c}, s.cfg.MaxItemSize)
+	if s.cfg.ExplicitCAS {
+		c.r.AcceptExplicitCAS()
+	}
 	return c
 }
 

@@ -42,7 +42,7 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 		c.countCAS(res)
 	} else {
 		opt := &c.opt.set
-		*opt = store.SetOptions{Mode: storeModes[m.Op], Flags: m.ClientFlags, KeyBinary: m.Base64}
+		*opt = store.SetOptions{Mode: storeModes[m.Op], Flags: m.ClientFlags, KeyBinary: m.Base64, NewCAS: m.NewCAS}
 		if m.HasTTL {
 			opt.Exptime = absExptime(c.cache.Now(), m.TTL)
 		}
@@ -111,7 +111,7 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 		res = c.casZeroResult(m.Key)
 	} else {
 		opt := &c.opt.del
-		*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate}
+		*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate, NewCAS: m.NewCAS}
 		if m.Invalidate && m.HasTTL {
 			opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
 		}
@@ -138,7 +138,7 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 func (c *conn) metaArith(m *protocol.MetaArith) {
 	now := c.cache.Now()
 	opt := &c.opt.arith
-	*opt = store.ArithOptions{Decr: m.Decr, Delta: m.Delta, CAS: m.CAS}
+	*opt = store.ArithOptions{Decr: m.Decr, Delta: m.Delta, CAS: m.CAS, NewCAS: m.NewCAS}
 	if m.HasTTL {
 		opt.Touch, opt.Exptime = true, absExptime(now, m.TTL)
 	}

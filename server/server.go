@@ -46,6 +46,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Cluster answers "stats cluster"; nil on a standalone node.
 	Cluster ClusterInfo
+	// ExplicitCAS makes connections accept the meta E<cas> flag on ms, md
+	// (with I) and ma, writing the item with that CAS instead of a fresh
+	// one. It is a shoal extension for the peer listener only, where
+	// replicas receive their primary's CAS so that a client's CAS token
+	// survives failover; memcached 1.6.18 has no E flag, so a client
+	// listener must leave this off to reject E as memcached does.
+	ExplicitCAS bool
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()

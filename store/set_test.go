@@ -287,3 +287,25 @@ func TestAppendDropsFetchedAndStale(t *testing.T) {
 		t.Fatalf("after append: %q %+v", v, it)
 	}
 }
+
+// TestExplicitCASRaisesCounter: after a write with an explicit CAS (a
+// replicated one), the next CAS the store picks is larger, so a token a
+// client got from the primary can never match a newer version here.
+func TestExplicitCASRaisesCounter(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, it := s.Set([]byte("k"), []byte("a"), &SetOptions{NewCAS: 1_000_000}); r != Stored || it.CAS != 1_000_000 {
+		t.Fatalf("explicit CAS: %v %d", r, it.CAS)
+	}
+	_, it := s.Set([]byte("k"), []byte("b"), &SetOptions{})
+	if it.CAS <= 1_000_000 {
+		t.Fatalf("CAS after an explicit 1000000 is %d", it.CAS)
+	}
+	// A smaller explicit CAS does not move the counter back.
+	s.Set([]byte("j"), []byte("c"), &SetOptions{NewCAS: 5})
+	if _, it2 := s.Set([]byte("k"), []byte("d"), &SetOptions{}); it2.CAS <= it.CAS {
+		t.Fatalf("CAS went back: %d after %d", it2.CAS, it.CAS)
+	}
+}

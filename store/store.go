@@ -184,11 +184,20 @@ func (s *Store) link(sh *shard, h, ref uint32, c hdr) {
 }
 
 // newCAS returns want, or a fresh unique CAS when want is zero.
+//
+// An explicit CAS (a replica applying its primary's write) also moves the
+// counter past it, so a CAS this store hands out later is never one a
+// client may still hold for an older version of the item.
 func (s *Store) newCAS(want uint64) uint64 {
-	if want != 0 {
-		return want
+	if want == 0 {
+		return s.cas.Add(1)
 	}
-	return s.cas.Add(1)
+	for {
+		cur := s.cas.Load()
+		if cur >= want || s.cas.CompareAndSwap(cur, want) {
+			return want
+		}
+	}
 }
 
 // resize makes item c (chunk ref, shard sh locked) hold vlen value bytes,
