@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"bytes"
-
 	"shoal/gossip"
 	"shoal/repl"
 	"shoal/store"
@@ -62,42 +60,28 @@ func (r *Router) replicate(key []byte, targets []repl.Target) {
 }
 
 // PeerCache returns the Cache for the peer listener: this node's store,
-// where forwarded and replicated writes arrive. A write there is pushed to
-// the key's other owners when this node serves the key and the write
-// changed the item, so a forwarded write is replicated by its owner while
-// a replicated one, which the serving owner already pushed, is not pushed
-// again (a push that arrives at a node that believes it serves the key
-// changes nothing on its second round, which ends any cycle while two
-// nodes disagree). PeerCache implements server.Cache.
+// where forwarded and replicated writes arrive. A forwarded write is pushed
+// to the key's other owners when this node serves the key; a replicated
+// one is not pushed again. Replicated sets are told apart by the explicit
+// CAS they carry (meta E, which only the peer listener accepts and only
+// repl sends); a replicated delete is pushed again at most once, since a
+// second delete finds nothing to delete, which ends any cycle while two
+// nodes disagree on the ring. PeerCache implements server.Cache.
 func (r *Router) PeerCache() *PeerCache { return &PeerCache{r: r} }
 
 // PeerCache is the peer listener's Cache; see Router.PeerCache.
 type PeerCache struct{ r *Router }
 
-// write runs op against the local store and replicates its result when
-// this node serves key and the item changed.
+// write runs op against the local store and, when op changed the item and
+// this node serves key, replicates the result.
 func (p *PeerCache) write(key []byte, op func() bool) {
 	r := p.r
-	if r.cfg.Replicator == nil {
-		op()
+	if !op() || r.cfg.Replicator == nil {
 		return
 	}
-	targets, serving := r.targets(key)
-	if !serving || len(targets) == 0 {
-		op()
-		return
+	if targets, serving := r.targets(key); serving {
+		r.replicate(key, targets)
 	}
-	before := r.result(key)
-	before.Value = bytes.Clone(before.Value)
-	if !op() {
-		return
-	}
-	after := r.result(key)
-	if before.Deleted == after.Deleted && before.Flags == after.Flags &&
-		before.Exptime == after.Exptime && bytes.Equal(before.Value, after.Value) {
-		return
-	}
-	r.cfg.Replicator.Push(key, targets, after)
 }
 
 func (p *PeerCache) Now() int64                       { return p.r.st.Now() }
@@ -119,8 +103,12 @@ func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (it store
 	return it, val, res
 }
 
-// Set writes the local store.
+// Set writes the local store; a replica's copy (explicit CAS) stops here.
 func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
+	if opt != nil && opt.NewCAS != 0 {
+		res, it = p.r.st.Set(key, value, opt)
+		return res, it, nil
+	}
 	p.write(key, func() bool {
 		res, it = p.r.st.Set(key, value, opt)
 		return res == store.Stored
