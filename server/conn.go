@@ -28,10 +28,17 @@ type conn struct {
 	err   error  // first write error; the connection closes after it
 	quit  bool
 	last  atomic.Int64 // unix seconds of the last read, from the cache's coarse clock
-	ctr   counters
-	opt   options // option structs of the running command
+	// dropped is set by Server.DropConns: run nothing more.
+	dropped atomic.Bool
+	ctr     counters
+	opt     options // option structs of the running command
 	// sampleIn counts down the commands until the next latency sample.
 	sampleIn int32
+
+	// replica and dumper are the cache's optional peer interfaces, nil on
+	// a client connection (which never parses Y or sd anyway).
+	replica Replica
+	dumper  Dumper
 }
 
 // options holds the option structs of the command being run. They live on
@@ -47,8 +54,11 @@ type options struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, cache: s.cache, nc: nc, id: s.nextID.Add(1), out: make([]byte, 0, 4096), sampleIn: nextGap()}
 	c.r = protocol.NewReader(connReader{c}, s.cfg.MaxItemSize)
-	if s.cfg.ExplicitCAS {
-		c.r.AcceptExplicitCAS()
+	if s.cfg.PeerExtensions {
+		c.r.AcceptPeerExtensions()
+		// Asserted once per connection, not per command.
+		c.replica, _ = s.cache.(Replica)
+		c.dumper, _ = s.cache.(Dumper)
 	}
 	return c
 }
@@ -84,6 +94,9 @@ func (c *conn) serve() {
 			}
 			c.logClose(err)
 			break
+		}
+		if c.dropped.Load() {
+			break // buffered commands of a dropped connection do not run
 		}
 		c.run(cmd)
 		if len(c.out) >= flushAt {
