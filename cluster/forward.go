@@ -81,9 +81,8 @@ func replyResult(err error) (store.Result, bool) {
 // error from the owner, is a miss.
 func (r *Router) Get(key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	res = store.Miss
-	err := r.walk(key, func() {
-		it, val, res = r.st.Get(key, opt, dst)
-		r.wrote(key, opt != nil && ((opt.Touch && res == store.Hit) || it.Created))
+	err := r.walk(key, func(v *View) {
+		it, val, res = r.localGet(v, key, opt, dst)
 	}, func(m *member) error {
 		var po peer.GetOptions
 		if opt != nil {
@@ -132,9 +131,8 @@ func writeResult(res peer.Result, ok store.Result) store.Result {
 
 // Set writes through the first reachable owner.
 func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
-	err = r.walk(key, func() {
-		res, it = r.st.Set(key, value, opt)
-		r.wrote(key, res == store.Stored)
+	err = r.walk(key, func(v *View) {
+		res, it = r.localSet(v, key, value, opt)
 	}, func(m *member) error {
 		var so store.SetOptions
 		if opt != nil {
@@ -160,9 +158,8 @@ func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result
 
 // Delete deletes (or invalidates) through the first reachable owner.
 func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
-	err = r.walk(key, func() {
-		res, it = r.st.Delete(key, opt)
-		r.wrote(key, res == store.Deleted)
+	err = r.walk(key, func(v *View) {
+		res, it = r.localDelete(v, key, opt)
 	}, func(m *member) error {
 		var po peer.DeleteOptions
 		if opt != nil {
@@ -183,9 +180,8 @@ func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result,
 
 // Arith applies incr/decr at the first reachable owner.
 func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
-	err = r.walk(key, func() {
-		res, v, it = r.st.Arith(key, opt)
-		r.wrote(key, res == store.Stored)
+	err = r.walk(key, func(view *View) {
+		res, v, it = r.localArith(view, key, opt)
 	}, func(m *member) error {
 		po := peer.ArithOptions{
 			Decr: opt.Decr, Delta: opt.Delta, ZeroDelta: opt.Delta == 0,
@@ -211,9 +207,8 @@ func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v
 
 // Touch sets key's exptime at the first reachable owner.
 func (r *Router) Touch(key []byte, exptime int64) (res store.Result, it store.Item, err error) {
-	err = r.walk(key, func() {
-		res, it = r.st.Touch(key, exptime)
-		r.wrote(key, res == store.Touched)
+	err = r.walk(key, func(v *View) {
+		res, it = r.localTouch(v, key, exptime)
 	}, func(m *member) error {
 		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{Touch: true, TTL: ttl(exptime)})
 		if err != nil {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,10 @@ import (
 // ErrUnavailable: every owner of the key is dead or unreachable. A write
 // fails with it (the client sees SERVER_ERROR); a read is a miss instead.
 var ErrUnavailable = errors.New("cluster: no owner reachable")
+
+// ErrPaused: the request was read before this process was paused; its
+// sender has given up on it (see pause.go).
+var ErrPaused = errors.New("cluster: request predates a pause")
 
 // Membership is what a Router needs from the cluster: the current view,
 // gossip's verdict on a member and this node's name. Every method is called
@@ -43,6 +48,13 @@ type RouterConfig struct {
 	// Replicator, when not nil, receives the result of every write this
 	// node applies as the key's serving owner, to push to the other owners.
 	Replicator Replicator
+	// PauseAfter is the gap in Run's ticks after which this node counts
+	// itself as having been paused (pause.go). Zero means 1 s: the peer
+	// request timeout, after which the others fail over.
+	PauseAfter time.Duration
+	// OnPause, when not nil, is called when a pause is noticed, before any
+	// request runs: it must close every client and peer connection.
+	OnPause func()
 }
 
 // Validate reports a config the router cannot use.
@@ -52,8 +64,8 @@ func (c RouterConfig) Validate() error {
 		return fmt.Errorf("%w: router without membership", ErrConfig)
 	case c.Store == nil:
 		return fmt.Errorf("%w: router without store", ErrConfig)
-	case c.DownFor < 0:
-		return fmt.Errorf("%w: negative DownFor", ErrConfig)
+	case c.DownFor < 0 || c.PauseAfter < 0:
+		return fmt.Errorf("%w: negative duration", ErrConfig)
 	}
 	return nil
 }
@@ -75,9 +87,21 @@ type Router struct {
 	log   *slog.Logger
 	peers atomic.Pointer[peerSet] // replaced whole on a new epoch
 
-	// mu serializes rebuilding peers and Close.
+	// mu serializes rebuilding peers, view transitions and Close.
 	mu     sync.Mutex
 	closed bool
+	view   *View // the last view transition saw
+	// running: Run has started; warm-up needs its worker, so without it
+	// (tests of routing alone) shards never warm.
+	running bool
+
+	w       warm
+	seq     atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
+	born    time.Time                       // for mono
+	tick    atomic.Int64                    // mono of Run's last tick
+	pauseMu sync.Mutex
+
+	pauses, staleEpochs, replicated atomic.Uint64
 }
 
 // peerSet is the clients for the members of one view; immutable.
@@ -92,6 +116,7 @@ type member struct {
 	name, addr string
 	client     *peer.Client
 	downUntil  atomic.Int64 // unix nanoseconds; 0: not marked down
+	strikes    atomic.Int32 // failures in a row: each doubles the time down
 	forwarded  atomic.Uint64
 	failures   atomic.Uint64
 }
@@ -105,13 +130,47 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.DownFor == 0 {
 		cfg.DownFor = time.Second
 	}
+	if cfg.PauseAfter == 0 {
+		cfg.PauseAfter = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Peer.Logger == nil {
 		cfg.Peer.Logger = cfg.Logger
 	}
-	return &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger}, nil
+	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, born: time.Now()}
+	r.w.wake = make(chan struct{}, 1)
+	return r, nil
+}
+
+// Run keeps the router current until ctx ends: it ticks for pause
+// detection, takes each new view (starting warm-up of shards this node
+// takes over) and pulls warming shards. It returns when every goroutine it
+// started has stopped.
+func (r *Router) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.runWarm(ctx) })
+	r.mu.Lock()
+	r.running = true
+	r.transition(nil, r.view) // what this node owns already
+	r.mu.Unlock()
+	t := time.NewTicker(tickEvery)
+	defer func() { t.Stop(); wg.Wait() }()
+	r.tick.Store(r.mono())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if r.awake() {
+			r.tick.Store(r.mono())
+		}
+		if v := r.cfg.Members.View(); v != nil {
+			r.peerSet(v)
+		}
+	}
 }
 
 // Close closes every peer client. Requests after it are served locally or
@@ -141,6 +200,8 @@ func (r *Router) peerSet(v *View) *peerSet {
 		r.mu.Unlock()
 		return old
 	}
+	r.transition(r.view, v)
+	r.view = v
 	ps := &peerSet{epoch: v.Epoch, byName: make(map[string]*member, len(v.Members))}
 	for _, m := range v.Members {
 		if m.Name == r.self || m.PeerAddr == "" {
@@ -204,22 +265,26 @@ func failover(err error) bool {
 // (or there is no view yet); otherwise remote runs with the member, and an
 // error from it that means "no answer" marks the member down and moves on
 // to the next owner. walk returns ErrUnavailable when no owner is left,
-// or remote's error when the owner answered with one.
-func (r *Router) walk(key []byte, local func(), remote func(*member) error) error {
+// or remote's error when the owner answered with one, and ErrPaused when
+// the process was just found to have been paused.
+func (r *Router) walk(key []byte, local func(*View), remote func(*member) error) error {
+	if !r.awake() {
+		return ErrPaused
+	}
 	v := r.cfg.Members.View()
 	if v == nil || v.Ring == nil {
-		local()
+		local(v)
 		return nil
 	}
 	owners := v.Ring.Owners(v.Ring.Shard(key))
 	if len(owners) == 0 {
-		local()
+		local(v)
 		return nil
 	}
 	ps := r.peerSet(v)
 	for _, name := range owners {
 		if name == r.self {
-			local()
+			local(v)
 			return nil
 		}
 		m := ps.get(name)
@@ -229,6 +294,9 @@ func (r *Router) walk(key []byte, local func(), remote func(*member) error) erro
 		m.forwarded.Add(1)
 		err := remote(m)
 		if err == nil {
+			if m.strikes.Load() != 0 {
+				m.strikes.Store(0)
+			}
 			return nil
 		}
 		if !r.failed(m, err) {
@@ -250,8 +318,11 @@ func (r *Router) failed(m *member, err error) bool {
 	if !failover(err) {
 		return false
 	}
-	if m.downUntil.Swap(time.Now().Add(r.cfg.DownFor).UnixNano()) == 0 {
-		r.log.Warn("peer marked down", "peer", m.name, "for", r.cfg.DownFor, "err", err)
+	// A peer that keeps failing stays down longer (up to 4 DownFor), so a
+	// stopped host costs one request timeout per period, not per second.
+	d := r.cfg.DownFor << min(m.strikes.Add(1)-1, 2)
+	if m.downUntil.Swap(time.Now().Add(d).UnixNano()) == 0 {
+		r.log.Warn("peer marked down", "peer", m.name, "for", d, "err", err)
 	}
 	return true
 }
@@ -262,8 +333,9 @@ func (r *Router) wrote(key []byte, changed bool) {
 	if !changed || r.cfg.Replicator == nil {
 		return
 	}
-	if targets, ok := r.targets(key); ok {
-		r.replicate(key, targets)
+	v := r.cfg.Members.View()
+	if targets, ok := r.targets(v, key); ok {
+		r.replicate(v, key, targets)
 	}
 }
 

@@ -14,10 +14,12 @@
 // holds the primary's CAS, and a client's gets token still works after the
 // primary fails.
 //
-// Not done in this slice: there are no epochs or sequence numbers on replicated writes, no warm-up of a
-// returning node, no protection against stale reads after a node returns,
-// and an entry that fails to reach its peer is counted and discarded, not
-// retried.
+// Each entry carries the sender's ring epoch and the shard's sequence number
+// (ms/md Y and Z, peer-only flags): the replica refuses an epoch older than
+// the last change of the shard's owners, so a node that lost a shard cannot
+// overwrite its new owners. An entry that fails to reach its peer is
+// counted and discarded, not retried: a peer that was unreachable re-pulls
+// its shards when it returns (cluster's warm-up).
 package repl
 
 import (
@@ -75,6 +77,9 @@ type Item struct {
 	Exptime int64
 	CAS     uint64
 	Deleted bool
+	// Epoch is the sender's ring epoch and Seq the write's number in its
+	// shard at the sender (both travel as peer-only meta flags).
+	Epoch, Seq uint64
 }
 
 // PeerStats is a snapshot of one peer's counters.
@@ -87,6 +92,10 @@ type PeerStats struct {
 	// Lag is the age of the oldest entry not yet acknowledged; 0 when
 	// nothing is pending.
 	Lag time.Duration
+	// LagSeq is the number of writes not yet acknowledged (queued or in
+	// flight): the sum over shards of the sequence numbers the peer is
+	// behind.
+	LagSeq int
 }
 
 type entry struct {
@@ -104,6 +113,7 @@ type link struct {
 	q        []entry // ring buffer of cap QueueLen
 	head, n  int
 	inflight int64 // enqueue time of the oldest entry being sent; 0: none
+	sending  int   // entries being sent
 	wake     chan struct{}
 
 	sent, dropped, failures atomic.Uint64
@@ -284,6 +294,26 @@ func (r *Replicator) Close() error {
 	return nil
 }
 
+// Discard empties every peer's queue, counting the entries as dropped: the
+// caller found that they predate a pause of this process, during which
+// the peers may have taken newer writes for the same keys.
+func (r *Replicator) Discard() {
+	r.mu.Lock()
+	links := make([]*link, 0, len(r.links))
+	for _, l := range r.links {
+		links = append(links, l)
+	}
+	r.mu.Unlock()
+	for _, l := range links {
+		l.mu.Lock()
+		n := l.n
+		clear(l.q)
+		l.head, l.n = 0, 0
+		l.mu.Unlock()
+		l.dropped.Add(uint64(n))
+	}
+}
+
 // current reports whether l is still the link to its peer.
 func (r *Replicator) current(l *link) bool {
 	r.mu.Lock()
@@ -310,7 +340,7 @@ func (r *Replicator) send(ctx context.Context, l *link) {
 			}
 			ok := r.sendBatch(ctx, l, batch)
 			l.mu.Lock()
-			l.inflight = 0
+			l.inflight, l.sending = 0, 0
 			l.mu.Unlock()
 			clear(batch)
 			if !ok {
@@ -337,6 +367,7 @@ func (l *link) take(batch []entry, max int) []entry {
 	if len(batch) > 0 {
 		l.inflight = batch[0].at
 	}
+	l.sending = len(batch)
 	return batch
 }
 
@@ -360,9 +391,11 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 		wg.Go(func() {
 			var err error
 			if e.it.Deleted {
-				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{})
+				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{Epoch: e.it.Epoch, Seq: e.it.Seq})
 			} else {
-				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{Flags: e.it.Flags, TTL: ttl(e.it.Exptime), NewCAS: e.it.CAS})
+				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{
+					Flags: e.it.Flags, TTL: ttl(e.it.Exptime), NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq,
+				})
 			}
 			if err != nil {
 				l.failures.Add(1)
@@ -411,7 +444,7 @@ func (r *Replicator) Stats() []PeerStats {
 		if oldest == 0 && l.n > 0 {
 			oldest = l.q[l.head].at
 		}
-		s := PeerStats{Peer: l.name, Queued: l.n}
+		s := PeerStats{Peer: l.name, Queued: l.n, LagSeq: l.n + l.sending}
 		l.mu.Unlock()
 		if oldest != 0 {
 			s.Lag = time.Duration(now - oldest)

@@ -19,7 +19,7 @@ func startServer(t *testing.T) (*store.Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{ExplicitCAS: true}, server.Local{Store: st})
+	srv, err := server.New(server.Config{PeerExtensions: true}, server.Local{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
