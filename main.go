@@ -137,12 +137,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		stopEtcd = stop
 		if router, err = cluster.NewRouter(cluster.RouterConfig{
 			Members: node, Store: st, Logger: log, Replicator: replicator,
-			// After a pause, what the connections still hold was sent
-			// before it: the senders gave up and went elsewhere.
+			// After a pause, what the peer connections still hold was
+			// sent before it: the senders timed out and went to the next
+			// owner. Client connections stay: a client that gave up has
+			// closed its own, and one still waiting wants its answer.
+			// What was queued for the replicas predates what they took
+			// over meanwhile.
 			OnPause: func() {
-				if srv != nil {
-					srv.DropConns()
-				}
 				peerSrv.DropConns()
 				replicator.Discard()
 			},
