@@ -23,7 +23,8 @@ import (
 //   - A classic multi-key get goes by owner in batches (multiget.go), but a
 //     meta mg is one key, so a pipeline of mg is still forwarded key by key.
 //   - Touch is forwarded as a gat (mg T v): the value crosses the wire.
-//   - FlushAll acts on this node only.
+//   - flush_all reaches every member that answers (Router.FlushAll), each
+//     applying the delay on its own clock; one that is down keeps its items.
 
 // maxRelative is memcached's 30 days: larger meta TTLs are absolute times.
 const maxRelative = 60 * 60 * 24 * 30

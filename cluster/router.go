@@ -376,9 +376,30 @@ func (r *Router) Now() int64 { return r.st.Now() }
 // Fits asks the local store; every node runs with the same item size limit.
 func (r *Router) Fits(keyLen, valueLen int) bool { return r.st.Fits(keyLen, valueLen) }
 
-// FlushAll flushes this node's store only: flush_all is not broadcast to
-// the cluster yet.
-func (r *Router) FlushAll(delay int64) { r.st.FlushAll(delay) }
+// FlushAll flushes this node's store and, over each member's peer port
+// (which flushes its own store only), every other member's, as a client of
+// a cluster expects flush_all to empty the cache it sees. A member that
+// does not answer within the peer timeout is logged and left out.
+func (r *Router) FlushAll(delay int64) {
+	r.st.FlushAll(delay)
+	v := r.cfg.Members.View()
+	if v == nil {
+		return
+	}
+	ps := r.peerSet(v)
+	var wg sync.WaitGroup
+	for name, m := range ps.byName {
+		if !r.usable(name, m) {
+			continue
+		}
+		wg.Go(func() {
+			if err := m.client.FlushAll(context.Background(), delay); err != nil {
+				r.log.Warn("flush_all not applied on a member", "peer", m.name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
 
 // SetMemoryLimit sets this node's store limit.
 func (r *Router) SetMemoryLimit(bytes int64) error { return r.st.SetMemoryLimit(bytes) }
