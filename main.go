@@ -159,6 +159,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			return err
 		}
 		wg.Go(func() {
+			// Peers that already see this node queue in the listen
+			// backlog until it sees itself: before that it would answer
+			// for shards it has not started to warm.
+			waitInView(ctx, node, 10*time.Second)
 			if err := peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
 				log.Error("peer server stopped", "err", err)
 				cancel()
@@ -198,6 +202,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			log.Error("store stopped", "err", err)
 		}
 	})
+	if node != nil {
+		// Clients queue in the listen backlog until the node has its
+		// first view: before it, every key would look local, and missing.
+		waitInView(ctx, node, 10*time.Second)
+	}
 	errc := make(chan error, len(lns))
 	addrs := make([]net.Addr, len(lns))
 	for i, ln := range lns {

@@ -58,3 +58,14 @@ func (r *Router) localTouch(v *View, key []byte, exptime int64) (res store.Resul
 	r.wrote(key, changed)
 	return res, it
 }
+
+// current returns the view, after taking it (peerSet runs the transition
+// to a new view once): a request from the peer port must not be served by
+// a view whose warm-up has not started.
+func (r *Router) current() *View {
+	v := r.cfg.Members.View()
+	if v != nil && v.Ring != nil {
+		r.peerSet(v)
+	}
+	return v
+}

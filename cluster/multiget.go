@@ -35,9 +35,7 @@ type batch struct {
 // meta commands only) are served key by key through Get, and so is every
 // multi-get while shards warm.
 func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte)) {
-	if !r.awake() {
-		return // every key a miss: the request predates a pause
-	}
+	r.awake() // recovers first when the process was paused
 	// While shards warm, each local key may need settling first: key by key.
 	if (opt != nil && (opt.NoBump || opt.Vivify || opt.RecacheBelow > 0)) || r.w.active.Load() > 0 {
 		var buf []byte

@@ -75,7 +75,6 @@ func (r *Router) recoverFromPause(gap time.Duration) {
 	for s := range v.Ring.NumShards() {
 		owners := v.Ring.Owners(s)
 		if !slices.Contains(owners, r.self) {
-			w.lost[s] = true
 			continue
 		}
 		src := others(nil, owners, r.self)
@@ -85,5 +84,6 @@ func (r *Router) recoverFromPause(gap time.Duration) {
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
 	clear(w.fresh) // what was settled before the pause may be stale too
+	w.dropOthers = true
 	w.start(cs)
 }

@@ -41,7 +41,7 @@ func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (store.It
 	if !p.r.awake() {
 		return store.Item{}, dst[:0], store.Miss
 	}
-	return p.r.localGet(p.r.cfg.Members.View(), key, opt, dst)
+	return p.r.localGet(p.r.current(), key, opt, dst)
 }
 
 // Set serves a forwarded write.
@@ -49,7 +49,7 @@ func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result,
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	res, it := p.r.localSet(p.r.cfg.Members.View(), key, value, opt)
+	res, it := p.r.localSet(p.r.current(), key, value, opt)
 	return res, it, nil
 }
 
@@ -58,7 +58,7 @@ func (p *PeerCache) Delete(key []byte, opt *store.DeleteOptions) (store.Result, 
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	res, it := p.r.localDelete(p.r.cfg.Members.View(), key, opt)
+	res, it := p.r.localDelete(p.r.current(), key, opt)
 	return res, it, nil
 }
 
@@ -67,7 +67,7 @@ func (p *PeerCache) Arith(key []byte, opt *store.ArithOptions) (store.Result, ui
 	if !p.r.awake() {
 		return 0, 0, store.Item{}, ErrPaused
 	}
-	res, n, it := p.r.localArith(p.r.cfg.Members.View(), key, opt)
+	res, n, it := p.r.localArith(p.r.current(), key, opt)
 	return res, n, it, nil
 }
 
@@ -76,7 +76,7 @@ func (p *PeerCache) Touch(key []byte, exptime int64) (store.Result, store.Item, 
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	res, it := p.r.localTouch(p.r.cfg.Members.View(), key, exptime)
+	res, it := p.r.localTouch(p.r.current(), key, exptime)
 	return res, it, nil
 }
 
@@ -104,7 +104,7 @@ func (p *PeerCache) admit(v *View, key []byte, o server.Origin) error {
 // ReplicaSet stores a replicated item, unless this node wrote the key
 // itself since its shard began warming.
 func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (res store.Result, it store.Item, err error) {
-	v := p.r.cfg.Members.View()
+	v := p.r.current()
 	if err := p.admit(v, key, o); err != nil {
 		return 0, store.Item{}, err
 	}
@@ -116,7 +116,7 @@ func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o serve
 
 // ReplicaDelete applies a replicated delete, with ReplicaSet's exception.
 func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (res store.Result, it store.Item, err error) {
-	v := p.r.cfg.Members.View()
+	v := p.r.current()
 	if err := p.admit(v, key, o); err != nil {
 		return 0, store.Item{}, err
 	}
@@ -135,7 +135,7 @@ func (p *PeerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (s
 // Dump lists this node's items in the shards set in want, for a peer
 // warming them.
 func (p *PeerCache) Dump(want []byte, emit func(key []byte, it store.Item, val []byte) bool) {
-	v := p.r.cfg.Members.View()
+	v := p.r.current()
 	if v == nil || v.Ring == nil {
 		return
 	}

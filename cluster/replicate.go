@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"shoal/gossip"
 	"shoal/repl"
 	"shoal/store"
 )
@@ -31,7 +30,7 @@ func (r *Router) targets(v *View, key []byte) ([]repl.Target, bool) {
 			continue
 		}
 		m := ps.get(name)
-		if !serving && m != nil && !m.down() && r.cfg.Members.Health(name) != gossip.Dead {
+		if !serving && r.usable(name, m) {
 			return nil, false // an earlier owner serves it
 		}
 		if m != nil {

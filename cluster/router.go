@@ -18,7 +18,7 @@ import (
 // fails with it (the client sees SERVER_ERROR); a read is a miss instead.
 var ErrUnavailable = errors.New("cluster: no owner reachable")
 
-// ErrPaused: the request was read before this process was paused; its
+// ErrPaused: a peer's request read before this process was paused; its
 // sender has given up on it (see pause.go).
 var ErrPaused = errors.New("cluster: request predates a pause")
 
@@ -100,6 +100,10 @@ type Router struct {
 	born    time.Time                       // for mono
 	tick    atomic.Int64                    // mono of Run's last tick
 	pauseMu sync.Mutex
+	probes  sync.WaitGroup // Router.probe goroutines
+	// probeMu orders starting a probe against Close's wait for them.
+	probeMu      sync.Mutex
+	probesClosed bool
 
 	pauses, staleEpochs, replicated atomic.Uint64
 }
@@ -116,7 +120,7 @@ type member struct {
 	name, addr string
 	client     *peer.Client
 	downUntil  atomic.Int64 // unix nanoseconds; 0: not marked down
-	strikes    atomic.Int32 // failures in a row: each doubles the time down
+	probing    atomic.Bool  // a probe runs (see Router.down)
 	forwarded  atomic.Uint64
 	failures   atomic.Uint64
 }
@@ -185,6 +189,10 @@ func (r *Router) Close() error {
 			m.client.Close()
 		}
 	}
+	r.probeMu.Lock()
+	r.probesClosed = true
+	r.probeMu.Unlock()
+	r.probes.Wait()
 	return nil
 }
 
@@ -239,18 +247,45 @@ func (ps *peerSet) get(name string) *member {
 	return ps.byName[name]
 }
 
-// down reports whether m was marked down less than DownFor ago. The clock
-// is read only while a mark exists, so the healthy path costs no syscall.
-func (m *member) down() bool {
+// down reports whether m is marked down. Once the mark is DownFor old, m
+// stays down until a probe (one at a time, in the background) gets an
+// answer from it, so a host that stopped answering costs one request
+// timeout, not one every DownFor. The clock is read only while a mark
+// exists, so the healthy path costs no syscall.
+func (r *Router) down(m *member) bool {
 	until := m.downUntil.Load()
 	if until == 0 {
 		return false
 	}
-	if time.Now().UnixNano() < until {
-		return true
+	if time.Now().UnixNano() >= until && m.probing.CompareAndSwap(false, true) {
+		r.probeMu.Lock()
+		if r.probesClosed {
+			m.probing.Store(false)
+		} else {
+			r.probes.Go(func() { r.probe(m) })
+		}
+		r.probeMu.Unlock()
 	}
-	m.downUntil.CompareAndSwap(until, 0)
-	return false
+	return true
+}
+
+// probeKey is read (this node's copy only) to learn whether a member
+// answers again.
+var probeKey = []byte("shoal:probe")
+
+// probe asks m for probeKey: any answer ends m's down mark; no answer
+// renews it for DownFor.
+func (r *Router) probe(m *member) {
+	defer m.probing.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DownFor)
+	defer cancel()
+	_, _, err := m.client.Get(ctx, probeKey, peer.GetOptions{LocalOnly: true, NoBump: true})
+	if err != nil && failover(err) {
+		m.downUntil.Store(time.Now().Add(r.cfg.DownFor).UnixNano())
+		return
+	}
+	m.downUntil.Store(0)
+	r.log.Info("peer answers again", "peer", m.name)
 }
 
 // failover reports whether err means the owner did not answer, so the
@@ -265,12 +300,11 @@ func failover(err error) bool {
 // (or there is no view yet); otherwise remote runs with the member, and an
 // error from it that means "no answer" marks the member down and moves on
 // to the next owner. walk returns ErrUnavailable when no owner is left,
-// or remote's error when the owner answered with one, and ErrPaused when
-// the process was just found to have been paused.
+// or remote's error when the owner answered with one. A client's request
+// runs even when it is the one that finds the process was paused (it
+// runs after the recovery): the client is still waiting for its answer.
 func (r *Router) walk(key []byte, local func(*View), remote func(*member) error) error {
-	if !r.awake() {
-		return ErrPaused
-	}
+	r.awake()
 	v := r.cfg.Members.View()
 	if v == nil || v.Ring == nil {
 		local(v)
@@ -294,9 +328,6 @@ func (r *Router) walk(key []byte, local func(*View), remote func(*member) error)
 		m.forwarded.Add(1)
 		err := remote(m)
 		if err == nil {
-			if m.strikes.Load() != 0 {
-				m.strikes.Store(0)
-			}
 			return nil
 		}
 		if !r.failed(m, err) {
@@ -308,7 +339,7 @@ func (r *Router) walk(key []byte, local func(*View), remote func(*member) error)
 
 // usable reports whether a request may go to member m, named name.
 func (r *Router) usable(name string, m *member) bool {
-	return m != nil && !m.down() && r.cfg.Members.Health(name) != gossip.Dead
+	return m != nil && !r.down(m) && r.cfg.Members.Health(name) != gossip.Dead
 }
 
 // failed counts a failed request to m and reports whether err means m did
@@ -318,11 +349,8 @@ func (r *Router) failed(m *member, err error) bool {
 	if !failover(err) {
 		return false
 	}
-	// A peer that keeps failing stays down longer (up to 4 DownFor), so a
-	// stopped host costs one request timeout per period, not per second.
-	d := r.cfg.DownFor << min(m.strikes.Add(1)-1, 2)
-	if m.downUntil.Swap(time.Now().Add(d).UnixNano()) == 0 {
-		r.log.Warn("peer marked down", "peer", m.name, "for", d, "err", err)
+	if m.downUntil.Swap(time.Now().Add(r.cfg.DownFor).UnixNano()) == 0 {
+		r.log.Warn("peer marked down", "peer", m.name, "err", err)
 	}
 	return true
 }
@@ -362,7 +390,7 @@ func (r *Router) PeerStats() []PeerCounters {
 			continue
 		}
 		out = append(out, PeerCounters{
-			Peer: m.name, Forwarded: m.forwarded.Load(), Failures: m.failures.Load(), Down: m.down(),
+			Peer: m.name, Forwarded: m.forwarded.Load(), Failures: m.failures.Load(), Down: m.downUntil.Load() != 0,
 		})
 	}
 	return out

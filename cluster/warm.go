@@ -19,9 +19,13 @@ import (
 // held it throughout (a source: an owner in the previous view, or another
 // current owner). While a shard warms:
 //
-//   - its items that may be stale are dropped first (when the node owned
-//     the shard before, or was paused), then the source's items are
-//     stored (peer.Client.Dump, the peer-only sd command);
+//   - after a pause its items are dropped first (the others took writes
+//     meanwhile); then the source's items are stored over what it holds
+//     (peer.Client.Dump, the peer-only sd command). Items of a shard the
+//     node owned before, lost and owns again are not dropped: a view can
+//     flap (etcd leases expiring after an etcd outage) and the source may
+//     then hold less than this node; the cost is that a key deleted while
+//     this node did not own it can come back;
 //   - a key the node has not settled yet is read from a source before it is
 //     served or changed (read-through), so neither a miss nor a stale
 //     value is served during the pull;
@@ -48,9 +52,9 @@ type warm struct {
 	src   map[int][]string // per warming shard: members to pull from, preferred first
 	drop  map[int]bool     // warming shards whose local items go first
 	queue []int            // warming shards the worker has not pulled yet
-	// lost is per shard: this node owned it once and then did not, so
-	// what it still holds may be stale when it owns it again.
-	lost []bool
+	// dropOthers: after a pause, drop the items of shards this node does
+	// not own too; it held them from before and they may be stale.
+	dropOthers bool
 	// changedAt is per shard: the epoch of the latest view in which its
 	// owners changed; replicated writes from an older epoch are refused.
 	changedAt []int64
@@ -63,7 +67,6 @@ func (w *warm) init(shards int) {
 		return
 	}
 	w.flags = make([]atomic.Bool, shards)
-	w.lost = make([]bool, shards)
 	w.changedAt = make([]int64, shards)
 	w.fresh = map[string]bool{}
 	w.src = map[int][]string{}
@@ -85,10 +88,9 @@ func (w *warm) start(cs []claim) {
 		}
 		w.queue = append(w.queue, c.shard) // again if warming: pulled again
 		w.src[c.shard] = c.src
-		if c.drop || w.lost[c.shard] {
+		if c.drop {
 			w.drop[c.shard] = true
 		}
-		w.lost[c.shard] = false
 	}
 	if len(cs) > 0 {
 		select {
@@ -180,7 +182,6 @@ func (r *Router) transition(old, nv *View) {
 			}
 			cs = append(cs, claim{shard: s, src: src})
 		case !in && wasIn:
-			w.lost[s] = true
 			w.finish(s)
 		}
 	}

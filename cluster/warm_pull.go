@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"shoal/peer"
@@ -34,6 +35,16 @@ func (r *Router) pullQueued(ctx context.Context) {
 		if w.drop[s] {
 			drop[s], anyDrop = true, true
 			delete(w.drop, s)
+		}
+	}
+	if w.dropOthers {
+		w.dropOthers = false
+		if v := r.cfg.Members.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(drop) {
+			for s := range drop {
+				if !slices.Contains(v.Ring.Owners(s), r.self) {
+					drop[s], anyDrop = true, true
+				}
+			}
 		}
 	}
 	w.mu.Unlock()
@@ -117,8 +128,9 @@ func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int) error {
 	})
 }
 
-// dropStale deletes the local items of the shards marked in drop that are
-// not fresh: what this node held from before may have been overwritten.
+// dropStale deletes the local items of the shards marked in drop, but the
+// fresh keys of warming shards: what this node held from before a pause
+// may have been overwritten.
 func (r *Router) dropStale(drop []bool) {
 	v := r.cfg.Members.View()
 	if v == nil || v.Ring == nil {
@@ -131,7 +143,7 @@ func (r *Router) dropStale(drop []bool) {
 			return true
 		}
 		w.mu.Lock()
-		if _, fresh := w.fresh[string(key)]; !fresh && w.flags[s].Load() {
+		if _, fresh := w.fresh[string(key)]; !fresh || !w.flags[s].Load() {
 			if res, _ := r.st.Delete(key, &store.DeleteOptions{CAS: it.CAS}); res == store.Deleted {
 				w.dropped.Add(1)
 			}
