@@ -17,9 +17,10 @@
 // Each entry carries the sender's ring epoch and the shard's sequence number
 // (ms/md Y and Z, peer-only flags): the replica refuses an epoch older than
 // the last change of the shard's owners, so a node that lost a shard cannot
-// overwrite its new owners. An entry that fails to reach its peer is
-// counted and discarded, not retried: a peer that was unreachable re-pulls
-// its shards when it returns (cluster's warm-up).
+// overwrite its new owners. An entry the peer does not answer goes back to
+// the head of the queue and is sent again after RetryAfter, up to three
+// times, then counted and discarded: a peer that was away that long
+// re-pulls its shards when it returns (cluster's warm-up).
 package repl
 
 import (
@@ -88,7 +89,8 @@ type PeerStats struct {
 	Queued   int    // entries waiting now
 	Sent     uint64 // entries the peer acknowledged
 	Dropped  uint64 // entries dropped because the queue was full
-	Failures uint64 // entries the peer did not acknowledge (discarded)
+	Failures uint64 // entries discarded: refused by the peer, or unanswered maxTries times
+	Retries  uint64 // sends the peer did not answer, queued again
 	// Lag is the age of the oldest entry not yet acknowledged; 0 when
 	// nothing is pending.
 	Lag time.Duration
@@ -99,10 +101,16 @@ type PeerStats struct {
 }
 
 type entry struct {
-	key []byte
-	it  Item
-	at  int64 // enqueue time, unix nanoseconds
+	key   []byte
+	it    Item
+	at    int64 // enqueue time, unix nanoseconds
+	tries int   // sends the peer did not answer
 }
+
+// maxTries is how many times an entry is sent to a peer that does not
+// answer before it is discarded: a blip costs nothing, a peer that is gone
+// re-pulls its shards when it returns (cluster's warm-up).
+const maxTries = 3
 
 // link is one peer: its queue, client and counters.
 type link struct {
@@ -116,7 +124,7 @@ type link struct {
 	sending  int   // entries being sent
 	wake     chan struct{}
 
-	sent, dropped, failures atomic.Uint64
+	sent, dropped, failures, retries atomic.Uint64
 	started                 bool
 }
 
@@ -219,6 +227,7 @@ func (r *Replicator) link(t Target) *link {
 		nl.sent.Store(l.sent.Load())
 		nl.dropped.Store(l.dropped.Load())
 		nl.failures.Store(l.failures.Load())
+		nl.retries.Store(l.retries.Load())
 		l.mu.Lock()
 		for i := 0; i < l.n && i < len(nl.q); i++ {
 			nl.q[i] = l.q[(l.head+i)%len(l.q)]
@@ -354,6 +363,21 @@ func (r *Replicator) send(ctx context.Context, l *link) {
 	}
 }
 
+// requeue puts es back at the head of the queue, in order, ahead of
+// everything queued since (which is newer); it returns how many fit.
+func (l *link) requeue(es []entry) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kept := 0
+	for i := len(es) - 1; i >= 0 && l.n < len(l.q); i-- {
+		l.head = (l.head - 1 + len(l.q)) % len(l.q)
+		l.q[l.head] = es[i]
+		l.n++
+		kept++
+	}
+	return kept
+}
+
 // take moves up to max entries from the queue into batch.
 func (l *link) take(batch []entry, max int) []entry {
 	l.mu.Lock()
@@ -382,6 +406,9 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 	}
 	var wg sync.WaitGroup
 	var down atomic.Bool
+	var mu sync.Mutex
+	var again []entry // unanswered, in batch order
+	failed := make([]bool, len(batch))
 	for i := range batch {
 		e := &batch[i]
 		if last[string(e.key)] != i {
@@ -398,16 +425,35 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 				})
 			}
 			if err != nil {
-				l.failures.Add(1)
-				if !errors.Is(err, peer.ErrReply) {
-					down.Store(true)
+				if errors.Is(err, peer.ErrReply) {
+					l.failures.Add(1) // the peer's answer: sending again changes nothing
+					return
 				}
+				down.Store(true)
+				mu.Lock()
+				failed[i] = true
+				mu.Unlock()
 				return
 			}
 			l.sent.Add(1)
 		})
 	}
 	wg.Wait()
+	for i, e := range batch {
+		if !failed[i] {
+			continue
+		}
+		if e.tries+1 >= maxTries {
+			l.failures.Add(1)
+			continue
+		}
+		e.tries++
+		again = append(again, e)
+		l.retries.Add(1)
+	}
+	if n := l.requeue(again); n < len(again) {
+		l.dropped.Add(uint64(len(again) - n))
+	}
 	if down.Load() {
 		r.log.Debug("replication peer did not answer", "peer", l.name)
 	}
@@ -449,7 +495,7 @@ func (r *Replicator) Stats() []PeerStats {
 		if oldest != 0 {
 			s.Lag = time.Duration(now - oldest)
 		}
-		s.Sent, s.Dropped, s.Failures = l.sent.Load(), l.dropped.Load(), l.failures.Load()
+		s.Sent, s.Dropped, s.Failures, s.Retries = l.sent.Load(), l.dropped.Load(), l.failures.Load(), l.retries.Load()
 		out = append(out, s)
 	}
 	return out
