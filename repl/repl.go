@@ -125,7 +125,7 @@ type link struct {
 	wake     chan struct{}
 
 	sent, dropped, failures, retries atomic.Uint64
-	started                 bool
+	started                          bool
 }
 
 // Replicator pushes write results to peers. Its methods are safe for
