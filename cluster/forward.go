@@ -12,8 +12,9 @@ import (
 // Forwarding maps store options onto meta requests. What does not travel
 // faithfully yet:
 //
-//   - SetOptions.KeyBinary: the owner does not learn that the client sent
-//     the key base64-encoded, so later meta reads do not return it encoded.
+//   - A key a client sent base64-encoded travels so (ms b) on forwarded
+//     sets, replication, warm-up pulls and handoff, but not on a key
+//     settled by read-through during warm-up, which is stored plain.
 //   - Item.Created after a forwarded vivify (mg N, ma N) is inferred (win
 //     token on an empty value for mg; never for ma), so the t flag of the
 //     very reply that created the item may report the T rather than the N
@@ -142,6 +143,7 @@ func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result
 		pr, cas, err := m.client.Set(context.Background(), key, value, peer.SetOptions{
 			Flags: so.Flags, TTL: ttl(so.Exptime), CAS: so.CAS, Invalidate: so.Invalidate,
 			Mode: setModes[so.Mode], NewCAS: so.NewCAS, Vivify: so.Vivify, VivifyTTL: ttl(so.Exptime),
+			KeyBinary: so.KeyBinary,
 		})
 		if err != nil {
 			if rr, ok := replyResult(err); ok {

@@ -62,6 +62,7 @@ func (r *Router) Handoff(ctx context.Context) (sent, failed uint64) {
 			for j := range jobs {
 				_, _, err := j.m.client.Set(ctx, j.key, j.val, peer.SetOptions{
 					Flags: j.it.Flags, TTL: ttl(j.it.Exptime), NewCAS: j.it.CAS, Epoch: uint64(v.Epoch),
+					KeyBinary: j.it.KeyBinary,
 				})
 				if err != nil {
 					bad.Add(1)

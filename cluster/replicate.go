@@ -47,7 +47,7 @@ func (r *Router) result(key []byte) repl.Item {
 	if res != store.Hit {
 		return repl.Item{Deleted: true}
 	}
-	return repl.Item{Value: val, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS}
+	return repl.Item{Value: val, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary}
 }
 
 // replicate pushes the result of a local write of key to targets, with

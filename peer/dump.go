@@ -95,6 +95,7 @@ func (c *Client) dump(ctx context.Context, nc net.Conn, want []byte, fn func(key
 			k = key
 		}
 		it := Item{Value: rep.Value, TTL: -1}
+		_, it.KeyBinary = rep.Flag('b')
 		it.CAS, _ = rep.Uint('c')
 		if v, ok := rep.Int('t'); ok {
 			it.TTL = v

@@ -101,7 +101,11 @@ func (r *request) encode(b []byte) []byte {
 		b = append(b, " v f c t"...)
 	case kindSet:
 		s := &r.set
-		b = protocol.AppendMetaSetRequest(b, r.key, len(r.value))
+		if s.KeyBinary {
+			b = protocol.AppendMetaSetRequestBase64(b, r.key, len(r.value))
+		} else {
+			b = protocol.AppendMetaSetRequest(b, r.key, len(r.value))
+		}
 		b = protocol.AppendMetaFlag(b, 'c')
 		if s.Flags != 0 {
 			b = protocol.AppendMetaFlagUint(b, 'F', uint64(s.Flags))

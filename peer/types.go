@@ -79,6 +79,9 @@ type Item struct {
 	Win        bool
 	Stale      bool
 	TokenSent  bool
+	// KeyBinary: the key was stored base64-encoded by its client (Dump
+	// reports it from the b flag).
+	KeyBinary bool
 }
 
 // GetOptions tunes Get. The zero value is a plain get.
@@ -144,6 +147,9 @@ type SetOptions struct {
 	// Z, sent when non-zero). A shoal peer port hands such writes to its
 	// replica logic; memcached and a shoal client port reject them.
 	Epoch, Seq uint64
+	// KeyBinary sends the key base64-encoded (ms b) even when it need not
+	// be, so the peer remembers it as a client's base64 key.
+	KeyBinary bool
 }
 
 // DeleteOptions tunes Delete. The zero value deletes unconditionally.

@@ -81,6 +81,8 @@ type Item struct {
 	// Epoch is the sender's ring epoch and Seq the write's number in its
 	// shard at the sender (both travel as peer-only meta flags).
 	Epoch, Seq uint64
+	// KeyBinary: the key's client sent it base64-encoded (it travels so).
+	KeyBinary bool
 }
 
 // PeerStats is a snapshot of one peer's counters.
@@ -422,6 +424,7 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 			} else {
 				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{
 					Flags: e.it.Flags, TTL: ttl(e.it.Exptime), NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq,
+					KeyBinary: e.it.KeyBinary,
 				})
 			}
 			if err != nil {
