@@ -295,12 +295,12 @@ func joinCluster(ctx context.Context, o options, client, peer net.Addr, log *slo
 	stop := func() {}
 	endpoints := splitList(o.etcd)
 	if o.dev {
-		dev, stopDev, err := startDevEtcd(ctx, o)
+		devEndpoints, stopDev, err := startDevEtcd(ctx, o)
 		if err != nil {
 			return nil, nil, err
 		}
 		stop = stopDev
-		endpoints = dev.Endpoints()
+		endpoints = devEndpoints
 		log.Info("dev etcd serving", "endpoints", strings.Join(endpoints, ","))
 	}
 	node, err := newClusterNode(o, endpoints, client, peer, log)

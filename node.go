@@ -9,14 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"shoal/cluster"
-	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
 	"shoal/ring"
@@ -24,33 +21,6 @@ import (
 
 // shardCount is fixed for the life of a cluster; the first node seeds it.
 const shardCount = 4096
-
-// startDevEtcd runs the --dev etcd in a fresh temporary directory and
-// returns it with a function that stops it and removes the directory.
-func startDevEtcd(ctx context.Context, o options) (*devetcd.Server, func(), error) {
-	host, port, err := net.SplitHostPort(o.devEtcd)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--dev-etcd: %w", err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--dev-etcd: bad port %q", port)
-	}
-	dir, err := os.MkdirTemp("", "shoal-dev-etcd-")
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := devetcd.Start(ctx, devetcd.Config{
-		Dir:        dir,
-		ClientAddr: o.devEtcd,
-		PeerAddr:   net.JoinHostPort(host, strconv.Itoa(p+1)),
-	})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
-	return srv, func() { srv.Close(); os.RemoveAll(dir) }, nil
-}
 
 // listenPeer opens the peer listener: forwarded requests (and, later,
 // replication) arrive there and are served from the local store only, so a

@@ -1,0 +1,14 @@
+//go:build nodev
+
+package main
+
+import (
+	"context"
+	"errors"
+)
+
+// startDevEtcd: this binary was built with -tags nodev, without etcd's
+// server (see dev.go).
+func startDevEtcd(ctx context.Context, o options) ([]string, func(), error) {
+	return nil, nil, errors.New("--dev: this shoal was built with -tags nodev, without the embedded etcd; use --etcd")
+}
