@@ -53,6 +53,17 @@ type Config struct {
 	// survives failover; memcached 1.6.18 has no E flag, so a client
 	// listener must leave this off to reject E as memcached does.
 	ExplicitCAS bool
+	// EventLoop serves connections from one edge-triggered epoll loop per
+	// GOMAXPROCS over non-blocking sockets, instead of one goroutine per
+	// connection: a request then costs epoll_wait, read and write and no
+	// goroutine hand-off between threads. A loop runs its connections'
+	// commands one after another on its own goroutine, so a Cache call that
+	// blocks (a cluster Router forwarding to a peer) would stall every
+	// connection of that loop: set it only over a Cache whose calls never
+	// wait on the network, such as Local. Off (the zero value): a goroutine
+	// per connection. Where epoll is missing (not Linux), or for a
+	// net.Conn that is not a socket, connections get goroutines anyway.
+	EventLoop bool
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()
@@ -115,6 +126,9 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closed    counters // counters of connections that have ended
 	done      bool
+	loops     []*loop // event loops (EventLoop), started by the first Serve
+	loopsOff  bool    // EventLoop is set but the loops could not start
+	nextLoop  int     // round robin over loops for new connections
 	wg        sync.WaitGroup
 }
 
@@ -147,6 +161,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrClosed
 	}
 	s.listeners[ln] = struct{}{}
+	if s.cfg.EventLoop && s.loops == nil && !s.loopsOff {
+		s.startLoopsLocked()
+	}
 	s.mu.Unlock()
 	var delay time.Duration
 	for {
@@ -188,8 +205,19 @@ func (s *Server) admit(nc net.Conn) bool {
 		nc.Close()
 		return false
 	}
-	c := newConn(s, nc)
+	c := newConn(s, nc.RemoteAddr(), nc.LocalAddr())
 	s.conns[c] = struct{}{}
+	if len(s.loops) > 0 {
+		if fd, err := detach(nc); err == nil {
+			l := s.loops[s.nextLoop%len(s.loops)]
+			s.nextLoop++
+			l.add(c, fd)
+			s.mu.Unlock()
+			return true
+		}
+	}
+	c.nc = nc
+	c.setIO(connReader{c}, nc)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -214,7 +242,8 @@ func (s *Server) isDone() bool {
 }
 
 // Shutdown closes the listeners, then every connection, and waits for the
-// connection goroutines to exit or ctx to end. It is idempotent.
+// connection goroutines and event loops to exit or ctx to end. It is
+// idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.done = true
@@ -222,7 +251,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	for c := range s.conns {
-		c.nc.Close()
+		if c.nc != nil {
+			c.nc.Close()
+		}
+	}
+	for _, l := range s.loops {
+		l.stop() // the loop closes its own connections
 	}
 	s.mu.Unlock()
 	waited := make(chan struct{})

@@ -1,0 +1,20 @@
+//go:build !linux
+
+package server
+
+import (
+	"errors"
+	"net"
+)
+
+var errNoEpoll = errors.New("server: event loop needs epoll (Linux)")
+
+// loop is a stand-in where epoll is missing: newLoop always fails, so
+// Config.EventLoop falls back to a goroutine per connection.
+type loop struct{}
+
+func newLoop(*Server) (*loop, error) { return nil, errNoEpoll }
+func (*loop) run()                   {}
+func (*loop) stop()                  {}
+func (*loop) add(*conn, int)         {}
+func detach(net.Conn) (int, error)   { return -1, errNoEpoll }
