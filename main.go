@@ -102,6 +102,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Settings:       settings(o),
 		Logger:         log,
 		OnShutdown:     cancel,
+		// A standalone node's cache is the local store, whose calls never
+		// wait on the network: event loops serve it with fewer scheduler
+		// hand-offs. A cluster node's router may wait on a peer, which
+		// would stall a loop; it keeps a goroutine per connection.
+		EventLoop: !o.clustered() && !o.connGoroutines,
 	}
 	var node *cluster.Node
 	var cache server.Cache = server.Local{Store: st}
