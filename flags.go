@@ -21,7 +21,7 @@ type options struct {
 	listen         string // comma-separated addresses
 	memoryMB       int64
 	maxConns       int
-	threads        int // 0: leave GOMAXPROCS alone
+	threads        int // 0: all cores
 	maxItemSize    int
 	noEvict        bool
 	udpPort        int
@@ -79,7 +79,7 @@ var flagSpecs = []flagSpec{
 	{'l', "listen", "<addr>", "interfaces to listen on, comma separated (default: 127.0.0.1)", func(o *options, v string) error { o.listen = v; return nil }},
 	{'m', "memory-limit", "<num>", "item memory in megabytes (default: 64)", func(o *options, v string) error { return int64Flag(&o.memoryMB, v, 1, 1<<30) }},
 	{'c', "conn-limit", "<num>", "max simultaneous connections (default: 1024)", func(o *options, v string) error { return intFlag(&o.maxConns, v, 1, 1<<24) }},
-	{'t', "threads", "<num>", "number of threads to use: sets GOMAXPROCS (default: all cores)", func(o *options, v string) error { return intFlag(&o.threads, v, 1, 4096) }},
+	{'t', "threads", "<num>", "number of threads to use: event loops, with GOMAXPROCS one more; sets GOMAXPROCS with --conn-goroutines or in a cluster (default: all cores)", func(o *options, v string) error { return intFlag(&o.threads, v, 1, 4096) }},
 	{'I', "max-item-size", "<num>", "max item size, with k or m suffix (default: 1m, min: 1k, max: 1024m)", func(o *options, v string) error { return sizeFlag(&o.maxItemSize, v) }},
 	{'M', "disable-evictions", "", "return error on memory exhausted instead of evicting", func(o *options, _ string) error { o.noEvict = true; return nil }},
 	{'A', "enable-shutdown", "", "enable the ascii \"shutdown\" command", func(o *options, _ string) error { o.allowShutdown = true; return nil }},

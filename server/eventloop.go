@@ -24,11 +24,14 @@ type evState struct {
 	lastIn int64
 }
 
-// startLoopsLocked starts one event loop per GOMAXPROCS. If the system
+// startLoopsLocked starts the event loops (Config.Loops). If the system
 // cannot (no epoll), connections get goroutines and a warning is logged
 // once. Callers hold s.mu.
 func (s *Server) startLoopsLocked() {
-	n := runtime.GOMAXPROCS(0)
+	n := s.cfg.Loops
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
 	for range n {
 		l, err := newLoop(s)
 		if err != nil {
@@ -43,6 +46,10 @@ func (s *Server) startLoopsLocked() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			// A loop is a thread's worth of work: keeping it on one thread
+			// saves the hand-offs between threads after its waits.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			l.run()
 		}()
 	}

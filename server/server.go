@@ -53,8 +53,8 @@ type Config struct {
 	// survives failover; memcached 1.6.18 has no E flag, so a client
 	// listener must leave this off to reject E as memcached does.
 	ExplicitCAS bool
-	// EventLoop serves connections from one edge-triggered epoll loop per
-	// GOMAXPROCS over non-blocking sockets, instead of one goroutine per
+	// EventLoop serves connections from edge-triggered epoll loops (see
+	// Loops) over non-blocking sockets, instead of one goroutine per
 	// connection: a request then costs epoll_wait, read and write and no
 	// goroutine hand-off between threads. A loop runs its connections'
 	// commands one after another on its own goroutine, so a Cache call that
@@ -64,6 +64,14 @@ type Config struct {
 	// per connection. Where epoll is missing (not Linux), or for a
 	// net.Conn that is not a socket, connections get goroutines anyway.
 	EventLoop bool
+	// Loops is the number of event loops (with EventLoop). Zero means
+	// GOMAXPROCS. A loop waits in epoll_wait, a system call, holding its P
+	// (the runtime's right to run Go code): leave GOMAXPROCS at least one
+	// above Loops, so that the rest of the process (accepting, timers, the
+	// store's reclaimer) finds a P without waiting for the runtime to take
+	// one from a loop, and the runtime's monitor, seeing an idle P, leaves
+	// waiting loops alone instead of waking every 20 µs to take their Ps.
+	Loops int
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()
@@ -83,6 +91,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxItemSize < 0 {
 		return fmt.Errorf("%w: max item size must be positive", ErrConfig)
+	}
+	if c.Loops < 0 {
+		return fmt.Errorf("%w: event loops must not be negative", ErrConfig)
 	}
 	if c.IdleTimeout < 0 {
 		return fmt.Errorf("%w: idle timeout must not be negative", ErrConfig)
