@@ -171,3 +171,33 @@ func TestShutdownClosesConnections(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeValue stores and reads back a value near -I 128m, which arrives
+// and leaves over many reads and writes.
+func TestLargeValue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 200 MB")
+	}
+	for name, loop := range drivers {
+		t.Run(name, func(t *testing.T) {
+			const size = 100 << 20
+			_, addr := startDriver(t, loop, 128<<20)
+			c := dial(t, addr)
+			c.SetDeadline(time.Now().Add(time.Minute))
+			val := strings.Repeat("0123456789abcdef", size/16)
+			go io.WriteString(c, "set big 0 0 "+strconv.Itoa(size)+"\r\n"+val+"\r\nget big\r\n")
+			r := bufio.NewReaderSize(c, 1<<20)
+			if line, err := r.ReadString('\n'); err != nil || line != "STORED\r\n" {
+				t.Fatalf("set: %q, %v", line, err)
+			}
+			want := "VALUE big 0 " + strconv.Itoa(size) + "\r\n" + val + "\r\nEND\r\n"
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(r, got); err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != want {
+				t.Fatal("get returned a different value")
+			}
+		})
+	}
+}
