@@ -95,14 +95,23 @@ func detach(nc net.Conn) (int, error) {
 	return fd, nil
 }
 
-// add hands a new connection to the loop; the loop registers it.
-func (l *loop) add(c *conn, fd int) {
+// add hands a new connection to the loop, which registers it. If the loop
+// has stopped, it closes fd and reports false.
+func (l *loop) add(c *conn, fd int) bool {
 	c.ev = evState{loop: l, fd: fd}
 	c.setIO(fdReader{c}, fdWriter{c})
 	l.mu.Lock()
-	l.added = append(l.added, c)
+	stopped := l.stopped
+	if !stopped {
+		l.added = append(l.added, c)
+	}
 	l.mu.Unlock()
+	if stopped {
+		unix.Close(fd)
+		return false
+	}
 	l.wake()
+	return true
 }
 
 // stop makes the loop close its connections and return. It is idempotent.
@@ -216,10 +225,12 @@ func (l *loop) serve(c *conn, events uint32) {
 	}
 }
 
-// sweep closes the connections idle longer than IdleTimeout.
+// sweep closes the connections idle longer than IdleTimeout. One whose
+// replies wait for the client to read is not idle, as under the goroutine
+// driver, which times out reads only.
 func (l *loop) sweep() {
 	for _, c := range l.conns {
-		if l.now-c.ev.lastIn >= l.idle {
+		if l.now-c.ev.lastIn >= l.idle && !c.pending() {
 			l.close(c)
 		}
 	}

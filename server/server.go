@@ -222,9 +222,12 @@ func (s *Server) admit(nc net.Conn) bool {
 		if fd, err := detach(nc); err == nil {
 			l := s.loops[s.nextLoop%len(s.loops)]
 			s.nextLoop++
-			l.add(c, fd)
+			ok := l.add(c, fd)
+			if !ok { // the loop died (it logged why)
+				delete(s.conns, c)
+			}
 			s.mu.Unlock()
-			return true
+			return ok
 		}
 	}
 	c.nc = nc
