@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -199,5 +201,28 @@ func TestLargeValue(t *testing.T) {
 				t.Fatal("get returned a different value")
 			}
 		})
+	}
+}
+
+// TestKeyTestsUnderEventLoop runs the conformance, fuzz seed, stats and
+// connection tests again with every test server on the event loop (see
+// eventLoopEnv), so a plain go test covers both drivers.
+func TestKeyTestsUnderEventLoop(t *testing.T) {
+	if os.Getenv(eventLoopEnv) == "1" {
+		t.Skip("already under the event loop")
+	}
+	if testing.Short() {
+		t.Skip("reruns the conformance suite")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^(TestConformance|FuzzConn|TestStats.*|TestMetaStats|TestConnectionLimit|TestIdleTimeoutClosesConnection|TestOversizedValueIsSwallowed|TestLongLineClosesConnection|TestMultiGet.*)$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), eventLoopEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("under the event loop: %v\n%s", err, out)
+	}
+	for _, name := range []string{"TestConformance", "FuzzConn", "TestStatsCountCommands", "TestIdleTimeoutClosesConnection"} {
+		if !strings.Contains(string(out), "--- PASS: "+name+" ") {
+			t.Errorf("under the event loop, %s did not pass:\n%s", name, out)
+		}
 	}
 }
