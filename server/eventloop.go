@@ -30,7 +30,7 @@ type evState struct {
 func (s *Server) startLoopsLocked() {
 	n := s.cfg.Loops
 	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	for range n {
 		l, err := newLoop(s)

@@ -49,8 +49,8 @@ func TestEventLoopServesConnections(t *testing.T) {
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if len(srv.loops) != runtime.GOMAXPROCS(0) {
-		t.Errorf("%d loops, want GOMAXPROCS (%d)", len(srv.loops), runtime.GOMAXPROCS(0))
+	if want := max(1, runtime.GOMAXPROCS(0)-1); len(srv.loops) != want {
+		t.Errorf("%d loops, want GOMAXPROCS-1 (%d)", len(srv.loops), want)
 	}
 	for c := range srv.conns {
 		if c.nc != nil {

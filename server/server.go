@@ -65,7 +65,7 @@ type Config struct {
 	// net.Conn that is not a socket, connections get goroutines anyway.
 	EventLoop bool
 	// Loops is the number of event loops (with EventLoop). Zero means
-	// GOMAXPROCS. A loop waits in epoll_wait, a system call, holding its P
+	// GOMAXPROCS-1, at least 1. A loop waits in epoll_wait, a system call, holding its P
 	// (the runtime's right to run Go code): leave GOMAXPROCS at least one
 	// above Loops, so that the rest of the process (accepting, timers, the
 	// store's reclaimer) finds a P without waiting for the runtime to take
