@@ -137,7 +137,10 @@ func (l *loop) run() {
 	}
 	var swept int64
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, timeout)
+		n, err := l.ready()
+		if n == 0 && err == nil {
+			n, err = unix.EpollWait(l.epfd, l.events, timeout)
+		}
 		if err != nil {
 			if err == unix.EINTR {
 				continue
@@ -166,6 +169,19 @@ func (l *loop) run() {
 			l.sweep()
 		}
 	}
+}
+
+// ready collects the events ready now without waiting. Under load there
+// usually are some, and a raw system call spares the scheduler's
+// bookkeeping of one that may block (entering and leaving it, and
+// possibly handing the P to another thread); only when none are ready
+// does run wait in a blocking epoll_wait.
+func (l *loop) ready() (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // takeAdded registers the connections handed over by add. It reports
