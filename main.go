@@ -120,6 +120,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Loops:          threads,
 	}
 	var node *cluster.Node
+	var srv *server.Server
+	leave := func() {} // ends cluster membership (deregisters)
 	var cache server.Cache = server.Local{Store: st}
 	var router *cluster.Router
 	var peerSrv *server.Server // serves forwarded requests from the local store
@@ -149,7 +151,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			return err
 		}
 		stopEtcd = stop
-		if router, err = cluster.NewRouter(cluster.RouterConfig{Members: node, Store: st, Logger: log, Replicator: replicator}); err != nil {
+		if router, err = cluster.NewRouter(cluster.RouterConfig{
+			Members: node, Store: st, Logger: log, Replicator: replicator,
+			// After a pause, what the peer connections still hold was
+			// sent before it: the senders timed out and went to the next
+			// owner. Client connections stay: a client that gave up has
+			// closed its own, and one still waiting wants its answer.
+			// What was queued for the replicas predates what they took
+			// over meanwhile.
+			OnPause: func() {
+				peerSrv.DropConns()
+				replicator.Discard()
+			},
+		}); err != nil {
 			return err
 		}
 		scfg.Cluster = clusterInfo{node, routerPeers{router, replicator}}
@@ -157,23 +171,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		cache = router
 		// Forwarded writes arrive on the peer port; their owner replicates
 		// them from there.
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log, ExplicitCAS: true}, router.PeerCache()); err != nil {
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log, PeerExtensions: true}, router.PeerCache()); err != nil {
 			return err
 		}
 		wg.Go(func() {
+			// Peers that already see this node queue in the listen
+			// backlog until it sees itself: before that it would answer
+			// for shards it has not started to warm.
+			waitInView(ctx, node, 10*time.Second)
 			if err := peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
 				log.Error("peer server stopped", "err", err)
 				cancel()
 			}
 		})
+		// The node and the router outlive the servers: on the way out this
+		// node hands its shards off, and only then deregisters.
+		nodeCtx, nodeCancel := context.WithCancel(context.Background())
+		defer nodeCancel()
+		leave = nodeCancel
 		wg.Go(func() {
-			if err := node.Run(ctx); err != nil {
+			if err := node.Run(nodeCtx); err != nil {
 				log.Error("cluster membership stopped", "err", err)
 				cancel()
 			}
 		})
+		wg.Go(func() { router.Run(nodeCtx) })
 	}
-	srv, err := server.New(scfg, cache)
+	srv, err = server.New(scfg, cache)
 	if err != nil {
 		return err
 	}
@@ -194,6 +218,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			log.Error("store stopped", "err", err)
 		}
 	})
+	if node != nil {
+		// Clients queue in the listen backlog until the node has its
+		// first view: before it, every key would look local, and missing.
+		waitInView(ctx, node, 10*time.Second)
+	}
 	errc := make(chan error, len(lns))
 	addrs := make([]net.Addr, len(lns))
 	for i, ln := range lns {
@@ -216,6 +245,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("connections did not close in time", "err", err)
 	}
+	if router != nil {
+		sent, failed := router.Handoff(sctx)
+		log.Info("shards handed off", "items", sent, "failed", failed)
+	}
+	leave()
 	if peerSrv != nil {
 		if err := peerSrv.Shutdown(sctx); err != nil {
 			log.Warn("peer connections did not close in time", "err", err)
@@ -325,7 +359,7 @@ func (p routerPeers) PeerStats() []monitor.PeerStats {
 	for _, c := range p.r.PeerStats() {
 		s := rs[c.Peer]
 		out = append(out, monitor.PeerStats{Peer: c.Peer, Forwarded: c.Forwarded, ForwardFailures: c.Failures,
-			ReplLag: s.Lag, ReplQueueDrops: s.Dropped})
+			ReplLag: s.Lag, ReplLagSeq: s.LagSeq, ReplQueueDrops: s.Dropped})
 	}
 	return out
 }
@@ -339,13 +373,14 @@ type clusterInfo struct {
 }
 
 func (c clusterInfo) ClusterStats() [][2]string {
-	out := c.node.ClusterStats()
+	out := append(c.node.ClusterStats(), c.peers.r.ClusterStats()...)
 	for _, p := range c.peers.PeerStats() {
 		pre := "peer:" + p.Peer + ":"
 		out = append(out,
 			[2]string{pre + "forwarded", strconv.FormatUint(p.Forwarded, 10)},
 			[2]string{pre + "forward_failures", strconv.FormatUint(p.ForwardFailures, 10)},
 			[2]string{pre + "repl_lag_seconds", strconv.FormatFloat(p.ReplLag.Seconds(), 'f', 3, 64)},
+			[2]string{pre + "repl_lag_sequences", strconv.Itoa(p.ReplLagSeq)},
 			[2]string{pre + "repl_queue_drops", strconv.FormatUint(p.ReplQueueDrops, 10)},
 		)
 	}

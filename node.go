@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"shoal/cluster"
 	"shoal/devetcd"
@@ -129,4 +131,16 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// waitInView returns once the node's view lists the node itself, ctx ends
+// or timeout passes.
+func waitInView(ctx context.Context, node *cluster.Node, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if v := node.View(); v != nil && v.Ring != nil && slices.Contains(v.Ring.Nodes(), node.Name()) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -12,8 +12,9 @@ import (
 // Forwarding maps store options onto meta requests. What does not travel
 // faithfully yet:
 //
-//   - SetOptions.KeyBinary: the owner does not learn that the client sent
-//     the key base64-encoded, so later meta reads do not return it encoded.
+//   - A key a client sent base64-encoded travels so (ms b) on forwarded
+//     sets, replication, warm-up pulls and handoff, but not on a key
+//     settled by read-through during warm-up, which is stored plain.
 //   - Item.Created after a forwarded vivify (mg N, ma N) is inferred (win
 //     token on an empty value for mg; never for ma), so the t flag of the
 //     very reply that created the item may report the T rather than the N
@@ -23,7 +24,8 @@ import (
 //   - A classic multi-key get goes by owner in batches (multiget.go), but a
 //     meta mg is one key, so a pipeline of mg is still forwarded key by key.
 //   - Touch is forwarded as a gat (mg T v): the value crosses the wire.
-//   - FlushAll acts on this node only.
+//   - flush_all reaches every member that answers (Router.FlushAll), each
+//     applying the delay on its own clock; one that is down keeps its items.
 
 // maxRelative is memcached's 30 days: larger meta TTLs are absolute times.
 const maxRelative = 60 * 60 * 24 * 30
@@ -81,9 +83,8 @@ func replyResult(err error) (store.Result, bool) {
 // error from the owner, is a miss.
 func (r *Router) Get(key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	res = store.Miss
-	err := r.walk(key, func() {
-		it, val, res = r.st.Get(key, opt, dst)
-		r.wrote(key, opt != nil && ((opt.Touch && res == store.Hit) || it.Created))
+	err := r.walk(key, func(v *View) {
+		it, val, res = r.localGet(v, key, opt, dst)
 	}, func(m *member) error {
 		var po peer.GetOptions
 		if opt != nil {
@@ -132,9 +133,8 @@ func writeResult(res peer.Result, ok store.Result) store.Result {
 
 // Set writes through the first reachable owner.
 func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
-	err = r.walk(key, func() {
-		res, it = r.st.Set(key, value, opt)
-		r.wrote(key, res == store.Stored)
+	err = r.walk(key, func(v *View) {
+		res, it = r.localSet(v, key, value, opt)
 	}, func(m *member) error {
 		var so store.SetOptions
 		if opt != nil {
@@ -143,6 +143,7 @@ func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result
 		pr, cas, err := m.client.Set(context.Background(), key, value, peer.SetOptions{
 			Flags: so.Flags, TTL: ttl(so.Exptime), CAS: so.CAS, Invalidate: so.Invalidate,
 			Mode: setModes[so.Mode], NewCAS: so.NewCAS, Vivify: so.Vivify, VivifyTTL: ttl(so.Exptime),
+			KeyBinary: so.KeyBinary,
 		})
 		if err != nil {
 			if rr, ok := replyResult(err); ok {
@@ -160,9 +161,8 @@ func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result
 
 // Delete deletes (or invalidates) through the first reachable owner.
 func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
-	err = r.walk(key, func() {
-		res, it = r.st.Delete(key, opt)
-		r.wrote(key, res == store.Deleted)
+	err = r.walk(key, func(v *View) {
+		res, it = r.localDelete(v, key, opt)
 	}, func(m *member) error {
 		var po peer.DeleteOptions
 		if opt != nil {
@@ -183,9 +183,8 @@ func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result,
 
 // Arith applies incr/decr at the first reachable owner.
 func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
-	err = r.walk(key, func() {
-		res, v, it = r.st.Arith(key, opt)
-		r.wrote(key, res == store.Stored)
+	err = r.walk(key, func(view *View) {
+		res, v, it = r.localArith(view, key, opt)
 	}, func(m *member) error {
 		po := peer.ArithOptions{
 			Decr: opt.Decr, Delta: opt.Delta, ZeroDelta: opt.Delta == 0,
@@ -211,9 +210,8 @@ func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v
 
 // Touch sets key's exptime at the first reachable owner.
 func (r *Router) Touch(key []byte, exptime int64) (res store.Result, it store.Item, err error) {
-	err = r.walk(key, func() {
-		res, it = r.st.Touch(key, exptime)
-		r.wrote(key, res == store.Touched)
+	err = r.walk(key, func(v *View) {
+		res, it = r.localTouch(v, key, exptime)
 	}, func(m *member) error {
 		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{Touch: true, TTL: ttl(exptime)})
 		if err != nil {

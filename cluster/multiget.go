@@ -32,9 +32,12 @@ type batch struct {
 // key order once all are in. A group whose owner does not answer is
 // retried, regrouped, on each key's next owner; keys with no owner left
 // are misses. Options a batch cannot carry (NoBump, Vivify, RecacheBelow:
-// meta commands only) are served key by key through Get.
+// meta commands only) are served key by key through Get, and so is every
+// multi-get while shards warm.
 func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte)) {
-	if opt != nil && (opt.NoBump || opt.Vivify || opt.RecacheBelow > 0) {
+	r.awake() // recovers first when the process was paused
+	// While shards warm, each local key may need settling first: key by key.
+	if (opt != nil && (opt.NoBump || opt.Vivify || opt.RecacheBelow > 0)) || r.w.active.Load() > 0 {
 		var buf []byte
 		for i, k := range keys {
 			it, val, res := r.Get(k, opt, buf[:0])

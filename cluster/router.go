@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,10 @@ import (
 // ErrUnavailable: every owner of the key is dead or unreachable. A write
 // fails with it (the client sees SERVER_ERROR); a read is a miss instead.
 var ErrUnavailable = errors.New("cluster: no owner reachable")
+
+// ErrPaused: a peer's request read before this process was paused; its
+// sender has given up on it (see pause.go).
+var ErrPaused = errors.New("cluster: request predates a pause")
 
 // Membership is what a Router needs from the cluster: the current view,
 // gossip's verdict on a member and this node's name. Every method is called
@@ -43,6 +48,13 @@ type RouterConfig struct {
 	// Replicator, when not nil, receives the result of every write this
 	// node applies as the key's serving owner, to push to the other owners.
 	Replicator Replicator
+	// PauseAfter is the gap in Run's ticks after which this node counts
+	// itself as having been paused (pause.go). Zero means 1 s: the peer
+	// request timeout, after which the others fail over.
+	PauseAfter time.Duration
+	// OnPause, when not nil, is called when a pause is noticed, before any
+	// request runs: it must close every client and peer connection.
+	OnPause func()
 }
 
 // Validate reports a config the router cannot use.
@@ -52,8 +64,8 @@ func (c RouterConfig) Validate() error {
 		return fmt.Errorf("%w: router without membership", ErrConfig)
 	case c.Store == nil:
 		return fmt.Errorf("%w: router without store", ErrConfig)
-	case c.DownFor < 0:
-		return fmt.Errorf("%w: negative DownFor", ErrConfig)
+	case c.DownFor < 0 || c.PauseAfter < 0:
+		return fmt.Errorf("%w: negative duration", ErrConfig)
 	}
 	return nil
 }
@@ -75,9 +87,25 @@ type Router struct {
 	log   *slog.Logger
 	peers atomic.Pointer[peerSet] // replaced whole on a new epoch
 
-	// mu serializes rebuilding peers and Close.
+	// mu serializes rebuilding peers, view transitions and Close.
 	mu     sync.Mutex
 	closed bool
+	view   *View // the last view transition saw
+	// running: Run has started; warm-up needs its worker, so without it
+	// (tests of routing alone) shards never warm.
+	running bool
+
+	w       warm
+	seq     atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
+	born    time.Time                       // for mono
+	tick    atomic.Int64                    // mono of Run's last tick
+	pauseMu sync.Mutex
+	probes  sync.WaitGroup // Router.probe goroutines
+	// probeMu orders starting a probe against Close's wait for them.
+	probeMu      sync.Mutex
+	probesClosed bool
+
+	pauses, staleEpochs, replicated atomic.Uint64
 }
 
 // peerSet is the clients for the members of one view; immutable.
@@ -92,6 +120,7 @@ type member struct {
 	name, addr string
 	client     *peer.Client
 	downUntil  atomic.Int64 // unix nanoseconds; 0: not marked down
+	probing    atomic.Bool  // a probe runs (see Router.down)
 	forwarded  atomic.Uint64
 	failures   atomic.Uint64
 }
@@ -105,13 +134,47 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.DownFor == 0 {
 		cfg.DownFor = time.Second
 	}
+	if cfg.PauseAfter == 0 {
+		cfg.PauseAfter = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Peer.Logger == nil {
 		cfg.Peer.Logger = cfg.Logger
 	}
-	return &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger}, nil
+	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, born: time.Now()}
+	r.w.wake = make(chan struct{}, 1)
+	return r, nil
+}
+
+// Run keeps the router current until ctx ends: it ticks for pause
+// detection, takes each new view (starting warm-up of shards this node
+// takes over) and pulls warming shards. It returns when every goroutine it
+// started has stopped.
+func (r *Router) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.runWarm(ctx) })
+	r.mu.Lock()
+	r.running = true
+	r.transition(nil, r.view) // what this node owns already
+	r.mu.Unlock()
+	t := time.NewTicker(tickEvery)
+	defer func() { t.Stop(); wg.Wait() }()
+	r.tick.Store(r.mono())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if r.awake() {
+			r.tick.Store(r.mono())
+		}
+		if v := r.cfg.Members.View(); v != nil {
+			r.peerSet(v)
+		}
+	}
 }
 
 // Close closes every peer client. Requests after it are served locally or
@@ -126,6 +189,10 @@ func (r *Router) Close() error {
 			m.client.Close()
 		}
 	}
+	r.probeMu.Lock()
+	r.probesClosed = true
+	r.probeMu.Unlock()
+	r.probes.Wait()
 	return nil
 }
 
@@ -141,6 +208,8 @@ func (r *Router) peerSet(v *View) *peerSet {
 		r.mu.Unlock()
 		return old
 	}
+	r.transition(r.view, v)
+	r.view = v
 	ps := &peerSet{epoch: v.Epoch, byName: make(map[string]*member, len(v.Members))}
 	for _, m := range v.Members {
 		if m.Name == r.self || m.PeerAddr == "" {
@@ -178,18 +247,45 @@ func (ps *peerSet) get(name string) *member {
 	return ps.byName[name]
 }
 
-// down reports whether m was marked down less than DownFor ago. The clock
-// is read only while a mark exists, so the healthy path costs no syscall.
-func (m *member) down() bool {
+// down reports whether m is marked down. Once the mark is DownFor old, m
+// stays down until a probe (one at a time, in the background) gets an
+// answer from it, so a host that stopped answering costs one request
+// timeout, not one every DownFor. The clock is read only while a mark
+// exists, so the healthy path costs no syscall.
+func (r *Router) down(m *member) bool {
 	until := m.downUntil.Load()
 	if until == 0 {
 		return false
 	}
-	if time.Now().UnixNano() < until {
-		return true
+	if time.Now().UnixNano() >= until && m.probing.CompareAndSwap(false, true) {
+		r.probeMu.Lock()
+		if r.probesClosed {
+			m.probing.Store(false)
+		} else {
+			r.probes.Go(func() { r.probe(m) })
+		}
+		r.probeMu.Unlock()
 	}
-	m.downUntil.CompareAndSwap(until, 0)
-	return false
+	return true
+}
+
+// probeKey is read (this node's copy only) to learn whether a member
+// answers again.
+var probeKey = []byte("shoal:probe")
+
+// probe asks m for probeKey: any answer ends m's down mark; no answer
+// renews it for DownFor.
+func (r *Router) probe(m *member) {
+	defer m.probing.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DownFor)
+	defer cancel()
+	_, _, err := m.client.Get(ctx, probeKey, peer.GetOptions{LocalOnly: true, NoBump: true})
+	if err != nil && failover(err) {
+		m.downUntil.Store(time.Now().Add(r.cfg.DownFor).UnixNano())
+		return
+	}
+	m.downUntil.Store(0)
+	r.log.Info("peer answers again", "peer", m.name)
 }
 
 // failover reports whether err means the owner did not answer, so the
@@ -204,22 +300,25 @@ func failover(err error) bool {
 // (or there is no view yet); otherwise remote runs with the member, and an
 // error from it that means "no answer" marks the member down and moves on
 // to the next owner. walk returns ErrUnavailable when no owner is left,
-// or remote's error when the owner answered with one.
-func (r *Router) walk(key []byte, local func(), remote func(*member) error) error {
+// or remote's error when the owner answered with one. A client's request
+// runs even when it is the one that finds the process was paused (it
+// runs after the recovery): the client is still waiting for its answer.
+func (r *Router) walk(key []byte, local func(*View), remote func(*member) error) error {
+	r.awake()
 	v := r.cfg.Members.View()
 	if v == nil || v.Ring == nil {
-		local()
+		local(v)
 		return nil
 	}
 	owners := v.Ring.Owners(v.Ring.Shard(key))
 	if len(owners) == 0 {
-		local()
+		local(v)
 		return nil
 	}
 	ps := r.peerSet(v)
 	for _, name := range owners {
 		if name == r.self {
-			local()
+			local(v)
 			return nil
 		}
 		m := ps.get(name)
@@ -240,7 +339,7 @@ func (r *Router) walk(key []byte, local func(), remote func(*member) error) erro
 
 // usable reports whether a request may go to member m, named name.
 func (r *Router) usable(name string, m *member) bool {
-	return m != nil && !m.down() && r.cfg.Members.Health(name) != gossip.Dead
+	return m != nil && !r.down(m) && r.cfg.Members.Health(name) != gossip.Dead
 }
 
 // failed counts a failed request to m and reports whether err means m did
@@ -251,7 +350,7 @@ func (r *Router) failed(m *member, err error) bool {
 		return false
 	}
 	if m.downUntil.Swap(time.Now().Add(r.cfg.DownFor).UnixNano()) == 0 {
-		r.log.Warn("peer marked down", "peer", m.name, "for", r.cfg.DownFor, "err", err)
+		r.log.Warn("peer marked down", "peer", m.name, "err", err)
 	}
 	return true
 }
@@ -262,8 +361,9 @@ func (r *Router) wrote(key []byte, changed bool) {
 	if !changed || r.cfg.Replicator == nil {
 		return
 	}
-	if targets, ok := r.targets(key); ok {
-		r.replicate(key, targets)
+	v := r.cfg.Members.View()
+	if targets, ok := r.targets(v, key); ok {
+		r.replicate(v, key, targets)
 	}
 }
 
@@ -290,7 +390,7 @@ func (r *Router) PeerStats() []PeerCounters {
 			continue
 		}
 		out = append(out, PeerCounters{
-			Peer: m.name, Forwarded: m.forwarded.Load(), Failures: m.failures.Load(), Down: m.down(),
+			Peer: m.name, Forwarded: m.forwarded.Load(), Failures: m.failures.Load(), Down: m.downUntil.Load() != 0,
 		})
 	}
 	return out
@@ -304,9 +404,30 @@ func (r *Router) Now() int64 { return r.st.Now() }
 // Fits asks the local store; every node runs with the same item size limit.
 func (r *Router) Fits(keyLen, valueLen int) bool { return r.st.Fits(keyLen, valueLen) }
 
-// FlushAll flushes this node's store only: flush_all is not broadcast to
-// the cluster yet.
-func (r *Router) FlushAll(delay int64) { r.st.FlushAll(delay) }
+// FlushAll flushes this node's store and, over each member's peer port
+// (which flushes its own store only), every other member's, as a client of
+// a cluster expects flush_all to empty the cache it sees. A member that
+// does not answer within the peer timeout is logged and left out.
+func (r *Router) FlushAll(delay int64) {
+	r.st.FlushAll(delay)
+	v := r.cfg.Members.View()
+	if v == nil {
+		return
+	}
+	ps := r.peerSet(v)
+	var wg sync.WaitGroup
+	for name, m := range ps.byName {
+		if !r.usable(name, m) {
+			continue
+		}
+		wg.Go(func() {
+			if err := m.client.FlushAll(context.Background(), delay); err != nil {
+				r.log.Warn("flush_all not applied on a member", "peer", m.name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
 
 // SetMemoryLimit sets this node's store limit.
 func (r *Router) SetMemoryLimit(bytes int64) error { return r.st.SetMemoryLimit(bytes) }

@@ -95,3 +95,20 @@ func boolNum(b bool) string {
 	}
 	return "0"
 }
+
+// ClusterStats lists the router's own counters for "stats cluster": the
+// shards warming now, the items warm-up pulled, dropped as possibly stale
+// and read through from a source, the pauses noticed, the replicated
+// writes applied, and those refused for an old epoch.
+func (r *Router) ClusterStats() [][2]string {
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	return [][2]string{
+		{"warm_shards", strconv.Itoa(int(r.w.active.Load()))},
+		{"warm_pulled_items", u(r.w.pulled.Load())},
+		{"warm_dropped_items", u(r.w.dropped.Load())},
+		{"warm_read_through", u(r.w.fetched.Load())},
+		{"pauses", u(r.pauses.Load())},
+		{"replica_writes", u(r.replicated.Load())},
+		{"replica_stale_epochs", u(r.staleEpochs.Load())},
+	}
+}

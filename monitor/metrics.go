@@ -182,6 +182,7 @@ func writePeers(p *promWriter, peers []PeerStats) {
 		{"shoal_forwarded_total", "counter", "Requests forwarded to the peer.", func(s PeerStats) float64 { return float64(s.Forwarded) }},
 		{"shoal_forward_failures_total", "counter", "Forwarded requests that failed.", func(s PeerStats) float64 { return float64(s.ForwardFailures) }},
 		{"shoal_replication_lag_seconds", "gauge", "Age of the oldest write not yet acknowledged by the peer.", func(s PeerStats) float64 { return s.ReplLag.Seconds() }},
+		{"shoal_replication_lag_sequences", "gauge", "Writes to the peer not yet acknowledged (sequence numbers behind, over all shards).", func(s PeerStats) float64 { return float64(s.ReplLagSeq) }},
 		{"shoal_replication_queue_drops_total", "counter", "Writes to the peer dropped because its queue was full.", func(s PeerStats) float64 { return float64(s.ReplQueueDrops) }},
 	}
 	for _, f := range fams {

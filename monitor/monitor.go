@@ -35,6 +35,7 @@ type PeerStats struct {
 	Forwarded       uint64        // requests forwarded to the peer
 	ForwardFailures uint64        // forwarded requests that failed
 	ReplLag         time.Duration // age of the oldest write not yet acknowledged
+	ReplLagSeq      int           // writes not yet acknowledged
 	ReplQueueDrops  uint64        // writes dropped because the queue was full
 }
 

@@ -23,4 +23,9 @@
 // the client. A request that gets no reply within RequestTimeout fails with
 // ErrTimeout and breaks its connection: every later request on it is queued
 // behind the missing reply and would wait as long.
+//
+// Dump is the exception to the pool: a shard dump (sd, a shoal peer-port
+// extension) streams up to a node's whole memory, so it runs on a
+// connection of its own, dialled for it and closed after it, bounded by its
+// ctx rather than by RequestTimeout.
 package peer

@@ -21,6 +21,22 @@ func TestEncodeMetaOnlyFlags(t *testing.T) {
 			&request{kind: kindDelete, key: []byte("k"), del: DeleteOptions{Invalidate: true, NewCAS: 9}},
 			"md k I E9 O7\r\n",
 		},
+		"set origin": {
+			&request{kind: kindSet, key: []byte("k"), value: []byte("v"), set: SetOptions{NewCAS: 9, Epoch: 3, Seq: 12}},
+			"ms k 1 c E9 Y3 Z12 O7\r\nv\r\n",
+		},
+		"set epoch without seq": {
+			&request{kind: kindSet, key: []byte("k"), value: []byte("v"), set: SetOptions{Epoch: 3}},
+			"ms k 1 c Y3 O7\r\nv\r\n",
+		},
+		"set seq without epoch": {
+			&request{kind: kindSet, key: []byte("k"), value: []byte("v"), set: SetOptions{Seq: 4}},
+			"ms k 1 c O7\r\nv\r\n",
+		},
+		"delete origin": {
+			&request{kind: kindDelete, key: []byte("k"), del: DeleteOptions{Epoch: 1<<64 - 1, Seq: 5}},
+			"md k Y18446744073709551615 Z5 O7\r\n",
+		},
 		"arith zero delta new cas": {
 			&request{kind: kindArith, key: []byte("k"), arith: ArithOptions{ZeroDelta: true, NewCAS: 9}},
 			"ma k D0 E9 v c t O7\r\n",

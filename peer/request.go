@@ -95,10 +95,17 @@ func (r *request) encode(b []byte) []byte {
 		if r.get.Detail {
 			b = append(b, " h l"...)
 		}
+		if r.get.LocalOnly {
+			b = append(b, " Y0"...)
+		}
 		b = append(b, " v f c t"...)
 	case kindSet:
 		s := &r.set
-		b = protocol.AppendMetaSetRequest(b, r.key, len(r.value))
+		if s.KeyBinary {
+			b = protocol.AppendMetaSetRequestBase64(b, r.key, len(r.value))
+		} else {
+			b = protocol.AppendMetaSetRequest(b, r.key, len(r.value))
+		}
 		b = protocol.AppendMetaFlag(b, 'c')
 		if s.Flags != 0 {
 			b = protocol.AppendMetaFlagUint(b, 'F', uint64(s.Flags))
@@ -121,6 +128,7 @@ func (r *request) encode(b []byte) []byte {
 		if s.Vivify {
 			b = protocol.AppendMetaFlagInt(b, 'N', s.VivifyTTL)
 		}
+		b = appendOrigin(b, s.Epoch, s.Seq)
 	case kindDelete:
 		d := &r.del
 		b = protocol.AppendMetaDeleteRequest(b, r.key)
@@ -136,6 +144,7 @@ func (r *request) encode(b []byte) []byte {
 				b = protocol.AppendMetaFlagUint(b, 'E', d.NewCAS)
 			}
 		}
+		b = appendOrigin(b, d.Epoch, d.Seq)
 	case kindArith:
 		a := &r.arith
 		b = protocol.AppendMetaArithRequest(b, r.key)
@@ -176,6 +185,19 @@ func (r *request) encode(b []byte) []byte {
 	b = protocol.AppendCRLF(b)
 	if r.kind == kindSet {
 		b = protocol.AppendCRLF(append(b, r.value...))
+	}
+	return b
+}
+
+// appendOrigin appends the origin of a replicated write: Y<epoch>, and
+// Z<seq> when seq is set. Nothing for epoch 0: a plain (forwarded) write.
+func appendOrigin(b []byte, epoch, seq uint64) []byte {
+	if epoch == 0 {
+		return b
+	}
+	b = protocol.AppendMetaFlagUint(b, 'Y', epoch)
+	if seq != 0 {
+		b = protocol.AppendMetaFlagUint(b, 'Z', seq)
 	}
 	return b
 }

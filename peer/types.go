@@ -79,6 +79,9 @@ type Item struct {
 	Win        bool
 	Stale      bool
 	TokenSent  bool
+	// KeyBinary: the key was stored base64-encoded by its client (Dump
+	// reports it from the b flag).
+	KeyBinary bool
 }
 
 // GetOptions tunes Get. The zero value is a plain get.
@@ -99,6 +102,10 @@ type GetOptions struct {
 	RecacheBelow int64
 	// Detail asks for Item.Fetched and Item.LastAccess (mg h l).
 	Detail bool
+	// LocalOnly asks for the peer's own copy (mg Y0, a peer-only flag):
+	// a shoal peer port answers from its store without settling the key
+	// from another node, which is what a warming node needs.
+	LocalOnly bool
 	// Buf receives the value: Item.Value is append(Buf[:0], value...).
 	// Pass a buffer with capacity to read without allocating; the caller
 	// owns it again when Get returns.
@@ -135,6 +142,14 @@ type SetOptions struct {
 	// with VivifyTTL (ms N).
 	Vivify    bool
 	VivifyTTL int64
+	// Epoch, when non-zero, marks the write as replicated from a node at
+	// this ring epoch (ms Y), with Seq its per-shard sequence number (ms
+	// Z, sent when non-zero). A shoal peer port hands such writes to its
+	// replica logic; memcached and a shoal client port reject them.
+	Epoch, Seq uint64
+	// KeyBinary sends the key base64-encoded (ms b) even when it need not
+	// be, so the peer remembers it as a client's base64 key.
+	KeyBinary bool
 }
 
 // DeleteOptions tunes Delete. The zero value deletes unconditionally.
@@ -146,6 +161,8 @@ type DeleteOptions struct {
 	TTL        int64
 	// NewCAS, with Invalidate, is the CAS the stale item gets (md E).
 	NewCAS uint64
+	// Epoch and Seq mark a replicated delete (md Y Z), as in SetOptions.
+	Epoch, Seq uint64
 }
 
 // ArithOptions tunes Arith. The zero value increments by 1.

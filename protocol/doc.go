@@ -21,4 +21,9 @@
 // space-only tokenizer with at most 24 tokens, its strtol/strtoul quirks
 // (leading whitespace, "-0", 32-bit truncation of flags, exptime and sizes),
 // noreply detection on the last token, and its exact error lines.
+//
+// The one exception is opt-in: Reader.AcceptPeerExtensions, for the port
+// only cluster nodes talk to, adds the meta E, Y and Z flags and the sd
+// shard dump (ShardDump). Parse and a default Reader reject them exactly as
+// memcached does, so the client port stays memcached 1.6.18.
 package protocol

@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// parseExplicit parses buf like Parse, with the E flag accepted or not.
-func parseExplicit(buf []byte, accept bool) (Command, int, error) {
+// parsePeer parses buf like Parse, with the peer extensions accepted or not.
+func parsePeer(buf []byte, accept bool) (Command, int, error) {
 	var p parser
 	p.getCap = DefaultGetLineCap
-	p.explicitCAS = accept
+	p.peer = accept
 	cmd, n, swallow, err := p.parse(buf)
 	return cmd, n + swallow, err
 }
@@ -49,7 +49,7 @@ func TestExplicitCAS(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/default", func(t *testing.T) {
-			cmd, n, err := parseExplicit([]byte(tc.in), false)
+			cmd, n, err := parsePeer([]byte(tc.in), false)
 			tc.off.in = tc.in
 			checkResult(t, tc.off, cmd, n, err)
 			// Parse never accepts E.
@@ -57,20 +57,20 @@ func TestExplicitCAS(t *testing.T) {
 			checkResult(t, tc.off, cmd, n, err)
 		})
 		t.Run(tc.name+"/accept", func(t *testing.T) {
-			cmd, n, err := parseExplicit([]byte(tc.in), true)
+			cmd, n, err := parsePeer([]byte(tc.in), true)
 			tc.on.in = tc.in
 			checkResult(t, tc.on, cmd, n, err)
 		})
 	}
 }
 
-func TestReaderAcceptExplicitCAS(t *testing.T) {
+func TestReaderAcceptPeerExtensionsE(t *testing.T) {
 	const in = "ms a 1 E42\r\nx\r\n"
 	r := NewReader(bytes.NewReader([]byte(in+in)), 0)
 	if _, err := r.Next(); err == nil {
 		t.Fatal("default Reader accepted E")
 	}
-	r.AcceptExplicitCAS()
+	r.AcceptPeerExtensions()
 	cmd, err := r.Next()
 	if err != nil {
 		t.Fatal(err)

@@ -48,9 +48,20 @@ type MetaOptions struct {
 	// HasNewCAS and NewCAS are E<cas>: the CAS the written item gets (ms;
 	// md with I; ma). This is a shoal peer extension, not memcached 1.6.18
 	// (which rejects E as an invalid flag): a Reader parses it only after
-	// AcceptExplicitCAS, and Parse never does.
+	// AcceptPeerExtensions, and Parse never does.
 	HasNewCAS bool
 	NewCAS    uint64
+
+	// HasEpoch/Epoch (Y<epoch>) and HasSeq/Seq (Z<seq>) say where a
+	// replicated ms or md comes from: the sender's ring epoch and its
+	// per-shard sequence number, so that a replica can order writes and
+	// refuse ones from an older ring. Peer extensions like E: a Reader
+	// parses them only after AcceptPeerExtensions (on ms and md; mg and ma
+	// reject them), and Parse never does.
+	HasEpoch bool
+	Epoch    uint64
+	HasSeq   bool
+	Seq      uint64
 
 	Mode    byte   // M: ms E A P R S, ma I + D -; 0 when absent
 	Initial uint64 // J (ma N): initial value

@@ -80,8 +80,9 @@ type parser struct {
 	tk      tokens
 	maxItem int // 0: unlimited
 	getCap  int
-	// explicitCAS accepts the meta E<cas> flag (a shoal peer extension).
-	explicitCAS bool
+	// peer accepts shoal's peer extensions: the meta E, Y and Z flags and
+	// the sd command (see Reader.AcceptPeerExtensions).
+	peer bool
 
 	storage   Storage
 	retrieval Retrieval
@@ -96,6 +97,7 @@ type parser struct {
 	mdel      MetaDelete
 	marith    MetaArith
 	mdebug    MetaDebug
+	dump      ShardDump
 	err       Error
 	errKey    []byte
 	keyBuf    [KeyMaxLength]byte
@@ -171,6 +173,10 @@ func (p *parser) parse(buf []byte) (cmd Command, n, swallow int, err error) {
 		switch string(c) {
 		case "set":
 			return p.parseStorage(buf, next, OpSet)
+		case "sd":
+			if p.peer {
+				return p.parseShardDump(next)
+			}
 		case "stats":
 			s := &p.stats
 			s.Args = append(s.Args[:0], tk.t[1:tk.n]...)

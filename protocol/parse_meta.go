@@ -32,8 +32,8 @@ func (p *parser) parseMeta(buf []byte, next int) (Command, int, int, error) {
 		m := &p.mget
 		m.MetaOptions = resetOptions(m.Flags)
 		key, reply := p.metaFlags(2, &m.MetaOptions)
-		if reply == "" && m.HasNewCAS {
-			reply = replyInvalidFlag // E writes; mg does not
+		if reply == "" && (m.HasNewCAS || m.HasSeq) {
+			reply = replyInvalidFlag // E and Z describe writes; mg does not write
 		}
 		if reply != "" {
 			return nil, next, 0, p.fail(reply, false)
@@ -62,6 +62,9 @@ func (p *parser) parseMeta(buf []byte, next int) (Command, int, int, error) {
 			}
 			p.mdel = MetaDelete{Key: key, MetaOptions: opts}
 			return &p.mdel, next, 0, nil
+		}
+		if reply == "" && (opts.HasEpoch || opts.HasSeq) {
+			reply = replyInvOrDup // ma is not replicated with an origin
 		}
 		decr := false
 		switch opts.Mode {
@@ -260,8 +263,22 @@ func (p *parser) metaFlags(start int, o *MetaOptions) (key []byte, reply string)
 			o.Delta = d
 		case 'I':
 			o.Invalidate = true
+		case 'Y', 'Z':
+			if !p.peer {
+				return nil, replyInvalidFlag // memcached 1.6.18 has neither
+			}
+			n, ok := safeStrtoull(v)
+			if !ok {
+				bad, hasErr = replyBadToken, true
+				break
+			}
+			if c == 'Y' {
+				o.HasEpoch, o.Epoch = true, n
+			} else {
+				o.HasSeq, o.Seq = true, n
+			}
 		case 'E':
-			if !p.explicitCAS {
+			if !p.peer {
 				return nil, replyInvalidFlag // memcached 1.6.18 has no E
 			}
 			cas, ok := safeStrtoull(v)

@@ -35,12 +35,20 @@ func NewReader(r io.Reader, maxItemSize int) *Reader {
 	return rd
 }
 
-// AcceptExplicitCAS makes the Reader parse the meta E<cas> flag (the CAS
-// the written item gets) into MetaOptions.NewCAS. It is a shoal extension
-// for the peer listener, where replicas receive their primary's CAS;
-// memcached 1.6.18 has no E flag, and without this call the Reader rejects
-// it as memcached does ("CLIENT_ERROR invalid flag"). Call it before Next.
-func (r *Reader) AcceptExplicitCAS() { r.p.explicitCAS = true }
+// AcceptPeerExtensions makes the Reader parse shoal's extensions for the
+// peer listener, which only other cluster nodes talk to:
+//
+//   - the meta E<cas> flag on ms, md and ma (MetaOptions.NewCAS: the CAS
+//     the written item gets, so replicas keep their primary's CAS);
+//   - the meta Y<epoch> and Z<seq> flags on ms and md (MetaOptions.Epoch
+//     and Seq: the origin of a replicated write);
+//   - the sd command (ShardDump), which streams a node's shards to
+//     another one warming up.
+//
+// memcached 1.6.18 has none of them, and without this call the Reader
+// rejects them as memcached does ("CLIENT_ERROR invalid flag", "ERROR"),
+// so the client port stays byte-for-byte memcached. Call it before Next.
+func (r *Reader) AcceptPeerExtensions() { r.p.peer = true }
 
 // Buffered reports how many received bytes are not parsed yet. A server
 // flushes its replies when this is 0, before Next blocks on a read.

@@ -360,6 +360,15 @@ func appendRequestKey(dst []byte, verb string, key []byte) ([]byte, bool) {
 	return append(dst, key...), false
 }
 
+// AppendMetaSetRequestBase64 is AppendMetaSetRequest with the key always
+// base64-encoded and the b flag, so that the receiver stores the key as
+// one a client sent base64-encoded (meta k then returns it encoded).
+func AppendMetaSetRequestBase64(dst, key []byte, size int) []byte {
+	dst = base64.StdEncoding.AppendEncode(append(dst, "ms "...), key)
+	dst = strconv.AppendInt(append(dst, ' '), int64(size), 10)
+	return append(dst, " b"...)
+}
+
 func appendB(dst []byte, b64 bool) []byte {
 	if b64 {
 		return append(dst, " b"...)

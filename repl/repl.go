@@ -14,10 +14,13 @@
 // holds the primary's CAS, and a client's gets token still works after the
 // primary fails.
 //
-// Not done in this slice: there are no epochs or sequence numbers on replicated writes, no warm-up of a
-// returning node, no protection against stale reads after a node returns,
-// and an entry that fails to reach its peer is counted and discarded, not
-// retried.
+// Each entry carries the sender's ring epoch and the shard's sequence number
+// (ms/md Y and Z, peer-only flags): the replica refuses an epoch older than
+// the last change of the shard's owners, so a node that lost a shard cannot
+// overwrite its new owners. An entry the peer does not answer goes back to
+// the head of the queue and is sent again after RetryAfter, up to three
+// times, then counted and discarded: a peer that was away that long
+// re-pulls its shards when it returns (cluster's warm-up).
 package repl
 
 import (
@@ -75,6 +78,11 @@ type Item struct {
 	Exptime int64
 	CAS     uint64
 	Deleted bool
+	// Epoch is the sender's ring epoch and Seq the write's number in its
+	// shard at the sender (both travel as peer-only meta flags).
+	Epoch, Seq uint64
+	// KeyBinary: the key's client sent it base64-encoded (it travels so).
+	KeyBinary bool
 }
 
 // PeerStats is a snapshot of one peer's counters.
@@ -83,17 +91,28 @@ type PeerStats struct {
 	Queued   int    // entries waiting now
 	Sent     uint64 // entries the peer acknowledged
 	Dropped  uint64 // entries dropped because the queue was full
-	Failures uint64 // entries the peer did not acknowledge (discarded)
+	Failures uint64 // entries discarded: refused by the peer, or unanswered maxTries times
+	Retries  uint64 // sends the peer did not answer, queued again
 	// Lag is the age of the oldest entry not yet acknowledged; 0 when
 	// nothing is pending.
 	Lag time.Duration
+	// LagSeq is the number of writes not yet acknowledged (queued or in
+	// flight): the sum over shards of the sequence numbers the peer is
+	// behind.
+	LagSeq int
 }
 
 type entry struct {
-	key []byte
-	it  Item
-	at  int64 // enqueue time, unix nanoseconds
+	key   []byte
+	it    Item
+	at    int64 // enqueue time, unix nanoseconds
+	tries int   // sends the peer did not answer
 }
+
+// maxTries is how many times an entry is sent to a peer that does not
+// answer before it is discarded: a blip costs nothing, a peer that is gone
+// re-pulls its shards when it returns (cluster's warm-up).
+const maxTries = 3
 
 // link is one peer: its queue, client and counters.
 type link struct {
@@ -104,10 +123,11 @@ type link struct {
 	q        []entry // ring buffer of cap QueueLen
 	head, n  int
 	inflight int64 // enqueue time of the oldest entry being sent; 0: none
+	sending  int   // entries being sent
 	wake     chan struct{}
 
-	sent, dropped, failures atomic.Uint64
-	started                 bool
+	sent, dropped, failures, retries atomic.Uint64
+	started                          bool
 }
 
 // Replicator pushes write results to peers. Its methods are safe for
@@ -209,6 +229,7 @@ func (r *Replicator) link(t Target) *link {
 		nl.sent.Store(l.sent.Load())
 		nl.dropped.Store(l.dropped.Load())
 		nl.failures.Store(l.failures.Load())
+		nl.retries.Store(l.retries.Load())
 		l.mu.Lock()
 		for i := 0; i < l.n && i < len(nl.q); i++ {
 			nl.q[i] = l.q[(l.head+i)%len(l.q)]
@@ -284,6 +305,26 @@ func (r *Replicator) Close() error {
 	return nil
 }
 
+// Discard empties every peer's queue, counting the entries as dropped: the
+// caller found that they predate a pause of this process, during which
+// the peers may have taken newer writes for the same keys.
+func (r *Replicator) Discard() {
+	r.mu.Lock()
+	links := make([]*link, 0, len(r.links))
+	for _, l := range r.links {
+		links = append(links, l)
+	}
+	r.mu.Unlock()
+	for _, l := range links {
+		l.mu.Lock()
+		n := l.n
+		clear(l.q)
+		l.head, l.n = 0, 0
+		l.mu.Unlock()
+		l.dropped.Add(uint64(n))
+	}
+}
+
 // current reports whether l is still the link to its peer.
 func (r *Replicator) current(l *link) bool {
 	r.mu.Lock()
@@ -310,7 +351,7 @@ func (r *Replicator) send(ctx context.Context, l *link) {
 			}
 			ok := r.sendBatch(ctx, l, batch)
 			l.mu.Lock()
-			l.inflight = 0
+			l.inflight, l.sending = 0, 0
 			l.mu.Unlock()
 			clear(batch)
 			if !ok {
@@ -322,6 +363,21 @@ func (r *Replicator) send(ctx context.Context, l *link) {
 			}
 		}
 	}
+}
+
+// requeue puts es back at the head of the queue, in order, ahead of
+// everything queued since (which is newer); it returns how many fit.
+func (l *link) requeue(es []entry) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	kept := 0
+	for i := len(es) - 1; i >= 0 && l.n < len(l.q); i-- {
+		l.head = (l.head - 1 + len(l.q)) % len(l.q)
+		l.q[l.head] = es[i]
+		l.n++
+		kept++
+	}
+	return kept
 }
 
 // take moves up to max entries from the queue into batch.
@@ -337,6 +393,7 @@ func (l *link) take(batch []entry, max int) []entry {
 	if len(batch) > 0 {
 		l.inflight = batch[0].at
 	}
+	l.sending = len(batch)
 	return batch
 }
 
@@ -351,6 +408,9 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 	}
 	var wg sync.WaitGroup
 	var down atomic.Bool
+	var mu sync.Mutex
+	var again []entry // unanswered, in batch order
+	failed := make([]bool, len(batch))
 	for i := range batch {
 		e := &batch[i]
 		if last[string(e.key)] != i {
@@ -360,21 +420,43 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 		wg.Go(func() {
 			var err error
 			if e.it.Deleted {
-				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{})
+				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{Epoch: e.it.Epoch, Seq: e.it.Seq})
 			} else {
-				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{Flags: e.it.Flags, TTL: ttl(e.it.Exptime), NewCAS: e.it.CAS})
+				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{
+					Flags: e.it.Flags, TTL: ttl(e.it.Exptime), NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq,
+					KeyBinary: e.it.KeyBinary,
+				})
 			}
 			if err != nil {
-				l.failures.Add(1)
-				if !errors.Is(err, peer.ErrReply) {
-					down.Store(true)
+				if errors.Is(err, peer.ErrReply) {
+					l.failures.Add(1) // the peer's answer: sending again changes nothing
+					return
 				}
+				down.Store(true)
+				mu.Lock()
+				failed[i] = true
+				mu.Unlock()
 				return
 			}
 			l.sent.Add(1)
 		})
 	}
 	wg.Wait()
+	for i, e := range batch {
+		if !failed[i] {
+			continue
+		}
+		if e.tries+1 >= maxTries {
+			l.failures.Add(1)
+			continue
+		}
+		e.tries++
+		again = append(again, e)
+		l.retries.Add(1)
+	}
+	if n := l.requeue(again); n < len(again) {
+		l.dropped.Add(uint64(len(again) - n))
+	}
 	if down.Load() {
 		r.log.Debug("replication peer did not answer", "peer", l.name)
 	}
@@ -411,12 +493,12 @@ func (r *Replicator) Stats() []PeerStats {
 		if oldest == 0 && l.n > 0 {
 			oldest = l.q[l.head].at
 		}
-		s := PeerStats{Peer: l.name, Queued: l.n}
+		s := PeerStats{Peer: l.name, Queued: l.n, LagSeq: l.n + l.sending}
 		l.mu.Unlock()
 		if oldest != 0 {
 			s.Lag = time.Duration(now - oldest)
 		}
-		s.Sent, s.Dropped, s.Failures = l.sent.Load(), l.dropped.Load(), l.failures.Load()
+		s.Sent, s.Dropped, s.Failures, s.Retries = l.sent.Load(), l.dropped.Load(), l.failures.Load(), l.retries.Load()
 		out = append(out, s)
 	}
 	return out

@@ -19,7 +19,7 @@ func startServer(t *testing.T) (*store.Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{ExplicitCAS: true}, server.Local{Store: st})
+	srv, err := server.New(server.Config{PeerExtensions: true}, server.Local{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,5 +134,46 @@ func TestDropsWhenQueueFull(t *testing.T) {
 	s = stat(r, "dead")
 	if s.Sent+s.Failures != 4 || s.Dropped != 6 {
 		t.Errorf("after Run: %+v", s)
+	}
+}
+
+// TestRetriesUntilPeerAnswers: an entry the peer does not answer is sent
+// again after RetryAfter, so a peer that comes up within the retries gets
+// it; LagSeq counts it while it waits.
+func TestRetriesUntilPeerAnswers(t *testing.T) {
+	addr := deadAddr(t)
+	r, err := repl.New(repl.Config{RetryAfter: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	to := []repl.Target{{Name: "late", Addr: addr}}
+	r.Push([]byte("k"), to, repl.Item{Value: []byte("v"), Epoch: 3, Seq: 1})
+	if s := stat(r, "late"); s.LagSeq != 1 {
+		t.Fatalf("LagSeq = %d right after the push, want 1", s.LagSeq)
+	}
+	// The first send is refused (nothing listens); the peer comes up
+	// during the pause before the next one.
+	waitFor(t, "a refused send", func() bool { return stat(r, "late").Retries == 1 })
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{PeerExtensions: true}, server.Local{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the address was taken meanwhile: %v", err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	waitFor(t, "the entry delivered", func() bool { return stat(r, "late").Sent == 1 })
+	if _, v, res := st.Get([]byte("k"), nil, nil); res != store.Hit || string(v) != "v" {
+		t.Fatalf("k on the late peer: %v %q", res, v)
+	}
+	if s := stat(r, "late"); s.Failures != 0 || s.Dropped != 0 || s.LagSeq != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }

@@ -71,3 +71,44 @@ var _ Cache = Local{}
 type MultiGetter interface {
 	GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte))
 }
+
+// Replica is an optional Cache interface for a cluster node's peer port: a
+// peer-port ms or md that carries Y (the sender's ring epoch) is a
+// replicated write, and goes to ReplicaSet / ReplicaDelete instead of Set /
+// Delete, with its origin; an mg with Y is a replica-level read (this
+// node's copy only, as a peer settling a key during its warm-up needs it)
+// and goes to ReplicaGet, so that the cache can order replicated writes
+// per shard and refuse those from a stale ring. Everything else about the
+// request (options, Fits, the reply) is as for Set / Delete: results map to
+// the same replies and an error is answered "SERVER_ERROR <text>".
+//
+// Both methods are called concurrently from many connection goroutines
+// (several peers, several connections per peer: writes of one shard may
+// arrive out of order, which is what Origin.Seq is for) and must not retain
+// key, value or opt after they return. A client connection never calls them.
+type Replica interface {
+	ReplicaSet(key, value []byte, opt *store.SetOptions, o Origin) (store.Result, store.Item, error)
+	ReplicaDelete(key []byte, opt *store.DeleteOptions, o Origin) (store.Result, store.Item, error)
+	ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
+}
+
+// Origin is where a replicated write comes from: the sender's ring epoch
+// (meta Y) and its per-shard sequence number (meta Z; 0 when absent).
+type Origin struct{ Epoch, Seq uint64 }
+
+// Dumper is an optional Cache interface for the peer port's sd command,
+// with which a node coming back warms up from a peer.
+//
+// Dump calls emit for each item the Cache holds in the shards set in want
+// (bit i of want[i/8], least significant bit first; see
+// protocol.WantsShard): the server does not know what a shard is, the
+// Cache decides. emit is called sequentially, on the calling goroutine,
+// before Dump returns; key and val are valid only during the call, and it
+// carries the item's flags, absolute Exptime and CAS. emit returns false
+// when the connection has failed: Dump should stop then. Dump is called
+// concurrently from several connection goroutines, must not retain want or
+// emit, and must not hold locks that writers need while emit runs (emit
+// writes to the network).
+type Dumper interface {
+	Dump(want []byte, emit func(key []byte, it store.Item, val []byte) bool)
+}

@@ -40,11 +40,18 @@ type conn struct {
 	err  error  // first write error; the connection closes after it
 	quit bool
 	last atomic.Int64 // unix seconds of the last read, from the cache's coarse clock
-	ctr  counters
-	opt  options // option structs of the running command
+	// dropped is set by Server.DropConns: run nothing more.
+	dropped atomic.Bool
+	ctr     counters
+	opt     options // option structs of the running command
 	// sampleIn counts down the commands until the next latency sample.
 	sampleIn int32
 	ev       evState // event loop driver's state; zero under the goroutine driver
+
+	// replica and dumper are the cache's optional peer interfaces, nil on
+	// a client connection (which never parses Y or sd anyway).
+	replica Replica
+	dumper  Dumper
 }
 
 // options holds the option structs of the command being run. They live on
@@ -68,8 +75,11 @@ func newConn(s *Server, raddr, laddr net.Addr) *conn {
 func (c *conn) setIO(src io.Reader, w io.Writer) {
 	c.w = w
 	c.r = protocol.NewReader(src, c.srv.cfg.MaxItemSize)
-	if c.srv.cfg.ExplicitCAS {
-		c.r.AcceptExplicitCAS()
+	if c.srv.cfg.PeerExtensions {
+		c.r.AcceptPeerExtensions()
+		// Asserted once per connection, not per command.
+		c.replica, _ = c.cache.(Replica)
+		c.dumper, _ = c.cache.(Dumper)
 	}
 }
 
@@ -115,6 +125,9 @@ func (c *conn) process() bool {
 			}
 			c.logClose(err)
 			return false
+		}
+		if c.dropped.Load() {
+			return false // buffered commands of a dropped connection do not run
 		}
 		c.run(cmd)
 		if len(c.out) >= flushAt {

@@ -18,4 +18,9 @@
 // the network (Local).
 // About one command in SampleEvery per connection is timed (conn.run) into
 // per-family latency histograms that Stats reports with the counters.
+//
+// A peer listener (Config.PeerExtensions) also takes replicated writes
+// (meta Y/Z, to a Replica cache) and shard dumps (sd, from a Dumper cache,
+// streamed in flushAt-sized writes); a client listener answers those as
+// memcached 1.6.18 does.
 package server

@@ -37,9 +37,10 @@ type loop struct {
 	events []unix.EpollEvent
 
 	// mu guards the fields below, handed over from other goroutines.
-	mu      sync.Mutex
-	added   []*conn
-	stopped bool
+	mu       sync.Mutex
+	added    []*conn
+	stopped  bool
+	dropping bool // close the connections marked dropped (DropConns)
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -123,6 +124,14 @@ func (l *loop) stop() {
 	l.wake()
 }
 
+// dropConns makes the loop close its connections marked dropped.
+func (l *loop) dropConns() {
+	l.mu.Lock()
+	l.dropping = true
+	l.mu.Unlock()
+	l.wake()
+}
+
 func (l *loop) wake() {
 	one := [8]byte{1}
 	unix.Write(l.wakefd, one[:])
@@ -202,8 +211,8 @@ func (l *loop) takeAdded() bool {
 	var b [8]byte
 	unix.Read(l.wakefd, b[:])
 	l.mu.Lock()
-	added, stopped := l.added, l.stopped
-	l.added = nil
+	added, stopped, dropping := l.added, l.stopped, l.dropping
+	l.added, l.dropping = nil, false
 	l.mu.Unlock()
 	if l.idle > 0 {
 		l.now = int64(time.Since(l.start))
@@ -215,6 +224,13 @@ func (l *loop) takeAdded() bool {
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.ev.fd, &ev); err != nil {
 			l.srv.log.Warn("event loop: cannot watch connection", "remote", c.raddr.String(), "err", err)
 			l.close(c)
+		}
+	}
+	if dropping {
+		for _, c := range l.conns {
+			if c.dropped.Load() {
+				l.close(c)
+			}
 		}
 	}
 	return stopped

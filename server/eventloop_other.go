@@ -15,6 +15,7 @@ type loop struct{}
 
 func newLoop(*Server) (*loop, error) { return nil, errNoEpoll }
 func (*loop) run()                   {}
+func (*loop) dropConns()             {}
 func (*loop) stop()                  {}
 func (*loop) add(*conn, int) bool    { return false }
 func detach(net.Conn) (int, error)   { return -1, errNoEpoll }

@@ -226,3 +226,28 @@ func TestKeyTestsUnderEventLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestDropConns checks that DropConns ends every connection and the server
+// keeps serving new ones.
+func TestDropConns(t *testing.T) {
+	for name, loop := range drivers {
+		t.Run(name, func(t *testing.T) {
+			srv, addr := startDriver(t, loop, 0)
+			c := dial(t, addr)
+			io.WriteString(c, "mn\r\n")
+			r := bufio.NewReader(c)
+			if line, err := r.ReadString('\n'); err != nil || line != "MN\r\n" {
+				t.Fatalf("got %q, %v", line, err)
+			}
+			srv.DropConns()
+			if _, err := r.ReadByte(); err != io.EOF {
+				t.Fatalf("read after DropConns: %v, want EOF", err)
+			}
+			d := dial(t, addr)
+			io.WriteString(d, "mn\r\n")
+			if line, err := bufio.NewReader(d).ReadString('\n'); err != nil || line != "MN\r\n" {
+				t.Fatalf("new connection after DropConns: %q, %v", line, err)
+			}
+		})
+	}
+}

@@ -28,10 +28,10 @@ func explicitCASExchange(t *testing.T, addr string, lines int, reqs ...string) [
 	return out
 }
 
-// TestExplicitCAS: a peer-config server (ExplicitCAS) stores the CAS sent
+// TestExplicitCAS: a peer-config server (PeerExtensions) stores the CAS sent
 // with E; a client-config server rejects E as memcached 1.6.18 does.
 func TestExplicitCAS(t *testing.T) {
-	peerAddr := startShoalConfig(t, Config{ExplicitCAS: true})
+	peerAddr := startShoalConfig(t, Config{PeerExtensions: true})
 	got := explicitCASExchange(t, peerAddr, 9,
 		"ms k 1 E12345\r\nx\r\n",
 		"mg k c v\r\n",

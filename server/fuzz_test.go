@@ -30,25 +30,35 @@ func FuzzConn(f *testing.F) {
 		}
 	}
 	f.Add([]byte("set a 0 0 5\r\nhello\r\nget a a a\r\nmg a v k c t s f\r\n"))
+	f.Add([]byte("ms a 1 Y3 Z4 E5\r\nx\r\nmd a Y3 q\r\nsd Ag==\r\nsd !\r\nmn\r\n"))
 	addr := startShoal(f, "-m", "8", "-I", "64k")
+	// The same bytes go to a peer port too (peer extensions, a Dumper and
+	// Replica cache).
+	_, peerAddr := serve(f, Config{PeerExtensions: true, MaxItemSize: 64 << 10}, newShardCache(f))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		go func() {
-			c.Write(in)
-			c.(*net.TCPConn).CloseWrite()
-		}()
-		// The server must answer everything and close once it reads EOF
-		// (or earlier, on a line too long); a deadline error means it
-		// wedged.
-		if _, err := io.Copy(io.Discard, c); err != nil && !isReset(err) {
-			t.Fatalf("reading replies: %v", err)
-		}
+		fuzzConn(t, addr, in)
+		fuzzConn(t, peerAddr, in)
 	})
+}
+
+func fuzzConn(t *testing.T, addr string, in []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		c.Write(in)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	// The server must answer everything and close once it reads EOF
+	// (or earlier, on a line too long); a deadline error means it
+	// wedged.
+	if _, err := io.Copy(io.Discard, c); err != nil && !isReset(err) {
+		t.Fatalf("reading replies: %v", err)
+	}
 }
 
 // isReset reports an error other than a timeout: the server closed on a

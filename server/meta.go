@@ -28,6 +28,8 @@ func (c *conn) execMeta(cmd protocol.Command) {
 		c.metaArith(cmd)
 	case *protocol.MetaDebug:
 		c.metaDebug(cmd)
+	case *protocol.ShardDump:
+		c.shardDump(cmd)
 	default:
 		c.line("ERROR")
 	}
@@ -48,7 +50,14 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 	if m.HasRecache {
 		opt.RecacheBelow = recacheBelow(now, m.RecacheTTL)
 	}
-	it, val, res := c.cache.Get(m.Key, opt, c.val[:0])
+	var it store.Item
+	var val []byte
+	var res store.Result
+	if m.HasEpoch && c.replica != nil {
+		it, val, res = c.replica.ReplicaGet(m.Key, opt, c.val[:0])
+	} else {
+		it, val, res = c.cache.Get(m.Key, opt, c.val[:0])
+	}
 	c.val = val
 	if res != store.Hit {
 		// memcached counts a miss as a get even with T.

@@ -54,7 +54,12 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 			opt.CAS = m.CAS
 		}
 		var err error
-		if res, it, err = c.cache.Set(m.Key, m.Data, opt); err != nil {
+		if m.HasEpoch && c.replica != nil {
+			res, it, err = c.replica.ReplicaSet(m.Key, m.Data, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
+		} else {
+			res, it, err = c.cache.Set(m.Key, m.Data, opt)
+		}
+		if err != nil {
 			c.serverError(false, err)
 			return
 		}
@@ -116,7 +121,12 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 			opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
 		}
 		var err error
-		if res, _, err = c.cache.Delete(m.Key, opt); err != nil {
+		if m.HasEpoch && c.replica != nil {
+			res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
+		} else {
+			res, _, err = c.cache.Delete(m.Key, opt)
+		}
+		if err != nil {
 			c.serverError(false, err)
 			return
 		}

@@ -46,13 +46,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Cluster answers "stats cluster"; nil on a standalone node.
 	Cluster ClusterInfo
-	// ExplicitCAS makes connections accept the meta E<cas> flag on ms, md
-	// (with I) and ma, writing the item with that CAS instead of a fresh
-	// one. It is a shoal extension for the peer listener only, where
-	// replicas receive their primary's CAS so that a client's CAS token
-	// survives failover; memcached 1.6.18 has no E flag, so a client
-	// listener must leave this off to reject E as memcached does.
-	ExplicitCAS bool
 	// EventLoop serves connections from edge-triggered epoll loops (see
 	// Loops) over non-blocking sockets, instead of one goroutine per
 	// connection: a request then costs epoll_wait, read and write and no
@@ -65,13 +58,22 @@ type Config struct {
 	// net.Conn that is not a socket, connections get goroutines anyway.
 	EventLoop bool
 	// Loops is the number of event loops (with EventLoop). Zero means
-	// GOMAXPROCS-1, at least 1. A loop waits in epoll_wait, a system call, holding its P
-	// (the runtime's right to run Go code): leave GOMAXPROCS at least one
-	// above Loops, so that the rest of the process (accepting, timers, the
+	// GOMAXPROCS-1, at least 1. A loop waits in epoll_wait, a system call,
+	// holding its P (the runtime's right to run Go code): leave GOMAXPROCS
+	// at least one above Loops, so that the rest of the process (accepting, timers, the
 	// store's reclaimer) finds a P without waiting for the runtime to take
 	// one from a loop, and the runtime's monitor, seeing an idle P, leaves
 	// waiting loops alone instead of waking every 20 µs to take their Ps.
 	Loops int
+	// PeerExtensions makes connections accept shoal's extensions for the
+	// peer listener, which only other cluster nodes talk to: the meta
+	// E<cas> flag on ms, md (with I) and ma (write the item with that CAS,
+	// so that a client's CAS token survives failover), the meta Y<epoch>
+	// and Z<seq> flags on ms and md (the origin of a replicated write,
+	// passed to a Replica cache), and the sd shard dump command (answered
+	// by a Dumper cache). memcached 1.6.18 has none of them, so a client
+	// listener must leave this off to answer them as memcached does.
+	PeerExtensions bool
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()
@@ -283,6 +285,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// DropConns closes every open connection at once and keeps serving new
+// ones. Commands a dropped connection has read but not run yet are not
+// run: a cluster node calls it after a pause of the process, when what
+// its connections hold was sent before the pause and its senders have
+// given up on it.
+func (s *Server) DropConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.dropped.Store(true)
+		if c.nc != nil {
+			c.nc.Close()
+		}
+	}
+	for _, l := range s.loops {
+		l.dropConns() // the loop closes its own connections
 	}
 }
 

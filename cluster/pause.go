@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"slices"
+	"time"
+)
+
+// Pause detection: a node that stopped running for a while (SIGSTOP, a VM
+// freeze, a long stall) finds, when it runs again, that the others may have
+// failed its shards over and written them elsewhere, and that its sockets
+// hold requests their senders gave up on and sent to another owner. Both
+// would make it serve or write stale values. So before any request, the
+// router compares a monotonic clock with the last tick of Run's ticker:
+// a gap longer than PauseAfter means "I was away". The router then, before
+// the request that noticed runs (it is refused):
+//
+//   - calls RouterConfig.OnPause (main closes every peer connection: what
+//     they still buffer was sent before the pause, and its senders have
+//     failed over; and it discards the replication queue);
+//   - puts every shard it owns into warm-up with its local items dropped,
+//     pulling them again from the owners that stood in (warm.go), and
+//     marks the shards it does not own as possibly stale.
+
+// tickEvery is how often Run's ticker proves the process is running.
+const tickEvery = 100 * time.Millisecond
+
+// mono is nanoseconds on the monotonic clock since the router started.
+func (r *Router) mono() int64 { return int64(time.Since(r.born)) + 1 }
+
+// awake reports whether the process ran without a pause since the last
+// tick. When it did not, it recovers (once, whichever caller notices
+// first) and reports false: the caller must not run its request.
+func (r *Router) awake() bool {
+	last := r.tick.Load()
+	if last == 0 {
+		return true // Run has not started: no ticks to compare with
+	}
+	now := r.mono()
+	if now-last < int64(r.cfg.PauseAfter) {
+		return true
+	}
+	r.pauseMu.Lock()
+	defer r.pauseMu.Unlock()
+	if r.tick.Load() != last {
+		return false // another caller recovered
+	}
+	r.recoverFromPause(time.Duration(now - last))
+	r.tick.Store(r.mono())
+	return false
+}
+
+// recoverFromPause drops and re-pulls every shard this node owns; r.pauseMu
+// is held.
+func (r *Router) recoverFromPause(gap time.Duration) {
+	r.pauses.Add(1)
+	r.log.Warn("process was paused; dropping connections and re-pulling owned shards", "gap", gap)
+	if r.cfg.OnPause != nil {
+		r.cfg.OnPause()
+	}
+	v := r.cfg.Members.View()
+	if v == nil || v.Ring == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.init(v.Ring.NumShards())
+	if len(w.flags) != v.Ring.NumShards() {
+		return
+	}
+	without := r.ringWithout(v)
+	var cs []claim
+	for s := range v.Ring.NumShards() {
+		owners := v.Ring.Owners(s)
+		if !slices.Contains(owners, r.self) {
+			continue
+		}
+		src := others(nil, owners, r.self)
+		if without != nil {
+			src = others(src, without.Owners(s), r.self)
+		}
+		cs = append(cs, claim{shard: s, src: src, drop: true})
+	}
+	clear(w.fresh) // what was settled before the pause may be stale too
+	w.dropOthers = true
+	w.start(cs)
+}

@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"fmt"
+
+	"shoal/server"
+	"shoal/store"
+)
+
+// ErrStaleEpoch: a replicated write from a view older than the latest
+// change of its shard's owners; its sender no longer owns the key.
+var ErrStaleEpoch = fmt.Errorf("cluster: stale epoch")
+
+// PeerCache returns the Cache for the peer listener: this node's store,
+// where forwarded and replicated requests arrive; it never routes again.
+// A forwarded request is served as the owner serves it on the client port
+// (warm-up, then a push of the result to the key's other owners). A
+// replicated write (it carries an epoch: ReplicaSet, ReplicaDelete) is
+// stored and not pushed again. PeerCache implements server.Cache,
+// server.Replica and server.Dumper.
+func (r *Router) PeerCache() *PeerCache { return &PeerCache{r: r} }
+
+// PeerCache is the peer listener's Cache; see Router.PeerCache.
+type PeerCache struct{ r *Router }
+
+var (
+	_ server.Cache   = (*PeerCache)(nil)
+	_ server.Replica = (*PeerCache)(nil)
+	_ server.Dumper  = (*PeerCache)(nil)
+)
+
+func (p *PeerCache) Now() int64                       { return p.r.st.Now() }
+func (p *PeerCache) Fits(keyLen, valueLen int) bool   { return p.r.st.Fits(keyLen, valueLen) }
+func (p *PeerCache) FlushAll(delay int64)             { p.r.st.FlushAll(delay) }
+func (p *PeerCache) SetMemoryLimit(bytes int64) error { return p.r.st.SetMemoryLimit(bytes) }
+func (p *PeerCache) Stats() store.Stats               { return p.r.st.Stats() }
+func (p *PeerCache) ResetStats()                      { p.r.st.ResetStats() }
+
+// Get serves a forwarded read.
+func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+	if !p.r.awake() {
+		return store.Item{}, dst[:0], store.Miss
+	}
+	return p.r.localGet(p.r.current(), key, opt, dst)
+}
+
+// Set serves a forwarded write.
+func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+	if !p.r.awake() {
+		return 0, store.Item{}, ErrPaused
+	}
+	res, it := p.r.localSet(p.r.current(), key, value, opt)
+	return res, it, nil
+}
+
+// Delete serves a forwarded delete.
+func (p *PeerCache) Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
+	if !p.r.awake() {
+		return 0, store.Item{}, ErrPaused
+	}
+	res, it := p.r.localDelete(p.r.current(), key, opt)
+	return res, it, nil
+}
+
+// Arith serves a forwarded incr/decr.
+func (p *PeerCache) Arith(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+	if !p.r.awake() {
+		return 0, 0, store.Item{}, ErrPaused
+	}
+	res, n, it := p.r.localArith(p.r.current(), key, opt)
+	return res, n, it, nil
+}
+
+// Touch serves a forwarded touch.
+func (p *PeerCache) Touch(key []byte, exptime int64) (store.Result, store.Item, error) {
+	if !p.r.awake() {
+		return 0, store.Item{}, ErrPaused
+	}
+	res, it := p.r.localTouch(p.r.current(), key, exptime)
+	return res, it, nil
+}
+
+// admit reports why a replicated write of key from o is refused: the
+// process was paused, or o's epoch predates the last change of the
+// shard's owners.
+func (p *PeerCache) admit(v *View, key []byte, o server.Origin) error {
+	r := p.r
+	if !r.awake() {
+		return ErrPaused
+	}
+	if v == nil || v.Ring == nil {
+		return nil
+	}
+	s := v.Ring.Shard(key)
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	if s < len(r.w.changedAt) && int64(o.Epoch) < r.w.changedAt[s] {
+		r.staleEpochs.Add(1)
+		return ErrStaleEpoch
+	}
+	return nil
+}
+
+// ReplicaSet stores a replicated item, unless this node wrote the key
+// itself since its shard began warming.
+func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (res store.Result, it store.Item, err error) {
+	v := p.r.current()
+	if err := p.admit(v, key, o); err != nil {
+		return 0, store.Item{}, err
+	}
+	res = store.Stored
+	p.r.replica(v, key, func() { res, it = p.r.st.Set(key, value, opt) })
+	p.r.replicated.Add(1)
+	return res, it, nil
+}
+
+// ReplicaDelete applies a replicated delete, with ReplicaSet's exception.
+func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (res store.Result, it store.Item, err error) {
+	v := p.r.current()
+	if err := p.admit(v, key, o); err != nil {
+		return 0, store.Item{}, err
+	}
+	res = store.Deleted
+	p.r.replica(v, key, func() { res, it = p.r.st.Delete(key, opt) })
+	p.r.replicated.Add(1)
+	return res, it, nil
+}
+
+// ReplicaGet reads this node's store only: a warming peer settling a key
+// asks here, and must not be sent on to another warming node.
+func (p *PeerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+	return p.r.st.Get(key, opt, dst)
+}
+
+// Dump lists this node's items in the shards set in want, for a peer
+// warming them.
+func (p *PeerCache) Dump(want []byte, emit func(key []byte, it store.Item, val []byte) bool) {
+	v := p.r.current()
+	if v == nil || v.Ring == nil {
+		return
+	}
+	p.r.st.Range(func(key []byte, it store.Item, val []byte) bool {
+		s := v.Ring.Shard(key)
+		if s/8 >= len(want) || want[s/8]&(1<<(s%8)) == 0 {
+			return true
+		}
+		return emit(key, it, val)
+	})
+}

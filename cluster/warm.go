@@ -1,0 +1,304 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"shoal/peer"
+	"shoal/ring"
+	"shoal/store"
+)
+
+// Warm-up: taking over a shard without serving what others overwrote.
+//
+// A shard is "warming" on this node from the moment the node becomes one
+// of its owners (it joined, came back, or a member left) or comes back
+// from a pause (pause.go), until it has pulled the shard from a member that
+// held it throughout (a source: an owner in the previous view, or another
+// current owner). While a shard warms:
+//
+//   - after a pause its items are dropped first (the others took writes
+//     meanwhile); then the source's items are stored over what it holds
+//     (peer.Client.Dump, the peer-only sd command). Items of a shard the
+//     node owned before, lost and owns again are not dropped: a view can
+//     flap (etcd leases expiring after an etcd outage) and the source may
+//     then hold less than this node; the cost is that a key deleted while
+//     this node did not own it can come back;
+//   - a key the node has not settled yet is read from a source before it is
+//     served or changed (read-through), so neither a miss nor a stale
+//     value is served during the pull;
+//   - every key the node settles, writes or receives a replicated write for
+//     is "fresh": the pull and the drop leave it alone, and a replicated
+//     write does not overwrite a write this node made itself.
+//
+// w.mu orders these against each other; nothing of it is on the path of a
+// shard that is not warming (one atomic load says none is).
+type warm struct {
+	active atomic.Int32 // shards warming now
+
+	// flags is per shard: warming. Sized by the first view (the shard
+	// count never changes in a cluster); read without w.mu.
+	flags []atomic.Bool
+	wake  chan struct{} // made by NewRouter
+
+	// mu guards the fields below, and a local write to a warming shard
+	// holds it so that it is ordered against the pull of that key.
+	mu sync.Mutex
+	// fresh holds the keys settled since warm-up began; true means
+	// written by this node (a replicated write does not overwrite it).
+	fresh map[string]bool
+	src   map[int][]string // per warming shard: members to pull from, preferred first
+	drop  map[int]bool     // warming shards whose local items go first
+	queue []int            // warming shards the worker has not pulled yet
+	// dropOthers: after a pause, drop the items of shards this node does
+	// not own too; it held them from before and they may be stale.
+	dropOthers bool
+	// changedAt is per shard: the epoch of the latest view in which its
+	// owners changed; replicated writes from an older epoch are refused.
+	changedAt []int64
+
+	pulled, dropped, fetched atomic.Uint64 // items, for stats
+}
+
+func (w *warm) init(shards int) {
+	if w.flags != nil {
+		return
+	}
+	w.flags = make([]atomic.Bool, shards)
+	w.changedAt = make([]int64, shards)
+	w.fresh = map[string]bool{}
+	w.src = map[int][]string{}
+	w.drop = map[int]bool{}
+}
+
+// claim is one shard to warm.
+type claim struct {
+	shard int
+	src   []string
+	drop  bool
+}
+
+// start marks shards warming and wakes the worker; w.mu is held.
+func (w *warm) start(cs []claim) {
+	for _, c := range cs {
+		if !w.flags[c.shard].Swap(true) {
+			w.active.Add(1)
+		}
+		w.queue = append(w.queue, c.shard) // again if warming: pulled again
+		w.src[c.shard] = c.src
+		if c.drop {
+			w.drop[c.shard] = true
+		}
+	}
+	if len(cs) > 0 {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// finish ends warm-up of shard s; w.mu is held.
+func (w *warm) finish(s int) {
+	if w.flags[s].Swap(false) {
+		if w.active.Add(-1) == 0 {
+			clear(w.fresh)
+		}
+	}
+	delete(w.src, s)
+	delete(w.drop, s)
+}
+
+// others returns the members of owners other than self, appended to dst
+// unless already there.
+func others(dst, owners []string, self string) []string {
+	for _, o := range owners {
+		if o != self && !slices.Contains(dst, o) {
+			dst = append(dst, o)
+		}
+	}
+	return dst
+}
+
+func sameOwners(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// transition starts warm-up of the shards this node owns in nv but did
+// not own in old (every owned shard when old is nil: the process just
+// started). r.mu is held.
+func (r *Router) transition(old, nv *View) {
+	if nv == nil || nv.Ring == nil || !r.running {
+		return
+	}
+	w := &r.w
+	n := nv.Ring.NumShards()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.init(n)
+	if r.seq.Load() == nil {
+		seq := make([]atomic.Uint64, n)
+		r.seq.Store(&seq)
+	}
+	if len(w.flags) != n {
+		r.log.Error("shard count changed; warm-up disabled", "was", len(w.flags), "now", n)
+		return
+	}
+	if old != nil && (old.Ring == nil || old.Ring.NumShards() != n) {
+		old = nil
+	}
+	var without *ring.Ring // the ring without this node: who held our shards before we joined
+	if old == nil {
+		without = r.ringWithout(nv)
+	}
+	var cs []claim
+	for s := range n {
+		owners := nv.Ring.Owners(s)
+		in := slices.Contains(owners, r.self)
+		var prev []string
+		if old != nil {
+			prev = old.Ring.Owners(s)
+			if !sameOwners(prev, owners) {
+				w.changedAt[s] = nv.Epoch
+			}
+		}
+		wasIn := slices.Contains(prev, r.self)
+		switch {
+		case in && (old == nil || !wasIn):
+			src := others(nil, prev, r.self)
+			src = others(src, owners, r.self)
+			if without != nil {
+				src = others(src, without.Owners(s), r.self)
+			}
+			cs = append(cs, claim{shard: s, src: src})
+		case !in && wasIn:
+			w.finish(s)
+		}
+	}
+	w.start(cs)
+}
+
+// ringWithout returns v's ring without this node, or nil when this node
+// is not in it or is alone.
+func (r *Router) ringWithout(v *View) *ring.Ring {
+	nodes := v.Ring.Nodes()
+	if !slices.Contains(nodes, r.self) || len(nodes) < 2 {
+		return nil
+	}
+	rest := make([]string, 0, len(nodes)-1)
+	for _, n := range nodes {
+		if n != r.self {
+			rest = append(rest, n)
+		}
+	}
+	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, rest, v.Epoch)
+	if err != nil {
+		r.log.Error("cannot build the ring without this node", "err", err)
+		return nil
+	}
+	return rg
+}
+
+// warming returns the shard of key and whether it warms now.
+func (r *Router) warming(v *View, key []byte) (int, bool) {
+	if r.w.active.Load() == 0 || v == nil || v.Ring == nil {
+		return 0, false
+	}
+	s := v.Ring.Shard(key)
+	return s, s < len(r.w.flags) && r.w.flags[s].Load()
+}
+
+// settle makes key fresh when its shard warms: the local store gets what
+// a source holds for it (or loses it when the source has none). When no
+// source answers, the local copy stands.
+func (r *Router) settle(v *View, key []byte) {
+	s, ok := r.warming(v, key)
+	if !ok {
+		return
+	}
+	w := &r.w
+	w.mu.Lock()
+	_, done := w.fresh[string(key)]
+	src := w.src[s]
+	w.mu.Unlock()
+	if done {
+		return
+	}
+	ps := r.peerSet(v)
+	for _, name := range src {
+		m := ps.get(name)
+		if !r.usable(name, m) {
+			continue
+		}
+		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{NoBump: true, LocalOnly: true})
+		if err != nil {
+			if r.failed(m, err) {
+				continue
+			}
+			return
+		}
+		w.mu.Lock()
+		if _, done := w.fresh[string(key)]; !done && w.flags[s].Load() {
+			if hit {
+				r.st.Set(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
+			} else {
+				r.st.Delete(key, nil)
+			}
+			w.fresh[string(key)] = false
+			w.fetched.Add(1)
+		}
+		w.mu.Unlock()
+		return
+	}
+}
+
+// own runs a local write of key. When its shard warms, a write that
+// depends on the current item (rmw) first settles the key, and the write
+// marks the key as this node's own.
+func (r *Router) own(v *View, key []byte, rmw bool, op func() bool) bool {
+	s, ok := r.warming(v, key)
+	if !ok {
+		return op()
+	}
+	if rmw {
+		r.settle(v, key)
+	}
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	changed := op()
+	if w.flags[s].Load() {
+		w.fresh[string(key)] = true
+	}
+	return changed
+}
+
+// replica runs a replicated write of key: refused (false) when its shard
+// warms and this node wrote the key itself since warm-up began.
+func (r *Router) replica(v *View, key []byte, op func()) {
+	s, ok := r.warming(v, key)
+	if !ok {
+		op()
+		return
+	}
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fresh[string(key)] {
+		return
+	}
+	op()
+	if w.flags[s].Load() {
+		w.fresh[string(key)] = false
+	}
+}

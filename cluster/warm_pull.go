@@ -1,0 +1,154 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"shoal/peer"
+	"shoal/store"
+)
+
+// runWarm is the warm-up worker: it pulls the queued shards until ctx ends.
+func (r *Router) runWarm(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.w.wake:
+		}
+		r.pullQueued(ctx)
+	}
+}
+
+// pullQueued drops what may be stale in the queued shards, then pulls each
+// from its first source that answers; a shard no source serves ends its
+// warm-up with what this node holds.
+func (r *Router) pullQueued(ctx context.Context) {
+	w := &r.w
+	w.mu.Lock()
+	shards := w.queue
+	w.queue = nil
+	drop := make([]bool, len(w.flags))
+	anyDrop := false
+	for _, s := range shards {
+		if w.drop[s] {
+			drop[s], anyDrop = true, true
+			delete(w.drop, s)
+		}
+	}
+	if w.dropOthers {
+		w.dropOthers = false
+		if v := r.cfg.Members.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(drop) {
+			for s := range drop {
+				if !slices.Contains(v.Ring.Owners(s), r.self) {
+					drop[s], anyDrop = true, true
+				}
+			}
+		}
+	}
+	w.mu.Unlock()
+	if len(shards) == 0 {
+		return
+	}
+	if anyDrop {
+		r.dropStale(drop)
+	}
+	tried := make(map[int]int, len(shards)) // per shard: sources tried
+	for len(shards) > 0 && ctx.Err() == nil {
+		v := r.cfg.Members.View()
+		if v == nil || v.Ring == nil {
+			return
+		}
+		ps := r.peerSet(v)
+		groups := map[*member][]int{}
+		w.mu.Lock()
+		for _, s := range shards {
+			if !w.flags[s].Load() {
+				continue // no longer ours
+			}
+			src := w.src[s]
+			var m *member
+			for tried[s] < len(src) && m == nil {
+				name := src[tried[s]]
+				tried[s]++
+				if c := ps.get(name); r.usable(name, c) {
+					m = c
+				}
+			}
+			if m == nil {
+				w.finish(s) // no source left: keep what we hold
+				continue
+			}
+			groups[m] = append(groups[m], s)
+		}
+		w.mu.Unlock()
+		var mu sync.Mutex
+		var retry []int
+		var wg sync.WaitGroup
+		for m, ss := range groups {
+			wg.Go(func() {
+				err := r.pull(ctx, v, m, ss)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					r.log.Warn("warm-up pull failed", "peer", m.name, "shards", len(ss), "err", err)
+					r.failed(m, err)
+					retry = append(retry, ss...) // each goes on to its next source
+					return
+				}
+				w.mu.Lock()
+				for _, s := range ss {
+					w.finish(s)
+				}
+				w.mu.Unlock()
+			})
+		}
+		wg.Wait()
+		shards = retry
+	}
+}
+
+// pull stores the items member m holds in shards ss.
+func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int) error {
+	want := make([]byte, (len(r.w.flags)+7)/8)
+	for _, s := range ss {
+		want[s/8] |= 1 << (s % 8)
+	}
+	w := &r.w
+	return m.client.Dump(ctx, want, func(key []byte, it peer.Item) error {
+		s := v.Ring.Shard(key)
+		w.mu.Lock()
+		if _, fresh := w.fresh[string(key)]; !fresh && w.flags[s].Load() {
+			r.st.Set(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: r.exptime(it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
+			w.pulled.Add(1)
+		}
+		w.mu.Unlock()
+		return nil
+	})
+}
+
+// dropStale deletes the local items of the shards marked in drop, but the
+// fresh keys of warming shards: what this node held from before a pause
+// may have been overwritten.
+func (r *Router) dropStale(drop []bool) {
+	v := r.cfg.Members.View()
+	if v == nil || v.Ring == nil {
+		return
+	}
+	w := &r.w
+	r.st.Range(func(key []byte, it store.Item, _ []byte) bool {
+		s := v.Ring.Shard(key)
+		if s >= len(drop) || !drop[s] {
+			return true
+		}
+		w.mu.Lock()
+		if _, fresh := w.fresh[string(key)]; !fresh || !w.flags[s].Load() {
+			if res, _ := r.st.Delete(key, &store.DeleteOptions{CAS: it.CAS}); res == store.Deleted {
+				w.dropped.Add(1)
+			}
+		}
+		w.mu.Unlock()
+		return true
+	})
+}

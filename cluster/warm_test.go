@@ -1,0 +1,257 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"shoal/devetcd"
+	"shoal/etcdsync"
+	"shoal/gossip"
+	"shoal/repl"
+	"shoal/server"
+	"shoal/store"
+)
+
+// fullNode is an in-process node wired as main wires it: a client port
+// served through the router, a peer port served by PeerCache with the peer
+// extensions, a replicator, and the router's Run (warm-up, pause ticks).
+type fullNode struct {
+	name         string
+	node         *Node
+	router       *Router
+	st           *store.Store
+	addr, peerAt string
+}
+
+func startFullNode(t *testing.T, etcd *devetcd.Server, name string) *fullNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := &fullNode{name: name, addr: ln.Addr().String(), peerAt: pln.Addr().String()}
+	fn.node, err = New(Config{
+		Etcd: etcdsync.Config{
+			Endpoints: etcd.Endpoints(),
+			Self:      etcdsync.Member{Name: name, Instance: name + "-1", ClientAddr: fn.addr, PeerAddr: fn.peerAt},
+			Settings:  etcdsync.Settings{Replicas: 2, Shards: 64, VNodes: 1},
+			LeaseTTL:  2 * time.Second,
+		},
+		Gossip: gossip.Config{BindAddr: "127.0.0.1:0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fn.st, err = store.New(store.Config{MemoryLimit: 8 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	rp, err := repl.New(repl.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fn.router, err = NewRouter(RouterConfig{Members: fn.node, Store: fn.st, Replicator: rp}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{}, fn.router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psrv, err := server.New(server.Config{PeerExtensions: true}, fn.router.PeerCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runs := []func() error{
+		func() error { return fn.node.Run(ctx) },
+		func() error { return fn.st.Run(ctx) },
+		func() error { return fn.router.Run(ctx) },
+		func() error { return rp.Run(ctx) },
+		func() error { return srv.Serve(ln) },
+		func() error { return psrv.Serve(pln) },
+	}
+	done := make(chan error, len(runs))
+	for _, run := range runs {
+		go func() { done <- run() }()
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+		psrv.Shutdown(sctx)
+		cancel()
+		for range runs {
+			if err := <-done; err != nil && !errors.Is(err, server.ErrClosed) && !errors.Is(err, context.Canceled) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		rp.Close()
+		fn.router.Close()
+	})
+	return fn
+}
+
+// waitMembers waits until every node sees the same epoch with all of them
+// alive.
+func waitMembers(t *testing.T, nodes ...*fullNode) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok := true
+		var epoch int64
+		for _, a := range nodes {
+			v := a.node.View()
+			if v == nil || len(v.Members) != len(nodes) || (epoch != 0 && v.Epoch != epoch) {
+				ok = false
+				break
+			}
+			epoch = v.Epoch
+			for _, b := range nodes {
+				if a != b && a.node.Health(b.name) != gossip.Alive {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nodes did not converge")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitWarm(t *testing.T, n *fullNode) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.router.w.active.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d shards still warming", n.name, n.router.w.active.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func startEtcd(t *testing.T) *devetcd.Server {
+	t.Helper()
+	etcd, err := devetcd.Start(context.Background(), devetcd.Config{
+		Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Close)
+	return etcd
+}
+
+// TestWarmJoin: a node that joins a cluster with data answers for its new
+// shards at once with no miss (read-through while it pulls), then holds
+// its copy of every key it owns.
+func TestWarmJoin(t *testing.T) {
+	etcd := startEtcd(t)
+	a := startFullNode(t, etcd, "a")
+	waitMembers(t, a)
+	ca := memcache.New(a.addr)
+	const n = 300
+	for i := range n {
+		k := fmt.Sprintf("wj-%d", i)
+		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("v-" + k), Flags: uint32(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := startFullNode(t, etcd, "b")
+	waitMembers(t, a, b)
+	cb := memcache.New(b.addr)
+	for i := range n {
+		k := fmt.Sprintf("wj-%d", i)
+		it, err := cb.Get(k)
+		if err != nil || string(it.Value) != "v-"+k || it.Flags != uint32(i) {
+			t.Fatalf("get %s through the joining node: %+v, %v", k, it, err)
+		}
+	}
+	waitWarm(t, b)
+	// With two nodes and two replicas, b owns every shard: its own store
+	// holds every key.
+	for i := range n {
+		k := fmt.Sprintf("wj-%d", i)
+		if _, _, res := b.st.Get([]byte(k), &store.GetOptions{NoBump: true}, nil); res != store.Hit {
+			t.Fatalf("%s not in b's store after warm-up (pulled %d, read through %d)", k, b.router.w.pulled.Load(), b.router.w.fetched.Load())
+		}
+	}
+}
+
+// TestWarmAfterPause: a node that notices it was paused drops what it held
+// and serves what the others hold now, never its older value.
+func TestWarmAfterPause(t *testing.T) {
+	etcd := startEtcd(t)
+	a := startFullNode(t, etcd, "a")
+	b := startFullNode(t, etcd, "b")
+	waitMembers(t, a, b)
+	waitWarm(t, a)
+	waitWarm(t, b)
+	ca := memcache.New(a.addr)
+	const n = 100
+	for i := range n {
+		k := fmt.Sprintf("wp-%d", i)
+		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// While a "was away", b took newer writes (straight into its store, as
+	// a stand-in owner would) and a delete.
+	for i := range n {
+		k := []byte(fmt.Sprintf("wp-%d", i))
+		waitFor(t, func() bool { _, _, res := b.st.Get(k, nil, nil); return res == store.Hit })
+		if i == 0 {
+			b.st.Delete(k, nil)
+			continue
+		}
+		b.st.Set(k, []byte("new"), &store.SetOptions{})
+	}
+	// The last tick was long ago: a pause, noticed by the next request or
+	// the next tick, whichever comes first.
+	a.router.tick.Store(a.router.mono() - int64(time.Hour))
+	ca.Get("wp-1")
+	waitFor(t, func() bool { return a.router.pauses.Load() == 1 })
+	for i := range n {
+		k := fmt.Sprintf("wp-%d", i)
+		it, err := ca.Get(k)
+		if i == 0 {
+			if !errors.Is(err, memcache.ErrCacheMiss) {
+				t.Fatalf("deleted %s: %+v, %v", k, it, err)
+			}
+			continue
+		}
+		if err != nil || string(it.Value) != "new" {
+			t.Fatalf("get %s through a after its pause: %+v, %v", k, it, err)
+		}
+	}
+	waitWarm(t, a)
+	for i := 1; i < n; i++ {
+		k := []byte(fmt.Sprintf("wp-%d", i))
+		if _, v, res := a.st.Get(k, nil, nil); res != store.Hit || string(v) != "new" {
+			t.Fatalf("a's store holds %q (%v) for %s after warm-up", v, res, k)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

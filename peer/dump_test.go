@@ -1,0 +1,268 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"shoal/protocol"
+	"shoal/server"
+	"shoal/store"
+)
+
+// shardOf is the tests' fake shard function.
+func shardOf(key []byte) int { return int(key[0]) % 8 }
+
+// peerCache is what a cluster node's peer port serves, in miniature: the
+// local store, dumped by shardOf, and a Replica that records origins.
+type peerCache struct {
+	server.Local
+	mu      sync.Mutex // guards origins
+	origins []server.Origin
+}
+
+func (c *peerCache) Dump(want []byte, emit func([]byte, store.Item, []byte) bool) {
+	c.Store.Range(func(k []byte, it store.Item, v []byte) bool {
+		return !protocol.WantsShard(want, shardOf(k)) || emit(k, it, v)
+	})
+}
+
+func (c *peerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (store.Result, store.Item, error) {
+	c.record(o)
+	return c.Set(key, value, opt)
+}
+
+func (c *peerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (store.Result, store.Item, error) {
+	c.record(o)
+	return c.Delete(key, opt)
+}
+
+func (c *peerCache) record(o server.Origin) {
+	c.mu.Lock()
+	c.origins = append(c.origins, o)
+	c.mu.Unlock()
+}
+
+// servePeerPort runs an in-process peer port (server with the peer
+// extensions) over a fresh store wrapped by wrap, and returns its address.
+// The store's clock stands still (no Run), so TTLs come back exact.
+func servePeerPort(t testing.TB, wrap func(*store.Store) server.Cache) string {
+	t.Helper()
+	st, err := store.New(store.Config{MemoryLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{PeerExtensions: true}, wrap(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t, "127.0.0.1:0")
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-served
+	})
+	return ln.Addr().String()
+}
+
+type dumped struct {
+	val   string
+	flags uint32
+	cas   uint64
+	ttl   int64
+}
+
+func TestDump(t *testing.T) {
+	pc := &peerCache{}
+	addr := servePeerPort(t, func(st *store.Store) server.Cache { pc.Local = server.Local{Store: st}; return pc })
+	c := newClient(t, Config{Addr: addr})
+	want := make(map[string]dumped)
+	big := strings.Repeat("x", 100<<10)
+	for i := range 300 {
+		k := "a" + strconv.Itoa(i) // shard 1
+		switch i % 100 {
+		case 7:
+			k = "a key with spaces " + strconv.Itoa(i) // travels base64
+		case 8:
+			k = "b" + strconv.Itoa(i) // shard 2: not wanted
+		}
+		v := strconv.Itoa(i)
+		if i%50 == 0 {
+			v = big // the dump passes the server's flush threshold many times
+		}
+		ttl, left := int64(0), int64(-1)
+		if i%3 == 0 {
+			ttl, left = 1000, 1000
+		}
+		_, cas, err := c.Set(bg, []byte(k), []byte(v), SetOptions{Flags: uint32(i), TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k[0] != 'b' {
+			want[k] = dumped{v, uint32(i), cas, left}
+		}
+	}
+	got := make(map[string]dumped)
+	err := c.Dump(bg, []byte{1 << 1}, func(key []byte, it Item) error {
+		if _, dup := got[string(key)]; dup {
+			t.Errorf("%q twice", key)
+		}
+		got[string(key)] = dumped{string(it.Value), it.Flags, it.CAS, it.TTL}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("dumped %d items, want %d", len(got), len(want))
+	}
+	for k, w := range want {
+		if g := got[k]; g != w {
+			t.Errorf("%q: got %d bytes f%d c%d t%d, want %d bytes f%d c%d t%d", k, len(g.val), g.flags, g.cas, g.ttl, len(w.val), w.flags, w.cas, w.ttl)
+		}
+	}
+	// The pool is untouched by a dump: its connections still serve.
+	if _, ok, err := c.Get(bg, []byte("a1"), GetOptions{}); !ok || err != nil {
+		t.Fatalf("get after dump: %v %v", ok, err)
+	}
+}
+
+func TestDumpStops(t *testing.T) {
+	pc := &peerCache{}
+	addr := servePeerPort(t, func(st *store.Store) server.Cache { pc.Local = server.Local{Store: st}; return pc })
+	c := newClient(t, Config{Addr: addr})
+	for i := range 1000 {
+		if _, _, err := c.Set(bg, []byte("a"+strconv.Itoa(i)), make([]byte, 1000), SetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errStop := errors.New("enough")
+	n := 0
+	err := c.Dump(bg, []byte{0xff}, func([]byte, Item) error {
+		if n++; n == 3 {
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) || n != 3 {
+		t.Fatalf("err %v after %d items, want %v after 3", err, n, errStop)
+	}
+
+	ctx, cancel := context.WithCancel(bg)
+	n = 0
+	err = c.Dump(ctx, []byte{0xff}, func([]byte, Item) error {
+		if n++; n == 2 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled dump: %v after %d items", err, n)
+	}
+	if err := c.Dump(ctx, []byte{0xff}, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("dump with a done context: %v", err)
+	}
+}
+
+func TestDumpFailures(t *testing.T) {
+	const item = "VA 1 ka f0 t-1 c1\r\nx\r\n"
+	// A peer that sends one item, then stays silent.
+	silent := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte { return []byte(item) })
+	// A peer that sends one item and half of another, then dies.
+	dying := listen(t, "127.0.0.1:0")
+	dyingDone := make(chan struct{})
+	t.Cleanup(func() { dying.Close(); <-dyingDone })
+	go func() {
+		defer close(dyingDone)
+		nc, err := dying.Accept()
+		if err != nil {
+			return
+		}
+		buf := make([]byte, 64)
+		nc.Read(buf)
+		nc.Write([]byte(item + "VA 10 kb f0 t-1 c2\r\nxx"))
+		nc.Close()
+	}()
+	plain := servePeerPort(t, func(st *store.Store) server.Cache { return server.Local{Store: st} })
+
+	for name, tc := range map[string]struct {
+		cfg     Config
+		timeout time.Duration
+		want    error
+	}{
+		"deadline":      {Config{Addr: silent.ln.Addr().String(), RequestTimeout: time.Minute}, 100 * time.Millisecond, context.DeadlineExceeded},
+		"silent peer":   {Config{Addr: silent.ln.Addr().String(), RequestTimeout: 100 * time.Millisecond}, time.Minute, ErrTimeout},
+		"peer dies":     {Config{Addr: dying.Addr().String()}, time.Minute, ErrConnLost},
+		"not a dumper":  {Config{Addr: plain}, time.Minute, ErrReply},
+		"peer down":     {Config{Addr: freeAddr(t)}, time.Minute, ErrDown},
+		"client closed": {Config{Addr: plain}, time.Minute, ErrClosed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newClient(t, tc.cfg)
+			if tc.want == ErrClosed {
+				c.Close()
+			}
+			ctx, cancel := context.WithTimeout(bg, tc.timeout)
+			defer cancel()
+			start := time.Now()
+			err := c.Dump(ctx, []byte{1}, func([]byte, Item) error { return nil })
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("took %v", time.Since(start))
+			}
+			var re *ReplyError
+			if tc.want == ErrReply && (!errors.As(err, &re) || re.Line != "SERVER_ERROR dump not supported") {
+				t.Fatalf("reply error %v", err)
+			}
+		})
+	}
+}
+
+// TestReplicaOrigin: Set and Delete with an Epoch reach the peer's Replica
+// with their origin; without one, its plain Set and Delete.
+func TestReplicaOrigin(t *testing.T) {
+	pc := &peerCache{}
+	addr := servePeerPort(t, func(st *store.Store) server.Cache { pc.Local = server.Local{Store: st}; return pc })
+	c := newClient(t, Config{Addr: addr})
+	steps := []func() error{
+		func() error {
+			_, _, err := c.Set(bg, []byte("k"), []byte("v"), SetOptions{Epoch: 3, Seq: 17, NewCAS: 99})
+			return err
+		},
+		func() error { _, _, err := c.Set(bg, []byte("k"), []byte("v"), SetOptions{Seq: 5}); return err },
+		func() error { _, err := c.Delete(bg, []byte("k"), DeleteOptions{Epoch: 4}); return err },
+		func() error { _, _, err := c.Set(bg, []byte("k"), []byte("w"), SetOptions{}); return err },
+		func() error {
+			_, err := c.Delete(bg, []byte("k"), DeleteOptions{Invalidate: true, NewCAS: 7, Epoch: 1<<64 - 1, Seq: 1<<64 - 1})
+			return err
+		},
+		func() error { _, err := c.Delete(bg, []byte("k"), DeleteOptions{}); return err },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	want := []server.Origin{{Epoch: 3, Seq: 17}, {Epoch: 4}, {Epoch: 1<<64 - 1, Seq: 1<<64 - 1}}
+	if !slices.Equal(pc.origins, want) {
+		t.Fatalf("origins %+v, want %+v", pc.origins, want)
+	}
+}
+
+func (c *peerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+	return c.Get(key, opt, dst)
+}

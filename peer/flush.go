@@ -1,0 +1,42 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FlushAll sends "flush_all <delay>" (delay in seconds, 0: now) to the peer
+// over a dedicated connection it closes afterwards: the classic reply (OK)
+// carries no opaque, so it cannot share a pipelined connection.
+func (c *Client) FlushAll(ctx context.Context, delay int64) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	d := net.Dialer{Timeout: c.cfg.DialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return c.dialError(ctx, err)
+	}
+	defer nc.Close()
+	deadline := time.Now().Add(c.cfg.RequestTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	nc.SetDeadline(deadline)
+	if _, err := nc.Write([]byte("flush_all " + strconv.FormatInt(delay, 10) + "\r\n")); err != nil {
+		return lost(err)
+	}
+	line, err := bufio.NewReader(nc).ReadString('\n')
+	if err != nil {
+		return lost(err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line != "OK" {
+		return &ReplyError{Line: line}
+	}
+	return nil
+}

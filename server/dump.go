@@ -1,0 +1,42 @@
+package server
+
+import (
+	"shoal/protocol"
+	"shoal/store"
+)
+
+// replyDumpUnsupported answers sd on a peer port whose Cache is no Dumper.
+const replyDumpUnsupported = "SERVER_ERROR dump not supported"
+
+// shardDump answers sd: one mg-style hit per item, "VA <len> k<key>
+// f<flags> t<ttl> c<cas>" and the value (exactly what "mg <key> v k f t c"
+// answers, so the peer reads it with the meta reply parser), then EN.
+//
+// A dump can be the whole cache, so it is streamed: the output buffer is
+// written out each time it passes flushAt, never held whole. A write error
+// stops the Dumper; the connection then closes as after any write error.
+func (c *conn) shardDump(cmd *protocol.ShardDump) {
+	if c.dumper == nil {
+		c.line(replyDumpUnsupported)
+		return
+	}
+	c.dumper.Dump(cmd.Want, func(key []byte, it store.Item, val []byte) bool {
+		if c.err != nil {
+			return false
+		}
+		c.out = protocol.AppendMetaValueHeader(c.out, len(val))
+		c.out = protocol.AppendMetaKey(c.out, key, it.KeyBinary)
+		c.out = protocol.AppendMetaFlagUint(c.out, 'f', uint64(it.Flags))
+		c.out = protocol.AppendMetaFlagInt(c.out, 't', ttlLeft(c.cache.Now(), it.Exptime))
+		c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS)
+		c.out = protocol.AppendCRLF(c.out)
+		c.out = protocol.AppendCRLF(append(c.out, val...))
+		if len(c.out) >= flushAt {
+			return c.flush() == nil
+		}
+		return true
+	})
+	if c.err == nil {
+		c.out = protocol.AppendCRLF(protocol.AppendMetaStatus(c.out, protocol.MetaEN))
+	}
+}
