@@ -59,7 +59,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	log := newLogger(stderr, o)
-	if o.threads > 0 {
+	// A standalone node's cache is the local store, whose calls never wait
+	// on the network: event loops serve it with fewer scheduler hand-offs.
+	// A cluster node's router may wait on a peer, which would stall a loop;
+	// it keeps a goroutine per connection.
+	eventLoop := !o.clustered() && !o.connGoroutines
+	threads := o.threads
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0) // all cores, or the container's share
+	}
+	switch {
+	case eventLoop:
+		// -t event loops, as memcached runs -t worker threads, and one P
+		// more for everything else (see server.Config.Loops).
+		runtime.GOMAXPROCS(threads + 1)
+	case o.threads > 0:
 		runtime.GOMAXPROCS(o.threads)
 	}
 	st, err := store.New(store.Config{
@@ -98,10 +112,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		IdleTimeout:    o.idleTimeout,
 		EnableShutdown: o.allowShutdown,
 		DisableFlush:   o.disableFlush,
-		Threads:        runtime.GOMAXPROCS(0),
+		Threads:        threads,
 		Settings:       settings(o),
 		Logger:         log,
 		OnShutdown:     cancel,
+		EventLoop:      eventLoop,
+		Loops:          threads,
 	}
 	var node *cluster.Node
 	var srv *server.Server

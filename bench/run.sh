@@ -20,6 +20,7 @@ DEPTHS=${DEPTHS:-"1 16"}
 CONNS=${CONNS:-32}
 RATE=${RATE:-}                       # figure 5; default: half memcached's depth-1 max
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
+read -r -a SHOAL_EXTRA <<<"${SHOAL_FLAGS:-}" # extra shoal flags, e.g. --conn-goroutines
 FLAGS=(-t 2 -m 64 -c 4096 -l 127.0.0.1)
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -69,7 +70,7 @@ start_server() {
 		[ "$(id -u)" = 0 ] && user=(-u root)
 		"$MEMCACHED" "${user[@]}" -U 0 "${FLAGS[@]}" -p "$port" >"$logf" 2>&1 &
 		;;
-	shoal) "$TMP/shoal" "${FLAGS[@]}" -p "$port" >"$logf" 2>&1 & ;;
+	shoal) "$TMP/shoal" "${FLAGS[@]}" ${SHOAL_EXTRA[@]+"${SHOAL_EXTRA[@]}"} -p "$port" >"$logf" 2>&1 & ;;
 	esac
 	SPID=$!
 	if ! "$LG" wait -addr "$ADDR" -timeout 10s >/dev/null 2>>"$logf"; then
@@ -229,7 +230,7 @@ row() {
 }
 
 echo
-echo "shoal vs memcached $("$MEMCACHED" -V 2>/dev/null | awk '{print $2}'), flags: ${FLAGS[*]}; rounds=$ROUNDS duration=$DURATION; $ELAPSED s"
+echo "shoal vs memcached $("$MEMCACHED" -V 2>/dev/null | awk '{print $2}'), flags: ${FLAGS[*]}${SHOAL_FLAGS:+ (shoal also: $SHOAL_FLAGS)}; rounds=$ROUNDS duration=$DURATION; $ELAPSED s"
 echo "medians of A B A B rounds; ratio = shoal / memcached"
 printf '| %-34s | %12s | %12s | %10s | %9s | %-4s |\n' figure memcached shoal ratio target met?
 printf '|%s|%s|%s|%s|%s|%s|\n' ------------------------------------ -------------- -------------- ------------ ----------- ------

@@ -15,6 +15,11 @@ var (
 	// ErrHTTP: an unknown command whose last token starts with "HTTP/".
 	// memcached closes the connection without a reply.
 	ErrHTTP = errors.New("protocol: HTTP request on memcached port")
+	// ErrAgain is not an end: a non-blocking source returns it from Read
+	// (with n == 0) when it has no data now. Reader.Next passes it on
+	// without keeping it, and the next call to Next resumes where this one
+	// stopped, once the source has data again.
+	ErrAgain = errors.New("protocol: no input available now")
 )
 
 // Error is a malformed request that memcached answers and survives: write

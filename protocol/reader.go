@@ -58,7 +58,9 @@ func (r *Reader) Buffered() int {
 
 // Next returns the next command. It reads only when the buffer holds no
 // complete command. A *Error means: send its reply, keep the connection.
-// Any other error (io.EOF, I/O errors, ErrLineTooLong, ErrHTTP) means close.
+// ErrAgain (from a non-blocking source) means: call Next again when the
+// source is readable. Any other error (io.EOF, I/O errors, ErrLineTooLong,
+// ErrHTTP) means close.
 func (r *Reader) Next() (Command, error) {
 	for {
 		r.discard()
@@ -121,6 +123,12 @@ func (r *Reader) fill() error {
 		}
 		n, err := r.r.Read(r.buf[r.end:])
 		r.end += n
+		if err == ErrAgain {
+			if n > 0 {
+				return nil
+			}
+			return err
+		}
 		if err != nil {
 			r.rerr = err
 			if n == 0 {

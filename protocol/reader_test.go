@@ -184,3 +184,66 @@ func benchParse(b *testing.B, p *parser, buf []byte) {
 		}
 	}
 }
+
+// againSource hands out its chunks one Read at a time, answering ErrAgain
+// between them, as a non-blocking socket does between arrivals.
+type againSource struct {
+	chunks []string
+	again  bool
+}
+
+func (s *againSource) Read(p []byte) (int, error) {
+	if s.again = !s.again; s.again {
+		return 0, ErrAgain
+	}
+	if len(s.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.chunks[0])
+	if s.chunks[0] = s.chunks[0][n:]; s.chunks[0] == "" {
+		s.chunks = s.chunks[1:]
+	}
+	return n, nil
+}
+
+// TestReaderErrAgain checks that ErrAgain is passed on and not kept: the
+// commands split across arrivals, including a swallowed oversized value,
+// come out the same as from one blocking stream.
+func TestReaderErrAgain(t *testing.T) {
+	big := strings.Repeat("z", 101)
+	src := &againSource{chunks: []string{"get", " a\r\nset b 0 0 1\r", "\nx", "\r\nset c 0 0 101\r\n", big[:50], big[50:] + "\r\n", "mn\r\n"}}
+	r := NewReader(src, 100)
+	var got []string
+	agains := 0
+	for {
+		cmd, err := r.Next()
+		var pe *Error
+		switch {
+		case err == ErrAgain:
+			agains++
+			continue
+		case errors.As(err, &pe):
+			got = append(got, "error "+pe.Reply)
+			continue
+		case err != nil:
+			got = append(got, "close "+err.Error())
+		default:
+			got = append(got, show(cmd))
+			continue
+		}
+		break
+	}
+	want := []string{
+		show(&Retrieval{Op: OpGet, Keys: keys("a")}),
+		show(&Storage{Op: OpSet, Key: bs("b"), Data: bs("x")}),
+		"error SERVER_ERROR object too large for cache",
+		show(&Admin{Op: OpMetaNoop}),
+		"close EOF",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if agains < 7 {
+		t.Errorf("%d ErrAgain, want one per arrival (7)", agains)
+	}
+}

@@ -169,7 +169,7 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 	}
 	if cmd.BadKey {
 		// memcached drops every reply not yet sent before this error.
-		c.out = c.out[:0]
+		c.dropUnflushed()
 		c.line(replyBadFormat)
 		return
 	}

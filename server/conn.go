@@ -16,24 +16,37 @@ import (
 // written out in pieces rather than held whole.
 const flushAt = 64 << 10
 
-// conn is one client connection, served by one goroutine.
+// conn is one client connection. Two drivers move its bytes: a goroutine
+// per connection over a net.Conn (serve, blocking reads and writes), or an
+// event loop over a non-blocking socket (eventloop_linux.go). Both run the
+// commands through process, exec and flush below, so the command code does
+// not know which one it runs under.
 type conn struct {
 	srv   *Server
 	cache Cache
-	nc    net.Conn
+	nc    net.Conn  // goroutine driver; nil under an event loop
+	w     io.Writer // where flush writes: nc, or the loop's non-blocking socket
 	id    uint64
+	raddr net.Addr // for stats conns
+	laddr net.Addr
 	r     *protocol.Reader
-	out   []byte // replies not yet written
-	val   []byte // scratch for one value read from the cache
-	err   error  // first write error; the connection closes after it
-	quit  bool
-	last  atomic.Int64 // unix seconds of the last read, from the cache's coarse clock
+	out   []byte // replies; out[:sent] are written, the rest not yet
+	sent  int
+	// held is the part of out that flush has taken on: it is sent even if
+	// a later error drops the replies not yet flushed. Always 0 under the
+	// goroutine driver, whose flush writes everything.
+	held int
+	val  []byte // scratch for one value read from the cache
+	err  error  // first write error; the connection closes after it
+	quit bool
+	last atomic.Int64 // unix seconds of the last read, from the cache's coarse clock
 	// dropped is set by Server.DropConns: run nothing more.
 	dropped atomic.Bool
 	ctr     counters
 	opt     options // option structs of the running command
 	// sampleIn counts down the commands until the next latency sample.
 	sampleIn int32
+	ev       evState // event loop driver's state; zero under the goroutine driver
 
 	// replica and dumper are the cache's optional peer interfaces, nil on
 	// a client connection (which never parses Y or sd anyway).
@@ -51,16 +64,23 @@ type options struct {
 	arith store.ArithOptions
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, cache: s.cache, nc: nc, id: s.nextID.Add(1), out: make([]byte, 0, 4096), sampleIn: nextGap()}
-	c.r = protocol.NewReader(connReader{c}, s.cfg.MaxItemSize)
-	if s.cfg.PeerExtensions {
+// newConn returns a connection; its driver calls setIO before serving it.
+func newConn(s *Server, raddr, laddr net.Addr) *conn {
+	c := &conn{srv: s, cache: s.cache, raddr: raddr, laddr: laddr, id: s.nextID.Add(1), out: make([]byte, 0, 4096), sampleIn: nextGap()}
+	c.last.Store(c.cache.Now())
+	return c
+}
+
+// setIO sets where the connection reads commands and writes replies.
+func (c *conn) setIO(src io.Reader, w io.Writer) {
+	c.w = w
+	c.r = protocol.NewReader(src, c.srv.cfg.MaxItemSize)
+	if c.srv.cfg.PeerExtensions {
 		c.r.AcceptPeerExtensions()
 		// Asserted once per connection, not per command.
-		c.replica, _ = s.cache.(Replica)
-		c.dumper, _ = s.cache.(Dumper)
+		c.replica, _ = c.cache.(Replica)
+		c.dumper, _ = c.cache.(Dumper)
 	}
-	return c
 }
 
 // connReader flushes pending replies before every read from the socket:
@@ -81,29 +101,42 @@ func (cr connReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// serve is the goroutine driver: it runs the connection until it ends.
 func (c *conn) serve() {
 	defer c.nc.Close()
-	c.last.Store(c.cache.Now())
+	c.process()
+	c.flush()
+}
+
+// process runs commands until the connection ends (false) or, under the
+// event loop, until no complete command is buffered and the socket has no
+// more input, or replies wait for the socket to drain (true).
+func (c *conn) process() bool {
 	for !c.quit && c.err == nil {
 		cmd, err := c.r.Next()
 		if err != nil {
+			if err == protocol.ErrAgain {
+				return true
+			}
 			var pe *protocol.Error
 			if errors.As(err, &pe) {
 				c.protocolError(pe)
 				continue
 			}
 			c.logClose(err)
-			break
+			return false
 		}
 		if c.dropped.Load() {
-			break // buffered commands of a dropped connection do not run
+			return false // buffered commands of a dropped connection do not run
 		}
 		c.run(cmd)
 		if len(c.out) >= flushAt {
-			c.flush()
+			if c.flush(); c.pending() {
+				return true
+			}
 		}
 	}
-	c.flush()
+	return false
 }
 
 // protocolError answers a malformed request and keeps the connection, as
@@ -127,24 +160,37 @@ func (c *conn) logClose(err error) {
 		return
 	}
 	if c.srv.verbosity.Load() > 0 {
-		c.srv.log.Info("connection closed", "remote", c.nc.RemoteAddr().String(), "err", err)
+		c.srv.log.Info("connection closed", "remote", c.raddr.String(), "err", err)
 	}
 }
 
-// flush writes the pending replies. A write error is kept and ends the
+// flush writes the pending replies: all of them under the goroutine
+// driver, as many as the socket takes under the event loop (the rest wait
+// for it to drain; see pending). A write error is kept and ends the
 // connection.
 func (c *conn) flush() error {
-	if len(c.out) == 0 || c.err != nil {
+	if c.sent == len(c.out) || c.err != nil {
 		return c.err
 	}
-	n, err := c.nc.Write(c.out)
+	n, err := c.w.Write(c.out[c.sent:])
 	c.ctr.bytesWritten.Add(int64(n))
-	c.out = c.out[:0]
+	c.sent += n
 	if err != nil {
 		c.err = err
 	}
+	if c.sent == len(c.out) || err != nil {
+		c.out, c.sent = c.out[:0], 0
+	}
+	c.held = len(c.out)
 	return err
 }
+
+// pending reports replies a non-blocking write left unwritten.
+func (c *conn) pending() bool { return c.sent < len(c.out) }
+
+// dropUnflushed drops the replies not yet handed to flush, as memcached
+// drops the unsent replies of a request that fails part way.
+func (c *conn) dropUnflushed() { c.out = c.out[:c.held] }
 
 // line appends one reply line and its "\r\n".
 func (c *conn) line(s string) {

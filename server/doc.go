@@ -4,9 +4,18 @@
 // the per-connection counters behind the stats command, and the connection
 // limit. It knows nothing of flags, clusters or where the Cache keeps items.
 //
-// One request flows: net.Conn → protocol.Reader.Next → conn.exec (a type
+// One request flows: socket → protocol.Reader.Next → conn.exec (a type
 // switch over the closed protocol.Command set) → Cache → reply bytes
-// appended to conn.out → flushed once, just before the next blocking read.
+// appended to conn.out → flushed once, when no complete command is buffered
+// and the socket has no more input.
+//
+// Two drivers move the bytes, sharing conn.process, exec and flush:
+// a goroutine per connection over its net.Conn (blocking reads and writes;
+// the default), or, with Config.EventLoop, edge-triggered epoll loops over
+// non-blocking sockets (eventloop_linux.go), each serving its ready
+// connections in turn on one thread. A loop stalls all its connections
+// while a Cache call waits, so it is only for a Cache that never waits on
+// the network (Local).
 // About one command in SampleEvery per connection is timed (conn.run) into
 // per-family latency histograms that Stats reports with the counters.
 //

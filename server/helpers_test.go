@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,8 +65,18 @@ func startShoalConfig(t testing.TB, cfg Config) string {
 	return startServer(t, store.Config{}, cfg)
 }
 
+// eventLoopEnv, when set to 1, makes every server the tests start over a
+// local store use the event loop (Config.EventLoop), so the whole suite runs
+// under either driver:
+//
+//	SHOAL_TEST_EVENT_LOOP=1 go test ./server
+const eventLoopEnv = "SHOAL_TEST_EVENT_LOOP"
+
 func startServer(t testing.TB, scfg store.Config, cfg Config) string {
 	t.Helper()
+	if os.Getenv(eventLoopEnv) == "1" {
+		cfg.EventLoop = true
+	}
 	st, err := store.New(scfg)
 	if err != nil {
 		t.Fatal(err)

@@ -46,6 +46,25 @@ type Config struct {
 	Logger *slog.Logger
 	// Cluster answers "stats cluster"; nil on a standalone node.
 	Cluster ClusterInfo
+	// EventLoop serves connections from edge-triggered epoll loops (see
+	// Loops) over non-blocking sockets, instead of one goroutine per
+	// connection: a request then costs epoll_wait, read and write and no
+	// goroutine hand-off between threads. A loop runs its connections'
+	// commands one after another on its own goroutine, so a Cache call that
+	// blocks (a cluster Router forwarding to a peer) would stall every
+	// connection of that loop: set it only over a Cache whose calls never
+	// wait on the network, such as Local. Off (the zero value): a goroutine
+	// per connection. Where epoll is missing (not Linux), or for a
+	// net.Conn that is not a socket, connections get goroutines anyway.
+	EventLoop bool
+	// Loops is the number of event loops (with EventLoop). Zero means
+	// GOMAXPROCS-1, at least 1. A loop waits in epoll_wait, a system call,
+	// holding its P (the runtime's right to run Go code): leave GOMAXPROCS
+	// at least one above Loops, so that the rest of the process (accepting, timers, the
+	// store's reclaimer) finds a P without waiting for the runtime to take
+	// one from a loop, and the runtime's monitor, seeing an idle P, leaves
+	// waiting loops alone instead of waking every 20 µs to take their Ps.
+	Loops int
 	// PeerExtensions makes connections accept shoal's extensions for the
 	// peer listener, which only other cluster nodes talk to: the meta
 	// E<cas> flag on ms, md (with I) and ma (write the item with that CAS,
@@ -74,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxItemSize < 0 {
 		return fmt.Errorf("%w: max item size must be positive", ErrConfig)
+	}
+	if c.Loops < 0 {
+		return fmt.Errorf("%w: event loops must not be negative", ErrConfig)
 	}
 	if c.IdleTimeout < 0 {
 		return fmt.Errorf("%w: idle timeout must not be negative", ErrConfig)
@@ -117,6 +139,9 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closed    counters // counters of connections that have ended
 	done      bool
+	loops     []*loop // event loops (EventLoop), started by the first Serve
+	loopsOff  bool    // EventLoop is set but the loops could not start
+	nextLoop  int     // round robin over loops for new connections
 	wg        sync.WaitGroup
 }
 
@@ -149,6 +174,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrClosed
 	}
 	s.listeners[ln] = struct{}{}
+	if s.cfg.EventLoop && s.loops == nil && !s.loopsOff {
+		s.startLoopsLocked()
+	}
 	s.mu.Unlock()
 	var delay time.Duration
 	for {
@@ -190,8 +218,22 @@ func (s *Server) admit(nc net.Conn) bool {
 		nc.Close()
 		return false
 	}
-	c := newConn(s, nc)
+	c := newConn(s, nc.RemoteAddr(), nc.LocalAddr())
 	s.conns[c] = struct{}{}
+	if len(s.loops) > 0 {
+		if fd, err := detach(nc); err == nil {
+			l := s.loops[s.nextLoop%len(s.loops)]
+			s.nextLoop++
+			ok := l.add(c, fd)
+			if !ok { // the loop died (it logged why)
+				delete(s.conns, c)
+			}
+			s.mu.Unlock()
+			return ok
+		}
+	}
+	c.nc = nc
+	c.setIO(connReader{c}, nc)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -216,7 +258,8 @@ func (s *Server) isDone() bool {
 }
 
 // Shutdown closes the listeners, then every connection, and waits for the
-// connection goroutines to exit or ctx to end. It is idempotent.
+// connection goroutines and event loops to exit or ctx to end. It is
+// idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.done = true
@@ -224,7 +267,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	for c := range s.conns {
-		c.nc.Close()
+		if c.nc != nil {
+			c.nc.Close()
+		}
+	}
+	for _, l := range s.loops {
+		l.stop() // the loop closes its own connections
 	}
 	s.mu.Unlock()
 	waited := make(chan struct{})
@@ -250,7 +298,12 @@ func (s *Server) DropConns() {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.dropped.Store(true)
-		c.nc.Close()
+		if c.nc != nil {
+			c.nc.Close()
+		}
+	}
+	for _, l := range s.loops {
+		l.dropConns() // the loop closes its own connections
 	}
 }
 

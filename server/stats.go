@@ -240,8 +240,8 @@ func (s *Server) connStats(w *statWriter, now int64) {
 	}
 	for c := range s.conns {
 		p := strconv.FormatUint(c.id, 10) + ":"
-		w.str(p+"addr", "tcp:"+c.nc.RemoteAddr().String())
-		w.str(p+"listen_addr", "tcp:"+c.nc.LocalAddr().String())
+		w.str(p+"addr", "tcp:"+c.raddr.String())
+		w.str(p+"listen_addr", "tcp:"+c.laddr.String())
 		w.str(p+"state", "conn_parse_cmd")
 		w.int(p+"secs_since_last_cmd", now-c.last.Load())
 	}

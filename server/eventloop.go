@@ -1,0 +1,56 @@
+package server
+
+import "runtime"
+
+// evState is a connection's state under an event loop (Config.EventLoop);
+// the goroutine driver leaves it zero. Only the connection's loop touches it.
+type evState struct {
+	loop *loop
+	fd   int
+	// drained: this wake-up's read came back short, so the socket is empty
+	// until the next edge, and reading again would only return EAGAIN.
+	drained bool
+	// hup: the peer has shut down its side; read to EOF, never trust a
+	// short read.
+	hup bool
+	// stalled: replies wait for the socket to drain (EPOLLOUT); commands
+	// and input are left until they are written.
+	stalled bool
+	// closing: the connection ended (quit) with replies still to write;
+	// it closes once they are out.
+	closing bool
+	// lastIn is the loop's clock (nanoseconds) at the last input, for
+	// IdleTimeout.
+	lastIn int64
+}
+
+// startLoopsLocked starts the event loops (Config.Loops). If the system
+// cannot (no epoll), connections get goroutines and a warning is logged
+// once. Callers hold s.mu.
+func (s *Server) startLoopsLocked() {
+	n := s.cfg.Loops
+	if n == 0 {
+		n = max(1, runtime.GOMAXPROCS(0)-1)
+	}
+	for range n {
+		l, err := newLoop(s)
+		if err != nil {
+			s.log.Warn("event loop unavailable, serving a goroutine per connection", "err", err)
+			for _, l := range s.loops {
+				l.stop()
+			}
+			s.loops, s.loopsOff = nil, true
+			return
+		}
+		s.loops = append(s.loops, l)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			// A loop is a thread's worth of work: keeping it on one thread
+			// saves the hand-offs between threads after its waits.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			l.run()
+		}()
+	}
+}

@@ -1,0 +1,364 @@
+//go:build linux
+
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"shoal/protocol"
+)
+
+// loop is one event loop: an epoll instance and the goroutine that waits
+// on it, serving every ready connection in turn. Connections are
+// registered edge-triggered for input and output once, and never modified.
+//
+// A wake-up for a connection writes what is pending, then reads and runs
+// commands until the socket is empty (a short read or EAGAIN), then writes
+// all their replies in one write. If the socket does not take them all, the
+// rest wait for EPOLLOUT, and the connection's input waits with them.
+type loop struct {
+	srv    *Server
+	epfd   int
+	wakefd int // eventfd: new connections or stop
+	idle   int64
+	now    int64 // nanoseconds since start, read at each wake-up when idle > 0
+	start  time.Time
+	conns  map[int]*conn // by fd; the loop's goroutine only
+	events []unix.EpollEvent
+
+	// mu guards the fields below, handed over from other goroutines.
+	mu       sync.Mutex
+	added    []*conn
+	stopped  bool
+	dropping bool // close the connections marked dropped (DropConns)
+}
+
+func newLoop(s *Server) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("server: epoll_create1: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("server: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("server: epoll_ctl: %w", err)
+	}
+	return &loop{
+		srv:    s,
+		epfd:   epfd,
+		wakefd: wakefd,
+		idle:   int64(s.cfg.IdleTimeout),
+		start:  time.Now(),
+		conns:  make(map[int]*conn),
+		events: make([]unix.EpollEvent, 256),
+	}, nil
+}
+
+// detach takes the socket out of nc: a duplicate of its descriptor, which
+// the loop owns, and nc closed (which removes it from Go's poller). The
+// duplicate shares the file description, so it is non-blocking already.
+func detach(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("server: not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, derr
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	nc.Close()
+	return fd, nil
+}
+
+// add hands a new connection to the loop, which registers it. If the loop
+// has stopped, it closes fd and reports false.
+func (l *loop) add(c *conn, fd int) bool {
+	c.ev = evState{loop: l, fd: fd}
+	c.setIO(fdReader{c}, fdWriter{c})
+	l.mu.Lock()
+	stopped := l.stopped
+	if !stopped {
+		l.added = append(l.added, c)
+	}
+	l.mu.Unlock()
+	if stopped {
+		unix.Close(fd)
+		return false
+	}
+	l.wake()
+	return true
+}
+
+// stop makes the loop close its connections and return. It is idempotent.
+func (l *loop) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+	l.wake()
+}
+
+// dropConns makes the loop close its connections marked dropped.
+func (l *loop) dropConns() {
+	l.mu.Lock()
+	l.dropping = true
+	l.mu.Unlock()
+	l.wake()
+}
+
+func (l *loop) wake() {
+	one := [8]byte{1}
+	unix.Write(l.wakefd, one[:])
+}
+
+// yieldEvery is how many wake-ups a loop runs between passes through the
+// scheduler. A loop never parks: it only makes system calls, which the
+// scheduler does not count as scheduling, so after 10 ms it would take the
+// loop for a goroutine hogging its P, preempt it with a signal, and keep
+// its monitor thread waking every 20 µs. A yield now and then, well within
+// 10 ms under load, avoids both.
+const yieldEvery = 64
+
+// run serves the loop's connections until stop.
+func (l *loop) run() {
+	defer l.shut()
+	timeout := -1
+	if l.idle > 0 {
+		// Idle connections are found by a sweep at this period.
+		timeout = int(min(max(time.Duration(l.idle)/4, 10*time.Millisecond), time.Second) / time.Millisecond)
+	}
+	var swept int64
+	for iter := 1; ; iter++ {
+		if iter%yieldEvery == 0 {
+			runtime.Gosched()
+		}
+		n, err := l.ready()
+		if n == 0 && err == nil {
+			n, err = unix.EpollWait(l.epfd, l.events, timeout)
+		}
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			l.srv.log.Error("event loop stopped", "err", err)
+			return
+		}
+		if l.idle > 0 {
+			l.now = int64(time.Since(l.start))
+		}
+		for i := range l.events[:n] {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if fd == l.wakefd {
+				if l.takeAdded() {
+					return
+				}
+				continue
+			}
+			if c := l.conns[fd]; c != nil {
+				l.serve(c, ev.Events)
+			}
+		}
+		if l.idle > 0 && l.now-swept >= int64(timeout)*int64(time.Millisecond) {
+			swept = l.now
+			l.sweep()
+		}
+	}
+}
+
+// ready collects the events ready now without waiting. Under load there
+// usually are some, and a raw system call spares the scheduler's
+// bookkeeping of one that may block (entering and leaving it, and
+// possibly handing the P to another thread); only when none are ready
+// does run wait in a blocking epoll_wait.
+func (l *loop) ready() (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// takeAdded registers the connections handed over by add. It reports
+// whether the loop must stop.
+func (l *loop) takeAdded() bool {
+	var b [8]byte
+	unix.Read(l.wakefd, b[:])
+	l.mu.Lock()
+	added, stopped, dropping := l.added, l.stopped, l.dropping
+	l.added, l.dropping = nil, false
+	l.mu.Unlock()
+	if l.idle > 0 {
+		l.now = int64(time.Since(l.start))
+	}
+	for _, c := range added {
+		l.conns[c.ev.fd] = c
+		c.ev.lastIn = l.now
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(c.ev.fd)}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.ev.fd, &ev); err != nil {
+			l.srv.log.Warn("event loop: cannot watch connection", "remote", c.raddr.String(), "err", err)
+			l.close(c)
+		}
+	}
+	if dropping {
+		for _, c := range l.conns {
+			if c.dropped.Load() {
+				l.close(c)
+			}
+		}
+	}
+	return stopped
+}
+
+// serve handles one readiness event of c.
+func (l *loop) serve(c *conn, events uint32) {
+	if c.pending() {
+		c.flush()
+		if c.pending() && c.err == nil {
+			return // still full: wait for the next EPOLLOUT
+		}
+	}
+	if c.ev.closing || c.err != nil {
+		l.close(c)
+		return
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 && !c.ev.stalled {
+		return // writable, and nothing waited for it
+	}
+	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.ev.hup = true
+	}
+	c.ev.drained = false
+	open := c.process()
+	c.flush()
+	switch {
+	case c.err != nil:
+		l.close(c)
+	case !open && c.pending():
+		c.ev.closing = true
+	case !open:
+		l.close(c)
+	default:
+		c.ev.stalled = c.pending()
+	}
+}
+
+// sweep closes the connections idle longer than IdleTimeout. One whose
+// replies wait for the client to read is not idle, as under the goroutine
+// driver, which times out reads only.
+func (l *loop) sweep() {
+	for _, c := range l.conns {
+		if l.now-c.ev.lastIn >= l.idle && !c.pending() {
+			l.close(c)
+		}
+	}
+}
+
+func (l *loop) close(c *conn) {
+	delete(l.conns, c.ev.fd)
+	unix.Close(c.ev.fd)
+	l.srv.forget(c)
+}
+
+// shut closes every connection of the loop, and the loop.
+func (l *loop) shut() {
+	l.mu.Lock()
+	added := l.added
+	l.added, l.stopped = nil, true
+	l.mu.Unlock()
+	for _, c := range added {
+		l.conns[c.ev.fd] = c
+	}
+	for _, c := range l.conns {
+		l.close(c)
+	}
+	unix.Close(l.epfd)
+	unix.Close(l.wakefd)
+}
+
+// fdReader reads a connection's non-blocking socket for its
+// protocol.Reader, answering protocol.ErrAgain once the socket is empty.
+type fdReader struct{ c *conn }
+
+func (r fdReader) Read(p []byte) (int, error) {
+	c := r.c
+	if c.ev.drained || len(p) == 0 {
+		return 0, protocol.ErrAgain
+	}
+	for {
+		// A raw syscall: the socket never blocks, so the scheduler need
+		// not hear about it.
+		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(c.ev.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch {
+		case e == 0 && n > 0:
+			c.ctr.bytesRead.Add(int64(n))
+			c.last.Store(c.cache.Now())
+			c.ev.lastIn = c.ev.loop.now
+			// A short read emptied the socket: anything later brings a
+			// new edge. After a hang-up, read on to EOF.
+			c.ev.drained = int(n) < len(p) && !c.ev.hup
+			return int(n), nil
+		case e == 0:
+			return 0, io.EOF
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN:
+			c.ev.drained = true
+			return 0, protocol.ErrAgain
+		default:
+			return 0, e
+		}
+	}
+}
+
+// fdWriter writes to a connection's non-blocking socket as much as it
+// takes, without an error for the rest.
+type fdWriter struct{ c *conn }
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	fd := uintptr(w.c.ev.fd)
+	done := 0
+	for done < len(p) {
+		q := p[done:]
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&q[0])), uintptr(len(q)), unix.MSG_NOSIGNAL, 0, 0)
+		switch e {
+		case 0:
+			done += int(n)
+			if int(n) < len(q) {
+				return done, nil // the socket buffer is full
+			}
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return done, nil
+		default:
+			return done, e
+		}
+	}
+	return done, nil
+}

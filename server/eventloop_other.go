@@ -1,0 +1,21 @@
+//go:build !linux
+
+package server
+
+import (
+	"errors"
+	"net"
+)
+
+var errNoEpoll = errors.New("server: event loop needs epoll (Linux)")
+
+// loop is a stand-in where epoll is missing: newLoop always fails, so
+// Config.EventLoop falls back to a goroutine per connection.
+type loop struct{}
+
+func newLoop(*Server) (*loop, error) { return nil, errNoEpoll }
+func (*loop) run()                   {}
+func (*loop) dropConns()             {}
+func (*loop) stop()                  {}
+func (*loop) add(*conn, int) bool    { return false }
+func detach(net.Conn) (int, error)   { return -1, errNoEpoll }
