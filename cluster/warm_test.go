@@ -211,7 +211,10 @@ func TestWarmAfterPause(t *testing.T) {
 	// a stand-in owner would) and a delete.
 	for i := range n {
 		k := []byte(fmt.Sprintf("wp-%d", i))
-		waitFor(t, func() bool { _, _, res := b.st.Get(k, nil, nil); return res == store.Hit })
+		// Both copies in place: no push of "old" is still on its way.
+		for _, n := range []*fullNode{a, b} {
+			waitFor(t, func() bool { _, _, res := n.st.Get(k, nil, nil); return res == store.Hit })
+		}
 		if i == 0 {
 			b.st.Delete(k, nil)
 			continue
@@ -240,7 +243,9 @@ func TestWarmAfterPause(t *testing.T) {
 	for i := 1; i < n; i++ {
 		k := []byte(fmt.Sprintf("wp-%d", i))
 		if _, v, res := a.st.Get(k, nil, nil); res != store.Hit || string(v) != "new" {
-			t.Fatalf("a's store holds %q (%v) for %s after warm-up", v, res, k)
+			vw := a.node.View()
+			t.Fatalf("a's store holds %q (%v) for %s after warm-up (owners %v; pulled %d dropped %d read through %d)", v, res, k,
+				vw.Ring.Owners(vw.Ring.Shard(k)), a.router.w.pulled.Load(), a.router.w.dropped.Load(), a.router.w.fetched.Load())
 		}
 	}
 }
