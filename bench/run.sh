@@ -20,6 +20,7 @@ DEPTHS=${DEPTHS:-"1 16"}
 CONNS=${CONNS:-32}
 RATE=${RATE:-}                       # figure 5; default: half memcached's depth-1 max
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
+SHOAL_TAGS=${SHOAL_TAGS:-}                 # build tags for shoal, e.g. nodev
 read -r -a SHOAL_EXTRA <<<"${SHOAL_FLAGS:-}" # extra shoal flags, e.g. --conn-goroutines
 FLAGS=(-t 2 -m 64 -c 4096 -l 127.0.0.1)
 
@@ -54,7 +55,7 @@ trap 'exit 130' INT TERM
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 echo "building shoal and loadgen into $TMP" >&2
-(cd "$ROOT" && go build -o "$TMP/shoal" . && go build -o "$TMP/loadgen" ./bench/loadgen) || exit 1
+(cd "$ROOT" && go build ${SHOAL_TAGS:+-tags "$SHOAL_TAGS"} -o "$TMP/shoal" . && go build -o "$TMP/loadgen" ./bench/loadgen) || exit 1
 LG=$TMP/loadgen
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -133,9 +134,14 @@ one() {
 	local ok=0
 	case $sc in
 	fill)
+		local idle
+		idle=$(rss_kb "$SPID")
 		if run_lg "$name" "$logf" "$out" fill -keys "$FILL_KEYS" -value 100; then
 			record items "$name" "$(kv curr_items "$out")"
 			record rss_mb "$name" "$(awk -v k="$(rss_kb "$SPID")" 'BEGIN {printf "%.1f", k/1024}')"
+			record rss_idle_mb "$name" "$(awk -v k="$idle" 'BEGIN {printf "%.1f", k/1024}')"
+			record rss_anon_mb "$name" "$(awk '/^RssAnon:/ {printf "%.1f", $2/1024}' "/proc/$SPID/status")"
+			record rss_growth_mb "$name" "$(awk -v k="$(rss_kb "$SPID")" -v i="$idle" 'BEGIN {printf "%.1f", (k-i)/1024}')"
 			record fill_rejected "$name" "$(kv rejected "$out")"
 		else ok=1; fi
 		;;
@@ -236,6 +242,9 @@ printf '| %-34s | %12s | %12s | %10s | %9s | %-4s |\n' figure memcached shoal ra
 printf '|%s|%s|%s|%s|%s|%s|\n' ------------------------------------ -------------- -------------- ------------ ----------- ------
 row items "1. items after ${FILL_KEYS}x100B" ratio_ge 1.25
 row rss_mb "1. RSS after fill (MB)" ratio_le 1.10
+row rss_idle_mb "   RSS at start, before the fill" info -
+row rss_growth_mb "   RSS growth during the fill" info -
+row rss_anon_mb "   anonymous RSS after fill (MB)" info -
 row fill_rejected "   sets rejected during fill" info -
 row hit_pct "2. hit % zipf 0.99, ${HR_KEYS} keys" points_ge 2
 row hit_pct_2nd_half "   hit %, 2nd half of measured gets" info -
