@@ -1,15 +1,16 @@
 package cluster
 
 import (
-	"fmt"
+	"errors"
 
+	"shoal/protocol"
 	"shoal/server"
 	"shoal/store"
 )
 
 // ErrStaleEpoch: a replicated write from a view older than the latest
 // change of its shard's owners; its sender no longer owns the key.
-var ErrStaleEpoch = fmt.Errorf("cluster: stale epoch")
+var ErrStaleEpoch = errors.New("cluster: stale epoch")
 
 // PeerCache returns the Cache for the peer listener: this node's store,
 // where forwarded and replicated requests arrive; it never routes again.
@@ -140,10 +141,6 @@ func (p *PeerCache) Dump(want []byte, emit func(key []byte, it store.Item, val [
 		return
 	}
 	p.r.st.Range(func(key []byte, it store.Item, val []byte) bool {
-		s := v.Ring.Shard(key)
-		if s/8 >= len(want) || want[s/8]&(1<<(s%8)) == 0 {
-			return true
-		}
-		return emit(key, it, val)
+		return !protocol.WantsShard(want, v.Ring.Shard(key)) || emit(key, it, val)
 	})
 }
