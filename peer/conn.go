@@ -2,6 +2,7 @@ package peer
 
 import (
 	"errors"
+	"runtime"
 	"fmt"
 	"net"
 	"sync"
@@ -57,6 +58,15 @@ func (cn *conn) enqueue(r *request) error {
 		return nil
 	}
 	cn.flushing = true
+	// Yield once before writing: the request goroutines runnable on this
+	// P (a forwarding node has one per client connection) append theirs
+	// meanwhile and share this write, and the peer reads them in one
+	// batch. Forwarded throughput with 32 connections went from 0.42–0.48×
+	// to 0.51–0.62× of direct (BenchmarkForwarding); alone, Gosched
+	// returns at once.
+	cn.mu.Unlock()
+	runtime.Gosched()
+	cn.mu.Lock()
 	for len(cn.wbuf) > 0 && cn.broken == nil {
 		out := cn.wbuf
 		cn.wbuf = cn.spare[:0]
