@@ -2,9 +2,9 @@ package peer
 
 import (
 	"errors"
-	"runtime"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
