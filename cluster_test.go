@@ -95,27 +95,7 @@ type proc struct {
 // startProc runs shoal as node name on a free port, joined to etcd.
 func startProc(t testing.TB, etcd *devetcd.Server, name string, extra ...string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	args := append([]string{
-		"-p", port, "-m", "16", "--node", name, "--lease-ttl", "2",
-		"--etcd", strings.Join(etcd.Endpoints(), ","),
-	}, extra...)
-	cmd := exec.Command(shoalBinary(t), args...)
-	p := &proc{name: name, addr: addr, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.signal(syscall.SIGKILL)
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", name, p.stderr.String())
-		}
-	})
-	return p
+	return startNodeAt(t, strings.Join(etcd.Endpoints(), ","), name, freeAddr(t), extra...)
 }
 
 func (p *proc) signal(sig syscall.Signal) {

@@ -92,7 +92,7 @@ func (e *etcdProc) signal(sig syscall.Signal) {
 	}
 }
 
-// node is a shoal process with fixed client and peer addresses.
+// pnode is a shoal process with fixed client and peer addresses.
 type pnode struct {
 	*proc
 	peerAddr string
@@ -127,7 +127,7 @@ func startNodeAt(t testing.TB, endpoints, name, addr string, extra ...string) *p
 	return p
 }
 
-// startNode starts a clustered node on fresh client and peer ports.
+// startPeerNode starts a clustered node on fresh client and peer ports.
 func startPeerNode(t testing.TB, endpoints, name string, extra ...string) *pnode {
 	t.Helper()
 	n := &pnode{peerAddr: freeAddr(t)}
