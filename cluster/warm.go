@@ -283,7 +283,7 @@ func (r *Router) own(v *View, key []byte, rmw bool, op func() bool) bool {
 	return changed
 }
 
-// replica runs a replicated write of key: refused (false) when its shard
+// replica runs a replicated write of key, unless its shard
 // warms and this node wrote the key itself since warm-up began.
 func (r *Router) replica(v *View, key []byte, op func()) {
 	s, ok := r.warming(v, key)
