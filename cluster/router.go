@@ -53,7 +53,9 @@ type RouterConfig struct {
 	// request timeout, after which the others fail over.
 	PauseAfter time.Duration
 	// OnPause, when not nil, is called when a pause is noticed, before any
-	// request runs: it must close every client and peer connection.
+	// request runs: main closes the peer connections there (their buffered
+	// requests were given up by their senders) and empties the
+	// replication queue (it predates what the others took meanwhile).
 	OnPause func()
 }
 
