@@ -364,6 +364,16 @@ func (p routerPeers) PeerStats() []monitor.PeerStats {
 	return out
 }
 
+// TakeoverStats reports the router's warm-up, pause and replica counters
+// to the monitor.
+func (p routerPeers) TakeoverStats() monitor.TakeoverStats {
+	t := p.r.Takeover()
+	return monitor.TakeoverStats{
+		WarmShards: t.WarmShards, WarmPulled: t.Pulled, WarmDropped: t.Dropped, WarmReadThrough: t.ReadThrough,
+		Pauses: t.Pauses, ReplicaWrites: t.ReplicaWrites, ReplicaStaleEpochs: t.ReplicaStaleEpochs,
+	}
+}
+
 // clusterInfo answers "stats cluster": the view, then one group of lines
 // per peer (forwarding and replication), from the same snapshot /metrics
 // uses.

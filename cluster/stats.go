@@ -96,19 +96,37 @@ func boolNum(b bool) string {
 	return "0"
 }
 
-// ClusterStats lists the router's own counters for "stats cluster": the
-// shards warming now, the items warm-up pulled, dropped as possibly stale
-// and read through from a source, the pauses noticed, the replicated
-// writes applied, and those refused for an old epoch.
+// Takeover is a snapshot of the router's own counters: the shards
+// warming now, the items warm-up pulled, dropped as possibly stale and
+// read through from a source, the pauses noticed, the replicated writes
+// applied, and those refused for an old epoch. It feeds "stats cluster"
+// and /metrics.
+type Takeover struct {
+	WarmShards                                int
+	Pulled, Dropped, ReadThrough              uint64
+	Pauses, ReplicaWrites, ReplicaStaleEpochs uint64
+}
+
+// Takeover returns the router's counters.
+func (r *Router) Takeover() Takeover {
+	return Takeover{
+		WarmShards: int(r.w.active.Load()),
+		Pulled:     r.w.pulled.Load(), Dropped: r.w.dropped.Load(), ReadThrough: r.w.fetched.Load(),
+		Pauses: r.pauses.Load(), ReplicaWrites: r.replicated.Load(), ReplicaStaleEpochs: r.staleEpochs.Load(),
+	}
+}
+
+// ClusterStats lists Takeover for the memcached "stats cluster" command.
 func (r *Router) ClusterStats() [][2]string {
+	t := r.Takeover()
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	return [][2]string{
-		{"warm_shards", strconv.Itoa(int(r.w.active.Load()))},
-		{"warm_pulled_items", u(r.w.pulled.Load())},
-		{"warm_dropped_items", u(r.w.dropped.Load())},
-		{"warm_read_through", u(r.w.fetched.Load())},
-		{"pauses", u(r.pauses.Load())},
-		{"replica_writes", u(r.replicated.Load())},
-		{"replica_stale_epochs", u(r.staleEpochs.Load())},
+		{"warm_shards", strconv.Itoa(t.WarmShards)},
+		{"warm_pulled_items", u(t.Pulled)},
+		{"warm_dropped_items", u(t.Dropped)},
+		{"warm_read_through", u(t.ReadThrough)},
+		{"pauses", u(t.Pauses)},
+		{"replica_writes", u(t.ReplicaWrites)},
+		{"replica_stale_epochs", u(t.ReplicaStaleEpochs)},
 	}
 }

@@ -98,6 +98,9 @@ func (m *Monitor) writeNode(w io.Writer) {
 	if m.cfg.Cluster != nil {
 		m.writeCluster(&p)
 	}
+	if t, ok := m.cfg.Peers.(Takeovers); ok {
+		writeTakeover(&p, t.TakeoverStats())
+	}
 	if m.cfg.Peers != nil {
 		writePeers(&p, m.cfg.Peers.PeerStats())
 	}
@@ -169,8 +172,18 @@ func (m *Monitor) writeCluster(p *promWriter) {
 	}
 }
 
-// writePeers writes the per-peer forwarding and replication series. Nothing
-// calls it until issue 5 supplies Config.Peers.
+// writeTakeover writes a cluster node's warm-up, pause and replica series.
+func writeTakeover(p *promWriter, t TakeoverStats) {
+	p.one("shoal_warm_shards", "gauge", "Shards this node is taking over (warming) now.", float64(t.WarmShards))
+	p.one("shoal_warm_pulled_items_total", "counter", "Items pulled from another node while warming shards.", float64(t.WarmPulled))
+	p.one("shoal_warm_dropped_items_total", "counter", "Items dropped as possibly stale before a shard was pulled again.", float64(t.WarmDropped))
+	p.one("shoal_warm_read_through_total", "counter", "Keys read through from another node while their shard warmed.", float64(t.WarmReadThrough))
+	p.one("shoal_pauses_total", "counter", "Times this process found it had been paused.", float64(t.Pauses))
+	p.one("shoal_replica_writes_total", "counter", "Replicated writes applied.", float64(t.ReplicaWrites))
+	p.one("shoal_replica_stale_epochs_total", "counter", "Replicated writes refused for an epoch older than their shard's owners.", float64(t.ReplicaStaleEpochs))
+}
+
+// writePeers writes the per-peer forwarding and replication series.
 func writePeers(p *promWriter, peers []PeerStats) {
 	if len(peers) == 0 {
 		return

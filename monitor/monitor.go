@@ -39,6 +39,19 @@ type PeerStats struct {
 	ReplQueueDrops  uint64        // writes dropped because the queue was full
 }
 
+// TakeoverStats is a cluster node's warm-up, pause and replica counters.
+type TakeoverStats struct {
+	WarmShards                                int
+	WarmPulled, WarmDropped, WarmReadThrough  uint64
+	Pauses, ReplicaWrites, ReplicaStaleEpochs uint64
+}
+
+// Takeovers is an optional method of Config.Peers: when it has it, its
+// counters are exported too. Called from HTTP handler goroutines.
+type Takeovers interface {
+	TakeoverStats() TakeoverStats
+}
+
 // Peers is the seam for routing and replication (issue 5): the router and
 // the replicator keep per-peer counters on their own structs and report
 // them through PeerStats, called from HTTP handler goroutines concurrently.

@@ -160,6 +160,47 @@ func TestPeerSeries(t *testing.T) {
 	}
 }
 
+// takeoverPeers is fakePeers with the optional Takeovers method.
+type takeoverPeers struct {
+	fakePeers
+	t TakeoverStats
+}
+
+func (p takeoverPeers) TakeoverStats() TakeoverStats { return p.t }
+
+func TestTakeoverSeries(t *testing.T) {
+	peers := takeoverPeers{fakePeers{{Peer: "b", ReplLagSeq: 12}}, TakeoverStats{
+		WarmShards: 4, WarmPulled: 100, WarmDropped: 7, WarmReadThrough: 9, Pauses: 1, ReplicaWrites: 55, ReplicaStaleEpochs: 2,
+	}}
+	m, err := New(Config{Node: "a", Stats: fakeStats{testSnapshot()}, Cluster: testCluster(), Peers: peers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, m)
+	for series, v := range map[string]string{
+		"shoal_warm_shards":                         "4",
+		"shoal_warm_pulled_items_total":             "100",
+		"shoal_warm_dropped_items_total":            "7",
+		"shoal_warm_read_through_total":             "9",
+		"shoal_pauses_total":                        "1",
+		"shoal_replica_writes_total":                "55",
+		"shoal_replica_stale_epochs_total":          "2",
+		`shoal_replication_lag_sequences{peer="b"}`: "12",
+	} {
+		if got[series] != v {
+			t.Errorf("%s = %q, want %q", series, got[series], v)
+		}
+	}
+	// Without the optional method there are no such series.
+	m, err = New(Config{Node: "a", Stats: fakeStats{testSnapshot()}, Cluster: testCluster(), Peers: fakePeers{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := scrape(t, m)["shoal_warm_shards"]; ok {
+		t.Error("shoal_warm_shards exported without a Takeovers source")
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	cases := map[string]Config{
 		"no node":  {Stats: fakeStats{}},
