@@ -14,14 +14,38 @@ func parsePeer(buf []byte, accept bool) (Command, int, error) {
 	return cmd, n + swallow, err
 }
 
+// peerCase is one input parsed with the peer extensions off and on.
+type peerCase struct {
+	name    string
+	in      string
+	off, on parseCase
+}
+
+// runPeerCases checks each case with the extensions off (and through
+// Parse, which never accepts them) and on.
+func runPeerCases(t *testing.T, cases []peerCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name+"/default", func(t *testing.T) {
+			cmd, n, err := parsePeer([]byte(tc.in), false)
+			tc.off.in = tc.in
+			checkResult(t, tc.off, cmd, n, err)
+			// Parse never accepts the extensions.
+			cmd, n, err = Parse([]byte(tc.in))
+			checkResult(t, tc.off, cmd, n, err)
+		})
+		t.Run(tc.name+"/accept", func(t *testing.T) {
+			cmd, n, err := parsePeer([]byte(tc.in), true)
+			tc.on.in = tc.in
+			checkResult(t, tc.on, cmd, n, err)
+		})
+	}
+}
+
 // TestExplicitCAS: E (the shoal peer extension) is an invalid flag as in
 // memcached 1.6.18 unless the Reader opts in.
 func TestExplicitCAS(t *testing.T) {
-	cases := []struct {
-		name    string
-		in      string
-		off, on parseCase
-	}{
+	cases := []peerCase{
 		{"ms E", "ms a 1 T0 F3 E12345\r\nx\r\n",
 			parseCase{reply: "CLIENT_ERROR invalid flag"},
 			parseCase{want: &MetaSet{Key: bs("a"), Data: bs("x"), Op: OpSet, MetaOptions: MetaOptions{Flags: mflags("T0", "F3", "E12345"), HasTTL: true, HasClientFlags: true, ClientFlags: 3, HasNewCAS: true, NewCAS: 12345}}}},
@@ -47,21 +71,7 @@ func TestExplicitCAS(t *testing.T) {
 			parseCase{reply: "CLIENT_ERROR invalid flag"},
 			parseCase{reply: "CLIENT_ERROR invalid flag"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name+"/default", func(t *testing.T) {
-			cmd, n, err := parsePeer([]byte(tc.in), false)
-			tc.off.in = tc.in
-			checkResult(t, tc.off, cmd, n, err)
-			// Parse never accepts E.
-			cmd, n, err = Parse([]byte(tc.in))
-			checkResult(t, tc.off, cmd, n, err)
-		})
-		t.Run(tc.name+"/accept", func(t *testing.T) {
-			cmd, n, err := parsePeer([]byte(tc.in), true)
-			tc.on.in = tc.in
-			checkResult(t, tc.on, cmd, n, err)
-		})
-	}
+	runPeerCases(t, cases)
 }
 
 func TestReaderAcceptPeerExtensionsE(t *testing.T) {

@@ -9,11 +9,7 @@ import (
 // (an invalid flag, an unknown command) unless the Reader opts in.
 func TestPeerExtensions(t *testing.T) {
 	const maxU64 = "18446744073709551615"
-	cases := []struct {
-		name    string
-		in      string
-		off, on parseCase
-	}{
+	cases := []peerCase{
 		{"ms Y Z", "ms a 1 Y7 Z42 E9\r\nx\r\n",
 			parseCase{reply: "CLIENT_ERROR invalid flag"},
 			parseCase{want: &MetaSet{Key: bs("a"), Data: bs("x"), Op: OpSet, MetaOptions: MetaOptions{Flags: mflags("Y7", "Z42", "E9"), HasEpoch: true, Epoch: 7, HasSeq: true, Seq: 42, HasNewCAS: true, NewCAS: 9}}}},
@@ -75,21 +71,7 @@ func TestPeerExtensions(t *testing.T) {
 			parseCase{reply: "ERROR"},
 			parseCase{reply: "ERROR"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name+"/default", func(t *testing.T) {
-			cmd, n, err := parsePeer([]byte(tc.in), false)
-			tc.off.in = tc.in
-			checkResult(t, tc.off, cmd, n, err)
-			// Parse never accepts the extensions.
-			cmd, n, err = Parse([]byte(tc.in))
-			checkResult(t, tc.off, cmd, n, err)
-		})
-		t.Run(tc.name+"/accept", func(t *testing.T) {
-			cmd, n, err := parsePeer([]byte(tc.in), true)
-			tc.on.in = tc.in
-			checkResult(t, tc.on, cmd, n, err)
-		})
-	}
+	runPeerCases(t, cases)
 }
 
 // TestReaderShardDump: a peer Reader reuses its bitmap buffer and keeps
