@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"shoal/peer"
+	"shoal/protocol"
 	"shoal/store"
 )
 
@@ -27,20 +28,8 @@ import (
 //   - flush_all reaches every member that answers (Router.FlushAll), each
 //     applying the delay on its own clock; one that is down keeps its items.
 
-// maxRelative is memcached's 30 days: larger meta TTLs are absolute times.
-const maxRelative = 60 * 60 * 24 * 30
-
-// ttl converts an absolute exptime (0 never, 1 already expired) to a meta
-// TTL token: absolute times travel as they are, the past as -1.
-func ttl(exptime int64) int64 {
-	switch {
-	case exptime == 0:
-		return 0
-	case exptime <= maxRelative:
-		return -1
-	}
-	return exptime
-}
+// ttl is the meta T token for an absolute exptime.
+func ttl(exptime int64) int64 { return protocol.MetaTTL(exptime) }
 
 // exptime converts the TTL left a peer reports (-1 never) back to an
 // absolute time on this node's clock.

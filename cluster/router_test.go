@@ -25,20 +25,6 @@ var (
 	_ server.MultiGetter = (*Router)(nil)
 )
 
-func TestTTLToken(t *testing.T) {
-	for name, tc := range map[string]struct{ exptime, want int64 }{
-		"never":           {0, 0},
-		"already expired": {1, -1},
-		"absolute":        {1_900_000_000, 1_900_000_000},
-	} {
-		t.Run(name, func(t *testing.T) {
-			if got := ttl(tc.exptime); got != tc.want {
-				t.Fatalf("ttl(%d) = %d, want %d", tc.exptime, got, tc.want)
-			}
-		})
-	}
-}
-
 // routedNode is one in-process cluster node: membership, store, router and
 // a connection server on its own loopback port.
 type routedNode struct {

@@ -369,6 +369,20 @@ func AppendMetaSetRequestBase64(dst, key []byte, size int) []byte {
 	return append(dst, " b"...)
 }
 
+// MetaTTL converts an absolute exptime as a store keeps it (unix seconds;
+// 0 never, 1 or anything within memcached's 30-day relative range already
+// expired) to a meta T token another node reads the same way: 0 stays 0,
+// an absolute time travels as it is, the past as -1.
+func MetaTTL(exptime int64) int64 {
+	switch {
+	case exptime == 0:
+		return 0
+	case exptime <= 60*60*24*30:
+		return -1
+	}
+	return exptime
+}
+
 func appendB(dst []byte, b64 bool) []byte {
 	if b64 {
 		return append(dst, " b"...)

@@ -274,3 +274,17 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
+
+func TestMetaTTL(t *testing.T) {
+	for name, tc := range map[string]struct{ exptime, want int64 }{
+		"never":           {0, 0},
+		"already expired": {1, -1},
+		"absolute":        {1_900_000_000, 1_900_000_000},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := MetaTTL(tc.exptime); got != tc.want {
+				t.Fatalf("MetaTTL(%d) = %d, want %d", tc.exptime, got, tc.want)
+			}
+		})
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"shoal/peer"
+	"shoal/protocol"
 )
 
 // ErrConfig reports a Config the replicator cannot use.
@@ -423,7 +424,7 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{Epoch: e.it.Epoch, Seq: e.it.Seq})
 			} else {
 				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{
-					Flags: e.it.Flags, TTL: ttl(e.it.Exptime), NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq,
+					Flags: e.it.Flags, TTL: protocol.MetaTTL(e.it.Exptime), NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq,
 					KeyBinary: e.it.KeyBinary,
 				})
 			}
@@ -461,19 +462,6 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 		r.log.Debug("replication peer did not answer", "peer", l.name)
 	}
 	return !down.Load()
-}
-
-// ttl converts an absolute exptime to an ms T token: 0 never expires, an
-// absolute time travels as is, the store's "already expired" (1, or any
-// time within memcached's 30-day relative range) as -1.
-func ttl(exptime int64) int64 {
-	switch {
-	case exptime == 0:
-		return 0
-	case exptime <= 60*60*24*30:
-		return -1
-	}
-	return exptime
 }
 
 // Stats returns a snapshot of every peer's counters, by peer name.
