@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +57,7 @@ func BenchmarkForwarding(b *testing.B) {
 		// forwarding node's peer connections carry many requests per write.
 		b.Run(tc.name+"-32conns", func(b *testing.B) {
 			b.SetParallelism(16) // × GOMAXPROCS (2) = 32 connections
+			defer reportCPU(b, map[string]*proc{"n1": n1, "n2": n2})()
 			b.RunParallel(func(pb *testing.PB) {
 				nc, err := net.Dial("tcp", tc.addr)
 				if err != nil {
@@ -106,4 +110,35 @@ func (c *raw) roundTrip(b *testing.B, req string, lines int) {
 	if err := c.send(req, lines); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// reportCPU reports, when the returned func runs, each process's CPU time
+// per benchmark op (utime+stime from /proc/PID/stat, in clock ticks of
+// 10 ms: meaningful over runs of a second or more).
+func reportCPU(b *testing.B, procs map[string]*proc) func() {
+	start := map[string]float64{}
+	for name, p := range procs {
+		start[name] = procCPUSeconds(b, p.cmd.Process.Pid)
+	}
+	return func() {
+		for name, p := range procs {
+			used := procCPUSeconds(b, p.cmd.Process.Pid) - start[name]
+			b.ReportMetric(used*1e6/float64(b.N), name+"-cpu-µs/op")
+		}
+	}
+}
+
+func procCPUSeconds(b *testing.B, pid int) float64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which ends at the last ')':
+	// state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	var utime, stime float64
+	if _, err := fmt.Sscan(f[11]+" "+f[12], &utime, &stime); err != nil {
+		b.Fatal(err)
+	}
+	return (utime + stime) / 100 // USER_HZ
 }
