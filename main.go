@@ -127,7 +127,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	var peerSrv *server.Server // serves forwarded requests from the local store
 	var replicator *repl.Replicator
 	if o.clustered() {
-		if replicator, err = repl.New(repl.Config{Logger: log}); err != nil {
+		// Every push comes from the router, made below: a refusal to
+		// refresh cannot come before it exists.
+		refresh := func(key []byte, peer string) (repl.Item, bool) { return router.Refresh(key, peer) }
+		if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh}); err != nil {
 			return err
 		}
 		// The replicator outlives the servers: it stops after they do
@@ -359,7 +362,7 @@ func (p routerPeers) PeerStats() []monitor.PeerStats {
 	for _, c := range p.r.PeerStats() {
 		s := rs[c.Peer]
 		out = append(out, monitor.PeerStats{Peer: c.Peer, Forwarded: c.Forwarded, ForwardFailures: c.Failures,
-			ReplLag: s.Lag, ReplLagSeq: s.LagSeq, ReplQueueDrops: s.Dropped})
+			ReplLag: s.Lag, ReplLagSeq: s.LagSeq, ReplQueueDrops: s.Dropped, ReplStale: s.Stale})
 	}
 	return out
 }
@@ -392,6 +395,7 @@ func (c clusterInfo) ClusterStats() [][2]string {
 			[2]string{pre + "repl_lag_seconds", strconv.FormatFloat(p.ReplLag.Seconds(), 'f', 3, 64)},
 			[2]string{pre + "repl_lag_sequences", strconv.Itoa(p.ReplLagSeq)},
 			[2]string{pre + "repl_queue_drops", strconv.FormatUint(p.ReplQueueDrops, 10)},
+			[2]string{pre + "repl_stale", strconv.FormatUint(p.ReplStale, 10)},
 		)
 	}
 	return out

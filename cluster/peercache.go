@@ -1,7 +1,7 @@
 package cluster
 
 import (
-	"errors"
+	"fmt"
 
 	"shoal/protocol"
 	"shoal/server"
@@ -9,8 +9,12 @@ import (
 )
 
 // ErrStaleEpoch: a replicated write from a view older than the latest
-// change of its shard's owners; its sender no longer owns the key.
-var ErrStaleEpoch = errors.New("cluster: stale epoch")
+// change of its shard's owners. Either its sender no longer serves the key,
+// or it has not seen that change yet: the peer is told (the server answers
+// server.ErrStaleOrigin with protocol.ReplyStaleEpoch), and a sender that
+// still serves the key in its newer view sends the key again
+// (Router.Refresh).
+var ErrStaleEpoch = fmt.Errorf("cluster: stale epoch: %w", server.ErrStaleOrigin)
 
 // PeerCache returns the Cache for the peer listener: this node's store,
 // where forwarded and replicated requests arrive; it never routes again.

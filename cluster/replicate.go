@@ -56,11 +56,38 @@ func (r *Router) replicate(v *View, key []byte, targets []repl.Target) {
 	if len(targets) == 0 {
 		return
 	}
+	r.cfg.Replicator.Push(key, targets, r.stamped(v, key))
+}
+
+// stamped is key's local result with v's epoch and the next sequence
+// number of its shard.
+func (r *Router) stamped(v *View, key []byte) repl.Item {
 	it := r.result(key)
 	s := v.Ring.Shard(key)
 	it.Epoch = uint64(v.Epoch)
 	if seq := r.seq.Load(); seq != nil && s < len(*seq) {
 		it.Seq = (*seq)[s].Add(1)
 	}
-	r.cfg.Replicator.Push(key, targets, it)
+	return it
+}
+
+// Refresh is repl.Config.Refresh: a replica refused a push of key as older
+// than its view. When this node still serves key in its current view and
+// peer is still one of the key's other owners, the push is made again from
+// the store with this view's epoch (with a replication factor of 3 or
+// more, a view change can keep both as owners while changing the third,
+// and the replica may have seen it first). Otherwise nothing is resent:
+// the key's owners in the new view have it or warm it.
+func (r *Router) Refresh(key []byte, peer string) (repl.Item, bool) {
+	v := r.current()
+	targets, serving := r.targets(v, key)
+	if !serving {
+		return repl.Item{}, false
+	}
+	for _, t := range targets {
+		if t.Name == peer {
+			return r.stamped(v, key), true
+		}
+	}
+	return repl.Item{}, false
 }

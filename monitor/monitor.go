@@ -37,6 +37,7 @@ type PeerStats struct {
 	ReplLag         time.Duration // age of the oldest write not yet acknowledged
 	ReplLagSeq      int           // writes not yet acknowledged
 	ReplQueueDrops  uint64        // writes dropped because the queue was full
+	ReplStale       uint64        // writes the peer refused as older than its view (sent again refreshed)
 }
 
 // TakeoverStats is a cluster node's warm-up, pause and replica counters.

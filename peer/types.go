@@ -1,6 +1,10 @@
 package peer
 
-import "errors"
+import (
+	"errors"
+
+	"shoal/protocol"
+)
 
 // Errors. Test them with errors.Is.
 var (
@@ -19,6 +23,10 @@ var (
 	ErrProtocol = errors.New("peer: protocol error")
 	// ErrReply: the peer answered with an error line; see ReplyError.
 	ErrReply = errors.New("peer: error reply")
+	// ErrStaleEpoch: a replica refused a replicated write (Epoch set) as
+	// older than its view of the key's owners (protocol.ReplyStaleEpoch).
+	// Also an ErrReply.
+	ErrStaleEpoch = errors.New("peer: stale epoch")
 	// ErrBadKey: a key no meta request can carry (empty, or over 250
 	// bytes as sent).
 	ErrBadKey = errors.New("peer: invalid key")
@@ -35,8 +43,11 @@ type ReplyError struct {
 
 func (e *ReplyError) Error() string { return "peer: " + e.Line }
 
-// Is makes errors.Is(err, ErrReply) true.
-func (e *ReplyError) Is(target error) bool { return target == ErrReply }
+// Is makes errors.Is(err, ErrReply) true, and errors.Is(err, ErrStaleEpoch)
+// for the stale-epoch line.
+func (e *ReplyError) Is(target error) bool {
+	return target == ErrReply || target == ErrStaleEpoch && e.Line == protocol.ReplyStaleEpoch
+}
 
 // Result is the outcome of a write, from the meta status code.
 type Result uint8

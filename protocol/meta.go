@@ -55,7 +55,8 @@ type MetaOptions struct {
 	// HasEpoch/Epoch (Y<epoch>) and HasSeq/Seq (Z<seq>) say where a
 	// replicated ms or md comes from: the sender's ring epoch and its
 	// per-shard sequence number, so that a replica can order writes and
-	// refuse ones from an older ring. Peer extensions like E: a Reader
+	// refuse ones from an older ring (answering ReplyStaleEpoch). Peer
+	// extensions like E: a Reader
 	// parses them only after AcceptPeerExtensions (on ms and md; mg and ma
 	// reject them), and Parse never does.
 	HasEpoch bool
@@ -111,3 +112,9 @@ func (*MetaSet) command()    {}
 func (*MetaDelete) command() {}
 func (*MetaArith) command()  {}
 func (*MetaDebug) command()  {}
+
+// ReplyStaleEpoch is a replica's answer to a replicated ms or md (Y) whose
+// epoch predates the last change of its key's owners there. A peer
+// extension: the sender may send the key's current state again, with the
+// epoch of a newer view.
+const ReplyStaleEpoch = "SERVER_ERROR stale epoch"

@@ -17,7 +17,11 @@
 // Each entry carries the sender's ring epoch and the shard's sequence number
 // (ms/md Y and Z, peer-only flags): the replica refuses an epoch older than
 // the last change of the shard's owners, so a node that lost a shard cannot
-// overwrite its new owners. An entry the peer does not answer goes back to
+// overwrite its new owners. A refused entry is not simply dropped: its
+// sender may only be behind the replica's view (a view change that kept
+// both as owners), so RetryAfter later the caller is asked for the key's
+// state in its current view (Config.Refresh) and that is sent instead, up
+// to three times. An entry the peer does not answer goes back to
 // the head of the queue and is sent again after RetryAfter, up to three
 // times, then counted and discarded: a peer that was away that long
 // re-pulls its shards when it returns (cluster's warm-up).
@@ -54,6 +58,15 @@ type Config struct {
 	RetryAfter time.Duration
 	// Logger receives peer failures; nil discards.
 	Logger *slog.Logger
+	// Refresh, when not nil, is asked again for an entry the peer refused
+	// as older than its view (peer.ErrStaleEpoch), RetryAfter later: it
+	// returns what to send peer for key now (the local item or its
+	// absence, with the current epoch and a new sequence number), or false
+	// when this node no longer pushes key to peer. Without it a refused
+	// entry is counted as a failure. It is called from the senders,
+	// concurrently, must not block on the network and must not retain key;
+	// the returned Value is the replicator's.
+	Refresh func(key []byte, peer string) (Item, bool)
 }
 
 // Validate reports a config the replicator cannot use.
@@ -94,6 +107,7 @@ type PeerStats struct {
 	Dropped  uint64 // entries dropped because the queue was full
 	Failures uint64 // entries discarded: refused by the peer, or unanswered maxTries times
 	Retries  uint64 // sends the peer did not answer, queued again
+	Stale    uint64 // sends the peer refused as older than its view, to be refreshed and sent again
 	// Lag is the age of the oldest entry not yet acknowledged; 0 when
 	// nothing is pending.
 	Lag time.Duration
@@ -107,12 +121,14 @@ type entry struct {
 	key   []byte
 	it    Item
 	at    int64 // enqueue time, unix nanoseconds
-	tries int   // sends the peer did not answer
+	tries int   // sends the peer did not answer or refused as stale
+	stale bool  // refused as stale: ask Config.Refresh before sending again
 }
 
 // maxTries is how many times an entry is sent to a peer that does not
-// answer before it is discarded: a blip costs nothing, a peer that is gone
-// re-pulls its shards when it returns (cluster's warm-up).
+// answer (or refuses it as stale) before it is discarded: a blip costs
+// nothing, a peer that is gone re-pulls its shards when it returns
+// (cluster's warm-up).
 const maxTries = 3
 
 // link is one peer: its queue, client and counters.
@@ -127,8 +143,8 @@ type link struct {
 	sending  int   // entries being sent
 	wake     chan struct{}
 
-	sent, dropped, failures, retries atomic.Uint64
-	started                          bool
+	sent, dropped, failures, retries, stale atomic.Uint64
+	started                                 bool
 }
 
 // Replicator pushes write results to peers. Its methods are safe for
@@ -231,6 +247,7 @@ func (r *Replicator) link(t Target) *link {
 		nl.dropped.Store(l.dropped.Load())
 		nl.failures.Store(l.failures.Load())
 		nl.retries.Store(l.retries.Load())
+		nl.stale.Store(l.stale.Load())
 		l.mu.Lock()
 		for i := 0; i < l.n && i < len(nl.q); i++ {
 			nl.q[i] = l.q[(l.head+i)%len(l.q)]
@@ -401,7 +418,8 @@ func (l *link) take(batch []entry, max int) []entry {
 // sendBatch sends a batch as concurrent (pipelined) requests. Only the
 // last entry for a key is sent: each entry is a result, so a later one
 // supersedes an earlier one, and sending one per key keeps them in order.
-// It reports false when the peer did not answer.
+// It reports false when an entry went back to the queue: the peer did not
+// answer it, or refused it as stale.
 func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool {
 	last := make(map[string]int, len(batch))
 	for i, e := range batch {
@@ -410,13 +428,21 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 	var wg sync.WaitGroup
 	var down atomic.Bool
 	var mu sync.Mutex
-	var again []entry // unanswered, in batch order
+	var again []entry // unanswered or stale, in batch order
 	failed := make([]bool, len(batch))
+	stale := make([]bool, len(batch))
 	for i := range batch {
 		e := &batch[i]
 		if last[string(e.key)] != i {
 			l.sent.Add(1) // superseded by a later entry of the batch
 			continue
+		}
+		if e.stale {
+			it, ok := r.cfg.Refresh(e.key, l.name)
+			if !ok {
+				continue // no longer this node's to push: the owners warm it
+			}
+			e.it = it
 		}
 		wg.Go(func() {
 			var err error
@@ -429,6 +455,13 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 				})
 			}
 			if err != nil {
+				if errors.Is(err, peer.ErrStaleEpoch) && r.cfg.Refresh != nil {
+					l.stale.Add(1)
+					mu.Lock()
+					stale[i] = true
+					mu.Unlock()
+					return
+				}
 				if errors.Is(err, peer.ErrReply) {
 					l.failures.Add(1) // the peer's answer: sending again changes nothing
 					return
@@ -444,7 +477,7 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 	}
 	wg.Wait()
 	for i, e := range batch {
-		if !failed[i] {
+		if !failed[i] && !stale[i] {
 			continue
 		}
 		if e.tries+1 >= maxTries {
@@ -452,8 +485,11 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 			continue
 		}
 		e.tries++
+		e.stale = stale[i]
 		again = append(again, e)
-		l.retries.Add(1)
+		if failed[i] {
+			l.retries.Add(1)
+		}
 	}
 	if n := l.requeue(again); n < len(again) {
 		l.dropped.Add(uint64(len(again) - n))
@@ -461,7 +497,7 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 	if down.Load() {
 		r.log.Debug("replication peer did not answer", "peer", l.name)
 	}
-	return !down.Load()
+	return !down.Load() && len(again) == 0
 }
 
 // Stats returns a snapshot of every peer's counters, by peer name.
@@ -486,7 +522,7 @@ func (r *Replicator) Stats() []PeerStats {
 		if oldest != 0 {
 			s.Lag = time.Duration(now - oldest)
 		}
-		s.Sent, s.Dropped, s.Failures, s.Retries = l.sent.Load(), l.dropped.Load(), l.failures.Load(), l.retries.Load()
+		s.Sent, s.Dropped, s.Failures, s.Retries, s.Stale = l.sent.Load(), l.dropped.Load(), l.failures.Load(), l.retries.Load(), l.stale.Load()
 		out = append(out, s)
 	}
 	return out

@@ -3,7 +3,9 @@ package repl_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,4 +178,97 @@ func TestRetriesUntilPeerAnswers(t *testing.T) {
 	if s := stat(r, "late"); s.Failures != 0 || s.Dropped != 0 || s.LagSeq != 0 {
 		t.Fatalf("stats %+v", s)
 	}
+}
+
+// epochReplica is a peer's cache that refuses replicated writes older than
+// epoch, as a replica that saw a newer view of the key's owners does.
+type epochReplica struct {
+	server.Local
+	epoch uint64
+}
+
+func (c epochReplica) admit(o server.Origin) error {
+	if o.Epoch < c.epoch {
+		return fmt.Errorf("test replica at epoch %d: %w", c.epoch, server.ErrStaleOrigin)
+	}
+	return nil
+}
+
+func (c epochReplica) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (store.Result, store.Item, error) {
+	if err := c.admit(o); err != nil {
+		return 0, store.Item{}, err
+	}
+	return c.Set(key, value, opt)
+}
+
+func (c epochReplica) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (store.Result, store.Item, error) {
+	if err := c.admit(o); err != nil {
+		return 0, store.Item{}, err
+	}
+	return c.Delete(key, opt)
+}
+
+func (c epochReplica) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+	return c.Get(key, opt, dst)
+}
+
+// TestStaleRefusalIsRefreshed: an entry a replica refuses as older than
+// its view is sent again as Refresh says the key is now (with the newer
+// epoch), or dropped when Refresh says it is no longer this node's to
+// push; without Refresh it is a failure.
+func TestStaleRefusalIsRefreshed(t *testing.T) {
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{PeerExtensions: true}, epochReplica{server.Local{Store: st}, 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	to := []repl.Target{{Name: "r", Addr: ln.Addr().String()}}
+
+	var asked atomic.Int32
+	refresh := func(key []byte, peer string) (repl.Item, bool) {
+		asked.Add(1)
+		if string(key) == "gone" || peer != "r" {
+			return repl.Item{}, false
+		}
+		return repl.Item{Value: []byte("current"), Epoch: 5, Seq: 9}, true
+	}
+	r, err := repl.New(repl.Config{RetryAfter: 20 * time.Millisecond, Refresh: refresh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	r.Push([]byte("k"), to, repl.Item{Value: []byte("old view"), Epoch: 4, Seq: 1})
+	r.Push([]byte("gone"), to, repl.Item{Value: []byte("old view"), Epoch: 4, Seq: 2})
+	waitFor(t, "both entries settled", func() bool { s := stat(r, "r"); return s.LagSeq == 0 && s.Stale == 2 })
+	if _, v, res := st.Get([]byte("k"), nil, nil); res != store.Hit || string(v) != "current" {
+		t.Errorf("k on the replica: %v %q, want the refreshed value", res, v)
+	}
+	if _, _, res := st.Get([]byte("gone"), nil, nil); res != store.Miss {
+		t.Errorf("gone on the replica: %v, want nothing (Refresh declined)", res)
+	}
+	if s := stat(r, "r"); s.Sent != 1 || s.Failures != 0 || s.Retries != 0 || asked.Load() != 2 {
+		t.Errorf("stats %+v, Refresh asked %d times; want 1 sent, no failure, asked twice", s, asked.Load())
+	}
+
+	t.Run("without Refresh", func(t *testing.T) {
+		r, err := repl.New(repl.Config{RetryAfter: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, r)
+		r.Push([]byte("k2"), to, repl.Item{Value: []byte("old view"), Epoch: 4})
+		waitFor(t, "a failure", func() bool { return stat(r, "r").Failures == 1 })
+		if _, _, res := st.Get([]byte("k2"), nil, nil); res != store.Miss {
+			t.Errorf("k2 stored despite the refusal: %v", res)
+		}
+	})
 }

@@ -80,7 +80,8 @@ type MultiGetter interface {
 // and goes to ReplicaGet, so that the cache can order replicated writes
 // per shard and refuse those from a stale ring. Everything else about the
 // request (options, Fits, the reply) is as for Set / Delete: results map to
-// the same replies and an error is answered "SERVER_ERROR <text>".
+// the same replies and an error is answered "SERVER_ERROR <text>", except
+// ErrStaleOrigin (wrapped or not), answered protocol.ReplyStaleEpoch.
 //
 // Both methods are called concurrently from many connection goroutines
 // (several peers, several connections per peer: writes of one shard may

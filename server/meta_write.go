@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"strconv"
 
 	"shoal/protocol"
@@ -60,7 +61,7 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 			res, it, err = c.cache.Set(m.Key, m.Data, opt)
 		}
 		if err != nil {
-			c.serverError(false, err)
+			c.writeError(err)
 			return
 		}
 		if m.Op == protocol.OpCAS {
@@ -127,7 +128,7 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 			res, _, err = c.cache.Delete(m.Key, opt)
 		}
 		if err != nil {
-			c.serverError(false, err)
+			c.writeError(err)
 			return
 		}
 	}
@@ -215,4 +216,15 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 		c.out = append(c.out, val...)
 		c.out = protocol.AppendCRLF(c.out)
 	}
+}
+
+// writeError answers a meta write the cache could not apply: a refused
+// replicated write with the peer extension's line, anything else as
+// SERVER_ERROR with the error's text.
+func (c *conn) writeError(err error) {
+	if errors.Is(err, ErrStaleOrigin) {
+		c.line(protocol.ReplyStaleEpoch)
+		return
+	}
+	c.serverError(false, err)
 }

@@ -20,6 +20,10 @@ const Version = "1.6.18"
 var (
 	ErrConfig = errors.New("server: invalid config")
 	ErrClosed = errors.New("server: closed")
+	// ErrStaleOrigin: a Replica refuses a replicated write whose Origin
+	// predates what it knows of the key's owners. The sender reads
+	// protocol.ReplyStaleEpoch and may send the key's state again.
+	ErrStaleOrigin = errors.New("server: stale origin")
 )
 
 // Config tunes the connection server. The zero value of each field means
