@@ -207,13 +207,14 @@ func (s *Sync) claim(ctx context.Context, cli *clientv3.Client, id clientv3.Leas
 	}
 	resp, err := cli.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, val, clientv3.WithLease(id))).
+		Then(clientv3.OpPut(key, val, clientv3.WithLease(id)), clientv3.OpGet(s.keys.members, clientv3.WithPrefix())).
 		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {
 		return 0, err
 	}
 	if resp.Succeeded {
+		s.lapsed(resp.Responses[1].GetResponseRange().Kvs)
 		return resp.Header.Revision, nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs

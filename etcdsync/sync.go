@@ -48,6 +48,10 @@ type Sync struct {
 	leaseID    atomic.Int64 // current lease, 0 if none
 	putRev     atomic.Int64 // revision of the registrar's last write of our record
 	running    atomic.Bool
+	lapses     atomic.Uint64 // see Lapse
+
+	lapseMu sync.Mutex // guards stayed
+	stayed  []string
 
 	changed chan struct{} // buffer 1: Current has news
 	touch   chan struct{} // buffer 1: watcher or keepalive ask the registrar to rewrite (verify) our record
