@@ -50,8 +50,13 @@ type warm struct {
 	// written by this node (a replicated write does not overwrite it).
 	fresh map[string]bool
 	src   map[int][]string // per warming shard: members to pull from, preferred first
-	drop  map[int]bool     // warming shards whose local items go first
-	queue []int            // warming shards the worker has not pulled yet
+	// drop: shards whose local items go before the worker's next pulls;
+	// warming ones, and any a lapse found stale (lapse.go)
+	drop  map[int]bool
+	queue []int // warming shards the worker has not pulled yet
+	// claims is per shard: how many times it was queued. A pull ends the
+	// warm-up only if no claim came while it ran (pullDone).
+	claims []uint64
 	// dropOthers: after a pause, drop the items of shards this node does
 	// not own too; it held them from before and they may be stale.
 	dropOthers bool
@@ -60,6 +65,7 @@ type warm struct {
 	changedAt []int64
 
 	pulled, dropped, fetched atomic.Uint64 // items, for stats
+	lapses                   atomic.Uint64 // the membership's lapses recovered from (lapse.go)
 }
 
 func (w *warm) init(shards int) {
@@ -68,6 +74,7 @@ func (w *warm) init(shards int) {
 	}
 	w.flags = make([]atomic.Bool, shards)
 	w.changedAt = make([]int64, shards)
+	w.claims = make([]uint64, shards)
 	w.fresh = map[string]bool{}
 	w.src = map[int][]string{}
 	w.drop = map[int]bool{}
@@ -87,16 +94,31 @@ func (w *warm) start(cs []claim) {
 			w.active.Add(1)
 		}
 		w.queue = append(w.queue, c.shard) // again if warming: pulled again
+		w.claims[c.shard]++
 		w.src[c.shard] = c.src
 		if c.drop {
 			w.drop[c.shard] = true
 		}
 	}
-	if len(cs) > 0 {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+	if len(cs) > 0 || len(w.drop) > 0 || w.dropOthers {
+		w.kick()
+	}
+}
+
+// kick wakes the worker.
+func (w *warm) kick() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pullDone ends warm-up of shard s after a pull that started at claim
+// count claim, unless s was claimed again meanwhile (a pause or a lapse
+// dropped it and wants it pulled again); w.mu is held.
+func (w *warm) pullDone(s int, claim uint64) {
+	if w.claims[s] == claim {
+		w.finish(s)
 	}
 }
 
@@ -108,7 +130,6 @@ func (w *warm) finish(s int) {
 		}
 	}
 	delete(w.src, s)
-	delete(w.drop, s)
 }
 
 // others returns the members of owners other than self, appended to dst
