@@ -20,10 +20,11 @@ type Lapse struct {
 	// Count is how many times so far; 0: never.
 	Count uint64
 	// Stayed are the other members registered throughout the last one,
-	// sorted: their record was written before this node's last write of
-	// its own and was still there when this node registered again. They
-	// were in every view the others had without this node. Empty after
-	// an etcd outage long enough to expire every lease: nobody stayed.
+	// sorted: their record was in the last view this node saw while it
+	// was unfenced (so before its own record expired) and was still there,
+	// never deleted, when this node registered again. They were in every
+	// view the others had without this node. Empty after an etcd outage
+	// long enough to expire every lease: nobody stayed.
 	Stayed []string
 }
 
@@ -41,14 +42,14 @@ func (s *Sync) Lapse() Lapse {
 // that just re-created its record read members, the member records at
 // that revision.
 func (s *Sync) lapsed(members []*mvccpb.KeyValue) {
-	prev := s.putRev.Load()
-	if prev == 0 {
+	if s.putRev.Load() == 0 {
 		return // the first registration of this process
 	}
+	good := s.goodRev.Load()
 	var stayed []string
 	for _, kv := range members {
 		name, ok := s.keys.memberName(string(kv.Key))
-		if ok && name != s.cfg.Self.Name && kv.CreateRevision < prev {
+		if ok && name != s.cfg.Self.Name && kv.CreateRevision <= good {
 			stayed = append(stayed, name)
 		}
 	}
@@ -57,5 +58,5 @@ func (s *Sync) lapsed(members []*mvccpb.KeyValue) {
 	s.stayed = stayed
 	s.lapses.Add(1)
 	s.lapseMu.Unlock()
-	s.log.Warn("etcdsync: registration had lapsed: the cluster went on without this node", "last_write_rev", prev, "stayed", stayed)
+	s.log.Warn("etcdsync: registration had lapsed: the cluster went on without this node", "last_good_view_rev", good, "stayed", stayed)
 }

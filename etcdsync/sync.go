@@ -49,6 +49,10 @@ type Sync struct {
 	putRev     atomic.Int64 // revision of the registrar's last write of our record
 	running    atomic.Bool
 	lapses     atomic.Uint64 // see Lapse
+	// goodRev is the revision of the latest view the watcher published
+	// while this node was unfenced: members created by then and still
+	// there after a lapse stayed through it. Written by the watcher only.
+	goodRev atomic.Int64
 
 	lapseMu sync.Mutex // guards stayed
 	stayed  []string
@@ -212,6 +216,9 @@ func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error)
 // publish stores snap as the current view and notifies Changed if it
 // differs from the previous one.
 func (s *Sync) publish(snap Snapshot) {
+	if !s.Fenced() {
+		s.goodRev.Store(max(s.goodRev.Load(), snap.Revision))
+	}
 	s.mu.Lock()
 	same := s.hasSnap && s.snap.equal(snap)
 	if !same {
