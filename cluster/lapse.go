@@ -91,6 +91,7 @@ func (r *Router) recoverFromLapse(stayed []string) bool {
 		}
 		if !slices.Contains(owners, r.self) {
 			w.drop[s] = true // not served here; dropped before it can be again
+			w.wiped[s] = true
 			dropped++
 			continue
 		}

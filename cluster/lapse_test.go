@@ -22,8 +22,10 @@ func TestWarmAfterLapse(t *testing.T) {
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
-	waitWarm(t, a)
-	waitWarm(t, b)
+	for _, n := range []*fullNode{a, b} {
+		waitRouted(t, n)
+		waitWarm(t, n)
+	}
 	const n = 100
 	key := func(i int) []byte { return []byte(fmt.Sprintf("wl-%d", i)) }
 	for i := range n {
@@ -54,6 +56,7 @@ func TestWarmAfterLapse(t *testing.T) {
 		t.Fatalf("a's lapse: %+v, want b stayed", l)
 	}
 	waitMembers(t, a, b)
+	waitRouted(t, a)
 	waitWarm(t, a)
 	for i := range n {
 		_, v, res := a.st.Get(key(i), nil, nil)
@@ -67,4 +70,16 @@ func TestWarmAfterLapse(t *testing.T) {
 	if b.router.w.lapses.Load() != 0 {
 		t.Errorf("b recovered from a lapse it did not have")
 	}
+}
+
+// waitRouted waits until n's router has taken n's current view (so the
+// warm-up it starts, if any, is under way).
+func waitRouted(t *testing.T, n *fullNode) {
+	t.Helper()
+	waitFor(t, func() bool {
+		v := n.node.View()
+		n.router.mu.Lock()
+		defer n.router.mu.Unlock()
+		return v != nil && n.router.view != nil && n.router.view.Epoch == v.Epoch
+	})
 }

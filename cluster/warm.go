@@ -52,7 +52,12 @@ type warm struct {
 	src   map[int][]string // per warming shard: members to pull from, preferred first
 	// drop: shards whose local items go before the worker's next pulls;
 	// warming ones, and any a lapse found stale (lapse.go)
-	drop  map[int]bool
+	drop map[int]bool
+	// wiped: shards whose local items were dropped, or are about to be,
+	// until their warm-up ends. Their local copy is no fallback, so settle
+	// and the pull try each source whatever gossip and down marks say
+	// (right after a heal they lag: gossip still calls the others dead).
+	wiped map[int]bool
 	queue []int // warming shards the worker has not pulled yet
 	// claims is per shard: how many times it was queued. A pull ends the
 	// warm-up only if no claim came while it ran (pullDone).
@@ -78,6 +83,7 @@ func (w *warm) init(shards int) {
 	w.fresh = map[string]bool{}
 	w.src = map[int][]string{}
 	w.drop = map[int]bool{}
+	w.wiped = map[int]bool{}
 }
 
 // claim is one shard to warm.
@@ -98,6 +104,7 @@ func (w *warm) start(cs []claim) {
 		w.src[c.shard] = c.src
 		if c.drop {
 			w.drop[c.shard] = true
+			w.wiped[c.shard] = true
 		}
 	}
 	if len(cs) > 0 || len(w.drop) > 0 || w.dropOthers {
@@ -130,6 +137,17 @@ func (w *warm) finish(s int) {
 		}
 	}
 	delete(w.src, s)
+	delete(w.wiped, s)
+}
+
+// trySource reports whether a warming shard may be read or pulled from
+// member m, named name: when usable, or when the shard was wiped and m is
+// in the view at all (its request times out if m is really gone).
+func (r *Router) trySource(name string, m *member, wiped bool) bool {
+	if wiped {
+		return m != nil
+	}
+	return r.usable(name, m)
 }
 
 // others returns the members of owners other than self, appended to dst
@@ -251,6 +269,7 @@ func (r *Router) settle(v *View, key []byte) {
 	w.mu.Lock()
 	_, done := w.fresh[string(key)]
 	src := w.src[s]
+	wiped := w.wiped[s]
 	w.mu.Unlock()
 	if done {
 		return
@@ -258,7 +277,7 @@ func (r *Router) settle(v *View, key []byte) {
 	ps := r.peerSet(v)
 	for _, name := range src {
 		m := ps.get(name)
-		if !r.usable(name, m) {
+		if !r.trySource(name, m, wiped) {
 			continue
 		}
 		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{NoBump: true, LocalOnly: true})

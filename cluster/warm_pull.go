@@ -78,7 +78,7 @@ func (r *Router) pullQueued(ctx context.Context) {
 			for tried[s] < len(src) && m == nil {
 				name := src[tried[s]]
 				tried[s]++
-				if c := ps.get(name); r.usable(name, c) {
+				if c := ps.get(name); r.trySource(name, c, w.wiped[s]) {
 					m = c
 				}
 			}
