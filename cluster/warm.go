@@ -54,9 +54,10 @@ type warm struct {
 	// warming ones, and any a lapse found stale (lapse.go)
 	drop map[int]bool
 	// wiped: shards whose local items were dropped, or are about to be,
-	// until their warm-up ends. Their local copy is no fallback, so settle
-	// and the pull try each source whatever gossip and down marks say
-	// (right after a heal they lag: gossip still calls the others dead).
+	// and not pulled since (a view change may end their warm-up and start
+	// it again meanwhile). Their local copy is no fallback, so settle and
+	// the pull try each source whatever gossip and down marks say (right
+	// after a heal they lag: gossip still calls the others dead).
 	wiped map[int]bool
 	queue []int // warming shards the worker has not pulled yet
 	// claims is per shard: how many times it was queued. A pull ends the
@@ -137,7 +138,6 @@ func (w *warm) finish(s int) {
 		}
 	}
 	delete(w.src, s)
-	delete(w.wiped, s)
 }
 
 // trySource reports whether a warming shard may be read or pulled from

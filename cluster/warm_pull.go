@@ -114,6 +114,9 @@ func (r *Router) pullQueued(ctx context.Context) {
 				}
 				w.mu.Lock()
 				for _, s := range ss {
+					if w.claims[s] == claims[s] {
+						delete(w.wiped, s) // pulled after its drop
+					}
 					w.pullDone(s, claims[s])
 				}
 				w.mu.Unlock()
