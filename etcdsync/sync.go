@@ -130,6 +130,13 @@ func (s *Sync) Run(ctx context.Context) error {
 		Endpoints:   s.cfg.Endpoints,
 		DialTimeout: s.cfg.DialTimeout,
 		Logger:      zapNop(),
+		// A connection whose packets vanish (a partition: no reset)
+		// would otherwise wait out TCP's retransmission backoff, several
+		// seconds after the network heals; with pings it is closed
+		// and redialled (grpc's floor for the ping interval is 10 s,
+		// over etcd's default minimum of 5 s).
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
 		// grpc's default reconnect backoff grows to two minutes; a node
 		// should find etcd again within seconds of its return.
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
