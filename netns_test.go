@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -28,8 +29,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// netnsSeq tells apart the networks of one test process.
-var netnsSeq atomic.Int32
+var (
+	// netnsSeq tells apart the networks of one test process.
+	netnsSeq atomic.Int32
+	// sweepOnce: leftovers are looked for once per test process.
+	sweepOnce sync.Once
+)
 
 // netnsNet is a bridge and its namespaces.
 type netnsNet struct {
@@ -60,7 +65,7 @@ func newNetnsNet(t *testing.T, n int) *netnsNet {
 		t.Skip("iproute2 (ip) not installed: ", err)
 	}
 	nn := &netnsNet{ip: ip, id: strconv.FormatInt(int64(os.Getpid()), 36) + "-" + strconv.Itoa(int(netnsSeq.Add(1)))}
-	nn.sweep(t)
+	sweepOnce.Do(func() { nn.sweep(t) })
 	// A namespace first: if this is forbidden, nothing else is tried.
 	probe := "shoal-" + nn.id + "-probe"
 	if out, err := exec.Command(ip, "netns", "add", probe).CombinedOutput(); err != nil {
