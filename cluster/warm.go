@@ -25,7 +25,8 @@ import (
 //     node owned before, lost and owns again are not dropped: a view can
 //     flap (etcd leases expiring after an etcd outage) and the source may
 //     then hold less than this node; the cost is that a key deleted while
-//     this node did not own it can come back;
+//     this node did not own it can come back, unless its own registration
+//     lapsed meanwhile (a partition: lapse.go drops what it held);
 //   - a key the node has not settled yet is read from a source before it is
 //     served or changed (read-through), so neither a miss nor a stale
 //     value is served during the pull;
