@@ -38,13 +38,10 @@ func (s *Sync) Lapse() Lapse {
 	return Lapse{Count: s.lapses.Load(), Stayed: slices.Clone(s.stayed)}
 }
 
-// lapsed records a lapse if this process had registered before: the claim
-// that just re-created its record read members, the member records at
+// claimLapsed records the lapse that the claim re-creating this node's
+// record at revision rev found; members are the member records it read at
 // that revision.
-func (s *Sync) lapsed(members []*mvccpb.KeyValue) {
-	if s.putRev.Load() == 0 {
-		return // the first registration of this process
-	}
+func (s *Sync) claimLapsed(rev int64, members []*mvccpb.KeyValue) {
 	good := s.goodRev.Load()
 	var stayed []string
 	for _, kv := range members {
@@ -53,10 +50,42 @@ func (s *Sync) lapsed(members []*mvccpb.KeyValue) {
 			stayed = append(stayed, name)
 		}
 	}
+	s.lapsed(rev, stayed)
+}
+
+// watchLapsed records the lapse that the watcher found: this node's record
+// re-created at revision rev, v the members before it. The watcher may see
+// the record before the registrar sees its claim's answer; recording the
+// lapse before publishing the view means that whoever sees this node back
+// in a view also sees the lapse.
+func (s *Sync) watchLapsed(v *view, rev int64) {
+	first := s.firstRev.Load()
+	if first == 0 || rev <= first {
+		return // this process's first registration
+	}
+	good := s.goodRev.Load()
+	var stayed []string
+	for name, created := range v.created {
+		if name != s.cfg.Self.Name && created <= good {
+			stayed = append(stayed, name)
+		}
+	}
+	s.lapsed(rev, stayed)
+}
+
+// lapsed records the lapse that ended with this node's record re-created
+// at revision rev, once whichever of the registrar and the watcher sees it
+// first.
+func (s *Sync) lapsed(rev int64, stayed []string) {
 	slices.Sort(stayed)
 	s.lapseMu.Lock()
+	if rev <= s.lapseRev {
+		s.lapseMu.Unlock()
+		return
+	}
+	s.lapseRev = rev
 	s.stayed = stayed
 	s.lapses.Add(1)
 	s.lapseMu.Unlock()
-	s.log.Warn("etcdsync: registration had lapsed: the cluster went on without this node", "last_good_view_rev", good, "stayed", stayed)
+	s.log.Warn("etcdsync: registration had lapsed: the cluster went on without this node", "rev", rev, "last_good_view_rev", s.goodRev.Load(), "stayed", stayed)
 }

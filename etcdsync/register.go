@@ -84,6 +84,9 @@ func (s *Sync) register(ctx context.Context, cli *clientv3.Client) error {
 				}
 				backOff("register", err)
 			default:
+				if first {
+					s.firstRev.Store(rev)
+				}
 				registered, first, needTouch = true, false, false
 				bo.reset()
 				s.putRev.Store(rev)
@@ -214,7 +217,7 @@ func (s *Sync) claim(ctx context.Context, cli *clientv3.Client, id clientv3.Leas
 		return 0, err
 	}
 	if resp.Succeeded {
-		s.lapsed(resp.Responses[1].GetResponseRange().Kvs)
+		s.claimLapsed(resp.Header.Revision, resp.Responses[1].GetResponseRange().Kvs)
 		return resp.Header.Revision, nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs

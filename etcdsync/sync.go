@@ -54,8 +54,13 @@ type Sync struct {
 	// there after a lapse stayed through it. Written by the watcher only.
 	goodRev atomic.Int64
 
-	lapseMu sync.Mutex // guards stayed
-	stayed  []string
+	// firstRev is the revision of this process's first registration:
+	// a later creation of its record ends a lapse.
+	firstRev atomic.Int64
+
+	lapseMu  sync.Mutex // guards the fields below
+	stayed   []string
+	lapseRev int64 // revision of the record that ended the latest lapse
 
 	changed chan struct{} // buffer 1: Current has news
 	touch   chan struct{} // buffer 1: watcher or keepalive ask the registrar to rewrite (verify) our record
