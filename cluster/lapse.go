@@ -18,8 +18,10 @@ import (
 //
 //   - drops this node's items of every shard that a member which stayed
 //     owns in the current view (that member held it through the lapse:
-//     its copy is the one to keep); owned ones are pulled again from it,
-//     read through until then, like after a pause (pause.go);
+//     its copy is the one to keep); owned ones are pulled again from it
+//     (or, should it not answer, from the other owners, then from those
+//     that stood in for this node), read through until then, like after
+//     a pause (pause.go);
 //   - leaves alone the shards only lapsed members hold: nobody has a
 //     better copy. After an etcd outage that expired every lease nobody
 //     stayed, and nothing is dropped.
@@ -76,6 +78,7 @@ func (r *Router) recoverFromLapse(stayed []string) bool {
 	if len(w.flags) != v.Ring.NumShards() {
 		return true
 	}
+	without := r.ringWithout(v) // who stood in for this node
 	var cs []claim
 	dropped := 0
 	for s := range v.Ring.NumShards() {
@@ -95,7 +98,11 @@ func (r *Router) recoverFromLapse(stayed []string) bool {
 			dropped++
 			continue
 		}
-		cs = append(cs, claim{shard: s, src: others(src, owners, r.self), drop: true})
+		src = others(src, owners, r.self)
+		if without != nil {
+			src = others(src, without.Owners(s), r.self)
+		}
+		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
 	clear(w.fresh) // what was settled before may be stale too
 	w.start(cs)
