@@ -262,6 +262,22 @@ func testPartitionedNode(t *testing.T, long bool) {
 	})
 	convergedAt.Store(int64(time.Since(healed)))
 	t.Logf("converged %s after the heal: %s", ms(time.Since(healed)), func() string { _, s := converged(procsOf(nodes), names...); return s }())
+	// n3 found that the cluster went on without it (its router recovers
+	// on its next request or tick), and nobody else did.
+	waitFor(t, 5*time.Second, "n3's lapse recovered from, and no other", func() (bool, string) {
+		var seen []string
+		ok := true
+		for i, n := range nodes {
+			want := "0"
+			if i == victim {
+				want = "1"
+			}
+			got := clusterStats(n.addr)["lapses"]
+			seen = append(seen, n.name+": lapses="+got)
+			ok = ok && got == want
+		}
+		return ok, strings.Join(seen, "; ")
+	})
 	wg.Wait()
 	t.Logf("from the heal to %s after the convergence: %d reads through the three nodes; stale %d, deleted keys back %d (by serving node %v), misses %d, errors %d, other values %d; through n3 before the convergence (not counted) %d",
 		ms(window), reads, stale.n, back.n, staleBy, misses.n, errs.n, wrong.n, early.n)
