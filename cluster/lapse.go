@@ -78,11 +78,17 @@ func (r *Router) recoverFromLapse(stayed []string) bool {
 	if len(w.flags) != v.Ring.NumShards() {
 		return true
 	}
-	without := r.ringWithout(v) // who stood in for this node
+	rg, without := v.Ring, r.ringWithout(v) // who stood in for this node
+	if with := r.ringWith(v); with != nil {
+		// Registered again, but this view is from before (the watcher
+		// has not caught up): the others already route to this node on
+		// the ring with it, so warm what it owns there.
+		rg, without = with, v.Ring
+	}
 	var cs []claim
 	dropped := 0
 	for s := range v.Ring.NumShards() {
-		owners := v.Ring.Owners(s)
+		owners := rg.Owners(s)
 		var src []string // stayed owners first
 		for _, o := range owners {
 			if o != r.self && slices.Contains(stayed, o) {

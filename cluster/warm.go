@@ -241,9 +241,24 @@ func (r *Router) ringWithout(v *View) *ring.Ring {
 			rest = append(rest, n)
 		}
 	}
-	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, rest, v.Epoch)
+	return r.ringOf(v, rest)
+}
+
+// ringWith returns v's ring with this node added, or nil when it is in it
+// already.
+func (r *Router) ringWith(v *View) *ring.Ring {
+	nodes := v.Ring.Nodes()
+	if slices.Contains(nodes, r.self) {
+		return nil
+	}
+	return r.ringOf(v, append(slices.Clone(nodes), r.self))
+}
+
+// ringOf returns the ring of nodes with v's settings, or nil.
+func (r *Router) ringOf(v *View, nodes []string) *ring.Ring {
+	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, nodes, v.Epoch)
 	if err != nil {
-		r.log.Error("cannot build the ring without this node", "err", err)
+		r.log.Error("cannot build a ring for warm-up", "nodes", nodes, "err", err)
 		return nil
 	}
 	return rg
