@@ -10,9 +10,10 @@ import (
 // a long stall) while other members stayed registered. Their watches
 // showed a cluster without this node, which served this node's shards
 // elsewhere meanwhile, so what this node holds may be stale: values
-// overwritten, keys deleted. The registrar finds out when it claims its
-// name again and finds the record gone; it cannot tell sooner, as a node
-// cut off from etcd cannot tell an etcd outage from its own partition.
+// overwritten, keys deleted. This node finds out when its registrar claims
+// its name again and finds the record gone, or when its watcher sees the
+// record created again, whichever comes first; it cannot tell sooner, as a
+// node cut off from etcd cannot tell an etcd outage from its own partition.
 
 // Lapse describes the times this node re-registered after its record had
 // been deleted.

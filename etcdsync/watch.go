@@ -134,13 +134,14 @@ func (s *Sync) apply(v *view, typ mvccpb.Event_EventType, kv *mvccpb.KeyValue) b
 	if key == s.keys.self && kv.Version == 1 && string(kv.Value) == s.selfValue {
 		s.watchLapsed(v, kv.CreateRevision)
 	}
-	v.created[name] = kv.CreateRevision
 	m, err := decodeMember(kv.Value)
 	if err != nil {
 		s.log.Warn("etcdsync: ignoring unreadable member record", "key", key, "err", err)
 		delete(v.members, name)
+		delete(v.created, name)
 		return true
 	}
+	v.created[name] = kv.CreateRevision
 	m.Name = name // the key is authoritative
 	v.members[name] = m
 	return true
