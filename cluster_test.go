@@ -112,6 +112,11 @@ func clusterStats(addr string) map[string]string {
 	if err != nil {
 		return nil
 	}
+	return clusterStatsOn(c)
+}
+
+// clusterStatsOn asks for "stats cluster" on c, then closes it.
+func clusterStatsOn(c net.Conn) map[string]string {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	if _, err := c.Write([]byte("stats cluster\r\n")); err != nil {

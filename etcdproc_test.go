@@ -104,12 +104,23 @@ type pnode struct {
 // --lease-ttl 2 first, so extra flags given later override it.
 func startNodeAt(t testing.TB, endpoints, name, addr string, extra ...string) *proc {
 	t.Helper()
+	return runNode(t, name, addr, exec.Command(shoalBinary(t), nodeArgs(endpoints, name, addr, extra...)...))
+}
+
+// nodeArgs are shoal's flags for node name on client address addr
+// (its port), --lease-ttl 2, then extra.
+func nodeArgs(endpoints, name, addr string, extra ...string) []string {
 	_, port, _ := net.SplitHostPort(addr)
-	args := append([]string{
+	return append([]string{
 		"-p", port, "-m", "16", "--node", name, "--lease-ttl", "2",
 		"--etcd", endpoints,
 	}, extra...)
-	cmd := exec.Command(shoalBinary(t), args...)
+}
+
+// runNode starts cmd, a shoal node named name serving clients on addr,
+// and kills it (SIGCONT first, should it be stopped) in t.Cleanup.
+func runNode(t testing.TB, name, addr string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	p := &proc{name: name, addr: addr, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {

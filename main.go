@@ -373,7 +373,7 @@ func (p routerPeers) TakeoverStats() monitor.TakeoverStats {
 	t := p.r.Takeover()
 	return monitor.TakeoverStats{
 		WarmShards: t.WarmShards, WarmPulled: t.Pulled, WarmDropped: t.Dropped, WarmReadThrough: t.ReadThrough,
-		Pauses: t.Pauses, ReplicaWrites: t.ReplicaWrites, ReplicaStaleEpochs: t.ReplicaStaleEpochs,
+		Pauses: t.Pauses, Lapses: t.Lapses, ReplicaWrites: t.ReplicaWrites, ReplicaStaleEpochs: t.ReplicaStaleEpochs,
 	}
 }
 

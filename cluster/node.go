@@ -202,5 +202,22 @@ func (n *Node) Fenced() bool {
 	return s == nil || s.Fenced()
 }
 
+// Lapses counts the times this node registered again after etcd had
+// deleted its record while other members stayed (etcdsync.Sync.Lapse).
+func (n *Node) Lapses() uint64 {
+	if s := n.sync.Load(); s != nil {
+		return s.Lapses()
+	}
+	return 0
+}
+
+// Lapse describes the latest lapse of this node's registration.
+func (n *Node) Lapse() etcdsync.Lapse {
+	if s := n.sync.Load(); s != nil {
+		return s.Lapse()
+	}
+	return etcdsync.Lapse{}
+}
+
 // Name is this node's name.
 func (n *Node) Name() string { return n.cfg.Etcd.Self.Name }

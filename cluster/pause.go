@@ -31,6 +31,7 @@ func (r *Router) mono() int64 { return int64(time.Since(r.born)) + 1 }
 // tick. When it did not, it recovers (once, whichever caller notices
 // first) and reports false: the caller must not run its request.
 func (r *Router) awake() bool {
+	r.checkLapse()
 	last := r.tick.Load()
 	if last == 0 {
 		return true // Run has not started: no ticks to compare with

@@ -98,13 +98,15 @@ func boolNum(b bool) string {
 
 // Takeover is a snapshot of the router's own counters: the shards
 // warming now, the items warm-up pulled, dropped as possibly stale and
-// read through from a source, the pauses noticed, the replicated writes
+// read through from a source, the pauses noticed, the lapses of this
+// node's registration recovered from (lapse.go), the replicated writes
 // applied, and those refused for an old epoch. It feeds "stats cluster"
 // and /metrics.
 type Takeover struct {
-	WarmShards                                int
-	Pulled, Dropped, ReadThrough              uint64
-	Pauses, ReplicaWrites, ReplicaStaleEpochs uint64
+	WarmShards                        int
+	Pulled, Dropped, ReadThrough      uint64
+	Pauses, Lapses                    uint64
+	ReplicaWrites, ReplicaStaleEpochs uint64
 }
 
 // Takeover returns the router's counters.
@@ -112,7 +114,8 @@ func (r *Router) Takeover() Takeover {
 	return Takeover{
 		WarmShards: int(r.w.active.Load()),
 		Pulled:     r.w.pulled.Load(), Dropped: r.w.dropped.Load(), ReadThrough: r.w.fetched.Load(),
-		Pauses: r.pauses.Load(), ReplicaWrites: r.replicated.Load(), ReplicaStaleEpochs: r.staleEpochs.Load(),
+		Pauses: r.pauses.Load(), Lapses: r.w.lapses.Load(),
+		ReplicaWrites: r.replicated.Load(), ReplicaStaleEpochs: r.staleEpochs.Load(),
 	}
 }
 
@@ -126,6 +129,7 @@ func (r *Router) ClusterStats() [][2]string {
 		{"warm_dropped_items", u(t.Dropped)},
 		{"warm_read_through", u(t.ReadThrough)},
 		{"pauses", u(t.Pauses)},
+		{"lapses", u(t.Lapses)},
 		{"replica_writes", u(t.ReplicaWrites)},
 		{"replica_stale_epochs", u(t.ReplicaStaleEpochs)},
 	}

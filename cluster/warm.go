@@ -25,7 +25,8 @@ import (
 //     node owned before, lost and owns again are not dropped: a view can
 //     flap (etcd leases expiring after an etcd outage) and the source may
 //     then hold less than this node; the cost is that a key deleted while
-//     this node did not own it can come back;
+//     this node did not own it can come back, unless its own registration
+//     lapsed meanwhile (a partition: lapse.go drops what it held);
 //   - a key the node has not settled yet is read from a source before it is
 //     served or changed (read-through), so neither a miss nor a stale
 //     value is served during the pull;
@@ -50,8 +51,19 @@ type warm struct {
 	// written by this node (a replicated write does not overwrite it).
 	fresh map[string]bool
 	src   map[int][]string // per warming shard: members to pull from, preferred first
-	drop  map[int]bool     // warming shards whose local items go first
-	queue []int            // warming shards the worker has not pulled yet
+	// drop: shards whose local items go before the worker's next pulls;
+	// warming ones, and any a lapse found stale (lapse.go)
+	drop map[int]bool
+	// wiped: shards whose local items were dropped, or are about to be,
+	// and not pulled since (a view change may end their warm-up and start
+	// it again meanwhile). Their local copy is no fallback, so settle and
+	// the pull try each source whatever gossip and down marks say (right
+	// after a heal they lag: gossip still calls the others dead).
+	wiped map[int]bool
+	queue []int // warming shards the worker has not pulled yet
+	// claims is per shard: how many times it was queued. A pull ends the
+	// warm-up only if no claim came while it ran (pullDone).
+	claims []uint64
 	// dropOthers: after a pause, drop the items of shards this node does
 	// not own too; it held them from before and they may be stale.
 	dropOthers bool
@@ -60,6 +72,7 @@ type warm struct {
 	changedAt []int64
 
 	pulled, dropped, fetched atomic.Uint64 // items, for stats
+	lapses                   atomic.Uint64 // the membership's lapses recovered from (lapse.go)
 }
 
 func (w *warm) init(shards int) {
@@ -68,9 +81,11 @@ func (w *warm) init(shards int) {
 	}
 	w.flags = make([]atomic.Bool, shards)
 	w.changedAt = make([]int64, shards)
+	w.claims = make([]uint64, shards)
 	w.fresh = map[string]bool{}
 	w.src = map[int][]string{}
 	w.drop = map[int]bool{}
+	w.wiped = map[int]bool{}
 }
 
 // claim is one shard to warm.
@@ -87,16 +102,32 @@ func (w *warm) start(cs []claim) {
 			w.active.Add(1)
 		}
 		w.queue = append(w.queue, c.shard) // again if warming: pulled again
+		w.claims[c.shard]++
 		w.src[c.shard] = c.src
 		if c.drop {
 			w.drop[c.shard] = true
+			w.wiped[c.shard] = true
 		}
 	}
-	if len(cs) > 0 {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+	if len(cs) > 0 || len(w.drop) > 0 || w.dropOthers {
+		w.kick()
+	}
+}
+
+// kick wakes the worker.
+func (w *warm) kick() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pullDone ends warm-up of shard s after a pull that started at claim
+// count claim, unless s was claimed again meanwhile (a pause or a lapse
+// dropped it and wants it pulled again); w.mu is held.
+func (w *warm) pullDone(s int, claim uint64) {
+	if w.claims[s] == claim {
+		w.finish(s)
 	}
 }
 
@@ -108,7 +139,16 @@ func (w *warm) finish(s int) {
 		}
 	}
 	delete(w.src, s)
-	delete(w.drop, s)
+}
+
+// trySource reports whether a warming shard may be read or pulled from
+// member m, named name: when usable, or when the shard was wiped and m is
+// in the view at all (its request times out if m is really gone).
+func (r *Router) trySource(name string, m *member, wiped bool) bool {
+	if wiped {
+		return m != nil
+	}
+	return r.usable(name, m)
 }
 
 // others returns the members of owners other than self, appended to dst
@@ -201,9 +241,24 @@ func (r *Router) ringWithout(v *View) *ring.Ring {
 			rest = append(rest, n)
 		}
 	}
-	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, rest, v.Epoch)
+	return r.ringOf(v, rest)
+}
+
+// ringWith returns v's ring with this node added, or nil when it is in it
+// already.
+func (r *Router) ringWith(v *View) *ring.Ring {
+	nodes := v.Ring.Nodes()
+	if slices.Contains(nodes, r.self) {
+		return nil
+	}
+	return r.ringOf(v, append(slices.Clone(nodes), r.self))
+}
+
+// ringOf returns the ring of nodes with v's settings, or nil.
+func (r *Router) ringOf(v *View, nodes []string) *ring.Ring {
+	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, nodes, v.Epoch)
 	if err != nil {
-		r.log.Error("cannot build the ring without this node", "err", err)
+		r.log.Error("cannot build a ring for warm-up", "nodes", nodes, "err", err)
 		return nil
 	}
 	return rg
@@ -230,6 +285,7 @@ func (r *Router) settle(v *View, key []byte) {
 	w.mu.Lock()
 	_, done := w.fresh[string(key)]
 	src := w.src[s]
+	wiped := w.wiped[s]
 	w.mu.Unlock()
 	if done {
 		return
@@ -237,7 +293,7 @@ func (r *Router) settle(v *View, key []byte) {
 	ps := r.peerSet(v)
 	for _, name := range src {
 		m := ps.get(name)
-		if !r.usable(name, m) {
+		if !r.trySource(name, m, wiped) {
 			continue
 		}
 		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{NoBump: true, LocalOnly: true})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"shoal/peer"
 	"shoal/store"
@@ -29,14 +30,16 @@ func (r *Router) pullQueued(ctx context.Context) {
 	w.mu.Lock()
 	shards := w.queue
 	w.queue = nil
+	claims := make(map[int]uint64, len(shards))
+	for _, s := range shards {
+		claims[s] = w.claims[s]
+	}
 	drop := make([]bool, len(w.flags))
 	anyDrop := false
-	for _, s := range shards {
-		if w.drop[s] {
-			drop[s], anyDrop = true, true
-			delete(w.drop, s)
-		}
+	for s := range w.drop {
+		drop[s], anyDrop = true, true
 	}
+	clear(w.drop)
 	if w.dropOthers {
 		w.dropOthers = false
 		if v := r.cfg.Members.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(drop) {
@@ -48,13 +51,16 @@ func (r *Router) pullQueued(ctx context.Context) {
 		}
 	}
 	w.mu.Unlock()
-	if len(shards) == 0 {
-		return
-	}
 	if anyDrop {
 		r.dropStale(drop)
 	}
+	if len(shards) == 0 {
+		return
+	}
 	tried := make(map[int]int, len(shards)) // per shard: sources tried
+	rounds := make(map[int]int)             // per dropped shard: times every source failed
+	var waiting []int                       // dropped shards whose sources all failed: tried again after bo
+	var bo backoff
 	for len(shards) > 0 && ctx.Err() == nil {
 		v := r.cfg.Members.View()
 		if v == nil || v.Ring == nil {
@@ -72,12 +78,21 @@ func (r *Router) pullQueued(ctx context.Context) {
 			for tried[s] < len(src) && m == nil {
 				name := src[tried[s]]
 				tried[s]++
-				if c := ps.get(name); r.usable(name, c) {
+				if c := ps.get(name); r.trySource(name, c, w.wiped[s]) {
 					m = c
 				}
 			}
+			if m == nil && drop[s] && rounds[s] < pullRounds {
+				// Its items are gone: what we hold is nothing. The
+				// sources may be out of reach for a moment (a healed
+				// partition): try them all again later.
+				rounds[s]++
+				tried[s] = 0
+				waiting = append(waiting, s)
+				continue
+			}
 			if m == nil {
-				w.finish(s) // no source left: keep what we hold
+				w.pullDone(s, claims[s]) // no source left: keep what we hold
 				continue
 			}
 			groups[m] = append(groups[m], s)
@@ -99,13 +114,39 @@ func (r *Router) pullQueued(ctx context.Context) {
 				}
 				w.mu.Lock()
 				for _, s := range ss {
-					w.finish(s)
+					if w.claims[s] == claims[s] {
+						delete(w.wiped, s) // pulled after its drop
+					}
+					w.pullDone(s, claims[s])
 				}
 				w.mu.Unlock()
 			})
 		}
 		wg.Wait()
 		shards = retry
+		if len(shards) == 0 && len(waiting) > 0 {
+			bo.wait(ctx)
+			shards, waiting = waiting, nil
+		}
+	}
+}
+
+// pullRounds is how many times the sources of a shard whose items were
+// dropped are all tried, a backoff apart (about 12 s in all), before its
+// warm-up ends with the shard empty.
+const pullRounds = 8
+
+// backoff doubles from 250 ms to 2 s.
+type backoff struct{ next time.Duration }
+
+// wait sleeps for the next delay or until ctx ends.
+func (b *backoff) wait(ctx context.Context) {
+	b.next = min(max(2*b.next, 250*time.Millisecond), 2*time.Second)
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 

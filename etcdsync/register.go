@@ -84,6 +84,9 @@ func (s *Sync) register(ctx context.Context, cli *clientv3.Client) error {
 				}
 				backOff("register", err)
 			default:
+				if first {
+					s.firstRev.Store(rev)
+				}
 				registered, first, needTouch = true, false, false
 				bo.reset()
 				s.putRev.Store(rev)
@@ -207,13 +210,14 @@ func (s *Sync) claim(ctx context.Context, cli *clientv3.Client, id clientv3.Leas
 	}
 	resp, err := cli.Txn(rctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, val, clientv3.WithLease(id))).
+		Then(clientv3.OpPut(key, val, clientv3.WithLease(id)), clientv3.OpGet(s.keys.members, clientv3.WithPrefix())).
 		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {
 		return 0, err
 	}
 	if resp.Succeeded {
+		s.claimLapsed(resp.Header.Revision, resp.Responses[1].GetResponseRange().Kvs)
 		return resp.Header.Revision, nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs

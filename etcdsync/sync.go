@@ -48,6 +48,19 @@ type Sync struct {
 	leaseID    atomic.Int64 // current lease, 0 if none
 	putRev     atomic.Int64 // revision of the registrar's last write of our record
 	running    atomic.Bool
+	lapses     atomic.Uint64 // see Lapse
+	// goodRev is the revision of the latest view the watcher published
+	// while this node was unfenced: members created by then and still
+	// there after a lapse stayed through it. Written by the watcher only.
+	goodRev atomic.Int64
+
+	// firstRev is the revision of this process's first registration:
+	// a later creation of its record ends a lapse.
+	firstRev atomic.Int64
+
+	lapseMu  sync.Mutex // guards the fields below
+	stayed   []string
+	lapseRev int64 // revision of the record that ended the latest lapse
 
 	changed chan struct{} // buffer 1: Current has news
 	touch   chan struct{} // buffer 1: watcher or keepalive ask the registrar to rewrite (verify) our record
@@ -122,6 +135,13 @@ func (s *Sync) Run(ctx context.Context) error {
 		Endpoints:   s.cfg.Endpoints,
 		DialTimeout: s.cfg.DialTimeout,
 		Logger:      zapNop(),
+		// A connection whose packets vanish (a partition: no reset)
+		// would otherwise wait out TCP's retransmission backoff, several
+		// seconds after the network heals; with pings it is closed
+		// and redialled (grpc's floor for the ping interval is 10 s,
+		// over etcd's default minimum of 5 s).
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
 		// grpc's default reconnect backoff grows to two minutes; a node
 		// should find etcd again within seconds of its return.
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
@@ -208,6 +228,9 @@ func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error)
 // publish stores snap as the current view and notifies Changed if it
 // differs from the previous one.
 func (s *Sync) publish(snap Snapshot) {
+	if !s.Fenced() {
+		s.goodRev.Store(max(s.goodRev.Load(), snap.Revision))
+	}
 	s.mu.Lock()
 	same := s.hasSnap && s.snap.equal(snap)
 	if !same {

@@ -16,6 +16,7 @@ var errWatchClosed = errors.New("etcdsync: watch channel closed")
 // view is the watcher's working copy of the membership.
 type view struct {
 	members  map[string]Member
+	created  map[string]int64 // per member: its record's create revision
 	settings Settings
 	rev      int64
 }
@@ -61,7 +62,7 @@ func (s *Sync) list(ctx context.Context, cli *clientv3.Client, adopted Settings)
 	if err != nil {
 		return nil, err
 	}
-	v := &view{members: make(map[string]Member, len(resp.Kvs)), settings: adopted, rev: resp.Header.Revision}
+	v := &view{members: make(map[string]Member, len(resp.Kvs)), created: make(map[string]int64, len(resp.Kvs)), settings: adopted, rev: resp.Header.Revision}
 	for _, kv := range resp.Kvs {
 		s.apply(v, mvccpb.PUT, kv)
 	}
@@ -127,14 +128,20 @@ func (s *Sync) apply(v *view, typ mvccpb.Event_EventType, kv *mvccpb.KeyValue) b
 	}
 	if typ == mvccpb.DELETE {
 		delete(v.members, name)
+		delete(v.created, name)
 		return true
+	}
+	if key == s.keys.self && kv.Version == 1 && string(kv.Value) == s.selfValue {
+		s.watchLapsed(v, kv.CreateRevision)
 	}
 	m, err := decodeMember(kv.Value)
 	if err != nil {
 		s.log.Warn("etcdsync: ignoring unreadable member record", "key", key, "err", err)
 		delete(v.members, name)
+		delete(v.created, name)
 		return true
 	}
+	v.created[name] = kv.CreateRevision
 	m.Name = name // the key is authoritative
 	v.members[name] = m
 	return true

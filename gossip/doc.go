@@ -25,5 +25,8 @@
 // set when this node's probe of a peer fails (seen in memberlist's log
 // output) and cleared by a successful probe ack, by a direct ping the
 // reconcile loop sends to suspects, or by an alive event. Suspicions that
-// other nodes gossip are not visible here.
+// other nodes gossip are not visible here. A death that other nodes declare
+// while this node still sees the incarnation alive is reported Suspect for
+// a second first (deadGrace): a node back from a partition broadcasts the
+// stale deaths it declared while cut off, until their subjects refute them.
 package gossip

@@ -51,6 +51,9 @@ type Gossip struct {
 	reported  map[string]State                // last published health of listed nodes
 	seq       uint64                          // join counter ordering incarnations
 	localAddr string
+	graceEnd  time.Time // earliest deadGrace running; zero if none
+
+	now func() time.Time // the clock; tests replace it
 }
 
 // New checks cfg and returns a Gossip; it does no I/O and starts nothing.
@@ -78,6 +81,7 @@ func New(cfg Config) (*Gossip, error) {
 		peers:    make(map[string]string),
 		nodes:    make(map[string]map[string]*instance),
 		reported: make(map[string]State),
+		now:      time.Now,
 	}, nil
 }
 
@@ -176,13 +180,25 @@ func (g *Gossip) create() (*memberlist.Memberlist, error) {
 	return ml, nil
 }
 
-// eventLoop applies what the callbacks enqueued, then logs and notifies.
+// eventLoop applies what the callbacks enqueued, then logs and notifies;
+// it also wakes when a death's grace ends.
 func (g *Gossip) eventLoop(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
 	for {
+		g.mu.Lock()
+		end := g.graceEnd
+		g.mu.Unlock()
+		var grace <-chan time.Time
+		if !end.IsZero() {
+			t.Reset(max(end.Sub(g.now()), 0))
+			grace = t.C
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-g.qready:
+		case <-grace:
 		}
 		g.publish(g.apply(g.drain()))
 	}

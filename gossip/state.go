@@ -47,7 +47,20 @@ type instance struct {
 	state State
 	addr  string // advertised ip:port, normalized
 	seq   uint64 // order of the last join; higher is newer
+	// deadAt: another node declared this incarnation dead while this node
+	// still saw it alive; it is Suspect until then (see deadGrace).
+	deadAt time.Time
 }
+
+// deadGrace is how long a death that other nodes declare stays Suspect
+// here while this node last saw the incarnation alive. A node coming back
+// from a partition broadcasts the deaths it declared while cut off; the
+// others apply them until the subject refutes, a gossip round later, and
+// for that moment would route around a live node (seen in the partition
+// test: reads of keys whose two owners both looked dead were misses). An
+// alive event (its refutation) within the grace clears it; a failed probe
+// of this node's confirms it at once.
+const deadGrace = time.Second
 
 type eventKind int
 
@@ -141,21 +154,55 @@ func (g *Gossip) apply(evs []event) []change {
 				g.seq++
 				in.seq = g.seq
 			}
-			in.state, in.addr = Alive, ev.addr
+			in.state, in.addr, in.deadAt = Alive, ev.addr, time.Time{}
 		case evDead:
-			in.state, in.addr = Dead, ev.addr
-		case evSuspect:
+			in.addr = ev.addr
 			if in.state == Alive {
+				in.state, in.deadAt = Suspect, g.now().Add(deadGrace)
+			} else if in.deadAt.IsZero() {
+				in.state = Dead
+			}
+		case evSuspect:
+			switch {
+			case !in.deadAt.IsZero():
+				in.state, in.deadAt = Dead, time.Time{} // our probe confirms it
+			case in.state == Alive:
 				in.state = Suspect
 			}
 		case evAck:
-			if in.state == Suspect {
+			// Not during a grace: memberlist no longer probes a node it
+			// holds dead, and a node that left still answers pings; only
+			// its refutation (an alive event) clears the death.
+			if in.state == Suspect && in.deadAt.IsZero() {
 				in.state = Alive
 			}
 		}
 		prune(insts)
 	}
+	g.graceEnd = g.expireLocked(g.now())
 	return g.recomputeLocked()
+}
+
+// dead reports whether memberlist declared this incarnation dead, even if
+// its grace still runs: for picking the incarnation that speaks for a node
+// and for pruning, it is dead.
+func (in *instance) dead() bool { return in.state == Dead || !in.deadAt.IsZero() }
+
+// expireLocked turns the deaths whose grace ended by now into Dead and
+// returns the earliest grace still running (zero if none).
+func (g *Gossip) expireLocked(now time.Time) (next time.Time) {
+	for _, insts := range g.nodes {
+		for _, in := range insts {
+			switch {
+			case in.deadAt.IsZero():
+			case !now.Before(in.deadAt):
+				in.state, in.deadAt = Dead, time.Time{}
+			case next.IsZero() || in.deadAt.Before(next):
+				next = in.deadAt
+			}
+		}
+	}
+	return next
 }
 
 // prune forgets the oldest dead incarnations beyond maxInstances.
@@ -164,7 +211,7 @@ func prune(insts map[string]*instance) {
 		var oldest string
 		var min uint64
 		for id, in := range insts {
-			if in.state == Dead && (oldest == "" || in.seq < min) {
+			if in.dead() && (oldest == "" || in.seq < min) {
 				oldest, min = id, in.seq
 			}
 		}
@@ -216,8 +263,8 @@ func newer(a *instance, aMatch bool, b *instance, bMatch bool) bool {
 	if aMatch != bMatch {
 		return aMatch
 	}
-	if (a.state == Dead) != (b.state == Dead) {
-		return b.state == Dead
+	if a.dead() != b.dead() {
+		return b.dead()
 	}
 	return a.seq > b.seq
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHealthRules(t *testing.T) {
@@ -45,10 +46,57 @@ func TestHealthRules(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := newTestGossip(t)
+			now := time.Unix(1000, 0)
+			g.now = func() time.Time { return now }
 			g.SetPeers(tc.peers)
 			g.apply(tc.events)
+			now = now.Add(deadGrace) // the settled state (TestDeathGrace: during the grace)
+			g.apply(nil)
 			if got := g.Health("b"); got != tc.want {
 				t.Errorf("Health(b) = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDeathGrace: a death other nodes declare while this node sees the
+// incarnation alive is Suspect for deadGrace, then Dead, unless refuted.
+func TestDeathGrace(t *testing.T) {
+	const addr = "127.0.0.1:7001"
+	alive := event{kind: evAlive, name: "b/1", addr: addr}
+	dead := event{kind: evDead, name: "b/1", addr: addr}
+	suspect := event{kind: evSuspect, name: "b/1"}
+	ack := event{kind: evAck, name: "b/1"}
+	for name, tc := range map[string]struct {
+		events        []event
+		during, after State
+	}{
+		"declared by others":        {[]event{alive, dead}, Suspect, Dead},
+		"refuted within the grace":  {[]event{alive, dead, alive}, Alive, Alive},
+		"confirmed by our probe":    {[]event{alive, dead, suspect}, Dead, Dead},
+		"suspected here first":      {[]event{alive, suspect, dead}, Dead, Dead},
+		"an ack does not refute it": {[]event{alive, dead, ack}, Suspect, Dead},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := newTestGossip(t)
+			now := time.Unix(1000, 0)
+			g.now = func() time.Time { return now }
+			g.SetPeers(map[string]string{"b": addr})
+			g.apply(tc.events)
+			if got := g.Health("b"); got != tc.during {
+				t.Errorf("during the grace: Health(b) = %v, want %v", got, tc.during)
+			}
+			now = now.Add(deadGrace - time.Millisecond)
+			g.apply(nil)
+			if got := g.Health("b"); got != tc.during {
+				t.Errorf("just before the grace ends: Health(b) = %v, want %v", got, tc.during)
+			}
+			now = now.Add(time.Millisecond)
+			if changes := g.apply(nil); (tc.during != tc.after) != (len(changes) == 1) {
+				t.Errorf("when the grace ends: changes %v", changes)
+			}
+			if got := g.Health("b"); got != tc.after {
+				t.Errorf("after the grace: Health(b) = %v, want %v", got, tc.after)
 			}
 		})
 	}

@@ -179,6 +179,7 @@ func writeTakeover(p *promWriter, t TakeoverStats) {
 	p.one("shoal_warm_dropped_items_total", "counter", "Items dropped as possibly stale before a shard was pulled again.", float64(t.WarmDropped))
 	p.one("shoal_warm_read_through_total", "counter", "Keys read through from another node while their shard warmed.", float64(t.WarmReadThrough))
 	p.one("shoal_pauses_total", "counter", "Times this process found it had been paused.", float64(t.Pauses))
+	p.one("shoal_lapses_total", "counter", "Times this node registered again after the cluster had gone on without it.", float64(t.Lapses))
 	p.one("shoal_replica_writes_total", "counter", "Replicated writes applied.", float64(t.ReplicaWrites))
 	p.one("shoal_replica_stale_epochs_total", "counter", "Replicated writes refused for an epoch older than their shard's owners.", float64(t.ReplicaStaleEpochs))
 }

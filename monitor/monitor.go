@@ -42,9 +42,10 @@ type PeerStats struct {
 
 // TakeoverStats is a cluster node's warm-up, pause and replica counters.
 type TakeoverStats struct {
-	WarmShards                                int
-	WarmPulled, WarmDropped, WarmReadThrough  uint64
-	Pauses, ReplicaWrites, ReplicaStaleEpochs uint64
+	WarmShards                               int
+	WarmPulled, WarmDropped, WarmReadThrough uint64
+	Pauses, Lapses                           uint64
+	ReplicaWrites, ReplicaStaleEpochs        uint64
 }
 
 // Takeovers is an optional method of Config.Peers: when it has it, its

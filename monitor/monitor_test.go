@@ -170,7 +170,7 @@ func (p takeoverPeers) TakeoverStats() TakeoverStats { return p.t }
 
 func TestTakeoverSeries(t *testing.T) {
 	peers := takeoverPeers{fakePeers{{Peer: "b", ReplLagSeq: 12}}, TakeoverStats{
-		WarmShards: 4, WarmPulled: 100, WarmDropped: 7, WarmReadThrough: 9, Pauses: 1, ReplicaWrites: 55, ReplicaStaleEpochs: 2,
+		WarmShards: 4, WarmPulled: 100, WarmDropped: 7, WarmReadThrough: 9, Pauses: 1, Lapses: 3, ReplicaWrites: 55, ReplicaStaleEpochs: 2,
 	}}
 	m, err := New(Config{Node: "a", Stats: fakeStats{testSnapshot()}, Cluster: testCluster(), Peers: peers})
 	if err != nil {
@@ -183,6 +183,7 @@ func TestTakeoverSeries(t *testing.T) {
 		"shoal_warm_dropped_items_total":            "7",
 		"shoal_warm_read_through_total":             "9",
 		"shoal_pauses_total":                        "1",
+		"shoal_lapses_total":                        "3",
 		"shoal_replica_writes_total":                "55",
 		"shoal_replica_stale_epochs_total":          "2",
 		`shoal_replication_lag_sequences{peer="b"}`: "12",

@@ -1,0 +1,118 @@
+package cluster
+
+import (
+	"slices"
+
+	"shoal/etcdsync"
+)
+
+// Lapse recovery: etcd deleted this node's record while other members
+// stayed registered (a partition longer than the lease; etcdsync.Lapse).
+// The others had a view without this node and served its shards
+// meanwhile: values it holds may have been overwritten, keys deleted. A
+// view that drops and regains this node warms the regained shards, but
+// keeps what the source lacks (see warm.go: after an etcd outage the
+// source may hold less), and a node whose watch skipped the view without
+// itself sees no change at all. So, once the registrar reports the lapse
+// and before the request that notices it runs, the router:
+//
+//   - drops this node's items of every shard that a member which stayed
+//     owns in the current view (that member held it through the lapse:
+//     its copy is the one to keep); owned ones are pulled again from it
+//     (or, should it not answer, from the other owners, then from those
+//     that stood in for this node), read through until then, like after
+//     a pause (pause.go);
+//   - leaves alone the shards only lapsed members hold: nobody has a
+//     better copy. After an etcd outage that expired every lease nobody
+//     stayed, and nothing is dropped.
+//
+// What it does not do (unlike a pause): close the peer connections or
+// discard the replication queue. The lapse is noticed seconds after the
+// heal, when this node may have taken writes that are only in that queue;
+// what the queue held from before carries an older epoch, which the
+// others refuse for the shards that moved.
+
+// lapser is a Membership that reports lapses of this node's registration
+// (*Node is one). Both methods are called concurrently; Lapses on every
+// request.
+type lapser interface {
+	Lapses() uint64
+	Lapse() etcdsync.Lapse
+}
+
+// checkLapse recovers from a lapse the membership reported since the last
+// call, once, whichever caller notices first.
+func (r *Router) checkLapse() {
+	m, ok := r.cfg.Members.(lapser)
+	if !ok || m.Lapses() == r.w.lapses.Load() {
+		return
+	}
+	r.pauseMu.Lock()
+	defer r.pauseMu.Unlock()
+	l := m.Lapse()
+	if l.Count == r.w.lapses.Load() {
+		return
+	}
+	if r.recoverFromLapse(l.Stayed) {
+		r.w.lapses.Store(l.Count)
+	}
+}
+
+// recoverFromLapse drops and re-pulls what stayed members hold (see
+// above); false when it cannot run yet (no view, or Run has not
+// started). r.pauseMu is held.
+func (r *Router) recoverFromLapse(stayed []string) bool {
+	v := r.cfg.Members.View()
+	if v == nil || v.Ring == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running {
+		return false
+	}
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.init(v.Ring.NumShards())
+	if len(w.flags) != v.Ring.NumShards() {
+		return true
+	}
+	rg, without := v.Ring, r.ringWithout(v) // who stood in for this node
+	if with := r.ringWith(v); with != nil {
+		// Registered again, but this view is from before (the watcher
+		// has not caught up): the others already route to this node on
+		// the ring with it, so warm what it owns there.
+		rg, without = with, v.Ring
+	}
+	var cs []claim
+	dropped := 0
+	for s := range v.Ring.NumShards() {
+		owners := rg.Owners(s)
+		var src []string // stayed owners first
+		for _, o := range owners {
+			if o != r.self && slices.Contains(stayed, o) {
+				src = append(src, o)
+			}
+		}
+		if len(src) == 0 {
+			continue // only lapsed members hold it
+		}
+		if !slices.Contains(owners, r.self) {
+			w.drop[s] = true // not served here; dropped before it can be again
+			w.wiped[s] = true
+			dropped++
+			continue
+		}
+		src = others(src, owners, r.self)
+		if without != nil {
+			src = others(src, without.Owners(s), r.self)
+		}
+		cs = append(cs, claim{shard: s, src: src, drop: true})
+	}
+	clear(w.fresh) // what was settled before may be stale too
+	w.start(cs)
+	r.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",
+		"stayed", stayed, "owned_shards", len(cs), "other_shards", dropped, "epoch", v.Epoch)
+	return true
+}

@@ -1,0 +1,85 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"shoal/store"
+)
+
+// TestWarmAfterLapse: a's lease is revoked behind its back, as when it
+// expires during a partition; b stays. While a was out, b took newer
+// writes and a delete (straight into its store, as the stand-in owner
+// would). When a registers again it drops its copies and pulls b's: no
+// value from before, no deleted key back.
+func TestWarmAfterLapse(t *testing.T) {
+	etcd := startEtcd(t)
+	a := startFullNode(t, etcd, "a")
+	b := startFullNode(t, etcd, "b")
+	waitMembers(t, a, b)
+	for _, n := range []*fullNode{a, b} {
+		waitRouted(t, n)
+		waitWarm(t, n)
+	}
+	const n = 100
+	key := func(i int) []byte { return []byte(fmt.Sprintf("wl-%d", i)) }
+	for i := range n {
+		// Both own every shard (two nodes, two replicas).
+		a.st.Set(key(i), []byte("old"), &store.SetOptions{})
+		if i == 0 {
+			continue // deleted while a was out
+		}
+		b.st.Set(key(i), []byte("new"), &store.SetOptions{})
+	}
+
+	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/shoal/members/a")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("a's record: %v, %v", resp, err)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return a.router.w.lapses.Load() == 1 })
+	if l := a.node.Lapse(); !slices.Equal(l.Stayed, []string{"b"}) {
+		t.Fatalf("a's lapse: %+v, want b stayed", l)
+	}
+	waitMembers(t, a, b)
+	waitRouted(t, a)
+	waitWarm(t, a)
+	for i := range n {
+		_, v, res := a.st.Get(key(i), nil, nil)
+		switch {
+		case i == 0 && res == store.Hit:
+			t.Errorf("%s, deleted while a was out, is back in a's store as %q", key(i), v)
+		case i > 0 && (res != store.Hit || string(v) != "new"):
+			t.Errorf("a's store holds %q (%v) for %s after the lapse, want new (pulled %d dropped %d)", v, res, key(i), a.router.w.pulled.Load(), a.router.w.dropped.Load())
+		}
+	}
+	if b.router.w.lapses.Load() != 0 {
+		t.Errorf("b recovered from a lapse it did not have")
+	}
+}
+
+// waitRouted waits until n's router has taken n's current view (so the
+// warm-up it starts, if any, is under way).
+func waitRouted(t *testing.T, n *fullNode) {
+	t.Helper()
+	waitFor(t, func() bool {
+		v := n.node.View()
+		n.router.mu.Lock()
+		defer n.router.mu.Unlock()
+		return v != nil && n.router.view != nil && n.router.view.Epoch == v.Epoch
+	})
+}
