@@ -63,8 +63,13 @@ func (c *Client) GetAsync(key []byte, opts GetOptions, h GetHandler) error {
 	if !c.sweeping.Load() {
 		c.startSweeper()
 	}
-	i := int(c.next.Add(1) % uint32(len(c.slots)))
+	// No rotation: the gets queued between two Flushes share one write
+	// and one batch of replies on the peer's side.
+	i := int(c.next.Load() % uint32(len(c.slots)))
 	cn := c.live(i)
+	for j := 1; cn == nil && j < len(c.slots); j++ {
+		cn = c.live((i + j) % len(c.slots))
+	}
 	if cn == nil {
 		return ErrNotConnected
 	}
