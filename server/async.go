@@ -104,6 +104,7 @@ func (c *conn) offload(cmd protocol.Command, pe *protocol.Error) {
 // inline reports whether cmd may run on the loop (see AsyncCache): the
 // gets that go to GetAsync do, as do commands on keys served here.
 func (c *conn) inline(cmd protocol.Command) bool {
+	var key []byte
 	switch cmd := cmd.(type) {
 	case *protocol.Retrieval:
 		if len(cmd.Keys) == 1 && !cmd.BadKey {
@@ -115,28 +116,33 @@ func (c *conn) inline(cmd protocol.Command) bool {
 			}
 		}
 		return true
-	case *protocol.Storage:
-		return c.async.Inline(cmd.Key)
-	case *protocol.Delete:
-		return c.async.Inline(cmd.Key)
-	case *protocol.Arith:
-		return c.async.Inline(cmd.Key)
-	case *protocol.Touch:
-		return c.async.Inline(cmd.Key)
 	case *protocol.MetaGet:
-		return !cmd.HasEpoch || c.async.Inline(cmd.Key) // GetAsync, but for Y (peer port)
+		if !cmd.HasEpoch {
+			return true // GetAsync; with Y (peer port only), a replica read
+		}
+		key = cmd.Key
+	case *protocol.Storage:
+		key = cmd.Key
+	case *protocol.Delete:
+		key = cmd.Key
+	case *protocol.Arith:
+		key = cmd.Key
+	case *protocol.Touch:
+		key = cmd.Key
 	case *protocol.MetaSet:
-		return c.async.Inline(cmd.Key)
+		key = cmd.Key
 	case *protocol.MetaDelete:
-		return c.async.Inline(cmd.Key)
+		key = cmd.Key
 	case *protocol.MetaArith:
-		return c.async.Inline(cmd.Key)
+		key = cmd.Key
 	case *protocol.MetaDebug:
-		return c.async.Inline(cmd.Key)
+		key = cmd.Key
 	case *protocol.FlushAll:
-		return false
+		return false // reaches every member
+	default:
+		return true // stats, version, verbosity, ...: this node only
 	}
-	return true // stats, version, verbosity, ...: this node only
+	return c.async.Inline(key)
 }
 
 // getDone is GetAsync's completion (c.doneGet).
