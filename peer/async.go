@@ -34,9 +34,10 @@ var ErrNotConnected = errors.New("peer: not connected")
 
 // GetHandler receives the outcome of a GetAsync, as Get would return it.
 //
-// GetDone is called exactly once per queued request, on a reader goroutine
-// of the Client (or the goroutine of Close), never on the caller of
-// GetAsync. It must not block for long: the replies behind it wait. it.Value
+// GetDone is called exactly once per queued request, on the reader
+// goroutine of the connection it was queued on (which also fails what is
+// queued when the connection breaks or the Client closes), never on the
+// caller of GetAsync, though possibly before GetAsync returns. It must not block for long: the replies behind it wait. it.Value
 // is appended to GetOptions.Buf[:0] and belongs to the handler.
 type GetHandler interface {
 	GetDone(it Item, hit bool, err error)
@@ -153,49 +154,47 @@ func (cn *conn) queue(r *request) error {
 	return nil
 }
 
-// flushQueued writes the buffered requests with one non-blocking write
-// unless a writer is at work; the rest, if the socket is full, is left to
-// a writer goroutine (drain).
+// flushQueued writes the buffered requests with non-blocking writes
+// unless a writer is at work, until the buffer stays empty (requests
+// queued meanwhile by other loops go too); if the socket is full, the rest
+// is left to a writer goroutine (drain).
 func (cn *conn) flushQueued() {
 	cn.mu.Lock()
 	if cn.flushing || len(cn.wbuf) == 0 || cn.broken != nil {
 		cn.mu.Unlock()
 		return
 	}
-	out := cn.wbuf
-	cn.wbuf = cn.spare[:0]
-	cn.spare = nil
 	cn.flushing = true
-	cn.mu.Unlock()
-	n, err := cn.tryWrite(out)
-	if err != nil {
-		cn.mu.Lock()
-		cn.flushing = false
+	for len(cn.wbuf) > 0 && cn.broken == nil {
+		out := cn.wbuf
+		cn.wbuf, cn.spare = cn.spare[:0], nil
 		cn.mu.Unlock()
-		cn.fail(lost(err)) // the reader fails what is queued
-		return
-	}
-	cn.mu.Lock()
-	if n == len(out) {
+		n, err := cn.tryWrite(out)
+		cn.mu.Lock()
+		if err != nil {
+			cn.flushing = false
+			cn.mu.Unlock()
+			cn.fail(lost(err)) // the reader fails what is queued
+			return
+		}
+		if n < len(out) {
+			// Rare: the peer reads slower than we write. Keep the order.
+			cn.wbuf = append(out[n:len(out):len(out)], cn.wbuf...)
+			cn.mu.Unlock()
+			cn.c.wg.Add(1)
+			go func() {
+				defer cn.c.wg.Done()
+				cn.mu.Lock()
+				cn.drain()
+			}()
+			return
+		}
 		if cap(out) <= maxKeptBuf {
 			cn.spare = out[:0]
 		}
-		if len(cn.wbuf) == 0 {
-			cn.flushing = false
-			cn.mu.Unlock()
-			return
-		}
-	} else {
-		// Rare: the peer reads slower than we write. Keep the order.
-		cn.wbuf = append(out[n:len(out):len(out)], cn.wbuf...)
 	}
+	cn.flushing = false
 	cn.mu.Unlock()
-	cn.c.wg.Add(1)
-	go func() {
-		defer cn.c.wg.Done()
-		cn.mu.Lock()
-		cn.drain()
-	}()
 }
 
 // tryWrite writes p with one non-blocking write and reports how much the
