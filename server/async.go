@@ -58,7 +58,10 @@ type handoff struct {
 	cmd     protocol.Command // the command away
 	perr    *protocol.Error  // or the protocol error to answer (a too-large set's delete)
 	offload bool             // cmd (or perr) runs on a goroutine; else it is a pending get
-	start   time.Time        // non-zero: a latency sample of cmd
+	// running: this is the goroutine an offloaded command runs on; its
+	// writes wait for the socket (waitWritable).
+	running bool
+	start   time.Time // non-zero: a latency sample of cmd
 
 	// mu guards the fields below.
 	mu sync.Mutex
@@ -139,6 +142,8 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		key = cmd.Key
 	case *protocol.FlushAll:
 		return false // reaches every member
+	case *protocol.ShardDump:
+		return false // streams the shards: its writes wait for the socket
 	default:
 		return true // stats, version, verbosity, ...: this node only
 	}
@@ -183,12 +188,13 @@ func (c *conn) observeAway(cmd protocol.Command) {
 // runAway runs an offloaded command on the goroutine the loop started for
 // it, then brings the connection back.
 func (c *conn) runAway() {
+	c.hand.running = true
 	if pe := c.hand.perr; pe != nil {
 		c.protocolError(pe)
 	} else {
 		c.run(c.hand.cmd)
 	}
-	c.hand.cmd, c.hand.perr, c.hand.offload = nil, nil, false
+	c.hand.cmd, c.hand.perr, c.hand.offload, c.hand.running = nil, nil, false, false
 	c.comeBack()
 }
 

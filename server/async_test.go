@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -8,9 +9,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"shoal/protocol"
 	"shoal/store"
 )
 
@@ -143,5 +146,57 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 5 s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// asyncShardCache is shardCache as an AsyncCache whose keys are all local.
+type asyncShardCache struct{ *shardCache }
+
+func (asyncShardCache) Inline([]byte) bool { return true }
+func (c asyncShardCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, _ func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	it, val, res := c.Get(key, opt, dst)
+	return it, val, res, false
+}
+func (asyncShardCache) Flush() {}
+
+// TestAsyncCacheDumpWaits: under an event loop over an AsyncCache, sd runs
+// off the loop and its writes wait for the client (it stops emitting while
+// the client reads nothing), and the loop serves other connections
+// meanwhile.
+func TestAsyncCacheDumpWaits(t *testing.T) {
+	cache := newShardCache(t)
+	const items, size = 4000, 8 << 10 // 32 MiB: more than the socket buffers hold
+	val := strings.Repeat("v", size)
+	for i := range items {
+		if r, _, _ := cache.Set([]byte(fmt.Sprint("a", i)), []byte(val), nil); r != store.Stored { // shard 1
+			t.Fatalf("set: %v", r)
+		}
+	}
+	var emitted atomic.Int64
+	cache.pause = func(n int) { emitted.Store(int64(n)) }
+	_, addr := serve(t, Config{PeerExtensions: true, EventLoop: true, Loops: 1}, asyncShardCache{cache})
+	c := dial(t, addr)
+	if _, err := io.WriteString(c, "sd Ag==\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // read nothing
+	if n := emitted.Load(); n >= items*size/2 {
+		t.Fatalf("%d bytes emitted to a client that reads nothing: the dump is buffered", n)
+	}
+	if got := exchange(t, addr, "get a1\r\n", "END\r\n"); !strings.HasPrefix(got, "VALUE a1 ") {
+		t.Fatalf("another connection during the dump: %q", got)
+	}
+	rr := protocol.NewReplyReader(bufio.NewReaderSize(c, 64<<10), 0)
+	for n := 0; ; n++ {
+		rep, err := rr.Next()
+		if err != nil {
+			t.Fatalf("after %d items: %v", n, err)
+		}
+		if rep.Status == protocol.StatusEN {
+			if n != items {
+				t.Fatalf("dumped %d items, want %d", n, items)
+			}
+			return
+		}
 	}
 }

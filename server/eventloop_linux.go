@@ -509,10 +509,37 @@ func (w fdWriter) Write(p []byte) (int, error) {
 			}
 		case unix.EINTR:
 		case unix.EAGAIN:
-			return done, nil
+			if !w.c.hand.running {
+				return done, nil
+			}
+			if err := w.c.waitWritable(); err != nil {
+				return done, err
+			}
 		default:
 			return done, e
 		}
 	}
 	return done, nil
+}
+
+// waitWritable waits, on the goroutine of a command run off the loop,
+// until the socket takes more: such a command (a shard dump) may write
+// more than a buffer holds, and blocks as under the goroutine driver. It
+// gives up once the connection is dropped or its loop has stopped.
+func (c *conn) waitWritable() error {
+	for {
+		fds := []unix.PollFd{{Fd: int32(c.ev.fd), Events: unix.POLLOUT}}
+		if _, err := unix.Poll(fds, 100); err != nil && err != unix.EINTR {
+			return err
+		}
+		if fds[0].Revents&(unix.POLLOUT|unix.POLLERR|unix.POLLHUP) != 0 {
+			return nil
+		}
+		c.hand.mu.Lock()
+		gone := c.hand.orphan
+		c.hand.mu.Unlock()
+		if gone || c.dropped.Load() {
+			return ErrClosed
+		}
+	}
 }
