@@ -69,10 +69,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0) // all cores, or the container's share
 		if eventLoop && o.clustered() {
-			// A core for the peer traffic: the peer clients' readers (which
-			// complete forwarded gets) and the peer port. On 2 cores, one
-			// loop costs the forwarding node 12-13 CPU-µs per forwarded get
-			// against 15 with two (BenchmarkForwarding).
+			// A core for the peer traffic: the peer port's event loop and
+			// the peer clients' readers (which complete forwarded gets). On
+			// 2 cores, one client loop costs the forwarding node 12-13
+			// CPU-µs per forwarded get against 15 with two
+			// (BenchmarkForwarding).
 			threads = max(1, threads-1)
 		}
 	}
@@ -179,7 +180,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		cache = router
 		// Forwarded writes arrive on the peer port; their owner replicates
 		// them from there.
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log, PeerExtensions: true}, router.PeerCache()); err != nil {
+		// One event loop (the peer cache is a server.AsyncCache too): a
+		// node's peers batch their requests, a few connections each.
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log, PeerExtensions: true, EventLoop: eventLoop, Loops: 1}, router.PeerCache()); err != nil {
 			return err
 		}
 		wg.Go(func() {

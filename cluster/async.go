@@ -96,21 +96,58 @@ func (r *Router) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done fu
 	return store.Item{}, dst[:0], store.Miss, false // no owner reachable
 }
 
+// getter is a synchronous Get: Router.Get, PeerCache.Get.
+type getter func(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
+
 // getLater runs the synchronous Get on a goroutine and reports pending;
 // once the router is closed (no goroutines start), it runs Get here.
 func (r *Router) getLater(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	return r.later(r.Get, key, opt, dst, done)
+}
+
+// later runs get on a goroutine of the router and reports pending; once
+// the router is closed (no goroutines start), it runs get here.
+func (r *Router) later(get getter, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
 	r.bgMu.Lock()
 	closed := r.bgClosed
 	if !closed {
-		r.bg.Go(func() { done(r.Get(key, opt, dst)) })
+		r.bg.Go(func() { done(get(key, opt, dst)) })
 	}
 	r.bgMu.Unlock()
 	if closed {
-		it, val, res := r.Get(key, opt, dst)
+		it, val, res := get(key, opt, dst)
 		return it, val, res, false
 	}
 	return store.Item{}, nil, store.Miss, true
 }
+
+// The peer port's cache as a server.AsyncCache: everything it serves is
+// this node's store, but a key of a warming shard is read through from a
+// source first, and a pause noticed recovers first: those run on a
+// goroutine.
+
+// Inline reports whether a command on key is served without waiting on
+// the network: not during a pause, not in a warming shard.
+func (p *PeerCache) Inline(key []byte) bool {
+	if p.r.pausedNow() {
+		return false
+	}
+	_, warming := p.r.warming(p.r.current(), key)
+	return !warming
+}
+
+// GetAsync serves a forwarded read at once, or on a goroutine when it may
+// wait (see Inline).
+func (p *PeerCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	if p.Inline(key) {
+		it, val, res := p.Get(key, opt, dst)
+		return it, val, res, false
+	}
+	return p.r.later(p.Get, key, opt, dst, done)
+}
+
+// Flush does nothing: the peer port forwards nothing.
+func (p *PeerCache) Flush() {}
 
 // GetDone completes a forwarded get, on the peer client's reader.
 func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
