@@ -26,7 +26,8 @@ import (
 //     the returned (or done's) val may use: val then belongs to the
 //     connection. done is made once per connection (no allocation per
 //     request) and must not be retained after it is called. GetAsync must
-//     not wait on the network, nor call done before it returns pending.
+//     not wait on the network, nor call done itself; done may run (on
+//     another goroutine) before GetAsync has returned.
 //   - every other command runs on the loop when Inline says every key it
 //     names is served here without waiting on the network (for flush_all,
 //     which has none, it is never); else on a goroutine of its own, the
