@@ -29,7 +29,7 @@ type options struct {
 	disableFlush   bool
 	verbose        int
 	idleTimeout    time.Duration
-	connGoroutines bool // standalone: no event loop
+	connGoroutines bool // no event loop
 	logJSON        bool
 	httpAddr       string // --http: /metrics and /cluster; empty means off
 
@@ -79,7 +79,7 @@ var flagSpecs = []flagSpec{
 	{'l', "listen", "<addr>", "interfaces to listen on, comma separated (default: 127.0.0.1)", func(o *options, v string) error { o.listen = v; return nil }},
 	{'m', "memory-limit", "<num>", "item memory in megabytes (default: 64)", func(o *options, v string) error { return int64Flag(&o.memoryMB, v, 1, 1<<30) }},
 	{'c', "conn-limit", "<num>", "max simultaneous connections (default: 1024)", func(o *options, v string) error { return intFlag(&o.maxConns, v, 1, 1<<24) }},
-	{'t', "threads", "<num>", "number of threads to use: event loops, with GOMAXPROCS one more; sets GOMAXPROCS with --conn-goroutines or in a cluster (default: all cores)", func(o *options, v string) error { return intFlag(&o.threads, v, 1, 4096) }},
+	{'t', "threads", "<num>", "number of threads to use: event loops, with GOMAXPROCS one more; sets GOMAXPROCS with --conn-goroutines (default: all cores; a cluster node with event loops, one less)", func(o *options, v string) error { return intFlag(&o.threads, v, 1, 4096) }},
 	{'I', "max-item-size", "<num>", "max item size, with k or m suffix (default: 1m, min: 1k, max: 1024m)", func(o *options, v string) error { return sizeFlag(&o.maxItemSize, v) }},
 	{'M', "disable-evictions", "", "return error on memory exhausted instead of evicting", func(o *options, _ string) error { o.noEvict = true; return nil }},
 	{'A', "enable-shutdown", "", "enable the ascii \"shutdown\" command", func(o *options, _ string) error { o.allowShutdown = true; return nil }},
@@ -104,7 +104,7 @@ var flagSpecs = []flagSpec{
 	{0, "dev", "", "run an embedded single-member etcd (on --dev-etcd) and join it: a cluster on one machine without installing etcd", func(o *options, _ string) error { o.dev = true; return nil }},
 	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.devEtcd = v; return nil }},
 	{0, "http", "<host:port>", "serve /metrics (Prometheus), /cluster (JSON) and a status page on this address (default: off)", func(o *options, v string) error { o.httpAddr = v; return nil }},
-	{0, "conn-goroutines", "", "serve each connection on its own goroutine instead of epoll event loops (cluster nodes always do)", func(o *options, _ string) error { o.connGoroutines = true; return nil }},
+	{0, "conn-goroutines", "", "serve each connection on its own goroutine instead of epoll event loops", func(o *options, _ string) error { o.connGoroutines = true; return nil }},
 	{0, "log-json", "", "write logs as JSON instead of text", func(o *options, _ string) error { o.logJSON = true; return nil }},
 	{'V', "version", "", "print version and exit", func(*options, string) error { return errVersion }},
 	{'h', "help", "", "print this help and exit", func(*options, string) error { return errHelp }},

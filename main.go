@@ -59,14 +59,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	log := newLogger(stderr, o)
-	// A standalone node's cache is the local store, whose calls never wait
-	// on the network: event loops serve it with fewer scheduler hand-offs.
-	// A cluster node's router may wait on a peer, which would stall a loop;
-	// it keeps a goroutine per connection.
-	eventLoop := !o.clustered() && !o.connGoroutines
+	// Event loops serve the client port with fewer scheduler hand-offs
+	// than a goroutine per connection: a standalone node's cache, the local
+	// store, never waits on the network, and a cluster node's router is a
+	// server.AsyncCache (forwarded gets complete on the peer client's
+	// reader, other forwarded commands run on goroutines of their own).
+	eventLoop := !o.connGoroutines
 	threads := o.threads
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0) // all cores, or the container's share
+		if eventLoop && o.clustered() {
+			// A core for the peer traffic: the peer port's event loop and
+			// the peer clients' readers (which complete forwarded gets). On
+			// 2 cores, one client loop costs the forwarding node 12-13
+			// CPU-µs per forwarded get against 15 with two
+			// (BenchmarkForwarding).
+			threads = max(1, threads-1)
+		}
 	}
 	switch {
 	case eventLoop:
@@ -174,7 +183,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		cache = router
 		// Forwarded writes arrive on the peer port; their owner replicates
 		// them from there.
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log, PeerExtensions: true}, router.PeerCache()); err != nil {
+		// One event loop (the peer cache is a server.AsyncCache too): a
+		// node's peers batch their requests, a few connections each.
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log, PeerExtensions: true, EventLoop: eventLoop, Loops: 1}, router.PeerCache()); err != nil {
 			return err
 		}
 		wg.Go(func() {

@@ -75,32 +75,41 @@ func (r *Router) Get(key []byte, opt *store.GetOptions, dst []byte) (it store.It
 	err := r.walk(key, func(v *View) {
 		it, val, res = r.localGet(v, key, opt, dst)
 	}, func(m *member) error {
-		var po peer.GetOptions
-		if opt != nil {
-			po = peer.GetOptions{
-				Touch: opt.Touch, TTL: ttl(opt.Exptime), NoBump: opt.NoBump,
-				Vivify: opt.Vivify, VivifyTTL: ttl(opt.VivifyExptime),
-				RecacheBelow: opt.RecacheBelow, Detail: true,
-			}
-		}
-		po.Buf = dst
-		pit, hit, err := m.client.Get(context.Background(), key, po)
+		pit, hit, err := m.client.Get(context.Background(), key, peerGetOptions(opt, dst))
 		if err != nil {
 			return err
 		}
-		val = pit.Value
-		if !hit {
-			res = store.Miss
-			return nil
-		}
-		it, res = r.item(&pit, len(pit.Value)), store.Hit
-		it.Created = opt != nil && opt.Vivify && pit.Win && len(pit.Value) == 0
+		it, val, res = r.gotten(&pit, hit, opt, dst)
 		return nil
 	})
 	if err != nil {
 		return store.Item{}, dst[:0], store.Miss
 	}
 	return it, val, res
+}
+
+// peerGetOptions is a forwarded get's request, its value read into dst.
+func peerGetOptions(opt *store.GetOptions, dst []byte) peer.GetOptions {
+	var po peer.GetOptions
+	if opt != nil {
+		po = peer.GetOptions{
+			Touch: opt.Touch, TTL: ttl(opt.Exptime), NoBump: opt.NoBump,
+			Vivify: opt.Vivify, VivifyTTL: ttl(opt.VivifyExptime),
+			RecacheBelow: opt.RecacheBelow, Detail: true,
+		}
+	}
+	po.Buf = dst
+	return po
+}
+
+// gotten is a forwarded get's result from the owner's reply.
+func (r *Router) gotten(pit *peer.Item, hit bool, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+	if !hit {
+		return store.Item{}, dst[:0], store.Miss
+	}
+	it := r.item(pit, len(pit.Value))
+	it.Created = opt != nil && opt.Vivify && pit.Win && len(pit.Value) == 0
+	return it, pit.Value, store.Hit
 }
 
 var setModes = [...]peer.SetMode{

@@ -88,3 +88,10 @@ func (r *Router) recoverFromPause(gap time.Duration) {
 	w.dropOthers = true
 	w.start(cs)
 }
+
+// pausedNow reports, without recovering, whether a pause would be noticed
+// now (awake would report false).
+func (r *Router) pausedNow() bool {
+	last := r.tick.Load()
+	return last != 0 && r.mono()-last >= int64(r.cfg.PauseAfter)
+}

@@ -22,16 +22,17 @@ var ErrStaleEpoch = fmt.Errorf("cluster: stale epoch: %w", server.ErrStaleOrigin
 // (warm-up, then a push of the result to the key's other owners). A
 // replicated write (it carries an epoch: ReplicaSet, ReplicaDelete) is
 // stored and not pushed again. PeerCache implements server.Cache,
-// server.Replica and server.Dumper.
+// server.Replica, server.Dumper and server.AsyncCache (async.go).
 func (r *Router) PeerCache() *PeerCache { return &PeerCache{r: r} }
 
 // PeerCache is the peer listener's Cache; see Router.PeerCache.
 type PeerCache struct{ r *Router }
 
 var (
-	_ server.Cache   = (*PeerCache)(nil)
-	_ server.Replica = (*PeerCache)(nil)
-	_ server.Dumper  = (*PeerCache)(nil)
+	_ server.Cache      = (*PeerCache)(nil)
+	_ server.Replica    = (*PeerCache)(nil)
+	_ server.Dumper     = (*PeerCache)(nil)
+	_ server.AsyncCache = (*PeerCache)(nil)
 )
 
 func (p *PeerCache) Now() int64                       { return p.r.st.Now() }

@@ -75,7 +75,8 @@ func (c RouterConfig) Validate() error {
 // Router serves a key from the first reachable owner in the ring: this
 // node's store when that owner is this node, else the owner over a pooled
 // peer connection, failing over to the next owner at once when a peer is
-// down, times out or drops the connection. It implements server.Cache.
+// down, times out or drops the connection. It implements server.Cache,
+// and server.AsyncCache for event loops (async.go).
 //
 // A forwarded request arrives at the owner's connection server and is
 // routed again there; within one view this only ever moves towards owners
@@ -102,10 +103,12 @@ type Router struct {
 	born    time.Time                       // for mono
 	tick    atomic.Int64                    // mono of Run's last tick
 	pauseMu sync.Mutex
-	probes  sync.WaitGroup // Router.probe goroutines
-	// probeMu orders starting a probe against Close's wait for them.
-	probeMu      sync.Mutex
-	probesClosed bool
+	bg      sync.WaitGroup // Router.probe goroutines and GetAsync's fallbacks
+	// bgMu orders starting a goroutine of bg against Close's wait for them.
+	bgMu     sync.Mutex
+	bgClosed bool
+
+	asyncGets sync.Pool // *asyncGet
 
 	pauses, staleEpochs, replicated atomic.Uint64
 }
@@ -125,6 +128,8 @@ type member struct {
 	probing    atomic.Bool  // a probe runs (see Router.down)
 	forwarded  atomic.Uint64
 	failures   atomic.Uint64
+	// queued: GetAsync queued a request since the last Flush.
+	queued atomic.Bool
 }
 
 // NewRouter returns a router; it does no I/O (peer connections are dialled
@@ -191,10 +196,10 @@ func (r *Router) Close() error {
 			m.client.Close()
 		}
 	}
-	r.probeMu.Lock()
-	r.probesClosed = true
-	r.probeMu.Unlock()
-	r.probes.Wait()
+	r.bgMu.Lock()
+	r.bgClosed = true
+	r.bgMu.Unlock()
+	r.bg.Wait()
 	return nil
 }
 
@@ -260,13 +265,13 @@ func (r *Router) down(m *member) bool {
 		return false
 	}
 	if time.Now().UnixNano() >= until && m.probing.CompareAndSwap(false, true) {
-		r.probeMu.Lock()
-		if r.probesClosed {
+		r.bgMu.Lock()
+		if r.bgClosed {
 			m.probing.Store(false)
 		} else {
-			r.probes.Go(func() { r.probe(m) })
+			r.bg.Go(func() { r.probe(m) })
 		}
-		r.probeMu.Unlock()
+		r.bgMu.Unlock()
 	}
 	return true
 }

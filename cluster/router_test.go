@@ -23,6 +23,7 @@ import (
 var (
 	_ server.Cache       = (*Router)(nil)
 	_ server.MultiGetter = (*Router)(nil)
+	_ server.AsyncCache  = (*Router)(nil)
 )
 
 // routedNode is one in-process cluster node: membership, store, router and
@@ -33,7 +34,7 @@ type routedNode struct {
 	addr   string
 }
 
-func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string) *routedNode {
+func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg server.Config) *routedNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,7 +61,7 @@ func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string) *routedNod
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{}, rt)
+	srv, err := server.New(scfg, rt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +88,15 @@ func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string) *routedNod
 // TestRouterTwoNodes: whatever node a client talks to, every key reaches
 // its owner: values set through one node read back through the other, a
 // cas token from one node works through the other, counters move through
-// both.
+// both. Under both drivers of the client port: a goroutine per connection,
+// and event loops (the router as a server.AsyncCache).
 func TestRouterTwoNodes(t *testing.T) {
+	for name, cfg := range map[string]server.Config{"goroutines": {}, "event loops": {EventLoop: true}} {
+		t.Run(name, func(t *testing.T) { testRouterTwoNodes(t, cfg) })
+	}
+}
+
+func testRouterTwoNodes(t *testing.T, scfg server.Config) {
 	etcd, err := devetcd.Start(context.Background(), devetcd.Config{
 		Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t),
 	})
@@ -96,8 +104,8 @@ func TestRouterTwoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(etcd.Close)
-	a := startRoutedNode(t, etcd, "a")
-	b := startRoutedNode(t, etcd, "b")
+	a := startRoutedNode(t, etcd, "a", scfg)
+	b := startRoutedNode(t, etcd, "b", scfg)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		va, vb := a.node.View(), b.node.View()

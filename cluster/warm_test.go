@@ -62,11 +62,12 @@ func startFullNode(t *testing.T, etcd *devetcd.Server, name string) *fullNode {
 	if fn.router, err = NewRouter(RouterConfig{Members: fn.node, Store: fn.st, Replicator: rp}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{}, fn.router)
+	// Both ports on event loops, as main serves them.
+	srv, err := server.New(server.Config{EventLoop: true, Loops: 1}, fn.router)
 	if err != nil {
 		t.Fatal(err)
 	}
-	psrv, err := server.New(server.Config{PeerExtensions: true}, fn.router.PeerCache())
+	psrv, err := server.New(server.Config{PeerExtensions: true, EventLoop: true, Loops: 1}, fn.router.PeerCache())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,6 +83,14 @@ type Client struct {
 
 	requests, failures, timeouts, redials atomic.Uint64
 	inFlight                              atomic.Int64
+
+	// The timeout sweeper of asynchronous requests (async.go): ticks
+	// counts its periods, requests are stamped with it when queued.
+	ticks    atomic.Int64
+	sweeping atomic.Bool
+	// sweepMu orders starting the sweeper against Close.
+	sweepMu   sync.Mutex
+	sweepStop chan struct{}
 }
 
 // slot is one pooled connection, dialled on first use and after it breaks.
@@ -115,7 +123,13 @@ func (c *Client) Addr() string { return c.cfg.Addr }
 // ErrClosed, and returns once the reader goroutines have exited. Later
 // calls fail with ErrClosed. Close is idempotent.
 func (c *Client) Close() error {
+	c.sweepMu.Lock()
 	c.closed.Store(true)
+	if c.sweepStop != nil {
+		close(c.sweepStop)
+		c.sweepStop = nil
+	}
+	c.sweepMu.Unlock()
 	for i := range c.slots {
 		s := &c.slots[i]
 		s.mu.Lock()
@@ -196,6 +210,7 @@ func (c *Client) dialError(ctx context.Context, err error) error {
 func (c *Client) getRequest(k kind) *request {
 	r := c.pool.Get().(*request)
 	r.kind, r.err = k, nil
+	r.stamp = c.ticks.Load()
 	r.state.Store(stateWaiting)
 	return r
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"shoal/protocol"
@@ -22,7 +23,15 @@ const maxKeptBuf = 256 << 10
 type conn struct {
 	c    *Client
 	nc   net.Conn
-	dead atomic.Bool // broken is set: a fast check for Client.conn
+	raw  syscall.RawConn // nc's socket, for flushQueued's non-blocking write; nil if none
+	dead atomic.Bool     // broken is set: a fast check for Client.conn
+
+	// tryWrite's arguments and results for rawWrite (an allocation-free
+	// callback); only the goroutine that set flushing uses them.
+	wout     []byte
+	wn       int
+	werr     error
+	rawWrite func(fd uintptr) bool
 
 	mu       sync.Mutex // guards the fields below
 	seq      uint32     // last opaque number handed out
@@ -35,7 +44,12 @@ type conn struct {
 }
 
 func newConn(c *Client, nc net.Conn) *conn {
-	return &conn{c: c, nc: nc, wbuf: make([]byte, 0, 4096), spare: make([]byte, 0, 4096)}
+	cn := &conn{c: c, nc: nc, wbuf: make([]byte, 0, 4096), spare: make([]byte, 0, 4096)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		cn.raw, _ = sc.SyscallConn()
+	}
+	cn.rawWrite = cn.write1
+	return cn
 }
 
 // enqueue queues r, appends its bytes and makes sure they get written: if
@@ -67,6 +81,13 @@ func (cn *conn) enqueue(r *request) error {
 	cn.mu.Unlock()
 	runtime.Gosched()
 	cn.mu.Lock()
+	cn.drain()
+	return nil
+}
+
+// drain writes the buffer until it stays empty; cn.mu is held and flushing
+// set by the caller. It unlocks cn.mu.
+func (cn *conn) drain() {
 	for len(cn.wbuf) > 0 && cn.broken == nil {
 		out := cn.wbuf
 		cn.wbuf = cn.spare[:0]
@@ -84,14 +105,13 @@ func (cn *conn) enqueue(r *request) error {
 		if err != nil {
 			cn.flushing = false
 			cn.mu.Unlock()
-			// r is queued: the reader fails it with the others.
+			// What is queued, the reader fails.
 			cn.fail(lost(err))
-			return nil
+			return
 		}
 	}
 	cn.flushing = false
 	cn.mu.Unlock()
-	return nil
 }
 
 // fail breaks the connection with err, unless it is broken already. The
@@ -197,6 +217,11 @@ func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
 			}
 		}
 		cn.pop()
+		if r.h != nil {
+			r.err = r.fill(rep)
+			cn.c.asyncDone(r, nil)
+			continue
+		}
 		if r.state.CompareAndSwap(stateWaiting, stateDone) {
 			r.err = r.fill(rep)
 			r.done <- struct{}{}
@@ -208,6 +233,10 @@ func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
 
 // finish completes r with err, or recycles it if its caller has gone.
 func (c *Client) finish(r *request, err error) {
+	if r.h != nil {
+		c.asyncDone(r, err)
+		return
+	}
 	if r.state.CompareAndSwap(stateWaiting, stateDone) {
 		if err != nil {
 			r.err = err // a broken connection outranks an error line in a batch

@@ -35,6 +35,10 @@ type request struct {
 	state atomic.Uint32
 	done  chan struct{} // capacity 1
 	timer *time.Timer
+	// h, when set, makes r asynchronous (GetAsync): no caller waits on
+	// done; the reader hands the outcome to h.
+	h     GetHandler
+	stamp int64 // Client.ticks when queued, for the sweeper
 
 	// Inputs: read by encode only, while the caller waits.
 	key, value []byte

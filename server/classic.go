@@ -152,9 +152,16 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 		opt = &c.opt.get
 	}
 	withCAS := cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats
-	if mg, ok := c.cache.(MultiGetter); ok && len(cmd.Keys) > 1 {
+	mg, multi := c.cache.(MultiGetter)
+	switch {
+	case len(cmd.Keys) == 1 && !cmd.BadKey && c.mayPark():
+		if it, val, res, pending := c.asyncGet(cmd, cmd.Keys[0], opt); !pending {
+			c.retrieved(cmd, it, val, res)
+		}
+		return
+	case multi && len(cmd.Keys) > 1:
 		c.retrieveMulti(mg, cmd, opt, withCAS)
-	} else {
+	default:
 		for _, key := range cmd.Keys {
 			it, val, res := c.cache.Get(key, opt, c.val[:0])
 			c.val = val
@@ -164,6 +171,21 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 			}
 		}
 	}
+	c.endRetrieval(cmd)
+}
+
+// retrieved ends a retrieval of one key with its result.
+func (c *conn) retrieved(cmd *protocol.Retrieval, it store.Item, val []byte, res store.Result) {
+	c.val = val
+	c.countGet(cmd.Op == protocol.OpGat || cmd.Op == protocol.OpGats, res == store.Hit)
+	if res == store.Hit {
+		c.value(cmd.Keys[0], it, val, cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats)
+	}
+	c.endRetrieval(cmd)
+}
+
+// endRetrieval appends the END (or the bad key's error) of a retrieval.
+func (c *conn) endRetrieval(cmd *protocol.Retrieval) {
 	if cap(c.val) > flushAt {
 		c.val = nil // do not keep a large value's buffer per connection
 	}

@@ -52,6 +52,13 @@ type conn struct {
 	// a client connection (which never parses Y or sd anyway).
 	replica Replica
 	dumper  Dumper
+
+	// async is the cache's AsyncCache under an event loop, else nil;
+	// doneGet is c.getDone, made once. hand is the state shared with the
+	// goroutine a command away from the loop runs on (async.go).
+	async   AsyncCache
+	doneGet func(store.Item, []byte, store.Result)
+	hand    handoff
 }
 
 // options holds the option structs of the command being run. They live on
@@ -110,7 +117,8 @@ func (c *conn) serve() {
 
 // process runs commands until the connection ends (false) or, under the
 // event loop, until no complete command is buffered and the socket has no
-// more input, or replies wait for the socket to drain (true).
+// more input, or replies wait for the socket to drain, or a command left
+// the loop (evState.parked; see AsyncCache) (true).
 func (c *conn) process() bool {
 	for !c.quit && c.err == nil {
 		cmd, err := c.r.Next()
@@ -120,6 +128,10 @@ func (c *conn) process() bool {
 			}
 			var pe *protocol.Error
 			if errors.As(err, &pe) {
+				if c.async != nil && pe.TooLarge && pe.Op == protocol.OpSet && !c.async.Inline(pe.Key) {
+					c.offload(nil, pe) // its delete may wait on a peer
+					return true
+				}
 				c.protocolError(pe)
 				continue
 			}
@@ -129,7 +141,13 @@ func (c *conn) process() bool {
 		if c.dropped.Load() {
 			return false // buffered commands of a dropped connection do not run
 		}
-		c.run(cmd)
+		if c.async != nil && !c.inline(cmd) {
+			c.offload(cmd, nil)
+			return true
+		}
+		if c.run(cmd); c.ev.parked {
+			return true // a get is pending
+		}
 		if len(c.out) >= flushAt {
 			if c.flush(); c.pending() {
 				return true

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"shoal/protocol"
+	"shoal/store"
 )
 
 // loop is one event loop: an epoll instance and the goroutine that waits
@@ -35,10 +36,14 @@ type loop struct {
 	start  time.Time
 	conns  map[int]*conn // by fd; the loop's goroutine only
 	events []unix.EpollEvent
+	async  AsyncCache // the server's cache, if it is one
+	// queued: a GetAsync went pending in this wake-up; Flush at its end.
+	queued bool
 
 	// mu guards the fields below, handed over from other goroutines.
 	mu       sync.Mutex
 	added    []*conn
+	resumed  []*conn // handed back after a command away (handoff)
 	stopped  bool
 	dropping bool // close the connections marked dropped (DropConns)
 }
@@ -59,8 +64,10 @@ func newLoop(s *Server) (*loop, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("server: epoll_ctl: %w", err)
 	}
+	async, _ := s.cache.(AsyncCache)
 	return &loop{
 		srv:    s,
+		async:  async,
 		epfd:   epfd,
 		wakefd: wakefd,
 		idle:   int64(s.cfg.IdleTimeout),
@@ -102,6 +109,9 @@ func detach(nc net.Conn) (int, error) {
 func (l *loop) add(c *conn, fd int) bool {
 	c.ev = evState{loop: l, fd: fd}
 	c.setIO(fdReader{c}, fdWriter{c})
+	if l.async != nil {
+		c.async, c.doneGet = l.async, c.getDone
+	}
 	l.mu.Lock()
 	stopped := l.stopped
 	if !stopped {
@@ -185,6 +195,10 @@ func (l *loop) run() {
 				l.serve(c, ev.Events)
 			}
 		}
+		if l.queued {
+			l.queued = false
+			l.async.Flush()
+		}
 		if l.idle > 0 && l.now-swept >= int64(timeout)*int64(time.Millisecond) {
 			swept = l.now
 			l.sweep()
@@ -211,8 +225,8 @@ func (l *loop) takeAdded() bool {
 	var b [8]byte
 	unix.Read(l.wakefd, b[:])
 	l.mu.Lock()
-	added, stopped, dropping := l.added, l.stopped, l.dropping
-	l.added, l.dropping = nil, false
+	added, resumed, stopped, dropping := l.added, l.resumed, l.stopped, l.dropping
+	l.added, l.resumed, l.dropping = nil, nil, false
 	l.mu.Unlock()
 	if l.idle > 0 {
 		l.now = int64(time.Since(l.start))
@@ -228,16 +242,23 @@ func (l *loop) takeAdded() bool {
 	}
 	if dropping {
 		for _, c := range l.conns {
-			if c.dropped.Load() {
+			if c.dropped.Load() && !l.away(c) {
 				l.close(c)
 			}
 		}
+	}
+	for _, c := range resumed {
+		l.resume(c)
 	}
 	return stopped
 }
 
 // serve handles one readiness event of c.
 func (l *loop) serve(c *conn, events uint32) {
+	if c.ev.parked && c.hand.record(events) {
+		return // a command is away: the events wait for its return
+	}
+	c.ev.parked = false
 	if c.pending() {
 		c.flush()
 		if c.pending() && c.err == nil {
@@ -255,26 +276,148 @@ func (l *loop) serve(c *conn, events uint32) {
 		c.ev.hup = true
 	}
 	c.ev.drained = false
-	open := c.process()
-	c.flush()
-	switch {
-	case c.err != nil:
-		l.close(c)
-	case !open && c.pending():
-		c.ev.closing = true
-	case !open:
-		l.close(c)
-	default:
+	l.work(c)
+}
+
+// work runs c's commands and writes their replies. When a command leaves
+// the loop, work releases c (see handoff) — unless its get completed
+// already, and then goes on with the next commands.
+func (l *loop) work(c *conn) {
+	for {
+		open := c.process()
+		c.flush()
+		switch {
+		case c.err != nil && !c.ev.parked:
+			l.close(c)
+			return
+		case !open && c.pending():
+			c.ev.closing = true
+			return
+		case !open:
+			l.close(c)
+			return
+		}
 		c.ev.stalled = c.pending()
+		if !c.ev.parked || !l.release(c) {
+			return
+		}
 	}
+}
+
+// release lends parked c to the goroutine that finishes its command and
+// reports false; or, when the pending get completed already, appends its
+// reply and reports true (c is the loop's again).
+func (l *loop) release(c *conn) bool {
+	h := &c.hand
+	h.mu.Lock()
+	if h.ready {
+		it, val, res := h.it, h.val, h.res
+		h.ready, h.it, h.val = false, store.Item{}, nil
+		h.mu.Unlock()
+		c.ev.parked = false
+		c.finishGet(it, val, res)
+		return true
+	}
+	h.away = true
+	h.mu.Unlock()
+	if h.offload {
+		l.srv.wg.Add(1) // the loop holds the group open: Add is safe
+		go func() {
+			defer l.srv.wg.Done()
+			c.runAway()
+		}()
+	}
+	return false
+}
+
+// record keeps the readiness events of a parked connection that is away
+// and reports true; false when it came back idle.
+func (h *handoff) record(events uint32) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.away {
+		h.events |= events
+	}
+	return h.away
+}
+
+// away reports whether c is away from the loop (see handoff).
+func (l *loop) away(c *conn) bool {
+	if !c.ev.parked {
+		return false
+	}
+	if c.hand.record(0) {
+		return true
+	}
+	c.ev.parked = false
+	return false
+}
+
+// handBack returns c to its loop after a command away; called by the
+// goroutine that owns c. If the loop has stopped, c is closed.
+func (l *loop) handBack(c *conn) {
+	h := &c.hand
+	h.mu.Lock()
+	if h.orphan {
+		h.mu.Unlock()
+		unix.Close(c.ev.fd)
+		l.srv.forget(c)
+		return
+	}
+	h.queued = true
+	h.mu.Unlock()
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return // shut closes it: it is queued, not away
+	}
+	l.resumed = append(l.resumed, c)
+	first := len(l.resumed) == 1
+	l.mu.Unlock()
+	if first {
+		l.wake()
+	}
+}
+
+// resume serves c handed back by handBack, with the events that arrived
+// while it was away.
+func (l *loop) resume(c *conn) {
+	h := &c.hand
+	h.mu.Lock()
+	events := h.events
+	h.events, h.away, h.queued = 0, false, false
+	h.mu.Unlock()
+	c.ev.parked = false
+	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.ev.hup = true
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.ev.drained = false
+	}
+	if c.dropped.Load() {
+		l.close(c)
+		return
+	}
+	if c.pending() {
+		c.flush()
+		if c.pending() && c.err == nil {
+			c.ev.stalled = true
+			return // wait for EPOLLOUT
+		}
+	}
+	if c.ev.closing || c.err != nil {
+		l.close(c)
+		return
+	}
+	l.work(c)
 }
 
 // sweep closes the connections idle longer than IdleTimeout. One whose
 // replies wait for the client to read is not idle, as under the goroutine
-// driver, which times out reads only.
+// driver, which times out reads only; nor is one whose command is away.
 func (l *loop) sweep() {
 	for _, c := range l.conns {
-		if l.now-c.ev.lastIn >= l.idle && !c.pending() {
+		if l.now-c.ev.lastIn >= l.idle && !c.pending() && !l.away(c) {
 			l.close(c)
 		}
 	}
@@ -296,10 +439,21 @@ func (l *loop) shut() {
 		l.conns[c.ev.fd] = c
 	}
 	for _, c := range l.conns {
-		l.close(c)
+		if !c.hand.orphanIfAway() {
+			l.close(c)
+		}
 	}
 	unix.Close(l.epfd)
 	unix.Close(l.wakefd)
+}
+
+// orphanIfAway marks a connection that is away (and not handed back) an
+// orphan, for its owner to close, and reports whether it did.
+func (h *handoff) orphanIfAway() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.orphan = h.away && !h.queued
+	return h.orphan
 }
 
 // fdReader reads a connection's non-blocking socket for its
@@ -355,10 +509,37 @@ func (w fdWriter) Write(p []byte) (int, error) {
 			}
 		case unix.EINTR:
 		case unix.EAGAIN:
-			return done, nil
+			if !w.c.hand.running {
+				return done, nil
+			}
+			if err := w.c.waitWritable(); err != nil {
+				return done, err
+			}
 		default:
 			return done, e
 		}
 	}
 	return done, nil
+}
+
+// waitWritable waits, on the goroutine of a command run off the loop,
+// until the socket takes more: such a command (a shard dump) may write
+// more than a buffer holds, and blocks as under the goroutine driver. It
+// gives up once the connection is dropped or its loop has stopped.
+func (c *conn) waitWritable() error {
+	for {
+		fds := []unix.PollFd{{Fd: int32(c.ev.fd), Events: unix.POLLOUT}}
+		if _, err := unix.Poll(fds, 100); err != nil && err != unix.EINTR {
+			return err
+		}
+		if fds[0].Revents&(unix.POLLOUT|unix.POLLERR|unix.POLLHUP) != 0 {
+			return nil
+		}
+		c.hand.mu.Lock()
+		gone := c.hand.orphan
+		c.hand.mu.Unlock()
+		if gone || c.dropped.Load() {
+			return ErrClosed
+		}
+	}
 }

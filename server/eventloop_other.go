@@ -11,7 +11,7 @@ var errNoEpoll = errors.New("server: event loop needs epoll (Linux)")
 
 // loop is a stand-in where epoll is missing: newLoop always fails, so
 // Config.EventLoop falls back to a goroutine per connection.
-type loop struct{}
+type loop struct{ queued bool }
 
 func newLoop(*Server) (*loop, error) { return nil, errNoEpoll }
 func (*loop) run()                   {}
@@ -19,3 +19,4 @@ func (*loop) dropConns()             {}
 func (*loop) stop()                  {}
 func (*loop) add(*conn, int) bool    { return false }
 func detach(net.Conn) (int, error)   { return -1, errNoEpoll }
+func (*loop) handBack(*conn)         {}

@@ -103,6 +103,10 @@ func (c *conn) run(cmd protocol.Command) {
 	c.sampleIn = nextGap()
 	start := time.Now()
 	c.exec(cmd)
+	if c.ev.parked {
+		c.hand.start = start // observed when the get completes
+		return
+	}
 	c.srv.latency[family(cmd)].observe(time.Since(start))
 }
 

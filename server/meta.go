@@ -42,10 +42,8 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 	if m.HasTTL {
 		opt.Touch, opt.Exptime = true, absExptime(now, m.TTL)
 	}
-	vivExp := int64(0)
 	if m.HasVivify {
-		vivExp = absExptime(now, m.VivifyTTL)
-		opt.Vivify, opt.VivifyExptime = true, createdExptime(m.Flags, vivExp, opt.Exptime)
+		opt.Vivify, opt.VivifyExptime = true, createdExptime(m.Flags, absExptime(now, m.VivifyTTL), opt.Exptime)
 	}
 	if m.HasRecache {
 		opt.RecacheBelow = recacheBelow(now, m.RecacheTTL)
@@ -53,10 +51,27 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 	var it store.Item
 	var val []byte
 	var res store.Result
-	if m.HasEpoch && c.replica != nil {
+	switch {
+	case m.HasEpoch && c.replica != nil:
 		it, val, res = c.replica.ReplicaGet(m.Key, opt, c.val[:0])
-	} else {
+	case c.mayPark():
+		var pending bool
+		if it, val, res, pending = c.asyncGet(m, m.Key, opt); pending {
+			return
+		}
+	default:
 		it, val, res = c.cache.Get(m.Key, opt, c.val[:0])
+	}
+	c.metaGot(m, it, val, res)
+}
+
+// metaGot appends mg's reply to its result; c.opt.get holds its options.
+func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store.Result) {
+	now := c.cache.Now()
+	opt := &c.opt.get
+	vivExp := int64(0)
+	if m.HasVivify {
+		vivExp = absExptime(now, m.VivifyTTL)
 	}
 	c.val = val
 	if res != store.Hit {

@@ -57,7 +57,8 @@ type Config struct {
 	// commands one after another on its own goroutine, so a Cache call that
 	// blocks (a cluster Router forwarding to a peer) would stall every
 	// connection of that loop: set it only over a Cache whose calls never
-	// wait on the network, such as Local. Off (the zero value): a goroutine
+	// wait on the network, such as Local, or over an AsyncCache, whose
+	// calls that may wait leave the loop. Off (the zero value): a goroutine
 	// per connection. Where epoll is missing (not Linux), or for a
 	// net.Conn that is not a socket, connections get goroutines anyway.
 	EventLoop bool

@@ -1,0 +1,185 @@
+package cluster
+
+import (
+	"shoal/peer"
+	"shoal/store"
+)
+
+// The Router as a server.AsyncCache: event loops serve a cluster node's
+// client port, and no loop waits on the network.
+//
+//   - GetAsync answers a key this node serves from the store at once; a
+//     key a live peer serves goes out as a peer.Client.GetAsync, whose
+//     reader goroutine completes it. Anything else takes the synchronous
+//     Get on a goroutine of the router (bg), which completes from there: a
+//     failover-worthy error of the async request (the member is marked
+//     down as by Get, then Get walks on), no live connection to the owner
+//     (Get dials), a warming shard (read-through from a source), a pause
+//     noticed (Get recovers first).
+//   - Inline tells the server which other commands may run on a loop: a
+//     key served here from a shard that does not warm, or with no owner
+//     reachable (answered at once); anything forwarded runs on a goroutine.
+//   - Flush writes, once per loop wake-up, the requests queued meanwhile:
+//     the gets of many client connections share one write per peer
+//     connection.
+
+// asyncGet is a get forwarded asynchronously: its peer.GetHandler. Pooled.
+type asyncGet struct {
+	r    *Router
+	m    *member
+	key  []byte
+	opt  *store.GetOptions
+	dst  []byte
+	done func(store.Item, []byte, store.Result)
+}
+
+// Inline reports whether a command on key is served by this node without
+// waiting on the network.
+func (r *Router) Inline(key []byte) bool {
+	if r.pausedNow() {
+		return false
+	}
+	v := r.cfg.Members.View()
+	if v == nil || v.Ring == nil {
+		return true
+	}
+	ps := r.peerSet(v)
+	for _, name := range v.Ring.Owners(v.Ring.Shard(key)) {
+		if name == r.self {
+			_, warming := r.warming(v, key)
+			return !warming
+		}
+		if r.usable(name, ps.get(name)) {
+			return false
+		}
+	}
+	return true // no owner reachable: answered at once
+}
+
+// GetAsync is Get for an event loop (server.AsyncCache): pending means
+// done will be called, once, from another goroutine.
+func (r *Router) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	if r.pausedNow() {
+		return r.getLater(key, opt, dst, done)
+	}
+	v := r.cfg.Members.View()
+	if v == nil || v.Ring == nil {
+		it, val, res := r.localGet(v, key, opt, dst)
+		return it, val, res, false
+	}
+	ps := r.peerSet(v)
+	for _, name := range v.Ring.Owners(v.Ring.Shard(key)) {
+		if name == r.self {
+			if _, warming := r.warming(v, key); warming {
+				return r.getLater(key, opt, dst, done)
+			}
+			it, val, res := r.localGet(v, key, opt, dst)
+			return it, val, res, false
+		}
+		m := ps.get(name)
+		if !r.usable(name, m) {
+			continue
+		}
+		a, _ := r.asyncGets.Get().(*asyncGet)
+		if a == nil {
+			a = new(asyncGet)
+		}
+		*a = asyncGet{r: r, m: m, key: key, opt: opt, dst: dst, done: done}
+		if err := m.client.GetAsync(key, peerGetOptions(opt, dst), a); err != nil {
+			r.asyncGets.Put(a.clear())
+			return r.getLater(key, opt, dst, done)
+		}
+		m.forwarded.Add(1)
+		m.queued.Store(true) // after the request: Flush must see it
+		return store.Item{}, nil, store.Miss, true
+	}
+	return store.Item{}, dst[:0], store.Miss, false // no owner reachable
+}
+
+// getter is a synchronous Get: Router.Get, PeerCache.Get.
+type getter func(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
+
+// getLater runs the synchronous Get on a goroutine and reports pending;
+// once the router is closed (no goroutines start), it runs Get here.
+func (r *Router) getLater(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	return r.later(r.Get, key, opt, dst, done)
+}
+
+// later runs get on a goroutine of the router and reports pending; once
+// the router is closed (no goroutines start), it runs get here.
+func (r *Router) later(get getter, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	r.bgMu.Lock()
+	closed := r.bgClosed
+	if !closed {
+		r.bg.Go(func() { done(get(key, opt, dst)) })
+	}
+	r.bgMu.Unlock()
+	if closed {
+		it, val, res := get(key, opt, dst)
+		return it, val, res, false
+	}
+	return store.Item{}, nil, store.Miss, true
+}
+
+// The peer port's cache as a server.AsyncCache: everything it serves is
+// this node's store, but a key of a warming shard is read through from a
+// source first, and a pause noticed recovers first: those run on a
+// goroutine.
+
+// Inline reports whether a command on key is served without waiting on
+// the network: not during a pause, not in a warming shard.
+func (p *PeerCache) Inline(key []byte) bool {
+	if p.r.pausedNow() {
+		return false
+	}
+	_, warming := p.r.warming(p.r.current(), key)
+	return !warming
+}
+
+// GetAsync serves a forwarded read at once, or on a goroutine when it may
+// wait (see Inline).
+func (p *PeerCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	if p.Inline(key) {
+		it, val, res := p.Get(key, opt, dst)
+		return it, val, res, false
+	}
+	return p.r.later(p.Get, key, opt, dst, done)
+}
+
+// Flush does nothing: the peer port forwards nothing.
+func (p *PeerCache) Flush() {}
+
+// GetDone completes a forwarded get, on the peer client's reader.
+func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
+	r, m, key, opt, dst, done := a.r, a.m, a.key, a.opt, a.dst, a.done
+	r.asyncGets.Put(a.clear())
+	if err != nil {
+		if !r.failed(m, err) {
+			done(store.Item{}, dst[:0], store.Miss) // the owner's error: a miss, as Get
+			return
+		}
+		if it, val, res, pending := r.getLater(key, opt, dst, done); !pending {
+			done(it, val, res)
+		}
+		return
+	}
+	done(r.gotten(&pit, hit, opt, dst))
+}
+
+func (a *asyncGet) clear() *asyncGet {
+	*a = asyncGet{}
+	return a
+}
+
+// Flush writes the requests GetAsync queued (server.AsyncCache).
+func (r *Router) Flush() {
+	ps := r.peers.Load()
+	if ps == nil {
+		return
+	}
+	for _, m := range ps.byName {
+		if m.queued.Load() && m.queued.Swap(false) {
+			m.client.Flush()
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// chanHandler sends each outcome on a channel.
+type chanHandler chan asyncOutcome
+
+type asyncOutcome struct {
+	it  Item
+	hit bool
+	err error
+}
+
+func (h chanHandler) GetDone(it Item, hit bool, err error) { h <- asyncOutcome{it, hit, err} }
+
+// TestGetAsync: queued gets go out with Flush and complete in order on the
+// reader, hits with their values and flags, misses as misses; a client
+// with no live connection does not dial for them.
+func TestGetAsync(t *testing.T) {
+	c := newClient(t, Config{Addr: serveShoal(t, listen(t, "127.0.0.1:0")), Conns: 1})
+	if err := c.GetAsync([]byte("k"), GetOptions{}, make(chanHandler, 1)); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("before any dial: %v, want ErrNotConnected", err)
+	}
+	for i := range 5 {
+		if _, _, err := c.Set(bg, fmt.Appendf(nil, "k%d", i), fmt.Appendf(nil, "v%d", i), SetOptions{Flags: uint32(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := make(chanHandler, 10)
+	for i := range 10 {
+		if err := c.GetAsync(fmt.Appendf(nil, "k%d", i), GetOptions{Buf: make([]byte, 0, 8)}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Flush()
+	for i := range 10 {
+		o := <-h
+		switch {
+		case o.err != nil:
+			t.Fatalf("get %d: %v", i, o.err)
+		case i < 5 && (!o.hit || string(o.it.Value) != fmt.Sprintf("v%d", i) || o.it.Flags != uint32(i)):
+			t.Fatalf("get %d: %+v, want v%d with flags %d", i, o, i, i)
+		case i >= 5 && o.hit:
+			t.Fatalf("get %d: a hit, want a miss", i)
+		}
+	}
+	if s := c.Stats(); s.Requests != 15 || s.InFlight != 0 || s.Failures != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestGetAsyncTimeout: a peer that stops answering fails the connection
+// once the oldest queued get is RequestTimeout old (the sweeper), and
+// every queued get completes with ErrTimeout.
+func TestGetAsyncTimeout(t *testing.T) {
+	var answered atomic.Bool
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte {
+		if answered.Swap(true) {
+			return nil // silent from now on
+		}
+		return []byte("SERVER_ERROR busy\r\n")
+	})
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); !errors.Is(err, ErrReply) {
+		t.Fatalf("first get: %v, want the error reply", err)
+	}
+	h := make(chanHandler, 5)
+	start := time.Now()
+	for range 5 {
+		if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Flush()
+	for i := range 5 {
+		if o := <-h; !errors.Is(o.err, ErrTimeout) {
+			t.Fatalf("get %d: %v, want ErrTimeout", i, o.err)
+		}
+	}
+	if d := time.Since(start); d < 100*time.Millisecond || d > time.Second {
+		t.Fatalf("timed out after %v, want about 100-125ms", d)
+	}
+	if s := c.Stats(); s.Timeouts != 5 || s.InFlight != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestGetAsyncClose: Close completes the queued gets with ErrClosed.
+func TestGetAsyncClose(t *testing.T) {
+	var answered atomic.Bool
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte {
+		if answered.Swap(true) {
+			return nil
+		}
+		return []byte("SERVER_ERROR busy\r\n")
+	})
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1})
+	c.Get(bg, []byte("k"), GetOptions{}) // dials
+	h := make(chanHandler, 1)
+	if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if o := <-h; !errors.Is(o.err, ErrClosed) {
+		t.Fatalf("queued get: %v, want ErrClosed", o.err)
+	}
+	if err := c.GetAsync([]byte("k"), GetOptions{}, h); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}

@@ -1,0 +1,221 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"shoal/protocol"
+	"shoal/store"
+)
+
+// AsyncCache is an optional Cache interface that lets event loops
+// (Config.EventLoop) serve a Cache some of whose calls wait on the network,
+// such as a cluster router forwarding to peers, without a loop ever
+// waiting: a forwarded get completes later, and any other command that
+// may wait runs on a goroutine of its own.
+//
+// Under an event loop, for a connection over an AsyncCache:
+//
+//   - a single-key get, gets, gat or gats, and an mg, go to GetAsync. It
+//     either answers at once (pending false: a key this node serves) or
+//     returns pending and calls done later, exactly once, from another
+//     goroutine, with what Get would have returned. Meanwhile the
+//     connection runs nothing else and reads no more input; its earlier
+//     replies may still be written. key and opt stay valid and unchanged
+//     until done is called; dst is the connection's value buffer, which
+//     the returned (or done's) val may use: val then belongs to the
+//     connection. done is made once per connection (no allocation per
+//     request) and must not be retained after it is called. GetAsync must
+//     not wait on the network, nor call done itself; done may run (on
+//     another goroutine) before GetAsync has returned.
+//   - every other command runs on the loop when Inline says every key it
+//     names is served here without waiting on the network (for flush_all,
+//     which has none, it is never); else on a goroutine of its own, the
+//     connection handed off and then back to its loop. A view that changes
+//     between Inline and the command may still make the loop wait once, at
+//     most a peer timeout.
+//   - Flush is called by a loop at the end of each wake-up in which
+//     GetAsync returned pending: requests GetAsync queued may wait for it
+//     to be sent, so that the requests of a wake-up share writes.
+//
+// Every method is called concurrently from several loops.
+type AsyncCache interface {
+	Inline(key []byte) bool
+	GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (it store.Item, val []byte, res store.Result, pending bool)
+	Flush()
+}
+
+// handoff is what a connection under an event loop shares with the
+// goroutine it lends itself to while a command is away from the loop (a
+// pending GetAsync, or a command run on a goroutine). The loop marks the
+// connection parked (evState.parked) and, at the end of its wake-up,
+// releases it (away); from then on the goroutine that finishes the
+// command owns the connection: it appends the reply and either writes it
+// itself (nothing else waits: the connection is idle again) or hands the
+// connection back to its loop. A get that completes before the release
+// leaves its result here for the loop.
+type handoff struct {
+	// Set by the loop before the command leaves it.
+	cmd     protocol.Command // the command away
+	perr    *protocol.Error  // or the protocol error to answer (a too-large set's delete)
+	offload bool             // cmd (or perr) runs on a goroutine; else it is a pending get
+	// running: this is the goroutine an offloaded command runs on; its
+	// writes wait for the socket (waitWritable).
+	running bool
+	start   time.Time // non-zero: a latency sample of cmd
+
+	// mu guards the fields below.
+	mu sync.Mutex
+	// away: the loop released the connection; the loop only records its
+	// readiness events (events) until the connection comes back.
+	away   bool
+	events uint32
+	// queued: handed back, waiting in the loop's list.
+	queued bool
+	// orphan: the loop stopped while the connection was away; whoever
+	// holds it closes its socket.
+	orphan bool
+	// ready: the get completed before the release, with this result.
+	ready bool
+	it    store.Item
+	val   []byte
+	res   store.Result
+}
+
+// mayPark reports whether a get of this connection may go to GetAsync: it
+// runs on its loop over an AsyncCache (not on a goroutine it was lent to).
+func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
+
+// asyncGet starts a get through GetAsync and reports whether it is pending
+// (the connection is then parked); if not, it has the result.
+func (c *conn) asyncGet(cmd protocol.Command, key []byte, opt *store.GetOptions) (store.Item, []byte, store.Result, bool) {
+	it, val, res, pending := c.async.GetAsync(key, opt, c.val[:0], c.doneGet)
+	if pending {
+		c.ev.parked = true
+		c.hand.cmd, c.hand.offload = cmd, false
+		c.ev.loop.queued = true
+	}
+	return it, val, res, pending
+}
+
+// offload parks the connection for cmd (or pe) to run on a goroutine once
+// the loop releases it.
+func (c *conn) offload(cmd protocol.Command, pe *protocol.Error) {
+	c.ev.parked = true
+	c.hand.cmd, c.hand.perr, c.hand.offload = cmd, pe, true
+}
+
+// inline reports whether cmd may run on the loop (see AsyncCache): the
+// gets that go to GetAsync do, as do commands on keys served here.
+func (c *conn) inline(cmd protocol.Command) bool {
+	var key []byte
+	switch cmd := cmd.(type) {
+	case *protocol.Retrieval:
+		if len(cmd.Keys) == 1 && !cmd.BadKey {
+			return true // GetAsync
+		}
+		for _, k := range cmd.Keys {
+			if !c.async.Inline(k) {
+				return false
+			}
+		}
+		return true
+	case *protocol.MetaGet:
+		if !cmd.HasEpoch {
+			return true // GetAsync; with Y (peer port only), a replica read
+		}
+		key = cmd.Key
+	case *protocol.Storage:
+		key = cmd.Key
+	case *protocol.Delete:
+		key = cmd.Key
+	case *protocol.Arith:
+		key = cmd.Key
+	case *protocol.Touch:
+		key = cmd.Key
+	case *protocol.MetaSet:
+		key = cmd.Key
+	case *protocol.MetaDelete:
+		key = cmd.Key
+	case *protocol.MetaArith:
+		key = cmd.Key
+	case *protocol.MetaDebug:
+		key = cmd.Key
+	case *protocol.FlushAll:
+		return false // reaches every member
+	case *protocol.ShardDump:
+		return false // streams the shards: its writes wait for the socket
+	default:
+		return true // stats, version, verbosity, ...: this node only
+	}
+	return c.async.Inline(key)
+}
+
+// getDone is GetAsync's completion (c.doneGet).
+func (c *conn) getDone(it store.Item, val []byte, res store.Result) {
+	h := &c.hand
+	h.mu.Lock()
+	if !h.away {
+		h.it, h.val, h.res, h.ready = it, val, res, true
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	c.finishGet(it, val, res)
+	c.comeBack()
+}
+
+// finishGet appends the reply of the pending get.
+func (c *conn) finishGet(it store.Item, val []byte, res store.Result) {
+	cmd := c.hand.cmd
+	c.hand.cmd = nil
+	switch cmd := cmd.(type) {
+	case *protocol.Retrieval:
+		c.retrieved(cmd, it, val, res)
+	case *protocol.MetaGet:
+		c.metaGot(cmd, it, val, res)
+	}
+	c.observeAway(cmd)
+}
+
+// observeAway records the latency sample of a command that left the loop.
+func (c *conn) observeAway(cmd protocol.Command) {
+	if !c.hand.start.IsZero() {
+		c.srv.latency[family(cmd)].observe(time.Since(c.hand.start))
+		c.hand.start = time.Time{}
+	}
+}
+
+// runAway runs an offloaded command on the goroutine the loop started for
+// it, then brings the connection back.
+func (c *conn) runAway() {
+	c.hand.running = true
+	if pe := c.hand.perr; pe != nil {
+		c.protocolError(pe)
+	} else {
+		c.run(c.hand.cmd)
+	}
+	c.hand.cmd, c.hand.perr, c.hand.offload, c.hand.running = nil, nil, false, false
+	c.comeBack()
+}
+
+// comeBack ends a command away from the loop, on the goroutine that owns
+// the connection: when nothing else waits (no input buffered or arrived,
+// all replies written), the connection is idle again; otherwise its loop
+// takes it back.
+func (c *conn) comeBack() {
+	h := &c.hand
+	if c.ev.drained && !c.ev.hup && !c.ev.closing && c.r.Buffered() == 0 && c.err == nil && !c.dropped.Load() {
+		c.flush()
+		if !c.pending() && c.err == nil {
+			h.mu.Lock()
+			if h.events == 0 && !h.orphan && !c.dropped.Load() {
+				h.away = false
+				h.mu.Unlock()
+				return
+			}
+			h.mu.Unlock()
+		}
+	}
+	c.ev.loop.handBack(c)
+}

@@ -1,0 +1,202 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"shoal/protocol"
+	"shoal/store"
+)
+
+// remoteCache is an AsyncCache over a local store that treats keys
+// starting with "r" as served elsewhere: their gets complete from another
+// goroutine (at once, racing the loop's release, or a little later), and
+// commands on them are not Inline.
+type remoteCache struct {
+	Local
+	flushes chan struct{}
+}
+
+func (c remoteCache) Inline(key []byte) bool { return !bytes.HasPrefix(key, []byte("r")) }
+
+func (c remoteCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	if c.Inline(key) {
+		it, val, res := c.Get(key, opt, dst)
+		return it, val, res, false
+	}
+	delay := time.Duration(rand.IntN(3)) * 100 * time.Microsecond
+	go func() {
+		time.Sleep(delay)
+		done(c.Get(key, opt, dst))
+	}()
+	return store.Item{}, nil, store.Miss, true
+}
+
+func (c remoteCache) Flush() {
+	select {
+	case c.flushes <- struct{}{}:
+	default:
+	}
+}
+
+// TestAsyncCacheSameReplies: a pipeline of gets, mg, writes and a
+// flush_all over keys served here and elsewhere gets, under an event loop
+// over an AsyncCache, the very bytes a goroutine per connection over the
+// plain store sends.
+func TestAsyncCacheSameReplies(t *testing.T) {
+	var req strings.Builder
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		k := fmt.Sprintf("%c%d", "rl"[r.IntN(2)], r.IntN(20))
+		switch r.IntN(8) {
+		case 0, 1:
+			fmt.Fprintf(&req, "get %s\r\n", k)
+		case 2:
+			fmt.Fprintf(&req, "gets %s l%d\r\n", k, i%20)
+		case 3:
+			fmt.Fprintf(&req, "mg %s v f t k O%d\r\n", k, i)
+		case 4:
+			fmt.Fprintf(&req, "set %s %d 0 %d\r\nv%d\r\n", k, i, len(fmt.Sprint(i))+1, i)
+		case 5:
+			fmt.Fprintf(&req, "incr %s 1\r\ndelete %s\r\n", k, k)
+		case 6:
+			fmt.Fprintf(&req, "gat 100 %s\r\nmn\r\n", k)
+		case 7:
+			if i%50 == 7 {
+				req.WriteString("flush_all\r\n")
+			} else {
+				fmt.Fprintf(&req, "mg %s q v\r\n", k)
+			}
+		}
+	}
+	req.WriteString("mn\r\n")
+	replies := func(cfg Config, async bool) string {
+		st, err := store.New(store.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cache Cache = Local{st}
+		if async {
+			cache = remoteCache{Local{st}, make(chan struct{}, 1)}
+		}
+		_, addr := serve(t, cfg, cache)
+		nc := dial(t, addr)
+		go io.WriteString(nc, req.String())
+		var out bytes.Buffer
+		buf := make([]byte, 64<<10)
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for bytes.Count(out.Bytes(), []byte("MN\r\n")) < strings.Count(req.String(), "mn\r\n") {
+			n, err := nc.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				t.Fatalf("after %d bytes: %v", out.Len(), err)
+			}
+		}
+		return out.String()
+	}
+	want := replies(Config{}, false)
+	got := replies(Config{EventLoop: true, Loops: 1}, true)
+	if got != want {
+		t.Fatalf("event loop over an AsyncCache answered\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestAsyncCacheConnGone: connections closed by their client, dropped or
+// shut down while a get is away finish without touching a closed socket
+// (run with -race), and are forgotten.
+func TestAsyncCacheConnGone(t *testing.T) {
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, addr := serve(t, Config{EventLoop: true, Loops: 1}, remoteCache{Local{st}, make(chan struct{}, 1)})
+	for range 50 {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(nc, "get r1\r\nget r2\r\nget l1\r\n")
+		nc.Close()
+	}
+	srv.DropConns()
+	waitUntil(t, func() bool { return srv.Stats().CurrConnections == 0 })
+	nc := dial(t, addr)
+	io.WriteString(nc, "get r1\r\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return srv.Stats().CurrConnections == 0 })
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// asyncShardCache is shardCache as an AsyncCache whose keys are all local.
+type asyncShardCache struct{ *shardCache }
+
+func (asyncShardCache) Inline([]byte) bool { return true }
+func (c asyncShardCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, _ func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	it, val, res := c.Get(key, opt, dst)
+	return it, val, res, false
+}
+func (asyncShardCache) Flush() {}
+
+// TestAsyncCacheDumpWaits: under an event loop over an AsyncCache, sd runs
+// off the loop and its writes wait for the client (it stops emitting while
+// the client reads nothing), and the loop serves other connections
+// meanwhile.
+func TestAsyncCacheDumpWaits(t *testing.T) {
+	cache := newShardCache(t)
+	const items, size = 4000, 8 << 10 // 32 MiB: more than the socket buffers hold
+	val := strings.Repeat("v", size)
+	for i := range items {
+		if r, _, _ := cache.Set([]byte(fmt.Sprint("a", i)), []byte(val), nil); r != store.Stored { // shard 1
+			t.Fatalf("set: %v", r)
+		}
+	}
+	var emitted atomic.Int64
+	cache.pause = func(n int) { emitted.Store(int64(n)) }
+	_, addr := serve(t, Config{PeerExtensions: true, EventLoop: true, Loops: 1}, asyncShardCache{cache})
+	c := dial(t, addr)
+	if _, err := io.WriteString(c, "sd Ag==\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // read nothing
+	if n := emitted.Load(); n >= items*size/2 {
+		t.Fatalf("%d bytes emitted to a client that reads nothing: the dump is buffered", n)
+	}
+	if got := exchange(t, addr, "get a1\r\n", "END\r\n"); !strings.HasPrefix(got, "VALUE a1 ") {
+		t.Fatalf("another connection during the dump: %q", got)
+	}
+	rr := protocol.NewReplyReader(bufio.NewReaderSize(c, 64<<10), 0)
+	for n := 0; ; n++ {
+		rep, err := rr.Next()
+		if err != nil {
+			t.Fatalf("after %d items: %v", n, err)
+		}
+		if rep.Status == protocol.StatusEN {
+			if n != items {
+				t.Fatalf("dumped %d items, want %d", n, items)
+			}
+			return
+		}
+	}
+}
