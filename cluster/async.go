@@ -59,6 +59,9 @@ func (r *Router) Inline(key []byte) bool {
 // GetAsync is Get for an event loop (server.AsyncCache): pending means
 // done will be called, once, from another goroutine.
 func (r *Router) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	// As walk does through awake: a lapse this node has just learned of
+	// is recovered from before a local copy answers (lapse.go).
+	r.checkLapse()
 	if r.pausedNow() {
 		return r.getLater(key, opt, dst, done)
 	}
