@@ -56,27 +56,40 @@ func BenchmarkForwarding(b *testing.B) {
 		// 32 connections at once: throughput rather than latency, and the
 		// forwarding node's peer connections carry many requests per write.
 		b.Run(tc.name+"-32conns", func(b *testing.B) {
-			b.SetParallelism(16) // × GOMAXPROCS (2) = 32 connections
 			defer reportCPU(b, map[string]*proc{"n1": n1, "n2": n2})()
-			b.RunParallel(func(pb *testing.PB) {
-				nc, err := net.Dial("tcp", tc.addr)
-				if err != nil {
-					b.Error(err) // not Fatal: this is not the benchmark's goroutine
-					return
-				}
-				defer nc.Close()
-				c := &raw{nc: nc, r: bufio.NewReader(nc)}
-				i := 0
-				for pb.Next() {
-					if err := c.send("get "+keys[i%len(keys)]+"\r\n", 3); err != nil {
-						b.Error(err)
-						return
-					}
-					i++
-				}
-			})
+			parallelRequests(b, tc.addr, 3, func(i int) string { return "get " + keys[i%len(keys)] + "\r\n" }) // VALUE, data, END
+		})
+		// Writes: a forwarded one waits for the owner's answer (and the
+		// owner replicates nothing here: one copy of each key).
+		value := string(make([]byte, 100))
+		b.Run(tc.name+"-sets-32conns", func(b *testing.B) {
+			defer reportCPU(b, map[string]*proc{"n1": n1, "n2": n2})()
+			parallelRequests(b, tc.addr, 1, func(i int) string { return "set " + keys[i%len(keys)] + " 0 0 100\r\n" + value + "\r\n" }) // STORED
 		})
 	}
+}
+
+// parallelRequests sends req(i) and reads lines reply lines, b.N times
+// over 32 connections to addr.
+func parallelRequests(b *testing.B, addr string, lines int, req func(i int) string) {
+	b.SetParallelism(16) // × GOMAXPROCS (2) = 32 connections
+	b.RunParallel(func(pb *testing.PB) {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err) // not Fatal: this is not the benchmark's goroutine
+			return
+		}
+		defer nc.Close()
+		c := &raw{nc: nc, r: bufio.NewReader(nc)}
+		i := 0
+		for pb.Next() {
+			if err := c.send(req(i), lines); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
 }
 
 type raw struct {
