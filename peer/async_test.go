@@ -114,3 +114,89 @@ func TestGetAsyncClose(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// setOutcome is one SetDone.
+type setOutcome struct {
+	res Result
+	cas uint64
+	err error
+}
+
+type setChan chan setOutcome
+
+func (h setChan) SetDone(res Result, cas uint64, err error) { h <- setOutcome{res, cas, err} }
+
+// TestSetAsync: queued sets go out with Flush and complete in order on the
+// reader with Set's results (stored with a CAS, add on an existing key not
+// stored, a CAS mismatch exists); a client with no live connection does
+// not dial for them; a peer that stops answering times them out.
+func TestSetAsync(t *testing.T) {
+	c := newClient(t, Config{Addr: serveShoal(t, listen(t, "127.0.0.1:0")), Conns: 1})
+	if err := c.SetAsync([]byte("k"), []byte("v"), SetOptions{}, make(setChan, 1)); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("before any dial: %v, want ErrNotConnected", err)
+	}
+	if _, _, err := c.Get(bg, []byte("k0"), GetOptions{}); err != nil { // dials
+		t.Fatal(err)
+	}
+	big := make([]byte, 300<<10) // larger than a connection's kept buffer
+	h := make(setChan, 4)
+	for _, s := range []struct {
+		key, value string
+		opts       SetOptions
+	}{
+		{"k0", "v0", SetOptions{Flags: 7}},
+		{"k0", "v1", SetOptions{Mode: ModeAdd}},
+		{"k0", "v2", SetOptions{CAS: 1 << 40}},
+		{"big", string(big), SetOptions{}},
+	} {
+		if err := c.SetAsync([]byte(s.key), []byte(s.value), s.opts, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Flush()
+	for i, want := range []Result{OK, NotStored, Exists, OK} {
+		o := <-h
+		if o.err != nil || o.res != want || (want == OK) != (o.cas != 0) {
+			t.Fatalf("set %d: %+v, want %v", i, o, want)
+		}
+	}
+	it, hit, err := c.Get(bg, []byte("k0"), GetOptions{})
+	if err != nil || !hit || string(it.Value) != "v0" || it.Flags != 7 {
+		t.Fatalf("k0 after the sets: %+v %v %v", it, hit, err)
+	}
+	if it, hit, err := c.Get(bg, []byte("big"), GetOptions{}); err != nil || !hit || len(it.Value) != len(big) {
+		t.Fatalf("big after the set: %d bytes %v %v", len(it.Value), hit, err)
+	}
+	if s := c.Stats(); s.InFlight != 0 || s.Failures != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestSetAsyncTimeout: sets queued on a peer that stops answering
+// complete with ErrTimeout once the sweeper sees them RequestTimeout old.
+func TestSetAsyncTimeout(t *testing.T) {
+	var answered atomic.Bool
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte {
+		if answered.Swap(true) {
+			return nil // silent from now on
+		}
+		return []byte("SERVER_ERROR busy\r\n")
+	})
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
+	c.Get(bg, []byte("k"), GetOptions{}) // dials
+	h := make(setChan, 3)
+	for range 3 {
+		if err := c.SetAsync([]byte("k"), []byte("v"), SetOptions{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Flush()
+	for i := range 3 {
+		if o := <-h; !errors.Is(o.err, ErrTimeout) || o.res != 0 {
+			t.Fatalf("set %d: %+v, want ErrTimeout", i, o)
+		}
+	}
+	if s := c.Stats(); s.Timeouts != 3 || s.InFlight != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
