@@ -17,13 +17,18 @@ import (
 	"shoal/store"
 )
 
-// remoteCache is an AsyncCache over a local store that treats keys
-// starting with "r" as served elsewhere: their gets complete from another
-// goroutine (at once, racing the loop's release, or a little later), and
-// commands on them are not Inline.
+// remoteCache is an AsyncCache and AsyncSetter over a local store that
+// treats keys starting with "r" as served elsewhere: their gets and sets
+// complete from another goroutine (at once, racing the loop's release, or
+// a little later), and commands on them are not Inline.
 type remoteCache struct {
 	Local
 	flushes chan struct{}
+	sets    *atomic.Int64 // SetAsync calls pending
+}
+
+func newRemoteCache(st *store.Store) remoteCache {
+	return remoteCache{Local{st}, make(chan struct{}, 1), new(atomic.Int64)}
 }
 
 func (c remoteCache) Inline(key []byte) bool { return !bytes.HasPrefix(key, []byte("r")) }
@@ -41,6 +46,23 @@ func (c remoteCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, don
 	return store.Item{}, nil, store.Miss, true
 }
 
+func (c remoteCache) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	if c.Inline(key) {
+		panic("SetAsync of a key served here")
+	}
+	if bytes.HasPrefix(key, []byte("rnow")) {
+		res, it, err := c.Set(key, value, opt)
+		return res, it, err, false // answered at once after all
+	}
+	c.sets.Add(1)
+	delay := time.Duration(rand.IntN(3)) * 100 * time.Microsecond
+	go func() {
+		time.Sleep(delay)
+		done(c.Set(key, value, opt))
+	}()
+	return 0, store.Item{}, nil, true
+}
+
 func (c remoteCache) Flush() {
 	select {
 	case c.flushes <- struct{}{}:
@@ -48,15 +70,29 @@ func (c remoteCache) Flush() {
 	}
 }
 
-// TestAsyncCacheSameReplies: a pipeline of gets, mg, writes and a
-// flush_all over keys served here and elsewhere gets, under an event loop
-// over an AsyncCache, the very bytes a goroutine per connection over the
-// plain store sends.
+// TestAsyncCacheSameReplies: a pipeline of gets, mg, writes (storage
+// commands of every kind, noreply ones, values larger than the read
+// buffer) and a flush_all over keys served here and elsewhere gets, under
+// an event loop over an AsyncCache, the very bytes a goroutine per
+// connection over the plain store sends.
 func TestAsyncCacheSameReplies(t *testing.T) {
 	var req strings.Builder
 	r := rand.New(rand.NewPCG(1, 2))
-	for i := range 300 {
-		k := fmt.Sprintf("%c%d", "rl"[r.IntN(2)], r.IntN(20))
+	big := strings.Repeat("b", 40<<10) // more than the reader's 16 KiB chunk
+	for i := range 400 {
+		k := fmt.Sprintf("%s%d", []string{"r", "l", "rnow"}[r.IntN(3)], r.IntN(20))
+		switch r.IntN(11) {
+		case 8:
+			op := []string{"set", "add", "replace", "append", "prepend"}[r.IntN(5)]
+			noreply := []string{"", " noreply"}[r.IntN(2)]
+			fmt.Fprintf(&req, "%s %s %d 0 2%s\r\nw%d\r\n", op, k, i, noreply, i%10)
+		case 9:
+			// A cas of the CAS a gets just saw (stored, or not found),
+			// and of a stale one; a cas 0 (no item has it).
+			fmt.Fprintf(&req, "gets %s\r\ncas %s 0 0 1 %d\r\nc\r\ncas %s 0 0 1 0\r\nz\r\n", k, k, 1+r.IntN(3*i+1), k)
+		case 10:
+			fmt.Fprintf(&req, "set %s 5 0 %d\r\n%s\r\nget %s\r\n", k, len(big), big, k)
+		}
 		switch r.IntN(8) {
 		case 0, 1:
 			fmt.Fprintf(&req, "get %s\r\n", k)
@@ -86,7 +122,13 @@ func TestAsyncCacheSameReplies(t *testing.T) {
 		}
 		var cache Cache = Local{st}
 		if async {
-			cache = remoteCache{Local{st}, make(chan struct{}, 1)}
+			rc := newRemoteCache(st)
+			t.Cleanup(func() {
+				if rc.sets.Load() == 0 {
+					t.Error("no set went to SetAsync pending")
+				}
+			})
+			cache = rc
 		}
 		_, addr := serve(t, cfg, cache)
 		nc := dial(t, addr)
@@ -118,7 +160,7 @@ func TestAsyncCacheConnGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, addr := serve(t, Config{EventLoop: true, Loops: 1}, remoteCache{Local{st}, make(chan struct{}, 1)})
+	srv, addr := serve(t, Config{EventLoop: true, Loops: 1}, newRemoteCache(st))
 	for range 50 {
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {

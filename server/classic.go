@@ -109,7 +109,18 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	if cmd.Op == protocol.OpCAS {
 		opt.CAS = cmd.CAS
 	}
+	if c.setter != nil && c.mayPark() && !c.async.Inline(cmd.Key) {
+		if res, err, pending := c.asyncSet(cmd, opt); !pending {
+			c.stored(cmd, res, err)
+		}
+		return
+	}
 	res, _, err := c.cache.Set(cmd.Key, cmd.Data, opt)
+	c.stored(cmd, res, err)
+}
+
+// stored appends the reply of a storage command's write and counts it.
+func (c *conn) stored(cmd *protocol.Storage, res store.Result, err error) {
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return

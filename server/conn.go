@@ -54,10 +54,13 @@ type conn struct {
 	dumper  Dumper
 
 	// async is the cache's AsyncCache under an event loop, else nil;
-	// doneGet is c.getDone, made once. hand is the state shared with the
-	// goroutine a command away from the loop runs on (async.go).
+	// setter its AsyncSetter, if any. doneGet is c.getDone and doneSet
+	// c.setDone, made once. hand is the state shared with the goroutine a
+	// command away from the loop runs on (async.go).
 	async   AsyncCache
+	setter  AsyncSetter
 	doneGet func(store.Item, []byte, store.Result)
+	doneSet func(store.Result, store.Item, error)
 	hand    handoff
 }
 
