@@ -57,7 +57,7 @@ func TestGetAsync(t *testing.T) {
 
 // TestGetAsyncTimeout: a peer that stops answering fails the connection
 // once the oldest queued get is RequestTimeout old (the sweeper), and
-// every queued get completes with ErrTimeout.
+// every queued get and set completes with ErrTimeout.
 func TestGetAsyncTimeout(t *testing.T) {
 	var answered atomic.Bool
 	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte {
@@ -72,8 +72,14 @@ func TestGetAsyncTimeout(t *testing.T) {
 	}
 	h := make(chanHandler, 5)
 	start := time.Now()
+	sh := make(setChan, 3)
 	for range 5 {
 		if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if err := c.SetAsync([]byte("k"), []byte("v"), SetOptions{}, sh); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,10 +89,15 @@ func TestGetAsyncTimeout(t *testing.T) {
 			t.Fatalf("get %d: %v, want ErrTimeout", i, o.err)
 		}
 	}
+	for i := range 3 {
+		if o := <-sh; !errors.Is(o.err, ErrTimeout) || o.res != 0 {
+			t.Fatalf("set %d: %+v, want ErrTimeout", i, o)
+		}
+	}
 	if d := time.Since(start); d < 100*time.Millisecond || d > time.Second {
 		t.Fatalf("timed out after %v, want about 100-125ms", d)
 	}
-	if s := c.Stats(); s.Timeouts != 5 || s.InFlight != 0 {
+	if s := c.Stats(); s.Timeouts != 8 || s.InFlight != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -129,7 +140,7 @@ func (h setChan) SetDone(res Result, cas uint64, err error) { h <- setOutcome{re
 // TestSetAsync: queued sets go out with Flush and complete in order on the
 // reader with Set's results (stored with a CAS, add on an existing key not
 // stored, a CAS mismatch exists); a client with no live connection does
-// not dial for them; a peer that stops answering times them out.
+// not dial for them (TestGetAsyncTimeout times them out).
 func TestSetAsync(t *testing.T) {
 	c := newClient(t, Config{Addr: serveShoal(t, listen(t, "127.0.0.1:0")), Conns: 1})
 	if err := c.SetAsync([]byte("k"), []byte("v"), SetOptions{}, make(setChan, 1)); !errors.Is(err, ErrNotConnected) {
@@ -168,35 +179,6 @@ func TestSetAsync(t *testing.T) {
 		t.Fatalf("big after the set: %d bytes %v %v", len(it.Value), hit, err)
 	}
 	if s := c.Stats(); s.InFlight != 0 || s.Failures != 0 {
-		t.Fatalf("stats %+v", s)
-	}
-}
-
-// TestSetAsyncTimeout: sets queued on a peer that stops answering
-// complete with ErrTimeout once the sweeper sees them RequestTimeout old.
-func TestSetAsyncTimeout(t *testing.T) {
-	var answered atomic.Bool
-	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte {
-		if answered.Swap(true) {
-			return nil // silent from now on
-		}
-		return []byte("SERVER_ERROR busy\r\n")
-	})
-	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
-	c.Get(bg, []byte("k"), GetOptions{}) // dials
-	h := make(setChan, 3)
-	for range 3 {
-		if err := c.SetAsync([]byte("k"), []byte("v"), SetOptions{}, h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Flush()
-	for i := range 3 {
-		if o := <-h; !errors.Is(o.err, ErrTimeout) || o.res != 0 {
-			t.Fatalf("set %d: %+v, want ErrTimeout", i, o)
-		}
-	}
-	if s := c.Stats(); s.Timeouts != 3 || s.InFlight != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 }
