@@ -14,7 +14,7 @@ import (
 
 // TestAsyncSetsSameReplies: one connection pipelines storage commands of
 // every kind (noreply ones, cas hits and misses, a value larger than the
-// read buffer) with gets, on keys served here and by a peer; an event
+// read buffer) and ms (modes, q, c, k) with gets, on keys served here and by a peer; an event
 // loop (forwarded sets and gets asynchronous) answers byte for byte as a
 // goroutine per connection (synchronous forwarding) over the same setup.
 func TestAsyncSetsSameReplies(t *testing.T) {
@@ -37,6 +37,8 @@ func TestAsyncSetsSameReplies(t *testing.T) {
 				fmt.Fprintf(&req, "cas missing-%s 3 0 1 5\r\nc\r\n", k) // NOT_FOUND
 				fmt.Fprintf(&req, "set %s 4 0 %d\r\n%s\r\nget %s\r\n", k, len(big), big, k)
 				fmt.Fprintf(&req, "set %s 5 0 1 noreply\r\nn\r\nmg %s v f\r\n", k, k)
+				fmt.Fprintf(&req, "ms %s 2 c F3 T0 k O1\r\nms\r\nms %s 2 ME c\r\nme\r\nms %s 2 MA q\r\nmq\r\n", k, k, k)
+				fmt.Fprintf(&req, "ms %s 1 C1 c\r\nx\r\nms %s 1 C0\r\nx\r\nmg %s v f c\r\n", k, k, k)
 			}
 		}
 		req.WriteString("mn\r\n")
@@ -57,7 +59,7 @@ func TestAsyncSetsSameReplies(t *testing.T) {
 	if got != want {
 		t.Fatalf("event loop answered\n%.2000q\nwant\n%.2000q", got, want)
 	}
-	for _, s := range []string{"NOT_STORED", "EXISTS", "NOT_FOUND", "VALUE r"} {
+	for _, s := range []string{"NOT_STORED", "EXISTS", "NOT_FOUND", "VALUE r", "HD c", "NS c0", "EX c0"} {
 		if !strings.Contains(got, s) {
 			t.Fatalf("replies lack %s:\n%.2000q", s, got)
 		}

@@ -51,14 +51,14 @@ type AsyncCache interface {
 
 // AsyncSetter is an optional interface of an AsyncCache: forwarded writes
 // without a goroutine per command. Under an event loop, a classic storage
-// command (set, add, replace, append, prepend, cas; not a cas with CAS 0,
-// nor a value that does not Fit) whose key Inline reports not served here
-// goes to SetAsync rather than to Set on a goroutine of its own.
+// command (set, add, replace, append, prepend, cas) or an ms (not a
+// replicated one: Y), but not a compare against CAS 0 nor a value that
+// does not Fit, whose key Inline reports not served here goes to SetAsync
+// rather than to Set on a goroutine of its own.
 //
 // SetAsync either answers at once (pending false, with what Set would
 // have returned) or returns pending and calls done later, exactly once,
-// from another goroutine, with what Set would have returned (its Item is
-// not used). The contract is GetAsync's: the connection meanwhile runs
+// from another goroutine, with what Set would have returned. The contract is GetAsync's: the connection meanwhile runs
 // nothing else and reads no more input (key and value, which alias its
 // read buffer, and opt stay valid and unchanged until done is called);
 // done is made once per connection and must not be retained after it is
@@ -122,22 +122,29 @@ func (c *conn) asyncGet(cmd protocol.Command, key []byte, opt *store.GetOptions)
 	return it, val, res, pending
 }
 
-// asyncSet starts a storage command through SetAsync and reports whether
-// it is pending (the connection is then parked); if not, it has the
-// result. The caller checked mayPark and that the cache is an
+// asyncSet starts a storage command or ms (cmd) through SetAsync and
+// reports whether it is pending (the connection is then parked); if not,
+// it has the result. The caller checked mayPark and that the cache is an
 // AsyncSetter (c.setter).
-func (c *conn) asyncSet(cmd *protocol.Storage, opt *store.SetOptions) (store.Result, error, bool) {
-	res, _, err, pending := c.setter.SetAsync(cmd.Key, cmd.Data, opt, c.doneSet)
+func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error, bool) {
+	res, it, err, pending := c.setter.SetAsync(key, value, opt, c.doneSet)
 	if pending {
 		c.park(cmd)
 	}
-	return res, err, pending
+	return res, it, err, pending
 }
 
-// setsAsync reports whether a storage command may go to SetAsync when its
-// key is not Inline: what storage does before Set stays on the loop.
-func (c *conn) setsAsync(cmd *protocol.Storage) bool {
-	return c.setter != nil && c.cache.Fits(len(cmd.Key), len(cmd.Data)) && (cmd.Op != protocol.OpCAS || cmd.CAS != 0)
+// setAway reports whether a write of key, on the loop, goes to SetAsync:
+// the cache is an AsyncSetter and key is not Inline.
+func (c *conn) setAway(key []byte) bool {
+	return c.setter != nil && c.mayPark() && !c.async.Inline(key)
+}
+
+// setsAsync reports whether a storage command or ms may go to SetAsync
+// when its key is not Inline: what they do before Set (a value that does
+// not fit, a cas against CAS 0) stays on the loop.
+func (c *conn) setsAsync(op protocol.StoreOp, cas uint64, key, value []byte) bool {
+	return c.setter != nil && c.cache.Fits(len(key), len(value)) && (op != protocol.OpCAS || cas != 0)
 }
 
 // park parks the connection with cmd pending in GetAsync or SetAsync; the
@@ -176,7 +183,7 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		}
 		key = cmd.Key
 	case *protocol.Storage:
-		if c.setsAsync(cmd) {
+		if c.setsAsync(cmd.Op, cmd.CAS, cmd.Key, cmd.Data) {
 			return true // SetAsync, unless Inline
 		}
 		key = cmd.Key
@@ -187,6 +194,9 @@ func (c *conn) inline(cmd protocol.Command) bool {
 	case *protocol.Touch:
 		key = cmd.Key
 	case *protocol.MetaSet:
+		if !cmd.HasEpoch && c.setsAsync(cmd.Op, cmd.CAS, cmd.Key, cmd.Data) {
+			return true // SetAsync, unless Inline
+		}
 		key = cmd.Key
 	case *protocol.MetaDelete:
 		key = cmd.Key
@@ -210,8 +220,8 @@ func (c *conn) getDone(it store.Item, val []byte, res store.Result) {
 }
 
 // setDone is SetAsync's completion (c.doneSet).
-func (c *conn) setDone(res store.Result, _ store.Item, err error) {
-	c.complete(store.Item{}, nil, res, err)
+func (c *conn) setDone(res store.Result, it store.Item, err error) {
+	c.complete(it, nil, res, err)
 }
 
 // complete ends a pending get or set: before the loop released the
@@ -241,6 +251,8 @@ func (c *conn) finish(it store.Item, val []byte, res store.Result, err error) {
 		c.metaGot(cmd, it, val, res)
 	case *protocol.Storage:
 		c.stored(cmd, res, err)
+	case *protocol.MetaSet:
+		c.metaStored(cmd, res, it, err)
 	}
 	c.observeAway(cmd)
 }

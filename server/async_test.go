@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -72,7 +73,7 @@ func (c remoteCache) Flush() {
 
 // TestAsyncCacheSameReplies: a pipeline of gets, mg, writes (storage
 // commands of every kind, noreply ones, values larger than the read
-// buffer) and a flush_all over keys served here and elsewhere gets, under
+// buffer, ms with modes, q, c, k, base64 keys) and a flush_all over keys served here and elsewhere gets, under
 // an event loop over an AsyncCache, the very bytes a goroutine per
 // connection over the plain store sends.
 func TestAsyncCacheSameReplies(t *testing.T) {
@@ -81,7 +82,7 @@ func TestAsyncCacheSameReplies(t *testing.T) {
 	big := strings.Repeat("b", 40<<10) // more than the reader's 16 KiB chunk
 	for i := range 400 {
 		k := fmt.Sprintf("%s%d", []string{"r", "l", "rnow"}[r.IntN(3)], r.IntN(20))
-		switch r.IntN(11) {
+		switch r.IntN(12) {
 		case 8:
 			op := []string{"set", "add", "replace", "append", "prepend"}[r.IntN(5)]
 			noreply := []string{"", " noreply"}[r.IntN(2)]
@@ -92,6 +93,12 @@ func TestAsyncCacheSameReplies(t *testing.T) {
 			fmt.Fprintf(&req, "gets %s\r\ncas %s 0 0 1 %d\r\nc\r\ncas %s 0 0 1 0\r\nz\r\n", k, k, 1+r.IntN(3*i+1), k)
 		case 10:
 			fmt.Fprintf(&req, "set %s 5 0 %d\r\n%s\r\nget %s\r\n", k, len(big), big, k)
+		case 11:
+			flags := []string{"c F3 T0 k O1", "ME c", "MA q", "C1 c I", "C0 c", "MP N0 b"}[r.IntN(6)]
+			if strings.HasSuffix(flags, " b") {
+				k = base64.StdEncoding.EncodeToString([]byte(k))
+			}
+			fmt.Fprintf(&req, "ms %s 2 %s\r\nm%d\r\n", k, flags, i%10)
 		}
 		switch r.IntN(8) {
 		case 0, 1:

@@ -109,8 +109,8 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	if cmd.Op == protocol.OpCAS {
 		opt.CAS = cmd.CAS
 	}
-	if c.setter != nil && c.mayPark() && !c.async.Inline(cmd.Key) {
-		if res, err, pending := c.asyncSet(cmd, opt); !pending {
+	if c.setAway(cmd.Key) {
+		if res, _, err, pending := c.asyncSet(cmd, cmd.Key, cmd.Data, opt); !pending {
 			c.stored(cmd, res, err)
 		}
 		return
