@@ -175,21 +175,32 @@ func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result,
 	err = r.walk(key, func(v *View) {
 		res, it = r.localDelete(v, key, opt)
 	}, func(m *member) error {
-		var po peer.DeleteOptions
-		if opt != nil {
-			po = peer.DeleteOptions{CAS: opt.CAS, Invalidate: opt.Invalidate, NewCAS: opt.NewCAS}
-			if opt.Touch {
-				po.TTL = ttl(opt.Exptime)
-			}
-		}
-		pr, err := m.client.Delete(context.Background(), key, po)
-		if err != nil {
-			return err
-		}
-		res = writeResult(pr, store.Deleted)
-		return nil
+		pr, err := m.client.Delete(context.Background(), key, peerDeleteOptions(opt))
+		res, err = deleteOutcome(pr, err)
+		return err
 	})
 	return res, it, err
+}
+
+// peerDeleteOptions is a forwarded delete's request.
+func peerDeleteOptions(opt *store.DeleteOptions) peer.DeleteOptions {
+	var po peer.DeleteOptions
+	if opt != nil {
+		po = peer.DeleteOptions{CAS: opt.CAS, Invalidate: opt.Invalidate, NewCAS: opt.NewCAS}
+		if opt.Touch {
+			po.TTL = ttl(opt.Exptime)
+		}
+	}
+	return po
+}
+
+// deleteOutcome maps a forwarded delete's outcome (Client.Delete's or
+// DeleteAsync's) to Delete's result; an error is the owner's failure.
+func deleteOutcome(pr peer.Result, err error) (store.Result, error) {
+	if err != nil {
+		return 0, err
+	}
+	return writeResult(pr, store.Deleted), nil
 }
 
 // Arith applies incr/decr at the first reachable owner.

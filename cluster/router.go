@@ -108,8 +108,8 @@ type Router struct {
 	bgMu     sync.Mutex
 	bgClosed bool
 
-	asyncGets sync.Pool // *asyncGet
-	asyncSets sync.Pool // *asyncSet
+	asyncGets   sync.Pool // *asyncGet
+	asyncWrites sync.Pool // *asyncWrite
 
 	pauses, staleEpochs, replicated atomic.Uint64
 }

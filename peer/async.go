@@ -10,12 +10,12 @@ import (
 	"shoal/protocol"
 )
 
-// Asynchronous gets and sets, for a caller that must not wait: an event
+// Asynchronous gets, sets and deletes, for a caller that must not wait: an event
 // loop serving many client connections on one goroutine. GetAsync and
 // SetAsync queue the request and return; the connection's reader
 // goroutine calls the handler once the reply is parsed (or the connection
 // fails). No goroutine waits per request, and the request struct is
-// pooled as for Get and Set.
+// pooled as for Get, Set and Delete (DeleteAsync likewise).
 //
 // Writes: GetAsync (SetAsync) only appends the request to the connection's buffer.
 // The caller calls Flush once it has queued what it has (an event loop:
@@ -52,6 +52,12 @@ type SetHandler interface {
 	SetDone(res Result, cas uint64, err error)
 }
 
+// DeleteHandler receives the outcome of a DeleteAsync, as Delete would
+// return it, under GetHandler's contract.
+type DeleteHandler interface {
+	DeleteDone(res Result, err error)
+}
+
 // sweepTicks is how many sweeper ticks make RequestTimeout: a request
 // times out between RequestTimeout and 5/4 of it.
 const sweepTicks = 4
@@ -64,9 +70,6 @@ const sweepTicks = 4
 // retained after GetAsync returns, but for Buf's array, which the value
 // is appended to.
 func (c *Client) GetAsync(key []byte, opts GetOptions, h GetHandler) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
 	r := c.getRequest(kindGet)
 	r.key, r.get, r.h = key, opts, h
 	return c.queueAsync(r)
@@ -77,19 +80,28 @@ func (c *Client) GetAsync(key []byte, opts GetOptions, h GetHandler) error {
 // not be called; key and value are copied into the connection's buffer
 // and not retained after SetAsync returns.
 func (c *Client) SetAsync(key, value []byte, opts SetOptions, h SetHandler) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
 	r := c.getRequest(kindSet)
 	r.key, r.value, r.set, r.sh = key, value, opts, h
+	return c.queueAsync(r)
+}
+
+// DeleteAsync queues a delete of key (as Delete) whose outcome goes to h,
+// under SetAsync's terms.
+func (c *Client) DeleteAsync(key []byte, opts DeleteOptions, h DeleteHandler) error {
+	r := c.getRequest(kindDelete)
+	r.key, r.del, r.dh = key, opts, h
 	return c.queueAsync(r)
 }
 
 // queueAsync queues asynchronous request r on a live connection, or
 // recycles it and returns why it could not.
 func (c *Client) queueAsync(r *request) error {
-	err := ErrClosed
-	if !c.closed.Load() {
+	err := checkKey(r.key)
+	switch {
+	case err != nil:
+	case c.closed.Load():
+		err = ErrClosed
+	default:
 		if !c.sweeping.Load() {
 			c.startSweeper()
 		}
@@ -140,7 +152,7 @@ func (c *Client) live(i int) *conn {
 // asyncDone completes an asynchronous request and recycles it; r has been
 // taken off its connection's queue.
 func (c *Client) asyncDone(r *request, err error) {
-	h, sh, it, status := r.h, r.sh, r.item, r.status
+	h, sh, dh, it, status := r.h, r.sh, r.dh, r.item, r.status
 	if err == nil {
 		err = r.err
 	}
@@ -152,6 +164,8 @@ func (c *Client) asyncDone(r *request, err error) {
 		switch {
 		case sh != nil:
 			res, err = result("ms", status)
+		case dh != nil:
+			res, err = result("md", status)
 		case status == protocol.StatusVA:
 			hit = true
 		case status == protocol.StatusEN:
@@ -167,11 +181,14 @@ func (c *Client) asyncDone(r *request, err error) {
 			c.timeouts.Add(1)
 		}
 	}
-	if sh != nil {
+	switch {
+	case sh != nil:
 		sh.SetDone(res, it.CAS, err)
-		return
+	case dh != nil:
+		dh.DeleteDone(res, err)
+	default:
+		h.GetDone(it, hit, err)
 	}
-	h.GetDone(it, hit, err)
 }
 
 // queue queues r and appends its bytes, leaving them for flushQueued (or

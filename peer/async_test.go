@@ -136,9 +136,10 @@ type setOutcome struct {
 type setChan chan setOutcome
 
 func (h setChan) SetDone(res Result, cas uint64, err error) { h <- setOutcome{res, cas, err} }
+func (h setChan) DeleteDone(res Result, err error)          { h <- setOutcome{res, 0, err} }
 
-// TestSetAsync: queued sets go out with Flush and complete in order on the
-// reader with Set's results (stored with a CAS, add on an existing key not
+// TestSetAsync: queued sets (and deletes) go out with Flush and complete
+// in order on the reader with Set's (Delete's) results (stored with a CAS, add on an existing key not
 // stored, a CAS mismatch exists); a client with no live connection does
 // not dial for them (TestGetAsyncTimeout times them out).
 func TestSetAsync(t *testing.T) {
@@ -164,6 +165,11 @@ func TestSetAsync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, k := range []string{"k1", "big"} {
+		if err := c.DeleteAsync([]byte(k), DeleteOptions{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.Flush()
 	for i, want := range []Result{OK, NotStored, Exists, OK} {
 		o := <-h
@@ -171,12 +177,17 @@ func TestSetAsync(t *testing.T) {
 			t.Fatalf("set %d: %+v, want %v", i, o, want)
 		}
 	}
+	for i, want := range []Result{NotFound, OK} {
+		if o := <-h; o.err != nil || o.res != want {
+			t.Fatalf("delete %d: %+v, want %v", i, o, want)
+		}
+	}
 	it, hit, err := c.Get(bg, []byte("k0"), GetOptions{})
 	if err != nil || !hit || string(it.Value) != "v0" || it.Flags != 7 {
 		t.Fatalf("k0 after the sets: %+v %v %v", it, hit, err)
 	}
-	if it, hit, err := c.Get(bg, []byte("big"), GetOptions{}); err != nil || !hit || len(it.Value) != len(big) {
-		t.Fatalf("big after the set: %d bytes %v %v", len(it.Value), hit, err)
+	if _, hit, err := c.Get(bg, []byte("big"), GetOptions{}); err != nil || hit {
+		t.Fatalf("big after its set and delete: %v %v", hit, err)
 	}
 	if s := c.Stats(); s.InFlight != 0 || s.Failures != 0 {
 		t.Fatalf("stats %+v", s)

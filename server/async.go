@@ -70,6 +70,14 @@ type AsyncSetter interface {
 	SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
 }
 
+// AsyncDeleter is AsyncSetter for deletes: under an event loop, a classic
+// delete or an md (not a replicated one: Y; not a compare against CAS 0)
+// whose key Inline reports not served here goes to DeleteAsync, under
+// SetAsync's contract, with what Delete would return.
+type AsyncDeleter interface {
+	DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
+}
+
 // handoff is what a connection under an event loop shares with the
 // goroutine it lends itself to while a command is away from the loop (a
 // pending GetAsync, or a command run on a goroutine). The loop marks the
@@ -127,7 +135,7 @@ func (c *conn) asyncGet(cmd protocol.Command, key []byte, opt *store.GetOptions)
 // it has the result. The caller checked mayPark and that the cache is an
 // AsyncSetter (c.setter).
 func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error, bool) {
-	res, it, err, pending := c.setter.SetAsync(key, value, opt, c.doneSet)
+	res, it, err, pending := c.setter.SetAsync(key, value, opt, c.doneWrite)
 	if pending {
 		c.park(cmd)
 	}
@@ -138,6 +146,20 @@ func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetO
 // the cache is an AsyncSetter and key is not Inline.
 func (c *conn) setAway(key []byte) bool {
 	return c.setter != nil && c.mayPark() && !c.async.Inline(key)
+}
+
+// deleteAway is setAway for DeleteAsync.
+func (c *conn) deleteAway(key []byte) bool {
+	return c.deleter != nil && c.mayPark() && !c.async.Inline(key)
+}
+
+// asyncDelete is asyncSet for a delete or md (cmd).
+func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOptions) (store.Result, error, bool) {
+	res, _, err, pending := c.deleter.DeleteAsync(key, opt, c.doneWrite)
+	if pending {
+		c.park(cmd)
+	}
+	return res, err, pending
 }
 
 // setsAsync reports whether a storage command or ms may go to SetAsync
@@ -188,6 +210,9 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		}
 		key = cmd.Key
 	case *protocol.Delete:
+		if c.deleter != nil {
+			return true // DeleteAsync, unless Inline
+		}
 		key = cmd.Key
 	case *protocol.Arith:
 		key = cmd.Key
@@ -199,6 +224,9 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		}
 		key = cmd.Key
 	case *protocol.MetaDelete:
+		if c.deleter != nil && !cmd.HasEpoch && (!cmd.HasCAS || cmd.CAS != 0) {
+			return true // DeleteAsync, unless Inline
+		}
 		key = cmd.Key
 	case *protocol.MetaArith:
 		key = cmd.Key
@@ -219,8 +247,8 @@ func (c *conn) getDone(it store.Item, val []byte, res store.Result) {
 	c.complete(it, val, res, nil)
 }
 
-// setDone is SetAsync's completion (c.doneSet).
-func (c *conn) setDone(res store.Result, it store.Item, err error) {
+// writeDone is SetAsync's and DeleteAsync's completion (c.doneWrite).
+func (c *conn) writeDone(res store.Result, it store.Item, err error) {
 	c.complete(it, nil, res, err)
 }
 
@@ -253,6 +281,10 @@ func (c *conn) finish(it store.Item, val []byte, res store.Result, err error) {
 		c.stored(cmd, res, err)
 	case *protocol.MetaSet:
 		c.metaStored(cmd, res, it, err)
+	case *protocol.Delete:
+		c.deleted(cmd, res, err)
+	case *protocol.MetaDelete:
+		c.metaDeleted(cmd, res, err)
 	}
 	c.observeAway(cmd)
 }

@@ -25,7 +25,7 @@ import (
 type remoteCache struct {
 	Local
 	flushes chan struct{}
-	sets    *atomic.Int64 // SetAsync calls pending
+	writes  *atomic.Int64 // SetAsync and DeleteAsync calls pending
 }
 
 func newRemoteCache(st *store.Store) remoteCache {
@@ -55,11 +55,27 @@ func (c remoteCache) SetAsync(key, value []byte, opt *store.SetOptions, done fun
 		res, it, err := c.Set(key, value, opt)
 		return res, it, err, false // answered at once after all
 	}
-	c.sets.Add(1)
+	return c.later(func() (store.Result, store.Item, error) { return c.Set(key, value, opt) }, done)
+}
+
+func (c remoteCache) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	if c.Inline(key) {
+		panic("DeleteAsync of a key served here")
+	}
+	if bytes.HasPrefix(key, []byte("rnow")) {
+		res, it, err := c.Delete(key, opt)
+		return res, it, err, false // answered at once after all
+	}
+	return c.later(func() (store.Result, store.Item, error) { return c.Delete(key, opt) }, done)
+}
+
+// later completes write on another goroutine, at once or a little later.
+func (c remoteCache) later(write func() (store.Result, store.Item, error), done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	c.writes.Add(1)
 	delay := time.Duration(rand.IntN(3)) * 100 * time.Microsecond
 	go func() {
 		time.Sleep(delay)
-		done(c.Set(key, value, opt))
+		done(write())
 	}()
 	return 0, store.Item{}, nil, true
 }
@@ -73,7 +89,7 @@ func (c remoteCache) Flush() {
 
 // TestAsyncCacheSameReplies: a pipeline of gets, mg, writes (storage
 // commands of every kind, noreply ones, values larger than the read
-// buffer, ms with modes, q, c, k, base64 keys) and a flush_all over keys served here and elsewhere gets, under
+// buffer, ms with modes, q, c, k, base64 keys, deletes and md) and a flush_all over keys served here and elsewhere gets, under
 // an event loop over an AsyncCache, the very bytes a goroutine per
 // connection over the plain store sends.
 func TestAsyncCacheSameReplies(t *testing.T) {
@@ -99,6 +115,12 @@ func TestAsyncCacheSameReplies(t *testing.T) {
 				k = base64.StdEncoding.EncodeToString([]byte(k))
 			}
 			fmt.Fprintf(&req, "ms %s 2 %s\r\nm%d\r\n", k, flags, i%10)
+			md := []string{"", "q", "k O5", "C1", "C0", "I T30", "noreply"}[r.IntN(7)]
+			if md == "noreply" {
+				fmt.Fprintf(&req, "delete %s noreply\r\n", k)
+			} else {
+				fmt.Fprintf(&req, "md %s %s\r\n", k, md)
+			}
 		}
 		switch r.IntN(8) {
 		case 0, 1:
@@ -131,8 +153,8 @@ func TestAsyncCacheSameReplies(t *testing.T) {
 		if async {
 			rc := newRemoteCache(st)
 			t.Cleanup(func() {
-				if rc.sets.Load() == 0 {
-					t.Error("no set went to SetAsync pending")
+				if rc.writes.Load() == 0 {
+					t.Error("no write went to SetAsync or DeleteAsync pending")
 				}
 			})
 			cache = rc

@@ -255,7 +255,18 @@ func (c *conn) value(key []byte, it store.Item, val []byte, withCAS bool) {
 }
 
 func (c *conn) delete(cmd *protocol.Delete) {
+	if c.deleteAway(cmd.Key) {
+		if res, err, pending := c.asyncDelete(cmd, cmd.Key, nil); !pending {
+			c.deleted(cmd, res, err)
+		}
+		return
+	}
 	res, _, err := c.cache.Delete(cmd.Key, nil)
+	c.deleted(cmd, res, err)
+}
+
+// deleted appends the reply of a delete and counts it.
+func (c *conn) deleted(cmd *protocol.Delete, res store.Result, err error) {
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return

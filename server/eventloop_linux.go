@@ -111,8 +111,10 @@ func (l *loop) add(c *conn, fd int) bool {
 	c.setIO(fdReader{c}, fdWriter{c})
 	if l.async != nil {
 		c.async, c.doneGet = l.async, c.getDone
-		if c.setter, _ = l.async.(AsyncSetter); c.setter != nil {
-			c.doneSet = c.setDone
+		c.setter, _ = l.async.(AsyncSetter)
+		c.deleter, _ = l.async.(AsyncDeleter)
+		if c.setter != nil || c.deleter != nil {
+			c.doneWrite = c.writeDone
 		}
 	}
 	l.mu.Lock()

@@ -122,25 +122,36 @@ func (c *conn) casZeroResult(key []byte) store.Result {
 }
 
 func (c *conn) metaDelete(m *protocol.MetaDelete) {
-	var res store.Result
 	if m.HasCAS && m.CAS == 0 {
-		res = c.casZeroResult(m.Key)
-	} else {
-		opt := &c.opt.del
-		*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate, NewCAS: m.NewCAS}
-		if m.Invalidate && m.HasTTL {
-			opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
-		}
-		var err error
-		if m.HasEpoch && c.replica != nil {
-			res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
-		} else {
-			res, _, err = c.cache.Delete(m.Key, opt)
-		}
-		if err != nil {
-			c.writeError(err)
+		c.metaDeleted(m, c.casZeroResult(m.Key), nil)
+		return
+	}
+	opt := &c.opt.del
+	*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate, NewCAS: m.NewCAS}
+	if m.Invalidate && m.HasTTL {
+		opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
+	}
+	var res store.Result
+	var err error
+	switch {
+	case m.HasEpoch && c.replica != nil:
+		res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
+	case c.deleteAway(m.Key):
+		var pending bool
+		if res, err, pending = c.asyncDelete(m, m.Key, opt); pending {
 			return
 		}
+	default:
+		res, _, err = c.cache.Delete(m.Key, opt)
+	}
+	c.metaDeleted(m, res, err)
+}
+
+// metaDeleted appends the reply of an md and counts it.
+func (c *conn) metaDeleted(m *protocol.MetaDelete, res store.Result, err error) {
+	if err != nil {
+		c.writeError(err)
+		return
 	}
 	switch {
 	case res != store.Deleted:

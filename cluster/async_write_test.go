@@ -12,12 +12,12 @@ import (
 	"shoal/store"
 )
 
-// TestAsyncSetsSameReplies: one connection pipelines storage commands of
+// TestAsyncWritesSameReplies: one connection pipelines storage commands of
 // every kind (noreply ones, cas hits and misses, a value larger than the
-// read buffer) and ms (modes, q, c, k) with gets, on keys served here and by a peer; an event
+// read buffer), ms (modes, q, c, k), deletes and md with gets, on keys served here and by a peer; an event
 // loop (forwarded sets and gets asynchronous) answers byte for byte as a
 // goroutine per connection (synchronous forwarding) over the same setup.
-func TestAsyncSetsSameReplies(t *testing.T) {
+func TestAsyncWritesSameReplies(t *testing.T) {
 	big := strings.Repeat("b", 100<<10) // > the reader's 16 KiB, > the peer's kept write buffer
 	replies := func(cfg server.Config) (string, *asyncRig) {
 		pst, px := startPeer(t)
@@ -39,6 +39,8 @@ func TestAsyncSetsSameReplies(t *testing.T) {
 				fmt.Fprintf(&req, "set %s 5 0 1 noreply\r\nn\r\nmg %s v f\r\n", k, k)
 				fmt.Fprintf(&req, "ms %s 2 c F3 T0 k O1\r\nms\r\nms %s 2 ME c\r\nme\r\nms %s 2 MA q\r\nmq\r\n", k, k, k)
 				fmt.Fprintf(&req, "ms %s 1 C1 c\r\nx\r\nms %s 1 C0\r\nx\r\nmg %s v f c\r\n", k, k, k)
+				fmt.Fprintf(&req, "md %s C1 k\r\nmd %s I T30\r\nmg %s v c\r\nmd missing-%s q\r\ndelete %s\r\n", k, k, k, k, k)
+				fmt.Fprintf(&req, "delete missing-%s noreply\r\ndelete missing-%s\r\nmd missing-%s C0\r\nget %s\r\n", k, k, k, k)
 			}
 		}
 		req.WriteString("mn\r\n")
@@ -59,7 +61,7 @@ func TestAsyncSetsSameReplies(t *testing.T) {
 	if got != want {
 		t.Fatalf("event loop answered\n%.2000q\nwant\n%.2000q", got, want)
 	}
-	for _, s := range []string{"NOT_STORED", "EXISTS", "NOT_FOUND", "VALUE r", "HD c", "NS c0", "EX c0"} {
+	for _, s := range []string{"NOT_STORED", "EXISTS", "NOT_FOUND", "VALUE r", "HD c", "NS c0", "EX c0", "DELETED", "EX k", "NF"} {
 		if !strings.Contains(got, s) {
 			t.Fatalf("replies lack %s:\n%.2000q", s, got)
 		}
@@ -78,6 +80,7 @@ func TestAsyncSetsSameReplies(t *testing.T) {
 // wait on it; once the peer timeout passes, with a second owner (this
 // node) they fail over and are stored here, and the owner is marked down;
 // with none, they are answered SERVER_ERROR, as the synchronous Set does.
+// A delete behind them goes the same way (to the second owner: DELETED).
 func TestAsyncSetPeerTimeout(t *testing.T) {
 	for _, replicas := range []int{2, 1} {
 		t.Run(fmt.Sprint("replicas ", replicas), func(t *testing.T) {
@@ -103,6 +106,10 @@ func TestAsyncSetPeerTimeout(t *testing.T) {
 				if it, val, res := rig.st.Get([]byte(k), nil, nil); replicas == 2 && (res != store.Hit || string(val) != "new" || it.Flags != 9) {
 					t.Fatalf("%s here after the failover: %q %+v %v", k, val, it, res)
 				}
+			}
+			fmt.Fprintf(nc, "delete %s\r\n", keys[0])
+			if line, err := br.ReadString('\n'); err != nil || (replicas == 2) != (line == "DELETED\r\n") || (replicas == 1) != strings.HasPrefix(line, "SERVER_ERROR ") {
+				t.Fatalf("delete: %q, %v", line, err)
 			}
 			if d := time.Since(start); d > 3*time.Second {
 				t.Fatalf("failover took %v", d)
