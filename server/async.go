@@ -28,9 +28,8 @@ import (
 //     request) and must not be retained after it is called. GetAsync must
 //     not wait on the network, nor call done itself; done may run (on
 //     another goroutine) before GetAsync has returned.
-//   - with an AsyncSetter, a classic storage command (set, add, replace,
-//     append, prepend, cas) whose key is not Inline goes to SetAsync (see
-//     AsyncSetter).
+//   - with an AsyncSetter (AsyncDeleter), a storage command or ms (a
+//     delete or md) whose key is not Inline goes to SetAsync (DeleteAsync).
 //   - every other command runs on the loop when Inline says every key it
 //     names is served here without waiting on the network (for flush_all,
 //     which has none, it is never); else on a goroutine of its own, the
@@ -38,9 +37,9 @@ import (
 //     between Inline and the command may still make the loop wait once, at
 //     most a peer timeout.
 //   - Flush is called by a loop at the end of each wake-up in which
-//     GetAsync (or SetAsync) returned pending: requests they queued may
-//     wait for it to be sent, so that the requests of a wake-up share
-//     writes.
+//     GetAsync (SetAsync, DeleteAsync) returned pending: requests they
+//     queued may wait for it to be sent, so that the requests of a
+//     wake-up share writes.
 //
 // Every method is called concurrently from several loops.
 type AsyncCache interface {
@@ -58,14 +57,15 @@ type AsyncCache interface {
 //
 // SetAsync either answers at once (pending false, with what Set would
 // have returned) or returns pending and calls done later, exactly once,
-// from another goroutine, with what Set would have returned. The contract is GetAsync's: the connection meanwhile runs
-// nothing else and reads no more input (key and value, which alias its
-// read buffer, and opt stay valid and unchanged until done is called);
-// done is made once per connection and must not be retained after it is
-// called; SetAsync must not wait on the network nor call done itself, and
-// done may run before SetAsync has returned. The key may have become one
-// this node serves since Inline (a new view): SetAsync must still write
-// it correctly. Called concurrently from several loops.
+// from another goroutine, with what Set would have returned. The
+// contract is GetAsync's: the connection meanwhile runs nothing else and
+// reads no more input (key and value, which alias its read buffer, and
+// opt stay valid and unchanged until done is called); done is made once
+// per connection and must not be retained after it is called; SetAsync
+// must not wait on the network nor call done itself, and done may run
+// before SetAsync has returned. The key may have become one this node
+// serves since Inline (a new view): SetAsync must still write it
+// correctly. Called concurrently from several loops.
 type AsyncSetter interface {
 	SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
 }
@@ -86,7 +86,7 @@ type AsyncDeleter interface {
 // command owns the connection: it appends the reply and either writes it
 // itself (nothing else waits: the connection is idle again) or hands the
 // connection back to its loop. A get that completes before the release
-// leaves its result here for the loop (a set completes the same way).
+// leaves its result here for the loop (a write completes the same way).
 type handoff struct {
 	// Set by the loop before the command leaves it.
 	cmd     protocol.Command // the command away
@@ -108,7 +108,7 @@ type handoff struct {
 	// orphan: the loop stopped while the connection was away; whoever
 	// holds it closes its socket.
 	orphan bool
-	// ready: the get (set) completed before the release, with this result.
+	// ready: the get (write) completed before the release, with this result.
 	ready bool
 	it    store.Item
 	val   []byte
@@ -169,8 +169,8 @@ func (c *conn) setsAsync(op protocol.StoreOp, cas uint64, key, value []byte) boo
 	return c.setter != nil && c.cache.Fits(len(key), len(value)) && (op != protocol.OpCAS || cas != 0)
 }
 
-// park parks the connection with cmd pending in GetAsync or SetAsync; the
-// loop flushes the cache at the end of its wake-up.
+// park parks the connection with cmd pending in GetAsync, SetAsync or
+// DeleteAsync; the loop flushes the cache at the end of its wake-up.
 func (c *conn) park(cmd protocol.Command) {
 	c.ev.parked = true
 	c.hand.cmd, c.hand.offload = cmd, false
@@ -252,7 +252,7 @@ func (c *conn) writeDone(res store.Result, it store.Item, err error) {
 	c.complete(it, nil, res, err)
 }
 
-// complete ends a pending get or set: before the loop released the
+// complete ends a pending get or write: before the loop released the
 // connection, the result waits for it (release); after, this goroutine
 // owns the connection.
 func (c *conn) complete(it store.Item, val []byte, res store.Result, err error) {
@@ -268,7 +268,7 @@ func (c *conn) complete(it store.Item, val []byte, res store.Result, err error) 
 	c.comeBack()
 }
 
-// finish appends the reply of the pending get or set.
+// finish appends the reply of the pending get or write.
 func (c *conn) finish(it store.Item, val []byte, res store.Result, err error) {
 	cmd := c.hand.cmd
 	c.hand.cmd = nil
