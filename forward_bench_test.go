@@ -60,7 +60,11 @@ func BenchmarkForwarding(b *testing.B) {
 			parallelRequests(b, tc.addr, 3, func(i int) string { return "get " + keys[i%len(keys)] + "\r\n" }) // VALUE, data, END
 		})
 		// Writes: a forwarded one waits for the owner's answer (and the
-		// owner replicates nothing here: one copy of each key).
+		// owner replicates nothing here: one copy of each key). Under the
+		// event loop it goes out with peer.SetAsync, batched by the loop's
+		// Flush as gets are: forwarded 14.4-16.4 µs/op, n1 10.3-12.2
+		// CPU-µs/op, against 19.4-23.9 µs/op and 15.8-21.0 as a goroutine
+		// per command with a synchronous round trip (3 back-to-back rounds).
 		value := string(make([]byte, 100))
 		b.Run(tc.name+"-sets-32conns", func(b *testing.B) {
 			defer reportCPU(b, map[string]*proc{"n1": n1, "n2": n2})()

@@ -111,17 +111,23 @@ func (r *Router) getLater(key []byte, opt *store.GetOptions, dst []byte, done fu
 // later runs get on a goroutine of the router and reports pending; once
 // the router is closed (no goroutines start), it runs get here.
 func (r *Router) later(get getter, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	if r.spawn(func() { done(get(key, opt, dst)) }) {
+		return store.Item{}, nil, store.Miss, true
+	}
+	it, val, res := get(key, opt, dst)
+	return it, val, res, false
+}
+
+// spawn runs f on a goroutine of the router (bg) and reports true; once
+// the router is closed, it starts none and reports false.
+func (r *Router) spawn(f func()) bool {
 	r.bgMu.Lock()
-	closed := r.bgClosed
-	if !closed {
-		r.bg.Go(func() { done(get(key, opt, dst)) })
+	defer r.bgMu.Unlock()
+	if r.bgClosed {
+		return false
 	}
-	r.bgMu.Unlock()
-	if closed {
-		it, val, res := get(key, opt, dst)
-		return it, val, res, false
-	}
-	return store.Item{}, nil, store.Miss, true
+	r.bg.Go(f)
+	return true
 }
 
 // The peer port's cache as a server.AsyncCache: everything it serves is

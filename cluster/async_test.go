@@ -32,6 +32,13 @@ type asyncRig struct {
 
 func startAsyncRig(t *testing.T, peerAddr string, replicas int) *asyncRig {
 	t.Helper()
+	return startRig(t, peerAddr, replicas, server.Config{EventLoop: true, Loops: 1})
+}
+
+// startRig is startAsyncRig with the client port's server.Config (a
+// goroutine per connection without EventLoop).
+func startRig(t *testing.T, peerAddr string, replicas int, cfg server.Config) *asyncRig {
+	t.Helper()
 	r, err := ring.New(ring.Config{Shards: 16, Replicas: replicas}, []string{"p", "self"}, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +50,7 @@ func startAsyncRig(t *testing.T, peerAddr string, replicas int) *asyncRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, addr := serveCache(t, server.Config{EventLoop: true, Loops: 1}, rt)
+	srv, addr := serveCache(t, cfg, rt)
 	t.Cleanup(func() { rt.Close() }) // after the server's cleanup
 	return &asyncRig{rt: rt, srv: srv, st: st, view: view, addr: addr}
 }
@@ -183,7 +190,7 @@ func readN(t *testing.T, r *bufio.Reader, n int) string {
 
 // TestAsyncPipelinedMixed: one connection pipelines gets, gets and mg of
 // keys served here and by a peer (forwarded asynchronously), writes to
-// both (a forwarded one runs off the loop) and a flush_all-free stats
+// both (a forwarded one goes out asynchronously too) and a version
 // command; every reply comes back in request order, byte for byte.
 func TestAsyncPipelinedMixed(t *testing.T) {
 	pst, px := startPeer(t)
@@ -310,12 +317,16 @@ func TestAsyncPeerTimeout(t *testing.T) {
 }
 
 // TestAsyncClientGone: a client closes its connection, or the server drops
-// it (DropConns) or shuts down, while its forwarded get waits on a silent
-// owner: the connection is closed once the get completes, nothing is
+// it (DropConns) or shuts down, while its forwarded get (set) waits on a
+// silent owner: the connection is closed once the get completes, nothing is
 // written to a closed socket, and new connections are served meanwhile.
 func TestAsyncClientGone(t *testing.T) {
-	for _, how := range []string{"client closes", "DropConns", "Shutdown"} {
-		t.Run(how, func(t *testing.T) {
+	for _, tc := range []struct{ how, op string }{
+		{"client closes", "get"}, {"DropConns", "get"}, {"Shutdown", "get"},
+		{"client closes", "set"}, {"DropConns", "set"}, {"Shutdown", "set"},
+	} {
+		how := tc.how
+		t.Run(how+" "+tc.op, func(t *testing.T) {
 			_, px := startPeer(t)
 			rig := startAsyncRig(t, px.addr, 1)
 			warmPeer(t, rig)
@@ -323,8 +334,12 @@ func TestAsyncClientGone(t *testing.T) {
 			local := ownedBy(rig.view, "self", "l", 1)[0]
 			px.frozen.Store(true)
 			nc2, br2 := connect(t, rig.addr)
-			fmt.Fprintf(nc2, "get %s\r\nget %s\r\n", k, local)
-			time.Sleep(50 * time.Millisecond) // the get is pending
+			if tc.op == "set" {
+				fmt.Fprintf(nc2, "set %s 0 0 1\r\nv\r\nget %s\r\n", k, local)
+			} else {
+				fmt.Fprintf(nc2, "get %s\r\nget %s\r\n", k, local)
+			}
+			time.Sleep(50 * time.Millisecond) // the get (set) is pending
 			switch how {
 			case "client closes":
 				nc2.Close()

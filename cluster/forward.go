@@ -134,27 +134,40 @@ func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result
 	err = r.walk(key, func(v *View) {
 		res, it = r.localSet(v, key, value, opt)
 	}, func(m *member) error {
-		var so store.SetOptions
-		if opt != nil {
-			so = *opt
-		}
-		pr, cas, err := m.client.Set(context.Background(), key, value, peer.SetOptions{
-			Flags: so.Flags, TTL: ttl(so.Exptime), CAS: so.CAS, Invalidate: so.Invalidate,
-			Mode: setModes[so.Mode], NewCAS: so.NewCAS, Vivify: so.Vivify, VivifyTTL: ttl(so.Exptime),
-			KeyBinary: so.KeyBinary,
-		})
-		if err != nil {
-			if rr, ok := replyResult(err); ok {
-				res = rr
-				return nil
-			}
-			return err
-		}
-		res = writeResult(pr, store.Stored)
-		it = store.Item{Flags: so.Flags, Exptime: so.Exptime, CAS: cas, Size: len(value)}
-		return nil
+		pr, cas, err := m.client.Set(context.Background(), key, value, peerSetOptions(opt))
+		res, it, err = setOutcome(pr, cas, err, opt, len(value))
+		return err
 	})
 	return res, it, err
+}
+
+// peerSetOptions is a forwarded set's request.
+func peerSetOptions(opt *store.SetOptions) peer.SetOptions {
+	if opt == nil {
+		return peer.SetOptions{}
+	}
+	return peer.SetOptions{
+		Flags: opt.Flags, TTL: ttl(opt.Exptime), CAS: opt.CAS, Invalidate: opt.Invalidate,
+		Mode: setModes[opt.Mode], NewCAS: opt.NewCAS, Vivify: opt.Vivify, VivifyTTL: ttl(opt.Exptime),
+		KeyBinary: opt.KeyBinary,
+	}
+}
+
+// setOutcome maps a forwarded set's outcome (Client.Set's or SetAsync's)
+// to Set's results. An error left is the owner's failure, not a store
+// outcome: for walk to fail over on, or to return.
+func setOutcome(pr peer.Result, cas uint64, err error, opt *store.SetOptions, size int) (store.Result, store.Item, error) {
+	if err != nil {
+		if rr, ok := replyResult(err); ok {
+			return rr, store.Item{}, nil
+		}
+		return 0, store.Item{}, err
+	}
+	var so store.SetOptions
+	if opt != nil {
+		so = *opt
+	}
+	return writeResult(pr, store.Stored), store.Item{Flags: so.Flags, Exptime: so.Exptime, CAS: cas, Size: size}, nil
 }
 
 // Delete deletes (or invalidates) through the first reachable owner.
@@ -162,21 +175,32 @@ func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result,
 	err = r.walk(key, func(v *View) {
 		res, it = r.localDelete(v, key, opt)
 	}, func(m *member) error {
-		var po peer.DeleteOptions
-		if opt != nil {
-			po = peer.DeleteOptions{CAS: opt.CAS, Invalidate: opt.Invalidate, NewCAS: opt.NewCAS}
-			if opt.Touch {
-				po.TTL = ttl(opt.Exptime)
-			}
-		}
-		pr, err := m.client.Delete(context.Background(), key, po)
-		if err != nil {
-			return err
-		}
-		res = writeResult(pr, store.Deleted)
-		return nil
+		pr, err := m.client.Delete(context.Background(), key, peerDeleteOptions(opt))
+		res, err = deleteOutcome(pr, err)
+		return err
 	})
 	return res, it, err
+}
+
+// peerDeleteOptions is a forwarded delete's request.
+func peerDeleteOptions(opt *store.DeleteOptions) peer.DeleteOptions {
+	var po peer.DeleteOptions
+	if opt != nil {
+		po = peer.DeleteOptions{CAS: opt.CAS, Invalidate: opt.Invalidate, NewCAS: opt.NewCAS}
+		if opt.Touch {
+			po.TTL = ttl(opt.Exptime)
+		}
+	}
+	return po
+}
+
+// deleteOutcome maps a forwarded delete's outcome (Client.Delete's or
+// DeleteAsync's) to Delete's result; an error is the owner's failure.
+func deleteOutcome(pr peer.Result, err error) (store.Result, error) {
+	if err != nil {
+		return 0, err
+	}
+	return writeResult(pr, store.Deleted), nil
 }
 
 // Arith applies incr/decr at the first reachable owner.

@@ -103,12 +103,13 @@ type Router struct {
 	born    time.Time                       // for mono
 	tick    atomic.Int64                    // mono of Run's last tick
 	pauseMu sync.Mutex
-	bg      sync.WaitGroup // Router.probe goroutines and GetAsync's fallbacks
+	bg      sync.WaitGroup // Router.probe goroutines and GetAsync's (SetAsync's) fallbacks
 	// bgMu orders starting a goroutine of bg against Close's wait for them.
 	bgMu     sync.Mutex
 	bgClosed bool
 
-	asyncGets sync.Pool // *asyncGet
+	asyncGets   sync.Pool // *asyncGet
+	asyncWrites sync.Pool // *asyncWrite
 
 	pauses, staleEpochs, replicated atomic.Uint64
 }
@@ -265,13 +266,9 @@ func (r *Router) down(m *member) bool {
 		return false
 	}
 	if time.Now().UnixNano() >= until && m.probing.CompareAndSwap(false, true) {
-		r.bgMu.Lock()
-		if r.bgClosed {
+		if !r.spawn(func() { r.probe(m) }) {
 			m.probing.Store(false)
-		} else {
-			r.bg.Go(func() { r.probe(m) })
 		}
-		r.bgMu.Unlock()
 	}
 	return true
 }

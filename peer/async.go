@@ -10,13 +10,14 @@ import (
 	"shoal/protocol"
 )
 
-// Asynchronous gets, for a caller that must not wait: an event loop
-// serving many client connections on one goroutine. GetAsync queues the
-// request and returns; the connection's reader goroutine calls the
-// handler once the reply is parsed (or the connection fails). No goroutine
-// waits per request, and the request struct is pooled as for Get.
+// Asynchronous gets, sets and deletes, for a caller that must not wait: an event
+// loop serving many client connections on one goroutine. GetAsync and
+// SetAsync queue the request and return; the connection's reader
+// goroutine calls the handler once the reply is parsed (or the connection
+// fails). No goroutine waits per request, and the request struct is
+// pooled as for Get, Set and Delete (DeleteAsync likewise).
 //
-// Writes: GetAsync only appends the request to the connection's buffer.
+// Writes: GetAsync (SetAsync) only appends the request to the connection's buffer.
 // The caller calls Flush once it has queued what it has (an event loop:
 // at the end of each wake-up), so that the requests of many client
 // connections go out in one write. A writer already at work (a
@@ -28,8 +29,8 @@ import (
 // a synchronous request's timeout does: every request queued on it fails
 // with ErrTimeout.
 
-// ErrNotConnected: GetAsync found no live connection in the slot it
-// picked, and dialling would block; use Get, which dials.
+// ErrNotConnected: GetAsync (SetAsync) found no live connection, and
+// dialling would block; use Get (Set), which dials.
 var ErrNotConnected = errors.New("peer: not connected")
 
 // GetHandler receives the outcome of a GetAsync, as Get would return it.
@@ -41,6 +42,20 @@ var ErrNotConnected = errors.New("peer: not connected")
 // is appended to GetOptions.Buf[:0] and belongs to the handler.
 type GetHandler interface {
 	GetDone(it Item, hit bool, err error)
+}
+
+// SetHandler receives the outcome of a SetAsync, as Set would return it,
+// under GetHandler's contract: SetDone is called exactly once per queued
+// request, on the reader goroutine, never on the caller of SetAsync
+// (though possibly before it returns), and must not block for long.
+type SetHandler interface {
+	SetDone(res Result, cas uint64, err error)
+}
+
+// DeleteHandler receives the outcome of a DeleteAsync, as Delete would
+// return it, under GetHandler's contract.
+type DeleteHandler interface {
+	DeleteDone(res Result, err error)
 }
 
 // sweepTicks is how many sweeper ticks make RequestTimeout: a request
@@ -55,28 +70,54 @@ const sweepTicks = 4
 // retained after GetAsync returns, but for Buf's array, which the value
 // is appended to.
 func (c *Client) GetAsync(key []byte, opts GetOptions, h GetHandler) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	if c.closed.Load() {
-		return ErrClosed
-	}
-	if !c.sweeping.Load() {
-		c.startSweeper()
-	}
-	// No rotation: the gets queued between two Flushes share one write
-	// and one batch of replies on the peer's side.
-	i := int(c.next.Load() % uint32(len(c.slots)))
-	cn := c.live(i)
-	for j := 1; cn == nil && j < len(c.slots); j++ {
-		cn = c.live((i + j) % len(c.slots))
-	}
-	if cn == nil {
-		return ErrNotConnected
-	}
 	r := c.getRequest(kindGet)
 	r.key, r.get, r.h = key, opts, h
-	if err := cn.queue(r); err != nil {
+	return c.queueAsync(r)
+}
+
+// SetAsync queues a set of value under key (as Set) whose outcome goes to
+// h, under GetAsync's terms: an error means nothing was queued and h will
+// not be called; key and value are copied into the connection's buffer
+// and not retained after SetAsync returns.
+func (c *Client) SetAsync(key, value []byte, opts SetOptions, h SetHandler) error {
+	r := c.getRequest(kindSet)
+	r.key, r.value, r.set, r.sh = key, value, opts, h
+	return c.queueAsync(r)
+}
+
+// DeleteAsync queues a delete of key (as Delete) whose outcome goes to h,
+// under SetAsync's terms.
+func (c *Client) DeleteAsync(key []byte, opts DeleteOptions, h DeleteHandler) error {
+	r := c.getRequest(kindDelete)
+	r.key, r.del, r.dh = key, opts, h
+	return c.queueAsync(r)
+}
+
+// queueAsync queues asynchronous request r on a live connection, or
+// recycles it and returns why it could not.
+func (c *Client) queueAsync(r *request) error {
+	err := checkKey(r.key)
+	switch {
+	case err != nil:
+	case c.closed.Load():
+		err = ErrClosed
+	default:
+		if !c.sweeping.Load() {
+			c.startSweeper()
+		}
+		// No rotation: the requests queued between two Flushes share one
+		// write and one batch of replies on the peer's side.
+		i := int(c.next.Load() % uint32(len(c.slots)))
+		cn := c.live(i)
+		for j := 1; cn == nil && j < len(c.slots); j++ {
+			cn = c.live((i + j) % len(c.slots))
+		}
+		err = ErrNotConnected
+		if cn != nil {
+			err = cn.queue(r)
+		}
+	}
+	if err != nil {
 		c.pool.Put(r.reset())
 		return err
 	}
@@ -111,31 +152,43 @@ func (c *Client) live(i int) *conn {
 // asyncDone completes an asynchronous request and recycles it; r has been
 // taken off its connection's queue.
 func (c *Client) asyncDone(r *request, err error) {
-	h, it, status := r.h, r.item, r.status
+	h, sh, dh, it, status := r.h, r.sh, r.dh, r.item, r.status
 	if err == nil {
 		err = r.err
 	}
 	c.pool.Put(r.reset())
 	c.inFlight.Add(-1)
 	var hit bool
+	var res Result
 	if err == nil {
-		switch status {
-		case protocol.StatusVA:
+		switch {
+		case sh != nil:
+			res, err = result("ms", status)
+		case dh != nil:
+			res, err = result("md", status)
+		case status == protocol.StatusVA:
 			hit = true
-		case protocol.StatusEN:
+		case status == protocol.StatusEN:
 			it = Item{}
 		default:
 			err = unexpected("mg", status)
 		}
 	}
 	if err != nil {
-		it = Item{}
+		it, res = Item{}, 0
 		c.failures.Add(1)
 		if errors.Is(err, ErrTimeout) {
 			c.timeouts.Add(1)
 		}
 	}
-	h.GetDone(it, hit, err)
+	switch {
+	case sh != nil:
+		sh.SetDone(res, it.CAS, err)
+	case dh != nil:
+		dh.DeleteDone(res, err)
+	default:
+		h.GetDone(it, hit, err)
+	}
 }
 
 // queue queues r and appends its bytes, leaving them for flushQueued (or

@@ -57,7 +57,7 @@ func TestGetAsync(t *testing.T) {
 
 // TestGetAsyncTimeout: a peer that stops answering fails the connection
 // once the oldest queued get is RequestTimeout old (the sweeper), and
-// every queued get completes with ErrTimeout.
+// every queued get and set completes with ErrTimeout.
 func TestGetAsyncTimeout(t *testing.T) {
 	var answered atomic.Bool
 	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte {
@@ -72,8 +72,14 @@ func TestGetAsyncTimeout(t *testing.T) {
 	}
 	h := make(chanHandler, 5)
 	start := time.Now()
+	sh := make(setChan, 3)
 	for range 5 {
 		if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if err := c.SetAsync([]byte("k"), []byte("v"), SetOptions{}, sh); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,10 +89,15 @@ func TestGetAsyncTimeout(t *testing.T) {
 			t.Fatalf("get %d: %v, want ErrTimeout", i, o.err)
 		}
 	}
+	for i := range 3 {
+		if o := <-sh; !errors.Is(o.err, ErrTimeout) || o.res != 0 {
+			t.Fatalf("set %d: %+v, want ErrTimeout", i, o)
+		}
+	}
 	if d := time.Since(start); d < 100*time.Millisecond || d > time.Second {
 		t.Fatalf("timed out after %v, want about 100-125ms", d)
 	}
-	if s := c.Stats(); s.Timeouts != 5 || s.InFlight != 0 {
+	if s := c.Stats(); s.Timeouts != 8 || s.InFlight != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -112,5 +123,73 @@ func TestGetAsyncClose(t *testing.T) {
 	}
 	if err := c.GetAsync([]byte("k"), GetOptions{}, h); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// setOutcome is one SetDone.
+type setOutcome struct {
+	res Result
+	cas uint64
+	err error
+}
+
+type setChan chan setOutcome
+
+func (h setChan) SetDone(res Result, cas uint64, err error) { h <- setOutcome{res, cas, err} }
+func (h setChan) DeleteDone(res Result, err error)          { h <- setOutcome{res, 0, err} }
+
+// TestSetAsync: queued sets (and deletes) go out with Flush and complete
+// in order on the reader with Set's (Delete's) results (stored with a CAS, add on an existing key not
+// stored, a CAS mismatch exists); a client with no live connection does
+// not dial for them (TestGetAsyncTimeout times them out).
+func TestSetAsync(t *testing.T) {
+	c := newClient(t, Config{Addr: serveShoal(t, listen(t, "127.0.0.1:0")), Conns: 1})
+	if err := c.SetAsync([]byte("k"), []byte("v"), SetOptions{}, make(setChan, 1)); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("before any dial: %v, want ErrNotConnected", err)
+	}
+	if _, _, err := c.Get(bg, []byte("k0"), GetOptions{}); err != nil { // dials
+		t.Fatal(err)
+	}
+	big := make([]byte, 300<<10) // larger than a connection's kept buffer
+	h := make(setChan, 4)
+	for _, s := range []struct {
+		key, value string
+		opts       SetOptions
+	}{
+		{"k0", "v0", SetOptions{Flags: 7}},
+		{"k0", "v1", SetOptions{Mode: ModeAdd}},
+		{"k0", "v2", SetOptions{CAS: 1 << 40}},
+		{"big", string(big), SetOptions{}},
+	} {
+		if err := c.SetAsync([]byte(s.key), []byte(s.value), s.opts, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"k1", "big"} {
+		if err := c.DeleteAsync([]byte(k), DeleteOptions{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Flush()
+	for i, want := range []Result{OK, NotStored, Exists, OK} {
+		o := <-h
+		if o.err != nil || o.res != want || (want == OK) != (o.cas != 0) {
+			t.Fatalf("set %d: %+v, want %v", i, o, want)
+		}
+	}
+	for i, want := range []Result{NotFound, OK} {
+		if o := <-h; o.err != nil || o.res != want {
+			t.Fatalf("delete %d: %+v, want %v", i, o, want)
+		}
+	}
+	it, hit, err := c.Get(bg, []byte("k0"), GetOptions{})
+	if err != nil || !hit || string(it.Value) != "v0" || it.Flags != 7 {
+		t.Fatalf("k0 after the sets: %+v %v %v", it, hit, err)
+	}
+	if _, hit, err := c.Get(bg, []byte("big"), GetOptions{}); err != nil || hit {
+		t.Fatalf("big after its set and delete: %v %v", hit, err)
+	}
+	if s := c.Stats(); s.InFlight != 0 || s.Failures != 0 {
+		t.Fatalf("stats %+v", s)
 	}
 }

@@ -217,7 +217,7 @@ func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
 			}
 		}
 		cn.pop()
-		if r.h != nil {
+		if r.async() {
 			r.err = r.fill(rep)
 			cn.c.asyncDone(r, nil)
 			continue
@@ -233,7 +233,7 @@ func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
 
 // finish completes r with err, or recycles it if its caller has gone.
 func (c *Client) finish(r *request, err error) {
-	if r.h != nil {
+	if r.async() {
 		c.asyncDone(r, err)
 		return
 	}

@@ -35,9 +35,12 @@ type request struct {
 	state atomic.Uint32
 	done  chan struct{} // capacity 1
 	timer *time.Timer
-	// h, when set, makes r asynchronous (GetAsync): no caller waits on
-	// done; the reader hands the outcome to h.
+	// h (sh, dh), when set, makes r asynchronous (GetAsync, SetAsync,
+	// DeleteAsync): no caller waits on done; the reader hands the outcome
+	// to it.
 	h     GetHandler
+	sh    SetHandler
+	dh    DeleteHandler
 	stamp int64 // Client.ticks when queued, for the sweeper
 
 	// Inputs: read by encode only, while the caller waits.
@@ -69,6 +72,9 @@ func (r *request) reset() *request {
 	*r = request{done: r.done, timer: r.timer, hits: r.hits[:0]}
 	return r
 }
+
+// async reports whether r is asynchronous (a handler takes its outcome).
+func (r *request) async() bool { return r.h != nil || r.sh != nil || r.dh != nil }
 
 // seqs is the number of opaque numbers r uses.
 func (r *request) seqs() uint32 {

@@ -28,6 +28,8 @@ import (
 //     request) and must not be retained after it is called. GetAsync must
 //     not wait on the network, nor call done itself; done may run (on
 //     another goroutine) before GetAsync has returned.
+//   - with an AsyncSetter (AsyncDeleter), a storage command or ms (a
+//     delete or md) whose key is not Inline goes to SetAsync (DeleteAsync).
 //   - every other command runs on the loop when Inline says every key it
 //     names is served here without waiting on the network (for flush_all,
 //     which has none, it is never); else on a goroutine of its own, the
@@ -35,14 +37,45 @@ import (
 //     between Inline and the command may still make the loop wait once, at
 //     most a peer timeout.
 //   - Flush is called by a loop at the end of each wake-up in which
-//     GetAsync returned pending: requests GetAsync queued may wait for it
-//     to be sent, so that the requests of a wake-up share writes.
+//     GetAsync (SetAsync, DeleteAsync) returned pending: requests they
+//     queued may wait for it to be sent, so that the requests of a
+//     wake-up share writes.
 //
 // Every method is called concurrently from several loops.
 type AsyncCache interface {
 	Inline(key []byte) bool
 	GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (it store.Item, val []byte, res store.Result, pending bool)
 	Flush()
+}
+
+// AsyncSetter is an optional interface of an AsyncCache: forwarded writes
+// without a goroutine per command. Under an event loop, a classic storage
+// command (set, add, replace, append, prepend, cas) or an ms (not a
+// replicated one: Y), but not a compare against CAS 0 nor a value that
+// does not Fit, whose key Inline reports not served here goes to SetAsync
+// rather than to Set on a goroutine of its own.
+//
+// SetAsync either answers at once (pending false, with what Set would
+// have returned) or returns pending and calls done later, exactly once,
+// from another goroutine, with what Set would have returned. The
+// contract is GetAsync's: the connection meanwhile runs nothing else and
+// reads no more input (key and value, which alias its read buffer, and
+// opt stay valid and unchanged until done is called); done is made once
+// per connection and must not be retained after it is called; SetAsync
+// must not wait on the network nor call done itself, and done may run
+// before SetAsync has returned. The key may have become one this node
+// serves since Inline (a new view): SetAsync must still write it
+// correctly. Called concurrently from several loops.
+type AsyncSetter interface {
+	SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
+}
+
+// AsyncDeleter is AsyncSetter for deletes: under an event loop, a classic
+// delete or an md (not a replicated one: Y; not a compare against CAS 0)
+// whose key Inline reports not served here goes to DeleteAsync, under
+// SetAsync's contract, with what Delete would return.
+type AsyncDeleter interface {
+	DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
 }
 
 // handoff is what a connection under an event loop shares with the
@@ -53,7 +86,7 @@ type AsyncCache interface {
 // command owns the connection: it appends the reply and either writes it
 // itself (nothing else waits: the connection is idle again) or hands the
 // connection back to its loop. A get that completes before the release
-// leaves its result here for the loop.
+// leaves its result here for the loop (a write completes the same way).
 type handoff struct {
 	// Set by the loop before the command leaves it.
 	cmd     protocol.Command // the command away
@@ -75,11 +108,12 @@ type handoff struct {
 	// orphan: the loop stopped while the connection was away; whoever
 	// holds it closes its socket.
 	orphan bool
-	// ready: the get completed before the release, with this result.
+	// ready: the get (write) completed before the release, with this result.
 	ready bool
 	it    store.Item
 	val   []byte
 	res   store.Result
+	err   error
 }
 
 // mayPark reports whether a get of this connection may go to GetAsync: it
@@ -91,11 +125,56 @@ func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
 func (c *conn) asyncGet(cmd protocol.Command, key []byte, opt *store.GetOptions) (store.Item, []byte, store.Result, bool) {
 	it, val, res, pending := c.async.GetAsync(key, opt, c.val[:0], c.doneGet)
 	if pending {
-		c.ev.parked = true
-		c.hand.cmd, c.hand.offload = cmd, false
-		c.ev.loop.queued = true
+		c.park(cmd)
 	}
 	return it, val, res, pending
+}
+
+// asyncSet starts a storage command or ms (cmd) through SetAsync and
+// reports whether it is pending (the connection is then parked); if not,
+// it has the result. The caller checked mayPark and that the cache is an
+// AsyncSetter (c.setter).
+func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error, bool) {
+	res, it, err, pending := c.setter.SetAsync(key, value, opt, c.doneWrite)
+	if pending {
+		c.park(cmd)
+	}
+	return res, it, err, pending
+}
+
+// setAway reports whether a write of key, on the loop, goes to SetAsync:
+// the cache is an AsyncSetter and key is not Inline.
+func (c *conn) setAway(key []byte) bool {
+	return c.setter != nil && c.mayPark() && !c.async.Inline(key)
+}
+
+// deleteAway is setAway for DeleteAsync.
+func (c *conn) deleteAway(key []byte) bool {
+	return c.deleter != nil && c.mayPark() && !c.async.Inline(key)
+}
+
+// asyncDelete is asyncSet for a delete or md (cmd).
+func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOptions) (store.Result, error, bool) {
+	res, _, err, pending := c.deleter.DeleteAsync(key, opt, c.doneWrite)
+	if pending {
+		c.park(cmd)
+	}
+	return res, err, pending
+}
+
+// setsAsync reports whether a storage command or ms may go to SetAsync
+// when its key is not Inline: what they do before Set (a value that does
+// not fit, a cas against CAS 0) stays on the loop.
+func (c *conn) setsAsync(op protocol.StoreOp, cas uint64, key, value []byte) bool {
+	return c.setter != nil && c.cache.Fits(len(key), len(value)) && (op != protocol.OpCAS || cas != 0)
+}
+
+// park parks the connection with cmd pending in GetAsync, SetAsync or
+// DeleteAsync; the loop flushes the cache at the end of its wake-up.
+func (c *conn) park(cmd protocol.Command) {
+	c.ev.parked = true
+	c.hand.cmd, c.hand.offload = cmd, false
+	c.ev.loop.queued = true
 }
 
 // offload parks the connection for cmd (or pe) to run on a goroutine once
@@ -126,16 +205,28 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		}
 		key = cmd.Key
 	case *protocol.Storage:
+		if c.setsAsync(cmd.Op, cmd.CAS, cmd.Key, cmd.Data) {
+			return true // SetAsync, unless Inline
+		}
 		key = cmd.Key
 	case *protocol.Delete:
+		if c.deleter != nil {
+			return true // DeleteAsync, unless Inline
+		}
 		key = cmd.Key
 	case *protocol.Arith:
 		key = cmd.Key
 	case *protocol.Touch:
 		key = cmd.Key
 	case *protocol.MetaSet:
+		if !cmd.HasEpoch && c.setsAsync(cmd.Op, cmd.CAS, cmd.Key, cmd.Data) {
+			return true // SetAsync, unless Inline
+		}
 		key = cmd.Key
 	case *protocol.MetaDelete:
+		if c.deleter != nil && !cmd.HasEpoch && (!cmd.HasCAS || cmd.CAS != 0) {
+			return true // DeleteAsync, unless Inline
+		}
 		key = cmd.Key
 	case *protocol.MetaArith:
 		key = cmd.Key
@@ -153,20 +244,32 @@ func (c *conn) inline(cmd protocol.Command) bool {
 
 // getDone is GetAsync's completion (c.doneGet).
 func (c *conn) getDone(it store.Item, val []byte, res store.Result) {
+	c.complete(it, val, res, nil)
+}
+
+// writeDone is SetAsync's and DeleteAsync's completion (c.doneWrite).
+func (c *conn) writeDone(res store.Result, it store.Item, err error) {
+	c.complete(it, nil, res, err)
+}
+
+// complete ends a pending get or write: before the loop released the
+// connection, the result waits for it (release); after, this goroutine
+// owns the connection.
+func (c *conn) complete(it store.Item, val []byte, res store.Result, err error) {
 	h := &c.hand
 	h.mu.Lock()
 	if !h.away {
-		h.it, h.val, h.res, h.ready = it, val, res, true
+		h.it, h.val, h.res, h.err, h.ready = it, val, res, err, true
 		h.mu.Unlock()
 		return
 	}
 	h.mu.Unlock()
-	c.finishGet(it, val, res)
+	c.finish(it, val, res, err)
 	c.comeBack()
 }
 
-// finishGet appends the reply of the pending get.
-func (c *conn) finishGet(it store.Item, val []byte, res store.Result) {
+// finish appends the reply of the pending get or write.
+func (c *conn) finish(it store.Item, val []byte, res store.Result, err error) {
 	cmd := c.hand.cmd
 	c.hand.cmd = nil
 	switch cmd := cmd.(type) {
@@ -174,6 +277,14 @@ func (c *conn) finishGet(it store.Item, val []byte, res store.Result) {
 		c.retrieved(cmd, it, val, res)
 	case *protocol.MetaGet:
 		c.metaGot(cmd, it, val, res)
+	case *protocol.Storage:
+		c.stored(cmd, res, err)
+	case *protocol.MetaSet:
+		c.metaStored(cmd, res, it, err)
+	case *protocol.Delete:
+		c.deleted(cmd, res, err)
+	case *protocol.MetaDelete:
+		c.metaDeleted(cmd, res, err)
 	}
 	c.observeAway(cmd)
 }

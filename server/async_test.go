@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,13 +18,18 @@ import (
 	"shoal/store"
 )
 
-// remoteCache is an AsyncCache over a local store that treats keys
-// starting with "r" as served elsewhere: their gets complete from another
-// goroutine (at once, racing the loop's release, or a little later), and
-// commands on them are not Inline.
+// remoteCache is an AsyncCache and AsyncSetter over a local store that
+// treats keys starting with "r" as served elsewhere: their gets and sets
+// complete from another goroutine (at once, racing the loop's release, or
+// a little later), and commands on them are not Inline.
 type remoteCache struct {
 	Local
 	flushes chan struct{}
+	writes  *atomic.Int64 // SetAsync and DeleteAsync calls pending
+}
+
+func newRemoteCache(st *store.Store) remoteCache {
+	return remoteCache{Local{st}, make(chan struct{}, 1), new(atomic.Int64)}
 }
 
 func (c remoteCache) Inline(key []byte) bool { return !bytes.HasPrefix(key, []byte("r")) }
@@ -41,6 +47,39 @@ func (c remoteCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, don
 	return store.Item{}, nil, store.Miss, true
 }
 
+func (c remoteCache) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	if c.Inline(key) {
+		panic("SetAsync of a key served here")
+	}
+	if bytes.HasPrefix(key, []byte("rnow")) {
+		res, it, err := c.Set(key, value, opt)
+		return res, it, err, false // answered at once after all
+	}
+	return c.later(func() (store.Result, store.Item, error) { return c.Set(key, value, opt) }, done)
+}
+
+func (c remoteCache) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	if c.Inline(key) {
+		panic("DeleteAsync of a key served here")
+	}
+	if bytes.HasPrefix(key, []byte("rnow")) {
+		res, it, err := c.Delete(key, opt)
+		return res, it, err, false // answered at once after all
+	}
+	return c.later(func() (store.Result, store.Item, error) { return c.Delete(key, opt) }, done)
+}
+
+// later completes write on another goroutine, at once or a little later.
+func (c remoteCache) later(write func() (store.Result, store.Item, error), done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	c.writes.Add(1)
+	delay := time.Duration(rand.IntN(3)) * 100 * time.Microsecond
+	go func() {
+		time.Sleep(delay)
+		done(write())
+	}()
+	return 0, store.Item{}, nil, true
+}
+
 func (c remoteCache) Flush() {
 	select {
 	case c.flushes <- struct{}{}:
@@ -48,15 +87,41 @@ func (c remoteCache) Flush() {
 	}
 }
 
-// TestAsyncCacheSameReplies: a pipeline of gets, mg, writes and a
-// flush_all over keys served here and elsewhere gets, under an event loop
-// over an AsyncCache, the very bytes a goroutine per connection over the
-// plain store sends.
+// TestAsyncCacheSameReplies: a pipeline of gets, mg, writes (storage
+// commands of every kind, noreply ones, values larger than the read
+// buffer, ms with modes, q, c, k, base64 keys, deletes and md) and a flush_all over keys served here and elsewhere gets, under
+// an event loop over an AsyncCache, the very bytes a goroutine per
+// connection over the plain store sends.
 func TestAsyncCacheSameReplies(t *testing.T) {
 	var req strings.Builder
 	r := rand.New(rand.NewPCG(1, 2))
-	for i := range 300 {
-		k := fmt.Sprintf("%c%d", "rl"[r.IntN(2)], r.IntN(20))
+	big := strings.Repeat("b", 40<<10) // more than the reader's 16 KiB chunk
+	for i := range 400 {
+		k := fmt.Sprintf("%s%d", []string{"r", "l", "rnow"}[r.IntN(3)], r.IntN(20))
+		switch r.IntN(12) {
+		case 8:
+			op := []string{"set", "add", "replace", "append", "prepend"}[r.IntN(5)]
+			noreply := []string{"", " noreply"}[r.IntN(2)]
+			fmt.Fprintf(&req, "%s %s %d 0 2%s\r\nw%d\r\n", op, k, i, noreply, i%10)
+		case 9:
+			// A cas of the CAS a gets just saw (stored, or not found),
+			// and of a stale one; a cas 0 (no item has it).
+			fmt.Fprintf(&req, "gets %s\r\ncas %s 0 0 1 %d\r\nc\r\ncas %s 0 0 1 0\r\nz\r\n", k, k, 1+r.IntN(3*i+1), k)
+		case 10:
+			fmt.Fprintf(&req, "set %s 5 0 %d\r\n%s\r\nget %s\r\n", k, len(big), big, k)
+		case 11:
+			flags := []string{"c F3 T0 k O1", "ME c", "MA q", "C1 c I", "C0 c", "MP N0 b"}[r.IntN(6)]
+			if strings.HasSuffix(flags, " b") {
+				k = base64.StdEncoding.EncodeToString([]byte(k))
+			}
+			fmt.Fprintf(&req, "ms %s 2 %s\r\nm%d\r\n", k, flags, i%10)
+			md := []string{"", "q", "k O5", "C1", "C0", "I T30", "noreply"}[r.IntN(7)]
+			if md == "noreply" {
+				fmt.Fprintf(&req, "delete %s noreply\r\n", k)
+			} else {
+				fmt.Fprintf(&req, "md %s %s\r\n", k, md)
+			}
+		}
 		switch r.IntN(8) {
 		case 0, 1:
 			fmt.Fprintf(&req, "get %s\r\n", k)
@@ -86,7 +151,13 @@ func TestAsyncCacheSameReplies(t *testing.T) {
 		}
 		var cache Cache = Local{st}
 		if async {
-			cache = remoteCache{Local{st}, make(chan struct{}, 1)}
+			rc := newRemoteCache(st)
+			t.Cleanup(func() {
+				if rc.writes.Load() == 0 {
+					t.Error("no write went to SetAsync or DeleteAsync pending")
+				}
+			})
+			cache = rc
 		}
 		_, addr := serve(t, cfg, cache)
 		nc := dial(t, addr)
@@ -118,7 +189,7 @@ func TestAsyncCacheConnGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, addr := serve(t, Config{EventLoop: true, Loops: 1}, remoteCache{Local{st}, make(chan struct{}, 1)})
+	srv, addr := serve(t, Config{EventLoop: true, Loops: 1}, newRemoteCache(st))
 	for range 50 {
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {

@@ -109,7 +109,18 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	if cmd.Op == protocol.OpCAS {
 		opt.CAS = cmd.CAS
 	}
+	if c.setAway(cmd.Key) {
+		if res, _, err, pending := c.asyncSet(cmd, cmd.Key, cmd.Data, opt); !pending {
+			c.stored(cmd, res, err)
+		}
+		return
+	}
 	res, _, err := c.cache.Set(cmd.Key, cmd.Data, opt)
+	c.stored(cmd, res, err)
+}
+
+// stored appends the reply of a storage command's write and counts it.
+func (c *conn) stored(cmd *protocol.Storage, res store.Result, err error) {
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
@@ -244,7 +255,18 @@ func (c *conn) value(key []byte, it store.Item, val []byte, withCAS bool) {
 }
 
 func (c *conn) delete(cmd *protocol.Delete) {
+	if c.deleteAway(cmd.Key) {
+		if res, err, pending := c.asyncDelete(cmd, cmd.Key, nil); !pending {
+			c.deleted(cmd, res, err)
+		}
+		return
+	}
 	res, _, err := c.cache.Delete(cmd.Key, nil)
+	c.deleted(cmd, res, err)
+}
+
+// deleted appends the reply of a delete and counts it.
+func (c *conn) deleted(cmd *protocol.Delete, res store.Result, err error) {
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return

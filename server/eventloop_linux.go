@@ -111,6 +111,11 @@ func (l *loop) add(c *conn, fd int) bool {
 	c.setIO(fdReader{c}, fdWriter{c})
 	if l.async != nil {
 		c.async, c.doneGet = l.async, c.getDone
+		c.setter, _ = l.async.(AsyncSetter)
+		c.deleter, _ = l.async.(AsyncDeleter)
+		if c.setter != nil || c.deleter != nil {
+			c.doneWrite = c.writeDone
+		}
 	}
 	l.mu.Lock()
 	stopped := l.stopped
@@ -311,11 +316,11 @@ func (l *loop) release(c *conn) bool {
 	h := &c.hand
 	h.mu.Lock()
 	if h.ready {
-		it, val, res := h.it, h.val, h.res
-		h.ready, h.it, h.val = false, store.Item{}, nil
+		it, val, res, err := h.it, h.val, h.res, h.err
+		h.ready, h.it, h.val, h.err = false, store.Item{}, nil, nil
 		h.mu.Unlock()
 		c.ev.parked = false
-		c.finishGet(it, val, res)
+		c.finish(it, val, res, err)
 		return true
 	}
 	h.away = true

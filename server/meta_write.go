@@ -35,38 +35,48 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 		c.line(replyTooLarge)
 		return
 	}
-	var res store.Result
-	var it store.Item
 	if m.Op == protocol.OpCAS && m.CAS == 0 {
 		// No item ever has CAS 0, while the store reads 0 as "no compare".
-		res = c.casZeroResult(m.Key)
-		c.countCAS(res)
-	} else {
-		opt := &c.opt.set
-		*opt = store.SetOptions{Mode: storeModes[m.Op], Flags: m.ClientFlags, KeyBinary: m.Base64, NewCAS: m.NewCAS}
-		if m.HasTTL {
-			opt.Exptime = absExptime(c.cache.Now(), m.TTL)
-		}
-		switch m.Op {
-		case protocol.OpCAS:
-			opt.CAS, opt.Invalidate = m.CAS, m.Invalidate
-		case protocol.OpAppend, protocol.OpPrepend:
-			// memcached compares a non-zero CAS here too; add ignores it.
-			opt.CAS = m.CAS
-		}
-		var err error
-		if m.HasEpoch && c.replica != nil {
-			res, it, err = c.replica.ReplicaSet(m.Key, m.Data, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
-		} else {
-			res, it, err = c.cache.Set(m.Key, m.Data, opt)
-		}
-		if err != nil {
-			c.writeError(err)
+		c.metaStored(m, c.casZeroResult(m.Key), store.Item{}, nil)
+		return
+	}
+	opt := &c.opt.set
+	*opt = store.SetOptions{Mode: storeModes[m.Op], Flags: m.ClientFlags, KeyBinary: m.Base64, NewCAS: m.NewCAS}
+	if m.HasTTL {
+		opt.Exptime = absExptime(c.cache.Now(), m.TTL)
+	}
+	switch m.Op {
+	case protocol.OpCAS:
+		opt.CAS, opt.Invalidate = m.CAS, m.Invalidate
+	case protocol.OpAppend, protocol.OpPrepend:
+		// memcached compares a non-zero CAS here too; add ignores it.
+		opt.CAS = m.CAS
+	}
+	var res store.Result
+	var it store.Item
+	var err error
+	switch {
+	case m.HasEpoch && c.replica != nil:
+		res, it, err = c.replica.ReplicaSet(m.Key, m.Data, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
+	case c.setAway(m.Key):
+		var pending bool
+		if res, it, err, pending = c.asyncSet(m, m.Key, m.Data, opt); pending {
 			return
 		}
-		if m.Op == protocol.OpCAS {
-			c.countCAS(res)
-		}
+	default:
+		res, it, err = c.cache.Set(m.Key, m.Data, opt)
+	}
+	c.metaStored(m, res, it, err)
+}
+
+// metaStored appends the reply of an ms's write and counts it.
+func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, err error) {
+	if err != nil {
+		c.writeError(err)
+		return
+	}
+	if m.Op == protocol.OpCAS {
+		c.countCAS(res)
 	}
 	switch res {
 	case store.TooLarge:
@@ -112,25 +122,36 @@ func (c *conn) casZeroResult(key []byte) store.Result {
 }
 
 func (c *conn) metaDelete(m *protocol.MetaDelete) {
-	var res store.Result
 	if m.HasCAS && m.CAS == 0 {
-		res = c.casZeroResult(m.Key)
-	} else {
-		opt := &c.opt.del
-		*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate, NewCAS: m.NewCAS}
-		if m.Invalidate && m.HasTTL {
-			opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
-		}
-		var err error
-		if m.HasEpoch && c.replica != nil {
-			res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
-		} else {
-			res, _, err = c.cache.Delete(m.Key, opt)
-		}
-		if err != nil {
-			c.writeError(err)
+		c.metaDeleted(m, c.casZeroResult(m.Key), nil)
+		return
+	}
+	opt := &c.opt.del
+	*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate, NewCAS: m.NewCAS}
+	if m.Invalidate && m.HasTTL {
+		opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
+	}
+	var res store.Result
+	var err error
+	switch {
+	case m.HasEpoch && c.replica != nil:
+		res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
+	case c.deleteAway(m.Key):
+		var pending bool
+		if res, err, pending = c.asyncDelete(m, m.Key, opt); pending {
 			return
 		}
+	default:
+		res, _, err = c.cache.Delete(m.Key, opt)
+	}
+	c.metaDeleted(m, res, err)
+}
+
+// metaDeleted appends the reply of an md and counts it.
+func (c *conn) metaDeleted(m *protocol.MetaDelete, res store.Result, err error) {
+	if err != nil {
+		c.writeError(err)
+		return
 	}
 	switch {
 	case res != store.Deleted:
