@@ -154,6 +154,7 @@ func (c *conn) process() bool {
 		}
 		if len(c.out) >= flushAt {
 			if c.flush(); c.pending() {
+				c.ev.stalled = true // under an event loop: wait for EPOLLOUT
 				return true
 			}
 		}
