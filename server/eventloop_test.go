@@ -83,11 +83,7 @@ func TestSlowReader(t *testing.T) {
 			io.WriteString(slow, strings.Repeat("get big\r\n", gets)+"quit\r\n")
 
 			// The slow connection's replies are stuck; another is served.
-			other := dial(t, addr)
-			io.WriteString(other, "mn\r\n")
-			if line, err := bufio.NewReader(other).ReadString('\n'); err != nil || line != "MN\r\n" {
-				t.Fatalf("other connection: %q, %v", line, err)
-			}
+			served(t, dial(t, addr), "other connection")
 
 			got, err := io.ReadAll(r)
 			if err != nil {
@@ -153,12 +149,7 @@ func TestShutdownClosesConnections(t *testing.T) {
 	for name, loop := range drivers {
 		t.Run(name, func(t *testing.T) {
 			srv, addr := startDriver(t, loop, 0)
-			c := dial(t, addr)
-			io.WriteString(c, "mn\r\n")
-			r := bufio.NewReader(c)
-			if line, err := r.ReadString('\n'); err != nil || line != "MN\r\n" {
-				t.Fatalf("got %q, %v", line, err)
-			}
+			r := served(t, dial(t, addr), "before")
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := srv.Shutdown(ctx); err != nil {
@@ -233,21 +224,12 @@ func TestDropConns(t *testing.T) {
 	for name, loop := range drivers {
 		t.Run(name, func(t *testing.T) {
 			srv, addr := startDriver(t, loop, 0)
-			c := dial(t, addr)
-			io.WriteString(c, "mn\r\n")
-			r := bufio.NewReader(c)
-			if line, err := r.ReadString('\n'); err != nil || line != "MN\r\n" {
-				t.Fatalf("got %q, %v", line, err)
-			}
+			r := served(t, dial(t, addr), "before")
 			srv.DropConns()
 			if _, err := r.ReadByte(); err != io.EOF {
 				t.Fatalf("read after DropConns: %v, want EOF", err)
 			}
-			d := dial(t, addr)
-			io.WriteString(d, "mn\r\n")
-			if line, err := bufio.NewReader(d).ReadString('\n'); err != nil || line != "MN\r\n" {
-				t.Fatalf("new connection after DropConns: %q, %v", line, err)
-			}
+			served(t, dial(t, addr), "new connection after DropConns")
 		})
 	}
 }

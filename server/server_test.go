@@ -24,6 +24,18 @@ func dial(t testing.TB, addr string) net.Conn {
 	return c
 }
 
+// served sends mn on c and fails unless c answers MN: the connection is
+// admitted and served. It returns the reader it used, for what follows.
+func served(t testing.TB, c net.Conn, what string) *bufio.Reader {
+	t.Helper()
+	io.WriteString(c, "mn\r\n")
+	r := bufio.NewReader(c)
+	if line, err := r.ReadString('\n'); err != nil || line != "MN\r\n" {
+		t.Fatalf("%s: %q, %v", what, line, err)
+	}
+	return r
+}
+
 // statNames sends cmd and returns the STAT names in reply order, and values.
 func statNames(t testing.TB, addr, cmd string) ([]string, map[string]string) {
 	t.Helper()
@@ -137,10 +149,7 @@ func TestConnectionLimit(t *testing.T) {
 	addr := startShoal(t, "-c", "2")
 	a, b := dial(t, addr), dial(t, addr)
 	for _, c := range []net.Conn{a, b} { // both admitted and served
-		io.WriteString(c, "mn\r\n")
-		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "MN\r\n" {
-			t.Fatalf("admitted connection: %q %v", line, err)
-		}
+		served(t, c, "admitted connection")
 	}
 	third := dial(t, addr)
 	got, err := io.ReadAll(third)
