@@ -178,10 +178,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			clients := make([]*memcache.Client, len(nodes))
-			for i, n := range nodes {
-				clients[i] = mc(n.addr, 1)
-			}
+			clients := clientsOf(nodes)
 			val := []byte(strings.Repeat("x", 100))
 			for i := 0; ; i++ {
 				select {
@@ -306,10 +303,7 @@ func BenchmarkJoinHitRatioDip(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			clients := make([]*memcache.Client, len(nodes))
-			for i, n := range nodes {
-				clients[i] = mc(n.addr, 1)
-			}
+			clients := clientsOf(nodes)
 			rng := rand.New(rand.NewPCG(uint64(w), 42))
 			val := []byte(strings.Repeat("v", 200))
 			for i := 0; ; i++ {

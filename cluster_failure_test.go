@@ -56,10 +56,7 @@ func TestClusterPausedNode(t *testing.T) {
 func testPausedNode(t *testing.T, untilDead bool) {
 	etcd := startEtcd(t)
 	nodes := threeNodes(t, strings.Join(etcd.Endpoints(), ","), "--lease-ttl", "25")
-	clients := make([]*memcache.Client, len(nodes))
-	for i, n := range nodes {
-		clients[i] = mc(n.addr, 1)
-	}
+	clients := clientsOf(nodes)
 	keys := testKeys("pkey", 300)
 	v1 := func(k string) string { return "v1-" + k }
 	v2 := func(k string) string { return "v2-" + k }
@@ -478,10 +475,7 @@ func TestClusterEtcdPaused(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			clients := make([]*memcache.Client, len(nodes))
-			for i, n := range nodes {
-				clients[i] = mc(n.addr, 1)
-			}
+			clients := clientsOf(nodes)
 			for round := 1; time.Since(paused) < pause; round++ {
 				for i := w; i < len(keys); i += len(nodes) {
 					if time.Since(paused) >= pause {

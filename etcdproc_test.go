@@ -179,6 +179,15 @@ func procsOf(nodes []*pnode) []*proc {
 
 // mc is a memcache client with a 3 s timeout and enough idle connections
 // for conc concurrent users (no connection churn under load).
+// clientsOf returns one gomemcache client per node, in order.
+func clientsOf(nodes []*pnode) []*memcache.Client {
+	clients := make([]*memcache.Client, len(nodes))
+	for i, n := range nodes {
+		clients[i] = mc(n.addr, 1)
+	}
+	return clients
+}
+
 func mc(addr string, conc int) *memcache.Client {
 	c := memcache.New(addr)
 	c.Timeout = 3 * time.Second
