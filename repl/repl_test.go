@@ -17,11 +17,23 @@ import (
 // startServer serves a fresh store on a loopback port.
 func startServer(t *testing.T) (*store.Store, string) {
 	t.Helper()
+	st := newStore(t)
+	return st, serve(t, server.Local{Store: st})
+}
+
+func newStore(t *testing.T) *store.Store {
+	t.Helper()
 	st, err := store.New(store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{PeerExtensions: true}, server.Local{Store: st})
+	return st
+}
+
+// serve serves cache on a loopback peer port until the test ends.
+func serve(t *testing.T, cache server.Cache) string {
+	t.Helper()
+	srv, err := server.New(server.Config{PeerExtensions: true}, cache)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +51,7 @@ func startServer(t *testing.T) (*store.Store, string) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return st, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // deadAddr is a loopback address nothing listens on.
@@ -157,10 +169,7 @@ func TestRetriesUntilPeerAnswers(t *testing.T) {
 	// The first send is refused (nothing listens); the peer comes up
 	// during the pause before the next one.
 	waitFor(t, "a refused send", func() bool { return stat(r, "late").Retries == 1 })
-	st, err := store.New(store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newStore(t)
 	srv, err := server.New(server.Config{PeerExtensions: true}, server.Local{Store: st})
 	if err != nil {
 		t.Fatal(err)
@@ -217,21 +226,8 @@ func (c epochReplica) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) 
 // epoch), or dropped when Refresh says it is no longer this node's to
 // push; without Refresh it is a failure.
 func TestStaleRefusalIsRefreshed(t *testing.T) {
-	st, err := store.New(store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{PeerExtensions: true}, epochReplica{server.Local{Store: st}, 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	to := []repl.Target{{Name: "r", Addr: ln.Addr().String()}}
+	st := newStore(t)
+	to := []repl.Target{{Name: "r", Addr: serve(t, epochReplica{server.Local{Store: st}, 5})}}
 
 	var asked atomic.Int32
 	refresh := func(key []byte, peer string) (repl.Item, bool) {
