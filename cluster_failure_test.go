@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
-
-	"shoal/ring"
 )
 
 // threeNodes starts n1 n2 n3 with --replicas 2 and the extra flags on the
@@ -60,12 +58,7 @@ func testPausedNode(t *testing.T, untilDead bool) {
 	keys := testKeys("pkey", 300)
 	v1 := func(k string) string { return "v1-" + k }
 	v2 := func(k string) string { return "v2-" + k }
-	for _, k := range keys {
-		if err := clients[0].Set(&memcache.Item{Key: k, Value: []byte(v1(k))}); err != nil {
-			t.Fatalf("set %s through n1: %v", k, err)
-		}
-	}
-	waitReplicated(t, nodes, keys, v1, 20*time.Second)
+	seed(t, nodes, keys, v1)
 
 	const victim = 1 // n2
 	nodes[victim].signal(syscall.SIGSTOP)
@@ -181,11 +174,7 @@ pass:
 	)
 	// Owners as the ring computes them (the cluster uses the default
 	// ring config, as TestClusterCASFailover assumes), for the reports.
-	rg, err := ring.New(ring.Config{Replicas: 2}, []string{"n1", "n2", "n3"}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owners := func(k string) []string { return rg.Owners(rg.Shard([]byte(k))) }
+	owners := ownersOf(t)
 	staleBy := make(map[string]int)
 	staleKeys := make(map[string]bool)
 	var lastStale time.Duration
@@ -264,19 +253,8 @@ func TestClusterRollingRestart(t *testing.T) {
 	names := []string{"n1", "n2", "n3"}
 	keys := testKeys("rrkey", 300)
 	val := func(k string) string { return "w-" + k }
-	n1 := mc(nodes[0].addr, 1)
-	for _, k := range keys {
-		if err := n1.Set(&memcache.Item{Key: k, Value: []byte(val(k))}); err != nil {
-			t.Fatalf("set %s through n1: %v", k, err)
-		}
-	}
-	waitReplicated(t, nodes, keys, val, 20*time.Second)
-
-	rg, err := ring.New(ring.Config{Replicas: 2}, names, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owners := func(k string) []string { return rg.Owners(rg.Shard([]byte(k))) }
+	seed(t, nodes, keys, val)
+	owners := ownersOf(t)
 
 	// The reader: keys round-robin, nodes round-robin over those up.
 	const steps = 5 // 0 before, 1..3 restart of n1..n3, 4 after
@@ -572,10 +550,7 @@ func TestClusterEtcdPaused(t *testing.T) {
 	after := clusterStats(nodes[0].addr)
 	t.Logf("re-converged %s after SIGCONT: epoch %s, members %s, fenced %s",
 		ms(time.Since(resumed)), after["cluster_epoch"], after["cluster_members"], after["cluster_fenced"])
-	rg, err := ring.New(ring.Config{Replicas: 2}, names, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	owners := ownersOf(t)
 	// check reads every key through every node; bad lists the keys that
 	// did not read back their latest value.
 	check := func() (final examples, bad map[int]bool) {
@@ -587,10 +562,10 @@ func TestClusterEtcdPaused(t *testing.T) {
 				it, err := c.Get(k)
 				switch {
 				case err != nil:
-					final.add("get %s (owners %v) through %s: %v, want %q", k, rg.Owners(rg.Shard([]byte(k))), names[ni], err, latest[i])
+					final.add("get %s (owners %v) through %s: %v, want %q", k, owners(k), names[ni], err, latest[i])
 					bad[i] = true
 				case string(it.Value) != latest[i]:
-					final.add("get %s (owners %v) through %s: %q, want %q", k, rg.Owners(rg.Shard([]byte(k))), names[ni], it.Value, latest[i])
+					final.add("get %s (owners %v) through %s: %q, want %q", k, owners(k), names[ni], it.Value, latest[i])
 					bad[i] = true
 				}
 			}
@@ -619,7 +594,7 @@ func TestClusterEtcdPaused(t *testing.T) {
 					held = append(held, names[ni]+":"+errKind(err))
 				}
 			}
-			where = append(where, fmt.Sprintf("%s (owners %v): %s", keys[i], rg.Owners(rg.Shard([]byte(keys[i]))), strings.Join(held, " ")))
+			where = append(where, fmt.Sprintf("%s (owners %v): %s", keys[i], owners(keys[i]), strings.Join(held, " ")))
 		}
 		t.Logf("the stores of the nodes (peer ports) for the first keys that failed:\n\t%s", strings.Join(where, "\n\t"))
 		time.Sleep(5 * time.Second)

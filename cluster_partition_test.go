@@ -18,7 +18,6 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"shoal/devetcd"
-	"shoal/ring"
 )
 
 // TestClusterPartitionedNode (design scenario 5): n3 is cut off from etcd,
@@ -72,18 +71,8 @@ func testPartitionedNode(t *testing.T, long bool) {
 	keys := testKeys("nskey", 300)
 	v1 := func(k string) string { return "v1-" + k }
 	v2 := func(k string) string { return "v2-" + k }
-	n1 := mc(nodes[0].addr, 1)
-	for _, k := range keys {
-		if err := n1.Set(&memcache.Item{Key: k, Value: []byte(v1(k))}); err != nil {
-			t.Fatalf("set %s through n1: %v", k, err)
-		}
-	}
-	waitReplicated(t, nodes, keys, v1, 20*time.Second)
-	rg, err := ring.New(ring.Config{Replicas: 2}, names, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owners := func(k string) []string { return rg.Owners(rg.Shard([]byte(k))) }
+	seed(t, nodes, keys, v1)
+	owners := ownersOf(t)
 	const victim = 2         // n3
 	n3Owned := map[int]int{} // i%4 -> keys n3 owns (primary or replica)
 	for i, k := range keys {
@@ -109,7 +98,7 @@ func testPartitionedNode(t *testing.T, long bool) {
 
 	// One pass through n1 and n2 alternately: read v1, then overwrite,
 	// delete or leave the key, and read it back through the other node.
-	clients := []*memcache.Client{n1, mc(nodes[1].addr, 1)}
+	clients := clientsOf(nodes[:victim])
 	var fails examples
 	fails.max = 15
 	for i, k := range keys {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+
+	"shoal/ring"
 )
 
 // etcdProc is Debian's etcd binary run as a child process.
@@ -199,6 +201,30 @@ func mc(addr string, conc int) *memcache.Client {
 
 // waitReplicated waits until every key holds value(key) in the stores of
 // at least two nodes, read through their peer ports.
+// seed sets every key to value(key) through the first node and waits
+// until each is on two nodes.
+func seed(t testing.TB, nodes []*pnode, keys []string, value func(string) string) {
+	t.Helper()
+	c := mc(nodes[0].addr, 1)
+	for _, k := range keys {
+		if err := c.Set(&memcache.Item{Key: k, Value: []byte(value(k))}); err != nil {
+			t.Fatalf("set %s through n1: %v", k, err)
+		}
+	}
+	waitReplicated(t, nodes, keys, value, 20*time.Second)
+}
+
+// ownersOf returns the owners of a key in the ring of n1, n2, n3 with two
+// replicas, as the cluster computes them (default ring config).
+func ownersOf(t testing.TB) func(key string) []string {
+	t.Helper()
+	rg, err := ring.New(ring.Config{Replicas: 2}, []string{"n1", "n2", "n3"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(k string) []string { return rg.Owners(rg.Shard([]byte(k))) }
+}
+
 func waitReplicated(t testing.TB, nodes []*pnode, keys []string, value func(string) string, timeout time.Duration) {
 	t.Helper()
 	peers := make([]*memcache.Client, len(nodes))
