@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"io"
 )
 
@@ -43,7 +44,12 @@ type Reader struct {
 	end     int    // end of buffered data
 	swallow int    // bytes of a rejected data block still to discard
 	rerr    error
-	p       parser
+	// p is made at the first line that needs parsing: a connection that
+	// never completes one (thousands of them, in an attack) costs no
+	// parser.
+	p       *parser
+	maxItem int
+	peer    bool
 	bufs    Buffers
 	budget  Budget
 	// held is what buf holds beyond BufferSize, accounted in budget.
@@ -56,10 +62,7 @@ func NewReader(r io.Reader, maxItemSize int) *Reader {
 	if maxItemSize <= 0 {
 		maxItemSize = 1 << 20
 	}
-	rd := &Reader{r: r}
-	rd.p.maxItem = maxItemSize
-	rd.p.stream = true
-	return rd
+	return &Reader{r: r, maxItem: maxItemSize}
 }
 
 // UseMemory makes the Reader borrow its buffer from bufs (nil: allocate
@@ -84,7 +87,26 @@ func (r *Reader) UseMemory(bufs Buffers, budget Budget) {
 // memcached 1.6.18 has none of them, and without this call the Reader
 // rejects them as memcached does ("CLIENT_ERROR invalid flag", "ERROR"),
 // so the client port stays byte-for-byte memcached. Call it before Next.
-func (r *Reader) AcceptPeerExtensions() { r.p.peer = true }
+func (r *Reader) AcceptPeerExtensions() {
+	r.peer = true
+	if r.p != nil {
+		r.p.peer = true
+	}
+}
+
+// parser returns the Reader's parser, made at the first call.
+func (r *Reader) parser() *parser {
+	if r.p == nil {
+		r.p = &parser{maxItem: r.maxItem, stream: true, peer: r.peer}
+	}
+	return r.p
+}
+
+// waiting reports that the buffered bytes are an unfinished line short
+// enough to wait for without parsing it.
+func (r *Reader) waiting() bool {
+	return r.p == nil && r.end-r.start <= lineSoftLimit && bytes.IndexByte(r.buf[r.start:r.end], '\n') < 0
+}
 
 // Buffered reports how many received bytes are not parsed yet. A server
 // flushes its replies when this is 0, before Next blocks on a read.
@@ -104,13 +126,14 @@ func (r *Reader) Next() (Command, error) {
 	r.shrink()
 	for {
 		r.discard()
-		if r.swallow == 0 && r.start < r.end {
-			cmd, n, swallow, err := r.p.parse(r.buf[r.start:r.end])
+		if r.swallow == 0 && r.start < r.end && !r.waiting() {
+			p := r.parser()
+			cmd, n, swallow, err := p.parse(r.buf[r.start:r.end])
 			if err == ErrIncomplete && n > len(r.buf) && !r.grow(n) {
 				// No memory for this data block: refuse it as it is.
-				r.p.refuse = true
-				cmd, n, swallow, err = r.p.parse(r.buf[r.start:r.end])
-				r.p.refuse = false
+				p.refuse = true
+				cmd, n, swallow, err = p.parse(r.buf[r.start:r.end])
+				p.refuse = false
 			}
 			if err != ErrIncomplete {
 				r.start += n
@@ -174,7 +197,7 @@ func (r *Reader) shrink() {
 func (r *Reader) setBuf(nb []byte) {
 	if r.bufs != nil && len(r.buf) == BufferSize {
 		r.bufs.Put(r.buf)
-	} else if len(r.buf) > BufferSize {
+	} else if len(r.buf) > BufferSize && r.p != nil {
 		r.p.forget() // its commands alias the old buffer: let it go
 	}
 	if r.held > 0 && r.budget != nil {

@@ -13,18 +13,19 @@ const outBase = 4096
 
 // heldMem is what a connection held when it was last accounted in the
 // server's connMem.
-type heldMem struct{ in, out, outOver int64 }
+type heldMem struct{ in, out, outOver, outN int64 }
 
 // account brings the server's connection memory up to date with what c
 // holds now. Only c's owner calls it.
 func (c *conn) account() {
 	m := &c.srv.mem
 	in, out := int64(c.r.Held()), int64(cap(c.out))
-	over := max(0, out-outBase)
+	over, n := max(0, out-outBase), min(1, out)
 	m.readBufs.Add(in - c.mem.in)
 	m.outBufs.Add(out - c.mem.out)
+	m.outCount.Add(n - c.mem.outN)
 	m.used.Add(over - c.mem.outOver)
-	c.mem = heldMem{in, out, over}
+	c.mem = heldMem{in, out, over, n}
 }
 
 // takeOut gives c a reply buffer, under an event loop, if it has none.

@@ -27,6 +27,7 @@ type connMem struct {
 	used     atomic.Int64 // held beyond one base buffer per connection, in and out
 	readBufs atomic.Int64 // bytes of read buffers held, all connections
 	outBufs  atomic.Int64 // bytes of reply buffers held, all connections
+	outCount atomic.Int64 // connections holding a reply buffer
 	readOOM  atomic.Int64 // data blocks refused for the limit
 	outOOM   atomic.Int64 // retrievals made to wait for the limit
 	bufs     bufPool
@@ -70,4 +71,31 @@ func (b *bufPool) Get() []byte {
 func (b *bufPool) Put(buf []byte) {
 	b.out.Add(-1)
 	b.p.Put((*[protocol.BufferSize]byte)(buf))
+}
+
+// ConnMem is the memory connections hold outside the store, under
+// memcached 1.6's stats names where they exist.
+type ConnMem struct {
+	// ResponseCount and ResponseBytes: reply buffers held and their bytes
+	// (response_obj_count, response_obj_bytes).
+	ResponseCount, ResponseBytes int64
+	// ResponseOOM: retrievals made to wait because connections held more
+	// than the limit (response_obj_oom).
+	ResponseOOM int64
+	// ReadBufCount and ReadBufBytes: read buffers lent and the bytes of
+	// all read buffers, data blocks being received included
+	// (read_buf_count, read_buf_bytes).
+	ReadBufCount, ReadBufBytes int64
+	// ReadBufOOM: data blocks refused for the limit (read_buf_oom).
+	ReadBufOOM int64
+	// Held and Limit: what counts against the limit, and the limit.
+	Held, Limit int64
+}
+
+func (m *connMem) snapshot() ConnMem {
+	return ConnMem{
+		ResponseCount: m.outCount.Load(), ResponseBytes: m.outBufs.Load(), ResponseOOM: m.outOOM.Load(),
+		ReadBufCount: m.bufs.out.Load(), ReadBufBytes: m.readBufs.Load(), ReadBufOOM: m.readOOM.Load(),
+		Held: m.used.Load(), Limit: m.limit,
+	}
 }
