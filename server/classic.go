@@ -224,10 +224,28 @@ func (c *conn) countGet(touch, hit bool) {
 
 // value appends one VALUE reply, writing out a full buffer.
 func (c *conn) value(key []byte, it store.Item, val []byte, withCAS bool) {
-	c.out = protocol.AppendValue(c.out, key, it.Flags, val, it.CAS, withCAS)
-	if len(c.out) >= flushAt {
-		c.flush()
+	if len(val) < flushAt {
+		c.out = protocol.AppendValue(c.out, key, it.Flags, val, it.CAS, withCAS)
+		if len(c.out) >= flushAt {
+			c.flush()
+		}
+		return
 	}
+	// A large value goes to the socket straight from the value buffer:
+	// only what the socket does not take now is copied, to wait.
+	c.out = protocol.AppendValueHeader(c.out, key, it.Flags, len(val), it.CAS, withCAS)
+	c.flush()
+	if !c.pending() && c.err == nil {
+		n, err := c.w.Write(val)
+		c.ctr.bytesWritten.Add(int64(n))
+		if err != nil {
+			c.err = err
+		}
+		val = val[n:]
+	}
+	c.out = append(c.out, val...)
+	c.out = append(c.out, '\r', '\n')
+	c.flush() // taken on: a later bad key must not drop half a value
 }
 
 func (c *conn) delete(cmd *protocol.Delete) {

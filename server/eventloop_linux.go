@@ -312,6 +312,7 @@ func (l *loop) work(c *conn) {
 			continue
 		}
 		c.ev.stalled = c.pending()
+		c.account()
 		if !c.ev.parked {
 			if !c.ev.stalled {
 				c.idle() // waiting for input
