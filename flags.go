@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -29,8 +30,10 @@ type options struct {
 	disableFlush   bool
 	verbose        int
 	idleTimeout    time.Duration
-	connMemMB      int  // -o read_buf_mem_limit; 0: max(32, memoryMB/8)
-	connGoroutines bool // no event loop
+	unixSocket     string      // -s: serve this UNIX socket instead of TCP
+	unixMask       os.FileMode // -a
+	connMemMB      int         // -o read_buf_mem_limit; 0: max(32, memoryMB/8)
+	connGoroutines bool        // no event loop
 	logJSON        bool
 	httpAddr       string // --http: /metrics and /cluster; empty means off
 
@@ -55,6 +58,7 @@ func defaultOptions() options {
 		memoryMB:    64,
 		maxConns:    1024,
 		maxItemSize: 1 << 20,
+		unixMask:    0700,
 		cluster:     "shoal",
 		replicas:    2,
 		devEtcd:     "127.0.0.1:2379",
@@ -86,6 +90,15 @@ var flagSpecs = []flagSpec{
 	{'A', "enable-shutdown", "", "enable the ascii \"shutdown\" command", func(o *options, _ string) error { o.allowShutdown = true; return nil }},
 	{'F', "disable-flush-all", "", "disable flush_all command", func(o *options, _ string) error { o.disableFlush = true; return nil }},
 	{'v', "verbose", "", "verbose (print errors/warnings while in event loop); -vv is more verbose", func(o *options, _ string) error { o.verbose++; return nil }},
+	{'s', "unix-socket", "<file>", "UNIX socket to listen on (disables network support)", func(o *options, v string) error { o.unixSocket = v; return nil }},
+	{'a', "unix-mask", "<mask>", "access mask for UNIX socket, in octal (default: 700)", func(o *options, v string) error {
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m > 0777 {
+			return fmt.Errorf("invalid value %q (want an octal mask)", v)
+		}
+		o.unixMask = os.FileMode(m)
+		return nil
+	}},
 	{'u', "user", "<user>", "accepted for compatibility; shoal does not switch users", func(*options, string) error { return nil }},
 	{'o', "extended", "<opts>", "comma separated options; idle_timeout=<secs> and read_buf_mem_limit=<MB> (memory of all connections' buffers; default max(32, -m/8), at least twice -I) are used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},
 	{0, "etcd", "<urls>", "etcd endpoints, comma separated: join a cluster (default: standalone)", func(o *options, v string) error { o.etcd = v; return nil }},
@@ -198,6 +211,8 @@ func (o options) validate() error {
 	switch {
 	case o.udpPort != 0:
 		return errors.New("UDP is not supported: shoal serves TCP only; use -U 0")
+	case o.unixSocket != "" && o.clustered():
+		return errors.New("-s serves clients on a UNIX socket only, which a cluster node cannot advertise; use -l")
 	case o.maxItemSize < 1024:
 		return errors.New("item max size cannot be less than 1024 bytes")
 	case o.maxItemSize > 1<<30:

@@ -297,8 +297,16 @@ func newLogger(w io.Writer, o options) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, hopts))
 }
 
-// listen opens one TCP listener per -l address, all on -p.
+// listen opens one TCP listener per -l address, all on -p; or, with -s,
+// the UNIX socket alone, as memcached does.
 func listen(o options) ([]net.Listener, error) {
+	if o.unixSocket != "" {
+		ln, err := listenUnix(o.unixSocket, o.unixMask)
+		if err != nil {
+			return nil, err
+		}
+		return []net.Listener{ln}, nil
+	}
 	var lns []net.Listener
 	for _, host := range strings.Split(o.listen, ",") {
 		host = strings.TrimSpace(host)
@@ -312,6 +320,24 @@ func listen(o options) ([]net.Listener, error) {
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+// listenUnix listens on a UNIX socket at path, replacing a socket left
+// there by an earlier run (never another kind of file), with the access
+// mask of memcached's -a.
+func listenUnix(path string, mask os.FileMode) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to listen on UNIX socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mask); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("UNIX socket %s: %w", path, err)
+	}
+	return ln, nil
 }
 
 func closeAll(lns []net.Listener) {
@@ -419,10 +445,16 @@ func settings(o options) [][2]string {
 	if o.noEvict {
 		ev = "off"
 	}
+	inter, socket := o.listen, "NULL"
+	if o.unixSocket != "" {
+		inter, socket = "NULL", o.unixSocket
+	}
 	return [][2]string{
 		{"tcpport", strconv.Itoa(o.port)},
 		{"udpport", "0"},
-		{"inter", o.listen},
+		{"inter", inter},
 		{"evictions", ev},
+		{"domain_socket", socket},
+		{"umask", strconv.FormatUint(uint64(o.unixMask), 8)},
 	}
 }

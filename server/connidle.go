@@ -58,13 +58,12 @@ func (c *conn) free() {
 	c.account()
 }
 
-// touched records that a command arrived, for the idle timeout.
+// touched records that a command arrived, for the idle timeout and stats
+// conns.
 func (c *conn) touched() {
-	if c.srv.cfg.IdleTimeout > 0 {
-		c.last.Store(c.cache.Now())
-		if c.ev.loop != nil {
-			c.ev.lastIn = c.ev.loop.now
-		}
+	c.last.Store(c.cache.Now())
+	if c.ev.loop != nil {
+		c.ev.lastIn = c.ev.loop.now
 	}
 }
 
@@ -102,6 +101,9 @@ func (c *conn) getKeys() bool {
 		if c.mustWait() {
 			if len(c.out)-c.sent <= flushAt {
 				c.srv.mem.outOOM.Add(1) // stopped for the limit
+			}
+			if cap(c.val) > flushAt {
+				c.val = nil // a stalled connection keeps no large value twice
 			}
 			return false
 		}

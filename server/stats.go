@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"os"
 	"strconv"
 	"syscall"
@@ -203,7 +204,7 @@ func (s *Server) settingsStats(w *statWriter) {
 // settingsOrder is memcached's order of "stats settings" lines.
 var settingsOrder = [...]string{
 	"maxbytes", "maxconns", "tcpport", "udpport", "inter", "verbosity", "evictions",
-	"shutdown_command", "num_threads", "cas_enabled", "binding_protocol",
+	"domain_socket", "umask", "shutdown_command", "num_threads", "cas_enabled", "binding_protocol",
 	"item_size_max", "slab_chunk_max", "flush_enabled", "idle_timeout",
 	"read_buf_mem_limit",
 }
@@ -253,13 +254,13 @@ func (s *Server) connStats(w *statWriter, now int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ln := range s.listeners {
-		w.str("0:addr", "tcp:"+ln.Addr().String())
+		w.str("0:addr", connAddr(ln.Addr()))
 		w.str("0:state", "conn_listening")
 	}
 	for c := range s.conns {
 		p := strconv.FormatUint(c.id, 10) + ":"
-		w.str(p+"addr", "tcp:"+c.raddr.String())
-		w.str(p+"listen_addr", "tcp:"+c.laddr.String())
+		w.str(p+"addr", connAddr(c.raddr))
+		w.str(p+"listen_addr", connAddr(c.laddr))
 		w.str(p+"state", "conn_parse_cmd")
 		w.int(p+"secs_since_last_cmd", now-c.last.Load())
 	}
@@ -276,4 +277,16 @@ func (s *Server) clusterStats(w *statWriter) {
 	for _, kv := range s.cfg.Cluster.ClusterStats() {
 		w.str(kv[0], kv[1])
 	}
+}
+
+// connAddr is an address as memcached's stats conns shows it: "tcp:" or
+// "unix:" and the address; a unix client has none ("?:<AF 0>").
+func connAddr(a net.Addr) string {
+	if a.Network() == "unix" {
+		if a.String() == "" || a.String() == "@" {
+			return "?:<AF 0>"
+		}
+		return "unix:" + a.String()
+	}
+	return "tcp:" + a.String()
 }
