@@ -60,10 +60,10 @@ type write struct {
 // keyWrites is one key's writes: by value, and the acknowledged ones by
 // end time with the latest start among them so far.
 type keyWrites struct {
-	byValue  map[int64]*write
-	ackEnd   []time.Duration
-	newest   []*write // newest[i]: the acked write with the latest start among ackEnd[:i+1]
-	hasAcked bool
+	key     string
+	byValue map[int64]*write
+	ackEnd  []time.Duration
+	newest  []*write // newest[i]: the acked write with the latest start among ackEnd[:i+1]
 }
 
 // newestBefore is the acknowledged write that began last among those that
@@ -107,47 +107,16 @@ func Check(ops []Op, episodes []Episode, opt Options) *Report {
 	}
 	inFault := func(ei int, t time.Duration) bool { return t < episodes[ei].Settled+opt.Grace }
 
-	keys := make(map[string]*keyWrites)
-	for i := range ops {
-		op := &ops[i]
-		if op.Kind != Write {
-			continue
+	keys := writes(ops, func(op *Op) bool {
+		ei, ok := excused(op, episodes, opt.KillLag)
+		if ok {
+			rep := &r.Episodes[ei]
+			rep.Excused++
+			rep.note(&rep.excused, "write %s=%d through %s acked %s, %s from the kill", op.Key, op.Value, op.Node, ms(op.End), ms(op.End-episodes[ei].Start))
 		}
-		kw := keys[op.Key]
-		if kw == nil {
-			kw = &keyWrites{byValue: make(map[int64]*write)}
-			keys[op.Key] = kw
-		}
-		w := &write{op: op, acked: op.Result == OK, end: never}
-		if w.acked {
-			if ei, ok := excused(op, episodes, opt.KillLag); ok {
-				w.acked = false
-				rep := &r.Episodes[ei]
-				rep.Excused++
-				rep.note(&rep.excused, "write %s=%d through %s acked %s, %s from the kill", op.Key, op.Value, op.Node, ms(op.End), ms(op.End-episodes[ei].Start))
-			} else {
-				w.end = op.End
-			}
-		}
-		kw.byValue[op.Value] = w
-	}
-	for _, kw := range keys {
-		var acked []*write
-		for _, w := range kw.byValue {
-			if w.acked {
-				acked = append(acked, w)
-			}
-		}
-		slices.SortFunc(acked, func(a, b *write) int { return cmpDur(a.end, b.end) })
-		kw.hasAcked = len(acked) > 0
-		for i, w := range acked {
-			kw.ackEnd = append(kw.ackEnd, w.end)
-			if i > 0 && kw.newest[i-1].op.Start > w.op.Start {
-				w = kw.newest[i-1]
-			}
-			kw.newest = append(kw.newest, w)
-		}
-	}
+		return ok
+	})
+	strict := writes(ops, func(*Op) bool { return false })
 
 	for i := range ops {
 		op := &ops[i]
@@ -159,12 +128,17 @@ func Check(ops []Op, episodes []Episode, opt Options) *Report {
 			rep.Reads++
 		}
 		if op.Result == Failed || op.Result == Timeout {
-			if !op.Final && inFault(ei, op.Start) {
+			// An error is seen when the operation ends: it belongs to
+			// the episode it ended in (one in flight at an injection
+			// belongs to that fault).
+			ei := at(op.End)
+			rep := &r.Episodes[ei]
+			if !op.Final && inFault(ei, op.End) {
 				rep.ErrorsInFault++
-				rep.note(&rep.errors, "%s through %s at %s: %s (%s)", opName(op), op.Node, ms(op.Start), op.Result, op.Err)
+				rep.note(&rep.errors, "%s through %s ended at %s: %s (%s)", opName(op), op.Node, ms(op.End), op.Result, op.Err)
 			} else {
 				rep.ErrorsAfter++
-				rep.note(&rep.errors, "%s through %s at %s, after settling: %s (%s)", opName(op), op.Node, ms(op.Start), op.Result, op.Err)
+				rep.note(&rep.errors, "%s through %s ended at %s, after settling: %s (%s)", opName(op), op.Node, ms(op.End), op.Result, op.Err)
 			}
 			continue
 		}
@@ -198,12 +172,53 @@ func Check(ops []Op, episodes []Episode, opt Options) *Report {
 		rep.note(&rep.stale, "get %s through %s at %s (%s): %s, but %d was acked at %s", op.Key, op.Node, ms(op.Start), where, got, w.op.Value, ms(w.op.End))
 	}
 
-	checkpoints(r, ops, episodes, keys)
+	checkpoints(r, ops, episodes, keys, strict)
 	return r
 }
 
-// checkpoints counts lost and divergent keys at each episode's checkpoint.
-func checkpoints(r *Report, ops []Op, episodes []Episode, keys map[string]*keyWrites) {
+// writes indexes the writes of ops by key; excuse says whether an
+// acknowledged write counts as unacknowledged.
+func writes(ops []Op, excuse func(*Op) bool) map[string]*keyWrites {
+	keys := make(map[string]*keyWrites)
+	for i := range ops {
+		op := &ops[i]
+		if op.Kind != Write {
+			continue
+		}
+		kw := keys[op.Key]
+		if kw == nil {
+			kw = &keyWrites{key: op.Key, byValue: make(map[int64]*write)}
+			keys[op.Key] = kw
+		}
+		w := &write{op: op, acked: op.Result == OK && !excuse(op), end: never}
+		if w.acked {
+			w.end = op.End
+		}
+		kw.byValue[op.Value] = w
+	}
+	for _, kw := range keys {
+		var acked []*write
+		for _, w := range kw.byValue {
+			if w.acked {
+				acked = append(acked, w)
+			}
+		}
+		slices.SortFunc(acked, func(a, b *write) int { return cmpDur(a.end, b.end) })
+		for i, w := range acked {
+			kw.ackEnd = append(kw.ackEnd, w.end)
+			if i > 0 && kw.newest[i-1].op.Start > w.op.Start {
+				w = kw.newest[i-1]
+			}
+			kw.newest = append(kw.newest, w)
+		}
+	}
+	return keys
+}
+
+// checkpoints counts lost and divergent keys at each episode's checkpoint;
+// strict is the writes with no kill excused, to count the losses the
+// excuse covered.
+func checkpoints(r *Report, ops []Op, episodes []Episode, keys, strict map[string]*keyWrites) {
 	finals := make(map[string][]*Op)
 	for i := range ops {
 		if op := &ops[i]; op.Final && op.Kind == Read {
@@ -237,44 +252,13 @@ func checkpoints(r *Report, ops []Op, episodes []Episode, keys map[string]*keyWr
 				rep.note(&rep.divergent, "%s: owners %v hold %v", key, owners, copiesOf(c.Copies[key], owners))
 			}
 
-			kw := keys[key]
-			if kw == nil {
-				continue
-			}
-			w := kw.newestBefore(c.Start)
-			if w == nil {
-				continue
-			}
-			acceptable := func(v int64) bool { return v > 0 && !kw.older(v, w) }
-			lost := ""
-			for _, op := range finals[key] {
-				if op.Start < c.Start || op.Start > c.End {
-					continue
-				}
-				if op.Result == Miss || (op.Result == OK && !acceptable(op.Value)) {
-					got := "miss"
-					if op.Result == OK {
-						got = fmt.Sprint(op.Value)
-					}
-					lost = fmt.Sprintf("get through %s: %s", op.Node, got)
-					break
-				}
-			}
-			if lost == "" {
-				held, read := false, false
-				for _, o := range owners {
-					v, ok := c.Copies[key][o]
-					if ok && v != Unread {
-						read = true
-						held = held || acceptable(v)
-					}
-				}
-				if read && !held {
-					lost = fmt.Sprintf("no owner holds it: %v", copiesOf(c.Copies[key], owners))
-				}
-			}
+			w, lost := lostAt(keys[key], c, finals[key], owners)
 			if lost == "" {
 				delete(lostBy, key)
+				if sw, slost := lostAt(strict[key], c, finals[key], owners); slost != "" {
+					rep.ExcusedLost++
+					rep.note(&rep.excused, "%s: lost %d, acked at %s through %s, excused: %s", key, sw.op.Value, ms(sw.op.End), sw.op.Node, slost)
+				}
 				continue
 			}
 			if lostBy[key] != w {
@@ -284,6 +268,43 @@ func checkpoints(r *Report, ops []Op, episodes []Episode, keys map[string]*keyWr
 			lostBy[key] = w
 		}
 	}
+}
+
+// lostAt says why a key is lost at checkpoint c ("" if it is not): a
+// final read, or every owner's copy, older than the newest acknowledged
+// write w.
+func lostAt(kw *keyWrites, c *Checkpoint, finals []*Op, owners []string) (w *write, why string) {
+	if kw == nil {
+		return nil, ""
+	}
+	w = kw.newestBefore(c.Start)
+	if w == nil {
+		return nil, ""
+	}
+	acceptable := func(v int64) bool { return v > 0 && !kw.older(v, w) }
+	for _, op := range finals {
+		if op.Start < c.Start || op.Start > c.End {
+			continue
+		}
+		if op.Result == Miss {
+			return w, "get through " + op.Node + ": miss"
+		}
+		if op.Result == OK && !acceptable(op.Value) {
+			return w, fmt.Sprintf("get through %s: %d", op.Node, op.Value)
+		}
+	}
+	held, read := false, false
+	for _, o := range owners {
+		v, ok := c.Copies[kw.key][o]
+		if ok && v != Unread {
+			read = true
+			held = held || acceptable(v)
+		}
+	}
+	if read && !held {
+		return w, "no owner holds it: " + copiesOf(c.Copies[kw.key], owners)
+	}
+	return w, ""
 }
 
 // excused reports whether op, an acknowledged write, ended within lag of a

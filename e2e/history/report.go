@@ -20,6 +20,8 @@ type EpisodeReport struct {
 	// Excused acknowledged writes (kill -9 within KillLag): not counted
 	// as acknowledged.
 	Excused int
+	// ExcusedLost: keys lost at the checkpoint but for the excuse.
+	ExcusedLost int
 	// Lost keys at the checkpoint, against writes acknowledged since the
 	// previous one found them.
 	Lost int
@@ -83,6 +85,7 @@ func (r *Report) Total(kind string) (t EpisodeReport, count int) {
 		t.Writes += e.Writes
 		t.Reads += e.Reads
 		t.Excused += e.Excused
+		t.ExcusedLost += e.ExcusedLost
 		t.Lost += e.Lost
 		t.StaleInFault += e.StaleInFault
 		t.StaleAfter += e.StaleAfter
@@ -99,7 +102,7 @@ func (r *Report) Total(kind string) (t EpisodeReport, count int) {
 // and a total.
 func (r *Report) Table() string {
 	var b strings.Builder
-	b.WriteString("| fault | count | ops | lost | stale reads in fault / after settle (misses) | divergent keys | errors in fault / after settle | excused writes | recovery (max) |\n")
+	b.WriteString("| fault | count | ops | lost | stale reads in fault / after settle (misses) | divergent keys | errors in fault / after settle | excused writes (lost) | recovery (max) |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	var kinds []string
 	seen := make(map[string]bool)
@@ -110,9 +113,9 @@ func (r *Report) Table() string {
 		}
 	}
 	row := func(name string, t EpisodeReport, n int) {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d / %d (%d) | %d | %d / %d | %d | %.1f s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d / %d (%d) | %d | %d / %d | %d (%d) | %.1f s |\n",
 			name, n, t.Writes+t.Reads, t.Lost, t.StaleInFault, t.StaleAfter, t.Misses, t.Divergent,
-			t.ErrorsInFault, t.ErrorsAfter, t.Excused, t.Recovery.Seconds())
+			t.ErrorsInFault, t.ErrorsAfter, t.Excused, t.ExcusedLost, t.Recovery.Seconds())
 	}
 	for _, k := range kinds {
 		t, n := r.Total(k)
@@ -128,9 +131,9 @@ func (r *Report) Detail() string {
 	var b strings.Builder
 	for i := range r.Episodes {
 		e := &r.Episodes[i]
-		fmt.Fprintf(&b, "%2d %-22s %-24s ops %5d lost %d stale %d/%d (misses %d) divergent %d errors %d/%d excused %d recovery %.1f s\n",
+		fmt.Fprintf(&b, "%2d %-22s %-24s ops %5d lost %d stale %d/%d (misses %d) divergent %d errors %d/%d excused %d (lost %d) recovery %.1f s\n",
 			i, e.Name(), e.Detail, e.Writes+e.Reads, e.Lost, e.StaleInFault, e.StaleAfter, e.Misses, e.Divergent,
-			e.ErrorsInFault, e.ErrorsAfter, e.Excused, e.Recovery.Seconds())
+			e.ErrorsInFault, e.ErrorsAfter, e.Excused, e.ExcusedLost, e.Recovery.Seconds())
 		b.WriteString(e.Examples())
 	}
 	return b.String()
