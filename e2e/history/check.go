@@ -9,13 +9,14 @@ import (
 
 // Fault kinds the harness injects; Check treats only KindKill specially.
 const (
-	KindNone     = "none" // the baseline: no fault
-	KindKill     = "kill -9"
-	KindStop     = "sigstop"
-	KindEtcdKill = "etcd kill -9"
-	KindRolling  = "rolling restart"
-	KindJoin     = "join"
-	KindLeave    = "leave"
+	KindNone      = "none" // the baseline: no fault
+	KindKill      = "kill -9"
+	KindStop      = "sigstop"
+	KindEtcdKill  = "etcd kill -9"
+	KindRolling   = "rolling restart"
+	KindJoin      = "join"
+	KindLeave     = "leave"
+	KindPartition = "partition"
 )
 
 // Options tune Check; the zero value means the defaults.

@@ -50,6 +50,12 @@ func (in *injector) choose(kinds []string) string {
 			ok = append(ok, k)
 		}
 	}
+	if len(ok) == 0 { // only joins and leaves asked for
+		if len(in.cl.members()) > in.initial {
+			return KindLeave
+		}
+		return KindJoin
+	}
 	return ok[in.rng.Intn(len(ok))]
 }
 
@@ -67,6 +73,8 @@ func (in *injector) inject(kind string) Episode {
 		return in.join()
 	case KindLeave:
 		return in.leave()
+	case KindPartition:
+		return in.partition(in.pick())
 	}
 	in.t.Fatalf("unknown fault %q", kind)
 	return Episode{}
@@ -166,7 +174,7 @@ func (in *injector) join() Episode {
 	e := Episode{Kind: KindJoin, Target: name}
 	e.Start = in.log.Now()
 	e.Healed = e.Start
-	n := startNode(in.t, in.cl.etcd.endpoints(), name, in.extra...)
+	n := startNode(in.t, in.cl, name, in.extra...)
 	in.cl.setMembers(append(in.cl.members(), n))
 	in.answering(n)
 	in.settle(&e)
@@ -188,6 +196,25 @@ func (in *injector) leave() Episode {
 	}
 	e.Healed = in.log.Now()
 	in.cl.setMembers(slices.DeleteFunc(ms, func(m *node) bool { return m == n }))
+	if n.host >= 0 {
+		in.cl.freeHost(n.host)
+	}
+	in.settle(&e)
+	return e
+}
+
+// partition cuts a node off (its bridge port down: packets dropped, no
+// reset) for 2–15 s, past the 10 s lease at the long end, then heals it.
+func (in *injector) partition(n *node) Episode {
+	d := in.between(2*time.Second, 15*time.Second)
+	e := Episode{Kind: KindPartition, Target: n.name, Detail: fmt.Sprintf("cut off %.1f s", d.Seconds())}
+	n.up.Store(false)
+	e.Start = in.log.Now()
+	in.cl.nn.Cut(in.t, n.host)
+	time.Sleep(d) // the fault itself
+	in.cl.nn.Heal(in.t, n.host)
+	e.Healed = in.log.Now()
+	n.up.Store(true)
 	in.settle(&e)
 	return e
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,25 +14,37 @@ var (
 	long     = flag.Bool("long", false, "run every fault kind, one at a time, for -duration (use with -timeout 0 or a -timeout well over -duration)")
 	seedFlag = flag.Int64("seed", 0, "seed for fault choice, targets and durations (0: from the clock); printed so that a run can be replayed")
 	duration = flag.Duration("duration", 10*time.Minute, "long mode: inject faults until this much time has passed")
-	kindFlag = flag.String("faults", "", "comma-separated fault kinds: long mode draws from them (default: all), short mode injects each once (default: "+KindKill+"); all: "+strings.Join(allKinds, ","))
+	kindFlag = flag.String("faults", "", "comma-separated fault kinds: long mode draws from them (default: all), short mode injects each once, in order (default: all but "+KindStop+"); all: "+strings.Join(allKinds, ","))
 )
 
-var allKinds = []string{KindKill, KindStop, KindEtcdKill, KindRolling, KindJoin, KindLeave}
+var allKinds = []string{KindKill, KindStop, KindEtcdKill, KindRolling, KindJoin, KindLeave, KindPartition}
+
+// shortKinds are the faults of short mode: all but SIGSTOP, which breaks
+// the README's promises today (issue 12).
+var shortKinds = []string{KindKill, KindEtcdKill, KindRolling, KindJoin, KindLeave}
 
 // TestHistory runs a 3-node cluster (--replicas 2, Debian's etcd) under
 // writers and readers through every node, injects faults one at a time,
 // and checks the history (see the package doc).
 //
-// Short mode (the default, part of go test ./...): a baseline, one kill -9
-// with a restart and one SIGSTOP, asserting what the README promises: no
-// lost acknowledged write (beyond the kill's in-flight allowance), no
-// stale read more than a second after settling, owners that agree.
+// Short mode (the default, part of go test ./...): a baseline, then one
+// each of kill -9 and restart, etcd kill -9 and restart, a rolling
+// restart, a join and a graceful leave, asserting what the README
+// promises: no lost acknowledged write (beyond the kill's in-flight
+// allowance), no stale read more than a second after settling, owners
+// that agree, and no error nor stale read without a fault. SIGSTOP is
+// left out while it breaks those promises (issue 12): -faults sigstop
+// runs it.
 //
 // Long mode:
 //
-//	go test ./e2e/history -run TestHistory -timeout 0 -long -duration 10m [-seed N] [-faults "kill -9,sigstop"]
+//	go test ./e2e/history -run TestHistory -v -timeout 0 -long -duration 10m [-seed N] [-faults "kill -9,sigstop"]
 //
-// prints the same table and fails on the same violations.
+// draws faults from the seed until -duration has passed, prints the same
+// table and fails on the same violations. A partition (a node's bridge
+// port taken down for 2–15 s) needs network namespaces, so root: with it
+// among the faults every node runs in its own namespace; without root it
+// is left out, with a log line.
 func TestHistory(t *testing.T) {
 	seed := *seedFlag
 	if seed == 0 {
@@ -44,12 +57,40 @@ func TestHistory(t *testing.T) {
 	t.Logf("seed %d; replay: %s", seed, replay)
 	rng := rand.New(rand.NewSource(seed))
 
+	var kinds []string
+	switch {
+	case *kindFlag != "":
+		kinds = strings.Split(*kindFlag, ",")
+	case *long:
+		kinds = allKinds
+	default:
+		kinds = shortKinds
+		t.Logf("short mode leaves out %s: it loses acknowledged writes and serves stale reads after settling today (open bug: issue 12); run it with -faults %s", KindStop, KindStop)
+	}
+	for _, k := range kinds {
+		if !slices.Contains(allKinds, k) {
+			t.Fatalf("unknown fault kind %q; known: %s", k, strings.Join(allKinds, ","))
+		}
+	}
+
 	shoalBinary(t) // built before the clock starts
-	e := startEtcd(t)
-	cl := &cluster{etcd: e}
+	cl := &cluster{}
+	etcdHost := "127.0.0.1"
+	if slices.Contains(kinds, KindPartition) {
+		// Every node in its own network namespace, so that one can be cut
+		// off; 3 spare namespaces for joins.
+		nn, err := newNetnsNet(t, 6)
+		if err != nil {
+			t.Logf("no %s: %v", KindPartition, err)
+			kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == KindPartition })
+		} else {
+			cl.nn, etcdHost = nn, nn.BridgeIP()
+		}
+	}
+	cl.etcd = startEtcd(t, etcdHost)
 	var nodes []*node
 	for _, name := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startNode(t, e.endpoints(), name))
+		nodes = append(nodes, startNode(t, cl, name))
 	}
 	cl.setMembers(nodes)
 	waitFor(t, 30*time.Second, "converged", func() (bool, string) { return converged(nodes) })
@@ -80,20 +121,10 @@ func TestHistory(t *testing.T) {
 		episodes = append(episodes, ep)
 	}
 	if *long {
-		kinds := allKinds
-		if *kindFlag != "" {
-			kinds = strings.Split(*kindFlag, ",")
-		}
 		for log.Now() < *duration {
 			run(in.choose(kinds))
 		}
 	} else {
-		kinds := []string{KindKill}
-		if *kindFlag != "" {
-			kinds = strings.Split(*kindFlag, ",")
-		} else {
-			t.Logf("short mode leaves out %s: it loses acknowledged writes and serves stale reads after settling today (open bug: issue 12); run it with -faults %s", KindStop, KindStop)
-		}
 		for _, k := range kinds {
 			run(k)
 		}

@@ -62,9 +62,11 @@ func shoalBinary(t testing.TB) string {
 	return binPath
 }
 
-func freeAddr(t testing.TB) string {
+func freeAddr(t testing.TB) string { return freeAddrOn(t, "127.0.0.1") }
+
+func freeAddrOn(t testing.TB, host string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,13 +135,15 @@ type etcd struct {
 	p                      *proc
 }
 
-func startEtcd(t testing.TB) *etcd {
+// startEtcd runs etcd on free ports of host (127.0.0.1, or the bridge's
+// address when nodes run in network namespaces).
+func startEtcd(t testing.TB, host string) *etcd {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Skip("etcd binary not installed (apt package etcd-server): ", err)
 	}
-	e := &etcd{bin: bin, dir: t.TempDir(), client: freeAddr(t), peer: freeAddr(t)}
+	e := &etcd{bin: bin, dir: t.TempDir(), client: freeAddrOn(t, host), peer: freeAddr(t)}
 	e.start(t)
 	t.Cleanup(func() {
 		e.p.kill()
@@ -184,6 +188,8 @@ type node struct {
 	name, addr, peerAddr string
 	args                 []string
 	up                   atomic.Bool
+	host                 int       // index in nn.hosts; -1 on loopback
+	nn                   *netnsNet // nil on loopback
 	// incarnation counts starts: clients drop connections to an earlier
 	// process (a pooled connection to a killed one fails on first use,
 	// which is the client library's doing, not the cluster's).
@@ -201,15 +207,25 @@ func (n *node) proc() *proc {
 	return n.p
 }
 
-// startNode runs shoal as node name on fresh ports with --replicas 2 and
-// the etcd at endpoints; it is killed in t.Cleanup.
-func startNode(t testing.TB, endpoints, name string, extra ...string) *node {
+// startNode runs shoal as node name with --replicas 2 on the cluster's
+// etcd: on fresh loopback ports, or on a free host of the cluster's
+// network namespaces when it has them. It is killed in t.Cleanup.
+func startNode(t testing.TB, cl *cluster, name string, extra ...string) *node {
 	t.Helper()
-	n := &node{name: name, addr: freeAddr(t), peerAddr: freeAddr(t)}
+	n := &node{name: name, host: -1}
+	if cl.nn != nil {
+		n.host = cl.takeHost(t)
+		ip := cl.nn.hosts[n.host].addr
+		n.addr, n.peerAddr = net.JoinHostPort(ip, "11211"), net.JoinHostPort(ip, "11311")
+		extra = append([]string{"-l", ip}, extra...)
+	} else {
+		n.addr, n.peerAddr = freeAddr(t), freeAddr(t)
+	}
+	n.nn = cl.nn
 	_, port, _ := net.SplitHostPort(n.addr)
 	n.args = append([]string{
 		"-p", port, "-m", "16", "--node", name, "--replicas", "2",
-		"--peer", n.peerAddr, "--etcd", endpoints,
+		"--peer", n.peerAddr, "--etcd", cl.etcd.endpoints(),
 	}, extra...)
 	n.run(t)
 	t.Cleanup(func() {
@@ -226,7 +242,11 @@ func startNode(t testing.TB, endpoints, name string, extra ...string) *node {
 }
 
 func (n *node) run(t testing.TB) {
-	p := start(t, exec.Command(shoalBinary(t), n.args...))
+	cmd := exec.Command(shoalBinary(t), n.args...)
+	if n.nn != nil {
+		cmd = n.nn.Command(n.host, shoalBinary(t), n.args...) // ip netns exec: execs shoal, same pid
+	}
+	p := start(t, cmd)
 	n.mu.Lock()
 	if n.p != nil {
 		n.gone = append(n.gone, n.p.stderr.String())
@@ -237,12 +257,14 @@ func (n *node) run(t testing.TB) {
 }
 
 // restart starts a new process with the same name, ports and flags once
-// the old one has exited and its ports are free.
+// the old one has exited and (on loopback) its ports are free.
 func (n *node) restart(t testing.TB) {
 	t.Helper()
 	<-n.proc().done
-	waitFree(t, n.addr)
-	waitFree(t, n.peerAddr)
+	if n.nn == nil {
+		waitFree(t, n.addr)
+		waitFree(t, n.peerAddr)
+	}
 	n.run(t)
 }
 

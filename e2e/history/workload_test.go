@@ -26,12 +26,39 @@ import (
 // timeout (1 s), so a timeout is the cluster's failover taking too long.
 const clientTimeout = 3 * time.Second
 
-// cluster is the current members and the etcd they share.
+// cluster is the current members and the etcd they share, and the
+// network namespaces they run in, if any.
 type cluster struct {
 	etcd *etcd
+	nn   *netnsNet // nil: every node on loopback
 
-	mu    sync.Mutex // guards nodes
+	mu    sync.Mutex // guards nodes and used
 	nodes []*node
+	used  map[int]bool // nn's hosts taken by a node
+}
+
+// takeHost returns a namespace no running node uses.
+func (c *cluster) takeHost(t testing.TB) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.used == nil {
+		c.used = make(map[int]bool)
+	}
+	for i := range c.nn.hosts {
+		if !c.used[i] {
+			c.used[i] = true
+			return i
+		}
+	}
+	t.Fatalf("all %d network namespaces in use", len(c.nn.hosts))
+	return -1
+}
+
+// freeHost gives back the namespace of a node that has exited.
+func (c *cluster) freeHost(host int) {
+	c.mu.Lock()
+	delete(c.used, host)
+	c.mu.Unlock()
 }
 
 func (c *cluster) members() []*node {
