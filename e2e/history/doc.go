@@ -7,12 +7,15 @@
 //
 // Data flow: the test harness (history_test.go, real processes) drives
 // writers and readers through every node, appending each operation to a
-// Log; it injects one fault at a time (faults_test.go) and, after each,
-// stops the workload, waits for the cluster to settle and takes a
-// Checkpoint (every key read through every node, and each owner's own copy
+// Log; it injects one fault at a time (faults_test.go: kill -9 and
+// restart, SIGSTOP, etcd kill -9 and restart, a rolling restart, a join, a
+// graceful leave, a partition in network namespaces) and, after each,
+// waits for the cluster to settle, lets the workload run a few seconds
+// more, then stops it and takes a Checkpoint (every key read through every node, and each owner's own copy
 // read with the peer-only mg Y0 on its peer port). Check turns the
 // operations, episodes and checkpoints into a Report; Report.Table prints
-// one row per fault kind.
+// one row per fault kind. "Settled" is when every member sees the same
+// ring, all alive, unfenced, warming no shard.
 //
 // The checker (history.go, check.go, report.go) is pure: it must not know
 // processes, sockets or how the cluster routes. The harness must not judge:

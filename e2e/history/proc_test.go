@@ -297,7 +297,8 @@ func clusterStats(addr string) map[string]string {
 }
 
 // converged reports whether every node sees the same epoch and exactly
-// these nodes as members, all alive, and is not fenced.
+// these nodes as members, all alive, is not fenced and warms no shard:
+// what "settled" means in the history.
 func converged(nodes []*node) (bool, string) {
 	var epoch string
 	var seen []string
@@ -306,11 +307,11 @@ func converged(nodes []*node) (bool, string) {
 		if st == nil {
 			return false, p.name + " not answering"
 		}
-		seen = append(seen, fmt.Sprintf("%s: epoch=%s members=%s fenced=%s", p.name, st["cluster_epoch"], st["cluster_members"], st["cluster_fenced"]))
+		seen = append(seen, fmt.Sprintf("%s: epoch=%s members=%s fenced=%s warming=%s", p.name, st["cluster_epoch"], st["cluster_members"], st["cluster_fenced"], st["warm_shards"]))
 		if epoch == "" {
 			epoch = st["cluster_epoch"]
 		}
-		if st["cluster_epoch"] != epoch || st["cluster_members"] != fmt.Sprint(len(nodes)) || st["cluster_fenced"] != "0" {
+		if st["cluster_epoch"] != epoch || st["cluster_members"] != fmt.Sprint(len(nodes)) || st["cluster_fenced"] != "0" || st["warm_shards"] != "0" {
 			return false, strings.Join(seen, "; ")
 		}
 		for _, m := range nodes {
