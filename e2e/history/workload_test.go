@@ -101,7 +101,7 @@ func newWorkload(log *Log, cl *cluster, nkeys int, pace time.Duration) *workload
 // from seed.
 func (w *workload) start(writers, readers int, seed int64) {
 	for i := range writers + readers {
-		wk := &worker{w: w, id: i, rng: rand.New(rand.NewSource(seed + int64(i))), clients: make(map[string]*client)}
+		wk := &worker{w: w, id: i, rng: rand.New(rand.NewSource(seed + int64(i))), clients: make(map[*node]*client)}
 		w.wg.Add(1)
 		if i < writers {
 			go wk.write(writers)
@@ -126,7 +126,7 @@ type worker struct {
 	id      int
 	rng     *rand.Rand
 	next    int
-	clients map[string]*client
+	clients map[*node]*client // by node, not address: a joining node may take a namespace (and address) a node that left used
 }
 
 // client is a worker's client to one node's process.
@@ -150,12 +150,15 @@ func (k *worker) node() *node {
 
 // client is the worker's client to n's current process.
 func (k *worker) client(n *node) *memcache.Client {
-	c := k.clients[n.addr]
+	c := k.clients[n]
 	if inc := n.incarnation.Load(); c == nil || c.incarnation != inc {
+		if c != nil {
+			c.mc.Close()
+		}
 		mc := memcache.New(n.addr)
 		mc.Timeout = clientTimeout
 		c = &client{mc: mc, incarnation: inc}
-		k.clients[n.addr] = c
+		k.clients[n] = c
 	}
 	return c.mc
 }
