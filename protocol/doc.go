@@ -10,9 +10,14 @@
 //
 // Parse is the pure entry point: it parses one command from the start of a
 // buffer and says how many bytes it consumed, or returns ErrIncomplete. The
-// Reader wraps an io.Reader with a reusable buffer, enforces the item size
-// limit without buffering oversized values, and hands back commands whose
-// byte slices alias its buffer.
+// Reader wraps an io.Reader with a buffer, enforces the item size limit
+// without buffering oversized values, and hands back commands whose byte
+// slices alias its buffer. Its memory is bounded by whoever owns it
+// (Reader.UseMemory): the buffer is borrowed from a Buffers and given back
+// when nothing is buffered (Release), a data block larger than it is held
+// only as a Budget allows (else refused as memcached refuses an item it
+// has no memory for), and a get line longer than it comes out in parts
+// (Retrieval.More, getline.go).
 //
 // Replies flow the other way through the Append* encoders, which append to a
 // caller-owned buffer and never allocate once it has capacity.

@@ -15,7 +15,17 @@
 // non-blocking sockets (eventloop_linux.go), each serving its ready
 // connections in turn on one thread. A loop stalls all its connections
 // while a Cache call waits, so it is only for a Cache that never waits on
-// the network (Local).
+// the network (Local) or for an AsyncCache, whose calls that may wait
+// leave the loop (async.go).
+//
+// Memory a connection holds outside the store is bounded (connmem.go,
+// connidle.go): under a loop, a connection borrows its read buffer and
+// reply buffer only while it has work (idle), data blocks beyond the read
+// buffer are received within one limit for all connections
+// (Config.ConnMemLimit, protocol.Budget; past it, memcached's "out of
+// memory storing object"), and a multi-get stops while its replies wait
+// for the socket, going on when it drains (conn.more, getKeys). The idle
+// timeout counts from a connection's last command, as memcached's.
 // About one command in SampleEvery per connection is timed (conn.run) into
 // per-family latency histograms that Stats reports with the counters.
 //
