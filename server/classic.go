@@ -52,6 +52,8 @@ func (c *conn) exec(cmd protocol.Command) {
 		c.touch(cmd)
 	case *protocol.FlushAll:
 		c.flushAll(cmd)
+	case *protocol.Maintenance:
+		c.maintenance(cmd)
 	case *protocol.Stats:
 		c.stats(cmd)
 	case *protocol.Admin:
@@ -87,6 +89,7 @@ func storeReply(r store.Result) string {
 
 func (c *conn) storage(cmd *protocol.Storage) {
 	c.ctr.cmdSet.Add(1)
+	c.srv.detail.count(cmd.Key, prefixSet, false)
 	if !c.cache.Fits(len(cmd.Key), len(cmd.Data)) {
 		c.ctr.storeTooLarge.Add(1)
 		if cmd.Op == protocol.OpSet {
@@ -180,6 +183,7 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 func (c *conn) retrieved(cmd *protocol.Retrieval, it store.Item, val []byte, res store.Result) {
 	c.val = val
 	c.countGet(cmd.Op == protocol.OpGat || cmd.Op == protocol.OpGats, res == store.Hit)
+	c.srv.detail.count(cmd.Keys[0], prefixGet, res == store.Hit)
 	if res == store.Hit {
 		c.value(cmd.Keys[0], it, val, cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats)
 	}
@@ -249,6 +253,7 @@ func (c *conn) value(key []byte, it store.Item, val []byte, withCAS bool) {
 }
 
 func (c *conn) delete(cmd *protocol.Delete) {
+	c.srv.detail.count(cmd.Key, prefixDel, false)
 	if c.deleteAway(cmd.Key) {
 		if res, err, pending := c.asyncDelete(cmd, cmd.Key, nil); !pending {
 			c.deleted(cmd, res, err)

@@ -147,6 +147,7 @@ type Server struct {
 	nextID  atomic.Uint64
 
 	mem             connMem
+	detail          detail
 	idleKicks       atomic.Int64
 	verbosity       atomic.Int64
 	totalConns      atomic.Int64

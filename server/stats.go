@@ -89,7 +89,10 @@ func (c *conn) stats(cmd *protocol.Stats) {
 		c.line("RESET")
 		return
 	case "detail":
-		c.line("CLIENT_ERROR usage: stats detail on|off|dump")
+		c.detail(cmd.Args[1:])
+		return
+	case "cachedump":
+		c.cachedump(cmd.Args)
 		return
 	default:
 		c.line("ERROR")
