@@ -58,7 +58,7 @@ func (r *Router) recoverFromPause(gap time.Duration) {
 	if r.cfg.OnPause != nil {
 		r.cfg.OnPause()
 	}
-	v := r.cfg.Members.View()
+	v := r.View()
 	if v == nil || v.Ring == nil {
 		return
 	}
