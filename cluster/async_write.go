@@ -5,16 +5,18 @@ import (
 	"shoal/store"
 )
 
-// The Router as a server.AsyncSetter and server.AsyncDeleter: a write
-// whose key a live peer serves on its Route goes out as a
+// The Router as a server.AsyncSetter and server.AsyncDeleter: the
+// server's one call for a write on an event loop, which decides the
+// write's Route (no Inline before it). A write of a key served here runs
+// at once; one whose key a live peer serves on its route goes out as a
 // peer.Client.SetAsync (DeleteAsync) and completes on that connection's
 // reader goroutine, mapped as Set (Delete) maps it. Anything else takes
 // the synchronous walk on the same route on a goroutine of the router
 // (bg), as GetAsync does: a failover-worthy error (the member is marked
 // down as by Set, and the walk goes on to the route's next owner), no live
-// connection to the owner (the walk dials), a key served here after all (a
-// view applied since Inline; a warming shard). A pause or lapse noticed
-// takes Set (Delete), which recovers first, then routes.
+// connection to the owner (the walk dials), a key served here in a
+// warming shard (read-through first). A pause or lapse noticed takes Set
+// (Delete), which recovers first, then routes.
 
 // asyncWrite is a set or delete forwarded asynchronously: its
 // peer.SetHandler and peer.DeleteHandler. Pooled.
@@ -40,16 +42,24 @@ func (r *Router) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(sto
 	return r.writeAsync(asyncWrite{key: key, del: opt, isDel: true, done: done})
 }
 
-// writeAsync sends w to the key's serving owner if it is a live peer, or
-// runs it later.
+// writeAsync routes w: it writes a key served here at once (unless its
+// shard warms: later), sends one a live peer serves to it, and fails one
+// no owner is left for.
 func (r *Router) writeAsync(w asyncWrite) (store.Result, store.Item, error, bool) {
 	if r.recovering() {
 		return r.writeLater(w, false)
 	}
 	w.r, w.rt = r, r.route(w.key)
+	if w.rt.Local() {
+		if r.warming(&w.rt) {
+			return r.writeLater(w, true)
+		}
+		res, it := r.writeHere(&w)
+		return res, it, nil, false
+	}
 	m := w.rt.member()
 	if m == nil {
-		return r.writeLater(w, true) // served here (rare: Inline said otherwise), or no owner left
+		return 0, store.Item{}, ErrUnavailable, false
 	}
 	a, _ := r.asyncWrites.Get().(*asyncWrite)
 	if a == nil {
@@ -69,6 +79,14 @@ func (r *Router) writeAsync(w asyncWrite) (store.Result, store.Item, error, bool
 	m.forwarded.Add(1)
 	m.queued.Store(true) // after the request: Flush must see it
 	return 0, store.Item{}, nil, true
+}
+
+// writeHere applies w to this node's store, on its route.
+func (r *Router) writeHere(w *asyncWrite) (store.Result, store.Item) {
+	if w.isDel {
+		return r.localDelete(&w.rt, w.key, w.del)
+	}
+	return r.localSet(&w.rt, w.key, w.value, w.set)
 }
 
 // writeLater runs the synchronous write on a goroutine, on w's route when

@@ -223,14 +223,16 @@ func (r *Router) routed(key []byte) Route {
 	return r.route(key)
 }
 
-// walk serves a request on route rt: local runs when this node serves it;
-// otherwise remote runs with the serving owner, and an error from it that
+// walk sends a request on route rt to its serving owner with remote,
+// until one answers or rt reaches this node: an error from remote that
 // means "no answer" marks the member down and moves rt on to its next
 // owner (the same view and owners). An owner that refused the request
 // because it found it had been paused (ErrPaused) has recovered by then:
-// it is asked once more. walk returns ErrUnavailable when no owner is
-// left, or remote's error when the owner answered with one.
-func (r *Router) walk(rt Route, local func(*Route), remote func(*member) error) error {
+// it is asked once more. walk returns nil with rt.Local() when this node
+// serves the request (the caller runs it on rt), nil when an owner
+// answered, ErrUnavailable when no owner is left, or remote's error when
+// the owner answered with one.
+func (r *Router) walk(rt *Route, remote func(*member) error) error {
 	retried := false
 	for !rt.Local() {
 		m := rt.member()
@@ -249,9 +251,8 @@ func (r *Router) walk(rt Route, local func(*Route), remote func(*member) error) 
 		if !r.failed(m, err) {
 			return err
 		}
-		r.next(&rt)
+		r.next(rt)
 	}
-	local(&rt)
 	return nil
 }
 
