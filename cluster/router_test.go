@@ -256,16 +256,18 @@ func testRouterTwoNodes(t *testing.T, scfg server.Config) {
 	}
 }
 
-// fakeMembers is a fixed view with settable health.
+// fakeMembers is a settable view and health; changed, when not nil,
+// is its Changed signal.
 type fakeMembers struct {
-	view   *View
-	health map[string]gossip.State
+	view    *View
+	health  map[string]gossip.State
+	changed chan struct{}
 }
 
 func (f *fakeMembers) View() *View                     { return f.view }
 func (f *fakeMembers) Health(name string) gossip.State { return f.health[name] }
 func (f *fakeMembers) Name() string                    { return "self" }
-func (f *fakeMembers) Changed() <-chan struct{}        { return nil }
+func (f *fakeMembers) Changed() <-chan struct{}        { return f.changed }
 
 // TestRouterFailover: an owner that refuses connections is skipped (and
 // then marked down) in favour of the next owner; with no owner left a
