@@ -193,7 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			// Peers that already see this node queue in the listen
 			// backlog until it sees itself: before that it would answer
 			// for shards it has not started to warm.
-			waitInView(ctx, node, 10*time.Second)
+			waitInView(ctx, router, node.Name(), 10*time.Second)
 			if err := peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
 				log.Error("peer server stopped", "err", err)
 				cancel()
@@ -234,9 +234,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		}
 	})
 	if node != nil {
-		// Clients queue in the listen backlog until the node has its
-		// first view: before it, every key would look local, and missing.
-		waitInView(ctx, node, 10*time.Second)
+		// Clients queue in the listen backlog until the router routes by
+		// a view with this node: before it, every key would look local,
+		// and missing.
+		waitInView(ctx, router, node.Name(), 10*time.Second)
 	}
 	errc := make(chan error, len(lns))
 	addrs := make([]net.Addr, len(lns))

@@ -103,12 +103,12 @@ func splitList(s string) []string {
 	return out
 }
 
-// waitInView returns once the node's view lists the node itself, ctx ends
-// or timeout passes.
-func waitInView(ctx context.Context, node *cluster.Node, timeout time.Duration) {
+// waitInView returns once the view the router routes by (the one its Run
+// applied) lists the node itself, ctx ends or timeout passes.
+func waitInView(ctx context.Context, router *cluster.Router, self string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if v := node.View(); v != nil && v.Ring != nil && slices.Contains(v.Ring.Nodes(), node.Name()) {
+		if v := router.View(); v != nil && v.Ring != nil && slices.Contains(v.Ring.Nodes(), self) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

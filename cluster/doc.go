@@ -4,7 +4,10 @@
 // gossip only advises routing. The Router turns the view into the data
 // path: the connection server's Cache, serving each key from its first
 // reachable owner (the local store, or a peer.Client to that owner's peer
-// port). It does not replicate yet.
+// port) and pushing the writes it serves to the key's other owners (repl).
+// The router's own goroutine (Router.Run) applies each new view; a request
+// decides its Route once, on the view applied last, and carries it to the
+// end (route.go, view.go).
 //
 // Data flows one way:
 //
