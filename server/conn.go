@@ -164,7 +164,7 @@ func (c *conn) process() bool {
 			return false // buffered commands of a dropped connection do not run
 		}
 		c.touched()
-		if c.async != nil && !c.inline(cmd) || c.ev.loop != nil && !c.hand.running && lists(cmd) {
+		if c.async != nil && !c.inline(cmd) || c.ev.loop != nil && !c.hand.running && c.lists(cmd) {
 			c.offload(cmd, nil) // may wait on a peer, or list every item
 			return true
 		}

@@ -25,13 +25,19 @@ const cachedumpMax = 2 << 20
 
 // lists reports whether cmd lists items: it may run long, so an event
 // loop runs it on a goroutine of its own, its writes waiting for the
-// socket.
-func lists(cmd protocol.Command) bool {
+// socket. A listing refused at once (bad arguments, replies pipelined
+// before a metadump) stays on the loop, so that it is refused as
+// memcached refuses it within the same batch of commands.
+func (c *conn) lists(cmd protocol.Command) bool {
 	switch cmd := cmd.(type) {
 	case *protocol.Maintenance:
-		return cmd.Family == protocol.MaintCrawler && len(cmd.Args) > 0 && string(cmd.Args[0]) == "metadump"
+		if cmd.Family != protocol.MaintCrawler || len(cmd.Args) != 2 || string(cmd.Args[0]) != "metadump" || len(c.out) > c.sent {
+			return false
+		}
+		_, ok := c.classSet(cmd.Args[1])
+		return ok
 	case *protocol.Stats:
-		return string(cmd.Arg) == "cachedump"
+		return string(cmd.Arg) == "cachedump" && len(cmd.Args) == 3
 	}
 	return false
 }

@@ -122,6 +122,7 @@ func (s *Server) generalStats(w *statWriter) {
 	w.int("uptime", int64(snap.Uptime/time.Second))
 	w.int("time", s.cache.Now())
 	w.str("version", Version)
+	w.str("libevent", "none")
 	w.int("pointer_size", 64)
 	w.str("rusage_user", timeval(ru.Utime))
 	w.str("rusage_system", timeval(ru.Stime))
@@ -138,27 +139,66 @@ func (s *Server) generalStats(w *statWriter) {
 	w.int("read_buf_bytes", cm.ReadBufBytes)
 	w.int("read_buf_bytes_free", 0)
 	w.int("read_buf_oom", cm.ReadBufOOM)
+	w.int("reserved_fds", s.reservedFDs())
 	for _, name := range commandOrder[:cmdHeadLen] {
 		w.int(name, snap.Commands[name])
 	}
 	w.int("get_expired", st.GetExpired)
 	w.int("get_flushed", st.GetFlushed)
 	for _, name := range commandOrder[cmdHeadLen:] {
-		if name == "bytes_read" && s.cfg.IdleTimeout > 0 {
-			w.int("idle_kicks", snap.IdleKicks) // as memcached: only with one
+		if name == "bytes_read" {
+			w.int("auth_cmds", 0)
+			w.int("auth_errors", 0)
+			if s.cfg.IdleTimeout > 0 {
+				w.int("idle_kicks", snap.IdleKicks) // as memcached: only with one
+			}
 		}
 		w.int(name, snap.Commands[name])
 	}
 	w.int("limit_maxbytes", st.LimitMaxbytes)
 	w.int("accepting_conns", 1)
+	zeros(w, "listen_disabled_num", "time_in_listen_disabled_us")
 	w.int("threads", int64(s.cfg.Threads))
+	zeros(w, "conn_yields", "hash_power_level", "hash_bytes", "hash_is_expanding",
+		"slab_reassign_rescues", "slab_reassign_chunk_rescues", "slab_reassign_evictions_nomem",
+		"slab_reassign_inline_reclaim", "slab_reassign_busy_items", "slab_reassign_busy_deletes",
+		"slab_reassign_running", "slabs_moved", "lru_crawler_running", "lru_crawler_starts",
+		"lru_maintainer_juggles", "malloc_fails", "log_worker_dropped", "log_worker_written",
+		"log_watcher_skipped", "log_watcher_sent", "log_watchers", "unexpected_napi_ids",
+		"round_robin_fallback")
 	w.int("bytes", st.Bytes)
 	w.int("curr_items", st.CurrItems)
 	w.int("total_items", st.TotalItems)
+	w.int("slab_global_page_pool", 0)
 	w.int("expired_unfetched", st.ExpiredUnfetched)
 	w.int("evicted_unfetched", st.EvictedUnfetched)
+	w.int("evicted_active", 0)
 	w.int("evictions", st.Evictions)
 	w.int("reclaimed", st.Reclaimed)
+	zeros(w, "crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked",
+		"moves_to_cold", "moves_to_warm", "moves_within_lru")
+	// Every eviction is made by the writer that needs the memory: what
+	// memcached counts as a direct reclaim.
+	w.int("direct_reclaims", st.Evictions)
+	w.int("lru_bumps_dropped", 0)
+}
+
+// zeros writes memcached fields that describe machinery shoal does not
+// have (STATS.md says which and why) as 0, so that tools reading them find
+// them.
+func zeros(w *statWriter, names ...string) {
+	for _, n := range names {
+		w.int(n, 0)
+	}
+}
+
+// reservedFDs is what memcached's reserved_fds counts: descriptors that
+// are not client connections (listeners, and each event loop's epoll and
+// eventfd).
+func (s *Server) reservedFDs() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.listeners) + 2*len(s.loops))
 }
 
 // commandOrder is memcached's order of the connection counters in stats;
