@@ -45,6 +45,12 @@ type options struct {
 	dev       bool   // run an embedded single-member etcd
 	devEtcd   string // its client address
 	leaseTTL  time.Duration
+
+	// Peer port authentication (security.go): a secret, or mutual TLS.
+	clusterSecretFile string
+	clusterCACert     string
+	clusterCert       string
+	clusterKey        string
 }
 
 func defaultOptions() options {
@@ -101,6 +107,10 @@ var flagSpecs = []flagSpec{
 		o.leaseTTL = time.Duration(secs) * time.Second
 		return err
 	}},
+	{0, "cluster-secret-file", "<file>", "authenticate peer connections by challenge-response with the secret in this file (at least 16 bytes), shared by every member", func(o *options, v string) error { o.clusterSecretFile = v; return nil }},
+	{0, "cluster-cacert", "<file>", "peer port over mutual TLS: accept only certificates signed by this CA (PEM), with --cluster-cert and --cluster-key", func(o *options, v string) error { o.clusterCACert = v; return nil }},
+	{0, "cluster-cert", "<file>", "this node's certificate (PEM), presented on the peer port and to other members", func(o *options, v string) error { o.clusterCert = v; return nil }},
+	{0, "cluster-key", "<file>", "the key of --cluster-cert (PEM)", func(o *options, v string) error { o.clusterKey = v; return nil }},
 	{0, "dev", "", "run an embedded single-member etcd (on --dev-etcd) and join it: a cluster on one machine without installing etcd", func(o *options, _ string) error { o.dev = true; return nil }},
 	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.devEtcd = v; return nil }},
 	{0, "http", "<host:port>", "serve /metrics (Prometheus), /cluster (JSON) and a status page on this address (default: off)", func(o *options, v string) error { o.httpAddr = v; return nil }},
@@ -204,7 +214,7 @@ func (o options) validate() error {
 	case int64(o.maxItemSize) > o.memoryMB<<20/2:
 		return errors.New("cannot set item size limit higher than 1/2 of memory max")
 	}
-	return nil
+	return o.validateSecurity()
 }
 
 func intFlag(dst *int, v string, lo, hi int) error {

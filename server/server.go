@@ -79,6 +79,11 @@ type Config struct {
 	// by a Dumper cache). memcached 1.6.18 has none of them, so a client
 	// listener must leave this off to answer them as memcached does.
 	PeerExtensions bool
+	// NoAdmin refuses verbosity, cache_memlimit and shutdown (with
+	// "CLIENT_ERROR not allowed on this port", noreply or not): the peer
+	// listener, where members never send them. flush_all stays (members
+	// propagate it; DisableFlush refuses it).
+	NoAdmin bool
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()

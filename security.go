@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"shoal/peerauth"
+)
+
+// validateSecurity refuses flag combinations that cannot mean anything.
+func (o options) validateSecurity() error {
+	certs := 0
+	for _, f := range []string{o.clusterCACert, o.clusterCert, o.clusterKey} {
+		if f != "" {
+			certs++
+		}
+	}
+	switch {
+	case certs != 0 && certs != 3:
+		return errors.New("--cluster-cacert, --cluster-cert and --cluster-key go together")
+	case certs == 3 && o.clusterSecretFile != "":
+		return errors.New("--cluster-secret-file and --cluster-cert: choose one (with TLS, certificates are the membership)")
+	}
+	return nil
+}
+
+// peerAuth is the peer port's authentication from the flags: mutual TLS,
+// a shared secret, or nil when neither is configured.
+func peerAuth(o options) (*peerauth.Auth, error) {
+	switch {
+	case o.clusterCert != "":
+		ca, err := os.ReadFile(o.clusterCACert)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-cacert: %w", err)
+		}
+		cert, err := os.ReadFile(o.clusterCert)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-cert: %w", err)
+		}
+		key, err := os.ReadFile(o.clusterKey)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-key: %w", err)
+		}
+		a, err := peerauth.NewTLS(ca, cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-cert: %w", err)
+		}
+		return a, nil
+	case o.clusterSecretFile != "":
+		secret, err := os.ReadFile(o.clusterSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-secret-file: %w", err)
+		}
+		a, err := peerauth.NewSecret(secret)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-secret-file: %w", err)
+		}
+		return a, nil
+	}
+	return nil, nil
+}
+
+// peerBindAddr is where the peer port listens: --peer, or the client
+// listener's host on any free port — but never all interfaces unless its
+// connections are authenticated: then the advertised host.
+func peerBindAddr(o options, client net.Addr, authenticated bool) (string, error) {
+	if o.peer != "" {
+		host, _, err := net.SplitHostPort(o.peer)
+		if err != nil {
+			return "", fmt.Errorf("--peer: %w", err)
+		}
+		if ip := net.ParseIP(host); !authenticated && (host == "" || ip != nil && ip.IsUnspecified()) {
+			return "", fmt.Errorf("--peer %s listens on every interface with no peer authentication: anyone who reaches it reads and writes every item; give a host, or --cluster-secret-file or --cluster-cert", o.peer)
+		}
+		return o.peer, nil
+	}
+	host, _, _ := net.SplitHostPort(client.String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if o.advertise == "" {
+			return "", errors.New("--advertise is required when listening on all interfaces")
+		}
+		advHost, _, err := net.SplitHostPort(o.advertise)
+		if err != nil {
+			return "", fmt.Errorf("--advertise: %w", err)
+		}
+		host = advHost
+	}
+	return net.JoinHostPort(host, "0"), nil
+}
+
+// listenPeer opens the peer listener: forwarded requests and replication
+// arrive there and are served from the local store only, so a request is
+// never routed twice, even while two nodes disagree on the ring. With
+// auth, only connections that authenticate as members come out of it.
+func listenPeer(o options, client net.Addr, auth *peerauth.Auth, log *slog.Logger) (net.Listener, error) {
+	addr, err := peerBindAddr(o, client, auth != nil)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--peer: %w", err)
+	}
+	if auth == nil {
+		log.Warn("peer port is unauthenticated: whoever reaches it can read, write and flush every item of this node; use --cluster-secret-file or --cluster-cacert/--cluster-cert/--cluster-key", "addr", ln.Addr().String())
+		return ln, nil
+	}
+	method := "secret"
+	if auth.TLS() {
+		method = "mutual TLS"
+	}
+	log.Info("peer port accepts members only", "addr", ln.Addr().String(), "auth", method)
+	return auth.Listener(ln, log), nil
+}
