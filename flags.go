@@ -51,6 +51,12 @@ type options struct {
 	clusterCACert     string
 	clusterCert       string
 	clusterKey        string
+	// etcd's TLS and authentication, as etcdctl's flags.
+	etcdCACert       string
+	etcdCert         string
+	etcdKey          string
+	etcdUser         string
+	etcdPasswordFile string // else $SHOAL_ETCD_PASSWORD
 }
 
 func defaultOptions() options {
@@ -111,6 +117,11 @@ var flagSpecs = []flagSpec{
 	{0, "cluster-cacert", "<file>", "peer port over mutual TLS: accept only certificates signed by this CA (PEM), with --cluster-cert and --cluster-key", func(o *options, v string) error { o.clusterCACert = v; return nil }},
 	{0, "cluster-cert", "<file>", "this node's certificate (PEM), presented on the peer port and to other members", func(o *options, v string) error { o.clusterCert = v; return nil }},
 	{0, "cluster-key", "<file>", "the key of --cluster-cert (PEM)", func(o *options, v string) error { o.clusterKey = v; return nil }},
+	{0, "etcd-cacert", "<file>", "verify etcd's certificate with this CA bundle (as etcdctl --cacert)", func(o *options, v string) error { o.etcdCACert = v; return nil }},
+	{0, "etcd-cert", "<file>", "client certificate for etcd (as etcdctl --cert)", func(o *options, v string) error { o.etcdCert = v; return nil }},
+	{0, "etcd-key", "<file>", "key of --etcd-cert (as etcdctl --key)", func(o *options, v string) error { o.etcdKey = v; return nil }},
+	{0, "etcd-user", "<name>", "etcd user name; the password comes from --etcd-password-file or $SHOAL_ETCD_PASSWORD", func(o *options, v string) error { o.etcdUser = v; return nil }},
+	{0, "etcd-password-file", "<file>", "file holding the --etcd-user password", func(o *options, v string) error { o.etcdPasswordFile = v; return nil }},
 	{0, "dev", "", "run an embedded single-member etcd (on --dev-etcd) and join it: a cluster on one machine without installing etcd", func(o *options, _ string) error { o.dev = true; return nil }},
 	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.devEtcd = v; return nil }},
 	{0, "http", "<host:port>", "serve /metrics (Prometheus), /cluster (JSON) and a status page on this address (default: off)", func(o *options, v string) error { o.httpAddr = v; return nil }},

@@ -67,6 +67,12 @@ func newClusterNode(ctx context.Context, o options, endpoints []string, client, 
 		Settings:  etcdsync.Settings{Replicas: o.replicas, Shards: shardCount, VNodes: ring.DefaultVNodes},
 		LeaseTTL:  o.leaseTTL,
 	}
+	if err := etcdSecurity(o, &ecfg); err != nil {
+		return nil, err
+	}
+	if err := probeEtcd(ctx, ecfg); err != nil {
+		return nil, err
+	}
 	return cluster.New(cluster.Config{
 		Etcd: ecfg,
 		Gossip: gossip.Config{

@@ -1,14 +1,29 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
+	"time"
 
+	"shoal/etcdsync"
 	"shoal/peerauth"
 )
+
+// etcdProbeTimeout bounds the check, at start, that etcd answers with the
+// credentials given: a misconfigured node exits with the cause instead of
+// retrying forever.
+const etcdProbeTimeout = 10 * time.Second
+
+// etcdPasswordEnv holds the --etcd-user password when no
+// --etcd-password-file is given.
+const etcdPasswordEnv = "SHOAL_ETCD_PASSWORD"
 
 // validateSecurity refuses flag combinations that cannot mean anything.
 func (o options) validateSecurity() error {
@@ -23,6 +38,10 @@ func (o options) validateSecurity() error {
 		return errors.New("--cluster-cacert, --cluster-cert and --cluster-key go together")
 	case certs == 3 && o.clusterSecretFile != "":
 		return errors.New("--cluster-secret-file and --cluster-cert: choose one (with TLS, certificates are the membership)")
+	case (o.etcdCert == "") != (o.etcdKey == ""):
+		return errors.New("--etcd-cert and --etcd-key go together")
+	case o.etcdPasswordFile != "" && o.etcdUser == "":
+		return errors.New("--etcd-password-file needs --etcd-user")
 	}
 	return nil
 }
@@ -114,4 +133,57 @@ func listenPeer(o options, client net.Addr, auth *peerauth.Auth, log *slog.Logge
 	}
 	log.Info("peer port accepts members only", "addr", ln.Addr().String(), "auth", method)
 	return auth.Listener(ln, log), nil
+}
+
+// etcdSecurity fills in cfg's TLS and credentials from the --etcd-* flags
+// and the environment.
+func etcdSecurity(o options, cfg *etcdsync.Config) error {
+	if o.etcdCACert != "" || o.etcdCert != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.etcdCACert != "" {
+			pem, err := os.ReadFile(o.etcdCACert)
+			if err != nil {
+				return fmt.Errorf("--etcd-cacert: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("--etcd-cacert: no certificate in %s", o.etcdCACert)
+			}
+		}
+		if o.etcdCert != "" {
+			cert, err := tls.LoadX509KeyPair(o.etcdCert, o.etcdKey)
+			if err != nil {
+				return fmt.Errorf("--etcd-cert: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		cfg.TLS = tc
+	}
+	if o.etcdUser == "" {
+		return nil
+	}
+	password := os.Getenv(etcdPasswordEnv)
+	if o.etcdPasswordFile != "" {
+		b, err := os.ReadFile(o.etcdPasswordFile)
+		if err != nil {
+			return fmt.Errorf("--etcd-password-file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	if password == "" {
+		return fmt.Errorf("--etcd-user %s: no password: give --etcd-password-file or set %s", o.etcdUser, etcdPasswordEnv)
+	}
+	cfg.Username, cfg.Password = o.etcdUser, password
+	return nil
+}
+
+// probeEtcd checks, within etcdProbeTimeout, that etcd answers this node
+// with its TLS settings and credentials.
+func probeEtcd(ctx context.Context, cfg etcdsync.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, etcdProbeTimeout)
+	defer cancel()
+	if err := etcdsync.Probe(ctx, cfg); err != nil {
+		return fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	return nil
 }
