@@ -29,6 +29,7 @@ type options struct {
 	disableFlush   bool
 	verbose        int
 	idleTimeout    time.Duration
+	connMemMB      int  // -o read_buf_mem_limit; 0: max(32, memoryMB/8)
 	connGoroutines bool // no event loop
 	logJSON        bool
 	httpAddr       string // --http: /metrics and /cluster; empty means off
@@ -98,7 +99,7 @@ var flagSpecs = []flagSpec{
 	{'F', "disable-flush-all", "", "disable flush_all command", func(o *options, _ string) error { o.disableFlush = true; return nil }},
 	{'v', "verbose", "", "verbose (print errors/warnings while in event loop); -vv is more verbose", func(o *options, _ string) error { o.verbose++; return nil }},
 	{'u', "user", "<user>", "accepted for compatibility; shoal does not switch users", func(*options, string) error { return nil }},
-	{'o', "extended", "<opts>", "comma separated options; only idle_timeout=<secs> is used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},
+	{'o', "extended", "<opts>", "comma separated options; idle_timeout=<secs> and read_buf_mem_limit=<MB> (memory of all connections' buffers; default max(32, -m/8), at least twice -I) are used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},
 	{0, "etcd", "<urls>", "etcd endpoints, comma separated: join a cluster (default: standalone)", func(o *options, v string) error { o.etcd = v; return nil }},
 	{0, "cluster", "<name>", "cluster name: etcd key prefix and gossip label (default: shoal)", func(o *options, v string) error { o.cluster = v; return nil }},
 	{0, "node", "<name>", "node name, unique in the cluster (default: the advertised address)", func(o *options, v string) error { o.node = v; return nil }},
@@ -276,6 +277,11 @@ func extendedFlag(o *options, v string) error {
 			}
 			o.idleTimeout = time.Duration(secs) * time.Second
 		}
+		if name == "read_buf_mem_limit" {
+			if err := intFlag(&o.connMemMB, val, 1, 1<<20); err != nil {
+				return fmt.Errorf("read_buf_mem_limit: %w", err)
+			}
+		}
 	}
 	return nil
 }
@@ -289,4 +295,15 @@ func printHelp(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s --%-28s %s\n", short, strings.TrimSpace(s.long+" "+s.arg), s.help)
 	}
+}
+
+// connMemLimit is the bytes connections may hold outside the store
+// (server.Config.ConnMemLimit): -o read_buf_mem_limit, memcached's name for
+// the limit on its read buffers, or by default an eighth of -m, at least
+// 32 MB.
+func (o options) connMemLimit() int64 {
+	if o.connMemMB > 0 {
+		return int64(o.connMemMB) << 20
+	}
+	return max(32, int64(o.memoryMB)/8) << 20
 }

@@ -120,6 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		MaxConns:       o.maxConns,
 		MaxItemSize:    o.maxItemSize,
 		IdleTimeout:    o.idleTimeout,
+		ConnMemLimit:   o.connMemLimit(),
 		EnableShutdown: o.allowShutdown,
 		DisableFlush:   o.disableFlush,
 		Threads:        threads,
@@ -195,7 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		// them from there.
 		// One event loop (the peer cache is a server.AsyncCache too): a
 		// node's peers batch their requests, a few connections each.
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1}, router.PeerCache()); err != nil {
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1}, router.PeerCache()); err != nil {
 			return err
 		}
 		wg.Go(func() {

@@ -113,6 +113,14 @@ func writeServer(p *promWriter, snap server.Snapshot) {
 	p.one("shoal_connections", "gauge", "Open client connections (curr_connections).", float64(snap.CurrConnections))
 	p.one("shoal_connections_total", "counter", "Client connections accepted (total_connections).", float64(snap.TotalConnections))
 	p.one("shoal_connections_rejected_total", "counter", "Connections refused at the -c limit.", float64(snap.Rejected))
+	p.one("shoal_connections_idle_kicked_total", "counter", "Connections closed for the idle timeout (idle_kicks).", float64(snap.IdleKicks))
+	cm := snap.ConnMem
+	p.one("shoal_connection_read_buffer_bytes", "gauge", "Bytes of connections' read buffers, values being received included (read_buf_bytes).", float64(cm.ReadBufBytes))
+	p.one("shoal_connection_reply_buffer_bytes", "gauge", "Bytes of connections' reply buffers (response_obj_bytes).", float64(cm.ResponseBytes))
+	p.one("shoal_connection_memory_held_bytes", "gauge", "Connection memory counted against the limit (-o read_buf_mem_limit).", float64(cm.Held))
+	p.one("shoal_connection_memory_limit_bytes", "gauge", "The limit on connection memory (-o read_buf_mem_limit).", float64(cm.Limit))
+	p.one("shoal_connection_memory_refused_total", "counter", "Values refused with SERVER_ERROR out of memory for the connection memory limit (read_buf_oom).", float64(cm.ReadBufOOM))
+	p.one("shoal_connection_memory_waits_total", "counter", "Retrievals made to wait for the socket because connections held more than the limit (response_obj_oom).", float64(cm.ResponseOOM))
 	p.family("shoal_commands_total", "counter", "Commands by memcached's cmd_* counter.")
 	for _, c := range commandNames {
 		p.sample("shoal_commands_total", float64(snap.Commands[c.stat]), "command", c.label)

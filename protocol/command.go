@@ -55,6 +55,11 @@ type Retrieval struct {
 	// (including replies to earlier pipelined commands) and answers only
 	// "CLIENT_ERROR bad command line format", without END.
 	BadKey bool
+	// More: the get line goes on beyond what a Reader buffers; its next
+	// keys come in the following Retrievals (same Op), and END only after
+	// the last, the one without More. Keys are looked up as they arrive,
+	// so a line of any length is answered in bounded memory.
+	More bool
 }
 
 // Delete is the classic delete command.

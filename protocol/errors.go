@@ -36,7 +36,12 @@ type Error struct {
 	// set and for every ms (Op == OpSet), memcached also deletes the
 	// existing item under Key.
 	TooLarge bool
-	// Op and Key describe the rejected storage command when TooLarge. Key
+	// NoMemory: the Reader's Budget would not hold the data block of a
+	// storage command (memcached: "SERVER_ERROR out of memory storing
+	// object"). It is swallowed and handled as TooLarge otherwise.
+	NoMemory bool
+	// Op and Key describe the rejected storage command when TooLarge or
+	// NoMemory. Key
 	// is a copy (decoded when ms used b) and stays valid until the next
 	// call on the Reader.
 	Op  StoreOp
@@ -53,6 +58,7 @@ const (
 	replyBadExptime   = "CLIENT_ERROR invalid exptime argument"
 	replyBadDelta     = "CLIENT_ERROR invalid numeric delta argument"
 	replyTooLarge     = "SERVER_ERROR object too large for cache"
+	replyNoMemory     = "SERVER_ERROR out of memory storing object"
 	replyDeleteUsage  = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
 	replyBadToken     = "CLIENT_ERROR bad token in command line format"
 	replyDupFlag      = "CLIENT_ERROR duplicate flag"

@@ -83,6 +83,17 @@ type parser struct {
 	// peer accepts shoal's peer extensions: the meta E, Y and Z flags and
 	// the sd command (see Reader.AcceptPeerExtensions).
 	peer bool
+	// refuse makes a storage command whose data block is not complete
+	// answer noMemory (the Reader's Budget refused to hold it).
+	refuse bool
+	// more is the op of a get line answered in parts (streamGet): the
+	// rest of the line is keys. skip: discard the rest of the line.
+	more   bool
+	moreOp RetrieveOp
+	skip   bool
+	// stream: the parser serves a Reader, whose buffer a get line may
+	// outgrow; Parse leaves it false and caps get lines at getCap.
+	stream bool
 
 	storage   Storage
 	retrieval Retrieval
@@ -103,6 +114,16 @@ type parser struct {
 	keyBuf    [KeyMaxLength]byte
 }
 
+// forget drops the parser's references into the buffer it last parsed,
+// so that a large buffer the Reader lets go is not kept alive by them.
+func (p *parser) forget() {
+	p.tk = tokens{}
+	p.storage, p.del, p.arith, p.touch = Storage{}, Delete{}, Arith{}, Touch{}
+	p.mget, p.mset, p.mdel, p.marith = MetaGet{}, MetaSet{}, MetaDelete{}, MetaArith{}
+	clear(p.retrieval.Keys[:cap(p.retrieval.Keys)])
+	p.retrieval.Keys = p.retrieval.Keys[:0]
+}
+
 func (p *parser) fail(reply string, noreply bool) *Error {
 	p.err = Error{Reply: reply, NoReply: noreply}
 	return &p.err
@@ -111,7 +132,14 @@ func (p *parser) fail(reply string, noreply bool) *Error {
 // parse returns the command, the bytes consumed, the bytes to discard after
 // them (rejected data blocks), and an error. With ErrIncomplete, n is the
 // total number of bytes needed when known (a data block), else 0.
+//
+// A streaming parser (Reader) answers a get line longer than its buffer in
+// parts (streamGet, getRest), and may return a nil command with a nil
+// error: n bytes of a refused line were skipped.
 func (p *parser) parse(buf []byte) (cmd Command, n, swallow int, err error) {
+	if p.more || p.skip {
+		return p.getRest(buf)
+	}
 	el := bytes.IndexByte(buf, '\n')
 	if el < 0 {
 		if len(buf) > lineSoftLimit {
@@ -123,7 +151,10 @@ func (p *parser) parse(buf []byte) (cmd Command, n, swallow int, err error) {
 			if i > 100 || !(bytes.HasPrefix(rest, []byte("get ")) || bytes.HasPrefix(rest, []byte("gets "))) {
 				return nil, 0, 0, ErrLineTooLong
 			}
-			if len(buf) >= p.getCap {
+			if p.stream && len(buf) >= BufferSize {
+				return p.streamGet(buf[i:], i)
+			}
+			if !p.stream && len(buf) >= p.getCap {
 				return nil, 0, 0, ErrLineTooLong
 			}
 		}
@@ -284,7 +315,7 @@ func (p *parser) resetAdmin(op AdminOp) *Admin {
 
 func (p *parser) parseGet(op RetrieveOp, first int) *Retrieval {
 	r := &p.retrieval
-	r.Op, r.Exptime, r.BadKey = op, 0, false
+	r.Op, r.Exptime, r.BadKey, r.More = op, 0, false, false
 	keys := r.Keys[:0]
 	tk := &p.tk
 	i := first
@@ -342,6 +373,9 @@ func (p *parser) parseStorage(buf []byte, next int, op StoreOp) (Command, int, i
 	if p.maxItem > 0 && size > p.maxItem {
 		return nil, next, size + 2, p.tooLarge(op, key, noreply)
 	}
+	if p.refuse {
+		return nil, next, size + 2, p.noMemory(op, key, noreply)
+	}
 	end := next + size + 2
 	if len(buf) < end {
 		return nil, end, 0, ErrIncomplete
@@ -358,6 +392,14 @@ func (p *parser) tooLarge(op StoreOp, key []byte, noreply bool) *Error {
 	p.errKey = append(p.errKey[:0], key...)
 	p.err = Error{Reply: replyTooLarge, NoReply: noreply, TooLarge: true, Op: op, Key: p.errKey}
 	return &p.err
+}
+
+// noMemory is tooLarge's twin for a data block the Reader has no memory
+// to receive (Budget): memcached's answer when it cannot allocate an item.
+func (p *parser) noMemory(op StoreOp, key []byte, noreply bool) *Error {
+	e := p.tooLarge(op, key, noreply)
+	e.Reply, e.TooLarge, e.NoMemory = replyNoMemory, false, true
+	return e
 }
 
 func (p *parser) parseArith(next int, incr bool) (Command, int, int, error) {

@@ -132,6 +132,9 @@ func (p *parser) parseMetaSet(buf []byte, next int) (Command, int, int, error) {
 		// memcached unlinks the old item whatever the mode.
 		return nil, next, swallow, p.tooLarge(OpSet, key, false)
 	}
+	if p.refuse {
+		return nil, next, swallow, p.noMemory(OpSet, key, false)
+	}
 	end := next + swallow
 	if len(buf) < end {
 		return nil, end, 0, ErrIncomplete

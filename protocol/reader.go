@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"io"
 )
 
@@ -9,18 +10,50 @@ import (
 // up to 16 KiB at a time, so a longer line that arrives whole is accepted.
 const readChunk = 16 << 10
 
+// BufferSize is the size of the buffers a Reader borrows from its Buffers.
+const BufferSize = readChunk
+
+// Buffers lends Readers their read buffers, so that a connection with
+// nothing buffered holds none (Reader.Release). Get returns a buffer of
+// BufferSize bytes; Put takes back one that Get returned. A Buffers is
+// shared by many Readers and must be safe for concurrent use.
+type Buffers interface {
+	Get() []byte
+	Put([]byte)
+}
+
+// Budget accounts the memory Readers hold beyond one BufferSize buffer
+// each: the data blocks of storage commands being received. Grow reports
+// whether n more bytes may be held, and holds them if so; Release gives n
+// back. A Budget is shared by many Readers and must be safe for
+// concurrent use.
+type Budget interface {
+	Grow(n int) bool
+	Release(n int)
+}
+
 // Reader reads commands from a stream. It is not safe for concurrent use.
 //
 // Commands and their byte slices alias the Reader's buffer and are valid
-// until the next call to Next. In steady state Next allocates nothing.
+// until the next call to Next or Release. In steady state Next allocates
+// nothing.
 type Reader struct {
 	r       io.Reader
-	buf     []byte
-	start   int // first unparsed byte
-	end     int // end of buffered data
-	swallow int // bytes of a rejected data block still to discard
+	buf     []byte // nil while released (with bufs set)
+	start   int    // first unparsed byte
+	end     int    // end of buffered data
+	swallow int    // bytes of a rejected data block still to discard
 	rerr    error
-	p       parser
+	// p is made at the first line that needs parsing: a connection that
+	// never completes one (thousands of them, in an attack) costs no
+	// parser.
+	p       *parser
+	maxItem int
+	peer    bool
+	bufs    Buffers
+	budget  Budget
+	// held is what buf holds beyond BufferSize, accounted in budget.
+	held int
 }
 
 // NewReader returns a Reader that refuses data blocks larger than
@@ -29,10 +62,16 @@ func NewReader(r io.Reader, maxItemSize int) *Reader {
 	if maxItemSize <= 0 {
 		maxItemSize = 1 << 20
 	}
-	rd := &Reader{r: r, buf: make([]byte, readChunk)}
-	rd.p.maxItem = maxItemSize
-	rd.p.getCap = max(maxItemSize, DefaultGetLineCap)
-	return rd
+	return &Reader{r: r, maxItem: maxItemSize}
+}
+
+// UseMemory makes the Reader borrow its buffer from bufs (nil: allocate
+// its own) and hold larger ones only as budget allows (nil: no limit). A
+// data block the budget refuses is swallowed as it arrives and answered
+// "SERVER_ERROR out of memory storing object" (an *Error with NoMemory).
+// Call it before Next.
+func (r *Reader) UseMemory(bufs Buffers, budget Budget) {
+	r.bufs, r.budget = bufs, budget
 }
 
 // AcceptPeerExtensions makes the Reader parse shoal's extensions for the
@@ -48,7 +87,26 @@ func NewReader(r io.Reader, maxItemSize int) *Reader {
 // memcached 1.6.18 has none of them, and without this call the Reader
 // rejects them as memcached does ("CLIENT_ERROR invalid flag", "ERROR"),
 // so the client port stays byte-for-byte memcached. Call it before Next.
-func (r *Reader) AcceptPeerExtensions() { r.p.peer = true }
+func (r *Reader) AcceptPeerExtensions() {
+	r.peer = true
+	if r.p != nil {
+		r.p.peer = true
+	}
+}
+
+// parser returns the Reader's parser, made at the first call.
+func (r *Reader) parser() *parser {
+	if r.p == nil {
+		r.p = &parser{maxItem: r.maxItem, stream: true, peer: r.peer}
+	}
+	return r.p
+}
+
+// waiting reports that the buffered bytes are an unfinished line short
+// enough to wait for without parsing it.
+func (r *Reader) waiting() bool {
+	return r.p == nil && r.end-r.start <= lineSoftLimit && bytes.IndexByte(r.buf[r.start:r.end], '\n') < 0
+}
 
 // Buffered reports how many received bytes are not parsed yet. A server
 // flushes its replies when this is 0, before Next blocks on a read.
@@ -56,30 +114,103 @@ func (r *Reader) Buffered() int {
 	return max(0, r.end-r.start-r.swallow)
 }
 
+// Held reports the bytes of memory the Reader holds now.
+func (r *Reader) Held() int { return len(r.buf) }
+
 // Next returns the next command. It reads only when the buffer holds no
 // complete command. A *Error means: send its reply, keep the connection.
 // ErrAgain (from a non-blocking source) means: call Next again when the
 // source is readable. Any other error (io.EOF, I/O errors, ErrLineTooLong,
 // ErrHTTP) means close.
 func (r *Reader) Next() (Command, error) {
+	r.shrink()
 	for {
 		r.discard()
-		if r.swallow == 0 && r.start < r.end {
-			cmd, n, swallow, err := r.p.parse(r.buf[r.start:r.end])
+		if r.swallow == 0 && r.start < r.end && !r.waiting() {
+			p := r.parser()
+			cmd, n, swallow, err := p.parse(r.buf[r.start:r.end])
+			if err == ErrIncomplete && n > len(r.buf) && !r.grow(n) {
+				// No memory for this data block: refuse it as it is.
+				p.refuse = true
+				cmd, n, swallow, err = p.parse(r.buf[r.start:r.end])
+				p.refuse = false
+			}
 			if err != ErrIncomplete {
 				r.start += n
 				r.swallow = swallow
 				r.discard()
+				if cmd == nil && err == nil {
+					continue // the rest of a refused get line, skipped
+				}
 				return cmd, err
-			}
-			if n > len(r.buf) {
-				r.grow(n)
 			}
 		}
 		if err := r.fill(); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// Release gives the Reader's buffer back to its Buffers when nothing is
+// buffered, and moves a few buffered bytes (an unfinished line) to a
+// buffer of their size: a connection waiting for input then holds little
+// or nothing. Commands returned before are invalid after it.
+func (r *Reader) Release() {
+	n := r.end - r.start
+	if r.buf == nil {
+		return
+	}
+	if n == 0 {
+		r.setBuf(nil)
+		r.start, r.end = 0, 0
+		return
+	}
+	if n <= BufferSize/4 && len(r.buf) > n {
+		small := make([]byte, n)
+		copy(small, r.buf[r.start:r.end])
+		r.setBuf(small)
+		r.start, r.end = 0, n
+	}
+}
+
+// Free gives back the Reader's buffer whatever it holds; the Reader is
+// done.
+func (r *Reader) Free() {
+	r.setBuf(nil)
+	r.start, r.end = 0, 0
+}
+
+// shrink puts an oversized buffer (one that held a large data block, now
+// consumed) back to BufferSize when what is buffered fits.
+func (r *Reader) shrink() {
+	if r.held == 0 || r.end-r.start > BufferSize || r.swallow > 0 {
+		return
+	}
+	nb := r.newBuf()
+	r.end = copy(nb, r.buf[r.start:r.end])
+	r.start = 0
+	r.setBuf(nb)
+}
+
+// setBuf replaces the buffer, returning the old one to its owner: bufs,
+// or budget for what it held beyond BufferSize.
+func (r *Reader) setBuf(nb []byte) {
+	if r.bufs != nil && len(r.buf) == BufferSize {
+		r.bufs.Put(r.buf)
+	} else if len(r.buf) > BufferSize && r.p != nil {
+		r.p.forget() // its commands alias the old buffer: let it go
+	}
+	if r.held > 0 && r.budget != nil {
+		r.budget.Release(r.held)
+	}
+	r.buf, r.held = nb, max(0, len(nb)-BufferSize)
+}
+
+func (r *Reader) newBuf() []byte {
+	if r.bufs != nil {
+		return r.bufs.Get()
+	}
+	return make([]byte, BufferSize)
 }
 
 // discard drops buffered bytes of a rejected data block.
@@ -93,15 +224,44 @@ func (r *Reader) discard() {
 }
 
 // grow makes room for a command of need bytes (a data block within the
-// item size limit).
-func (r *Reader) grow(need int) {
-	nb := make([]byte, max(need, 2*len(r.buf)))
+// item size limit), if the budget holds it.
+func (r *Reader) grow(need int) bool {
+	if need <= BufferSize {
+		r.ensure()
+		return true
+	}
+	extra := need - BufferSize
+	if r.budget != nil && !r.budget.Grow(extra) {
+		return false
+	}
+	nb := make([]byte, need)
 	r.end = copy(nb, r.buf[r.start:r.end])
 	r.start = 0
-	r.buf = nb
+	held := r.held
+	r.held = 0 // the new buffer's share is accounted already
+	if r.bufs != nil && len(r.buf) == BufferSize {
+		r.bufs.Put(r.buf)
+	}
+	if held > 0 && r.budget != nil {
+		r.budget.Release(held)
+	}
+	r.buf, r.held = nb, extra
+	return true
 }
 
-// fill reads at least one more byte, compacting or growing the buffer.
+// ensure gives the Reader a buffer of at least BufferSize, keeping what is
+// buffered.
+func (r *Reader) ensure() {
+	if len(r.buf) >= BufferSize {
+		return
+	}
+	nb := r.newBuf()
+	r.end = copy(nb, r.buf[r.start:r.end])
+	r.start = 0
+	r.setBuf(nb)
+}
+
+// fill reads at least one more byte, compacting the buffer first.
 func (r *Reader) fill() error {
 	if r.rerr != nil {
 		if r.end > r.start && r.swallow == 0 {
@@ -109,13 +269,15 @@ func (r *Reader) fill() error {
 		}
 		return r.rerr
 	}
+	r.ensure()
 	if r.start > 0 && (r.end == len(r.buf) || r.start >= len(r.buf)/2) {
 		r.end = copy(r.buf, r.buf[r.start:r.end])
 		r.start = 0
 	}
 	if r.end == len(r.buf) {
-		// Only get/gets lines (bounded by getCap) get here.
-		r.grow(2 * len(r.buf))
+		// A full buffer is always parsed before: only a line that cannot
+		// be answered in parts gets here, and parse refuses it first.
+		return ErrLineTooLong
 	}
 	for i := 0; ; i++ {
 		if i == 100 {

@@ -316,9 +316,10 @@ func (c *conn) runAway() {
 // takes it back.
 func (c *conn) comeBack() {
 	h := &c.hand
-	if c.ev.drained && !c.ev.hup && !c.ev.closing && c.r.Buffered() == 0 && c.err == nil && !c.dropped.Load() {
+	if c.ev.drained && !c.ev.hup && !c.ev.closing && c.r.Buffered() == 0 && c.err == nil && !c.dropped.Load() && c.more.cmd == nil {
 		c.flush()
 		if !c.pending() && c.err == nil {
+			c.idle()
 			h.mu.Lock()
 			if h.events == 0 && !h.orphan && !c.dropped.Load() {
 				h.away = false

@@ -164,26 +164,17 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 		opt = &c.opt.get
 	}
 	withCAS := cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats
-	mg, multi := c.cache.(MultiGetter)
-	switch {
-	case len(cmd.Keys) == 1 && !cmd.BadKey && c.mayPark():
+	if len(cmd.Keys) == 1 && !cmd.BadKey && !cmd.More && c.mayPark() {
 		if it, val, res, pending := c.asyncGet(cmd, cmd.Keys[0], opt); !pending {
 			c.retrieved(cmd, it, val, res)
 		}
 		return
-	case multi && len(cmd.Keys) > 1:
-		c.retrieveMulti(mg, cmd, opt, withCAS)
-	default:
-		for _, key := range cmd.Keys {
-			it, val, res := c.cache.Get(key, opt, c.val[:0])
-			c.val = val
-			c.countGet(opt != nil, res == store.Hit)
-			if res == store.Hit {
-				c.value(key, it, val, withCAS)
-			}
-		}
 	}
-	c.endRetrieval(cmd)
+	c.more = moreKeys{cmd: cmd, opt: opt, withCAS: withCAS}
+	if mg, ok := c.cache.(MultiGetter); ok && len(cmd.Keys) > 1 {
+		c.more.mg, c.more.batch = mg, 32
+	}
+	c.getKeys()
 }
 
 // retrieved ends a retrieval of one key with its result.
@@ -196,34 +187,19 @@ func (c *conn) retrieved(cmd *protocol.Retrieval, it store.Item, val []byte, res
 	c.endRetrieval(cmd)
 }
 
-// endRetrieval appends the END (or the bad key's error) of a retrieval.
+// endRetrieval appends the END (or the bad key's error) of a retrieval;
+// a part of a long get line (More) ends with nothing.
 func (c *conn) endRetrieval(cmd *protocol.Retrieval) {
 	if cap(c.val) > flushAt {
 		c.val = nil // do not keep a large value's buffer per connection
 	}
-	if cmd.BadKey {
+	switch {
+	case cmd.BadKey:
 		// memcached drops every reply not yet sent before this error.
 		c.dropUnflushed()
 		c.line(replyBadFormat)
-		return
-	}
-	c.line(replyEnd)
-}
-
-// retrieveMulti runs a retrieval of several keys as one MultiGetter call;
-// the replies and counters are those of the per-key loop.
-func (c *conn) retrieveMulti(mg MultiGetter, cmd *protocol.Retrieval, opt *store.GetOptions, withCAS bool) {
-	next := 0 // keys before next are answered
-	mg.GetMulti(cmd.Keys, opt, func(i int, it store.Item, val []byte) {
-		for ; next < i; next++ {
-			c.countGet(opt != nil, false)
-		}
-		next = i + 1
-		c.countGet(opt != nil, true)
-		c.value(cmd.Keys[i], it, val, withCAS)
-	})
-	for ; next < len(cmd.Keys); next++ {
-		c.countGet(opt != nil, false)
+	case !cmd.More:
+		c.line(replyEnd)
 	}
 }
 

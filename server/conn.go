@@ -39,7 +39,14 @@ type conn struct {
 	val  []byte // scratch for one value read from the cache
 	err  error  // first write error; the connection closes after it
 	quit bool
-	last atomic.Int64 // unix seconds of the last read, from the cache's coarse clock
+	// last is the unix second of the last command, from the cache's
+	// coarse clock: as memcached counts idle_timeout, a connection that
+	// sends bytes but no whole command is idle.
+	last atomic.Int64
+	// more is a retrieval stopped for its replies to drain (getKeys).
+	more moreKeys
+	// mem is what the connection holds, as last accounted in srv.mem.
+	mem heldMem
 	// dropped is set by Server.DropConns: run nothing more.
 	dropped atomic.Bool
 	ctr     counters
@@ -77,7 +84,7 @@ type options struct {
 
 // newConn returns a connection; its driver calls setIO before serving it.
 func newConn(s *Server, raddr, laddr net.Addr) *conn {
-	c := &conn{srv: s, cache: s.cache, raddr: raddr, laddr: laddr, id: s.nextID.Add(1), out: make([]byte, 0, 4096), sampleIn: nextGap()}
+	c := &conn{srv: s, cache: s.cache, raddr: raddr, laddr: laddr, id: s.nextID.Add(1), sampleIn: nextGap()}
 	c.last.Store(c.cache.Now())
 	return c
 }
@@ -86,6 +93,7 @@ func newConn(s *Server, raddr, laddr net.Addr) *conn {
 func (c *conn) setIO(src io.Reader, w io.Writer) {
 	c.w = w
 	c.r = protocol.NewReader(src, c.srv.cfg.MaxItemSize)
+	c.r.UseMemory(&c.srv.mem.bufs, &c.srv.mem)
 	if c.srv.cfg.PeerExtensions {
 		c.r.AcceptPeerExtensions()
 		// Asserted once per connection, not per command.
@@ -103,18 +111,24 @@ func (cr connReader) Read(p []byte) (int, error) {
 	if c.flush() != nil {
 		return 0, c.err
 	}
+	c.account()
 	if d := c.srv.cfg.IdleTimeout; d > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(d))
+		// From the last command, not the last byte: a client sending a
+		// byte a second is idle (memcached's count).
+		c.nc.SetReadDeadline(time.Unix(c.last.Load(), 0).Add(d + time.Second))
 	}
 	n, err := c.nc.Read(p)
 	c.ctr.bytesRead.Add(int64(n))
-	c.last.Store(c.cache.Now())
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.srv.idleKicks.Add(1)
+	}
 	return n, err
 }
 
 // serve is the goroutine driver: it runs the connection until it ends.
 func (c *conn) serve() {
 	defer c.nc.Close()
+	c.out = make([]byte, 0, outBase)
 	c.process()
 	c.flush()
 }
@@ -124,6 +138,10 @@ func (c *conn) serve() {
 // more input, or replies wait for the socket to drain, or a command left
 // the loop (evState.parked; see AsyncCache) (true).
 func (c *conn) process() bool {
+	if c.more.cmd != nil && !c.getKeys() {
+		c.ev.stalled = true
+		return true
+	}
 	for !c.quit && c.err == nil {
 		cmd, err := c.r.Next()
 		if err != nil {
@@ -132,7 +150,7 @@ func (c *conn) process() bool {
 			}
 			var pe *protocol.Error
 			if errors.As(err, &pe) {
-				if c.async != nil && pe.TooLarge && pe.Op == protocol.OpSet && !c.async.Inline(pe.Key) {
+				if c.async != nil && (pe.TooLarge || pe.NoMemory) && pe.Op == protocol.OpSet && !c.async.Inline(pe.Key) {
 					c.offload(nil, pe) // its delete may wait on a peer
 					return true
 				}
@@ -145,12 +163,17 @@ func (c *conn) process() bool {
 		if c.dropped.Load() {
 			return false // buffered commands of a dropped connection do not run
 		}
+		c.touched()
 		if c.async != nil && !c.inline(cmd) {
 			c.offload(cmd, nil)
 			return true
 		}
 		if c.run(cmd); c.ev.parked {
 			return true // a get is pending
+		}
+		if c.more.cmd != nil {
+			c.ev.stalled = true // a retrieval waits for its replies to drain
+			return true
 		}
 		if len(c.out) >= flushAt {
 			if c.flush(); c.pending() {
@@ -165,8 +188,13 @@ func (c *conn) process() bool {
 // protocolError answers a malformed request and keeps the connection, as
 // memcached does.
 func (c *conn) protocolError(pe *protocol.Error) {
+	if pe.NoMemory {
+		c.ctr.storeNoMemory.Add(1)
+	}
 	if pe.TooLarge {
 		c.ctr.storeTooLarge.Add(1)
+	}
+	if pe.TooLarge || pe.NoMemory {
 		if pe.Op == protocol.OpSet {
 			// memcached drops the old value so a failed set cannot leave a
 			// stale one behind.

@@ -288,6 +288,7 @@ func (l *loop) serve(c *conn, events uint32) {
 // the loop, work releases c (see handoff) — unless its get completed
 // already, and then goes on with the next commands.
 func (l *loop) work(c *conn) {
+	c.takeOut()
 	for {
 		c.ev.stalled = false
 		open := c.process()
@@ -311,8 +312,14 @@ func (l *loop) work(c *conn) {
 			continue
 		}
 		c.ev.stalled = c.pending()
-		if !c.ev.parked || !l.release(c) {
+		if !c.ev.parked {
+			if !c.ev.stalled {
+				c.idle() // waiting for input
+			}
 			return
+		}
+		if !l.release(c) {
+			return // c belongs to the goroutine that completes its command
 		}
 	}
 }
@@ -431,6 +438,7 @@ func (l *loop) resume(c *conn) {
 func (l *loop) sweep() {
 	for _, c := range l.conns {
 		if l.now-c.ev.lastIn >= l.idle && !c.pending() && !l.away(c) {
+			l.srv.idleKicks.Add(1)
 			l.close(c)
 		}
 	}
@@ -485,8 +493,6 @@ func (r fdReader) Read(p []byte) (int, error) {
 		switch {
 		case e == 0 && n > 0:
 			c.ctr.bytesRead.Add(int64(n))
-			c.last.Store(c.cache.Now())
-			c.ev.lastIn = c.ev.loop.now
 			// A short read emptied the socket: anything later brings a
 			// new edge. After a hang-up, read on to EOF.
 			c.ev.drained = int(n) < len(p) && !c.ev.hup

@@ -79,6 +79,12 @@ type Config struct {
 	// by a Dumper cache). memcached 1.6.18 has none of them, so a client
 	// listener must leave this off to answer them as memcached does.
 	PeerExtensions bool
+	// ConnMemLimit bounds the memory connections hold outside the store
+	// (see connMem): data blocks beyond it are refused with memcached's
+	// "SERVER_ERROR out of memory storing object", and replies wait in
+	// the clients' sockets rather than in the node. Zero means 64 MiB; it
+	// is never below twice MaxItemSize, so the largest item always fits.
+	ConnMemLimit int64
 	// NoAdmin refuses verbosity, cache_memlimit and shutdown (with
 	// "CLIENT_ERROR not allowed on this port", noreply or not): the peer
 	// listener, where members never send them. flush_all stays (members
@@ -107,6 +113,9 @@ func (c Config) Validate() error {
 	if c.Loops < 0 {
 		return fmt.Errorf("%w: event loops must not be negative", ErrConfig)
 	}
+	if c.ConnMemLimit < 0 {
+		return fmt.Errorf("%w: connection memory limit must not be negative", ErrConfig)
+	}
 	if c.IdleTimeout < 0 {
 		return fmt.Errorf("%w: idle timeout must not be negative", ErrConfig)
 	}
@@ -123,6 +132,11 @@ func (c Config) withDefaults() Config {
 	if c.Threads == 0 {
 		c.Threads = 4
 	}
+	if c.ConnMemLimit == 0 {
+		c.ConnMemLimit = 64 << 20
+	}
+	// One item of the largest size must always be receivable.
+	c.ConnMemLimit = max(c.ConnMemLimit, 2*int64(c.MaxItemSize))
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -137,6 +151,8 @@ type Server struct {
 	started time.Time
 	nextID  atomic.Uint64
 
+	mem             connMem
+	idleKicks       atomic.Int64
 	verbosity       atomic.Int64
 	totalConns      atomic.Int64
 	rejectedConns   atomic.Int64
@@ -164,14 +180,16 @@ func New(cfg Config, cache Cache) (*Server, error) {
 		return nil, fmt.Errorf("%w: nil cache", ErrConfig)
 	}
 	cfg = cfg.withDefaults()
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		cache:     cache,
 		log:       cfg.Logger,
 		started:   time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
-	}, nil
+	}
+	s.mem.limit = cfg.ConnMemLimit
+	return s, nil
 }
 
 // Serve accepts connections on ln until Shutdown. It returns ErrClosed after
@@ -255,6 +273,7 @@ func (s *Server) admit(nc net.Conn) bool {
 }
 
 func (s *Server) forget(c *conn) {
+	c.free()
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.closed.add(&c.ctr)

@@ -18,7 +18,10 @@ type Snapshot struct {
 	CurrConnections  int64
 	TotalConnections int64
 	Rejected         int64
+	IdleKicks        int64
 	Uptime           time.Duration
+	// ConnMem is the memory connections hold outside the store.
+	ConnMem ConnMem
 	// Latency holds the sampled command latencies by Family. stats reset
 	// leaves them alone: they are not memcached stats.
 	Latency [numFamilies]Latency
@@ -40,7 +43,9 @@ func (s *Server) Stats() Snapshot {
 		CurrConnections:  curr,
 		TotalConnections: s.totalConns.Load(),
 		Rejected:         s.rejectedConns.Load(),
+		IdleKicks:        s.idleKicks.Load(),
 		Uptime:           time.Since(s.started),
+		ConnMem:          s.mem.snapshot(),
 	}
 	for i := range s.latency {
 		snap.Latency[i] = s.latency[i].snapshot()
@@ -121,12 +126,23 @@ func (s *Server) generalStats(w *statWriter) {
 	w.int("total_connections", snap.TotalConnections)
 	w.int("rejected_connections", snap.Rejected)
 	w.int("connection_structures", snap.CurrConnections)
+	cm := snap.ConnMem
+	w.int("response_obj_oom", cm.ResponseOOM)
+	w.int("response_obj_count", cm.ResponseCount)
+	w.int("response_obj_bytes", cm.ResponseBytes)
+	w.int("read_buf_count", cm.ReadBufCount)
+	w.int("read_buf_bytes", cm.ReadBufBytes)
+	w.int("read_buf_bytes_free", 0)
+	w.int("read_buf_oom", cm.ReadBufOOM)
 	for _, name := range commandOrder[:cmdHeadLen] {
 		w.int(name, snap.Commands[name])
 	}
 	w.int("get_expired", st.GetExpired)
 	w.int("get_flushed", st.GetFlushed)
 	for _, name := range commandOrder[cmdHeadLen:] {
+		if name == "bytes_read" && s.cfg.IdleTimeout > 0 {
+			w.int("idle_kicks", snap.IdleKicks) // as memcached: only with one
+		}
 		w.int(name, snap.Commands[name])
 	}
 	w.int("limit_maxbytes", st.LimitMaxbytes)
@@ -161,17 +177,18 @@ func timeval(tv syscall.Timeval) string {
 func (s *Server) settingsStats(w *statWriter) {
 	st := s.cache.Stats()
 	vals := map[string]string{
-		"maxbytes":         strconv.FormatInt(st.LimitMaxbytes, 10),
-		"maxconns":         strconv.Itoa(s.cfg.MaxConns),
-		"verbosity":        strconv.FormatInt(s.verbosity.Load(), 10),
-		"shutdown_command": yesNo(s.cfg.EnableShutdown),
-		"num_threads":      strconv.Itoa(s.cfg.Threads),
-		"cas_enabled":      "yes",
-		"binding_protocol": "ascii",
-		"item_size_max":    strconv.Itoa(s.cfg.MaxItemSize),
-		"slab_chunk_max":   strconv.FormatInt(st.PageSize, 10),
-		"flush_enabled":    yesNo(!s.cfg.DisableFlush),
-		"idle_timeout":     strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
+		"maxbytes":           strconv.FormatInt(st.LimitMaxbytes, 10),
+		"maxconns":           strconv.Itoa(s.cfg.MaxConns),
+		"verbosity":          strconv.FormatInt(s.verbosity.Load(), 10),
+		"shutdown_command":   yesNo(s.cfg.EnableShutdown),
+		"num_threads":        strconv.Itoa(s.cfg.Threads),
+		"cas_enabled":        "yes",
+		"binding_protocol":   "ascii",
+		"item_size_max":      strconv.Itoa(s.cfg.MaxItemSize),
+		"slab_chunk_max":     strconv.FormatInt(st.PageSize, 10),
+		"flush_enabled":      yesNo(!s.cfg.DisableFlush),
+		"idle_timeout":       strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
+		"read_buf_mem_limit": strconv.FormatInt(s.mem.limit>>20, 10),
 	}
 	for _, kv := range s.cfg.Settings {
 		vals[kv[0]] = kv[1]
@@ -188,6 +205,7 @@ var settingsOrder = [...]string{
 	"maxbytes", "maxconns", "tcpport", "udpport", "inter", "verbosity", "evictions",
 	"shutdown_command", "num_threads", "cas_enabled", "binding_protocol",
 	"item_size_max", "slab_chunk_max", "flush_enabled", "idle_timeout",
+	"read_buf_mem_limit",
 }
 
 func yesNo(b bool) string {

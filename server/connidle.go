@@ -1,0 +1,175 @@
+package server
+
+import (
+	"sync"
+
+	"shoal/protocol"
+	"shoal/store"
+)
+
+// outBase is the size of the reply buffers lent to connections under an
+// event loop (outPool); a connection waiting for input holds none.
+const outBase = 4096
+
+// heldMem is what a connection held when it was last accounted in the
+// server's connMem.
+type heldMem struct{ in, out, outOver, outN int64 }
+
+// account brings the server's connection memory up to date with what c
+// holds now. Only c's owner calls it.
+func (c *conn) account() {
+	m := &c.srv.mem
+	in, out := int64(c.r.Held()), int64(cap(c.out))
+	over, n := max(0, out-outBase), min(1, out)
+	m.readBufs.Add(in - c.mem.in)
+	m.outBufs.Add(out - c.mem.out)
+	m.outCount.Add(n - c.mem.outN)
+	m.used.Add(over - c.mem.outOver)
+	c.mem = heldMem{in, out, over, n}
+}
+
+// takeOut gives c a reply buffer, under an event loop, if it has none.
+func (c *conn) takeOut() {
+	if c.out == nil {
+		c.out = c.srv.mem.out.get()
+	}
+}
+
+// idle lets go of c's buffers while it waits for input: the read buffer
+// goes back to the pool (an unfinished line moves to a buffer of its
+// size), and so does the reply buffer; one that grew for large replies is
+// dropped.
+func (c *conn) idle() {
+	c.r.Release()
+	if len(c.out) == 0 {
+		c.srv.mem.out.put(c.out)
+		c.out, c.sent, c.held = nil, 0, 0
+	}
+	c.account()
+}
+
+// free gives back everything c holds; it is closed.
+func (c *conn) free() {
+	if c.r != nil {
+		c.r.Free()
+	}
+	c.srv.mem.out.put(c.out)
+	c.out = nil
+	c.account()
+}
+
+// touched records that a command arrived, for the idle timeout.
+func (c *conn) touched() {
+	if c.srv.cfg.IdleTimeout > 0 {
+		c.last.Store(c.cache.Now())
+		if c.ev.loop != nil {
+			c.ev.lastIn = c.ev.loop.now
+		}
+	}
+}
+
+// moreKeys is a classic retrieval whose replies stopped, under an event
+// loop, to wait for the socket: the keys from next on are answered once
+// it drains. The command's keys alias the read buffer, which stays as it
+// is until the retrieval is done (no other command is read meanwhile).
+type moreKeys struct {
+	cmd     *protocol.Retrieval
+	next    int
+	opt     *store.GetOptions
+	withCAS bool
+	mg      MultiGetter // nil: one Get per key
+	batch   int         // keys per GetMulti call
+}
+
+// mustWait reports whether a retrieval should stop before its next value:
+// under an event loop (a goroutine's writes block instead), when more than
+// flushAt bytes of replies wait for the socket, or some wait while the
+// connections hold more than their memory limit.
+func (c *conn) mustWait() bool {
+	if c.ev.loop == nil || c.hand.running {
+		return false
+	}
+	waiting := len(c.out) - c.sent
+	return waiting > flushAt || waiting > 0 && c.srv.mem.over()
+}
+
+// getKeys answers the keys of c.more from c.more.next on, and reports
+// false if it had to stop again (c.more stays set).
+func (c *conn) getKeys() bool {
+	m := &c.more
+	keys := m.cmd.Keys
+	for m.next < len(keys) {
+		if c.mustWait() {
+			if len(c.out)-c.sent <= flushAt {
+				c.srv.mem.outOOM.Add(1) // stopped for the limit
+			}
+			return false
+		}
+		if m.mg != nil {
+			m.next = c.getBatch(m.next)
+			continue
+		}
+		key := keys[m.next]
+		m.next++
+		it, val, res := c.cache.Get(key, m.opt, c.val[:0])
+		c.val = val
+		c.countGet(m.opt != nil, res == store.Hit)
+		if res == store.Hit {
+			c.value(key, it, val, m.withCAS)
+		}
+	}
+	cmd := m.cmd
+	*m = moreKeys{}
+	c.endRetrieval(cmd)
+	return true
+}
+
+// getBatch answers keys[from:from+batch] of c.more with one GetMulti call
+// and returns the index after them. The batch doubles while its replies
+// stay small and halves when they are large, so that a multi-get of
+// large values never holds many of them at once.
+func (c *conn) getBatch(from int) int {
+	m := &c.more
+	keys := m.cmd.Keys
+	to := min(len(keys), from+m.batch)
+	next, size := from, 0
+	m.mg.GetMulti(keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
+		for ; next < from+i; next++ {
+			c.countGet(m.opt != nil, false)
+		}
+		next = from + i + 1
+		size += len(val)
+		c.countGet(m.opt != nil, true)
+		c.value(keys[from+i], it, val, m.withCAS)
+	})
+	for ; next < to; next++ {
+		c.countGet(m.opt != nil, false)
+	}
+	switch {
+	case size > flushAt*16:
+		m.batch = max(1, m.batch/2)
+	case size < flushAt && m.batch < maxBatch:
+		m.batch *= 2
+	}
+	return to
+}
+
+// maxBatch bounds the keys of one GetMulti call.
+const maxBatch = 1024
+
+// outPool lends reply buffers of outBase bytes.
+type outPool struct{ p sync.Pool }
+
+func (o *outPool) get() []byte {
+	if a, ok := o.p.Get().(*[outBase]byte); ok {
+		return a[:0]
+	}
+	return make([]byte, 0, outBase)
+}
+
+// put takes back a buffer get lent; one that grew is left to the GC.
+func (o *outPool) put(b []byte) {
+	if cap(b) == outBase {
+		o.p.Put((*[outBase]byte)(b[:outBase]))
+	}
+}

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"shoal/protocol"
+)
+
+// connMem is the memory the server's connections hold outside the store:
+// read buffers (lent from a pool while a connection has input to parse),
+// data blocks being received, and replies waiting for the socket. One
+// limit covers it all (Config.ConnMemLimit):
+//
+//   - a data block that would take the total past the limit is refused,
+//     as memcached refuses an item it has no memory for ("SERVER_ERROR out
+//     of memory storing object"), and swallowed as it arrives;
+//   - a connection with replies waiting does not start another value
+//     while the total is past the limit (conn.overOut), so replies wait in
+//     the client's socket, not in the node. A connection with nothing
+//     waiting may always answer one value: every connection progresses.
+//
+// Each connection's replies are bounded on their own too: a retrieval
+// stops while more than flushAt bytes wait for the socket (conn.more).
+type connMem struct {
+	limit    int64
+	used     atomic.Int64 // held beyond one base buffer per connection, in and out
+	readBufs atomic.Int64 // bytes of read buffers held, all connections
+	outBufs  atomic.Int64 // bytes of reply buffers held, all connections
+	outCount atomic.Int64 // connections holding a reply buffer
+	readOOM  atomic.Int64 // data blocks refused for the limit
+	outOOM   atomic.Int64 // retrievals made to wait for the limit
+	bufs     bufPool
+	out      outPool
+}
+
+// Grow implements protocol.Budget.
+func (m *connMem) Grow(n int) bool {
+	if m.used.Add(int64(n)) > m.limit {
+		m.used.Add(-int64(n))
+		m.readOOM.Add(1)
+		return false
+	}
+	return true
+}
+
+// Release implements protocol.Budget.
+func (m *connMem) Release(n int) { m.used.Add(-int64(n)) }
+
+// over reports whether the connections hold more than the limit.
+func (m *connMem) over() bool { return m.used.Load() > m.limit }
+
+// bufPool lends read buffers of protocol.BufferSize bytes; a connection
+// waiting for input holds none (protocol.Reader.Release), so idle
+// connections cost little however many there are.
+type bufPool struct {
+	p   sync.Pool
+	out atomic.Int64 // buffers lent
+}
+
+var _ protocol.Buffers = (*bufPool)(nil)
+
+func (b *bufPool) Get() []byte {
+	b.out.Add(1)
+	if a, ok := b.p.Get().(*[protocol.BufferSize]byte); ok {
+		return a[:]
+	}
+	return make([]byte, protocol.BufferSize)
+}
+
+func (b *bufPool) Put(buf []byte) {
+	b.out.Add(-1)
+	b.p.Put((*[protocol.BufferSize]byte)(buf))
+}
+
+// ConnMem is the memory connections hold outside the store, under
+// memcached 1.6's stats names where they exist.
+type ConnMem struct {
+	// ResponseCount and ResponseBytes: reply buffers held and their bytes
+	// (response_obj_count, response_obj_bytes).
+	ResponseCount, ResponseBytes int64
+	// ResponseOOM: retrievals made to wait because connections held more
+	// than the limit (response_obj_oom).
+	ResponseOOM int64
+	// ReadBufCount and ReadBufBytes: read buffers lent and the bytes of
+	// all read buffers, data blocks being received included
+	// (read_buf_count, read_buf_bytes).
+	ReadBufCount, ReadBufBytes int64
+	// ReadBufOOM: data blocks refused for the limit (read_buf_oom).
+	ReadBufOOM int64
+	// Held and Limit: what counts against the limit, and the limit.
+	Held, Limit int64
+}
+
+func (m *connMem) snapshot() ConnMem {
+	return ConnMem{
+		ResponseCount: m.outCount.Load(), ResponseBytes: m.outBufs.Load(), ResponseOOM: m.outOOM.Load(),
+		ReadBufCount: m.bufs.out.Load(), ReadBufBytes: m.readBufs.Load(), ReadBufOOM: m.readOOM.Load(),
+		Held: m.used.Load(), Limit: m.limit,
+	}
+}
