@@ -166,7 +166,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		if err != nil {
 			return err
 		}
-
 		defer peerLn.Close()
 		var stop func()
 		node, stop, err = joinCluster(ctx, o, lns[0].Addr(), peerLn.Addr(), log)
