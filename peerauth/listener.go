@@ -78,9 +78,6 @@ func (l *listener) Close() error {
 	return err
 }
 
-// Failed is the number of connections refused so far.
-func (l *listener) Failed() uint64 { return l.failed.Load() }
-
 func (l *listener) acceptLoop() {
 	defer l.wg.Done()
 	for {
