@@ -20,8 +20,9 @@ import (
 //
 // On 2 cores shared with other work (load average 17-23, so the spread is
 // wide), one connection: open 96-228 µs/op, secret 108, mutual TLS
-// 354-464; 32 connections: open 30 µs/op (n1 14 CPU-µs/op, n2 3),
-// secret 49 (18.5, 4), mutual TLS 59 (27, 7.5). A secret costs one
+// 354-464; 32 connections, two runs: open 30-38 µs/op (n1 14-17.5
+// CPU-µs/op, n2 3-3.5), secret 38-49 (18.5, 4), mutual TLS 39-59 (25-27,
+// 5-7.5). A secret costs one
 // handshake per peer connection and nothing after it; TLS costs the
 // encryption and, for a *tls.Conn, the hand-offs of a goroutine per
 // connection on the owner and of a writer goroutine per flush on the
