@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ import (
 
 	"shoal/peer"
 	"shoal/peerauth"
+	"shoal/ring"
 )
 
 // testCA is a certificate authority made for a test; its files live in dir.
@@ -580,6 +582,70 @@ func statValue(t *testing.T, addr, name string) string {
 		}
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "STAT "+name+" "); ok {
 			return v
+		}
+	}
+}
+
+// A node with another cluster secret registers in etcd, but no member
+// completes a handshake with it: requests for the keys it would own go to
+// their next owner, and it never gets a forwarded or replicated item.
+func TestWrongClusterSecretNeverRoutedTo(t *testing.T) {
+	dir := t.TempDir()
+	secret, otherSecret := filepath.Join(dir, "secret"), filepath.Join(dir, "other")
+	os.WriteFile(secret, []byte("the cluster's secret, long enough"), 0o600)
+	os.WriteFile(otherSecret, []byte("another cluster's secret, as long"), 0o600)
+	etcd := startEtcd(t)
+	endpoints := strings.Join(etcd.Endpoints(), ",")
+	var nodes []*pnode
+	for _, name := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startPeerNode(t, endpoints, name, "--replicas", "2", "--lease-ttl", "10", "--cluster-secret-file", secret))
+	}
+	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), "n1", "n2", "n3") })
+	x := startPeerNode(t, endpoints, "x", "--replicas", "2", "--lease-ttl", "10", "--cluster-secret-file", otherSecret)
+	// Gossip has no quarrel with x (no gossip key): it is in every ring.
+	waitFor(t, 20*time.Second, "x in every ring", func() (bool, string) {
+		for _, n := range nodes {
+			if st := clusterStats(n.addr); st["member:x:health"] != "alive" {
+				return false, n.name + " sees x as " + st["member:x:health"]
+			}
+		}
+		return true, ""
+	})
+	owners := 0 // keys x would own
+	rg, err := ring.New(ring.Config{Replicas: 2}, []string{"n1", "n2", "n3", "x"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := clientsOf(nodes)
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("wkey-%03d", i)
+		if slices.Contains(rg.Owners(rg.Shard([]byte(keys[i]))), "x") {
+			owners++
+		}
+		if err := clients[i%3].Set(&memcache.Item{Key: keys[i], Value: []byte("v-" + keys[i])}); err != nil {
+			t.Fatalf("set %s: %v", keys[i], err)
+		}
+	}
+	if owners == 0 {
+		t.Fatal("x owns none of the keys: the test proves nothing")
+	}
+	for i, c := range clients {
+		for _, k := range keys {
+			if it, err := c.Get(k); err != nil || string(it.Value) != "v-"+k {
+				t.Fatalf("get %s through %s: %+v, %v", k, nodes[i].name, it, err)
+			}
+		}
+	}
+	if items := statValue(t, x.addr, "curr_items"); items != "0" {
+		t.Errorf("x holds %s items, want none: it is not a member", items)
+	}
+	// A member may try x (then it is down for a while), but no request
+	// gets past the handshake: every attempt failed over.
+	for _, n := range nodes {
+		st := clusterStats(n.addr)
+		if st["peer:x:forwarded"] != st["peer:x:forward_failures"] {
+			t.Errorf("%s: %s requests forwarded to x, %s failed", n.name, st["peer:x:forwarded"], st["peer:x:forward_failures"])
 		}
 	}
 }
