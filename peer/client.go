@@ -32,8 +32,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Handshake, when not nil, runs on every connection the client dials
 	// before anything else is sent on it (a peer port's authentication,
-	// TLS: peerauth.Auth.Client), and returns the connection to use. A
-	// failure closes the connection and fails with ErrHandshake. A
+	// TLS: peerauth.Auth.Client), and returns the connection to use,
+	// within DialTimeout. A failure closes the connection and fails with
+	// ErrHandshake, or ErrTimeout when the peer did not answer in time. A
 	// connection it returns that is not a socket (TLS) is always written
 	// with blocking writes.
 	Handshake func(ctx context.Context, nc net.Conn) (net.Conn, error)
@@ -208,9 +209,22 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	if c.cfg.Handshake == nil {
 		return nc, nil
 	}
-	hc, err := c.cfg.Handshake(ctx, nc)
+	// The handshake is part of connecting: a peer that accepts but does
+	// not answer (a stopped process: its kernel still accepts) times out
+	// as a connect does.
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	hc, err := c.cfg.Handshake(hctx, nc)
+	timedOut := hctx.Err() != nil
+	cancel()
 	if err != nil {
 		nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ne net.Error
+		if timedOut || errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("%w: handshake with %s: %w", ErrTimeout, c.cfg.Addr, err)
+		}
 		if !c.refused.Swap(true) {
 			c.log.Warn("peer refused: handshake failed", "err", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"shoal/peerauth"
 )
@@ -54,4 +55,19 @@ func TestHandshake(t *testing.T) {
 			t.Fatal("get without a handshake succeeded")
 		}
 	})
+}
+
+// A peer that accepts connections but never answers the handshake (a
+// stopped process) times out as a connect does.
+func TestHandshakeTimeout(t *testing.T) {
+	member, err := peerauth.NewSecret([]byte("0123456789abcdef-cluster"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t, "127.0.0.1:0") // never accepts: the kernel's backlog does
+	defer ln.Close()
+	c := newClient(t, Config{Addr: ln.Addr().String(), Handshake: member.Client, DialTimeout: 100 * time.Millisecond})
+	if _, _, err := c.Get(context.Background(), []byte("k"), GetOptions{}); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("get: %v, want ErrTimeout", err)
+	}
 }
