@@ -42,10 +42,12 @@ type options struct {
 	gossip    string // host:port memberlist binds; port 0 picks one
 	peer      string // host:port for forwarded requests; port 0 picks one
 	gossipKey string // base64 memberlist key (16, 24 or 32 bytes)
-	replicas  int
-	dev       bool   // run an embedded single-member etcd
-	devEtcd   string // its client address
-	leaseTTL  time.Duration
+	// gossipKeyFile holds the same; else $SHOAL_GOSSIP_KEY (security.go)
+	gossipKeyFile string
+	replicas      int
+	dev           bool   // run an embedded single-member etcd
+	devEtcd       string // its client address
+	leaseTTL      time.Duration
 
 	// Peer port authentication (security.go): a secret, or mutual TLS.
 	clusterSecretFile string
@@ -106,7 +108,8 @@ var flagSpecs = []flagSpec{
 	{0, "advertise", "<host:port>", "address other nodes and clients use for this node (default: listen address and port)", func(o *options, v string) error { o.advertise = v; return nil }},
 	{0, "gossip", "<host:port>", "gossip (memberlist) bind address (default: advertised host, any free port)", func(o *options, v string) error { o.gossip = v; return nil }},
 	{0, "peer", "<host:port>", "listener for requests forwarded by other nodes, served from this node's store (default: listen host, any free port)", func(o *options, v string) error { o.peer = v; return nil }},
-	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key", func(o *options, v string) error { o.gossipKey = v; return nil }},
+	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key (visible to ps: prefer --gossip-key-file or $SHOAL_GOSSIP_KEY)", func(o *options, v string) error { o.gossipKey = v; return nil }},
+	{0, "gossip-key-file", "<file>", "read the --gossip-key (base64) from this file", func(o *options, v string) error { o.gossipKeyFile = v; return nil }},
 	{0, "replicas", "<num>", "copies of each shard, primary included, when this node creates the cluster (default: 2)", func(o *options, v string) error { return intFlag(&o.replicas, v, 1, 16) }},
 	{0, "lease-ttl", "<secs>", "etcd lease TTL of this node's registration: how long a crashed node stays in the ring (default: 10)", func(o *options, v string) error {
 		var secs int

@@ -79,6 +79,7 @@ func TestParseFlags(t *testing.T) {
 		"secret and tls":      {[]string{"--cluster-secret-file", "s", "--cluster-cacert", "ca", "--cluster-cert", "c", "--cluster-key", "k"}, nil, "choose one"},
 		"etcd cert, no key":   {[]string{"--etcd-cert", "c"}, nil, "--etcd-cert and --etcd-key"},
 		"password, no user":   {[]string{"--etcd-password-file", "p"}, nil, "needs --etcd-user"},
+		"two gossip keys":     {[]string{"--gossip-key", "a", "--gossip-key-file", "f"}, nil, "choose one"},
 		"version stops":       {[]string{"--version"}, nil, "version requested"},
 	}
 	for name, tc := range cases {

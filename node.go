@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,11 +44,9 @@ func newClusterNode(ctx context.Context, o options, endpoints []string, client, 
 	if gossipAddr == "" {
 		gossipAddr = net.JoinHostPort(host, "0")
 	}
-	var key []byte
-	if o.gossipKey != "" {
-		if key, err = base64.StdEncoding.DecodeString(o.gossipKey); err != nil {
-			return nil, fmt.Errorf("--gossip-key: %w", err)
-		}
+	key, err := gossipKey(o)
+	if err != nil {
+		return nil, err
 	}
 	instance := make([]byte, 8)
 	rand.Read(instance)

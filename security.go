@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,34 @@ import (
 // credentials given: a misconfigured node exits with the cause instead of
 // retrying forever.
 const etcdProbeTimeout = 10 * time.Second
+
+// gossipKeyEnv holds the gossip key (base64) when neither --gossip-key
+// nor --gossip-key-file is given.
+const gossipKeyEnv = "SHOAL_GOSSIP_KEY"
+
+// gossipKey is memberlist's key from --gossip-key, --gossip-key-file or
+// the environment; nil means gossip in the clear.
+func gossipKey(o options) ([]byte, error) {
+	b64, from := o.gossipKey, "--gossip-key"
+	switch {
+	case o.gossipKeyFile != "":
+		b, err := os.ReadFile(o.gossipKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--gossip-key-file: %w", err)
+		}
+		b64, from = strings.TrimSpace(string(b)), "--gossip-key-file"
+	case b64 == "":
+		b64, from = os.Getenv(gossipKeyEnv), gossipKeyEnv
+	}
+	if b64 == "" {
+		return nil, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", from, err)
+	}
+	return key, nil
+}
 
 // etcdPasswordEnv holds the --etcd-user password when no
 // --etcd-password-file is given.
@@ -42,6 +71,8 @@ func (o options) validateSecurity() error {
 		return errors.New("--etcd-cert and --etcd-key go together")
 	case o.etcdPasswordFile != "" && o.etcdUser == "":
 		return errors.New("--etcd-password-file needs --etcd-user")
+	case o.gossipKey != "" && o.gossipKeyFile != "":
+		return errors.New("--gossip-key and --gossip-key-file: choose one")
 	}
 	return nil
 }
