@@ -109,7 +109,9 @@ func (l *listener) acceptLoop() {
 			c, err := l.auth.Server(l.ctx, nc)
 			if err != nil {
 				nc.Close()
-				l.refused(nc, err)
+				if l.ctx.Err() == nil { // not cut short by Close
+					l.refused(nc, err)
+				}
 				return
 			}
 			select {
