@@ -45,10 +45,24 @@ type options struct {
 	gossip    string // host:port memberlist binds; port 0 picks one
 	peer      string // host:port for forwarded requests; port 0 picks one
 	gossipKey string // base64 memberlist key (16, 24 or 32 bytes)
-	replicas  int
-	dev       bool   // run an embedded single-member etcd
-	devEtcd   string // its client address
-	leaseTTL  time.Duration
+	// gossipKeyFile holds the same; else $SHOAL_GOSSIP_KEY (security.go)
+	gossipKeyFile string
+	replicas      int
+	dev           bool   // run an embedded single-member etcd
+	devEtcd       string // its client address
+	leaseTTL      time.Duration
+
+	// Peer port authentication (security.go): a secret, or mutual TLS.
+	clusterSecretFile string
+	clusterCACert     string
+	clusterCert       string
+	clusterKey        string
+	// etcd's TLS and authentication, as etcdctl's flags.
+	etcdCACert       string
+	etcdCert         string
+	etcdKey          string
+	etcdUser         string
+	etcdPasswordFile string // else $SHOAL_ETCD_PASSWORD
 }
 
 func defaultOptions() options {
@@ -107,7 +121,8 @@ var flagSpecs = []flagSpec{
 	{0, "advertise", "<host:port>", "address other nodes and clients use for this node (default: listen address and port)", func(o *options, v string) error { o.advertise = v; return nil }},
 	{0, "gossip", "<host:port>", "gossip (memberlist) bind address (default: advertised host, any free port)", func(o *options, v string) error { o.gossip = v; return nil }},
 	{0, "peer", "<host:port>", "listener for requests forwarded by other nodes, served from this node's store (default: listen host, any free port)", func(o *options, v string) error { o.peer = v; return nil }},
-	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key", func(o *options, v string) error { o.gossipKey = v; return nil }},
+	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key (visible to ps: prefer --gossip-key-file or $SHOAL_GOSSIP_KEY)", func(o *options, v string) error { o.gossipKey = v; return nil }},
+	{0, "gossip-key-file", "<file>", "read the --gossip-key (base64) from this file", func(o *options, v string) error { o.gossipKeyFile = v; return nil }},
 	{0, "replicas", "<num>", "copies of each shard, primary included, when this node creates the cluster (default: 2)", func(o *options, v string) error { return intFlag(&o.replicas, v, 1, 16) }},
 	{0, "lease-ttl", "<secs>", "etcd lease TTL of this node's registration: how long a crashed node stays in the ring (default: 10)", func(o *options, v string) error {
 		var secs int
@@ -115,6 +130,15 @@ var flagSpecs = []flagSpec{
 		o.leaseTTL = time.Duration(secs) * time.Second
 		return err
 	}},
+	{0, "cluster-secret-file", "<file>", "authenticate peer connections by challenge-response with the secret in this file (at least 16 bytes), shared by every member", func(o *options, v string) error { o.clusterSecretFile = v; return nil }},
+	{0, "cluster-cacert", "<file>", "peer port over mutual TLS: accept only certificates signed by this CA (PEM), with --cluster-cert and --cluster-key", func(o *options, v string) error { o.clusterCACert = v; return nil }},
+	{0, "cluster-cert", "<file>", "this node's certificate (PEM), presented on the peer port and to other members", func(o *options, v string) error { o.clusterCert = v; return nil }},
+	{0, "cluster-key", "<file>", "the key of --cluster-cert (PEM)", func(o *options, v string) error { o.clusterKey = v; return nil }},
+	{0, "etcd-cacert", "<file>", "verify etcd's certificate with this CA bundle (as etcdctl --cacert)", func(o *options, v string) error { o.etcdCACert = v; return nil }},
+	{0, "etcd-cert", "<file>", "client certificate for etcd (as etcdctl --cert)", func(o *options, v string) error { o.etcdCert = v; return nil }},
+	{0, "etcd-key", "<file>", "key of --etcd-cert (as etcdctl --key)", func(o *options, v string) error { o.etcdKey = v; return nil }},
+	{0, "etcd-user", "<name>", "etcd user name; the password comes from --etcd-password-file or $SHOAL_ETCD_PASSWORD", func(o *options, v string) error { o.etcdUser = v; return nil }},
+	{0, "etcd-password-file", "<file>", "file holding the --etcd-user password", func(o *options, v string) error { o.etcdPasswordFile = v; return nil }},
 	{0, "dev", "", "run an embedded single-member etcd (on --dev-etcd) and join it: a cluster on one machine without installing etcd", func(o *options, _ string) error { o.dev = true; return nil }},
 	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.devEtcd = v; return nil }},
 	{0, "http", "<host:port>", "serve /metrics (Prometheus), /cluster (JSON) and a status page on this address (default: off)", func(o *options, v string) error { o.httpAddr = v; return nil }},
@@ -220,7 +244,7 @@ func (o options) validate() error {
 	case int64(o.maxItemSize) > o.memoryMB<<20/2:
 		return errors.New("cannot set item size limit higher than 1/2 of memory max")
 	}
-	return nil
+	return o.validateSecurity()
 }
 
 func intFlag(dst *int, v string, lo, hi int) error {

@@ -21,6 +21,7 @@ import (
 
 	"shoal/cluster"
 	"shoal/monitor"
+	"shoal/peer"
 	"shoal/repl"
 	"shoal/server"
 	"shoal/store"
@@ -140,7 +141,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		// Every push comes from the router, made below: a refusal to
 		// refresh cannot come before it exists.
 		refresh := func(key []byte, peer string) (repl.Item, bool) { return router.Refresh(key, peer) }
-		if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh}); err != nil {
+		auth, err := peerAuth(o)
+		if err != nil {
+			return err
+		}
+		var peerCfg peer.Config // every dialled peer connection authenticates
+		if auth != nil {
+			peerCfg.Handshake = auth.Client
+		}
+		if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Peer: peerCfg}); err != nil {
 			return err
 		}
 		// The replicator outlives the servers: it stops after they do
@@ -153,7 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			}
 		})
 		defer replicator.Close()
-		peerLn, err := listenPeer(o, lns[0].Addr())
+		peerLn, err := listenPeer(o, lns[0].Addr(), auth, log)
 		if err != nil {
 			return err
 		}
@@ -165,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		}
 		stopEtcd = stop
 		if router, err = cluster.NewRouter(cluster.RouterConfig{
-			Members: node, Store: st, Logger: log, Replicator: replicator,
+			Members: node, Store: st, Logger: log, Replicator: replicator, Peer: peerCfg,
 			// After a pause, what the peer connections still hold was
 			// sent before it: the senders timed out and went to the next
 			// owner. Client connections stay: a client that gave up has
@@ -186,7 +195,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		// them from there.
 		// One event loop (the peer cache is a server.AsyncCache too): a
 		// node's peers batch their requests, a few connections each.
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, EventLoop: eventLoop, Loops: 1}, router.PeerCache()); err != nil {
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1}, router.PeerCache()); err != nil {
 			return err
 		}
 		wg.Go(func() {
@@ -361,7 +370,7 @@ func joinCluster(ctx context.Context, o options, client, peer net.Addr, log *slo
 		endpoints = devEndpoints
 		log.Info("dev etcd serving", "endpoints", strings.Join(endpoints, ","))
 	}
-	node, err := newClusterNode(o, endpoints, client, peer, log)
+	node, err := newClusterNode(ctx, o, endpoints, client, peer, log)
 	if err != nil {
 		stop()
 		return nil, nil, err

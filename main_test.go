@@ -78,6 +78,12 @@ func TestParseFlags(t *testing.T) {
 		"missing value":       {[]string{"-p"}, nil, "requires an argument"},
 		"stray argument":      {[]string{"11211"}, nil, "unexpected argument"},
 		"help stops startup":  {[]string{"-h"}, nil, "help requested"},
+		"cluster tls":         {[]string{"--cluster-cacert", "ca", "--cluster-cert", "c", "--cluster-key", "k"}, func(o options) bool { return o.clusterCACert == "ca" && o.clusterCert == "c" && o.clusterKey == "k" }, ""},
+		"cluster tls partial": {[]string{"--cluster-cert", "c"}, nil, "go together"},
+		"secret and tls":      {[]string{"--cluster-secret-file", "s", "--cluster-cacert", "ca", "--cluster-cert", "c", "--cluster-key", "k"}, nil, "choose one"},
+		"etcd cert, no key":   {[]string{"--etcd-cert", "c"}, nil, "--etcd-cert and --etcd-key"},
+		"password, no user":   {[]string{"--etcd-password-file", "p"}, nil, "needs --etcd-user"},
+		"two gossip keys":     {[]string{"--gossip-key", "a", "--gossip-key-file", "f"}, nil, "choose one"},
 		"version stops":       {[]string{"--version"}, nil, "version requested"},
 	}
 	for name, tc := range cases {

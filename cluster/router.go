@@ -208,11 +208,13 @@ func (r *Router) probe(m *member) {
 }
 
 // failover reports whether err means the owner did not answer, so the
-// next owner should be tried; a reply error is the owner's answer.
+// next owner should be tried; a reply error is the owner's answer. An
+// owner that fails the peer handshake (it is not a member, or does not
+// take this node as one) is not routed to either.
 func failover(err error) bool {
 	return errors.Is(err, peer.ErrDown) || errors.Is(err, peer.ErrTimeout) ||
 		errors.Is(err, peer.ErrConnLost) || errors.Is(err, peer.ErrClosed) ||
-		errors.Is(err, peer.ErrProtocol)
+		errors.Is(err, peer.ErrProtocol) || errors.Is(err, peer.ErrHandshake)
 }
 
 // routed decides the route of a client's request on key. A request runs

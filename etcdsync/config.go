@@ -1,6 +1,7 @@
 package etcdsync
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +74,15 @@ type Config struct {
 	// Logger receives state changes (registered, fenced, relisted). nil
 	// discards.
 	Logger *slog.Logger
+	// TLS, when not nil, is used with https:// endpoints: the CA that
+	// signed etcd's certificate (RootCAs), and this node's client
+	// certificate if etcd asks for one (--client-cert-auth). nil with
+	// https:// endpoints means the system's roots and no client
+	// certificate.
+	TLS *tls.Config
+	// Username and Password authenticate to etcd when its auth is
+	// enabled; empty means no authentication.
+	Username, Password string
 }
 
 // Validate reports the first problem in c, wrapped in ErrConfig. It does not
@@ -106,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.DialTimeout < 0 {
 		return bad("negative dial timeout")
+	}
+	if (c.Username == "") != (c.Password == "") {
+		return bad("a user name needs a password, and a password a user name")
 	}
 	return nil
 }

@@ -42,4 +42,11 @@
 //	/<prefix>/members/<name>  {"name":..,"instance":..,"client":..,"peer":..,"gossip":..}
 //
 // Only KV, Lease and Watch calls that etcd 3.4 serves are used.
+//
+// Security. Config.TLS (CA, client certificate) and Username/Password go
+// to the etcd client as they are. Run retries forever, right during an
+// outage but silent about a misconfiguration, so Probe reads the settings
+// key once, bounded by its ctx, and names what went wrong: ErrTLS (a
+// certificate refused either way, found at once by a handshake of its
+// own), ErrAuth (etcd's answer about the credentials) or ErrUnreachable.
 package etcdsync

@@ -135,6 +135,9 @@ func (s *Sync) Run(ctx context.Context) error {
 		Endpoints:   s.cfg.Endpoints,
 		DialTimeout: s.cfg.DialTimeout,
 		Logger:      zapNop(),
+		TLS:         s.cfg.TLS,
+		Username:    s.cfg.Username,
+		Password:    s.cfg.Password,
 		// A connection whose packets vanish (a partition: no reset)
 		// would otherwise wait out TCP's retransmission backoff, several
 		// seconds after the network heals; with pings it is closed

@@ -29,4 +29,11 @@
 // while this node still sees the incarnation alive is reported Suspect for
 // a second first (deadGrace): a node back from a partition broadcasts the
 // stale deaths it declared while cut off, until their subjects refute them.
+//
+// A listed peer with another SecretKey (or none where this node has one,
+// or the reverse) or another Label can never be talked to: it stays
+// Unknown. memberlist says so on every attempt, both ways; this package
+// warns once per host on the receiving side (logging.go) and once per
+// listed node on the joining side (reportMismatches), and keeps the rest
+// at Debug.
 package gossip

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type Gossip struct {
 
 	// joinFailures counts reconcile rounds in which some Join failed.
 	joinFailures atomic.Int64
+	// mismatched: peers already reported as speaking with another key or
+	// label, by node and reason.
+	mismatched onceSet
 
 	// Test hooks, set before Run.
 	noLeave       atomic.Bool // skip Leave on shutdown, as a crash would
@@ -204,6 +208,34 @@ func (g *Gossip) eventLoop(ctx context.Context) {
 	}
 }
 
+// reportMismatches warns, once per listed node and reason, of the peers
+// that Join's err says have another key or label. Join reports each
+// address on a line of its own: "failed to join <addr>: <reason>".
+func (g *Gossip) reportMismatches(err error) {
+	if err == nil {
+		return
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		r := mismatch(line)
+		if r == "" {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, "failed to join ")
+		addr, _, _ := strings.Cut(rest, ": ")
+		node := "?"
+		g.mu.Lock()
+		for name, a := range g.peers {
+			if a == addr {
+				node = name
+			}
+		}
+		g.mu.Unlock()
+		if g.mismatched.first(node + " " + r) {
+			g.log.Warn("gossip: cannot join a listed peer: "+mismatchHint, "peer", node, "addr", addr, "reason", r)
+		}
+	}
+}
+
 // reconcileLoop joins listed peers that gossip does not see alive, at once
 // when SetPeers changes the list and every interval after.
 func (g *Gossip) reconcileLoop(ctx context.Context, ml *memberlist.Memberlist) {
@@ -215,6 +247,7 @@ func (g *Gossip) reconcileLoop(ctx context.Context, ml *memberlist.Memberlist) {
 			if n < len(addrs) {
 				g.joinFailures.Add(1)
 				g.log.Debug("gossip: join", "addrs", addrs, "joined", n, "err", err)
+				g.reportMismatches(err)
 			}
 		}
 		// Suspect is cleared by a successful probe of ours, but memberlist

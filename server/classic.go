@@ -24,6 +24,7 @@ const (
 	replyNoFlush     = "CLIENT_ERROR flush_all not allowed"
 	replyNoShutdown  = "ERROR: shutdown not enabled"
 	replyMemlimitLow = "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
+	replyNoAdmin     = "CLIENT_ERROR not allowed on this port"
 )
 
 // storeModes maps classic storage verbs to store write modes; cas is a set
@@ -338,6 +339,10 @@ func (c *conn) flushAll(cmd *protocol.FlushAll) {
 }
 
 func (c *conn) admin(cmd *protocol.Admin) {
+	if c.srv.cfg.NoAdmin && (cmd.Op == protocol.OpVerbosity || cmd.Op == protocol.OpShutdown || cmd.Op == protocol.OpCacheMemlimit) {
+		c.line(replyNoAdmin)
+		return
+	}
 	switch cmd.Op {
 	case protocol.OpVersion:
 		c.line("VERSION " + Version)

@@ -85,6 +85,11 @@ type Config struct {
 	// the clients' sockets rather than in the node. Zero means 64 MiB; it
 	// is never below twice MaxItemSize, so the largest item always fits.
 	ConnMemLimit int64
+	// NoAdmin refuses verbosity, cache_memlimit and shutdown (with
+	// "CLIENT_ERROR not allowed on this port", noreply or not): the peer
+	// listener, where members never send them. flush_all stays (members
+	// propagate it; DisableFlush refuses it).
+	NoAdmin bool
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()
