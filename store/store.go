@@ -19,14 +19,14 @@ type Store struct {
 	seed      maphash.Seed
 	mem       *arena // pages and index tables, off the Go heap
 
-	coarse     atomic.Int64  // the default clock, unix seconds
-	cas        atomic.Uint64 // last CAS handed out
-	oldestLive atomic.Int64  // flush_all horizon, 0 when none
-	oldestCAS  atomic.Uint64 // items below this CAS are flushed
-	memLimit   atomic.Int64
-	maxPages   atomic.Int64
-	nPages     atomic.Int64
-	running    atomic.Bool
+	coarse   atomic.Int64            // the default clock, unix seconds
+	cas      atomic.Uint64           // last CAS handed out
+	flush    atomic.Pointer[horizon] // the last flush_all, nil when none
+	flushMu  sync.Mutex              // serializes FlushAll
+	memLimit atomic.Int64
+	maxPages atomic.Int64
+	nPages   atomic.Int64
+	running  atomic.Bool
 
 	dir     []atomic.Pointer[pageBlock]
 	classes []class
