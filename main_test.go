@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -133,5 +134,50 @@ func TestShutdownCommandStopsNode(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("node still running 10s after shutdown")
+	}
+}
+
+func TestShutdownBadModeKeepsNode(t *testing.T) {
+	// memcached -A: "shutdown <anything but graceful>" is refused and the
+	// server goes on; "shutdown graceful" stops it.
+	ctx := context.Background()
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-p", "0", "-A"}, &bytes.Buffer{}, &bytes.Buffer{},
+			func(a []net.Addr) { addrc <- a[0].String() })
+	}()
+	addr := <-addrc
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for _, req := range []string{"shutdown foo\r\n", "shutdown graceful now\r\n"} {
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		line, err := r.ReadString('\n')
+		if err != nil || line != "CLIENT_ERROR invalid shutdown mode\r\n" {
+			t.Fatalf("%q: got %q, %v", req, line, err)
+		}
+	}
+	if _, err := c.Write([]byte("version\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "VERSION ") {
+		t.Fatalf("version after a refused shutdown: %q, %v", line, err)
+	}
+	if _, err := c.Write([]byte("shutdown graceful\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("node still running 10s after shutdown graceful")
 	}
 }
