@@ -19,7 +19,7 @@ type horizon struct {
 // <= 1 every item written before the call is invalid at once and every
 // item written after it survives; with delay d > 1, items last written at
 // or before now+d-1 become invalid when the clock reaches now+d-1. Invalid
-// items are freed lazily: by readers (counted as GetFlushed), by the CLOCK
+// items are freed lazily: by lookups (counted as GetFlushed), by the CLOCK
 // hand and by the reclaimer.
 //
 // An immediate flush is ordered by CAS alone: the time of a write is only

@@ -104,3 +104,38 @@ func TestFlushRacingSetInNewSecond(t *testing.T) {
 		t.Fatalf("item written before flush_all: %v", r)
 	}
 }
+
+func TestLookupCountsFlushedAndExpired(t *testing.T) {
+	// memcached's do_item_get counts get_flushed / get_expired on every
+	// lookup, writes included: "set k; flush_all; set k" counts one.
+	ops := map[string]func(s *Store){
+		"set":    func(s *Store) { s.Set([]byte("k"), []byte("w"), nil) },
+		"add":    func(s *Store) { s.Set([]byte("k"), []byte("w"), &SetOptions{Mode: ModeAdd}) },
+		"append": func(s *Store) { s.Set([]byte("k"), []byte("w"), &SetOptions{Mode: ModeAppend}) },
+		"delete": func(s *Store) { s.Delete([]byte("k"), nil) },
+		"touch":  func(s *Store) { s.Touch([]byte("k"), 0) },
+		"incr":   func(s *Store) { s.Arith([]byte("k"), &ArithOptions{Delta: 1}) },
+		"get":    func(s *Store) { s.Get([]byte("k"), nil, nil) },
+		"get u":  func(s *Store) { s.Get([]byte("k"), &GetOptions{NoBump: true}, nil) },
+		"cas":    func(s *Store) { s.Set([]byte("k"), []byte("w"), &SetOptions{CAS: 1}) },
+	}
+	for name, op := range ops {
+		t.Run(name+" after flush_all", func(t *testing.T) {
+			s, _ := newTestStore(t, Config{})
+			mustSet(t, s, "k", "1", nil)
+			s.FlushAll(0)
+			op(s)
+			if st := s.Stats(); st.GetFlushed != 1 || st.GetExpired != 0 || st.Reclaimed != 0 {
+				t.Fatalf("%+v", st)
+			}
+		})
+		t.Run(name+" after expiry", func(t *testing.T) {
+			s, _ := newTestStore(t, Config{})
+			mustSet(t, s, "k", "1", &SetOptions{Exptime: -1})
+			op(s)
+			if st := s.Stats(); st.GetExpired != 1 || st.ExpiredUnfetched != 0 || st.GetFlushed != 0 {
+				t.Fatalf("%+v", st)
+			}
+		})
+	}
+}

@@ -125,9 +125,12 @@ func (s *Store) lock(key []byte) (sh *shard, own int, h uint32) {
 }
 
 // find returns the live item under key in shard sh (locked). Expired and
-// flushed items met on the way are freed; read says whether to count them
-// as GetExpired / GetFlushed.
-func (s *Store) find(sh *shard, h uint32, key []byte, now int64, read bool) (uint32, hdr, bool) {
+// flushed items met on the way are freed and counted as GetExpired /
+// GetFlushed whatever the command, as memcached's do_item_get does for
+// every lookup (a set or a delete of a flushed key counts too). Unlike the
+// CLOCK hand and the reclaimer, a lookup does not count ExpiredUnfetched:
+// memcached counts that only where it reclaims memory.
+func (s *Store) find(sh *shard, h uint32, key []byte, now int64) (uint32, hdr, bool) {
 	x := &sh.idx
 	for i := x.home(h); ; i = x.next(i) {
 		e := x.slots[i]
@@ -143,17 +146,13 @@ func (s *Store) find(sh *shard, h uint32, key []byte, now int64, read bool) (uin
 			continue
 		}
 		if s.flushed(c, now) {
-			if read {
-				sh.getFlushed++
-			}
+			sh.getFlushed++
 			s.release(sh, i, ref, c, false, false)
 			return 0, nil, false
 		}
 		if c.expired(now) {
-			if read {
-				sh.getExpired++
-			}
-			s.release(sh, i, ref, c, !c.has(bitFetched), false)
+			sh.getExpired++
+			s.release(sh, i, ref, c, false, false)
 			return 0, nil, false
 		}
 		return ref, c, true
