@@ -181,3 +181,44 @@ func TestShutdownBadModeKeepsNode(t *testing.T) {
 		t.Fatal("node still running 10s after shutdown graceful")
 	}
 }
+
+func TestStatsConnsListenerOnAllIPv4(t *testing.T) {
+	// memcached -l 0.0.0.0 binds IPv4 only and shows it as such; Go's
+	// "tcp" would bind a dual-stack [::] and show tcp:[::]:PORT.
+	addr := startNode(t, "-l", "0.0.0.0")
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("stats conns\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	var lines []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "END\r\n" {
+			break
+		}
+		lines = append(lines, strings.TrimSuffix(line, "\r\n"))
+	}
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"STAT 0:addr tcp:0.0.0.0:" + port + "\n",
+		"STAT 0:state conn_listening\n",
+		"STAT 0:secs_since_last_cmd ",
+		":listen_addr tcp:127.0.0.1:" + port + "\n",
+	} {
+		if !strings.Contains(got+"\n", want) {
+			t.Errorf("no %q in\n%s", want, got)
+		}
+	}
+}

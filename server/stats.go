@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"os"
 	"strconv"
 	"syscall"
@@ -234,17 +235,27 @@ func slabStats(w *statWriter, st store.Stats) {
 func (s *Server) connStats(w *statWriter, now int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ln := range s.listeners {
-		w.str("0:addr", "tcp:"+ln.Addr().String())
+	for ln, since := range s.listeners {
+		w.str("0:addr", connAddr(ln.Addr()))
 		w.str("0:state", "conn_listening")
+		w.int("0:secs_since_last_cmd", now-since)
 	}
 	for c := range s.conns {
 		p := strconv.FormatUint(c.id, 10) + ":"
-		w.str(p+"addr", "tcp:"+c.raddr.String())
-		w.str(p+"listen_addr", "tcp:"+c.laddr.String())
+		w.str(p+"addr", connAddr(c.raddr))
+		w.str(p+"listen_addr", connAddr(c.laddr))
 		w.str(p+"state", "conn_parse_cmd")
 		w.int(p+"secs_since_last_cmd", now-c.last.Load())
 	}
+}
+
+// connAddr formats a TCP address as memcached's stats conns does: "tcp:"
+// before an IPv4 address, "tcp6:" before an IPv6 one.
+func connAddr(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.To4() == nil {
+		return "tcp6:" + a.String()
+	}
+	return "tcp:" + a.String()
 }
 
 // clusterStats answers "stats cluster": the cluster view, or a single line
