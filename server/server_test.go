@@ -3,9 +3,11 @@ package server
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -288,5 +290,33 @@ func untilMN(t testing.TB, addr, req string) {
 		if line == "MN\r\n" {
 			return
 		}
+	}
+}
+
+// TestPrependAfterAppendWalk is issue 14's sequence at -m 64: an item
+// grown by 1,000 appends, then a prepend on a new key. memcached stores
+// it; shoal answered SERVER_ERROR out of memory when the classes the
+// appends passed through kept their pages.
+func TestPrependAfterAppendWalk(t *testing.T) {
+	var req strings.Builder
+	req.WriteString("set appender 0 0 10 noreply\r\n0123456789\r\n")
+	for i := 0; i < 1000; i++ {
+		v := strconv.Itoa(i) + "xxxxxxxxxx"
+		fmt.Fprintf(&req, "append appender 0 0 %d noreply\r\n%s\r\n", len(v), v)
+	}
+	req.WriteString("set k 0 0 10\r\n0123456789\r\nprepend k 0 0 11\r\nabcdefghijk\r\nget k\r\n")
+	want := "STORED\r\nSTORED\r\nVALUE k 0 21\r\nabcdefghijk0123456789\r\nEND\r\n"
+	targets := map[string]func(testing.TB, ...string) string{"memcached": startMemcached, "shoal": startShoal}
+	for name, start := range targets {
+		t.Run(name, func(t *testing.T) {
+			c := dial(t, start(t, "-m", "64"))
+			if _, err := io.WriteString(c, req.String()); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(bufio.NewReader(c), got); err != nil || string(got) != want {
+				t.Fatalf("got %q, %v", got, err)
+			}
+		})
 	}
 }

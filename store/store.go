@@ -25,8 +25,12 @@ type Store struct {
 	flushMu  sync.Mutex              // serializes FlushAll
 	memLimit atomic.Int64
 	maxPages atomic.Int64
-	nPages   atomic.Int64
+	nPages   atomic.Int64 // pages allocated: in classes or in the pool
+	poolLen  atomic.Int64 // len(pool), read without poolMu
 	running  atomic.Bool
+
+	poolMu sync.Mutex
+	pool   []uint32 // guarded by poolMu: allocated pages no class holds
 
 	dir     []atomic.Pointer[pageBlock]
 	classes []class
