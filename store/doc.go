@@ -27,7 +27,10 @@
 // zero. A class that owns no page takes one from the class with the most
 // free chunks (else the most pages), moving the page's items to that
 // class's free chunks while there are some and evicting the rest (slab
-// rebalancing, memcached's rescue).
+// rebalancing, memcached's rescue). Once the budget is spent, Run's
+// reclaimer tick also moves a page to the pool from every class holding
+// more than two pages' worth of free chunks, rescuing its items (automove),
+// so a class that owns pages takes free memory instead of evicting.
 //
 // Locking. Shard mutex before class mutex, always. Code holding a class
 // mutex that must touch another shard's items (the hand, page stealing) only

@@ -115,9 +115,27 @@ func (s *Store) steal(own, ci, avoid int) (int, bool) {
 	}
 	d := &s.classes[victim]
 	d.mu.Lock()
-	if len(d.pages) == 0 {
-		d.mu.Unlock()
+	pid, ok := s.emptyPage(d, own, true)
+	d.mu.Unlock()
+	if !ok {
 		return victim, false
+	}
+	cl := &s.classes[ci]
+	cl.mu.Lock()
+	s.addPage(cl, ci, pid)
+	cl.mu.Unlock()
+	return victim, true
+}
+
+// emptyPage takes the page of class d with the fewest items out of d and
+// returns it, owned by no class. Each of its items moves to a free chunk
+// of d; with evict, an item that finds none is evicted, without, the page
+// stays. It also gives up, leaving the page in d, when an item is pinned
+// or its shard (other than own, which the caller holds; -1 for none) is
+// busy. d.mu must be held.
+func (s *Store) emptyPage(d *class, own int, evict bool) (uint32, bool) {
+	if len(d.pages) == 0 {
+		return 0, false
 	}
 	pid := d.pages[0]
 	for _, q := range d.pages[1:] {
@@ -150,38 +168,60 @@ func (s *Store) steal(own, ci, avoid int) (int, bool) {
 			continue
 		}
 		if o < 0 {
-			panic("store: free chunk in a page being stolen")
+			panic("store: free chunk in a page being emptied")
 		}
 		t := &s.shards[o]
 		if o != own && !t.mu.TryLock() {
 			s.abandonSteal(d, pid)
-			d.mu.Unlock()
 			runtime.Gosched()
-			return victim, false
+			return 0, false
 		}
-		pinned := c.has(bitPinned)
-		if !pinned {
-			s.vacate(d, t, o, r, c, now)
-		}
+		done := !c.has(bitPinned) && s.vacate(d, t, o, r, c, now, evict)
 		if o != own {
 			t.mu.Unlock()
 		}
-		if pinned {
+		if !done {
 			s.abandonSteal(d, pid)
-			d.mu.Unlock()
-			return victim, false
+			return 0, false
 		}
 		c.setOwner(0xff)
 		s.page(pid).used--
 	}
 	s.dropPage(d, pid)
-	d.mu.Unlock()
+	return pid, true
+}
 
-	cl := &s.classes[ci]
-	cl.mu.Lock()
-	s.addPage(cl, ci, pid)
-	cl.mu.Unlock()
-	return victim, true
+// automoveSlack is how many pages' worth of free chunks a class keeps
+// before automove takes a page from it: memcached's automover waits for
+// more than two, so that a class does not give a page back only to ask
+// for one at its next burst of writes.
+const automoveSlack = 2
+
+// automove gives the pool a page from each class whose free chunks fill
+// more than automoveSlack pages, moving the page's items to other free
+// chunks of the class and evicting none. It runs only once the budget is
+// spent (until then a class needing memory gets a new page), so that a
+// class that already owns pages takes free memory from the pool instead of
+// evicting its own items while another class sits on free chunks
+// (memcached's slab automover). Run calls it on the reclaimer's tick; it
+// returns the pages moved.
+func (s *Store) automove() int {
+	if s.nPages.Load() < s.maxPages.Load() {
+		return 0
+	}
+	moved := 0
+	for i := range s.classes {
+		d := &s.classes[i]
+		d.mu.Lock()
+		if d.nfree+d.uncarved() > int64(automoveSlack*d.perPage) {
+			if pid, ok := s.emptyPage(d, -1, false); ok {
+				s.poolPage(pid)
+				moved++
+			}
+		}
+		d.mu.Unlock()
+	}
+	return moved
 }
 
 // pickVictim returns the class steal takes a page from, or -1.
@@ -207,9 +247,10 @@ func (s *Store) pickVictim(ci, avoid int) int {
 }
 
 // vacate empties chunk r (item c of shard t, locked) of a page being
-// stolen from class d (locked): the item moves to a free chunk of d when
-// there is one, else it is evicted, or reclaimed when expired or flushed.
-func (s *Store) vacate(d *class, t *shard, o int, r uint32, c hdr, now int64) {
+// emptied in class d (locked): an expired or flushed item is reclaimed, a
+// live one moves to a free chunk of d when there is one, else it is
+// evicted when evict is set. It reports whether the chunk is now empty.
+func (s *Store) vacate(d *class, t *shard, o int, r uint32, c hdr, now int64, evict bool) bool {
 	exp := c.expired(now)
 	if !exp && !s.flushed(c, now) {
 		if nr := s.pop(d); nr != 0 {
@@ -223,7 +264,10 @@ func (s *Store) vacate(d *class, t *shard, o int, r uint32, c hdr, now int64) {
 				t.idx.slots[i] = uint64(h)<<32 | uint64(nr)
 			}
 			d.rescued++
-			return
+			return true
+		}
+		if !evict {
+			return false
 		}
 		d.evicted++
 		if !c.has(bitFetched) {
@@ -237,6 +281,7 @@ func (s *Store) vacate(d *class, t *shard, o int, r uint32, c hdr, now int64) {
 	}
 	s.unlink(t, r, c)
 	d.used--
+	return true
 }
 
 // abandonSteal puts the chunks of page pid that steal already took back on

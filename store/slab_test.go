@@ -85,3 +85,50 @@ func TestEmptyPageReturnsToPool(t *testing.T) {
 		t.Fatalf("after set b: %+v", st)
 	}
 }
+
+func TestAutomoveLendsFreeMemory(t *testing.T) {
+	// A class that owns a page and fills it takes memory from another
+	// class's free chunks (through the pool) instead of evicting its own
+	// items, once automove has run.
+	const limit = 8 << 20
+	s, _ := newTestStore(t, Config{MemoryLimit: limit})
+	big := bytes.Repeat([]byte("b"), 2000)
+	mustSet(t, s, "big0", string(big), nil) // class B owns a page
+	small := bytes.Repeat([]byte("s"), 100)
+	n := 0
+	for ; s.Stats().Pages < limit>>20 || n%4 != 0; n++ {
+		mustSet(t, s, string(key(n)), string(small), nil)
+	}
+	for i := 0; i < n; i++ {
+		if i%4 != 0 {
+			s.Delete(key(i), nil)
+		}
+	}
+	if moved := s.automove(); moved == 0 {
+		t.Fatalf("automove moved nothing: %+v", s.Stats())
+	}
+	for s.automove() > 0 {
+	}
+	st := s.Stats()
+	if st.PoolPages < 3 || st.Evictions != 0 {
+		t.Fatalf("after automove: pool %d, evictions %d", st.PoolPages, st.Evictions)
+	}
+	// Class B grows into the pool: more than one page of big items.
+	perPage := int(st.PageSize) / (hdrSize + 4 + len(big))
+	for i := 1; i < 2*perPage; i++ {
+		mustSet(t, s, "big"+strconv.Itoa(i), string(big), nil)
+	}
+	if st := s.Stats(); st.Evictions != 0 {
+		t.Fatalf("class B evicted %d items while memory was free", st.Evictions)
+	}
+	for i := 0; i < n; i += 4 {
+		if v, r := get(s, string(key(i))); r != Hit || v != string(small) {
+			t.Fatalf("key %d: %v", i, r)
+		}
+	}
+	for i := 0; i < 2*perPage; i++ {
+		if _, r := get(s, "big"+strconv.Itoa(i)); r != Hit {
+			t.Fatalf("big%d: %v", i, r)
+		}
+	}
+}
