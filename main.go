@@ -320,7 +320,13 @@ func listen(o options) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, host := range strings.Split(o.listen, ",") {
 		host = strings.TrimSpace(host)
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(o.port)))
+		// An IPv4 address binds IPv4 only, as memcached does: Go's "tcp"
+		// would turn 0.0.0.0 into a dual-stack [::].
+		network := "tcp"
+		if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+			network = "tcp4"
+		}
+		ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(o.port)))
 		if err != nil {
 			for _, l := range lns {
 				l.Close()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -143,5 +144,91 @@ func TestShutdownCommandStopsNode(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("node still running 10s after shutdown")
+	}
+}
+
+func TestShutdownBadModeKeepsNode(t *testing.T) {
+	// memcached -A: "shutdown <anything but graceful>" is refused and the
+	// server goes on; "shutdown graceful" stops it.
+	ctx := context.Background()
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-p", "0", "-A"}, &bytes.Buffer{}, &bytes.Buffer{},
+			func(a []net.Addr) { addrc <- a[0].String() })
+	}()
+	addr := <-addrc
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for _, req := range []string{"shutdown foo\r\n", "shutdown graceful now\r\n"} {
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		line, err := r.ReadString('\n')
+		if err != nil || line != "CLIENT_ERROR invalid shutdown mode\r\n" {
+			t.Fatalf("%q: got %q, %v", req, line, err)
+		}
+	}
+	if _, err := c.Write([]byte("version\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "VERSION ") {
+		t.Fatalf("version after a refused shutdown: %q, %v", line, err)
+	}
+	if _, err := c.Write([]byte("shutdown graceful\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("node still running 10s after shutdown graceful")
+	}
+}
+
+func TestStatsConnsListenerOnAllIPv4(t *testing.T) {
+	// memcached -l 0.0.0.0 binds IPv4 only and shows it as such; Go's
+	// "tcp" would bind a dual-stack [::] and show tcp:[::]:PORT.
+	addr := startNode(t, "-l", "0.0.0.0")
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("stats conns\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	var lines []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "END\r\n" {
+			break
+		}
+		lines = append(lines, strings.TrimSuffix(line, "\r\n"))
+	}
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"STAT 0:addr tcp:0.0.0.0:" + port + "\n",
+		"STAT 0:state conn_listening\n",
+		"STAT 0:secs_since_last_cmd ",
+		":listen_addr tcp:127.0.0.1:" + port + "\n",
+	} {
+		if !strings.Contains(got+"\n", want) {
+			t.Errorf("no %q in\n%s", want, got)
+		}
 	}
 }

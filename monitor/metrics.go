@@ -128,8 +128,8 @@ func writeServer(p *promWriter, snap server.Snapshot) {
 	for _, c := range counterNames {
 		p.one(c.series, "counter", c.help, float64(snap.Commands[c.stat]))
 	}
-	p.one("shoal_get_expired_total", "counter", "Reads that found an expired item.", float64(st.GetExpired))
-	p.one("shoal_get_flushed_total", "counter", "Reads that found a flushed item.", float64(st.GetFlushed))
+	p.one("shoal_get_expired_total", "counter", "Lookups (reads and writes) that found an expired item.", float64(st.GetExpired))
+	p.one("shoal_get_flushed_total", "counter", "Lookups (reads and writes) that found a flushed item.", float64(st.GetFlushed))
 	p.one("shoal_items", "gauge", "Items stored (curr_items).", float64(st.CurrItems))
 	p.one("shoal_items_total", "counter", "Items ever stored (total_items).", float64(st.TotalItems))
 	p.one("shoal_bytes", "gauge", "Bytes of items stored (bytes).", float64(st.Bytes))

@@ -23,6 +23,7 @@ const (
 	replyNonNumeric  = "CLIENT_ERROR cannot increment or decrement non-numeric value"
 	replyNoFlush     = "CLIENT_ERROR flush_all not allowed"
 	replyNoShutdown  = "ERROR: shutdown not enabled"
+	replyBadShutdown = "CLIENT_ERROR invalid shutdown mode"
 	replyMemlimitLow = "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
 	replyNoAdmin     = "CLIENT_ERROR not allowed on this port"
 )
@@ -356,6 +357,12 @@ func (c *conn) admin(cmd *protocol.Admin) {
 			c.line(replyNoShutdown)
 			return
 		}
+		if cmd.BadMode {
+			c.line(replyBadShutdown)
+			return
+		}
+		// memcached's graceful mode (SIGUSR1) differs from the plain one
+		// only in saving a warm-restart file; shoal stops the same way.
 		c.quit = true
 		c.srv.requestShutdown()
 	case protocol.OpCacheMemlimit:

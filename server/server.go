@@ -162,7 +162,7 @@ type Server struct {
 
 	// mu guards the fields below.
 	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
+	listeners map[net.Listener]int64 // when Serve took it, by the cache's clock
 	conns     map[*conn]struct{}
 	closed    counters // counters of connections that have ended
 	done      bool
@@ -186,7 +186,7 @@ func New(cfg Config, cache Cache) (*Server, error) {
 		cache:     cache,
 		log:       cfg.Logger,
 		started:   time.Now(),
-		listeners: make(map[net.Listener]struct{}),
+		listeners: make(map[net.Listener]int64),
 		conns:     make(map[*conn]struct{}),
 	}
 	s.mem.limit = cfg.ConnMemLimit
@@ -202,7 +202,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrClosed
 	}
-	s.listeners[ln] = struct{}{}
+	s.listeners[ln] = s.cache.Now()
 	if s.cfg.EventLoop && s.loops == nil && !s.loopsOff {
 		s.startLoopsLocked()
 	}

@@ -296,9 +296,10 @@ func slabStats(w *statWriter, st store.Stats) {
 func (s *Server) connStats(w *statWriter, now int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ln := range s.listeners {
+	for ln, since := range s.listeners {
 		w.str("0:addr", connAddr(ln.Addr()))
 		w.str("0:state", "conn_listening")
+		w.int("0:secs_since_last_cmd", now-since)
 	}
 	for c := range s.conns {
 		p := strconv.FormatUint(c.id, 10) + ":"
@@ -322,14 +323,18 @@ func (s *Server) clusterStats(w *statWriter) {
 	}
 }
 
-// connAddr is an address as memcached's stats conns shows it: "tcp:" or
-// "unix:" and the address; a unix client has none ("?:<AF 0>").
+// connAddr is an address as memcached's stats conns shows it: "tcp:"
+// before an IPv4 address, "tcp6:" before an IPv6 one, "unix:" before a
+// socket path; a unix client has none ("?:<AF 0>").
 func connAddr(a net.Addr) string {
 	if a.Network() == "unix" {
 		if a.String() == "" || a.String() == "@" {
 			return "?:<AF 0>"
 		}
 		return "unix:" + a.String()
+	}
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.To4() == nil {
+		return "tcp6:" + a.String()
 	}
 	return "tcp:" + a.String()
 }
