@@ -159,8 +159,9 @@ func (s *Server) generalStats(w *statWriter) {
 	w.int("accepting_conns", 1)
 	zeros(w, "listen_disabled_num", "time_in_listen_disabled_us")
 	w.int("threads", int64(s.cfg.Threads))
-	zeros(w, "conn_yields", "hash_power_level", "hash_bytes", "hash_is_expanding",
-		"slab_reassign_rescues", "slab_reassign_chunk_rescues", "slab_reassign_evictions_nomem",
+	zeros(w, "conn_yields", "hash_power_level", "hash_bytes", "hash_is_expanding")
+	w.int("slab_reassign_rescues", st.Rescued)
+	zeros(w, "slab_reassign_chunk_rescues", "slab_reassign_evictions_nomem",
 		"slab_reassign_inline_reclaim", "slab_reassign_busy_items", "slab_reassign_busy_deletes",
 		"slab_reassign_running", "slabs_moved", "lru_crawler_running", "lru_crawler_starts",
 		"lru_maintainer_juggles", "malloc_fails", "log_worker_dropped", "log_worker_written",
@@ -169,7 +170,7 @@ func (s *Server) generalStats(w *statWriter) {
 	w.int("bytes", st.Bytes)
 	w.int("curr_items", st.CurrItems)
 	w.int("total_items", st.TotalItems)
-	w.int("slab_global_page_pool", 0)
+	w.int("slab_global_page_pool", st.PoolPages)
 	w.int("expired_unfetched", st.ExpiredUnfetched)
 	w.int("evicted_unfetched", st.EvictedUnfetched)
 	w.int("evicted_active", 0)
