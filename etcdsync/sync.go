@@ -58,6 +58,15 @@ type Sync struct {
 	// a later creation of its record ends a lapse.
 	firstRev atomic.Int64
 
+	// Rejections (reject.go): counters, and the watcher's memory of what
+	// it refused, so each refusal is logged once. badConfig and
+	// badMembers are written by seed, then by the watcher only.
+	rejectedConfig, rejectedMembers atomic.Uint64
+	refusingConfig                  atomic.Bool
+	ignoredMembers                  atomic.Int64
+	badConfig                       uint64 // hash of the settings value refused last; 0: none
+	badMembers                      map[string]struct{}
+
 	lapseMu  sync.Mutex // guards the fields below
 	stayed   []string
 	lapseRev int64 // revision of the record that ended the latest lapse
@@ -89,6 +98,7 @@ func New(cfg Config) (*Sync, error) {
 		start:      time.Now(),
 		changed:    make(chan struct{}, 1),
 		touch:      make(chan struct{}, 1),
+		badMembers: make(map[string]struct{}),
 	}
 	return s, nil
 }
@@ -124,9 +134,10 @@ func (s *Sync) now() int64 { return int64(time.Since(s.start)) }
 // Run connects to etcd, seeds or adopts the settings, registers this node
 // and follows the membership until ctx ends; then it revokes the lease
 // (graceful deregistration), closes the client and returns nil. It returns
-// ErrSuperseded when another process took this node's name, or an error
-// if the settings in etcd are unreadable. An unreachable etcd is not an
-// error: Run keeps retrying, fenced, until etcd answers or ctx ends.
+// ErrSuperseded when another process took this node's name. Settings in
+// etcd that it refuses are not an error: it keeps its own (Rejections).
+// An unreachable etcd is not an error: Run keeps retrying, fenced, until
+// etcd answers or ctx ends.
 func (s *Sync) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("etcdsync: Run called twice")
@@ -187,7 +198,8 @@ func (s *Sync) Run(ctx context.Context) error {
 }
 
 // seed creates /<prefix>/config from cfg.Settings if absent, or adopts
-// what is there. It retries until etcd answers or ctx ends.
+// what is there unless it is refused: then it keeps cfg.Settings, which
+// passed the same checks. It retries until etcd answers or ctx ends.
 func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error) {
 	key := s.keys.config
 	want := encodeSettings(s.cfg.Settings)
@@ -209,9 +221,10 @@ func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error)
 			if len(kvs) == 0 { // deleted between compare and read: try again
 				continue
 			}
-			st, err := decodeSettings(kvs[0].Value)
+			st, err := decodeSettings(kvs[0].Value, s.cfg.CheckSettings)
 			if err != nil {
-				return Settings{}, fmt.Errorf("etcdsync: %s: %w", key, err)
+				s.refuseConfig(kvs[0].Value, err, s.cfg.Settings)
+				return s.cfg.Settings, nil
 			}
 			if st != s.cfg.Settings {
 				s.log.Info("etcdsync: adopted cluster settings", "settings", st, "configured", s.cfg.Settings)
