@@ -36,7 +36,7 @@ func TestNodesShareOneView(t *testing.T) {
 		n, err := New(Config{
 			Etcd: etcdsync.Config{
 				Endpoints: etcd.Endpoints(),
-				Self:      etcdsync.Member{Name: name, Instance: name + "-1", ClientAddr: name},
+				Self:      etcdsync.Member{Name: name, Instance: name + "-1", ClientAddr: name + ":1", PeerAddr: name + ":2"},
 				Settings:  etcdsync.Settings{Replicas: replicas, Shards: 64, VNodes: 1},
 				LeaseTTL:  2 * time.Second,
 			},
@@ -91,7 +91,7 @@ func TestNodesShareOneView(t *testing.T) {
 			t.Fatalf("shard %d: a says %v, b says %v", s, oa, ob)
 		}
 	}
-	if m, ok := va.Member("b"); !ok || m.GossipAddr == "" || m.ClientAddr != "b" {
+	if m, ok := va.Member("b"); !ok || m.GossipAddr == "" || m.ClientAddr != "b:1" {
 		t.Fatalf("b's record in a's view: %+v, %v", m, ok)
 	}
 	stats := map[string]string{}

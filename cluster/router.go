@@ -88,7 +88,7 @@ type Router struct {
 	self  string
 	st    *store.Store
 	log   *slog.Logger
-	peers atomic.Pointer[peerSet] // replaced whole on a new epoch
+	peers atomic.Pointer[peerSet] // replaced whole on a new view
 
 	// mu serializes rebuilding peers, view transitions and Close.
 	mu     sync.Mutex
@@ -114,9 +114,12 @@ type Router struct {
 	pauses, staleEpochs, replicated atomic.Uint64
 }
 
-// peerSet is the clients for the members of one view; immutable.
+// peerSet is the clients for the members of one view; immutable. A view
+// is compared by identity, not epoch: within one epoch a member gossip
+// sees for the first time joins the ring (Node.placed).
 type peerSet struct {
-	epoch  int64
+	view   *View
+	closed bool // made by Close: every peer is gone
 	byName map[string]*member
 }
 
@@ -190,7 +193,7 @@ func (r *Router) Run(ctx context.Context) error {
 func (r *Router) Close() error {
 	r.mu.Lock()
 	r.closed = true
-	old := r.peers.Swap(&peerSet{epoch: -1})
+	old := r.peers.Swap(&peerSet{closed: true})
 	r.mu.Unlock()
 	if old != nil {
 		for _, m := range old.byName {
@@ -205,20 +208,20 @@ func (r *Router) Close() error {
 }
 
 // peerSet returns the clients for view v, building them on the first
-// request that sees a new epoch and closing those of departed members.
+// request that sees a new view and closing those of departed members.
 func (r *Router) peerSet(v *View) *peerSet {
-	if ps := r.peers.Load(); ps != nil && (ps.epoch == v.Epoch || ps.epoch == -1) {
+	if ps := r.peers.Load(); ps != nil && (ps.view == v || ps.closed) {
 		return ps
 	}
 	r.mu.Lock()
 	old := r.peers.Load()
-	if old != nil && (old.epoch == v.Epoch || old.epoch == -1 || r.closed) {
+	if old != nil && (old.view == v || old.closed || r.closed || older(v, old.view)) {
 		r.mu.Unlock()
 		return old
 	}
 	r.transition(r.view, v)
 	r.view = v
-	ps := &peerSet{epoch: v.Epoch, byName: make(map[string]*member, len(v.Members))}
+	ps := &peerSet{view: v, byName: make(map[string]*member, len(v.Members))}
 	for _, m := range v.Members {
 		if m.Name == r.self || m.PeerAddr == "" {
 			continue
@@ -246,6 +249,18 @@ func (r *Router) peerSet(v *View) *peerSet {
 		}
 	}
 	return ps
+}
+
+// older reports whether view a precedes view b: a request that read a
+// before b was stored must not take the router back to it.
+func older(a, b *View) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	if a.Epoch != b.Epoch {
+		return a.Epoch < b.Epoch
+	}
+	return len(a.Unseen) > len(b.Unseen) // within an epoch, members only join the ring
 }
 
 func (ps *peerSet) get(name string) *member {
