@@ -71,6 +71,21 @@ func TestRefusedSettings(t *testing.T) {
 		if snap, _ := a.Current(); snap.Settings != want {
 			t.Errorf("a's settings %+v, want %+v kept", snap.Settings, want)
 		}
+
+		// Valid settings with another shard count: a node joining now
+		// reads the count the cluster was created with and keeps it,
+		// though its own flags say otherwise.
+		put("/test/config", refused[1])
+		own := Settings{Replicas: 2, Shards: 256, VNodes: 160}
+		c := startNode(t, e, "c", withSettings(own))
+		waitConverged(t, 5*time.Second, []*node{c}, "a", "b", "c")
+		snap, _ = c.Current()
+		if want := (Settings{Replicas: 2, Shards: testSettings.Shards, VNodes: 160}); snap.Settings != want {
+			t.Errorf("c's settings %+v, want the creation's shard count: %+v", snap.Settings, want)
+		}
+		if r := c.Rejections(); r.Config != 1 || !r.ConfigRefused {
+			t.Errorf("c's rejections %+v, want one, refusing now", r)
+		}
 	})
 }
 

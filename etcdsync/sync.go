@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -221,10 +223,27 @@ func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error)
 			if len(kvs) == 0 { // deleted between compare and read: try again
 				continue
 			}
+			kept := s.cfg.Settings
 			st, err := decodeSettings(kvs[0].Value, s.cfg.CheckSettings)
+			if err == nil && kvs[0].Version > 1 {
+				var created int
+				created, err = s.createdShards(ctx, cli, kvs[0])
+				if created != 0 && kept.Shards != created {
+					if k := (Settings{Replicas: kept.Replicas, Shards: created, VNodes: kept.VNodes}); k.Validate() == nil {
+						kept = k
+					}
+				}
+				if errors.Is(err, errUnavailable) {
+					s.log.Log(ctx, bo.level(), "etcdsync: settings: etcd unavailable, retrying", "err", err)
+					if !bo.wait(ctx) {
+						return Settings{}, nil
+					}
+					continue
+				}
+			}
 			if err != nil {
-				s.refuseConfig(kvs[0].Value, err, s.cfg.Settings)
-				return s.cfg.Settings, nil
+				s.refuseConfig(kvs[0].Value, err, kept)
+				return kept, nil
 			}
 			if st != s.cfg.Settings {
 				s.log.Info("etcdsync: adopted cluster settings", "settings", st, "configured", s.cfg.Settings)
@@ -236,6 +255,42 @@ func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error)
 			return Settings{}, nil
 		}
 	}
+}
+
+// errUnavailable: etcd did not answer a read that seed needs.
+var errUnavailable = errors.New("etcdsync: etcd unavailable")
+
+// createdShards reads the shard count the cluster was created with, the
+// settings record at its create revision, when kv (the record now) was
+// rewritten since: a node joining must not adopt a shard count that the
+// running nodes refused (applyConfig). It returns that count and an error
+// when the record now changes it. When etcd has compacted that revision
+// away, the creation cannot be checked: it returns 0, nil and the record
+// now is adopted.
+func (s *Sync) createdShards(ctx context.Context, cli *clientv3.Client, kv *mvccpb.KeyValue) (int, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	resp, err := cli.Get(rctx, string(kv.Key), clientv3.WithRev(kv.CreateRevision))
+	switch {
+	case errors.Is(err, rpctypes.ErrCompacted):
+		s.log.Warn("etcdsync: the cluster settings were rewritten and their creation compacted away: their shard count cannot be checked",
+			"key", string(kv.Key), "create_rev", kv.CreateRevision)
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("%w: %w", errUnavailable, err)
+	case len(resp.Kvs) == 0:
+		return 0, nil
+	}
+	created, err := decodeSettings(resp.Kvs[0].Value, nil)
+	if err != nil {
+		return 0, nil // created unreadable: nothing to hold the record now to
+	}
+	st, _ := decodeSettings(kv.Value, nil)
+	if st.Shards != created.Shards {
+		return created.Shards, fmt.Errorf("shard count %d is not the cluster's %d, fixed when it was created (revision %d)",
+			st.Shards, created.Shards, kv.CreateRevision)
+	}
+	return created.Shards, nil
 }
 
 // publish stores snap as the current view and notifies Changed if it
