@@ -102,3 +102,59 @@ func TestNodesShareOneView(t *testing.T) {
 		t.Fatalf("ClusterStats: %v", stats)
 	}
 }
+
+// TestCheckSettings: the settings etcdsync may adopt are the ones the ring
+// can be built with.
+func TestCheckSettings(t *testing.T) {
+	cases := map[string]struct {
+		st etcdsync.Settings
+		ok bool
+	}{
+		"default":             {etcdsync.Settings{Replicas: 2, Shards: 4096, VNodes: 1}, true},
+		"ring-based vnodes":   {etcdsync.Settings{Replicas: 2, Shards: 4096, VNodes: 160}, false},
+		"most shards":         {etcdsync.Settings{Replicas: 8, Shards: etcdsync.MaxShards, VNodes: 1}, true},
+		"five million shards": {etcdsync.Settings{Replicas: 2, Shards: 5000000, VNodes: 1}, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := checkSettings(tc.st)
+			if err == nil {
+				err = tc.st.Validate()
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("settings %+v: %v, want ok=%v", tc.st, err, tc.ok)
+			}
+		})
+	}
+	cfg := Config{Etcd: etcdsync.Config{
+		Endpoints: []string{"http://127.0.0.1:1"},
+		Self:      etcdsync.Member{Name: "a", Instance: "a-1", ClientAddr: "a:1", PeerAddr: "a:2"},
+		Settings:  etcdsync.Settings{Replicas: 2, Shards: 4096, VNodes: 160},
+	}, Gossip: gossip.Config{BindAddr: "127.0.0.1:0"}}
+	if _, err := New(cfg); err == nil {
+		t.Error("New accepted settings the ring cannot be built with")
+	}
+}
+
+// TestOlderView: a request holding a view read before the current one
+// must not take the router back to it.
+func TestOlderView(t *testing.T) {
+	m := []etcdsync.Member{{Name: "x"}}
+	cases := map[string]struct {
+		a, b *View
+		want bool
+	}{
+		"earlier epoch":                        {&View{Epoch: 1}, &View{Epoch: 2}, true},
+		"later epoch":                          {&View{Epoch: 3}, &View{Epoch: 2}, false},
+		"same epoch, before a member was seen": {&View{Epoch: 2, Unseen: m}, &View{Epoch: 2}, true},
+		"same epoch, after":                    {&View{Epoch: 2}, &View{Epoch: 2, Unseen: m}, false},
+		"no view":                              {nil, &View{Epoch: 2}, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := older(tc.a, tc.b); got != tc.want {
+				t.Errorf("older = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
