@@ -260,6 +260,9 @@ func TestHTTP(t *testing.T) {
 	if v.Mode != "cluster" || v.Epoch != 42 || len(v.Members) != 2 || !v.Members[0].Self || v.Members[1].Health != "suspect" || v.Stats.HitRatio != 0.6 {
 		t.Errorf("/cluster = %+v", v)
 	}
+	if v.MembersUnseen != 300 || v.Rejected == nil || *v.Rejected != (RejectedView{Config: 3, ConfigRefused: true, Members: 7, MembersIgnored: 5}) {
+		t.Errorf("/cluster: unseen %d, rejected %+v", v.MembersUnseen, v.Rejected)
+	}
 	for _, path := range []string{"/", "/cluster.html"} {
 		if ct, body := get(path); !strings.HasPrefix(ct, "text/html") || !strings.Contains(body, `fetch("cluster"`) {
 			t.Errorf("%s: %s", path, ct)
