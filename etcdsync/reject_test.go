@@ -91,10 +91,12 @@ func TestRefusedSettings(t *testing.T) {
 
 // TestIgnoredMembers: member records that do not parse or lack what a
 // member is reached by are left out of the view, logged once per key
-// (whatever else happens in etcd) and counted; deleting them clears them.
+// (whatever else happens in etcd, a relist included) and counted;
+// deleting them clears them.
 func TestIgnoredMembers(t *testing.T) {
 	forEachEtcd(t, func(t *testing.T, e testEtcd) {
-		a := startNode(t, e, "a")
+		p := startProxy(t, e.Endpoints()[0])
+		a := startNode(t, e, "a", withEndpoints(p.URL()))
 		waitConverged(t, 5*time.Second, []*node{a}, "a")
 		cli := newClient(t, e.Endpoints())
 		ctx := context.Background()
@@ -130,6 +132,25 @@ func TestIgnoredMembers(t *testing.T) {
 			z.Instance = "z-" + string(rune('2'+i))
 			put("/test/members/z", encodeMember(z))
 		}
+		waitInstance(t, []*node{a}, "z", z.Instance)
+		// A watch that cannot resume (its revision compacted away): a
+		// lists everything again.
+		relists := strings.Count(a.logs.String(), "listing again")
+		p.SetDown(true)
+		put("/elsewhere", "x")
+		resp, err := cli.Put(ctx, "/elsewhere", "y")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.Compact(ctx, resp.Header.Revision); err != nil {
+			t.Fatal(err)
+		}
+		p.SetDown(false)
+		waitFor(t, 10*time.Second, "a to list again", func() bool {
+			return strings.Count(a.logs.String(), "listing again") > relists
+		})
+		z.Instance = "z-relisted"
+		put("/test/members/z", encodeMember(z))
 		waitInstance(t, []*node{a}, "z", z.Instance)
 		if r := a.Rejections(); r.Members != uint64(len(bad)) {
 			t.Errorf("rejections %+v after rewrites, want still %d", r, len(bad))
