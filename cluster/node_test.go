@@ -135,26 +135,3 @@ func TestCheckSettings(t *testing.T) {
 		t.Error("New accepted settings the ring cannot be built with")
 	}
 }
-
-// TestOlderView: a request holding a view read before the current one
-// must not take the router back to it.
-func TestOlderView(t *testing.T) {
-	m := []etcdsync.Member{{Name: "x"}}
-	cases := map[string]struct {
-		a, b *View
-		want bool
-	}{
-		"earlier epoch":                        {&View{Epoch: 1}, &View{Epoch: 2}, true},
-		"later epoch":                          {&View{Epoch: 3}, &View{Epoch: 2}, false},
-		"same epoch, before a member was seen": {&View{Epoch: 2, Unseen: m}, &View{Epoch: 2}, true},
-		"same epoch, after":                    {&View{Epoch: 2}, &View{Epoch: 2, Unseen: m}, false},
-		"no view":                              {nil, &View{Epoch: 2}, false},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := older(tc.a, tc.b); got != tc.want {
-				t.Errorf("older = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}

@@ -215,7 +215,9 @@ func (r *Router) peerSet(v *View) *peerSet {
 	}
 	r.mu.Lock()
 	old := r.peers.Load()
-	if old != nil && (old.view == v || old.closed || r.closed || older(v, old.view)) {
+	// A request that read v before the current view was stored must not
+	// take the router back to it.
+	if old != nil && (old.view == v || old.closed || r.closed || v != r.cfg.Members.View()) {
 		r.mu.Unlock()
 		return old
 	}
@@ -249,18 +251,6 @@ func (r *Router) peerSet(v *View) *peerSet {
 		}
 	}
 	return ps
-}
-
-// older reports whether view a precedes view b: a request that read a
-// before b was stored must not take the router back to it.
-func older(a, b *View) bool {
-	if a == nil || b == nil {
-		return false
-	}
-	if a.Epoch != b.Epoch {
-		return a.Epoch < b.Epoch
-	}
-	return len(a.Unseen) > len(b.Unseen) // within an epoch, members only join the ring
 }
 
 func (ps *peerSet) get(name string) *member {
