@@ -49,7 +49,7 @@
 //
 // Key layout (values are JSON; unknown fields are ignored):
 //
-//	/<prefix>/config          {"replicas":2,"shards":4096,"vnodes":160}
+//	/<prefix>/config          {"replicas":2,"shards":4096,"vnodes":1}
 //	/<prefix>/members/<name>  {"name":..,"instance":..,"client":..,"peer":..,"gossip":..}
 //
 // Only KV, Lease and Watch calls that etcd 3.4 serves are used.
