@@ -124,10 +124,15 @@ func TestEtcdNotTrusted(t *testing.T) {
 
 	// A real node joins: it becomes an owner at once and serves.
 	logs := &lockedBuffer{}
+	started := time.Now()
 	c := startRoutedNode(t, etcd, "c", server.Config{}, func(cfg *Config) {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	})
 	nodes := []*routedNode{a, b, c}
+	waitUntil(t, 10*time.Second, "c in a's ring", func() bool {
+		return slices.Contains(a.node.View().Ring.Nodes(), "c")
+	})
+	t.Logf("c in a's ring %v after c started", time.Since(started).Round(time.Millisecond))
 	waitRing(t, nodes, "a", "b", "c")
 	// Its views hold a and b from the first: a view without them would
 	// claim every shard (and serve it cold). The first one may predate
