@@ -95,8 +95,8 @@ func New(cfg Config) (*Gossip, error) {
 // done; then it leaves (waiting at most a second for the broadcast), shuts
 // memberlist down and returns nil after its goroutines have exited. It
 // returns an error if memberlist cannot start, and ErrRunning if called
-// again. A Join in flight (at most memberlist's 1s TCP timeout per address)
-// delays the return.
+// again. Joins in flight (each at most memberlist's 1 s TCP timeout; no
+// new one starts once ctx ends) delay the return.
 func (g *Gossip) Run(ctx context.Context) error {
 	if !g.started.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -217,7 +217,7 @@ func (g *Gossip) reconcileLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	defer t.Stop()
 	for {
 		listed := g.listed.Load() // before joinTargets: the round then covers the list
-		g.join(ml, g.joinTargets(), listed)
+		g.join(ctx, ml, g.joinTargets(), listed)
 		if listed {
 			g.markSynced()
 		}
@@ -246,8 +246,8 @@ const joinParallel = 64
 // after the other, each up to its TCP timeout (1 s), so a listed address
 // that swallows packets (a member record pointing nowhere) would hold up
 // the join of every address behind it. The first success marks gossip
-// synced when listed is true.
-func (g *Gossip) join(ml *memberlist.Memberlist, addrs []string, listed bool) {
+// synced when listed is true. Once ctx ends no further join starts.
+func (g *Gossip) join(ctx context.Context, ml *memberlist.Memberlist, addrs []string, listed bool) {
 	if len(addrs) == 0 {
 		return
 	}
@@ -255,7 +255,12 @@ func (g *Gossip) join(ml *memberlist.Memberlist, addrs []string, listed bool) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, joinParallel)
 	for _, addr := range addrs {
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if _, err := ml.Join([]string{addr}); err != nil {
