@@ -11,9 +11,14 @@
 //
 // Data flows one way:
 //
-//	etcd ──► etcdsync.Sync ─┬─► ring.New (settings, member names, revision) ─► View
+//	etcd ──► etcdsync.Sync ─┬─► ring.New (settings, names gossip has Seen, revision) ─► View
 //	                        └─► gossip.SetPeers (whom to join)
-//	memberlist ──► gossip.Gossip ──► Health(node)
+//	memberlist ──► gossip.Gossip ──► Health(node), Seen(node), Synced
+//
+// The ring holds the members etcd lists that gossip has seen alive at
+// least once (and this node): a record in etcd for a node that never
+// gossiped is View.Unseen, not an owner (see Node.placed). A member once
+// seen stays in the ring when gossip calls it dead; only etcd removes it.
 //
 // Every membership change in etcd produces a new View (an immutable value
 // swapped atomically), so readers never lock and every node holding the same

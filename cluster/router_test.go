@@ -34,14 +34,14 @@ type routedNode struct {
 	addr   string
 }
 
-func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg server.Config) *routedNode {
+func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg server.Config, opts ...func(*Config)) *routedNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	n, err := New(Config{
+	cfg := Config{
 		Etcd: etcdsync.Config{
 			Endpoints: etcd.Endpoints(),
 			Self:      etcdsync.Member{Name: name, Instance: name + "-1", ClientAddr: addr, PeerAddr: addr},
@@ -49,7 +49,11 @@ func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg serve
 			LeaseTTL:  2 * time.Second,
 		},
 		Gossip: gossip.Config{BindAddr: "127.0.0.1:0"},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

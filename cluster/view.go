@@ -64,7 +64,9 @@ func (r *Router) apply() {
 	}
 	r.mu.Lock()
 	old := r.peers.Load()
-	if r.closed || (old.view != nil && old.view.Epoch == v.Epoch) {
+	// A view is compared by identity, not epoch: within one epoch a
+	// member gossip sees for the first time joins the ring (Node.placed).
+	if r.closed || old.view == v {
 		r.mu.Unlock()
 		return
 	}

@@ -16,6 +16,13 @@
 //	                          Changed() notification   Health(node)
 //	SetPeers ──▶ reconcile loop ──Join──▶ memberlist
 //
+// Seen reports whether a node was ever heard of alive (here or, through
+// gossip, anywhere); Synced is closed once the first round of joins after
+// SetPeers has reached the cluster or failed everywhere. The glue places
+// in its ring only the nodes gossip has seen. A round joins its addresses
+// in parallel, so listed addresses that never answer cost one TCP timeout
+// per round, not one each.
+//
 // Every process joins memberlist under the name Node+"/"+Instance, so a
 // restarted node is a new memberlist member; Health reports the newest
 // incarnation, and the death of an older one does not hide it.
