@@ -31,6 +31,12 @@ type options struct {
 	verbose        int
 	idleTimeout    time.Duration
 	unixSocket     string      // -s: serve this UNIX socket instead of TCP
+	growthFactor   float64     // -f; 0: the store's default
+	prefixDelim    byte        // -D
+	pidFile        string      // -P
+	daemon         bool        // -d
+	reqsPerEvent   int         // -R, reported only
+	backlog        int         // -b, reported only
 	unixMask       os.FileMode // -a
 	connMemMB      int         // -o read_buf_mem_limit; 0: max(32, memoryMB/8)
 	connGoroutines bool        // no event loop
@@ -67,15 +73,18 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		port:        11211,
-		listen:      "127.0.0.1",
-		memoryMB:    64,
-		maxConns:    1024,
-		maxItemSize: 1 << 20,
-		unixMask:    0700,
-		cluster:     "shoal",
-		replicas:    2,
-		devEtcd:     "127.0.0.1:2379",
+		port:         11211,
+		listen:       "127.0.0.1",
+		memoryMB:     64,
+		maxConns:     1024,
+		maxItemSize:  1 << 20,
+		unixMask:     0700,
+		prefixDelim:  ':',
+		reqsPerEvent: 20,
+		backlog:      1024,
+		cluster:      "shoal",
+		replicas:     2,
+		devEtcd:      "127.0.0.1:2379",
 	}
 }
 
@@ -113,6 +122,27 @@ var flagSpecs = []flagSpec{
 		o.unixMask = os.FileMode(m)
 		return nil
 	}},
+	{'f', "slab-growth-factor", "<factor>", "chunk size growth factor between size classes, over 1 (default: 1.08; memcached's is 1.25)", func(o *options, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 1 && f <= 2) {
+			return fmt.Errorf("invalid value %q (want a factor over 1, at most 2)", v)
+		}
+		o.growthFactor = f
+		return nil
+	}},
+	{'D', "prefix-delimiter", "<char>", "delimiter between key prefix and id in stats detail (default: \":\")", func(o *options, v string) error {
+		if len(v) != 1 {
+			return fmt.Errorf("invalid value %q (want one character)", v)
+		}
+		o.prefixDelim = v[0]
+		return nil
+	}},
+	{'P', "pidfile", "<file>", "save the process id in this file", func(o *options, v string) error { o.pidFile = v; return nil }},
+	{'d', "daemon", "", "run as a daemon: in the background, detached from the terminal", func(o *options, _ string) error { o.daemon = true; return nil }},
+	{'R', "max-reqs-per-event", "<num>", "accepted for compatibility: a connection's buffered commands all run in one turn (stats settings reqs_per_event shows it)", func(o *options, v string) error { return intFlag(&o.reqsPerEvent, v, 1, 1<<30) }},
+	{'b', "listen-backlog", "<num>", "accepted for compatibility: the kernel's somaxconn sets the backlog (stats settings tcp_backlog shows it)", func(o *options, v string) error { return intFlag(&o.backlog, v, 1, 1<<30) }},
+	{'n', "slab-min-size", "<bytes>", "accepted for compatibility: the smallest chunk is 48 bytes", func(o *options, v string) error { var n int; return intFlag(&n, v, 1, 1<<20) }},
+	{'L', "enable-largepages", "", "accepted for compatibility: the item arena is left to the kernel's transparent huge pages", func(*options, string) error { return nil }},
 	{'u', "user", "<user>", "accepted for compatibility; shoal does not switch users", func(*options, string) error { return nil }},
 	{'o', "extended", "<opts>", "comma separated options; idle_timeout=<secs> and read_buf_mem_limit=<MB> (memory of all connections' buffers; default max(32, -m/8), at least twice -I) are used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},
 	{0, "etcd", "<urls>", "etcd endpoints, comma separated: join a cluster (default: standalone)", func(o *options, v string) error { o.etcd = v; return nil }},

@@ -33,6 +33,9 @@ const (
 )
 
 func main() {
+	if daemonize(os.Args[1:]) {
+		return // the daemon runs on in the background
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
@@ -87,12 +90,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		runtime.GOMAXPROCS(o.threads)
 	}
 	st, err := store.New(store.Config{
-		MemoryLimit: o.memoryMB << 20,
-		MaxItemSize: o.maxItemSize,
-		NoEvict:     o.noEvict,
+		MemoryLimit:  o.memoryMB << 20,
+		MaxItemSize:  o.maxItemSize,
+		NoEvict:      o.noEvict,
+		GrowthFactor: o.growthFactor,
 	})
 	if err != nil {
 		return err
+	}
+	if o.pidFile != "" {
+		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0644); err != nil {
+			return fmt.Errorf("could not open the pid file %s: %w", o.pidFile, err)
+		}
+		defer os.Remove(o.pidFile)
 	}
 	lns, err := listen(o)
 	if err != nil {
@@ -117,18 +127,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		stopEtcd()
 	}()
 	scfg := server.Config{
-		MaxConns:       o.maxConns,
-		MaxItemSize:    o.maxItemSize,
-		IdleTimeout:    o.idleTimeout,
-		ConnMemLimit:   o.connMemLimit(),
-		EnableShutdown: o.allowShutdown,
-		DisableFlush:   o.disableFlush,
-		Threads:        threads,
-		Settings:       settings(o),
-		Logger:         log,
-		OnShutdown:     cancel,
-		EventLoop:      eventLoop,
-		Loops:          threads,
+		MaxConns:        o.maxConns,
+		MaxItemSize:     o.maxItemSize,
+		IdleTimeout:     o.idleTimeout,
+		ConnMemLimit:    o.connMemLimit(),
+		PrefixDelimiter: o.prefixDelim,
+		EnableShutdown:  o.allowShutdown,
+		DisableFlush:    o.disableFlush,
+		Threads:         threads,
+		Settings:        settings(o),
+		Logger:          log,
+		OnShutdown:      cancel,
+		EventLoop:       eventLoop,
+		Loops:           threads,
 	}
 	var node *cluster.Node
 	var srv *server.Server
@@ -461,6 +472,10 @@ func settings(o options) [][2]string {
 	if o.noEvict {
 		ev = "off"
 	}
+	growth := o.growthFactor
+	if growth == 0 {
+		growth = store.DefaultGrowthFactor
+	}
 	inter, socket := o.listen, "NULL"
 	if o.unixSocket != "" {
 		inter, socket = "NULL", o.unixSocket
@@ -472,5 +487,9 @@ func settings(o options) [][2]string {
 		{"evictions", ev},
 		{"domain_socket", socket},
 		{"umask", strconv.FormatUint(uint64(o.unixMask), 8)},
+		{"growth_factor", strconv.FormatFloat(growth, 'f', 2, 64)},
+		{"stat_key_prefix", string(o.prefixDelim)},
+		{"reqs_per_event", strconv.Itoa(o.reqsPerEvent)},
+		{"tcp_backlog", strconv.Itoa(o.backlog)},
 	}
 }

@@ -67,6 +67,11 @@ func TestParseFlags(t *testing.T) {
 		"unix socket":         {[]string{"-s", "/tmp/x.sock", "-a", "755"}, func(o options) bool { return o.unixSocket == "/tmp/x.sock" && o.unixMask == 0755 }, ""},
 		"unix mask default":   {nil, func(o options) bool { return o.unixMask == 0700 }, ""},
 		"unix mask not octal": {[]string{"-a", "9"}, nil, "octal"},
+		"memcached tuning": {[]string{"-f", "1.25", "-D", "/", "-P", "/tmp/p", "-R", "50", "-b", "256", "-n", "96", "-L", "-d"}, func(o options) bool {
+			return o.growthFactor == 1.25 && o.prefixDelim == '/' && o.pidFile == "/tmp/p" && o.reqsPerEvent == 50 && o.backlog == 256 && o.daemon
+		}, ""},
+		"growth factor 1":     {[]string{"-f", "1"}, nil, "factor over 1"},
+		"delimiter too long":  {[]string{"-D", "::"}, nil, "one character"},
 		"unix in a cluster":   {[]string{"-s", "/tmp/x.sock", "--etcd", "127.0.0.1:2379"}, nil, "UNIX socket"},
 		"zero conns":          {[]string{"-c", "0"}, nil, "conn-limit"},
 		"zero threads":        {[]string{"-t", "0"}, nil, "threads"},

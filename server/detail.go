@@ -9,10 +9,12 @@ import (
 )
 
 // detail is memcached's "stats detail": while on, classic get, set and
-// delete are counted per key prefix (the key up to its first ':'; keys
-// without one are not counted), and "stats detail dump" lists them.
+// delete are counted per key prefix (the key up to its first delimiter,
+// ':' or -D; keys without one are not counted), and "stats detail dump"
+// lists them.
 type detail struct {
-	on atomic.Bool
+	on    atomic.Bool
+	delim byte // set before use
 	// mu guards byPrefix.
 	mu       sync.Mutex
 	byPrefix map[string]*prefixCounts
@@ -34,7 +36,7 @@ func (d *detail) count(key []byte, op prefixOp, hit bool) {
 	if !d.on.Load() {
 		return
 	}
-	i := bytes.IndexByte(key, ':')
+	i := bytes.IndexByte(key, d.delim)
 	if i < 0 {
 		return
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,6 +80,9 @@ type Config struct {
 	// by a Dumper cache). memcached 1.6.18 has none of them, so a client
 	// listener must leave this off to answer them as memcached does.
 	PeerExtensions bool
+	// PrefixDelimiter ends a key's prefix for stats detail (memcached -D).
+	// Zero means ':'.
+	PrefixDelimiter byte
 	// ConnMemLimit bounds the memory connections hold outside the store
 	// (see connMem): data blocks beyond it are refused with memcached's
 	// "SERVER_ERROR out of memory storing object", and replies wait in
@@ -190,6 +194,7 @@ func New(cfg Config, cache Cache) (*Server, error) {
 		conns:     make(map[*conn]struct{}),
 	}
 	s.mem.limit = cfg.ConnMemLimit
+	s.detail.delim = cmp.Or(cfg.PrefixDelimiter, ':')
 	return s, nil
 }
 

@@ -221,19 +221,25 @@ func timeval(tv syscall.Timeval) string {
 
 func (s *Server) settingsStats(w *statWriter) {
 	st := s.cache.Stats()
-	vals := map[string]string{
-		"maxbytes":           strconv.FormatInt(st.LimitMaxbytes, 10),
-		"maxconns":           strconv.Itoa(s.cfg.MaxConns),
-		"verbosity":          strconv.FormatInt(s.verbosity.Load(), 10),
-		"shutdown_command":   yesNo(s.cfg.EnableShutdown),
-		"num_threads":        strconv.Itoa(s.cfg.Threads),
-		"cas_enabled":        "yes",
-		"binding_protocol":   "ascii",
-		"item_size_max":      strconv.Itoa(s.cfg.MaxItemSize),
-		"slab_chunk_max":     strconv.FormatInt(st.PageSize, 10),
-		"flush_enabled":      yesNo(!s.cfg.DisableFlush),
-		"idle_timeout":       strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
-		"read_buf_mem_limit": strconv.FormatInt(s.mem.limit>>20, 10),
+	vals := map[string]string{}
+	for _, kv := range fixedSettings {
+		vals[kv[0]] = kv[1]
+	}
+	for name, v := range map[string]string{
+		"maxbytes":            strconv.FormatInt(st.LimitMaxbytes, 10),
+		"maxconns":            strconv.Itoa(s.cfg.MaxConns),
+		"verbosity":           strconv.FormatInt(s.verbosity.Load(), 10),
+		"shutdown_command":    yesNo(s.cfg.EnableShutdown),
+		"num_threads":         strconv.Itoa(s.cfg.Threads),
+		"num_threads_per_udp": strconv.Itoa(s.cfg.Threads),
+		"detail_enabled":      yesNo(s.detail.on.Load()),
+		"item_size_max":       strconv.Itoa(s.cfg.MaxItemSize),
+		"slab_chunk_max":      strconv.FormatInt(st.PageSize, 10),
+		"flush_enabled":       yesNo(!s.cfg.DisableFlush),
+		"idle_timeout":        strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
+		"read_buf_mem_limit":  strconv.FormatInt(s.mem.limit>>20, 10),
+	} {
+		vals[name] = v
 	}
 	for _, kv := range s.cfg.Settings {
 		vals[kv[0]] = kv[1]
@@ -245,12 +251,51 @@ func (s *Server) settingsStats(w *statWriter) {
 	}
 }
 
-// settingsOrder is memcached's order of "stats settings" lines.
+// fixedSettings are "stats settings" lines whose value shoal does not
+// change: memcached machinery shoal has in another form or not at all,
+// reported as memcached 1.6.18 reports its defaults so that tools find
+// them (STATS.md says what each means for shoal). The node's flags
+// (Config.Settings) override them where shoal has the setting.
+var fixedSettings = [...][2]string{
+	{"oldest", "0"}, {"evictions", "on"}, {"domain_socket", "NULL"}, {"umask", "700"},
+	{"growth_factor", "1.08"}, {"chunk_size", "48"}, {"stat_key_prefix", ":"},
+	{"reqs_per_event", "20"}, {"cas_enabled", "yes"}, {"tcp_backlog", "1024"},
+	{"binding_protocol", "ascii"}, {"auth_enabled_sasl", "no"}, {"auth_enabled_ascii", "no"},
+	{"maxconns_fast", "yes"}, {"hashpower_init", "0"}, {"slab_reassign", "yes"},
+	{"slab_automove", "1"}, {"slab_automove_ratio", "0.80"}, {"slab_automove_window", "30"},
+	{"lru_crawler", "yes"}, {"lru_crawler_sleep", "100"}, {"lru_crawler_tocrawl", "0"},
+	{"tail_repair_time", "0"}, {"dump_enabled", "yes"}, {"hash_algorithm", "maphash"},
+	{"lru_maintainer_thread", "no"}, {"lru_segmented", "no"}, {"hot_lru_pct", "20"},
+	{"warm_lru_pct", "40"}, {"hot_max_factor", "0.20"}, {"warm_max_factor", "2.00"},
+	{"temp_lru", "no"}, {"temporary_ttl", "61"}, {"watcher_logbuf_size", "262144"},
+	{"worker_logbuf_size", "65536"}, {"track_sizes", "no"}, {"inline_ascii_response", "no"},
+	{"ext_item_size", "512"}, {"ext_item_age", "4294967295"}, {"ext_low_ttl", "0"},
+	{"ext_recache_rate", "2000"}, {"ext_wbuf_size", "4194304"}, {"ext_compact_under", "0"},
+	{"ext_drop_under", "0"}, {"ext_max_sleep", "1000000"}, {"ext_max_frag", "0.80"},
+	{"slab_automove_freeratio", "0.010"}, {"ext_drop_unread", "no"}, {"ssl_enabled", "no"},
+	{"ssl_chain_cert", "(null)"}, {"ssl_key", "(null)"}, {"ssl_verify_mode", "0"},
+	{"ssl_keyformat", "1"}, {"ssl_ciphers", "NULL"}, {"ssl_ca_cert", "NULL"},
+	{"ssl_wbuf_size", "16384"}, {"ssl_session_cache", "no"}, {"ssl_kernel_tls", "no"},
+	{"ssl_min_version", "tlsv1.2"}, {"num_napi_ids", "(null)"}, {"memory_file", "(null)"},
+}
+
+// settingsOrder is memcached 1.6.18's order of "stats settings" lines.
 var settingsOrder = [...]string{
-	"maxbytes", "maxconns", "tcpport", "udpport", "inter", "verbosity", "evictions",
-	"domain_socket", "umask", "shutdown_command", "num_threads", "cas_enabled", "binding_protocol",
-	"item_size_max", "slab_chunk_max", "flush_enabled", "idle_timeout",
-	"read_buf_mem_limit",
+	"maxbytes", "maxconns", "tcpport", "udpport", "inter", "verbosity", "oldest", "evictions",
+	"domain_socket", "umask", "shutdown_command", "growth_factor", "chunk_size", "num_threads",
+	"num_threads_per_udp", "stat_key_prefix", "detail_enabled", "reqs_per_event", "cas_enabled",
+	"tcp_backlog", "binding_protocol", "auth_enabled_sasl", "auth_enabled_ascii", "item_size_max",
+	"maxconns_fast", "hashpower_init", "slab_reassign", "slab_automove", "slab_automove_ratio",
+	"slab_automove_window", "slab_chunk_max", "lru_crawler", "lru_crawler_sleep",
+	"lru_crawler_tocrawl", "tail_repair_time", "flush_enabled", "dump_enabled", "hash_algorithm",
+	"lru_maintainer_thread", "lru_segmented", "hot_lru_pct", "warm_lru_pct", "hot_max_factor",
+	"warm_max_factor", "temp_lru", "temporary_ttl", "idle_timeout", "watcher_logbuf_size",
+	"worker_logbuf_size", "read_buf_mem_limit", "track_sizes", "inline_ascii_response",
+	"ext_item_size", "ext_item_age", "ext_low_ttl", "ext_recache_rate", "ext_wbuf_size",
+	"ext_compact_under", "ext_drop_under", "ext_max_sleep", "ext_max_frag",
+	"slab_automove_freeratio", "ext_drop_unread", "ssl_enabled", "ssl_chain_cert", "ssl_key",
+	"ssl_verify_mode", "ssl_keyformat", "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size",
+	"ssl_session_cache", "ssl_kernel_tls", "ssl_min_version", "num_napi_ids", "memory_file",
 }
 
 func yesNo(b bool) string {
