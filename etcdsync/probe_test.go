@@ -15,7 +15,7 @@ import (
 func TestProbe(t *testing.T) {
 	e := startEmbed(t)
 	cfg := func(endpoint string) Config {
-		return Config{Endpoints: []string{endpoint}, Self: Member{Name: "a", Instance: "1"}, Settings: testSettings}
+		return Config{Endpoints: []string{endpoint}, Self: Member{Name: "a", Instance: "1", ClientAddr: "127.0.0.1:11211", PeerAddr: "127.0.0.1:11311"}, Settings: testSettings}
 	}
 	plain := e.Endpoints()[0]
 	cases := map[string]struct {
