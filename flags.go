@@ -31,6 +31,7 @@ type options struct {
 	verbose        int
 	idleTimeout    time.Duration
 	unixSocket     string      // -s: serve this UNIX socket instead of TCP
+	tls            tlsOptions  // -Z and -o ssl_*
 	growthFactor   float64     // -f; 0: the store's default
 	prefixDelim    byte        // -D
 	pidFile        string      // -P
@@ -143,6 +144,7 @@ var flagSpecs = []flagSpec{
 	{'b', "listen-backlog", "<num>", "accepted for compatibility: the kernel's somaxconn sets the backlog (stats settings tcp_backlog shows it)", func(o *options, v string) error { return intFlag(&o.backlog, v, 1, 1<<30) }},
 	{'n', "slab-min-size", "<bytes>", "accepted for compatibility: the smallest chunk is 48 bytes", func(o *options, v string) error { var n int; return intFlag(&n, v, 1, 1<<20) }},
 	{'L', "enable-largepages", "", "accepted for compatibility: the item arena is left to the kernel's transparent huge pages", func(*options, string) error { return nil }},
+	{'Z', "enable-ssl", "", "TLS on the client port (-o ssl_chain_cert=<file>,ssl_key=<file>[,ssl_ca_cert=<file>,ssl_verify_mode=0..3,ssl_min_version=tlsv1.2|tlsv1.3]); certificates reloaded on refresh_certs", func(o *options, _ string) error { o.tls.enabled = true; return nil }},
 	{'u', "user", "<user>", "accepted for compatibility; shoal does not switch users", func(*options, string) error { return nil }},
 	{'o', "extended", "<opts>", "comma separated options; idle_timeout=<secs> and read_buf_mem_limit=<MB> (memory of all connections' buffers; default max(32, -m/8), at least twice -I) are used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},
 	{0, "etcd", "<urls>", "etcd endpoints, comma separated: join a cluster (default: standalone)", func(o *options, v string) error { o.etcd = v; return nil }},
@@ -330,6 +332,9 @@ func extendedFlag(o *options, v string) error {
 				return fmt.Errorf("read_buf_mem_limit: %w", err)
 			}
 		}
+		if err := sslOption(o, name, val); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -354,4 +359,43 @@ func (o options) connMemLimit() int64 {
 		return int64(o.connMemMB) << 20
 	}
 	return max(32, int64(o.memoryMB)/8) << 20
+}
+
+// tlsOptions are -Z and memcached's -o ssl_* options.
+type tlsOptions struct {
+	enabled                 bool
+	chainCert, key, caCert  string
+	verifyMode              int
+	minVersion              string
+	keyFormat, ciphers      string // accepted, reported
+	wbufSize                int    // accepted, reported (KB)
+	sessionCache, kernelTLS bool   // accepted, reported
+}
+
+// sslOption applies one -o ssl_* option; others are left alone.
+func sslOption(o *options, name, val string) error {
+	t := &o.tls
+	switch name {
+	case "ssl_chain_cert":
+		t.chainCert = val
+	case "ssl_key":
+		t.key = val
+	case "ssl_ca_cert":
+		t.caCert = val
+	case "ssl_verify_mode":
+		return intFlag(&t.verifyMode, val, 0, 3)
+	case "ssl_min_version":
+		t.minVersion = val
+	case "ssl_keyformat":
+		t.keyFormat = val
+	case "ssl_ciphers":
+		t.ciphers = val
+	case "ssl_wbuf_size":
+		return intFlag(&t.wbufSize, val, 1, 1<<20)
+	case "ssl_session_cache":
+		t.sessionCache = true
+	case "ssl_kernel_tls":
+		t.kernelTLS = true
+	}
+	return nil
 }

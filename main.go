@@ -109,6 +109,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	defer closeAll(lns)
+	clientTLS, err := serveTLS(o, lns)
+	if err != nil {
+		return err
+	}
 	var httpLn net.Listener
 	if o.httpAddr != "" {
 		if httpLn, err = net.Listen("tcp", o.httpAddr); err != nil {
@@ -140,6 +144,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		OnShutdown:      cancel,
 		EventLoop:       eventLoop,
 		Loops:           threads,
+	}
+	if clientTLS != nil {
+		scfg.TLS = clientTLS
 	}
 	var node *cluster.Node
 	var srv *server.Server
@@ -480,7 +487,7 @@ func settings(o options) [][2]string {
 	if o.unixSocket != "" {
 		inter, socket = "NULL", o.unixSocket
 	}
-	return [][2]string{
+	return append([][2]string{
 		{"tcpport", strconv.Itoa(o.port)},
 		{"udpport", "0"},
 		{"inter", inter},
@@ -491,5 +498,5 @@ func settings(o options) [][2]string {
 		{"stat_key_prefix", string(o.prefixDelim)},
 		{"reqs_per_event", strconv.Itoa(o.reqsPerEvent)},
 		{"tcp_backlog", strconv.Itoa(o.backlog)},
-	}
+	}, tlsSettings(o.tls)...)
 }

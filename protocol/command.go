@@ -119,7 +119,8 @@ const (
 	OpQuit
 	OpShutdown
 	OpCacheMemlimit
-	OpMetaNoop // mn
+	OpMetaNoop     // mn
+	OpRefreshCerts // refresh_certs
 )
 
 // Maintenance is one of memcached's maintenance command families, whose

@@ -275,6 +275,10 @@ func (p *parser) parse(buf []byte) (cmd Command, n, swallow int, err error) {
 			return p.parseStorage(buf, next, OpReplace)
 		case "prepend":
 			return p.parseStorage(buf, next, OpPrepend)
+		case "refresh_certs":
+			a := p.resetAdmin(OpRefreshCerts)
+			a.NoReply = p.noreply()
+			return a, next, 0, nil
 		case "lru_crawler":
 			if nt >= 3 {
 				return p.maintenance(MaintCrawler), next, 0, nil

@@ -377,5 +377,16 @@ func (c *conn) admin(cmd *protocol.Admin) {
 		c.reply(cmd.NoReply, replyOK)
 	case protocol.OpMetaNoop:
 		c.line("MN")
+	case protocol.OpRefreshCerts:
+		switch {
+		case c.srv.cfg.TLS == nil:
+			c.line("Error TLS not enabled") // memcached's line, noreply or not
+		default:
+			if err := c.srv.cfg.TLS.Refresh(); err != nil {
+				c.line(err.Error()) // memcached's words, noreply or not
+				return
+			}
+			c.reply(cmd.NoReply, replyOK)
+		}
 	}
 }

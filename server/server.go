@@ -80,6 +80,9 @@ type Config struct {
 	// by a Dumper cache). memcached 1.6.18 has none of them, so a client
 	// listener must leave this off to answer them as memcached does.
 	PeerExtensions bool
+	// TLS is the client port's TLS (memcached -Z), for refresh_certs and
+	// its stats; nil without.
+	TLS TLSInfo
 	// PrefixDelimiter ends a key's prefix for stats detail (memcached -D).
 	// Zero means ':'.
 	PrefixDelimiter byte
@@ -97,6 +100,16 @@ type Config struct {
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()
+}
+
+// TLSInfo is the client port's TLS as the server sees it: Refresh
+// reloads the certificates (refresh_certs; its error's text is the reply
+// line), the counters feed stats. Its methods are called from connection
+// goroutines concurrently.
+type TLSInfo interface {
+	Refresh() error
+	HandshakeErrors() int64
+	SinceRefresh() int64
 }
 
 // ClusterInfo is the cluster view behind "stats cluster", as name/value

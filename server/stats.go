@@ -165,8 +165,12 @@ func (s *Server) generalStats(w *statWriter) {
 		"slab_reassign_inline_reclaim", "slab_reassign_busy_items", "slab_reassign_busy_deletes",
 		"slab_reassign_running", "slabs_moved", "lru_crawler_running", "lru_crawler_starts",
 		"lru_maintainer_juggles", "malloc_fails", "log_worker_dropped", "log_worker_written",
-		"log_watcher_skipped", "log_watcher_sent", "log_watchers", "unexpected_napi_ids",
-		"round_robin_fallback")
+		"log_watcher_skipped", "log_watcher_sent", "log_watchers")
+	if t := s.cfg.TLS; t != nil {
+		w.int("ssl_handshake_errors", t.HandshakeErrors())
+		w.int("time_since_server_cert_refresh", t.SinceRefresh())
+	}
+	zeros(w, "unexpected_napi_ids", "round_robin_fallback")
 	w.int("bytes", st.Bytes)
 	w.int("curr_items", st.CurrItems)
 	w.int("total_items", st.TotalItems)
