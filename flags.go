@@ -32,6 +32,7 @@ type options struct {
 	idleTimeout    time.Duration
 	unixSocket     string      // -s: serve this UNIX socket instead of TCP
 	tls            tlsOptions  // -Z and -o ssl_*
+	authFile       string      // -Y
 	growthFactor   float64     // -f; 0: the store's default
 	prefixDelim    byte        // -D
 	pidFile        string      // -P
@@ -144,6 +145,7 @@ var flagSpecs = []flagSpec{
 	{'b', "listen-backlog", "<num>", "accepted for compatibility: the kernel's somaxconn sets the backlog (stats settings tcp_backlog shows it)", func(o *options, v string) error { return intFlag(&o.backlog, v, 1, 1<<30) }},
 	{'n', "slab-min-size", "<bytes>", "accepted for compatibility: the smallest chunk is 48 bytes", func(o *options, v string) error { var n int; return intFlag(&n, v, 1, 1<<20) }},
 	{'L', "enable-largepages", "", "accepted for compatibility: the item arena is left to the kernel's transparent huge pages", func(*options, string) error { return nil }},
+	{'Y', "auth-file", "<file>", "require ASCII authentication: a connection's first command is a set of \"<user> <password>\" matching a user:password line of this file", func(o *options, v string) error { o.authFile = v; return nil }},
 	{'Z', "enable-ssl", "", "TLS on the client port (-o ssl_chain_cert=<file>,ssl_key=<file>[,ssl_ca_cert=<file>,ssl_verify_mode=0..3,ssl_min_version=tlsv1.2|tlsv1.3]); certificates reloaded on refresh_certs", func(o *options, _ string) error { o.tls.enabled = true; return nil }},
 	{'u', "user", "<user>", "accepted for compatibility; shoal does not switch users", func(*options, string) error { return nil }},
 	{'o', "extended", "<opts>", "comma separated options; idle_timeout=<secs> and read_buf_mem_limit=<MB> (memory of all connections' buffers; default max(32, -m/8), at least twice -I) are used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -147,6 +148,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	if clientTLS != nil {
 		scfg.TLS = clientTLS
+	}
+	if o.authFile != "" {
+		users, err := readAuthFile(o.authFile)
+		if err != nil {
+			return err
+		}
+		scfg.Auth = users
 	}
 	var node *cluster.Node
 	var srv *server.Server
@@ -498,5 +506,6 @@ func settings(o options) [][2]string {
 		{"stat_key_prefix", string(o.prefixDelim)},
 		{"reqs_per_event", strconv.Itoa(o.reqsPerEvent)},
 		{"tcp_backlog", strconv.Itoa(o.backlog)},
+		{"auth_enabled_ascii", cmp.Or(o.authFile, "no")},
 	}, tlsSettings(o.tls)...)
 }

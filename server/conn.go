@@ -43,6 +43,8 @@ type conn struct {
 	// coarse clock: as memcached counts idle_timeout, a connection that
 	// sends bytes but no whole command is idle.
 	last atomic.Int64
+	// authed: the client passed -Y's authentication (Config.Auth).
+	authed bool
 	// more is a retrieval stopped for its replies to drain (getKeys).
 	more moreKeys
 	// mem is what the connection holds, as last accounted in srv.mem.
@@ -149,6 +151,10 @@ func (c *conn) process() bool {
 				return true
 			}
 			var pe *protocol.Error
+			if errors.As(err, &pe) && c.needsAuth() {
+				c.line(replyUnauthenticated)
+				return false
+			}
 			if errors.As(err, &pe) {
 				if c.async != nil && (pe.TooLarge || pe.NoMemory) && pe.Op == protocol.OpSet && !c.async.Inline(pe.Key) {
 					c.offload(nil, pe) // its delete may wait on a peer
@@ -164,6 +170,10 @@ func (c *conn) process() bool {
 			return false // buffered commands of a dropped connection do not run
 		}
 		c.touched()
+		if c.needsAuth() {
+			c.authenticate(cmd)
+			continue
+		}
 		if c.async != nil && !c.inline(cmd) || c.ev.loop != nil && !c.hand.running && c.lists(cmd) {
 			c.offload(cmd, nil) // may wait on a peer, or list every item
 			return true
@@ -255,3 +265,6 @@ func (c *conn) reply(noreply bool, s string) {
 		c.line(s)
 	}
 }
+
+// needsAuth reports that the connection must authenticate first (-Y).
+func (c *conn) needsAuth() bool { return c.srv.cfg.Auth != nil && !c.authed }

@@ -80,6 +80,9 @@ type Config struct {
 	// by a Dumper cache). memcached 1.6.18 has none of them, so a client
 	// listener must leave this off to answer them as memcached does.
 	PeerExtensions bool
+	// Auth, when set, makes every connection authenticate before its
+	// first command, as memcached's -Y (ASCII authentication).
+	Auth Authenticator
 	// TLS is the client port's TLS (memcached -Z), for refresh_certs and
 	// its stats; nil without.
 	TLS TLSInfo
@@ -169,6 +172,7 @@ type Server struct {
 	nextID  atomic.Uint64
 
 	mem             connMem
+	auth            authCounters
 	detail          detail
 	idleKicks       atomic.Int64
 	verbosity       atomic.Int64

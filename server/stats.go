@@ -147,8 +147,8 @@ func (s *Server) generalStats(w *statWriter) {
 	w.int("get_flushed", st.GetFlushed)
 	for _, name := range commandOrder[cmdHeadLen:] {
 		if name == "bytes_read" {
-			w.int("auth_cmds", 0)
-			w.int("auth_errors", 0)
+			w.int("auth_cmds", s.auth.cmds.Load())
+			w.int("auth_errors", s.auth.errors.Load())
 			if s.cfg.IdleTimeout > 0 {
 				w.int("idle_kicks", snap.IdleKicks) // as memcached: only with one
 			}
