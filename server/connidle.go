@@ -19,7 +19,10 @@ type heldMem struct{ in, out, outOver, outN int64 }
 // holds now. Only c's owner calls it.
 func (c *conn) account() {
 	m := &c.srv.mem
-	in, out := int64(c.r.Held()), int64(cap(c.out))
+	in, out := int64(0), int64(cap(c.out))
+	if c.r != nil {
+		in = int64(c.r.Held())
+	}
 	over, n := max(0, out-outBase), min(1, out)
 	m.readBufs.Add(in - c.mem.in)
 	m.outBufs.Add(out - c.mem.out)
