@@ -90,6 +90,18 @@ print(c.get("k").decode())
 		}
 	}
 
+	if _, err := exec.LookPath("openssl"); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// -quiet alone would keep the connection after stdin ends.
+		cmd := exec.CommandContext(ctx, "openssl", "s_client", "-connect", addr, "-CAfile", ca.path("ca.pem"), "-quiet", "-no_ign_eof", "-verify_return_error")
+		cmd.Stdin = strings.NewReader("get k\r\n")
+		out, err := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "VALUE k 0 8\r\nover tls\r\nEND\r\n") {
+			t.Errorf("openssl s_client: %v\n%s", err, out)
+		}
+	}
+
 	_, before := tlsLine(t, addr, ca, "version\r\n")
 	newCert, newKey := ca.issue(t, "server2")
 	os.Rename(newCert, certFile)
