@@ -67,7 +67,7 @@ func newClusterNode(ctx context.Context, o options, endpoints []string, client, 
 	if err := etcdSecurity(o, &ecfg); err != nil {
 		return nil, err
 	}
-	if err := probeEtcd(ctx, ecfg); err != nil {
+	if err := probeEtcd(ctx, ecfg, log); err != nil {
 		return nil, err
 	}
 	return cluster.New(cluster.Config{

@@ -208,13 +208,23 @@ func etcdSecurity(o options, cfg *etcdsync.Config) error {
 	return nil
 }
 
-// probeEtcd checks, within etcdProbeTimeout, that etcd answers this node
-// with its TLS settings and credentials.
-func probeEtcd(ctx context.Context, cfg etcdsync.Config) error {
-	ctx, cancel := context.WithTimeout(ctx, etcdProbeTimeout)
-	defer cancel()
-	if err := etcdsync.Probe(ctx, cfg); err != nil {
-		return fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+// probeEtcd checks that etcd answers this node with its TLS settings and
+// credentials. A refusal (TLS, credentials) is a configuration error,
+// returned within etcdProbeTimeout; an etcd that does not answer at all is
+// waited for, as a join waits during an outage (design scenario 4), with
+// the cause logged at every try instead of silent retries.
+func probeEtcd(ctx context.Context, cfg etcdsync.Config, log *slog.Logger) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, etcdProbeTimeout)
+		err := etcdsync.Probe(pctx, cfg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		err = fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), err)
+		if !errors.Is(err, etcdsync.ErrUnreachable) || ctx.Err() != nil {
+			return err
+		}
+		log.Error("waiting for etcd before joining", "err", err)
 	}
-	return nil
 }
