@@ -122,6 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		ConnMemLimit:   o.connMemLimit(),
 		EnableShutdown: o.allowShutdown,
 		DisableFlush:   o.disableFlush,
+		Binding:        o.binding,
 		Threads:        threads,
 		Settings:       settings(o),
 		Logger:         log,

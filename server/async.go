@@ -232,6 +232,14 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		key = cmd.Key
 	case *protocol.MetaDebug:
 		key = cmd.Key
+	case *protocol.Binary:
+		if cmd.Base() == protocol.BinFlush {
+			return false // reaches every member
+		}
+		if len(cmd.Key) == 0 || cmd.Invalid || cmd.Malformed {
+			return true // noop, version, stat, ...: this node only
+		}
+		key = cmd.Key
 	case *protocol.FlushAll:
 		return false // reaches every member
 	case *protocol.ShardDump:

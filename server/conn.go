@@ -94,6 +94,7 @@ func (c *conn) setIO(src io.Reader, w io.Writer) {
 	c.w = w
 	c.r = protocol.NewReader(src, c.srv.cfg.MaxItemSize)
 	c.r.UseMemory(&c.srv.mem.bufs, &c.srv.mem)
+	c.r.SetBinding(c.srv.cfg.Binding)
 	if c.srv.cfg.PeerExtensions {
 		c.r.AcceptPeerExtensions()
 		// Asserted once per connection, not per command.

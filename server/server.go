@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"shoal/protocol"
 )
 
 // Version is the memcached version shoal reports on the wire (version, stats),
@@ -85,6 +87,10 @@ type Config struct {
 	// the clients' sockets rather than in the node. Zero means 64 MiB; it
 	// is never below twice MaxItemSize, so the largest item always fits.
 	ConnMemLimit int64
+	// Binding is memcached -B: which protocols clients may speak. The
+	// zero value negotiates per connection by its first byte (0x80 is the
+	// binary protocol's request magic), as memcached's default does.
+	Binding protocol.Binding
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()

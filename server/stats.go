@@ -184,7 +184,7 @@ func (s *Server) settingsStats(w *statWriter) {
 		"shutdown_command":   yesNo(s.cfg.EnableShutdown),
 		"num_threads":        strconv.Itoa(s.cfg.Threads),
 		"cas_enabled":        "yes",
-		"binding_protocol":   "ascii",
+		"binding_protocol":   s.cfg.Binding.String(),
 		"item_size_max":      strconv.Itoa(s.cfg.MaxItemSize),
 		"slab_chunk_max":     strconv.FormatInt(st.PageSize, 10),
 		"flush_enabled":      yesNo(!s.cfg.DisableFlush),
