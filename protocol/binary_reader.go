@@ -53,31 +53,18 @@ func (r *Reader) nextBinary() (Command, error) {
 			total := BinaryHeaderLen + h.body
 			head := BinaryHeaderLen + h.extLen + h.keyLen
 			shaped := h.keyLen+h.extLen <= h.body && h.keyLen <= KeyMaxLength
+			vlen := h.body - h.extLen - h.keyLen
+			refuse := valueOp(h.op) && shaped && vlen > r.maxItem
 			switch {
-			case total <= BufferSize:
+			case !refuse && total <= BufferSize:
 				r.ensure()
 				if len(p) >= total {
-					n, err := parseBinary(p, &r.bin)
-					if err != nil {
-						return nil, err
-					}
-					r.start += n
-					if !knownOp(h.op) {
-						r.swallow = h.extLen + h.keyLen
-					}
-					return &r.bin, nil
+					return r.whole(h)
 				}
 			case valueOp(h.op) && shaped:
-				vlen := h.body - h.extLen - h.keyLen
-				tooLarge := vlen > r.maxItem
-				if !tooLarge && (len(r.buf) >= total || r.grow(total)) {
-					if len(r.buf[r.start:r.end]) >= total {
-						n, err := parseBinary(r.buf[r.start:r.end], &r.bin)
-						if err != nil {
-							return nil, err
-						}
-						r.start += n
-						return &r.bin, nil
+				if !refuse && (len(r.buf) >= total || r.grow(total)) {
+					if r.end-r.start >= total {
+						return r.whole(h)
 					}
 					break // wait for the rest
 				}
@@ -87,20 +74,16 @@ func (r *Reader) nextBinary() (Command, error) {
 				r.bin = Binary{Op: h.op, Opaque: h.opaque, CAS: h.cas,
 					Extras:  p[BinaryHeaderLen : BinaryHeaderLen+h.extLen],
 					Key:     p[BinaryHeaderLen+h.extLen : head],
-					Invalid: !validShape(h), TooLarge: tooLarge, NoMemory: !tooLarge}
+					Invalid: !validShape(h), TooLarge: refuse, NoMemory: !refuse}
 				r.start += head
 				r.swallow = vlen
 				return &r.bin, nil
 			default:
 				// No opcode takes a body this long but a write's value:
-				// answer from the header and swallow the body.
+				// answer from the header (the reply needs no key) and
+				// swallow the body.
 				r.bin = Binary{Op: h.op, Opaque: h.opaque, CAS: h.cas,
 					Malformed: h.keyLen+h.extLen > h.body, Invalid: !validShape(h) || h.keyLen > KeyMaxLength}
-				if !r.bin.Malformed && h.keyLen+h.extLen <= len(p)-BinaryHeaderLen && h.keyLen <= KeyMaxLength {
-					// Short key and extras: keep them for the reply.
-					r.bin.Extras = p[BinaryHeaderLen : BinaryHeaderLen+h.extLen]
-					r.bin.Key = p[BinaryHeaderLen+h.extLen : head]
-				}
 				r.start += BinaryHeaderLen
 				r.swallow = h.body
 				if !knownOp(h.op) && !r.bin.Malformed {
@@ -113,4 +96,17 @@ func (r *Reader) nextBinary() (Command, error) {
 			return nil, err
 		}
 	}
+}
+
+// whole parses the whole packet buffered at r.start.
+func (r *Reader) whole(h binaryHeader) (Command, error) {
+	n, err := parseBinary(r.buf[r.start:r.end], &r.bin)
+	if err != nil {
+		return nil, err
+	}
+	r.start += n
+	if !knownOp(h.op) {
+		r.swallow = h.extLen + h.keyLen
+	}
+	return &r.bin, nil
 }
