@@ -291,16 +291,26 @@ func (c *conn) binFlush(b *protocol.Binary) {
 }
 
 // binStats answers STAT: one reply per statistic (key = name, value =
-// value), then an empty one; the statistics are the text command's.
+// value), then an empty one; the statistics are the text command's. The
+// group (the key) is matched as memcached's process_bin_stat does: by
+// prefix for reset, settings and detail, exactly for the others, and
+// "conns" is text only.
 func (c *conn) binStats(b *protocol.Binary) {
-	mark := len(c.out)
-	st := &protocol.Stats{Arg: b.Key}
-	if len(b.Key) > 0 {
-		st.Args = [][]byte{b.Key}
+	key := b.Key
+	group := key
+	switch {
+	case bytes.HasPrefix(key, []byte("reset")):
+		group = []byte("reset")
+	case bytes.HasPrefix(key, []byte("settings")):
+		group = []byte("settings")
+	case bytes.HasPrefix(key, []byte("detail")):
+		c.binStatsDetail(b, key[len("detail"):])
+		return
+	case string(key) == "conns":
+		c.binError(b, protocol.StatusNotFound)
+		return
 	}
-	c.stats(st)
-	text := bytes.Clone(c.out[mark:])
-	c.out = c.out[:mark]
+	text := c.textStats(group)
 	if bytes.Equal(text, []byte("RESET\r\n")) {
 		c.binOK(b)
 		return
@@ -320,5 +330,47 @@ func (c *conn) binStats(b *protocol.Binary) {
 		name, val, _ := bytes.Cut(name, []byte(" "))
 		c.out = protocol.AppendBinary(c.out, b.Op, protocol.StatusOK, b.Opaque, 0, nil, name, val)
 	}
+	c.out = protocol.AppendBinaryHeader(c.out, b.Op, protocol.StatusOK, 0, 0, 0, b.Opaque, 0)
+}
+
+// textStats runs the text stats command with args and returns its reply.
+func (c *conn) textStats(args ...[]byte) []byte {
+	mark := len(c.out)
+	st := &protocol.Stats{}
+	if len(args) > 0 && len(args[0]) > 0 {
+		st.Arg, st.Args = args[0], args
+	}
+	c.stats(st)
+	text := bytes.Clone(c.out[mark:])
+	c.out = c.out[:mark]
+	return text
+}
+
+// binStatsDetail answers STAT "detail on", "detail off" and "detail
+// dump" (sub is what follows "detail"), as memcached: on and off answer
+// an empty success, dump one packet with key "detailed" and the text
+// dump as its value.
+func (c *conn) binStatsDetail(b *protocol.Binary, sub []byte) {
+	var mode []byte
+	switch {
+	case bytes.HasPrefix(sub, []byte(" dump")):
+		mode = []byte("dump")
+	case bytes.HasPrefix(sub, []byte(" on")):
+		mode = []byte("on")
+	case bytes.HasPrefix(sub, []byte(" off")):
+		mode = []byte("off")
+	default:
+		c.binError(b, protocol.StatusNotFound)
+		return
+	}
+	text := c.textStats([]byte("detail"), mode)
+	if string(mode) != "dump" {
+		c.binOK(b)
+		return
+	}
+	if !bytes.HasSuffix(text, []byte("END\r\n")) {
+		text = []byte("END\r\n") // no detail recorded
+	}
+	c.out = protocol.AppendBinary(c.out, b.Op, protocol.StatusOK, b.Opaque, 0, nil, []byte("detailed"), text)
 	c.out = protocol.AppendBinaryHeader(c.out, b.Op, protocol.StatusOK, 0, 0, 0, b.Opaque, 0)
 }
