@@ -233,13 +233,7 @@ func (c *conn) inline(cmd protocol.Command) bool {
 	case *protocol.MetaDebug:
 		key = cmd.Key
 	case *protocol.Binary:
-		if cmd.Base() == protocol.BinFlush {
-			return false // reaches every member
-		}
-		if len(cmd.Key) == 0 || cmd.Invalid || cmd.Malformed {
-			return true // noop, version, stat, ...: this node only
-		}
-		key = cmd.Key
+		return c.binInline(cmd)
 	case *protocol.FlushAll:
 		return false // reaches every member
 	case *protocol.ShardDump:
@@ -293,6 +287,8 @@ func (c *conn) finish(it store.Item, val []byte, res store.Result, err error) {
 		c.deleted(cmd, res, err)
 	case *protocol.MetaDelete:
 		c.metaDeleted(cmd, res, err)
+	case *protocol.Binary:
+		c.binFinish(cmd, it, val, res, err)
 	}
 	c.observeAway(cmd)
 }

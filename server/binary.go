@@ -88,7 +88,20 @@ func (c *conn) binGet(b *protocol.Binary, op protocol.BinaryOp) {
 	if touch {
 		c.opt.get = store.GetOptions{Touch: true, Exptime: absExptime(c.cache.Now(), b.Exptime())}
 	}
+	if c.mayPark() {
+		if it, val, res, pending := c.asyncGet(b, b.Key, &c.opt.get); !pending {
+			c.binGot(b, it, val, res)
+		}
+		return
+	}
 	it, val, res := c.cache.Get(b.Key, &c.opt.get, c.val[:0])
+	c.binGot(b, it, val, res)
+}
+
+// binGot appends the reply of a get, GAT or TOUCH and counts it.
+func (c *conn) binGot(b *protocol.Binary, it store.Item, val []byte, res store.Result) {
+	op := b.Base()
+	touch := op == protocol.BinGAT || op == protocol.BinGATK || op == protocol.BinTouch
 	c.val = val
 	hit := res == store.Hit
 	if op == protocol.BinTouch {
@@ -177,7 +190,19 @@ func (c *conn) binStore(b *protocol.Binary, op protocol.BinaryOp) {
 			opt.Mode = store.ModeSet // memcached: any write with a CAS is a cas
 		}
 	}
+	if c.setter != nil && c.mayPark() && !c.async.Inline(b.Key) {
+		if res, it, err, pending := c.asyncSet(b, b.Key, b.Value, opt); !pending {
+			c.binStored(b, res, it, err)
+		}
+		return
+	}
 	res, it, err := c.cache.Set(b.Key, b.Value, opt)
+	c.binStored(b, res, it, err)
+}
+
+// binStored appends the reply of a write and counts it.
+func (c *conn) binStored(b *protocol.Binary, res store.Result, it store.Item, err error) {
+	op := b.Base()
 	if err != nil {
 		c.binServerError(b, err)
 		return
@@ -214,7 +239,18 @@ func (c *conn) binStore(b *protocol.Binary, op protocol.BinaryOp) {
 
 func (c *conn) binDelete(b *protocol.Binary) {
 	c.opt.del = store.DeleteOptions{CAS: b.CAS}
+	if c.deleteAway(b.Key) {
+		if res, err, pending := c.asyncDelete(b, b.Key, &c.opt.del); !pending {
+			c.binDeleted(b, res, err)
+		}
+		return
+	}
 	res, _, err := c.cache.Delete(b.Key, &c.opt.del)
+	c.binDeleted(b, res, err)
+}
+
+// binDeleted appends the reply of a delete and counts it.
+func (c *conn) binDeleted(b *protocol.Binary, res store.Result, err error) {
 	if err != nil {
 		c.binServerError(b, err)
 		return
@@ -373,4 +409,42 @@ func (c *conn) binStatsDetail(b *protocol.Binary, sub []byte) {
 	}
 	c.out = protocol.AppendBinary(c.out, b.Op, protocol.StatusOK, b.Opaque, 0, nil, []byte("detailed"), text)
 	c.out = protocol.AppendBinaryHeader(c.out, b.Op, protocol.StatusOK, 0, 0, 0, b.Opaque, 0)
+}
+
+// binFinish ends a binary request that went to GetAsync, SetAsync or
+// DeleteAsync (finish).
+func (c *conn) binFinish(b *protocol.Binary, it store.Item, val []byte, res store.Result, err error) {
+	switch b.Base() {
+	case protocol.BinDelete:
+		c.binDeleted(b, res, err)
+	case protocol.BinSet, protocol.BinAdd, protocol.BinReplace, protocol.BinAppend, protocol.BinPrepend:
+		c.binStored(b, res, it, err)
+	default:
+		c.binGot(b, it, val, res)
+	}
+}
+
+// binInline is inline (async.go) for a binary request.
+func (c *conn) binInline(b *protocol.Binary) bool {
+	if b.Invalid || b.Malformed {
+		return true
+	}
+	switch b.Base() {
+	case protocol.BinFlush:
+		return false // reaches every member
+	case protocol.BinGet, protocol.BinGetK, protocol.BinGAT, protocol.BinGATK, protocol.BinTouch:
+		return true // GetAsync
+	case protocol.BinSet, protocol.BinAdd, protocol.BinReplace, protocol.BinAppend, protocol.BinPrepend:
+		if c.setter != nil && !b.TooLarge && !b.NoMemory && c.cache.Fits(len(b.Key), len(b.Value)) {
+			return true // SetAsync, unless Inline
+		}
+	case protocol.BinDelete:
+		if c.deleter != nil {
+			return true // DeleteAsync, unless Inline
+		}
+	}
+	if len(b.Key) == 0 {
+		return true // noop, version, stat, quit: this node only
+	}
+	return c.async.Inline(b.Key)
 }
