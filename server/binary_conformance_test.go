@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"os"
@@ -89,6 +90,10 @@ func binaryCases() []binCase {
 		{name: "quiet writes", send: [][]byte{pkt(protocol.BinSetQ, "k", fl, "v", o, 0), pkt(protocol.BinAddQ, "k", fl, "v", o, 0),
 			pkt(protocol.BinReplaceQ, "k", fl, "w", o, 0), pkt(protocol.BinReplaceQ, "x", fl, "w", o, 0), noop, pkt(protocol.BinGet, "k", "", "", o, 0)}},
 		{name: "cas", send: [][]byte{set("k", "v"), pkt(protocol.BinSet, "k", fl, "v", o, 99999), pkt(protocol.BinSet, "miss", fl, "v", o, 99999)}},
+		{name: "writes with a cas", send: [][]byte{set("k", "v"), pkt(protocol.BinAppend, "k", "", "x", o, 1234567), pkt(protocol.BinAdd, "k", fl, "x", o, 1234567),
+			pkt(protocol.BinReplace, "k", fl, "x", o, 1234567), pkt(protocol.BinAdd, "new", fl, "x", o, 1234567), pkt(protocol.BinGet, "k", "", "", o, 0)}},
+		{name: "large values", send: [][]byte{set("big", strings.Repeat("b", 200<<10)), pkt(protocol.BinGetK, "big", "", "", o, 0),
+			pkt(protocol.BinGetQ, "big", "", "", o, 0), set("big2", strings.Repeat("c", 1000<<10)), pkt(protocol.BinGAT, "big2", u32s(0), "", o, 0), noop}},
 		{name: "append prepend", send: [][]byte{pkt(protocol.BinAppend, "k", "", "v", o, 0), set("k", "b"), pkt(protocol.BinAppend, "k", "", "c", o, 0),
 			pkt(protocol.BinPrepend, "k", "", "a", o, 0), pkt(protocol.BinAppendQ, "k", "", "d", o, 0), pkt(protocol.BinPrependQ, "k", "", "_", o, 0),
 			pkt(protocol.BinPrependQ, "x", "", "_", o, 0), pkt(protocol.BinGet, "k", "", "", o, 0)}},
@@ -260,7 +265,7 @@ func binaryExchange(t *testing.T, addr string, send [][]byte) string {
 		val := body[min(kl+el, len(body)):]
 		vs := strconv.Quote(string(val))
 		if len(val) > 200 {
-			vs = fmt.Sprintf("%d bytes", len(val))
+			vs = fmt.Sprintf("%d bytes crc32=%08x", len(val), crc32.ChecksumIEEE(val))
 		}
 		fmt.Fprintf(&out, "magic=%#x op=%#02x status=%#x opaque=%d cas=%s extras=%q key=%q value=%s\n",
 			h[0], h[1], binary.BigEndian.Uint16(h[6:]), opaque, cs, body[:min(el, len(body))], body[min(el, len(body)):min(kl+el, len(body))], vs)
