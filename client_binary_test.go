@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +142,39 @@ func bindingSetting(t *testing.T, addr string, bin bool) string {
 		if string(body[:kl]) == "binding_protocol" {
 			return string(body[kl:])
 		}
+	}
+}
+
+// TestSASLDalli: -S with a password file ($MEMCACHED_SASL_PWDB, as
+// memcached's) lets dalli in with the right password (SASL PLAIN) and
+// refuses it with a wrong one.
+func TestSASLDalli(t *testing.T) {
+	if _, err := exec.LookPath("ruby"); err != nil {
+		t.Skip("ruby not installed")
+	}
+	pw := filepath.Join(t.TempDir(), "pwdb")
+	if err := os.WriteFile(pw, []byte("alice:secret\nbob:builder\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MEMCACHED_SASL_PWDB", pw)
+	addr := startNode(t, "-S")
+	script := `require 'dalli'
+Dalli.logger.level = Logger::WARN
+ok = Dalli::Client.new(ARGV[0], username: "alice", password: "secret", socket_timeout: 2)
+ok.set("k", "v")
+puts ok.get("k")
+bad = Dalli::Client.new(ARGV[0], username: "alice", password: "wrong", socket_timeout: 2, socket_max_failures: 1)
+begin
+  bad.get("k")
+  puts "no error"
+rescue Dalli::DalliError => e
+  puts "refused"
+end`
+	out, err := exec.Command("ruby", "-e", script, addr).CombinedOutput()
+	if strings.Contains(string(out), "cannot load such file") {
+		t.Skipf("dalli not installed: %s", out)
+	}
+	if err != nil || strings.TrimSpace(string(out)) != "v\nrefused" {
+		t.Fatalf("%v\n%s", err, out)
 	}
 }

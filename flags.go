@@ -31,6 +31,7 @@ type options struct {
 	allowShutdown  bool
 	disableFlush   bool
 	binding        protocol.Binding // -B
+	sasl           bool             // -S: users from $MEMCACHED_SASL_PWDB
 	verbose        int
 	idleTimeout    time.Duration
 	unixSocket     string      // -s: serve this UNIX socket instead of TCP
@@ -105,6 +106,7 @@ var flagSpecs = []flagSpec{
 		}
 		return nil
 	}},
+	{'S', "enable-sasl", "", "turn on SASL authentication (binary protocol, PLAIN; users and passwords from the file $MEMCACHED_SASL_PWDB, user:password per line)", func(o *options, _ string) error { o.sasl = true; return nil }},
 	{'v', "verbose", "", "verbose (print errors/warnings while in event loop); -vv is more verbose", func(o *options, _ string) error { o.verbose++; return nil }},
 	{'s', "unix-socket", "<file>", "UNIX socket to listen on (disables network support)", func(o *options, v string) error { o.unixSocket = v; return nil }},
 	{'a', "unix-mask", "<mask>", "access mask for UNIX socket, in octal (default: 700)", func(o *options, v string) error {

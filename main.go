@@ -21,6 +21,7 @@ import (
 
 	"shoal/cluster"
 	"shoal/monitor"
+	"shoal/protocol"
 	"shoal/repl"
 	"shoal/server"
 	"shoal/store"
@@ -59,6 +60,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	log := newLogger(stderr, o)
+	var authenticate func(user, password []byte) bool
+	if o.sasl {
+		if o.binding == protocol.BindASCII {
+			return errors.New("you cannot allow the ASCII protocol while using SASL")
+		}
+		if authenticate, err = loadPasswords(os.Getenv("MEMCACHED_SASL_PWDB")); err != nil {
+			return err
+		}
+	}
 	// Event loops serve the client port with fewer scheduler hand-offs
 	// than a goroutine per connection: a standalone node's cache, the local
 	// store, never waits on the network, and a cluster node's router is a
@@ -123,6 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		EnableShutdown: o.allowShutdown,
 		DisableFlush:   o.disableFlush,
 		Binding:        o.binding,
+		Authenticate:   authenticate,
 		Threads:        threads,
 		Settings:       settings(o),
 		Logger:         log,

@@ -35,6 +35,11 @@ func (c *conn) binary(b *protocol.Binary) {
 		c.quit = true
 		return
 	}
+	if c.srv.cfg.Authenticate != nil && !c.authed && !saslFree(b.Op) {
+		c.binError(b, protocol.StatusAuthError)
+		c.quit = true
+		return
+	}
 	switch op := b.Base(); op {
 	case protocol.BinGet, protocol.BinGetK, protocol.BinGAT, protocol.BinGATK, protocol.BinTouch:
 		c.binGet(b, op)
@@ -55,9 +60,10 @@ func (c *conn) binary(b *protocol.Binary) {
 		c.out = protocol.AppendBinary(c.out, b.Op, protocol.StatusOK, b.Opaque, 0, nil, nil, []byte(Version))
 	case protocol.BinStat:
 		c.binStats(b)
+	case protocol.BinSASLList, protocol.BinSASLAuth, protocol.BinSASLStep:
+		c.binSASL(b)
 	default:
-		// VERBOSITY and the SASL opcodes too: memcached 1.6.18 without -S
-		// answers them "Unknown command".
+		// VERBOSITY too: memcached 1.6.18 answers it "Unknown command".
 		c.binError(b, protocol.StatusUnknown)
 	}
 }

@@ -39,6 +39,8 @@ type conn struct {
 	val  []byte // scratch for one value read from the cache
 	err  error  // first write error; the connection closes after it
 	quit bool
+	// authed: SASL authentication succeeded (Config.Authenticate).
+	authed bool
 	// last is the unix second of the last command, from the cache's
 	// coarse clock: as memcached counts idle_timeout, a connection that
 	// sends bytes but no whole command is idle.

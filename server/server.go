@@ -91,6 +91,14 @@ type Config struct {
 	// zero value negotiates per connection by its first byte (0x80 is the
 	// binary protocol's request magic), as memcached's default does.
 	Binding protocol.Binding
+	// Authenticate, when set, turns SASL authentication on (memcached
+	// -S): a connection runs nothing but SASL_LIST_MECHS, SASL_AUTH,
+	// SASL_STEP and VERSION until a SASL_AUTH with mechanism PLAIN
+	// carries a user and password that Authenticate accepts. SASL is
+	// binary protocol only, so Binding must be BindBinary or BindAuto
+	// (which then means BindBinary). Called concurrently from many
+	// connections; it must not retain user or password.
+	Authenticate func(user, password []byte) bool
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()
@@ -120,12 +128,18 @@ func (c Config) Validate() error {
 	if c.IdleTimeout < 0 {
 		return fmt.Errorf("%w: idle timeout must not be negative", ErrConfig)
 	}
+	if c.Authenticate != nil && c.Binding == protocol.BindASCII {
+		return fmt.Errorf("%w: SASL needs the binary protocol", ErrConfig)
+	}
 	return nil
 }
 
 func (c Config) withDefaults() Config {
 	if c.MaxConns == 0 {
 		c.MaxConns = 1024
+	}
+	if c.Authenticate != nil {
+		c.Binding = protocol.BindBinary
 	}
 	if c.MaxItemSize == 0 {
 		c.MaxItemSize = 1 << 20
