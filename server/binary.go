@@ -25,18 +25,19 @@ var binStoreModes = [...]store.Mode{
 
 // binary runs one binary request and appends its reply to c.out.
 func (c *conn) binary(b *protocol.Binary) {
+	// In memcached's order (dispatch_bin_command): the lengths, then
+	// authentication, then the opcode's own checks. Each closes.
 	switch {
 	case b.Malformed:
 		c.binError(b, protocol.StatusUnknown)
 		c.quit = true
 		return
-	case b.Invalid:
-		c.binError(b, protocol.StatusInvalid)
+	case c.srv.cfg.Authenticate != nil && !c.authed && !saslFree(b.Op):
+		c.binError(b, protocol.StatusAuthError)
 		c.quit = true
 		return
-	}
-	if c.srv.cfg.Authenticate != nil && !c.authed && !saslFree(b.Op) {
-		c.binError(b, protocol.StatusAuthError)
+	case b.Invalid:
+		c.binError(b, protocol.StatusInvalid)
 		c.quit = true
 		return
 	}
