@@ -138,6 +138,7 @@ func binaryCases() []binCase {
 		{name: "invalid touch without extras", send: [][]byte{pkt(protocol.BinTouch, "k", "", "", o, 0), noop}},
 		{name: "invalid key too long", send: [][]byte{pkt(protocol.BinSet, strings.Repeat("k", 251), fl, "v", o, 0)}},
 		{name: "invalid incr extras", send: [][]byte{pkt(protocol.BinIncrement, "k", "12345678", "", o, 0), noop}},
+		{name: "key longer than body", send: [][]byte{append(pkt(protocol.BinGet, "", "", "ab", o, 0)[:2:2], "\x00\x0a\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x00ab"...)}},
 		{name: "bad magic closes", send: [][]byte{noop, append([]byte{0x81}, noop[1:]...)}},
 		{name: "text after binary closes", send: [][]byte{noop, []byte("version\r\n")}},
 		{name: "binary only", args: []string{"-B", "binary"}, send: [][]byte{[]byte("version\r\n")}},
