@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"shoal/devetcd"
+	"shoal/internal/testbin"
 	"shoal/ring"
 )
 
@@ -35,31 +35,12 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
-// shoalBinary builds the shoal command once for the whole test run.
-func shoalBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "shoal-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "shoal")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+// shoalBinary is the shoal command, built once for the whole test run.
+func shoalBinary(t testing.TB) string { return testbin.Path(t) }
 
 func freeAddr(t testing.TB) string {
 	t.Helper()

@@ -35,6 +35,14 @@ type options struct {
 	verbose        int
 	idleTimeout    time.Duration
 	unixSocket     string      // -s: serve this UNIX socket instead of TCP
+	tls            tlsOptions  // -Z and -o ssl_*
+	authFile       string      // -Y
+	growthFactor   float64     // -f; 0: the store's default
+	prefixDelim    byte        // -D
+	pidFile        string      // -P
+	daemon         bool        // -d
+	reqsPerEvent   int         // -R, reported only
+	backlog        int         // -b, reported only
 	unixMask       os.FileMode // -a
 	connMemMB      int         // -o read_buf_mem_limit; 0: max(32, memoryMB/8)
 	connGoroutines bool        // no event loop
@@ -49,23 +57,40 @@ type options struct {
 	gossip    string // host:port memberlist binds; port 0 picks one
 	peer      string // host:port for forwarded requests; port 0 picks one
 	gossipKey string // base64 memberlist key (16, 24 or 32 bytes)
-	replicas  int
-	dev       bool   // run an embedded single-member etcd
-	devEtcd   string // its client address
-	leaseTTL  time.Duration
+	// gossipKeyFile holds the same; else $SHOAL_GOSSIP_KEY (security.go)
+	gossipKeyFile string
+	replicas      int
+	dev           bool   // run an embedded single-member etcd
+	devEtcd       string // its client address
+	leaseTTL      time.Duration
+
+	// Peer port authentication (security.go): a secret, or mutual TLS.
+	clusterSecretFile string
+	clusterCACert     string
+	clusterCert       string
+	clusterKey        string
+	// etcd's TLS and authentication, as etcdctl's flags.
+	etcdCACert       string
+	etcdCert         string
+	etcdKey          string
+	etcdUser         string
+	etcdPasswordFile string // else $SHOAL_ETCD_PASSWORD
 }
 
 func defaultOptions() options {
 	return options{
-		port:        11211,
-		listen:      "127.0.0.1",
-		memoryMB:    64,
-		maxConns:    1024,
-		maxItemSize: 1 << 20,
-		unixMask:    0700,
-		cluster:     "shoal",
-		replicas:    2,
-		devEtcd:     "127.0.0.1:2379",
+		port:         11211,
+		listen:       "127.0.0.1",
+		memoryMB:     64,
+		maxConns:     1024,
+		maxItemSize:  1 << 20,
+		unixMask:     0700,
+		prefixDelim:  ':',
+		reqsPerEvent: 20,
+		backlog:      1024,
+		cluster:      "shoal",
+		replicas:     2,
+		devEtcd:      "127.0.0.1:2379",
 	}
 }
 
@@ -117,6 +142,29 @@ var flagSpecs = []flagSpec{
 		o.unixMask = os.FileMode(m)
 		return nil
 	}},
+	{'f', "slab-growth-factor", "<factor>", "chunk size growth factor between size classes, over 1 (default: 1.08; memcached's is 1.25)", func(o *options, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 1 && f <= 2) {
+			return fmt.Errorf("invalid value %q (want a factor over 1, at most 2)", v)
+		}
+		o.growthFactor = f
+		return nil
+	}},
+	{'D', "prefix-delimiter", "<char>", "delimiter between key prefix and id in stats detail (default: \":\")", func(o *options, v string) error {
+		if len(v) != 1 {
+			return fmt.Errorf("invalid value %q (want one character)", v)
+		}
+		o.prefixDelim = v[0]
+		return nil
+	}},
+	{'P', "pidfile", "<file>", "save the process id in this file", func(o *options, v string) error { o.pidFile = v; return nil }},
+	{'d', "daemon", "", "run as a daemon: in the background, detached from the terminal", func(o *options, _ string) error { o.daemon = true; return nil }},
+	{'R', "max-reqs-per-event", "<num>", "accepted for compatibility: a connection's buffered commands all run in one turn (stats settings reqs_per_event shows it)", func(o *options, v string) error { return intFlag(&o.reqsPerEvent, v, 1, 1<<30) }},
+	{'b', "listen-backlog", "<num>", "accepted for compatibility: the kernel's somaxconn sets the backlog (stats settings tcp_backlog shows it)", func(o *options, v string) error { return intFlag(&o.backlog, v, 1, 1<<30) }},
+	{'n', "slab-min-size", "<bytes>", "accepted for compatibility: the smallest chunk is 48 bytes", func(o *options, v string) error { var n int; return intFlag(&n, v, 1, 1<<20) }},
+	{'L', "enable-largepages", "", "accepted for compatibility: the item arena is left to the kernel's transparent huge pages", func(*options, string) error { return nil }},
+	{'Y', "auth-file", "<file>", "require ASCII authentication: a connection's first command is a set of \"<user> <password>\" matching a user:password line of this file", func(o *options, v string) error { o.authFile = v; return nil }},
+	{'Z', "enable-ssl", "", "TLS on the client port (-o ssl_chain_cert=<file>,ssl_key=<file>[,ssl_ca_cert=<file>,ssl_verify_mode=0..3,ssl_min_version=tlsv1.2|tlsv1.3]); certificates reloaded on refresh_certs", func(o *options, _ string) error { o.tls.enabled = true; return nil }},
 	{'u', "user", "<user>", "accepted for compatibility; shoal does not switch users", func(*options, string) error { return nil }},
 	{'o', "extended", "<opts>", "comma separated options; idle_timeout=<secs> and read_buf_mem_limit=<MB> (memory of all connections' buffers; default max(32, -m/8), at least twice -I) are used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},
 	{0, "etcd", "<urls>", "etcd endpoints, comma separated: join a cluster (default: standalone)", func(o *options, v string) error { o.etcd = v; return nil }},
@@ -125,7 +173,8 @@ var flagSpecs = []flagSpec{
 	{0, "advertise", "<host:port>", "address other nodes and clients use for this node (default: listen address and port)", func(o *options, v string) error { o.advertise = v; return nil }},
 	{0, "gossip", "<host:port>", "gossip (memberlist) bind address (default: advertised host, any free port)", func(o *options, v string) error { o.gossip = v; return nil }},
 	{0, "peer", "<host:port>", "listener for requests forwarded by other nodes, served from this node's store (default: listen host, any free port)", func(o *options, v string) error { o.peer = v; return nil }},
-	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key", func(o *options, v string) error { o.gossipKey = v; return nil }},
+	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key (visible to ps: prefer --gossip-key-file or $SHOAL_GOSSIP_KEY)", func(o *options, v string) error { o.gossipKey = v; return nil }},
+	{0, "gossip-key-file", "<file>", "read the --gossip-key (base64) from this file", func(o *options, v string) error { o.gossipKeyFile = v; return nil }},
 	{0, "replicas", "<num>", "copies of each shard, primary included, when this node creates the cluster (default: 2)", func(o *options, v string) error { return intFlag(&o.replicas, v, 1, 16) }},
 	{0, "lease-ttl", "<secs>", "etcd lease TTL of this node's registration: how long a crashed node stays in the ring (default: 10)", func(o *options, v string) error {
 		var secs int
@@ -133,6 +182,15 @@ var flagSpecs = []flagSpec{
 		o.leaseTTL = time.Duration(secs) * time.Second
 		return err
 	}},
+	{0, "cluster-secret-file", "<file>", "authenticate peer connections by challenge-response with the secret in this file (at least 16 bytes), shared by every member", func(o *options, v string) error { o.clusterSecretFile = v; return nil }},
+	{0, "cluster-cacert", "<file>", "peer port over mutual TLS: accept only certificates signed by this CA (PEM), with --cluster-cert and --cluster-key", func(o *options, v string) error { o.clusterCACert = v; return nil }},
+	{0, "cluster-cert", "<file>", "this node's certificate (PEM), presented on the peer port and to other members", func(o *options, v string) error { o.clusterCert = v; return nil }},
+	{0, "cluster-key", "<file>", "the key of --cluster-cert (PEM)", func(o *options, v string) error { o.clusterKey = v; return nil }},
+	{0, "etcd-cacert", "<file>", "verify etcd's certificate with this CA bundle (as etcdctl --cacert)", func(o *options, v string) error { o.etcdCACert = v; return nil }},
+	{0, "etcd-cert", "<file>", "client certificate for etcd (as etcdctl --cert)", func(o *options, v string) error { o.etcdCert = v; return nil }},
+	{0, "etcd-key", "<file>", "key of --etcd-cert (as etcdctl --key)", func(o *options, v string) error { o.etcdKey = v; return nil }},
+	{0, "etcd-user", "<name>", "etcd user name; the password comes from --etcd-password-file or $SHOAL_ETCD_PASSWORD", func(o *options, v string) error { o.etcdUser = v; return nil }},
+	{0, "etcd-password-file", "<file>", "file holding the --etcd-user password", func(o *options, v string) error { o.etcdPasswordFile = v; return nil }},
 	{0, "dev", "", "run an embedded single-member etcd (on --dev-etcd) and join it: a cluster on one machine without installing etcd", func(o *options, _ string) error { o.dev = true; return nil }},
 	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.devEtcd = v; return nil }},
 	{0, "http", "<host:port>", "serve /metrics (Prometheus), /cluster (JSON) and a status page on this address (default: off)", func(o *options, v string) error { o.httpAddr = v; return nil }},
@@ -238,7 +296,7 @@ func (o options) validate() error {
 	case int64(o.maxItemSize) > o.memoryMB<<20/2:
 		return errors.New("cannot set item size limit higher than 1/2 of memory max")
 	}
-	return nil
+	return o.validateSecurity()
 }
 
 func intFlag(dst *int, v string, lo, hi int) error {
@@ -294,6 +352,9 @@ func extendedFlag(o *options, v string) error {
 				return fmt.Errorf("read_buf_mem_limit: %w", err)
 			}
 		}
+		if err := sslOption(o, name, val); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -318,4 +379,43 @@ func (o options) connMemLimit() int64 {
 		return int64(o.connMemMB) << 20
 	}
 	return max(32, int64(o.memoryMB)/8) << 20
+}
+
+// tlsOptions are -Z and memcached's -o ssl_* options.
+type tlsOptions struct {
+	enabled                 bool
+	chainCert, key, caCert  string
+	verifyMode              int
+	minVersion              string
+	keyFormat, ciphers      string // accepted, reported
+	wbufSize                int    // accepted, reported (KB)
+	sessionCache, kernelTLS bool   // accepted, reported
+}
+
+// sslOption applies one -o ssl_* option; others are left alone.
+func sslOption(o *options, name, val string) error {
+	t := &o.tls
+	switch name {
+	case "ssl_chain_cert":
+		t.chainCert = val
+	case "ssl_key":
+		t.key = val
+	case "ssl_ca_cert":
+		t.caCert = val
+	case "ssl_verify_mode":
+		return intFlag(&t.verifyMode, val, 0, 3)
+	case "ssl_min_version":
+		t.minVersion = val
+	case "ssl_keyformat":
+		t.keyFormat = val
+	case "ssl_ciphers":
+		t.ciphers = val
+	case "ssl_wbuf_size":
+		return intFlag(&t.wbufSize, val, 1, 1<<20)
+	case "ssl_session_cache":
+		t.sessionCache = true
+	case "ssl_kernel_tls":
+		t.kernelTLS = true
+	}
+	return nil
 }

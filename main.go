@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"shoal/cluster"
 	"shoal/monitor"
+	"shoal/peer"
 	"shoal/protocol"
 	"shoal/repl"
 	"shoal/server"
@@ -33,6 +35,9 @@ const (
 )
 
 func main() {
+	if daemonize(os.Args[1:]) {
+		return // the daemon runs on in the background
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
@@ -60,14 +65,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	log := newLogger(stderr, o)
-	var authenticate func(user, password []byte) bool
+	var sasl server.Authenticator
 	if o.sasl {
-		if o.binding == protocol.BindASCII {
+		// memcached's password-file mode: user:password lines, as -Y's.
+		switch path := os.Getenv("MEMCACHED_SASL_PWDB"); {
+		case o.binding == protocol.BindASCII:
 			return errors.New("you cannot allow the ASCII protocol while using SASL")
+		case o.authFile != "":
+			return errors.New("-S and -Y cannot be used together")
+		case path == "":
+			return errors.New("-S needs a password file: set MEMCACHED_SASL_PWDB to a file of user:password lines")
+		default:
+			users, err := readAuthFile(path)
+			if err != nil {
+				return err
+			}
+			sasl = users
 		}
-		if authenticate, err = loadPasswords(os.Getenv("MEMCACHED_SASL_PWDB")); err != nil {
-			return err
-		}
+	}
+	if o.authFile != "" && o.binding == protocol.BindBinary {
+		return errors.New("you cannot allow the BINARY protocol while using ascii authentication tokens")
 	}
 	// Event loops serve the client port with fewer scheduler hand-offs
 	// than a goroutine per connection: a standalone node's cache, the local
@@ -96,18 +113,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		runtime.GOMAXPROCS(o.threads)
 	}
 	st, err := store.New(store.Config{
-		MemoryLimit: o.memoryMB << 20,
-		MaxItemSize: o.maxItemSize,
-		NoEvict:     o.noEvict,
+		MemoryLimit:  o.memoryMB << 20,
+		MaxItemSize:  o.maxItemSize,
+		NoEvict:      o.noEvict,
+		GrowthFactor: o.growthFactor,
 	})
 	if err != nil {
 		return err
+	}
+	if o.pidFile != "" {
+		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0644); err != nil {
+			return fmt.Errorf("could not open the pid file %s: %w", o.pidFile, err)
+		}
+		defer os.Remove(o.pidFile)
 	}
 	lns, err := listen(o)
 	if err != nil {
 		return err
 	}
 	defer closeAll(lns)
+	clientTLS, err := serveTLS(o, lns)
+	if err != nil {
+		return err
+	}
 	var httpLn net.Listener
 	if o.httpAddr != "" {
 		if httpLn, err = net.Listen("tcp", o.httpAddr); err != nil {
@@ -126,20 +154,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		stopEtcd()
 	}()
 	scfg := server.Config{
-		MaxConns:       o.maxConns,
-		MaxItemSize:    o.maxItemSize,
-		IdleTimeout:    o.idleTimeout,
-		ConnMemLimit:   o.connMemLimit(),
-		EnableShutdown: o.allowShutdown,
-		DisableFlush:   o.disableFlush,
-		Binding:        o.binding,
-		Authenticate:   authenticate,
-		Threads:        threads,
-		Settings:       settings(o),
-		Logger:         log,
-		OnShutdown:     cancel,
-		EventLoop:      eventLoop,
-		Loops:          threads,
+		MaxConns:        o.maxConns,
+		MaxItemSize:     o.maxItemSize,
+		IdleTimeout:     o.idleTimeout,
+		ConnMemLimit:    o.connMemLimit(),
+		PrefixDelimiter: o.prefixDelim,
+		EnableShutdown:  o.allowShutdown,
+		DisableFlush:    o.disableFlush,
+		Binding:         o.binding,
+		SASL:            sasl,
+		Threads:         threads,
+		Settings:        settings(o),
+		Logger:          log,
+		OnShutdown:      cancel,
+		EventLoop:       eventLoop,
+		Loops:           threads,
+	}
+	if clientTLS != nil {
+		scfg.TLS = clientTLS
+	}
+	if o.authFile != "" {
+		users, err := readAuthFile(o.authFile)
+		if err != nil {
+			return err
+		}
+		scfg.Auth = users
 	}
 	var node *cluster.Node
 	var srv *server.Server
@@ -152,7 +191,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		// Every push comes from the router, made below: a refusal to
 		// refresh cannot come before it exists.
 		refresh := func(key []byte, peer string) (repl.Item, bool) { return router.Refresh(key, peer) }
-		if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh}); err != nil {
+		auth, err := peerAuth(o)
+		if err != nil {
+			return err
+		}
+		var peerCfg peer.Config // every dialled peer connection authenticates
+		if auth != nil {
+			peerCfg.Handshake = auth.Client
+		}
+		if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Peer: peerCfg}); err != nil {
 			return err
 		}
 		// The replicator outlives the servers: it stops after they do
@@ -165,7 +212,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			}
 		})
 		defer replicator.Close()
-		peerLn, err := listenPeer(o, lns[0].Addr())
+		peerLn, err := listenPeer(o, lns[0].Addr(), auth, log)
 		if err != nil {
 			return err
 		}
@@ -177,7 +224,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		}
 		stopEtcd = stop
 		if router, err = cluster.NewRouter(cluster.RouterConfig{
-			Members: node, Store: st, Logger: log, Replicator: replicator,
+			Members: node, Store: st, Logger: log, Replicator: replicator, Peer: peerCfg,
 			// After a pause, what the peer connections still hold was
 			// sent before it: the senders timed out and went to the next
 			// owner. Client connections stay: a client that gave up has
@@ -198,14 +245,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		// them from there.
 		// One event loop (the peer cache is a server.AsyncCache too): a
 		// node's peers batch their requests, a few connections each.
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, EventLoop: eventLoop, Loops: 1}, router.PeerCache()); err != nil {
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1}, router.PeerCache()); err != nil {
 			return err
 		}
 		wg.Go(func() {
 			// Peers that already see this node queue in the listen
 			// backlog until it sees itself: before that it would answer
 			// for shards it has not started to warm.
-			waitInView(ctx, node, 10*time.Second)
+			waitInView(ctx, router, node.Name(), 10*time.Second)
 			if err := peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
 				log.Error("peer server stopped", "err", err)
 				cancel()
@@ -246,9 +293,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		}
 	})
 	if node != nil {
-		// Clients queue in the listen backlog until the node has its
-		// first view: before it, every key would look local, and missing.
-		waitInView(ctx, node, 10*time.Second)
+		// Clients queue in the listen backlog until the router routes by
+		// a view with this node: before it, every key would look local,
+		// and missing.
+		waitInView(ctx, router, node.Name(), 10*time.Second)
 	}
 	errc := make(chan error, len(lns))
 	addrs := make([]net.Addr, len(lns))
@@ -322,7 +370,13 @@ func listen(o options) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, host := range strings.Split(o.listen, ",") {
 		host = strings.TrimSpace(host)
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(o.port)))
+		// An IPv4 address binds IPv4 only, as memcached does: Go's "tcp"
+		// would turn 0.0.0.0 into a dual-stack [::].
+		network := "tcp"
+		if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+			network = "tcp4"
+		}
+		ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(o.port)))
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -372,7 +426,7 @@ func joinCluster(ctx context.Context, o options, client, peer net.Addr, log *slo
 		endpoints = devEndpoints
 		log.Info("dev etcd serving", "endpoints", strings.Join(endpoints, ","))
 	}
-	node, err := newClusterNode(o, endpoints, client, peer, log)
+	node, err := newClusterNode(ctx, o, endpoints, client, peer, log)
 	if err != nil {
 		stop()
 		return nil, nil, err
@@ -457,16 +511,25 @@ func settings(o options) [][2]string {
 	if o.noEvict {
 		ev = "off"
 	}
+	growth := o.growthFactor
+	if growth == 0 {
+		growth = store.DefaultGrowthFactor
+	}
 	inter, socket := o.listen, "NULL"
 	if o.unixSocket != "" {
 		inter, socket = "NULL", o.unixSocket
 	}
-	return [][2]string{
+	return append([][2]string{
 		{"tcpport", strconv.Itoa(o.port)},
 		{"udpport", "0"},
 		{"inter", inter},
 		{"evictions", ev},
 		{"domain_socket", socket},
 		{"umask", strconv.FormatUint(uint64(o.unixMask), 8)},
-	}
+		{"growth_factor", strconv.FormatFloat(growth, 'f', 2, 64)},
+		{"stat_key_prefix", string(o.prefixDelim)},
+		{"reqs_per_event", strconv.Itoa(o.reqsPerEvent)},
+		{"tcp_backlog", strconv.Itoa(o.backlog)},
+		{"auth_enabled_ascii", cmp.Or(o.authFile, "no")},
+	}, tlsSettings(o.tls)...)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -66,6 +67,11 @@ func TestParseFlags(t *testing.T) {
 		"unix socket":         {[]string{"-s", "/tmp/x.sock", "-a", "755"}, func(o options) bool { return o.unixSocket == "/tmp/x.sock" && o.unixMask == 0755 }, ""},
 		"unix mask default":   {nil, func(o options) bool { return o.unixMask == 0700 }, ""},
 		"unix mask not octal": {[]string{"-a", "9"}, nil, "octal"},
+		"memcached tuning": {[]string{"-f", "1.25", "-D", "/", "-P", "/tmp/p", "-R", "50", "-b", "256", "-n", "96", "-L", "-d"}, func(o options) bool {
+			return o.growthFactor == 1.25 && o.prefixDelim == '/' && o.pidFile == "/tmp/p" && o.reqsPerEvent == 50 && o.backlog == 256 && o.daemon
+		}, ""},
+		"growth factor 1":     {[]string{"-f", "1"}, nil, "factor over 1"},
+		"delimiter too long":  {[]string{"-D", "::"}, nil, "one character"},
 		"unix in a cluster":   {[]string{"-s", "/tmp/x.sock", "--etcd", "127.0.0.1:2379"}, nil, "UNIX socket"},
 		"zero conns":          {[]string{"-c", "0"}, nil, "conn-limit"},
 		"zero threads":        {[]string{"-t", "0"}, nil, "threads"},
@@ -73,11 +79,17 @@ func TestParseFlags(t *testing.T) {
 		"item size over 1g":   {[]string{"-I", "2048m", "-m", "8192"}, nil, "invalid size"},
 		"item over half mem":  {[]string{"-I", "40m"}, nil, "1/2 of memory"},
 		"bad number":          {[]string{"-p", "eleven"}, nil, "invalid value"},
-		"unknown short":       {[]string{"-Z"}, nil, "invalid option"},
+		"unknown short":       {[]string{"-j"}, nil, "invalid option"},
 		"unknown long":        {[]string{"--nope"}, nil, "unrecognized option"},
 		"missing value":       {[]string{"-p"}, nil, "requires an argument"},
 		"stray argument":      {[]string{"11211"}, nil, "unexpected argument"},
 		"help stops startup":  {[]string{"-h"}, nil, "help requested"},
+		"cluster tls":         {[]string{"--cluster-cacert", "ca", "--cluster-cert", "c", "--cluster-key", "k"}, func(o options) bool { return o.clusterCACert == "ca" && o.clusterCert == "c" && o.clusterKey == "k" }, ""},
+		"cluster tls partial": {[]string{"--cluster-cert", "c"}, nil, "go together"},
+		"secret and tls":      {[]string{"--cluster-secret-file", "s", "--cluster-cacert", "ca", "--cluster-cert", "c", "--cluster-key", "k"}, nil, "choose one"},
+		"etcd cert, no key":   {[]string{"--etcd-cert", "c"}, nil, "--etcd-cert and --etcd-key"},
+		"password, no user":   {[]string{"--etcd-password-file", "p"}, nil, "needs --etcd-user"},
+		"two gossip keys":     {[]string{"--gossip-key", "a", "--gossip-key-file", "f"}, nil, "choose one"},
 		"version stops":       {[]string{"--version"}, nil, "version requested"},
 	}
 	for name, tc := range cases {
@@ -137,5 +149,91 @@ func TestShutdownCommandStopsNode(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("node still running 10s after shutdown")
+	}
+}
+
+func TestShutdownBadModeKeepsNode(t *testing.T) {
+	// memcached -A: "shutdown <anything but graceful>" is refused and the
+	// server goes on; "shutdown graceful" stops it.
+	ctx := context.Background()
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-p", "0", "-A"}, &bytes.Buffer{}, &bytes.Buffer{},
+			func(a []net.Addr) { addrc <- a[0].String() })
+	}()
+	addr := <-addrc
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for _, req := range []string{"shutdown foo\r\n", "shutdown graceful now\r\n"} {
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		line, err := r.ReadString('\n')
+		if err != nil || line != "CLIENT_ERROR invalid shutdown mode\r\n" {
+			t.Fatalf("%q: got %q, %v", req, line, err)
+		}
+	}
+	if _, err := c.Write([]byte("version\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "VERSION ") {
+		t.Fatalf("version after a refused shutdown: %q, %v", line, err)
+	}
+	if _, err := c.Write([]byte("shutdown graceful\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("node still running 10s after shutdown graceful")
+	}
+}
+
+func TestStatsConnsListenerOnAllIPv4(t *testing.T) {
+	// memcached -l 0.0.0.0 binds IPv4 only and shows it as such; Go's
+	// "tcp" would bind a dual-stack [::] and show tcp:[::]:PORT.
+	addr := startNode(t, "-l", "0.0.0.0")
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("stats conns\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	var lines []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "END\r\n" {
+			break
+		}
+		lines = append(lines, strings.TrimSuffix(line, "\r\n"))
+	}
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"STAT 0:addr tcp:0.0.0.0:" + port + "\n",
+		"STAT 0:state conn_listening\n",
+		"STAT 0:secs_since_last_cmd ",
+		":listen_addr tcp:127.0.0.1:" + port + "\n",
+	} {
+		if !strings.Contains(got+"\n", want) {
+			t.Errorf("no %q in\n%s", want, got)
+		}
 	}
 }

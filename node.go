@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,26 +21,10 @@ import (
 // shardCount is fixed for the life of a cluster; the first node seeds it.
 const shardCount = 4096
 
-// listenPeer opens the peer listener: forwarded requests (and, later,
-// replication) arrive there and are served from the local store only, so a
-// request is never routed twice, even while two nodes disagree on the ring.
-// It binds --peer, or the client listener's host on any free port.
-func listenPeer(o options, client net.Addr) (net.Listener, error) {
-	addr := o.peer
-	if addr == "" {
-		host, _, _ := net.SplitHostPort(client.String())
-		addr = net.JoinHostPort(host, "0")
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--peer: %w", err)
-	}
-	return ln, nil
-}
-
-// newClusterNode describes this node to etcd and gossip. client and peer
-// are the addresses the memcached and peer listeners actually bound.
-func newClusterNode(o options, endpoints []string, client, peer net.Addr, log *slog.Logger) (*cluster.Node, error) {
+// newClusterNode describes this node to etcd and gossip, once etcd has
+// answered with the credentials given. client and peer are the addresses
+// the memcached and peer listeners actually bound.
+func newClusterNode(ctx context.Context, o options, endpoints []string, client, peer net.Addr, log *slog.Logger) (*cluster.Node, error) {
 	advertise := o.advertise
 	if advertise == "" {
 		advertise = client.String()
@@ -61,11 +44,9 @@ func newClusterNode(o options, endpoints []string, client, peer net.Addr, log *s
 	if gossipAddr == "" {
 		gossipAddr = net.JoinHostPort(host, "0")
 	}
-	var key []byte
-	if o.gossipKey != "" {
-		if key, err = base64.StdEncoding.DecodeString(o.gossipKey); err != nil {
-			return nil, fmt.Errorf("--gossip-key: %w", err)
-		}
+	key, err := gossipKey(o)
+	if err != nil {
+		return nil, err
 	}
 	instance := make([]byte, 8)
 	rand.Read(instance)
@@ -76,14 +57,21 @@ func newClusterNode(o options, endpoints []string, client, peer net.Addr, log *s
 		ClientAddr: advertise,
 		PeerAddr:   net.JoinHostPort(host, peerPort),
 	}
+	ecfg := etcdsync.Config{
+		Endpoints: endpoints,
+		Prefix:    o.cluster,
+		Self:      self,
+		Settings:  etcdsync.Settings{Replicas: o.replicas, Shards: shardCount, VNodes: ring.DefaultVNodes},
+		LeaseTTL:  o.leaseTTL,
+	}
+	if err := etcdSecurity(o, &ecfg); err != nil {
+		return nil, err
+	}
+	if err := probeEtcd(ctx, ecfg); err != nil {
+		return nil, err
+	}
 	return cluster.New(cluster.Config{
-		Etcd: etcdsync.Config{
-			Endpoints: endpoints,
-			Prefix:    o.cluster,
-			Self:      self,
-			Settings:  etcdsync.Settings{Replicas: o.replicas, Shards: shardCount, VNodes: ring.DefaultVNodes},
-			LeaseTTL:  o.leaseTTL,
-		},
+		Etcd: ecfg,
 		Gossip: gossip.Config{
 			BindAddr:  gossipAddr,
 			SecretKey: key,
@@ -103,12 +91,12 @@ func splitList(s string) []string {
 	return out
 }
 
-// waitInView returns once the node's view lists the node itself, ctx ends
-// or timeout passes.
-func waitInView(ctx context.Context, node *cluster.Node, timeout time.Duration) {
+// waitInView returns once the view the router routes by (the one its Run
+// applied) lists the node itself, ctx ends or timeout passes.
+func waitInView(ctx context.Context, router *cluster.Router, self string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if v := node.View(); v != nil && v.Ring != nil && slices.Contains(v.Ring.Nodes(), node.Name()) {
+		if v := router.View(); v != nil && v.Ring != nil && slices.Contains(v.Ring.Nodes(), self) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

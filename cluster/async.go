@@ -8,14 +8,16 @@ import (
 // The Router as a server.AsyncCache: event loops serve a cluster node's
 // client port, and no loop waits on the network.
 //
-//   - GetAsync answers a key this node serves from the store at once; a
-//     key a live peer serves goes out as a peer.Client.GetAsync, whose
-//     reader goroutine completes it. Anything else takes the synchronous
-//     Get on a goroutine of the router (bg), which completes from there: a
-//     failover-worthy error of the async request (the member is marked
-//     down as by Get, then Get walks on), no live connection to the owner
-//     (Get dials), a warming shard (read-through from a source), a pause
-//     noticed (Get recovers first).
+//   - GetAsync decides the key's Route; it answers a key this node serves
+//     from the store at once; a key a live peer serves goes out as a
+//     peer.Client.GetAsync, whose reader goroutine completes it. Anything
+//     else takes the synchronous walk on a goroutine of the router (bg),
+//     on the same route, which completes from there: a failover-worthy
+//     error of the async request (the member is marked down as by Get,
+//     and the walk goes on to the route's next owner), no live connection
+//     to the owner (the walk dials), a warming shard (read-through from a
+//     source). A pause or lapse noticed takes Get (which recovers first,
+//     then routes): no recovery runs on an event loop.
 //   - Inline tells the server which other commands may run on a loop: a
 //     key served here from a shard that does not warm, or with no owner
 //     reachable (answered at once); anything forwarded runs on a goroutine.
@@ -26,7 +28,7 @@ import (
 // asyncGet is a get forwarded asynchronously: its peer.GetHandler. Pooled.
 type asyncGet struct {
 	r    *Router
-	m    *member
+	rt   Route
 	key  []byte
 	opt  *store.GetOptions
 	dst  []byte
@@ -36,77 +38,65 @@ type asyncGet struct {
 // Inline reports whether a command on key is served by this node without
 // waiting on the network.
 func (r *Router) Inline(key []byte) bool {
-	if r.pausedNow() {
+	if r.recovering() {
 		return false
 	}
-	v := r.cfg.Members.View()
-	if v == nil || v.Ring == nil {
-		return true
+	rt := r.route(key)
+	if rt.Local() {
+		return !r.warming(&rt)
 	}
-	ps := r.peerSet(v)
-	for _, name := range v.Ring.Owners(v.Ring.Shard(key)) {
-		if name == r.self {
-			_, warming := r.warming(v, key)
-			return !warming
-		}
-		if r.usable(name, ps.get(name)) {
-			return false
-		}
-	}
-	return true // no owner reachable: answered at once
+	return rt.member() == nil // no owner reachable: answered at once
+}
+
+// recovering reports whether a pause or a lapse is waiting to be
+// recovered from: a request that sees one leaves the event loop, and the
+// synchronous operation it runs on a goroutine recovers first (awake).
+func (r *Router) recovering() bool {
+	return r.pausedNow() || r.lapsePending()
 }
 
 // GetAsync is Get for an event loop (server.AsyncCache): pending means
 // done will be called, once, from another goroutine.
 func (r *Router) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	// As walk does through awake: a lapse this node has just learned of
-	// is recovered from before a local copy answers (lapse.go).
-	r.checkLapse()
-	if r.pausedNow() {
-		return r.getLater(key, opt, dst, done)
+	if r.recovering() {
+		return r.later(r.Get, key, opt, dst, done)
 	}
-	v := r.cfg.Members.View()
-	if v == nil || v.Ring == nil {
-		it, val, res := r.localGet(v, key, opt, dst)
+	rt := r.route(key)
+	if rt.Local() {
+		if r.warming(&rt) {
+			return r.getLater(rt, key, opt, dst, done)
+		}
+		it, val, res := r.localGet(&rt, key, opt, dst)
 		return it, val, res, false
 	}
-	ps := r.peerSet(v)
-	for _, name := range v.Ring.Owners(v.Ring.Shard(key)) {
-		if name == r.self {
-			if _, warming := r.warming(v, key); warming {
-				return r.getLater(key, opt, dst, done)
-			}
-			it, val, res := r.localGet(v, key, opt, dst)
-			return it, val, res, false
-		}
-		m := ps.get(name)
-		if !r.usable(name, m) {
-			continue
-		}
-		a, _ := r.asyncGets.Get().(*asyncGet)
-		if a == nil {
-			a = new(asyncGet)
-		}
-		*a = asyncGet{r: r, m: m, key: key, opt: opt, dst: dst, done: done}
-		if err := m.client.GetAsync(key, peerGetOptions(opt, dst), a); err != nil {
-			r.asyncGets.Put(a.clear())
-			return r.getLater(key, opt, dst, done)
-		}
-		m.forwarded.Add(1)
-		m.queued.Store(true) // after the request: Flush must see it
-		return store.Item{}, nil, store.Miss, true
+	m := rt.member()
+	if m == nil {
+		return store.Item{}, dst[:0], store.Miss, false // no owner reachable
 	}
-	return store.Item{}, dst[:0], store.Miss, false // no owner reachable
+	a, _ := r.asyncGets.Get().(*asyncGet)
+	if a == nil {
+		a = new(asyncGet)
+	}
+	*a = asyncGet{r: r, rt: rt, key: key, opt: opt, dst: dst, done: done}
+	if err := m.client.GetAsync(key, peerGetOptions(opt, dst), a); err != nil {
+		r.asyncGets.Put(a.clear())
+		return r.getLater(rt, key, opt, dst, done)
+	}
+	m.forwarded.Add(1)
+	m.queued.Store(true) // after the request: Flush must see it
+	return store.Item{}, nil, store.Miss, true
+}
+
+// getLater serves a get on route rt with the synchronous walk, on a
+// goroutine, and reports pending (see later).
+func (r *Router) getLater(rt Route, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	return r.later(func(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+		return r.getOn(rt, key, opt, dst)
+	}, key, opt, dst, done)
 }
 
 // getter is a synchronous Get: Router.Get, PeerCache.Get.
 type getter func(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
-
-// getLater runs the synchronous Get on a goroutine and reports pending;
-// once the router is closed (no goroutines start), it runs Get here.
-func (r *Router) getLater(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	return r.later(r.Get, key, opt, dst, done)
-}
 
 // later runs get on a goroutine of the router and reports pending; once
 // the router is closed (no goroutines start), it runs get here.
@@ -138,11 +128,11 @@ func (r *Router) spawn(f func()) bool {
 // Inline reports whether a command on key is served without waiting on
 // the network: not during a pause, not in a warming shard.
 func (p *PeerCache) Inline(key []byte) bool {
-	if p.r.pausedNow() {
+	if p.r.recovering() {
 		return false
 	}
-	_, warming := p.r.warming(p.r.current(), key)
-	return !warming
+	rt := p.r.route(key)
+	return !p.r.warming(&rt)
 }
 
 // GetAsync serves a forwarded read at once, or on a goroutine when it may
@@ -160,14 +150,15 @@ func (p *PeerCache) Flush() {}
 
 // GetDone completes a forwarded get, on the peer client's reader.
 func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
-	r, m, key, opt, dst, done := a.r, a.m, a.key, a.opt, a.dst, a.done
+	r, rt, key, opt, dst, done := a.r, a.rt, a.key, a.opt, a.dst, a.done
 	r.asyncGets.Put(a.clear())
 	if err != nil {
-		if !r.failed(m, err) {
+		if !r.failed(rt.member(), err) {
 			done(store.Item{}, dst[:0], store.Miss) // the owner's error: a miss, as Get
 			return
 		}
-		if it, val, res, pending := r.getLater(key, opt, dst, done); !pending {
+		r.next(&rt) // the same route, on to the next owner
+		if it, val, res, pending := r.getLater(rt, key, opt, dst, done); !pending {
 			done(it, val, res)
 		}
 		return

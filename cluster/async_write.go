@@ -5,21 +5,24 @@ import (
 	"shoal/store"
 )
 
-// The Router as a server.AsyncSetter and server.AsyncDeleter: a write
-// whose key a live peer serves goes out as a peer.Client.SetAsync
-// (DeleteAsync) and completes on that connection's reader goroutine,
-// mapped as Set (Delete) maps it. Anything else takes the synchronous Set
-// (Delete) on a goroutine of the router (bg), as GetAsync does: a
-// failover-worthy error (the member is marked down as by Set, then Set
-// walks on from the start, past it), no live connection to the owner (Set
-// dials), a key served here after all (a view changed since Inline; a
-// warming shard), a pause noticed.
+// The Router as a server.AsyncSetter and server.AsyncDeleter: the
+// server's one call for a write on an event loop, which decides the
+// write's Route (no Inline before it). A write of a key served here runs
+// at once; one whose key a live peer serves on its route goes out as a
+// peer.Client.SetAsync (DeleteAsync) and completes on that connection's
+// reader goroutine, mapped as Set (Delete) maps it. Anything else takes
+// the synchronous walk on the same route on a goroutine of the router
+// (bg), as GetAsync does: a failover-worthy error (the member is marked
+// down as by Set, and the walk goes on to the route's next owner), no live
+// connection to the owner (the walk dials), a key served here in a
+// warming shard (read-through first). A pause or lapse noticed takes Set
+// (Delete), which recovers first, then routes.
 
 // asyncWrite is a set or delete forwarded asynchronously: its
 // peer.SetHandler and peer.DeleteHandler. Pooled.
 type asyncWrite struct {
 	r          *Router
-	m          *member
+	rt         Route
 	key, value []byte
 	set        *store.SetOptions
 	del        *store.DeleteOptions
@@ -39,55 +42,68 @@ func (r *Router) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(sto
 	return r.writeAsync(asyncWrite{key: key, del: opt, isDel: true, done: done})
 }
 
-// writeAsync sends w to the key's serving owner if it is a live peer, or
-// runs it later.
+// writeAsync routes w: it writes a key served here at once (unless its
+// shard warms: later), sends one a live peer serves to it, and fails one
+// no owner is left for.
 func (r *Router) writeAsync(w asyncWrite) (store.Result, store.Item, error, bool) {
-	r.checkLapse() // as GetAsync
-	v := r.cfg.Members.View()
-	if r.pausedNow() || v == nil || v.Ring == nil {
-		return r.writeLater(w)
+	if r.recovering() {
+		return r.writeLater(w, false)
 	}
-	ps := r.peerSet(v)
-	for _, name := range v.Ring.Owners(v.Ring.Shard(w.key)) {
-		if name == r.self {
-			break // served here: Set (rare: Inline said otherwise)
+	w.r, w.rt = r, r.route(w.key)
+	if w.rt.Local() {
+		if r.warming(&w.rt) {
+			return r.writeLater(w, true)
 		}
-		m := ps.get(name)
-		if !r.usable(name, m) {
-			continue
-		}
-		a, _ := r.asyncWrites.Get().(*asyncWrite)
-		if a == nil {
-			a = new(asyncWrite)
-		}
-		*a = w
-		a.r, a.m = r, m
-		var err error
-		if w.isDel {
-			err = m.client.DeleteAsync(w.key, peerDeleteOptions(w.del), a)
-		} else {
-			err = m.client.SetAsync(w.key, w.value, peerSetOptions(w.set), a)
-		}
-		if err != nil {
-			r.asyncWrites.Put(a.clear())
-			break
-		}
-		m.forwarded.Add(1)
-		m.queued.Store(true) // after the request: Flush must see it
-		return 0, store.Item{}, nil, true
+		res, it := r.writeHere(&w)
+		return res, it, nil, false
 	}
-	return r.writeLater(w)
+	m := w.rt.member()
+	if m == nil {
+		return 0, store.Item{}, ErrUnavailable, false
+	}
+	a, _ := r.asyncWrites.Get().(*asyncWrite)
+	if a == nil {
+		a = new(asyncWrite)
+	}
+	*a = w
+	var err error
+	if w.isDel {
+		err = m.client.DeleteAsync(w.key, peerDeleteOptions(w.del), a)
+	} else {
+		err = m.client.SetAsync(w.key, w.value, peerSetOptions(w.set), a)
+	}
+	if err != nil {
+		r.asyncWrites.Put(a.clear())
+		return r.writeLater(w, true)
+	}
+	m.forwarded.Add(1)
+	m.queued.Store(true) // after the request: Flush must see it
+	return 0, store.Item{}, nil, true
 }
 
-// writeLater runs the synchronous Set (Delete) on a goroutine and reports
+// writeHere applies w to this node's store, on its route.
+func (r *Router) writeHere(w *asyncWrite) (store.Result, store.Item) {
+	if w.isDel {
+		return r.localDelete(&w.rt, w.key, w.del)
+	}
+	return r.localSet(&w.rt, w.key, w.value, w.set)
+}
+
+// writeLater runs the synchronous write on a goroutine, on w's route when
+// routed (else Set or Delete routes it, after any recovery), and reports
 // pending; once the router is closed (no goroutines start), it runs it
 // here.
-func (r *Router) writeLater(w asyncWrite) (store.Result, store.Item, error, bool) {
+func (r *Router) writeLater(w asyncWrite, routed bool) (store.Result, store.Item, error, bool) {
 	write := func() (store.Result, store.Item, error) {
-		if w.isDel {
+		switch {
+		case !routed && w.isDel:
 			return r.Delete(w.key, w.del)
+		case !routed:
+			return r.Set(w.key, w.value, w.set)
+		case w.isDel:
+			return r.deleteOn(w.rt, w.key, w.del)
 		}
-		return r.Set(w.key, w.value, w.set)
+		return r.setOn(w.rt, w.key, w.value, w.set)
 	}
 	if r.spawn(func() { w.done(write()) }) {
 		return 0, store.Item{}, nil, true
@@ -111,8 +127,16 @@ func (a *asyncWrite) DeleteDone(pr peer.Result, err error) {
 func (a *asyncWrite) finish(res store.Result, it store.Item, err error) {
 	w := *a
 	w.r.asyncWrites.Put(a.clear())
-	if err != nil && w.r.failed(w.m, err) {
-		if res, it, err, pending := w.r.writeLater(w); !pending {
+	if refusedForPause(err) {
+		// The owner has recovered since: the synchronous walk asks it again.
+		if res, it, err, pending := w.r.writeLater(w, true); !pending {
+			w.done(res, it, err)
+		}
+		return
+	}
+	if err != nil && w.r.failed(w.rt.member(), err) {
+		w.r.next(&w.rt) // the same route, on to the next owner
+		if res, it, err, pending := w.r.writeLater(w, true); !pending {
 			w.done(res, it, err)
 		}
 		return

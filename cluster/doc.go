@@ -4,13 +4,21 @@
 // gossip only advises routing. The Router turns the view into the data
 // path: the connection server's Cache, serving each key from its first
 // reachable owner (the local store, or a peer.Client to that owner's peer
-// port). It does not replicate yet.
+// port) and pushing the writes it serves to the key's other owners (repl).
+// The router's own goroutine (Router.Run) applies each new view; a request
+// decides its Route once, on the view applied last, and carries it to the
+// end (route.go, view.go).
 //
 // Data flows one way:
 //
-//	etcd ──► etcdsync.Sync ─┬─► ring.New (settings, member names, revision) ─► View
+//	etcd ──► etcdsync.Sync ─┬─► ring.New (settings, names gossip has Seen, revision) ─► View
 //	                        └─► gossip.SetPeers (whom to join)
-//	memberlist ──► gossip.Gossip ──► Health(node)
+//	memberlist ──► gossip.Gossip ──► Health(node), Seen(node), Synced
+//
+// The ring holds the members etcd lists that gossip has seen alive at
+// least once (and this node): a record in etcd for a node that never
+// gossiped is View.Unseen, not an owner (see Node.placed). A member once
+// seen stays in the ring when gossip calls it dead; only etcd removes it.
 //
 // Every membership change in etcd produces a new View (an immutable value
 // swapped atomically), so readers never lock and every node holding the same

@@ -70,11 +70,14 @@ func replyResult(err error) (store.Result, bool) {
 
 // Get reads key from its first reachable owner; no reachable owner, or an
 // error from the owner, is a miss.
-func (r *Router) Get(key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
+func (r *Router) Get(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+	return r.getOn(r.routed(key), key, opt, dst)
+}
+
+// getOn is Get on route rt.
+func (r *Router) getOn(rt Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	res = store.Miss
-	err := r.walk(key, func(v *View) {
-		it, val, res = r.localGet(v, key, opt, dst)
-	}, func(m *member) error {
+	err := r.walk(&rt, func(m *member) error {
 		pit, hit, err := m.client.Get(context.Background(), key, peerGetOptions(opt, dst))
 		if err != nil {
 			return err
@@ -84,6 +87,9 @@ func (r *Router) Get(key []byte, opt *store.GetOptions, dst []byte) (it store.It
 	})
 	if err != nil {
 		return store.Item{}, dst[:0], store.Miss
+	}
+	if rt.Local() {
+		return r.localGet(&rt, key, opt, dst)
 	}
 	return it, val, res
 }
@@ -130,14 +136,20 @@ func writeResult(res peer.Result, ok store.Result) store.Result {
 }
 
 // Set writes through the first reachable owner.
-func (r *Router) Set(key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
-	err = r.walk(key, func(v *View) {
-		res, it = r.localSet(v, key, value, opt)
-	}, func(m *member) error {
+func (r *Router) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+	return r.setOn(r.routed(key), key, value, opt)
+}
+
+// setOn is Set on route rt.
+func (r *Router) setOn(rt Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
+	err = r.walk(&rt, func(m *member) error {
 		pr, cas, err := m.client.Set(context.Background(), key, value, peerSetOptions(opt))
 		res, it, err = setOutcome(pr, cas, err, opt, len(value))
 		return err
 	})
+	if err == nil && rt.Local() {
+		res, it = r.localSet(&rt, key, value, opt)
+	}
 	return res, it, err
 }
 
@@ -171,14 +183,20 @@ func setOutcome(pr peer.Result, cas uint64, err error, opt *store.SetOptions, si
 }
 
 // Delete deletes (or invalidates) through the first reachable owner.
-func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
-	err = r.walk(key, func(v *View) {
-		res, it = r.localDelete(v, key, opt)
-	}, func(m *member) error {
+func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
+	return r.deleteOn(r.routed(key), key, opt)
+}
+
+// deleteOn is Delete on route rt.
+func (r *Router) deleteOn(rt Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
+	err = r.walk(&rt, func(m *member) error {
 		pr, err := m.client.Delete(context.Background(), key, peerDeleteOptions(opt))
 		res, err = deleteOutcome(pr, err)
 		return err
 	})
+	if err == nil && rt.Local() {
+		res, it = r.localDelete(&rt, key, opt)
+	}
 	return res, it, err
 }
 
@@ -205,9 +223,8 @@ func deleteOutcome(pr peer.Result, err error) (store.Result, error) {
 
 // Arith applies incr/decr at the first reachable owner.
 func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
-	err = r.walk(key, func(view *View) {
-		res, v, it = r.localArith(view, key, opt)
-	}, func(m *member) error {
+	rt := r.routed(key)
+	err = r.walk(&rt, func(m *member) error {
 		po := peer.ArithOptions{
 			Decr: opt.Decr, Delta: opt.Delta, ZeroDelta: opt.Delta == 0,
 			Vivify: opt.Vivify, Initial: opt.Initial, VivifyTTL: ttl(opt.VivifyExptime),
@@ -227,14 +244,16 @@ func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v
 		}
 		return nil
 	})
+	if err == nil && rt.Local() {
+		res, v, it = r.localArith(&rt, key, opt)
+	}
 	return res, v, it, err
 }
 
 // Touch sets key's exptime at the first reachable owner.
 func (r *Router) Touch(key []byte, exptime int64) (res store.Result, it store.Item, err error) {
-	err = r.walk(key, func(v *View) {
-		res, it = r.localTouch(v, key, exptime)
-	}, func(m *member) error {
+	rt := r.routed(key)
+	err = r.walk(&rt, func(m *member) error {
 		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{Touch: true, TTL: ttl(exptime)})
 		if err != nil {
 			return err
@@ -245,5 +264,8 @@ func (r *Router) Touch(key []byte, exptime int64) (res store.Result, it store.It
 		}
 		return nil
 	})
+	if err == nil && rt.Local() {
+		res, it = r.localTouch(&rt, key, exptime)
+	}
 	return res, it, err
 }

@@ -22,7 +22,8 @@ const handoffWorkers = 32
 // and this view's epoch). Handoff returns the items pushed and those that
 // failed, when all are sent or ctx ends.
 func (r *Router) Handoff(ctx context.Context) (sent, failed uint64) {
-	v := r.cfg.Members.View()
+	ps := r.peers.Load()
+	v := ps.view
 	if v == nil || v.Ring == nil {
 		return 0, 0
 	}
@@ -30,7 +31,6 @@ func (r *Router) Handoff(ctx context.Context) (sent, failed uint64) {
 	if without == nil {
 		return 0, 0
 	}
-	ps := r.peerSet(v)
 	n := v.Ring.NumShards()
 	heirs := make([][]*member, n) // per shard: who takes it over
 	some := false

@@ -40,6 +40,13 @@ type lapser interface {
 	Lapse() etcdsync.Lapse
 }
 
+// lapsePending reports whether the membership reported a lapse not yet
+// recovered from.
+func (r *Router) lapsePending() bool {
+	m, ok := r.cfg.Members.(lapser)
+	return ok && m.Lapses() != r.w.lapses.Load()
+}
+
 // checkLapse recovers from a lapse the membership reported since the last
 // call, once, whichever caller notices first.
 func (r *Router) checkLapse() {
@@ -62,7 +69,7 @@ func (r *Router) checkLapse() {
 // above); false when it cannot run yet (no view, or Run has not
 // started). r.pauseMu is held.
 func (r *Router) recoverFromLapse(stayed []string) bool {
-	v := r.cfg.Members.View()
+	v := r.View()
 	if v == nil || v.Ring == nil {
 		return false
 	}

@@ -77,9 +77,7 @@ func TestWarmAfterLapse(t *testing.T) {
 func waitRouted(t *testing.T, n *fullNode) {
 	t.Helper()
 	waitFor(t, func() bool {
-		v := n.node.View()
-		n.router.mu.Lock()
-		defer n.router.mu.Unlock()
-		return v != nil && n.router.view != nil && n.router.view.Epoch == v.Epoch
+		v, rv := n.node.View(), n.router.View()
+		return v != nil && rv != nil && rv.Epoch == v.Epoch
 	})
 }

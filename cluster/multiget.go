@@ -31,9 +31,10 @@ type batch struct {
 // local keys are read from the store, and the hits are handed to into in
 // key order once all are in. A group whose owner does not answer is
 // retried, regrouped, on each key's next owner; keys with no owner left
-// are misses. Options a batch cannot carry (NoBump, Vivify, RecacheBelow:
-// meta commands only) are served key by key through Get, and so is every
-// multi-get while shards warm.
+// are misses. Every key is routed once, in one view, and a retry walks on
+// along its route. Options a batch cannot carry (NoBump, Vivify,
+// RecacheBelow: meta commands only) are served key by key through Get, and
+// so is every multi-get while shards warm.
 func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte)) {
 	r.awake() // recovers first when the process was paused
 	// While shards warm, each local key may need settling first: key by key.
@@ -49,28 +50,23 @@ func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int,
 		return
 	}
 	res := make([]multiResult, len(keys))
-	pos := make([]int, len(keys)) // per key: the next of its owners to try
+	routes := make([]Route, len(keys)) // per key: decided once, then moved on past owners that fail
 	pending := make([]int, len(keys))
+	ps := r.peers.Load() // one view for every key
 	for i := range pending {
 		pending[i] = i
+		routes[i] = r.routeIn(ps, keys[i])
 	}
 	var local []int
 	var arena, scratch []byte
-	v := r.cfg.Members.View()
 	for len(pending) > 0 {
 		var batches []*batch
 		byMember := map[*member]*batch{}
-		if v == nil || v.Ring == nil {
-			local, pending = append(local, pending...), nil
-		}
-		var ps *peerSet
-		if len(pending) > 0 {
-			ps = r.peerSet(v)
-		}
 		for _, i := range pending {
-			m, isLocal := r.nextOwner(v, ps, keys[i], &pos[i])
+			rt := &routes[i]
+			m := rt.member()
 			switch {
-			case isLocal:
+			case rt.Local():
 				local = append(local, i)
 			case m == nil || !protocol.MetaKeyValid(keys[i]):
 				// No owner left, or a key no peer request carries: a miss,
@@ -93,7 +89,7 @@ func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int,
 		for _, i := range local {
 			it, val, got := r.st.Get(keys[i], opt, scratch[:0])
 			scratch = val
-			r.wrote(keys[i], opt != nil && opt.Touch && got == store.Hit)
+			r.wrote(&routes[i], keys[i], opt != nil && opt.Touch && got == store.Hit)
 			if got == store.Hit {
 				res[i] = multiResult{it: it, off: len(arena), hit: true}
 				arena = append(arena, val...)
@@ -105,6 +101,9 @@ func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int,
 		pending = pending[:0]
 		for _, b := range batches {
 			if b.err != nil && r.failed(b.m, b.err) {
+				for _, i := range b.idx {
+					r.next(&routes[i])
+				}
 				pending = append(pending, b.idx...)
 			}
 		}
@@ -118,28 +117,6 @@ func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int,
 		}
 		into(i, res[i].it, res[i].val)
 	}
-}
-
-// nextOwner returns the owner that serves key next, starting at its
-// owner number *pos, which it moves past the member returned: isLocal
-// when that is this node (or no ring places the key), nil when no owner
-// is left.
-func (r *Router) nextOwner(v *View, ps *peerSet, key []byte, pos *int) (m *member, isLocal bool) {
-	owners := v.Ring.Owners(v.Ring.Shard(key))
-	if len(owners) == 0 {
-		return nil, *pos == 0
-	}
-	for *pos < len(owners) {
-		name := owners[*pos]
-		*pos++
-		if name == r.self {
-			return nil, true
-		}
-		if m := ps.get(name); r.usable(name, m) {
-			return m, false
-		}
-	}
-	return nil, false
 }
 
 // fetch reads the keys of b from its member in one batch and fills their

@@ -42,8 +42,14 @@ func (c Config) Validate() error {
 // View is the cluster as this node sees it at one etcd revision. It is
 // immutable.
 type View struct {
-	Epoch    int64             // etcd revision of the membership
-	Members  []etcdsync.Member // sorted by name
+	Epoch int64 // etcd revision of the membership
+	// Members are the members in the ring, sorted by name: those etcd
+	// lists that gossip has seen alive at least once, and this node.
+	Members []etcdsync.Member
+	// Unseen are the members etcd lists that gossip has never seen
+	// alive, sorted by name: not in the ring until it does (see placed).
+	// Two views of one epoch differ only here and in what follows from it.
+	Unseen   []etcdsync.Member
 	Settings etcdsync.Settings
 	Ring     *ring.Ring
 }
@@ -69,6 +75,11 @@ type Node struct {
 
 	view    atomic.Pointer[View]
 	changed chan struct{}
+
+	// Written by Run's goroutine only.
+	synced     bool                // gossip.Synced is closed
+	peersEpoch int64               // epoch of the last SetPeers
+	noted      map[string]struct{} // unseen members logged already
 }
 
 // New prepares a node; it starts nothing.
@@ -89,6 +100,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Gossip.Logger == nil {
 		cfg.Gossip.Logger = cfg.Logger
 	}
+	if cfg.Etcd.CheckSettings == nil {
+		cfg.Etcd.CheckSettings = checkSettings
+	}
 	if err := cfg.Etcd.Validate(); err != nil {
 		return nil, err
 	}
@@ -96,7 +110,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{cfg: cfg, log: cfg.Logger, gossip: g, changed: make(chan struct{}, 1)}, nil
+	return &Node{cfg: cfg, log: cfg.Logger, gossip: g, changed: make(chan struct{}, 1), noted: make(map[string]struct{})}, nil
 }
 
 // Run joins the cluster and keeps the view current until ctx ends; then it
@@ -126,6 +140,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.sync.Store(s)
 	wg.Go(func() { errs <- s.Run(ctx) })
+	synced := n.gossip.Synced()
 loop:
 	for {
 		select {
@@ -136,7 +151,11 @@ loop:
 			break loop
 		case <-s.Changed():
 			n.rebuild(s)
+		case <-synced:
+			synced, n.synced = nil, true
+			n.rebuild(s)
 		case <-n.gossip.Changed():
+			n.rebuild(s) // a member may be seen for the first time
 			n.notify()
 		}
 	}
@@ -149,35 +168,95 @@ loop:
 }
 
 // rebuild turns the latest etcd snapshot into a new View and tells gossip
-// whom to keep joined.
+// whom to keep joined. The ring holds the members gossip has seen (placed);
+// so a view changes with the etcd revision, or within one revision when
+// gossip sees an unseen member for the first time.
 func (n *Node) rebuild(s *etcdsync.Sync) {
 	snap, ok := s.Current()
 	if !ok {
 		return
 	}
-	if old := n.view.Load(); old != nil && old.Epoch == snap.Revision {
+	old := n.view.Load()
+	if old != nil && old.Epoch == snap.Revision && len(old.Unseen) == 0 {
 		return
 	}
-	names := make([]string, len(snap.Members))
-	peers := make(map[string]string, len(snap.Members))
-	for i, m := range snap.Members {
-		names[i] = m.Name
-		peers[m.Name] = m.GossipAddr
+	if n.peersEpoch != snap.Revision {
+		peers := make(map[string]string, len(snap.Members))
+		for _, m := range snap.Members {
+			peers[m.Name] = m.GossipAddr
+		}
+		n.gossip.SetPeers(peers)
+		n.peersEpoch = snap.Revision
 	}
-	r, err := ring.New(ring.Config{
-		Shards:   snap.Settings.Shards,
-		VNodes:   snap.Settings.VNodes,
-		Replicas: snap.Settings.Replicas,
-	}, names, snap.Revision)
+	members, unseen := n.placed(snap.Members)
+	if old != nil && old.Epoch == snap.Revision && len(unseen) == len(old.Unseen) {
+		return // Seen never turns false: the same members are placed
+	}
+	if old == nil && len(unseen) > 0 && !n.synced {
+		// Until gossip has joined the cluster once, every member but this
+		// one looks unseen: a first view without them would claim (and
+		// serve, cold) every shard.
+		return
+	}
+	names := make([]string, len(members))
+	for i, m := range members {
+		names[i] = m.Name
+	}
+	r, err := ring.New(ringConfig(snap.Settings), names, snap.Revision)
 	if err != nil {
 		n.log.Error("cannot build ring", "epoch", snap.Revision, "err", err)
 		return
 	}
-	n.gossip.SetPeers(peers)
-	n.view.Store(&View{Epoch: snap.Revision, Members: snap.Members, Settings: snap.Settings, Ring: r})
-	n.log.Info("cluster view", "epoch", snap.Revision, "members", len(names))
+	n.noteUnseen(unseen)
+	n.view.Store(&View{Epoch: snap.Revision, Members: members, Unseen: unseen, Settings: snap.Settings, Ring: r})
+	n.log.Info("cluster view", "epoch", snap.Revision, "members", len(names), "unseen", len(unseen))
 	n.notify()
 }
+
+// placed splits the members etcd lists into those that go in the ring and
+// those gossip has never seen alive. A record in etcd is a claim; a
+// process answering gossip backs it. A node that registered but never
+// gossiped (a bogus or stale record, or a node whose gossip port nobody
+// reaches) would otherwise own its share of shards that nobody serves:
+// each of its keys would fail over, and with enough such records every
+// owner of a key would be one. A member that was seen once stays placed
+// even when gossip calls it dead (design: gossip only advises), so a
+// restart or a crash does not move shards; only etcd removes it. This
+// node is always placed. Nodes disagree on the ring only while gossip
+// spreads a new member, typically well under a second.
+func (n *Node) placed(all []etcdsync.Member) (members, unseen []etcdsync.Member) {
+	self := n.Name()
+	for _, m := range all {
+		if m.Name == self || n.gossip.Seen(m.Name) {
+			members = append(members, m)
+		} else {
+			unseen = append(unseen, m)
+		}
+	}
+	return members, unseen
+}
+
+// noteUnseen logs each member once when it is first left out of the ring.
+func (n *Node) noteUnseen(unseen []etcdsync.Member) {
+	now := make(map[string]struct{}, len(unseen))
+	for _, m := range unseen {
+		now[m.Name] = struct{}{}
+		if _, ok := n.noted[m.Name]; !ok {
+			n.log.Warn("member listed in etcd but never seen by gossip: not in the ring until it is",
+				"member", m.Name, "gossip_addr", m.GossipAddr)
+		}
+	}
+	n.noted = now
+}
+
+// ringConfig is the ring's shape for the cluster settings.
+func ringConfig(st etcdsync.Settings) ring.Config {
+	return ring.Config{Shards: st.Shards, VNodes: st.VNodes, Replicas: st.Replicas}
+}
+
+// checkSettings refuses settings the ring cannot be built with, so that
+// etcdsync never adopts them (etcdsync.Config.CheckSettings).
+func checkSettings(st etcdsync.Settings) error { return ringConfig(st).Validate() }
 
 func (n *Node) notify() {
 	select {
@@ -217,6 +296,15 @@ func (n *Node) Lapse() etcdsync.Lapse {
 		return s.Lapse()
 	}
 	return etcdsync.Lapse{}
+}
+
+// Rejections counts what this node refused to take from etcd
+// (etcdsync.Sync.Rejections).
+func (n *Node) Rejections() etcdsync.Rejections {
+	if s := n.sync.Load(); s != nil {
+		return s.Rejections()
+	}
+	return etcdsync.Rejections{}
 }
 
 // Name is this node's name.

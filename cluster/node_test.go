@@ -36,7 +36,7 @@ func TestNodesShareOneView(t *testing.T) {
 		n, err := New(Config{
 			Etcd: etcdsync.Config{
 				Endpoints: etcd.Endpoints(),
-				Self:      etcdsync.Member{Name: name, Instance: name + "-1", ClientAddr: name},
+				Self:      etcdsync.Member{Name: name, Instance: name + "-1", ClientAddr: name + ":1", PeerAddr: name + ":2"},
 				Settings:  etcdsync.Settings{Replicas: replicas, Shards: 64, VNodes: 1},
 				LeaseTTL:  2 * time.Second,
 			},
@@ -91,7 +91,7 @@ func TestNodesShareOneView(t *testing.T) {
 			t.Fatalf("shard %d: a says %v, b says %v", s, oa, ob)
 		}
 	}
-	if m, ok := va.Member("b"); !ok || m.GossipAddr == "" || m.ClientAddr != "b" {
+	if m, ok := va.Member("b"); !ok || m.GossipAddr == "" || m.ClientAddr != "b:1" {
 		t.Fatalf("b's record in a's view: %+v, %v", m, ok)
 	}
 	stats := map[string]string{}
@@ -100,5 +100,38 @@ func TestNodesShareOneView(t *testing.T) {
 	}
 	if stats["cluster_members"] != "2" || stats["member:b:health"] != "alive" || stats["cluster_fenced"] != "0" {
 		t.Fatalf("ClusterStats: %v", stats)
+	}
+}
+
+// TestCheckSettings: the settings etcdsync may adopt are the ones the ring
+// can be built with.
+func TestCheckSettings(t *testing.T) {
+	cases := map[string]struct {
+		st etcdsync.Settings
+		ok bool
+	}{
+		"default":             {etcdsync.Settings{Replicas: 2, Shards: 4096, VNodes: 1}, true},
+		"ring-based vnodes":   {etcdsync.Settings{Replicas: 2, Shards: 4096, VNodes: 160}, false},
+		"most shards":         {etcdsync.Settings{Replicas: 8, Shards: etcdsync.MaxShards, VNodes: 1}, true},
+		"five million shards": {etcdsync.Settings{Replicas: 2, Shards: 5000000, VNodes: 1}, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := checkSettings(tc.st)
+			if err == nil {
+				err = tc.st.Validate()
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("settings %+v: %v, want ok=%v", tc.st, err, tc.ok)
+			}
+		})
+	}
+	cfg := Config{Etcd: etcdsync.Config{
+		Endpoints: []string{"http://127.0.0.1:1"},
+		Self:      etcdsync.Member{Name: "a", Instance: "a-1", ClientAddr: "a:1", PeerAddr: "a:2"},
+		Settings:  etcdsync.Settings{Replicas: 2, Shards: 4096, VNodes: 160},
+	}, Gossip: gossip.Config{BindAddr: "127.0.0.1:0"}}
+	if _, err := New(cfg); err == nil {
+		t.Error("New accepted settings the ring cannot be built with")
 	}
 }

@@ -12,7 +12,7 @@ import (
 // would make it serve or write stale values. So before any request, the
 // router compares a monotonic clock with the last tick of Run's ticker:
 // a gap longer than PauseAfter means "I was away". The router then, before
-// the request that noticed runs (it is refused):
+// the request that noticed runs (on a goroutine, never an event loop):
 //
 //   - calls RouterConfig.OnPause (main closes every peer connection: what
 //     they still buffer was sent before the pause, and its senders have
@@ -20,6 +20,15 @@ import (
 //   - puts every shard it owns into warm-up with its local items dropped,
 //     pulling them again from the owners that stood in (warm.go), and
 //     marks the shards it does not own as possibly stale.
+//
+// The request that noticed cannot tell whether it was sent before the
+// pause or after the resume (Run's ticker may not have run yet when the
+// first request is read). A client's request runs after the recovery. On
+// the peer port, a forwarded read runs after it too (it changes nothing,
+// and reads through from the owners that stood in); a forwarded write is
+// refused with ErrPaused, and its sender, if it still waits for the reply
+// (so it has not given up and written elsewhere), asks again (walk), now
+// served. Neither is seen by the client as an error or a miss.
 
 // tickEvery is how often Run's ticker proves the process is running.
 const tickEvery = 100 * time.Millisecond
@@ -58,7 +67,7 @@ func (r *Router) recoverFromPause(gap time.Duration) {
 	if r.cfg.OnPause != nil {
 		r.cfg.OnPause()
 	}
-	v := r.cfg.Members.View()
+	v := r.View()
 	if v == nil || v.Ring == nil {
 		return
 	}

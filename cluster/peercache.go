@@ -42,20 +42,31 @@ func (p *PeerCache) SetMemoryLimit(bytes int64) error { return p.r.st.SetMemoryL
 func (p *PeerCache) Stats() store.Stats               { return p.r.st.Stats() }
 func (p *PeerCache) ResetStats()                      { p.r.st.ResetStats() }
 
-// Get serves a forwarded read.
+// Get serves a forwarded read. A read that finds this process was paused
+// is served after the recovery (it changes nothing, and the shards this
+// node owns then warm: it reads through from the owners that stood in), so
+// that a read sent after the resume never misses; one that writes (touch,
+// vivify) is refused as a write is, with a miss.
 func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	if !p.r.awake() {
+	if !p.r.awake() && opt != nil && (opt.Touch || opt.Vivify) {
 		return store.Item{}, dst[:0], store.Miss
 	}
-	return p.r.localGet(p.r.current(), key, opt, dst)
+	rt := p.r.route(key)
+	return p.r.localGet(&rt, key, opt, dst)
 }
+
+// A forwarded write that finds this process was paused is refused with
+// ErrPaused: it may have been sent before the pause, and its sender then
+// gave up on it and wrote elsewhere. The recovery is done by then, so the
+// sender asks again (Router.walk), and that is served.
 
 // Set serves a forwarded write.
 func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	res, it := p.r.localSet(p.r.current(), key, value, opt)
+	rt := p.r.route(key)
+	res, it := p.r.localSet(&rt, key, value, opt)
 	return res, it, nil
 }
 
@@ -64,7 +75,8 @@ func (p *PeerCache) Delete(key []byte, opt *store.DeleteOptions) (store.Result, 
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	res, it := p.r.localDelete(p.r.current(), key, opt)
+	rt := p.r.route(key)
+	res, it := p.r.localDelete(&rt, key, opt)
 	return res, it, nil
 }
 
@@ -73,7 +85,8 @@ func (p *PeerCache) Arith(key []byte, opt *store.ArithOptions) (store.Result, ui
 	if !p.r.awake() {
 		return 0, 0, store.Item{}, ErrPaused
 	}
-	res, n, it := p.r.localArith(p.r.current(), key, opt)
+	rt := p.r.route(key)
+	res, n, it := p.r.localArith(&rt, key, opt)
 	return res, n, it, nil
 }
 
@@ -82,22 +95,23 @@ func (p *PeerCache) Touch(key []byte, exptime int64) (store.Result, store.Item, 
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	res, it := p.r.localTouch(p.r.current(), key, exptime)
+	rt := p.r.route(key)
+	res, it := p.r.localTouch(&rt, key, exptime)
 	return res, it, nil
 }
 
 // admit reports why a replicated write of key from o is refused: the
 // process was paused, or o's epoch predates the last change of the
 // shard's owners.
-func (p *PeerCache) admit(v *View, key []byte, o server.Origin) error {
+func (p *PeerCache) admit(rt *Route, o server.Origin) error {
 	r := p.r
 	if !r.awake() {
 		return ErrPaused
 	}
-	if v == nil || v.Ring == nil {
+	if len(rt.owners) == 0 {
 		return nil
 	}
-	s := v.Ring.Shard(key)
+	s := rt.shard
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
 	if s < len(r.w.changedAt) && int64(o.Epoch) < r.w.changedAt[s] {
@@ -110,24 +124,24 @@ func (p *PeerCache) admit(v *View, key []byte, o server.Origin) error {
 // ReplicaSet stores a replicated item, unless this node wrote the key
 // itself since its shard began warming.
 func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (res store.Result, it store.Item, err error) {
-	v := p.r.current()
-	if err := p.admit(v, key, o); err != nil {
+	rt := p.r.route(key)
+	if err := p.admit(&rt, o); err != nil {
 		return 0, store.Item{}, err
 	}
 	res = store.Stored
-	p.r.replica(v, key, func() { res, it = p.r.st.Set(key, value, opt) })
+	p.r.replica(&rt, key, func() { res, it = p.r.st.Set(key, value, opt) })
 	p.r.replicated.Add(1)
 	return res, it, nil
 }
 
 // ReplicaDelete applies a replicated delete, with ReplicaSet's exception.
 func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (res store.Result, it store.Item, err error) {
-	v := p.r.current()
-	if err := p.admit(v, key, o); err != nil {
+	rt := p.r.route(key)
+	if err := p.admit(&rt, o); err != nil {
 		return 0, store.Item{}, err
 	}
 	res = store.Deleted
-	p.r.replica(v, key, func() { res, it = p.r.st.Delete(key, opt) })
+	p.r.replica(&rt, key, func() { res, it = p.r.st.Delete(key, opt) })
 	p.r.replicated.Add(1)
 	return res, it, nil
 }
@@ -141,7 +155,7 @@ func (p *PeerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (s
 // Dump lists this node's items in the shards set in want, for a peer
 // warming them.
 func (p *PeerCache) Dump(want []byte, emit func(key []byte, it store.Item, val []byte) bool) {
-	v := p.r.current()
+	v := p.r.View()
 	if v == nil || v.Ring == nil {
 		return
 	}

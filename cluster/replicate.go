@@ -13,31 +13,16 @@ type Replicator interface {
 	Push(key []byte, targets []repl.Target, it repl.Item)
 }
 
-// targets reports whether this node serves key now (it is the first owner
-// in the ring that is not skipped as down or dead, as walk decides) and,
-// if so, the key's other owners: the replicas to push its writes to.
-func (r *Router) targets(v *View, key []byte) ([]repl.Target, bool) {
-	if v == nil || v.Ring == nil {
-		return nil, false
+// wrote is called after a local write of key on route rt: when it changed
+// the item and this node serves key as its primary on rt (no earlier
+// owner takes requests), the result goes to the key's other owners.
+func (r *Router) wrote(rt *Route, key []byte, changed bool) {
+	if !changed || r.cfg.Replicator == nil || !rt.primary() {
+		return
 	}
-	owners := v.Ring.Owners(v.Ring.Shard(key))
-	ps := r.peerSet(v)
-	serving := false
-	var out []repl.Target
-	for _, name := range owners {
-		if name == r.self {
-			serving = true
-			continue
-		}
-		m := ps.get(name)
-		if !serving && r.usable(name, m) {
-			return nil, false // an earlier owner serves it
-		}
-		if m != nil {
-			out = append(out, repl.Target{Name: m.name, Addr: m.addr})
-		}
+	if targets := rt.targets(nil); len(targets) > 0 {
+		r.cfg.Replicator.Push(key, targets, r.stamped(rt, key))
 	}
-	return out, serving
 }
 
 // result reads back what a write left in the local store, without
@@ -50,23 +35,13 @@ func (r *Router) result(key []byte) repl.Item {
 	return repl.Item{Value: val, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary}
 }
 
-// replicate pushes the result of a local write of key to targets, with
-// the view's epoch and the shard's next sequence number.
-func (r *Router) replicate(v *View, key []byte, targets []repl.Target) {
-	if len(targets) == 0 {
-		return
-	}
-	r.cfg.Replicator.Push(key, targets, r.stamped(v, key))
-}
-
-// stamped is key's local result with v's epoch and the next sequence
+// stamped is key's local result with rt's epoch and the next sequence
 // number of its shard.
-func (r *Router) stamped(v *View, key []byte) repl.Item {
+func (r *Router) stamped(rt *Route, key []byte) repl.Item {
 	it := r.result(key)
-	s := v.Ring.Shard(key)
-	it.Epoch = uint64(v.Epoch)
-	if seq := r.seq.Load(); seq != nil && s < len(*seq) {
-		it.Seq = (*seq)[s].Add(1)
+	it.Epoch = uint64(rt.View().Epoch)
+	if seq := r.seq.Load(); seq != nil && rt.shard < len(*seq) {
+		it.Seq = (*seq)[rt.shard].Add(1)
 	}
 	return it
 }
@@ -79,14 +54,13 @@ func (r *Router) stamped(v *View, key []byte) repl.Item {
 // and the replica may have seen it first). Otherwise nothing is resent:
 // the key's owners in the new view have it or warm it.
 func (r *Router) Refresh(key []byte, peer string) (repl.Item, bool) {
-	v := r.current()
-	targets, serving := r.targets(v, key)
-	if !serving {
+	rt := r.route(key)
+	if !rt.primary() {
 		return repl.Item{}, false
 	}
-	for _, t := range targets {
+	for _, t := range rt.targets(nil) {
 		if t.Name == peer {
-			return r.stamped(v, key), true
+			return r.stamped(&rt, key), true
 		}
 	}
 	return repl.Item{}, false

@@ -43,6 +43,7 @@ func TestRouterRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
+	rt.apply() // as Run would, which this test does not run
 
 	mine, replica := keyWith("self")
 	other := "r1"

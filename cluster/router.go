@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,12 +24,16 @@ var ErrUnavailable = errors.New("cluster: no owner reachable")
 var ErrPaused = errors.New("cluster: request predates a pause")
 
 // Membership is what a Router needs from the cluster: the current view,
-// gossip's verdict on a member and this node's name. Every method is called
-// concurrently from request goroutines. *Node implements it.
+// gossip's verdict on a member and this node's name, and a signal that the
+// view changed. Health is called concurrently from request goroutines, View
+// and Changed from the router's own (Run). *Node implements it.
 type Membership interface {
 	View() *View
 	Health(name string) gossip.State
 	Name() string
+	// Changed receives (coalesced) after the view changed; nil when the
+	// view is only polled.
+	Changed() <-chan struct{}
 }
 
 // RouterConfig wires a Router. The zero value of each optional field means
@@ -84,16 +89,17 @@ func (c RouterConfig) Validate() error {
 // view change two nodes may briefly disagree; the peer request timeout
 // bounds such a detour.
 type Router struct {
-	cfg   RouterConfig
-	self  string
-	st    *store.Store
-	log   *slog.Logger
-	peers atomic.Pointer[peerSet] // replaced whole on a new epoch
+	cfg  RouterConfig
+	self string
+	st   *store.Store
+	log  *slog.Logger
+	// peers is the view requests route by, with its members' clients:
+	// replaced whole by apply (view.go), never nil.
+	peers atomic.Pointer[peerSet]
 
-	// mu serializes rebuilding peers, view transitions and Close.
+	// mu serializes applying a view (warm-up transitions) and Close.
 	mu     sync.Mutex
 	closed bool
-	view   *View // the last view transition saw
 	// running: Run has started; warm-up needs its worker, so without it
 	// (tests of routing alone) shards never warm.
 	running bool
@@ -114,9 +120,9 @@ type Router struct {
 	pauses, staleEpochs, replicated atomic.Uint64
 }
 
-// peerSet is the clients for the members of one view; immutable.
+// peerSet is one view and the clients for its members; immutable.
 type peerSet struct {
-	epoch  int64
+	view   *View // nil before the first
 	byName map[string]*member
 }
 
@@ -153,99 +159,8 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	}
 	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, born: time.Now()}
 	r.w.wake = make(chan struct{}, 1)
+	r.peers.Store(&peerSet{})
 	return r, nil
-}
-
-// Run keeps the router current until ctx ends: it ticks for pause
-// detection, takes each new view (starting warm-up of shards this node
-// takes over) and pulls warming shards. It returns when every goroutine it
-// started has stopped.
-func (r *Router) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	wg.Go(func() { r.runWarm(ctx) })
-	r.mu.Lock()
-	r.running = true
-	r.transition(nil, r.view) // what this node owns already
-	r.mu.Unlock()
-	t := time.NewTicker(tickEvery)
-	defer func() { t.Stop(); wg.Wait() }()
-	r.tick.Store(r.mono())
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if r.awake() {
-			r.tick.Store(r.mono())
-		}
-		if v := r.cfg.Members.View(); v != nil {
-			r.peerSet(v)
-		}
-	}
-}
-
-// Close closes every peer client. Requests after it are served locally or
-// fail over as if every peer were down. Close is idempotent.
-func (r *Router) Close() error {
-	r.mu.Lock()
-	r.closed = true
-	old := r.peers.Swap(&peerSet{epoch: -1})
-	r.mu.Unlock()
-	if old != nil {
-		for _, m := range old.byName {
-			m.client.Close()
-		}
-	}
-	r.bgMu.Lock()
-	r.bgClosed = true
-	r.bgMu.Unlock()
-	r.bg.Wait()
-	return nil
-}
-
-// peerSet returns the clients for view v, building them on the first
-// request that sees a new epoch and closing those of departed members.
-func (r *Router) peerSet(v *View) *peerSet {
-	if ps := r.peers.Load(); ps != nil && (ps.epoch == v.Epoch || ps.epoch == -1) {
-		return ps
-	}
-	r.mu.Lock()
-	old := r.peers.Load()
-	if old != nil && (old.epoch == v.Epoch || old.epoch == -1 || r.closed) {
-		r.mu.Unlock()
-		return old
-	}
-	r.transition(r.view, v)
-	r.view = v
-	ps := &peerSet{epoch: v.Epoch, byName: make(map[string]*member, len(v.Members))}
-	for _, m := range v.Members {
-		if m.Name == r.self || m.PeerAddr == "" {
-			continue
-		}
-		if o := old.get(m.Name); o != nil && o.addr == m.PeerAddr {
-			ps.byName[m.Name] = o
-			continue
-		}
-		pc := r.cfg.Peer
-		pc.Addr = m.PeerAddr
-		c, err := peer.New(pc)
-		if err != nil {
-			r.log.Error("cannot create peer client", "peer", m.Name, "addr", m.PeerAddr, "err", err)
-			continue
-		}
-		ps.byName[m.Name] = &member{name: m.Name, addr: m.PeerAddr, client: c}
-	}
-	r.peers.Store(ps)
-	r.mu.Unlock()
-	if old != nil {
-		for name, o := range old.byName {
-			if ps.byName[name] != o {
-				o.client.Close() // its in-flight requests fail over
-			}
-		}
-	}
-	return ps
 }
 
 func (ps *peerSet) get(name string) *member {
@@ -293,52 +208,61 @@ func (r *Router) probe(m *member) {
 }
 
 // failover reports whether err means the owner did not answer, so the
-// next owner should be tried; a reply error is the owner's answer.
+// next owner should be tried; a reply error is the owner's answer. An
+// owner that fails the peer handshake (it is not a member, or does not
+// take this node as one) is not routed to either.
 func failover(err error) bool {
 	return errors.Is(err, peer.ErrDown) || errors.Is(err, peer.ErrTimeout) ||
 		errors.Is(err, peer.ErrConnLost) || errors.Is(err, peer.ErrClosed) ||
-		errors.Is(err, peer.ErrProtocol)
+		errors.Is(err, peer.ErrProtocol) || errors.Is(err, peer.ErrHandshake)
 }
 
-// walk finds the owner that serves key: local runs when it is this node
-// (or there is no view yet); otherwise remote runs with the member, and an
-// error from it that means "no answer" marks the member down and moves on
-// to the next owner. walk returns ErrUnavailable when no owner is left,
-// or remote's error when the owner answered with one. A client's request
-// runs even when it is the one that finds the process was paused (it
-// runs after the recovery): the client is still waiting for its answer.
-func (r *Router) walk(key []byte, local func(*View), remote func(*member) error) error {
+// routed decides the route of a client's request on key. A request runs
+// even when it is the one that finds the process was paused: it is routed
+// after the recovery (the client is still waiting for its answer).
+func (r *Router) routed(key []byte) Route {
 	r.awake()
-	v := r.cfg.Members.View()
-	if v == nil || v.Ring == nil {
-		local(v)
-		return nil
-	}
-	owners := v.Ring.Owners(v.Ring.Shard(key))
-	if len(owners) == 0 {
-		local(v)
-		return nil
-	}
-	ps := r.peerSet(v)
-	for _, name := range owners {
-		if name == r.self {
-			local(v)
-			return nil
-		}
-		m := ps.get(name)
-		if !r.usable(name, m) {
-			continue
+	return r.route(key)
+}
+
+// walk sends a request on route rt to its serving owner with remote,
+// until one answers or rt reaches this node: an error from remote that
+// means "no answer" marks the member down and moves rt on to its next
+// owner (the same view and owners). An owner that refused the request
+// because it found it had been paused (ErrPaused) has recovered by then:
+// it is asked once more. walk returns nil with rt.Local() when this node
+// serves the request (the caller runs it on rt), nil when an owner
+// answered, ErrUnavailable when no owner is left, or remote's error when
+// the owner answered with one.
+func (r *Router) walk(rt *Route, remote func(*member) error) error {
+	retried := false
+	for !rt.Local() {
+		m := rt.member()
+		if m == nil {
+			return ErrUnavailable
 		}
 		m.forwarded.Add(1)
 		err := remote(m)
 		if err == nil {
 			return nil
 		}
+		if refusedForPause(err) && !retried {
+			retried = true
+			continue
+		}
 		if !r.failed(m, err) {
 			return err
 		}
+		r.next(rt)
 	}
-	return ErrUnavailable
+	return nil
+}
+
+// refusedForPause reports whether err is a peer's ErrPaused: the owner
+// refused a request that found it had been paused (see PeerCache.Set).
+func refusedForPause(err error) bool {
+	var re *peer.ReplyError
+	return errors.As(err, &re) && strings.HasSuffix(re.Line, ErrPaused.Error())
 }
 
 // usable reports whether a request may go to member m, named name.
@@ -359,18 +283,6 @@ func (r *Router) failed(m *member, err error) bool {
 	return true
 }
 
-// wrote is called after a local write of key: when it changed the item
-// and this node serves key, its result goes to the other owners.
-func (r *Router) wrote(key []byte, changed bool) {
-	if !changed || r.cfg.Replicator == nil {
-		return
-	}
-	v := r.cfg.Members.View()
-	if targets, ok := r.targets(v, key); ok {
-		r.replicate(v, key, targets)
-	}
-}
-
 // PeerCounters is what a Router counts per member, for metrics.
 type PeerCounters struct {
 	Peer      string
@@ -382,13 +294,12 @@ type PeerCounters struct {
 // PeerStats returns the counters of every other member of the current
 // view, in member order. Safe for concurrent use.
 func (r *Router) PeerStats() []PeerCounters {
-	v := r.cfg.Members.View()
-	if v == nil {
+	ps := r.peers.Load()
+	if ps.view == nil {
 		return nil
 	}
-	ps := r.peerSet(v)
 	var out []PeerCounters
-	for _, mem := range v.Members {
+	for _, mem := range ps.view.Members {
 		m := ps.get(mem.Name)
 		if m == nil {
 			continue
@@ -414,11 +325,7 @@ func (r *Router) Fits(keyLen, valueLen int) bool { return r.st.Fits(keyLen, valu
 // does not answer within the peer timeout is logged and left out.
 func (r *Router) FlushAll(delay int64) {
 	r.st.FlushAll(delay)
-	v := r.cfg.Members.View()
-	if v == nil {
-		return
-	}
-	ps := r.peerSet(v)
+	ps := r.peers.Load()
 	var wg sync.WaitGroup
 	for name, m := range ps.byName {
 		if !r.usable(name, m) {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"strconv"
 
+	"shoal/etcdsync"
 	"shoal/gossip"
 )
 
@@ -14,9 +15,17 @@ type Status struct {
 	Epoch    int64  // etcd revision of the membership; 0 before the first view
 	Shards   int
 	Replicas int
-	// Members are the members etcd lists (each holds a live lease: up as
-	// etcd sees it), sorted by name, with their gossip health.
+	// Members are the members of the ring: etcd lists them (each holds a
+	// live lease: up as etcd sees it) and gossip has seen them; sorted by
+	// name, with their gossip health.
 	Members []MemberStatus
+	// Unseen counts the members etcd lists that gossip has never seen
+	// alive, left out of the ring (View.Unseen).
+	Unseen int
+	// Rejected is what this node refused to take from etcd: settings out
+	// of bounds or changing the shard count, member records that do not
+	// parse.
+	Rejected etcdsync.Rejections
 }
 
 // MemberStatus is one member as this node sees it.
@@ -30,12 +39,13 @@ type MemberStatus struct {
 
 // Status returns the current view with each member's health.
 func (n *Node) Status() Status {
-	st := Status{Node: n.Name(), Fenced: n.Fenced()}
+	st := Status{Node: n.Name(), Fenced: n.Fenced(), Rejected: n.Rejections()}
 	v := n.View()
 	if v == nil {
 		return st
 	}
 	st.Epoch, st.Shards, st.Replicas = v.Epoch, v.Settings.Shards, v.Settings.Replicas
+	st.Unseen = len(v.Unseen)
 	primaries := make(map[string]int, len(v.Members))
 	owned := make(map[string]int, len(v.Members))
 	for s := range v.Settings.Shards {
@@ -68,12 +78,17 @@ func (n *Node) ClusterStats() [][2]string {
 		{"cluster_node", st.Node},
 		{"cluster_fenced", boolNum(st.Fenced)},
 		{"cluster_epoch", strconv.FormatInt(st.Epoch, 10)},
+		{"cluster_config_rejected", strconv.FormatUint(st.Rejected.Config, 10)},
+		{"cluster_config_refused", boolNum(st.Rejected.ConfigRefused)},
+		{"cluster_member_records_rejected", strconv.FormatUint(st.Rejected.Members, 10)},
+		{"cluster_member_records_ignored", strconv.Itoa(st.Rejected.MembersIgnored)},
 	}
 	if st.Epoch == 0 {
 		return out
 	}
 	out = append(out,
 		[2]string{"cluster_members", strconv.Itoa(len(st.Members))},
+		[2]string{"cluster_members_unseen", strconv.Itoa(st.Unseen)},
 		[2]string{"cluster_shards", strconv.Itoa(st.Shards)},
 		[2]string{"cluster_replicas", strconv.Itoa(st.Replicas)},
 	)

@@ -264,23 +264,22 @@ func (r *Router) ringOf(v *View, nodes []string) *ring.Ring {
 	return rg
 }
 
-// warming returns the shard of key and whether it warms now.
-func (r *Router) warming(v *View, key []byte) (int, bool) {
-	if r.w.active.Load() == 0 || v == nil || v.Ring == nil {
-		return 0, false
+// warming reports whether the shard of rt warms now.
+func (r *Router) warming(rt *Route) bool {
+	if r.w.active.Load() == 0 || len(rt.owners) == 0 {
+		return false
 	}
-	s := v.Ring.Shard(key)
-	return s, s < len(r.w.flags) && r.w.flags[s].Load()
+	return rt.shard < len(r.w.flags) && r.w.flags[rt.shard].Load()
 }
 
 // settle makes key fresh when its shard warms: the local store gets what
 // a source holds for it (or loses it when the source has none). When no
 // source answers, the local copy stands.
-func (r *Router) settle(v *View, key []byte) {
-	s, ok := r.warming(v, key)
-	if !ok {
+func (r *Router) settle(rt *Route, key []byte) {
+	if !r.warming(rt) {
 		return
 	}
+	s := rt.shard
 	w := &r.w
 	w.mu.Lock()
 	_, done := w.fresh[string(key)]
@@ -290,7 +289,7 @@ func (r *Router) settle(v *View, key []byte) {
 	if done {
 		return
 	}
-	ps := r.peerSet(v)
+	ps := rt.ps
 	for _, name := range src {
 		m := ps.get(name)
 		if !r.trySource(name, m, wiped) {
@@ -321,13 +320,13 @@ func (r *Router) settle(v *View, key []byte) {
 // own runs a local write of key. When its shard warms, a write that
 // depends on the current item (rmw) first settles the key, and the write
 // marks the key as this node's own.
-func (r *Router) own(v *View, key []byte, rmw bool, op func() bool) bool {
-	s, ok := r.warming(v, key)
-	if !ok {
+func (r *Router) own(rt *Route, key []byte, rmw bool, op func() bool) bool {
+	if !r.warming(rt) {
 		return op()
 	}
+	s := rt.shard
 	if rmw {
-		r.settle(v, key)
+		r.settle(rt, key)
 	}
 	w := &r.w
 	w.mu.Lock()
@@ -341,12 +340,12 @@ func (r *Router) own(v *View, key []byte, rmw bool, op func() bool) bool {
 
 // replica runs a replicated write of key, unless its shard
 // warms and this node wrote the key itself since warm-up began.
-func (r *Router) replica(v *View, key []byte, op func()) {
-	s, ok := r.warming(v, key)
-	if !ok {
+func (r *Router) replica(rt *Route, key []byte, op func()) {
+	if !r.warming(rt) {
 		op()
 		return
 	}
+	s := rt.shard
 	w := &r.w
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -42,7 +42,7 @@ func (r *Router) pullQueued(ctx context.Context) {
 	clear(w.drop)
 	if w.dropOthers {
 		w.dropOthers = false
-		if v := r.cfg.Members.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(drop) {
+		if v := r.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(drop) {
 			for s := range drop {
 				if !slices.Contains(v.Ring.Owners(s), r.self) {
 					drop[s], anyDrop = true, true
@@ -62,11 +62,11 @@ func (r *Router) pullQueued(ctx context.Context) {
 	var waiting []int                       // dropped shards whose sources all failed: tried again after bo
 	var bo backoff
 	for len(shards) > 0 && ctx.Err() == nil {
-		v := r.cfg.Members.View()
+		ps := r.peers.Load()
+		v := ps.view
 		if v == nil || v.Ring == nil {
 			return
 		}
-		ps := r.peerSet(v)
 		groups := map[*member][]int{}
 		w.mu.Lock()
 		for _, s := range shards {
@@ -173,7 +173,7 @@ func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int) error {
 // fresh keys of warming shards: what this node held from before a pause
 // may have been overwritten.
 func (r *Router) dropStale(drop []bool) {
-	v := r.cfg.Members.View()
+	v := r.View()
 	if v == nil || v.Ring == nil {
 		return
 	}

@@ -101,8 +101,8 @@ func startFullNode(t *testing.T, etcd *devetcd.Server, name string) *fullNode {
 	return fn
 }
 
-// waitMembers waits until every node sees the same epoch with all of them
-// alive.
+// waitMembers waits until every node routes by the same epoch with all of
+// them alive.
 func waitMembers(t *testing.T, nodes ...*fullNode) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -110,7 +110,7 @@ func waitMembers(t *testing.T, nodes ...*fullNode) {
 		ok := true
 		var epoch int64
 		for _, a := range nodes {
-			v := a.node.View()
+			v := a.router.View()
 			if v == nil || len(v.Members) != len(nodes) || (epoch != 0 && v.Epoch != epoch) {
 				ok = false
 				break

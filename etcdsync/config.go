@@ -1,6 +1,7 @@
 package etcdsync
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,16 +37,31 @@ type Member struct {
 }
 
 // Settings are cluster-wide and fixed by the first node: every node adopts
-// what etcd holds under /<prefix>/config.
+// what etcd holds under /<prefix>/config, within bounds (Validate), and
+// never a change of Shards.
 type Settings struct {
-	Replicas int // copies of each shard, primary included
-	Shards   int // shard count; never changes for the life of a cluster
-	VNodes   int // ring points per node
+	Replicas int // copies of each shard, primary included: 1..MaxReplicas
+	Shards   int // shard count, 1..MaxShards; never changes for the life of a cluster
+	VNodes   int // ring points per node: 1..MaxVNodes
 }
 
-func (st Settings) validate() error {
-	if st.Replicas < 1 || st.Shards < 1 || st.VNodes < 1 {
-		return fmt.Errorf("settings %+v: every field must be at least 1", st)
+// Bounds of Settings. A node sizes per-shard tables by Shards, so a record
+// in etcd must not be able to make it allocate without limit.
+const (
+	MaxShards   = 1 << 16
+	MaxReplicas = 8
+	MaxVNodes   = 1024
+)
+
+// ErrSettings is wrapped by the errors of Settings.Validate.
+var ErrSettings = errors.New("etcdsync: settings out of bounds")
+
+// Validate reports a field out of its bounds, wrapping ErrSettings.
+func (st Settings) Validate() error {
+	if st.Replicas < 1 || st.Replicas > MaxReplicas || st.Shards < 1 || st.Shards > MaxShards ||
+		st.VNodes < 1 || st.VNodes > MaxVNodes {
+		return fmt.Errorf("%w: %+v: want replicas 1..%d, shards 1..%d, vnodes 1..%d",
+			ErrSettings, st, MaxReplicas, MaxShards, MaxVNodes)
 	}
 	return nil
 }
@@ -57,13 +73,21 @@ type Config struct {
 	// Prefix is the key prefix, the cluster's name: keys live under
 	// /<Prefix>/. "" means DefaultPrefix. It must not contain '/'.
 	Prefix string
-	// Self is this node's record. Name and Instance are required; Name must
-	// not contain '/'.
+	// Self is this node's record. Name, Instance, ClientAddr and PeerAddr
+	// are required; Name must not contain '/', the addresses are
+	// host:port; GossipAddr may be empty. Other nodes ignore a record
+	// that breaks these rules.
 	Self Member
 	// Settings are seeded into etcd by the first node (created only if
-	// absent); later nodes adopt what etcd has and ignore these. Every field
-	// must be at least 1.
+	// absent); later nodes adopt what etcd has and ignore these, unless
+	// what etcd has is refused (unreadable, out of bounds, or failing
+	// CheckSettings): then this node keeps these and says so (see
+	// Rejections). They must pass Validate and CheckSettings.
 	Settings Settings
+	// CheckSettings, when not nil, further restricts the settings this
+	// node seeds or adopts (the glue passes what its ring accepts). It is
+	// called from Run's goroutines.
+	CheckSettings func(Settings) error
 	// LeaseTTL is the registration lease's TTL, rounded up to whole seconds.
 	// 0 means DefaultLeaseTTL; below MinLeaseTTL is an error.
 	LeaseTTL time.Duration
@@ -73,6 +97,15 @@ type Config struct {
 	// Logger receives state changes (registered, fenced, relisted). nil
 	// discards.
 	Logger *slog.Logger
+	// TLS, when not nil, is used with https:// endpoints: the CA that
+	// signed etcd's certificate (RootCAs), and this node's client
+	// certificate if etcd asks for one (--client-cert-auth). nil with
+	// https:// endpoints means the system's roots and no client
+	// certificate.
+	TLS *tls.Config
+	// Username and Password authenticate to etcd when its auth is
+	// enabled; empty means no authentication.
+	Username, Password string
 }
 
 // Validate reports the first problem in c, wrapped in ErrConfig. It does not
@@ -95,17 +128,25 @@ func (c Config) Validate() error {
 	if c.Self.Name == "" || strings.Contains(c.Self.Name, "/") {
 		return bad("member name %q is empty or contains '/'", c.Self.Name)
 	}
-	if c.Self.Instance == "" {
-		return bad("member %q has no instance id", c.Self.Name)
-	}
-	if err := c.Settings.validate(); err != nil {
+	if err := checkMember(c.Self.Name, c.Self); err != nil {
 		return bad("%v", err)
+	}
+	if err := c.Settings.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	if c.CheckSettings != nil {
+		if err := c.CheckSettings(c.Settings); err != nil {
+			return bad("settings %+v: %v", c.Settings, err)
+		}
 	}
 	if c.LeaseTTL != 0 && c.LeaseTTL < MinLeaseTTL {
 		return bad("lease TTL %v is below %v", c.LeaseTTL, MinLeaseTTL)
 	}
 	if c.DialTimeout < 0 {
 		return bad("negative dial timeout")
+	}
+	if (c.Username == "") != (c.Password == "") {
+		return bad("a user name needs a password, and a password a user name")
 	}
 	return nil
 }

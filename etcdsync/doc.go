@@ -36,10 +36,28 @@
 // sees its record rewritten by another Instance is superseded: it fences
 // itself for good and Run returns ErrSuperseded.
 //
-// Key layout (values are JSON):
+// Validation. etcd is checked, not trusted: whoever can write under the
+// prefix must not be able to size a node's tables or fill its ring. The
+// settings are adopted only within Settings.Validate's bounds and
+// Config.CheckSettings, and never with another shard count than the one
+// adopted at start (fixed when the cluster was created); a node joining
+// holds a rewritten record to the shard count of its create revision.
+// Refused settings change nothing; at the first join the node keeps its
+// own Config.Settings. Member records that do not parse or lack what a
+// member is reached by are left out. Each refusal is logged once (per
+// settings value, per member key) and counted: Rejections.
 //
-//	/<prefix>/config          {"replicas":2,"shards":4096,"vnodes":160}
+// Key layout (values are JSON; unknown fields are ignored):
+//
+//	/<prefix>/config          {"replicas":2,"shards":4096,"vnodes":1}
 //	/<prefix>/members/<name>  {"name":..,"instance":..,"client":..,"peer":..,"gossip":..}
 //
 // Only KV, Lease and Watch calls that etcd 3.4 serves are used.
+//
+// Security. Config.TLS (CA, client certificate) and Username/Password go
+// to the etcd client as they are. Run retries forever, right during an
+// outage but silent about a misconfiguration, so Probe reads the settings
+// key once, bounded by its ctx, and names what went wrong: ErrTLS (a
+// certificate refused either way, found at once by a handshake of its
+// own), ErrAuth (etcd's answer about the credentials) or ErrUnreachable.
 package etcdsync

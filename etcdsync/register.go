@@ -224,7 +224,7 @@ func (s *Sync) claim(ctx context.Context, cli *clientv3.Client, id clientv3.Leas
 	if len(kvs) == 0 {
 		return 0, errContended
 	}
-	if m, err := decodeMember(kvs[0].Value); err == nil && m.Instance != s.cfg.Self.Instance {
+	if m, err := decodeMember(s.cfg.Self.Name, kvs[0].Value); err == nil && m.Instance != s.cfg.Self.Instance {
 		return 0, ErrSuperseded
 	}
 	resp, err = cli.Txn(rctx).
@@ -268,7 +268,7 @@ func (s *Sync) touchRecord(ctx context.Context, cli *clientv3.Client, l *lease) 
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
 	if len(kvs) > 0 {
-		if m, err := decodeMember(kvs[0].Value); err == nil && m.Instance != s.cfg.Self.Instance {
+		if m, err := decodeMember(s.cfg.Self.Name, kvs[0].Value); err == nil && m.Instance != s.cfg.Self.Instance {
 			return ErrSuperseded
 		}
 	}

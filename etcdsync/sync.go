@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -58,6 +60,15 @@ type Sync struct {
 	// a later creation of its record ends a lapse.
 	firstRev atomic.Int64
 
+	// Rejections (reject.go): counters, and the watcher's memory of what
+	// it refused, so each refusal is logged once. badConfig and
+	// badMembers are written by seed, then by the watcher only.
+	rejectedConfig, rejectedMembers atomic.Uint64
+	refusingConfig                  atomic.Bool
+	ignoredMembers                  atomic.Int64
+	badConfig                       uint64 // hash of the settings value refused last; 0: none
+	badMembers                      map[string]struct{}
+
 	lapseMu  sync.Mutex // guards the fields below
 	stayed   []string
 	lapseRev int64 // revision of the record that ended the latest lapse
@@ -89,6 +100,7 @@ func New(cfg Config) (*Sync, error) {
 		start:      time.Now(),
 		changed:    make(chan struct{}, 1),
 		touch:      make(chan struct{}, 1),
+		badMembers: make(map[string]struct{}),
 	}
 	return s, nil
 }
@@ -124,9 +136,10 @@ func (s *Sync) now() int64 { return int64(time.Since(s.start)) }
 // Run connects to etcd, seeds or adopts the settings, registers this node
 // and follows the membership until ctx ends; then it revokes the lease
 // (graceful deregistration), closes the client and returns nil. It returns
-// ErrSuperseded when another process took this node's name, or an error
-// if the settings in etcd are unreadable. An unreachable etcd is not an
-// error: Run keeps retrying, fenced, until etcd answers or ctx ends.
+// ErrSuperseded when another process took this node's name. Settings in
+// etcd that it refuses are not an error: it keeps its own (Rejections).
+// An unreachable etcd is not an error: Run keeps retrying, fenced, until
+// etcd answers or ctx ends.
 func (s *Sync) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("etcdsync: Run called twice")
@@ -135,6 +148,9 @@ func (s *Sync) Run(ctx context.Context) error {
 		Endpoints:   s.cfg.Endpoints,
 		DialTimeout: s.cfg.DialTimeout,
 		Logger:      zapNop(),
+		TLS:         s.cfg.TLS,
+		Username:    s.cfg.Username,
+		Password:    s.cfg.Password,
 		// A connection whose packets vanish (a partition: no reset)
 		// would otherwise wait out TCP's retransmission backoff, several
 		// seconds after the network heals; with pings it is closed
@@ -187,7 +203,8 @@ func (s *Sync) Run(ctx context.Context) error {
 }
 
 // seed creates /<prefix>/config from cfg.Settings if absent, or adopts
-// what is there. It retries until etcd answers or ctx ends.
+// what is there unless it is refused: then it keeps cfg.Settings, which
+// passed the same checks. It retries until etcd answers or ctx ends.
 func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error) {
 	key := s.keys.config
 	want := encodeSettings(s.cfg.Settings)
@@ -209,9 +226,27 @@ func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error)
 			if len(kvs) == 0 { // deleted between compare and read: try again
 				continue
 			}
-			st, err := decodeSettings(kvs[0].Value)
+			kept := s.cfg.Settings
+			st, err := decodeSettings(kvs[0].Value, s.cfg.CheckSettings)
+			if err == nil && kvs[0].Version > 1 {
+				var created int
+				created, err = s.createdShards(ctx, cli, kvs[0])
+				if created != 0 && kept.Shards != created {
+					if k := (Settings{Replicas: kept.Replicas, Shards: created, VNodes: kept.VNodes}); k.Validate() == nil {
+						kept = k
+					}
+				}
+				if errors.Is(err, errUnavailable) {
+					s.log.Log(ctx, bo.level(), "etcdsync: settings: etcd unavailable, retrying", "err", err)
+					if !bo.wait(ctx) {
+						return Settings{}, nil
+					}
+					continue
+				}
+			}
 			if err != nil {
-				return Settings{}, fmt.Errorf("etcdsync: %s: %w", key, err)
+				s.refuseConfig(kvs[0].Value, err, kept)
+				return kept, nil
 			}
 			if st != s.cfg.Settings {
 				s.log.Info("etcdsync: adopted cluster settings", "settings", st, "configured", s.cfg.Settings)
@@ -223,6 +258,42 @@ func (s *Sync) seed(ctx context.Context, cli *clientv3.Client) (Settings, error)
 			return Settings{}, nil
 		}
 	}
+}
+
+// errUnavailable: etcd did not answer a read that seed needs.
+var errUnavailable = errors.New("etcdsync: etcd unavailable")
+
+// createdShards reads the shard count the cluster was created with, the
+// settings record at its create revision, when kv (the record now) was
+// rewritten since: a node joining must not adopt a shard count that the
+// running nodes refused (applyConfig). It returns that count and an error
+// when the record now changes it. When etcd has compacted that revision
+// away, the creation cannot be checked: it returns 0, nil and the record
+// now is adopted.
+func (s *Sync) createdShards(ctx context.Context, cli *clientv3.Client, kv *mvccpb.KeyValue) (int, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	resp, err := cli.Get(rctx, string(kv.Key), clientv3.WithRev(kv.CreateRevision))
+	switch {
+	case errors.Is(err, rpctypes.ErrCompacted):
+		s.log.Warn("etcdsync: the cluster settings were rewritten and their creation compacted away: their shard count cannot be checked",
+			"key", string(kv.Key), "create_rev", kv.CreateRevision)
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("%w: %w", errUnavailable, err)
+	case len(resp.Kvs) == 0:
+		return 0, nil
+	}
+	created, err := decodeSettings(resp.Kvs[0].Value, nil)
+	if err != nil {
+		return 0, nil // created unreadable: nothing to hold the record now to
+	}
+	st, _ := decodeSettings(kv.Value, nil)
+	if st.Shards != created.Shards {
+		return created.Shards, fmt.Errorf("shard count %d is not the cluster's %d, fixed when it was created (revision %d)",
+			st.Shards, created.Shards, kv.CreateRevision)
+	}
+	return created.Shards, nil
 }
 
 // publish stores snap as the current view and notifies Changed if it

@@ -363,7 +363,7 @@ func TestSimultaneousJoin(t *testing.T) {
 }
 
 func TestRunWithoutEtcd(t *testing.T) {
-	s, err := New(Config{Endpoints: []string{"http://" + freeAddr(t)}, Self: Member{Name: "a", Instance: "1"}, Settings: testSettings, DialTimeout: 200 * time.Millisecond})
+	s, err := New(Config{Endpoints: []string{"http://" + freeAddr(t)}, Self: Member{Name: "a", Instance: "1", ClientAddr: "a:1", PeerAddr: "a:2"}, Settings: testSettings, DialTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,7 @@ func (s *Sync) list(ctx context.Context, cli *clientv3.Client, adopted Settings)
 	for _, kv := range resp.Kvs {
 		s.apply(v, mvccpb.PUT, kv)
 	}
+	s.forgetUnlisted(resp.Kvs)
 	if _, ok := v.members[s.cfg.Self.Name]; !ok {
 		s.ownRecordGone(v.rev)
 	}
@@ -102,22 +103,17 @@ func (s *Sync) follow(ctx context.Context, cli *clientv3.Client, v *view) error 
 	return errWatchClosed
 }
 
-// apply applies one put or delete to v and reports whether it concerned
-// the cluster's settings or members.
+// apply applies one put or delete to v and reports whether it changed the
+// cluster's settings or members. A refused record changes nothing (but
+// drops the member whose record it replaced).
 func (s *Sync) apply(v *view, typ mvccpb.Event_EventType, kv *mvccpb.KeyValue) bool {
 	key := string(kv.Key)
 	if key == s.keys.config {
 		if typ == mvccpb.DELETE {
 			s.log.Warn("etcdsync: settings deleted from etcd; keeping the last ones", "key", key)
-			return true
+			return false
 		}
-		st, err := decodeSettings(kv.Value)
-		if err != nil {
-			s.log.Warn("etcdsync: ignoring unreadable settings", "key", key, "err", err)
-			return true
-		}
-		v.settings = st
-		return true
+		return s.applyConfig(v, kv.Value)
 	}
 	name, ok := s.keys.memberName(key)
 	if !ok {
@@ -127,6 +123,7 @@ func (s *Sync) apply(v *view, typ mvccpb.Event_EventType, kv *mvccpb.KeyValue) b
 		s.ownRecordGone(kv.ModRevision)
 	}
 	if typ == mvccpb.DELETE {
+		s.memberOK(key)
 		delete(v.members, name)
 		delete(v.created, name)
 		return true
@@ -134,15 +131,16 @@ func (s *Sync) apply(v *view, typ mvccpb.Event_EventType, kv *mvccpb.KeyValue) b
 	if key == s.keys.self && kv.Version == 1 && string(kv.Value) == s.selfValue {
 		s.watchLapsed(v, kv.CreateRevision)
 	}
-	m, err := decodeMember(kv.Value)
+	m, err := decodeMember(name, kv.Value)
 	if err != nil {
-		s.log.Warn("etcdsync: ignoring unreadable member record", "key", key, "err", err)
+		s.refuseMember(key, err)
+		_, had := v.members[name]
 		delete(v.members, name)
 		delete(v.created, name)
-		return true
+		return had
 	}
+	s.memberOK(key)
 	v.created[name] = kv.CreateRevision
-	m.Name = name // the key is authoritative
 	v.members[name] = m
 	return true
 }

@@ -16,6 +16,13 @@
 //	                          Changed() notification   Health(node)
 //	SetPeers ──▶ reconcile loop ──Join──▶ memberlist
 //
+// Seen reports whether a node was ever heard of alive (here or, through
+// gossip, anywhere); Synced is closed once the first round of joins after
+// SetPeers has reached the cluster or failed everywhere. The glue places
+// in its ring only the nodes gossip has seen. A round joins its addresses
+// in parallel, so listed addresses that never answer cost one TCP timeout
+// per round, not one each.
+//
 // Every process joins memberlist under the name Node+"/"+Instance, so a
 // restarted node is a new memberlist member; Health reports the newest
 // incarnation, and the death of an older one does not hide it.
@@ -29,4 +36,11 @@
 // while this node still sees the incarnation alive is reported Suspect for
 // a second first (deadGrace): a node back from a partition broadcasts the
 // stale deaths it declared while cut off, until their subjects refute them.
+//
+// A listed peer with another SecretKey (or none where this node has one,
+// or the reverse) or another Label can never be talked to: it stays
+// Unknown. memberlist says so on every attempt, both ways; this package
+// warns once per host on the receiving side (logging.go) and once per
+// listed node on the joining side (reportMismatches), and keeps the rest
+// at Debug.
 package gossip

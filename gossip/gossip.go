@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,10 +32,18 @@ type Gossip struct {
 	kick     chan struct{} // buffer 1: SetPeers asks for a reconcile now
 	qready   chan struct{} // buffer 1: events are queued
 	bound    chan struct{} // closed once LocalAddr is known
+	synced   chan struct{} // closed by the event loop: see Synced
 	started  atomic.Bool
+
+	// listed: SetPeers was called; syncing: the marker that closes synced
+	// was enqueued.
+	listed, syncing atomic.Bool
 
 	// joinFailures counts reconcile rounds in which some Join failed.
 	joinFailures atomic.Int64
+	// mismatched: peers already reported as speaking with another key or
+	// label, by node and reason.
+	mismatched onceSet
 
 	// Test hooks, set before Run.
 	noLeave       atomic.Bool // skip Leave on shutdown, as a crash would
@@ -78,6 +87,7 @@ func New(cfg Config) (*Gossip, error) {
 		kick:     make(chan struct{}, 1),
 		qready:   make(chan struct{}, 1),
 		bound:    make(chan struct{}),
+		synced:   make(chan struct{}),
 		peers:    make(map[string]string),
 		nodes:    make(map[string]map[string]*instance),
 		reported: make(map[string]State),
@@ -89,8 +99,8 @@ func New(cfg Config) (*Gossip, error) {
 // done; then it leaves (waiting at most a second for the broadcast), shuts
 // memberlist down and returns nil after its goroutines have exited. It
 // returns an error if memberlist cannot start, and ErrRunning if called
-// again. A Join in flight (at most memberlist's 1s TCP timeout per address)
-// delays the return.
+// again. Joins in flight (each at most memberlist's 1 s TCP timeout; no
+// new one starts once ctx ends) delay the return.
 func (g *Gossip) Run(ctx context.Context) error {
 	if !g.started.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -204,18 +214,44 @@ func (g *Gossip) eventLoop(ctx context.Context) {
 	}
 }
 
+// reportMismatches warns, once per listed node and reason, of the peers
+// that Join's err says have another key or label. Join reports each
+// address on a line of its own: "failed to join <addr>: <reason>".
+func (g *Gossip) reportMismatches(err error) {
+	if err == nil {
+		return
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		r := mismatch(line)
+		if r == "" {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, "failed to join ")
+		addr, _, _ := strings.Cut(rest, ": ")
+		node := "?"
+		g.mu.Lock()
+		for name, a := range g.peers {
+			if a == addr {
+				node = name
+			}
+		}
+		g.mu.Unlock()
+		if g.mismatched.first(node + " " + r) {
+			g.log.Warn("gossip: cannot join a listed peer: "+mismatchHint, "peer", node, "addr", addr, "reason", r)
+		}
+	}
+}
+
 // reconcileLoop joins listed peers that gossip does not see alive, at once
 // when SetPeers changes the list and every interval after.
 func (g *Gossip) reconcileLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	t := time.NewTicker(g.interval)
 	defer t.Stop()
 	for {
-		if addrs := g.joinTargets(); len(addrs) > 0 {
-			n, err := ml.Join(addrs)
-			if n < len(addrs) {
-				g.joinFailures.Add(1)
-				g.log.Debug("gossip: join", "addrs", addrs, "joined", n, "err", err)
-			}
+		listed := g.listed.Load() // before joinTargets: the round then covers the list
+		g.join(ctx, ml, g.joinTargets(), listed)
+		if listed {
+			g.markSynced()
 		}
 		// Suspect is cleared by a successful probe of ours, but memberlist
 		// slows its probing when it is unhealthy itself (after a partition,
@@ -231,6 +267,57 @@ func (g *Gossip) reconcileLoop(ctx context.Context, ml *memberlist.Memberlist) {
 		case <-t.C:
 		case <-g.kick:
 		}
+	}
+}
+
+// joinParallel bounds the joins one reconcile round runs at once.
+const joinParallel = 64
+
+// join joins each address on its own, joinParallel at a time, and returns
+// when every attempt has ended. memberlist's Join tries addresses one
+// after the other, each up to its TCP timeout (1 s), so a listed address
+// that swallows packets (a member record pointing nowhere) would hold up
+// the join of every address behind it. The first success marks gossip
+// synced when listed is true. Once ctx ends no further join starts.
+func (g *Gossip) join(ctx context.Context, ml *memberlist.Memberlist, addrs []string, listed bool) {
+	if len(addrs) == 0 {
+		return
+	}
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, joinParallel)
+	for _, addr := range addrs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := ml.Join([]string{addr}); err != nil {
+				failed.Store(true)
+				g.log.Debug("gossip: join", "addr", addr, "err", err)
+				g.reportMismatches(err)
+				return
+			}
+			if listed {
+				g.markSynced()
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() {
+		g.joinFailures.Add(1)
+	}
+}
+
+// markSynced enqueues, once, the marker that closes synced: behind the
+// events of the join that preceded it, so that Seen already reflects them
+// when Synced is closed.
+func (g *Gossip) markSynced() {
+	if g.syncing.CompareAndSwap(false, true) {
+		g.enqueue(event{kind: evSynced})
 	}
 }
 
@@ -277,6 +364,7 @@ func (g *Gossip) joinTargets() []string {
 // (ip:port). Self may be included or not. Health reports only listed nodes
 // (and self); the reconcile loop joins listed ones not seen alive.
 func (g *Gossip) SetPeers(peers map[string]string) {
+	g.listed.Store(true)
 	g.mu.Lock()
 	g.peers = make(map[string]string, len(peers))
 	for node, addr := range peers {
@@ -299,6 +387,27 @@ func (g *Gossip) Health(node string) State {
 	defer g.mu.Unlock()
 	return g.healthLocked(node)
 }
+
+// Seen reports whether gossip has ever heard of node alive, listed or not:
+// some incarnation of it joined memberlist (here or, by gossip, anywhere
+// in the cluster). It stays true for the life of this Gossip, whatever
+// happened to the node since. Self is always seen.
+func (g *Gossip) Seen(node string) bool {
+	if node == g.cfg.Node {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.nodes[node]) > 0
+}
+
+// Synced is closed once the first reconcile round after SetPeers has
+// ended, or earlier, as soon as one of its joins succeeded and its events
+// were applied: a join exchanges the full member list, so from then on
+// Seen knows every node the cluster's gossip knows. A node that reaches
+// none of the listed peers is synced when the round ends, which takes at
+// most memberlist's TCP timeout (1 s) per joinParallel addresses.
+func (g *Gossip) Synced() <-chan struct{} { return g.synced }
 
 // Changed returns a channel that receives a value after any Health result
 // changes; notifications coalesce, so re-read Health for every node you care

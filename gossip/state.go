@@ -69,6 +69,7 @@ const (
 	evDead                     // NotifyLeave (dead or left)
 	evSuspect                  // this node's probe failed
 	evAck                      // this node's probe succeeded
+	evSynced                   // marker: the events of a join are ahead of it (Synced)
 )
 
 // event is what a memberlist callback enqueues: copies only, since the
@@ -129,6 +130,10 @@ func (g *Gossip) apply(evs []event) []change {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, ev := range evs {
+		if ev.kind == evSynced {
+			close(g.synced) // enqueued once (markSynced)
+			continue
+		}
 		node, id, ok := splitName(ev.name)
 		if !ok {
 			continue

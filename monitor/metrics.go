@@ -128,8 +128,8 @@ func writeServer(p *promWriter, snap server.Snapshot) {
 	for _, c := range counterNames {
 		p.one(c.series, "counter", c.help, float64(snap.Commands[c.stat]))
 	}
-	p.one("shoal_get_expired_total", "counter", "Reads that found an expired item.", float64(st.GetExpired))
-	p.one("shoal_get_flushed_total", "counter", "Reads that found a flushed item.", float64(st.GetFlushed))
+	p.one("shoal_get_expired_total", "counter", "Lookups (reads and writes) that found an expired item.", float64(st.GetExpired))
+	p.one("shoal_get_flushed_total", "counter", "Lookups (reads and writes) that found a flushed item.", float64(st.GetFlushed))
 	p.one("shoal_items", "gauge", "Items stored (curr_items).", float64(st.CurrItems))
 	p.one("shoal_items_total", "counter", "Items ever stored (total_items).", float64(st.TotalItems))
 	p.one("shoal_bytes", "gauge", "Bytes of items stored (bytes).", float64(st.Bytes))
@@ -167,7 +167,12 @@ func (m *Monitor) writeCluster(p *promWriter) {
 	st := m.cfg.Cluster.Status()
 	p.one("shoal_cluster_epoch", "gauge", "etcd revision of the membership this node's ring was built from.", float64(st.Epoch))
 	p.one("shoal_cluster_fenced", "gauge", "1 while this node has no live registration in etcd.", b2f(st.Fenced))
-	p.one("shoal_cluster_members", "gauge", "Members in this node's view.", float64(len(st.Members)))
+	p.one("shoal_cluster_members", "gauge", "Members in this node's ring.", float64(len(st.Members)))
+	p.one("shoal_cluster_members_unseen", "gauge", "Members etcd lists that gossip has never seen alive, left out of the ring.", float64(st.Unseen))
+	p.one("shoal_config_rejected_total", "counter", "Cluster settings in etcd refused: out of bounds, unreadable, or changing the shard count.", float64(st.Rejected.Config))
+	p.one("shoal_config_refused", "gauge", "1 while the cluster settings in etcd are refused and this node keeps its own.", b2f(st.Rejected.ConfigRefused))
+	p.one("shoal_member_records_rejected_total", "counter", "Member records in etcd refused as unreadable or invalid.", float64(st.Rejected.Members))
+	p.one("shoal_member_records_ignored", "gauge", "Member records in etcd ignored now as unreadable or invalid.", float64(st.Rejected.MembersIgnored))
 	p.family("shoal_member_up", "gauge", "1 if the member is up as the source sees it: etcd lists it with a live lease, gossip finds it alive.")
 	for _, mb := range st.Members {
 		p.sample("shoal_member_up", 1, "member", mb.Name, "source", "etcd")

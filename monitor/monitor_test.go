@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"shoal/cluster"
+	"shoal/etcdsync"
 	"shoal/gossip"
 	"shoal/server"
 	"shoal/store"
@@ -52,6 +53,8 @@ func testCluster() fakeCluster {
 			{Name: "a", Addr: "127.0.0.1:1", Health: gossip.Alive, PrimaryShards: 4, OwnedShards: 8},
 			{Name: `b"x`, Addr: "127.0.0.1:2", Health: gossip.Suspect, PrimaryShards: 4, OwnedShards: 8},
 		},
+		Unseen:   300,
+		Rejected: etcdsync.Rejections{Config: 3, ConfigRefused: true, Members: 7, MembersIgnored: 5},
 	}}
 }
 
@@ -98,6 +101,11 @@ func TestMetrics(t *testing.T) {
 		"shoal_cluster_epoch":                             "42",
 		"shoal_cluster_fenced":                            "0",
 		"shoal_cluster_members":                           "2",
+		"shoal_cluster_members_unseen":                    "300",
+		"shoal_config_rejected_total":                     "3",
+		"shoal_config_refused":                            "1",
+		"shoal_member_records_rejected_total":             "7",
+		"shoal_member_records_ignored":                    "5",
 		`shoal_member_up{member="a",source="etcd"}`:       "1",
 		`shoal_member_up{member="a",source="gossip"}`:     "1",
 		`shoal_member_up{member="b\"x",source="gossip"}`:  "0",
@@ -251,6 +259,9 @@ func TestHTTP(t *testing.T) {
 	}
 	if v.Mode != "cluster" || v.Epoch != 42 || len(v.Members) != 2 || !v.Members[0].Self || v.Members[1].Health != "suspect" || v.Stats.HitRatio != 0.6 {
 		t.Errorf("/cluster = %+v", v)
+	}
+	if v.MembersUnseen != 300 || v.Rejected == nil || *v.Rejected != (RejectedView{Config: 3, ConfigRefused: true, Members: 7, MembersIgnored: 5}) {
+		t.Errorf("/cluster: unseen %d, rejected %+v", v.MembersUnseen, v.Rejected)
 	}
 	for _, path := range []string{"/", "/cluster.html"} {
 		if ct, body := get(path); !strings.HasPrefix(ct, "text/html") || !strings.Contains(body, `fetch("cluster"`) {

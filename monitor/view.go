@@ -16,6 +16,10 @@ type View struct {
 	Replicas int          `json:"replicas"`
 	Stats    NodeStats    `json:"stats"`
 	Members  []MemberView `json:"members"`
+	// MembersUnseen: members etcd lists that gossip has never seen alive,
+	// left out of the ring. Cluster only, like Rejected.
+	MembersUnseen int           `json:"members_unseen"`
+	Rejected      *RejectedView `json:"rejected,omitempty"`
 	// Peers is absent until forwarding and replication exist (issue 5).
 	Peers []PeerView `json:"peers,omitempty"`
 }
@@ -43,6 +47,14 @@ type MemberView struct {
 	Etcd          bool   `json:"etcd"`   // listed by etcd with a live lease
 	PrimaryShards int    `json:"primary_shards"`
 	OwnedShards   int    `json:"owned_shards"`
+}
+
+// RejectedView is what this node refused to take from etcd.
+type RejectedView struct {
+	Config         uint64 `json:"config"`          // settings values refused
+	ConfigRefused  bool   `json:"config_refused"`  // the settings in etcd now are refused
+	Members        uint64 `json:"members"`         // member records refused
+	MembersIgnored int    `json:"members_ignored"` // member records ignored now
 }
 
 // PeerView is one peer's forwarding and replication state.
@@ -83,6 +95,11 @@ func (m *Monitor) View() View {
 		st := m.cfg.Cluster.Status()
 		v.Mode, v.Node = "cluster", st.Node
 		v.Epoch, v.Fenced, v.Shards, v.Replicas = st.Epoch, st.Fenced, st.Shards, st.Replicas
+		v.MembersUnseen = st.Unseen
+		v.Rejected = &RejectedView{
+			Config: st.Rejected.Config, ConfigRefused: st.Rejected.ConfigRefused,
+			Members: st.Rejected.Members, MembersIgnored: st.Rejected.MembersIgnored,
+		}
 		v.Members = make([]MemberView, len(st.Members))
 		for i, mb := range st.Members {
 			v.Members[i] = MemberView{

@@ -30,6 +30,14 @@ type Config struct {
 	// Logger receives connection state changes (down, up, lost); nil
 	// discards them.
 	Logger *slog.Logger
+	// Handshake, when not nil, runs on every connection the client dials
+	// before anything else is sent on it (a peer port's authentication,
+	// TLS: peerauth.Auth.Client), and returns the connection to use,
+	// within DialTimeout. A failure closes the connection and fails with
+	// ErrHandshake, or ErrTimeout when the peer did not answer in time. A
+	// connection it returns that is not a socket (TLS) is always written
+	// with blocking writes.
+	Handshake func(ctx context.Context, nc net.Conn) (net.Conn, error)
 }
 
 // Validate reports a config the client cannot use.
@@ -79,7 +87,9 @@ type Client struct {
 	pool   sync.Pool // *request
 	closed atomic.Bool
 	down   atomic.Bool // last dial was refused: log only the changes
-	wg     sync.WaitGroup
+	// refused: the last handshake failed: log only the changes
+	refused atomic.Bool
+	wg      sync.WaitGroup
 
 	requests, failures, timeouts, redials atomic.Uint64
 	inFlight                              atomic.Int64
@@ -171,10 +181,9 @@ func (c *Client) conn(ctx context.Context, i int) (*conn, error) {
 	if s.dialed {
 		c.redials.Add(1)
 	}
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	nc, err := c.dial(ctx)
 	if err != nil {
-		return nil, c.dialError(ctx, err)
+		return nil, err
 	}
 	if c.closed.Load() {
 		nc.Close()
@@ -188,6 +197,43 @@ func (c *Client) conn(ctx context.Context, i int) (*conn, error) {
 	c.wg.Add(1)
 	go c.readLoop(s.cn)
 	return s.cn, nil
+}
+
+// dial connects to the peer and runs the handshake, if any.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: c.cfg.DialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return nil, c.dialError(ctx, err)
+	}
+	if c.cfg.Handshake == nil {
+		return nc, nil
+	}
+	// The handshake is part of connecting: a peer that accepts but does
+	// not answer (a stopped process: its kernel still accepts) times out
+	// as a connect does.
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	hc, err := c.cfg.Handshake(hctx, nc)
+	timedOut := hctx.Err() != nil
+	cancel()
+	if err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ne net.Error
+		if timedOut || errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("%w: handshake with %s: %w", ErrTimeout, c.cfg.Addr, err)
+		}
+		if !c.refused.Swap(true) {
+			c.log.Warn("peer refused: handshake failed", "err", err)
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrHandshake, c.cfg.Addr, err)
+	}
+	if c.refused.Swap(false) {
+		c.log.Info("peer handshake succeeds again")
+	}
+	return hc, nil
 }
 
 // dialError classifies a failed connect: refused is the down signal.

@@ -28,4 +28,10 @@
 // extension) streams up to a node's whole memory, so it runs on a
 // connection of its own, dialled for it and closed after it, bounded by its
 // ctx rather than by RequestTimeout.
+//
+// Every connection the client dials (pooled, a dump's, flush_all's) runs
+// Config.Handshake, when set, before its first byte of protocol: a peer
+// port that admits members only (peerauth) authenticates it there. A
+// failed handshake is ErrHandshake, and a router treats that owner as not
+// answering.
 package peer

@@ -33,10 +33,9 @@ func (c *Client) Dump(ctx context.Context, want []byte, fn func(key []byte, it I
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	nc, err := c.dial(ctx)
 	if err != nil {
-		return c.dialError(ctx, err)
+		return err
 	}
 	defer nc.Close()
 	// Closing the connection is what interrupts a blocked read or write;

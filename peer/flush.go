@@ -3,7 +3,6 @@ package peer
 import (
 	"bufio"
 	"context"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -16,10 +15,9 @@ func (c *Client) FlushAll(ctx context.Context, delay int64) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	nc, err := c.dial(ctx)
 	if err != nil {
-		return c.dialError(ctx, err)
+		return err
 	}
 	defer nc.Close()
 	deadline := time.Now().Add(c.cfg.RequestTimeout)

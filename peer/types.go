@@ -30,6 +30,9 @@ var (
 	// ErrBadKey: a key no meta request can carry (empty, or over 250
 	// bytes as sent).
 	ErrBadKey = errors.New("peer: invalid key")
+	// ErrHandshake: Config.Handshake failed on a new connection (the
+	// peer does not authenticate as a member, or this node as one to it).
+	ErrHandshake = errors.New("peer: handshake failed")
 	// ErrClosed: the Client is closed.
 	ErrClosed = errors.New("peer: client closed")
 )

@@ -119,14 +119,36 @@ const (
 	OpQuit
 	OpShutdown
 	OpCacheMemlimit
-	OpMetaNoop // mn
+	OpMetaNoop     // mn
+	OpRefreshCerts // refresh_certs
 )
 
-func (*Storage) command()   {}
-func (*Retrieval) command() {}
-func (*Delete) command()    {}
-func (*Arith) command()     {}
-func (*Touch) command()     {}
-func (*FlushAll) command()  {}
-func (*Stats) command()     {}
-func (*Admin) command()     {}
+// Maintenance is one of memcached's maintenance command families, whose
+// subcommands the server interprets: lru_crawler (metadump, crawl, enable,
+// disable, sleep, tocrawl), slabs (automove, reassign), lru (mode,
+// temp_ttl, tune) and watch.
+type Maintenance struct {
+	Family MaintFamily
+	Args   [][]byte // the tokens after the command word
+}
+
+// MaintFamily names a Maintenance command.
+type MaintFamily uint8
+
+// Maintenance families.
+const (
+	MaintCrawler MaintFamily = iota // lru_crawler
+	MaintSlabs                      // slabs
+	MaintLRU                        // lru
+	MaintWatch                      // watch
+)
+
+func (*Maintenance) command() {}
+func (*Storage) command()     {}
+func (*Retrieval) command()   {}
+func (*Delete) command()      {}
+func (*Arith) command()       {}
+func (*Touch) command()       {}
+func (*FlushAll) command()    {}
+func (*Stats) command()       {}
+func (*Admin) command()       {}

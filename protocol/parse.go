@@ -103,6 +103,7 @@ type parser struct {
 	flush     FlushAll
 	stats     Stats
 	admin     Admin
+	maint     Maintenance
 	mget      MetaGet
 	mset      MetaSet
 	mdel      MetaDelete
@@ -208,6 +209,10 @@ func (p *parser) parse(buf []byte) (cmd Command, n, swallow int, err error) {
 			if p.peer {
 				return p.parseShardDump(next)
 			}
+		case "slabs":
+			if nt >= 3 {
+				return p.maintenance(MaintSlabs), next, 0, nil
+			}
 		case "stats":
 			s := &p.stats
 			s.Args = append(s.Args[:0], tk.t[1:tk.n]...)
@@ -270,6 +275,20 @@ func (p *parser) parse(buf []byte) (cmd Command, n, swallow int, err error) {
 			return p.parseStorage(buf, next, OpReplace)
 		case "prepend":
 			return p.parseStorage(buf, next, OpPrepend)
+		case "refresh_certs":
+			a := p.resetAdmin(OpRefreshCerts)
+			a.NoReply = p.noreply()
+			return a, next, 0, nil
+		case "lru_crawler":
+			if nt >= 3 {
+				return p.maintenance(MaintCrawler), next, 0, nil
+			}
+		case "lru":
+			if nt >= 3 {
+				return p.maintenance(MaintLRU), next, 0, nil
+			}
+		case "watch":
+			return p.maintenance(MaintWatch), next, 0, nil
 		case "bget":
 			if nt < 3 {
 				break
@@ -301,6 +320,13 @@ func (p *parser) parse(buf []byte) (cmd Command, n, swallow int, err error) {
 		}
 	}
 	return nil, next, 0, p.fail(replyError, false)
+}
+
+func (p *parser) maintenance(f MaintFamily) *Maintenance {
+	m := &p.maint
+	m.Family = f
+	m.Args = append(m.Args[:0], p.tk.t[1:p.tk.n]...)
+	return m
 }
 
 // noreply mirrors set_noreply_maybe: only the last token counts.

@@ -52,8 +52,9 @@ type AsyncCache interface {
 // without a goroutine per command. Under an event loop, a classic storage
 // command (set, add, replace, append, prepend, cas) or an ms (not a
 // replicated one: Y), but not a compare against CAS 0 nor a value that
-// does not Fit, whose key Inline reports not served here goes to SetAsync
-// rather than to Set on a goroutine of its own.
+// does not Fit, goes to SetAsync, with no Inline asked first: SetAsync
+// decides where the key is served once, and answers at once a key served
+// here.
 //
 // SetAsync either answers at once (pending false, with what Set would
 // have returned) or returns pending and calls done later, exactly once,
@@ -63,17 +64,15 @@ type AsyncCache interface {
 // opt stay valid and unchanged until done is called); done is made once
 // per connection and must not be retained after it is called; SetAsync
 // must not wait on the network nor call done itself, and done may run
-// before SetAsync has returned. The key may have become one this node
-// serves since Inline (a new view): SetAsync must still write it
-// correctly. Called concurrently from several loops.
+// before SetAsync has returned. Called concurrently from several loops.
 type AsyncSetter interface {
 	SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
 }
 
 // AsyncDeleter is AsyncSetter for deletes: under an event loop, a classic
 // delete or an md (not a replicated one: Y; not a compare against CAS 0)
-// whose key Inline reports not served here goes to DeleteAsync, under
-// SetAsync's contract, with what Delete would return.
+// goes to DeleteAsync, under SetAsync's contract, with what Delete would
+// return.
 type AsyncDeleter interface {
 	DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
 }
@@ -143,15 +142,11 @@ func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetO
 }
 
 // setAway reports whether a write of key, on the loop, goes to SetAsync:
-// the cache is an AsyncSetter and key is not Inline.
-func (c *conn) setAway(key []byte) bool {
-	return c.setter != nil && c.mayPark() && !c.async.Inline(key)
-}
+// the cache is an AsyncSetter (which routes the key itself, once).
+func (c *conn) setAway([]byte) bool { return c.setter != nil && c.mayPark() }
 
 // deleteAway is setAway for DeleteAsync.
-func (c *conn) deleteAway(key []byte) bool {
-	return c.deleter != nil && c.mayPark() && !c.async.Inline(key)
-}
+func (c *conn) deleteAway([]byte) bool { return c.deleter != nil && c.mayPark() }
 
 // asyncDelete is asyncSet for a delete or md (cmd).
 func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOptions) (store.Result, error, bool) {

@@ -48,23 +48,17 @@ func (c remoteCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, don
 }
 
 func (c remoteCache) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if c.Inline(key) {
-		panic("SetAsync of a key served here")
-	}
-	if bytes.HasPrefix(key, []byte("rnow")) {
+	if c.Inline(key) || bytes.HasPrefix(key, []byte("rnow")) {
 		res, it, err := c.Set(key, value, opt)
-		return res, it, err, false // answered at once after all
+		return res, it, err, false // served here, or answered at once after all
 	}
 	return c.later(func() (store.Result, store.Item, error) { return c.Set(key, value, opt) }, done)
 }
 
 func (c remoteCache) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if c.Inline(key) {
-		panic("DeleteAsync of a key served here")
-	}
-	if bytes.HasPrefix(key, []byte("rnow")) {
+	if c.Inline(key) || bytes.HasPrefix(key, []byte("rnow")) {
 		res, it, err := c.Delete(key, opt)
-		return res, it, err, false // answered at once after all
+		return res, it, err, false // served here, or answered at once after all
 	}
 	return c.later(func() (store.Result, store.Item, error) { return c.Delete(key, opt) }, done)
 }

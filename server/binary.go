@@ -32,7 +32,7 @@ func (c *conn) binary(b *protocol.Binary) {
 		c.binError(b, protocol.StatusUnknown)
 		c.quit = true
 		return
-	case c.srv.cfg.Authenticate != nil && !c.authed && !saslFree(b.Op):
+	case c.srv.cfg.SASL != nil && !c.saslAuthed && !saslFree(b.Op):
 		c.binError(b, protocol.StatusAuthError)
 		c.quit = true
 		return

@@ -26,7 +26,7 @@ func saslFree(op protocol.BinaryOp) bool {
 // binSASL answers SASL_LIST_MECHS, SASL_AUTH and SASL_STEP: "Unknown
 // command" without SASL, as memcached without -S.
 func (c *conn) binSASL(b *protocol.Binary) {
-	auth := c.srv.cfg.Authenticate
+	auth := c.srv.cfg.SASL
 	switch {
 	case auth == nil:
 		c.binError(b, protocol.StatusUnknown)
@@ -35,12 +35,12 @@ func (c *conn) binSASL(b *protocol.Binary) {
 	case b.Op == protocol.BinSASLAuth && string(b.Key) == "PLAIN":
 		// authzid \0 authcid \0 password; the authzid is ignored.
 		parts := bytes.SplitN(b.Value, []byte{0}, 3)
-		if len(parts) == 3 && auth(parts[1], parts[2]) {
-			c.authed = true
+		if len(parts) == 3 && auth.Check(parts[1], parts[2]) {
+			c.saslAuthed = true
 			c.out = protocol.AppendBinary(c.out, b.Op, protocol.StatusOK, b.Opaque, 0, nil, nil, []byte("Authenticated"))
 			return
 		}
-		c.authed = false
+		c.saslAuthed = false
 		c.binError(b, protocol.StatusAuthError)
 	default:
 		// Another mechanism, or a step: PLAIN has none.

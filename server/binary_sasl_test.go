@@ -14,7 +14,7 @@ import (
 // needs a Cyrus configuration the differential suite does not set up),
 // but for the mechanism list, which is memcached's Cyrus configuration.
 func TestBinarySASL(t *testing.T) {
-	auth := func(user, pass []byte) bool { return string(user) == "alice" && string(pass) == "secret" }
+	auth := saslUsers{"alice": "secret"}
 	const o = 7
 	list := pkt(protocol.BinSASLList, "", "", "", o, 0)
 	good := pkt(protocol.BinSASLAuth, "PLAIN", "", "\x00alice\x00secret", o, 0)
@@ -34,7 +34,7 @@ func TestBinarySASL(t *testing.T) {
 			`magic=0x81 op=0x00 status=0x1 opaque=7 cas=0 extras="" key="" value="Not found"` + "\n"},
 	}
 	for _, loop := range []bool{false, true} {
-		addr := startServer(t, store.Config{}, Config{Authenticate: auth, EventLoop: loop})
+		addr := startServer(t, store.Config{}, Config{SASL: auth, EventLoop: loop})
 		for name, c := range cases {
 			t.Run(name, func(t *testing.T) {
 				if got := binaryExchange(t, addr, c.send); got != c.want {
@@ -49,7 +49,15 @@ func TestBinarySASL(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{Authenticate: auth, Binding: protocol.BindASCII}, nil); err == nil {
+	if _, err := New(Config{SASL: auth, Binding: protocol.BindASCII}, nil); err == nil {
 		t.Error("SASL over ASCII accepted")
 	}
+}
+
+// saslUsers is a password table for tests.
+type saslUsers map[string]string
+
+func (u saslUsers) Check(user, password []byte) bool {
+	want, ok := u[string(user)]
+	return ok && want == string(password)
 }

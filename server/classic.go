@@ -23,7 +23,9 @@ const (
 	replyNonNumeric  = "CLIENT_ERROR cannot increment or decrement non-numeric value"
 	replyNoFlush     = "CLIENT_ERROR flush_all not allowed"
 	replyNoShutdown  = "ERROR: shutdown not enabled"
+	replyBadShutdown = "CLIENT_ERROR invalid shutdown mode"
 	replyMemlimitLow = "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
+	replyNoAdmin     = "CLIENT_ERROR not allowed on this port"
 )
 
 // storeModes maps classic storage verbs to store write modes; cas is a set
@@ -52,6 +54,8 @@ func (c *conn) exec(cmd protocol.Command) {
 		c.touch(cmd)
 	case *protocol.FlushAll:
 		c.flushAll(cmd)
+	case *protocol.Maintenance:
+		c.maintenance(cmd)
 	case *protocol.Stats:
 		c.stats(cmd)
 	case *protocol.Admin:
@@ -89,6 +93,7 @@ func storeReply(r store.Result) string {
 
 func (c *conn) storage(cmd *protocol.Storage) {
 	c.ctr.cmdSet.Add(1)
+	c.srv.detail.count(cmd.Key, prefixSet, false)
 	if !c.cache.Fits(len(cmd.Key), len(cmd.Data)) {
 		c.ctr.storeTooLarge.Add(1)
 		if cmd.Op == protocol.OpSet {
@@ -182,6 +187,7 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 func (c *conn) retrieved(cmd *protocol.Retrieval, it store.Item, val []byte, res store.Result) {
 	c.val = val
 	c.countGet(cmd.Op == protocol.OpGat || cmd.Op == protocol.OpGats, res == store.Hit)
+	c.srv.detail.count(cmd.Keys[0], prefixGet, res == store.Hit)
 	if res == store.Hit {
 		c.value(cmd.Keys[0], it, val, cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats)
 	}
@@ -251,6 +257,7 @@ func (c *conn) value(key []byte, it store.Item, val []byte, withCAS bool) {
 }
 
 func (c *conn) delete(cmd *protocol.Delete) {
+	c.srv.detail.count(cmd.Key, prefixDel, false)
 	if c.deleteAway(cmd.Key) {
 		if res, err, pending := c.asyncDelete(cmd, cmd.Key, nil); !pending {
 			c.deleted(cmd, res, err)
@@ -335,6 +342,10 @@ func (c *conn) flushAll(cmd *protocol.FlushAll) {
 }
 
 func (c *conn) admin(cmd *protocol.Admin) {
+	if c.srv.cfg.NoAdmin && (cmd.Op == protocol.OpVerbosity || cmd.Op == protocol.OpShutdown || cmd.Op == protocol.OpCacheMemlimit) {
+		c.line(replyNoAdmin)
+		return
+	}
 	switch cmd.Op {
 	case protocol.OpVersion:
 		c.line("VERSION " + Version)
@@ -348,6 +359,12 @@ func (c *conn) admin(cmd *protocol.Admin) {
 			c.line(replyNoShutdown)
 			return
 		}
+		if cmd.BadMode {
+			c.line(replyBadShutdown)
+			return
+		}
+		// memcached's graceful mode (SIGUSR1) differs from the plain one
+		// only in saving a warm-restart file; shoal stops the same way.
 		c.quit = true
 		c.srv.requestShutdown()
 	case protocol.OpCacheMemlimit:
@@ -362,5 +379,16 @@ func (c *conn) admin(cmd *protocol.Admin) {
 		c.reply(cmd.NoReply, replyOK)
 	case protocol.OpMetaNoop:
 		c.line("MN")
+	case protocol.OpRefreshCerts:
+		switch {
+		case c.srv.cfg.TLS == nil:
+			c.line("Error TLS not enabled") // memcached's line, noreply or not
+		default:
+			if err := c.srv.cfg.TLS.Refresh(); err != nil {
+				c.line(err.Error()) // memcached's words, noreply or not
+				return
+			}
+			c.reply(cmd.NoReply, replyOK)
+		}
 	}
 }

@@ -39,12 +39,14 @@ type conn struct {
 	val  []byte // scratch for one value read from the cache
 	err  error  // first write error; the connection closes after it
 	quit bool
-	// authed: SASL authentication succeeded (Config.Authenticate).
-	authed bool
+	// saslAuthed: SASL authentication succeeded (Config.Authenticate).
+	saslAuthed bool
 	// last is the unix second of the last command, from the cache's
 	// coarse clock: as memcached counts idle_timeout, a connection that
 	// sends bytes but no whole command is idle.
 	last atomic.Int64
+	// authed: the client passed -Y's authentication (Config.Auth).
+	authed bool
 	// more is a retrieval stopped for its replies to drain (getKeys).
 	more moreKeys
 	// mem is what the connection holds, as last accounted in srv.mem.
@@ -152,6 +154,10 @@ func (c *conn) process() bool {
 				return true
 			}
 			var pe *protocol.Error
+			if errors.As(err, &pe) && c.needsAuth() {
+				c.line(replyUnauthenticated)
+				return false
+			}
 			if errors.As(err, &pe) {
 				if c.async != nil && (pe.TooLarge || pe.NoMemory) && pe.Op == protocol.OpSet && !c.async.Inline(pe.Key) {
 					c.offload(nil, pe) // its delete may wait on a peer
@@ -167,8 +173,12 @@ func (c *conn) process() bool {
 			return false // buffered commands of a dropped connection do not run
 		}
 		c.touched()
-		if c.async != nil && !c.inline(cmd) {
-			c.offload(cmd, nil)
+		if c.needsAuth() {
+			c.authenticate(cmd)
+			continue
+		}
+		if c.async != nil && !c.inline(cmd) || c.ev.loop != nil && !c.hand.running && c.lists(cmd) {
+			c.offload(cmd, nil) // may wait on a peer, or list every item
 			return true
 		}
 		if c.run(cmd); c.ev.parked {
@@ -258,3 +268,6 @@ func (c *conn) reply(noreply bool, s string) {
 		c.line(s)
 	}
 }
+
+// needsAuth reports that the connection must authenticate first (-Y).
+func (c *conn) needsAuth() bool { return c.srv.cfg.Auth != nil && !c.authed }

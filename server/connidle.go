@@ -19,7 +19,10 @@ type heldMem struct{ in, out, outOver, outN int64 }
 // holds now. Only c's owner calls it.
 func (c *conn) account() {
 	m := &c.srv.mem
-	in, out := int64(c.r.Held()), int64(cap(c.out))
+	in, out := int64(0), int64(cap(c.out))
+	if c.r != nil {
+		in = int64(c.r.Held())
+	}
 	over, n := max(0, out-outBase), min(1, out)
 	m.readBufs.Add(in - c.mem.in)
 	m.outBufs.Add(out - c.mem.out)
@@ -116,6 +119,7 @@ func (c *conn) getKeys() bool {
 		it, val, res := c.cache.Get(key, m.opt, c.val[:0])
 		c.val = val
 		c.countGet(m.opt != nil, res == store.Hit)
+		c.srv.detail.count(key, prefixGet, res == store.Hit)
 		if res == store.Hit {
 			c.value(key, it, val, m.withCAS)
 		}
@@ -138,14 +142,17 @@ func (c *conn) getBatch(from int) int {
 	m.mg.GetMulti(keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
 		for ; next < from+i; next++ {
 			c.countGet(m.opt != nil, false)
+			c.srv.detail.count(keys[next], prefixGet, false)
 		}
 		next = from + i + 1
 		size += len(val)
 		c.countGet(m.opt != nil, true)
+		c.srv.detail.count(keys[from+i], prefixGet, true)
 		c.value(keys[from+i], it, val, m.withCAS)
 	})
 	for ; next < to; next++ {
 		c.countGet(m.opt != nil, false)
+		c.srv.detail.count(keys[next], prefixGet, false)
 	}
 	switch {
 	case size > flushAt*16:

@@ -40,5 +40,7 @@
 // A peer listener (Config.PeerExtensions) also takes replicated writes
 // (meta Y/Z, to a Replica cache) and shard dumps (sd, from a Dumper cache,
 // streamed in flushAt-sized writes); a client listener answers those as
-// memcached 1.6.18 does.
+// memcached 1.6.18 does. It refuses the administrative commands a member
+// never sends (Config.NoAdmin). A connection that is not a socket (TLS)
+// is served from its own goroutine even with Config.EventLoop.
 package server

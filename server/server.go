@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +82,15 @@ type Config struct {
 	// by a Dumper cache). memcached 1.6.18 has none of them, so a client
 	// listener must leave this off to answer them as memcached does.
 	PeerExtensions bool
+	// Auth, when set, makes every connection authenticate before its
+	// first command, as memcached's -Y (ASCII authentication).
+	Auth Authenticator
+	// TLS is the client port's TLS (memcached -Z), for refresh_certs and
+	// its stats; nil without.
+	TLS TLSInfo
+	// PrefixDelimiter ends a key's prefix for stats detail (memcached -D).
+	// Zero means ':'.
+	PrefixDelimiter byte
 	// ConnMemLimit bounds the memory connections hold outside the store
 	// (see connMem): data blocks beyond it are refused with memcached's
 	// "SERVER_ERROR out of memory storing object", and replies wait in
@@ -91,17 +101,31 @@ type Config struct {
 	// zero value negotiates per connection by its first byte (0x80 is the
 	// binary protocol's request magic), as memcached's default does.
 	Binding protocol.Binding
-	// Authenticate, when set, turns SASL authentication on (memcached
-	// -S): a connection runs nothing but SASL_LIST_MECHS, SASL_AUTH,
-	// SASL_STEP and VERSION until a SASL_AUTH with mechanism PLAIN
-	// carries a user and password that Authenticate accepts. SASL is
-	// binary protocol only, so Binding must be BindBinary or BindAuto
-	// (which then means BindBinary). Called concurrently from many
-	// connections; it must not retain user or password.
-	Authenticate func(user, password []byte) bool
+	// SASL, when set, turns SASL authentication on (memcached -S): a
+	// connection runs nothing but SASL_LIST_MECHS, SASL_AUTH, SASL_STEP
+	// and VERSION until a SASL_AUTH with mechanism PLAIN carries a user
+	// and password that SASL.Check accepts. SASL is binary protocol only,
+	// so Binding must be BindBinary or BindAuto (which then means
+	// BindBinary), and Auth (-Y, ASCII only) must be nil.
+	SASL Authenticator
+	// NoAdmin refuses verbosity, cache_memlimit and shutdown (with
+	// "CLIENT_ERROR not allowed on this port", noreply or not): the peer
+	// listener, where members never send them. flush_all stays (members
+	// propagate it; DisableFlush refuses it).
+	NoAdmin bool
 	// OnShutdown is called once when a client sends shutdown (with
 	// EnableShutdown); the owner of the process decides how to stop.
 	OnShutdown func()
+}
+
+// TLSInfo is the client port's TLS as the server sees it: Refresh
+// reloads the certificates (refresh_certs; its error's text is the reply
+// line), the counters feed stats. Its methods are called from connection
+// goroutines concurrently.
+type TLSInfo interface {
+	Refresh() error
+	HandshakeErrors() int64
+	SinceRefresh() int64
 }
 
 // ClusterInfo is the cluster view behind "stats cluster", as name/value
@@ -128,8 +152,11 @@ func (c Config) Validate() error {
 	if c.IdleTimeout < 0 {
 		return fmt.Errorf("%w: idle timeout must not be negative", ErrConfig)
 	}
-	if c.Authenticate != nil && c.Binding == protocol.BindASCII {
+	if c.SASL != nil && (c.Binding == protocol.BindASCII || c.Auth != nil) {
 		return fmt.Errorf("%w: SASL needs the binary protocol", ErrConfig)
+	}
+	if c.Auth != nil && c.Binding == protocol.BindBinary {
+		return fmt.Errorf("%w: ASCII authentication needs the ASCII protocol", ErrConfig)
 	}
 	return nil
 }
@@ -138,8 +165,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxConns == 0 {
 		c.MaxConns = 1024
 	}
-	if c.Authenticate != nil {
+	switch {
+	case c.SASL != nil:
 		c.Binding = protocol.BindBinary
+	case c.Auth != nil:
+		c.Binding = protocol.BindASCII // as memcached -Y
 	}
 	if c.MaxItemSize == 0 {
 		c.MaxItemSize = 1 << 20
@@ -167,6 +197,8 @@ type Server struct {
 	nextID  atomic.Uint64
 
 	mem             connMem
+	auth            authCounters
+	detail          detail
 	idleKicks       atomic.Int64
 	verbosity       atomic.Int64
 	totalConns      atomic.Int64
@@ -176,7 +208,7 @@ type Server struct {
 
 	// mu guards the fields below.
 	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
+	listeners map[net.Listener]int64 // when Serve took it, by the cache's clock
 	conns     map[*conn]struct{}
 	closed    counters // counters of connections that have ended
 	done      bool
@@ -200,10 +232,11 @@ func New(cfg Config, cache Cache) (*Server, error) {
 		cache:     cache,
 		log:       cfg.Logger,
 		started:   time.Now(),
-		listeners: make(map[net.Listener]struct{}),
+		listeners: make(map[net.Listener]int64),
 		conns:     make(map[*conn]struct{}),
 	}
 	s.mem.limit = cfg.ConnMemLimit
+	s.detail.delim = cmp.Or(cfg.PrefixDelimiter, ':')
 	return s, nil
 }
 
@@ -216,7 +249,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrClosed
 	}
-	s.listeners[ln] = struct{}{}
+	s.listeners[ln] = s.cache.Now()
 	if s.cfg.EventLoop && s.loops == nil && !s.loopsOff {
 		s.startLoopsLocked()
 	}

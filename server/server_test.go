@@ -3,9 +3,11 @@ package server
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +224,99 @@ func TestOversizedValueIsSwallowed(t *testing.T) {
 	io.WriteString(c, "\r\nget big\r\n")
 	expect("SERVER_ERROR object too large for cache\r\n")
 	expect("END\r\n")
+}
+
+// TestLookupCountersMatchMemcached runs commands on a flushed or expired
+// key on memcached and on shoal and compares the counters: memcached
+// counts get_flushed and get_expired on every lookup (a set or a delete
+// too) and expired_unfetched only where it reclaims memory. Each case is
+// one write, so memcached's LRU maintainer has no time to reclaim first.
+func TestLookupCountersMatchMemcached(t *testing.T) {
+	cases := map[string]struct {
+		req  string
+		want map[string]string
+	}{
+		"set after flush_all": {
+			"set k 0 0 1\r\nv\r\nflush_all\r\nset k 0 0 1\r\nw\r\n",
+			map[string]string{"get_flushed": "1", "reclaimed": "0", "curr_items": "1", "total_items": "2"},
+		},
+		"delete after flush_all": {
+			"set k 0 0 1\r\nv\r\nflush_all\r\ndelete k\r\n",
+			map[string]string{"get_flushed": "1", "curr_items": "0"},
+		},
+		"ms after flush_all": {
+			"set k 0 0 1\r\nv\r\nflush_all\r\nms k 1\r\nw\r\n",
+			map[string]string{"get_flushed": "1", "curr_items": "1"},
+		},
+		"incr after expiry": {
+			"set k 0 -1 1\r\n1\r\nincr k 1\r\n",
+			map[string]string{"get_expired": "1", "expired_unfetched": "0", "curr_items": "0"},
+		},
+		"get after expiry": {
+			"set k 0 -1 1\r\n1\r\nget k\r\n",
+			map[string]string{"get_expired": "1", "expired_unfetched": "0", "reclaimed": "0"},
+		},
+	}
+	targets := map[string]func(testing.TB, ...string) string{"memcached": startMemcached, "shoal": startShoal}
+	for tname, start := range targets {
+		for name, tc := range cases {
+			t.Run(tname+"/"+name, func(t *testing.T) {
+				addr := start(t)
+				untilMN(t, addr, tc.req)
+				_, v := statNames(t, addr, "stats")
+				for k, w := range tc.want {
+					if v[k] != w {
+						t.Errorf("%s = %q, want %q", k, v[k], w)
+					}
+				}
+			})
+		}
+	}
+}
+
+// untilMN sends req and "mn" on a new connection and reads until the MN.
+func untilMN(t testing.TB, addr, req string) {
+	t.Helper()
+	c := dial(t, addr)
+	if _, err := io.WriteString(c, req+"mn\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%q: %v", req, err)
+		}
+		if line == "MN\r\n" {
+			return
+		}
+	}
+}
+
+// TestPrependAfterAppendWalk is issue 14's sequence at -m 64: an item
+// grown by 1,000 appends, then a prepend on a new key. memcached stores
+// it; shoal answered SERVER_ERROR out of memory when the classes the
+// appends passed through kept their pages.
+func TestPrependAfterAppendWalk(t *testing.T) {
+	var req strings.Builder
+	req.WriteString("set appender 0 0 10 noreply\r\n0123456789\r\n")
+	for i := 0; i < 1000; i++ {
+		v := strconv.Itoa(i) + "xxxxxxxxxx"
+		fmt.Fprintf(&req, "append appender 0 0 %d noreply\r\n%s\r\n", len(v), v)
+	}
+	req.WriteString("set k 0 0 10\r\n0123456789\r\nprepend k 0 0 11\r\nabcdefghijk\r\nget k\r\n")
+	want := "STORED\r\nSTORED\r\nVALUE k 0 21\r\nabcdefghijk0123456789\r\nEND\r\n"
+	targets := map[string]func(testing.TB, ...string) string{"memcached": startMemcached, "shoal": startShoal}
+	for name, start := range targets {
+		t.Run(name, func(t *testing.T) {
+			c := dial(t, start(t, "-m", "64"))
+			if _, err := io.WriteString(c, req.String()); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(bufio.NewReader(c), got); err != nil || string(got) != want {
+				t.Fatalf("got %q, %v", got, err)
+			}
+		})
+	}
 }

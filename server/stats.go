@@ -89,7 +89,10 @@ func (c *conn) stats(cmd *protocol.Stats) {
 		c.line("RESET")
 		return
 	case "detail":
-		c.line("CLIENT_ERROR usage: stats detail on|off|dump")
+		c.detail(cmd.Args[1:])
+		return
+	case "cachedump":
+		c.cachedump(cmd.Args)
 		return
 	default:
 		c.line("ERROR")
@@ -119,6 +122,7 @@ func (s *Server) generalStats(w *statWriter) {
 	w.int("uptime", int64(snap.Uptime/time.Second))
 	w.int("time", s.cache.Now())
 	w.str("version", Version)
+	w.str("libevent", "none")
 	w.int("pointer_size", 64)
 	w.str("rusage_user", timeval(ru.Utime))
 	w.str("rusage_system", timeval(ru.Stime))
@@ -135,27 +139,71 @@ func (s *Server) generalStats(w *statWriter) {
 	w.int("read_buf_bytes", cm.ReadBufBytes)
 	w.int("read_buf_bytes_free", 0)
 	w.int("read_buf_oom", cm.ReadBufOOM)
+	w.int("reserved_fds", s.reservedFDs())
 	for _, name := range commandOrder[:cmdHeadLen] {
 		w.int(name, snap.Commands[name])
 	}
 	w.int("get_expired", st.GetExpired)
 	w.int("get_flushed", st.GetFlushed)
 	for _, name := range commandOrder[cmdHeadLen:] {
-		if name == "bytes_read" && s.cfg.IdleTimeout > 0 {
-			w.int("idle_kicks", snap.IdleKicks) // as memcached: only with one
+		if name == "bytes_read" {
+			w.int("auth_cmds", s.auth.cmds.Load())
+			w.int("auth_errors", s.auth.errors.Load())
+			if s.cfg.IdleTimeout > 0 {
+				w.int("idle_kicks", snap.IdleKicks) // as memcached: only with one
+			}
 		}
 		w.int(name, snap.Commands[name])
 	}
 	w.int("limit_maxbytes", st.LimitMaxbytes)
 	w.int("accepting_conns", 1)
+	zeros(w, "listen_disabled_num", "time_in_listen_disabled_us")
 	w.int("threads", int64(s.cfg.Threads))
+	zeros(w, "conn_yields", "hash_power_level", "hash_bytes", "hash_is_expanding")
+	w.int("slab_reassign_rescues", st.Rescued)
+	zeros(w, "slab_reassign_chunk_rescues", "slab_reassign_evictions_nomem",
+		"slab_reassign_inline_reclaim", "slab_reassign_busy_items", "slab_reassign_busy_deletes",
+		"slab_reassign_running", "slabs_moved", "lru_crawler_running", "lru_crawler_starts",
+		"lru_maintainer_juggles", "malloc_fails", "log_worker_dropped", "log_worker_written",
+		"log_watcher_skipped", "log_watcher_sent", "log_watchers")
+	if t := s.cfg.TLS; t != nil {
+		w.int("ssl_handshake_errors", t.HandshakeErrors())
+		w.int("time_since_server_cert_refresh", t.SinceRefresh())
+	}
+	zeros(w, "unexpected_napi_ids", "round_robin_fallback")
 	w.int("bytes", st.Bytes)
 	w.int("curr_items", st.CurrItems)
 	w.int("total_items", st.TotalItems)
+	w.int("slab_global_page_pool", st.PoolPages)
 	w.int("expired_unfetched", st.ExpiredUnfetched)
 	w.int("evicted_unfetched", st.EvictedUnfetched)
+	w.int("evicted_active", 0)
 	w.int("evictions", st.Evictions)
 	w.int("reclaimed", st.Reclaimed)
+	zeros(w, "crawler_reclaimed", "crawler_items_checked", "lrutail_reflocked",
+		"moves_to_cold", "moves_to_warm", "moves_within_lru")
+	// Every eviction is made by the writer that needs the memory: what
+	// memcached counts as a direct reclaim.
+	w.int("direct_reclaims", st.Evictions)
+	w.int("lru_bumps_dropped", 0)
+}
+
+// zeros writes memcached fields that describe machinery shoal does not
+// have (STATS.md says which and why) as 0, so that tools reading them find
+// them.
+func zeros(w *statWriter, names ...string) {
+	for _, n := range names {
+		w.int(n, 0)
+	}
+}
+
+// reservedFDs is what memcached's reserved_fds counts: descriptors that
+// are not client connections (listeners, and each event loop's epoll and
+// eventfd).
+func (s *Server) reservedFDs() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.listeners) + 2*len(s.loops))
 }
 
 // commandOrder is memcached's order of the connection counters in stats;
@@ -177,19 +225,27 @@ func timeval(tv syscall.Timeval) string {
 
 func (s *Server) settingsStats(w *statWriter) {
 	st := s.cache.Stats()
-	vals := map[string]string{
-		"maxbytes":           strconv.FormatInt(st.LimitMaxbytes, 10),
-		"maxconns":           strconv.Itoa(s.cfg.MaxConns),
-		"verbosity":          strconv.FormatInt(s.verbosity.Load(), 10),
-		"shutdown_command":   yesNo(s.cfg.EnableShutdown),
-		"num_threads":        strconv.Itoa(s.cfg.Threads),
-		"cas_enabled":        "yes",
-		"binding_protocol":   s.cfg.Binding.String(),
-		"item_size_max":      strconv.Itoa(s.cfg.MaxItemSize),
-		"slab_chunk_max":     strconv.FormatInt(st.PageSize, 10),
-		"flush_enabled":      yesNo(!s.cfg.DisableFlush),
-		"idle_timeout":       strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
-		"read_buf_mem_limit": strconv.FormatInt(s.mem.limit>>20, 10),
+	vals := map[string]string{}
+	for _, kv := range fixedSettings {
+		vals[kv[0]] = kv[1]
+	}
+	for name, v := range map[string]string{
+		"maxbytes":            strconv.FormatInt(st.LimitMaxbytes, 10),
+		"maxconns":            strconv.Itoa(s.cfg.MaxConns),
+		"verbosity":           strconv.FormatInt(s.verbosity.Load(), 10),
+		"shutdown_command":    yesNo(s.cfg.EnableShutdown),
+		"num_threads":         strconv.Itoa(s.cfg.Threads),
+		"num_threads_per_udp": strconv.Itoa(s.cfg.Threads),
+		"detail_enabled":      yesNo(s.detail.on.Load()),
+		"item_size_max":       strconv.Itoa(s.cfg.MaxItemSize),
+		"slab_chunk_max":      strconv.FormatInt(st.PageSize, 10),
+		"flush_enabled":       yesNo(!s.cfg.DisableFlush),
+		"idle_timeout":        strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
+		"read_buf_mem_limit":  strconv.FormatInt(s.mem.limit>>20, 10),
+		"binding_protocol":    s.cfg.Binding.String(),
+		"auth_enabled_sasl":   yesNo(s.cfg.SASL != nil),
+	} {
+		vals[name] = v
 	}
 	for _, kv := range s.cfg.Settings {
 		vals[kv[0]] = kv[1]
@@ -201,12 +257,51 @@ func (s *Server) settingsStats(w *statWriter) {
 	}
 }
 
-// settingsOrder is memcached's order of "stats settings" lines.
+// fixedSettings are "stats settings" lines whose value shoal does not
+// change: memcached machinery shoal has in another form or not at all,
+// reported as memcached 1.6.18 reports its defaults so that tools find
+// them (STATS.md says what each means for shoal). The node's flags
+// (Config.Settings) override them where shoal has the setting.
+var fixedSettings = [...][2]string{
+	{"oldest", "0"}, {"evictions", "on"}, {"domain_socket", "NULL"}, {"umask", "700"},
+	{"growth_factor", "1.08"}, {"chunk_size", "48"}, {"stat_key_prefix", ":"},
+	{"reqs_per_event", "20"}, {"cas_enabled", "yes"}, {"tcp_backlog", "1024"},
+	{"binding_protocol", "ascii"}, {"auth_enabled_sasl", "no"}, {"auth_enabled_ascii", "no"},
+	{"maxconns_fast", "yes"}, {"hashpower_init", "0"}, {"slab_reassign", "yes"},
+	{"slab_automove", "1"}, {"slab_automove_ratio", "0.80"}, {"slab_automove_window", "30"},
+	{"lru_crawler", "yes"}, {"lru_crawler_sleep", "100"}, {"lru_crawler_tocrawl", "0"},
+	{"tail_repair_time", "0"}, {"dump_enabled", "yes"}, {"hash_algorithm", "maphash"},
+	{"lru_maintainer_thread", "no"}, {"lru_segmented", "no"}, {"hot_lru_pct", "20"},
+	{"warm_lru_pct", "40"}, {"hot_max_factor", "0.20"}, {"warm_max_factor", "2.00"},
+	{"temp_lru", "no"}, {"temporary_ttl", "61"}, {"watcher_logbuf_size", "262144"},
+	{"worker_logbuf_size", "65536"}, {"track_sizes", "no"}, {"inline_ascii_response", "no"},
+	{"ext_item_size", "512"}, {"ext_item_age", "4294967295"}, {"ext_low_ttl", "0"},
+	{"ext_recache_rate", "2000"}, {"ext_wbuf_size", "4194304"}, {"ext_compact_under", "0"},
+	{"ext_drop_under", "0"}, {"ext_max_sleep", "1000000"}, {"ext_max_frag", "0.80"},
+	{"slab_automove_freeratio", "0.010"}, {"ext_drop_unread", "no"}, {"ssl_enabled", "no"},
+	{"ssl_chain_cert", "(null)"}, {"ssl_key", "(null)"}, {"ssl_verify_mode", "0"},
+	{"ssl_keyformat", "1"}, {"ssl_ciphers", "NULL"}, {"ssl_ca_cert", "NULL"},
+	{"ssl_wbuf_size", "16384"}, {"ssl_session_cache", "no"}, {"ssl_kernel_tls", "no"},
+	{"ssl_min_version", "tlsv1.2"}, {"num_napi_ids", "(null)"}, {"memory_file", "(null)"},
+}
+
+// settingsOrder is memcached 1.6.18's order of "stats settings" lines.
 var settingsOrder = [...]string{
-	"maxbytes", "maxconns", "tcpport", "udpport", "inter", "verbosity", "evictions",
-	"domain_socket", "umask", "shutdown_command", "num_threads", "cas_enabled", "binding_protocol",
-	"item_size_max", "slab_chunk_max", "flush_enabled", "idle_timeout",
-	"read_buf_mem_limit",
+	"maxbytes", "maxconns", "tcpport", "udpport", "inter", "verbosity", "oldest", "evictions",
+	"domain_socket", "umask", "shutdown_command", "growth_factor", "chunk_size", "num_threads",
+	"num_threads_per_udp", "stat_key_prefix", "detail_enabled", "reqs_per_event", "cas_enabled",
+	"tcp_backlog", "binding_protocol", "auth_enabled_sasl", "auth_enabled_ascii", "item_size_max",
+	"maxconns_fast", "hashpower_init", "slab_reassign", "slab_automove", "slab_automove_ratio",
+	"slab_automove_window", "slab_chunk_max", "lru_crawler", "lru_crawler_sleep",
+	"lru_crawler_tocrawl", "tail_repair_time", "flush_enabled", "dump_enabled", "hash_algorithm",
+	"lru_maintainer_thread", "lru_segmented", "hot_lru_pct", "warm_lru_pct", "hot_max_factor",
+	"warm_max_factor", "temp_lru", "temporary_ttl", "idle_timeout", "watcher_logbuf_size",
+	"worker_logbuf_size", "read_buf_mem_limit", "track_sizes", "inline_ascii_response",
+	"ext_item_size", "ext_item_age", "ext_low_ttl", "ext_recache_rate", "ext_wbuf_size",
+	"ext_compact_under", "ext_drop_under", "ext_max_sleep", "ext_max_frag",
+	"slab_automove_freeratio", "ext_drop_unread", "ssl_enabled", "ssl_chain_cert", "ssl_key",
+	"ssl_verify_mode", "ssl_keyformat", "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size",
+	"ssl_session_cache", "ssl_kernel_tls", "ssl_min_version", "num_napi_ids", "memory_file",
 }
 
 func yesNo(b bool) string {
@@ -253,9 +348,10 @@ func slabStats(w *statWriter, st store.Stats) {
 func (s *Server) connStats(w *statWriter, now int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for ln := range s.listeners {
+	for ln, since := range s.listeners {
 		w.str("0:addr", connAddr(ln.Addr()))
 		w.str("0:state", "conn_listening")
+		w.int("0:secs_since_last_cmd", now-since)
 	}
 	for c := range s.conns {
 		p := strconv.FormatUint(c.id, 10) + ":"
@@ -279,14 +375,18 @@ func (s *Server) clusterStats(w *statWriter) {
 	}
 }
 
-// connAddr is an address as memcached's stats conns shows it: "tcp:" or
-// "unix:" and the address; a unix client has none ("?:<AF 0>").
+// connAddr is an address as memcached's stats conns shows it: "tcp:"
+// before an IPv4 address, "tcp6:" before an IPv6 one, "unix:" before a
+// socket path; a unix client has none ("?:<AF 0>").
 func connAddr(a net.Addr) string {
 	if a.Network() == "unix" {
 		if a.String() == "" || a.String() == "@" {
 			return "?:<AF 0>"
 		}
 		return "unix:" + a.String()
+	}
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.To4() == nil {
+		return "tcp6:" + a.String()
 	}
 	return "tcp:" + a.String()
 }

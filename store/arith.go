@@ -23,7 +23,7 @@ func (s *Store) Arith(key []byte, opt *ArithOptions) (Result, uint64, Item) {
 	sh, own, h := s.lock(key)
 	defer sh.mu.Unlock()
 	var buf [20]byte
-	ref, c, ok := s.find(sh, h, key, now, false)
+	ref, c, ok := s.find(sh, h, key, now)
 	if !ok {
 		if !o.Vivify {
 			return NotFound, 0, Item{}

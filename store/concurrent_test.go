@@ -9,7 +9,8 @@ import (
 )
 
 // TestConcurrent hammers shared and private keys from several goroutines
-// while the store evicts, steals pages and reclaims; run it with -race.
+// while the store evicts, steals and automoves pages and reclaims; run it
+// with -race.
 // Every value read must be one some writer stored for that key.
 func TestConcurrent(t *testing.T) {
 	s, clk := newTestStore(t, Config{MemoryLimit: 4 << 20, MaxItemSize: 256 << 10})
@@ -57,6 +58,7 @@ func TestConcurrent(t *testing.T) {
 				if w == 0 && i%1000 == 0 {
 					clk.Advance(1)
 					s.reclaim()
+					s.automove()
 				}
 			}
 		}(w)

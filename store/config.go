@@ -6,11 +6,16 @@ import (
 	"time"
 )
 
+// DefaultGrowthFactor is the ratio between neighbouring size classes when
+// Config.GrowthFactor is zero: finer than memcached's 1.25, which loses
+// ~11% to rounding.
+const DefaultGrowthFactor = 1.08
+
 // Defaults, as memcached's.
 const (
 	defaultMemoryLimit     = 64 << 20
 	defaultMaxItemSize     = 1 << 20
-	defaultGrowthFactor    = 1.08
+	defaultGrowthFactor    = DefaultGrowthFactor
 	defaultReclaimInterval = 100 * time.Millisecond
 
 	minMaxItemSize = 1024

@@ -16,12 +16,21 @@
 //
 // Memory. Pages come from a budget of MemoryLimit/PageSize shared by all
 // size classes. Classes are global, each guarded by its own mutex, so that
-// 64 shards do not multiply the page count. When a class has no free chunk
-// and the budget is spent, its CLOCK hand walks the class's chunks: a hit
-// only bumps a two-bit counter in the header (nothing is relinked); the hand
-// takes one off each counter it passes, reclaims expired or flushed items
-// first and evicts the first item at zero. A class that owns
-// no page takes one from the class with the most pages (slab rebalancing).
+// 64 shards do not multiply the page count. A page whose last item goes
+// leaves its class for a global pool, and a class needing a page takes one
+// from the pool before allocating a new one, so an item that grows through
+// the classes (append) leaves no page behind. When a class has no free
+// chunk, the pool is empty and the budget is spent, its CLOCK hand walks
+// the class's chunks: a hit only bumps a two-bit counter in the header
+// (nothing is relinked); the hand takes one off each counter it passes,
+// reclaims expired or flushed items first and evicts the first item at
+// zero. A class that owns no page takes one from the class with the most
+// free chunks (else the most pages), moving the page's items to that
+// class's free chunks while there are some and evicting the rest (slab
+// rebalancing, memcached's rescue). Once the budget is spent, Run's
+// reclaimer tick also moves a page to the pool from every class holding
+// more than two pages' worth of free chunks, rescuing its items (automove),
+// so a class that owns pages takes free memory instead of evicting.
 //
 // Locking. Shard mutex before class mutex, always. Code holding a class
 // mutex that must touch another shard's items (the hand, page stealing) only

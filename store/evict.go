@@ -94,48 +94,73 @@ func (s *Store) unlink(t *shard, r uint32, c hdr) {
 	t.bytes -= int64(c.size() + memcachedItemOverhead)
 }
 
-// steal moves one page from the class with the most pages to class ci,
-// evicting the items in it (memcached's slab rebalancing). The caller holds
-// the mutex of shard own and no class mutex. It gives up, returning false,
-// when an item in the page is pinned or its shard is busy.
-func (s *Store) steal(own, ci int) bool {
-	victim, most := -1, 0
-	for i := range s.classes {
-		if i == ci {
-			continue
-		}
-		d := &s.classes[i]
-		d.mu.Lock()
-		if n := len(d.pages); n > most {
-			victim, most = i, n
-		}
-		d.mu.Unlock()
-	}
+// steal moves one page from another class to class ci (memcached's slab
+// rebalancing), for a class that owns no page once the budget is spent and
+// the pool is empty. The caller holds the mutex of shard own and no class
+// mutex.
+//
+// The victim is the class with the most free chunks, counted in pages,
+// skipping class avoid; failing any free chunk, the class with the most
+// pages. Its page with the fewest items goes. Each item in that page moves
+// to a free chunk of the same class while there is one (memcached's
+// "rescue"), and is evicted otherwise, so a page moves without losing an
+// item whenever its class has room for them elsewhere.
+//
+// It returns the victim class (-1 when no class has a page to give) and
+// false when it gave up: an item in the page was pinned, or its shard busy.
+func (s *Store) steal(own, ci, avoid int) (int, bool) {
+	victim := s.pickVictim(ci, avoid)
 	if victim < 0 {
-		return false
+		return -1, false
 	}
 	d := &s.classes[victim]
 	d.mu.Lock()
+	pid, ok := s.emptyPage(d, own, true)
+	d.mu.Unlock()
+	if !ok {
+		return victim, false
+	}
+	cl := &s.classes[ci]
+	cl.mu.Lock()
+	s.addPage(cl, ci, pid)
+	cl.mu.Unlock()
+	return victim, true
+}
+
+// emptyPage takes the page of class d with the fewest items out of d and
+// returns it, owned by no class. Each of its items moves to a free chunk
+// of d; with evict, an item that finds none is evicted, without, the page
+// stays. It also gives up, leaving the page in d, when an item is pinned
+// or its shard (other than own, which the caller holds; -1 for none) is
+// busy. d.mu must be held.
+func (s *Store) emptyPage(d *class, own int, evict bool) (uint32, bool) {
 	if len(d.pages) == 0 {
-		d.mu.Unlock()
-		return false
+		return 0, false
 	}
-	pi := d.handPage
-	if pi >= len(d.pages) {
-		pi = 0
+	pid := d.pages[0]
+	for _, q := range d.pages[1:] {
+		if s.page(q).used < s.page(pid).used {
+			pid = q
+		}
 	}
-	pid := d.pages[pi]
+	if d.carvePid == pid {
+		// Uncarved chunks become free ones, so that every chunk of the
+		// page is either free or in use below.
+		for ; d.carveNext < d.perPage; d.carveNext++ {
+			s.push(d, s.ref(pid, d.carveNext))
+		}
+		d.carvePid = 0
+	}
 	now := s.Now()
-	carved := d.carved(pid)
-	// Free chunks leave the list first, so that only evicted ones need
-	// handling should the steal be abandoned half way.
-	for i := 0; i < carved; i++ {
+	// Free chunks leave the list first, so that only the page's items
+	// remain to be handled and a rescue cannot land in this page.
+	for i := 0; i < d.perPage; i++ {
 		if r := s.ref(pid, i); s.chunk(r).owner() == 0 {
 			s.unfree(d, r)
 			s.chunk(r).setOwner(0xff) // taken: not free, not in use
 		}
 	}
-	for i := 0; i < carved; i++ {
+	for i := 0; i < d.perPage; i++ {
 		r := s.ref(pid, i)
 		c := s.chunk(r)
 		o := c.owner() - 1
@@ -143,65 +168,126 @@ func (s *Store) steal(own, ci int) bool {
 			continue
 		}
 		if o < 0 {
-			panic("store: free chunk in a page being stolen")
+			panic("store: free chunk in a page being emptied")
 		}
 		t := &s.shards[o]
 		if o != own && !t.mu.TryLock() {
-			s.abandonSteal(d, pid, carved)
-			d.mu.Unlock()
+			s.abandonSteal(d, pid)
 			runtime.Gosched()
-			return false
+			return 0, false
 		}
-		pinned := c.has(bitPinned)
-		if !pinned {
-			exp := c.expired(now)
-			switch {
-			case exp || s.flushed(c, now):
-				d.reclaimed++
-				if exp && !c.has(bitFetched) {
-					d.exUnfetch++
-				}
-			default:
-				d.evicted++
-				if !c.has(bitFetched) {
-					d.evUnfetch++
-				}
-			}
-			s.unlink(t, r, c)
-		}
+		done := !c.has(bitPinned) && s.vacate(d, t, o, r, c, now, evict)
 		if o != own {
 			t.mu.Unlock()
 		}
-		if pinned {
-			s.abandonSteal(d, pid, carved)
-			d.mu.Unlock()
-			return false
+		if !done {
+			s.abandonSteal(d, pid)
+			return 0, false
 		}
 		c.setOwner(0xff)
-		d.used--
+		s.page(pid).used--
 	}
-	if d.carvePid == pid {
-		d.carvePid = 0
-	}
-	last := len(d.pages) - 1
-	d.pages[pi] = d.pages[last]
-	d.pages = d.pages[:last]
-	if d.handPage == pi {
-		d.handChunk = 0
-	}
-	d.mu.Unlock()
+	s.dropPage(d, pid)
+	return pid, true
+}
 
-	cl := &s.classes[ci]
-	cl.mu.Lock()
-	s.addPage(cl, ci, pid)
-	cl.mu.Unlock()
+// automoveSlack is how many pages' worth of free chunks a class keeps
+// before automove takes a page from it: memcached's automover waits for
+// more than two, so that a class does not give a page back only to ask
+// for one at its next burst of writes.
+const automoveSlack = 2
+
+// automove gives the pool a page from each class whose free chunks fill
+// more than automoveSlack pages, moving the page's items to other free
+// chunks of the class and evicting none. It runs only once the budget is
+// spent (until then a class needing memory gets a new page), so that a
+// class that already owns pages takes free memory from the pool instead of
+// evicting its own items while another class sits on free chunks
+// (memcached's slab automover). Run calls it on the reclaimer's tick; it
+// returns the pages moved.
+func (s *Store) automove() int {
+	if s.nPages.Load() < s.maxPages.Load() {
+		return 0
+	}
+	moved := 0
+	for i := range s.classes {
+		d := &s.classes[i]
+		d.mu.Lock()
+		if d.nfree+d.uncarved() > int64(automoveSlack*d.perPage) {
+			if pid, ok := s.emptyPage(d, -1, false); ok {
+				s.poolPage(pid)
+				moved++
+			}
+		}
+		d.mu.Unlock()
+	}
+	return moved
+}
+
+// pickVictim returns the class steal takes a page from, or -1.
+func (s *Store) pickVictim(ci, avoid int) int {
+	victim, most, free := -1, 0, int64(0)
+	for i := range s.classes {
+		if i == ci || i == avoid {
+			continue
+		}
+		d := &s.classes[i]
+		d.mu.Lock()
+		n, f := len(d.pages), (d.nfree+d.uncarved())*int64(d.size)
+		d.mu.Unlock()
+		switch {
+		case n == 0:
+		case f > free:
+			victim, most, free = i, n, f
+		case free == 0 && n > most:
+			victim, most = i, n
+		}
+	}
+	return victim
+}
+
+// vacate empties chunk r (item c of shard t, locked) of a page being
+// emptied in class d (locked): an expired or flushed item is reclaimed, a
+// live one moves to a free chunk of d when there is one, else it is
+// evicted when evict is set. It reports whether the chunk is now empty.
+func (s *Store) vacate(d *class, t *shard, o int, r uint32, c hdr, now int64, evict bool) bool {
+	exp := c.expired(now)
+	if !exp && !s.flushed(c, now) {
+		if nr := s.pop(d); nr != 0 {
+			nc := s.chunk(nr)
+			copy(nc[:offOwner], c[:offOwner])
+			copy(nc[hdrSize:], c[hdrSize:c.size()])
+			nc.setOwner(o + 1)
+			s.page(nr>>s.geo.chunkBits).used++
+			h := uint32(s.hash(c.key()))
+			if i, ok := t.idx.findRef(h, r); ok {
+				t.idx.slots[i] = uint64(h)<<32 | uint64(nr)
+			}
+			d.rescued++
+			return true
+		}
+		if !evict {
+			return false
+		}
+		d.evicted++
+		if !c.has(bitFetched) {
+			d.evUnfetch++
+		}
+	} else {
+		d.reclaimed++
+		if exp && !c.has(bitFetched) {
+			d.exUnfetch++
+		}
+	}
+	s.unlink(t, r, c)
+	d.used--
 	return true
 }
 
 // abandonSteal puts the chunks of page pid that steal already took back on
 // d's free list. d.mu must be held.
-func (s *Store) abandonSteal(d *class, pid uint32, carved int) {
-	for i := 0; i < carved; i++ {
+func (s *Store) abandonSteal(d *class, pid uint32) {
+	for i := 0; i < d.perPage; i++ {
 		if r := s.ref(pid, i); s.chunk(r).owner() == 0xff {
 			s.push(d, r)
 		}

@@ -1,6 +1,9 @@
 package store
 
-import "testing"
+import (
+	"sync/atomic"
+	"testing"
+)
 
 func TestFlushAll(t *testing.T) {
 	cases := map[string]struct {
@@ -57,5 +60,82 @@ func TestFlushSameSecondWrite(t *testing.T) {
 	}
 	if _, r := get(s, "b"); r != Hit {
 		t.Fatal("b lost")
+	}
+}
+
+// hookClock is a manual clock that runs a function once, from inside the
+// next Now call, before answering it: a way to put another operation
+// between the moment a store method reads the clock and the rest of it.
+type hookClock struct {
+	manualClock
+	hook atomic.Pointer[func()]
+}
+
+func (c *hookClock) Now() int64 {
+	t := c.manualClock.Now()
+	if f := c.hook.Swap(nil); f != nil {
+		(*f)()
+	}
+	return t
+}
+
+func TestFlushRacingSetInNewSecond(t *testing.T) {
+	// A set reads the clock (second T), the clock ticks, a flush_all from
+	// another connection runs (second T+1), then the set takes its CAS and
+	// stores. The set came after the flush: it must survive, although its
+	// write time is not after the flush's second.
+	clk := &hookClock{}
+	clk.Set(t0)
+	s, _ := newTestStore(t, Config{Clock: clk})
+	mustSet(t, s, "old", "v", nil)
+	flush := func() {
+		clk.Advance(1)
+		s.FlushAll(0)
+	}
+	clk.hook.Store(&flush)
+	mustSet(t, s, "key", "v", nil)
+	if clk.hook.Load() != nil {
+		t.Fatal("the flush did not run inside the set")
+	}
+	if _, r := get(s, "key"); r != Hit {
+		t.Fatalf("set after flush_all: %v", r)
+	}
+	if _, r := get(s, "old"); r != Miss {
+		t.Fatalf("item written before flush_all: %v", r)
+	}
+}
+
+func TestLookupCountsFlushedAndExpired(t *testing.T) {
+	// memcached's do_item_get counts get_flushed / get_expired on every
+	// lookup, writes included: "set k; flush_all; set k" counts one.
+	ops := map[string]func(s *Store){
+		"set":    func(s *Store) { s.Set([]byte("k"), []byte("w"), nil) },
+		"add":    func(s *Store) { s.Set([]byte("k"), []byte("w"), &SetOptions{Mode: ModeAdd}) },
+		"append": func(s *Store) { s.Set([]byte("k"), []byte("w"), &SetOptions{Mode: ModeAppend}) },
+		"delete": func(s *Store) { s.Delete([]byte("k"), nil) },
+		"touch":  func(s *Store) { s.Touch([]byte("k"), 0) },
+		"incr":   func(s *Store) { s.Arith([]byte("k"), &ArithOptions{Delta: 1}) },
+		"get":    func(s *Store) { s.Get([]byte("k"), nil, nil) },
+		"get u":  func(s *Store) { s.Get([]byte("k"), &GetOptions{NoBump: true}, nil) },
+		"cas":    func(s *Store) { s.Set([]byte("k"), []byte("w"), &SetOptions{CAS: 1}) },
+	}
+	for name, op := range ops {
+		t.Run(name+" after flush_all", func(t *testing.T) {
+			s, _ := newTestStore(t, Config{})
+			mustSet(t, s, "k", "1", nil)
+			s.FlushAll(0)
+			op(s)
+			if st := s.Stats(); st.GetFlushed != 1 || st.GetExpired != 0 || st.Reclaimed != 0 {
+				t.Fatalf("%+v", st)
+			}
+		})
+		t.Run(name+" after expiry", func(t *testing.T) {
+			s, _ := newTestStore(t, Config{})
+			mustSet(t, s, "k", "1", &SetOptions{Exptime: -1})
+			op(s)
+			if st := s.Stats(); st.GetExpired != 1 || st.ExpiredUnfetched != 0 || st.GetFlushed != 0 {
+				t.Fatalf("%+v", st)
+			}
+		})
 	}
 }

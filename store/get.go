@@ -12,7 +12,7 @@ func (s *Store) Get(key []byte, opt *GetOptions, dst []byte) (Item, []byte, Resu
 	}
 	now := s.Now()
 	sh, own, h := s.lock(key)
-	ref, c, ok := s.find(sh, h, key, now, true)
+	ref, c, ok := s.find(sh, h, key, now)
 	if !ok {
 		var it Item
 		res := Miss
@@ -74,7 +74,7 @@ func (s *Store) Touch(key []byte, exptime int64) (Result, Item) {
 	now := s.Now()
 	sh, _, h := s.lock(key)
 	defer sh.mu.Unlock()
-	_, c, ok := s.find(sh, h, key, now, false)
+	_, c, ok := s.find(sh, h, key, now)
 	if !ok {
 		return NotFound, Item{}
 	}
@@ -98,7 +98,7 @@ func (s *Store) Delete(key []byte, opt *DeleteOptions) (Result, Item) {
 	now := s.Now()
 	sh, _, h := s.lock(key)
 	defer sh.mu.Unlock()
-	ref, c, ok := s.find(sh, h, key, now, false)
+	ref, c, ok := s.find(sh, h, key, now)
 	if !ok {
 		return NotFound, Item{}
 	}

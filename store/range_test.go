@@ -89,7 +89,7 @@ func TestRangeReadOnly(t *testing.T) {
 	}
 	sh := &s.shards[s.hash([]byte("a"))>>shardShift]
 	sh.mu.Lock()
-	_, c, _ := s.find(sh, uint32(s.hash([]byte("a"))), []byte("a"), s.Now(), false)
+	_, c, _ := s.find(sh, uint32(s.hash([]byte("a"))), []byte("a"), s.Now())
 	freq := c.bits() & freqMask
 	sh.mu.Unlock()
 	if freq != 1<<freqShift { // the Get above, only

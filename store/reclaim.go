@@ -7,7 +7,8 @@ import (
 
 // Run advances the coarse clock once a second (when Config.Clock is nil)
 // and, every Config.ReclaimInterval, frees a slice of every shard's expired
-// and flushed items, so that memory comes back without waiting for a read.
+// and flushed items, so that memory comes back without waiting for a read,
+// and moves pages that classes hold but do not need to the pool (automove).
 // It blocks until ctx is done and then returns nil; it starts no goroutine.
 // A second concurrent Run returns ErrRunning.
 func (s *Store) Run(ctx context.Context) error {
@@ -33,6 +34,7 @@ func (s *Store) Run(ctx context.Context) error {
 			s.coarse.Store(now.Unix())
 		case <-reclaim.C:
 			s.reclaim()
+			s.automove()
 		}
 	}
 }

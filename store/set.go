@@ -26,7 +26,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 	now := s.Now()
 	sh, own, h := s.lock(key)
 	defer sh.mu.Unlock()
-	ref, c, found := s.find(sh, h, key, now, false)
+	ref, c, found := s.find(sh, h, key, now)
 
 	if !found {
 		switch {

@@ -15,6 +15,9 @@ type page struct {
 	data  []byte
 	chunk atomic.Uint32 // chunk size in bytes
 	class atomic.Int32
+	// used counts the chunks holding items, guarded by the mutex of the
+	// page's class. A page whose last item goes returns to the pool.
+	used int32
 }
 
 const pageBlockBits = 10
@@ -44,6 +47,7 @@ type class struct {
 	// what memcached's "age" of an LRU tail tells an operator.
 	evictedAge int64
 	evUnfetch  int64 // evicted before any read
+	rescued    int64 // items moved out of a page given to another class
 	reclaimed  int64
 	exUnfetch  int64 // expired before any read
 
@@ -143,17 +147,39 @@ func (cl *class) carved(pid uint32) int {
 	return cl.perPage
 }
 
-// takePage reserves one page of the budget.
+// takePage returns a page that belongs to no class: one from the pool of
+// pages that classes gave back, else a new one while the budget allows.
 func (s *Store) takePage() (uint32, bool) {
+	if s.poolLen.Load() > 0 {
+		s.poolMu.Lock()
+		if n := len(s.pool); n > 0 {
+			pid := s.pool[n-1]
+			s.pool = s.pool[:n-1]
+			s.poolLen.Store(int64(n - 1))
+			s.poolMu.Unlock()
+			return pid, true
+		}
+		s.poolMu.Unlock()
+	}
 	for {
 		n := s.nPages.Load()
 		if n >= s.maxPages.Load() || n >= int64(s.geo.maxPageID) {
 			return 0, false
 		}
 		if s.nPages.CompareAndSwap(n, n+1) {
-			return uint32(n + 1), true
+			pid := uint32(n + 1)
+			s.newPage(pid)
+			return pid, true
 		}
 	}
+}
+
+// poolPage puts page pid, which belongs to no class now, in the pool.
+func (s *Store) poolPage(pid uint32) {
+	s.poolMu.Lock()
+	s.pool = append(s.pool, pid)
+	s.poolLen.Store(int64(len(s.pool)))
+	s.poolMu.Unlock()
 }
 
 // newPage allocates the memory of page pid.
@@ -170,6 +196,7 @@ func (s *Store) addPage(cl *class, ci int, pid uint32) {
 	p := s.page(pid)
 	p.chunk.Store(uint32(cl.size))
 	p.class.Store(int32(ci))
+	p.used = 0
 	cl.pages = append(cl.pages, pid)
 	// Another goroutine may have given this class a page meanwhile; its
 	// uncarved rest goes to the free list so that only one page is carved.
@@ -187,19 +214,22 @@ func (s *Store) addPage(cl *class, ci int, pid uint32) {
 // evicted (or NoEvict forbids it).
 func (s *Store) alloc(own, ci int) (uint32, hdr, bool) {
 	cl := &s.classes[ci]
+	avoid := -1 // a class whose page could not be taken last attempt
 	for attempt := 0; attempt < 8; attempt++ {
 		cl.mu.Lock()
 		ref := s.pop(cl)
 		if ref == 0 {
 			if pid, ok := s.takePage(); ok {
-				s.newPage(pid)
 				s.addPage(cl, ci, pid)
 				ref = s.pop(cl)
 			}
 		}
+		if ref != 0 {
+			s.page(ref>>s.geo.chunkBits).used++
+		}
 		busy := false
 		if ref == 0 && len(cl.pages) > 0 {
-			ref, busy = s.hand(cl, own)
+			ref, busy = s.hand(cl, own) // the chunk stays in use
 		}
 		if ref != 0 {
 			c := s.chunk(ref)
@@ -216,11 +246,16 @@ func (s *Store) alloc(own, ci int) (uint32, hdr, bool) {
 			runtime.Gosched()
 		case s.cfg.NoEvict || hasPages:
 			return 0, nil, false
-		case !s.steal(own, ci):
-			// Nothing to steal from, or a victim was busy.
-			if !s.anyPages(ci) {
-				return 0, nil, false
-			}
+		}
+		v, ok := s.steal(own, ci, avoid)
+		switch {
+		case ok:
+		case v < 0 && !s.anyPages(ci):
+			return 0, nil, false // nothing to steal from
+		default:
+			// A victim held a pinned item, or its shard was busy: try
+			// another class next time.
+			avoid = v
 		}
 	}
 	return 0, nil, false
@@ -239,7 +274,42 @@ func (s *Store) freeChunk(ref uint32, expiredUnfetched, reclaimed bool) {
 	if reclaimed {
 		cl.reclaimed++
 	}
+	pid := ref >> s.geo.chunkBits
+	p := s.page(pid)
+	if p.used--; p.used == 0 {
+		s.releasePage(cl, pid)
+	}
 	cl.mu.Unlock()
+}
+
+// releasePage gives the empty page pid of class cl back to the pool, so
+// that a class an item only passed through (an append walks through the
+// size classes) keeps no memory it does not use. cl.mu must be held.
+func (s *Store) releasePage(cl *class, pid uint32) {
+	for i := 0; i < cl.carved(pid); i++ {
+		s.unfree(cl, s.ref(pid, i))
+	}
+	if cl.carvePid == pid {
+		cl.carvePid = 0
+	}
+	s.dropPage(cl, pid)
+	s.poolPage(pid)
+}
+
+// dropPage removes page pid from cl's page list. cl.mu must be held.
+func (s *Store) dropPage(cl *class, pid uint32) {
+	for pi, q := range cl.pages {
+		if q != pid {
+			continue
+		}
+		last := len(cl.pages) - 1
+		cl.pages[pi] = cl.pages[last]
+		cl.pages = cl.pages[:last]
+		if cl.handPage == pi {
+			cl.handChunk = 0
+		}
+		return
+	}
 }
 
 // anyPages reports whether some class other than ci owns a page.

@@ -8,6 +8,7 @@ func (s *Store) Stats() Stats {
 		LimitMaxbytes: s.memLimit.Load(),
 		Pages:         s.nPages.Load(),
 		PageSize:      int64(s.geo.pageSize),
+		PoolPages:     s.poolLen.Load(),
 	}
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -26,6 +27,7 @@ func (s *Store) Stats() Stats {
 		st.EvictedUnfetched += cl.evUnfetch
 		st.Reclaimed += cl.reclaimed
 		st.ExpiredUnfetched += cl.exUnfetch
+		st.Rescued += cl.rescued
 		if len(cl.pages) > 0 {
 			cs := ClassStats{
 				ID:         i + 1, // memcached numbers classes from 1
@@ -58,7 +60,7 @@ func (s *Store) ResetStats() {
 	for i := range s.classes {
 		cl := &s.classes[i]
 		cl.mu.Lock()
-		cl.evicted, cl.evUnfetch, cl.reclaimed, cl.exUnfetch = 0, 0, 0, 0
+		cl.evicted, cl.evUnfetch, cl.reclaimed, cl.exUnfetch, cl.rescued = 0, 0, 0, 0, 0
 		cl.mu.Unlock()
 	}
 }

@@ -19,14 +19,18 @@ type Store struct {
 	seed      maphash.Seed
 	mem       *arena // pages and index tables, off the Go heap
 
-	coarse     atomic.Int64  // the default clock, unix seconds
-	cas        atomic.Uint64 // last CAS handed out
-	oldestLive atomic.Int64  // flush_all horizon, 0 when none
-	oldestCAS  atomic.Uint64 // items below this CAS are flushed
-	memLimit   atomic.Int64
-	maxPages   atomic.Int64
-	nPages     atomic.Int64
-	running    atomic.Bool
+	coarse   atomic.Int64            // the default clock, unix seconds
+	cas      atomic.Uint64           // last CAS handed out
+	flush    atomic.Pointer[horizon] // the last flush_all, nil when none
+	flushMu  sync.Mutex              // serializes FlushAll
+	memLimit atomic.Int64
+	maxPages atomic.Int64
+	nPages   atomic.Int64 // pages allocated: in classes or in the pool
+	poolLen  atomic.Int64 // len(pool), read without poolMu
+	running  atomic.Bool
+
+	poolMu sync.Mutex
+	pool   []uint32 // guarded by poolMu: allocated pages no class holds
 
 	dir     []atomic.Pointer[pageBlock]
 	classes []class
@@ -125,9 +129,12 @@ func (s *Store) lock(key []byte) (sh *shard, own int, h uint32) {
 }
 
 // find returns the live item under key in shard sh (locked). Expired and
-// flushed items met on the way are freed; read says whether to count them
-// as GetExpired / GetFlushed.
-func (s *Store) find(sh *shard, h uint32, key []byte, now int64, read bool) (uint32, hdr, bool) {
+// flushed items met on the way are freed and counted as GetExpired /
+// GetFlushed whatever the command, as memcached's do_item_get does for
+// every lookup (a set or a delete of a flushed key counts too). Unlike the
+// CLOCK hand and the reclaimer, a lookup does not count ExpiredUnfetched:
+// memcached counts that only where it reclaims memory.
+func (s *Store) find(sh *shard, h uint32, key []byte, now int64) (uint32, hdr, bool) {
 	x := &sh.idx
 	for i := x.home(h); ; i = x.next(i) {
 		e := x.slots[i]
@@ -143,17 +150,13 @@ func (s *Store) find(sh *shard, h uint32, key []byte, now int64, read bool) (uin
 			continue
 		}
 		if s.flushed(c, now) {
-			if read {
-				sh.getFlushed++
-			}
+			sh.getFlushed++
 			s.release(sh, i, ref, c, false, false)
 			return 0, nil, false
 		}
 		if c.expired(now) {
-			if read {
-				sh.getExpired++
-			}
-			s.release(sh, i, ref, c, !c.has(bitFetched), false)
+			sh.getExpired++
+			s.release(sh, i, ref, c, false, false)
 			return 0, nil, false
 		}
 		return ref, c, true

@@ -171,9 +171,11 @@ type Stats struct {
 	EvictedUnfetched int64
 	Reclaimed        int64 // expired items whose memory was reused
 	ExpiredUnfetched int64
-	GetExpired       int64 // reads that found an expired item
-	GetFlushed       int64 // reads that found a flushed item
+	GetExpired       int64 // lookups (reads and writes) that found an expired item
+	GetFlushed       int64 // lookups (reads and writes) that found a flushed item
 	Pages            int64 // pages allocated
+	PoolPages        int64 // of Pages, those no size class holds (free for any)
+	Rescued          int64 // items moved out of a page given to another class
 	PageSize         int64
 	Classes          []ClassStats
 }

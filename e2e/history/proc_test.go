@@ -18,49 +18,24 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-)
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
+	"shoal/internal/testbin"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
-// shoalBinary builds the shoal command once for the whole test run.
-func shoalBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "shoal-history-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "shoal")
-		out, err := exec.Command("go", "build", "-o", binPath, "shoal").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+// shoalBinary is the shoal command, built once for the whole test run.
+func shoalBinary(t testing.TB) string { return testbin.Path(t) }
 
 func freeAddr(t testing.TB) string { return freeAddrOn(t, "127.0.0.1") }
 

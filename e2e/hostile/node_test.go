@@ -8,12 +8,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"shoal/internal/testbin"
 )
 
 var (
@@ -22,41 +22,15 @@ var (
 	hold      = flag.Duration("hold", 3*time.Second, "how long an attack holds its connections open")
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
-// shoalBinary builds the shoal command once for the whole run.
-func shoalBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "shoal-hostile-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "shoal")
-		out, err := exec.Command("go", "build", "-o", binPath, "shoal").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+// shoalBinary is the shoal command, built once for the whole test run.
+func shoalBinary(t testing.TB) string { return testbin.Path(t) }
 
 // server is one running cache process: shoal or memcached.
 type server struct {

@@ -1,0 +1,8 @@
+package cluster
+
+import "shoal/store"
+
+// Range lists the items this node's store holds (server.Lister): what
+// lru_crawler metadump and stats cachedump show of a cluster node, as
+// memcached's tools expect of one server.
+func (r *Router) Range(fn func(key []byte, it store.Item, val []byte) bool) { r.st.Range(fn) }

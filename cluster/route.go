@@ -1,0 +1,90 @@
+package cluster
+
+import "shoal/repl"
+
+// Route is where one request on one key goes: the key's shard and owners
+// in one view, and which owner serves it. Router.route decides it once per
+// request, from the view the router's own goroutine applied last (view.go);
+// the request carries it, as a value, through forwarding, failover to the
+// next owner, the local store operation and replication, so every step
+// sees the same view and the key is hashed once.
+type Route struct {
+	ps     *peerSet // the view and its members' clients, applied together
+	shard  int
+	owners []string // in ring order; empty without a ring or members
+	// at is the index in owners of the owner that serves: the first one
+	// that is this node or is not skipped as down or dead. len(owners)
+	// when none is left.
+	at int
+	// local: this node serves the request (it is owners[at], or there is
+	// no owner to route to).
+	local bool
+}
+
+// route decides where a request on key goes in the current view.
+func (r *Router) route(key []byte) Route { return r.routeIn(r.peers.Load(), key) }
+
+// routeIn decides where a request on key goes in ps's view: a request on
+// many keys loads the view once and routes each key in it.
+func (r *Router) routeIn(ps *peerSet, key []byte) Route {
+	rt := Route{ps: ps}
+	if v := ps.view; v != nil && v.Ring != nil {
+		rt.shard = v.Ring.Shard(key)
+		rt.owners = v.Ring.Owners(rt.shard)
+	}
+	r.moveTo(&rt, 0)
+	return rt
+}
+
+// moveTo makes the serving owner of rt the first from index i on that is
+// this node or may take a request (usable). This node is never skipped: a
+// request that reaches it is served here.
+func (r *Router) moveTo(rt *Route, i int) {
+	for ; i < len(rt.owners); i++ {
+		name := rt.owners[i]
+		if name == r.self || r.usable(name, rt.ps.get(name)) {
+			break
+		}
+	}
+	rt.at = i
+	rt.local = len(rt.owners) == 0 || (i < len(rt.owners) && rt.owners[i] == r.self)
+}
+
+// next moves rt past its serving owner, which did not answer, to the next
+// owner that serves.
+func (r *Router) next(rt *Route) { r.moveTo(rt, rt.at+1) }
+
+// View is the view rt was decided on; nil before the first.
+func (rt *Route) View() *View { return rt.ps.view }
+
+// Local reports whether this node serves the request: it is the serving
+// owner, or there is no ring (or no member) to route by.
+func (rt *Route) Local() bool { return rt.local }
+
+// member is the serving owner's client; nil when the request is served
+// here or no owner is left.
+func (rt *Route) member() *member {
+	if rt.local || rt.at >= len(rt.owners) {
+		return nil
+	}
+	return rt.ps.get(rt.owners[rt.at])
+}
+
+// primary reports whether this node serves the key as the owner whose
+// writes go to the others: it is an owner, and every owner before it is
+// skipped. Only then are its local writes replicated.
+func (rt *Route) primary() bool { return rt.local && len(rt.owners) > 0 }
+
+// targets appends to dst the key's other owners that have a client in
+// rt's view: the replicas a write this node serves (primary) is pushed to.
+func (rt *Route) targets(dst []repl.Target) []repl.Target {
+	for i, name := range rt.owners {
+		if i == rt.at {
+			continue // this node
+		}
+		if m := rt.ps.get(name); m != nil {
+			dst = append(dst, repl.Target{Name: m.name, Addr: m.addr})
+		}
+	}
+	return dst
+}

@@ -1,0 +1,116 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"shoal/peer"
+)
+
+// Applying views: the membership publishes a new View (Node.Run's watch
+// loop); the router's own goroutine (Run) applies it, never a request. To
+// apply a view is to start warm-up of the shards this node takes over in
+// it (warm.go), make clients for its new members, then publish the view
+// and its clients together (one atomic pointer, peerSet), and close the
+// clients of members that left. A request loads that pointer once, when it
+// decides its Route, and uses what it loaded to the end; a request from
+// the peer port is therefore never served by a view whose warm-up has not
+// started.
+
+// Run keeps the router current until ctx ends: it applies each new view
+// as the membership signals it (and at every tick, should a signal be
+// missed), ticks for pause detection and pulls warming shards. It returns
+// when every goroutine it started has stopped.
+func (r *Router) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.runWarm(ctx) })
+	r.mu.Lock()
+	r.running = true
+	r.transition(nil, r.peers.Load().view) // what this node owns already
+	r.mu.Unlock()
+	r.apply()
+	t := time.NewTicker(tickEvery)
+	defer func() { t.Stop(); wg.Wait() }()
+	r.tick.Store(r.mono())
+	changed := r.cfg.Members.Changed()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+			r.apply()
+			continue
+		case <-t.C:
+		}
+		if r.awake() {
+			r.tick.Store(r.mono())
+		}
+		r.apply()
+	}
+}
+
+// View is the view requests route by now: the last one Run applied; nil
+// before the first.
+func (r *Router) View() *View { return r.peers.Load().view }
+
+// apply makes the membership's current view the one requests route by,
+// when it is newer (see above). Run calls it; so do tests of routing
+// alone, which run no Run.
+func (r *Router) apply() {
+	v := r.cfg.Members.View()
+	if v == nil {
+		return
+	}
+	r.mu.Lock()
+	old := r.peers.Load()
+	// A view is compared by identity, not epoch: within one epoch a
+	// member gossip sees for the first time joins the ring (Node.placed).
+	if r.closed || old.view == v {
+		r.mu.Unlock()
+		return
+	}
+	r.transition(old.view, v)
+	ps := &peerSet{view: v, byName: make(map[string]*member, len(v.Members))}
+	for _, m := range v.Members {
+		if m.Name == r.self || m.PeerAddr == "" {
+			continue
+		}
+		if o := old.get(m.Name); o != nil && o.addr == m.PeerAddr {
+			ps.byName[m.Name] = o
+			continue
+		}
+		pc := r.cfg.Peer
+		pc.Addr = m.PeerAddr
+		c, err := peer.New(pc)
+		if err != nil {
+			r.log.Error("cannot create peer client", "peer", m.Name, "addr", m.PeerAddr, "err", err)
+			continue
+		}
+		ps.byName[m.Name] = &member{name: m.Name, addr: m.PeerAddr, client: c}
+	}
+	r.peers.Store(ps)
+	r.mu.Unlock()
+	for name, o := range old.byName {
+		if ps.byName[name] != o {
+			o.client.Close() // its in-flight requests fail over
+		}
+	}
+}
+
+// Close closes every peer client. Requests after it are served locally or
+// fail over as if every peer were down. Close is idempotent.
+func (r *Router) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	old := r.peers.Swap(&peerSet{view: r.peers.Load().view})
+	r.mu.Unlock()
+	for _, m := range old.byName {
+		m.client.Close()
+	}
+	r.bgMu.Lock()
+	r.bgClosed = true
+	r.bgMu.Unlock()
+	r.bg.Wait()
+	return nil
+}

@@ -1,0 +1,203 @@
+package main
+
+// etcd over TLS with client certificates and with authentication: Debian's
+// etcd started with --client-cert-auth --trusted-ca-file and auth enabled.
+// A node configured right joins; one configured wrong stops at start with
+// the cause, instead of retrying forever.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// startEtcdTLS runs the etcd binary serving clients on https, asking each
+// for a certificate signed by ca; it skips the test when etcd is not
+// installed. It returns the client endpoint.
+func startEtcdTLS(t *testing.T, ca *testCA) string {
+	t.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		t.Skip("etcd binary not installed (apt package etcd-server): ", err)
+	}
+	cert, key := ca.issue(t, "etcd")
+	client, peerAddr := freeAddr(t), freeAddr(t)
+	cu, pu := "https://"+client, "http://"+peerAddr
+	cmd := exec.Command(bin,
+		"--name", "shoal-tls",
+		"--data-dir", t.TempDir(),
+		"--listen-client-urls", cu, "--advertise-client-urls", cu,
+		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
+		"--initial-cluster", "shoal-tls="+pu,
+		"--cert-file", cert, "--key-file", key,
+		"--client-cert-auth", "--trusted-ca-file", ca.path("ca.pem"),
+		"--log-level", "error", "--logger", "zap")
+	e := &etcdProc{cmd: cmd, client: client, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stderr, cmd.Stdout = e.stderr, e.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(e.done) }()
+	t.Cleanup(func() {
+		e.signal(syscall.SIGKILL)
+		<-e.done
+		if t.Failed() {
+			t.Logf("etcd output:\n%s", e.stderr.String())
+		}
+	})
+	tc := adminTLS(t, ca)
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	waitFor(t, 20*time.Second, "etcd healthy on https", func() (bool, string) {
+		select {
+		case <-e.done:
+			t.Fatalf("etcd exited at start: %s", e.stderr.String())
+		default:
+		}
+		resp, err := hc.Get(cu + "/health")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
+	return cu
+}
+
+// adminTLS is a TLS client config trusting ca, with a certificate of it.
+func adminTLS(t *testing.T, ca *testCA) *tls.Config {
+	t.Helper()
+	cert, key := ca.issue(t, "admin")
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}
+}
+
+// enableAuth creates root and a user "shoal" (password pw) who may read
+// and write /shoal/, and turns etcd's authentication on.
+func enableAuth(t *testing.T, endpoint string, tc *tls.Config, pw string) {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: tc, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	steps := []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", "root-password"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.RoleAdd(ctx, "shoal"); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, "shoal", "/shoal/", clientv3.GetPrefixRangeEnd("/shoal/"), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := cli.UserAdd(ctx, "shoal", pw); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "shoal", "shoal"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("auth setup step %d: %v", i, err)
+		}
+	}
+}
+
+func TestEtcdTLSAndAuth(t *testing.T) {
+	ca, otherCA := newTestCA(t, "etcd-ca"), newTestCA(t, "other-ca")
+	endpoint := startEtcdTLS(t, ca)
+	const password = "s3cret-etcd-password"
+	enableAuth(t, endpoint, adminTLS(t, ca), password)
+
+	dir := t.TempDir()
+	pwFile, wrongPwFile := filepath.Join(dir, "pw"), filepath.Join(dir, "wrong")
+	os.WriteFile(pwFile, []byte(password+"\n"), 0o600)
+	os.WriteFile(wrongPwFile, []byte("not-the-password\n"), 0o600)
+	nodeCert, nodeKey := ca.issue(t, "node")
+	outsiderCert, outsiderKey := otherCA.issue(t, "outsider")
+	good := []string{"--etcd", endpoint, "--etcd-cacert", ca.path("ca.pem"), "--etcd-cert", nodeCert, "--etcd-key", nodeKey, "--etcd-user", "shoal"}
+
+	t.Run("joins with certificates and password file", func(t *testing.T) {
+		addr := startNode(t, append(good, "--etcd-password-file", pwFile, "--node", "tls1")...)
+		waitFor(t, 20*time.Second, "in the ring", func() (bool, string) {
+			st := clusterStats(addr)
+			return st["cluster_members"] == "1" && st["member:tls1:health"] == "alive", st["cluster_members"]
+		})
+	})
+	t.Run("password from the environment", func(t *testing.T) {
+		t.Setenv(etcdPasswordEnv, password)
+		addr := startNode(t, append(good, "--node", "tls2")...)
+		waitFor(t, 20*time.Second, "in the ring", func() (bool, string) {
+			st := clusterStats(addr)
+			return st["member:tls2:health"] == "alive", st["cluster_members"]
+		})
+	})
+
+	// Each misconfiguration stops the node at start, naming the cause;
+	// ctx would end the test long before a node that kept retrying.
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"wrong password": {
+			append(good, "--etcd-password-file", wrongPwFile),
+			"etcd refused the credentials",
+		},
+		"no user": {
+			[]string{"--etcd", endpoint, "--etcd-cacert", ca.path("ca.pem"), "--etcd-cert", nodeCert, "--etcd-key", nodeKey},
+			"etcd refused the credentials",
+		},
+		"etcd's certificate from an unknown CA": {
+			[]string{"--etcd", endpoint, "--etcd-cacert", otherCA.path("ca.pem"), "--etcd-cert", nodeCert, "--etcd-key", nodeKey, "--etcd-user", "shoal", "--etcd-password-file", pwFile},
+			"certificate signed by unknown authority",
+		},
+		"no client certificate": {
+			[]string{"--etcd", endpoint, "--etcd-cacert", ca.path("ca.pem"), "--etcd-user", "shoal", "--etcd-password-file", pwFile},
+			"TLS with etcd failed",
+		},
+		"client certificate of another CA": {
+			[]string{"--etcd", endpoint, "--etcd-cacert", ca.path("ca.pem"), "--etcd-cert", outsiderCert, "--etcd-key", outsiderKey, "--etcd-user", "shoal", "--etcd-password-file", pwFile},
+			"TLS with etcd failed",
+		},
+		"plain http to a TLS etcd": {
+			[]string{"--etcd", strings.Replace(endpoint, "https://", "http://", 1), "--etcd-user", "shoal", "--etcd-password-file", pwFile},
+			"use an https:// endpoint",
+		},
+		"nothing listening": {
+			[]string{"--etcd", "https://" + freeAddr(t), "--etcd-cacert", ca.path("ca.pem")},
+			"connection refused",
+		},
+		"user without password": {
+			append(good[:len(good):len(good)], "--node", "nopw"),
+			"no password",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := run(ctx, append([]string{"-p", "0"}, tc.args...), io.Discard, io.Discard, nil)
+			if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run: %v (after %v), want an error with %q", err, time.Since(start).Round(time.Millisecond), tc.want)
+			}
+			t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		})
+	}
+}

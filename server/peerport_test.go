@@ -1,0 +1,100 @@
+package server
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"shoal/store"
+)
+
+func TestNoAdminRefusesAdministration(t *testing.T) {
+	addr := startShoalConfig(t, Config{NoAdmin: true, PeerExtensions: true, EnableShutdown: true})
+	c := dial(t, addr)
+	r := served(t, c, "peer port")
+	for _, cmd := range []string{"verbosity 1", "verbosity 1 noreply", "cache_memlimit 8", "cache_memlimit 8 noreply", "shutdown"} {
+		io.WriteString(c, cmd+"\r\n")
+		if line, err := r.ReadString('\n'); err != nil || line != "CLIENT_ERROR not allowed on this port\r\n" {
+			t.Fatalf("%s: %q, %v", cmd, line, err)
+		}
+	}
+	// Members propagate flush_all; it stays.
+	io.WriteString(c, "flush_all\r\nstats settings\r\n")
+	if line, _ := r.ReadString('\n'); line != "OK\r\n" {
+		t.Fatalf("flush_all: %q", line)
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil || line == "END\r\n" {
+			t.Fatalf("no maxbytes in stats settings (%v)", err)
+		}
+		if strings.HasPrefix(line, "STAT maxbytes ") {
+			if line == "STAT maxbytes 8388608\r\n" {
+				t.Fatal("cache_memlimit applied on a NoAdmin port")
+			}
+			break
+		}
+	}
+}
+
+// A TLS connection is no socket the event loops can take: it gets a
+// goroutine, whatever Config.EventLoop says.
+func TestTLSConnServedUnderEventLoop(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "server"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{EventLoop: true, Loops: 1}, Local{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(tls.NewListener(inner, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	}()
+	defer func() {
+		srv.Shutdown(t.Context())
+		if err := <-served; !errors.Is(err, ErrClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	c, err := tls.Dial("tcp", inner.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "set k 0 0 1\r\nv\r\nget k\r\n")
+	want := "STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
