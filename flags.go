@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"shoal/protocol"
 )
 
 // errHelp and errVersion stop startup after -h or -V printed their text.
@@ -28,6 +30,8 @@ type options struct {
 	udpPort        int
 	allowShutdown  bool
 	disableFlush   bool
+	binding        protocol.Binding // -B
+	sasl           bool             // -S: users from $MEMCACHED_SASL_PWDB
 	verbose        int
 	idleTimeout    time.Duration
 	unixSocket     string      // -s: serve this UNIX socket instead of TCP
@@ -114,6 +118,20 @@ var flagSpecs = []flagSpec{
 	{'M', "disable-evictions", "", "return error on memory exhausted instead of evicting", func(o *options, _ string) error { o.noEvict = true; return nil }},
 	{'A', "enable-shutdown", "", "enable the ascii \"shutdown\" command", func(o *options, _ string) error { o.allowShutdown = true; return nil }},
 	{'F', "disable-flush-all", "", "disable flush_all command", func(o *options, _ string) error { o.disableFlush = true; return nil }},
+	{'B', "protocol", "<name>", "protocol: one of ascii, binary, or auto (default: auto-negotiate)", func(o *options, v string) error {
+		switch v {
+		case "auto":
+			o.binding = protocol.BindAuto
+		case "ascii":
+			o.binding = protocol.BindASCII
+		case "binary":
+			o.binding = protocol.BindBinary
+		default:
+			return fmt.Errorf("invalid value for binding protocol: %s -- should be one of auto, binary, or ascii", v)
+		}
+		return nil
+	}},
+	{'S', "enable-sasl", "", "turn on SASL authentication (binary protocol, PLAIN; users and passwords from the file $MEMCACHED_SASL_PWDB, user:password per line)", func(o *options, _ string) error { o.sasl = true; return nil }},
 	{'v', "verbose", "", "verbose (print errors/warnings while in event loop); -vv is more verbose", func(o *options, _ string) error { o.verbose++; return nil }},
 	{'s', "unix-socket", "<file>", "UNIX socket to listen on (disables network support)", func(o *options, v string) error { o.unixSocket = v; return nil }},
 	{'a', "unix-mask", "<mask>", "access mask for UNIX socket, in octal (default: 700)", func(o *options, v string) error {

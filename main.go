@@ -23,6 +23,7 @@ import (
 	"shoal/cluster"
 	"shoal/monitor"
 	"shoal/peer"
+	"shoal/protocol"
 	"shoal/repl"
 	"shoal/server"
 	"shoal/store"
@@ -64,6 +65,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	log := newLogger(stderr, o)
+	var sasl server.Authenticator
+	if o.sasl {
+		// memcached's password-file mode: user:password lines, as -Y's.
+		switch path := os.Getenv("MEMCACHED_SASL_PWDB"); {
+		case o.binding == protocol.BindASCII:
+			return errors.New("you cannot allow the ASCII protocol while using SASL")
+		case o.authFile != "":
+			return errors.New("-S and -Y cannot be used together")
+		case path == "":
+			return errors.New("-S needs a password file: set MEMCACHED_SASL_PWDB to a file of user:password lines")
+		default:
+			users, err := readAuthFile(path)
+			if err != nil {
+				return err
+			}
+			sasl = users
+		}
+	}
+	if o.authFile != "" && o.binding == protocol.BindBinary {
+		return errors.New("you cannot allow the BINARY protocol while using ascii authentication tokens")
+	}
 	// Event loops serve the client port with fewer scheduler hand-offs
 	// than a goroutine per connection: a standalone node's cache, the local
 	// store, never waits on the network, and a cluster node's router is a
@@ -139,6 +161,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		PrefixDelimiter: o.prefixDelim,
 		EnableShutdown:  o.allowShutdown,
 		DisableFlush:    o.disableFlush,
+		Binding:         o.binding,
+		SASL:            sasl,
 		Threads:         threads,
 		Settings:        settings(o),
 		Logger:          log,

@@ -79,7 +79,7 @@ func TestParseFlags(t *testing.T) {
 		"item size over 1g":   {[]string{"-I", "2048m", "-m", "8192"}, nil, "invalid size"},
 		"item over half mem":  {[]string{"-I", "40m"}, nil, "1/2 of memory"},
 		"bad number":          {[]string{"-p", "eleven"}, nil, "invalid value"},
-		"unknown short":       {[]string{"-Z"}, nil, "invalid option"},
+		"unknown short":       {[]string{"-j"}, nil, "invalid option"},
 		"unknown long":        {[]string{"--nope"}, nil, "unrecognized option"},
 		"missing value":       {[]string{"-p"}, nil, "requires an argument"},
 		"stray argument":      {[]string{"11211"}, nil, "unexpected argument"},

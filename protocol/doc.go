@@ -1,5 +1,5 @@
-// Package protocol converts the memcached text protocol between bytes and
-// typed values, and does nothing else: it knows no network, store, logger or
+// Package protocol converts the memcached text and binary protocols between
+// bytes and typed values, and does nothing else: it knows no network, store, logger or
 // metrics, and imports no other shoal package.
 //
 // Requests flow in one direction:
@@ -26,6 +26,13 @@
 // space-only tokenizer with at most 24 tokens, its strtol/strtoul quirks
 // (leading whitespace, "-0", 32-bit truncation of flags, exptime and sizes),
 // noreply detection on the last token, and its exact error lines.
+//
+// The binary protocol (binary.go, binary_reader.go) is memcached 1.6's
+// protocol_binary.h: ParseBinary is its pure entry point, and the Reader
+// serves a connection whose first byte is 0x80 (SetBinding: memcached -B)
+// as a stream of *Binary requests, with the length checks, the "Invalid
+// arguments" and "Unknown command" cases and even the framing of unknown
+// opcodes of memcached 1.6.18 (proto_bin.c); AppendBinary* encode replies.
 //
 // The one exception is opt-in: Reader.AcceptPeerExtensions, for the port
 // only cluster nodes talk to, adds the meta E, Y and Z flags and the sd

@@ -54,6 +54,10 @@ type Reader struct {
 	budget  Budget
 	// held is what buf holds beyond BufferSize, accounted in budget.
 	held int
+	// mode: text or binary, or undecided until the first byte (see
+	// SetBinding); bin is the binary request Next returns last.
+	mode uint8
+	bin  Binary
 }
 
 // NewReader returns a Reader that refuses data blocks larger than
@@ -126,6 +130,14 @@ func (r *Reader) Next() (Command, error) {
 	r.shrink()
 	for {
 		r.discard()
+		if r.mode != modeText && r.swallow == 0 && r.start < r.end {
+			if r.mode == modeUndecided {
+				r.decide()
+			}
+			if r.mode == modeBinary {
+				return r.nextBinary()
+			}
+		}
 		if r.swallow == 0 && r.start < r.end && !r.waiting() {
 			p := r.parser()
 			cmd, n, swallow, err := p.parse(r.buf[r.start:r.end])

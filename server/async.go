@@ -227,6 +227,8 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		key = cmd.Key
 	case *protocol.MetaDebug:
 		key = cmd.Key
+	case *protocol.Binary:
+		return c.binInline(cmd)
 	case *protocol.FlushAll:
 		return false // reaches every member
 	case *protocol.ShardDump:
@@ -280,6 +282,8 @@ func (c *conn) finish(it store.Item, val []byte, res store.Result, err error) {
 		c.deleted(cmd, res, err)
 	case *protocol.MetaDelete:
 		c.metaDeleted(cmd, res, err)
+	case *protocol.Binary:
+		c.binFinish(cmd, it, val, res, err)
 	}
 	c.observeAway(cmd)
 }

@@ -60,6 +60,8 @@ func (c *conn) exec(cmd protocol.Command) {
 		c.stats(cmd)
 	case *protocol.Admin:
 		c.admin(cmd)
+	case *protocol.Binary:
+		c.binary(cmd)
 	default:
 		c.execMeta(cmd)
 	}

@@ -39,6 +39,8 @@ type conn struct {
 	val  []byte // scratch for one value read from the cache
 	err  error  // first write error; the connection closes after it
 	quit bool
+	// saslAuthed: SASL authentication succeeded (Config.Authenticate).
+	saslAuthed bool
 	// last is the unix second of the last command, from the cache's
 	// coarse clock: as memcached counts idle_timeout, a connection that
 	// sends bytes but no whole command is idle.
@@ -96,6 +98,7 @@ func (c *conn) setIO(src io.Reader, w io.Writer) {
 	c.w = w
 	c.r = protocol.NewReader(src, c.srv.cfg.MaxItemSize)
 	c.r.UseMemory(&c.srv.mem.bufs, &c.srv.mem)
+	c.r.SetBinding(c.srv.cfg.Binding)
 	if c.srv.cfg.PeerExtensions {
 		c.r.AcceptPeerExtensions()
 		// Asserted once per connection, not per command.

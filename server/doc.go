@@ -29,6 +29,14 @@
 // About one command in SampleEvery per connection is timed (conn.run) into
 // per-family latency histograms that Stats reports with the counters.
 //
+// A connection that opens with the binary protocol's magic byte (or any
+// with Config.Binding BindBinary) speaks it: binary.go runs its requests
+// through the same Cache calls and counters as the text commands, the
+// quiet opcodes answering only their errors, and STAT converting the text
+// stats lines into one packet each. With Config.Authenticate
+// (binary_sasl.go) a binary connection runs nothing but SASL and VERSION
+// until it logs in with PLAIN.
+//
 // A peer listener (Config.PeerExtensions) also takes replicated writes
 // (meta Y/Z, to a Replica cache) and shard dumps (sd, from a Dumper cache,
 // streamed in flushAt-sized writes); a client listener answers those as

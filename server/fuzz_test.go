@@ -31,6 +31,15 @@ func FuzzConn(f *testing.F) {
 	}
 	f.Add([]byte("set a 0 0 5\r\nhello\r\nget a a a\r\nmg a v k c t s f\r\n"))
 	f.Add([]byte("ms a 1 Y3 Z4 E5\r\nx\r\nmd a Y3 q\r\nsd Ag==\r\nsd !\r\nmn\r\n"))
+	for _, c := range binaryCases() { // the binary protocol's
+		var in []byte
+		for _, p := range c.send {
+			in = append(in, p...)
+		}
+		if len(in) < 64<<10 {
+			f.Add(in)
+		}
+	}
 	addr := startShoal(f, "-m", "8", "-I", "64k")
 	// The same bytes go to a peer port too (peer extensions, a Dumper and
 	// Replica cache).

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"shoal/protocol"
 )
 
 // Version is the memcached version shoal reports on the wire (version, stats),
@@ -95,6 +97,17 @@ type Config struct {
 	// the clients' sockets rather than in the node. Zero means 64 MiB; it
 	// is never below twice MaxItemSize, so the largest item always fits.
 	ConnMemLimit int64
+	// Binding is memcached -B: which protocols clients may speak. The
+	// zero value negotiates per connection by its first byte (0x80 is the
+	// binary protocol's request magic), as memcached's default does.
+	Binding protocol.Binding
+	// SASL, when set, turns SASL authentication on (memcached -S): a
+	// connection runs nothing but SASL_LIST_MECHS, SASL_AUTH, SASL_STEP
+	// and VERSION until a SASL_AUTH with mechanism PLAIN carries a user
+	// and password that SASL.Check accepts. SASL is binary protocol only,
+	// so Binding must be BindBinary or BindAuto (which then means
+	// BindBinary), and Auth (-Y, ASCII only) must be nil.
+	SASL Authenticator
 	// NoAdmin refuses verbosity, cache_memlimit and shutdown (with
 	// "CLIENT_ERROR not allowed on this port", noreply or not): the peer
 	// listener, where members never send them. flush_all stays (members
@@ -139,12 +152,24 @@ func (c Config) Validate() error {
 	if c.IdleTimeout < 0 {
 		return fmt.Errorf("%w: idle timeout must not be negative", ErrConfig)
 	}
+	if c.SASL != nil && (c.Binding == protocol.BindASCII || c.Auth != nil) {
+		return fmt.Errorf("%w: SASL needs the binary protocol", ErrConfig)
+	}
+	if c.Auth != nil && c.Binding == protocol.BindBinary {
+		return fmt.Errorf("%w: ASCII authentication needs the ASCII protocol", ErrConfig)
+	}
 	return nil
 }
 
 func (c Config) withDefaults() Config {
 	if c.MaxConns == 0 {
 		c.MaxConns = 1024
+	}
+	switch {
+	case c.SASL != nil:
+		c.Binding = protocol.BindBinary
+	case c.Auth != nil:
+		c.Binding = protocol.BindASCII // as memcached -Y
 	}
 	if c.MaxItemSize == 0 {
 		c.MaxItemSize = 1 << 20

@@ -242,6 +242,8 @@ func (s *Server) settingsStats(w *statWriter) {
 		"flush_enabled":       yesNo(!s.cfg.DisableFlush),
 		"idle_timeout":        strconv.FormatInt(int64(s.cfg.IdleTimeout/time.Second), 10),
 		"read_buf_mem_limit":  strconv.FormatInt(s.mem.limit>>20, 10),
+		"binding_protocol":    s.cfg.Binding.String(),
+		"auth_enabled_sasl":   yesNo(s.cfg.SASL != nil),
 	} {
 		vals[name] = v
 	}
