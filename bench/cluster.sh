@@ -120,6 +120,7 @@ start_twem() {
 	PIDS+=($!)
 	ENTRY=127.0.0.1:$p
 	ALL=$ENTRY
+	BACKENDS=127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}
 	"$LG" wait -addr "$ENTRY" >/dev/null
 }
 
@@ -150,6 +151,7 @@ start_shoal() {
 	[ $ok = 1 ] || { log "shoal nodes did not form a ring of 3"; return 1; }
 	ENTRY=${addrs[0]}
 	ALL=$(joined "${addrs[@]}")
+	BACKENDS=$ALL
 }
 
 record() { echo "$3" >>"$RES/$1.$2"; } # record FIGURE VARIANT VALUE
@@ -171,7 +173,7 @@ one() {
 	esac
 	local pids
 	pids=$(joined "${PIDS[@]}")
-	if ! "$LG" fill -addr "$addr" -keys "$PRELOAD_KEYS" -value 100 >"$out.fill" 2>&1; then
+	if ! "$LG" fill -addr "$addr" -stats "$BACKENDS" -keys "$PRELOAD_KEYS" -value 100 >"$out.fill" 2>&1; then
 		log "fill on $v failed: $(cat "$out.fill")"; ok=1
 	elif ! "$LG" throughput -addr "$addr" "${ring[@]}" -conns "$CONNS" -depth 1 -get 0.9 -value 100 \
 		-keys "$PRELOAD_KEYS" -warmup "$WARMUP" -duration "$DURATION" -pid "$pids" -clk-tck "$CLK_TCK" >"$out" 2>&1; then

@@ -24,4 +24,8 @@
 //	_ = sel.Refresh(ctx)  // first ring, or PickServer uses the seeds
 //	go sel.Run(ctx)       // keep it current until ctx ends
 //	mc := sel.Client()    // a *memcache.Client; its API is unchanged
+//
+// gomemcache keeps MaxIdleConns (2 by default) idle connections per node;
+// a program with many goroutines raises it to about their number, or
+// connections are opened and closed per request.
 package client

@@ -21,6 +21,7 @@ type fillConfig struct {
 	valueSize int
 	conns     int
 	depth     int
+	stats     string // where to read the stats from; "" means addr
 }
 
 // fill sets keys k:0 .. k:N-1 once each, pipelined, then prints what the
@@ -68,7 +69,11 @@ func fill(ctx context.Context, addr string, c fillConfig, out io.Writer) error {
 	elapsed := time.Since(start)
 	// Several addresses: each figure is the sum over the servers.
 	st := map[string]string{}
-	for _, a := range strings.Split(addr, ",") {
+	from := addr
+	if c.stats != "" {
+		from = c.stats
+	}
+	for _, a := range strings.Split(from, ",") {
 		one, err := serverStats(a)
 		if err != nil {
 			return err

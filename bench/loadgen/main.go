@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fs.IntVar(&c.valueSize, "value", 100, "value size in bytes")
 		fs.IntVar(&c.conns, "conns", 4, "connections")
 		fs.IntVar(&c.depth, "depth", 64, "pipeline depth")
+		fs.StringVar(&c.stats, "stats", "", "addresses to read stats from, comma separated (default -addr; a proxy such as nutcracker has no stats command)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
