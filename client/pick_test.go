@@ -54,6 +54,42 @@ func TestPickServer(t *testing.T) {
 	}
 }
 
+// TestApplyKeepsNewest: a node still on an older view (an earlier epoch,
+// or the same epoch before gossip saw a member) does not take the client
+// back.
+func TestApplyKeepsNewest(t *testing.T) {
+	sel, err := client.New(client.Config{Seeds: []string{"127.0.0.1:7001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sel.Apply(testInfo(), "127.0.0.1:7001"); err != nil {
+		t.Fatal(err)
+	}
+	older := testInfo()
+	older.Epoch = 8
+	fewer := testInfo()
+	fewer.Members = fewer.Members[:2]
+	newer := testInfo()
+	newer.Epoch, newer.Members = 10, newer.Members[:2]
+	for _, step := range []struct {
+		name    string
+		info    client.Info
+		epoch   int64
+		members int
+	}{
+		{"earlier epoch", older, 9, 3},
+		{"same epoch, fewer members", fewer, 9, 3},
+		{"later epoch", newer, 10, 2},
+	} {
+		if err := sel.Apply(step.info, "127.0.0.1:7001"); err != nil {
+			t.Fatal(err)
+		}
+		if got := sel.Info(); got.Epoch != step.epoch || len(got.Members) != step.members {
+			t.Fatalf("after %s: epoch %d with %d members, want %d with %d", step.name, got.Epoch, len(got.Members), step.epoch, step.members)
+		}
+	}
+}
+
 func BenchmarkPickServer(b *testing.B) {
 	sel, err := client.New(client.Config{Seeds: []string{"127.0.0.1:7001"}})
 	if err != nil {

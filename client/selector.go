@@ -416,12 +416,20 @@ func Parse(r *bufio.Reader) (Info, error) {
 	return info, nil
 }
 
-// apply swaps in info unless the ring in use is the same membership.
-// from is the node that served it: a member advertising an unspecified
-// host (0.0.0.0) is reached at from's host.
+// apply swaps in info unless it is the membership in use or older: an
+// earlier epoch, or the same epoch with fewer members (within an epoch a
+// node only adds members, as gossip first sees them). Nodes disagree
+// while a change spreads; Refresh asks them in turn, and this keeps the
+// client from flapping back. from is the node that served it: a member
+// advertising an unspecified host (0.0.0.0) is reached at from's host.
 func (s *Selector) apply(info Info, from string) error {
-	if t := s.cur.Load(); t != nil && t.info.Epoch == info.Epoch && slices.Equal(t.info.Members, info.Members) {
-		return nil
+	if t := s.cur.Load(); t != nil {
+		switch {
+		case info.Epoch < t.info.Epoch,
+			info.Epoch == t.info.Epoch && len(info.Members) < len(t.info.Members),
+			info.Epoch == t.info.Epoch && slices.Equal(t.info.Members, info.Members):
+			return nil
+		}
 	}
 	names := make([]string, len(info.Members))
 	byName := make(map[string]net.Addr, len(info.Members))
