@@ -75,7 +75,7 @@ type node struct {
 	done       chan struct{}
 }
 
-// startCluster starts etcd and the nodes named, each with --lease-ttl 25
+// startCluster starts etcd and the nodes named, each with --lease-ttl 120
 // (a killed node stays in the ring while the test looks at fallback),
 // and waits until every node serves the same ring of all of them.
 func startCluster(names ...string) (*testCluster, error) {
@@ -120,7 +120,7 @@ func (c *testCluster) start(name string) error {
 	_, port, _ := net.SplitHostPort(addr)
 	n := &node{name: name, addr: addr, done: make(chan struct{})}
 	n.cmd = exec.Command(bin, "-l", "127.0.0.1", "-p", port, "-m", "16", "-t", "1", "--node", name,
-		"--lease-ttl", "25", "--etcd", strings.Join(c.etcd.Endpoints(), ","))
+		"--lease-ttl", "120", "--etcd", strings.Join(c.etcd.Endpoints(), ","))
 	n.cmd.Stderr = &n.stderr
 	if err := n.cmd.Start(); err != nil {
 		return err
