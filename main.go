@@ -489,6 +489,9 @@ type clusterInfo struct {
 	peers routerPeers
 }
 
+// RingStats answers "stats ring" (server.RingInfo) for ring-aware clients.
+func (c clusterInfo) RingStats() [][2]string { return c.node.RingStats() }
+
 func (c clusterInfo) ClusterStats() [][2]string {
 	out := append(c.node.ClusterStats(), c.peers.r.ClusterStats()...)
 	for _, p := range c.peers.PeerStats() {

@@ -19,6 +19,8 @@
 // least once (and this node): a record in etcd for a node that never
 // gossiped is View.Unseen, not an owner (see Node.placed). A member once
 // seen stays in the ring when gossip calls it dead; only etcd removes it.
+// Node.RingStats serves exactly those members, with their client addresses
+// and the ring settings, to ring-aware clients ("stats ring", client/).
 //
 // Every membership change in etcd produces a new View (an immutable value
 // swapped atomically), so readers never lock and every node holding the same

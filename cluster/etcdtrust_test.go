@@ -95,6 +95,19 @@ func TestEtcdNotTrusted(t *testing.T) {
 		if st := stats(n.node.ClusterStats()); st["cluster_members_unseen"] != "300" || st["cluster_member_records_ignored"] != "5" {
 			t.Errorf("%s: stats cluster %v", n.node.Name(), st)
 		}
+		// What ring-aware clients build their ring from: the placed
+		// members only, never the ghosts.
+		st := stats(n.node.RingStats())
+		var listed []string
+		for k := range st {
+			if m, ok := strings.CutPrefix(k, "ring_member:"); ok {
+				listed = append(listed, m)
+			}
+		}
+		slices.Sort(listed)
+		if !slices.Equal(listed, []string{"a", "b"}) || st["ring_members"] != "2" || st["ring_unseen"] != "300" {
+			t.Errorf("%s: stats ring lists %v: %v", n.node.Name(), listed, st)
+		}
 	}
 	setGetThroughAll(t, "ghosts", []*routedNode{a, b}, 100)
 

@@ -82,6 +82,11 @@ func (c *conn) stats(cmd *protocol.Stats) {
 		c.srv.connStats(&w, c.cache.Now())
 	case "cluster":
 		c.srv.clusterStats(&w)
+	case "ring":
+		if !c.srv.ringStats(&w) {
+			c.line("ERROR")
+			return
+		}
 	case "sizes":
 		w.str("sizes_status", "disabled")
 	case "reset":

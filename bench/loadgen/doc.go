@@ -20,4 +20,10 @@
 //	loadgen hitratio   -keys K -value B -s 0.99     cache-aside get/set on zipf keys
 //	loadgen throughput -conns C -depth D -get 0.9   closed-loop ops/s
 //	loadgen latency    -rate R -conns C             open-loop p50/p99/p99.9
+//
+// -addr may list several servers (a cluster): connections are spread over
+// them round robin; -pid may list several processes, whose CPU is summed.
+// throughput -ring is the exception to "knows nothing of shoal": it drives
+// a shoal cluster through the ring-aware client (shoal/client, on
+// gomemcache), each request sent to its key's owner, for bench/cluster.sh.
 package main

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,7 @@ type fillConfig struct {
 	valueSize int
 	conns     int
 	depth     int
+	stats     string // where to read the stats from; "" means addr
 }
 
 // fill sets keys k:0 .. k:N-1 once each, pipelined, then prints what the
@@ -64,9 +67,26 @@ func fill(ctx context.Context, addr string, c fillConfig, out io.Writer) error {
 		return err
 	}
 	elapsed := time.Since(start)
-	st, err := serverStats(addr)
-	if err != nil {
-		return err
+	// Several addresses: each figure is the sum over the servers.
+	st := map[string]string{}
+	from := addr
+	if c.stats != "" {
+		from = c.stats
+	}
+	for _, a := range strings.Split(from, ",") {
+		one, err := serverStats(a)
+		if err != nil {
+			return err
+		}
+		for k, v := range one {
+			n, err1 := strconv.ParseUint(v, 10, 64)
+			m, err2 := strconv.ParseUint(st[k], 10, 64)
+			if _, seen := st[k]; !seen || err1 != nil || err2 != nil {
+				st[k] = v
+				continue
+			}
+			st[k] = strconv.FormatUint(m+n, 10)
+		}
 	}
 	fmt.Fprintf(out, "keys=%d\nvalue_size=%d\nstored=%d\nrejected=%d\nfill_seconds=%.3f\n",
 		c.keys, c.valueSize, stored.Load(), rejected.Load(), elapsed.Seconds())
@@ -93,7 +113,8 @@ func serverStats(addr string) (map[string]string, error) {
 	return cn.stats()
 }
 
-// forEachConn dials n connections, runs f on each in its own goroutine, and
+// forEachConn dials n connections (round robin over the comma-separated
+// addresses in addr), runs f on each in its own goroutine, and
 // returns after all of them have returned; the first error cancels the rest.
 func forEachConn(ctx context.Context, addr string, n int, f func(ctx context.Context, i int, c *conn) error) error {
 	conns := make([]*conn, 0, n)
@@ -102,8 +123,9 @@ func forEachConn(ctx context.Context, addr string, n int, f func(ctx context.Con
 			c.close()
 		}
 	}()
-	for range n {
-		c, err := dial(addr)
+	addrs := strings.Split(addr, ",")
+	for i := range n {
+		c, err := dial(addrs[i%len(addrs)])
 		if err != nil {
 			return err
 		}

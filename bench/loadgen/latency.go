@@ -20,6 +20,8 @@ type latConfig struct {
 	rate      float64
 	warmup    time.Duration
 	duration  time.Duration
+	pids      string // comma-separated
+	clkTck    float64
 }
 
 // latency runs an open loop at a fixed total rate. Each connection has its
@@ -47,7 +49,52 @@ func latency(ctx context.Context, addr string, c latConfig, out io.Writer) error
 	start := time.Now().Add(200 * time.Millisecond)
 	measure := start.Add(c.warmup)
 	end := measure.Add(c.duration)
-	err := forEachConn(ctx, addr, c.conns, func(ctx context.Context, i int, cn *conn) error {
+	pids, err := parsePids(c.pids)
+	if err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	// The servers' CPU over the measured window, read by one goroutine
+	// that this function waits for.
+	type cpuWindow struct {
+		ticks uint64
+		err   error
+	}
+	cpuDone := make(chan cpuWindow, 1)
+	cpuCtx, cpuCancel := context.WithCancel(ctx)
+	var cpuRes *cpuWindow
+	waitCPU := func() cpuWindow {
+		if cpuRes == nil {
+			w := <-cpuDone
+			cpuRes = &w
+		}
+		return *cpuRes
+	}
+	defer func() {
+		cpuCancel()
+		if len(pids) > 0 {
+			waitCPU()
+		}
+	}()
+	if len(pids) > 0 {
+		go func() {
+			at := func(t time.Time) (uint64, error) {
+				select {
+				case <-cpuCtx.Done():
+					return 0, cpuCtx.Err()
+				case <-time.After(time.Until(t)):
+				}
+				return cpuTicksAll(pids)
+			}
+			t0, err := at(measure)
+			if err != nil {
+				cpuDone <- cpuWindow{err: err}
+				return
+			}
+			t1, err := at(end)
+			cpuDone <- cpuWindow{ticks: t1 - t0, err: err}
+		}()
+	}
+	err = forEachConn(ctx, addr, c.conns, func(ctx context.Context, i int, cn *conn) error {
 		r := rand.New(rand.NewPCG(uint64(i), 11))
 		offset := interval * time.Duration(i) / time.Duration(c.conns)
 		expect := int(c.duration/interval) + 1
@@ -121,6 +168,19 @@ func latency(ctx context.Context, addr string, c latConfig, out io.Writer) error
 		fmt.Fprintf(out, "%s_us=%s\nsvc_%s_us=%s\n", p.name, us(quantile(resp, p.q)), p.name, us(quantile(svc, p.q)))
 	}
 	fmt.Fprintf(out, "max_us=%s\n", us(resp[len(resp)-1]))
+	if len(pids) > 0 {
+		w := waitCPU()
+		if w.err != nil {
+			return w.err
+		}
+		cpu := float64(w.ticks) / c.clkTck
+		fmt.Fprintf(out, "server_cpu_seconds=%.2f\nserver_cpu_util=%.3f\n", cpu, cpu/c.duration.Seconds())
+		if cpu > 0 {
+			fmt.Fprintf(out, "ops_per_cpu_sec=%.0f\ncpu_us_per_op=%.3f\n", float64(len(resp))/cpu, cpu*1e6/float64(len(resp)))
+		} else {
+			fmt.Fprintf(out, "ops_per_cpu_sec=NA\ncpu_us_per_op=NA\n")
+		}
+	}
 	return nil
 }
 

@@ -33,7 +33,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:11211", "server address (loopback)")
+	addr := fs.String("addr", "127.0.0.1:11211", "server address (loopback); fill, throughput and latency take a comma-separated list and spread connections over it")
 	switch cmd {
 	case "freeport":
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fs.IntVar(&c.valueSize, "value", 100, "value size in bytes")
 		fs.IntVar(&c.conns, "conns", 4, "connections")
 		fs.IntVar(&c.depth, "depth", 64, "pipeline depth")
+		fs.StringVar(&c.stats, "stats", "", "addresses to read stats from, comma separated (default -addr; a proxy such as nutcracker has no stats command)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -82,7 +83,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fs.Float64Var(&c.getRatio, "get", 0.9, "fraction of gets")
 		fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured run-in")
 		fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured window")
-		fs.IntVar(&c.pid, "pid", 0, "server pid: report its CPU time over the window (Linux /proc)")
+		fs.StringVar(&c.pids, "pid", "", "server pids, comma separated: report their summed CPU time over the window (Linux /proc)")
+		fs.BoolVar(&c.ring, "ring", false, "drive the cluster through the ring-aware Go client (package client, gomemcache), each key sent to its owner; -addr are seeds; depth 1 only")
 		fs.Float64Var(&c.clkTck, "clk-tck", 100, "clock ticks per second (getconf CLK_TCK)")
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -97,6 +99,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fs.Float64Var(&c.rate, "rate", 10000, "requests per second, all connections together")
 		fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured run-in")
 		fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured window")
+		fs.StringVar(&c.pids, "pid", "", "server pids, comma separated: report their summed CPU time over the window (Linux /proc)")
+		fs.Float64Var(&c.clkTck, "clk-tck", 100, "clock ticks per second (getconf CLK_TCK)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -152,6 +156,35 @@ func cpuTicks(pid int) (uint64, error) {
 		return 0, fmt.Errorf("bad cpu fields in /proc/%d/stat", pid)
 	}
 	return u + s, nil
+}
+
+// parsePids parses a comma-separated list of pids; "" is none.
+func parsePids(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var pids []int
+	for _, f := range strings.Split(s, ",") {
+		p, err := strconv.Atoi(f)
+		if err != nil || p <= 0 {
+			return nil, fmt.Errorf("bad pid %q", f)
+		}
+		pids = append(pids, p)
+	}
+	return pids, nil
+}
+
+// cpuTicksAll sums cpuTicks over pids.
+func cpuTicksAll(pids []int) (uint64, error) {
+	var sum uint64
+	for _, p := range pids {
+		t, err := cpuTicks(p)
+		if err != nil {
+			return 0, err
+		}
+		sum += t
+	}
+	return sum, nil
 }
 
 // value returns a value of n bytes.

@@ -18,8 +18,9 @@ type tputConfig struct {
 	getRatio  float64
 	warmup    time.Duration
 	duration  time.Duration
-	pid       int
+	pids      string // comma-separated
 	clkTck    float64
+	ring      bool
 }
 
 // throughput runs a closed loop: each connection sends depth requests (gets
@@ -30,12 +31,23 @@ func throughput(ctx context.Context, addr string, c tputConfig, out io.Writer) e
 	if c.conns < 1 || c.depth < 1 || c.keys < 1 {
 		return errors.New("throughput: conns, depth and keys must be >= 1")
 	}
+	if c.ring && c.depth != 1 {
+		return errors.New("throughput: -ring drives gomemcache, which does not pipeline: depth must be 1")
+	}
+	pids, err := parsePids(c.pids)
+	if err != nil {
+		return fmt.Errorf("throughput: %w", err)
+	}
 	val := value(c.valueSize)
 	var ops, gets, hits, errs atomic.Uint64
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
+		if c.ring {
+			done <- ringLoop(runCtx, addr, c, val, &ops, &gets, &hits, &errs)
+			return
+		}
 		done <- forEachConn(runCtx, addr, c.conns, func(ctx context.Context, i int, cn *conn) error {
 			r := rand.New(rand.NewPCG(uint64(i), 7))
 			isGet := make([]bool, c.depth)
@@ -89,9 +101,9 @@ func throughput(ctx context.Context, addr string, c tputConfig, out io.Writer) e
 	}
 	take := func() (snap, error) {
 		s := snap{t: time.Now(), ops: ops.Load(), gets: gets.Load(), hits: hits.Load(), err: errs.Load()}
-		if c.pid > 0 {
+		if len(pids) > 0 {
 			var err error
-			if s.cpu, err = cpuTicks(c.pid); err != nil {
+			if s.cpu, err = cpuTicksAll(pids); err != nil {
 				return s, err
 			}
 		}
@@ -138,7 +150,7 @@ func throughput(ctx context.Context, addr string, c tputConfig, out io.Writer) e
 		hr = float64(s1.hits-s0.hits) / float64(g)
 	}
 	fmt.Fprintf(out, "get_hit_ratio=%.4f\nerrors=%d\n", hr, s1.err-s0.err)
-	if c.pid > 0 {
+	if len(pids) > 0 {
 		cpu := float64(s1.cpu-s0.cpu) / c.clkTck
 		fmt.Fprintf(out, "server_cpu_seconds=%.2f\nserver_cpu_util=%.3f\n", cpu, cpu/secs)
 		if cpu > 0 {

@@ -1,0 +1,228 @@
+package client_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"shoal/devetcd"
+)
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// shoalBinary builds the shoal command once for the whole test run.
+func shoalBinary() (string, error) {
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "shoal-client-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "shoal")
+		out, err := exec.Command("go", "build", "-o", binPath, "shoal").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	return binPath, binErr
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// testCluster is a real etcd (in process) and shoal node processes.
+type testCluster struct {
+	dir   string
+	etcd  *devetcd.Server
+	nodes map[string]*node
+}
+
+// node is one shoal process.
+type node struct {
+	name, addr string
+	cmd        *exec.Cmd
+	stderr     bytes.Buffer
+	done       chan struct{}
+}
+
+// startCluster starts etcd and the nodes named, each with --lease-ttl 120
+// (a killed node stays in the ring while the test looks at fallback),
+// and waits until every node serves the same ring of all of them.
+func startCluster(names ...string) (*testCluster, error) {
+	dir, err := os.MkdirTemp("", "shoal-client-")
+	if err != nil {
+		return nil, err
+	}
+	ca, err1 := freeAddr()
+	pa, err2 := freeAddr()
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	etcd, err := devetcd.Start(context.Background(), devetcd.Config{Dir: dir, ClientAddr: ca, PeerAddr: pa})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c := &testCluster{dir: dir, etcd: etcd, nodes: map[string]*node{}}
+	for _, n := range names {
+		if err := c.start(n); err != nil {
+			c.stop()
+			return nil, err
+		}
+	}
+	if err := c.waitRing(names...); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// start runs node name on a free port.
+func (c *testCluster) start(name string) error {
+	bin, err := shoalBinary()
+	if err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	n := &node{name: name, addr: addr, done: make(chan struct{})}
+	n.cmd = exec.Command(bin, "-l", "127.0.0.1", "-p", port, "-m", "16", "-t", "1", "--node", name,
+		"--lease-ttl", "120", "--etcd", strings.Join(c.etcd.Endpoints(), ","))
+	n.cmd.Stderr = &n.stderr
+	if err := n.cmd.Start(); err != nil {
+		return err
+	}
+	go func() { n.cmd.Wait(); close(n.done) }()
+	c.nodes[name] = n
+	return nil
+}
+
+// kill stops node name with SIGKILL and waits for it.
+func (c *testCluster) kill(name string) {
+	n := c.nodes[name]
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.done
+}
+
+func (c *testCluster) stop() {
+	for _, n := range c.nodes {
+		n.cmd.Process.Signal(syscall.SIGKILL)
+		<-n.done
+	}
+	c.etcd.Close()
+	os.RemoveAll(c.dir)
+}
+
+// logs is every node's stderr, for a failing test.
+func (c *testCluster) logs() string {
+	var b strings.Builder
+	for _, n := range c.nodes {
+		fmt.Fprintf(&b, "--- %s (%s)\n%s", n.name, n.addr, n.stderr.String())
+	}
+	return b.String()
+}
+
+// waitRing waits until every live node serves a ring of exactly names,
+// all at one epoch.
+func (c *testCluster) waitRing(names ...string) error {
+	want := strings.Join(names, ",")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		seen, ok := c.ringsAgree(want)
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no common ring of %s after 30s: %s\n%s", want, seen, c.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *testCluster) ringsAgree(want string) (string, bool) {
+	var seen []string
+	epochs := map[string]bool{}
+	ok := true
+	for _, n := range c.nodes {
+		select {
+		case <-n.done:
+			continue
+		default:
+		}
+		st := stats(n.addr, "ring")
+		var members []string
+		for k := range st {
+			if m, found := strings.CutPrefix(k, "ring_member:"); found {
+				members = append(members, m)
+			}
+		}
+		slices.Sort(members)
+		got := strings.Join(members, ",")
+		seen = append(seen, fmt.Sprintf("%s: epoch %s members %s", n.name, st["ring_epoch"], got))
+		epochs[st["ring_epoch"]] = true
+		ok = ok && got == want && st["ring_epoch"] != "0"
+	}
+	return strings.Join(seen, "; "), ok && len(epochs) == 1
+}
+
+// stats asks addr for "stats <sub>" ("" for general stats); nil when it
+// does not answer.
+func stats(addr, sub string) map[string]string {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := fmt.Fprintf(c, "stats %s\r\n", sub); err != nil {
+		return nil
+	}
+	out := make(map[string]string)
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "END" {
+			return out
+		}
+		if f := strings.SplitN(line, " ", 3); len(f) == 3 {
+			out[f[1]] = f[2]
+		}
+	}
+}
