@@ -91,15 +91,7 @@ print(c.get("k").decode())
 	}
 
 	if _, err := exec.LookPath("openssl"); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		// -quiet alone would keep the connection after stdin ends.
-		cmd := exec.CommandContext(ctx, "openssl", "s_client", "-connect", addr, "-CAfile", ca.path("ca.pem"), "-quiet", "-no_ign_eof", "-verify_return_error")
-		cmd.Stdin = strings.NewReader("get k\r\n")
-		out, err := cmd.CombinedOutput()
-		if !strings.Contains(string(out), "VALUE k 0 8\r\nover tls\r\nEND\r\n") {
-			t.Errorf("openssl s_client: %v\n%s", err, out)
-		}
+		opensslGet(t, addr, ca)
 	}
 
 	_, before := tlsLine(t, addr, ca, "version\r\n")
@@ -172,5 +164,34 @@ func tlsStat(t *testing.T, addr string, ca *testCA, cmd, name string) string {
 		if f := strings.Fields(line); len(f) == 3 && f[1] == name {
 			return f[2]
 		}
+	}
+}
+
+// opensslGet reads k through openssl s_client, verifying the server's
+// certificate; stdin stays open until the reply has come.
+func opensslGet(t *testing.T, addr string, ca *testCA) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "openssl", "s_client", "-connect", addr, "-CAfile", ca.path("ca.pem"), "-quiet", "-verify_return_error")
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill() // -quiet keeps it open after stdin ends
+	in.Write([]byte("get k\r\n"))
+	r := bufio.NewReader(out)
+	var got strings.Builder
+	for !strings.HasSuffix(got.String(), "END\r\n") {
+		line, err := r.ReadString('\n')
+		got.WriteString(line)
+		if err != nil {
+			break
+		}
+	}
+	if got.String() != "VALUE k 0 8\r\nover tls\r\nEND\r\n" {
+		t.Errorf("openssl s_client read %q", got.String())
 	}
 }
