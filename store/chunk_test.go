@@ -29,6 +29,7 @@ func TestLargeItemsFill(t *testing.T) {
 		}
 	}
 	st := s.Stats()
+	t.Logf("%d items, %d bytes, %d pages", st.CurrItems, st.Bytes, st.Pages)
 	if st.CurrItems < 80 {
 		t.Fatalf("%d items of %d B at -m 48, want at least 80 (memcached 85)", st.CurrItems, n)
 	}
