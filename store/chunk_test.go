@@ -238,3 +238,36 @@ func TestChunkedSteal(t *testing.T) {
 		t.Fatalf("nothing rescued: %+v", st)
 	}
 }
+
+// TestChunkedGeometries checks chunked items where the page is not 1 MiB:
+// larger for -I 2m, smaller for a tiny memory limit.
+func TestChunkedGeometries(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		size int
+	}{
+		{Config{MemoryLimit: 64 << 20, MaxItemSize: 2 << 20}, 1500 << 10},
+		{Config{MemoryLimit: 1 << 20, MaxItemSize: 512 << 10}, 300 << 10},
+	} {
+		s, _ := newTestStore(t, tc.cfg)
+		for i := 0; i < 20; i++ {
+			mustSet(t, s, string(key(i)), string(largeValue(i, tc.size)), nil)
+		}
+		if v, r := get(s, string(key(19))); r != Hit || v != string(largeValue(19, tc.size)) {
+			t.Fatalf("%+v: get: %v, %d bytes", tc.cfg, r, len(v))
+		}
+		checkChunks(t, s)
+		heads := int64(0)
+		for _, c := range s.Stats().Classes {
+			if c.ChunkSize == s.PageSize()/2 {
+				heads = c.UsedChunks
+			}
+		}
+		if heads == 0 {
+			t.Fatalf("%+v: no head chunk in use", tc.cfg)
+		}
+		if st := s.Stats(); st.Bytes > tc.cfg.MemoryLimit || st.Pages*st.PageSize > tc.cfg.MemoryLimit {
+			t.Fatalf("%+v: over the limit: %+v", tc.cfg, st)
+		}
+	}
+}
