@@ -271,3 +271,40 @@ func TestChunkedGeometries(t *testing.T) {
 		}
 	}
 }
+
+// TestTailClassHandEvicts fills a tail class with tails while the head
+// class has a free chunk: the tail class's hand must evict an item through
+// its tail (head freed with it) rather than fail.
+func TestTailClassHandEvicts(t *testing.T) {
+	s, _ := newTestStore(t, Config{MemoryLimit: 4 << 20}) // four pages
+	const n = 800 << 10                                   // ~295 KiB tails, three a page
+	for _, k := range []string{"ka", "kb", "kc"} {
+		mustSet(t, s, k, string(largeValue(int(k[1]), n)), nil)
+	}
+	mustSet(t, s, "small", "x", nil) // the fourth page: the budget is spent
+	if st := s.Stats(); st.Pages != 4 || st.PoolPages != 0 {
+		t.Fatalf("setup: %+v", st)
+	}
+	mustSet(t, s, "kd", string(largeValue('d', n)), nil)
+	st := s.Stats()
+	if st.Evictions != 1 {
+		t.Fatalf("evictions %d, want 1", st.Evictions)
+	}
+	hits := 0
+	for _, k := range []string{"ka", "kb", "kc", "kd"} {
+		v, r := get(s, k)
+		if r == Hit {
+			hits++
+			if v != string(largeValue(int(k[1]), n)) {
+				t.Fatalf("%s: wrong value", k)
+			}
+		}
+	}
+	if hits != 3 {
+		t.Fatalf("%d of 4 large items left, want 3", hits)
+	}
+	if _, r := get(s, "small"); r != Hit {
+		t.Fatalf("small: %v", r)
+	}
+	checkChunks(t, s)
+}
