@@ -39,6 +39,10 @@ func (s *Store) Arith(key []byte, opt *ArithOptions) (Result, uint64, Item) {
 	if o.CAS != 0 && o.CAS != c.cas() {
 		return Exists, 0, c.describe()
 	}
+	if c.has(bitPiece) {
+		// Far longer than any number.
+		return NonNumeric, 0, c.describe()
+	}
 	v, ok := parseUint(c.value())
 	if !ok {
 		return NonNumeric, 0, c.describe()

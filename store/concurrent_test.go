@@ -13,7 +13,18 @@ import (
 // with -race.
 // Every value read must be one some writer stored for that key.
 func TestConcurrent(t *testing.T) {
-	s, clk := newTestStore(t, Config{MemoryLimit: 4 << 20, MaxItemSize: 256 << 10})
+	t.Run("small", func(t *testing.T) {
+		hammer(t, Config{MemoryLimit: 4 << 20, MaxItemSize: 256 << 10}, 100_000)
+	})
+	// Chunked items: heads and tails evicted, moved and freed together.
+	t.Run("chunked", func(t *testing.T) {
+		hammer(t, Config{MemoryLimit: 8 << 20}, 600_000)
+	})
+}
+
+// hammer runs the workload of TestConcurrent; one write in 50 is big bytes.
+func hammer(t *testing.T, cfg Config, big int) {
+	s, clk := newTestStore(t, cfg)
 	const workers = 6
 	iters := 20000
 	if testing.Short() {
@@ -45,7 +56,7 @@ func TestConcurrent(t *testing.T) {
 				case op < 7:
 					n := 1 + r.IntN(3000)
 					if r.IntN(50) == 0 {
-						n = 100_000 // forces other classes, page stealing
+						n = big + r.IntN(big/2) // other classes, page stealing
 					}
 					s.Set(k, value(k, n), &SetOptions{Exptime: clk.Now() + int64(r.IntN(5))})
 				case op < 8:
@@ -65,7 +76,7 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	st := s.Stats()
-	if st.Pages*st.PageSize > 4<<20 {
+	if st.Pages*st.PageSize > cfg.MemoryLimit {
 		t.Fatalf("over limit: %+v", st)
 	}
 	var items int64

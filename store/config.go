@@ -77,6 +77,9 @@ type geometry struct {
 	chunkBits  uint   // low bits of a chunk reference: chunk index in page
 	maxPageID  uint32 // page ids run 1..maxPageID
 	chunkSizes []int  // ascending; the last equals pageSize
+	// head is the class of the head chunks of chunked items: the largest
+	// below the page size, half a page (chunk.go).
+	head int
 }
 
 func newGeometry(c Config) geometry {
@@ -104,6 +107,10 @@ func newGeometry(c Config) geometry {
 		}
 		s = n
 	}
+	if half := ps / 2 &^ 7; half > g.chunkSizes[len(g.chunkSizes)-1] {
+		g.chunkSizes = append(g.chunkSizes, half)
+	}
+	g.head = len(g.chunkSizes) - 1
 	g.chunkSizes = append(g.chunkSizes, ps)
 	return g
 }

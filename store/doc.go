@@ -8,8 +8,12 @@
 // chunk reference). A chunk reference names a page and a chunk within it.
 // Pages are 1 MiB slabs (larger when MaxItemSize needs it), each carved
 // into equal chunks of one size class: 8 bytes apart below 512 B, then
-// growing by GrowthFactor. An item lives entirely in its chunk: a 32-byte
-// header, the key, then the value. Pages and index tables are mapped outside
+// growing by GrowthFactor up to half a page, then one class of a whole
+// page. An item lives in its chunk: a 32-byte header, the key, then the
+// value. An item above half a page whose rest fits a smaller class is
+// chunked, as memcached's slab_chunk_max: a half-page head chunk plus a
+// tail chunk of the class that fits the rest (chunk.go), so a 576 KiB value
+// does not take a whole page. Pages and index tables are mapped outside
 // the Go heap (arena, anonymous mmap) and hold no Go pointer, so garbage
 // collection cost does not grow with the item count and the GC's heap goal
 // does not double the resident size.

@@ -41,9 +41,25 @@ func (s *Store) hand(cl *class, own int) (ref uint32, busy bool) {
 			busy = true
 			continue
 		}
-		took := s.visit(cl, t, r, c, now)
+		var took, skipped bool
+		switch {
+		case c.has(bitPiece) && !s.isHeadClass(cl):
+			if took, skipped = s.visitTail(t, c, now); took {
+				cl.tails--
+			}
+		case c.has(bitPiece):
+			tail := c.tailRef()
+			if took = s.visit(cl, t, r, c, now); took {
+				s.freeTail(tail)
+			}
+		default:
+			took = s.visit(cl, t, r, c, now)
+		}
 		if o != own {
 			t.mu.Unlock()
+		}
+		if skipped {
+			busy = true
 		}
 		if took {
 			cl.used-- // alloc counts it again
@@ -81,6 +97,23 @@ func (s *Store) visit(cl *class, t *shard, r uint32, c hdr, now int64) bool {
 	}
 	s.unlink(t, r, c)
 	return true
+}
+
+// visitTail applies the CLOCK step of tail chunk c (shard t locked) to its
+// head, and reports whether the item was unlinked, its head freed and the
+// tail left to the caller. The caller holds the tail's class mutex, so the
+// head class is only TryLocked; busy reports that it was not free.
+func (s *Store) visitTail(t *shard, c hdr, now int64) (took, busy bool) {
+	hcl := &s.classes[s.geo.head]
+	if !hcl.mu.TryLock() {
+		return false, true
+	}
+	head := c.headRef()
+	if took = s.visit(hcl, t, head, s.chunk(head), now); took {
+		s.putChunk(hcl, head)
+	}
+	hcl.mu.Unlock()
+	return took, false
 }
 
 // unlink removes item c (chunk r) from shard t's index and counters without
@@ -251,18 +284,12 @@ func (s *Store) pickVictim(ci, avoid int) int {
 // live one moves to a free chunk of d when there is one, else it is
 // evicted when evict is set. It reports whether the chunk is now empty.
 func (s *Store) vacate(d *class, t *shard, o int, r uint32, c hdr, now int64, evict bool) bool {
+	if c.has(bitPiece) && !s.isHeadClass(d) {
+		return s.vacateTail(d, t, o, r, c, now, evict)
+	}
 	exp := c.expired(now)
 	if !exp && !s.flushed(c, now) {
-		if nr := s.pop(d); nr != 0 {
-			nc := s.chunk(nr)
-			copy(nc[:offOwner], c[:offOwner])
-			copy(nc[hdrSize:], c[hdrSize:c.size()])
-			nc.setOwner(o + 1)
-			s.page(nr>>s.geo.chunkBits).used++
-			h := uint32(s.hash(c.key()))
-			if i, ok := t.idx.findRef(h, r); ok {
-				t.idx.slots[i] = uint64(h)<<32 | uint64(nr)
-			}
+		if s.moveChunk(d, t, o, r, c) {
 			d.rescued++
 			return true
 		}
@@ -281,6 +308,45 @@ func (s *Store) vacate(d *class, t *shard, o int, r uint32, c hdr, now int64, ev
 	}
 	s.unlink(t, r, c)
 	d.used--
+	if c.has(bitPiece) {
+		s.freeTail(c.tailRef())
+	}
+	return true
+}
+
+// vacateTail is vacate for a tail chunk: it moves to a free chunk of d, else,
+// with evict, its item goes (head freed, the tail chunk left empty) when the
+// head class mutex is free (TryLock: d.mu is held) and the head not pinned.
+func (s *Store) vacateTail(d *class, t *shard, o int, r uint32, c hdr, now int64, evict bool) bool {
+	if s.moveChunk(d, t, o, r, c) {
+		d.rescued++
+		return true
+	}
+	if !evict {
+		return false
+	}
+	head := c.headRef()
+	hc := s.chunk(head)
+	if hc.has(bitPinned) {
+		return false
+	}
+	hcl := &s.classes[s.geo.head]
+	if !hcl.mu.TryLock() {
+		return false
+	}
+	if hc.expired(now) || s.flushed(hc, now) {
+		hcl.reclaimed++
+	} else {
+		hcl.evicted++
+		if !hc.has(bitFetched) {
+			hcl.evUnfetch++
+		}
+	}
+	s.unlink(t, head, hc)
+	s.putChunk(hcl, head)
+	hcl.mu.Unlock()
+	d.used--
+	d.tails--
 	return true
 }
 

@@ -46,7 +46,7 @@ func (s *Store) Get(key []byte, opt *GetOptions, dst []byte) (Item, []byte, Resu
 		c.set(bitFetched)
 		c.setAtime(now)
 	}
-	dst = append(dst, c.value()...)
+	dst = s.appendValue(dst, c)
 	sh.mu.Unlock()
 	return it, dst, Hit
 }

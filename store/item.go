@@ -38,6 +38,7 @@ const (
 	bitTokenSent             // a win token was handed out
 	bitPinned                // the hand must not take this chunk
 	bitKeyBinary             // stored with a base64 key (ms b); meta k re-encodes it
+	bitPiece                 // a head or tail chunk of a chunked item (chunk.go)
 )
 
 // The top two bits of the bits byte count hits for the CLOCK hand, from 0

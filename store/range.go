@@ -78,7 +78,7 @@ func (s *Store) copyBatch(sh *shard, b *rangeBatch, pos int) int {
 			continue
 		}
 		b.data = append(b.data, c.key()...)
-		b.data = append(b.data, c.value()...)
+		b.data = s.appendValue(b.data, c)
 		b.items = append(b.items, rangeItem{it: c.describe(), klen: c.klen(), vlen: c.vlen()})
 	}
 	return pos

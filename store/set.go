@@ -62,7 +62,7 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 	}
 	cas := s.newCAS(o.NewCAS)
 	size := itemSize(len(key), len(value))
-	if ci := s.geo.classFor(size); ci == s.classOf(ref) {
+	if ci := s.geo.classFor(size); ci == s.classOf(ref) && !c.has(bitPiece) && s.geo.tailClass(len(key), len(value)) < 0 {
 		// Same size class: overwrite in place; readers hold the same lock.
 		oldSize := c.size()
 		c.init(key, len(value), o.Flags, exptime, cas, now)
@@ -89,13 +89,12 @@ func (s *Store) create(sh *shard, own int, h uint32, key, value []byte, flags ui
 	if !s.Fits(len(key), len(value)) {
 		return TooLarge, Item{}
 	}
-	ref, c, ok := s.alloc(own, s.geo.classFor(itemSize(len(key), len(value))))
+	ref, c, ok := s.newItem(own, key, len(value), flags, exptime, cas, now)
 	if !ok {
 		return NoMemory, Item{}
 	}
-	c.init(key, len(value), flags, exptime, cas, now)
 	c.set(bits)
-	copy(c.value(), value)
+	s.writeValue(c, value)
 	s.link(sh, h, ref, c)
 	return Stored, c.describe()
 }
@@ -110,6 +109,9 @@ func (s *Store) combine(sh *shard, own int, h, ref uint32, c hdr, value []byte, 
 	n := oldLen + len(value)
 	if !s.Fits(c.klen(), n) {
 		return NotStored, c.describe()
+	}
+	if c.has(bitPiece) || s.geo.tailClass(c.klen(), n) >= 0 {
+		return s.combineChunked(sh, own, h, ref, c, value, prepend, cas, now)
 	}
 	ref, c, ok := s.resize(sh, own, h, ref, c, n)
 	if !ok {
@@ -128,4 +130,32 @@ func (s *Store) combine(sh *shard, own int, h, ref uint32, c hdr, value []byte, 
 	c.setAtime(now)
 	sh.totalItems++
 	return Stored, c.describe()
+}
+
+// combineChunked is combine for an item that is or becomes chunked: the
+// value is rebuilt in a temporary buffer (this path allocates) and written
+// to a new item, which replaces the old one only once it exists, so that a
+// failed allocation leaves the old item.
+func (s *Store) combineChunked(sh *shard, own int, h, ref uint32, c hdr, value []byte, prepend bool, cas uint64, now int64) (Result, Item) {
+	n := c.vlen() + len(value)
+	buf := make([]byte, 0, n)
+	if prepend {
+		buf = s.appendValue(append(buf, value...), c)
+	} else {
+		buf = append(s.appendValue(buf, c), value...)
+	}
+	c.set(bitPinned) // the hand and page stealing leave it meanwhile
+	nref, nc, ok := s.newItem(own, c.key(), n, c.flags(), int64(c.exptime()), cas, now)
+	c.clear(bitPinned)
+	if !ok {
+		return NoMemory, Item{}
+	}
+	s.writeValue(nc, buf)
+	// Same key, same hash: swap the reference in place.
+	i, _ := sh.idx.findRef(h, ref)
+	sh.idx.slots[i] = uint64(h)<<32 | uint64(nref)
+	sh.bytes += int64(nc.size() - c.size())
+	s.freeChunk(ref, false, false)
+	sh.totalItems++
+	return Stored, nc.describe()
 }

@@ -39,6 +39,7 @@ type class struct {
 	carveNext int      // next uncarved chunk of carvePid
 	nfree     int64
 	used      int64
+	tails     int64 // of used, the tail chunks of chunked items
 	handPage  int
 	handChunk int
 	evicted   int64
@@ -261,25 +262,39 @@ func (s *Store) alloc(own, ci int) (uint32, hdr, bool) {
 	return 0, nil, false
 }
 
-// freeChunk returns ref to its class. The caller holds the mutex of the
-// shard that owned the item and has unlinked it.
+// freeChunk returns ref to its class, and the tail of a chunked item with
+// it. The caller holds the mutex of the shard that owned the item and has
+// unlinked it.
 func (s *Store) freeChunk(ref uint32, expiredUnfetched, reclaimed bool) {
+	var tail uint32
+	if c := s.chunk(ref); c.has(bitPiece) {
+		tail = c.tailRef()
+	}
 	cl := &s.classes[s.classOf(ref)]
 	cl.mu.Lock()
-	s.push(cl, ref)
-	cl.used--
 	if expiredUnfetched {
 		cl.exUnfetch++
 	}
 	if reclaimed {
 		cl.reclaimed++
 	}
+	s.putChunk(cl, ref)
+	cl.mu.Unlock()
+	if tail != 0 {
+		s.freeTail(tail)
+	}
+}
+
+// putChunk puts chunk ref, no longer in use, on cl's free list, and the
+// page in the pool when that was its last chunk in use. cl.mu must be held.
+func (s *Store) putChunk(cl *class, ref uint32) {
+	s.push(cl, ref)
+	cl.used--
 	pid := ref >> s.geo.chunkBits
 	p := s.page(pid)
 	if p.used--; p.used == 0 {
 		s.releasePage(cl, pid)
 	}
-	cl.mu.Unlock()
 }
 
 // releasePage gives the empty page pid of class cl back to the pool, so

@@ -35,7 +35,7 @@ func (s *Store) Stats() Stats {
 				Pages:      len(cl.pages),
 				UsedChunks: cl.used,
 				FreeChunks: cl.nfree + cl.uncarved(),
-				Items:      cl.used,
+				Items:      cl.used - cl.tails,
 				Evicted:    cl.evicted,
 				Reclaimed:  cl.reclaimed,
 				OldestAge:  cl.evictedAge,
