@@ -305,7 +305,7 @@ func (r *Router) settle(rt *Route, key []byte) {
 		w.mu.Lock()
 		if _, done := w.fresh[string(key)]; !done && w.flags[s].Load() {
 			if hit {
-				r.st.Set(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
+				r.st.Set(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS, Newer: true})
 			} else {
 				r.st.Delete(key, nil)
 			}
@@ -336,6 +336,25 @@ func (r *Router) own(rt *Route, key []byte, rmw bool, op func() bool) bool {
 		w.fresh[string(key)] = true
 	}
 	return changed
+}
+
+// replicaNewer runs a replicated write of key that the store applies
+// only over an older item (newest wins, so it may overwrite a write this
+// node made since warm-up began: that one is older), and marks the key
+// settled when its shard warms.
+func (r *Router) replicaNewer(rt *Route, key []byte, op func()) {
+	if !r.warming(rt) {
+		op()
+		return
+	}
+	s := rt.shard
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	op()
+	if _, done := w.fresh[string(key)]; !done && w.flags[s].Load() {
+		w.fresh[string(key)] = false
+	}
 }
 
 // replica runs a replicated write of key, unless its shard
