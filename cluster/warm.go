@@ -20,8 +20,9 @@ import (
 // current owner). While a shard warms:
 //
 //   - after a pause its items are dropped first (the others took writes
-//     meanwhile); then the source's items are stored over what it holds
-//     (peer.Client.Dump, the peer-only sd command). Items of a shard the
+//     meanwhile); then the source's items are stored over what it holds,
+//     unless what it holds is newer (a larger CAS; peer.Client.Dump, the
+//     peer-only sd command). Items of a shard the
 //     node owned before, lost and owns again are not dropped: a view can
 //     flap (etcd leases expiring after an etcd outage) and the source may
 //     then hold less than this node; the cost is that a key deleted while
@@ -31,8 +32,9 @@ import (
 //     served or changed (read-through), so neither a miss nor a stale
 //     value is served during the pull;
 //   - every key the node settles, writes or receives a replicated write for
-//     is "fresh": the pull and the drop leave it alone, and a replicated
-//     write does not overwrite a write this node made itself.
+//     is "fresh": the pull and the drop leave it alone. A replicated write
+//     is applied when it is newer than the local item (by CAS), even over
+//     a write this node made itself.
 //
 // w.mu orders these against each other; nothing of it is on the path of a
 // shard that is not warming (one atomic load says none is).
