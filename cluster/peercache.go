@@ -136,7 +136,12 @@ func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o serve
 	}
 	so.Newer = true
 	res = store.Stored
-	p.r.replicaNewer(&rt, key, func() { res, it = p.r.st.Set(key, value, &so) })
+	p.r.replicaNewer(&rt, key, func(replace bool) {
+		if replace {
+			so.Mode = store.ModeReplace
+		}
+		res, it = p.r.st.Set(key, value, &so)
+	})
 	p.r.replicated.Add(1)
 	return res, it, nil
 }

@@ -34,7 +34,7 @@ import (
 //   - every key the node settles, writes or receives a replicated write for
 //     is "fresh": the pull and the drop leave it alone. A replicated write
 //     is applied when it is newer than the local item (by CAS), even over
-//     a write this node made itself.
+//     a write this node made itself, but not over its delete.
 //
 // w.mu orders these against each other; nothing of it is on the path of a
 // shard that is not warming (one atomic load says none is).
@@ -340,21 +340,24 @@ func (r *Router) own(rt *Route, key []byte, rmw bool, op func() bool) bool {
 	return changed
 }
 
-// replicaNewer runs a replicated write of key that the store applies
-// only over an older item (newest wins, so it may overwrite a write this
-// node made since warm-up began: that one is older), and marks the key
-// settled when its shard warms.
-func (r *Router) replicaNewer(rt *Route, key []byte, op func()) {
+// replicaNewer runs a replicated set of key, which the store applies only
+// over an older item (newest wins, so it may overwrite a write this node
+// made since warm-up began: that one is older). When the shard warms and
+// this node wrote the key itself since warm-up began, op gets replace
+// true: a key this node deleted meanwhile stays deleted (a delete has no
+// version to compare). The key is settled when its shard warms.
+func (r *Router) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
 	if !r.warming(rt) {
-		op()
+		op(false)
 		return
 	}
 	s := rt.shard
 	w := &r.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	op()
-	if _, done := w.fresh[string(key)]; !done && w.flags[s].Load() {
+	own, done := w.fresh[string(key)]
+	op(own)
+	if !done && w.flags[s].Load() {
 		w.fresh[string(key)] = false
 	}
 }
