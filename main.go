@@ -117,6 +117,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		MaxItemSize:  o.maxItemSize,
 		NoEvict:      o.noEvict,
 		GrowthFactor: o.growthFactor,
+		// A cluster orders the copies of a key by CAS (newest wins).
+		HybridCAS: o.clustered(),
 	})
 	if err != nil {
 		return err

@@ -7,7 +7,10 @@
 // port) and pushing the writes it serves to the key's other owners (repl).
 // The router's own goroutine (Router.Run) applies each new view; a request
 // decides its Route once, on the view applied last, and carries it to the
-// end (route.go, view.go).
+// end (route.go, view.go). The copies of a key converge to its newest
+// write: the store's CAS is a hybrid logical clock, and every copy made
+// elsewhere (replicated, pulled, read through) is applied only over an
+// older one.
 //
 // Data flows one way:
 //

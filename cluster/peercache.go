@@ -121,15 +121,27 @@ func (p *PeerCache) admit(rt *Route, o server.Origin) error {
 	return nil
 }
 
-// ReplicaSet stores a replicated item, unless this node wrote the key
-// itself since its shard began warming.
+// ReplicaSet stores a replicated item unless this node holds a newer
+// write of the key (a larger CAS: store.SetOptions.Newer): copies of a
+// key converge to its newest write whatever order they arrive in, from
+// the primary, a stand-in handing back (handback.go) or a warm-up.
 func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (res store.Result, it store.Item, err error) {
 	rt := p.r.route(key)
 	if err := p.admit(&rt, o); err != nil {
 		return 0, store.Item{}, err
 	}
+	var so store.SetOptions
+	if opt != nil {
+		so = *opt
+	}
+	so.Newer = true
 	res = store.Stored
-	p.r.replica(&rt, key, func() { res, it = p.r.st.Set(key, value, opt) })
+	p.r.replicaNewer(&rt, key, func(replace bool) {
+		if replace {
+			so.Mode = store.ModeReplace
+		}
+		res, it = p.r.st.Set(key, value, &so)
+	})
 	p.r.replicated.Add(1)
 	return res, it, nil
 }

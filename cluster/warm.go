@@ -20,8 +20,9 @@ import (
 // current owner). While a shard warms:
 //
 //   - after a pause its items are dropped first (the others took writes
-//     meanwhile); then the source's items are stored over what it holds
-//     (peer.Client.Dump, the peer-only sd command). Items of a shard the
+//     meanwhile); then the source's items are stored over what it holds,
+//     unless what it holds is newer (a larger CAS; peer.Client.Dump, the
+//     peer-only sd command). Items of a shard the
 //     node owned before, lost and owns again are not dropped: a view can
 //     flap (etcd leases expiring after an etcd outage) and the source may
 //     then hold less than this node; the cost is that a key deleted while
@@ -31,8 +32,9 @@ import (
 //     served or changed (read-through), so neither a miss nor a stale
 //     value is served during the pull;
 //   - every key the node settles, writes or receives a replicated write for
-//     is "fresh": the pull and the drop leave it alone, and a replicated
-//     write does not overwrite a write this node made itself.
+//     is "fresh": the pull and the drop leave it alone. A replicated write
+//     is applied when it is newer than the local item (by CAS), even over
+//     a write this node made itself, but not over its delete.
 //
 // w.mu orders these against each other; nothing of it is on the path of a
 // shard that is not warming (one atomic load says none is).
@@ -305,7 +307,7 @@ func (r *Router) settle(rt *Route, key []byte) {
 		w.mu.Lock()
 		if _, done := w.fresh[string(key)]; !done && w.flags[s].Load() {
 			if hit {
-				r.st.Set(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
+				r.st.Set(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS, Newer: true})
 			} else {
 				r.st.Delete(key, nil)
 			}
@@ -336,6 +338,28 @@ func (r *Router) own(rt *Route, key []byte, rmw bool, op func() bool) bool {
 		w.fresh[string(key)] = true
 	}
 	return changed
+}
+
+// replicaNewer runs a replicated set of key, which the store applies only
+// over an older item (newest wins, so it may overwrite a write this node
+// made since warm-up began: that one is older). When the shard warms and
+// this node wrote the key itself since warm-up began, op gets replace
+// true: a key this node deleted meanwhile stays deleted (a delete has no
+// version to compare). The key is settled when its shard warms.
+func (r *Router) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
+	if !r.warming(rt) {
+		op(false)
+		return
+	}
+	s := rt.shard
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	own, done := w.fresh[string(key)]
+	op(own)
+	if !done && w.flags[s].Load() {
+		w.fresh[string(key)] = false
+	}
 }
 
 // replica runs a replicated write of key, unless its shard

@@ -45,4 +45,8 @@
 // Time. All expiry times are absolute unix seconds; the caller converts
 // memcached's relative forms. Run advances a coarse clock once a second
 // (unless Config.Clock is set) and frees expired items in the background.
+// CAS values count from 1 as memcached's do, or, with Config.HybridCAS (a
+// cluster node), follow the wall clock in milliseconds so that they order
+// the writes of different nodes; SetOptions.Newer applies a copy only over
+// an older item.
 package store

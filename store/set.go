@@ -40,6 +40,9 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 		return s.create(sh, own, h, key, value, o.Flags, o.Exptime, s.newCAS(o.NewCAS), keyBits(&o), now)
 	}
 
+	if o.Newer && o.NewCAS != 0 && c.cas() > o.NewCAS {
+		return NotStored, c.describe()
+	}
 	switch o.Mode {
 	case ModeAdd:
 		c.setAtime(now)

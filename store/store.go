@@ -192,6 +192,9 @@ func (s *Store) link(sh *shard, h, ref uint32, c hdr) {
 // counter past it, so a CAS this store hands out later is never one a
 // client may still hold for an older version of the item.
 func (s *Store) newCAS(want uint64) uint64 {
+	if want == 0 && s.cfg.HybridCAS {
+		return s.hybridCAS()
+	}
 	if want == 0 {
 		return s.cas.Add(1)
 	}
@@ -199,6 +202,22 @@ func (s *Store) newCAS(want uint64) uint64 {
 		cur := s.cas.Load()
 		if cur >= want || s.cas.CompareAndSwap(cur, want) {
 			return want
+		}
+	}
+}
+
+// hybridCAS is the next hybrid logical clock reading (Config.HybridCAS):
+// the wall clock in milliseconds, shifted past a 16-bit counter, or one
+// more than the last CAS when that is ahead (a write in the same
+// millisecond, a CAS from a peer whose clock runs ahead, or a clock that
+// stepped back). One vDSO clock read per write, and only in a cluster.
+func (s *Store) hybridCAS() uint64 {
+	wall := uint64(time.Now().UnixMilli()) << 16
+	for {
+		cur := s.cas.Load()
+		next := max(cur+1, wall)
+		if s.cas.CompareAndSwap(cur, next) {
+			return next
 		}
 	}
 }

@@ -33,6 +33,14 @@ type Config struct {
 	// Clock is the time source; nil means the store's own coarse clock,
 	// advanced once a second by Run.
 	Clock Clock
+	// HybridCAS makes every CAS the store hands out a hybrid logical clock
+	// reading: unix milliseconds << 16 plus a counter, and always above any
+	// CAS handed out or applied before (an explicit NewCAS moves it). In a
+	// cluster the CAS then orders the writes of different owners of a key
+	// (the later write has the larger CAS, unless clocks are skewed by more
+	// than the time between the writes), and copies converge to the newest
+	// (SetOptions.Newer). False: memcached's counter from 1.
+	HybridCAS bool
 	// GrowthFactor is the ratio between neighbouring chunk sizes (memcached
 	// -f). Zero means 1.08; otherwise it must be in (1, 2].
 	GrowthFactor float64
@@ -122,6 +130,11 @@ type SetOptions struct {
 	Exptime int64  // absolute; 0 means never
 	CAS     uint64 // compare-and-swap against this CAS when non-zero
 	NewCAS  uint64 // use this CAS for the new item when non-zero (meta E)
+	// Newer, with NewCAS: store only when the key is missing or its item's
+	// CAS is not above NewCAS; otherwise NotStored and the item is left
+	// alone. A copy of a write applied with Newer never replaces a newer
+	// write (an equal CAS is the same write, maybe touched since).
+	Newer bool
 	// Invalidate (ms I): with CAS set and older than the item's, store the
 	// value but mark it stale instead of failing with Exists.
 	Invalidate bool

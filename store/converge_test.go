@@ -1,0 +1,55 @@
+package store
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSetNewer: a copy applied with Newer replaces only an older item.
+func TestSetNewer(t *testing.T) {
+	cases := map[string]struct {
+		have   uint64 // CAS of the item held; 0: none
+		copy   uint64
+		want   Result
+		result string
+	}{
+		"missing":   {copy: 50, want: Stored, result: "copy"},
+		"older":     {have: 40, copy: 50, want: Stored, result: "copy"},
+		"same":      {have: 50, copy: 50, want: Stored, result: "copy"},
+		"newer one": {have: 60, copy: 50, want: NotStored, result: "held"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, _ := newTestStore(t, Config{})
+			if c.have != 0 {
+				s.Set([]byte("k"), []byte("held"), &SetOptions{NewCAS: c.have})
+			}
+			res, _ := s.Set([]byte("k"), []byte("copy"), &SetOptions{NewCAS: c.copy, Newer: true})
+			if res != c.want {
+				t.Fatalf("Set = %v, want %v", res, c.want)
+			}
+			_, val, _ := s.Get([]byte("k"), nil, nil)
+			if string(val) != c.result {
+				t.Fatalf("value %q, want %q", val, c.result)
+			}
+		})
+	}
+}
+
+// TestHybridCAS: CASes follow the wall clock in milliseconds, increase
+// strictly, and pass any CAS applied from elsewhere.
+func TestHybridCAS(t *testing.T) {
+	s, _ := newTestStore(t, Config{HybridCAS: true})
+	before := uint64(time.Now().UnixMilli()) << 16
+	_, a := s.Set([]byte("a"), []byte("1"), nil)
+	_, b := s.Set([]byte("a"), []byte("2"), nil)
+	after := uint64(time.Now().UnixMilli()+1) << 16
+	if a.CAS < before || a.CAS >= after || b.CAS <= a.CAS || b.CAS >= after {
+		t.Fatalf("CAS %d then %d, want in [%d, %d) and increasing", a.CAS, b.CAS, before, after)
+	}
+	ahead := after + 1<<30 // a peer whose clock runs ahead
+	s.Set([]byte("b"), []byte("x"), &SetOptions{NewCAS: ahead})
+	if _, c := s.Set([]byte("a"), []byte("3"), nil); c.CAS <= ahead {
+		t.Fatalf("CAS %d after applying %d, want above it", c.CAS, ahead)
+	}
+}
