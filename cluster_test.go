@@ -22,6 +22,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"shoal/devetcd"
+	"shoal/internal/statsread"
 	"shoal/internal/testbin"
 	"shoal/ring"
 )
@@ -88,38 +89,10 @@ func (p *proc) signal(sig syscall.Signal) {
 }
 
 // clusterStats asks the node for "stats cluster"; nil when it does not answer.
-func clusterStats(addr string) map[string]string {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return nil
-	}
-	return clusterStatsOn(c)
-}
+func clusterStats(addr string) map[string]string { return statsread.Dial(addr, "cluster") }
 
 // clusterStatsOn asks for "stats cluster" on c, then closes it.
-func clusterStatsOn(c net.Conn) map[string]string {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("stats cluster\r\n")); err != nil {
-		return nil
-	}
-	out := make(map[string]string)
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return nil
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "END" {
-			return out
-		}
-		f := strings.SplitN(line, " ", 3)
-		if len(f) == 3 {
-			out[f[1]] = f[2]
-		}
-	}
-}
+func clusterStatsOn(c net.Conn) map[string]string { return statsread.On(c, "cluster") }
 
 // waitFor polls cond until it holds or the timeout passes; cond explains
 // what it saw so a failure says why.

@@ -36,6 +36,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"shoal/internal/statsread"
 	"shoal/peer"
 	"shoal/peerauth"
 	"shoal/ring"
@@ -571,19 +572,11 @@ func TestWrongGossipKeyNeverRoutedTo(t *testing.T) {
 // statValue is one line of "stats" on addr.
 func statValue(t *testing.T, addr, name string) string {
 	t.Helper()
-	c := dialTCP(t, addr)
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	io.WriteString(c, "stats\r\n")
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil || line == "END\r\n" {
-			t.Fatalf("no %s in stats: %v", name, err)
-		}
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "STAT "+name+" "); ok {
-			return v
-		}
+	v, ok := statsread.Dial(addr, "")[name]
+	if !ok {
+		t.Fatalf("no %s in stats", name)
 	}
+	return v
 }
 
 // A node with another cluster secret registers in etcd, but no member

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+
+	"shoal/internal/statsread"
 )
 
 // tlsDial returns a gomemcache dialer over TLS trusting ca (and presenting
@@ -111,10 +113,10 @@ print(c.get("k").decode())
 	if line, _ := tlsLine(t, addr, ca, "version\r\n"); !strings.HasPrefix(line, "VERSION") {
 		t.Errorf("after a failed refresh: %q", line)
 	}
-	if v := tlsStat(t, addr, ca, "stats", "ssl_handshake_errors"); v == "" || v == "0" {
+	if v := tlsStat(t, addr, ca, "", "ssl_handshake_errors"); v == "" || v == "0" {
 		t.Errorf("ssl_handshake_errors %q after a plain client", v)
 	}
-	if v := tlsStat(t, addr, ca, "stats settings", "ssl_enabled"); v != "yes" {
+	if v := tlsStat(t, addr, ca, "settings", "ssl_enabled"); v != "yes" {
 		t.Errorf("ssl_enabled %q", v)
 	}
 
@@ -145,26 +147,14 @@ print(c.get("k").decode())
 	})
 }
 
-// tlsStat reads one field of a stats command over TLS.
-func tlsStat(t *testing.T, addr string, ca *testCA, cmd, name string) string {
+// tlsStat reads one field of "stats <sub>" over TLS.
+func tlsStat(t *testing.T, addr string, ca *testCA, sub, name string) string {
 	t.Helper()
 	c, err := tlsDial(ca, nil)(context.Background(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	c.Write([]byte(cmd + "\r\n"))
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil || line == "END\r\n" {
-			return ""
-		}
-		if f := strings.Fields(line); len(f) == 3 && f[1] == name {
-			return f[2]
-		}
-	}
+	return statsread.On(c, sub)[name]
 }
 
 // opensslGet reads k through openssl s_client, verifying the server's

@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"shoal/devetcd"
+	"shoal/internal/statsread"
 )
 
 var (
@@ -200,29 +200,4 @@ func (c *testCluster) ringsAgree(want string) (string, bool) {
 
 // stats asks addr for "stats <sub>" ("" for general stats); nil when it
 // does not answer.
-func stats(addr, sub string) map[string]string {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return nil
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := fmt.Fprintf(c, "stats %s\r\n", sub); err != nil {
-		return nil
-	}
-	out := make(map[string]string)
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return nil
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "END" {
-			return out
-		}
-		if f := strings.SplitN(line, " ", 3); len(f) == 3 {
-			out[f[1]] = f[2]
-		}
-	}
-}
+func stats(addr, sub string) map[string]string { return statsread.Dial(addr, sub) }

@@ -11,7 +11,6 @@ package history
 // keep these in step with the root's by hand.
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -25,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/statsread"
 	"shoal/internal/testbin"
 )
 
@@ -244,32 +244,7 @@ func (n *node) restart(t testing.TB) {
 }
 
 // clusterStats asks addr for "stats cluster"; nil when it does not answer.
-func clusterStats(addr string) map[string]string {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return nil
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("stats cluster\r\n")); err != nil {
-		return nil
-	}
-	out := make(map[string]string)
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return nil
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "END" {
-			return out
-		}
-		if f := strings.SplitN(line, " ", 3); len(f) == 3 {
-			out[f[1]] = f[2]
-		}
-	}
-}
+func clusterStats(addr string) map[string]string { return statsread.Dial(addr, "cluster") }
 
 // converged reports whether every node sees the same epoch and exactly
 // these nodes as members, all alive, is not fenced and warms no shard:

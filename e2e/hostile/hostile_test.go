@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shoal/internal/statsread"
 )
 
 var syscallZero = syscall.Signal(0)
@@ -221,24 +223,9 @@ func TestSlowClientClosed(t *testing.T) {
 // stats returns the node's "stats" fields.
 func stats(t testing.TB, s *server) map[string]string {
 	t.Helper()
-	c, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
+	st := statsread.Dial(s.addr, "")
+	if st == nil {
+		t.Fatalf("%s: no stats", s.name)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	c.Write([]byte("stats\r\n"))
-	r := bufio.NewReader(c)
-	st := map[string]string{}
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != "STAT" {
-			return st
-		}
-		st[f[1]] = f[2]
-	}
+	return st
 }
