@@ -22,6 +22,10 @@ type detail struct {
 
 type prefixCounts struct{ get, hit, set, del int64 }
 
+// maxPrefixes bounds the prefixes stats detail counts (memcached has no
+// bound); keys with a new prefix past it are not counted.
+const maxPrefixes = 4096
+
 // prefixOp is which count a command adds to.
 type prefixOp uint8
 
@@ -47,6 +51,9 @@ func (d *detail) count(key []byte, op prefixOp, hit bool) {
 	}
 	pc := d.byPrefix[string(key[:i])]
 	if pc == nil {
+		if len(d.byPrefix) >= maxPrefixes {
+			return // a client inventing prefixes must not grow this without end
+		}
 		pc = &prefixCounts{}
 		d.byPrefix[string(key[:i])] = pc
 	}
