@@ -27,6 +27,7 @@ import (
 	"shoal/repl"
 	"shoal/server"
 	"shoal/store"
+	"shoal/tomb"
 )
 
 const (
@@ -201,7 +202,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		if auth != nil {
 			peerCfg.Handshake = auth.Client
 		}
-		if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Peer: peerCfg}); err != nil {
+		missed := func(peer string, key []byte, it repl.Item) { router.Missed(peer, key, it) }
+		if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Missed: missed, Peer: peerCfg}); err != nil {
 			return err
 		}
 		// The replicator outlives the servers: it stops after they do
@@ -227,6 +229,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		stopEtcd = stop
 		if router, err = cluster.NewRouter(cluster.RouterConfig{
 			Members: node, Store: st, Logger: log, Replicator: replicator, Peer: peerCfg,
+			// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
+			Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(o.memoryMB<<20)/64)},
 			// After a pause, what the peer connections still hold was
 			// sent before it: the senders timed out and went to the next
 			// owner. Client connections stay: a client that gave up has

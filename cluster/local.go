@@ -35,7 +35,7 @@ func (r *Router) localSet(rt *Route, key, value []byte, opt *store.SetOptions) (
 func (r *Router) localDelete(rt *Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item) {
 	rmw := opt != nil && (opt.CAS != 0 || opt.Invalidate)
 	changed := r.own(rt, key, rmw, func() bool {
-		res, it = r.st.Delete(key, opt)
+		res, it = r.deleteVersioned(key, opt, 0)
 		return res == store.Deleted
 	})
 	r.wrote(rt, key, changed)

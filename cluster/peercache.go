@@ -134,26 +134,37 @@ func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o serve
 	if opt != nil {
 		so = *opt
 	}
-	so.Newer = true
 	res = store.Stored
 	p.r.replicaNewer(&rt, key, func(replace bool) {
 		if replace {
 			so.Mode = store.ModeReplace
 		}
-		res, it = p.r.st.Set(key, value, &so)
+		res, it = p.r.applyCopy(key, value, &so)
 	})
 	p.r.replicated.Add(1)
 	return res, it, nil
 }
 
-// ReplicaDelete applies a replicated delete, with ReplicaSet's exception.
+// ReplicaDelete applies a replicated delete, with ReplicaSet's exception:
+// one with a version removes only an older item and is remembered
+// (versions.go).
 func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (res store.Result, it store.Item, err error) {
 	rt := p.r.route(key)
 	if err := p.admit(&rt, o); err != nil {
 		return 0, store.Item{}, err
 	}
 	res = store.Deleted
-	p.r.replica(&rt, key, func() { res, it = p.r.st.Delete(key, opt) })
+	var d uint64 // the delete's version (md E); 0 from a sender that sends none
+	if opt != nil && !opt.Invalidate {
+		d = opt.NewCAS
+	}
+	p.r.replica(&rt, key, func() {
+		if d == 0 {
+			res, it = p.r.st.Delete(key, opt)
+			return
+		}
+		res, it = p.r.deleteVersioned(key, opt, d)
+	})
 	p.r.replicated.Add(1)
 	return res, it, nil
 }

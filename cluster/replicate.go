@@ -30,7 +30,7 @@ func (r *Router) wrote(rt *Route, key []byte, changed bool) {
 func (r *Router) result(key []byte) repl.Item {
 	it, val, res := r.st.Get(key, &store.GetOptions{NoBump: true}, nil)
 	if res != store.Hit {
-		return repl.Item{Deleted: true}
+		return repl.Item{Deleted: true, CAS: r.tombs.Get(key)} // the delete's version, when it removed an item
 	}
 	return repl.Item{Value: val, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary}
 }
@@ -40,9 +40,7 @@ func (r *Router) result(key []byte) repl.Item {
 func (r *Router) stamped(rt *Route, key []byte) repl.Item {
 	it := r.result(key)
 	it.Epoch = uint64(rt.View().Epoch)
-	if seq := r.seq.Load(); seq != nil && rt.shard < len(*seq) {
-		it.Seq = (*seq)[rt.shard].Add(1)
-	}
+	it.Seq = r.nextSeq(rt.shard)
 	return it
 }
 

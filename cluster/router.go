@@ -13,6 +13,7 @@ import (
 	"shoal/gossip"
 	"shoal/peer"
 	"shoal/store"
+	"shoal/tomb"
 )
 
 // ErrUnavailable: every owner of the key is dead or unreachable. A write
@@ -57,6 +58,9 @@ type RouterConfig struct {
 	// itself as having been paused (pause.go). Zero means 1 s: the peer
 	// request timeout, after which the others fail over.
 	PauseAfter time.Duration
+	// Tombstones bounds the deletes remembered with their version
+	// (versions.go); its zero value means package tomb's defaults.
+	Tombstones tomb.Config
 	// OnPause, when not nil, is called when a pause is noticed, before any
 	// request runs: main closes the peer connections there (their buffered
 	// requests were given up by their senders) and empties the
@@ -105,6 +109,8 @@ type Router struct {
 	running bool
 
 	w       warm
+	tombs   *tomb.Table                     // recent deletes with their version (versions.go)
+	hints   hints                           // writes owed to members that missed them (hints.go)
 	seq     atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
 	born    time.Time                       // for mono
 	tick    atomic.Int64                    // mono of Run's last tick
@@ -157,7 +163,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.Peer.Logger == nil {
 		cfg.Peer.Logger = cfg.Logger
 	}
-	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, born: time.Now()}
+	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, born: time.Now(), tombs: tomb.New(cfg.Tombstones)}
 	r.w.wake = make(chan struct{}, 1)
 	r.peers.Store(&peerSet{})
 	return r, nil

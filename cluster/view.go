@@ -20,7 +20,8 @@ import (
 
 // Run keeps the router current until ctx ends: it applies each new view
 // as the membership signals it (and at every tick, should a signal be
-// missed), ticks for pause detection and pulls warming shards. It returns
+// missed), ticks for pause detection, pulls warming shards and hands back
+// the writes members missed (hints.go). It returns
 // when every goroutine it started has stopped.
 func (r *Router) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -47,6 +48,7 @@ func (r *Router) Run(ctx context.Context) error {
 			r.tick.Store(r.mono())
 		}
 		r.apply()
+		r.handBackDue(ctx)
 	}
 }
 

@@ -307,7 +307,7 @@ func (r *Router) settle(rt *Route, key []byte) {
 		w.mu.Lock()
 		if _, done := w.fresh[string(key)]; !done && w.flags[s].Load() {
 			if hit {
-				r.st.Set(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS, Newer: true})
+				r.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
 			} else {
 				r.st.Delete(key, nil)
 			}

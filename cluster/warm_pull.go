@@ -161,7 +161,7 @@ func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int) error {
 		s := v.Ring.Shard(key)
 		w.mu.Lock()
 		if _, fresh := w.fresh[string(key)]; !fresh && w.flags[s].Load() {
-			r.st.Set(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: r.exptime(it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary, Newer: true})
+			r.applyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: r.exptime(it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
 			w.pulled.Add(1)
 		}
 		w.mu.Unlock()

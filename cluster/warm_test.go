@@ -13,6 +13,7 @@ import (
 	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/peer"
 	"shoal/repl"
 	"shoal/server"
 	"shoal/store"
@@ -26,10 +27,25 @@ type fullNode struct {
 	node         *Node
 	router       *Router
 	st           *store.Store
-	addr, peerAt string
+	addr, peerAt string // peerAt: the address the members dial (the proxy's, with one)
+	proxy        *proxy
+	repl         *repl.Replicator
 }
 
 func startFullNode(t *testing.T, etcd *devetcd.Server, name string) *fullNode {
+	return startFullNodeWith(t, etcd, name, fullOpts{})
+}
+
+// fullOpts varies a fullNode.
+type fullOpts struct {
+	// proxy: the members reach the peer port through a proxy the test
+	// can freeze (fullNode.proxy).
+	proxy bool
+	// replTimeout bounds a replication push (zero: the peer default).
+	replTimeout time.Duration
+}
+
+func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOpts) *fullNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -40,6 +56,10 @@ func startFullNode(t *testing.T, etcd *devetcd.Server, name string) *fullNode {
 		t.Fatal(err)
 	}
 	fn := &fullNode{name: name, addr: ln.Addr().String(), peerAt: pln.Addr().String()}
+	if o.proxy {
+		fn.proxy = startProxy(t, fn.peerAt)
+		fn.peerAt = fn.proxy.addr
+	}
 	fn.node, err = New(Config{
 		Etcd: etcdsync.Config{
 			Endpoints: etcd.Endpoints(),
@@ -52,14 +72,16 @@ func startFullNode(t *testing.T, etcd *devetcd.Server, name string) *fullNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fn.st, err = store.New(store.Config{MemoryLimit: 8 << 20}); err != nil {
+	if fn.st, err = store.New(store.Config{MemoryLimit: 8 << 20, HybridCAS: true}); err != nil {
 		t.Fatal(err)
 	}
-	rp, err := repl.New(repl.Config{})
+	missed := func(peer string, key []byte, it repl.Item) { fn.router.Missed(peer, key, it) }
+	rp, err := repl.New(repl.Config{Missed: missed, Peer: peer.Config{RequestTimeout: o.replTimeout}, RetryAfter: o.replTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fn.router, err = NewRouter(RouterConfig{Members: fn.node, Store: fn.st, Replicator: rp}); err != nil {
+	fn.repl = rp
+	if fn.router, err = NewRouter(RouterConfig{Members: fn.node, Store: fn.st, Replicator: rp, Peer: peer.Config{RequestTimeout: o.replTimeout}, DownFor: o.replTimeout}); err != nil {
 		t.Fatal(err)
 	}
 	// Both ports on event loops, as main serves them.

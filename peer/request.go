@@ -150,9 +150,9 @@ func (r *request) encode(b []byte) []byte {
 			if d.TTL != 0 {
 				b = protocol.AppendMetaFlagInt(b, 'T', d.TTL)
 			}
-			if d.NewCAS != 0 {
-				b = protocol.AppendMetaFlagUint(b, 'E', d.NewCAS)
-			}
+		}
+		if d.NewCAS != 0 {
+			b = protocol.AppendMetaFlagUint(b, 'E', d.NewCAS)
 		}
 		b = appendOrigin(b, d.Epoch, d.Seq)
 	case kindArith:

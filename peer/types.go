@@ -173,7 +173,9 @@ type DeleteOptions struct {
 	// a new TTL when TTL is non-zero (md T).
 	Invalidate bool
 	TTL        int64
-	// NewCAS, with Invalidate, is the CAS the stale item gets (md E).
+	// NewCAS (md E) is, with Invalidate, the CAS the stale item gets; on a
+	// replicated delete (Epoch set), the delete's version: the replica
+	// removes only an older item and remembers the version.
 	NewCAS uint64
 	// Epoch and Seq mark a replicated delete (md Y Z), as in SetOptions.
 	Epoch, Seq uint64

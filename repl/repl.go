@@ -67,6 +67,12 @@ type Config struct {
 	// concurrently, must not block on the network and must not retain key;
 	// the returned Value is the replicator's.
 	Refresh func(key []byte, peer string) (Item, bool)
+	// Missed, when not nil, is told of every entry given up on without the
+	// peer's answer: dropped from a full queue, or unanswered (or refused
+	// as stale) maxTries times. Not of what Discard empties. The caller
+	// owes peer those writes (cluster's hints). Called from Push and the
+	// senders, concurrently; it must not block and must not retain key.
+	Missed func(peer string, key []byte, it Item)
 }
 
 // Validate reports a config the replicator cannot use.
@@ -208,6 +214,7 @@ func (r *Replicator) Push(key []byte, targets []Target, it Item) {
 		if l.n == len(l.q) {
 			l.mu.Unlock()
 			l.dropped.Add(1)
+			r.missed(l, &e)
 			continue
 		}
 		l.q[(l.head+l.n)%len(l.q)] = e
@@ -447,7 +454,7 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 		wg.Go(func() {
 			var err error
 			if e.it.Deleted {
-				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{Epoch: e.it.Epoch, Seq: e.it.Seq})
+				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq})
 			} else {
 				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{
 					Flags: e.it.Flags, TTL: protocol.MetaTTL(e.it.Exptime), NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq,
@@ -482,6 +489,7 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 		}
 		if e.tries+1 >= maxTries {
 			l.failures.Add(1)
+			r.missed(l, &e)
 			continue
 		}
 		e.tries++
@@ -493,11 +501,21 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 	}
 	if n := l.requeue(again); n < len(again) {
 		l.dropped.Add(uint64(len(again) - n))
+		for i := range len(again) - n { // requeue keeps the tail
+			r.missed(l, &again[i])
+		}
 	}
 	if down.Load() {
 		r.log.Debug("replication peer did not answer", "peer", l.name)
 	}
 	return !down.Load() && len(again) == 0
+}
+
+// missed tells Config.Missed that e will not reach l.
+func (r *Replicator) missed(l *link, e *entry) {
+	if r.cfg.Missed != nil {
+		r.cfg.Missed(l.name, e.key, e.it)
+	}
 }
 
 // Stats returns a snapshot of every peer's counters, by peer name.

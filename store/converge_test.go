@@ -53,3 +53,39 @@ func TestHybridCAS(t *testing.T) {
 		t.Fatalf("CAS %d after applying %d, want above it", c.CAS, ahead)
 	}
 }
+
+// TestDeleteBefore: a delete of version d removes only an item older than
+// d; Stamp orders later writes after a version witnessed from elsewhere.
+func TestDeleteBefore(t *testing.T) {
+	cases := map[string]struct {
+		have uint64
+		want Result
+		left bool
+	}{
+		"older item": {have: 40, want: Deleted},
+		"newer item": {have: 60, want: NotFound, left: true},
+		"same":       {have: 50, want: NotFound, left: true},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, _ := newTestStore(t, Config{HybridCAS: true})
+			s.Set([]byte("k"), []byte("v"), &SetOptions{NewCAS: c.have})
+			res, _ := s.Delete([]byte("k"), &DeleteOptions{Before: 50})
+			_, _, got := s.Get([]byte("k"), nil, nil)
+			if res != c.want || (got == Hit) != c.left {
+				t.Fatalf("Delete = %v, item left %v; want %v, %v", res, got == Hit, c.want, c.left)
+			}
+		})
+	}
+	s, _ := newTestStore(t, Config{HybridCAS: true})
+	ahead := uint64(time.Now().UnixMilli()+60_000) << 16
+	if got := s.Stamp(ahead); got != ahead {
+		t.Fatalf("Stamp(%d) = %d", ahead, got)
+	}
+	if fresh := s.Stamp(0); fresh <= ahead {
+		t.Fatalf("Stamp(0) = %d after witnessing %d, want above", fresh, ahead)
+	}
+	if _, it := s.Set([]byte("k"), []byte("v"), nil); it.CAS <= ahead {
+		t.Fatalf("set after witnessing %d got CAS %d", ahead, it.CAS)
+	}
+}

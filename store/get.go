@@ -106,6 +106,9 @@ func (s *Store) Delete(key []byte, opt *DeleteOptions) (Result, Item) {
 	if o.CAS != 0 && o.CAS != c.cas() {
 		return Exists, it
 	}
+	if o.Before != 0 && c.cas() >= o.Before {
+		return NotFound, Item{}
+	}
 	if o.Invalidate {
 		if o.Touch {
 			c.setExptime(o.Exptime)

@@ -206,6 +206,12 @@ func (s *Store) newCAS(want uint64) uint64 {
 	}
 }
 
+// Stamp returns a fresh CAS when want is zero (the version of a delete,
+// which leaves no item to carry one), else moves the store's counter past
+// want (a delete made elsewhere with that version) and returns it: a CAS
+// the store hands out later orders after it.
+func (s *Store) Stamp(want uint64) uint64 { return s.newCAS(want) }
+
 // hybridCAS is the next hybrid logical clock reading (Config.HybridCAS):
 // the wall clock in milliseconds, shifted past a 16-bit counter, or one
 // more than the last CAS when that is ahead (a write in the same

@@ -156,6 +156,10 @@ type DeleteOptions struct {
 	Invalidate bool
 	Touch      bool
 	Exptime    int64
+	// Before, when non-zero, is the version of a delete (a hybrid-clock CAS,
+	// Store.Stamp): only an item older than it is removed; a newer one, a
+	// write that came after the delete, stays and the result is NotFound.
+	Before uint64
 }
 
 // ArithOptions tunes incr/decr.

@@ -83,9 +83,23 @@ func (in *injector) inject(kind string) Episode {
 // settle waits until every member sees the same ring, all alive.
 func (in *injector) settle(e *Episode) {
 	in.t.Helper()
-	waitFor(in.t, settleTimeout, "converged after "+e.Kind+" "+e.Target, func() (bool, string) {
-		return converged(in.cl.members())
-	})
+	deadline := time.Now().Add(settleTimeout)
+	for {
+		ok, seen := converged(in.cl.members())
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			// Each node prints its goroutines (Go's SIGQUIT) into the
+			// stderr the harness logs: what a stuck warm-up waits on.
+			for _, n := range in.cl.members() {
+				n.proc().signal(syscall.SIGQUIT)
+			}
+			time.Sleep(500 * time.Millisecond)
+			in.t.Fatalf("after %v, still not converged after %s %s: %s", settleTimeout, e.Kind, e.Target, seen)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	e.Settled = in.log.Now()
 }
 

@@ -1,0 +1,184 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"shoal/gossip"
+	"shoal/repl"
+	"shoal/store"
+)
+
+// Hints: writes owed to a member that missed them (hinted hand-off, at
+// the granularity of a shard).
+//
+// A write this node serves is pushed to the key's other owners (repl). A
+// push the replicator gives up on (the owner was paused, cut off or
+// restarting, and did not answer three times; or its queue was full) is
+// not forgotten: the replicator tells Missed, which records that the
+// member is owed this node's writes of the key's shard from that write's
+// version on. The case that matters is a stand-in: while a key's primary
+// is away the next owner serves its writes, and the primary, back, would
+// otherwise serve its older copy for good.
+//
+// Once gossip sees the member alive again (checked at each of Run's
+// ticks, at most once per handBackEvery per member), this node pushes it
+// every item it holds in the owed shards with a version at or above the
+// owed one, and every delete it remembers there (tomb), through the
+// replicator: the member keeps the newer of each pair (versions.go), so
+// what either side wrote last wins on both. A push missed again is owed
+// again. Hints are kept only for members of the current view: one that
+// leaves and comes back warms its shards by pulling from their owners.
+//
+// Until the hand-back lands, the member serves what it held: reads may
+// return an older value for about a second after it is seen alive again
+// (README, "What the cluster guarantees").
+type hints struct {
+	mu   sync.Mutex
+	owed map[string]map[int]uint64 // member: shard: push versions from this on
+	last map[string]time.Time      // member: last hand-back started
+
+	handedBack uint64 // items and deletes pushed (stats)
+}
+
+// handBackEvery spaces the hand-backs to one member: a member that takes
+// none of it (it went away again) costs a scan a second, not a tick.
+const handBackEvery = time.Second
+
+// handBackBatch items go to the replicator at a time, handBackPause apart,
+// so a large hand-back does not overflow its queue (what overflows is owed
+// again, and goes at the next round).
+const (
+	handBackBatch = 1024
+	handBackPause = 20 * time.Millisecond
+)
+
+// Missed is repl.Config.Missed: peer was not given this write of key.
+func (r *Router) Missed(peer string, key []byte, it repl.Item) {
+	v := r.View()
+	if v == nil || v.Ring == nil {
+		return
+	}
+	s := v.Ring.Shard(key)
+	since := it.CAS
+	if since == 0 {
+		since = 1 // no version (an unversioned delete): the whole shard
+	}
+	h := &r.hints
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.owed == nil {
+		h.owed = map[string]map[int]uint64{}
+		h.last = map[string]time.Time{}
+	}
+	m := h.owed[peer]
+	if m == nil {
+		m = map[int]uint64{}
+		h.owed[peer] = m
+	}
+	if c, ok := m[s]; !ok || since < c {
+		m[s] = since
+	}
+}
+
+// handBackDue starts a hand-back to each member owed writes that gossip
+// sees alive; from Run's tick. Hints of members no longer in the view are
+// dropped.
+func (r *Router) handBackDue(ctx context.Context) {
+	ps := r.peers.Load()
+	if ps.view == nil || ps.view.Ring == nil || r.cfg.Replicator == nil {
+		return
+	}
+	h := &r.hints
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, owed := range h.owed {
+		m := ps.get(name)
+		if m == nil {
+			delete(h.owed, name)
+			continue
+		}
+		if r.cfg.Members.Health(name) != gossip.Alive || now.Sub(h.last[name]) < handBackEvery {
+			continue
+		}
+		delete(h.owed, name)
+		h.last[name] = now
+		epoch := uint64(ps.view.Epoch)
+		target := repl.Target{Name: m.name, Addr: m.addr}
+		if !r.spawn(func() { r.handBack(ctx, ps.view, target, epoch, owed) }) {
+			return
+		}
+	}
+}
+
+// handBack pushes to target this node's items and deletes of the owed
+// shards with a version at or above the owed one.
+func (r *Router) handBack(ctx context.Context, v *View, target repl.Target, epoch uint64, owed map[int]uint64) {
+	due := func(key []byte, cas uint64) (int, bool) {
+		s := v.Ring.Shard(key)
+		since, ok := owed[s]
+		return s, ok && cas >= since
+	}
+	targets := []repl.Target{target}
+	n := 0
+	pace := func() bool {
+		n++
+		if n%handBackBatch != 0 {
+			return true
+		}
+		t := time.NewTimer(handBackPause)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	r.st.Range(func(key []byte, it store.Item, val []byte) bool {
+		s, ok := due(key, it.CAS)
+		if !ok {
+			return true
+		}
+		r.cfg.Replicator.Push(key, targets, repl.Item{
+			Value: val, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary,
+			Epoch: epoch, Seq: r.nextSeq(s),
+		})
+		return pace()
+	})
+	r.tombs.Range(1, func(key []byte, cas uint64) bool {
+		s, ok := due(key, cas)
+		if !ok {
+			return true
+		}
+		r.cfg.Replicator.Push(key, targets, repl.Item{Deleted: true, CAS: cas, Epoch: epoch, Seq: r.nextSeq(s)})
+		return pace()
+	})
+	r.hints.mu.Lock()
+	r.hints.handedBack += uint64(n)
+	r.hints.mu.Unlock()
+	r.log.Info("handed back writes a member missed", "peer", target.Name, "shards", len(owed), "items", n)
+}
+
+// nextSeq is the next replication sequence number of shard s.
+func (r *Router) nextSeq(s int) uint64 {
+	if seq := r.seq.Load(); seq != nil && s < len(*seq) {
+		return (*seq)[s].Add(1)
+	}
+	return 0
+}
+
+// HintStats reports the members owed writes now, the shards owed in all,
+// and the items and deletes handed back so far.
+func (r *Router) HintStats() (members, shards int, handedBack uint64) {
+	h := &r.hints
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, owed := range h.owed {
+		members++
+		shards += len(owed)
+	}
+	return members, shards, h.handedBack
+}

@@ -1,0 +1,145 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"shoal/server"
+	"shoal/store"
+)
+
+// TestHandBack: while b's peer port does not answer (gossip still sees it,
+// as in a one-way cut), a serves b's keys as a stand-in and its pushes to
+// b are given up on; once b answers again, a hands back what b missed: b
+// ends up holding every newer write, and the key a deleted is gone from b
+// and does not come back.
+func TestHandBack(t *testing.T) {
+	etcd := startEtcd(t)
+	opts := fullOpts{proxy: true, replTimeout: 200 * time.Millisecond}
+	a := startFullNodeWith(t, etcd, "a", opts)
+	b := startFullNodeWith(t, etcd, "b", opts)
+	waitMembers(t, a, b)
+	waitWarm(t, a)
+	waitWarm(t, b)
+	v := a.router.View()
+	keys := ownedBy(v, "b", "hb-", 40)
+	ca := memcache.New(a.addr)
+	ca.Timeout = 5 * time.Second
+	for _, k := range keys {
+		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range keys { // both copies in place
+		for _, n := range []*fullNode{a, b} {
+			waitFor(t, func() bool { _, v, res := n.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
+		}
+	}
+
+	b.proxy.frozen.Store(true)
+	for i, k := range keys {
+		if i == 0 {
+			if err := ca.Delete(k); err != nil {
+				t.Fatalf("delete %s through a while b is cut off: %v", k, err)
+			}
+			continue
+		}
+		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("new")}); err != nil {
+			t.Fatalf("set %s through a while b is cut off: %v", k, err)
+		}
+	}
+	// Every write of the cut was given up on at least once (and owed): a
+	// b that gets them did so by a hand-back.
+	waitForIn(t, 10*time.Second, "a gave up pushing the writes to b", func() bool {
+		for _, ps := range a.repl.Stats() {
+			if ps.Peer == "b" && ps.Failures+ps.Dropped >= uint64(len(keys)) {
+				return true
+			}
+		}
+		return false
+	})
+	if _, v, _ := b.st.Get([]byte(keys[1]), nil, nil); string(v) != "old" {
+		t.Fatalf("b got %q while cut off: the cut did not hold", v)
+	}
+
+	b.proxy.frozen.Store(false)
+	waitForIn(t, 10*time.Second, "b holds a's writes", func() bool {
+		for i, k := range keys {
+			_, v, res := b.st.Get([]byte(k), nil, nil)
+			if (i == 0) != (res == store.Miss) || (i > 0 && string(v) != "new") {
+				return false
+			}
+		}
+		return true
+	})
+	if _, _, handed := a.router.HintStats(); handed < uint64(len(keys)) {
+		t.Errorf("handed back %d, want at least %d", handed, len(keys))
+	}
+	// A late copy of the deleted key, older than the delete (a push that
+	// left before it), does not bring it back on either node.
+	for _, n := range []*fullNode{a, b} {
+		if _, _, err := n.router.PeerCache().ReplicaSet([]byte(keys[0]), []byte("old"), &store.SetOptions{NewCAS: 1}, server.Origin{Epoch: uint64(n.router.View().Epoch)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, res := n.st.Get([]byte(keys[0]), nil, nil); res != store.Miss {
+			t.Fatalf("%s: the deleted key came back from a late copy", n.name)
+		}
+	}
+	if _, err := memcache.New(b.addr).Get(keys[0]); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatalf("get %s through b: %v, want a miss", keys[0], err)
+	}
+}
+
+// TestVersionedDelete: a replicated delete removes only an older item and
+// is remembered, so a late copy older than it is refused and a newer write
+// is kept.
+func TestVersionedDelete(t *testing.T) {
+	rig := startRig(t, freeAddr(t), 2, server.Config{})
+	pc := rig.rt.PeerCache()
+	o := server.Origin{Epoch: uint64(rig.view.Epoch)}
+	key := []byte("vd-key")
+	set := func(val string, cas uint64) {
+		t.Helper()
+		if _, _, err := pc.ReplicaSet(key, []byte(val), &store.SetOptions{NewCAS: cas}, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del := func(cas uint64) {
+		t.Helper()
+		if _, _, err := pc.ReplicaDelete(key, &store.DeleteOptions{NewCAS: cas}, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds := func(want string) {
+		t.Helper()
+		_, v, res := rig.st.Get(key, nil, nil)
+		if got := fmt.Sprintf("%s%v", v, res == store.Hit); got != want+fmt.Sprint(want != "") {
+			t.Fatalf("store holds %q (hit %v), want %q", v, res == store.Hit, want)
+		}
+	}
+	set("a", 100)
+	del(200)
+	holds("")
+	set("late", 150) // left its source before the delete
+	holds("")
+	del(180) // an older delete arriving late changes nothing
+	set("after", 250)
+	holds("after")
+	del(240) // older than what is held
+	holds("after")
+}
+
+func waitForIn(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not in %v: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
