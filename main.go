@@ -484,6 +484,8 @@ func (p routerPeers) TakeoverStats() monitor.TakeoverStats {
 	return monitor.TakeoverStats{
 		WarmShards: t.WarmShards, WarmPulled: t.Pulled, WarmDropped: t.Dropped, WarmReadThrough: t.ReadThrough,
 		Pauses: t.Pauses, Lapses: t.Lapses, ReplicaWrites: t.ReplicaWrites, ReplicaStaleEpochs: t.ReplicaStaleEpochs,
+		HintMembers: t.HintMembers, HintShards: t.HintShards, HandedBack: t.HandedBack, Reverified: t.Reverified,
+		Tombstones: t.Tombstones, TombstonesEvicted: t.TombstonesEvicted,
 	}
 }
 

@@ -143,3 +143,55 @@ func waitForIn(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReverifyOnReturn: b was cut off from a long enough to be skipped,
+// and meanwhile took newer writes of a's keys (as it would for clients on
+// its side of a cut; here straight into its store, so no push or
+// hand-back carries them). Once a reaches b again it re-verifies the
+// shards they share from b: reads through a return b's newer values, and
+// a key only a holds stays.
+func TestReverifyOnReturn(t *testing.T) {
+	etcd := startEtcd(t)
+	opts := fullOpts{proxy: true, replTimeout: 200 * time.Millisecond}
+	a := startFullNodeWith(t, etcd, "a", opts)
+	b := startFullNodeWith(t, etcd, "b", opts)
+	waitMembers(t, a, b)
+	waitWarm(t, a)
+	waitWarm(t, b)
+	v := a.router.View()
+	keys := ownedBy(v, "a", "rv-", 20)
+	ca := memcache.New(a.addr)
+	ca.Timeout = 5 * time.Second
+	for _, k := range keys {
+		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range keys {
+		waitFor(t, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
+	}
+	b.proxy.frozen.Store(true)
+	// A request a forwards to b times out: b is skipped from then on.
+	bk := ownedBy(v, "b", "rv-b-", 1)[0]
+	ca.Get(bk)
+	waitForIn(t, 5*time.Second, "a skips b", func() bool { return !a.router.usable("b", a.router.peers.Load().get("b")) })
+	for i, k := range keys {
+		if i == 0 {
+			continue // only a's copy: kept
+		}
+		b.st.Set([]byte(k), []byte("new"), nil) // a fresh, newer version
+	}
+	time.Sleep(opts.replTimeout*5 + tickEvery) // away longer than a down mark
+	b.proxy.frozen.Store(false)
+	waitForIn(t, 10*time.Second, "a re-verifies from b", func() bool { return a.router.reverified.Load() > 0 })
+	for i, k := range keys {
+		want := "new"
+		if i == 0 {
+			want = "old"
+		}
+		it, err := ca.Get(k)
+		if err != nil || string(it.Value) != want {
+			t.Fatalf("get %s through a after b came back: %+v, %v; want %q", k, it, err, want)
+		}
+	}
+}

@@ -124,6 +124,7 @@ type Router struct {
 	asyncWrites sync.Pool // *asyncWrite
 
 	pauses, staleEpochs, replicated atomic.Uint64
+	reverified                      atomic.Uint64 // shards re-verified after a co-owner came back (returns.go)
 }
 
 // peerSet is one view and the clients for its members; immutable.
@@ -205,7 +206,9 @@ func (r *Router) probe(m *member) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DownFor)
 	defer cancel()
 	_, _, err := m.client.Get(ctx, probeKey, peer.GetOptions{LocalOnly: true, NoBump: true})
-	if err != nil && failover(err) {
+	// The probe's own deadline can pass before the request's timeout:
+	// that is no answer either.
+	if err != nil && (failover(err) || ctx.Err() != nil) {
 		m.downUntil.Store(time.Now().Add(r.cfg.DownFor).UnixNano())
 		return
 	}

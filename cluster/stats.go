@@ -115,23 +115,34 @@ func boolNum(b bool) string {
 // warming now, the items warm-up pulled, dropped as possibly stale and
 // read through from a source, the pauses noticed, the lapses of this
 // node's registration recovered from (lapse.go), the replicated writes
-// applied, and those refused for an old epoch. It feeds "stats cluster"
-// and /metrics.
+// applied, and those refused for an old epoch; the members owed writes
+// they missed, the shards owed and the items and deletes handed back
+// (hints.go); the shards re-verified after a co-owner came back
+// (returns.go); the deletes remembered with their version (tomb). It feeds
+// "stats cluster" and /metrics.
 type Takeover struct {
 	WarmShards                        int
 	Pulled, Dropped, ReadThrough      uint64
 	Pauses, Lapses                    uint64
 	ReplicaWrites, ReplicaStaleEpochs uint64
+	HintMembers, HintShards           int
+	HandedBack, Reverified            uint64
+	Tombstones                        int
+	TombstonesEvicted                 uint64
 }
 
 // Takeover returns the router's counters.
 func (r *Router) Takeover() Takeover {
-	return Takeover{
+	t := Takeover{
 		WarmShards: int(r.w.active.Load()),
 		Pulled:     r.w.pulled.Load(), Dropped: r.w.dropped.Load(), ReadThrough: r.w.fetched.Load(),
 		Pauses: r.pauses.Load(), Lapses: r.w.lapses.Load(),
 		ReplicaWrites: r.replicated.Load(), ReplicaStaleEpochs: r.staleEpochs.Load(),
+		Reverified: r.reverified.Load(),
 	}
+	t.HintMembers, t.HintShards, t.HandedBack = r.HintStats()
+	t.Tombstones, _, t.TombstonesEvicted = r.tombs.Stats()
+	return t
 }
 
 // ClusterStats lists Takeover for the memcached "stats cluster" command.
@@ -147,5 +158,11 @@ func (r *Router) ClusterStats() [][2]string {
 		{"lapses", u(t.Lapses)},
 		{"replica_writes", u(t.ReplicaWrites)},
 		{"replica_stale_epochs", u(t.ReplicaStaleEpochs)},
+		{"hint_members", strconv.Itoa(t.HintMembers)},
+		{"hint_shards", strconv.Itoa(t.HintShards)},
+		{"handed_back_items", u(t.HandedBack)},
+		{"reverified_shards", u(t.Reverified)},
+		{"tombstones", strconv.Itoa(t.Tombstones)},
+		{"tombstones_evicted", u(t.TombstonesEvicted)},
 	}
 }

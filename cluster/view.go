@@ -20,8 +20,9 @@ import (
 
 // Run keeps the router current until ctx ends: it applies each new view
 // as the membership signals it (and at every tick, should a signal be
-// missed), ticks for pause detection, pulls warming shards and hands back
-// the writes members missed (hints.go). It returns
+// missed), ticks for pause detection, pulls warming shards, re-verifies
+// the shards shared with a member that comes back (returns.go) and hands
+// back the writes members missed (hints.go). It returns
 // when every goroutine it started has stopped.
 func (r *Router) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -30,11 +31,13 @@ func (r *Router) Run(ctx context.Context) error {
 	r.running = true
 	r.transition(nil, r.peers.Load().view) // what this node owns already
 	r.mu.Unlock()
+	r.w.kick()
 	r.apply()
 	t := time.NewTicker(tickEvery)
 	defer func() { t.Stop(); wg.Wait() }()
 	r.tick.Store(r.mono())
 	changed := r.cfg.Members.Changed()
+	var rs returns
 	for {
 		select {
 		case <-ctx.Done():
@@ -48,6 +51,7 @@ func (r *Router) Run(ctx context.Context) error {
 			r.tick.Store(r.mono())
 		}
 		r.apply()
+		r.noticeReturns(&rs, time.Now())
 		r.handBackDue(ctx)
 	}
 }
@@ -93,6 +97,7 @@ func (r *Router) apply() {
 	}
 	r.peers.Store(ps)
 	r.mu.Unlock()
+	r.w.kick() // the warm-up transition claimed pulls by the view published now
 	for name, o := range old.byName {
 		if ps.byName[name] != o {
 			o.client.Close() // its in-flight requests fail over

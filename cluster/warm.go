@@ -66,6 +66,9 @@ type warm struct {
 	// claims is per shard: how many times it was queued. A pull ends the
 	// warm-up only if no claim came while it ran (pullDone).
 	claims []uint64
+	// merge: warming shards re-verified after a co-owner came back
+	// (claim.merge): a key their source lacks is kept.
+	merge map[int]bool
 	// dropOthers: after a pause, drop the items of shards this node does
 	// not own too; it held them from before and they may be stale.
 	dropOthers bool
@@ -88,6 +91,7 @@ func (w *warm) init(shards int) {
 	w.src = map[int][]string{}
 	w.drop = map[int]bool{}
 	w.wiped = map[int]bool{}
+	w.merge = map[int]bool{}
 }
 
 // claim is one shard to warm.
@@ -95,11 +99,35 @@ type claim struct {
 	shard int
 	src   []string
 	drop  bool
+	// merge: re-verify a shard this node kept (a co-owner is back,
+	// returns.go): a source's newer copies are taken, a key the source
+	// lacks is kept. Ignored for a shard that warms already.
+	merge bool
 }
 
-// start marks shards warming and wakes the worker; w.mu is held.
+// start marks shards warming and wakes the worker; w.mu is held. The
+// view the claims were made in must be the one requests route by already
+// (the worker pulls by it): transition, which runs before its view is
+// published, claims, and apply wakes the worker once it is.
 func (w *warm) start(cs []claim) {
+	w.claim(cs)
+	if len(cs) > 0 || len(w.drop) > 0 || w.dropOthers {
+		w.kick()
+	}
+}
+
+// claim marks shards warming and queues them for the worker; w.mu is
+// held.
+func (w *warm) claim(cs []claim) {
 	for _, c := range cs {
+		if c.merge && w.flags[c.shard].Load() {
+			continue // warming for real: its sources include the co-owners
+		}
+		if c.merge {
+			w.merge[c.shard] = true
+		} else {
+			delete(w.merge, c.shard)
+		}
 		if !w.flags[c.shard].Swap(true) {
 			w.active.Add(1)
 		}
@@ -110,9 +138,6 @@ func (w *warm) start(cs []claim) {
 			w.drop[c.shard] = true
 			w.wiped[c.shard] = true
 		}
-	}
-	if len(cs) > 0 || len(w.drop) > 0 || w.dropOthers {
-		w.kick()
 	}
 }
 
@@ -141,6 +166,7 @@ func (w *warm) finish(s int) {
 		}
 	}
 	delete(w.src, s)
+	delete(w.merge, s)
 }
 
 // trySource reports whether a warming shard may be read or pulled from
@@ -178,7 +204,7 @@ func sameOwners(a, b []string) bool {
 
 // transition starts warm-up of the shards this node owns in nv but did
 // not own in old (every owned shard when old is nil: the process just
-// started). r.mu is held.
+// started). r.mu is held; the caller publishes nv, then wakes the worker.
 func (r *Router) transition(old, nv *View) {
 	if nv == nil || nv.Ring == nil || !r.running {
 		return
@@ -227,7 +253,7 @@ func (r *Router) transition(old, nv *View) {
 			w.finish(s)
 		}
 	}
-	w.start(cs)
+	w.claim(cs) // the caller wakes the worker once nv is published
 }
 
 // ringWithout returns v's ring without this node, or nil when this node
@@ -287,6 +313,7 @@ func (r *Router) settle(rt *Route, key []byte) {
 	_, done := w.fresh[string(key)]
 	src := w.src[s]
 	wiped := w.wiped[s]
+	merge := w.merge[s]
 	w.mu.Unlock()
 	if done {
 		return
@@ -306,9 +333,10 @@ func (r *Router) settle(rt *Route, key []byte) {
 		}
 		w.mu.Lock()
 		if _, done := w.fresh[string(key)]; !done && w.flags[s].Load() {
-			if hit {
+			switch {
+			case hit:
 				r.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
-			} else {
+			case !merge:
 				r.st.Delete(key, nil)
 			}
 			w.fresh[string(key)] = false

@@ -27,6 +27,10 @@ func (r *Router) runWarm(ctx context.Context) {
 // warm-up with what this node holds.
 func (r *Router) pullQueued(ctx context.Context) {
 	w := &r.w
+	// Under r.mu: apply claims and publishes a view under it, so the
+	// view loaded below is at least the one every shard taken was
+	// claimed in.
+	r.mu.Lock()
 	w.mu.Lock()
 	shards := w.queue
 	w.queue = nil
@@ -51,6 +55,7 @@ func (r *Router) pullQueued(ctx context.Context) {
 		}
 	}
 	w.mu.Unlock()
+	r.mu.Unlock()
 	if anyDrop {
 		r.dropStale(drop)
 	}
@@ -65,6 +70,11 @@ func (r *Router) pullQueued(ctx context.Context) {
 		ps := r.peers.Load()
 		v := ps.view
 		if v == nil || v.Ring == nil {
+			// Claimed before any view was published: back in the
+			// queue, for the wake that follows the publication.
+			w.mu.Lock()
+			w.queue = append(w.queue, shards...)
+			w.mu.Unlock()
 			return
 		}
 		groups := map[*member][]int{}
@@ -82,10 +92,11 @@ func (r *Router) pullQueued(ctx context.Context) {
 					m = c
 				}
 			}
-			if m == nil && drop[s] && rounds[s] < pullRounds {
-				// Its items are gone: what we hold is nothing. The
-				// sources may be out of reach for a moment (a healed
-				// partition): try them all again later.
+			if m == nil && (drop[s] || w.merge[s]) && rounds[s] < pullRounds {
+				// Its items are gone (what we hold is nothing), or a
+				// co-owner just came back with newer writes (merge).
+				// The sources may be out of reach for a moment (a
+				// healed partition): try them all again later.
 				rounds[s]++
 				tried[s] = 0
 				waiting = append(waiting, s)

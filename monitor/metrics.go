@@ -195,6 +195,12 @@ func writeTakeover(p *promWriter, t TakeoverStats) {
 	p.one("shoal_lapses_total", "counter", "Times this node registered again after the cluster had gone on without it.", float64(t.Lapses))
 	p.one("shoal_replica_writes_total", "counter", "Replicated writes applied.", float64(t.ReplicaWrites))
 	p.one("shoal_replica_stale_epochs_total", "counter", "Replicated writes refused for an epoch older than their shard's owners.", float64(t.ReplicaStaleEpochs))
+	p.one("shoal_hint_members", "gauge", "Members owed writes they missed, to hand back once they answer.", float64(t.HintMembers))
+	p.one("shoal_hint_shards", "gauge", "Shards owed to members that missed writes, summed over members.", float64(t.HintShards))
+	p.one("shoal_handed_back_items_total", "counter", "Items and deletes handed back to members that missed them.", float64(t.HandedBack))
+	p.one("shoal_reverified_shards_total", "counter", "Shards re-verified from a co-owner that came back.", float64(t.Reverified))
+	p.one("shoal_tombstones", "gauge", "Deletes remembered with their version.", float64(t.Tombstones))
+	p.one("shoal_tombstones_evicted_total", "counter", "Deletes forgotten before their time for lack of room.", float64(t.TombstonesEvicted))
 }
 
 // writePeers writes the per-peer forwarding and replication series.

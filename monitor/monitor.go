@@ -46,6 +46,10 @@ type TakeoverStats struct {
 	WarmPulled, WarmDropped, WarmReadThrough uint64
 	Pauses, Lapses                           uint64
 	ReplicaWrites, ReplicaStaleEpochs        uint64
+	HintMembers, HintShards                  int
+	HandedBack, Reverified                   uint64
+	Tombstones                               int
+	TombstonesEvicted                        uint64
 }
 
 // Takeovers is an optional method of Config.Peers: when it has it, its

@@ -1,0 +1,96 @@
+package cluster
+
+import (
+	"slices"
+	"time"
+)
+
+// Returns: re-verifying shards when a co-owner comes back.
+//
+// While this node could not reach a member (gossip called it dead, or its
+// requests timed out and it stayed marked down), each side may have served
+// the other's keys: this node stood in for the member's shards, and the
+// member, if clients reached it, for this node's. What the member wrote is
+// handed back (hints.go), but only once it sees this node again, and until
+// it lands this node would serve its own, older copy. So when a member
+// becomes usable again after being unusable for longer than one down mark
+// (a blip of one timeout is not a cut), every shard both own warms here
+// again from it, in merge mode: its newer copies are taken, read through
+// before a key is served and pulled in the background, and nothing it
+// lacks is dropped (it may have dropped its items after a pause). See
+// warm.go; the cost is a pull of the shared shards per return.
+
+// returns tracks, per member, since when it has been unusable; Run's
+// goroutine only.
+type returns struct {
+	awaySince map[string]time.Time
+}
+
+// noticeReturns is called at each of Run's ticks: it starts re-verifying
+// the shards shared with each member that is usable again after being
+// unusable longer than DownFor plus a tick.
+func (r *Router) noticeReturns(rs *returns, now time.Time) {
+	ps := r.peers.Load()
+	v := ps.view
+	if v == nil || v.Ring == nil {
+		return
+	}
+	if rs.awaySince == nil {
+		rs.awaySince = map[string]time.Time{}
+	}
+	var back []string
+	for name, m := range ps.byName {
+		since, away := rs.awaySince[name]
+		switch usable := r.usable(name, m); {
+		case !usable && !away:
+			rs.awaySince[name] = now
+		case usable && away:
+			delete(rs.awaySince, name)
+			if now.Sub(since) > r.cfg.DownFor+tickEvery {
+				back = append(back, name)
+			}
+		}
+	}
+	for name := range rs.awaySince {
+		if ps.get(name) == nil {
+			delete(rs.awaySince, name) // left the view: warm-up covers its return
+		}
+	}
+	if len(back) > 0 {
+		r.reverify(v, back)
+	}
+}
+
+// reverify starts merge warm-ups of the shards this node shares with the
+// members in back, from them.
+func (r *Router) reverify(v *View, back []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := v.Ring.NumShards()
+	w.init(n)
+	if len(w.flags) != n || !r.running {
+		return
+	}
+	var cs []claim
+	for s := range n {
+		owners := v.Ring.Owners(s)
+		if !slices.Contains(owners, r.self) {
+			continue
+		}
+		var src []string
+		for _, b := range back {
+			if slices.Contains(owners, b) {
+				src = append(src, b)
+			}
+		}
+		if len(src) > 0 {
+			cs = append(cs, claim{shard: s, src: src, merge: true})
+		}
+	}
+	r.log.Info("members back: re-verifying the shards shared with them", "members", back, "shards", len(cs))
+	r.reverified.Add(uint64(len(cs)))
+	w.start(cs)
+}
