@@ -472,7 +472,7 @@ func (p routerPeers) PeerStats() []monitor.PeerStats {
 	for _, c := range p.r.PeerStats() {
 		s := rs[c.Peer]
 		out = append(out, monitor.PeerStats{Peer: c.Peer, Forwarded: c.Forwarded, ForwardFailures: c.Failures,
-			ReplLag: s.Lag, ReplLagSeq: s.LagSeq, ReplQueueDrops: s.Dropped, ReplStale: s.Stale})
+			ReplLag: s.Lag, ReplLagSeq: s.LagSeq, ReplQueueDrops: s.Dropped, ReplStale: s.Stale, Down: c.Down})
 	}
 	return out
 }
@@ -511,6 +511,7 @@ func (c clusterInfo) ClusterStats() [][2]string {
 			[2]string{pre + "repl_lag_sequences", strconv.Itoa(p.ReplLagSeq)},
 			[2]string{pre + "repl_queue_drops", strconv.FormatUint(p.ReplQueueDrops, 10)},
 			[2]string{pre + "repl_stale", strconv.FormatUint(p.ReplStale, 10)},
+			[2]string{pre + "down", boolDigit(p.Down)},
 		)
 	}
 	return out
@@ -543,4 +544,11 @@ func settings(o options) [][2]string {
 		{"tcp_backlog", strconv.Itoa(o.backlog)},
 		{"auth_enabled_ascii", cmp.Or(o.authFile, "no")},
 	}, tlsSettings(o.tls)...)
+}
+
+func boolDigit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }

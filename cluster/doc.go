@@ -8,9 +8,12 @@
 // The router's own goroutine (Router.Run) applies each new view; a request
 // decides its Route once, on the view applied last, and carries it to the
 // end (route.go, view.go). The copies of a key converge to its newest
-// write: the store's CAS is a hybrid logical clock, and every copy made
-// elsewhere (replicated, pulled, read through) is applied only over an
-// older one.
+// write: the store's CAS is a hybrid logical clock, every copy made
+// elsewhere (replicated, pulled, read through, handed back) is applied
+// only over an older one, and a delete carries a version that is
+// remembered for a while (versions.go, package tomb). What one owner wrote
+// while another could not hear it moves by hand-back (hints.go) and by
+// re-verifying shared shards when a member comes back (returns.go).
 //
 // Data flows one way:
 //

@@ -217,6 +217,7 @@ func writePeers(p *promWriter, peers []PeerStats) {
 		{"shoal_replication_lag_seconds", "gauge", "Age of the oldest write not yet acknowledged by the peer.", func(s PeerStats) float64 { return s.ReplLag.Seconds() }},
 		{"shoal_replication_lag_sequences", "gauge", "Writes to the peer not yet acknowledged (sequence numbers behind, over all shards).", func(s PeerStats) float64 { return float64(s.ReplLagSeq) }},
 		{"shoal_replication_queue_drops_total", "counter", "Writes to the peer dropped because its queue was full.", func(s PeerStats) float64 { return float64(s.ReplQueueDrops) }},
+		{"shoal_peer_down", "gauge", "1 while requests skip the peer after a failure (until a probe gets an answer).", func(s PeerStats) float64 { return b2f(s.Down) }},
 		{"shoal_replication_stale_total", "counter", "Writes the peer refused as older than its view, sent again with the current one.", func(s PeerStats) float64 { return float64(s.ReplStale) }},
 	}
 	for _, f := range fams {

@@ -38,6 +38,9 @@ type PeerStats struct {
 	ReplLagSeq      int           // writes not yet acknowledged
 	ReplQueueDrops  uint64        // writes dropped because the queue was full
 	ReplStale       uint64        // writes the peer refused as older than its view (sent again refreshed)
+	// Down: skipped after a failed request until a probe gets an answer
+	// (its owners stand in for its keys meanwhile).
+	Down bool
 }
 
 // TakeoverStats is a cluster node's warm-up, pause and replica counters.

@@ -15,7 +15,9 @@
 // read with the peer-only mg Y0 on its peer port). Check turns the
 // operations, episodes and checkpoints into a Report; Report.Table prints
 // one row per fault kind. "Settled" is when every member sees the same
-// ring, all alive, unfenced, warming no shard.
+// ring, all alive, unfenced, warming no shard, and skipping none after a
+// failed request (stats cluster's peer:<name>:down): every node routes
+// to every owner again.
 //
 // The checker (history.go, check.go, report.go) is pure: it must not know
 // processes, sockets or how the cluster routes. The harness must not judge:

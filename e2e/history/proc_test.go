@@ -199,7 +199,7 @@ func startNode(t testing.TB, cl *cluster, name string, extra ...string) *node {
 	n.nn = cl.nn
 	_, port, _ := net.SplitHostPort(n.addr)
 	n.args = append([]string{
-		"-p", port, "-m", "16", "--node", name, "--replicas", "2",
+		"-p", port, "-m", "16", "--node", name, "--replicas", "2", "-v", // -v: info lines (hand-backs, re-verifies) in the logs a failure prints
 		"--peer", n.peerAddr, "--etcd", cl.etcd.endpoints(),
 	}, extra...)
 	n.run(t)
@@ -267,6 +267,9 @@ func converged(nodes []*node) (bool, string) {
 		for _, m := range nodes {
 			if h := st["member:"+m.name+":health"]; h != "alive" {
 				return false, fmt.Sprintf("%s sees %s as %q", p.name, m.name, h)
+			}
+			if st["peer:"+m.name+":down"] == "1" {
+				return false, fmt.Sprintf("%s skips %s after a failed request", p.name, m.name)
 			}
 		}
 	}
