@@ -22,6 +22,10 @@ import (
 //     (or, should it not answer, from the other owners, then from those
 //     that stood in for this node), read through until then, like after
 //     a pause (pause.go);
+//     What it wrote itself since it was cut off (a CAS at or above
+//     Router.cutAt) stays: it is newer than anything it missed, and the
+//     pull keeps the newer copy. Dropping it would lose writes taken
+//     between the heal and the notice of the lapse;
 //   - leaves alone the shards only lapsed members hold: nobody has a
 //     better copy. After an etcd outage that expired every lease nobody
 //     stayed, and nothing is dropped.
@@ -118,6 +122,9 @@ func (r *Router) recoverFromLapse(stayed []string) bool {
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
 	clear(w.fresh) // what was settled before may be stale too
+	if len(w.drop) == 0 && !w.dropOthers { // no pause's drop pending: it keeps nothing
+		w.keepFrom = r.cutAt.Load()
+	}
 	w.start(cs)
 	r.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",
 		"stayed", stayed, "owned_shards", len(cs), "other_shards", dropped, "epoch", v.Epoch)

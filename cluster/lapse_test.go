@@ -15,8 +15,9 @@ import (
 // TestWarmAfterLapse: a's lease is revoked behind its back, as when it
 // expires during a partition; b stays. While a was out, b took newer
 // writes and a delete (straight into its store, as the stand-in owner
-// would). When a registers again it drops its copies and pulls b's: no
-// value from before, no deleted key back.
+// would). When a registers again it drops its copies from before it was
+// cut off and pulls b's: no value from before, no deleted key back, and
+// what a wrote since the cut kept.
 func TestWarmAfterLapse(t *testing.T) {
 	etcd := startEtcd(t)
 	a := startFullNode(t, etcd, "a")
@@ -36,6 +37,12 @@ func TestWarmAfterLapse(t *testing.T) {
 		}
 		b.st.Set(key(i), []byte("new"), &store.SetOptions{})
 	}
+	// a is cut off from here on (as its ticks would record), and takes a
+	// write of its own meanwhile: newer than anything it missed, it stays.
+	time.Sleep(2 * time.Millisecond)
+	a.router.cutAt.Store(uint64(time.Now().UnixMilli()) << 16)
+	time.Sleep(2 * time.Millisecond)
+	a.st.Set([]byte("wl-mine"), []byte("mine"), &store.SetOptions{})
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
@@ -66,6 +73,9 @@ func TestWarmAfterLapse(t *testing.T) {
 		case i > 0 && (res != store.Hit || string(v) != "new"):
 			t.Errorf("a's store holds %q (%v) for %s after the lapse, want new (pulled %d dropped %d)", v, res, key(i), a.router.w.pulled.Load(), a.router.w.dropped.Load())
 		}
+	}
+	if _, v, res := a.st.Get([]byte("wl-mine"), nil, nil); res != store.Hit || string(v) != "mine" {
+		t.Errorf("a's own write since the cut: %q (%v) after the lapse, want it kept", v, res)
 	}
 	if b.router.w.lapses.Load() != 0 {
 		t.Errorf("b recovered from a lapse it did not have")

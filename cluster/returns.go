@@ -24,6 +24,11 @@ import (
 // goroutine only.
 type returns struct {
 	awaySince map[string]time.Time
+	// wholeAt: the last tick at which every member was usable (unix ms <<
+	// 16, comparable with a CAS); wasWhole: whether the last tick was
+	// one. Each cut publishes wholeAt as Router.cutAt.
+	wholeAt  uint64
+	wasWhole bool
 }
 
 // noticeReturns is called at each of Run's ticks: it starts re-verifying
@@ -39,9 +44,12 @@ func (r *Router) noticeReturns(rs *returns, now time.Time) {
 		rs.awaySince = map[string]time.Time{}
 	}
 	var back []string
+	whole := true
 	for name, m := range ps.byName {
 		since, away := rs.awaySince[name]
-		switch usable := r.usable(name, m); {
+		usable := r.usable(name, m)
+		whole = whole && usable
+		switch {
 		case !usable && !away:
 			rs.awaySince[name] = now
 		case usable && away:
@@ -51,6 +59,12 @@ func (r *Router) noticeReturns(rs *returns, now time.Time) {
 			}
 		}
 	}
+	if whole {
+		rs.wholeAt = uint64(now.UnixMilli()) << 16
+	} else if rs.wasWhole {
+		r.cutAt.Store(rs.wholeAt)
+	}
+	rs.wasWhole = whole
 	for name := range rs.awaySince {
 		if ps.get(name) == nil {
 			delete(rs.awaySince, name) // left the view: warm-up covers its return

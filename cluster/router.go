@@ -125,6 +125,10 @@ type Router struct {
 
 	pauses, staleEpochs, replicated atomic.Uint64
 	reverified                      atomic.Uint64 // shards re-verified after a co-owner came back (returns.go)
+	// cutAt is a CAS-comparable time (unix ms << 16) of the last tick at
+	// which every member was usable, before the latest one at which some
+	// was not: about when this node was last cut off (returns.go).
+	cutAt atomic.Uint64
 }
 
 // peerSet is one view and the clients for its members; immutable.

@@ -56,6 +56,12 @@ type warm struct {
 	// drop: shards whose local items go before the worker's next pulls;
 	// warming ones, and any a lapse found stale (lapse.go)
 	drop map[int]bool
+	// keepFrom: the next drop keeps the items with a CAS at or above it
+	// (0: keeps none). A lapse sets it to when this node was cut off:
+	// what it wrote since, during the cut or after the heal, is newer
+	// than what it may have missed, and the pull's newest-wins keeps the
+	// newer of the two copies (versions.go).
+	keepFrom uint64
 	// wiped: shards whose local items were dropped, or are about to be,
 	// and not pulled since (a view change may end their warm-up and start
 	// it again meanwhile). Their local copy is no fallback, so settle and

@@ -44,6 +44,8 @@ func (r *Router) pullQueued(ctx context.Context) {
 		drop[s], anyDrop = true, true
 	}
 	clear(w.drop)
+	keepFrom := w.keepFrom
+	w.keepFrom = 0
 	if w.dropOthers {
 		w.dropOthers = false
 		if v := r.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(drop) {
@@ -57,7 +59,7 @@ func (r *Router) pullQueued(ctx context.Context) {
 	w.mu.Unlock()
 	r.mu.Unlock()
 	if anyDrop {
-		r.dropStale(drop)
+		r.dropStale(drop, keepFrom)
 	}
 	if len(shards) == 0 {
 		return
@@ -181,9 +183,10 @@ func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int) error {
 }
 
 // dropStale deletes the local items of the shards marked in drop, but the
-// fresh keys of warming shards: what this node held from before a pause
-// may have been overwritten.
-func (r *Router) dropStale(drop []bool) {
+// fresh keys of warming shards and, when keepFrom is set, the items with a
+// CAS at or above it (written since a lapse's cut): what this node held
+// from before a pause or a cut may have been overwritten or deleted.
+func (r *Router) dropStale(drop []bool, keepFrom uint64) {
 	v := r.View()
 	if v == nil || v.Ring == nil {
 		return
@@ -191,7 +194,7 @@ func (r *Router) dropStale(drop []bool) {
 	w := &r.w
 	r.st.Range(func(key []byte, it store.Item, _ []byte) bool {
 		s := v.Ring.Shard(key)
-		if s >= len(drop) || !drop[s] {
+		if s >= len(drop) || !drop[s] || (keepFrom != 0 && it.CAS >= keepFrom) {
 			return true
 		}
 		w.mu.Lock()
