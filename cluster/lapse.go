@@ -121,7 +121,7 @@ func (r *Router) recoverFromLapse(stayed []string) bool {
 		}
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
-	clear(w.fresh) // what was settled before may be stale too
+	clear(w.fresh)                         // what was settled before may be stale too
 	if len(w.drop) == 0 && !w.dropOthers { // no pause's drop pending: it keeps nothing
 		w.keepFrom = r.cutAt.Load()
 	}
