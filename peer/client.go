@@ -154,6 +154,23 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// Reset breaks every pooled connection (their requests in flight fail
+// with ErrConnLost); the next requests dial afresh. For a peer that
+// answers again after a network cut: a connection from before it may
+// wait out TCP's retransmission backoff for seconds after the heal.
+func (c *Client) Reset() {
+	for i := range c.slots {
+		s := &c.slots[i]
+		s.mu.Lock()
+		cn := s.cn
+		s.cn = nil
+		s.mu.Unlock()
+		if cn != nil {
+			cn.fail(fmt.Errorf("%w: reset after the peer came back", ErrConnLost))
+		}
+	}
+}
+
 // Stats returns a snapshot of the client's counters.
 func (c *Client) Stats() Stats {
 	return Stats{

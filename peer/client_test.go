@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"shoal/server"
+	"shoal/store"
 )
 
 var bg = context.Background()
@@ -270,5 +273,19 @@ func TestTouchMulti(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReset: Reset breaks the pooled connections; the next request dials
+// a new one and is served.
+func TestReset(t *testing.T) {
+	addr := servePeerPort(t, func(st *store.Store) server.Cache { return server.Local{Store: st} })
+	c := newClient(t, Config{Addr: addr, Conns: 1})
+	mustSet(t, c, "k", "v", SetOptions{})
+	before := c.Stats().Redials
+	c.Reset()
+	mustGet(t, c, "k", "v")
+	if got := c.Stats().Redials; got != before+1 {
+		t.Fatalf("redials %d after Reset, want %d", got, before+1)
 	}
 }

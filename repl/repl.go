@@ -330,6 +330,18 @@ func (r *Replicator) Close() error {
 	return nil
 }
 
+// Reset breaks the connections to peer (peer.Client.Reset): it answers
+// again after a cut, and a connection from before may stay silent for
+// seconds. What was in flight is sent again.
+func (r *Replicator) Reset(peer string) {
+	r.mu.Lock()
+	l := r.links[peer]
+	r.mu.Unlock()
+	if l != nil {
+		l.client.Reset()
+	}
+}
+
 // Discard empties every peer's queue, counting the entries as dropped: the
 // caller found that they predate a pause of this process, during which
 // the peers may have taken newer writes for the same keys.
