@@ -31,6 +31,14 @@ import (
 // again. Hints are kept only for members of the current view: one that
 // leaves and comes back warms its shards by pulling from their owners.
 //
+// A view change owes too: when a shard gets an owner it did not have (a
+// member returns after its registration lapsed, or joins), a node that
+// owned it in the previous view owes that member its writes of the shard
+// from the last viewOwedFor on. The newcomer pulls the shard when it
+// takes it over, but this node may go on serving it until it applies the
+// new view itself, after the pull went past a key; what it wrote
+// meanwhile would stay here.
+//
 // Until the hand-back lands, the member serves what it held: reads may
 // return an older value for about a second after it is seen alive again
 // (README, "What the cluster guarantees").
@@ -46,6 +54,11 @@ type hints struct {
 // none of it (it went away again) costs a scan a second, not a tick.
 const handBackEvery = time.Second
 
+// viewOwedFor is how far back a view change owes writes (see above): more
+// than the time views take to reach every node, a pull to run, and the
+// cut before a lapse.
+const viewOwedFor = 30 * time.Second
+
 // handBackBatch items go to the replicator at a time, handBackPause apart,
 // so a large hand-back does not overflow its queue (what overflows is owed
 // again, and goes at the next round).
@@ -60,11 +73,16 @@ func (r *Router) Missed(peer string, key []byte, it repl.Item) {
 	if v == nil || v.Ring == nil {
 		return
 	}
-	s := v.Ring.Shard(key)
 	since := it.CAS
 	if since == 0 {
 		since = 1 // no version (an unversioned delete): the whole shard
 	}
+	r.owe(peer, v.Ring.Shard(key), since)
+}
+
+// owe records that member peer is owed this node's writes of shard s with
+// a version of since or more.
+func (r *Router) owe(peer string, s int, since uint64) {
 	h := &r.hints
 	h.mu.Lock()
 	defer h.mu.Unlock()

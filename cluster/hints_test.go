@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -192,6 +193,41 @@ func TestReverifyOnReturn(t *testing.T) {
 		it, err := ca.Get(k)
 		if err != nil || string(it.Value) != want {
 			t.Fatalf("get %s through a after b came back: %+v, %v; want %q", k, it, err, want)
+		}
+	}
+}
+
+// TestViewChangeOwes: when a view gives a shard an owner it did not have
+// (here a join), the nodes that owned it hand that owner their recent
+// writes of it, whatever its own pull got: the counters show the
+// hand-back, and the newcomer holds the newest copy of every key.
+func TestViewChangeOwes(t *testing.T) {
+	etcd := startEtcd(t)
+	a := startFullNode(t, etcd, "a")
+	b := startFullNode(t, etcd, "b")
+	waitMembers(t, a, b)
+	ca := memcache.New(a.addr)
+	for i := range 50 {
+		if err := ca.Set(&memcache.Item{Key: fmt.Sprintf("vc-%d", i), Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := startFullNode(t, etcd, "c")
+	waitMembers(t, a, b, c)
+	waitForIn(t, 10*time.Second, "a and b hand c their recent writes of its shards", func() bool {
+		_, _, ha := a.router.HintStats()
+		_, _, hb := b.router.HintStats()
+		return ha+hb > 0
+	})
+	v := c.router.View()
+	waitWarm(t, c)
+	for i := range 50 {
+		k := []byte(fmt.Sprintf("vc-%d", i))
+		if !slices.Contains(v.Ring.Owners(v.Ring.Shard(k)), "c") {
+			continue
+		}
+		if _, val, res := c.st.Get(k, nil, nil); res != store.Hit || string(val) != "v" {
+			t.Fatalf("c holds %q (%v) for %s, one of its keys", val, res, k)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"shoal/peer"
 	"shoal/ring"
@@ -236,6 +237,7 @@ func (r *Router) transition(old, nv *View) {
 		without = r.ringWithout(nv)
 	}
 	var cs []claim
+	owedFrom := uint64(time.Now().Add(-viewOwedFor).UnixMilli()) << 16
 	for s := range n {
 		owners := nv.Ring.Owners(s)
 		in := slices.Contains(owners, r.self)
@@ -247,6 +249,13 @@ func (r *Router) transition(old, nv *View) {
 			}
 		}
 		wasIn := slices.Contains(prev, r.self)
+		if wasIn {
+			for _, o := range owners {
+				if o != r.self && !slices.Contains(prev, o) {
+					r.owe(o, s, owedFrom) // hints.go
+				}
+			}
+		}
 		switch {
 		case in && (old == nil || !wasIn):
 			src := others(nil, prev, r.self)

@@ -156,6 +156,9 @@ func TestHistory(t *testing.T) {
 		if ep.StaleAfter > 0 {
 			t.Errorf("%s: %d stale reads more than %v after the cluster settled", ep.Name(), ep.StaleAfter, r.Options.Grace)
 		}
+		if ep.ErrorsAfter > 0 {
+			t.Errorf("%s: %d requests failed more than %v after the cluster settled", ep.Name(), ep.ErrorsAfter, r.Options.Grace)
+		}
 		if ep.Divergent > 0 {
 			t.Errorf("%s: %d keys whose owners hold different copies after settling", ep.Name(), ep.Divergent)
 		}
