@@ -96,6 +96,8 @@ func (r *Router) recoverFromLapse(stayed []string) bool {
 		// the ring with it, so warm what it owns there.
 		rg, without = with, v.Ring
 	}
+	// A pause's drop not yet done keeps nothing: it stays so.
+	pausePending := w.dropOthers || (len(w.drop) > 0 && w.keepFrom == 0)
 	var cs []claim
 	dropped := 0
 	for s := range v.Ring.NumShards() {
@@ -121,8 +123,8 @@ func (r *Router) recoverFromLapse(stayed []string) bool {
 		}
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
-	clear(w.fresh)                         // what was settled before may be stale too
-	if len(w.drop) == 0 && !w.dropOthers { // no pause's drop pending: it keeps nothing
+	clear(w.fresh) // what was settled before may be stale too
+	if !pausePending {
 		w.keepFrom = r.cutAt.Load()
 	}
 	w.start(cs)

@@ -14,8 +14,8 @@ import (
 
 // TestWarmAfterLapse: a's lease is revoked behind its back, as when it
 // expires during a partition; b stays. While a was out, b took newer
-// writes and a delete (straight into its store, as the stand-in owner
-// would). When a registers again it drops its copies from before it was
+// writes and a delete (straight into its store and its tombstones, as the
+// stand-in owner would). When a registers again it drops its copies from before it was
 // cut off and pulls b's: no value from before, no deleted key back, and
 // what a wrote since the cut kept.
 func TestWarmAfterLapse(t *testing.T) {
@@ -32,10 +32,19 @@ func TestWarmAfterLapse(t *testing.T) {
 	for i := range n {
 		// Both own every shard (two nodes, two replicas).
 		a.st.Set(key(i), []byte("old"), &store.SetOptions{})
-		if i == 0 {
-			continue // deleted while a was out
-		}
+	}
+	// b's writes come later, on the clock the CAS follows (in the same
+	// millisecond, two nodes' writes are concurrent: either may win).
+	time.Sleep(2 * time.Millisecond)
+	for i := 1; i < n; i++ {
 		b.st.Set(key(i), []byte("new"), &store.SetOptions{})
+	}
+	// key(0): b held a's copy and deleted it while a was out (a delete
+	// with a version, remembered: a late copy of "old" does not undo it).
+	it, val, _ := a.st.Get(key(0), nil, nil)
+	b.router.applyCopy(key(0), val, &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.deleteVersioned(key(0), nil, 0); res != store.Deleted {
+		t.Fatalf("delete of %s on b: %v", key(0), res)
 	}
 	// a is cut off from here on (as its ticks would record), and takes a
 	// write of its own meanwhile: newer than anything it missed, it stays.

@@ -25,6 +25,7 @@ type injector struct {
 	joined  int      // joins so far: names n4, n5, ...
 	initial int      // members at the start
 	stopMax time.Duration
+	cutMax  time.Duration // longest partition
 }
 
 // between returns a duration in [lo, hi) from the run's rand.
@@ -218,9 +219,10 @@ func (in *injector) leave() Episode {
 }
 
 // partition cuts a node off (its bridge port down: packets dropped, no
-// reset) for 2–15 s, past the 10 s lease at the long end, then heals it.
+// reset) for 2 s to cutMax (15 s in long mode, past the 10 s lease), then
+// heals it.
 func (in *injector) partition(n *node) Episode {
-	d := in.between(2*time.Second, 15*time.Second)
+	d := in.between(2*time.Second, in.cutMax)
 	e := Episode{Kind: KindPartition, Target: n.name, Detail: fmt.Sprintf("cut off %.1f s", d.Seconds())}
 	n.up.Store(false)
 	e.Start = in.log.Now()

@@ -112,15 +112,15 @@ func TestHistory(t *testing.T) {
 		n.up.Store(true)
 	}
 
-	nkeys, steady, stopMax := 300, 2*time.Second, 4*time.Second
+	nkeys, steady, stopMax, cutMax := 300, 2*time.Second, 4*time.Second, 5*time.Second
 	if *long {
-		nkeys, steady, stopMax = 600, 3*time.Second, 8*time.Second
+		nkeys, steady, stopMax, cutMax = 600, 3*time.Second, 8*time.Second, 15*time.Second
 	}
 	log := NewLog()
 	w := newWorkload(log, cl, nkeys, 5*time.Millisecond)
 	w.start(3, 3, seed)
 	defer w.halt()
-	in := &injector{t: t, cl: cl, log: log, rng: rng, initial: len(nodes), stopMax: stopMax}
+	in := &injector{t: t, cl: cl, log: log, rng: rng, initial: len(nodes), stopMax: stopMax, cutMax: cutMax}
 
 	const drain = 3 * time.Second
 	episodes := []Episode{{Kind: KindNone}}
