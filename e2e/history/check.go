@@ -163,14 +163,14 @@ func Check(ops []Op, episodes []Episode, opt Options) *Report {
 		} else {
 			rep.Misses++
 		}
-		where := "after settling"
+		where, list := "after settling", &rep.staleAfter // listed apart: they break the promise
 		if inFault(ei, op.Start) {
 			rep.StaleInFault++
-			where = "in fault"
+			where, list = "in fault", &rep.stale
 		} else {
 			rep.StaleAfter++
 		}
-		rep.note(&rep.stale, "get %s through %s at %s (%s): %s, but %d was acked at %s", op.Key, op.Node, ms(op.Start), where, got, w.op.Value, ms(w.op.End))
+		rep.note(list, "get %s through %s at %s (%s): %s, but %d was acked at %s", op.Key, op.Node, ms(op.Start), where, got, w.op.Value, ms(w.op.End))
 	}
 
 	checkpoints(r, ops, episodes, keys, strict)

@@ -38,7 +38,7 @@ type EpisodeReport struct {
 	Recovery time.Duration
 
 	max                                     int
-	lost, stale, divergent, errors, excused exampleList
+	lost, stale, staleAfter, divergent, errors, excused exampleList
 }
 
 type exampleList struct {
@@ -65,7 +65,7 @@ func (e *EpisodeReport) Examples() string {
 	for _, s := range []struct {
 		what string
 		l    *exampleList
-	}{{"lost", &e.lost}, {"stale", &e.stale}, {"divergent", &e.divergent}, {"errors", &e.errors}, {"excused", &e.excused}} {
+	}{{"lost", &e.lost}, {"stale", &e.stale}, {"stale", &e.staleAfter}, {"divergent", &e.divergent}, {"errors", &e.errors}, {"excused", &e.excused}} {
 		for _, line := range s.l.lines {
 			fmt.Fprintf(&b, "\t%s: %s\n", s.what, line)
 		}
