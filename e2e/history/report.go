@@ -37,7 +37,7 @@ type EpisodeReport struct {
 	// Recovery is from healing the fault to the cluster settled.
 	Recovery time.Duration
 
-	max                                     int
+	max                                                 int
 	lost, stale, staleAfter, divergent, errors, excused exampleList
 }
 
