@@ -154,10 +154,14 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Reset breaks every pooled connection (their requests in flight fail
-// with ErrConnLost); the next requests dial afresh. For a peer that
+// Reset retires every pooled connection: the next requests dial afresh,
+// and each old connection is closed once the requests already queued on
+// it are answered (or time out, as they would have). For a peer that
 // answers again after a network cut: a connection from before it may
 // wait out TCP's retransmission backoff for seconds after the heal.
+// Failing those requests instead would count against a peer that may be
+// answering them: e2e/history saw one such failure mark the member down
+// again, for a second, right after it came back.
 func (c *Client) Reset() {
 	for i := range c.slots {
 		s := &c.slots[i]
@@ -166,10 +170,15 @@ func (c *Client) Reset() {
 		s.cn = nil
 		s.mu.Unlock()
 		if cn != nil {
-			cn.fail(fmt.Errorf("%w: reset after the peer came back", ErrConnLost))
+			cn.retire()
 		}
 	}
 }
+
+// errRetired breaks a connection that Reset retired once its queue is
+// empty; no request sees it but one that raced the retirement, which
+// roundTrip then sends on a fresh connection.
+var errRetired = fmt.Errorf("%w: retired after the peer came back", ErrConnLost)
 
 // Stats returns a snapshot of the client's counters.
 func (c *Client) Stats() Stats {

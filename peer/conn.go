@@ -41,6 +41,7 @@ type conn struct {
 	wbuf     []byte
 	spare    []byte
 	flushing bool // a caller is writing; others only append
+	retired  bool // Reset took it from its slot: break it once pending empties
 }
 
 func newConn(c *Client, nc net.Conn) *conn {
@@ -120,8 +121,7 @@ func (cn *conn) fail(err error) {
 	cn.mu.Lock()
 	first := cn.broken == nil
 	if first {
-		cn.broken = err
-		cn.dead.Store(true)
+		cn.breakLocked(err)
 	}
 	cn.mu.Unlock()
 	if first {
@@ -147,7 +147,8 @@ func (cn *conn) peek() *request {
 	return cn.pending[cn.head]
 }
 
-// pop removes the oldest queued request.
+// pop removes the oldest queued request; the last one of a retired
+// connection breaks it.
 func (cn *conn) pop() {
 	cn.mu.Lock()
 	cn.pending[cn.head] = nil
@@ -160,7 +161,36 @@ func (cn *conn) pop() {
 		clear(cn.pending[n:])
 		cn.pending, cn.head = cn.pending[:n], 0
 	}
+	done := cn.retired && cn.head == len(cn.pending) && cn.broken == nil
+	if done {
+		cn.breakLocked(errRetired)
+	}
 	cn.mu.Unlock()
+	if done {
+		cn.nc.Close()
+	}
+}
+
+// retire breaks cn now if nothing is queued on it, else once its queue
+// empties (pop).
+func (cn *conn) retire() {
+	cn.mu.Lock()
+	cn.retired = true
+	idle := cn.head == len(cn.pending) && cn.broken == nil
+	if idle {
+		cn.breakLocked(errRetired)
+	}
+	cn.mu.Unlock()
+	if idle {
+		cn.nc.Close()
+	}
+}
+
+// breakLocked records err as what broke cn; cn.mu is held, cn.broken nil.
+// Under the lock, so no request is queued after it; the caller closes nc.
+func (cn *conn) breakLocked(err error) {
+	cn.broken = err
+	cn.dead.Store(true)
 }
 
 // readLoop matches replies to queued requests until the connection breaks,
@@ -179,7 +209,7 @@ func (c *Client) readLoop(cn *conn) {
 	cn.pending, cn.head = nil, 0
 	cn.mu.Unlock()
 	cn.nc.Close()
-	if !errors.Is(err, ErrClosed) {
+	if !errors.Is(err, ErrClosed) && err != errRetired {
 		c.log.Warn("peer connection lost", "err", err, "failed_requests", len(queued))
 	}
 	for _, r := range queued {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -155,4 +156,48 @@ func TestNewNoIO(t *testing.T) {
 	}
 	ln.Close()
 	_ = c
+}
+
+// TestResetInFlight: a request queued on a connection when Reset retires
+// it is still answered on that connection (a peer that came back may
+// answer it; failing it would count against the peer), the next request
+// goes to a fresh connection, and the old one is closed once it is idle.
+func TestResetInFlight(t *testing.T) {
+	release := make(chan struct{})
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(line string) []byte {
+		i := strings.Index(line, " O")
+		reply := []byte("EN " + strings.TrimSpace(line[i:]) + "\r\n")
+		if strings.Contains(line, "slow") {
+			<-release
+		}
+		return reply
+	})
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 5 * time.Second})
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.Get(bg, []byte("slow"), GetOptions{})
+		done <- err
+	}()
+	f.waitLines(1)
+	c.Reset()
+	if _, _, err := c.Get(bg, []byte("fast"), GetOptions{}); err != nil {
+		t.Fatalf("request after Reset: %v", err)
+	}
+	if s := c.Stats(); s.Redials != 1 {
+		t.Fatalf("redials %d after Reset, want 1 (stats %+v)", s.Redials, s)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("request in flight at Reset failed: %v", err)
+	}
+	f.mu.Lock()
+	first := f.conns[0]
+	f.mu.Unlock()
+	first.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := first.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the retired connection is still open once idle: read err %v", err)
+	}
+	if s := c.Stats(); s.Failures != 0 {
+		t.Fatalf("failures %d, want 0", s.Failures)
+	}
 }
