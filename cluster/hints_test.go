@@ -19,22 +19,7 @@ import (
 // ends up holding every newer write, and the key a deleted is gone from b
 // and does not come back.
 func TestHandBack(t *testing.T) {
-	etcd := startEtcd(t)
-	opts := fullOpts{proxy: true, replTimeout: 200 * time.Millisecond}
-	a := startFullNodeWith(t, etcd, "a", opts)
-	b := startFullNodeWith(t, etcd, "b", opts)
-	waitMembers(t, a, b)
-	waitWarm(t, a)
-	waitWarm(t, b)
-	v := a.router.View()
-	keys := ownedBy(v, "b", "hb-", 40)
-	ca := memcache.New(a.addr)
-	ca.Timeout = 5 * time.Second
-	for _, k := range keys {
-		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("old")}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b, keys, ca := startPairOld(t, "b", "hb-", 40)
 	for _, k := range keys { // both copies in place
 		for _, n := range []*fullNode{a, b} {
 			waitFor(t, func() bool { _, v, res := n.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
@@ -152,28 +137,13 @@ func waitForIn(t *testing.T, d time.Duration, what string, cond func() bool) {
 // shards they share from b: reads through a return b's newer values, and
 // a key only a holds stays.
 func TestReverifyOnReturn(t *testing.T) {
-	etcd := startEtcd(t)
-	opts := fullOpts{proxy: true, replTimeout: 200 * time.Millisecond}
-	a := startFullNodeWith(t, etcd, "a", opts)
-	b := startFullNodeWith(t, etcd, "b", opts)
-	waitMembers(t, a, b)
-	waitWarm(t, a)
-	waitWarm(t, b)
-	v := a.router.View()
-	keys := ownedBy(v, "a", "rv-", 20)
-	ca := memcache.New(a.addr)
-	ca.Timeout = 5 * time.Second
-	for _, k := range keys {
-		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("old")}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b, keys, ca := startPairOld(t, "a", "rv-", 20)
 	for _, k := range keys {
 		waitFor(t, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
 	}
 	b.proxy.frozen.Store(true)
 	// A request a forwards to b times out: b is skipped from then on.
-	bk := ownedBy(v, "b", "rv-b-", 1)[0]
+	bk := ownedBy(a.router.View(), "b", "rv-b-", 1)[0]
 	ca.Get(bk)
 	waitForIn(t, 5*time.Second, "a skips b", func() bool { return !a.router.usable("b", a.router.peers.Load().get("b")) })
 	for i, k := range keys {
@@ -182,7 +152,7 @@ func TestReverifyOnReturn(t *testing.T) {
 		}
 		b.st.Set([]byte(k), []byte("new"), nil) // a fresh, newer version
 	}
-	time.Sleep(opts.replTimeout*5 + tickEvery) // away longer than a down mark
+	time.Sleep(pairReplTimeout*5 + tickEvery) // away longer than a down mark
 	b.proxy.frozen.Store(false)
 	waitForIn(t, 10*time.Second, "a re-verifies from b", func() bool { return a.router.reverified.Load() > 0 })
 	for i, k := range keys {
@@ -230,4 +200,30 @@ func TestViewChangeOwes(t *testing.T) {
 			t.Fatalf("c holds %q (%v) for %s, one of its keys", val, res, k)
 		}
 	}
+}
+
+// pairReplTimeout is startPairOld's replication timeout.
+const pairReplTimeout = 200 * time.Millisecond
+
+// startPairOld starts nodes a and b (proxying, short replication
+// timeout), waits until both are members and warm, and sets n keys owned
+// by owner, named with prefix, to "old" through a; ca is a's client.
+func startPairOld(t *testing.T, owner, prefix string, n int) (a, b *fullNode, keys []string, ca *memcache.Client) {
+	t.Helper()
+	etcd := startEtcd(t)
+	opts := fullOpts{proxy: true, replTimeout: pairReplTimeout}
+	a = startFullNodeWith(t, etcd, "a", opts)
+	b = startFullNodeWith(t, etcd, "b", opts)
+	waitMembers(t, a, b)
+	waitWarm(t, a)
+	waitWarm(t, b)
+	keys = ownedBy(a.router.View(), owner, prefix, n)
+	ca = memcache.New(a.addr)
+	ca.Timeout = 5 * time.Second
+	for _, k := range keys {
+		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a, b, keys, ca
 }

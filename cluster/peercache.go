@@ -124,7 +124,7 @@ func (p *PeerCache) admit(rt *Route, o server.Origin) error {
 // ReplicaSet stores a replicated item unless this node holds a newer
 // write of the key (a larger CAS: store.SetOptions.Newer): copies of a
 // key converge to its newest write whatever order they arrive in, from
-// the primary, a stand-in handing back (handback.go) or a warm-up.
+// the primary, a stand-in handing back (hints.go) or a warm-up.
 func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (res store.Result, it store.Item, err error) {
 	rt := p.r.route(key)
 	if err := p.admit(&rt, o); err != nil {

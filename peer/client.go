@@ -140,16 +140,7 @@ func (c *Client) Close() error {
 		c.sweepStop = nil
 	}
 	c.sweepMu.Unlock()
-	for i := range c.slots {
-		s := &c.slots[i]
-		s.mu.Lock()
-		cn := s.cn
-		s.cn = nil
-		s.mu.Unlock()
-		if cn != nil {
-			cn.fail(ErrClosed)
-		}
-	}
+	c.takeConns(func(cn *conn) { cn.fail(ErrClosed) })
 	c.wg.Wait()
 	return nil
 }
@@ -162,7 +153,10 @@ func (c *Client) Close() error {
 // Failing those requests instead would count against a peer that may be
 // answering them: e2e/history saw one such failure mark the member down
 // again, for a second, right after it came back.
-func (c *Client) Reset() {
+func (c *Client) Reset() { c.takeConns((*conn).retire) }
+
+// takeConns empties every slot, handing each connection it held to f.
+func (c *Client) takeConns(f func(*conn)) {
 	for i := range c.slots {
 		s := &c.slots[i]
 		s.mu.Lock()
@@ -170,7 +164,7 @@ func (c *Client) Reset() {
 		s.cn = nil
 		s.mu.Unlock()
 		if cn != nil {
-			cn.retire()
+			f(cn)
 		}
 	}
 }

@@ -23,8 +23,9 @@
 // state in its current view (Config.Refresh) and that is sent instead, up
 // to three times. An entry the peer does not answer goes back to
 // the head of the queue and is sent again after RetryAfter, up to three
-// times, then counted and discarded: a peer that was away that long
-// re-pulls its shards when it returns (cluster's warm-up).
+// times, then counted, told to Config.Missed and discarded: the caller
+// owes the peer that write (cluster's hints hand it back once the peer
+// answers again).
 package repl
 
 import (
