@@ -227,3 +227,25 @@ func startPairOld(t *testing.T, owner, prefix string, n int) (a, b *fullNode, ke
 	}
 	return a, b, keys, ca
 }
+
+// TestForwardedWritePushed: a write forwarded to b for a key whose primary
+// is a (its sender skipped a, which b still sees alive) is served by b as
+// a stand-in and pushed to a: a ends up holding it.
+func TestForwardedWritePushed(t *testing.T) {
+	a, b, keys, _ := startPairOld(t, "a", "fw-", 3)
+	for _, k := range keys {
+		waitFor(t, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
+	}
+	pc := b.router.PeerCache()
+	for _, k := range keys {
+		if res, _, err := pc.Set([]byte(k), []byte("new"), nil); err != nil || res != store.Stored {
+			t.Fatalf("forwarded set %s on b: %v %v", k, res, err)
+		}
+	}
+	for _, k := range keys {
+		waitForIn(t, 5*time.Second, "a holds "+k+"=new", func() bool {
+			_, v, res := a.st.Get([]byte(k), nil, nil)
+			return res == store.Hit && string(v) == "new"
+		})
+	}
+}

@@ -65,7 +65,7 @@ func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result,
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	rt := p.r.route(key)
+	rt := p.r.routeHere(key)
 	res, it := p.r.localSet(&rt, key, value, opt)
 	return res, it, nil
 }
@@ -75,7 +75,7 @@ func (p *PeerCache) Delete(key []byte, opt *store.DeleteOptions) (store.Result, 
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	rt := p.r.route(key)
+	rt := p.r.routeHere(key)
 	res, it := p.r.localDelete(&rt, key, opt)
 	return res, it, nil
 }
@@ -85,7 +85,7 @@ func (p *PeerCache) Arith(key []byte, opt *store.ArithOptions) (store.Result, ui
 	if !p.r.awake() {
 		return 0, 0, store.Item{}, ErrPaused
 	}
-	rt := p.r.route(key)
+	rt := p.r.routeHere(key)
 	res, n, it := p.r.localArith(&rt, key, opt)
 	return res, n, it, nil
 }
@@ -95,7 +95,7 @@ func (p *PeerCache) Touch(key []byte, exptime int64) (store.Result, store.Item, 
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	rt := p.r.route(key)
+	rt := p.r.routeHere(key)
 	res, it := p.r.localTouch(&rt, key, exptime)
 	return res, it, nil
 }

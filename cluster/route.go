@@ -1,6 +1,10 @@
 package cluster
 
-import "shoal/repl"
+import (
+	"slices"
+
+	"shoal/repl"
+)
 
 // Route is where one request on one key goes: the key's shard and owners
 // in one view, and which owner serves it. Router.route decides it once per
@@ -33,6 +37,25 @@ func (r *Router) routeIn(ps *peerSet, key []byte) Route {
 		rt.owners = v.Ring.Owners(rt.shard)
 	}
 	r.moveTo(&rt, 0)
+	return rt
+}
+
+// routeHere is the route of a write forwarded to this node: the sender
+// chose this node to serve it, skipping the owners before it as down or
+// dead, so it is served here as by the owner that stands in for them,
+// and its result is pushed to every other owner, those skipped included,
+// even when this node sees them usable. Routed by this node's own view
+// instead, a stand-in that still saw the primary alive (one gossip had
+// just marked dead on the sender, e2e/history seed 20) stored the write
+// without pushing it anywhere, and the primary kept its older copy for
+// good.
+func (r *Router) routeHere(key []byte) Route {
+	rt := r.route(key)
+	if !rt.local {
+		if i := slices.Index(rt.owners, r.self); i >= 0 {
+			rt.at, rt.local = i, true
+		}
+	}
 	return rt
 }
 
