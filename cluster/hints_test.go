@@ -248,4 +248,13 @@ func TestForwardedWritePushed(t *testing.T) {
 			return res == store.Hit && string(v) == "new"
 		})
 	}
+	// A forwarded touch (gat) is a write too.
+	exp := b.st.Now() + 3600
+	if _, _, res := pc.Get([]byte(keys[0]), &store.GetOptions{Touch: true, Exptime: exp}, nil); res != store.Hit {
+		t.Fatalf("forwarded gat %s on b: %v", keys[0], res)
+	}
+	waitForIn(t, 5*time.Second, "a holds "+keys[0]+" touched", func() bool {
+		it, _, res := a.st.Get([]byte(keys[0]), &store.GetOptions{NoBump: true}, nil)
+		return res == store.Hit && it.Exptime == exp
+	})
 }

@@ -51,7 +51,7 @@ func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (store.It
 	if !p.r.awake() && opt != nil && (opt.Touch || opt.Vivify) {
 		return store.Item{}, dst[:0], store.Miss
 	}
-	rt := p.r.route(key)
+	rt := p.r.routeHere(key) // a touch or vivify is a write: pushed as Set's
 	return p.r.localGet(&rt, key, opt, dst)
 }
 

@@ -40,10 +40,10 @@ func (r *Router) routeIn(ps *peerSet, key []byte) Route {
 	return rt
 }
 
-// routeHere is the route of a write forwarded to this node: the sender
+// routeHere is the route of a request forwarded to this node (PeerCache): the sender
 // chose this node to serve it, skipping the owners before it as down or
 // dead, so it is served here as by the owner that stands in for them,
-// and its result is pushed to every other owner, those skipped included,
+// and what it writes is pushed to every other owner, those skipped included,
 // even when this node sees them usable. Routed by this node's own view
 // instead, a stand-in that still saw the primary alive (one gossip had
 // just marked dead on the sender, e2e/history seed 20) stored the write

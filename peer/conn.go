@@ -161,10 +161,7 @@ func (cn *conn) pop() {
 		clear(cn.pending[n:])
 		cn.pending, cn.head = cn.pending[:n], 0
 	}
-	done := cn.retired && cn.head == len(cn.pending) && cn.broken == nil
-	if done {
-		cn.breakLocked(errRetired)
-	}
+	done := cn.endRetiredLocked()
 	cn.mu.Unlock()
 	if done {
 		cn.nc.Close()
@@ -176,14 +173,21 @@ func (cn *conn) pop() {
 func (cn *conn) retire() {
 	cn.mu.Lock()
 	cn.retired = true
-	idle := cn.head == len(cn.pending) && cn.broken == nil
-	if idle {
-		cn.breakLocked(errRetired)
-	}
+	done := cn.endRetiredLocked()
 	cn.mu.Unlock()
-	if idle {
+	if done {
 		cn.nc.Close()
 	}
+}
+
+// endRetiredLocked breaks cn when it is retired and nothing is queued on
+// it, reporting whether it did (the caller then closes nc); cn.mu is held.
+func (cn *conn) endRetiredLocked() bool {
+	if !cn.retired || cn.head != len(cn.pending) || cn.broken != nil {
+		return false
+	}
+	cn.breakLocked(errRetired)
+	return true
 }
 
 // breakLocked records err as what broke cn; cn.mu is held, cn.broken nil.
