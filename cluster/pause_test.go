@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/gossip"
 	"shoal/store"
 )
 
@@ -60,5 +63,65 @@ func TestPausedPeerAnswers(t *testing.T) {
 	}
 	if got := b.router.pauses.Load(); got < uint64(len(keys)) {
 		t.Errorf("b noticed %d pauses, want at least %d", got, len(keys))
+	}
+}
+
+// stallingMembers is fakeMembers whose View blocks while stall is set:
+// Run's loop busy for as long as the test wants.
+type stallingMembers struct {
+	*fakeMembers
+	stall atomic.Bool
+}
+
+func (s *stallingMembers) View() *View {
+	for s.stall.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s.fakeMembers.View()
+}
+
+// TestBusyRunIsNoPause: Run's loop busy for longer than PauseAfter (as
+// when it closed the client of a member cut off, waiting out its dial)
+// is not a pause: requests meanwhile find the process awake, and nothing
+// is dropped. e2e/history saw both healthy nodes "recover" from such a
+// gap right after a partition healed, dropping every shard they owned.
+func TestBusyRunIsNoPause(t *testing.T) {
+	st, err := store.New(store.Config{MemoryLimit: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := &stallingMembers{fakeMembers: &fakeMembers{health: map[string]gossip.State{}}}
+	const pauseAfter = 200 * time.Millisecond
+	rt, err := NewRouter(RouterConfig{Members: fm, Store: st, PauseAfter: pauseAfter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { rt.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool { return rt.tick.Load() != 0 })
+
+	fm.stall.Store(true) // Run's next apply blocks
+	defer fm.stall.Store(false)
+	for end := time.Now().Add(5 * pauseAfter); time.Now().Before(end); {
+		if !rt.awake() {
+			t.Fatal("a request found the process paused while only Run's loop was busy")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fm.stall.Store(false)
+	if n := rt.pauses.Load(); n != 0 {
+		t.Fatalf("%d pauses recovered from; want 0", n)
+	}
+
+	// A real pause, every goroutine stopped, is still noticed.
+	rt.tick.Store(rt.mono() - int64(time.Hour))
+	if rt.awake() {
+		t.Fatal("a gap of an hour since the last tick went unnoticed")
+	}
+	if n := rt.pauses.Load(); n != 1 {
+		t.Fatalf("%d pauses recovered from; want 1", n)
 	}
 }

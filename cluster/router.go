@@ -54,7 +54,7 @@ type RouterConfig struct {
 	// Replicator, when not nil, receives the result of every write this
 	// node applies as the key's serving owner, to push to the other owners.
 	Replicator Replicator
-	// PauseAfter is the gap in Run's ticks after which this node counts
+	// PauseAfter is the gap in the heartbeat's ticks after which this node counts
 	// itself as having been paused (pause.go). Zero means 1 s: the peer
 	// request timeout, after which the others fail over.
 	PauseAfter time.Duration

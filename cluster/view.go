@@ -20,13 +20,15 @@ import (
 
 // Run keeps the router current until ctx ends: it applies each new view
 // as the membership signals it (and at every tick, should a signal be
-// missed), ticks for pause detection, pulls warming shards, re-verifies
+// missed), pulls warming shards, re-verifies
 // the shards shared with a member that comes back (returns.go) and hands
-// back the writes members missed (hints.go). It returns
+// back the writes members missed (hints.go); a goroutine of its own ticks
+// for pause detection (pause.go). It returns
 // when every goroutine it started has stopped.
 func (r *Router) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.runWarm(ctx) })
+	wg.Go(func() { r.heartbeat(ctx) })
 	r.mu.Lock()
 	r.running = true
 	r.transition(nil, r.peers.Load().view) // what this node owns already
@@ -35,7 +37,6 @@ func (r *Router) Run(ctx context.Context) error {
 	r.apply()
 	t := time.NewTicker(tickEvery)
 	defer func() { t.Stop(); wg.Wait() }()
-	r.tick.Store(r.mono())
 	changed := r.cfg.Members.Changed()
 	var rs returns
 	for {
@@ -47,9 +48,7 @@ func (r *Router) Run(ctx context.Context) error {
 			continue
 		case <-t.C:
 		}
-		if r.awake() {
-			r.tick.Store(r.mono())
-		}
+		r.checkLapse()
 		r.apply()
 		r.noticeReturns(&rs, time.Now())
 		r.handBackDue(ctx)
@@ -100,7 +99,12 @@ func (r *Router) apply() {
 	r.w.kick() // the warm-up transition claimed pulls by the view published now
 	for name, o := range old.byName {
 		if ps.byName[name] != o {
-			o.client.Close() // its in-flight requests fail over
+			// Its in-flight requests fail over. Close waits for the
+			// client's goroutines, a dial to a member cut off among
+			// them: not on Run's goroutine.
+			if !r.spawn(func() { o.client.Close() }) {
+				o.client.Close()
+			}
 		}
 	}
 }

@@ -26,6 +26,7 @@ type injector struct {
 	initial int      // members at the start
 	stopMax time.Duration
 	cutMax  time.Duration // longest partition
+	cut     time.Duration // when set, every partition's length
 }
 
 // between returns a duration in [lo, hi) from the run's rand.
@@ -223,6 +224,9 @@ func (in *injector) leave() Episode {
 // heals it.
 func (in *injector) partition(n *node) Episode {
 	d := in.between(2*time.Second, in.cutMax)
+	if in.cut > 0 {
+		d = in.cut
+	}
 	e := Episode{Kind: KindPartition, Target: n.name, Detail: fmt.Sprintf("cut off %.1f s", d.Seconds())}
 	n.up.Store(false)
 	e.Start = in.log.Now()

@@ -14,6 +14,7 @@ var (
 	long     = flag.Bool("long", false, "run every fault kind, one at a time, for -duration (use with -timeout 0 or a -timeout well over -duration)")
 	seedFlag = flag.Int64("seed", 0, "seed for fault choice, targets and durations (0: from the clock); printed so that a run can be replayed")
 	duration = flag.Duration("duration", 10*time.Minute, "long mode: inject faults until this much time has passed")
+	cutFlag  = flag.Duration("cut", 0, "when set, every partition lasts exactly this long (to replay one length, e.g. 9s, just under the 10 s lease)")
 	kindFlag = flag.String("faults", "", "comma-separated fault kinds: long mode draws from them (default: all), short mode injects each once, in order (default: "+strings.Join(shortKinds, ",")+"); all: "+strings.Join(allKinds, ","))
 )
 
@@ -124,7 +125,7 @@ func TestHistory(t *testing.T) {
 	w := newWorkload(log, cl, nkeys, 5*time.Millisecond)
 	w.start(3, 3, seed)
 	defer w.halt()
-	in := &injector{t: t, cl: cl, log: log, rng: rng, initial: len(nodes), stopMax: stopMax, cutMax: cutMax}
+	in := &injector{t: t, cl: cl, log: log, rng: rng, initial: len(nodes), stopMax: stopMax, cutMax: cutMax, cut: *cutFlag}
 
 	const drain = 3 * time.Second
 	episodes := []Episode{{Kind: KindNone}}
