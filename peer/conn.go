@@ -125,8 +125,28 @@ func (cn *conn) fail(err error) {
 	}
 	cn.mu.Unlock()
 	if first {
-		cn.nc.Close()
+		abort(cn.nc)
 	}
+}
+
+// abort closes nc discarding what its socket has not sent yet (SO_LINGER
+// 0: a reset instead of a FIN). A connection is failed with requests
+// still queued, and a plain close would leave their bytes to the kernel,
+// which goes on retransmitting them: across a network cut, the peer gets
+// them when the cut heals, seconds after this node gave up on them and
+// sent them elsewhere, and runs them then. A forwarded set applied that
+// late is a new write of an old value (e2e/history: a set given up on
+// during a 9 s partition reached its primary 4 s after the heal and
+// overwrote a write acknowledged since).
+func abort(nc net.Conn) {
+	raw := nc
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS
+		raw = tc.NetConn()
+	}
+	if tc, ok := raw.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	nc.Close()
 }
 
 func lost(err error) error {
@@ -212,7 +232,11 @@ func (c *Client) readLoop(cn *conn) {
 	queued := cn.pending[cn.head:]
 	cn.pending, cn.head = nil, 0
 	cn.mu.Unlock()
-	cn.nc.Close()
+	if len(queued) > 0 {
+		abort(cn.nc) // see abort: their bytes must not reach the peer later
+	} else {
+		cn.nc.Close()
+	}
 	if !errors.Is(err, ErrClosed) && err != errRetired {
 		c.log.Warn("peer connection lost", "err", err, "failed_requests", len(queued))
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -199,5 +200,70 @@ func TestResetInFlight(t *testing.T) {
 	}
 	if s := c.Stats(); s.Failures != 0 {
 		t.Fatalf("failures %d, want 0", s.Failures)
+	}
+}
+
+// TestGivenUpNeverDelivered: requests the client gave up on are never
+// delivered later. Across a network cut their bytes wait in the socket's
+// send queue; a plain close leaves them to the kernel, which delivers them
+// when the cut heals, and the peer runs a forwarded set seconds after its
+// sender failed over (e2e/history). Here the peer reads nothing until the
+// client has timed out (its receive window is full); then it reads all it
+// can: the request queued behind the window must not be there.
+func TestGivenUpNeverDelivered(t *testing.T) {
+	// A small receive buffer from the start (set on the listener, so the
+	// window is small from the handshake on): the requests behind the
+	// first few KB wait in the client's send queue.
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	ln, err := lc.Listen(bg, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *net.TCPConn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		accepted <- nc.(*net.TCPConn)
+	}()
+	c := newClient(t, Config{Addr: ln.Addr().String(), Conns: 1, RequestTimeout: 200 * time.Millisecond})
+	big := make([]byte, 64<<10) // more than the peer's window: what follows waits in the send queue
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() { _, _, errs[0] = c.Set(bg, []byte("big"), big, SetOptions{}) })
+	time.Sleep(50 * time.Millisecond) // queued behind big
+	wg.Go(func() { _, _, errs[1] = c.Set(bg, []byte("marker"), []byte("late"), SetOptions{}) })
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrConnLost) {
+			t.Fatalf("request %d: %v, want a timeout", i, err)
+		}
+	}
+	var srv *net.TCPConn
+	select {
+	case srv = <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection")
+	}
+	defer srv.Close()
+	srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var got []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := srv.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if len(got) == 0 {
+		t.Fatal("the peer read nothing: the test did not fill its window")
+	}
+	if strings.Contains(string(got), "marker") {
+		t.Fatalf("the peer got a request the client had given up on (%d bytes read)", len(got))
 	}
 }

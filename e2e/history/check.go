@@ -288,10 +288,10 @@ func lostAt(kw *keyWrites, c *Checkpoint, finals []*Op, owners []string) (w *wri
 			continue
 		}
 		if op.Result == Miss {
-			return w, "get through " + op.Node + ": miss"
+			return w, "get through " + op.Node + ": miss; " + copiesOf(c.Copies[kw.key], owners)
 		}
 		if op.Result == OK && !acceptable(op.Value) {
-			return w, fmt.Sprintf("get through %s: %d", op.Node, op.Value)
+			return w, fmt.Sprintf("get through %s: %d; %s", op.Node, op.Value, copiesOf(c.Copies[kw.key], owners))
 		}
 	}
 	held, read := false, false
