@@ -54,9 +54,9 @@ type RouterConfig struct {
 	// Replicator, when not nil, receives the result of every write this
 	// node applies as the key's serving owner, to push to the other owners.
 	Replicator Replicator
-	// PauseAfter is the gap in the heartbeat's ticks after which this node counts
-	// itself as having been paused (pause.go). Zero means 1 s: the peer
-	// request timeout, after which the others fail over.
+	// PauseAfter is the gap in the heartbeat's ticks after which this
+	// node counts itself as having been paused (pause.go). Zero means 1 s:
+	// the peer request timeout, after which the others fail over.
 	PauseAfter time.Duration
 	// Tombstones bounds the deletes remembered with their version
 	// (versions.go); its zero value means package tomb's defaults.
@@ -113,7 +113,7 @@ type Router struct {
 	hints   hints                           // writes owed to members that missed them (hints.go)
 	seq     atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
 	born    time.Time                       // for mono
-	tick    atomic.Int64                    // mono of Run's last tick
+	tick    atomic.Int64                    // mono of the heartbeat's last tick (pause.go)
 	pauseMu sync.Mutex
 	bg      sync.WaitGroup // Router.probe goroutines and GetAsync's (SetAsync's) fallbacks
 	// bgMu orders starting a goroutine of bg against Close's wait for them.

@@ -22,7 +22,11 @@
 // "process is gone" signal a router can act on; no request retries inside
 // the client. A request that gets no reply within RequestTimeout fails with
 // ErrTimeout and breaks its connection: every later request on it is queued
-// behind the missing reply and would wait as long.
+// behind the missing reply and would wait as long. A connection broken with
+// requests still queued is reset (SO_LINGER 0), not closed: what the
+// kernel had not sent yet is discarded, so a request the caller gave up on
+// (and may have sent elsewhere) never reaches the peer later, as it would
+// when a network cut heals and TCP retransmits.
 //
 // Dump is the exception to the pool: a shard dump (sd, a shoal peer-port
 // extension) streams up to a node's whole memory, so it runs on a
