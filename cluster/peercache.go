@@ -51,7 +51,10 @@ func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (store.It
 	if !p.r.awake() && opt != nil && (opt.Touch || opt.Vivify) {
 		return store.Item{}, dst[:0], store.Miss
 	}
-	rt := p.r.routeHere(key) // a touch or vivify is a write: pushed as Set's
+	rt, owner := p.r.routeHere(key) // a touch or vivify is a write: pushed as Set's
+	if !owner && opt != nil && (opt.Touch || opt.Vivify) {
+		return store.Item{}, dst[:0], store.Miss // pushed to nobody (see routeHere)
+	}
 	return p.r.localGet(&rt, key, opt, dst)
 }
 
@@ -60,12 +63,19 @@ func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (store.It
 // gave up on it and wrote elsewhere. The recovery is done by then, so the
 // sender asks again (Router.walk), and that is served.
 
+// A forwarded write on a key this node does not own in its view is
+// refused with ErrNotOwner (see Router.routeHere); its sender passes it on
+// to the key's next owner (Router.walk).
+
 // Set serves a forwarded write.
 func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	rt := p.r.routeHere(key)
+	rt, owner := p.r.routeHere(key)
+	if !owner {
+		return 0, store.Item{}, ErrNotOwner
+	}
 	res, it := p.r.localSet(&rt, key, value, opt)
 	return res, it, nil
 }
@@ -75,7 +85,10 @@ func (p *PeerCache) Delete(key []byte, opt *store.DeleteOptions) (store.Result, 
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	rt := p.r.routeHere(key)
+	rt, owner := p.r.routeHere(key)
+	if !owner {
+		return 0, store.Item{}, ErrNotOwner
+	}
 	res, it := p.r.localDelete(&rt, key, opt)
 	return res, it, nil
 }
@@ -85,7 +98,10 @@ func (p *PeerCache) Arith(key []byte, opt *store.ArithOptions) (store.Result, ui
 	if !p.r.awake() {
 		return 0, 0, store.Item{}, ErrPaused
 	}
-	rt := p.r.routeHere(key)
+	rt, owner := p.r.routeHere(key)
+	if !owner {
+		return 0, 0, store.Item{}, ErrNotOwner
+	}
 	res, n, it := p.r.localArith(&rt, key, opt)
 	return res, n, it, nil
 }
@@ -95,7 +111,10 @@ func (p *PeerCache) Touch(key []byte, exptime int64) (store.Result, store.Item, 
 	if !p.r.awake() {
 		return 0, store.Item{}, ErrPaused
 	}
-	rt := p.r.routeHere(key)
+	rt, owner := p.r.routeHere(key)
+	if !owner {
+		return 0, store.Item{}, ErrNotOwner
+	}
 	res, it := p.r.localTouch(&rt, key, exptime)
 	return res, it, nil
 }

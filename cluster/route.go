@@ -49,14 +49,24 @@ func (r *Router) routeIn(ps *peerSet, key []byte) Route {
 // just marked dead on the sender, e2e/history seed 20) stored the write
 // without pushing it anywhere, and the primary kept its older copy for
 // good.
-func (r *Router) routeHere(key []byte) Route {
-	rt := r.route(key)
-	if !rt.local {
-		if i := slices.Index(rt.owners, r.self); i >= 0 {
-			rt.at, rt.local = i, true
-		}
+//
+// owner is false when this node is not one of the key's owners in its
+// own view (or has no view yet): its view and the sender's disagree. This
+// node has just started or come back and not yet applied the view that
+// made it an owner, or the sender has not yet applied the one that took
+// the key away. A write served here then would be pushed to nobody, and
+// the owners would never hold it (e2e/history seed 24: a write forwarded
+// to a node restarting in a rolling restart, 80 ms before its view listed
+// it, was read back stale a second later); PeerCache refuses it
+// (ErrNotOwner) and the sender passes it on to the next owner.
+func (r *Router) routeHere(key []byte) (rt Route, owner bool) {
+	rt = r.route(key)
+	i := slices.Index(rt.owners, r.self)
+	if i < 0 {
+		return rt, false
 	}
-	return rt
+	rt.at, rt.local = i, true
+	return rt, true
 }
 
 // moveTo makes the serving owner of rt the first from index i on that is

@@ -24,6 +24,11 @@ var ErrUnavailable = errors.New("cluster: no owner reachable")
 // sender has given up on it (see pause.go).
 var ErrPaused = errors.New("cluster: request predates a pause")
 
+// ErrNotOwner: a peer's forwarded write on a key this node does not own
+// in its view (Router.routeHere); its sender passes it on to the key's
+// next owner without marking this node down.
+var ErrNotOwner = errors.New("cluster: not an owner of the key in this view")
+
 // Membership is what a Router needs from the cluster: the current view,
 // gossip's verdict on a member and this node's name, and a signal that the
 // view changed. Health is called concurrently from request goroutines, View
@@ -263,6 +268,10 @@ func (r *Router) walk(rt *Route, remote func(*member) error) error {
 			retried = true
 			continue
 		}
+		if refused(err, ErrNotOwner) {
+			r.next(rt)
+			continue
+		}
 		if !r.failed(m, err) {
 			return err
 		}
@@ -273,9 +282,13 @@ func (r *Router) walk(rt *Route, remote func(*member) error) error {
 
 // refusedForPause reports whether err is a peer's ErrPaused: the owner
 // refused a request that found it had been paused (see PeerCache.Set).
-func refusedForPause(err error) bool {
+func refusedForPause(err error) bool { return refused(err, ErrPaused) }
+
+// refused reports whether err is a peer's reply carrying why, one of
+// PeerCache's refusals (ErrPaused, ErrNotOwner).
+func refused(err, why error) bool {
 	var re *peer.ReplyError
-	return errors.As(err, &re) && strings.HasSuffix(re.Line, ErrPaused.Error())
+	return errors.As(err, &re) && strings.HasSuffix(re.Line, why.Error())
 }
 
 // usable reports whether a request may go to member m, named name.

@@ -170,7 +170,8 @@ func Check(ops []Op, episodes []Episode, opt Options) *Report {
 		} else {
 			rep.StaleAfter++
 		}
-		rep.note(list, "get %s through %s at %s (%s): %s, but %d was acked at %s", op.Key, op.Node, ms(op.Start), where, got, w.op.Value, ms(w.op.End))
+		rep.note(list, "get %s through %s at %s (%s): %s, but %d was acked at %s (through %s, sent at %s)",
+			op.Key, op.Node, ms(op.Start), where, got, w.op.Value, ms(w.op.End), w.op.Node, ms(w.op.Start))
 	}
 
 	checkpoints(r, ops, episodes, keys, strict)

@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"shoal/etcdsync"
+	"shoal/gossip"
+	"shoal/ring"
+	"shoal/server"
+	"shoal/store"
+)
+
+// namedMembers is fakeMembers under another name than "self".
+type namedMembers struct {
+	fakeMembers
+	name string
+}
+
+func (n *namedMembers) Name() string { return n.name }
+
+// TestForwardedToNonOwner: a write forwarded to a node whose own view
+// does not list it among the key's owners (it has just restarted and not
+// yet applied the view that makes it one) is refused there, stored on
+// nothing, and the sender passes it on to the next owner, itself here,
+// without marking the refusing node down. Served where it was sent, it
+// was stored on a node that pushed it to nobody (e2e/history seed 24).
+// Both the synchronous and the event-loop write paths.
+func TestForwardedToNonOwner(t *testing.T) {
+	viewOf := func(epoch int64, members []etcdsync.Member) *View {
+		names := make([]string, len(members))
+		for i, m := range members {
+			names[i] = m.Name
+		}
+		r, err := ring.New(ring.Config{Shards: 16, Replicas: 2}, names, epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &View{Epoch: epoch, Members: members, Ring: r}
+	}
+	newStore := func() *store.Store {
+		st, err := store.New(store.Config{MemoryLimit: 4 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+
+	// "late" serves a peer port; its view is from before it was a member.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateAddr := ln.Addr().String()
+	lateStore := newStore()
+	lateMembers := &namedMembers{name: "late", fakeMembers: fakeMembers{
+		view:   viewOf(1, []etcdsync.Member{{Name: "self", PeerAddr: "127.0.0.1:1"}, {Name: "other", PeerAddr: "127.0.0.1:1"}}),
+		health: map[string]gossip.State{"self": gossip.Alive, "other": gossip.Alive},
+	}}
+	late, err := NewRouter(RouterConfig{Members: lateMembers, Store: lateStore})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	late.apply()
+	srv, err := server.New(server.Config{PeerExtensions: true, NoAdmin: true}, late.PeerCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+
+	// The sender's view is newer: late is a member, and the primary of
+	// the keys below.
+	st := newStore()
+	fm := &fakeMembers{
+		view:   viewOf(2, []etcdsync.Member{{Name: "late", PeerAddr: lateAddr}, {Name: "self"}}),
+		health: map[string]gossip.State{"late": gossip.Alive},
+	}
+	rt, err := NewRouter(RouterConfig{Members: fm, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	rt.apply()
+	var keys [][]byte
+	for i := 0; len(keys) < 2; i++ {
+		k := fmt.Appendf(nil, "k%d", i)
+		if fm.view.Ring.Primary(fm.view.Ring.Shard(k)) == "late" {
+			keys = append(keys, k)
+		}
+	}
+
+	if _, _, err := late.PeerCache().Set(keys[0], []byte("v"), nil); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("forwarded set on a non-owner: %v, want ErrNotOwner", err)
+	}
+	if res, _, err := rt.Set(keys[0], []byte("sync"), &store.SetOptions{}); res != store.Stored || err != nil {
+		t.Fatalf("set: %v %v", res, err)
+	}
+	done := make(chan error, 1)
+	res, _, err, pending := rt.SetAsync(keys[1], []byte("async"), &store.SetOptions{}, func(res store.Result, _ store.Item, err error) {
+		if err == nil && res != store.Stored {
+			err = fmt.Errorf("result %v", res)
+		}
+		done <- err
+	})
+	rt.Flush()
+	if !pending {
+		if err == nil && res != store.Stored {
+			err = fmt.Errorf("result %v", res)
+		}
+		done <- err
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("async set: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("async set: no answer")
+	}
+
+	for i, want := range []string{"sync", "async"} {
+		if _, v, res := st.Get(keys[i], nil, nil); res != store.Hit || string(v) != want {
+			t.Errorf("%s: the sender holds %v %q, want %q: it should have taken the write as the next owner", keys[i], res, v, want)
+		}
+		if _, v, res := lateStore.Get(keys[i], nil, nil); res != store.Miss {
+			t.Errorf("%s: the non-owner holds %v %q, want nothing", keys[i], res, v)
+		}
+	}
+	ps := rt.PeerStats()
+	if len(ps) != 1 || ps[0].Down || ps[0].Failures != 0 || ps[0].Forwarded < 2 {
+		t.Errorf("peer stats %+v: want both writes forwarded to late, and late neither failed nor down", ps)
+	}
+}
