@@ -55,10 +55,10 @@ func (r *Router) routeIn(ps *peerSet, key []byte) Route {
 // node has just started or come back and not yet applied the view that
 // made it an owner, or the sender has not yet applied the one that took
 // the key away. A write served here then would be pushed to nobody, and
-// the owners would never hold it (e2e/history seed 24: a write forwarded
-// to a node restarting in a rolling restart, 80 ms before its view listed
-// it, was read back stale a second later); PeerCache refuses it
-// (ErrNotOwner) and the sender passes it on to the next owner.
+// the owners would never hold it (found reading the code for the stale
+// reads of e2e/history seed 24; a logged run of 50 rolling restarts did
+// not hit it, so it is not known to have caused them); PeerCache refuses
+// it (ErrNotOwner) and the sender passes it on to the next owner.
 func (r *Router) routeHere(key []byte) (rt Route, owner bool) {
 	rt = r.route(key)
 	i := slices.Index(rt.owners, r.self)
