@@ -11,9 +11,9 @@ import (
 // ErrStaleEpoch: a replicated write from a view older than the latest
 // change of its shard's owners. Either its sender no longer serves the key,
 // or it has not seen that change yet: the peer is told (the server answers
-// server.ErrStaleOrigin with protocol.ReplyStaleEpoch), and a sender that
-// still serves the key in its newer view sends the key again
-// (Router.Refresh).
+// server.ErrStaleOrigin with protocol.ReplyStaleEpoch), and a sender
+// whose newer view lists the peer among the key's owners sends its copy
+// again (Router.Refresh).
 var ErrStaleEpoch = fmt.Errorf("cluster: stale epoch: %w", server.ErrStaleOrigin)
 
 // PeerCache returns the Cache for the peer listener: this node's store,

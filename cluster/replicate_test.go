@@ -10,9 +10,9 @@ import (
 	"shoal/store"
 )
 
-// TestRouterRefresh: a push a replica refused as stale is made again only
-// while this node serves the key and the replica still owns it, from the
-// store, with the current view's epoch.
+// TestRouterRefresh: a push a replica refused as stale is made again
+// while the replica owns the key in this node's view, whichever owner
+// serves it, from the store, with the current view's epoch.
 func TestRouterRefresh(t *testing.T) {
 	names := []string{"self", "r1", "r2"}
 	var members []etcdsync.Member
@@ -72,8 +72,16 @@ func TestRouterRefresh(t *testing.T) {
 		}
 	})
 	t.Run("another node serves the key", func(t *testing.T) {
-		if it, ok := rt.Refresh(theirs, "r1"); ok {
-			t.Fatalf("Refresh of a key %s serves = %+v, want nothing to send", other, it)
+		// This node served it before a view change made other its
+		// primary, which refused the push as older than its view: it
+		// may have pulled the key before the write, so it gets it again.
+		it, ok := rt.Refresh(theirs, other)
+		if !ok || string(it.Value) != "v" || it.Epoch != 7 {
+			t.Fatalf("Refresh to the key's primary %s = %+v, %v; want the stored item at epoch 7", other, it, ok)
+		}
+		st.Delete(theirs, nil)
+		if it, ok := rt.Refresh(theirs, other); ok {
+			t.Fatalf("Refresh of a key %s serves and this node no longer holds = %+v, want nothing to send (an unversioned delete would remove its copy)", other, it)
 		}
 	})
 }

@@ -19,7 +19,8 @@
 // the last change of the shard's owners, so a node that lost a shard cannot
 // overwrite its new owners. A refused entry is not simply dropped: its
 // sender may only be behind the replica's view (a view change that kept
-// both as owners), so RetryAfter later the caller is asked for the key's
+// the replica an owner, or made it one after it had pulled the key), so
+// RetryAfter later the caller is asked for the key's
 // state in its current view (Config.Refresh) and that is sent instead, up
 // to three times. An entry the peer does not answer goes back to
 // the head of the queue and is sent again after RetryAfter, up to three
