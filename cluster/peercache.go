@@ -58,23 +58,29 @@ func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (store.It
 	return p.r.localGet(&rt, key, opt, dst)
 }
 
-// A forwarded write that finds this process was paused is refused with
-// ErrPaused: it may have been sent before the pause, and its sender then
-// gave up on it and wrote elsewhere. The recovery is done by then, so the
-// sender asks again (Router.walk), and that is served.
-
-// A forwarded write on a key this node does not own in its view is
-// refused with ErrNotOwner (see Router.routeHere); its sender passes it on
-// to the key's next owner (Router.walk).
-
-// Set serves a forwarded write.
-func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+// writeRoute is the route of a forwarded write, or why it is refused. One
+// that finds this process was paused is refused with ErrPaused: it may
+// have been sent before the pause, and its sender then gave up on it and
+// wrote elsewhere. The recovery is done by then, so the sender asks again
+// (Router.walk), and that is served. One on a key this node does not own
+// in its view is refused with ErrNotOwner (see Router.routeHere); its
+// sender passes it on to the key's next owner.
+func (p *PeerCache) writeRoute(key []byte) (Route, error) {
 	if !p.r.awake() {
-		return 0, store.Item{}, ErrPaused
+		return Route{}, ErrPaused
 	}
 	rt, owner := p.r.routeHere(key)
 	if !owner {
-		return 0, store.Item{}, ErrNotOwner
+		return Route{}, ErrNotOwner
+	}
+	return rt, nil
+}
+
+// Set serves a forwarded write.
+func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+	rt, err := p.writeRoute(key)
+	if err != nil {
+		return 0, store.Item{}, err
 	}
 	res, it := p.r.localSet(&rt, key, value, opt)
 	return res, it, nil
@@ -82,12 +88,9 @@ func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result,
 
 // Delete serves a forwarded delete.
 func (p *PeerCache) Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
-	if !p.r.awake() {
-		return 0, store.Item{}, ErrPaused
-	}
-	rt, owner := p.r.routeHere(key)
-	if !owner {
-		return 0, store.Item{}, ErrNotOwner
+	rt, err := p.writeRoute(key)
+	if err != nil {
+		return 0, store.Item{}, err
 	}
 	res, it := p.r.localDelete(&rt, key, opt)
 	return res, it, nil
@@ -95,12 +98,9 @@ func (p *PeerCache) Delete(key []byte, opt *store.DeleteOptions) (store.Result, 
 
 // Arith serves a forwarded incr/decr.
 func (p *PeerCache) Arith(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
-	if !p.r.awake() {
-		return 0, 0, store.Item{}, ErrPaused
-	}
-	rt, owner := p.r.routeHere(key)
-	if !owner {
-		return 0, 0, store.Item{}, ErrNotOwner
+	rt, err := p.writeRoute(key)
+	if err != nil {
+		return 0, 0, store.Item{}, err
 	}
 	res, n, it := p.r.localArith(&rt, key, opt)
 	return res, n, it, nil
@@ -108,12 +108,9 @@ func (p *PeerCache) Arith(key []byte, opt *store.ArithOptions) (store.Result, ui
 
 // Touch serves a forwarded touch.
 func (p *PeerCache) Touch(key []byte, exptime int64) (store.Result, store.Item, error) {
-	if !p.r.awake() {
-		return 0, store.Item{}, ErrPaused
-	}
-	rt, owner := p.r.routeHere(key)
-	if !owner {
-		return 0, store.Item{}, ErrNotOwner
+	rt, err := p.writeRoute(key)
+	if err != nil {
+		return 0, store.Item{}, err
 	}
 	res, it := p.r.localTouch(&rt, key, exptime)
 	return res, it, nil

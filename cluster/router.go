@@ -281,7 +281,7 @@ func (r *Router) walk(rt *Route, remote func(*member) error) error {
 }
 
 // refusedForPause reports whether err is a peer's ErrPaused: the owner
-// refused a request that found it had been paused (see PeerCache.Set).
+// refused a request that found it had been paused (see PeerCache.writeRoute).
 func refusedForPause(err error) bool { return refused(err, ErrPaused) }
 
 // refused reports whether err is a peer's reply carrying why, one of
