@@ -41,13 +41,7 @@ func TestClusterPartitionedNode(t *testing.T) {
 func testPartitionedNode(t *testing.T, long bool) {
 	nn := newNetnsNet(t, 3)
 	start := time.Now()
-	ln, err := net.Listen("tcp", nn.BridgeIP()+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcdAddr := ln.Addr().String()
-	ln.Close()
-	etcd, err := devetcd.Start(context.Background(), devetcd.Config{Dir: t.TempDir(), ClientAddr: etcdAddr, PeerAddr: freeAddr(t)})
+	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), nn.BridgeIP())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,9 +56,7 @@ func freeAddr(t testing.TB) string {
 // startEtcd runs a real etcd in the test process on free loopback ports.
 func startEtcd(t testing.TB) *devetcd.Server {
 	t.Helper()
-	srv, err := devetcd.Start(context.Background(), devetcd.Config{
-		Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t),
-	})
+	srv, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package client_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -83,12 +82,7 @@ func startCluster(names ...string) (*testCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	ca, err1 := freeAddr()
-	pa, err2 := freeAddr()
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, err
-	}
-	etcd, err := devetcd.Start(context.Background(), devetcd.Config{Dir: dir, ClientAddr: ca, PeerAddr: pa})
+	etcd, err := devetcd.StartLocal(context.Background(), dir, "127.0.0.1")
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -29,9 +29,7 @@ import (
 // records are counted; and a real node joining afterwards becomes an owner
 // and serves, its first view already holding the others.
 func TestEtcdNotTrusted(t *testing.T) {
-	etcd, err := devetcd.Start(context.Background(), devetcd.Config{
-		Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t),
-	})
+	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

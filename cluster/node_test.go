@@ -25,9 +25,7 @@ func freeAddr(t *testing.T) string {
 // real memberlist: both must end on the same epoch, the same ring and see
 // each other alive; the first node's settings win.
 func TestNodesShareOneView(t *testing.T) {
-	etcd, err := devetcd.Start(context.Background(), devetcd.Config{
-		Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t),
-	})
+	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

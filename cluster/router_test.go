@@ -115,9 +115,7 @@ func TestRouterTwoNodes(t *testing.T) {
 }
 
 func testRouterTwoNodes(t *testing.T, scfg server.Config) {
-	etcd, err := devetcd.Start(context.Background(), devetcd.Config{
-		Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t),
-	})
+	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

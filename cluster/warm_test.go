@@ -167,9 +167,7 @@ func waitWarm(t *testing.T, n *fullNode) {
 
 func startEtcd(t *testing.T) *devetcd.Server {
 	t.Helper()
-	etcd, err := devetcd.Start(context.Background(), devetcd.Config{
-		Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t),
-	})
+	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -70,6 +72,41 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		e.Close()
 		return nil, errors.New("devetcd: not ready after 30s")
 	}
+}
+
+// StartLocal starts etcd on free ports of host (such as 127.0.0.1) with
+// its data in dir. A port found free can be taken by another process
+// before etcd binds it, as when test binaries run side by side; StartLocal
+// then tries again on fresh ports, up to five times.
+func StartLocal(ctx context.Context, dir, host string) (*Server, error) {
+	var err error
+	for range 5 {
+		var client, peer string
+		if client, peer, err = twoFreePorts(host); err != nil {
+			return nil, err
+		}
+		var s *Server
+		s, err = Start(ctx, Config{Dir: dir, ClientAddr: client, PeerAddr: peer})
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return s, err
+		}
+	}
+	return nil, err
+}
+
+// twoFreePorts returns two distinct free host:port addresses on host.
+func twoFreePorts(host string) (string, string, error) {
+	a, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", "", fmt.Errorf("devetcd: %w", err)
+	}
+	defer a.Close()
+	b, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", "", fmt.Errorf("devetcd: %w", err)
+	}
+	defer b.Close()
+	return a.Addr().String(), b.Addr().String(), nil
 }
 
 // Endpoints are the client URLs to give an etcd client.
