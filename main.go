@@ -33,6 +33,10 @@ import (
 const (
 	shoalVersion     = "0.1.0"
 	memcachedVersion = server.Version
+	// drainFor bounds the wait for the replication queues at shutdown: a
+	// replica that does not answer is given up on in about a second
+	// (three tries), and the process must not wait out sctx for it.
+	drainFor = 2 * time.Second
 )
 
 func main() {
@@ -335,6 +339,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		if err := peerSrv.Shutdown(sctx); err != nil {
 			log.Warn("peer connections did not close in time", "err", err)
 		}
+	}
+	if replicator != nil {
+		// No write arrives any more: what the last ones left queued for
+		// the replicas goes out before the process does.
+		dctx, dcancel := context.WithTimeout(sctx, drainFor)
+		if !replicator.Drain(dctx) {
+			log.Warn("replication queue not drained in time", "within", drainFor)
+		}
+		dcancel()
 	}
 	if mon != nil {
 		if err := mon.Shutdown(sctx); err != nil {

@@ -309,6 +309,43 @@ func (r *Replicator) Run(ctx context.Context) error {
 	return nil
 }
 
+// Drain waits until every queued entry has been sent, refused for good or
+// given up on (Config.Missed), or ctx ends; it reports whether all were.
+// A node stopping calls it after its servers stopped taking writes and
+// before Close: a write it acknowledged a moment before would otherwise
+// stay on the node alone, and go with it (e2e/history, rolling restarts).
+func (r *Replicator) Drain(ctx context.Context) bool {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for !r.idle() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+// idle reports whether no link has an entry queued or being sent.
+func (r *Replicator) idle() bool {
+	r.mu.Lock()
+	links := make([]*link, 0, len(r.links))
+	for _, l := range r.links {
+		links = append(links, l)
+	}
+	r.mu.Unlock()
+	for _, l := range links {
+		l.mu.Lock()
+		busy := l.n > 0 || l.sending > 0
+		l.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
+}
+
 // Close stops the senders, discarding what is still queued, and closes
 // every peer client. It is idempotent.
 func (r *Replicator) Close() error {

@@ -268,3 +268,52 @@ func TestStaleRefusalIsRefreshed(t *testing.T) {
 		}
 	})
 }
+
+// slowReplica applies replicated writes after a delay, as a busy peer.
+type slowReplica struct{ epochReplica }
+
+func (c slowReplica) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (store.Result, store.Item, error) {
+	time.Sleep(20 * time.Millisecond)
+	return c.epochReplica.ReplicaSet(key, value, opt, o)
+}
+
+// TestDrain: Drain returns once every queued entry reached a slow peer
+// (Close right after loses none), and, for a peer that never answers,
+// once the entries were given up on (told to Missed), not at ctx's end.
+func TestDrain(t *testing.T) {
+	st := newStore(t)
+	to := []repl.Target{{Name: "slow", Addr: serve(t, slowReplica{epochReplica{server.Local{Store: st}, 0}})}}
+	dead := []repl.Target{{Name: "dead", Addr: deadAddr(t)}}
+	var missed atomic.Int32
+	r, err := repl.New(repl.Config{BatchLen: 8, RetryAfter: 20 * time.Millisecond,
+		Missed: func(string, []byte, repl.Item) { missed.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	const n = 40
+	for i := range n {
+		r.Push(fmt.Appendf(nil, "k%d", i), to, repl.Item{Value: []byte("v")})
+	}
+	r.Push([]byte("lost"), dead, repl.Item{Value: []byte("v")})
+	dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer dcancel()
+	start := time.Now()
+	if !r.Drain(dctx) {
+		t.Fatal("Drain: not drained in 10 s")
+	}
+	took := time.Since(start)
+	r.Close()
+	cancel()
+	<-done
+	for i := range n {
+		if _, _, res := st.Get(fmt.Appendf(nil, "k%d", i), nil, nil); res != store.Hit {
+			t.Fatalf("k%d missing on the peer after Drain and Close", i)
+		}
+	}
+	if missed.Load() != 1 || took > 5*time.Second {
+		t.Fatalf("dead peer: Missed told %d times, Drain took %v; want once, well under 10 s", missed.Load(), took)
+	}
+}
