@@ -327,14 +327,20 @@ func (r *Replicator) Drain(ctx context.Context) bool {
 	return true
 }
 
-// idle reports whether no link has an entry queued or being sent.
-func (r *Replicator) idle() bool {
+// linkList is a snapshot of the links, taken under r.mu.
+func (r *Replicator) linkList() []*link {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	links := make([]*link, 0, len(r.links))
 	for _, l := range r.links {
 		links = append(links, l)
 	}
-	r.mu.Unlock()
+	return links
+}
+
+// idle reports whether no link has an entry queued or being sent.
+func (r *Replicator) idle() bool {
+	links := r.linkList()
 	for _, l := range links {
 		l.mu.Lock()
 		busy := l.n > 0 || l.sending > 0
@@ -385,12 +391,7 @@ func (r *Replicator) Reset(peer string) {
 // caller found that they predate a pause of this process, during which
 // the peers may have taken newer writes for the same keys.
 func (r *Replicator) Discard() {
-	r.mu.Lock()
-	links := make([]*link, 0, len(r.links))
-	for _, l := range r.links {
-		links = append(links, l)
-	}
-	r.mu.Unlock()
+	links := r.linkList()
 	for _, l := range links {
 		l.mu.Lock()
 		n := l.n
@@ -571,12 +572,7 @@ func (r *Replicator) missed(l *link, e *entry) {
 
 // Stats returns a snapshot of every peer's counters, by peer name.
 func (r *Replicator) Stats() []PeerStats {
-	r.mu.Lock()
-	links := make([]*link, 0, len(r.links))
-	for _, l := range r.links {
-		links = append(links, l)
-	}
-	r.mu.Unlock()
+	links := r.linkList()
 	sort.Slice(links, func(i, j int) bool { return links[i].name < links[j].name })
 	now := time.Now().UnixNano()
 	out := make([]PeerStats, 0, len(links))
