@@ -340,8 +340,7 @@ func (r *Replicator) linkList() []*link {
 
 // idle reports whether no link has an entry queued or being sent.
 func (r *Replicator) idle() bool {
-	links := r.linkList()
-	for _, l := range links {
+	for _, l := range r.linkList() {
 		l.mu.Lock()
 		busy := l.n > 0 || l.sending > 0
 		l.mu.Unlock()
