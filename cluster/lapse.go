@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"slices"
+	"time"
 
 	"shoal/etcdsync"
 )
@@ -23,9 +24,13 @@ import (
 //     that stood in for this node), read through until then, like after
 //     a pause (pause.go);
 //     What it wrote itself since it was cut off (a CAS at or above
-//     Router.cutAt) stays: it is newer than anything it missed, and the
-//     pull keeps the newer copy. Dropping it would lose writes taken
-//     between the heal and the notice of the lapse;
+//     lapseKeepFrom: Router.cutAt or the last keepalive etcd answered)
+//     stays, and the pull settles it by version: the source's newer
+//     copy or newer delete (its dump carries the deletes it remembers,
+//     PeerCache.DumpDeletes) wins, an older one does not. Dropping it
+//     would lose writes taken between the heal and the notice of the
+//     lapse; keeping it without the source's deletes brought back keys
+//     written just before the cut and deleted during it;
 //   - leaves alone the shards only lapsed members hold: nobody has a
 //     better copy. After an etcd outage that expired every lease nobody
 //     stayed, and nothing is dropped.
@@ -64,15 +69,37 @@ func (r *Router) checkLapse() {
 	if l.Count == r.w.lapses.Load() {
 		return
 	}
-	if r.recoverFromLapse(l.Stayed) {
+	if r.recoverFromLapse(l.Stayed, lapseKeepFrom(r.cutAt.Load(), l.Since)) {
 		r.w.lapses.Store(l.Count)
 	}
 }
 
+// lapseKeepFrom is the version from which a lapse's drop keeps this
+// node's items (0: none): the last tick at which it saw every member
+// usable before it saw one not (cutAt), unless it saw no cut or saw one
+// only after its lease had lost etcd (a blip after the heal); then the
+// last keepalive etcd answered (since), after which the cut began. A
+// node cut off from everything may see no cut at all: its gossip may
+// keep the others suspect, not dead, and with no request it marks no
+// peer down. Keeping nothing there dropped the writes it took between
+// the heal and the notice of the lapse (e2e/history, seed 23: a set 8 ms
+// before the notice dropped, its push refused, the value before served).
+func lapseKeepFrom(cutAt uint64, since time.Time) uint64 {
+	var bound uint64
+	if !since.IsZero() {
+		bound = uint64(since.UnixMilli()) << 16
+	}
+	if cutAt != 0 && (bound == 0 || cutAt <= bound) {
+		return cutAt
+	}
+	return bound
+}
+
 // recoverFromLapse drops and re-pulls what stayed members hold (see
-// above); false when it cannot run yet (no view, or Run has not
-// started). r.pauseMu is held.
-func (r *Router) recoverFromLapse(stayed []string) bool {
+// above), keeping the items with a version at or above keepFrom; false
+// when it cannot run yet (no view, or Run has not started). r.pauseMu is
+// held.
+func (r *Router) recoverFromLapse(stayed []string, keepFrom uint64) bool {
 	v := r.View()
 	if v == nil || v.Ring == nil {
 		return false
@@ -125,7 +152,7 @@ func (r *Router) recoverFromLapse(stayed []string) bool {
 	}
 	clear(w.fresh) // what was settled before may be stale too
 	if !pausePending {
-		w.keepFrom = r.cutAt.Load()
+		w.keepFrom = keepFrom
 	}
 	w.start(cs)
 	r.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",

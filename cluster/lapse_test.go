@@ -17,7 +17,8 @@ import (
 // writes and a delete (straight into its store and its tombstones, as the
 // stand-in owner would). When a registers again it drops its copies from before it was
 // cut off and pulls b's: no value from before, no deleted key back, and
-// what a wrote since the cut kept.
+// what a wrote since the cut kept, unless b deleted it later (b's dump
+// carries its deletes).
 func TestWarmAfterLapse(t *testing.T) {
 	etcd := startEtcd(t)
 	a := startFullNode(t, etcd, "a")
@@ -52,6 +53,14 @@ func TestWarmAfterLapse(t *testing.T) {
 	a.router.cutAt.Store(uint64(time.Now().UnixMilli()) << 16)
 	time.Sleep(2 * time.Millisecond)
 	a.st.Set([]byte("wl-mine"), []byte("mine"), &store.SetOptions{})
+	// wl-gone: a's too, but b got it and deleted it later (newest wins).
+	gone := []byte("wl-gone")
+	_, it = a.st.Set(gone, []byte("mine"), &store.SetOptions{})
+	time.Sleep(2 * time.Millisecond)
+	b.router.applyCopy(gone, []byte("mine"), &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.deleteVersioned(gone, nil, 0); res != store.Deleted {
+		t.Fatalf("delete of %s on b: %v", gone, res)
+	}
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
@@ -68,8 +77,8 @@ func TestWarmAfterLapse(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return a.router.w.lapses.Load() == 1 })
-	if l := a.node.Lapse(); !slices.Equal(l.Stayed, []string{"b"}) {
-		t.Fatalf("a's lapse: %+v, want b stayed", l)
+	if l := a.node.Lapse(); !slices.Equal(l.Stayed, []string{"b"}) || l.Since.IsZero() {
+		t.Fatalf("a's lapse: %+v, want b stayed, since a keepalive answered", l)
 	}
 	waitMembers(t, a, b)
 	waitRouted(t, a)
@@ -86,6 +95,9 @@ func TestWarmAfterLapse(t *testing.T) {
 	if _, v, res := a.st.Get([]byte("wl-mine"), nil, nil); res != store.Hit || string(v) != "mine" {
 		t.Errorf("a's own write since the cut: %q (%v) after the lapse, want it kept", v, res)
 	}
+	if _, v, res := a.st.Get(gone, nil, nil); res == store.Hit {
+		t.Errorf("a's write since the cut that b deleted later is back as %q after the lapse", v)
+	}
 	if b.router.w.lapses.Load() != 0 {
 		t.Errorf("b recovered from a lapse it did not have")
 	}
@@ -99,4 +111,29 @@ func waitRouted(t *testing.T, n *fullNode) {
 		v, rv := n.node.View(), n.router.View()
 		return v != nil && rv != nil && rv.Epoch == v.Epoch
 	})
+}
+
+// TestLapseKeepFrom: a lapse's drop keeps what came after the cut this
+// node saw, or, when it saw none or only one after its lease was already
+// lost, what came after etcd's last keepalive answer; never nothing when
+// either is known.
+func TestLapseKeepFrom(t *testing.T) {
+	ack := time.UnixMilli(1_000_000)
+	atAck := uint64(1_000_000) << 16
+	for _, c := range []struct {
+		name  string
+		cutAt uint64
+		since time.Time
+		want  uint64
+	}{
+		{"nothing known", 0, time.Time{}, 0},
+		{"only the cut seen", 5 << 16, time.Time{}, 5 << 16},
+		{"no cut seen (gossip kept the others suspect)", 0, ack, atAck},
+		{"peers cut before etcd", atAck - 3<<16, ack, atAck - 3<<16},
+		{"a blip seen after the heal", atAck + 12_000<<16, ack, atAck},
+	} {
+		if got := lapseKeepFrom(c.cutAt, c.since); got != c.want {
+			t.Errorf("%s: lapseKeepFrom(%d, %v) = %d, want %d", c.name, c.cutAt, c.since, got, c.want)
+		}
+	}
 }

@@ -202,3 +202,16 @@ func (p *PeerCache) Dump(want []byte, emit func(key []byte, it store.Item, val [
 		return !protocol.WantsShard(want, v.Ring.Shard(key)) || emit(key, it, val)
 	})
 }
+
+// DumpDeletes lists the deletes this node remembers (its tombstones) in
+// the shards set in want, for a peer warming them: a copy it kept from
+// before it was cut off goes if the key was deleted since.
+func (p *PeerCache) DumpDeletes(want []byte, emit func(key []byte, version uint64) bool) {
+	v := p.r.View()
+	if v == nil || v.Ring == nil {
+		return
+	}
+	p.r.tombs.Range(1, func(key []byte, version uint64) bool {
+		return !protocol.WantsShard(want, v.Ring.Shard(key)) || emit(key, version)
+	})
+}

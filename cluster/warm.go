@@ -23,12 +23,14 @@ import (
 //   - after a pause its items are dropped first (the others took writes
 //     meanwhile); then the source's items are stored over what it holds,
 //     unless what it holds is newer (a larger CAS; peer.Client.Dump, the
-//     peer-only sd command). Items of a shard the
-//     node owned before, lost and owns again are not dropped: a view can
-//     flap (etcd leases expiring after an etcd outage) and the source may
-//     then hold less than this node; the cost is that a key deleted while
-//     this node did not own it can come back, unless its own registration
-//     lapsed meanwhile (a partition: lapse.go drops what it held);
+//     peer-only sd command), and the deletes the source remembers
+//     (tombstones, a minute) remove what it holds that is older. Items of
+//     a shard the node owned before, lost and owns again are not dropped:
+//     a view can flap (etcd leases expiring after an etcd outage) and the
+//     source may then hold less than this node; the cost is that a key
+//     deleted while this node did not own it can come back once the
+//     source has forgotten the delete, unless its own registration lapsed
+//     meanwhile (a partition: lapse.go drops what it held);
 //   - a key the node has not settled yet is read from a source before it is
 //     served or changed (read-through), so neither a miss nor a stale
 //     value is served during the pull;

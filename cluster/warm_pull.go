@@ -163,7 +163,8 @@ func (b *backoff) wait(ctx context.Context) {
 	}
 }
 
-// pull stores the items member m holds in shards ss.
+// pull stores the items member m holds in shards ss, and applies the
+// deletes it remembers there (an item older than the delete goes).
 func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int) error {
 	want := make([]byte, (len(r.w.flags)+7)/8)
 	for _, s := range ss {
@@ -173,7 +174,16 @@ func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int) error {
 	return m.client.Dump(ctx, want, func(key []byte, it peer.Item) error {
 		s := v.Ring.Shard(key)
 		w.mu.Lock()
-		if _, fresh := w.fresh[string(key)]; !fresh && w.flags[s].Load() {
+		switch _, fresh := w.fresh[string(key)]; {
+		case fresh || !w.flags[s].Load():
+		case it.Deleted:
+			if it.CAS == 0 {
+				break // no version: nothing to order it by
+			}
+			if res, _ := r.deleteVersioned(key, nil, it.CAS); res == store.Deleted {
+				w.dropped.Add(1)
+			}
+		default:
 			r.applyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: r.exptime(it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
 			w.pulled.Add(1)
 		}

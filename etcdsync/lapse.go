@@ -2,6 +2,7 @@ package etcdsync
 
 import (
 	"slices"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
@@ -27,6 +28,11 @@ type Lapse struct {
 	// view the others had without this node. Empty after an etcd outage
 	// long enough to expire every lease: nobody stayed.
 	Stayed []string
+	// Since is when etcd last answered a keepalive of the lease this node
+	// lost before the lapse (zero if unknown): the cut that made the lease
+	// expire began after it, so whatever this node holds with a newer
+	// version it wrote or took since then, not before.
+	Since time.Time
 }
 
 // Lapses returns Lapse().Count; cheap enough for every request.
@@ -36,7 +42,7 @@ func (s *Sync) Lapses() uint64 { return s.lapses.Load() }
 func (s *Sync) Lapse() Lapse {
 	s.lapseMu.Lock()
 	defer s.lapseMu.Unlock()
-	return Lapse{Count: s.lapses.Load(), Stayed: slices.Clone(s.stayed)}
+	return Lapse{Count: s.lapses.Load(), Stayed: slices.Clone(s.stayed), Since: s.lapseSince}
 }
 
 // claimLapsed records the lapse that the claim re-creating this node's
@@ -86,6 +92,10 @@ func (s *Sync) lapsed(rev int64, stayed []string) {
 	}
 	s.lapseRev = rev
 	s.stayed = stayed
+	s.lapseSince = time.Time{}
+	if ack := s.fencedAck.Load(); ack != 0 {
+		s.lapseSince = s.start.Add(time.Duration(ack))
+	}
 	s.lapses.Add(1)
 	s.lapseMu.Unlock()
 	s.log.Warn("etcdsync: registration had lapsed: the cluster went on without this node", "rev", rev, "last_good_view_rev", s.goodRev.Load(), "stayed", stayed)

@@ -45,6 +45,9 @@ func (s *Sync) register(ctx context.Context, cli *clientv3.Client) error {
 	}()
 	dropLease := func() {
 		s.validUntil.Store(0)
+		if registered && l != nil {
+			s.fencedAck.Store(l.lastAck.Load())
+		}
 		registered = false
 		if l != nil {
 			l.cancel()
@@ -105,6 +108,7 @@ func (s *Sync) register(ctx context.Context, cli *clientv3.Client) error {
 			case errors.Is(err, errContended):
 				s.log.Warn("etcdsync: member record deleted or changed; fenced until re-registered")
 				s.validUntil.Store(0)
+				s.fencedAck.Store(l.lastAck.Load())
 				registered = false
 			case err != nil:
 				if ctx.Err() != nil {

@@ -69,9 +69,15 @@ type Sync struct {
 	badConfig                       uint64 // hash of the settings value refused last; 0: none
 	badMembers                      map[string]struct{}
 
-	lapseMu  sync.Mutex // guards the fields below
-	stayed   []string
-	lapseRev int64 // revision of the record that ended the latest lapse
+	// fencedAck is the s.now() of the last keepalive answer of the lease
+	// this node was last fenced from while registered (see Lapse.Since);
+	// 0: never. Written by the registrar only.
+	fencedAck atomic.Int64
+
+	lapseMu    sync.Mutex // guards the fields below
+	stayed     []string
+	lapseRev   int64     // revision of the record that ended the latest lapse
+	lapseSince time.Time // Lapse.Since of the latest lapse
 
 	changed chan struct{} // buffer 1: Current has news
 	touch   chan struct{} // buffer 1: watcher or keepalive ask the registrar to rewrite (verify) our record

@@ -18,8 +18,10 @@ import (
 // whole of a node's memory, and on a pooled connection it would hold up
 // every request queued behind it. The peer must be a shoal peer port (sd
 // is a peer extension). fn's key and it.Value are valid only during the
-// call; it.TTL is the seconds left, -1 for never. An error from fn stops
-// the dump and is returned as it is.
+// call; it.TTL is the seconds left, -1 for never. After the items come
+// the deletes the peer remembers in those shards (it.Deleted, it.CAS the
+// delete's version). An error from fn stops the dump and is returned as
+// it is.
 //
 // ctx bounds the whole dump: its cancellation or deadline interrupts it
 // (returning ctx.Err()). Besides, a peer that sends nothing for
@@ -80,7 +82,7 @@ func (c *Client) dump(ctx context.Context, nc net.Conn, want []byte, fn func(key
 			return nil
 		case rep.Status.IsError():
 			return replyError(rep)
-		case rep.Status != protocol.StatusVA:
+		case rep.Status != protocol.StatusVA && rep.Status != protocol.StatusHD:
 			return unexpected("sd", rep.Status)
 		}
 		k, ok := rep.Flag('k')
@@ -93,7 +95,7 @@ func (c *Client) dump(ctx context.Context, nc net.Conn, want []byte, fn func(key
 			}
 			k = key
 		}
-		it := Item{Value: rep.Value, TTL: -1}
+		it := Item{Value: rep.Value, TTL: -1, Deleted: rep.Status == protocol.StatusHD}
 		_, it.KeyBinary = rep.Flag('b')
 		it.CAS, _ = rep.Uint('c')
 		if v, ok := rep.Int('t'); ok {

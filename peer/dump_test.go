@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +23,8 @@ func shardOf(key []byte) int { return int(key[0]) % 8 }
 // local store, dumped by shardOf, and a Replica that records origins.
 type peerCache struct {
 	server.Local
-	mu      sync.Mutex // guards origins
+	deletes map[string]uint64 // what DumpDeletes emits (set before serving)
+	mu      sync.Mutex        // guards origins
 	origins []server.Origin
 }
 
@@ -30,6 +32,14 @@ func (c *peerCache) Dump(want []byte, emit func([]byte, store.Item, []byte) bool
 	c.Store.Range(func(k []byte, it store.Item, v []byte) bool {
 		return !protocol.WantsShard(want, shardOf(k)) || emit(k, it, v)
 	})
+}
+
+func (c *peerCache) DumpDeletes(want []byte, emit func([]byte, uint64) bool) {
+	for k, v := range c.deletes {
+		if protocol.WantsShard(want, shardOf([]byte(k))) && !emit([]byte(k), v) {
+			return
+		}
+	}
 }
 
 func (c *peerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (store.Result, store.Item, error) {
@@ -112,16 +122,28 @@ func TestDump(t *testing.T) {
 			want[k] = dumped{v, uint32(i), cas, left}
 		}
 	}
+	pc.deletes = map[string]uint64{"a gone": 77, "a\x00\r\n": 78, "b gone": 79} // the last in shard 2: not wanted
 	got := make(map[string]dumped)
+	gone := make(map[string]uint64)
 	err := c.Dump(bg, []byte{1 << 1}, func(key []byte, it Item) error {
-		if _, dup := got[string(key)]; dup {
-			t.Errorf("%q twice", key)
+		if it.Deleted {
+			if _, dup := gone[string(key)]; dup || it.Value != nil || it.Flags != 0 {
+				t.Errorf("delete of %q: twice %v, value %q, flags %d", key, dup, it.Value, it.Flags)
+			}
+			gone[string(key)] = it.CAS
+			return nil
+		}
+		if _, dup := got[string(key)]; dup || len(gone) > 0 {
+			t.Errorf("%q twice %v, or after %d deletes", key, dup, len(gone))
 		}
 		got[string(key)] = dumped{string(it.Value), it.Flags, it.CAS, it.TTL}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := map[string]uint64{"a gone": 77, "a\x00\r\n": 78}; !maps.Equal(gone, want) {
+		t.Errorf("deletes dumped: %v, want %v", gone, want)
 	}
 	if len(got) != len(want) {
 		t.Errorf("dumped %d items, want %d", len(got), len(want))

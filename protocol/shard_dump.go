@@ -5,7 +5,8 @@ import "encoding/base64"
 // ShardDump is sd, a shoal peer extension (see Reader.AcceptPeerExtensions):
 // "sd <bitmap>\r\n" asks a node for every item it holds in the shards set in
 // the bitmap, so that a node coming back can warm up from a peer. The node
-// answers each item as mg <key> v k f t c would, then EN.
+// answers each item as mg <key> v k f t c would, then each delete it
+// remembers in those shards as "HD k<base64 key> b c<version>", then EN.
 //
 // The bitmap travels as standard base64 (with padding) of bytes in which
 // bit i (byte i/8, bit i%8, least significant first) set means "shard i

@@ -110,6 +110,12 @@ type Origin struct{ Epoch, Seq uint64 }
 // concurrently from several connection goroutines, must not retain want or
 // emit, and must not hold locks that writers need while emit runs (emit
 // writes to the network).
+//
+// DumpDeletes, called after Dump, emits under the same rules each delete
+// the Cache remembers in the shards set in want, with the delete's
+// version: a node warming a shard then also loses what was deleted while
+// it was away, not only gains what was written.
 type Dumper interface {
 	Dump(want []byte, emit func(key []byte, it store.Item, val []byte) bool)
+	DumpDeletes(want []byte, emit func(key []byte, version uint64) bool)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -29,11 +30,12 @@ const testNow = 1_700_000_000
 func shardOf(key []byte) int { return int(key[0]) % 8 }
 
 // shardCache is a cluster cache in miniature: the local store, a Dumper
-// that filters Store.Range by shardOf, and a Replica that records the
-// origins it is given.
+// that filters Store.Range and deletes by shardOf, and a Replica that
+// records the origins it is given.
 type shardCache struct {
 	Local
-	sorted bool // emit in key order, for exact transcripts
+	sorted  bool              // emit in key order, for exact transcripts
+	deletes map[string]uint64 // what DumpDeletes emits (set before serving)
 	// pause, when set, is called after each item emitted with the bytes
 	// of values emitted so far.
 	pause func(emitted int)
@@ -67,6 +69,14 @@ func (c *shardCache) Dump(want []byte, emit func([]byte, store.Item, []byte) boo
 	slices.SortFunc(recs, func(a, b rec) int { return strings.Compare(a.key, b.key) })
 	for _, r := range recs {
 		if !emit([]byte(r.key), r.it, []byte(r.val)) {
+			return
+		}
+	}
+}
+
+func (c *shardCache) DumpDeletes(want []byte, emit func([]byte, uint64) bool) {
+	for _, k := range slices.Sorted(maps.Keys(c.deletes)) {
+		if protocol.WantsShard(want, shardOf([]byte(k))) && !emit([]byte(k), c.deletes[k]) {
 			return
 		}
 	}
@@ -133,11 +143,18 @@ func exchange(t *testing.T, addr, req, end string) string {
 }
 
 // TestShardDump: sd answers each item of the wanted shards exactly as
-// "mg <key> v k f t c" would, then EN; expired items and other shards are
-// left out.
+// "mg <key> v k f t c" would, then each delete remembered there as HD
+// with its key in base64 and its version, then EN; expired items and
+// other shards are left out.
 func TestShardDump(t *testing.T) {
 	cache := newShardCache(t)
 	cache.sorted = true
+	cache.deletes = map[string]uint64{
+		"q x": 400, // shard 1, a key with a space
+		"y":   500, // shard 1
+		"k":   600, // shard 3: not wanted
+		"b\n": 700, // shard 2
+	}
 	_, addr := serve(t, Config{PeerExtensions: true}, cache)
 	setup := "ms a 5 F5 T100 E100\r\nhello\r\n" + // shard 1
 		"ms Yg== 2 b E200\r\nhi\r\n" + // "b", shard 2, written with a base64 key
@@ -151,6 +168,9 @@ func TestShardDump(t *testing.T) {
 	want := "VA 5 ka f5 t100 c100\r\nhello\r\n" +
 		"VA 2 kYg== b f0 t-1 c200\r\nhi\r\n" +
 		"VA 0 kia f4294967295 t-1 c18446744073709551615\r\n\r\n" +
+		"HD kYgo= b c700\r\n" + // "b\n"
+		"HD kcSB4 b c400\r\n" + // "q x"
+		"HD keQ== b c500\r\n" + // "y"
 		"EN\r\n"
 	bitmap := []byte{1<<1 | 1<<2} // shards 1 and 2
 	got := exchange(t, addr, string(protocol.AppendShardDumpRequest(nil, bitmap)), "EN\r\n")
@@ -159,7 +179,7 @@ func TestShardDump(t *testing.T) {
 	}
 	// The same bytes as mg, item by item.
 	mg := exchange(t, addr, "mg a v k f t c\r\nmg Yg== b v k f t c\r\nmg ia v k f t c\r\nmn\r\n", "MN\r\n")
-	if mg != strings.TrimSuffix(want, "EN\r\n")+"MN\r\n" {
+	if items := want[:strings.Index(want, "HD")]; mg != items+"MN\r\n" {
 		t.Fatalf("mg replied\n%q\nsd\n%q", mg, want)
 	}
 	// No shard wanted, or only shards nobody holds: just EN.
