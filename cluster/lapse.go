@@ -25,9 +25,10 @@ import (
 //     a pause (pause.go);
 //     What it wrote itself since it was cut off (a CAS at or above
 //     lapseKeepFrom: Router.cutAt or the last keepalive etcd answered)
-//     stays, and the pull settles it by version: the source's newer
-//     copy or newer delete (its dump carries the deletes it remembers,
-//     PeerCache.DumpDeletes) wins, an older one does not. Dropping it
+//     stays, and the pull and the reads that settle it first decide by
+//     version: the source's newer copy or newer delete (its dump and its
+//     replica-level misses carry the deletes it remembers) wins, an older
+//     one does not, and a key the source lacks stays (warm.keptFrom). Dropping it
 //     would lose writes taken between the heal and the notice of the
 //     lapse; keeping it without the source's deletes brought back keys
 //     written just before the cut and deleted during it;
@@ -152,7 +153,7 @@ func (r *Router) recoverFromLapse(stayed []string, keepFrom uint64) bool {
 	}
 	clear(w.fresh) // what was settled before may be stale too
 	if !pausePending {
-		w.keepFrom = keepFrom
+		w.keepFrom, w.keptFrom = keepFrom, keepFrom
 	}
 	w.start(cs)
 	r.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",

@@ -137,3 +137,77 @@ func TestLapseKeepFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleAfterLapse: while a shard a's lapse wiped warms, a read of a
+// key settles it against the source by version: what a wrote since the
+// cut (at or above keptFrom) stays when the source lacks it and
+// remembers no delete of it, and goes when the source deleted it later;
+// what a held from before the cut goes when the source lacks it; the
+// source's newer copy wins.
+func TestSettleAfterLapse(t *testing.T) {
+	etcd := startEtcd(t)
+	a := startFullNode(t, etcd, "a")
+	b := startFullNode(t, etcd, "b")
+	waitMembers(t, a, b)
+	for _, n := range []*fullNode{a, b} {
+		waitRouted(t, n)
+		waitWarm(t, n)
+	}
+	old, newer := []byte("sl-old"), []byte("sl-newer")
+	a.st.Set(old, []byte("before the cut"), &store.SetOptions{})
+	a.st.Set(newer, []byte("before the cut"), &store.SetOptions{})
+	time.Sleep(2 * time.Millisecond)
+	cut := uint64(time.Now().UnixMilli()) << 16
+	time.Sleep(2 * time.Millisecond)
+	mine, gone := []byte("sl-mine"), []byte("sl-gone")
+	a.st.Set(mine, []byte("since the cut"), &store.SetOptions{})
+	_, it := a.st.Set(gone, []byte("since the cut"), &store.SetOptions{})
+	time.Sleep(2 * time.Millisecond)
+	b.router.applyCopy(gone, []byte("since the cut"), &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.deleteVersioned(gone, nil, 0); res != store.Deleted {
+		t.Fatalf("delete of %s on b: %v", gone, res)
+	}
+	b.st.Set(newer, []byte("b's"), &store.SetOptions{})
+
+	// a's shards of these keys warm as after a lapse that kept from cut,
+	// with b to settle from; nothing queued, so only reads settle them.
+	w := &a.router.w
+	w.mu.Lock()
+	w.keptFrom = cut
+	var shards []int
+	for _, k := range [][]byte{old, newer, mine, gone} {
+		rt := a.router.route(k)
+		if !w.flags[rt.shard].Swap(true) {
+			w.active.Add(1)
+			shards = append(shards, rt.shard)
+		}
+		w.src[rt.shard] = []string{"b"}
+		w.wiped[rt.shard] = true
+	}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		for _, s := range shards {
+			w.finish(s)
+			delete(w.wiped, s)
+		}
+		w.mu.Unlock()
+	}()
+
+	for _, c := range []struct {
+		key  []byte
+		want string // "" for gone
+	}{
+		{old, ""}, {newer, "b's"}, {mine, "since the cut"}, {gone, ""},
+	} {
+		rt := a.router.route(c.key)
+		a.router.settle(&rt, c.key)
+		_, v, res := a.st.Get(c.key, nil, nil)
+		switch {
+		case c.want == "" && res == store.Hit:
+			t.Errorf("%s settled to %q, want it gone", c.key, v)
+		case c.want != "" && string(v) != c.want:
+			t.Errorf("%s settled to %q (%v), want %q", c.key, v, res, c.want)
+		}
+	}
+}

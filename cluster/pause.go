@@ -118,7 +118,7 @@ func (r *Router) recoverFromPause(gap time.Duration) {
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
 	clear(w.fresh) // what was settled before the pause may be stale too
-	w.keepFrom = 0
+	w.keepFrom, w.keptFrom = 0, 0
 	w.dropOthers = true
 	w.start(cs)
 }

@@ -186,9 +186,14 @@ func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server
 }
 
 // ReplicaGet reads this node's store only: a warming peer settling a key
-// asks here, and must not be sent on to another warming node.
+// asks here, and must not be sent on to another warming node. A miss
+// carries the version of the key's delete when this node remembers one.
 func (p *PeerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	return p.r.st.Get(key, opt, dst)
+	it, val, res := p.r.st.Get(key, opt, dst)
+	if res != store.Hit {
+		it = store.Item{CAS: p.r.tombs.Get(key)}
+	}
+	return it, val, res
 }
 
 // Dump lists this node's items in the shards set in want, for a peer

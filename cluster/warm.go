@@ -65,6 +65,11 @@ type warm struct {
 	// than what it may have missed, and the pull's newest-wins keeps the
 	// newer of the two copies (versions.go).
 	keepFrom uint64
+	// keptFrom is the keepFrom of the last pause or lapse, which settle
+	// goes on using after the drop: a key of a wiped shard that the source
+	// lacks, and has no delete of, stays when its version is at or above
+	// it (this node wrote it since the cut; its push may not have landed).
+	keptFrom uint64
 	// wiped: shards whose local items were dropped, or are about to be,
 	// and not pulled since (a view change may end their warm-up and start
 	// it again meanwhile). Their local copy is no fallback, so settle and
@@ -318,8 +323,10 @@ func (r *Router) warming(rt *Route) bool {
 }
 
 // settle makes key fresh when its shard warms: the local store gets what
-// a source holds for it (or loses it when the source has none). When no
-// source answers, the local copy stands.
+// a source holds for it, by version (a newer copy or a newer delete the
+// source remembers wins), or loses it when the source has none, but for a
+// merge and for what a lapse keeps (keptFrom). When no source answers,
+// the local copy stands.
 func (r *Router) settle(rt *Route, key []byte) {
 	if !r.warming(rt) {
 		return
@@ -331,6 +338,7 @@ func (r *Router) settle(rt *Route, key []byte) {
 	src := w.src[s]
 	wiped := w.wiped[s]
 	merge := w.merge[s]
+	keptFrom := w.keptFrom
 	w.mu.Unlock()
 	if done {
 		return
@@ -353,7 +361,12 @@ func (r *Router) settle(rt *Route, key []byte) {
 			switch {
 			case hit:
 				r.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
-			case !merge:
+			case pit.Deleted:
+				r.deleteVersioned(key, nil, pit.CAS)
+			case merge:
+			case wiped && keptFrom != 0:
+				r.st.Delete(key, &store.DeleteOptions{Before: keptFrom})
+			default:
 				r.st.Delete(key, nil)
 			}
 			w.fresh[string(key)] = false

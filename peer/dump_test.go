@@ -286,5 +286,33 @@ func TestReplicaOrigin(t *testing.T) {
 }
 
 func (c *peerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	return c.Get(key, opt, dst)
+	it, val, res := c.Get(key, opt, dst)
+	if res != store.Hit {
+		it.CAS = c.deletes[string(key)]
+	}
+	return it, val, res
+}
+
+// TestGetRemembersDelete: a LocalOnly miss reports the delete the peer
+// remembers, with its version; a plain miss, or one with nothing
+// remembered, reports nothing.
+func TestGetRemembersDelete(t *testing.T) {
+	pc := &peerCache{deletes: map[string]uint64{"gone": 42, "a key with spaces": 43}}
+	addr := servePeerPort(t, func(st *store.Store) server.Cache { pc.Local = server.Local{Store: st}; return pc })
+	c := newClient(t, Config{Addr: addr})
+	for _, tc := range []struct {
+		key  string
+		opts GetOptions
+		want Item
+	}{
+		{"gone", GetOptions{LocalOnly: true}, Item{CAS: 42, Deleted: true}},
+		{"a key with spaces", GetOptions{LocalOnly: true}, Item{CAS: 43, Deleted: true}},
+		{"gone", GetOptions{}, Item{}},
+		{"never", GetOptions{LocalOnly: true}, Item{}},
+	} {
+		it, hit, err := c.Get(bg, []byte(tc.key), tc.opts)
+		if err != nil || hit || it.CAS != tc.want.CAS || it.Deleted != tc.want.Deleted {
+			t.Errorf("get %q %+v: %+v hit %v err %v, want %+v", tc.key, tc.opts, it, hit, err, tc.want)
+		}
+	}
 }

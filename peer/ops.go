@@ -35,6 +35,9 @@ func (c *Client) Get(ctx context.Context, key []byte, opts GetOptions) (Item, bo
 	case protocol.StatusVA:
 		return r.item, true, nil
 	case protocol.StatusEN:
+		if opts.LocalOnly && r.item.CAS != 0 {
+			return Item{CAS: r.item.CAS, Deleted: true}, false, nil // the peer's remembered delete
+		}
 		return Item{}, false, nil
 	}
 	return Item{}, false, unexpected("mg", r.status)

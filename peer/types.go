@@ -96,8 +96,9 @@ type Item struct {
 	// KeyBinary: the key was stored base64-encoded by its client (Dump
 	// reports it from the b flag).
 	KeyBinary bool
-	// Deleted: not an item but a delete the peer remembers (Dump only,
-	// after the items): CAS is the delete's version, the rest is empty.
+	// Deleted: not an item but a delete the peer remembers (Dump, after
+	// the items; Get with LocalOnly, on a miss): CAS is the delete's
+	// version, the rest is empty.
 	Deleted bool
 }
 

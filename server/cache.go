@@ -78,7 +78,9 @@ type MultiGetter interface {
 // Delete, with its origin; an mg with Y is a replica-level read (this
 // node's copy only, as a peer settling a key during its warm-up needs it)
 // and goes to ReplicaGet, so that the cache can order replicated writes
-// per shard and refuse those from a stale ring. Everything else about the
+// per shard and refuse those from a stale ring. A ReplicaGet miss may
+// carry in Item.CAS the version of a delete of the key the cache
+// remembers: it is answered "EN c<version>". Everything else about the
 // request (options, Fits, the reply) is as for Set / Delete: results map to
 // the same replies and an error is answered "SERVER_ERROR <text>", except
 // ErrStaleOrigin (wrapped or not), answered protocol.ReplyStaleEpoch.

@@ -195,22 +195,25 @@ func TestShardDump(t *testing.T) {
 func TestShardDumpErrors(t *testing.T) {
 	peer := startShoalConfig(t, Config{PeerExtensions: true}) // Local: no Dumper
 	client := startShoalConfig(t, Config{})
-	_, dumper := serve(t, Config{PeerExtensions: true}, newShardCache(t))
+	cache := newShardCache(t)
+	cache.deletes = map[string]uint64{"gone": 42}
+	_, dumper := serve(t, Config{PeerExtensions: true}, cache)
 	for name, tc := range map[string]struct {
 		addr, req, want string
 	}{
-		"no dumper":        {peer, "sd AQ==\r\n", "SERVER_ERROR dump not supported\r\n"},
-		"bad base64":       {dumper, "sd AQ=\r\nsd A?==\r\nmn\r\n", "CLIENT_ERROR bad data chunk\r\nCLIENT_ERROR bad data chunk\r\nMN\r\n"},
-		"no bitmap":        {dumper, "sd\r\n", "CLIENT_ERROR bad command line format\r\n"},
-		"client sd":        {client, "sd AQ==\r\n", "ERROR\r\n"},
-		"client ms Y":      {client, "ms a 1 Y1\r\nx\r\nmn\r\n", "CLIENT_ERROR invalid flag\r\nMN\r\n"},
-		"client ms Z":      {client, "ms a 1 Z1\r\nx\r\nmn\r\n", "CLIENT_ERROR invalid flag\r\nMN\r\n"},
-		"client md Y":      {client, "md a Y1\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n"},
-		"peer mg Y":        {dumper, "ms a 1\r\nx\r\nmg a Y1 v\r\n", "HD\r\nVA 1\r\nx\r\n"}, // ReplicaGet
-		"peer ma Z":        {dumper, "ma a Z1\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n"},
-		"peer ms Y bad":    {dumper, "ms a 1 Yx\r\nx\r\nmn\r\n", "CLIENT_ERROR bad token in command line format\r\nMN\r\n"},
-		"peer Local ms Y":  {peer, "ms a 1 Y1 Z2\r\nx\r\nmg a v\r\n", "HD\r\nVA 1\r\nx\r\n"}, // no Replica: a plain Set
-		"peer Local md YZ": {peer, "ms a 1\r\nx\r\nmd a Y1 Z2\r\n", "HD\r\nHD\r\n"},
+		"no dumper":         {peer, "sd AQ==\r\n", "SERVER_ERROR dump not supported\r\n"},
+		"bad base64":        {dumper, "sd AQ=\r\nsd A?==\r\nmn\r\n", "CLIENT_ERROR bad data chunk\r\nCLIENT_ERROR bad data chunk\r\nMN\r\n"},
+		"no bitmap":         {dumper, "sd\r\n", "CLIENT_ERROR bad command line format\r\n"},
+		"client sd":         {client, "sd AQ==\r\n", "ERROR\r\n"},
+		"client ms Y":       {client, "ms a 1 Y1\r\nx\r\nmn\r\n", "CLIENT_ERROR invalid flag\r\nMN\r\n"},
+		"client ms Z":       {client, "ms a 1 Z1\r\nx\r\nmn\r\n", "CLIENT_ERROR invalid flag\r\nMN\r\n"},
+		"client md Y":       {client, "md a Y1\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n"},
+		"peer mg Y":         {dumper, "ms a 1\r\nx\r\nmg a Y1 v\r\n", "HD\r\nVA 1\r\nx\r\n"},                                                   // ReplicaGet
+		"peer mg Y deleted": {dumper, "mg gone Y1 v\r\nmg none Y1 v\r\nmg gone v\r\nmg gone Y1 v q\r\nmn\r\n", "EN c42\r\nEN\r\nEN\r\nMN\r\n"}, // a remembered delete's version, on a replica-level miss only
+		"peer ma Z":         {dumper, "ma a Z1\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n"},
+		"peer ms Y bad":     {dumper, "ms a 1 Yx\r\nx\r\nmn\r\n", "CLIENT_ERROR bad token in command line format\r\nMN\r\n"},
+		"peer Local ms Y":   {peer, "ms a 1 Y1 Z2\r\nx\r\nmg a v\r\n", "HD\r\nVA 1\r\nx\r\n"}, // no Replica: a plain Set
+		"peer Local md YZ":  {peer, "ms a 1\r\nx\r\nmd a Y1 Z2\r\n", "HD\r\nHD\r\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := dial(t, tc.addr)
@@ -384,5 +387,9 @@ func TestPeerExtensionsOffMatchMemcached(t *testing.T) {
 }
 
 func (c *shardCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	return c.Get(key, opt, dst)
+	it, val, res := c.Get(key, opt, dst)
+	if res != store.Hit {
+		it.CAS = c.deletes[string(key)]
+	}
+	return it, val, res
 }

@@ -81,6 +81,9 @@ func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store
 		if !m.Quiet {
 			c.out = protocol.AppendMetaStatus(c.out, protocol.MetaEN)
 			c.out = appendMetaMiss(c.out, m.Key, &m.MetaOptions)
+			if m.HasEpoch && c.replica != nil && it.CAS != 0 {
+				c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS) // a remembered delete (Replica)
+			}
 			c.out = protocol.AppendCRLF(c.out)
 		}
 		return
