@@ -29,7 +29,7 @@ type Gossip struct {
 	interval time.Duration
 	log      *slog.Logger
 	changed  chan struct{} // buffer 1: coalesced health changes
-	kick     chan struct{} // buffer 1: SetPeers asks for a reconcile now
+	kick     chan struct{} // buffer 1: probeNow asks for a reconcile round now
 	qready   chan struct{} // buffer 1: events are queued
 	bound    chan struct{} // closed once LocalAddr is known
 	synced   chan struct{} // closed by the event loop: see Synced
@@ -270,6 +270,15 @@ func (g *Gossip) reconcileLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	}
 }
 
+// probeNow asks reconcileLoop for a round now: it joins the listed peers
+// not seen alive and pings the suspects.
+func (g *Gossip) probeNow() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
 // joinParallel bounds the joins one reconcile round runs at once.
 const joinParallel = 64
 
@@ -373,10 +382,7 @@ func (g *Gossip) SetPeers(peers map[string]string) {
 	changes := g.recomputeLocked()
 	g.mu.Unlock()
 	g.publish(changes)
-	select {
-	case g.kick <- struct{}{}:
-	default:
-	}
+	g.probeNow()
 }
 
 // Health reports node's health by node name: the state memberlist last

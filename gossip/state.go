@@ -59,7 +59,14 @@ type instance struct {
 // for that moment would route around a live node (seen in the partition
 // test: reads of keys whose two owners both looked dead were misses). An
 // alive event (its refutation) within the grace clears it; a failed probe
-// of this node's confirms it at once.
+// of this node's confirms it at once; a successful one extends it (the
+// ping of a suspect starts at once, and again every reconcile interval).
+// The death this node's own memberlist declares gets the same grace: a
+// suspicion it raised during a partition, whose message the subject never
+// heard and so never refuted, expired 2 s after the heal; a second later
+// the subject was Dead here and routed around, though it answered every
+// request (e2e/history seed 23, a 2.6 s partition: a stale read 2 s after
+// settling).
 const deadGrace = time.Second
 
 type eventKind int
@@ -164,6 +171,7 @@ func (g *Gossip) apply(evs []event) []change {
 			in.addr = ev.addr
 			if in.state == Alive {
 				in.state, in.deadAt = Suspect, g.now().Add(deadGrace)
+				g.probeNow() // an ack of ours within the grace extends it
 			} else if in.deadAt.IsZero() {
 				in.state = Dead
 			}
@@ -175,11 +183,17 @@ func (g *Gossip) apply(evs []event) []change {
 				in.state = Suspect
 			}
 		case evAck:
-			// Not during a grace: memberlist no longer probes a node it
-			// holds dead, and a node that left still answers pings; only
-			// its refutation (an alive event) clears the death.
-			if in.state == Suspect && in.deadAt.IsZero() {
+			// During a grace, an ack (reconcileLoop pings the node
+			// itself: memberlist no longer probes a node it holds dead)
+			// extends the grace past the next ping instead: only its
+			// refutation (an alive event) clears the death, but a node
+			// that answers is not routed around meanwhile. A node that
+			// left answers only until it shuts down, leaveTimeout later.
+			switch {
+			case in.state == Suspect && in.deadAt.IsZero():
 				in.state = Alive
+			case !in.deadAt.IsZero():
+				in.deadAt = g.now().Add(g.interval + deadGrace)
 			}
 		}
 		prune(insts)

@@ -27,7 +27,7 @@ func TestHealthRules(t *testing.T) {
 		"dead":                    {map[string]string{"b": addr1}, []event{alive("b/1", addr1), dead("b/1", addr1)}, Dead},
 		"suspect":                 {map[string]string{"b": addr1}, []event{alive("b/1", addr1), suspect("b/1")}, Suspect},
 		"suspect cleared by ack":  {map[string]string{"b": addr1}, []event{alive("b/1", addr1), suspect("b/1"), ack("b/1")}, Alive},
-		"ack does not revive":     {map[string]string{"b": addr1}, []event{alive("b/1", addr1), dead("b/1", addr1), ack("b/1")}, Dead},
+		"ack within the grace":    {map[string]string{"b": addr1}, []event{alive("b/1", addr1), dead("b/1", addr1), ack("b/1")}, Suspect},
 		"suspect of dead ignored": {map[string]string{"b": addr1}, []event{alive("b/1", addr1), dead("b/1", addr1), suspect("b/1")}, Dead},
 		"rejoin after dead":       {map[string]string{"b": addr1}, []event{alive("b/1", addr1), dead("b/1", addr1), alive("b/1", addr1)}, Alive},
 		"foreign name ignored":    {map[string]string{"b": addr1}, []event{alive("b", addr1)}, Unknown},
@@ -60,7 +60,8 @@ func TestHealthRules(t *testing.T) {
 }
 
 // TestDeathGrace: a death other nodes declare while this node sees the
-// incarnation alive is Suspect for deadGrace, then Dead, unless refuted.
+// incarnation alive is Suspect for deadGrace, then Dead, unless refuted
+// or this node's ping is answered meanwhile.
 func TestDeathGrace(t *testing.T) {
 	const addr = "127.0.0.1:7001"
 	alive := event{kind: evAlive, name: "b/1", addr: addr}
@@ -71,11 +72,11 @@ func TestDeathGrace(t *testing.T) {
 		events        []event
 		during, after State
 	}{
-		"declared by others":        {[]event{alive, dead}, Suspect, Dead},
-		"refuted within the grace":  {[]event{alive, dead, alive}, Alive, Alive},
-		"confirmed by our probe":    {[]event{alive, dead, suspect}, Dead, Dead},
-		"suspected here first":      {[]event{alive, suspect, dead}, Dead, Dead},
-		"an ack does not refute it": {[]event{alive, dead, ack}, Suspect, Dead},
+		"declared by others":       {[]event{alive, dead}, Suspect, Dead},
+		"refuted within the grace": {[]event{alive, dead, alive}, Alive, Alive},
+		"confirmed by our probe":   {[]event{alive, dead, suspect}, Dead, Dead},
+		"suspected here first":     {[]event{alive, suspect, dead}, Dead, Dead},
+		"an ack extends it":        {[]event{alive, dead, ack}, Suspect, Suspect},
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := newTestGossip(t)
@@ -99,6 +100,44 @@ func TestDeathGrace(t *testing.T) {
 				t.Errorf("after the grace: Health(b) = %v, want %v", got, tc.after)
 			}
 		})
+	}
+}
+
+// TestDeathGraceAcked: each answered ping of an incarnation declared dead
+// keeps it Suspect until past the next ping (a reconcile interval and a
+// grace); without one it turns Dead then, and its refutation clears it.
+func TestDeathGraceAcked(t *testing.T) {
+	const addr = "127.0.0.1:7001"
+	g := newTestGossip(t)
+	now := time.Unix(1000, 0)
+	g.now = func() time.Time { return now }
+	g.SetPeers(map[string]string{"b": addr})
+	<-g.kick // SetPeers' round
+	g.apply([]event{{kind: evAlive, name: "b/1", addr: addr}, {kind: evDead, name: "b/1", addr: addr}})
+	select {
+	case <-g.kick:
+	default:
+		t.Fatal("a grace began without a ping round asked for")
+	}
+	extended := g.interval + deadGrace
+	for range 3 {
+		now = now.Add(deadGrace / 2)
+		g.apply([]event{{kind: evAck, name: "b/1"}})
+		now = now.Add(extended - time.Millisecond)
+		if g.apply(nil); g.Health("b") != Suspect {
+			t.Fatalf("just before an acked grace ends: Health(b) = %v, want suspect", g.Health("b"))
+		}
+		now = now.Add(-extended + time.Millisecond)
+	}
+	now = now.Add(extended)
+	if g.apply(nil); g.Health("b") != Dead {
+		t.Fatalf("a grace past its last ack: Health(b) = %v, want dead", g.Health("b"))
+	}
+	if g.apply([]event{{kind: evAck, name: "b/1"}}); g.Health("b") != Dead {
+		t.Fatalf("an ack after the grace: Health(b) = %v, want dead (only a refutation revives)", g.Health("b"))
+	}
+	if g.apply([]event{{kind: evAlive, name: "b/1", addr: addr}}); g.Health("b") != Alive {
+		t.Fatalf("refuted: Health(b) = %v, want alive", g.Health("b"))
 	}
 }
 
