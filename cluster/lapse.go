@@ -27,11 +27,12 @@ import (
 //     lapseKeepFrom: Router.cutAt or the last keepalive etcd answered)
 //     stays, and the pull and the reads that settle it first decide by
 //     version: the source's newer copy or newer delete (its dump and its
-//     replica-level misses carry the deletes it remembers) wins, an older
-//     one does not, and a key the source lacks stays (warm.keptFrom). Dropping it
-//     would lose writes taken between the heal and the notice of the
-//     lapse; keeping it without the source's deletes brought back keys
-//     written just before the cut and deleted during it;
+//     replica-level misses carry the deletes it remembers) wins, an
+//     older one does not, and a key the source lacks stays
+//     (warm.keptFrom). Dropping it would lose writes taken between the
+//     heal and the notice of the lapse; keeping it without the source's
+//     deletes brought back keys written just before the cut and deleted
+//     during it;
 //   - leaves alone the shards only lapsed members hold: nobody has a
 //     better copy. After an etcd outage that expired every lease nobody
 //     stayed, and nothing is dropped.

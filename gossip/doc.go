@@ -32,10 +32,13 @@
 // set when this node's probe of a peer fails (seen in memberlist's log
 // output) and cleared by a successful probe ack, by a direct ping the
 // reconcile loop sends to suspects, or by an alive event. Suspicions that
-// other nodes gossip are not visible here. A death that other nodes declare
-// while this node still sees the incarnation alive is reported Suspect for
-// a second first (deadGrace): a node back from a partition broadcasts the
-// stale deaths it declared while cut off, until their subjects refute them.
+// other nodes gossip are not visible here. A death declared while this
+// node still sees the incarnation alive is reported Suspect for a second
+// first (deadGrace), and for as long after as the reconcile loop's direct
+// pings of it are answered: a node back from a partition broadcasts the
+// stale deaths it declared while cut off, and a suspicion raised during
+// the cut that its subject never heard expires after the heal unrefuted;
+// either would otherwise route around a node that answers.
 //
 // A listed peer with another SecretKey (or none where this node has one,
 // or the reverse) or another Label can never be talked to: it stays
