@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"shoal/devetcd"
 	"shoal/store"
 )
 
@@ -20,14 +21,7 @@ import (
 // what a wrote since the cut kept, unless b deleted it later (b's dump
 // carries its deletes).
 func TestWarmAfterLapse(t *testing.T) {
-	etcd := startEtcd(t)
-	a := startFullNode(t, etcd, "a")
-	b := startFullNode(t, etcd, "b")
-	waitMembers(t, a, b)
-	for _, n := range []*fullNode{a, b} {
-		waitRouted(t, n)
-		waitWarm(t, n)
-	}
+	etcd, a, b := startPair(t)
 	const n = 100
 	key := func(i int) []byte { return []byte(fmt.Sprintf("wl-%d", i)) }
 	for i := range n {
@@ -103,6 +97,21 @@ func TestWarmAfterLapse(t *testing.T) {
 	}
 }
 
+// startPair starts nodes a and b on a fresh etcd and waits until both
+// route by the view with both and warm nothing.
+func startPair(t *testing.T) (*devetcd.Server, *fullNode, *fullNode) {
+	t.Helper()
+	etcd := startEtcd(t)
+	a := startFullNode(t, etcd, "a")
+	b := startFullNode(t, etcd, "b")
+	waitMembers(t, a, b)
+	for _, n := range []*fullNode{a, b} {
+		waitRouted(t, n)
+		waitWarm(t, n)
+	}
+	return etcd, a, b
+}
+
 // waitRouted waits until n's router has taken n's current view (so the
 // warm-up it starts, if any, is under way).
 func waitRouted(t *testing.T, n *fullNode) {
@@ -145,14 +154,7 @@ func TestLapseKeepFrom(t *testing.T) {
 // what a held from before the cut goes when the source lacks it; the
 // source's newer copy wins.
 func TestSettleAfterLapse(t *testing.T) {
-	etcd := startEtcd(t)
-	a := startFullNode(t, etcd, "a")
-	b := startFullNode(t, etcd, "b")
-	waitMembers(t, a, b)
-	for _, n := range []*fullNode{a, b} {
-		waitRouted(t, n)
-		waitWarm(t, n)
-	}
+	_, a, b := startPair(t)
 	old, newer := []byte("sl-old"), []byte("sl-newer")
 	a.st.Set(old, []byte("before the cut"), &store.SetOptions{})
 	a.st.Set(newer, []byte("before the cut"), &store.SetOptions{})
