@@ -40,6 +40,7 @@ type options struct {
 	growthFactor   float64     // -f; 0: the store's default
 	prefixDelim    byte        // -D
 	pidFile        string      // -P
+	memoryFile     string      // -e: item memory in this file (warm restart)
 	daemon         bool        // -d
 	reqsPerEvent   int         // -R, reported only
 	backlog        int         // -b, reported only
@@ -158,6 +159,7 @@ var flagSpecs = []flagSpec{
 		return nil
 	}},
 	{'P', "pidfile", "<file>", "save the process id in this file", func(o *options, v string) error { o.pidFile = v; return nil }},
+	{'e', "memory-file", "<file>", "keep item memory in this file (on a RAM disk); stopped by SIGUSR1 or \"shutdown graceful\", the node saves it and the next start with the same file and -m, -I, -f restores the items", func(o *options, v string) error { o.memoryFile = v; return nil }},
 	{'d', "daemon", "", "run as a daemon: in the background, detached from the terminal", func(o *options, _ string) error { o.daemon = true; return nil }},
 	{'R', "max-reqs-per-event", "<num>", "accepted for compatibility: a connection's buffered commands all run in one turn (stats settings reqs_per_event shows it)", func(o *options, v string) error { return intFlag(&o.reqsPerEvent, v, 1, 1<<30) }},
 	{'b', "listen-backlog", "<num>", "accepted for compatibility: the kernel's somaxconn sets the backlog (stats settings tcp_backlog shows it)", func(o *options, v string) error { return intFlag(&o.backlog, v, 1, 1<<30) }},

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,6 +46,15 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGUSR1 stops the node as SIGTERM does and saves the memory file
+	// (-e) for a warm restart, as memcached's graceful stop.
+	ctx, stopGraceful := context.WithCancelCause(ctx)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		<-usr1
+		stopGraceful(errGracefulStop)
+	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
 	switch {
 	case err == nil, errors.Is(err, errHelp), errors.Is(err, errVersion):
@@ -53,6 +63,10 @@ func main() {
 		os.Exit(64)
 	}
 }
+
+// errGracefulStop, as the cause of run's context ending, asks for a warm
+// restart: the memory file (-e) is saved on the way out.
+var errGracefulStop = errors.New("graceful stop")
 
 // run starts a node with args and serves until ctx ends or a client sends
 // shutdown (with -A). ready, when not nil, receives the listening addresses
@@ -117,14 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	case o.threads > 0:
 		runtime.GOMAXPROCS(o.threads)
 	}
-	st, err := store.New(store.Config{
-		MemoryLimit:  o.memoryMB << 20,
-		MaxItemSize:  o.maxItemSize,
-		NoEvict:      o.noEvict,
-		GrowthFactor: o.growthFactor,
-		// A cluster orders the copies of a key by CAS (newest wins).
-		HybridCAS: o.clustered(),
-	})
+	st, err := openStore(o, log)
 	if err != nil {
 		return err
 	}
@@ -150,16 +157,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		}
 		defer httpLn.Close()
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	var gracefulCmd atomic.Bool // "shutdown graceful"
 	// Stop in order: every goroutine (the cluster node deregisters through
-	// etcd on its way out), then the --dev etcd.
+	// etcd on its way out), then the --dev etcd; the store is saved for a
+	// warm restart once nothing uses it.
 	stopEtcd := func() {}
 	defer func() {
 		cancel()
 		wg.Wait()
 		stopEtcd()
+		if o.memoryFile != "" && (gracefulCmd.Load() || errors.Is(context.Cause(parent), errGracefulStop)) {
+			saveStore(st, o.memoryFile, log)
+		}
 	}()
+	onShutdown := func(graceful bool) {
+		gracefulCmd.Store(graceful)
+		cancel()
+	}
 	scfg := server.Config{
 		MaxConns:        o.maxConns,
 		MaxItemSize:     o.maxItemSize,
@@ -173,7 +190,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Threads:         threads,
 		Settings:        settings(o),
 		Logger:          log,
-		OnShutdown:      cancel,
+		OnShutdown:      onShutdown,
 		EventLoop:       eventLoop,
 		Loops:           threads,
 	}
@@ -556,6 +573,7 @@ func settings(o options) [][2]string {
 		{"reqs_per_event", strconv.Itoa(o.reqsPerEvent)},
 		{"tcp_backlog", strconv.Itoa(o.backlog)},
 		{"auth_enabled_ascii", cmp.Or(o.authFile, "no")},
+		{"memory_file", cmp.Or(o.memoryFile, "(null)")},
 	}, tlsSettings(o.tls)...)
 }
 

@@ -364,9 +364,9 @@ func (c *conn) admin(cmd *protocol.Admin) {
 			return
 		}
 		// memcached's graceful mode (SIGUSR1) differs from the plain one
-		// only in saving a warm-restart file; shoal stops the same way.
+		// only in saving the warm-restart file (-e) on the way out.
 		c.quit = true
-		c.srv.requestShutdown()
+		c.srv.requestShutdown(cmd.Graceful)
 	case protocol.OpCacheMemlimit:
 		if cmd.Arg < 8 {
 			c.reply(cmd.NoReply, replyMemlimitLow)

@@ -114,8 +114,10 @@ type Config struct {
 	// propagate it; DisableFlush refuses it).
 	NoAdmin bool
 	// OnShutdown is called once when a client sends shutdown (with
-	// EnableShutdown); the owner of the process decides how to stop.
-	OnShutdown func()
+	// EnableShutdown), graceful for "shutdown graceful" (memcached saves
+	// its warm-restart file then, as on SIGUSR1); the owner of the
+	// process decides how to stop.
+	OnShutdown func(graceful bool)
 }
 
 // TLSInfo is the client port's TLS as the server sees it: Refresh
@@ -385,8 +387,8 @@ func (s *Server) DropConns() {
 }
 
 // requestShutdown runs the owner's shutdown hook once.
-func (s *Server) requestShutdown() {
+func (s *Server) requestShutdown(graceful bool) {
 	if s.shutdownStarted.CompareAndSwap(false, true) && s.cfg.OnShutdown != nil {
-		go s.cfg.OnShutdown()
+		go s.cfg.OnShutdown(graceful)
 	}
 }

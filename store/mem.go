@@ -33,6 +33,17 @@ func (a *arena) bytes(n int) []byte {
 	return b
 }
 
+// adopt takes mapping b (the memory file) into the arena, so that release
+// unmaps it with the rest.
+func (a *arena) adopt(b []byte) {
+	a.mu.Lock()
+	a.live[&b[0]] = b
+	a.mu.Unlock()
+}
+
+// unsafePointer returns the address of b's first byte, for syscalls.
+func unsafePointer(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
+
 // uint64s returns n zeroed uint64s from the arena.
 func (a *arena) uint64s(n int) []uint64 {
 	b := a.bytes(n * 8)

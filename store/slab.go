@@ -189,7 +189,15 @@ func (s *Store) newPage(pid uint32) {
 	if slot.Load() == nil {
 		slot.CompareAndSwap(nil, new(pageBlock))
 	}
-	s.page(pid).data = s.mem.bytes(s.geo.pageSize)
+	ps := s.geo.pageSize
+	if s.file != nil {
+		// Page pid is always at the same place in the memory file, so a
+		// restored chunk reference names the same bytes (persist.go).
+		off := int(pid-1) * ps
+		s.page(pid).data = s.file[off : off+ps : off+ps]
+		return
+	}
+	s.page(pid).data = s.mem.bytes(ps)
 }
 
 // addPage gives page pid to class ci and carves it. cl.mu must be held.

@@ -18,6 +18,7 @@ type Store struct {
 	chunkMask uint32
 	seed      maphash.Seed
 	mem       *arena // pages and index tables, off the Go heap
+	file      []byte // the memory file's mapping (Open), nil with New
 
 	coarse   atomic.Int64            // the default clock, unix seconds
 	cas      atomic.Uint64           // last CAS handed out
@@ -111,6 +112,8 @@ func (s *Store) SetMemoryLimit(n int64) error {
 		return fmt.Errorf("%w: memory limit %d below twice MaxItemSize %d", ErrConfig, n, s.cfg.MaxItemSize)
 	case n/int64(s.geo.pageSize) > int64(s.geo.maxPageID):
 		return fmt.Errorf("%w: memory limit %d needs more than %d pages", ErrConfig, n, s.geo.maxPageID)
+	case s.file != nil && n/int64(s.geo.pageSize) > int64(len(s.file)/s.geo.pageSize):
+		return fmt.Errorf("%w: memory limit %d above the memory file's %d bytes", ErrConfig, n, len(s.file))
 	}
 	s.memLimit.Store(n)
 	s.maxPages.Store(n / int64(s.geo.pageSize))

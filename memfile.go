@@ -1,0 +1,46 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"shoal/store"
+)
+
+// openStore makes the node's store: in memory, or in the memory file of
+// -e, restoring what a graceful stop saved there.
+func openStore(o options, log *slog.Logger) (*store.Store, error) {
+	cfg := store.Config{
+		MemoryLimit:  o.memoryMB << 20,
+		MaxItemSize:  o.maxItemSize,
+		NoEvict:      o.noEvict,
+		GrowthFactor: o.growthFactor,
+		// A cluster orders the copies of a key by CAS (newest wins).
+		HybridCAS: o.clustered(),
+	}
+	if o.memoryFile == "" {
+		return store.New(cfg)
+	}
+	st, r, err := store.Open(cfg, o.memoryFile)
+	switch {
+	case err != nil:
+		return nil, err
+	case r.Clean != "":
+		// memcached: "[restart] no metadata save file, starting with a
+		// clean cache"
+		log.Info("memory file: starting with a clean cache", "file", o.memoryFile, "why", r.Clean)
+	default:
+		log.Info("memory file: items restored", "file", o.memoryFile, "items", r.Items,
+			"saved", time.Unix(r.Saved, 0).UTC().Format(time.RFC3339))
+	}
+	return st, nil
+}
+
+// saveStore saves the memory file for the next start; st must be unused.
+func saveStore(st *store.Store, path string, log *slog.Logger) {
+	if err := st.Save(path); err != nil {
+		log.Error("memory file not saved: the next start is clean", "file", path, "err", err)
+		return
+	}
+	log.Info("memory file saved", "file", path)
+}
