@@ -64,6 +64,9 @@ type options struct {
 	dev           bool   // run an embedded single-member etcd
 	devEtcd       string // its client address
 	leaseTTL      time.Duration
+	// restoreMargin: a warm restart pulls what changed since this long
+	// before the save; 0 means the router's default.
+	restoreMargin time.Duration
 
 	// Peer port authentication (security.go): a secret, or mutual TLS.
 	clusterSecretFile string
@@ -182,6 +185,12 @@ var flagSpecs = []flagSpec{
 		var secs int
 		err := intFlag(&secs, v, 2, 3600)
 		o.leaseTTL = time.Duration(secs) * time.Second
+		return err
+	}},
+	{0, "restore-margin", "<secs>", "with -e in a cluster: a warm restart pulls what the others changed since this long before the save (the skew between the nodes' clocks, and writes in flight at the stop; default: 10)", func(o *options, v string) error {
+		var secs int
+		err := intFlag(&secs, v, 1, 3600)
+		o.restoreMargin = time.Duration(secs) * time.Second
 		return err
 	}},
 	{0, "cluster-secret-file", "<file>", "authenticate peer connections by challenge-response with the secret in this file (at least 16 bytes), shared by every member", func(o *options, v string) error { o.clusterSecretFile = v; return nil }},

@@ -131,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	case o.threads > 0:
 		runtime.GOMAXPROCS(o.threads)
 	}
-	st, err := openStore(o, log)
+	st, restored, err := openStore(o, log)
 	if err != nil {
 		return err
 	}
@@ -250,6 +250,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		stopEtcd = stop
 		if router, err = cluster.NewRouter(cluster.RouterConfig{
 			Members: node, Store: st, Logger: log, Replicator: replicator, Peer: peerCfg,
+			Restored: restored, RestoreMargin: o.restoreMargin, // a warm restart pulls what changed
 			// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
 			Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(o.memoryMB<<20)/64)},
 			// After a pause, what the peer connections still hold was

@@ -8,8 +8,9 @@ import (
 )
 
 // openStore makes the node's store: in memory, or in the memory file of
-// -e, restoring what a graceful stop saved there.
-func openStore(o options, log *slog.Logger) (*store.Store, error) {
+// -e, restoring what a graceful stop saved there; restored is when that
+// was saved (zero when the store starts empty).
+func openStore(o options, log *slog.Logger) (st *store.Store, restored time.Time, err error) {
 	cfg := store.Config{
 		MemoryLimit:  o.memoryMB << 20,
 		MaxItemSize:  o.maxItemSize,
@@ -19,21 +20,23 @@ func openStore(o options, log *slog.Logger) (*store.Store, error) {
 		HybridCAS: o.clustered(),
 	}
 	if o.memoryFile == "" {
-		return store.New(cfg)
+		st, err = store.New(cfg)
+		return st, time.Time{}, err
 	}
 	st, r, err := store.Open(cfg, o.memoryFile)
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, time.Time{}, err
 	case r.Clean != "":
 		// memcached: "[restart] no metadata save file, starting with a
 		// clean cache"
 		log.Info("memory file: starting with a clean cache", "file", o.memoryFile, "why", r.Clean)
-	default:
+	case r.Items > 0:
+		restored = time.Unix(r.Saved, 0)
 		log.Info("memory file: items restored", "file", o.memoryFile, "items", r.Items,
-			"saved", time.Unix(r.Saved, 0).UTC().Format(time.RFC3339))
+			"saved", restored.UTC().Format(time.RFC3339))
 	}
-	return st, nil
+	return st, restored, nil
 }
 
 // saveStore saves the memory file for the next start; st must be unused.

@@ -196,27 +196,33 @@ func (p *PeerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (s
 	return it, val, res
 }
 
-// Dump lists this node's items in the shards set in want, for a peer
-// warming them.
-func (p *PeerCache) Dump(want []byte, emit func(key []byte, it store.Item, val []byte) bool) {
+// Dump lists this node's items in the shards set in want with a CAS of
+// since or more, for a peer warming them. With since, it refuses (false)
+// when it cannot vouch that these are all that changed since: the store
+// dropped a newer item by itself, or a newer delete was forgotten.
+func (p *PeerCache) Dump(want []byte, since uint64, emit func(key []byte, it store.Item, val []byte) bool) bool {
 	v := p.r.View()
 	if v == nil || v.Ring == nil {
-		return
+		return true
+	}
+	if since != 0 && (p.r.st.LostSince(since) || p.r.tombs.Forgotten() >= since) {
+		return false
 	}
 	p.r.st.Range(func(key []byte, it store.Item, val []byte) bool {
-		return !protocol.WantsShard(want, v.Ring.Shard(key)) || emit(key, it, val)
+		return it.CAS < since || !protocol.WantsShard(want, v.Ring.Shard(key)) || emit(key, it, val)
 	})
+	return true
 }
 
 // DumpDeletes lists the deletes this node remembers (its tombstones) in
 // the shards set in want, for a peer warming them: a copy it kept from
 // before it was cut off goes if the key was deleted since.
-func (p *PeerCache) DumpDeletes(want []byte, emit func(key []byte, version uint64) bool) {
+func (p *PeerCache) DumpDeletes(want []byte, since uint64, emit func(key []byte, version uint64) bool) {
 	v := p.r.View()
 	if v == nil || v.Ring == nil {
 		return
 	}
-	p.r.tombs.Range(1, func(key []byte, version uint64) bool {
+	p.r.tombs.Range(max(since, 1), func(key []byte, version uint64) bool {
 		return !protocol.WantsShard(want, v.Ring.Shard(key)) || emit(key, version)
 	})
 }

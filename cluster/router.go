@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,6 +72,14 @@ type RouterConfig struct {
 	// requests were given up by their senders) and empties the
 	// replication queue (it predates what the others took meanwhile).
 	OnPause func()
+	// Restored, when not zero, is when the store's items were saved
+	// before this process restored them (a warm restart, -e): the shards
+	// this node owns then warm by pulling only what changed since
+	// (restart.go).
+	Restored time.Time
+	// RestoreMargin is how far before Restored the pull of a warm restart
+	// starts. Zero means 10 s (restart.go).
+	RestoreMargin time.Duration
 }
 
 // Validate reports a config the router cannot use.
@@ -80,7 +89,7 @@ func (c RouterConfig) Validate() error {
 		return fmt.Errorf("%w: router without membership", ErrConfig)
 	case c.Store == nil:
 		return fmt.Errorf("%w: router without store", ErrConfig)
-	case c.DownFor < 0 || c.PauseAfter < 0:
+	case c.DownFor < 0 || c.PauseAfter < 0 || c.RestoreMargin < 0:
 		return fmt.Errorf("%w: negative duration", ErrConfig)
 	}
 	return nil
@@ -175,6 +184,9 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	}
 	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, born: time.Now(), tombs: tomb.New(cfg.Tombstones)}
 	r.w.wake = make(chan struct{}, 1)
+	if !cfg.Restored.IsZero() {
+		r.w.restored = versionAt(cfg.Restored.Add(-cmp.Or(cfg.RestoreMargin, restoreMargin)))
+	}
 	r.peers.Store(&peerSet{})
 	return r, nil
 }

@@ -123,6 +123,7 @@ func boolNum(b bool) string {
 type Takeover struct {
 	WarmShards                        int
 	Pulled, Dropped, ReadThrough      uint64
+	DeltaShards, DeltaRefused         uint64 // a warm restart's pulls (restart.go)
 	Pauses, Lapses                    uint64
 	ReplicaWrites, ReplicaStaleEpochs uint64
 	HintMembers, HintShards           int
@@ -136,6 +137,7 @@ func (r *Router) Takeover() Takeover {
 	t := Takeover{
 		WarmShards: int(r.w.active.Load()),
 		Pulled:     r.w.pulled.Load(), Dropped: r.w.dropped.Load(), ReadThrough: r.w.fetched.Load(),
+		DeltaShards: r.w.deltas.Load(), DeltaRefused: r.w.noDeltas.Load(),
 		Pauses: r.pauses.Load(), Lapses: r.w.lapses.Load(),
 		ReplicaWrites: r.replicated.Load(), ReplicaStaleEpochs: r.staleEpochs.Load(),
 		Reverified: r.reverified.Load(),
@@ -154,6 +156,8 @@ func (r *Router) ClusterStats() [][2]string {
 		{"warm_pulled_items", u(t.Pulled)},
 		{"warm_dropped_items", u(t.Dropped)},
 		{"warm_read_through", u(t.ReadThrough)},
+		{"warm_delta_shards", u(t.DeltaShards)},
+		{"warm_delta_refused", u(t.DeltaRefused)},
 		{"pauses", u(t.Pauses)},
 		{"lapses", u(t.Lapses)},
 		{"replica_writes", u(t.ReplicaWrites)},

@@ -77,6 +77,12 @@ type warm struct {
 	// after a heal they lag: gossip still calls the others dead).
 	wiped map[int]bool
 	queue []int // warming shards the worker has not pulled yet
+	// since: warming shards to pull only what changed since this version
+	// (a warm restart, restart.go); a shard not here is pulled whole.
+	since map[int]uint64
+	// restored is the since of a warm restart, for the first view's
+	// claims; 0 once used, or when the store started empty.
+	restored uint64
 	// claims is per shard: how many times it was queued. A pull ends the
 	// warm-up only if no claim came while it ran (pullDone).
 	claims []uint64
@@ -91,6 +97,7 @@ type warm struct {
 	changedAt []int64
 
 	pulled, dropped, fetched atomic.Uint64 // items, for stats
+	deltas, noDeltas         atomic.Uint64 // shards pulled by what changed; refused that (restart.go)
 	lapses                   atomic.Uint64 // the membership's lapses recovered from (lapse.go)
 }
 
@@ -106,6 +113,7 @@ func (w *warm) init(shards int) {
 	w.drop = map[int]bool{}
 	w.wiped = map[int]bool{}
 	w.merge = map[int]bool{}
+	w.since = map[int]uint64{}
 }
 
 // claim is one shard to warm.
@@ -117,6 +125,8 @@ type claim struct {
 	// returns.go): a source's newer copies are taken, a key the source
 	// lacks is kept. Ignored for a shard that warms already.
 	merge bool
+	// since: pull only what changed since this version (restart.go).
+	since uint64
 }
 
 // start marks shards warming and wakes the worker; w.mu is held. The
@@ -148,6 +158,11 @@ func (w *warm) claim(cs []claim) {
 		w.queue = append(w.queue, c.shard) // again if warming: pulled again
 		w.claims[c.shard]++
 		w.src[c.shard] = c.src
+		if c.since != 0 && !c.drop {
+			w.since[c.shard] = c.since
+		} else {
+			delete(w.since, c.shard)
+		}
 		if c.drop {
 			w.drop[c.shard] = true
 			w.wiped[c.shard] = true
@@ -181,6 +196,7 @@ func (w *warm) finish(s int) {
 	}
 	delete(w.src, s)
 	delete(w.merge, s)
+	delete(w.since, s)
 }
 
 // trySource reports whether a warming shard may be read or pulled from
@@ -243,6 +259,10 @@ func (r *Router) transition(old, nv *View) {
 	if old == nil {
 		without = r.ringWithout(nv)
 	}
+	var since uint64 // a warm restart's, for the first view with this node
+	if w.restored != 0 && slices.Contains(nv.Ring.Nodes(), r.self) {
+		since = w.restoredClaims()
+	}
 	var cs []claim
 	owedFrom := uint64(time.Now().Add(-viewOwedFor).UnixMilli()) << 16
 	for s := range n {
@@ -270,7 +290,7 @@ func (r *Router) transition(old, nv *View) {
 			if without != nil {
 				src = others(src, without.Owners(s), r.self)
 			}
-			cs = append(cs, claim{shard: s, src: src})
+			cs = append(cs, claim{shard: s, src: src, since: since})
 		case !in && wasIn:
 			w.finish(s)
 		}

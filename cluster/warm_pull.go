@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -79,7 +80,11 @@ func (r *Router) pullQueued(ctx context.Context) {
 			w.mu.Unlock()
 			return
 		}
-		groups := map[*member][]int{}
+		type group struct {
+			m     *member
+			since uint64
+		}
+		groups := map[group][]int{}
 		w.mu.Lock()
 		for _, s := range shards {
 			if !w.flags[s].Load() {
@@ -108,22 +113,36 @@ func (r *Router) pullQueued(ctx context.Context) {
 				w.pullDone(s, claims[s]) // no source left: keep what we hold
 				continue
 			}
-			groups[m] = append(groups[m], s)
+			g := group{m, w.since[s]}
+			groups[g] = append(groups[g], s)
 		}
 		w.mu.Unlock()
 		var mu sync.Mutex
 		var retry []int
 		var wg sync.WaitGroup
-		for m, ss := range groups {
+		for g, ss := range groups {
+			m := g.m
 			wg.Go(func() {
-				err := r.pull(ctx, v, m, ss)
+				err := r.pull(ctx, v, m, ss, g.since)
 				mu.Lock()
 				defer mu.Unlock()
+				if g.since != 0 && errors.Is(err, peer.ErrNoDelta) {
+					r.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", m.name, "shards", len(ss))
+					r.wipeForFull(ss)
+					for _, s := range ss {
+						tried[s]-- // the same source, whole
+					}
+					retry = append(retry, ss...)
+					return
+				}
 				if err != nil {
 					r.log.Warn("warm-up pull failed", "peer", m.name, "shards", len(ss), "err", err)
 					r.failed(m, err)
 					retry = append(retry, ss...) // each goes on to its next source
 					return
+				}
+				if g.since != 0 {
+					w.deltas.Add(uint64(len(ss)))
 				}
 				w.mu.Lock()
 				for _, s := range ss {
@@ -164,14 +183,16 @@ func (b *backoff) wait(ctx context.Context) {
 }
 
 // pull stores the items member m holds in shards ss, and applies the
-// deletes it remembers there (an item older than the delete goes).
-func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int) error {
+// deletes it remembers there (an item older than the delete goes); with
+// since, only those of that version or newer (peer.ErrNoDelta when m
+// cannot tell).
+func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int, since uint64) error {
 	want := make([]byte, (len(r.w.flags)+7)/8)
 	for _, s := range ss {
 		want[s/8] |= 1 << (s % 8)
 	}
 	w := &r.w
-	return m.client.Dump(ctx, want, func(key []byte, it peer.Item) error {
+	return m.client.Dump(ctx, want, since, func(key []byte, it peer.Item) error {
 		s := v.Ring.Shard(key)
 		w.mu.Lock()
 		switch _, fresh := w.fresh[string(key)]; {

@@ -20,15 +20,17 @@ import (
 // is a peer extension). fn's key and it.Value are valid only during the
 // call; it.TTL is the seconds left, -1 for never. After the items come
 // the deletes the peer remembers in those shards (it.Deleted, it.CAS the
-// delete's version). An error from fn stops the dump and is returned as
-// it is.
+// delete's version). With since (not 0), only the items and deletes of
+// that version or newer come, or an ErrNoDelta when the peer cannot vouch
+// that they are all that changed since. An error from fn stops the dump
+// and is returned as it is.
 //
 // ctx bounds the whole dump: its cancellation or deadline interrupts it
 // (returning ctx.Err()). Besides, a peer that sends nothing for
 // RequestTimeout fails it with ErrTimeout, and one that closes the
 // connection before the end (EN) with ErrConnLost. An error line (such as
 // "SERVER_ERROR dump not supported") is a *ReplyError.
-func (c *Client) Dump(ctx context.Context, want []byte, fn func(key []byte, it Item) error) error {
+func (c *Client) Dump(ctx context.Context, want []byte, since uint64, fn func(key []byte, it Item) error) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -52,16 +54,16 @@ func (c *Client) Dump(ctx context.Context, want []byte, fn func(key []byte, it I
 			<-done
 		}
 	}()
-	err = c.dump(ctx, nc, want, fn)
+	err = c.dump(ctx, nc, want, since, fn)
 	if ctx.Err() != nil && (errors.Is(err, ErrConnLost) || errors.Is(err, ErrTimeout)) {
 		return ctx.Err()
 	}
 	return err
 }
 
-func (c *Client) dump(ctx context.Context, nc net.Conn, want []byte, fn func(key []byte, it Item) error) error {
+func (c *Client) dump(ctx context.Context, nc net.Conn, want []byte, since uint64, fn func(key []byte, it Item) error) error {
 	nc.SetWriteDeadline(time.Now().Add(c.cfg.RequestTimeout))
-	if _, err := nc.Write(protocol.AppendShardDumpRequest(nil, want)); err != nil {
+	if _, err := nc.Write(protocol.AppendShardDumpRequest(nil, want, since)); err != nil {
 		return lost(err)
 	}
 	rr := protocol.NewReplyReader(idleReader{nc, c.cfg.RequestTimeout}, c.cfg.MaxValueSize)

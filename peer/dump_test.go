@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -24,19 +25,24 @@ func shardOf(key []byte) int { return int(key[0]) % 8 }
 type peerCache struct {
 	server.Local
 	deletes map[string]uint64 // what DumpDeletes emits (set before serving)
+	lost    uint64            // Dump refuses a since at or below it
 	mu      sync.Mutex        // guards origins
 	origins []server.Origin
 }
 
-func (c *peerCache) Dump(want []byte, emit func([]byte, store.Item, []byte) bool) {
+func (c *peerCache) Dump(want []byte, since uint64, emit func([]byte, store.Item, []byte) bool) bool {
+	if since != 0 && since <= c.lost {
+		return false
+	}
 	c.Store.Range(func(k []byte, it store.Item, v []byte) bool {
-		return !protocol.WantsShard(want, shardOf(k)) || emit(k, it, v)
+		return !protocol.WantsShard(want, shardOf(k)) || it.CAS < since || emit(k, it, v)
 	})
+	return true
 }
 
-func (c *peerCache) DumpDeletes(want []byte, emit func([]byte, uint64) bool) {
+func (c *peerCache) DumpDeletes(want []byte, since uint64, emit func([]byte, uint64) bool) {
 	for k, v := range c.deletes {
-		if protocol.WantsShard(want, shardOf([]byte(k))) && !emit([]byte(k), v) {
+		if protocol.WantsShard(want, shardOf([]byte(k))) && v >= since && !emit([]byte(k), v) {
 			return
 		}
 	}
@@ -125,7 +131,7 @@ func TestDump(t *testing.T) {
 	pc.deletes = map[string]uint64{"a gone": 77, "a\x00\r\n": 78, "b gone": 79} // the last in shard 2: not wanted
 	got := make(map[string]dumped)
 	gone := make(map[string]uint64)
-	err := c.Dump(bg, []byte{1 << 1}, func(key []byte, it Item) error {
+	err := c.Dump(bg, []byte{1 << 1}, 0, func(key []byte, it Item) error {
 		if it.Deleted {
 			if _, dup := gone[string(key)]; dup || it.Value != nil || it.Flags != 0 {
 				t.Errorf("delete of %q: twice %v, value %q, flags %d", key, dup, it.Value, it.Flags)
@@ -159,6 +165,41 @@ func TestDump(t *testing.T) {
 	}
 }
 
+// TestDumpSince: with since, only the items and deletes of that version
+// or newer come; a peer that cannot vouch for them answers ErrNoDelta.
+func TestDumpSince(t *testing.T) {
+	pc := &peerCache{}
+	addr := servePeerPort(t, func(st *store.Store) server.Cache { pc.Local = server.Local{Store: st}; return pc })
+	c := newClient(t, Config{Addr: addr})
+	cas := make([]uint64, 10)
+	for i := range cas {
+		_, v, err := c.Set(bg, []byte("a"+strconv.Itoa(i)), []byte("v"), SetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cas[i] = v
+	}
+	since := cas[6]
+	pc.deletes = map[string]uint64{"a old": since - 1, "a new": since}
+	var got []string
+	err := c.Dump(bg, []byte{1 << 1}, since, func(key []byte, it Item) error {
+		got = append(got, fmt.Sprintf("%s %v", key, it.Deleted))
+		return nil
+	})
+	slices.Sort(got)
+	if want := []string{"a new true", "a6 false", "a7 false", "a8 false", "a9 false"}; err != nil || !slices.Equal(got, want) {
+		t.Fatalf("since %d: %v, %v; want %v", since, got, err, want)
+	}
+	pc.lost = since
+	err = c.Dump(bg, []byte{1 << 1}, since, func([]byte, Item) error { return errors.New("called") })
+	if !errors.Is(err, ErrNoDelta) || !errors.Is(err, ErrReply) {
+		t.Fatalf("a peer that lost newer items: %v", err)
+	}
+	if err := c.Dump(bg, []byte{1 << 1}, 0, func([]byte, Item) error { return nil }); err != nil {
+		t.Fatalf("a whole dump from the same peer: %v", err)
+	}
+}
+
 func TestDumpStops(t *testing.T) {
 	pc := &peerCache{}
 	addr := servePeerPort(t, func(st *store.Store) server.Cache { pc.Local = server.Local{Store: st}; return pc })
@@ -170,7 +211,7 @@ func TestDumpStops(t *testing.T) {
 	}
 	errStop := errors.New("enough")
 	n := 0
-	err := c.Dump(bg, []byte{0xff}, func([]byte, Item) error {
+	err := c.Dump(bg, []byte{0xff}, 0, func([]byte, Item) error {
 		if n++; n == 3 {
 			return errStop
 		}
@@ -182,7 +223,7 @@ func TestDumpStops(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(bg)
 	n = 0
-	err = c.Dump(ctx, []byte{0xff}, func([]byte, Item) error {
+	err = c.Dump(ctx, []byte{0xff}, 0, func([]byte, Item) error {
 		if n++; n == 2 {
 			cancel()
 		}
@@ -191,7 +232,7 @@ func TestDumpStops(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled dump: %v after %d items", err, n)
 	}
-	if err := c.Dump(ctx, []byte{0xff}, nil); !errors.Is(err, context.Canceled) {
+	if err := c.Dump(ctx, []byte{0xff}, 0, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("dump with a done context: %v", err)
 	}
 }
@@ -237,7 +278,7 @@ func TestDumpFailures(t *testing.T) {
 			ctx, cancel := context.WithTimeout(bg, tc.timeout)
 			defer cancel()
 			start := time.Now()
-			err := c.Dump(ctx, []byte{1}, func([]byte, Item) error { return nil })
+			err := c.Dump(ctx, []byte{1}, 0, func([]byte, Item) error { return nil })
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err %v, want %v", err, tc.want)
 			}

@@ -45,7 +45,7 @@ func TestHandshake(t *testing.T) {
 		if err := c.FlushAll(ctx, 0); !errors.Is(err, ErrHandshake) {
 			t.Fatalf("flush_all: %v", err)
 		}
-		if err := c.Dump(ctx, []byte{0xff}, func([]byte, Item) error { return nil }); !errors.Is(err, ErrHandshake) {
+		if err := c.Dump(ctx, []byte{0xff}, 0, func([]byte, Item) error { return nil }); !errors.Is(err, ErrHandshake) {
 			t.Fatalf("dump: %v", err)
 		}
 	})

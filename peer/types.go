@@ -27,6 +27,10 @@ var (
 	// older than its view of the key's owners (protocol.ReplyStaleEpoch).
 	// Also an ErrReply.
 	ErrStaleEpoch = errors.New("peer: stale epoch")
+	// ErrNoDelta: a peer asked to Dump what changed since a version
+	// cannot vouch that it would send all of it (protocol.ReplyNoDelta).
+	// Also an ErrReply.
+	ErrNoDelta = errors.New("peer: no delta")
 	// ErrBadKey: a key no meta request can carry (empty, or over 250
 	// bytes as sent).
 	ErrBadKey = errors.New("peer: invalid key")
@@ -49,7 +53,8 @@ func (e *ReplyError) Error() string { return "peer: " + e.Line }
 // Is makes errors.Is(err, ErrReply) true, and errors.Is(err, ErrStaleEpoch)
 // for the stale-epoch line.
 func (e *ReplyError) Is(target error) bool {
-	return target == ErrReply || target == ErrStaleEpoch && e.Line == protocol.ReplyStaleEpoch
+	return target == ErrReply || target == ErrStaleEpoch && e.Line == protocol.ReplyStaleEpoch ||
+		target == ErrNoDelta && e.Line == protocol.ReplyNoDelta
 }
 
 // Result is the outcome of a write, from the meta status code.

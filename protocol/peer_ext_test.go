@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -55,6 +56,15 @@ func TestPeerExtensions(t *testing.T) {
 		{"sd no bitmap", "sd\r\n",
 			parseCase{reply: "ERROR"},
 			parseCase{reply: "CLIENT_ERROR bad command line format"}},
+		{"sd since", "sd AQI= 123456789\r\n",
+			parseCase{reply: "ERROR"},
+			parseCase{want: &ShardDump{Want: []byte{1, 2}, Since: 123456789}}},
+		{"sd since 0", "sd AQI= 0\r\n",
+			parseCase{reply: "ERROR"},
+			parseCase{reply: "CLIENT_ERROR bad command line format"}},
+		{"sd three tokens", "sd AQI= 1 2\r\n",
+			parseCase{reply: "ERROR"},
+			parseCase{reply: "CLIENT_ERROR bad command line format"}},
 		{"sd two bitmaps", "sd AQI= AQI=\r\n",
 			parseCase{reply: "ERROR"},
 			parseCase{reply: "CLIENT_ERROR bad command line format"}},
@@ -93,9 +103,9 @@ func TestReaderShardDump(t *testing.T) {
 		}
 	}
 	want := []string{
-		"*protocol.ShardDump&{Want:[1]}",
+		"*protocol.ShardDump&{Want:[1] Since:0}",
 		"protocol: CLIENT_ERROR bad data chunk",
-		"*protocol.ShardDump&{Want:[1 2 3]}",
+		"*protocol.ShardDump&{Want:[1 2 3] Since:0}",
 		"*protocol.Admin&{Op:5 Arg:0 NoReply:false Graceful:false BadMode:false}",
 	}
 	for i := range want {
@@ -115,12 +125,14 @@ func TestWantsShard(t *testing.T) {
 }
 
 func TestAppendShardDumpRequest(t *testing.T) {
-	got := string(AppendShardDumpRequest([]byte("x"), []byte{1, 2}))
-	if got != "xsd AQI=\r\n" {
-		t.Fatalf("got %q", got)
-	}
-	cmd, n, err := parsePeer([]byte(got[1:]), true)
-	if err != nil || n != len(got)-1 || show(cmd) != "*protocol.ShardDump&{Want:[1 2]}" {
-		t.Fatalf("round trip: %s %d %v", show(cmd), n, err)
+	for since, want := range map[uint64]string{0: "xsd AQI=\r\n", 77: "xsd AQI= 77\r\n"} {
+		got := string(AppendShardDumpRequest([]byte("x"), []byte{1, 2}, since))
+		if got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		cmd, n, err := parsePeer([]byte(got[1:]), true)
+		if err != nil || n != len(got)-1 || show(cmd) != fmt.Sprintf("*protocol.ShardDump&{Want:[1 2] Since:%d}", since) {
+			t.Fatalf("round trip: %s %d %v", show(cmd), n, err)
+		}
 	}
 }

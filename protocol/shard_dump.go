@@ -1,20 +1,31 @@
 package protocol
 
-import "encoding/base64"
+import (
+	"encoding/base64"
+	"strconv"
+)
 
 // ShardDump is sd, a shoal peer extension (see Reader.AcceptPeerExtensions):
-// "sd <bitmap>\r\n" asks a node for every item it holds in the shards set in
-// the bitmap, so that a node coming back can warm up from a peer. The node
-// answers each item as mg <key> v k f t c would, then each delete it
-// remembers in those shards as "HD k<base64 key> b c<version>", then EN.
+// "sd <bitmap> [<since>]\r\n" asks a node for every item it holds in the
+// shards set in the bitmap, so that a node coming back can warm up from a
+// peer. The node answers each item as mg <key> v k f t c would, then each
+// delete it remembers in those shards as "HD k<base64 key> b c<version>",
+// then EN. With since (a version, decimal), only the items and deletes of
+// that version or newer come, or, when the node cannot vouch that they are
+// all that changed since (it dropped newer items by itself, or forgot
+// newer deletes), the one line ReplyNoDelta.
 //
 // The bitmap travels as standard base64 (with padding) of bytes in which
 // bit i (byte i/8, bit i%8, least significant first) set means "shard i
 // wanted"; WantsShard reads it. Only the side that owns a ring knows what a
 // shard is; the wire carries bits.
 type ShardDump struct {
-	Want []byte // the decoded bitmap
+	Want  []byte // the decoded bitmap
+	Since uint64 // 0: everything
 }
+
+// ReplyNoDelta answers an sd with since that the node cannot serve.
+const ReplyNoDelta = "SERVER_ERROR no delta since that version"
 
 func (*ShardDump) command() {}
 
@@ -27,19 +38,31 @@ func WantsShard(want []byte, shard int) bool {
 	return want[shard/8]&(1<<(shard%8)) != 0
 }
 
-// AppendShardDumpRequest appends "sd <base64(want)>\r\n".
-func AppendShardDumpRequest(dst, want []byte) []byte {
+// AppendShardDumpRequest appends "sd <base64(want)>\r\n", with " <since>"
+// before the line end when since is not 0.
+func AppendShardDumpRequest(dst, want []byte, since uint64) []byte {
 	dst = base64.StdEncoding.AppendEncode(append(dst, "sd "...), want)
+	if since != 0 {
+		dst = strconv.AppendUint(append(dst, ' '), since, 10)
+	}
 	return AppendCRLF(dst)
 }
 
-// parseShardDump reads "sd <bitmap>". Strict base64, unlike memcached's
+// parseShardDump reads "sd <bitmap> [<since>]". Strict base64, unlike memcached's
 // lenient key decoder: a bitmap that does not decode exactly would dump the
 // wrong shards.
 func (p *parser) parseShardDump(next int) (Command, int, int, error) {
 	tk := &p.tk
-	if tk.n != 2 {
+	if tk.n != 2 && tk.n != 3 {
 		return nil, next, 0, p.fail(replyBadFormat, false)
+	}
+	var since uint64
+	if tk.n == 3 {
+		v, ok := ParseUint(tk.t[2])
+		if !ok || v == 0 {
+			return nil, next, 0, p.fail(replyBadFormat, false)
+		}
+		since = v
 	}
 	src := tk.t[1]
 	d := &p.dump
@@ -51,6 +74,6 @@ func (p *parser) parseShardDump(next int) (Command, int, int, error) {
 	if err != nil || len(want) == 0 {
 		return nil, next, 0, p.fail(replyBadChunk, false)
 	}
-	d.Want = want
+	d.Want, d.Since = want, since
 	return d, next, 0, nil
 }

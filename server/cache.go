@@ -102,7 +102,8 @@ type Origin struct{ Epoch, Seq uint64 }
 // Dumper is an optional Cache interface for the peer port's sd command,
 // with which a node coming back warms up from a peer.
 //
-// Dump calls emit for each item the Cache holds in the shards set in want
+// Dump calls emit for each item the Cache holds in the shards set in want,
+// with a CAS of since or more (since 0: every item),
 // (bit i of want[i/8], least significant bit first; see
 // protocol.WantsShard): the server does not know what a shard is, the
 // Cache decides. emit is called sequentially, on the calling goroutine,
@@ -113,11 +114,16 @@ type Origin struct{ Epoch, Seq uint64 }
 // emit, and must not hold locks that writers need while emit runs (emit
 // writes to the network).
 //
+// With since, Dump returns false, having emitted nothing, when what it
+// would emit is not all that changed since that version (the Cache
+// dropped newer items by itself or forgot newer deletes); the server then
+// answers protocol.ReplyNoDelta.
+//
 // DumpDeletes, called after Dump, emits under the same rules each delete
 // the Cache remembers in the shards set in want, with the delete's
-// version: a node warming a shard then also loses what was deleted while
-// it was away, not only gains what was written.
+// version (since or more): a node warming a shard then also loses what
+// was deleted while it was away, not only gains what was written.
 type Dumper interface {
-	Dump(want []byte, emit func(key []byte, it store.Item, val []byte) bool)
-	DumpDeletes(want []byte, emit func(key []byte, version uint64) bool)
+	Dump(want []byte, since uint64, emit func(key []byte, it store.Item, val []byte) bool) bool
+	DumpDeletes(want []byte, since uint64, emit func(key []byte, version uint64) bool)
 }

@@ -11,7 +11,8 @@ const replyDumpUnsupported = "SERVER_ERROR dump not supported"
 // shardDump answers sd: one mg-style hit per item, "VA <len> k<key>
 // f<flags> t<ttl> c<cas>" and the value (exactly what "mg <key> v k f t c"
 // answers, so the peer reads it with the meta reply parser), then one
-// "HD k<base64 key> b c<version>" per delete the Dumper remembers, then EN.
+// "HD k<base64 key> b c<version>" per delete the Dumper remembers, then EN;
+// with since, only what changed since then, or ReplyNoDelta.
 //
 // A dump can be the whole cache, so it is streamed: the output buffer is
 // written out each time it passes flushAt, never held whole. A write error
@@ -21,7 +22,7 @@ func (c *conn) shardDump(cmd *protocol.ShardDump) {
 		c.line(replyDumpUnsupported)
 		return
 	}
-	c.dumper.Dump(cmd.Want, func(key []byte, it store.Item, val []byte) bool {
+	ok := c.dumper.Dump(cmd.Want, cmd.Since, func(key []byte, it store.Item, val []byte) bool {
 		if c.err != nil {
 			return false
 		}
@@ -34,8 +35,12 @@ func (c *conn) shardDump(cmd *protocol.ShardDump) {
 		c.out = protocol.AppendCRLF(append(c.out, val...))
 		return c.dumped()
 	})
+	if !ok {
+		c.line(protocol.ReplyNoDelta)
+		return
+	}
 	if c.err == nil {
-		c.dumper.DumpDeletes(cmd.Want, func(key []byte, version uint64) bool {
+		c.dumper.DumpDeletes(cmd.Want, cmd.Since, func(key []byte, version uint64) bool {
 			if c.err != nil {
 				return false
 			}

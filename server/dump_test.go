@@ -36,6 +36,8 @@ type shardCache struct {
 	Local
 	sorted  bool              // emit in key order, for exact transcripts
 	deletes map[string]uint64 // what DumpDeletes emits (set before serving)
+	// lost: Dump refuses a since at or below it (0: refuses none)
+	lost uint64
 	// pause, when set, is called after each item emitted with the bytes
 	// of values emitted so far.
 	pause func(emitted int)
@@ -44,7 +46,10 @@ type shardCache struct {
 	origins []string
 }
 
-func (c *shardCache) Dump(want []byte, emit func([]byte, store.Item, []byte) bool) {
+func (c *shardCache) Dump(want []byte, since uint64, emit func([]byte, store.Item, []byte) bool) bool {
+	if since != 0 && since <= c.lost {
+		return false
+	}
 	type rec struct {
 		key, val string
 		it       store.Item
@@ -52,7 +57,7 @@ func (c *shardCache) Dump(want []byte, emit func([]byte, store.Item, []byte) boo
 	var recs []rec
 	emitted := 0
 	c.Store.Range(func(k []byte, it store.Item, v []byte) bool {
-		if !protocol.WantsShard(want, shardOf(k)) {
+		if !protocol.WantsShard(want, shardOf(k)) || it.CAS < since {
 			return true
 		}
 		if c.sorted {
@@ -69,14 +74,15 @@ func (c *shardCache) Dump(want []byte, emit func([]byte, store.Item, []byte) boo
 	slices.SortFunc(recs, func(a, b rec) int { return strings.Compare(a.key, b.key) })
 	for _, r := range recs {
 		if !emit([]byte(r.key), r.it, []byte(r.val)) {
-			return
+			break
 		}
 	}
+	return true
 }
 
-func (c *shardCache) DumpDeletes(want []byte, emit func([]byte, uint64) bool) {
+func (c *shardCache) DumpDeletes(want []byte, since uint64, emit func([]byte, uint64) bool) {
 	for _, k := range slices.Sorted(maps.Keys(c.deletes)) {
-		if protocol.WantsShard(want, shardOf([]byte(k))) && !emit([]byte(k), c.deletes[k]) {
+		if protocol.WantsShard(want, shardOf([]byte(k))) && c.deletes[k] >= since && !emit([]byte(k), c.deletes[k]) {
 			return
 		}
 	}
@@ -173,7 +179,7 @@ func TestShardDump(t *testing.T) {
 		"HD keQ== b c500\r\n" + // "y"
 		"EN\r\n"
 	bitmap := []byte{1<<1 | 1<<2} // shards 1 and 2
-	got := exchange(t, addr, string(protocol.AppendShardDumpRequest(nil, bitmap)), "EN\r\n")
+	got := exchange(t, addr, string(protocol.AppendShardDumpRequest(nil, bitmap, 0)), "EN\r\n")
 	if got != want {
 		t.Fatalf("sd replied\n%q\nwant\n%q", got, want)
 	}

@@ -119,6 +119,7 @@ func (s *Store) visitTail(t *shard, c hdr, now int64) (took, busy bool) {
 // unlink removes item c (chunk r) from shard t's index and counters without
 // freeing the chunk. t.mu must be held.
 func (s *Store) unlink(t *shard, r uint32, c hdr) {
+	s.forget(c) // the hand and page stealing: evicted, expired or flushed
 	h := uint32(s.hash(c.key()))
 	if i, ok := t.idx.findRef(h, r); ok {
 		t.idx.remove(i)

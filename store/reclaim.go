@@ -64,6 +64,7 @@ func (s *Store) reclaim() int {
 				if exp := c.expired(now); exp || s.flushed(c, now) {
 					// The backward shift may move a follower into pos;
 					// look at pos again.
+					s.forget(c)
 					s.release(sh, pos, ref, c, exp && !c.has(bitFetched), true)
 					freed++
 					continue

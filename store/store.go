@@ -29,6 +29,9 @@ type Store struct {
 	nPages   atomic.Int64 // pages allocated: in classes or in the pool
 	poolLen  atomic.Int64 // len(pool), read without poolMu
 	running  atomic.Bool
+	// forgotten is the largest CAS of an item the store dropped by itself
+	// (Forgotten).
+	forgotten atomic.Uint64
 
 	poolMu sync.Mutex
 	pool   []uint32 // guarded by poolMu: allocated pages no class holds
@@ -154,11 +157,13 @@ func (s *Store) find(sh *shard, h uint32, key []byte, now int64) (uint32, hdr, b
 		}
 		if s.flushed(c, now) {
 			sh.getFlushed++
+			s.forget(c)
 			s.release(sh, i, ref, c, false, false)
 			return 0, nil, false
 		}
 		if c.expired(now) {
 			sh.getExpired++
+			s.forget(c)
 			s.release(sh, i, ref, c, false, false)
 			return 0, nil, false
 		}
@@ -172,6 +177,28 @@ func (s *Store) release(sh *shard, i, ref uint32, c hdr, expiredUnfetched, recla
 	sh.items--
 	sh.bytes -= int64(c.size() + memcachedItemOverhead)
 	s.freeChunk(ref, expiredUnfetched, reclaimed)
+}
+
+// forget records that item c goes without a delete or an overwrite.
+func (s *Store) forget(c hdr) {
+	cas := c.cas()
+	for old := s.forgotten.Load(); cas > old && !s.forgotten.CompareAndSwap(old, cas); old = s.forgotten.Load() {
+	}
+}
+
+// LostSince reports whether the store dropped by itself (evicted, expired,
+// flushed; not deleted, not overwritten) an item of version since or
+// newer, or ran a flush_all that does, so that the items it holds with a
+// CAS of since or more are not everything written since. A copy of the
+// cache from before since (a node restarted from its memory file) may then
+// hold an older value of a key this store no longer has, which only a full
+// copy corrects. Versions are HybridCAS readings.
+func (s *Store) LostSince(since uint64) bool {
+	if s.forgotten.Load() >= since {
+		return true
+	}
+	hz := s.flush.Load()
+	return hz != nil && (hz.cas >= since || uint64(hz.live)*1000<<16 >= since)
 }
 
 // releaseRef is release for an item whose slot is not known.

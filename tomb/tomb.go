@@ -53,6 +53,7 @@ type Table struct {
 	bytes   int64
 	seq     uint64
 	evicted uint64 // forgotten before TTL for lack of room
+	forgot  uint64 // the largest version forgotten
 }
 
 type rec struct {
@@ -174,9 +175,21 @@ func (t *Table) pop() bool {
 		t.head = 0
 	}
 	t.bytes -= int64(len(e.key) + Overhead)
-	if r, ok := t.m[e.key]; !ok || r.seq != e.seq {
+	r, ok := t.m[e.key]
+	if !ok || r.seq != e.seq {
 		return false // a later Put of the key renewed it
 	}
 	delete(t.m, e.key)
+	t.forgot = max(t.forgot, r.cas)
 	return true
+}
+
+// Forgotten returns the largest version of a tombstone forgotten so far
+// (its TTL passed, or for lack of room), 0 when none: every delete with a
+// larger version that was put is still remembered.
+func (t *Table) Forgotten() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expire(t.cfg.Now())
+	return t.forgot
 }

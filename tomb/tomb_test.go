@@ -69,6 +69,30 @@ func TestBounded(t *testing.T) {
 	}
 }
 
+// TestForgotten: Forgotten is the newest version forgotten, by TTL or for
+// lack of room, and a renewed tombstone's old queue entry forgets nothing.
+func TestForgotten(t *testing.T) {
+	c := &clock{now: time.Unix(1000, 0)}
+	tb := New(Config{TTL: 10 * time.Second, MaxBytes: 3 * (1 + Overhead), Now: c.Now})
+	tb.Put([]byte("a"), 5)
+	tb.Put([]byte("b"), 9)
+	if f := tb.Forgotten(); f != 0 {
+		t.Fatalf("Forgotten = %d with nothing forgotten", f)
+	}
+	c.add(5 * time.Second)
+	tb.Put([]byte("a"), 7) // renewed: its first entry's expiry forgets nothing
+	c.add(6 * time.Second) // b's TTL passed, a's renewal has not
+	if f := tb.Forgotten(); f != 9 {
+		t.Fatalf("Forgotten = %d after b expired, want 9", f)
+	}
+	for i, k := range []string{"x", "y", "z"} { // room for three: a goes
+		tb.Put([]byte(k), uint64(3+i))
+	}
+	if f := tb.Forgotten(); f != 9 || tb.Covers([]byte("a"), 7) {
+		t.Fatalf("Forgotten = %d (want 9, the larger), a covered %v", f, tb.Covers([]byte("a"), 7))
+	}
+}
+
 func TestRangeSince(t *testing.T) {
 	tb := New(Config{})
 	for i := range 10 {
