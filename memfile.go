@@ -32,7 +32,7 @@ func openStore(o options, log *slog.Logger) (st *store.Store, restored time.Time
 		// clean cache"
 		log.Info("memory file: starting with a clean cache", "file", o.memoryFile, "why", r.Clean)
 	case r.Items > 0:
-		restored = time.Unix(r.Saved, 0)
+		restored = r.SavedAt
 		log.Info("memory file: items restored", "file", o.memoryFile, "items", r.Items,
 			"saved", restored.UTC().Format(time.RFC3339))
 	}

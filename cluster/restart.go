@@ -23,16 +23,38 @@ import "time"
 // hybrid clock readings).
 const restoreMargin = 10 * time.Second
 
-// restoredClaims returns the since of a warm restart for the claims of the
-// first view this node is in, once, and marks the shards it does not own
-// for dropping; 0 when the store was not restored. w.mu is held.
-func (w *warm) restoredClaims() uint64 {
-	since := w.restored
-	if since != 0 {
-		w.restored = 0
-		w.dropOthers = true
+// restoredView, at a view with this node, starts a warm restart's
+// claims the first time: every shard of n is unverified, and those this
+// node does not own are marked for dropping. w.mu is held.
+func (w *warm) restoredView(n int) {
+	if w.restored == 0 || w.unverified != nil {
+		return
 	}
-	return since
+	w.unverified = make([]bool, n)
+	for s := range w.unverified {
+		w.unverified[s] = true
+	}
+	w.dropOthers = true
+}
+
+// restoredSince returns the since to claim shard s with: the restart's
+// while s has been neither pulled nor dropped since (a view that settles
+// may claim it more than once), else 0. w.mu is held.
+func (w *warm) restoredSince(s int) uint64 {
+	if w.unverified == nil || !w.unverified[s] {
+		return 0
+	}
+	return w.restored
+}
+
+// verified marks the shards set in drop as no longer holding restored
+// items. w.mu is held.
+func (w *warm) verified(drop []bool) {
+	for s, d := range drop {
+		if d && w.unverified != nil {
+			w.unverified[s] = false
+		}
+	}
 }
 
 // versionAt is the hybrid-clock version of time t (store.Config.HybridCAS).
@@ -50,6 +72,7 @@ func (r *Router) wipeForFull(ss []int) {
 		w.wiped[s] = true
 		delete(w.since, s)
 	}
+	w.verified(drop)
 	w.mu.Unlock()
 	w.noDeltas.Add(uint64(len(ss)))
 	r.dropStale(drop, 0)

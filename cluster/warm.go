@@ -80,9 +80,12 @@ type warm struct {
 	// since: warming shards to pull only what changed since this version
 	// (a warm restart, restart.go); a shard not here is pulled whole.
 	since map[int]uint64
-	// restored is the since of a warm restart, for the first view's
-	// claims; 0 once used, or when the store started empty.
-	restored uint64
+	// restored is the since of a warm restart (0: the store started
+	// empty), for the claims of the shards still unverified: per shard,
+	// true until it is pulled or dropped (nil before the first view with
+	// this node).
+	restored   uint64
+	unverified []bool
 	// claims is per shard: how many times it was queued. A pull ends the
 	// warm-up only if no claim came while it ran (pullDone).
 	claims []uint64
@@ -259,9 +262,8 @@ func (r *Router) transition(old, nv *View) {
 	if old == nil {
 		without = r.ringWithout(nv)
 	}
-	var since uint64 // a warm restart's, for the first view with this node
-	if w.restored != 0 && slices.Contains(nv.Ring.Nodes(), r.self) {
-		since = w.restoredClaims()
+	if slices.Contains(nv.Ring.Nodes(), r.self) {
+		w.restoredView(n)
 	}
 	var cs []claim
 	owedFrom := uint64(time.Now().Add(-viewOwedFor).UnixMilli()) << 16
@@ -290,7 +292,7 @@ func (r *Router) transition(old, nv *View) {
 			if without != nil {
 				src = others(src, without.Owners(s), r.self)
 			}
-			cs = append(cs, claim{shard: s, src: src, since: since})
+			cs = append(cs, claim{shard: s, src: src, since: w.restoredSince(s)})
 		case !in && wasIn:
 			w.finish(s)
 		}

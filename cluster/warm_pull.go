@@ -45,6 +45,7 @@ func (r *Router) pullQueued(ctx context.Context) {
 		drop[s], anyDrop = true, true
 	}
 	clear(w.drop)
+	w.verified(drop)
 	keepFrom := w.keepFrom
 	w.keepFrom = 0
 	if w.dropOthers {
@@ -55,6 +56,7 @@ func (r *Router) pullQueued(ctx context.Context) {
 					drop[s], anyDrop = true, true
 				}
 			}
+			w.verified(drop)
 		}
 	}
 	w.mu.Unlock()
@@ -148,6 +150,9 @@ func (r *Router) pullQueued(ctx context.Context) {
 				for _, s := range ss {
 					if w.claims[s] == claims[s] {
 						delete(w.wiped, s) // pulled after its drop
+					}
+					if w.unverified != nil {
+						w.unverified[s] = false
 					}
 					w.pullDone(s, claims[s])
 				}

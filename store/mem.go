@@ -1,6 +1,7 @@
 package store
 
 import (
+	"os"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -16,6 +17,7 @@ type arena struct {
 	mu sync.Mutex
 	// Guarded by mu: every live mapping by its first byte.
 	live map[*byte][]byte
+	lock *os.File // holds the memory file's lock (Open); closed by release
 }
 
 func newArena() *arena { return &arena{live: make(map[*byte][]byte)} }
@@ -33,16 +35,32 @@ func (a *arena) bytes(n int) []byte {
 	return b
 }
 
-// adopt takes mapping b (the memory file) into the arena, so that release
-// unmaps it with the rest.
-func (a *arena) adopt(b []byte) {
+// adopt takes mapping b of the memory file into the arena, so that release
+// unmaps it with the rest, and lock, the descriptor holding the file's
+// lock, which release closes.
+func (a *arena) adopt(b []byte, lock *os.File) {
 	a.mu.Lock()
 	a.live[&b[0]] = b
+	a.lock = lock
 	a.mu.Unlock()
 }
 
 // unsafePointer returns the address of b's first byte, for syscalls.
 func unsafePointer(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
+
+// unlockFile unlocks the memory file for the next Open; the mapping stays.
+func (a *arena) unlockFile() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.unlockFileLocked()
+}
+
+func (a *arena) unlockFileLocked() {
+	if a.lock != nil {
+		a.lock.Close()
+		a.lock = nil
+	}
+}
 
 // uint64s returns n zeroed uint64s from the arena.
 func (a *arena) uint64s(n int) []uint64 {
@@ -70,4 +88,5 @@ func (a *arena) release() {
 		syscall.Munmap(b)
 		delete(a.live, k)
 	}
+	a.unlockFileLocked()
 }

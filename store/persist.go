@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"syscall"
+	"time"
 )
 
 // Warm restart, as memcached's -e <file>. Open maps the pages from a file
@@ -41,7 +42,10 @@ type snapshot struct {
 	Carve [][2]int
 	CAS   uint64
 	Flush *savedFlush `json:",omitempty"`
-	Saved int64       // unix seconds
+	Saved int64       // unix seconds, by the store's clock
+	// SavedMs is the wall clock in unix milliseconds: a cluster pulls
+	// what changed since then, and the store's clock is whole seconds.
+	SavedMs int64
 }
 
 type savedFlush struct {
@@ -56,7 +60,9 @@ type Restored struct {
 	// Clean says why the cache starts empty (memcached's "[restart]"
 	// log line); empty when items were restored.
 	Clean string
-	Saved int64 // unix seconds of the Save restored from
+	Saved int64 // unix seconds of the Save restored from, by the store's clock
+	// SavedAt is the wall-clock time of that Save, to the millisecond.
+	SavedAt time.Time
 }
 
 // ErrNoFile is returned by Save on a store not opened with a file.
@@ -84,9 +90,27 @@ func Open(cfg Config, path string) (*Store, Restored, error) {
 		return nil, Restored{}, fmt.Errorf("store: memory file: %w", err)
 	}
 	defer f.Close() // the mapping outlives the descriptor
-	fi, err := f.Stat()
+	// Locked until Save or the store's cleanup: a second process on the
+	// same file would clear or overwrite the first's items. The lock is
+	// taken on a descriptor of its own, since the mapping keeps f's open
+	// (and a lock on it) until it is unmapped.
+	lock, err := os.Open(path)
+	if err == nil {
+		if err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			lock.Close()
+			err = fmt.Errorf("%s is in use by another process: %w", path, err)
+		}
+	}
 	if err != nil {
 		return nil, Restored{}, fmt.Errorf("store: memory file: %w", err)
+	}
+	fail := func(err error) (*Store, Restored, error) {
+		lock.Close()
+		return nil, Restored{}, fmt.Errorf("store: memory file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(err)
 	}
 	if snap != nil {
 		clean = s.incompatible(snap, fi.Size(), size)
@@ -97,19 +121,19 @@ func Open(cfg Config, path string) (*Store, Restored, error) {
 			err = f.Truncate(size)
 		}
 		if err != nil {
-			return nil, Restored{}, fmt.Errorf("store: memory file: %w", err)
+			return fail(err)
 		}
 	}
 	m, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {
-		return nil, Restored{}, fmt.Errorf("store: memory file: mmap: %w", err)
+		return fail(fmt.Errorf("mmap: %w", err))
 	}
-	s.mem.adopt(m)
+	s.mem.adopt(m, lock)
 	s.file = m
 	if clean != "" {
 		return s, Restored{Clean: clean}, nil
 	}
-	return s, Restored{Items: s.restore(snap), Saved: snap.Saved}, nil
+	return s, Restored{Items: s.restore(snap), Saved: snap.Saved, SavedAt: time.UnixMilli(snap.SavedMs)}, nil
 }
 
 // readSnapshot reads the metadata file; on failure it returns why the
@@ -232,7 +256,8 @@ func (s *Store) relink(ref uint32, c hdr) {
 // Save writes the metadata a later Open needs to restore the items, after
 // flushing the pages to the file. Every user of the store must have
 // stopped (Run returned, no call in flight): Save locks every shard and
-// leaves them locked, so the store is unusable afterwards.
+// leaves them locked, so the store is unusable afterwards; it unlocks the
+// file for the next Open.
 func (s *Store) Save(path string) error {
 	if s.file == nil {
 		return ErrNoFile
@@ -240,6 +265,7 @@ func (s *Store) Save(path string) error {
 	for i := range s.shards {
 		s.shards[i].mu.Lock()
 	}
+	defer s.mem.unlockFile() // the next Open may lock it
 	snap := snapshot{
 		Format:       snapshotFormat,
 		MemoryLimit:  s.cfg.MemoryLimit,
@@ -253,6 +279,7 @@ func (s *Store) Save(path string) error {
 		Carve:        make([][2]int, len(s.classes)),
 		CAS:          s.cas.Load(),
 		Saved:        s.Now(),
+		SavedMs:      time.Now().UnixMilli(),
 	}
 	for i := range snap.Pages {
 		snap.Pages[i] = s.page(uint32(i + 1)).class.Load()

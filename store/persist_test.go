@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -140,7 +141,8 @@ func TestWarmRestartClean(t *testing.T) {
 		"growth factor":   {cfg: Config{MemoryLimit: 8 << 20, GrowthFactor: 1.25}, why: "slab sizes changed"},
 		"cluster":         {cfg: Config{MemoryLimit: 8 << 20, HybridCAS: true}, why: "CAS mode changed (standalone and cluster)"},
 		"restored once": {cfg: cfg, why: "no metadata save file", setup: func(t *testing.T, path string) {
-			openTest(t, cfg, path) // restores, deletes the metadata, "crashes"
+			s, _ := openTest(t, cfg, path) // restores, deletes the metadata,
+			s.mem.release()                // and "crashes"
 		}},
 		"corrupt metadata": {cfg: cfg, why: "metadata corrupt", setup: func(t *testing.T, path string) {
 			os.WriteFile(path+".meta", []byte("{"), 0600)
@@ -197,8 +199,9 @@ func TestWarmRestartFlush(t *testing.T) {
 	}
 }
 
-// TestMemoryFileLimit: the memory limit cannot grow past the file, and a
-// store made by New has nothing to save.
+// TestMemoryFileLimit: the memory limit cannot grow past the file, a
+// second store cannot open a file in use, and a store made by New has
+// nothing to save.
 func TestMemoryFileLimit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mem")
 	s, _ := openTest(t, Config{MemoryLimit: 8 << 20}, path)
@@ -208,6 +211,10 @@ func TestMemoryFileLimit(t *testing.T) {
 	if err := s.SetMemoryLimit(4 << 20); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := Open(Config{MemoryLimit: 8 << 20}, path); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("a second store on the same file: %v", err)
+	}
+	runtime.KeepAlive(s)
 	n, _ := New(Config{})
 	if err := n.Save(path); !errors.Is(err, ErrNoFile) {
 		t.Fatalf("Save without a file: %v", err)
