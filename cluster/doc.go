@@ -13,7 +13,9 @@
 // only over an older one, and a delete carries a version that is
 // remembered for a while (versions.go, package tomb). What one owner wrote
 // while another could not hear it moves by hand-back (hints.go) and by
-// re-verifying shared shards when a member comes back (returns.go).
+// re-verifying shared shards when a member comes back (returns.go). A
+// node restarted from its memory file pulls only what changed while it
+// was down (restart.go).
 //
 // Data flows one way:
 //

@@ -42,6 +42,15 @@
 // form. Item bytes are guarded by their shard's mutex; the chunk's owner byte
 // and the free list are guarded by the class mutex.
 //
+// Warm restart. Open maps the pages from a file instead (memcached -e);
+// Save, after every user stopped, writes beside it what the pages alone do
+// not say (each page's class, how far each class carved, the CAS counter,
+// the last flush_all), and the next Open with the same settings rebuilds
+// the index and the free lists by walking the pages (persist.go).
+// LostSince tells a cluster whether items newer than a version were
+// dropped by the store itself, so that a restored copy cannot be brought
+// up to date by the writes since alone.
+//
 // Time. All expiry times are absolute unix seconds; the caller converts
 // memcached's relative forms. Run advances a coarse clock once a second
 // (unless Config.Clock is set) and frees expired items in the background.
