@@ -45,7 +45,6 @@ func (r *Router) pullQueued(ctx context.Context) {
 		drop[s], anyDrop = true, true
 	}
 	clear(w.drop)
-	w.verified(drop)
 	keepFrom := w.keepFrom
 	w.keepFrom = 0
 	if w.dropOthers {
@@ -56,9 +55,9 @@ func (r *Router) pullQueued(ctx context.Context) {
 					drop[s], anyDrop = true, true
 				}
 			}
-			w.verified(drop)
 		}
 	}
+	w.verified(drop) // what a warm restart restored there is gone
 	w.mu.Unlock()
 	r.mu.Unlock()
 	if anyDrop {
