@@ -40,25 +40,27 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 		return s.create(sh, own, h, key, value, o.Flags, o.Exptime, s.newCAS(o.NewCAS), keyBits(&o), now)
 	}
 
+	n := c.vlen()
 	if o.Newer && o.NewCAS != 0 && c.cas() > o.NewCAS {
-		return NotStored, c.describe()
+		return prior(NotStored, c.describe(), n)
 	}
 	switch o.Mode {
 	case ModeAdd:
 		c.setAtime(now)
-		return NotStored, c.describe()
+		return prior(NotStored, c.describe(), n)
 	case ModeAppend, ModePrepend:
 		if o.CAS != 0 && o.CAS != c.cas() {
-			return Exists, c.describe()
+			return prior(Exists, c.describe(), n)
 		}
-		return s.combine(sh, own, h, ref, c, value, o.Mode == ModePrepend, s.newCAS(o.NewCAS), now)
+		r, it := s.combine(sh, own, h, ref, c, value, o.Mode == ModePrepend, s.newCAS(o.NewCAS), now)
+		return prior(r, it, n)
 	}
 
 	// set or replace, maybe with CAS.
 	exptime, bits := o.Exptime, keyBits(&o)
 	if o.CAS != 0 && o.CAS != c.cas() {
 		if !o.Invalidate || o.CAS > c.cas() {
-			return Exists, c.describe()
+			return prior(Exists, c.describe(), n)
 		}
 		exptime = int64(c.exptime())
 		bits |= bitStale | c.bits()&bitTokenSent
@@ -73,10 +75,18 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 		copy(c.value(), value)
 		sh.totalItems++
 		sh.bytes += int64(size - oldSize)
-		return Stored, c.describe()
+		return prior(Stored, c.describe(), n)
 	}
 	s.releaseRef(sh, h, ref, c)
-	return s.create(sh, own, h, key, value, o.Flags, exptime, cas, bits, now)
+	r, it := s.create(sh, own, h, key, value, o.Flags, exptime, cas, bits, now)
+	return prior(r, it, n)
+}
+
+// prior marks what Set returns with the value length n of the item it
+// found (Item.Prior).
+func prior(r Result, it Item, n int) (Result, Item) {
+	it.Prior = n + 1
+	return r, it
 }
 
 // keyBits is the header bits a write sets from the key's encoding.
