@@ -53,8 +53,11 @@ type conn struct {
 	mem heldMem
 	// dropped is set by Server.DropConns: run nothing more.
 	dropped atomic.Bool
-	ctr     counters
-	opt     options // option structs of the running command
+	// closeWhy is why the connection closes, for watch's conn_close
+	// (closeNormal unless set by whoever drives it).
+	closeWhy uint8
+	ctr      counters
+	opt      options // option structs of the running command
 	// sampleIn counts down the commands until the next latency sample.
 	sampleIn int32
 	ev       evState // event loop driver's state; zero under the goroutine driver
@@ -126,6 +129,7 @@ func (cr connReader) Read(p []byte) (int, error) {
 	c.ctr.bytesRead.Add(int64(n))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		c.srv.idleKicks.Add(1)
+		c.closeWhy = closeIdle
 	}
 	return n, err
 }
@@ -208,11 +212,13 @@ func (c *conn) protocolError(pe *protocol.Error) {
 		c.ctr.storeTooLarge.Add(1)
 	}
 	if pe.TooLarge || pe.NoMemory {
-		if pe.Op == protocol.OpSet {
-			// memcached drops the old value so a failed set cannot leave a
-			// stale one behind.
-			c.cache.Delete(pe.Key, nil)
+		// memcached drops the old value so a failed set cannot leave a
+		// stale one behind (refused does, for OpSet).
+		res := store.TooLarge
+		if pe.NoMemory {
+			res = store.NoMemory
 		}
+		c.refused(pe.Op, pe.Key, res)
 	}
 	if !pe.NoReply {
 		c.line(pe.Reply)

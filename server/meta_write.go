@@ -31,13 +31,14 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 	if !c.cache.Fits(len(m.Key), len(m.Data)) {
 		c.ctr.storeTooLarge.Add(1)
 		// memcached unlinks the old item whatever the mode.
-		c.cache.Delete(m.Key, nil)
+		c.refused(protocol.OpSet, m.Key, store.TooLarge)
 		c.line(replyTooLarge)
 		return
 	}
 	if m.Op == protocol.OpCAS && m.CAS == 0 {
 		// No item ever has CAS 0, while the store reads 0 as "no compare".
-		c.metaStored(m, c.casZeroResult(m.Key), store.Item{}, nil)
+		res, it := c.casZeroResult(m.Key)
+		c.metaStored(m, res, it, nil)
 		return
 	}
 	opt := &c.opt.set
@@ -75,6 +76,13 @@ func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, 
 		c.writeError(err)
 		return
 	}
+	if c.watching(streamFetchers | streamMutations) {
+		exp := int64(0)
+		if m.HasTTL {
+			exp = absExptime(c.cache.Now(), m.TTL)
+		}
+		c.watchWrite(m.Key, storeCmds[m.Op], res, it, exp, len(m.Data))
+	}
 	if m.Op == protocol.OpCAS {
 		c.countCAS(res)
 	}
@@ -109,21 +117,24 @@ func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, 
 }
 
 // casZeroResult answers a compare against CAS 0 the way memcached does:
-// Exists when the key is present, NotFound otherwise.
-func (c *conn) casZeroResult(key []byte) store.Result {
+// Exists when the key is present, NotFound otherwise; the item, with
+// Prior set as Set would, for watch.
+func (c *conn) casZeroResult(key []byte) (store.Result, store.Item) {
 	opt := &c.opt.get
 	*opt = store.GetOptions{NoBump: true}
-	_, val, r := c.cache.Get(key, opt, c.val[:0])
+	it, val, r := c.cache.Get(key, opt, c.val[:0])
 	c.val = val[:0]
 	if r == store.Hit {
-		return store.Exists
+		it.Prior = it.Size + 1
+		return store.Exists, it
 	}
-	return store.NotFound
+	return store.NotFound, store.Item{}
 }
 
 func (c *conn) metaDelete(m *protocol.MetaDelete) {
 	if m.HasCAS && m.CAS == 0 {
-		c.metaDeleted(m, c.casZeroResult(m.Key), nil)
+		res, it := c.casZeroResult(m.Key)
+		c.metaDeleted(m, res, it, nil)
 		return
 	}
 	opt := &c.opt.del
@@ -132,26 +143,30 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 		opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
 	}
 	var res store.Result
+	var it store.Item
 	var err error
 	switch {
 	case m.HasEpoch && c.replica != nil:
-		res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
+		res, it, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
 	case c.deleteAway(m.Key):
 		var pending bool
-		if res, err, pending = c.asyncDelete(m, m.Key, opt); pending {
+		if res, it, err, pending = c.asyncDelete(m, m.Key, opt); pending {
 			return
 		}
 	default:
-		res, _, err = c.cache.Delete(m.Key, opt)
+		res, it, err = c.cache.Delete(m.Key, opt)
 	}
-	c.metaDeleted(m, res, err)
+	c.metaDeleted(m, res, it, err)
 }
 
 // metaDeleted appends the reply of an md and counts it.
-func (c *conn) metaDeleted(m *protocol.MetaDelete, res store.Result, err error) {
+func (c *conn) metaDeleted(m *protocol.MetaDelete, res store.Result, it store.Item, err error) {
 	if err != nil {
 		c.writeError(err)
 		return
+	}
+	if c.watching(streamFetchers) {
+		c.logGet(m.Key, res == store.Deleted || res == store.Exists, it.Size)
 	}
 	switch {
 	case res != store.Deleted:
@@ -184,6 +199,9 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 	if err != nil {
 		c.serverError(false, err)
 		return
+	}
+	if c.watching(streamFetchers | streamMutations) {
+		c.watchArith(m.Key, res, v, it, opt.VivifyExptime)
 	}
 	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
 	if m.Decr {
