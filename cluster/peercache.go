@@ -220,3 +220,7 @@ func (p *PeerCache) DumpDeletes(want []byte, emit func(key []byte, version uint6
 		return !protocol.WantsShard(want, v.Ring.Shard(key)) || emit(key, version)
 	})
 }
+
+// ClassID is the local store's size class of an item, for the server's
+// watch lines.
+func (p *PeerCache) ClassID(keyLen, valueLen int) int { return p.r.ClassID(keyLen, valueLen) }

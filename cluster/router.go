@@ -374,3 +374,7 @@ func (r *Router) Stats() store.Stats { return r.st.Stats() }
 
 // ResetStats resets this node's store counters.
 func (r *Router) ResetStats() { r.st.ResetStats() }
+
+// ClassID is the local store's size class of an item, for the server's
+// watch lines.
+func (r *Router) ClassID(keyLen, valueLen int) int { return r.st.ClassID(keyLen, valueLen) }

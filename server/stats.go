@@ -285,7 +285,7 @@ var fixedSettings = [...][2]string{
 	{"tail_repair_time", "0"}, {"dump_enabled", "yes"}, {"hash_algorithm", "maphash"},
 	{"lru_maintainer_thread", "no"}, {"lru_segmented", "no"}, {"hot_lru_pct", "20"},
 	{"warm_lru_pct", "40"}, {"hot_max_factor", "0.20"}, {"warm_max_factor", "2.00"},
-	{"temp_lru", "no"}, {"temporary_ttl", "61"}, {"watcher_logbuf_size", "262144"},
+	{"temp_lru", "no"}, {"temporary_ttl", "61"}, {"watcher_logbuf_size", strconv.Itoa(WatcherBufSize)},
 	{"worker_logbuf_size", "65536"}, {"track_sizes", "no"}, {"inline_ascii_response", "no"},
 	{"ext_item_size", "512"}, {"ext_item_age", "4294967295"}, {"ext_low_ttl", "0"},
 	{"ext_recache_rate", "2000"}, {"ext_wbuf_size", "4194304"}, {"ext_compact_under", "0"},
