@@ -224,3 +224,6 @@ func (p *PeerCache) DumpDeletes(want []byte, emit func(key []byte, version uint6
 // ClassID is the local store's size class of an item, for the server's
 // watch lines.
 func (p *PeerCache) ClassID(keyLen, valueLen int) int { return p.r.ClassID(keyLen, valueLen) }
+
+// Peek tells what the local store holds under key, for watch lines.
+func (p *PeerCache) Peek(key []byte) (int, bool) { return p.r.Peek(key) }

@@ -149,12 +149,12 @@ func (c *conn) setAway([]byte) bool { return c.setter != nil && c.mayPark() }
 func (c *conn) deleteAway([]byte) bool { return c.deleter != nil && c.mayPark() }
 
 // asyncDelete is asyncSet for a delete or md (cmd).
-func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error, bool) {
-	res, it, err, pending := c.deleter.DeleteAsync(key, opt, c.doneWrite)
+func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOptions) (store.Result, error, bool) {
+	res, _, err, pending := c.deleter.DeleteAsync(key, opt, c.doneWrite)
 	if pending {
 		c.park(cmd)
 	}
-	return res, it, err, pending
+	return res, err, pending
 }
 
 // setsAsync reports whether a storage command or ms may go to SetAsync
@@ -275,13 +275,13 @@ func (c *conn) finish(it store.Item, val []byte, res store.Result, err error) {
 	case *protocol.MetaGet:
 		c.metaGot(cmd, it, val, res)
 	case *protocol.Storage:
-		c.stored(cmd, res, it, err)
+		c.stored(cmd, res, err)
 	case *protocol.MetaSet:
 		c.metaStored(cmd, res, it, err)
 	case *protocol.Delete:
-		c.deleted(cmd, res, it, err)
+		c.deleted(cmd, res, err)
 	case *protocol.MetaDelete:
-		c.metaDeleted(cmd, res, it, err)
+		c.metaDeleted(cmd, res, err)
 	case *protocol.Binary:
 		c.binFinish(cmd, it, val, res, err)
 	}

@@ -247,7 +247,7 @@ func (c *conn) binStored(b *protocol.Binary, res store.Result, it store.Item, er
 func (c *conn) binDelete(b *protocol.Binary) {
 	c.opt.del = store.DeleteOptions{CAS: b.CAS}
 	if c.deleteAway(b.Key) {
-		if res, _, err, pending := c.asyncDelete(b, b.Key, &c.opt.del); !pending {
+		if res, err, pending := c.asyncDelete(b, b.Key, &c.opt.del); !pending {
 			c.binDeleted(b, res, err)
 		}
 		return

@@ -114,25 +114,28 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	if cmd.Op == protocol.OpCAS {
 		opt.CAS = cmd.CAS
 	}
+	if c.watching(streamFetchers | streamMutations) {
+		c.peekPrior(cmd.Key)
+	}
 	if c.setAway(cmd.Key) {
-		if res, it, err, pending := c.asyncSet(cmd, cmd.Key, cmd.Data, opt); !pending {
-			c.stored(cmd, res, it, err)
+		if res, _, err, pending := c.asyncSet(cmd, cmd.Key, cmd.Data, opt); !pending {
+			c.stored(cmd, res, err)
 		}
 		return
 	}
-	res, it, err := c.cache.Set(cmd.Key, cmd.Data, opt)
-	c.stored(cmd, res, it, err)
+	res, _, err := c.cache.Set(cmd.Key, cmd.Data, opt)
+	c.stored(cmd, res, err)
 }
 
 // stored appends the reply of a storage command's write and counts it;
 // c.opt.set holds its options.
-func (c *conn) stored(cmd *protocol.Storage, res store.Result, it store.Item, err error) {
+func (c *conn) stored(cmd *protocol.Storage, res store.Result, err error) {
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
 	}
 	if c.watching(streamFetchers | streamMutations) {
-		c.watchWrite(cmd.Key, storeCmds[cmd.Op], res, it, c.opt.set.Exptime, len(cmd.Data))
+		c.watchWrite(cmd.Key, storeCmds[cmd.Op], res, c.opt.set.Exptime, len(cmd.Data))
 	}
 	if cmd.Op == protocol.OpCAS {
 		c.countCAS(res)
@@ -144,9 +147,10 @@ func (c *conn) stored(cmd *protocol.Storage, res store.Result, it store.Item, er
 }
 
 func (c *conn) casZero(cmd *protocol.Storage) {
-	res, it := c.casZeroResult(cmd.Key)
+	res, prior := c.casZeroResult(cmd.Key)
 	if c.watching(streamFetchers | streamMutations) {
-		c.watchWrite(cmd.Key, "cas", res, it, absExptime(c.cache.Now(), cmd.Exptime), len(cmd.Data))
+		c.prior = prior
+		c.watchWrite(cmd.Key, "cas", res, absExptime(c.cache.Now(), cmd.Exptime), len(cmd.Data))
 	}
 	c.countCAS(res)
 	c.reply(cmd.NoReply, storeReply(res))
@@ -261,24 +265,27 @@ func (c *conn) value(key []byte, it store.Item, val []byte, withCAS bool) {
 
 func (c *conn) delete(cmd *protocol.Delete) {
 	c.srv.detail.count(cmd.Key, prefixDel, false)
+	if c.watching(streamFetchers) {
+		c.peekPrior(cmd.Key)
+	}
 	if c.deleteAway(cmd.Key) {
-		if res, it, err, pending := c.asyncDelete(cmd, cmd.Key, nil); !pending {
-			c.deleted(cmd, res, it, err)
+		if res, err, pending := c.asyncDelete(cmd, cmd.Key, nil); !pending {
+			c.deleted(cmd, res, err)
 		}
 		return
 	}
-	res, it, err := c.cache.Delete(cmd.Key, nil)
-	c.deleted(cmd, res, it, err)
+	res, _, err := c.cache.Delete(cmd.Key, nil)
+	c.deleted(cmd, res, err)
 }
 
 // deleted appends the reply of a delete and counts it.
-func (c *conn) deleted(cmd *protocol.Delete, res store.Result, it store.Item, err error) {
+func (c *conn) deleted(cmd *protocol.Delete, res store.Result, err error) {
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
 	}
 	if c.watching(streamFetchers) {
-		c.logGet(cmd.Key, res == store.Deleted || res == store.Exists, it.Size)
+		c.logLookup(cmd.Key, res == store.Deleted || res == store.Exists)
 	}
 	if res == store.Deleted {
 		c.ctr.deleteHits.Add(1)
@@ -291,13 +298,16 @@ func (c *conn) deleted(cmd *protocol.Delete, res store.Result, it store.Item, er
 
 func (c *conn) arith(cmd *protocol.Arith) {
 	c.opt.arith = store.ArithOptions{Decr: !cmd.Incr, Delta: cmd.Delta}
-	res, v, it, err := c.cache.Arith(cmd.Key, &c.opt.arith)
+	if c.watching(streamFetchers) {
+		c.peekPrior(cmd.Key)
+	}
+	res, v, _, err := c.cache.Arith(cmd.Key, &c.opt.arith)
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
 	}
 	if c.watching(streamFetchers) {
-		c.logGet(cmd.Key, res != store.NotFound, it.Size)
+		c.logLookup(cmd.Key, res != store.NotFound)
 	}
 	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
 	if !cmd.Incr {
@@ -322,13 +332,16 @@ func (c *conn) arith(cmd *protocol.Arith) {
 
 func (c *conn) touch(cmd *protocol.Touch) {
 	c.ctr.cmdTouch.Add(1)
-	res, it, err := c.cache.Touch(cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
+	if c.watching(streamFetchers) {
+		c.peekPrior(cmd.Key)
+	}
+	res, _, err := c.cache.Touch(cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
 	}
 	if c.watching(streamFetchers) {
-		c.logGet(cmd.Key, res == store.Touched, it.Size)
+		c.logLookup(cmd.Key, res == store.Touched)
 	}
 	if res == store.Touched {
 		c.ctr.touchHits.Add(1)

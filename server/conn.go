@@ -41,6 +41,10 @@ type conn struct {
 	quit bool
 	// saslAuthed: SASL authentication succeeded (Config.Authenticate).
 	saslAuthed bool
+	// closeWhy is why the connection closes, for watch's conn_close
+	// (closeNormal unless set by whoever drives it). In the padding
+	// before last: the fields after keep their offsets.
+	closeWhy uint8
 	// last is the unix second of the last command, from the cache's
 	// coarse clock: as memcached counts idle_timeout, a connection that
 	// sends bytes but no whole command is idle.
@@ -53,14 +57,15 @@ type conn struct {
 	mem heldMem
 	// dropped is set by Server.DropConns: run nothing more.
 	dropped atomic.Bool
-	// closeWhy is why the connection closes, for watch's conn_close
-	// (closeNormal unless set by whoever drives it).
-	closeWhy uint8
-	ctr      counters
-	opt      options // option structs of the running command
+	ctr     counters
+	opt     options // option structs of the running command
 	// sampleIn counts down the commands until the next latency sample.
 	sampleIn int32
-	ev       evState // event loop driver's state; zero under the goroutine driver
+	// prior is what the write being run found under its key, while
+	// someone watches fetchers: its value length plus one, 0 for none
+	// (peekPrior). In the padding after sampleIn.
+	prior int32
+	ev    evState // event loop driver's state; zero under the goroutine driver
 
 	// replica and dumper are the cache's optional peer interfaces, nil on
 	// a client connection (which never parses Y or sd anyway).

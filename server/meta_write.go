@@ -37,8 +37,9 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 	}
 	if m.Op == protocol.OpCAS && m.CAS == 0 {
 		// No item ever has CAS 0, while the store reads 0 as "no compare".
-		res, it := c.casZeroResult(m.Key)
-		c.metaStored(m, res, it, nil)
+		res, prior := c.casZeroResult(m.Key)
+		c.prior = prior
+		c.metaStored(m, res, store.Item{}, nil)
 		return
 	}
 	opt := &c.opt.set
@@ -52,6 +53,9 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 	case protocol.OpAppend, protocol.OpPrepend:
 		// memcached compares a non-zero CAS here too; add ignores it.
 		opt.CAS = m.CAS
+	}
+	if c.watching(streamFetchers | streamMutations) {
+		c.peekPrior(m.Key)
 	}
 	var res store.Result
 	var it store.Item
@@ -81,7 +85,7 @@ func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, 
 		if m.HasTTL {
 			exp = absExptime(c.cache.Now(), m.TTL)
 		}
-		c.watchWrite(m.Key, storeCmds[m.Op], res, it, exp, len(m.Data))
+		c.watchWrite(m.Key, storeCmds[m.Op], res, exp, len(m.Data))
 	}
 	if m.Op == protocol.OpCAS {
 		c.countCAS(res)
@@ -117,25 +121,28 @@ func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, 
 }
 
 // casZeroResult answers a compare against CAS 0 the way memcached does:
-// Exists when the key is present, NotFound otherwise; the item, with
-// Prior set as Set would, for watch.
-func (c *conn) casZeroResult(key []byte) (store.Result, store.Item) {
+// Exists when the key is present, NotFound otherwise; and, for watch, the
+// item's value length plus one (0: none), as store.SetOptions.Prior.
+func (c *conn) casZeroResult(key []byte) (store.Result, int32) {
 	opt := &c.opt.get
 	*opt = store.GetOptions{NoBump: true}
 	it, val, r := c.cache.Get(key, opt, c.val[:0])
 	c.val = val[:0]
 	if r == store.Hit {
-		it.Prior = it.Size + 1
-		return store.Exists, it
+		return store.Exists, int32(it.Size + 1)
 	}
-	return store.NotFound, store.Item{}
+	return store.NotFound, 0
 }
 
 func (c *conn) metaDelete(m *protocol.MetaDelete) {
 	if m.HasCAS && m.CAS == 0 {
-		res, it := c.casZeroResult(m.Key)
-		c.metaDeleted(m, res, it, nil)
+		res, prior := c.casZeroResult(m.Key)
+		c.prior = prior
+		c.metaDeleted(m, res, nil)
 		return
+	}
+	if c.watching(streamFetchers) {
+		c.peekPrior(m.Key)
 	}
 	opt := &c.opt.del
 	*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate, NewCAS: m.NewCAS}
@@ -143,30 +150,29 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 		opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
 	}
 	var res store.Result
-	var it store.Item
 	var err error
 	switch {
 	case m.HasEpoch && c.replica != nil:
-		res, it, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
+		res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
 	case c.deleteAway(m.Key):
 		var pending bool
-		if res, it, err, pending = c.asyncDelete(m, m.Key, opt); pending {
+		if res, err, pending = c.asyncDelete(m, m.Key, opt); pending {
 			return
 		}
 	default:
-		res, it, err = c.cache.Delete(m.Key, opt)
+		res, _, err = c.cache.Delete(m.Key, opt)
 	}
-	c.metaDeleted(m, res, it, err)
+	c.metaDeleted(m, res, err)
 }
 
 // metaDeleted appends the reply of an md and counts it.
-func (c *conn) metaDeleted(m *protocol.MetaDelete, res store.Result, it store.Item, err error) {
+func (c *conn) metaDeleted(m *protocol.MetaDelete, res store.Result, err error) {
 	if err != nil {
 		c.writeError(err)
 		return
 	}
 	if c.watching(streamFetchers) {
-		c.logGet(m.Key, res == store.Deleted || res == store.Exists, it.Size)
+		c.logLookup(m.Key, res == store.Deleted || res == store.Exists)
 	}
 	switch {
 	case res != store.Deleted:
@@ -194,6 +200,9 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 		vivExp = absExptime(now, m.VivifyTTL)
 		opt.Vivify, opt.Initial = true, m.Initial
 		opt.VivifyExptime = createdExptime(m.Flags, vivExp, opt.Exptime)
+	}
+	if c.watching(streamFetchers) {
+		c.peekPrior(m.Key)
 	}
 	res, v, it, err := c.cache.Arith(m.Key, opt)
 	if err != nil {

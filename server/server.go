@@ -216,6 +216,9 @@ type Server struct {
 	// classOf names an item's size class in watch lines, when the cache
 	// can tell (Local can).
 	classOf func(keyLen, valueLen int) int
+	// peek tells what the local store holds under a key (store.Peek),
+	// when the cache can.
+	peek func(key []byte) (int, bool)
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -255,6 +258,9 @@ func New(cfg Config, cache Cache) (*Server, error) {
 		ClassID(keyLen, valueLen int) int
 	}); ok {
 		s.classOf = cl.ClassID
+	}
+	if p, ok := cache.(interface{ Peek(key []byte) (int, bool) }); ok {
+		s.peek = p.Peek
 	}
 	s.mem.limit = cfg.ConnMemLimit
 	s.detail.delim = cmp.Or(cfg.PrefixDelimiter, ':')

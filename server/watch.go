@@ -344,15 +344,18 @@ func (c *conn) logStore(key []byte, res store.Result, cmd string, exptime int64,
 	c.srv.watch.send(streamMutations, gid, b)
 }
 
-// watchWrite logs a write as memcached does: the lookup it made (from
-// Item.Prior), then its outcome.
-func (c *conn) watchWrite(key []byte, cmd string, res store.Result, it store.Item, exptime int64, size int) {
+// watchWrite logs a write as memcached does: the lookup it made
+// (c.prior, from peekPrior), then its outcome; size is the length of the
+// value it carried.
+func (c *conn) watchWrite(key []byte, cmd string, res store.Result, exptime int64, size int) {
+	prior := int(c.prior) - 1 // -1: none
+	c.prior = 0
 	if c.watching(streamFetchers) {
-		c.logGet(key, it.Prior > 0, it.Prior-1)
+		c.logGet(key, prior >= 0, prior)
 	}
 	if c.watching(streamMutations) {
-		if res == store.Stored && (cmd == "append" || cmd == "prepend") {
-			size = it.Size // memcached logs the item it built
+		if res == store.Stored && prior >= 0 && (cmd == "append" || cmd == "prepend") {
+			size += prior // memcached logs the item it built
 		}
 		c.logStore(key, res, cmd, exptime, size)
 	}
@@ -400,6 +403,26 @@ const (
 
 var closeReasons = [...]string{"normal", "error", "idle_timeout", "shutdown"}
 
+// peekPrior notes in c.prior what key holds before a write, for the
+// lookup memcached's write logs: in the local store only (a Cache with
+// Peek, as Local and a cluster's Router), so it never waits on a peer.
+func (c *conn) peekPrior(key []byte) {
+	c.prior = 0
+	if c.srv.peek != nil {
+		if n, ok := c.srv.peek(key); ok {
+			c.prior = int32(n + 1)
+		}
+	}
+}
+
+// logLookup logs the lookup of a command that found key's item or not,
+// with the value length peekPrior saw.
+func (c *conn) logLookup(key []byte, found bool) {
+	size := max(int(c.prior)-1, 0)
+	c.prior = 0
+	c.logGet(key, found, size)
+}
+
 // classID is the size class id of an item, for log lines.
 func (s *Server) classID(keyLen, valueLen int) int {
 	if s.classOf != nil {
@@ -419,7 +442,7 @@ var storeCmds = [...]string{
 func (c *conn) watchArith(key []byte, res store.Result, v uint64, it store.Item, vivExp int64) {
 	if !it.Created {
 		if c.watching(streamFetchers) {
-			c.logGet(key, res != store.NotFound, it.Size)
+			c.logLookup(key, res != store.NotFound)
 		}
 		return
 	}

@@ -40,27 +40,25 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 		return s.create(sh, own, h, key, value, o.Flags, o.Exptime, s.newCAS(o.NewCAS), keyBits(&o), now)
 	}
 
-	n := c.vlen()
 	if o.Newer && o.NewCAS != 0 && c.cas() > o.NewCAS {
-		return prior(NotStored, c.describe(), n)
+		return NotStored, c.describe()
 	}
 	switch o.Mode {
 	case ModeAdd:
 		c.setAtime(now)
-		return prior(NotStored, c.describe(), n)
+		return NotStored, c.describe()
 	case ModeAppend, ModePrepend:
 		if o.CAS != 0 && o.CAS != c.cas() {
-			return prior(Exists, c.describe(), n)
+			return Exists, c.describe()
 		}
-		r, it := s.combine(sh, own, h, ref, c, value, o.Mode == ModePrepend, s.newCAS(o.NewCAS), now)
-		return prior(r, it, n)
+		return s.combine(sh, own, h, ref, c, value, o.Mode == ModePrepend, s.newCAS(o.NewCAS), now)
 	}
 
 	// set or replace, maybe with CAS.
 	exptime, bits := o.Exptime, keyBits(&o)
 	if o.CAS != 0 && o.CAS != c.cas() {
 		if !o.Invalidate || o.CAS > c.cas() {
-			return prior(Exists, c.describe(), n)
+			return Exists, c.describe()
 		}
 		exptime = int64(c.exptime())
 		bits |= bitStale | c.bits()&bitTokenSent
@@ -75,18 +73,10 @@ func (s *Store) Set(key, value []byte, opt *SetOptions) (Result, Item) {
 		copy(c.value(), value)
 		sh.totalItems++
 		sh.bytes += int64(size - oldSize)
-		return prior(Stored, c.describe(), n)
+		return Stored, c.describe()
 	}
 	s.releaseRef(sh, h, ref, c)
-	r, it := s.create(sh, own, h, key, value, o.Flags, exptime, cas, bits, now)
-	return prior(r, it, n)
-}
-
-// prior marks what Set returns with the value length n of the item it
-// found (Item.Prior).
-func prior(r Result, it Item, n int) (Result, Item) {
-	it.Prior = n + 1
-	return r, it
+	return s.create(sh, own, h, key, value, o.Flags, exptime, cas, bits, now)
 }
 
 // keyBits is the header bits a write sets from the key's encoding.

@@ -114,11 +114,6 @@ type Item struct {
 	// Created: this operation created the item (GetOptions.Vivify or
 	// ArithOptions.Vivify on a miss) rather than finding it.
 	Created bool
-	// Prior, from Set, is one more than the value length of the live
-	// item the write found under its key, whatever it then did; 0 when
-	// it found none. memcached's watch fetchers stream reports that
-	// lookup before every write.
-	Prior int
 }
 
 // GetOptions tunes a read. A nil *GetOptions is a plain get that bumps.

@@ -20,3 +20,18 @@ func (s *Store) ClassID(keyLen, valueLen int) int {
 	}
 	return s.geo.classFor(itemSize(keyLen, valueLen)) + 1
 }
+
+// Peek reports the value length of key's live item, without touching it
+// (no bump, no copy), and false when there is none. The watch fetchers
+// stream logs, before each write, the lookup memcached's write makes:
+// the server peeks only while someone watches, so that Set pays nothing.
+func (s *Store) Peek(key []byte) (int, bool) {
+	now := s.Now()
+	sh, _, h := s.lock(key)
+	defer sh.mu.Unlock()
+	_, c, ok := s.find(sh, h, key, now)
+	if !ok {
+		return 0, false
+	}
+	return c.vlen(), true
+}

@@ -42,32 +42,18 @@ func TestEvictedHook(t *testing.T) {
 	}
 }
 
-func TestSetPrior(t *testing.T) {
+func TestPeek(t *testing.T) {
 	s, _ := newTestStore(t, Config{})
-	cases := []struct {
-		name  string
-		key   string
-		opt   *SetOptions
-		val   string
-		res   Result
-		prior int
-	}{
-		{"set new", "a", nil, "hello", Stored, 0},
-		{"set over", "a", nil, "hi", Stored, 6},
-		{"add existing", "a", &SetOptions{Mode: ModeAdd}, "x", NotStored, 3},
-		{"add new", "b", &SetOptions{Mode: ModeAdd}, "xyz", Stored, 0},
-		{"append", "b", &SetOptions{Mode: ModeAppend}, "1", Stored, 4},
-		{"replace missing", "c", &SetOptions{Mode: ModeReplace}, "1", NotStored, 0},
-		{"replace larger", "b", &SetOptions{Mode: ModeReplace}, string(bytes.Repeat([]byte("z"), 5000)), Stored, 5},
-		{"cas mismatch", "a", &SetOptions{CAS: 1 << 40}, "1", Exists, 3},
+	if _, ok := s.Peek([]byte("a")); ok {
+		t.Fatal("peeked a missing key")
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			res, it := s.Set([]byte(tc.key), []byte(tc.val), tc.opt)
-			if res != tc.res || it.Prior != tc.prior {
-				t.Fatalf("got %v prior %d, want %v prior %d", res, it.Prior, tc.res, tc.prior)
-			}
-		})
+	mustSet(t, s, "a", "hello", nil)
+	n, ok := s.Peek([]byte("a"))
+	if !ok || n != 5 {
+		t.Fatalf("peek: %d %v", n, ok)
+	}
+	if it, _, _ := s.Get([]byte("a"), &GetOptions{NoBump: true}, nil); it.Fetched {
+		t.Fatal("peek marked the item fetched")
 	}
 }
 
