@@ -30,6 +30,7 @@ type options struct {
 	udpPort        int
 	allowShutdown  bool
 	disableFlush   bool
+	disableWatch   bool
 	binding        protocol.Binding // -B
 	sasl           bool             // -S: users from $MEMCACHED_SASL_PWDB
 	verbose        int
@@ -122,6 +123,7 @@ var flagSpecs = []flagSpec{
 	{'M', "disable-evictions", "", "return error on memory exhausted instead of evicting", func(o *options, _ string) error { o.noEvict = true; return nil }},
 	{'A', "enable-shutdown", "", "enable the ascii \"shutdown\" command", func(o *options, _ string) error { o.allowShutdown = true; return nil }},
 	{'F', "disable-flush-all", "", "disable flush_all command", func(o *options, _ string) error { o.disableFlush = true; return nil }},
+	{'W', "disable-watch", "", "disable watch commands (live logging)", func(o *options, _ string) error { o.disableWatch = true; return nil }},
 	{'B', "protocol", "<name>", "protocol: one of ascii, binary, or auto (default: auto-negotiate)", func(o *options, v string) error {
 		switch v {
 		case "auto":

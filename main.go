@@ -131,7 +131,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	case o.threads > 0:
 		runtime.GOMAXPROCS(o.threads)
 	}
-	st, restored, err := openStore(o, log)
+	// One watch for the node: its store's evictions, and the events of
+	// its client and peer connections.
+	watch := new(server.Watch)
+	st, restored, err := openStore(o, log, watch.Evicted)
 	if err != nil {
 		return err
 	}
@@ -185,6 +188,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		PrefixDelimiter: o.prefixDelim,
 		EnableShutdown:  o.allowShutdown,
 		DisableFlush:    o.disableFlush,
+		DisableWatch:    o.disableWatch,
+		Watch:           watch,
 		Binding:         o.binding,
 		SASL:            sasl,
 		Threads:         threads,
@@ -273,7 +278,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		// them from there.
 		// One event loop (the peer cache is a server.AsyncCache too): a
 		// node's peers batch their requests, a few connections each.
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1}, router.PeerCache()); err != nil {
+		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1, Watch: watch, DisableWatch: o.disableWatch}, router.PeerCache()); err != nil {
 			return err
 		}
 		wg.Go(func() {

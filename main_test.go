@@ -57,6 +57,8 @@ func TestParseFlags(t *testing.T) {
 		"long with space":     {[]string{"--memory-limit", "100"}, func(o options) bool { return o.memoryMB == 100 }, ""},
 		"vv":                  {[]string{"-vv"}, func(o options) bool { return o.verbose == 2 }, ""},
 		"switch cluster":      {[]string{"-MAF"}, func(o options) bool { return o.noEvict && o.allowShutdown && o.disableFlush }, ""},
+		"disable watch":       {[]string{"-W"}, func(o options) bool { return o.disableWatch }, ""},
+		"disable watch long":  {[]string{"--disable-watch"}, func(o options) bool { return o.disableWatch }, ""},
 		"item size k":         {[]string{"-I", "2k"}, func(o options) bool { return o.maxItemSize == 2048 }, ""},
 		"item size m":         {[]string{"-I", "4m"}, func(o options) bool { return o.maxItemSize == 4<<20 }, ""},
 		"idle timeout":        {[]string{"-o", "idle_timeout=5,modern"}, func(o options) bool { return o.idleTimeout == 5*time.Second }, ""},

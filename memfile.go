@@ -10,8 +10,9 @@ import (
 // openStore makes the node's store: in memory, or in the memory file of
 // -e, restoring what a graceful stop saved there; restored is when that
 // was saved (zero when the store starts empty).
-func openStore(o options, log *slog.Logger) (st *store.Store, restored time.Time, err error) {
+func openStore(o options, log *slog.Logger, evicted func(key []byte, it store.Item, class int)) (st *store.Store, restored time.Time, err error) {
 	cfg := store.Config{
+		Evicted:      evicted,
 		MemoryLimit:  o.memoryMB << 20,
 		MaxItemSize:  o.maxItemSize,
 		NoEvict:      o.noEvict,

@@ -96,9 +96,7 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	c.srv.detail.count(cmd.Key, prefixSet, false)
 	if !c.cache.Fits(len(cmd.Key), len(cmd.Data)) {
 		c.ctr.storeTooLarge.Add(1)
-		if cmd.Op == protocol.OpSet {
-			c.cache.Delete(cmd.Key, nil)
-		}
+		c.refused(cmd.Op, cmd.Key, store.TooLarge)
 		c.reply(cmd.NoReply, replyTooLarge)
 		return
 	}
@@ -116,6 +114,9 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	if cmd.Op == protocol.OpCAS {
 		opt.CAS = cmd.CAS
 	}
+	if c.watching(streamFetchers | streamMutations) {
+		c.peekPrior(cmd.Key)
+	}
 	if c.setAway(cmd.Key) {
 		if res, _, err, pending := c.asyncSet(cmd, cmd.Key, cmd.Data, opt); !pending {
 			c.stored(cmd, res, err)
@@ -126,11 +127,15 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	c.stored(cmd, res, err)
 }
 
-// stored appends the reply of a storage command's write and counts it.
+// stored appends the reply of a storage command's write and counts it;
+// c.opt.set holds its options.
 func (c *conn) stored(cmd *protocol.Storage, res store.Result, err error) {
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
+	}
+	if c.watching(streamFetchers | streamMutations) {
+		c.watchWrite(cmd.Key, storeCmds[cmd.Op], res, c.opt.set.Exptime, len(cmd.Data))
 	}
 	if cmd.Op == protocol.OpCAS {
 		c.countCAS(res)
@@ -142,11 +147,10 @@ func (c *conn) stored(cmd *protocol.Storage, res store.Result, err error) {
 }
 
 func (c *conn) casZero(cmd *protocol.Storage) {
-	c.opt.get = store.GetOptions{NoBump: true}
-	_, _, r := c.cache.Get(cmd.Key, &c.opt.get, c.val[:0])
-	res := store.Exists
-	if r != store.Hit {
-		res = store.NotFound
+	res, prior := c.casZeroResult(cmd.Key)
+	if c.watching(streamFetchers | streamMutations) {
+		c.prior = prior
+		c.watchWrite(cmd.Key, "cas", res, absExptime(c.cache.Now(), cmd.Exptime), len(cmd.Data))
 	}
 	c.countCAS(res)
 	c.reply(cmd.NoReply, storeReply(res))
@@ -186,6 +190,9 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 // retrieved ends a retrieval of one key with its result.
 func (c *conn) retrieved(cmd *protocol.Retrieval, it store.Item, val []byte, res store.Result) {
 	c.val = val
+	if c.watching(streamFetchers) {
+		c.logGet(cmd.Keys[0], res == store.Hit, it.Size)
+	}
 	c.countGet(cmd.Op == protocol.OpGat || cmd.Op == protocol.OpGats, res == store.Hit)
 	c.srv.detail.count(cmd.Keys[0], prefixGet, res == store.Hit)
 	if res == store.Hit {
@@ -258,6 +265,9 @@ func (c *conn) value(key []byte, it store.Item, val []byte, withCAS bool) {
 
 func (c *conn) delete(cmd *protocol.Delete) {
 	c.srv.detail.count(cmd.Key, prefixDel, false)
+	if c.watching(streamFetchers) {
+		c.peekPrior(cmd.Key)
+	}
 	if c.deleteAway(cmd.Key) {
 		if res, err, pending := c.asyncDelete(cmd, cmd.Key, nil); !pending {
 			c.deleted(cmd, res, err)
@@ -274,6 +284,9 @@ func (c *conn) deleted(cmd *protocol.Delete, res store.Result, err error) {
 		c.serverError(cmd.NoReply, err)
 		return
 	}
+	if c.watching(streamFetchers) {
+		c.logLookup(cmd.Key, res == store.Deleted || res == store.Exists)
+	}
 	if res == store.Deleted {
 		c.ctr.deleteHits.Add(1)
 		c.reply(cmd.NoReply, replyDeleted)
@@ -285,10 +298,16 @@ func (c *conn) deleted(cmd *protocol.Delete, res store.Result, err error) {
 
 func (c *conn) arith(cmd *protocol.Arith) {
 	c.opt.arith = store.ArithOptions{Decr: !cmd.Incr, Delta: cmd.Delta}
+	if c.watching(streamFetchers) {
+		c.peekPrior(cmd.Key)
+	}
 	res, v, _, err := c.cache.Arith(cmd.Key, &c.opt.arith)
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
+	}
+	if c.watching(streamFetchers) {
+		c.logLookup(cmd.Key, res != store.NotFound)
 	}
 	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
 	if !cmd.Incr {
@@ -313,10 +332,16 @@ func (c *conn) arith(cmd *protocol.Arith) {
 
 func (c *conn) touch(cmd *protocol.Touch) {
 	c.ctr.cmdTouch.Add(1)
+	if c.watching(streamFetchers) {
+		c.peekPrior(cmd.Key)
+	}
 	res, _, err := c.cache.Touch(cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
+	}
+	if c.watching(streamFetchers) {
+		c.logLookup(cmd.Key, res == store.Touched)
 	}
 	if res == store.Touched {
 		c.ctr.touchHits.Add(1)

@@ -41,6 +41,10 @@ type conn struct {
 	quit bool
 	// saslAuthed: SASL authentication succeeded (Config.Authenticate).
 	saslAuthed bool
+	// closeWhy is why the connection closes, for watch's conn_close
+	// (closeNormal unless set by whoever drives it). In the padding
+	// before last: the fields after keep their offsets.
+	closeWhy uint8
 	// last is the unix second of the last command, from the cache's
 	// coarse clock: as memcached counts idle_timeout, a connection that
 	// sends bytes but no whole command is idle.
@@ -57,7 +61,11 @@ type conn struct {
 	opt     options // option structs of the running command
 	// sampleIn counts down the commands until the next latency sample.
 	sampleIn int32
-	ev       evState // event loop driver's state; zero under the goroutine driver
+	// prior is what the write being run found under its key, while
+	// someone watches fetchers: its value length plus one, 0 for none
+	// (peekPrior). In the padding after sampleIn.
+	prior int32
+	ev    evState // event loop driver's state; zero under the goroutine driver
 
 	// replica and dumper are the cache's optional peer interfaces, nil on
 	// a client connection (which never parses Y or sd anyway).
@@ -126,6 +134,7 @@ func (cr connReader) Read(p []byte) (int, error) {
 	c.ctr.bytesRead.Add(int64(n))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		c.srv.idleKicks.Add(1)
+		c.closeWhy = closeIdle
 	}
 	return n, err
 }
@@ -208,11 +217,13 @@ func (c *conn) protocolError(pe *protocol.Error) {
 		c.ctr.storeTooLarge.Add(1)
 	}
 	if pe.TooLarge || pe.NoMemory {
-		if pe.Op == protocol.OpSet {
-			// memcached drops the old value so a failed set cannot leave a
-			// stale one behind.
-			c.cache.Delete(pe.Key, nil)
+		// memcached drops the old value so a failed set cannot leave a
+		// stale one behind (refused does, for OpSet).
+		res := store.TooLarge
+		if pe.NoMemory {
+			res = store.NoMemory
 		}
+		c.refused(pe.Op, pe.Key, res)
 	}
 	if !pe.NoReply {
 		c.line(pe.Reply)

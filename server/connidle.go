@@ -118,6 +118,9 @@ func (c *conn) getKeys() bool {
 		m.next++
 		it, val, res := c.cache.Get(key, m.opt, c.val[:0])
 		c.val = val
+		if c.watching(streamFetchers) {
+			c.logGet(key, res == store.Hit, it.Size)
+		}
 		c.countGet(m.opt != nil, res == store.Hit)
 		c.srv.detail.count(key, prefixGet, res == store.Hit)
 		if res == store.Hit {
@@ -141,18 +144,19 @@ func (c *conn) getBatch(from int) int {
 	next, size := from, 0
 	m.mg.GetMulti(keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
 		for ; next < from+i; next++ {
-			c.countGet(m.opt != nil, false)
-			c.srv.detail.count(keys[next], prefixGet, false)
+			c.missed(keys[next], m.opt != nil)
 		}
 		next = from + i + 1
 		size += len(val)
+		if c.watching(streamFetchers) {
+			c.logGet(keys[from+i], true, it.Size)
+		}
 		c.countGet(m.opt != nil, true)
 		c.srv.detail.count(keys[from+i], prefixGet, true)
 		c.value(keys[from+i], it, val, m.withCAS)
 	})
 	for ; next < to; next++ {
-		c.countGet(m.opt != nil, false)
-		c.srv.detail.count(keys[next], prefixGet, false)
+		c.missed(keys[next], m.opt != nil)
 	}
 	switch {
 	case size > flushAt*16:
@@ -161,6 +165,15 @@ func (c *conn) getBatch(from int) int {
 		m.batch *= 2
 	}
 	return to
+}
+
+// missed counts (and logs) a key of a multi-get that missed.
+func (c *conn) missed(key []byte, touch bool) {
+	c.countGet(touch, false)
+	c.srv.detail.count(key, prefixGet, false)
+	if c.watching(streamFetchers) {
+		c.logGet(key, false, 0)
+	}
 }
 
 // maxBatch bounds the keys of one GetMulti call.

@@ -37,6 +37,11 @@
 // (binary_sasl.go) a binary connection runs nothing but SASL and VERSION
 // until it logs in with PLAIN.
 //
+// A connection that sends watch (watch.go, watch_conn.go) becomes a
+// watcher: the event sites append log lines to its fixed buffer, dropping
+// and counting what does not fit, and its goroutine (under a loop, the
+// one the connection is lent to) writes them; it runs no more commands.
+//
 // A peer listener (Config.PeerExtensions) also takes replicated writes
 // (meta Y/Z, to a Replica cache) and shard dumps (sd, from a Dumper cache,
 // streamed in flushAt-sized writes); a client listener answers those as

@@ -440,6 +440,7 @@ func (l *loop) sweep() {
 	for _, c := range l.conns {
 		if l.now-c.ev.lastIn >= l.idle && !c.pending() && !l.away(c) {
 			l.srv.idleKicks.Add(1)
+			c.closeWhy = closeIdle
 			l.close(c)
 		}
 	}
@@ -560,6 +561,33 @@ func (c *conn) waitWritable() error {
 		c.hand.mu.Unlock()
 		if gone || c.dropped.Load() {
 			return ErrClosed
+		}
+	}
+}
+
+// pollInput reads and discards what a watcher's client sent (see
+// watchAlive), on the goroutine the connection is lent to, and reports
+// false once the client has closed or the loop has stopped.
+func (c *conn) pollInput() bool {
+	c.hand.mu.Lock()
+	gone := c.hand.orphan
+	c.hand.mu.Unlock()
+	if gone {
+		return false
+	}
+	var buf [512]byte
+	for {
+		n, err := unix.Read(c.ev.fd, buf[:])
+		switch {
+		case n > 0:
+			c.ctr.bytesRead.Add(int64(n))
+			return true
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return true
+		default:
+			return false // EOF or a failed socket
 		}
 	}
 }

@@ -20,3 +20,5 @@ func (*loop) stop()                  {}
 func (*loop) add(*conn, int) bool    { return false }
 func detach(net.Conn) (int, error)   { return -1, errNoEpoll }
 func (*loop) handBack(*conn)         {}
+
+func (*conn) pollInput() bool { return true }

@@ -23,14 +23,17 @@ type Lister interface {
 // cachedumpMax bounds a stats cachedump reply, as memcached's 2 MB.
 const cachedumpMax = 2 << 20
 
-// lists reports whether cmd lists items: it may run long, so an event
-// loop runs it on a goroutine of its own, its writes waiting for the
-// socket. A listing refused at once (bad arguments, replies pipelined
+// lists reports whether cmd lists items, or is a watch: it may run long,
+// so an event loop runs it on a goroutine of its own, its writes waiting
+// for the socket. A listing refused at once (bad arguments, replies pipelined
 // before a metadump) stays on the loop, so that it is refused as
 // memcached refuses it within the same batch of commands.
 func (c *conn) lists(cmd protocol.Command) bool {
 	switch cmd := cmd.(type) {
 	case *protocol.Maintenance:
+		if cmd.Family == protocol.MaintWatch {
+			return c.watches(cmd.Args)
+		}
 		if cmd.Family != protocol.MaintCrawler || len(cmd.Args) != 2 || string(cmd.Args[0]) != "metadump" || len(c.out) > c.sent {
 			return false
 		}
@@ -55,7 +58,7 @@ func (c *conn) maintenance(m *protocol.Maintenance) {
 	case protocol.MaintLRU:
 		c.lruCommand(m.Args)
 	default:
-		c.line("ERROR") // watch: not streamed yet
+		c.watchCommand(m.Args)
 	}
 }
 

@@ -74,6 +74,9 @@ func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store
 		vivExp = absExptime(now, m.VivifyTTL)
 	}
 	c.val = val
+	if c.watching(streamFetchers) {
+		c.logGet(m.Key, res == store.Hit && !it.Created, it.Size)
+	}
 	if res != store.Hit {
 		// memcached counts a miss as a get even with T.
 		c.ctr.cmdGet.Add(1)
@@ -231,6 +234,9 @@ func (c *conn) metaDebug(m *protocol.MetaDebug) {
 	*opt = store.GetOptions{NoBump: true}
 	it, val, res := c.cache.Get(m.Key, opt, c.val[:0])
 	c.val = val[:0]
+	if c.watching(streamFetchers) {
+		c.logGet(m.Key, res == store.Hit, it.Size)
+	}
 	if res != store.Hit {
 		c.line(protocol.MetaEN)
 		return

@@ -31,13 +31,15 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 	if !c.cache.Fits(len(m.Key), len(m.Data)) {
 		c.ctr.storeTooLarge.Add(1)
 		// memcached unlinks the old item whatever the mode.
-		c.cache.Delete(m.Key, nil)
+		c.refused(protocol.OpSet, m.Key, store.TooLarge)
 		c.line(replyTooLarge)
 		return
 	}
 	if m.Op == protocol.OpCAS && m.CAS == 0 {
 		// No item ever has CAS 0, while the store reads 0 as "no compare".
-		c.metaStored(m, c.casZeroResult(m.Key), store.Item{}, nil)
+		res, prior := c.casZeroResult(m.Key)
+		c.prior = prior
+		c.metaStored(m, res, store.Item{}, nil)
 		return
 	}
 	opt := &c.opt.set
@@ -51,6 +53,9 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 	case protocol.OpAppend, protocol.OpPrepend:
 		// memcached compares a non-zero CAS here too; add ignores it.
 		opt.CAS = m.CAS
+	}
+	if c.watching(streamFetchers | streamMutations) {
+		c.peekPrior(m.Key)
 	}
 	var res store.Result
 	var it store.Item
@@ -74,6 +79,13 @@ func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, 
 	if err != nil {
 		c.writeError(err)
 		return
+	}
+	if c.watching(streamFetchers | streamMutations) {
+		exp := int64(0)
+		if m.HasTTL {
+			exp = absExptime(c.cache.Now(), m.TTL)
+		}
+		c.watchWrite(m.Key, storeCmds[m.Op], res, exp, len(m.Data))
 	}
 	if m.Op == protocol.OpCAS {
 		c.countCAS(res)
@@ -109,22 +121,28 @@ func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, 
 }
 
 // casZeroResult answers a compare against CAS 0 the way memcached does:
-// Exists when the key is present, NotFound otherwise.
-func (c *conn) casZeroResult(key []byte) store.Result {
+// Exists when the key is present, NotFound otherwise; and, for watch, the
+// item's value length plus one (0: none), as store.SetOptions.Prior.
+func (c *conn) casZeroResult(key []byte) (store.Result, int32) {
 	opt := &c.opt.get
 	*opt = store.GetOptions{NoBump: true}
-	_, val, r := c.cache.Get(key, opt, c.val[:0])
+	it, val, r := c.cache.Get(key, opt, c.val[:0])
 	c.val = val[:0]
 	if r == store.Hit {
-		return store.Exists
+		return store.Exists, int32(it.Size + 1)
 	}
-	return store.NotFound
+	return store.NotFound, 0
 }
 
 func (c *conn) metaDelete(m *protocol.MetaDelete) {
 	if m.HasCAS && m.CAS == 0 {
-		c.metaDeleted(m, c.casZeroResult(m.Key), nil)
+		res, prior := c.casZeroResult(m.Key)
+		c.prior = prior
+		c.metaDeleted(m, res, nil)
 		return
+	}
+	if c.watching(streamFetchers) {
+		c.peekPrior(m.Key)
 	}
 	opt := &c.opt.del
 	*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate, NewCAS: m.NewCAS}
@@ -153,6 +171,9 @@ func (c *conn) metaDeleted(m *protocol.MetaDelete, res store.Result, err error) 
 		c.writeError(err)
 		return
 	}
+	if c.watching(streamFetchers) {
+		c.logLookup(m.Key, res == store.Deleted || res == store.Exists)
+	}
 	switch {
 	case res != store.Deleted:
 		c.ctr.deleteMisses.Add(1)
@@ -180,10 +201,16 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 		opt.Vivify, opt.Initial = true, m.Initial
 		opt.VivifyExptime = createdExptime(m.Flags, vivExp, opt.Exptime)
 	}
+	if c.watching(streamFetchers) {
+		c.peekPrior(m.Key)
+	}
 	res, v, it, err := c.cache.Arith(m.Key, opt)
 	if err != nil {
 		c.serverError(false, err)
 		return
+	}
+	if c.watching(streamFetchers | streamMutations) {
+		c.watchArith(m.Key, res, v, it, opt.VivifyExptime)
 	}
 	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
 	if m.Decr {

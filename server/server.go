@@ -118,6 +118,12 @@ type Config struct {
 	// its warm-restart file then, as on SIGUSR1); the owner of the
 	// process decides how to stop.
 	OnShutdown func(graceful bool)
+	// Watch receives the events the watch command shows. Nil means one of
+	// the server's own; servers of one node share one, which its store's
+	// evictions go to (Watch.Evicted).
+	Watch *Watch
+	// DisableWatch refuses the watch command (memcached -W).
+	DisableWatch bool
 }
 
 // TLSInfo is the client port's TLS as the server sees it: Refresh
@@ -207,6 +213,14 @@ type Server struct {
 	rejectedConns   atomic.Int64
 	shutdownStarted atomic.Bool
 	latency         [numFamilies]latencyHist // sampled; see SampleEvery
+	watch           *Watch
+	stopping        chan struct{} // closed by Shutdown: watchers stop
+	// classOf names an item's size class in watch lines, when the cache
+	// can tell (Local can).
+	classOf func(keyLen, valueLen int) int
+	// peek tells what the local store holds under a key (store.Peek),
+	// when the cache can.
+	peek func(key []byte) (int, bool)
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -236,6 +250,19 @@ func New(cfg Config, cache Cache) (*Server, error) {
 		started:   time.Now(),
 		listeners: make(map[net.Listener]int64),
 		conns:     make(map[*conn]struct{}),
+		watch:     cfg.Watch,
+		stopping:  make(chan struct{}),
+	}
+	if s.watch == nil {
+		s.watch = new(Watch)
+	}
+	if cl, ok := cache.(interface {
+		ClassID(keyLen, valueLen int) int
+	}); ok {
+		s.classOf = cl.ClassID
+	}
+	if p, ok := cache.(interface{ Peek(key []byte) (int, bool) }); ok {
+		s.peek = p.Peek
 	}
 	s.mem.limit = cfg.ConnMemLimit
 	s.detail.delim = cmp.Or(cfg.PrefixDelimiter, ':')
@@ -298,6 +325,9 @@ func (s *Server) admit(nc net.Conn) bool {
 	}
 	c := newConn(s, nc.RemoteAddr(), nc.LocalAddr())
 	s.conns[c] = struct{}{}
+	if s.watch.on.Load()&streamConnEvents != 0 {
+		s.logConn(c, false)
+	}
 	if len(s.loops) > 0 {
 		if fd, err := detach(nc); err == nil {
 			l := s.loops[s.nextLoop%len(s.loops)]
@@ -327,7 +357,17 @@ func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.closed.add(&c.ctr)
+	done := s.done
 	s.mu.Unlock()
+	if s.watch.on.Load()&streamConnEvents != 0 {
+		switch {
+		case done:
+			c.closeWhy = closeShutdown
+		case c.closeWhy == closeNormal && c.err != nil:
+			c.closeWhy = closeError
+		}
+		s.logConn(c, true)
+	}
 }
 
 func (s *Server) isDone() bool {
@@ -341,6 +381,9 @@ func (s *Server) isDone() bool {
 // idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.done {
+		close(s.stopping)
+	}
 	s.done = true
 	for ln := range s.listeners {
 		ln.Close()

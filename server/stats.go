@@ -26,6 +26,8 @@ type Snapshot struct {
 	// Latency holds the sampled command latencies by Family. stats reset
 	// leaves them alone: they are not memcached stats.
 	Latency [numFamilies]Latency
+	// Watch counts the watch command's lines and watchers.
+	Watch WatchStats
 }
 
 // Stats returns a snapshot of every counter.
@@ -47,6 +49,7 @@ func (s *Server) Stats() Snapshot {
 		IdleKicks:        s.idleKicks.Load(),
 		Uptime:           time.Since(s.started),
 		ConnMem:          s.mem.snapshot(),
+		Watch:            s.watch.Stats(),
 	}
 	for i := range s.latency {
 		snap.Latency[i] = s.latency[i].snapshot()
@@ -115,6 +118,7 @@ func (s *Server) resetStats() {
 	s.mu.Unlock()
 	s.totalConns.Store(0)
 	s.rejectedConns.Store(0)
+	s.watch.resetStats()
 	s.cache.ResetStats()
 }
 
@@ -169,8 +173,11 @@ func (s *Server) generalStats(w *statWriter) {
 	zeros(w, "slab_reassign_chunk_rescues", "slab_reassign_evictions_nomem",
 		"slab_reassign_inline_reclaim", "slab_reassign_busy_items", "slab_reassign_busy_deletes",
 		"slab_reassign_running", "slabs_moved", "lru_crawler_running", "lru_crawler_starts",
-		"lru_maintainer_juggles", "malloc_fails", "log_worker_dropped", "log_worker_written",
-		"log_watcher_skipped", "log_watcher_sent", "log_watchers")
+		"lru_maintainer_juggles", "malloc_fails", "log_worker_dropped")
+	w.int("log_worker_written", snap.Watch.Written)
+	w.int("log_watcher_skipped", snap.Watch.Skipped)
+	w.int("log_watcher_sent", snap.Watch.Sent)
+	w.int("log_watchers", snap.Watch.Watchers)
 	if t := s.cfg.TLS; t != nil {
 		w.int("ssl_handshake_errors", t.HandshakeErrors())
 		w.int("time_since_server_cert_refresh", t.SinceRefresh())
@@ -278,7 +285,7 @@ var fixedSettings = [...][2]string{
 	{"tail_repair_time", "0"}, {"dump_enabled", "yes"}, {"hash_algorithm", "maphash"},
 	{"lru_maintainer_thread", "no"}, {"lru_segmented", "no"}, {"hot_lru_pct", "20"},
 	{"warm_lru_pct", "40"}, {"hot_max_factor", "0.20"}, {"warm_max_factor", "2.00"},
-	{"temp_lru", "no"}, {"temporary_ttl", "61"}, {"watcher_logbuf_size", "262144"},
+	{"temp_lru", "no"}, {"temporary_ttl", "61"}, {"watcher_logbuf_size", strconv.Itoa(WatcherBufSize)},
 	{"worker_logbuf_size", "65536"}, {"track_sizes", "no"}, {"inline_ascii_response", "no"},
 	{"ext_item_size", "512"}, {"ext_item_age", "4294967295"}, {"ext_low_ttl", "0"},
 	{"ext_recache_rate", "2000"}, {"ext_wbuf_size", "4194304"}, {"ext_compact_under", "0"},

@@ -58,4 +58,11 @@
 // cluster node), follow the wall clock in milliseconds so that they order
 // the writes of different nodes; SetOptions.Newer applies a copy only over
 // an older item.
+//
+// Watching. Config.Evicted, when set, hears of every eviction (key, item,
+// class) as it happens, under the locks that evict: memcached's watch
+// evictions stream is served from it by the glue, and a nil hook costs one
+// nil check per eviction. Peek tells the value length of a key's item
+// without touching it, for the lookup memcached's fetchers stream logs
+// before each write; ClassID names the class of an item size.
 package store

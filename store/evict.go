@@ -90,6 +90,7 @@ func (s *Store) visit(cl *class, t *shard, r uint32, c hdr, now int64) bool {
 	if c.cool() {
 		return false
 	}
+	s.noteEvicted(r, c)
 	cl.evicted++
 	cl.evictedAge = max(now-int64(c.atime()), 0)
 	if !c.has(bitFetched) {
@@ -297,6 +298,7 @@ func (s *Store) vacate(d *class, t *shard, o int, r uint32, c hdr, now int64, ev
 		if !evict {
 			return false
 		}
+		s.noteEvicted(r, c)
 		d.evicted++
 		if !c.has(bitFetched) {
 			d.evUnfetch++
@@ -338,6 +340,7 @@ func (s *Store) vacateTail(d *class, t *shard, o int, r uint32, c hdr, now int64
 	if hc.expired(now) || s.flushed(hc, now) {
 		hcl.reclaimed++
 	} else {
+		s.noteEvicted(head, hc)
 		hcl.evicted++
 		if !hc.has(bitFetched) {
 			hcl.evUnfetch++

@@ -47,6 +47,15 @@ type Config struct {
 	// ReclaimInterval is how often Run's reclaimer frees a slice of every
 	// shard's expired items. Zero means 100ms.
 	ReclaimInterval time.Duration
+
+	// Evicted, when set, is called for each live item evicted to make room
+	// (memcached's watch evictions stream), with its key, its description
+	// (Exptime, LastAccess, Fetched, Size) and its size class id as stats
+	// slabs numbers it. Items reclaimed because they expired or were
+	// flushed are not reported. It runs on the goroutine that evicts,
+	// holding the item's shard and class locks: it must return quickly,
+	// must not call the Store, and must not retain key. Nil costs nothing.
+	Evicted func(key []byte, it Item, class int)
 }
 
 // Result is the outcome of a store operation. The mapping to reply lines
