@@ -261,14 +261,29 @@ func TestLookupCountersMatchMemcached(t *testing.T) {
 	for tname, start := range targets {
 		for name, tc := range cases {
 			t.Run(tname+"/"+name, func(t *testing.T) {
-				addr := start(t)
-				untilMN(t, addr, tc.req)
-				_, v := statNames(t, addr, "stats")
-				for k, w := range tc.want {
-					if v[k] != w {
-						t.Errorf("%s = %q, want %q", k, v[k], w)
+				// memcached's LRU maintainer thread may reclaim a flushed
+				// or expired item before the command looks it up (then
+				// counted as reclaimed): the oracle gets three tries.
+				tries := 1
+				if tname == "memcached" {
+					tries = 3
+				}
+				var bad []string
+				for range tries {
+					addr := start(t)
+					untilMN(t, addr, tc.req)
+					_, v := statNames(t, addr, "stats")
+					bad = bad[:0]
+					for k, w := range tc.want {
+						if v[k] != w {
+							bad = append(bad, fmt.Sprintf("%s = %q, want %q", k, v[k], w))
+						}
+					}
+					if len(bad) == 0 {
+						return
 					}
 				}
+				t.Error(strings.Join(bad, "; "))
 			})
 		}
 	}
