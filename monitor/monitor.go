@@ -82,7 +82,7 @@ type Config struct {
 	Stats Stats
 	// Cluster is nil on a standalone node, which shows a one-node view.
 	Cluster Cluster
-	// Peers is nil until forwarding and replication exist.
+	// Peers is nil on a standalone node (no forwarding, no replication).
 	Peers Peers
 	// Logger receives HTTP server errors; nil discards them.
 	Logger *slog.Logger

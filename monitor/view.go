@@ -20,7 +20,8 @@ type View struct {
 	// left out of the ring. Cluster only, like Rejected.
 	MembersUnseen int           `json:"members_unseen"`
 	Rejected      *RejectedView `json:"rejected,omitempty"`
-	// Peers is absent until forwarding and replication exist (issue 5).
+	// Peers: the per-peer forwarding and replication counters; absent on
+	// a standalone node.
 	Peers []PeerView `json:"peers,omitempty"`
 }
 
