@@ -116,6 +116,7 @@ func (s *Server) resetStats() {
 	s.totalConns.Store(0)
 	s.rejectedConns.Store(0)
 	s.cache.ResetStats()
+	s.detail.clear() // memcached's stats_reset: stats_prefix_clear
 }
 
 func (s *Server) generalStats(w *statWriter) {
