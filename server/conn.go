@@ -164,8 +164,8 @@ func (c *conn) process() bool {
 			}
 			var pe *protocol.Error
 			if errors.As(err, &pe) && c.needsAuth() {
-				c.line(replyUnauthenticated)
-				return false
+				c.line(replyUnauthenticated) // memcached: not a set line
+				continue
 			}
 			if errors.As(err, &pe) {
 				if c.async != nil && (pe.TooLarge || pe.NoMemory) && pe.Op == protocol.OpSet && !c.async.Inline(pe.Key) {

@@ -70,6 +70,13 @@ func (d *detail) count(key []byte, op prefixOp, hit bool) {
 	}
 }
 
+// clear forgets every prefix's counts ("stats reset"), on or off.
+func (d *detail) clear() {
+	d.mu.Lock()
+	d.byPrefix = nil
+	d.mu.Unlock()
+}
+
 // dump appends memcached's "PREFIX <p> get <n> hit <n> set <n> del <n>"
 // lines, by prefix (memcached lists them in its hash table's order).
 func (d *detail) dump(out []byte) []byte {

@@ -120,6 +120,7 @@ func (s *Server) resetStats() {
 	s.rejectedConns.Store(0)
 	s.watch.resetStats()
 	s.cache.ResetStats()
+	s.detail.clear() // memcached's stats_reset: stats_prefix_clear
 }
 
 func (s *Server) generalStats(w *statWriter) {
