@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"shoal/protocol"
+	"shoal/server"
 )
 
 // errHelp and errVersion stop startup after -h or -V printed their text.
@@ -47,6 +48,7 @@ type options struct {
 	backlog        int         // -b, reported only
 	unixMask       os.FileMode // -a
 	connMemMB      int         // -o read_buf_mem_limit; 0: max(32, memoryMB/8)
+	off            server.Off  // -o no_lru_crawler, no_lru_maintainer, ...
 	connGoroutines bool        // no event loop
 	logJSON        bool
 	httpAddr       string // --http: /metrics and /cluster; empty means off
@@ -364,6 +366,28 @@ func extendedFlag(o *options, v string) error {
 			if err := intFlag(&o.connMemMB, val, 1, 1<<20); err != nil {
 				return fmt.Errorf("read_buf_mem_limit: %w", err)
 			}
+		}
+		// memcached machinery shoal lacks; switched off, stats omits its
+		// counters and stats settings says no, as memcached's.
+		switch name {
+		case "no_lru_crawler":
+			o.off.LRUCrawler = true
+		case "lru_crawler":
+			o.off.LRUCrawler = false
+		case "no_lru_maintainer":
+			o.off.LRUMaintainer = true
+		case "lru_maintainer":
+			o.off.LRUMaintainer = false
+		case "no_slab_reassign":
+			o.off.SlabReassign = true
+		case "slab_reassign":
+			o.off.SlabReassign = false
+		case "no_maxconns_fast":
+			o.off.MaxconnsFast = true
+		case "maxconns_fast":
+			o.off.MaxconnsFast = false
+		case "no_modern":
+			o.off = server.Off{LRUCrawler: true, LRUMaintainer: true, SlabReassign: true, MaxconnsFast: true}
 		}
 		if err := sslOption(o, name, val); err != nil {
 			return err

@@ -196,6 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		Settings:        settings(o),
 		Logger:          log,
 		OnShutdown:      onShutdown,
+		Off:             o.off,
 		EventLoop:       eventLoop,
 		Loops:           threads,
 	}
@@ -580,6 +581,9 @@ func settings(o options) [][2]string {
 		{"tcp_backlog", strconv.Itoa(o.backlog)},
 		{"auth_enabled_ascii", cmp.Or(o.authFile, "no")},
 		{"memory_file", cmp.Or(o.memoryFile, "(null)")},
+		{"maxconns_fast", yesNo(!o.off.MaxconnsFast)},
+		{"slab_reassign", yesNo(!o.off.SlabReassign)},
+		{"lru_crawler", yesNo(!o.off.LRUCrawler)},
 	}, tlsSettings(o.tls)...)
 }
 

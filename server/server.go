@@ -124,6 +124,16 @@ type Config struct {
 	Watch *Watch
 	// DisableWatch refuses the watch command (memcached -W).
 	DisableWatch bool
+	// Off names memcached machinery switched off with -o: memcached then
+	// leaves its counters out of stats, and so does the server.
+	Off Off
+}
+
+// Off is memcached machinery an operator switched off (-o no_lru_crawler,
+// no_lru_maintainer, no_slab_reassign, no_maxconns_fast; no_modern is all
+// four). shoal has none of it; only stats shows the difference.
+type Off struct {
+	LRUCrawler, LRUMaintainer, SlabReassign, MaxconnsFast bool
 }
 
 // TLSInfo is the client port's TLS as the server sees it: Refresh
@@ -212,6 +222,7 @@ type Server struct {
 	totalConns      atomic.Int64
 	rejectedConns   atomic.Int64
 	shutdownStarted atomic.Bool
+	statsOff        map[string]bool          // fields stats leaves out (Config.Off)
 	latency         [numFamilies]latencyHist // sampled; see SampleEvery
 	watch           *Watch
 	stopping        chan struct{} // closed by Shutdown: watchers stop
@@ -244,6 +255,7 @@ func New(cfg Config, cache Cache) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
+		statsOff:  offStats(cfg.Off),
 		cfg:       cfg,
 		cache:     cache,
 		log:       cfg.Logger,

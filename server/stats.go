@@ -58,9 +58,15 @@ func (s *Server) Stats() Snapshot {
 }
 
 // statWriter appends "STAT name value" lines.
-type statWriter struct{ out []byte }
+type statWriter struct {
+	out  []byte
+	skip map[string]bool // fields left out
+}
 
 func (w *statWriter) str(name, v string) {
+	if w.skip[name] {
+		return
+	}
 	w.out = append(w.out, "STAT "...)
 	w.out = append(w.out, name...)
 	w.out = append(w.out, ' ')
@@ -124,6 +130,8 @@ func (s *Server) resetStats() {
 }
 
 func (s *Server) generalStats(w *statWriter) {
+	w.skip = s.statsOff
+	defer func() { w.skip = nil }()
 	snap := s.Stats()
 	st := snap.Store
 	var ru syscall.Rusage
@@ -199,6 +207,25 @@ func (s *Server) generalStats(w *statWriter) {
 	// memcached counts as a direct reclaim.
 	w.int("direct_reclaims", st.Evictions)
 	w.int("lru_bumps_dropped", 0)
+}
+
+// offStats are the stats fields memcached leaves out when the machinery
+// they count is switched off.
+func offStats(off Off) map[string]bool {
+	m := map[string]bool{}
+	add := func(on bool, names ...string) {
+		for _, n := range names {
+			m[n] = on
+		}
+	}
+	add(off.LRUCrawler, "lru_crawler_running", "lru_crawler_starts")
+	add(off.LRUMaintainer, "direct_reclaims", "evicted_active", "lru_bumps_dropped",
+		"lru_maintainer_juggles", "moves_to_cold", "moves_to_warm", "moves_within_lru")
+	add(off.SlabReassign, "slab_reassign_rescues", "slab_reassign_chunk_rescues",
+		"slab_reassign_evictions_nomem", "slab_reassign_inline_reclaim",
+		"slab_reassign_busy_items", "slab_reassign_busy_deletes", "slab_reassign_running", "slabs_moved")
+	add(off.MaxconnsFast, "rejected_connections")
+	return m
 }
 
 // zeros writes memcached fields that describe machinery shoal does not

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// statNamesOf returns the field names of "stats" at addr.
+func statNamesOf(t *testing.T, addr string) []string {
+	t.Helper()
+	var names []string
+	for _, l := range strings.Split(exchange(t, addr, "stats\r\n"), "\r\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "STAT" {
+			names = append(names, f[1])
+		}
+	}
+	return names
+}
+
+// omitted returns what base has and other lacks.
+func omitted(base, other []string) []string {
+	var out []string
+	for _, n := range base {
+		if !slices.Contains(other, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestStatsOffMatchesMemcached: memcached's -o no_lru_crawler,
+// no_lru_maintainer, no_slab_reassign, no_maxconns_fast and no_modern
+// take the counters of what they switch off out of stats (memcached's
+// t/stats.t counts the fields); shoal leaves out the same ones.
+func TestStatsOffMatchesMemcached(t *testing.T) {
+	mc, err := exec.LookPath("memcached")
+	if err != nil {
+		t.Skip("memcached not installed")
+	}
+	startMC := func(t *testing.T, opts ...string) string {
+		addr := freeAddr(t)
+		_, port, _ := strings.Cut(addr, ":")
+		cmd := exec.Command(mc, append([]string{"-u", "nobody", "-l", "127.0.0.1", "-U", "0", "-p", port}, opts...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitFor(t, 5*time.Second, "memcached to serve", func() (bool, string) {
+			_, err := textLines(addr, "version\r\n", 1)
+			return err == nil, ""
+		})
+		return addr
+	}
+	shoalBase := statNamesOf(t, startNode(t))
+	mcBase := statNamesOf(t, startMC(t))
+	for _, opt := range []string{"no_lru_crawler", "no_lru_maintainer", "no_slab_reassign", "no_maxconns_fast", "no_modern", "no_modern,lru_crawler"} {
+		t.Run(opt, func(t *testing.T) {
+			want := omitted(mcBase, statNamesOf(t, startMC(t, "-o", opt)))
+			got := omitted(shoalBase, statNamesOf(t, startNode(t, "-o", opt)))
+			if len(want) == 0 || !slices.Equal(got, want) {
+				t.Fatalf("-o %s: shoal leaves out %v, memcached %v", opt, got, want)
+			}
+		})
+	}
+}
