@@ -28,6 +28,7 @@ type options struct {
 	threads        int // 0: all cores
 	maxItemSize    int
 	noEvict        bool
+	noCAS          bool // -C
 	udpPort        int
 	allowShutdown  bool
 	disableFlush   bool
@@ -123,6 +124,7 @@ var flagSpecs = []flagSpec{
 	{'t', "threads", "<num>", "number of threads to use: event loops, with GOMAXPROCS one more; sets GOMAXPROCS with --conn-goroutines (default: all cores; a cluster node with event loops, one less)", func(o *options, v string) error { return intFlag(&o.threads, v, 1, 4096) }},
 	{'I', "max-item-size", "<num>", "max item size, with k or m suffix (default: 1m, min: 1k, max: 1024m)", func(o *options, v string) error { return sizeFlag(&o.maxItemSize, v) }},
 	{'M', "disable-evictions", "", "return error on memory exhausted instead of evicting", func(o *options, _ string) error { o.noEvict = true; return nil }},
+	{'C', "disable-cas", "", "disable use of CAS: every CAS is 0 and a command naming one answers EXISTS (standalone only: a cluster orders copies by CAS)", func(o *options, _ string) error { o.noCAS = true; return nil }},
 	{'A', "enable-shutdown", "", "enable the ascii \"shutdown\" command", func(o *options, _ string) error { o.allowShutdown = true; return nil }},
 	{'F', "disable-flush-all", "", "disable flush_all command", func(o *options, _ string) error { o.disableFlush = true; return nil }},
 	{'W', "disable-watch", "", "disable watch commands (live logging)", func(o *options, _ string) error { o.disableWatch = true; return nil }},

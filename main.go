@@ -102,6 +102,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			sasl = users
 		}
 	}
+	if o.noCAS && o.clustered() {
+		return errors.New("-C cannot be used in a cluster: the copies of a key are ordered by CAS")
+	}
 	if o.authFile != "" && o.binding == protocol.BindBinary {
 		return errors.New("you cannot allow the BINARY protocol while using ascii authentication tokens")
 	}
@@ -581,6 +584,7 @@ func settings(o options) [][2]string {
 		{"tcp_backlog", strconv.Itoa(o.backlog)},
 		{"auth_enabled_ascii", cmp.Or(o.authFile, "no")},
 		{"memory_file", cmp.Or(o.memoryFile, "(null)")},
+		{"cas_enabled", yesNo(!o.noCAS)},
 		{"maxconns_fast", yesNo(!o.off.MaxconnsFast)},
 		{"slab_reassign", yesNo(!o.off.SlabReassign)},
 		{"lru_crawler", yesNo(!o.off.LRUCrawler)},

@@ -16,6 +16,7 @@ func openStore(o options, log *slog.Logger, evicted func(key []byte, it store.It
 		MemoryLimit:  o.memoryMB << 20,
 		MaxItemSize:  o.maxItemSize,
 		NoEvict:      o.noEvict,
+		NoCAS:        o.noCAS,
 		GrowthFactor: o.growthFactor,
 		// A cluster orders the copies of a key by CAS (newest wins).
 		HybridCAS: o.clustered(),

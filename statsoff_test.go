@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os/exec"
 	"slices"
 	"strings"
@@ -64,5 +65,17 @@ func TestStatsOffMatchesMemcached(t *testing.T) {
 				t.Fatalf("-o %s: shoal leaves out %v, memcached %v", opt, got, want)
 			}
 		})
+	}
+}
+
+// TestNoCASStandaloneOnly: -C is refused in a cluster, whose copies are
+// ordered by CAS, and shown in stats settings standalone.
+func TestNoCASStandaloneOnly(t *testing.T) {
+	err := run(t.Context(), []string{"-p", "0", "-C", "--etcd", "http://127.0.0.1:1"}, io.Discard, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "-C cannot be used in a cluster") {
+		t.Fatalf("-C with --etcd: %v", err)
+	}
+	if out := exchange(t, startNode(t, "-C"), "stats settings\r\n"); !strings.Contains(out, "STAT cas_enabled no\r\n") {
+		t.Fatalf("stats settings with -C:\n%s", out)
 	}
 }

@@ -47,6 +47,9 @@ func startShoal(t testing.TB, args ...string) string {
 			cfg.MaxConns = n
 		case "-M":
 			scfg.NoEvict = true
+		case "-C":
+			scfg.NoCAS = true
+			cfg.Settings = append(cfg.Settings, [2]string{"cas_enabled", "no"})
 		case "-F":
 			cfg.DisableFlush = true
 		case "-A":

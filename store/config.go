@@ -61,6 +61,9 @@ func (c Config) Validate() error {
 	if !(d.GrowthFactor > 1 && d.GrowthFactor <= 2) {
 		return fmt.Errorf("%w: GrowthFactor %v outside (1, 2]", ErrConfig, d.GrowthFactor)
 	}
+	if d.NoCAS && d.HybridCAS {
+		return fmt.Errorf("%w: NoCAS with HybridCAS", ErrConfig)
+	}
 	if d.ReclaimInterval < 0 {
 		return fmt.Errorf("%w: negative ReclaimInterval", ErrConfig)
 	}

@@ -38,8 +38,13 @@ func (s *Store) FlushAll(delay int64) {
 	if delay > 0 {
 		live = now + delay - 1
 	}
+	if s.cfg.NoCAS {
+		// memcached without CAS: oldest_live = realtime(exptime), so
+		// what is written in the flush's second, after it too, goes.
+		live++
+	}
 	hz := &horizon{live: live}
-	if live <= now {
+	if live <= now && !s.cfg.NoCAS {
 		hz.cas, hz.exact = s.cas.Add(1), true
 	} else if old := s.flush.Load(); old != nil {
 		hz.cas = old.cas // memcached keeps oldest_cas across a delayed flush

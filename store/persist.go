@@ -32,6 +32,7 @@ type snapshot struct {
 	MaxItemSize  int
 	GrowthFactor float64
 	HybridCAS    bool
+	NoCAS        bool
 	PageSize     int
 	ChunkSizes   []int
 	FileSize     int64
@@ -164,6 +165,8 @@ func (s *Store) incompatible(snap *snapshot, fileSize, size int64) string {
 		return "item size limit changed"
 	case snap.GrowthFactor != s.cfg.GrowthFactor || snap.PageSize != s.geo.pageSize || !slices.Equal(snap.ChunkSizes, s.geo.chunkSizes):
 		return "slab sizes changed"
+	case snap.NoCAS != s.cfg.NoCAS:
+		return "CAS enabled or disabled (-C)"
 	case snap.HybridCAS != s.cfg.HybridCAS:
 		return "CAS mode changed (standalone and cluster)"
 	case snap.FileSize != size || fileSize != size:
@@ -272,6 +275,7 @@ func (s *Store) Save(path string) error {
 		MaxItemSize:  s.cfg.MaxItemSize,
 		GrowthFactor: s.cfg.GrowthFactor,
 		HybridCAS:    s.cfg.HybridCAS,
+		NoCAS:        s.cfg.NoCAS,
 		PageSize:     s.geo.pageSize,
 		ChunkSizes:   s.geo.chunkSizes,
 		FileSize:     int64(len(s.file)),

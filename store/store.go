@@ -222,6 +222,9 @@ func (s *Store) link(sh *shard, h, ref uint32, c hdr) {
 // counter past it, so a CAS this store hands out later is never one a
 // client may still hold for an older version of the item.
 func (s *Store) newCAS(want uint64) uint64 {
+	if s.cfg.NoCAS {
+		return 0
+	}
 	if want == 0 && s.cfg.HybridCAS {
 		return s.hybridCAS()
 	}

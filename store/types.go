@@ -41,6 +41,11 @@ type Config struct {
 	// than the time between the writes), and copies converge to the newest
 	// (SetOptions.Newer). False: memcached's counter from 1.
 	HybridCAS bool
+	// NoCAS hands out no CAS (memcached -C): every item's CAS is 0, so a
+	// write or delete that names one finds it changed (Exists), and
+	// flush_all goes by the second of each write, as memcached's does
+	// without CAS. Not with HybridCAS.
+	NoCAS bool
 	// GrowthFactor is the ratio between neighbouring chunk sizes (memcached
 	// -f). Zero means 1.08; otherwise it must be in (1, 2].
 	GrowthFactor float64
