@@ -116,7 +116,7 @@ type flagSpec struct {
 }
 
 var flagSpecs = []flagSpec{
-	{'p', "port", "<num>", "TCP port to listen on (default: 11211)", func(o *options, v string) error { return intFlag(&o.port, v, 0, 65535) }},
+	{'p', "port", "<num>", "TCP port to listen on (default: 11211; -1 or 0: any free port, written to $MEMCACHED_PORT_FILENAME when set)", func(o *options, v string) error { return intFlag(&o.port, v, -1, 65535) }},
 	{'U', "udp-port", "<num>", "UDP port; only 0 (off) is accepted: shoal serves TCP only", func(o *options, v string) error { return intFlag(&o.udpPort, v, 0, 65535) }},
 	{'l', "listen", "<addr>", "interfaces to listen on, comma separated (default: 127.0.0.1)", func(o *options, v string) error { o.listen = v; return nil }},
 	{'m', "memory-limit", "<num>", "item memory in megabytes (default: 64)", func(o *options, v string) error { return int64Flag(&o.memoryMB, v, 1, 1<<30) }},

@@ -152,6 +152,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	defer closeAll(lns)
+	if err := writePortFile(os.Getenv("MEMCACHED_PORT_FILENAME"), lns); err != nil {
+		return err
+	}
 	clientTLS, err := serveTLS(o, lns)
 	if err != nil {
 		return err
@@ -422,7 +425,7 @@ func listen(o options) ([]net.Listener, error) {
 		if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
 			network = "tcp4"
 		}
-		ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(o.port)))
+		ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(max(o.port, 0))))
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -432,6 +435,33 @@ func listen(o options) ([]net.Listener, error) {
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+// writePortFile writes the TCP ports listened on to path, one
+// "TCP INET: <port>" or "TCP INET6: <port>" line per listener, as
+// memcached does for $MEMCACHED_PORT_FILENAME (test harnesses read the
+// port of "-p -1" there); nothing when path is empty.
+func writePortFile(path string, lns []net.Listener) error {
+	if path == "" {
+		return nil
+	}
+	var b strings.Builder
+	for _, ln := range lns {
+		a, ok := ln.Addr().(*net.TCPAddr)
+		if !ok {
+			continue
+		}
+		family := "INET6"
+		if a.IP.To4() != nil {
+			family = "INET"
+		}
+		fmt.Fprintf(&b, "TCP %s: %d\n", family, a.Port)
+	}
+	tmp := path + ".lck"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0644); err != nil {
+		return fmt.Errorf("MEMCACHED_PORT_FILENAME: %w", err)
+	}
+	return os.Rename(tmp, path)
 }
 
 // listenUnix listens on a UNIX socket at path, replacing a socket left

@@ -2,7 +2,9 @@ package main
 
 import (
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -77,5 +79,22 @@ func TestNoCASStandaloneOnly(t *testing.T) {
 	}
 	if out := exchange(t, startNode(t, "-C"), "stats settings\r\n"); !strings.Contains(out, "STAT cas_enabled no\r\n") {
 		t.Fatalf("stats settings with -C:\n%s", out)
+	}
+}
+
+// TestPortFile: -p -1 listens on a free port, and $MEMCACHED_PORT_FILENAME
+// names a file that gets "TCP INET: <port>" per listener, as memcached's
+// (its t/issue_67.t and test harnesses read it).
+func TestPortFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ports")
+	t.Setenv("MEMCACHED_PORT_FILENAME", path)
+	addr := startNode(t, "-p", "-1")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	if got, want := string(b), "TCP INET: "+port+"\n"; got != want {
+		t.Fatalf("port file %q, want %q", got, want)
 	}
 }
