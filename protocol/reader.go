@@ -118,6 +118,19 @@ func (r *Reader) Buffered() int {
 	return max(0, r.end-r.start-r.swallow)
 }
 
+// InValue reports whether the Reader waits for the rest of a request whose
+// command line (or binary header) has arrived: a data block, or a refused
+// one it swallows (memcached's conn_nread).
+func (r *Reader) InValue() bool {
+	if r.swallow > 0 {
+		return true
+	}
+	if r.mode == modeBinary {
+		return r.end-r.start >= BinaryHeaderLen
+	}
+	return r.start < r.end && bytes.IndexByte(r.buf[r.start:r.end], '\n') >= 0
+}
+
 // Held reports the bytes of memory the Reader holds now.
 func (r *Reader) Held() int { return len(r.buf) }
 

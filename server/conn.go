@@ -49,6 +49,9 @@ type conn struct {
 	// coarse clock: as memcached counts idle_timeout, a connection that
 	// sends bytes but no whole command is idle.
 	last atomic.Int64
+	// phase is what stats conns shows as the state (phase.go); written
+	// by the connection's own goroutine, read by stats.
+	phase atomic.Uint32
 	// authed: the client passed -Y's authentication (Config.Auth).
 	authed bool
 	// more is a retrieval stopped for its replies to drain (getKeys).
@@ -125,12 +128,16 @@ func (cr connReader) Read(p []byte) (int, error) {
 		return 0, c.err
 	}
 	c.account()
+	c.waitInput()
 	if d := c.srv.cfg.IdleTimeout; d > 0 {
 		// From the last command, not the last byte: a client sending a
 		// byte a second is idle (memcached's count).
 		c.nc.SetReadDeadline(time.Unix(c.last.Load(), 0).Add(d + time.Second))
 	}
 	n, err := c.nc.Read(p)
+	if n > 0 {
+		c.phase.Store(phaseParse)
+	}
 	c.ctr.bytesRead.Add(int64(n))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		c.srv.idleKicks.Add(1)

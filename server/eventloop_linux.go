@@ -485,6 +485,7 @@ type fdReader struct{ c *conn }
 
 func (r fdReader) Read(p []byte) (int, error) {
 	c := r.c
+	c.waitInput()
 	if c.ev.drained || len(p) == 0 {
 		return 0, protocol.ErrAgain
 	}
@@ -494,6 +495,7 @@ func (r fdReader) Read(p []byte) (int, error) {
 		n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(c.ev.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch {
 		case e == 0 && n > 0:
+			c.phase.Store(phaseParse)
 			c.ctr.bytesRead.Add(int64(n))
 			// A short read emptied the socket: anything later brings a
 			// new edge. After a hang-up, read on to EOF.

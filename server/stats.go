@@ -1,8 +1,11 @@
 package server
 
 import (
+	"cmp"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -393,11 +396,12 @@ func (s *Server) connStats(w *statWriter, now int64) {
 		w.str("0:state", "conn_listening")
 		w.int("0:secs_since_last_cmd", now-since)
 	}
-	for c := range s.conns {
+	// In the order they came, as memcached lists them by descriptor.
+	for _, c := range slices.SortedFunc(maps.Keys(s.conns), func(a, b *conn) int { return cmp.Compare(a.id, b.id) }) {
 		p := strconv.FormatUint(c.id, 10) + ":"
 		w.str(p+"addr", connAddr(c.raddr))
 		w.str(p+"listen_addr", connAddr(c.laddr))
-		w.str(p+"state", "conn_parse_cmd")
+		w.str(p+"state", phaseNames[c.phase.Load()])
 		w.int(p+"secs_since_last_cmd", now-c.last.Load())
 	}
 }
