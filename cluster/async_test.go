@@ -56,7 +56,7 @@ func startRig(t *testing.T, peerAddr string, replicas int, cfg server.Config) *a
 	return &asyncRig{rt: rt, srv: srv, st: st, view: view, addr: addr}
 }
 
-func newStore(t *testing.T) *store.Store {
+func newStore(t testing.TB) *store.Store {
 	t.Helper()
 	st, err := store.New(store.Config{MemoryLimit: 4 << 20})
 	if err != nil {
@@ -66,7 +66,7 @@ func newStore(t *testing.T) *store.Store {
 }
 
 // serveCache serves cache on a loopback port until the test ends.
-func serveCache(t *testing.T, cfg server.Config, cache server.Cache) (*server.Server, string) {
+func serveCache(t testing.TB, cfg server.Config, cache server.Cache) (*server.Server, string) {
 	t.Helper()
 	srv, err := server.New(cfg, cache)
 	if err != nil {
