@@ -28,7 +28,11 @@ func (r *Router) localSet(rt *Route, key, value []byte, opt *store.SetOptions) (
 		res, it = r.st.Set(key, value, opt)
 		return res == store.Stored
 	})
-	r.wrote(rt, key, changed)
+	if opt != nil && (opt.Mode == store.ModeAppend || opt.Mode == store.ModePrepend) {
+		r.wrote(rt, key, changed) // the stored value is not value: read it back
+	} else {
+		r.wroteValue(rt, key, value, &it, changed)
+	}
 	return res, it
 }
 

@@ -22,8 +22,25 @@ func (r *Router) wrote(rt *Route, key []byte, changed bool) {
 	if !changed || r.cfg.Replicator == nil || !rt.primary() {
 		return
 	}
-	if targets := rt.targets(nil); len(targets) > 0 {
+	if targets := rt.targets(); len(targets) > 0 {
 		r.cfg.Replicator.Push(key, targets, r.stamped(rt, key))
+	}
+}
+
+// wroteValue is wrote for a write that stored value whole under key as it
+// (a set, add, replace or cas: not append or prepend, whose result the
+// store assembled): the push is made from what the write returned, with
+// no read-back of the store. A later write of the key pushes its own
+// result, with a larger CAS, and the replica keeps the newer (versions.go).
+func (r *Router) wroteValue(rt *Route, key, value []byte, it *store.Item, changed bool) {
+	if !changed || r.cfg.Replicator == nil || !rt.primary() {
+		return
+	}
+	if targets := rt.targets(); len(targets) > 0 {
+		r.cfg.Replicator.Push(key, targets, repl.Item{
+			Value: value, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary,
+			Epoch: uint64(rt.View().Epoch), Seq: r.nextSeq(rt.shard),
+		})
 	}
 }
 

@@ -108,16 +108,14 @@ func (rt *Route) member() *member {
 // skipped. Only then are its local writes replicated.
 func (rt *Route) primary() bool { return rt.local && len(rt.owners) > 0 }
 
-// targets appends to dst the key's other owners that have a client in
-// rt's view: the replicas a write this node serves (primary) is pushed to.
-func (rt *Route) targets(dst []repl.Target) []repl.Target {
-	for i, name := range rt.owners {
-		if i == rt.at {
-			continue // this node
-		}
-		if m := rt.ps.get(name); m != nil {
-			dst = append(dst, repl.Target{Name: m.name, Addr: m.addr})
-		}
+// targets is the key's other owners that have a client in rt's view: the
+// replicas a write this node serves (primary) is pushed to. It is computed
+// once per view and shard (peerSet.targets), shared: not to be modified.
+// When this node serves as primary, owners[at] is this node, which has no
+// client, so these are the owners but the serving one.
+func (rt *Route) targets() []repl.Target {
+	if rt.shard < len(rt.ps.targets) {
+		return rt.ps.targets[rt.shard]
 	}
-	return dst
+	return nil
 }

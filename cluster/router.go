@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"shoal/gossip"
 	"shoal/peer"
+	"shoal/repl"
 	"shoal/store"
 	"shoal/tomb"
 )
@@ -149,6 +151,44 @@ type Router struct {
 type peerSet struct {
 	view   *View // nil before the first
 	byName map[string]*member
+	// targets, by shard: the shard's owners in view that have a client
+	// (every owner but this node), in ring order; the replicas a write
+	// this node serves as primary goes to (Route.targets).
+	targets [][]repl.Target
+}
+
+// replTargets computes ps.targets from ps.view and ps.byName: one slice per
+// shard, all in one backing array.
+func replTargets(ps *peerSet) [][]repl.Target {
+	v := ps.view
+	if v == nil || v.Ring == nil || len(ps.byName) == 0 {
+		return nil
+	}
+	n := v.Ring.NumShards()
+	out := make([][]repl.Target, n)
+	var all []repl.Target
+	for s := range n {
+		for _, name := range v.Ring.Owners(s) {
+			if m := ps.byName[name]; m != nil {
+				all = append(all, repl.Target{Name: m.name, Addr: m.addr})
+			}
+		}
+	}
+	all = slices.Clip(all)
+	i := 0
+	for s := range n {
+		j := i
+		for _, name := range v.Ring.Owners(s) {
+			if ps.byName[name] != nil {
+				j++
+			}
+		}
+		if j > i {
+			out[s] = all[i:j:j]
+		}
+		i = j
+	}
+	return out
 }
 
 // member is one other node: its client and its counters. Counters survive

@@ -23,8 +23,8 @@ func (r *Router) applyCopy(key, value []byte, so *store.SetOptions) (store.Resul
 	if so.NewCAS == 0 {
 		return r.st.Set(key, value, so)
 	}
-	unlock := r.tombs.Lock(key)
-	defer unlock()
+	mu := r.tombs.Lock(key)
+	defer mu.Unlock()
 	if r.tombs.Covers(key, so.NewCAS) {
 		return store.NotStored, store.Item{}
 	}
@@ -45,8 +45,8 @@ func (r *Router) deleteVersioned(key []byte, opt *store.DeleteOptions, d uint64)
 	if o.Invalidate {
 		return r.st.Delete(key, &o)
 	}
-	unlock := r.tombs.Lock(key)
-	defer unlock()
+	mu := r.tombs.Lock(key)
+	defer mu.Unlock()
 	o.Before = r.st.Stamp(d)
 	res, it := r.st.Delete(key, &o)
 	if res == store.Deleted || d != 0 {

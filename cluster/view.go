@@ -94,6 +94,7 @@ func (r *Router) apply() {
 		}
 		ps.byName[m.Name] = &member{name: m.Name, addr: m.PeerAddr, client: c}
 	}
+	ps.targets = replTargets(ps)
 	r.peers.Store(ps)
 	r.mu.Unlock()
 	r.w.kick() // the warm-up transition claimed pulls by the view published now

@@ -81,13 +81,15 @@ func New(cfg Config) *Table {
 	return &Table{cfg: cfg, seed: maphash.MakeSeed(), m: make(map[string]rec)}
 }
 
-// Lock locks key's stripe and returns its unlock: the caller applies a
-// copy of key (checking Covers first) or records and applies a delete of
-// key while holding it, so that the two never interleave.
-func (t *Table) Lock(key []byte) (unlock func()) {
+// Lock locks key's stripe and returns it, for the caller to unlock: the
+// caller applies a copy of key (checking Covers first) or records and
+// applies a delete of key while holding it, so that the two never
+// interleave. (The mutex rather than its Unlock method value: that would
+// allocate on every copy applied.)
+func (t *Table) Lock(key []byte) *sync.Mutex {
 	mu := &t.locks[maphash.Bytes(t.seed, key)%stripes]
 	mu.Lock()
-	return mu.Unlock
+	return mu
 }
 
 // Put records a delete of key at version cas; a tombstone already held

@@ -115,13 +115,13 @@ func TestLockSerializes(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 1000 {
-				unlock := tb.Lock(key)
+				mu := tb.Lock(key)
 				held++
 				if held != 1 {
 					bad++
 				}
 				held--
-				unlock()
+				mu.Unlock()
 			}
 		})
 	}
