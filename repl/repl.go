@@ -5,10 +5,18 @@
 // names. It does not know rings or routing decisions: the caller (the
 // cluster router) tells it the key, the targets and the item.
 //
-// Each peer has a bounded queue and one sender goroutine that takes what is
-// queued in batches and sends them as pipelined peer.Client calls. Push
-// never blocks: when a peer's queue is full the entry is dropped and
-// counted. What travels is the result, not the operation: a value with its
+// Each peer has a bounded queue (Config.QueueLen entries and
+// Config.QueueBytes bytes, what is being sent included) and one sender
+// goroutine that takes what is queued in batches and sends them as
+// pipelined asynchronous peer.Client calls (SetAsync, DeleteAsync: one
+// Flush per batch, no goroutine per entry), waiting for the batch's
+// replies before the next. Push never blocks: when a peer's queue is full
+// the new entry is dropped, counted and told to Config.Missed. Push copies
+// the key and value once, into a pooled buffer shared by the entries for
+// every target and given back when the last of them is done with; it
+// finds each peer's queue without a replicator-wide lock (the links are an
+// immutable map swapped on change). A batch sends one entry per key: the
+// one with the newest CAS (the last queued when either has none). What travels is the result, not the operation: a value with its
 // client flags, absolute expiry and CAS (ms F T E, E being shoal's peer
 // extension for an explicit new CAS), or a delete (md). A replica thus
 // holds the primary's CAS, and a client's gets token still works after the
@@ -30,9 +38,11 @@
 package repl
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sort"
 	"sync"
@@ -50,6 +60,12 @@ var ErrConfig = errors.New("repl: bad config")
 type Config struct {
 	// QueueLen bounds each peer's queue. Zero means 65536.
 	QueueLen int
+	// QueueBytes bounds the bytes held for each peer: the keys and values
+	// of the entries queued and being sent, plus EntryOverhead each, so
+	// that a slow or stalled replica holds a bounded amount of memory. A
+	// push that would exceed it is dropped as one that finds the queue
+	// full. Zero means 64 MiB.
+	QueueBytes int64
 	// BatchLen bounds the entries a sender takes at once. Zero means 256.
 	BatchLen int
 	// Peer is the template for each peer's client; Addr comes from the
@@ -73,13 +89,18 @@ type Config struct {
 	// peer's answer: dropped from a full queue, or unanswered (or refused
 	// as stale) maxTries times. Not of what Discard empties. The caller
 	// owes peer those writes (cluster's hints). Called from Push and the
-	// senders, concurrently; it must not block and must not retain key.
+	// senders, concurrently; it must not block and must not retain key
+	// or it.Value.
 	Missed func(peer string, key []byte, it Item)
 }
 
+// EntryOverhead is what a queued entry costs besides its key and value,
+// in bytes: the unit Config.QueueBytes counts in.
+const EntryOverhead = 128
+
 // Validate reports a config the replicator cannot use.
 func (c Config) Validate() error {
-	if c.QueueLen < 0 || c.BatchLen < 0 || c.RetryAfter < 0 {
+	if c.QueueLen < 0 || c.QueueBytes < 0 || c.BatchLen < 0 || c.RetryAfter < 0 {
 		return fmt.Errorf("%w: negative size or duration", ErrConfig)
 	}
 	return nil
@@ -112,10 +133,13 @@ type PeerStats struct {
 	Peer     string
 	Queued   int    // entries waiting now
 	Sent     uint64 // entries the peer acknowledged
-	Dropped  uint64 // entries dropped because the queue was full
+	Dropped  uint64 // entries dropped because the queue was full (QueueLen or QueueBytes)
 	Failures uint64 // entries discarded: refused by the peer, or unanswered maxTries times
 	Retries  uint64 // sends the peer did not answer, queued again
 	Stale    uint64 // sends the peer refused as older than its view, to be refreshed and sent again
+	// Bytes is what the entries queued and being sent hold now, as
+	// Config.QueueBytes counts it.
+	Bytes int64
 	// Lag is the age of the oldest entry not yet acknowledged; 0 when
 	// nothing is pending.
 	Lag time.Duration
@@ -125,12 +149,41 @@ type PeerStats struct {
 	LagSeq int
 }
 
+// buf is one push's copy of its key and value, shared by the entries
+// queued for each of its targets and back in bufPool when the last of them
+// is done with it.
+type buf struct {
+	b    []byte
+	refs atomic.Int32
+}
+
+var bufPool = sync.Pool{New: func() any { return new(buf) }}
+
+// maxPooled: a larger buffer goes to the garbage collector, not the pool.
+const maxPooled = 64 << 10
+
+func (b *buf) release() {
+	if b.refs.Add(-1) == 0 && cap(b.b) <= maxPooled {
+		bufPool.Put(b)
+	}
+}
+
 type entry struct {
 	key   []byte
 	it    Item
+	buf   *buf  // holds key and, unless refreshed since, it.Value
+	size  int64 // what it counts against QueueBytes
 	at    int64 // enqueue time, unix nanoseconds
 	tries int   // sends the peer did not answer or refused as stale
 	stale bool  // refused as stale: ask Config.Refresh before sending again
+}
+
+// done gives up e's share of its buffer.
+func (e *entry) done() {
+	if e.buf != nil {
+		e.buf.release()
+		e.buf = nil
+	}
 }
 
 // maxTries is how many times an entry is sent to a peer that does not
@@ -144,12 +197,14 @@ type link struct {
 	name, addr string
 	client     *peer.Client
 
-	mu       sync.Mutex
-	q        []entry // ring buffer of cap QueueLen
-	head, n  int
-	inflight int64 // enqueue time of the oldest entry being sent; 0: none
-	sending  int   // entries being sent
-	wake     chan struct{}
+	mu           sync.Mutex
+	q            []entry // ring buffer of cap QueueLen
+	head, n      int
+	bytes        int64 // held by the queued entries
+	sendingBytes int64 // held by the entries being sent
+	inflight     int64 // enqueue time of the oldest entry being sent; 0: none
+	sending      int   // entries being sent
+	wake         chan struct{}
 
 	sent, dropped, failures, retries, stale atomic.Uint64
 	started                                 bool
@@ -161,11 +216,14 @@ type Replicator struct {
 	cfg Config
 	log *slog.Logger
 
+	// links is every peer's link by name: an immutable map, replaced
+	// (under mu) when a link is added or moves, read without a lock.
+	links  atomic.Pointer[map[string]*link]
+	closed atomic.Bool
+
 	mu      sync.Mutex
-	links   map[string]*link
 	ctx     context.Context // set by Run; nil before
 	cancel  context.CancelFunc
-	closed  bool
 	stop    bool // Run is stopping: start no sender
 	senders sync.WaitGroup
 	done    chan struct{} // closed by Close
@@ -179,6 +237,9 @@ func New(cfg Config) (*Replicator, error) {
 	if cfg.QueueLen == 0 {
 		cfg.QueueLen = 65536
 	}
+	if cfg.QueueBytes == 0 {
+		cfg.QueueBytes = 64 << 20
+	}
 	if cfg.BatchLen == 0 {
 		cfg.BatchLen = 256
 	}
@@ -191,37 +252,42 @@ func New(cfg Config) (*Replicator, error) {
 	if cfg.Peer.Logger == nil {
 		cfg.Peer.Logger = cfg.Logger
 	}
-	return &Replicator{cfg: cfg, log: cfg.Logger, links: map[string]*link{}, done: make(chan struct{})}, nil
+	r := &Replicator{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	r.links.Store(&map[string]*link{})
+	return r, nil
 }
 
 // Push queues the item for every target. It never blocks: an entry that
 // does not fit a target's queue is dropped and counted. key and it.Value
-// are copied.
+// are copied (once, whatever the number of targets); neither targets
+// nor they are retained.
 func (r *Replicator) Push(key []byte, targets []Target, it Item) {
 	if len(targets) == 0 {
 		return
 	}
-	now := time.Now().UnixNano()
-	buf := make([]byte, len(key)+len(it.Value))
-	copy(buf, key)
-	copy(buf[len(key):], it.Value)
-	e := entry{key: buf[:len(key):len(key)], it: it, at: now}
-	e.it.Value = buf[len(key):]
+	b := bufPool.Get().(*buf)
+	n := len(key) + len(it.Value)
+	if cap(b.b) < n {
+		b.b = make([]byte, n)
+	}
+	b.b = b.b[:n]
+	copy(b.b, key)
+	copy(b.b[len(key):], it.Value)
+	b.refs.Store(int32(len(targets)))
+	e := entry{key: b.b[:len(key):len(key)], it: it, buf: b, size: int64(n) + EntryOverhead, at: time.Now().UnixNano()}
+	e.it.Value = b.b[len(key):n:n]
 	for _, t := range targets {
 		l := r.link(t)
 		if l == nil {
+			b.release()
 			continue
 		}
-		l.mu.Lock()
-		if l.n == len(l.q) {
-			l.mu.Unlock()
+		if !l.enqueue(e, r.cfg.QueueBytes) {
 			l.dropped.Add(1)
 			r.missed(l, &e)
+			b.release()
 			continue
 		}
-		l.q[(l.head+l.n)%len(l.q)] = e
-		l.n++
-		l.mu.Unlock()
 		select {
 		case l.wake <- struct{}{}:
 		default:
@@ -229,15 +295,33 @@ func (r *Replicator) Push(key []byte, targets []Target, it Item) {
 	}
 }
 
+// enqueue queues e at the tail unless the queue is full (entries or
+// bytes); it reports whether it did.
+func (l *link) enqueue(e entry, maxBytes int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n == len(l.q) || l.bytes+l.sendingBytes+e.size > maxBytes {
+		return false
+	}
+	l.q[(l.head+l.n)%len(l.q)] = e
+	l.n++
+	l.bytes += e.size
+	return true
+}
+
 // link returns the link to t, creating it (and, once running, its sender)
-// on first use or when the peer's address changed.
+// on first use or when the peer's address changed; nil once closed.
 func (r *Replicator) link(t Target) *link {
+	if l := (*r.links.Load())[t.Name]; l != nil && l.addr == t.Addr && !r.closed.Load() {
+		return l
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closed.Load() {
 		return nil
 	}
-	l := r.links[t.Name]
+	links := *r.links.Load()
+	l := links[t.Name]
 	if l != nil && l.addr == t.Addr {
 		return l
 	}
@@ -258,15 +342,27 @@ func (r *Replicator) link(t Target) *link {
 		nl.retries.Store(l.retries.Load())
 		nl.stale.Store(l.stale.Load())
 		l.mu.Lock()
-		for i := 0; i < l.n && i < len(nl.q); i++ {
-			nl.q[i] = l.q[(l.head+i)%len(l.q)]
+		for i := 0; i < l.n; i++ {
+			e := &l.q[(l.head+i)%len(l.q)]
+			if i < len(nl.q) {
+				nl.q[i] = *e
+				nl.bytes += e.size
+			} else {
+				e.done()
+			}
+			*e = entry{}
 		}
 		nl.n = min(l.n, len(nl.q))
-		l.n = 0
+		l.n, l.bytes = 0, 0
 		l.mu.Unlock()
 		l.client.Close()
 	}
-	r.links[t.Name] = nl
+	next := make(map[string]*link, len(links)+1)
+	for name, o := range links {
+		next[name] = o
+	}
+	next[t.Name] = nl
+	r.links.Store(&next)
 	if r.ctx != nil {
 		r.start(nl)
 	}
@@ -275,7 +371,7 @@ func (r *Replicator) link(t Target) *link {
 
 // start runs l's sender; r.mu is held.
 func (r *Replicator) start(l *link) {
-	if l.started || r.stop || r.closed {
+	if l.started || r.stop || r.closed.Load() {
 		return
 	}
 	l.started = true
@@ -287,12 +383,12 @@ func (r *Replicator) start(l *link) {
 // after every sender has stopped.
 func (r *Replicator) Run(ctx context.Context) error {
 	r.mu.Lock()
-	if r.closed || r.ctx != nil {
+	if r.closed.Load() || r.ctx != nil {
 		r.mu.Unlock()
 		return errors.New("repl: Run called twice or after Close")
 	}
 	r.ctx, r.cancel = context.WithCancel(ctx)
-	for _, l := range r.links {
+	for _, l := range *r.links.Load() {
 		r.start(l)
 	}
 	rctx := r.ctx
@@ -327,20 +423,19 @@ func (r *Replicator) Drain(ctx context.Context) bool {
 	return true
 }
 
-// linkList is a snapshot of the links, taken under r.mu.
+// linkList is a snapshot of the links.
 func (r *Replicator) linkList() []*link {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	links := make([]*link, 0, len(r.links))
-	for _, l := range r.links {
-		links = append(links, l)
+	links := *r.links.Load()
+	out := make([]*link, 0, len(links))
+	for _, l := range links {
+		out = append(out, l)
 	}
-	return links
+	return out
 }
 
 // idle reports whether no link has an entry queued or being sent.
 func (r *Replicator) idle() bool {
-	for _, l := range r.linkList() {
+	for _, l := range *r.links.Load() {
 		l.mu.Lock()
 		busy := l.n > 0 || l.sending > 0
 		l.mu.Unlock()
@@ -355,17 +450,17 @@ func (r *Replicator) idle() bool {
 // every peer client. It is idempotent.
 func (r *Replicator) Close() error {
 	r.mu.Lock()
-	if r.closed {
+	if r.closed.Load() {
 		r.mu.Unlock()
 		return nil
 	}
-	r.closed = true
+	r.closed.Store(true)
 	r.stop = true
 	close(r.done)
 	if r.cancel != nil {
 		r.cancel()
 	}
-	links := r.links
+	links := *r.links.Load()
 	r.mu.Unlock()
 	r.senders.Wait()
 	for _, l := range links {
@@ -378,10 +473,7 @@ func (r *Replicator) Close() error {
 // again after a cut, and a connection from before may stay silent for
 // seconds. What was in flight is sent again.
 func (r *Replicator) Reset(peer string) {
-	r.mu.Lock()
-	l := r.links[peer]
-	r.mu.Unlock()
-	if l != nil {
+	if l := (*r.links.Load())[peer]; l != nil {
 		l.client.Reset()
 	}
 }
@@ -390,12 +482,14 @@ func (r *Replicator) Reset(peer string) {
 // caller found that they predate a pause of this process, during which
 // the peers may have taken newer writes for the same keys.
 func (r *Replicator) Discard() {
-	links := r.linkList()
-	for _, l := range links {
+	for _, l := range *r.links.Load() {
 		l.mu.Lock()
 		n := l.n
+		for i := range n {
+			l.q[(l.head+i)%len(l.q)].done()
+		}
 		clear(l.q)
-		l.head, l.n = 0, 0
+		l.head, l.n, l.bytes = 0, 0, 0
 		l.mu.Unlock()
 		l.dropped.Add(uint64(n))
 	}
@@ -403,14 +497,57 @@ func (r *Replicator) Discard() {
 
 // current reports whether l is still the link to its peer.
 func (r *Replicator) current(l *link) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.links[l.name] == l
+	return (*r.links.Load())[l.name] == l
+}
+
+// sender is one link's sender state, reused batch after batch.
+type sender struct {
+	r     *Replicator
+	l     *link
+	batch []entry
+	reqs  []req   // one per batch entry: its asynchronous request
+	slots []int32 // open-addressing table of batch index + 1 by key, for keeping one entry per key
+	seed  maphash.Seed
+	again []entry
+	// pending counts the batch's requests not yet answered, plus one
+	// while they are being queued; the one that brings it to zero signals
+	// wake.
+	pending atomic.Int32
+	wake    chan struct{}
+}
+
+// req is one entry's request: the peer client's handler for its reply.
+type req struct {
+	s    *sender
+	keep bool // the entry this batch sends for its key
+	sent bool // a request went out for it
+	err  error
+}
+
+func (q *req) SetDone(_ peer.Result, _ uint64, err error) { q.err = err; q.s.done() }
+func (q *req) DeleteDone(_ peer.Result, err error)        { q.err = err; q.s.done() }
+
+func (s *sender) done() {
+	if s.pending.Add(-1) == 0 {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // send is l's sender: it takes batches off the queue and sends them.
 func (r *Replicator) send(ctx context.Context, l *link) {
-	batch := make([]entry, 0, r.cfg.BatchLen)
+	n := r.cfg.BatchLen
+	slots := 16
+	for slots < 2*n {
+		slots *= 2
+	}
+	s := &sender{r: r, l: l, batch: make([]entry, 0, n), reqs: make([]req, n), slots: make([]int32, slots),
+		seed: maphash.MakeSeed(), wake: make(chan struct{}, 1)}
+	for i := range s.reqs {
+		s.reqs[i].s = s
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -421,15 +558,15 @@ func (r *Replicator) send(ctx context.Context, l *link) {
 			if !r.current(l) {
 				return
 			}
-			batch = l.take(batch[:0], r.cfg.BatchLen)
-			if len(batch) == 0 {
+			s.batch = l.take(s.batch[:0], n)
+			if len(s.batch) == 0 {
 				break
 			}
-			ok := r.sendBatch(ctx, l, batch)
+			ok := s.sendBatch(ctx)
 			l.mu.Lock()
-			l.inflight, l.sending = 0, 0
+			l.inflight, l.sending, l.sendingBytes = 0, 0, 0
 			l.mu.Unlock()
-			clear(batch)
+			clear(s.batch)
 			if !ok {
 				select {
 				case <-ctx.Done():
@@ -442,7 +579,8 @@ func (r *Replicator) send(ctx context.Context, l *link) {
 }
 
 // requeue puts es back at the head of the queue, in order, ahead of
-// everything queued since (which is newer); it returns how many fit.
+// everything queued since (which is newer); it returns how many fit. Their
+// bytes move from the batch being sent back to the queue.
 func (l *link) requeue(es []entry) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -451,6 +589,8 @@ func (l *link) requeue(es []entry) int {
 		l.head = (l.head - 1 + len(l.q)) % len(l.q)
 		l.q[l.head] = es[i]
 		l.n++
+		l.bytes += es[i].size
+		l.sendingBytes -= es[i].size
 		kept++
 	}
 	return kept
@@ -461,7 +601,10 @@ func (l *link) take(batch []entry, max int) []entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for l.n > 0 && len(batch) < max {
-		batch = append(batch, l.q[l.head])
+		e := l.q[l.head]
+		batch = append(batch, e)
+		l.bytes -= e.size
+		l.sendingBytes += e.size
 		l.q[l.head] = entry{}
 		l.head = (l.head + 1) % len(l.q)
 		l.n--
@@ -473,26 +616,59 @@ func (l *link) take(batch []entry, max int) []entry {
 	return batch
 }
 
-// sendBatch sends a batch as concurrent (pipelined) requests. Only the
-// last entry for a key is sent: each entry is a result, so a later one
-// supersedes an earlier one, and sending one per key keeps them in order.
-// It reports false when an entry went back to the queue: the peer did not
-// answer it, or refused it as stale.
-func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool {
-	last := make(map[string]int, len(batch))
-	for i, e := range batch {
-		last[string(e.key)] = i
+// newer reports whether entry a, queued after b for the same key,
+// supersedes it: it has the newer CAS, or either has none (then the
+// later queued wins).
+func newer(a, b *entry) bool {
+	return a.it.CAS == 0 || b.it.CAS == 0 || a.it.CAS >= b.it.CAS
+}
+
+// pick marks in s.reqs the entry of the batch to send for each key: each
+// entry is a result, so the newest supersedes the others, and sending
+// one per key keeps them in order.
+func (s *sender) pick() {
+	clear(s.slots)
+	mask := len(s.slots) - 1
+	for i := range s.batch {
+		s.reqs[i].keep = false
+		key := s.batch[i].key
+		for p := int(maphash.Bytes(s.seed, key)) & mask; ; p = (p + 1) & mask {
+			j := int(s.slots[p]) - 1
+			if j < 0 {
+				s.slots[p] = int32(i + 1)
+				break
+			}
+			if bytes.Equal(s.batch[j].key, key) {
+				if newer(&s.batch[i], &s.batch[j]) {
+					s.slots[p] = int32(i + 1)
+				}
+				break
+			}
+		}
 	}
-	var wg sync.WaitGroup
-	var down atomic.Bool
-	var mu sync.Mutex
-	var again []entry // unanswered or stale, in batch order
-	failed := make([]bool, len(batch))
-	stale := make([]bool, len(batch))
+	for _, v := range s.slots {
+		if v > 0 {
+			s.reqs[v-1].keep = true
+		}
+	}
+}
+
+// sendBatch sends s.batch as asynchronous (pipelined) requests, one per
+// key (pick), flushed together, and waits for their replies. An entry
+// whose request cannot be queued (no live connection) is sent
+// synchronously, which dials; when that finds the peer not answering, the
+// batch's other entries that cannot be queued fail with the same error
+// rather than wait in turn. It reports false when an entry went back to
+// the queue: the peer did not answer it, or refused it as stale.
+func (s *sender) sendBatch(ctx context.Context) bool {
+	r, l, batch := s.r, s.l, s.batch
+	s.pick()
+	s.pending.Store(1)
+	var connErr error // the peer did not answer a synchronous send
 	for i := range batch {
-		e := &batch[i]
-		if last[string(e.key)] != i {
-			l.sent.Add(1) // superseded by a later entry of the batch
+		e, q := &batch[i], &s.reqs[i]
+		q.sent, q.err = false, nil
+		if !q.keep {
 			continue
 		}
 		if e.stale {
@@ -502,64 +678,109 @@ func (r *Replicator) sendBatch(ctx context.Context, l *link, batch []entry) bool
 			}
 			e.it = it
 		}
-		wg.Go(func() {
-			var err error
-			if e.it.Deleted {
-				_, err = l.client.Delete(ctx, e.key, peer.DeleteOptions{NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq})
-			} else {
-				_, _, err = l.client.Set(ctx, e.key, e.it.Value, peer.SetOptions{
-					Flags: e.it.Flags, TTL: protocol.MetaTTL(e.it.Exptime), NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq,
-					KeyBinary: e.it.KeyBinary,
-				})
+		q.sent = true
+		s.pending.Add(1)
+		var err error
+		if e.it.Deleted {
+			err = l.client.DeleteAsync(e.key, peer.DeleteOptions{NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq}, q)
+		} else {
+			err = l.client.SetAsync(e.key, e.it.Value, setOptions(&e.it), q)
+		}
+		if err != nil { // not queued, q will not be called
+			s.pending.Add(-1)
+			switch {
+			case connErr != nil:
+				q.err = connErr
+			case e.it.Deleted:
+				_, q.err = l.client.Delete(ctx, e.key, peer.DeleteOptions{NewCAS: e.it.CAS, Epoch: e.it.Epoch, Seq: e.it.Seq})
+			default:
+				_, _, q.err = l.client.Set(ctx, e.key, e.it.Value, setOptions(&e.it))
 			}
-			if err != nil {
-				if errors.Is(err, peer.ErrStaleEpoch) && r.cfg.Refresh != nil {
-					l.stale.Add(1)
-					mu.Lock()
-					stale[i] = true
-					mu.Unlock()
-					return
-				}
-				if errors.Is(err, peer.ErrReply) {
-					l.failures.Add(1) // the peer's answer: sending again changes nothing
-					return
-				}
-				down.Store(true)
-				mu.Lock()
-				failed[i] = true
-				mu.Unlock()
-				return
+			if unanswered(q.err) {
+				connErr = q.err
 			}
-			l.sent.Add(1)
-		})
+		}
 	}
-	wg.Wait()
-	for i, e := range batch {
-		if !failed[i] && !stale[i] {
+	l.client.Flush()
+	s.done()
+	select {
+	case <-s.wake:
+	case <-ctx.Done():
+		return false // stopping: what is queued is discarded
+	}
+	down := false
+	s.again = s.again[:0]
+	for i := range batch {
+		e, q := &batch[i], &s.reqs[i]
+		if !q.sent {
+			if !q.keep {
+				l.sent.Add(1) // superseded by a newer entry of the batch
+			}
+			e.done()
 			continue
+		}
+		err := q.err
+		q.err = nil
+		var stale bool
+		switch {
+		case err == nil:
+			l.sent.Add(1)
+			e.done()
+			continue
+		case errors.Is(err, peer.ErrStaleEpoch) && r.cfg.Refresh != nil:
+			l.stale.Add(1)
+			stale = true
+		case errors.Is(err, peer.ErrReply):
+			l.failures.Add(1) // the peer's answer: sending again changes nothing
+			e.done()
+			continue
+		default:
+			down = true
 		}
 		if e.tries+1 >= maxTries {
 			l.failures.Add(1)
-			r.missed(l, &e)
+			r.missed(l, e)
+			e.done()
 			continue
 		}
 		e.tries++
-		e.stale = stale[i]
-		again = append(again, e)
-		if failed[i] {
+		e.stale = stale
+		s.again = append(s.again, *e)
+		if !stale {
 			l.retries.Add(1)
 		}
 	}
-	if n := l.requeue(again); n < len(again) {
-		l.dropped.Add(uint64(len(again) - n))
-		for i := range len(again) - n { // requeue keeps the tail
-			r.missed(l, &again[i])
+	if n := l.requeue(s.again); n < len(s.again) {
+		l.dropped.Add(uint64(len(s.again) - n))
+		for i := range len(s.again) - n { // requeue keeps the tail
+			r.missed(l, &s.again[i])
+			s.again[i].done()
 		}
 	}
-	if down.Load() {
+	clear(s.again)
+	if down {
 		r.log.Debug("replication peer did not answer", "peer", l.name)
 	}
-	return !down.Load() && len(again) == 0
+	return !down && len(s.again) == 0
+}
+
+// unanswered reports whether err says the peer (or its connection) did
+// not answer, rather than anything about the entry.
+func unanswered(err error) bool {
+	for _, e := range []error{peer.ErrDown, peer.ErrTimeout, peer.ErrConnLost, peer.ErrHandshake, peer.ErrClosed, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// setOptions are the peer set options that replicate it.
+func setOptions(it *Item) peer.SetOptions {
+	return peer.SetOptions{
+		Flags: it.Flags, TTL: protocol.MetaTTL(it.Exptime), NewCAS: it.CAS, Epoch: it.Epoch, Seq: it.Seq,
+		KeyBinary: it.KeyBinary,
+	}
 }
 
 // missed tells Config.Missed that e will not reach l.
@@ -581,7 +802,7 @@ func (r *Replicator) Stats() []PeerStats {
 		if oldest == 0 && l.n > 0 {
 			oldest = l.q[l.head].at
 		}
-		s := PeerStats{Peer: l.name, Queued: l.n, LagSeq: l.n + l.sending}
+		s := PeerStats{Peer: l.name, Queued: l.n, LagSeq: l.n + l.sending, Bytes: l.bytes + l.sendingBytes}
 		l.mu.Unlock()
 		if oldest != 0 {
 			s.Lag = time.Duration(now - oldest)
