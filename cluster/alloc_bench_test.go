@@ -24,6 +24,7 @@ type replRig struct {
 	rp          *repl.Replicator
 	view        *View
 	applied     <-chan uint64 // the CAS of each replicated set the replica applied
+	timer       *time.Timer
 }
 
 func startReplRig(tb testing.TB) *replRig {
@@ -60,7 +61,7 @@ func startReplRig(tb testing.TB) *replRig {
 	}
 	rt.apply()
 	tb.Cleanup(func() { rt.Close() })
-	return &replRig{rt: rt, replica: replica, st: st, pst: pst, rp: rp, view: view, applied: applied}
+	return &replRig{rt: rt, replica: replica, st: st, pst: pst, rp: rp, view: view, applied: applied, timer: time.NewTimer(time.Hour)}
 }
 
 // signalCache is a replica's PeerCache that tells the CAS of every
@@ -99,14 +100,15 @@ func (g *replRig) setReplicated(tb testing.TB, key, val []byte, opt *store.SetOp
 	if res != store.Stored || err != nil {
 		tb.Fatalf("set: %v %v", res, err)
 	}
-	timeout := time.After(10 * time.Second)
+	g.timer.Reset(10 * time.Second) // (a time.After would allocate)
+	defer g.timer.Stop()
 	for {
 		select {
 		case cas := <-g.applied:
 			if cas >= it.CAS {
 				return
 			}
-		case <-timeout:
+		case <-g.timer.C:
 			tb.Fatalf("replica never got %s", key)
 		}
 	}

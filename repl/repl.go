@@ -13,7 +13,7 @@
 // replies before the next. Push never blocks: when a peer's queue is full
 // the new entry is dropped, counted and told to Config.Missed. Push copies
 // the key and value once, into a pooled buffer shared by the entries for
-// every target and given back when the last of them is done with; it
+// every target and reused when the last of them is done with; it
 // finds each peer's queue without a replicator-wide lock (the links are an
 // immutable map swapped on change). A batch sends one entry per key: the
 // one with the newest CAS (the last queued when either has none). What travels is the result, not the operation: a value with its
@@ -150,21 +150,63 @@ type PeerStats struct {
 }
 
 // buf is one push's copy of its key and value, shared by the entries
-// queued for each of its targets and back in bufPool when the last of them
-// is done with it.
+// queued for each of its targets and given back (putBuf) when the last of
+// them is done with it.
 type buf struct {
 	b    []byte
 	refs atomic.Int32
 }
 
-var bufPool = sync.Pool{New: func() any { return new(buf) }}
+// Buffers are reused: those of up to maxSmall bytes through a free list
+// of at most freeLen (a channel: unlike a sync.Pool it survives garbage
+// collections and GOMAXPROCS changes, so a steady stream of pushes
+// allocates nothing once it holds as many buffers as are in flight; it
+// keeps at most freeLen*maxSmall bytes), larger ones up to maxPooled
+// through a sync.Pool; larger still go to the garbage collector.
+const (
+	maxSmall  = 16 << 10
+	freeLen   = 1024
+	maxPooled = 1 << 20
+)
 
-// maxPooled: a larger buffer goes to the garbage collector, not the pool.
-const maxPooled = 64 << 10
+var (
+	freeBufs = make(chan *buf, freeLen)
+	bigBufs  sync.Pool // *buf
+)
+
+// getBuf returns a buffer of n bytes.
+func getBuf(n int) *buf {
+	var b *buf
+	if n <= maxSmall {
+		select {
+		case b = <-freeBufs:
+		default:
+		}
+	} else if v := bigBufs.Get(); v != nil {
+		b = v.(*buf)
+	}
+	if b == nil {
+		b = new(buf)
+	}
+	if cap(b.b) < n {
+		b.b = make([]byte, n, max(n, 256, min(2*cap(b.b), maxSmall)))
+	}
+	b.b = b.b[:n]
+	return b
+}
 
 func (b *buf) release() {
-	if b.refs.Add(-1) == 0 && cap(b.b) <= maxPooled {
-		bufPool.Put(b)
+	if b.refs.Add(-1) != 0 {
+		return
+	}
+	switch c := cap(b.b); {
+	case c <= maxSmall:
+		select {
+		case freeBufs <- b:
+		default:
+		}
+	case c <= maxPooled:
+		bigBufs.Put(b)
 	}
 }
 
@@ -265,12 +307,8 @@ func (r *Replicator) Push(key []byte, targets []Target, it Item) {
 	if len(targets) == 0 {
 		return
 	}
-	b := bufPool.Get().(*buf)
 	n := len(key) + len(it.Value)
-	if cap(b.b) < n {
-		b.b = make([]byte, n)
-	}
-	b.b = b.b[:n]
+	b := getBuf(n)
 	copy(b.b, key)
 	copy(b.b[len(key):], it.Value)
 	b.refs.Store(int32(len(targets)))

@@ -317,3 +317,80 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("dead peer: Missed told %d times, Drain took %v; want once, well under 10 s", missed.Load(), took)
 	}
 }
+
+// TestBatchSendsNewest: of the entries for one key in a batch, the one
+// with the newest CAS is sent, even when an older one was queued after it
+// (two writes of the key racing to push their results).
+func TestBatchSendsNewest(t *testing.T) {
+	st, addr := startServer(t)
+	r, err := repl.New(repl.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := []repl.Target{{Name: "b", Addr: addr}}
+	// Queued before Run: one batch.
+	r.Push([]byte("k"), to, repl.Item{Value: []byte("new"), CAS: 200})
+	r.Push([]byte("k"), to, repl.Item{Value: []byte("old"), CAS: 100})
+	r.Push([]byte("j"), to, repl.Item{Value: []byte("old"), CAS: 300})
+	r.Push([]byte("j"), to, repl.Item{Value: []byte("new"), CAS: 400})
+	run(t, r)
+	waitFor(t, "every entry sent", func() bool { return stat(r, "b").Sent == 4 })
+	for k, cas := range map[string]uint64{"k": 200, "j": 400} {
+		if it, v, res := st.Get([]byte(k), nil, nil); res != store.Hit || string(v) != "new" || it.CAS != cas {
+			t.Errorf("%s on the peer: %v %q cas %d, want new cas %d", k, res, v, it.CAS, cas)
+		}
+	}
+}
+
+// TestQueueBytes: a replica that stops reading cannot make what is held
+// for it exceed Config.QueueBytes: what does not fit is dropped, counted
+// and told to Missed; with a replica that answers, nothing stays held.
+func TestQueueBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() { // accepts, never reads nor answers
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { nc.Close() })
+		}
+	}()
+	const max = 64 << 10
+	var missed atomic.Int32
+	r, err := repl.New(repl.Config{QueueBytes: max, BatchLen: 8, Missed: func(string, []byte, repl.Item) { missed.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	to := []repl.Target{{Name: "stalled", Addr: ln.Addr().String()}}
+	val := make([]byte, 4<<10)
+	const n = 200
+	for i := range n {
+		r.Push(fmt.Appendf(nil, "k%d", i), to, repl.Item{Value: val})
+		if s := stat(r, "stalled"); s.Bytes > max {
+			t.Fatalf("after %d pushes: %d bytes held, bound %d", i+1, s.Bytes, max)
+		}
+	}
+	s := stat(r, "stalled")
+	if s.Dropped == 0 || s.Dropped+uint64(s.LagSeq) != n || int(missed.Load()) != int(s.Dropped) {
+		t.Fatalf("stats %+v, Missed told %d; want drops, each told, the rest held", s, missed.Load())
+	}
+
+	st, addr := startServer(t)
+	live := []repl.Target{{Name: "live", Addr: addr}}
+	for i := range 10 { // what fits
+		r.Push(fmt.Appendf(nil, "k%d", i), live, repl.Item{Value: val})
+	}
+	waitFor(t, "every entry sent", func() bool { return stat(r, "live").Sent == 10 })
+	if s := stat(r, "live"); s.Bytes != 0 || s.Dropped != 0 {
+		t.Fatalf("live peer: stats %+v, want nothing held or dropped", s)
+	}
+	if _, v, res := st.Get([]byte("k9"), nil, nil); res != store.Hit || len(v) != len(val) {
+		t.Fatalf("k9 on the live peer: %v, %d bytes", res, len(v))
+	}
+}
