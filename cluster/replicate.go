@@ -9,8 +9,9 @@ import (
 
 // Replicator receives the result of every write this node applies as the
 // serving owner of a key, with the key's other owners as targets.
-// *repl.Replicator implements it. Push must not block or retain key or
-// it.Value.
+// *repl.Replicator implements it. Push must not block, must not retain
+// key or it.Value, and must neither retain nor modify targets (shared by
+// every write on the shard in the view: peerSet.targets).
 type Replicator interface {
 	Push(key []byte, targets []repl.Target, it repl.Item)
 }
