@@ -19,6 +19,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/testutil"
 	"shoal/ring"
 )
 
@@ -38,7 +39,7 @@ func startEtcdProc(t testing.TB) *etcdProc {
 	if err != nil {
 		t.Skip("etcd binary not installed (apt package etcd-server): ", err)
 	}
-	client, peer := freeAddr(t), freeAddr(t)
+	client, peer := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cu, pu := "http://"+client, "http://"+peer
 	cmd := exec.Command(bin,
 		"--name", "shoal-test",
@@ -143,9 +144,9 @@ func runNode(t testing.TB, name, addr string, cmd *exec.Cmd) *proc {
 // startPeerNode starts a clustered node on fresh client and peer ports.
 func startPeerNode(t testing.TB, endpoints, name string, extra ...string) *pnode {
 	t.Helper()
-	n := &pnode{peerAddr: freeAddr(t)}
+	n := &pnode{peerAddr: testutil.FreeAddr(t)}
 	n.args = append([]string{"--peer", n.peerAddr}, extra...)
-	n.proc = startNodeAt(t, endpoints, name, freeAddr(t), n.args...)
+	n.proc = startNodeAt(t, endpoints, name, testutil.FreeAddr(t), n.args...)
 	return n
 }
 
@@ -160,7 +161,7 @@ func (n *pnode) restart(t testing.TB, endpoints string) {
 	}
 	// The ports were released by the old process; wait until the client
 	// port is free to bind (it should be at once).
-	waitFor(t, 5*time.Second, n.name+"'s client port free for the restart", func() (bool, string) {
+	testutil.WaitUntil(t, 5*time.Second, n.name+"'s client port free for the restart", func() (bool, string) {
 		l, err := net.Listen("tcp", n.addr)
 		if err != nil {
 			return false, err.Error()
@@ -231,7 +232,7 @@ func waitReplicated(t testing.TB, nodes []*pnode, keys []string, value func(stri
 	for i, n := range nodes {
 		peers[i] = mc(n.peerAddr, 1)
 	}
-	waitFor(t, timeout, "every key on two nodes", func() (bool, string) {
+	testutil.WaitUntil(t, timeout, "every key on two nodes", func() (bool, string) {
 		counts := make(map[string]int, len(keys))
 		for i, p := range peers {
 			got, err := p.GetMulti(keys)

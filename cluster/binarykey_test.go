@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // TestBinaryKeyTravels: a key a client sent base64-encoded (meta b) stays
@@ -25,7 +27,7 @@ func TestBinaryKeyTravels(t *testing.T) {
 		want := "VA 1 b k" + k // memcached returns the flags in request order: b, then k
 		for _, n := range []*fullNode{a, b} {
 			var got string
-			waitFor(t, func() bool { got = metaLine(t, n.peerAt, "mg "+k+" b k v\r\n"); return !strings.HasPrefix(got, "EN") })
+			testutil.WaitFor(t, 5*time.Second, n.name+" to hold "+k, func() bool { got = metaLine(t, n.peerAt, "mg "+k+" b k v\r\n"); return !strings.HasPrefix(got, "EN") })
 			if got != want && got != "VA 1 k"+k+" b" {
 				t.Fatalf("%s's store answers %q for %q, want the key base64-encoded with b", n.name, got, raw)
 			}

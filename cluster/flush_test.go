@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/testutil"
 	"shoal/store"
 )
 
@@ -27,7 +29,7 @@ func TestFlushAllReachesEveryNode(t *testing.T) {
 	// Both nodes own every shard (two nodes, two replicas): wait for b's copies.
 	for i := range n {
 		k := []byte(fmt.Sprintf("fl-%d", i))
-		waitFor(t, func() bool { _, _, res := b.st.Get(k, nil, nil); return res == store.Hit })
+		testutil.WaitFor(t, 5*time.Second, "b to hold "+string(k), func() bool { _, _, res := b.st.Get(k, nil, nil); return res == store.Hit })
 	}
 	if err := ca.FlushAll(); err != nil {
 		t.Fatal(err)

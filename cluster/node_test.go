@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -10,16 +9,6 @@ import (
 	"shoal/etcdsync"
 	"shoal/gossip"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // TestNodesShareOneView runs two nodes in-process against a real etcd and
 // real memberlist: both must end on the same epoch, the same ring and see

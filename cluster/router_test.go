@@ -15,6 +15,7 @@ import (
 	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testutil"
 	"shoal/ring"
 	"shoal/server"
 	"shoal/store"
@@ -275,7 +276,7 @@ func (f *fakeMembers) Changed() <-chan struct{}        { return f.changed }
 // then marked down) in favour of the next owner; with no owner left a
 // write fails and a read misses. No view yet means local service.
 func TestRouterFailover(t *testing.T) {
-	gone := freeAddr(t) // nothing listens here: connects are refused
+	gone := testutil.FreeAddr(t) // nothing listens here: connects are refused
 	members := []etcdsync.Member{{Name: "gone", PeerAddr: gone}, {Name: "self"}}
 	ringOf := func(replicas int) *View {
 		r, err := ring.New(ring.Config{Shards: 16, Replicas: replicas}, []string{"gone", "self"}, 1)
@@ -348,7 +349,7 @@ func TestRouterFailover(t *testing.T) {
 // connection goes to each key's next owner, or is a miss when none is left;
 // the hits still come in key order.
 func TestRouterMultiGetFailover(t *testing.T) {
-	gone := freeAddr(t)
+	gone := testutil.FreeAddr(t)
 	members := []etcdsync.Member{{Name: "gone", PeerAddr: gone}, {Name: "self"}}
 	st, err := store.New(store.Config{MemoryLimit: 4 << 20})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testutil"
 	"shoal/peer"
 	"shoal/repl"
 	"shoal/server"
@@ -234,7 +235,7 @@ func TestWarmAfterPause(t *testing.T) {
 		k := []byte(fmt.Sprintf("wp-%d", i))
 		// Both copies in place: no push of "old" is still on its way.
 		for _, n := range []*fullNode{a, b} {
-			waitFor(t, func() bool { _, _, res := n.st.Get(k, nil, nil); return res == store.Hit })
+			testutil.WaitFor(t, 5*time.Second, n.name+" to hold "+string(k), func() bool { _, _, res := n.st.Get(k, nil, nil); return res == store.Hit })
 		}
 		if i == 0 {
 			b.st.Delete(k, nil)
@@ -246,7 +247,7 @@ func TestWarmAfterPause(t *testing.T) {
 	// the next tick, whichever comes first.
 	a.router.tick.Store(a.router.mono() - int64(time.Hour))
 	ca.Get("wp-1")
-	waitFor(t, func() bool { return a.router.pauses.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "a pause on a's router", func() bool { return a.router.pauses.Load() == 1 })
 	for i := range n {
 		k := fmt.Sprintf("wp-%d", i)
 		it, err := ca.Get(k)
@@ -268,16 +269,5 @@ func TestWarmAfterPause(t *testing.T) {
 			t.Fatalf("a's store holds %q (%v) for %s after warm-up (owners %v; pulled %d dropped %d read through %d)", v, res, k,
 				vw.Ring.Owners(vw.Ring.Shard(k)), a.router.w.pulled.Load(), a.router.w.dropped.Load(), a.router.w.fetched.Load())
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
