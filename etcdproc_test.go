@@ -64,25 +64,20 @@ func startEtcdProc(t testing.TB) *etcdProc {
 		}
 	})
 	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := hc.Get(cu + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return e
-			}
-		}
+	testutil.WaitUntil(t, 20*time.Second, "etcd healthy", func() (bool, string) {
 		select {
 		case <-e.done:
 			t.Fatalf("etcd exited at start: %s", e.stderr.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd not healthy after 20 s: %v", err)
+		resp, err := hc.Get(cu + "/health")
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
+	return e
 }
 
 func (e *etcdProc) endpoints() string { return "http://" + e.client }

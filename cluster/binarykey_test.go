@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 )
 
@@ -15,7 +16,7 @@ import (
 // marked so on every owner, whether it got there forwarded or
 // replicated: meta k on either node's own store returns it encoded.
 func TestBinaryKeyTravels(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)

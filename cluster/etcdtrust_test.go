@@ -15,8 +15,8 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"shoal/devetcd"
 	"shoal/gossip"
+	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/server"
 )
@@ -30,11 +30,7 @@ import (
 // records are counted; and a real node joining afterwards becomes an owner
 // and serves, its first view already holding the others.
 func TestEtcdNotTrusted(t *testing.T) {
-	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
+	etcd := testetcd.Start(t)
 	a := startRoutedNode(t, etcd, "a", server.Config{})
 	b := startRoutedNode(t, etcd, "b", server.Config{})
 	waitRing(t, []*routedNode{a, b}, "a", "b")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/store"
 )
@@ -15,7 +16,7 @@ import (
 // TestFlushAllReachesEveryNode: flush_all through one node empties the
 // stores of all of them, as a client of the cluster expects.
 func TestFlushAllReachesEveryNode(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)

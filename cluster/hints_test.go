@@ -9,6 +9,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/server"
 	"shoal/store"
@@ -162,7 +163,7 @@ func TestReverifyOnReturn(t *testing.T) {
 // writes of it, whatever its own pull got: the counters show the
 // hand-back, and the newcomer holds the newest copy of every key.
 func TestViewChangeOwes(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
@@ -200,7 +201,7 @@ const pairReplTimeout = 200 * time.Millisecond
 // by owner, named with prefix, to "old" through a; ca is a's client.
 func startPairOld(t *testing.T, owner, prefix string, n int) (a, b *fullNode, keys []string, ca *memcache.Client) {
 	t.Helper()
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	opts := fullOpts{proxy: true, replTimeout: pairReplTimeout}
 	a = startFullNodeWith(t, etcd, "a", opts)
 	b = startFullNodeWith(t, etcd, "b", opts)

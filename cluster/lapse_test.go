@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"shoal/devetcd"
+	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/store"
 )
@@ -102,7 +103,7 @@ func TestWarmAfterLapse(t *testing.T) {
 // route by the view with both and warm nothing.
 func startPair(t *testing.T) (*devetcd.Server, *fullNode, *fullNode) {
 	t.Helper()
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)

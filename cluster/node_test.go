@@ -5,20 +5,16 @@ import (
 	"testing"
 	"time"
 
-	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testetcd"
 )
 
 // TestNodesShareOneView runs two nodes in-process against a real etcd and
 // real memberlist: both must end on the same epoch, the same ring and see
 // each other alive; the first node's settings win.
 func TestNodesShareOneView(t *testing.T) {
-	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close) // after the nodes' cleanups: they deregister first
+	etcd := testetcd.Start(t) // closed after the nodes' cleanups: they deregister first
 	start := func(name string, replicas int) *Node {
 		n, err := New(Config{
 			Etcd: etcdsync.Config{

@@ -10,6 +10,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"shoal/gossip"
+	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/store"
 )
@@ -22,7 +23,7 @@ import (
 // served after the recovery, reading through from the owner that stood
 // in, so the client sees the value, not a miss.
 func TestPausedPeerAnswers(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)

@@ -13,6 +13,7 @@ import (
 	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/peer"
 	"shoal/repl"
@@ -128,59 +129,37 @@ func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOp
 // them alive.
 func waitMembers(t *testing.T, nodes ...*fullNode) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok := true
+	testutil.WaitFor(t, 20*time.Second, "the nodes to converge", func() bool {
 		var epoch int64
 		for _, a := range nodes {
 			v := a.router.View()
 			if v == nil || len(v.Members) != len(nodes) || (epoch != 0 && v.Epoch != epoch) {
-				ok = false
-				break
+				return false
 			}
 			epoch = v.Epoch
 			for _, b := range nodes {
 				if a != b && a.node.Health(b.name) != gossip.Alive {
-					ok = false
+					return false
 				}
 			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nodes did not converge")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true
+	})
 }
 
 func waitWarm(t *testing.T, n *fullNode) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.router.w.active.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d shards still warming", n.name, n.router.w.active.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func startEtcd(t *testing.T) *devetcd.Server {
-	t.Helper()
-	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
-	return etcd
+	testutil.WaitUntil(t, 10*time.Second, n.name+" to finish warming", func() (bool, string) {
+		active := n.router.w.active.Load()
+		return active == 0, fmt.Sprintf("%d shards still warming", active)
+	})
 }
 
 // TestWarmJoin: a node that joins a cluster with data answers for its new
 // shards at once with no miss (read-through while it pulls), then holds
 // its copy of every key it owns.
 func TestWarmJoin(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	waitMembers(t, a)
 	ca := memcache.New(a.addr)
@@ -215,7 +194,7 @@ func TestWarmJoin(t *testing.T) {
 // TestWarmAfterPause: a node that notices it was paused drops what it held
 // and serves what the others hold now, never its older value.
 func TestWarmAfterPause(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)

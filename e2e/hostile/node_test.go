@@ -57,16 +57,16 @@ func start(t testing.TB, name, bin string, args ...string) *server {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := command(s.addr, "version\r\n"); err == nil {
-			return s
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s stderr: %s", name, s.stderr.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start: %s", name, s.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	testutil.WaitUntil(t, 20*time.Second, name+" to answer version", func() (bool, string) {
+		_, err := command(s.addr, "version\r\n")
+		return err == nil, fmt.Sprint(err)
+	})
+	return s
 }
 
 // memKB reads a field (VmRSS, VmHWM) of the process's /proc status, in KiB.
