@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // TestASCIIAuth: with -Y, a connection's first command must be a set of
@@ -23,14 +25,14 @@ func TestASCIIAuth(t *testing.T) {
 	os.WriteFile(file, []byte("alice:secret\nbob:pw2\n"), 0600)
 	servers := map[string]string{"shoal": startNode(t, "-Y", file)}
 	if _, err := os.Stat("/usr/bin/memcached"); err == nil {
-		port := freePortNum(t)
+		port := testutil.FreePort(t)
 		cmd := exec.Command("/usr/bin/memcached", "-u", "root", "-U", "0", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-Y", file)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		servers["memcached"] = "127.0.0.1:" + strconv.Itoa(port)
-		waitFor(t, 5*time.Second, "memcached", func() (bool, string) {
+		testutil.WaitUntil(t, 5*time.Second, "memcached", func() (bool, string) {
 			c, err := net.Dial("tcp", servers["memcached"])
 			if err == nil {
 				c.Close()
@@ -103,14 +105,4 @@ func exchange(t *testing.T, addr, req string) string {
 			return string(out)
 		}
 	}
-}
-
-func freePortNum(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -21,6 +21,8 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/ring"
 )
 
@@ -109,14 +111,14 @@ func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond
 // value; "from-send" adds the set's round trip. Each b.N iteration is
 // lagSamplesPerOp measured writes.
 func BenchmarkReplicationLag(b *testing.B) {
-	etcd := startEtcd(b)
+	etcd := testetcd.Start(b)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	names := []string{"n1", "n2", "n3"}
 	nodes := make([]*pnode, len(names))
 	for i, name := range names {
 		nodes[i] = startPeerNode(b, endpoints, name, "--replicas", "2", "--lease-ttl", "25")
 	}
-	waitFor(b, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
+	testutil.WaitUntil(b, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
 	st := clusterStats(nodes[0].addr)
 	r, err := ring.New(ring.Config{Replicas: 2}, names, 0)
 	if err != nil {
@@ -149,7 +151,7 @@ func BenchmarkReplicationLag(b *testing.B) {
 	if err := primary.Set(&memcache.Item{Key: keys[0].name, Value: []byte("probe")}); err != nil {
 		b.Fatal(err)
 	}
-	waitFor(b, 5*time.Second, "probe key on its computed primary and replica", func() (bool, string) {
+	testutil.WaitUntil(b, 5*time.Second, "probe key on its computed primary and replica", func() (bool, string) {
 		var seen []string
 		for i, n := range nodes {
 			it, err := mc(n.peerAddr, 1).Get(keys[0].name)
@@ -284,7 +286,7 @@ func BenchmarkJoinHitRatioDip(b *testing.B) {
 		window  = 500 * time.Millisecond
 		after   = 20 * time.Second
 	)
-	etcd := startEtcd(b)
+	etcd := testetcd.Start(b)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	flags := []string{"--replicas", "2", "-m", "64", "--lease-ttl", "10"}
 	names := []string{"n1", "n2", "n3"}
@@ -292,7 +294,7 @@ func BenchmarkJoinHitRatioDip(b *testing.B) {
 	for i, name := range names {
 		nodes[i] = startPeerNode(b, endpoints, name, flags...)
 	}
-	waitFor(b, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
+	testutil.WaitUntil(b, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
 
 	z := newZipf(nkeys, 0.99)
 	var hits, misses, errs atomic.Int64

@@ -12,6 +12,9 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 )
 
 // TestClusterEtcdNotTrusted (issue 11): three real processes against a
@@ -24,16 +27,16 @@ import (
 // cluster` and /metrics. A real node joining afterwards becomes an owner
 // and serves.
 func TestClusterEtcdNotTrusted(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
-	httpAddr := freeAddr(t)
+	httpAddr := testutil.FreeAddr(t)
 	names := []string{"n1", "n2", "n3"}
 	nodes := []*pnode{
 		startPeerNode(t, endpoints, "n1", "--replicas", "2", "--http", httpAddr),
 		startPeerNode(t, endpoints, "n2", "--replicas", "2"),
 		startPeerNode(t, endpoints, "n3", "--replicas", "2"),
 	}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
 	rssBefore := make([]int64, len(nodes))
 	for i, n := range nodes {
 		rssBefore[i] = rssKB(t, n.cmd.Process.Pid)
@@ -56,7 +59,7 @@ func TestClusterEtcdNotTrusted(t *testing.T) {
 	for i, val := range junk {
 		put(fmt.Sprintf("/shoal/members/junk-%d", i), val)
 	}
-	refused := freeAddr(t)
+	refused := testutil.FreeAddr(t)
 	silent := make([]string, 5)
 	for i := range silent {
 		l, err := net.Listen("tcp", "127.0.0.1:0") // never accepts: connections hang
@@ -109,7 +112,7 @@ func TestClusterEtcdNotTrusted(t *testing.T) {
 	n4 := startPeerNode(t, endpoints, "n4", "--replicas", "2")
 	nodes = append(nodes, n4)
 	names = append(names, "n4")
-	waitFor(t, 20*time.Second, "converged with n4", func() (bool, string) { return converged(procsOf(nodes), names...) })
+	testutil.WaitUntil(t, 20*time.Second, "converged with n4", func() (bool, string) { return converged(procsOf(nodes), names...) })
 	want["cluster_members"] = "4"
 	waitStats(t, nodes, want)
 	if st := clusterStats(nodes[0].addr); st["member:n4:primary_shards"] == "0" || st["member:n4:primary_shards"] == "" {
@@ -121,7 +124,7 @@ func TestClusterEtcdNotTrusted(t *testing.T) {
 // waitStats waits until every node's "stats cluster" has the values want.
 func waitStats(t *testing.T, nodes []*pnode, want map[string]string) {
 	t.Helper()
-	waitFor(t, 20*time.Second, "stats cluster as wanted", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "stats cluster as wanted", func() (bool, string) {
 		for _, n := range nodes {
 			st := clusterStats(n.addr)
 			for k, v := range want {

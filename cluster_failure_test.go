@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 )
 
 // threeNodes starts n1 n2 n3 with --replicas 2 and the extra flags on the
@@ -27,7 +30,7 @@ func threeNodes(t *testing.T, endpoints string, extra ...string) []*pnode {
 	for i, name := range names {
 		nodes[i] = startPeerNode(t, endpoints, name, append([]string{"--replicas", "2"}, extra...)...)
 	}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
 	return nodes
 }
 
@@ -52,7 +55,7 @@ func TestClusterPausedNode(t *testing.T) {
 }
 
 func testPausedNode(t *testing.T, untilDead bool) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	nodes := threeNodes(t, strings.Join(etcd.Endpoints(), ","), "--lease-ttl", "25")
 	clients := clientsOf(nodes)
 	keys := testKeys("pkey", 300)
@@ -151,7 +154,7 @@ pass:
 	}
 
 	if untilDead {
-		waitFor(t, 30*time.Second, "n2 dead in n1's gossip", func() (bool, string) {
+		testutil.WaitUntil(t, 30*time.Second, "n2 dead in n1's gossip", func() (bool, string) {
 			st := clusterStats(nodes[0].addr)
 			return st != nil && st["member:n2:health"] == "dead", fmt.Sprint(st["member:n2:health"])
 		})
@@ -247,7 +250,7 @@ pass:
 // TestClusterRollingRestart (design scenario 3): graceful stop and rolling
 // restart of every node: zero misses on warm keys.
 func TestClusterRollingRestart(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	nodes := threeNodes(t, endpoints, "--lease-ttl", "5")
 	names := []string{"n1", "n2", "n3"}
@@ -359,7 +362,7 @@ func TestClusterRollingRestart(t *testing.T) {
 		restartAt := time.Since(started)
 		n.restart(t, endpoints)
 		t.Logf("%s: exited 0 after %s; new process started at %s", stepName[i+1], ms(exitIn), ms(restartAt))
-		waitFor(t, 20*time.Second, "converged after restarting "+n.name, func() (bool, string) {
+		testutil.WaitUntil(t, 20*time.Second, "converged after restarting "+n.name, func() (bool, string) {
 			return converged(procsOf(nodes), names...)
 		})
 		convergedIn := time.Since(stepStart)
@@ -526,7 +529,7 @@ func TestClusterEtcdPaused(t *testing.T) {
 	// The views seen on the way are logged when they change.
 	var afterViews []string
 	lastView := ""
-	waitFor(t, 20*time.Second, "re-converged (same epoch, 3 members, unfenced) after etcd resumed", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "re-converged (same epoch, 3 members, unfenced) after etcd resumed", func() (bool, string) {
 		var parts []string
 		for _, n := range nodes {
 			st := clusterStats(n.addr)

@@ -5,7 +5,6 @@ package main
 // etcdproc_test.go and cluster_failure_test.go.
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -17,7 +16,8 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"shoal/devetcd"
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 )
 
 // TestClusterPartitionedNode (design scenario 5): n3 is cut off from etcd,
@@ -41,11 +41,7 @@ func TestClusterPartitionedNode(t *testing.T) {
 func testPartitionedNode(t *testing.T, long bool) {
 	nn := newNetnsNet(t, 3)
 	start := time.Now()
-	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), nn.BridgeIP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
+	etcd := testetcd.StartOn(t, nn.BridgeIP())
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 
 	names := []string{"n1", "n2", "n3"}
@@ -57,7 +53,7 @@ func testPartitionedNode(t *testing.T, long bool) {
 		n.proc = runNode(t, name, addr, nn.Command(i, shoalBinary(t), nodeArgs(endpoints, name, addr, n.args...)...))
 		nodes[i] = n
 	}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), names...) })
 	t.Logf("3 nodes converged %s after start", ms(time.Since(start)))
 
 	// Keys and what happens to them while n3 is away: i%4 == 0 is
@@ -84,7 +80,7 @@ func testPartitionedNode(t *testing.T, long bool) {
 	cut := time.Now()
 	t.Logf("n3 cut off %s after start", ms(cut.Sub(start)))
 	live := procsOf(nodes[:victim])
-	waitFor(t, 20*time.Second, "n1 and n2 converged without n3", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "n1 and n2 converged without n3", func() (bool, string) {
 		return converged(live, "n1", "n2")
 	})
 	without := time.Now()
@@ -144,7 +140,7 @@ func testPartitionedNode(t *testing.T, long bool) {
 	}
 	t.Logf("n3's view %s after the cut: %s", ms(time.Since(cut)), n3view())
 	if long {
-		waitFor(t, 30*time.Second, "n3 fenced, with n1 and n2 dead in its gossip", func() (bool, string) {
+		testutil.WaitUntil(t, 30*time.Second, "n3 fenced, with n1 and n2 dead in its gossip", func() (bool, string) {
 			v := n3view()
 			return strings.Contains(v, "fenced=1 n1=dead n2=dead"), v
 		})
@@ -240,14 +236,14 @@ func testPartitionedNode(t *testing.T, long bool) {
 			}
 		})
 	}
-	waitFor(t, 30*time.Second, "converged again after the heal", func() (bool, string) {
+	testutil.WaitUntil(t, 30*time.Second, "converged again after the heal", func() (bool, string) {
 		return converged(procsOf(nodes), names...)
 	})
 	convergedAt.Store(int64(time.Since(healed)))
 	t.Logf("converged %s after the heal: %s", ms(time.Since(healed)), func() string { _, s := converged(procsOf(nodes), names...); return s }())
 	// n3 found that the cluster went on without it (its router recovers
 	// on its next request or tick), and nobody else did.
-	waitFor(t, 5*time.Second, "n3's lapse recovered from, and no other", func() (bool, string) {
+	testutil.WaitUntil(t, 5*time.Second, "n3's lapse recovered from, and no other", func() (bool, string) {
 		var seen []string
 		ok := true
 		for i, n := range nodes {

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 )
 
 // TestClusterWarmRestart: a node stopped by SIGUSR1 with -e comes back
@@ -20,14 +23,14 @@ import (
 // through any node returns an overwritten value, a deleted key or a
 // flushed one.
 func TestClusterWarmRestart(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	dir := t.TempDir()
 	args := func(name string) []string {
 		return []string{"-e", filepath.Join(dir, name), "--restore-margin", "1", "--replicas", "2"}
 	}
 	procs := []*proc{startProc(t, etcd, "n1", args("n1")...), startProc(t, etcd, "n2", args("n2")...), startProc(t, etcd, "n3", args("n3")...)}
 	all := []string{"n1", "n2", "n3"}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, all...) })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, all...) })
 	mc := memcache.New(procs[0].addr)
 	const n = 600
 	want := map[string]string{}
@@ -59,11 +62,11 @@ func TestClusterWarmRestart(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "n3.meta")); err != nil {
 			t.Fatalf("no metadata saved: %v", err)
 		}
-		waitFor(t, 10*time.Second, "n1 and n2 alone", func() (bool, string) { return converged(procs[:2], "n1", "n2") })
+		testutil.WaitUntil(t, 10*time.Second, "n1 and n2 alone", func() (bool, string) { return converged(procs[:2], "n1", "n2") })
 		between()
 		procs[2] = startProc(t, etcd, "n3", args("n3")...)
 		var st map[string]string
-		waitFor(t, 20*time.Second, "n3 back and warm", func() (bool, string) {
+		testutil.WaitUntil(t, 20*time.Second, "n3 back and warm", func() (bool, string) {
 			if ok, seen := converged(procs, all...); !ok {
 				return false, seen
 			}

@@ -24,6 +24,8 @@ import (
 	"shoal/devetcd"
 	"shoal/internal/statsread"
 	"shoal/internal/testbin"
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/ring"
 )
 
@@ -43,27 +45,6 @@ func TestMain(m *testing.M) {
 // shoalBinary is the shoal command, built once for the whole test run.
 func shoalBinary(t testing.TB) string { return testbin.Path(t) }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startEtcd runs a real etcd in the test process on free loopback ports.
-func startEtcd(t testing.TB) *devetcd.Server {
-	t.Helper()
-	srv, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // proc is one shoal process.
 type proc struct {
 	name, addr string
@@ -75,7 +56,7 @@ type proc struct {
 // startProc runs shoal as node name on a free port, joined to etcd.
 func startProc(t testing.TB, etcd *devetcd.Server, name string, extra ...string) *proc {
 	t.Helper()
-	return startNodeAt(t, strings.Join(etcd.Endpoints(), ","), name, freeAddr(t), extra...)
+	return startNodeAt(t, strings.Join(etcd.Endpoints(), ","), name, testutil.FreeAddr(t), extra...)
 }
 
 func (p *proc) signal(sig syscall.Signal) {
@@ -91,23 +72,6 @@ func clusterStats(addr string) map[string]string { return statsread.Dial(addr, "
 
 // clusterStatsOn asks for "stats cluster" on c, then closes it.
 func clusterStatsOn(c net.Conn) map[string]string { return statsread.On(c, "cluster") }
-
-// waitFor polls cond until it holds or the timeout passes; cond explains
-// what it saw so a failure says why.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still not %s: %s", timeout, what, seen)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // converged reports whether every proc sees the same epoch and exactly the
 // members named, all alive.
@@ -136,9 +100,9 @@ func converged(procs []*proc, members ...string) (bool, string) {
 }
 
 func TestClusterConverges(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	procs := []*proc{startProc(t, etcd, "n1"), startProc(t, etcd, "n2"), startProc(t, etcd, "n3")}
-	waitFor(t, 20*time.Second, "converged on one ring", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "converged on one ring", func() (bool, string) {
 		return converged(procs, "n1", "n2", "n3")
 	})
 	// Same epoch means the same ring: every node reports the same shard
@@ -160,14 +124,14 @@ func TestClusterConverges(t *testing.T) {
 // lease TTL (25 s) is well over gossip's detection (~5 s), as in
 // production.
 func TestClusterKilledNode(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	ttl := []string{"--lease-ttl", "25"}
 	procs := []*proc{startProc(t, etcd, "n1", ttl...), startProc(t, etcd, "n2", ttl...), startProc(t, etcd, "n3", ttl...)}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
 	procs[2].signal(syscall.SIGKILL)
 	<-procs[2].done
 	live := procs[:2]
-	waitFor(t, 22*time.Second, "n3 marked dead by gossip while still in the ring", func() (bool, string) {
+	testutil.WaitUntil(t, 22*time.Second, "n3 marked dead by gossip while still in the ring", func() (bool, string) {
 		for _, p := range live {
 			st := clusterStats(p.addr)
 			if st["cluster_members"] != "3" {
@@ -179,7 +143,7 @@ func TestClusterKilledNode(t *testing.T) {
 		}
 		return true, ""
 	})
-	waitFor(t, 40*time.Second, "n3 out of the ring after its lease expired", func() (bool, string) {
+	testutil.WaitUntil(t, 40*time.Second, "n3 out of the ring after its lease expired", func() (bool, string) {
 		return converged(live, "n1", "n2")
 	})
 }
@@ -187,9 +151,9 @@ func TestClusterKilledNode(t *testing.T) {
 // TestClusterSurvivesEtcdRestart: with etcd down the nodes keep their last
 // ring; when it returns they re-register and converge again.
 func TestClusterSurvivesEtcdRestart(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	procs := []*proc{startProc(t, etcd, "n1"), startProc(t, etcd, "n2"), startProc(t, etcd, "n3")}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
 	before := clusterStats(procs[0].addr)["cluster_epoch"]
 	etcd.Close()
 	// Past the 2 s lease TTL with etcd gone: the ring must not change.
@@ -208,7 +172,7 @@ func TestClusterSurvivesEtcdRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(restarted.Close)
-	waitFor(t, 30*time.Second, "converged and unfenced after etcd returned", func() (bool, string) {
+	testutil.WaitUntil(t, 30*time.Second, "converged and unfenced after etcd returned", func() (bool, string) {
 		if ok, seen := converged(procs, "n1", "n2", "n3"); !ok {
 			return false, seen
 		}
@@ -224,15 +188,15 @@ func TestClusterSurvivesEtcdRestart(t *testing.T) {
 // TestClusterNodeRestartsOnNewPort: the same node name on a new port
 // replaces its record; two nodes joining at once end on one ring.
 func TestClusterNodeRestartsOnNewPort(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	n1, n2 := startProc(t, etcd, "n1"), startProc(t, etcd, "n2")
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged([]*proc{n1, n2}, "n1", "n2") })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged([]*proc{n1, n2}, "n1", "n2") })
 	n2.signal(syscall.SIGKILL)
 	<-n2.done
 	n2b := startProc(t, etcd, "n2") // a new process and port, same name
 	n3, n4 := startProc(t, etcd, "n3"), startProc(t, etcd, "n4")
 	all := []*proc{n1, n2b, n3, n4}
-	waitFor(t, 30*time.Second, "converged with the restarted n2 and two joiners", func() (bool, string) {
+	testutil.WaitUntil(t, 30*time.Second, "converged with the restarted n2 and two joiners", func() (bool, string) {
 		return converged(all, "n1", "n2", "n3", "n4")
 	})
 	if got := clusterStats(n1.addr)["member:n2:addr"]; got != n2b.addr {
@@ -244,10 +208,10 @@ func TestClusterNodeRestartsOnNewPort(t *testing.T) {
 // the node is out of the ring at once, long before its 15 s lease would
 // have expired, and the process exits cleanly.
 func TestClusterGracefulStop(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	ttl := []string{"--lease-ttl", "15"}
 	procs := []*proc{startProc(t, etcd, "n1", ttl...), startProc(t, etcd, "n2", ttl...), startProc(t, etcd, "n3", ttl...)}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
 	procs[2].signal(syscall.SIGTERM)
 	select {
 	case <-procs[2].done:
@@ -257,7 +221,7 @@ func TestClusterGracefulStop(t *testing.T) {
 	if code := procs[2].cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("n3 exited with %d after SIGTERM", code)
 	}
-	waitFor(t, 5*time.Second, "n3 out of the ring without waiting for its lease", func() (bool, string) {
+	testutil.WaitUntil(t, 5*time.Second, "n3 out of the ring without waiting for its lease", func() (bool, string) {
 		return converged(procs[:2], "n1", "n2")
 	})
 }
@@ -268,10 +232,10 @@ func TestClusterGracefulStop(t *testing.T) {
 // one client error per client (the lease is long, so the ring still lists
 // the dead node throughout).
 func TestClusterRouting(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	ttl := []string{"--lease-ttl", "25"}
 	procs := []*proc{startProc(t, etcd, "n1", ttl...), startProc(t, etcd, "n2", ttl...), startProc(t, etcd, "n3", ttl...)}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
 	clients := make([]*memcache.Client, len(procs))
 	for i, p := range procs {
 		clients[i] = memcache.New(p.addr)
@@ -368,17 +332,17 @@ func TestClusterRouting(t *testing.T) {
 // node reach both owners (forwarded writes are replicated by their owner),
 // so kill -9 of any one node loses no key.
 func TestClusterReplication(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	names := []string{"n1", "n2", "n3"}
 	procs := make([]*proc, len(names))
 	peers := make([]*memcache.Client, len(names)) // each node's store, through its peer port
 	for i, name := range names {
-		peerAddr := freeAddr(t)
+		peerAddr := testutil.FreeAddr(t)
 		procs[i] = startProc(t, etcd, name, "--lease-ttl", "25", "--replicas", "2", "--peer", peerAddr)
 		peers[i] = memcache.New(peerAddr)
 		peers[i].Timeout = 3 * time.Second
 	}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, names...) })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, names...) })
 	n1 := memcache.New(procs[0].addr)
 	n1.Timeout = 3 * time.Second
 	const n = 300
@@ -390,7 +354,7 @@ func TestClusterReplication(t *testing.T) {
 		}
 	}
 	// Caught up: every key is in the stores of two nodes.
-	waitFor(t, 20*time.Second, "every key on two nodes", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "every key on two nodes", func() (bool, string) {
 		counts := make(map[string]int, n)
 		for i, p := range peers {
 			got, err := p.GetMulti(keys)
@@ -456,15 +420,15 @@ func textLines(addr, req string, lines int) ([]string, error) {
 // peer port), so a gets token taken while the primary serves a key still
 // works with cas after kill -9 of the primary, when its replica serves it.
 func TestClusterCASFailover(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	names := []string{"n1", "n2", "n3"}
 	procs := make([]*proc, len(names))
 	peerAddrs := make(map[string]string, len(names))
 	for i, name := range names {
-		peerAddrs[name] = freeAddr(t)
+		peerAddrs[name] = testutil.FreeAddr(t)
 		procs[i] = startProc(t, etcd, name, "--lease-ttl", "25", "--replicas", "2", "--peer", peerAddrs[name])
 	}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, names...) })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, names...) })
 	r, err := ring.New(ring.Config{Replicas: 2}, names, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -509,7 +473,7 @@ func TestClusterCASFailover(t *testing.T) {
 		}
 	}
 	for _, k := range keys {
-		waitFor(t, 10*time.Second, k.name+" replicated with its CAS", func() (bool, string) {
+		testutil.WaitUntil(t, 10*time.Second, k.name+" replicated with its CAS", func() (bool, string) {
 			got, err := textLines(peerAddrs[k.replica], "mg "+k.name+" c\r\n", 1)
 			if err != nil {
 				return false, err.Error()

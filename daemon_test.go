@@ -12,6 +12,8 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"golang.org/x/sys/unix"
+
+	"shoal/internal/testutil"
 )
 
 // TestDaemonAndPidFile: -d returns at once and leaves the node serving in
@@ -20,14 +22,14 @@ import (
 func TestDaemonAndPidFile(t *testing.T) {
 	bin := shoalBinary(t)
 	pidFile := filepath.Join(t.TempDir(), "shoal.pid")
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	_, port, _ := strings.Cut(addr, ":")
 	out, err := exec.Command(bin, "-d", "-P", pidFile, "-p", port, "-f", "1.25", "-D", "/").CombinedOutput()
 	if err != nil {
 		t.Fatalf("shoal -d: %v %s", err, out)
 	}
 	var pid int
-	waitFor(t, 10*time.Second, "the pid file", func() (bool, string) {
+	testutil.WaitUntil(t, 10*time.Second, "the pid file", func() (bool, string) {
 		b, err := os.ReadFile(pidFile)
 		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil && pid > 0, string(b)
@@ -37,7 +39,7 @@ func TestDaemonAndPidFile(t *testing.T) {
 		t.Errorf("daemon session %d, %v; want its own (%d)", sid, err, pid)
 	}
 	mc := memcache.New(addr)
-	waitFor(t, 10*time.Second, "the daemon to serve", func() (bool, string) {
+	testutil.WaitUntil(t, 10*time.Second, "the daemon to serve", func() (bool, string) {
 		err := mc.Set(&memcache.Item{Key: "d", Value: []byte("bg")})
 		return err == nil, ""
 	})
@@ -49,7 +51,7 @@ func TestDaemonAndPidFile(t *testing.T) {
 		}
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
-	waitFor(t, 10*time.Second, "the pid file to go", func() (bool, string) {
+	testutil.WaitUntil(t, 10*time.Second, "the pid file to go", func() (bool, string) {
 		_, err := os.Stat(pidFile)
 		return os.IsNotExist(err), ""
 	})

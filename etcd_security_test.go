@@ -22,6 +22,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"shoal/internal/testutil"
 )
 
 // startEtcdTLS runs the etcd binary serving clients on https, asking each
@@ -34,7 +36,7 @@ func startEtcdTLS(t *testing.T, ca *testCA) string {
 		t.Skip("etcd binary not installed (apt package etcd-server): ", err)
 	}
 	cert, key := ca.issue(t, "etcd")
-	client, peerAddr := freeAddr(t), freeAddr(t)
+	client, peerAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cu, pu := "https://"+client, "http://"+peerAddr
 	cmd := exec.Command(bin,
 		"--name", "shoal-tls",
@@ -60,7 +62,7 @@ func startEtcdTLS(t *testing.T, ca *testCA) string {
 	})
 	tc := adminTLS(t, ca)
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
-	waitFor(t, 20*time.Second, "etcd healthy on https", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "etcd healthy on https", func() (bool, string) {
 		select {
 		case <-e.done:
 			t.Fatalf("etcd exited at start: %s", e.stderr.String())
@@ -135,7 +137,7 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 
 	t.Run("joins with certificates and password file", func(t *testing.T) {
 		addr := startNode(t, append(good, "--etcd-password-file", pwFile, "--node", "tls1")...)
-		waitFor(t, 20*time.Second, "in the ring", func() (bool, string) {
+		testutil.WaitUntil(t, 20*time.Second, "in the ring", func() (bool, string) {
 			st := clusterStats(addr)
 			return st["cluster_members"] == "1" && st["member:tls1:health"] == "alive", st["cluster_members"]
 		})
@@ -143,7 +145,7 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 	t.Run("password from the environment", func(t *testing.T) {
 		t.Setenv(etcdPasswordEnv, password)
 		addr := startNode(t, append(good, "--node", "tls2")...)
-		waitFor(t, 20*time.Second, "in the ring", func() (bool, string) {
+		testutil.WaitUntil(t, 20*time.Second, "in the ring", func() (bool, string) {
 			st := clusterStats(addr)
 			return st["member:tls2:health"] == "alive", st["cluster_members"]
 		})
@@ -192,9 +194,9 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 		var log syncBuffer
 		done := make(chan error, 1)
 		go func() {
-			done <- run(ctx, []string{"-p", "0", "--etcd", "https://" + freeAddr(t), "--etcd-cacert", ca.path("ca.pem")}, io.Discard, &log, nil)
+			done <- run(ctx, []string{"-p", "0", "--etcd", "https://" + testutil.FreeAddr(t), "--etcd-cacert", ca.path("ca.pem")}, io.Discard, &log, nil)
 		}()
-		waitFor(t, 30*time.Second, "the cause in the log", func() (bool, string) {
+		testutil.WaitUntil(t, 30*time.Second, "the cause in the log", func() (bool, string) {
 			select {
 			case err := <-done:
 				t.Fatalf("run returned while etcd was away: %v", err)

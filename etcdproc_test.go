@@ -19,6 +19,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/testutil"
 	"shoal/ring"
 )
 
@@ -38,7 +39,7 @@ func startEtcdProc(t testing.TB) *etcdProc {
 	if err != nil {
 		t.Skip("etcd binary not installed (apt package etcd-server): ", err)
 	}
-	client, peer := freeAddr(t), freeAddr(t)
+	client, peer := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cu, pu := "http://"+client, "http://"+peer
 	cmd := exec.Command(bin,
 		"--name", "shoal-test",
@@ -63,25 +64,20 @@ func startEtcdProc(t testing.TB) *etcdProc {
 		}
 	})
 	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := hc.Get(cu + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return e
-			}
-		}
+	testutil.WaitUntil(t, 20*time.Second, "etcd healthy", func() (bool, string) {
 		select {
 		case <-e.done:
 			t.Fatalf("etcd exited at start: %s", e.stderr.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd not healthy after 20 s: %v", err)
+		resp, err := hc.Get(cu + "/health")
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
+	return e
 }
 
 func (e *etcdProc) endpoints() string { return "http://" + e.client }
@@ -143,9 +139,9 @@ func runNode(t testing.TB, name, addr string, cmd *exec.Cmd) *proc {
 // startPeerNode starts a clustered node on fresh client and peer ports.
 func startPeerNode(t testing.TB, endpoints, name string, extra ...string) *pnode {
 	t.Helper()
-	n := &pnode{peerAddr: freeAddr(t)}
+	n := &pnode{peerAddr: testutil.FreeAddr(t)}
 	n.args = append([]string{"--peer", n.peerAddr}, extra...)
-	n.proc = startNodeAt(t, endpoints, name, freeAddr(t), n.args...)
+	n.proc = startNodeAt(t, endpoints, name, testutil.FreeAddr(t), n.args...)
 	return n
 }
 
@@ -160,7 +156,7 @@ func (n *pnode) restart(t testing.TB, endpoints string) {
 	}
 	// The ports were released by the old process; wait until the client
 	// port is free to bind (it should be at once).
-	waitFor(t, 5*time.Second, n.name+"'s client port free for the restart", func() (bool, string) {
+	testutil.WaitUntil(t, 5*time.Second, n.name+"'s client port free for the restart", func() (bool, string) {
 		l, err := net.Listen("tcp", n.addr)
 		if err != nil {
 			return false, err.Error()
@@ -231,7 +227,7 @@ func waitReplicated(t testing.TB, nodes []*pnode, keys []string, value func(stri
 	for i, n := range nodes {
 		peers[i] = mc(n.peerAddr, 1)
 	}
-	waitFor(t, timeout, "every key on two nodes", func() (bool, string) {
+	testutil.WaitUntil(t, timeout, "every key on two nodes", func() (bool, string) {
 		counts := make(map[string]int, len(keys))
 		for i, p := range peers {
 			got, err := p.GetMulti(keys)

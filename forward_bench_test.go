@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/ring"
 )
 
@@ -21,9 +23,9 @@ import (
 //
 //	go test -run '^$' -bench Forwarding -benchtime 20000x .
 func BenchmarkForwarding(b *testing.B) {
-	etcd := startEtcd(b)
+	etcd := testetcd.Start(b)
 	n1, n2 := startProc(b, etcd, "n1", "--replicas", "1"), startProc(b, etcd, "n2", "--replicas", "1")
-	waitFor(b, 20*time.Second, "converged", func() (bool, string) { return converged([]*proc{n1, n2}, "n1", "n2") })
+	testutil.WaitUntil(b, 20*time.Second, "converged", func() (bool, string) { return converged([]*proc{n1, n2}, "n1", "n2") })
 	st := clusterStats(n1.addr)
 	r, err := ring.New(ring.Config{Replicas: 1}, []string{"n1", "n2"}, 0)
 	if err != nil {

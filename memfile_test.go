@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // warmServer is one process of a warm-restart scenario: shoal or memcached,
@@ -30,7 +32,7 @@ func (w warmServer) start(t *testing.T, addr, file string, extra ...string) *exe
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 10*time.Second, w.bin+" to serve", func() (bool, string) {
+	testutil.WaitUntil(t, 10*time.Second, w.bin+" to serve", func() (bool, string) {
 		_, err := textLines(addr, "version\r\n", 1)
 		return err == nil, fmt.Sprint(err)
 	})
@@ -52,7 +54,7 @@ func stopped(t *testing.T, cmd *exec.Cmd) {
 // warmScenario writes, stops the server the way stop says, starts it
 // again with extra flags and returns what a get of every key answers.
 func warmScenario(t *testing.T, w warmServer, file string, stop func(*testing.T, string, *exec.Cmd), extra ...string) string {
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	cmd := w.start(t, addr, file)
 	var req strings.Builder
 	req.WriteString("set gone 0 0 1\r\ng\r\nflush_all\r\n")
@@ -71,7 +73,7 @@ func warmScenario(t *testing.T, w warmServer, file string, stop func(*testing.T,
 	}
 	stop(t, addr, cmd)
 	time.Sleep(2100 * time.Millisecond) // "short" expires while it is down
-	addr = freeAddr(t)
+	addr = testutil.FreeAddr(t)
 	w.start(t, addr, file, extra...)
 	out := exchange(t, addr, "get "+strings.Join(keys, " ")+"\r\n")
 	return strings.ReplaceAll(strings.TrimSuffix(out, "\r\n"), "\r\n", "\n")

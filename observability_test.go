@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/monitor"
 )
 
@@ -106,7 +108,7 @@ func statsOf(t testing.TB, nc net.Conn, r *bufio.Reader) map[string]string {
 }
 
 func TestHTTPStandalone(t *testing.T) {
-	h := freeAddr(t)
+	h := testutil.FreeAddr(t)
 	addr := startNode(t, "--http", h)
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -170,15 +172,15 @@ func TestHTTPStandalone(t *testing.T) {
 // with --http, and waits until every node sees every member alive.
 func startHTTPCluster(t *testing.T, names ...string) []string {
 	t.Helper()
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	var https []string
 	for _, name := range names {
-		h := freeAddr(t)
+		h := testutil.FreeAddr(t)
 		startNode(t, "--node", name, "--http", h, "-m", "16", "--lease-ttl", "2",
 			"--etcd", strings.Join(etcd.Endpoints(), ","))
 		https = append(https, h)
 	}
-	waitFor(t, 20*time.Second, "every member alive in every /cluster", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "every member alive in every /cluster", func() (bool, string) {
 		for i, h := range https {
 			v := clusterView(t, h)
 			for _, m := range v.Members {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/ring"
 )
 
@@ -57,10 +59,10 @@ func BenchmarkForwardingSecured(b *testing.B) {
 	}
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
-			etcd := startEtcd(b)
+			etcd := testetcd.Start(b)
 			n1 := startProc(b, etcd, "n1", append([]string{"--replicas", "1"}, m.flags("n1")...)...)
 			n2 := startProc(b, etcd, "n2", append([]string{"--replicas", "1"}, m.flags("n2")...)...)
-			waitFor(b, 20*time.Second, "converged", func() (bool, string) { return converged([]*proc{n1, n2}, "n1", "n2") })
+			testutil.WaitUntil(b, 20*time.Second, "converged", func() (bool, string) { return converged([]*proc{n1, n2}, "n1", "n2") })
 			c2 := rawConn(b, n2.addr)
 			for _, k := range keys {
 				c2.roundTrip(b, "set "+k+" 0 0 100\r\n"+string(make([]byte, 100))+"\r\n", 1)

@@ -37,6 +37,8 @@ import (
 	"go.uber.org/zap"
 
 	"shoal/internal/statsread"
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/peer"
 	"shoal/peerauth"
 	"shoal/ring"
@@ -127,13 +129,13 @@ type securedCluster struct {
 
 func startSecuredCluster(t *testing.T, flags func(name string) []string, member *peerauth.Auth) *securedCluster {
 	t.Helper()
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	var nodes []*pnode
 	for _, name := range []string{"n1", "n2", "n3"} {
 		nodes = append(nodes, startPeerNode(t, endpoints, name, append([]string{"--replicas", "2", "--lease-ttl", "10", "-v"}, flags(name)...)...))
 	}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), "n1", "n2", "n3") })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), "n1", "n2", "n3") })
 	return &securedCluster{nodes: nodes, member: member}
 }
 
@@ -284,7 +286,7 @@ func TestSecuredPeerPort(t *testing.T) {
 			}
 			// Members forward and replicate to each other: every key is
 			// on two nodes, read by any of them.
-			waitFor(t, 20*time.Second, "every key on two nodes", func() (bool, string) {
+			testutil.WaitUntil(t, 20*time.Second, "every key on two nodes", func() (bool, string) {
 				for _, k := range keys {
 					n, err := sc.onNodes(t, peers, k, value(k))
 					if err != nil || n < 2 {
@@ -353,7 +355,7 @@ func TestSecuredPeerPort(t *testing.T) {
 				if err := clients[0].FlushAll(); err != nil {
 					t.Fatal(err)
 				}
-				waitFor(t, 10*time.Second, "every store empty", func() (bool, string) {
+				testutil.WaitUntil(t, 10*time.Second, "every store empty", func() (bool, string) {
 					for _, k := range keys {
 						if n, err := sc.onNodes(t, peers, k, value(k)); err != nil || n > 0 {
 							return false, fmt.Sprintf("%s on %d nodes (%v)", k, n, err)
@@ -441,9 +443,9 @@ func (s *syncBuffer) String() string {
 // Without credentials the peer port listens on the advertised host only,
 // never on every interface, and says once that it is open.
 func TestUnauthenticatedPeerPort(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
-	_, port, _ := net.SplitHostPort(freeAddr(t))
+	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	var log syncBuffer
 	started, done := make(chan struct{}), make(chan error, 1)
@@ -482,7 +484,7 @@ func TestUnauthenticatedPeerPort(t *testing.T) {
 // other, but gossip cannot talk to it: it is never routed to, and both
 // sides say so once.
 func TestWrongGossipKeyNeverRoutedTo(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	otherKey := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
@@ -490,7 +492,7 @@ func TestWrongGossipKeyNeverRoutedTo(t *testing.T) {
 	for _, name := range []string{"n1", "n2", "n3"} {
 		nodes = append(nodes, startPeerNode(t, endpoints, name, "--replicas", "2", "--lease-ttl", "10", "--gossip-key", key))
 	}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), "n1", "n2", "n3") })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), "n1", "n2", "n3") })
 	x := startPeerNode(t, endpoints, "x", "--replicas", "2", "--lease-ttl", "10", "--gossip-key", otherKey)
 	// x is registered, and every node's view of etcd is at least as new
 	// as its record: they know it, and route around it.
@@ -500,7 +502,7 @@ func TestWrongGossipKeyNeverRoutedTo(t *testing.T) {
 	}
 	defer cli.Close()
 	var rev int64
-	waitFor(t, 20*time.Second, "x registered in etcd", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "x registered in etcd", func() (bool, string) {
 		resp, err := cli.Get(context.Background(), "/shoal/members/x")
 		if err != nil || len(resp.Kvs) == 0 {
 			return false, fmt.Sprint(err)
@@ -508,7 +510,7 @@ func TestWrongGossipKeyNeverRoutedTo(t *testing.T) {
 		rev = resp.Kvs[0].ModRevision
 		return true, ""
 	})
-	waitFor(t, 20*time.Second, "every view past x's registration", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "every view past x's registration", func() (bool, string) {
 		for _, n := range nodes {
 			epoch, _ := strconv.ParseInt(clusterStats(n.addr)["cluster_epoch"], 10, 64)
 			if epoch < rev {
@@ -587,16 +589,16 @@ func TestWrongClusterSecretNeverRoutedTo(t *testing.T) {
 	secret, otherSecret := filepath.Join(dir, "secret"), filepath.Join(dir, "other")
 	os.WriteFile(secret, []byte("the cluster's secret, long enough"), 0o600)
 	os.WriteFile(otherSecret, []byte("another cluster's secret, as long"), 0o600)
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	var nodes []*pnode
 	for _, name := range []string{"n1", "n2", "n3"} {
 		nodes = append(nodes, startPeerNode(t, endpoints, name, "--replicas", "2", "--lease-ttl", "10", "--cluster-secret-file", secret))
 	}
-	waitFor(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), "n1", "n2", "n3") })
+	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procsOf(nodes), "n1", "n2", "n3") })
 	x := startPeerNode(t, endpoints, "x", "--replicas", "2", "--lease-ttl", "10", "--cluster-secret-file", otherSecret)
 	// Gossip has no quarrel with x (no gossip key): it is in every ring.
-	waitFor(t, 20*time.Second, "x in every ring", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "x in every ring", func() (bool, string) {
 		for _, n := range nodes {
 			if st := clusterStats(n.addr); st["member:x:health"] != "alive" {
 				return false, n.name + " sees x as " + st["member:x:health"]

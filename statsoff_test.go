@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // statNamesOf returns the field names of "stats" at addr.
@@ -44,14 +46,14 @@ func TestStatsOffMatchesMemcached(t *testing.T) {
 		t.Skip("memcached not installed")
 	}
 	startMC := func(t *testing.T, opts ...string) string {
-		addr := freeAddr(t)
+		addr := testutil.FreeAddr(t)
 		_, port, _ := strings.Cut(addr, ":")
 		cmd := exec.Command(mc, append([]string{"-u", "nobody", "-l", "127.0.0.1", "-U", "0", "-p", port}, opts...)...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		waitFor(t, 5*time.Second, "memcached to serve", func() (bool, string) {
+		testutil.WaitUntil(t, 5*time.Second, "memcached to serve", func() (bool, string) {
 			_, err := textLines(addr, "version\r\n", 1)
 			return err == nil, ""
 		})

@@ -13,6 +13,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"shoal/client"
+	"shoal/internal/testutil"
 )
 
 func TestParse(t *testing.T) {
@@ -159,13 +160,10 @@ func TestRingClient(t *testing.T) {
 		if err := c.waitRing("n1", "n2", "n3", "n4"); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for sel.Epoch() == before || len(sel.Info().Members) != 4 {
-			if time.Now().After(deadline) {
-				t.Fatalf("client still on epoch %d with %v", sel.Epoch(), sel.Info().Members)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testutil.WaitUntil(t, 10*time.Second, "the client to take the ring with n4", func() (bool, string) {
+			members := sel.Info().Members
+			return sel.Epoch() != before && len(members) == 4, fmt.Sprintf("epoch %d with %v", sel.Epoch(), members)
+		})
 		var mine []string
 		for i := range 400 {
 			k := fmt.Sprintf("join-%03d", i)

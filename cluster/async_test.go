@@ -13,6 +13,7 @@ import (
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testutil"
 	"shoal/peer"
 	"shoal/ring"
 	"shoal/server"
@@ -369,7 +370,7 @@ func TestAsyncClientGone(t *testing.T) {
 				t.Fatalf("a new connection: %q", got)
 			}
 			// Only nc3 is left once the pending get has timed out.
-			waitFor(t, func() bool { return rig.srv.Stats().CurrConnections == 1 })
+			testutil.WaitFor(t, 5*time.Second, "only the new connection left", func() bool { return rig.srv.Stats().CurrConnections == 1 })
 		})
 	}
 }

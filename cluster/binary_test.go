@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -12,8 +11,9 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"shoal/devetcd"
 	"shoal/gossip"
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/protocol"
 	"shoal/server"
 )
@@ -96,25 +96,14 @@ func TestRouterBinary(t *testing.T) {
 }
 
 func testRouterBinary(t *testing.T, scfg server.Config) {
-	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
+	etcd := testetcd.Start(t)
 	a := startRoutedNode(t, etcd, "a", scfg)
 	b := startRoutedNode(t, etcd, "b", scfg)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.WaitFor(t, 20*time.Second, "the two nodes to converge", func() bool {
 		va, vb := a.node.View(), b.node.View()
-		if va != nil && vb != nil && va.Epoch == vb.Epoch && len(va.Members) == 2 &&
-			a.node.Health("b") == gossip.Alive && b.node.Health("a") == gossip.Alive {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the two nodes did not converge")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return va != nil && vb != nil && va.Epoch == vb.Epoch && len(va.Members) == 2 &&
+			a.node.Health("b") == gossip.Alive && b.node.Health("a") == gossip.Alive
+	})
 	ba, bb := dialBinary(t, a.addr), dialBinary(t, b.addr)
 	tb := memcache.New(b.addr)
 	const keys = 40

@@ -7,13 +7,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 )
 
 // TestBinaryKeyTravels: a key a client sent base64-encoded (meta b) stays
 // marked so on every owner, whether it got there forwarded or
 // replicated: meta k on either node's own store returns it encoded.
 func TestBinaryKeyTravels(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
@@ -25,7 +28,7 @@ func TestBinaryKeyTravels(t *testing.T) {
 		want := "VA 1 b k" + k // memcached returns the flags in request order: b, then k
 		for _, n := range []*fullNode{a, b} {
 			var got string
-			waitFor(t, func() bool { got = metaLine(t, n.peerAt, "mg "+k+" b k v\r\n"); return !strings.HasPrefix(got, "EN") })
+			testutil.WaitFor(t, 5*time.Second, n.name+" to hold "+k, func() bool { got = metaLine(t, n.peerAt, "mg "+k+" b k v\r\n"); return !strings.HasPrefix(got, "EN") })
 			if got != want && got != "VA 1 k"+k+" b" {
 				t.Fatalf("%s's store answers %q for %q, want the key base64-encoded with b", n.name, got, raw)
 			}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"testing"
 
+	"shoal/internal/testutil"
 	"shoal/server"
 	"shoal/store"
 )
@@ -11,7 +12,7 @@ import (
 // copy and ignored over a newer one (a stand-in's write that the primary's
 // late push must not undo), whatever order the copies arrive in.
 func TestReplicaSetNewestWins(t *testing.T) {
-	rig := startRig(t, freeAddr(t), 2, server.Config{})
+	rig := startRig(t, testutil.FreeAddr(t), 2, server.Config{})
 	pc := rig.rt.PeerCache()
 	key := []byte("conv-key")
 	apply := func(val string, cas uint64) {

@@ -15,8 +15,9 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"shoal/devetcd"
 	"shoal/gossip"
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/server"
 )
 
@@ -29,11 +30,7 @@ import (
 // records are counted; and a real node joining afterwards becomes an owner
 // and serves, its first view already holding the others.
 func TestEtcdNotTrusted(t *testing.T) {
-	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
+	etcd := testetcd.Start(t)
 	a := startRoutedNode(t, etcd, "a", server.Config{})
 	b := startRoutedNode(t, etcd, "b", server.Config{})
 	waitRing(t, []*routedNode{a, b}, "a", "b")
@@ -64,7 +61,7 @@ func TestEtcdNotTrusted(t *testing.T) {
 		put(fmt.Sprintf("/shoal/members/junk-%d", i), val)
 	}
 	const ghosts = 300
-	refused := freeAddr(t)
+	refused := testutil.FreeAddr(t)
 	silent := make([]string, 10)
 	for i := range silent {
 		silent[i] = silentAddr(t)
@@ -79,7 +76,7 @@ func TestEtcdNotTrusted(t *testing.T) {
 		last = put(fmt.Sprintf("/shoal/members/ghost-%03d", i), m)
 	}
 	for _, n := range []*routedNode{a, b} {
-		waitUntil(t, 10*time.Second, n.node.Name()+" to list the ghosts", func() bool {
+		testutil.WaitFor(t, 10*time.Second, n.node.Name()+" to list the ghosts", func() bool {
 			v := n.node.View()
 			return v.Epoch >= last && len(v.Unseen) == ghosts
 		})
@@ -116,7 +113,7 @@ func TestEtcdNotTrusted(t *testing.T) {
 	put("/shoal/config", `{"replicas":2,"shards":5000000}`)
 	put("/shoal/config", `{"replicas":2,"shards":128,"vnodes":1}`) // valid, but not the cluster's shard count
 	for _, n := range []*routedNode{a, b} {
-		waitUntil(t, 10*time.Second, n.node.Name()+" to refuse the settings", func() bool { return n.node.Rejections().Config == 2 })
+		testutil.WaitFor(t, 10*time.Second, n.node.Name()+" to refuse the settings", func() bool { return n.node.Rejections().Config == 2 })
 		v := n.node.View()
 		if v.Settings != settings || v.Ring.NumShards() != settings.Shards {
 			t.Errorf("%s: settings %+v, ring of %d shards; want %+v kept", n.node.Name(), v.Settings, v.Ring.NumShards(), settings)
@@ -140,7 +137,7 @@ func TestEtcdNotTrusted(t *testing.T) {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	})
 	nodes := []*routedNode{a, b, c}
-	waitUntil(t, 10*time.Second, "c in a's ring", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "c in a's ring", func() bool {
 		return slices.Contains(a.node.View().Ring.Nodes(), "c")
 	})
 	t.Logf("c in a's ring %v after c started", time.Since(started).Round(time.Millisecond))
@@ -180,7 +177,7 @@ func TestEtcdNotTrusted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 10*time.Second, "c to drop ten ghosts", func() bool { return len(c.node.View().Unseen) == ghosts-10 })
+	testutil.WaitFor(t, 10*time.Second, "c to drop ten ghosts", func() bool { return len(c.node.View().Unseen) == ghosts-10 })
 	if n := strings.Count(logs.String(), "never seen by gossip"); n != ghosts {
 		t.Errorf("c logged %d unseen members, want %d, one each", n, ghosts)
 	}
@@ -191,7 +188,7 @@ func TestEtcdNotTrusted(t *testing.T) {
 func waitRing(t *testing.T, nodes []*routedNode, names ...string) {
 	t.Helper()
 	for _, n := range nodes {
-		waitUntil(t, 20*time.Second, n.node.Name()+"'s ring to be "+strings.Join(names, ","), func() bool {
+		testutil.WaitFor(t, 20*time.Second, n.node.Name()+"'s ring to be "+strings.Join(names, ","), func() bool {
 			v := n.node.View()
 			if v == nil || !slices.Equal(v.Ring.Nodes(), names) {
 				return false
@@ -250,18 +247,6 @@ func silentAddr(t *testing.T) string {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l.Addr().String()
-}
-
-// waitUntil polls cond until it holds; it fails the test after within.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // lockedBuffer collects log lines from several goroutines.

@@ -4,16 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/store"
 )
 
 // TestFlushAllReachesEveryNode: flush_all through one node empties the
 // stores of all of them, as a client of the cluster expects.
 func TestFlushAllReachesEveryNode(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
@@ -27,7 +30,7 @@ func TestFlushAllReachesEveryNode(t *testing.T) {
 	// Both nodes own every shard (two nodes, two replicas): wait for b's copies.
 	for i := range n {
 		k := []byte(fmt.Sprintf("fl-%d", i))
-		waitFor(t, func() bool { _, _, res := b.st.Get(k, nil, nil); return res == store.Hit })
+		testutil.WaitFor(t, 5*time.Second, "b to hold "+string(k), func() bool { _, _, res := b.st.Get(k, nil, nil); return res == store.Hit })
 	}
 	if err := ca.FlushAll(); err != nil {
 		t.Fatal(err)

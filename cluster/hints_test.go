@@ -9,6 +9,8 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/server"
 	"shoal/store"
 )
@@ -22,7 +24,7 @@ func TestHandBack(t *testing.T) {
 	a, b, keys, ca := startPairOld(t, "b", "hb-", 40)
 	for _, k := range keys { // both copies in place
 		for _, n := range []*fullNode{a, b} {
-			waitFor(t, func() bool { _, v, res := n.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
+			testutil.WaitFor(t, 5*time.Second, n.name+" to hold the old "+k, func() bool { _, v, res := n.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
 		}
 	}
 
@@ -40,7 +42,7 @@ func TestHandBack(t *testing.T) {
 	}
 	// Every write of the cut was given up on at least once (and owed): a
 	// b that gets them did so by a hand-back.
-	waitForIn(t, 10*time.Second, "a gave up pushing the writes to b", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a gave up pushing the writes to b", func() bool {
 		for _, ps := range a.repl.Stats() {
 			if ps.Peer == "b" && ps.Failures+ps.Dropped >= uint64(len(keys)) {
 				return true
@@ -53,7 +55,7 @@ func TestHandBack(t *testing.T) {
 	}
 
 	b.proxy.frozen.Store(false)
-	waitForIn(t, 10*time.Second, "b holds a's writes", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "b holds a's writes", func() bool {
 		for i, k := range keys {
 			_, v, res := b.st.Get([]byte(k), nil, nil)
 			if (i == 0) != (res == store.Miss) || (i > 0 && string(v) != "new") {
@@ -84,7 +86,7 @@ func TestHandBack(t *testing.T) {
 // is remembered, so a late copy older than it is refused and a newer write
 // is kept.
 func TestVersionedDelete(t *testing.T) {
-	rig := startRig(t, freeAddr(t), 2, server.Config{})
+	rig := startRig(t, testutil.FreeAddr(t), 2, server.Config{})
 	pc := rig.rt.PeerCache()
 	o := server.Origin{Epoch: uint64(rig.view.Epoch)}
 	key := []byte("vd-key")
@@ -119,17 +121,6 @@ func TestVersionedDelete(t *testing.T) {
 	holds("after")
 }
 
-func waitForIn(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not in %v: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestReverifyOnReturn: b was cut off from a long enough to be skipped,
 // and meanwhile took newer writes of a's keys (as it would for clients on
 // its side of a cut; here straight into its store, so no push or
@@ -139,13 +130,13 @@ func waitForIn(t *testing.T, d time.Duration, what string, cond func() bool) {
 func TestReverifyOnReturn(t *testing.T) {
 	a, b, keys, ca := startPairOld(t, "a", "rv-", 20)
 	for _, k := range keys {
-		waitFor(t, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
+		testutil.WaitFor(t, 5*time.Second, "b to hold the old "+k, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
 	}
 	b.proxy.frozen.Store(true)
 	// A request a forwards to b times out: b is skipped from then on.
 	bk := ownedBy(a.router.View(), "b", "rv-b-", 1)[0]
 	ca.Get(bk)
-	waitForIn(t, 5*time.Second, "a skips b", func() bool { return !a.router.usable("b", a.router.peers.Load().get("b")) })
+	testutil.WaitFor(t, 5*time.Second, "a skips b", func() bool { return !a.router.usable("b", a.router.peers.Load().get("b")) })
 	for i, k := range keys {
 		if i == 0 {
 			continue // only a's copy: kept
@@ -154,7 +145,7 @@ func TestReverifyOnReturn(t *testing.T) {
 	}
 	time.Sleep(pairReplTimeout*5 + tickEvery) // away longer than a down mark
 	b.proxy.frozen.Store(false)
-	waitForIn(t, 10*time.Second, "a re-verifies from b", func() bool { return a.router.reverified.Load() > 0 })
+	testutil.WaitFor(t, 10*time.Second, "a re-verifies from b", func() bool { return a.router.reverified.Load() > 0 })
 	for i, k := range keys {
 		want := "new"
 		if i == 0 {
@@ -172,7 +163,7 @@ func TestReverifyOnReturn(t *testing.T) {
 // writes of it, whatever its own pull got: the counters show the
 // hand-back, and the newcomer holds the newest copy of every key.
 func TestViewChangeOwes(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
@@ -184,7 +175,7 @@ func TestViewChangeOwes(t *testing.T) {
 	}
 	c := startFullNode(t, etcd, "c")
 	waitMembers(t, a, b, c)
-	waitForIn(t, 10*time.Second, "a and b hand c their recent writes of its shards", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a and b hand c their recent writes of its shards", func() bool {
 		_, _, ha := a.router.HintStats()
 		_, _, hb := b.router.HintStats()
 		return ha+hb > 0
@@ -210,7 +201,7 @@ const pairReplTimeout = 200 * time.Millisecond
 // by owner, named with prefix, to "old" through a; ca is a's client.
 func startPairOld(t *testing.T, owner, prefix string, n int) (a, b *fullNode, keys []string, ca *memcache.Client) {
 	t.Helper()
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	opts := fullOpts{proxy: true, replTimeout: pairReplTimeout}
 	a = startFullNodeWith(t, etcd, "a", opts)
 	b = startFullNodeWith(t, etcd, "b", opts)
@@ -234,7 +225,7 @@ func startPairOld(t *testing.T, owner, prefix string, n int) (a, b *fullNode, ke
 func TestForwardedWritePushed(t *testing.T) {
 	a, b, keys, _ := startPairOld(t, "a", "fw-", 3)
 	for _, k := range keys {
-		waitFor(t, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
+		testutil.WaitFor(t, 5*time.Second, "b to hold the old "+k, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
 	}
 	pc := b.router.PeerCache()
 	for _, k := range keys {
@@ -243,7 +234,7 @@ func TestForwardedWritePushed(t *testing.T) {
 		}
 	}
 	for _, k := range keys {
-		waitForIn(t, 5*time.Second, "a holds "+k+"=new", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "a holds "+k+"=new", func() bool {
 			_, v, res := a.st.Get([]byte(k), nil, nil)
 			return res == store.Hit && string(v) == "new"
 		})
@@ -253,7 +244,7 @@ func TestForwardedWritePushed(t *testing.T) {
 	if _, _, res := pc.Get([]byte(keys[0]), &store.GetOptions{Touch: true, Exptime: exp}, nil); res != store.Hit {
 		t.Fatalf("forwarded gat %s on b: %v", keys[0], res)
 	}
-	waitForIn(t, 5*time.Second, "a holds "+keys[0]+" touched", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "a holds "+keys[0]+" touched", func() bool {
 		it, _, res := a.st.Get([]byte(keys[0]), &store.GetOptions{NoBump: true}, nil)
 		return res == store.Hit && it.Exptime == exp
 	})

@@ -10,6 +10,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"shoal/devetcd"
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/store"
 )
 
@@ -70,7 +72,7 @@ func TestWarmAfterLapse(t *testing.T) {
 	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return a.router.w.lapses.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "a lapse on a", func() bool { return a.router.w.lapses.Load() == 1 })
 	if l := a.node.Lapse(); !slices.Equal(l.Stayed, []string{"b"}) || l.Since.IsZero() {
 		t.Fatalf("a's lapse: %+v, want b stayed, since a keepalive answered", l)
 	}
@@ -101,7 +103,7 @@ func TestWarmAfterLapse(t *testing.T) {
 // route by the view with both and warm nothing.
 func startPair(t *testing.T) (*devetcd.Server, *fullNode, *fullNode) {
 	t.Helper()
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
@@ -116,7 +118,7 @@ func startPair(t *testing.T) (*devetcd.Server, *fullNode, *fullNode) {
 // warm-up it starts, if any, is under way).
 func waitRouted(t *testing.T, n *fullNode) {
 	t.Helper()
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, 5*time.Second, n.name+"'s router to take its view", func() bool {
 		v, rv := n.node.View(), n.router.View()
 		return v != nil && rv != nil && rv.Epoch == v.Epoch
 	})

@@ -2,34 +2,19 @@ package cluster
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
-	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testetcd"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // TestNodesShareOneView runs two nodes in-process against a real etcd and
 // real memberlist: both must end on the same epoch, the same ring and see
 // each other alive; the first node's settings win.
 func TestNodesShareOneView(t *testing.T) {
-	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close) // after the nodes' cleanups: they deregister first
+	etcd := testetcd.Start(t) // closed after the nodes' cleanups: they deregister first
 	start := func(name string, replicas int) *Node {
 		n, err := New(Config{
 			Etcd: etcdsync.Config{

@@ -10,6 +10,8 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"shoal/gossip"
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/store"
 )
 
@@ -21,7 +23,7 @@ import (
 // served after the recovery, reading through from the owner that stood
 // in, so the client sees the value, not a miss.
 func TestPausedPeerAnswers(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
@@ -42,7 +44,7 @@ func TestPausedPeerAnswers(t *testing.T) {
 		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("v1-" + k)}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, func() bool { _, _, res := a.st.Get([]byte(k), nil, nil); return res == store.Hit }) // replicated to a
+		testutil.WaitFor(t, 5*time.Second, "a to hold "+k, func() bool { _, _, res := a.st.Get([]byte(k), nil, nil); return res == store.Hit }) // replicated to a
 	}
 	paused := func() { b.router.tick.Store(b.router.mono() - int64(time.Hour)) }
 	for i, k := range keys {
@@ -101,7 +103,7 @@ func TestBusyRunIsNoPause(t *testing.T) {
 	done := make(chan struct{})
 	go func() { rt.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, func() bool { return rt.tick.Load() != 0 })
+	testutil.WaitFor(t, 5*time.Second, "a router tick", func() bool { return rt.tick.Load() != 0 })
 
 	fm.stall.Store(true) // Run's next apply blocks
 	defer fm.stall.Store(false)

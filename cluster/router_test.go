@@ -15,6 +15,8 @@ import (
 	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/ring"
 	"shoal/server"
 	"shoal/store"
@@ -115,25 +117,14 @@ func TestRouterTwoNodes(t *testing.T) {
 }
 
 func testRouterTwoNodes(t *testing.T, scfg server.Config) {
-	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
+	etcd := testetcd.Start(t)
 	a := startRoutedNode(t, etcd, "a", scfg)
 	b := startRoutedNode(t, etcd, "b", scfg)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.WaitFor(t, 20*time.Second, "the two nodes to converge", func() bool {
 		va, vb := a.router.View(), b.router.View() // the views they route by
-		if va != nil && vb != nil && va.Epoch == vb.Epoch && len(va.Members) == 2 &&
-			a.node.Health("b") == gossip.Alive && b.node.Health("a") == gossip.Alive {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the two nodes did not converge")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return va != nil && vb != nil && va.Epoch == vb.Epoch && len(va.Members) == 2 &&
+			a.node.Health("b") == gossip.Alive && b.node.Health("a") == gossip.Alive
+	})
 	ca, cb := memcache.New(a.addr), memcache.New(b.addr)
 	clients := map[string]*memcache.Client{"a": ca, "b": cb}
 	other := map[string]*memcache.Client{"a": cb, "b": ca}
@@ -275,7 +266,7 @@ func (f *fakeMembers) Changed() <-chan struct{}        { return f.changed }
 // then marked down) in favour of the next owner; with no owner left a
 // write fails and a read misses. No view yet means local service.
 func TestRouterFailover(t *testing.T) {
-	gone := freeAddr(t) // nothing listens here: connects are refused
+	gone := testutil.FreeAddr(t) // nothing listens here: connects are refused
 	members := []etcdsync.Member{{Name: "gone", PeerAddr: gone}, {Name: "self"}}
 	ringOf := func(replicas int) *View {
 		r, err := ring.New(ring.Config{Shards: 16, Replicas: replicas}, []string{"gone", "self"}, 1)
@@ -348,7 +339,7 @@ func TestRouterFailover(t *testing.T) {
 // connection goes to each key's next owner, or is a miss when none is left;
 // the hits still come in key order.
 func TestRouterMultiGetFailover(t *testing.T) {
-	gone := freeAddr(t)
+	gone := testutil.FreeAddr(t)
 	members := []etcdsync.Member{{Name: "gone", PeerAddr: gone}, {Name: "self"}}
 	st, err := store.New(store.Config{MemoryLimit: 4 << 20})
 	if err != nil {

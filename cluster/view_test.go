@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testutil"
 	"shoal/ring"
 	"shoal/store"
 )
@@ -60,7 +62,7 @@ func TestViewAppliedByRun(t *testing.T) {
 	go func() { done <- rt.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	fm.changed <- struct{}{}
-	waitFor(t, func() bool { return rt.View() == shared })
+	testutil.WaitFor(t, 5*time.Second, "the router to take the shared view", func() bool { return rt.View() == shared })
 	if _, _, err := rt.Set(key, []byte("v"), &store.SetOptions{}); err == nil {
 		t.Fatal("set after Run applied the new view: served here, want ErrUnavailable (its owner is dead)")
 	}

@@ -13,6 +13,8 @@ import (
 	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testetcd"
+	"shoal/internal/testutil"
 	"shoal/peer"
 	"shoal/repl"
 	"shoal/server"
@@ -127,59 +129,37 @@ func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOp
 // them alive.
 func waitMembers(t *testing.T, nodes ...*fullNode) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok := true
+	testutil.WaitFor(t, 20*time.Second, "the nodes to converge", func() bool {
 		var epoch int64
 		for _, a := range nodes {
 			v := a.router.View()
 			if v == nil || len(v.Members) != len(nodes) || (epoch != 0 && v.Epoch != epoch) {
-				ok = false
-				break
+				return false
 			}
 			epoch = v.Epoch
 			for _, b := range nodes {
 				if a != b && a.node.Health(b.name) != gossip.Alive {
-					ok = false
+					return false
 				}
 			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nodes did not converge")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true
+	})
 }
 
 func waitWarm(t *testing.T, n *fullNode) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for n.router.w.active.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d shards still warming", n.name, n.router.w.active.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func startEtcd(t *testing.T) *devetcd.Server {
-	t.Helper()
-	etcd, err := devetcd.StartLocal(context.Background(), t.TempDir(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
-	return etcd
+	testutil.WaitUntil(t, 10*time.Second, n.name+" to finish warming", func() (bool, string) {
+		active := n.router.w.active.Load()
+		return active == 0, fmt.Sprintf("%d shards still warming", active)
+	})
 }
 
 // TestWarmJoin: a node that joins a cluster with data answers for its new
 // shards at once with no miss (read-through while it pulls), then holds
 // its copy of every key it owns.
 func TestWarmJoin(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	waitMembers(t, a)
 	ca := memcache.New(a.addr)
@@ -214,7 +194,7 @@ func TestWarmJoin(t *testing.T) {
 // TestWarmAfterPause: a node that notices it was paused drops what it held
 // and serves what the others hold now, never its older value.
 func TestWarmAfterPause(t *testing.T) {
-	etcd := startEtcd(t)
+	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
@@ -234,7 +214,7 @@ func TestWarmAfterPause(t *testing.T) {
 		k := []byte(fmt.Sprintf("wp-%d", i))
 		// Both copies in place: no push of "old" is still on its way.
 		for _, n := range []*fullNode{a, b} {
-			waitFor(t, func() bool { _, _, res := n.st.Get(k, nil, nil); return res == store.Hit })
+			testutil.WaitFor(t, 5*time.Second, n.name+" to hold "+string(k), func() bool { _, _, res := n.st.Get(k, nil, nil); return res == store.Hit })
 		}
 		if i == 0 {
 			b.st.Delete(k, nil)
@@ -246,7 +226,7 @@ func TestWarmAfterPause(t *testing.T) {
 	// the next tick, whichever comes first.
 	a.router.tick.Store(a.router.mono() - int64(time.Hour))
 	ca.Get("wp-1")
-	waitFor(t, func() bool { return a.router.pauses.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "a pause on a's router", func() bool { return a.router.pauses.Load() == 1 })
 	for i := range n {
 		k := fmt.Sprintf("wp-%d", i)
 		it, err := ca.Get(k)
@@ -268,16 +248,5 @@ func TestWarmAfterPause(t *testing.T) {
 			t.Fatalf("a's store holds %q (%v) for %s after warm-up (owners %v; pulled %d dropped %d read through %d)", v, res, k,
 				vw.Ring.Owners(vw.Ring.Shard(k)), a.router.w.pulled.Load(), a.router.w.dropped.Load(), a.router.w.fetched.Load())
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

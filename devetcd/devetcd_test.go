@@ -9,23 +9,15 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"shoal/internal/testutil"
+)
 
 // TestStartRestart starts an etcd, writes a key, restarts it on the same
 // directory and ports, and reads the key back.
 func TestStartRestart(t *testing.T) {
 	ctx := context.Background()
-	cfg := Config{Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: freeAddr(t)}
+	cfg := Config{Dir: t.TempDir(), ClientAddr: testutil.FreeAddr(t), PeerAddr: testutil.FreeAddr(t)}
 	srv, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +63,7 @@ func TestStartLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	_, err = Start(context.Background(), Config{Dir: t.TempDir(), ClientAddr: freeAddr(t), PeerAddr: taken.Addr().String()})
+	_, err = Start(context.Background(), Config{Dir: t.TempDir(), ClientAddr: testutil.FreeAddr(t), PeerAddr: taken.Addr().String()})
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("start on a taken peer port: %v, want EADDRINUSE", err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"shoal/internal/testutil"
 )
 
 // testEtcd is a single-member etcd the test can stop and start again on
@@ -46,16 +48,7 @@ func forEachEtcd(t *testing.T, body func(t *testing.T, e testEtcd)) {
 
 // etcdAddrs picks free loopback ports for a client and a peer URL.
 func etcdAddrs(t testing.TB) (client, peer string) {
-	return "http://" + freeAddr(t), "http://" + freeAddr(t)
-}
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "http://" + testutil.FreeAddr(t), "http://" + testutil.FreeAddr(t)
 }
 
 // embedEtcd is an in-process etcd 3.5. Clients reach it through front, a
@@ -162,7 +155,7 @@ func (e *procEtcd) Start(t testing.TB) {
 	e.done = make(chan struct{})
 	go func() { e.cmd.Wait(); close(e.done) }()
 	cli := newClient(t, e.Endpoints())
-	waitFor(t, 10*time.Second, "etcd 3.4 answers", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "etcd 3.4 answers", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		_, err := cli.Get(ctx, "health")
@@ -280,14 +273,6 @@ func (p *proxy) SetDown(down bool) {
 		for c := range p.conns {
 			c.Close()
 		}
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !poll(within, cond) {
-		t.Fatalf("timed out after %v waiting for %s", within, what)
 	}
 }
 

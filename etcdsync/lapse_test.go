@@ -7,6 +7,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"shoal/internal/testutil"
 )
 
 // TestLapse: a's lease is revoked behind its back (as when it expires
@@ -31,7 +33,7 @@ func TestLapse(t *testing.T) {
 			t.Fatal(err)
 		}
 		revoked := time.Now()
-		waitFor(t, 10*time.Second, "a to register again after a lapse", func() bool { return a.Lapses() == 1 && !a.Fenced() })
+		testutil.WaitFor(t, 10*time.Second, "a to register again after a lapse", func() bool { return a.Lapses() == 1 && !a.Fenced() })
 		if l := a.Lapse(); l.Count != 1 || !slices.Equal(l.Stayed, []string{"b"}) {
 			t.Errorf("a's lapse: %+v, want 1 with b stayed", l)
 		} else if !l.Since.After(started) || l.Since.After(revoked) {

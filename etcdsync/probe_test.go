@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // Probe answers nil when etcd answers, and otherwise names the cause
@@ -24,7 +26,7 @@ func TestProbe(t *testing.T) {
 		says     string
 	}{
 		"answers":             {endpoint: plain},
-		"nothing listening":   {endpoint: "http://" + freeAddr(t), want: ErrUnreachable, says: "connection refused"},
+		"nothing listening":   {endpoint: "http://" + testutil.FreeAddr(t), want: ErrUnreachable, says: "connection refused"},
 		"https to plain etcd": {endpoint: strings.Replace(plain, "http://", "https://", 1), want: ErrTLS, says: "https://"},
 	}
 	for name, tc := range cases {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // TestRefusedSettings: settings written to etcd after the cluster was
@@ -32,7 +34,7 @@ func TestRefusedSettings(t *testing.T) {
 		}
 		for i, val := range refused {
 			put("/test/config", val)
-			waitFor(t, 5*time.Second, "refusal of "+val, func() bool { return a.Rejections().Config == uint64(i+1) })
+			testutil.WaitFor(t, 5*time.Second, "refusal of "+val, func() bool { return a.Rejections().Config == uint64(i+1) })
 			if snap, _ := a.Current(); snap.Settings != before.Settings || !slices.Equal(snap.Members, before.Members) {
 				t.Fatalf("after %s: view %+v, want it unchanged: %+v", val, snap, before)
 			}
@@ -46,7 +48,7 @@ func TestRefusedSettings(t *testing.T) {
 		// A change within bounds is adopted (and ends the refusal).
 		want := Settings{Replicas: 3, Shards: testSettings.Shards, VNodes: testSettings.VNodes}
 		put("/test/config", encodeSettings(want))
-		waitFor(t, 5*time.Second, "replicas 3 adopted", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "replicas 3 adopted", func() bool {
 			snap, _ := a.Current()
 			return snap.Settings == want
 		})
@@ -59,7 +61,7 @@ func TestRefusedSettings(t *testing.T) {
 
 		// A node joining now keeps its own settings rather than adopt absurd ones.
 		put("/test/config", refused[0])
-		waitFor(t, 5*time.Second, "a's fifth refusal", func() bool { return a.Rejections().Config == uint64(len(refused)+1) })
+		testutil.WaitFor(t, 5*time.Second, "a's fifth refusal", func() bool { return a.Rejections().Config == uint64(len(refused)+1) })
 		b := startNode(t, e, "b")
 		snap := waitConverged(t, 5*time.Second, []*node{b}, "a", "b")
 		if snap.Settings != testSettings {
@@ -146,7 +148,7 @@ func TestIgnoredMembers(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.SetDown(false)
-		waitFor(t, 10*time.Second, "a to list again", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "a to list again", func() bool {
 			return strings.Count(a.logs.String(), "listing again") > relists
 		})
 		z.Instance = "z-relisted"
@@ -178,7 +180,7 @@ func TestIgnoredMembers(t *testing.T) {
 		if _, err := cli.Delete(ctx, "/test/members/z"); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "the ignored records to be forgotten", func() bool { return a.Rejections().MembersIgnored == 0 })
+		testutil.WaitFor(t, 5*time.Second, "the ignored records to be forgotten", func() bool { return a.Rejections().MembersIgnored == 0 })
 		if r := a.Rejections(); r.Members != uint64(len(bad)+1) {
 			t.Errorf("rejections %+v, want %d", r, len(bad)+1)
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"shoal/internal/testutil"
 )
 
 var testSettings = Settings{Replicas: 2, Shards: 4096, VNodes: 160}
@@ -124,7 +126,7 @@ func waitConverged(t testing.TB, within time.Duration, nodes []*node, want ...st
 // given instance id.
 func waitInstance(t testing.TB, nodes []*node, name, instance string) {
 	t.Helper()
-	waitFor(t, 5*time.Second, name+" to be instance "+instance, func() bool {
+	testutil.WaitFor(t, 5*time.Second, name+" to be instance "+instance, func() bool {
 		for _, n := range nodes {
 			snap, _ := n.Current()
 			i := slices.IndexFunc(snap.Members, func(m Member) bool { return m.Name == name })
@@ -138,7 +140,7 @@ func waitInstance(t testing.TB, nodes []*node, name, instance string) {
 
 func waitUnfenced(t testing.TB, within time.Duration, nodes ...*node) {
 	t.Helper()
-	waitFor(t, within, "nodes to be unfenced", func() bool {
+	testutil.WaitFor(t, within, "nodes to be unfenced", func() bool {
 		for _, n := range nodes {
 			if n.Fenced() {
 				return false
@@ -236,7 +238,7 @@ func TestEtcdRestart(t *testing.T) {
 		e.Stop(t)
 		t.Logf("etcd stopped in %v", time.Since(t0))
 		// Keepalives go unanswered: both fence, then drop their leases.
-		waitFor(t, 5*time.Second, "leases to be given up", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "leases to be given up", func() bool {
 			return a.Fenced() && b.Fenced() && a.leaseID.Load() == 0 && b.leaseID.Load() == 0
 		})
 		for _, n := range nodes {
@@ -334,7 +336,7 @@ func TestSameNameReplaces(t *testing.T) {
 			a2 := startNode(t, e, "a", withPrefix("crashed"), withInstance("a-2", "a:22222"), withTTL(2*time.Second))
 			waitInstance(t, []*node{a2}, "a", "a-2")
 			cli := newClient(t, e.Endpoints())
-			waitFor(t, 5*time.Second, "the old lease to expire", func() bool {
+			testutil.WaitFor(t, 5*time.Second, "the old lease to expire", func() bool {
 				r, err := cli.TimeToLive(context.Background(), oldLease)
 				return err == nil && r.TTL == -1
 			})
@@ -363,7 +365,7 @@ func TestSimultaneousJoin(t *testing.T) {
 }
 
 func TestRunWithoutEtcd(t *testing.T) {
-	s, err := New(Config{Endpoints: []string{"http://" + freeAddr(t)}, Self: Member{Name: "a", Instance: "1", ClientAddr: "a:1", PeerAddr: "a:2"}, Settings: testSettings, DialTimeout: 200 * time.Millisecond})
+	s, err := New(Config{Endpoints: []string{"http://" + testutil.FreeAddr(t)}, Self: Member{Name: "a", Instance: "1", ClientAddr: "a:1", PeerAddr: "a:2"}, Settings: testSettings, DialTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

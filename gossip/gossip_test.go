@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 var instanceSeq atomic.Int64
@@ -59,7 +60,7 @@ func startGossip(t *testing.T, g *Gossip) *testNode {
 	n := &testNode{node: cfg.Node, g: g, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- g.Run(ctx) }()
 	t.Cleanup(func() { n.stop(t) })
-	waitFor(t, 5*time.Second, cfg.Node+" bound", func() bool {
+	testutil.WaitFor(t, 5*time.Second, cfg.Node+" bound", func() bool {
 		select {
 		case err := <-n.done:
 			t.Fatalf("Run: %v", err)
@@ -120,23 +121,9 @@ func (n *testNode) crash(t *testing.T) {
 	n.stop(t)
 }
 
-// waitFor polls cond until it holds or the deadline passes; it returns how
-// long it took.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	begin := time.Now()
-	for !cond() {
-		if time.Since(begin) > timeout {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(begin)
-}
-
 func waitHealth(t *testing.T, timeout time.Duration, observers []*testNode, node string, want State) time.Duration {
 	t.Helper()
-	return waitFor(t, timeout, fmt.Sprintf("%s %v everywhere", node, want), func() bool {
+	return testutil.WaitFor(t, timeout, fmt.Sprintf("%s %v everywhere", node, want), func() bool {
 		for _, o := range observers {
 			if o.g.Health(node) != want {
 				return false
@@ -192,7 +179,7 @@ func TestFailureDetection(t *testing.T) {
 				victim.stop(t)
 			}
 			sawSuspect := false
-			waitFor(t, tc.limit, victim.node+" dead on survivors", func() bool {
+			testutil.WaitFor(t, tc.limit, victim.node+" dead on survivors", func() bool {
 				dead := true
 				for _, n := range survivors {
 					switch n.g.Health(victim.node) {
@@ -240,7 +227,7 @@ func TestRestart(t *testing.T) {
 	survivors := []*testNode{a, c}
 	all := []*testNode{a, c, fresh}
 	setPeers(all, all...)
-	d := waitFor(t, 5*time.Second, "new incarnation alive", func() bool {
+	d := testutil.WaitFor(t, 5*time.Second, "new incarnation alive", func() bool {
 		for _, n := range survivors {
 			if instanceState(n.g, fresh.g.name) != Alive || n.g.Health(old.node) != Alive {
 				return false
@@ -253,7 +240,7 @@ func TestRestart(t *testing.T) {
 	// Wait for the old incarnation to be declared dead (or already pruned,
 	// which only happens to dead ones), then check again. Detection takes
 	// ~5 s on an idle machine; the bound is generous for a loaded CI box.
-	d = waitFor(t, 40*time.Second, "old incarnation dead", func() bool {
+	d = testutil.WaitFor(t, 40*time.Second, "old incarnation dead", func() bool {
 		for _, n := range survivors {
 			if st := instanceState(n.g, oldName); st != Dead && st != Unknown {
 				return false
@@ -284,9 +271,9 @@ func instanceState(g *Gossip, name string) State {
 func TestReconcileJoinsLater(t *testing.T) {
 	t.Parallel()
 	a := start(t, testConfig("a"))
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	a.g.SetPeers(map[string]string{"a": a.g.LocalAddr(), "b": addr})
-	waitFor(t, 5*time.Second, "a failed join", func() bool { return a.g.joinFailures.Load() > 0 })
+	testutil.WaitFor(t, 5*time.Second, "a failed join", func() bool { return a.g.joinFailures.Load() > 0 })
 	if got := a.g.Health("b"); got != Unknown {
 		t.Fatalf("Health(b) = %v before b started, want unknown", got)
 	}
@@ -304,17 +291,6 @@ func TestReconcileJoinsLater(t *testing.T) {
 	if got := b.g.Health("a"); got != Alive {
 		t.Errorf("b: Health(a) = %v once listed, want alive", got)
 	}
-}
-
-// freeAddr returns a loopback address whose port was just free.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // TestSecurity: nodes sharing key and label converge; one whose label or key
@@ -344,7 +320,7 @@ func TestSecurity(t *testing.T) {
 			setPeers(all, all...)
 			for _, n := range all {
 				before := n.g.joinFailures.Load()
-				waitFor(t, 5*time.Second, n.node+" retried joins", func() bool {
+				testutil.WaitFor(t, 5*time.Second, n.node+" retried joins", func() bool {
 					return n.g.joinFailures.Load() >= before+2
 				})
 			}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // recorder keeps the Warn records a node logs, as "message peer=...".
@@ -60,7 +62,7 @@ func TestKeyMismatchLoggedOnce(t *testing.T) {
 	setPeers(all, all...)
 	for _, n := range all {
 		before := n.g.joinFailures.Load()
-		waitFor(t, 10*time.Second, n.node+" retried joins", func() bool { return n.g.joinFailures.Load() >= before+4 })
+		testutil.WaitFor(t, 10*time.Second, n.node+" retried joins", func() bool { return n.g.joinFailures.Load() >= before+4 })
 	}
 	const refused = "gossip: a peer was refused: " + mismatchHint
 	join := "gossip: cannot join a listed peer: " + mismatchHint

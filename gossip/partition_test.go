@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"shoal/internal/testutil"
 )
 
 // cutTransport drops every packet and refuses every stream, both ways, while
@@ -142,7 +144,7 @@ func TestPartitionHeals(t *testing.T) {
 	// The island gets no confirmations, so its suspicion runs to the
 	// maximum timeout (SuspicionMaxTimeoutMult x the minimum, ~18 s): wait
 	// only until it no longer calls the mainland alive.
-	d = waitFor(t, 10*time.Second, "island suspects the mainland", func() bool {
+	d = testutil.WaitFor(t, 10*time.Second, "island suspects the mainland", func() bool {
 		for _, n := range mainland {
 			if island.g.Health(n.node) == Alive {
 				return false
@@ -152,7 +154,7 @@ func TestPartitionHeals(t *testing.T) {
 	})
 	t.Logf("island stopped seeing the mainland alive after %v more", d)
 	if os.Getenv("SHOAL_MEASURE_ISLAND") != "" {
-		d = waitFor(t, 60*time.Second, "island sees mainland dead", func() bool {
+		d = testutil.WaitFor(t, 60*time.Second, "island sees mainland dead", func() bool {
 			return island.g.Health(mainland[0].node) == Dead && island.g.Health(mainland[1].node) == Dead
 		})
 		t.Logf("island saw the mainland dead after %v more", d)

@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // swallower is a TCP listener that never accepts: connects complete (into
@@ -38,7 +40,7 @@ func TestSyncedAndSeen(t *testing.T) {
 	}
 	peers := map[string]string{"c": c.g.LocalAddr()}
 	for i := range 50 {
-		peers[fmt.Sprintf("refused%d", i)] = freeAddr(t)
+		peers[fmt.Sprintf("refused%d", i)] = testutil.FreeAddr(t)
 	}
 	for i := range 10 {
 		addr := swallower(t)
@@ -64,7 +66,7 @@ func TestSyncedAndSeen(t *testing.T) {
 		}
 	}
 	for _, n := range nodes {
-		waitFor(t, 5*time.Second, n.node+" to see c", func() bool { return n.g.Seen("c") })
+		testutil.WaitFor(t, 5*time.Second, n.node+" to see c", func() bool { return n.g.Seen("c") })
 	}
 	nodes[1].crash(t)
 	waitHealth(t, 20*time.Second, []*testNode{c}, nodes[1].node, Dead)
@@ -78,7 +80,7 @@ func TestSyncedAndSeen(t *testing.T) {
 func TestSyncedAlone(t *testing.T) {
 	t.Parallel()
 	a := start(t, testConfig("a"))
-	a.g.SetPeers(map[string]string{"a": a.g.LocalAddr(), "b": freeAddr(t), "s": swallower(t)})
+	a.g.SetPeers(map[string]string{"a": a.g.LocalAddr(), "b": testutil.FreeAddr(t), "s": swallower(t)})
 	select {
 	case <-a.g.Synced():
 	case <-time.After(10 * time.Second):

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testutil"
 	"shoal/protocol"
 	"shoal/server"
 	"shoal/store"
@@ -267,7 +268,7 @@ func TestDumpFailures(t *testing.T) {
 		"silent peer":   {Config{Addr: silent.ln.Addr().String(), RequestTimeout: 100 * time.Millisecond}, time.Minute, ErrTimeout},
 		"peer dies":     {Config{Addr: dying.Addr().String()}, time.Minute, ErrConnLost},
 		"not a dumper":  {Config{Addr: plain}, time.Minute, ErrReply},
-		"peer down":     {Config{Addr: freeAddr(t)}, time.Minute, ErrDown},
+		"peer down":     {Config{Addr: testutil.FreeAddr(t)}, time.Minute, ErrDown},
 		"client closed": {Config{Addr: plain}, time.Minute, ErrClosed},
 	} {
 		t.Run(name, func(t *testing.T) {

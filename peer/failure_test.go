@@ -11,18 +11,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	ln := listen(t, "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestRefusedIsDown(t *testing.T) {
-	c := newClient(t, Config{Addr: freeAddr(t), DialTimeout: 5 * time.Second})
+	c := newClient(t, Config{Addr: testutil.FreeAddr(t), DialTimeout: 5 * time.Second})
 	for range 3 { // every call dials once and fails at once, no retry loop
 		if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); !errors.Is(err, ErrDown) {
 			t.Fatalf("err %v, want ErrDown", err)

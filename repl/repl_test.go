@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testutil"
 	"shoal/repl"
 	"shoal/server"
 	"shoal/store"
@@ -72,17 +73,6 @@ func run(t *testing.T, r *repl.Replicator) {
 	t.Cleanup(func() { cancel(); <-done; r.Close() })
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func stat(r *repl.Replicator, name string) repl.PeerStats {
 	for _, s := range r.Stats() {
 		if s.Peer == name {
@@ -107,7 +97,7 @@ func TestReplicateItems(t *testing.T) {
 	r.Push([]byte("c"), to, repl.Item{Deleted: true})
 	r.Push([]byte("d"), to, repl.Item{Value: []byte("vd")})
 	r.Push([]byte("d"), to, repl.Item{Value: []byte("old"), Exptime: 1}) // already expired
-	waitFor(t, "every entry sent", func() bool { return stat(r, "b").Sent == 6 })
+	testutil.WaitFor(t, 10*time.Second, "every entry sent", func() bool { return stat(r, "b").Sent == 6 })
 
 	it, v, res := st.Get([]byte("a"), nil, nil)
 	if res != store.Hit || string(v) != "va" || it.Flags != 7 || it.Exptime != exp || it.CAS != 4242 {
@@ -143,8 +133,8 @@ func TestDropsWhenQueueFull(t *testing.T) {
 		t.Fatalf("before Run: %+v, want 4 queued, 6 dropped", s)
 	}
 	run(t, r)
-	waitFor(t, "the queue to drain", func() bool { return stat(r, "dead").Queued == 0 })
-	waitFor(t, "a failure", func() bool { return stat(r, "dead").Failures > 0 })
+	testutil.WaitFor(t, 10*time.Second, "the queue to drain", func() bool { return stat(r, "dead").Queued == 0 })
+	testutil.WaitFor(t, 10*time.Second, "a failure", func() bool { return stat(r, "dead").Failures > 0 })
 	s = stat(r, "dead")
 	if s.Sent+s.Failures != 4 || s.Dropped != 6 {
 		t.Errorf("after Run: %+v", s)
@@ -168,7 +158,7 @@ func TestRetriesUntilPeerAnswers(t *testing.T) {
 	}
 	// The first send is refused (nothing listens); the peer comes up
 	// during the pause before the next one.
-	waitFor(t, "a refused send", func() bool { return stat(r, "late").Retries == 1 })
+	testutil.WaitFor(t, 10*time.Second, "a refused send", func() bool { return stat(r, "late").Retries == 1 })
 	st := newStore(t)
 	srv, err := server.New(server.Config{PeerExtensions: true}, server.Local{Store: st})
 	if err != nil {
@@ -180,7 +170,7 @@ func TestRetriesUntilPeerAnswers(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	waitFor(t, "the entry delivered", func() bool { return stat(r, "late").Sent == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the entry delivered", func() bool { return stat(r, "late").Sent == 1 })
 	if _, v, res := st.Get([]byte("k"), nil, nil); res != store.Hit || string(v) != "v" {
 		t.Fatalf("k on the late peer: %v %q", res, v)
 	}
@@ -244,7 +234,7 @@ func TestStaleRefusalIsRefreshed(t *testing.T) {
 	run(t, r)
 	r.Push([]byte("k"), to, repl.Item{Value: []byte("old view"), Epoch: 4, Seq: 1})
 	r.Push([]byte("gone"), to, repl.Item{Value: []byte("old view"), Epoch: 4, Seq: 2})
-	waitFor(t, "both entries settled", func() bool { s := stat(r, "r"); return s.LagSeq == 0 && s.Stale == 2 })
+	testutil.WaitFor(t, 10*time.Second, "both entries settled", func() bool { s := stat(r, "r"); return s.LagSeq == 0 && s.Stale == 2 })
 	if _, v, res := st.Get([]byte("k"), nil, nil); res != store.Hit || string(v) != "current" {
 		t.Errorf("k on the replica: %v %q, want the refreshed value", res, v)
 	}
@@ -262,7 +252,7 @@ func TestStaleRefusalIsRefreshed(t *testing.T) {
 		}
 		run(t, r)
 		r.Push([]byte("k2"), to, repl.Item{Value: []byte("old view"), Epoch: 4})
-		waitFor(t, "a failure", func() bool { return stat(r, "r").Failures == 1 })
+		testutil.WaitFor(t, 10*time.Second, "a failure", func() bool { return stat(r, "r").Failures == 1 })
 		if _, _, res := st.Get([]byte("k2"), nil, nil); res != store.Miss {
 			t.Errorf("k2 stored despite the refusal: %v", res)
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testutil"
 	"shoal/protocol"
 	"shoal/store"
 )
@@ -193,7 +194,7 @@ func TestAsyncCacheConnGone(t *testing.T) {
 		nc.Close()
 	}
 	srv.DropConns()
-	waitUntil(t, func() bool { return srv.Stats().CurrConnections == 0 })
+	testutil.WaitFor(t, 5*time.Second, "no connections left", func() bool { return srv.Stats().CurrConnections == 0 })
 	nc := dial(t, addr)
 	io.WriteString(nc, "get r1\r\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -201,17 +202,7 @@ func TestAsyncCacheConnGone(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, func() bool { return srv.Stats().CurrConnections == 0 })
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, "no connections left", func() bool { return srv.Stats().CurrConnections == 0 })
 }
 
 // asyncShardCache is shardCache as an AsyncCache whose keys are all local.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // startMemcached runs the real memcached on a free loopback port with the
@@ -37,10 +39,7 @@ func startMemcached(t testing.TB, args ...string) string {
 // runMemcached makes one attempt at starting memcached; on success the
 // process is owned by t's cleanup.
 func runMemcached(t testing.TB, bin string, args []string) (string, error) {
-	port, err := freePort()
-	if err != nil {
-		return "", err
-	}
+	port := testutil.FreePort(t)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	argv := append([]string{"-U", "0", "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-u", "root"}, args...)
 	cmd := exec.Command(bin, argv...)
@@ -64,16 +63,6 @@ func runMemcached(t testing.TB, bin string, args []string) (string, error) {
 	}
 	t.Cleanup(stop)
 	return addr, nil
-}
-
-// freePort asks the kernel for a loopback port that is free right now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitListening polls addr until it accepts a connection, the process exits

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // TestStatsConnsStates: stats conns names each connection's state as
@@ -33,24 +37,10 @@ func TestStatsConnsStates(t *testing.T) {
 			dial("get x", "conn_read")
 			asks := dial("", "conn_parse_cmd")
 			// Polled until the server has read what was sent.
-			var got map[string]string
-			for deadline := time.Now().Add(5 * time.Second); ; {
-				got = connStates(t, asks)
-				if len(got) == len(want) && func() bool {
-					for a, s := range want {
-						if got[a] != s {
-							return false
-						}
-					}
-					return true
-				}() {
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("states %v, want %v", got, want)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			testutil.WaitUntil(t, 5*time.Second, fmt.Sprintf("states %v", want), func() (bool, string) {
+				got := connStates(t, asks)
+				return maps.Equal(got, want), fmt.Sprint(got)
+			})
 		})
 	}
 }

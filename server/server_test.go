@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // dial opens a raw connection with a deadline so a hung server fails the
@@ -163,19 +165,13 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	a.Close()
 	// Once a slot frees, a new connection is served again.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.WaitUntil(t, 5*time.Second, "a slot after closing a connection", func() (bool, string) {
 		c := dial(t, addr)
+		defer c.Close()
 		io.WriteString(c, "mn\r\n")
 		line, _ := bufio.NewReader(c).ReadString('\n')
-		if line == "MN\r\n" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no slot after closing a connection: %q", line)
-		}
-		c.Close()
-	}
+		return line == "MN\r\n", fmt.Sprintf("%q", line)
+	})
 }
 
 func TestIdleTimeoutClosesConnection(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testutil"
 	"shoal/store"
 )
 
@@ -378,18 +379,7 @@ func TestWatchBounded(t *testing.T) {
 	}
 	// The watcher goes: its buffer with it.
 	w.Close()
-	waitFor(t, "log_watchers 0", func() bool { return srv.Stats().Watch.Watchers == 0 })
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after 5s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, "log_watchers 0", func() bool { return srv.Stats().Watch.Watchers == 0 })
 }
 
 // TestWatchTooMany: memcached's limit of 20 watchers.
@@ -429,7 +419,7 @@ func TestWatchShutdown(t *testing.T) {
 	w := dial(t, addr)
 	io.WriteString(w, "watch\r\n")
 	bufio.NewReader(w).ReadString('\n')
-	waitFor(t, "a watcher", func() bool { return srv.Stats().Watch.Watchers == 1 })
+	testutil.WaitFor(t, 5*time.Second, "a watcher", func() bool { return srv.Stats().Watch.Watchers == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 // settleTimeout bounds the wait for the cluster to converge after a fault.
@@ -108,7 +110,7 @@ func (in *injector) settle(e *Episode) {
 // answering waits until n serves stats again, then lets clients use it.
 func (in *injector) answering(n *node) {
 	in.t.Helper()
-	waitFor(in.t, 20*time.Second, n.name+" answering after its start", func() (bool, string) {
+	testutil.WaitUntil(in.t, 20*time.Second, n.name+" answering after its start", func() (bool, string) {
 		return clusterStats(n.addr) != nil, "no answer"
 	})
 	n.up.Store(true)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testutil"
 )
 
 var (
@@ -103,7 +105,7 @@ func TestHistory(t *testing.T) {
 		nodes = append(nodes, startNode(t, cl, name))
 	}
 	cl.setMembers(nodes)
-	waitFor(t, 30*time.Second, "converged", func() (bool, string) { return converged(nodes) })
+	testutil.WaitUntil(t, 30*time.Second, "converged", func() (bool, string) { return converged(nodes) })
 	for _, n := range nodes {
 		n.up.Store(true)
 	}

@@ -5,10 +5,11 @@ package history
 // operator would.
 //
 // Copied and adapted from the root package's cluster_test.go and
-// etcdproc_test.go (shoalBinary, freeAddr, etcdProc, runNode, nodeArgs,
-// clusterStats, converged, waitFor): a package cannot import another's
-// test files. Another session is unifying the test helpers; until then,
-// keep these in step with the root's by hand.
+// etcdproc_test.go (shoalBinary, etcdProc, runNode, nodeArgs, clusterStats,
+// converged): a package cannot import another's test files. Free ports and
+// waiting on a condition come from internal/testutil; etcd is the binary
+// here, not internal/testetcd's embedded one, because the faults kill and
+// restart it as a process.
 
 import (
 	"bytes"
@@ -26,6 +27,7 @@ import (
 
 	"shoal/internal/statsread"
 	"shoal/internal/testbin"
+	"shoal/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -37,22 +39,10 @@ func TestMain(m *testing.M) {
 // shoalBinary is the shoal command, built once for the whole test run.
 func shoalBinary(t testing.TB) string { return testbin.Path(t) }
 
-func freeAddr(t testing.TB) string { return freeAddrOn(t, "127.0.0.1") }
-
-func freeAddrOn(t testing.TB, host string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // waitFree waits until addr can be bound again (a killed process's ports).
 func waitFree(t testing.TB, addr string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, addr+" free", func() (bool, string) {
+	testutil.WaitUntil(t, 10*time.Second, addr+" free", func() (bool, string) {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return false, err.Error()
@@ -118,7 +108,7 @@ func startEtcd(t testing.TB, host string) *etcd {
 	if err != nil {
 		t.Skip("etcd binary not installed (apt package etcd-server): ", err)
 	}
-	e := &etcd{bin: bin, dir: t.TempDir(), client: freeAddrOn(t, host), peer: freeAddr(t)}
+	e := &etcd{bin: bin, dir: t.TempDir(), client: testutil.FreeAddrOn(t, host), peer: testutil.FreeAddr(t)}
 	e.start(t)
 	t.Cleanup(func() {
 		e.p.kill()
@@ -143,7 +133,7 @@ func (e *etcd) start(t testing.TB) {
 		"--initial-cluster", "shoal-history="+pu,
 		"--log-level", "error", "--logger", "zap"))
 	hc := &http.Client{Timeout: time.Second}
-	waitFor(t, 20*time.Second, "etcd healthy", func() (bool, string) {
+	testutil.WaitUntil(t, 20*time.Second, "etcd healthy", func() (bool, string) {
 		if e.p.exited() {
 			t.Fatalf("etcd exited at start: %s", e.p.stderr.String())
 		}
@@ -194,7 +184,7 @@ func startNode(t testing.TB, cl *cluster, name string, extra ...string) *node {
 		n.addr, n.peerAddr = net.JoinHostPort(ip, "11211"), net.JoinHostPort(ip, "11311")
 		extra = append([]string{"-l", ip}, extra...)
 	} else {
-		n.addr, n.peerAddr = freeAddr(t), freeAddr(t)
+		n.addr, n.peerAddr = testutil.FreeAddr(t), testutil.FreeAddr(t)
 	}
 	n.nn = cl.nn
 	_, port, _ := net.SplitHostPort(n.addr)
@@ -274,21 +264,4 @@ func converged(nodes []*node) (bool, string) {
 		}
 	}
 	return true, strings.Join(seen, "; ")
-}
-
-// waitFor polls cond until it holds or the timeout passes; cond explains
-// what it saw so a failure says why.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still not %s: %s", timeout, what, seen)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"shoal/internal/testbin"
+	"shoal/internal/testutil"
 )
 
 var (
@@ -40,21 +41,11 @@ type server struct {
 	stderr bytes.Buffer
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // start runs bin with memcached's flags plus args on a free loopback port
 // and waits until it answers "version".
 func start(t testing.TB, name, bin string, args ...string) *server {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	all := append([]string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0"}, args...)
 	s := &server{name: name, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	s.cmd = exec.Command(bin, all...)
@@ -66,16 +57,16 @@ func start(t testing.TB, name, bin string, args ...string) *server {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := command(s.addr, "version\r\n"); err == nil {
-			return s
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s stderr: %s", name, s.stderr.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start: %s", name, s.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	testutil.WaitUntil(t, 20*time.Second, name+" to answer version", func() (bool, string) {
+		_, err := command(s.addr, "version\r\n")
+		return err == nil, fmt.Sprint(err)
+	})
+	return s
 }
 
 // memKB reads a field (VmRSS, VmHWM) of the process's /proc status, in KiB.

@@ -1,0 +1,82 @@
+package testutil
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// FreeAddr returns "127.0.0.1:port" for a loopback port that was free a
+// moment ago. Nothing holds it: another process may take it before the
+// caller binds it, which tests that start servers on it must accept.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return FreeAddrOn(t, "127.0.0.1")
+}
+
+// FreeAddrOn is FreeAddr on host (such as a bridge's address when nodes
+// run in network namespaces); it returns host:port.
+func FreeAddrOn(t testing.TB, host string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("testutil: no free port on %s: %v", host, err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// FreePort is FreeAddr's port number, for commands that take a port alone.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testutil: no free loopback port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Poll intervals: the first check is immediate, then the wait between
+// checks doubles from minPoll up to maxPoll, so a condition that holds
+// soon is seen soon and a slow one (a cluster converging) is not polled
+// hard for seconds.
+const (
+	minPoll = 5 * time.Millisecond
+	maxPoll = 100 * time.Millisecond
+)
+
+// WaitFor polls cond until it holds and returns how long that took. If it
+// still does not hold within the duration, the test fails with
+// "timed out after <within> waiting for <what>". cond runs on the test's
+// goroutine, so it may call t.Fatal itself.
+func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	return WaitUntil(t, within, what, func() (bool, string) { return cond(), "" })
+}
+
+// WaitUntil is WaitFor for a cond that also describes the state it saw;
+// the failure message ends with the last description, so it says not
+// only what was awaited but what there was instead.
+func WaitUntil(t testing.TB, within time.Duration, what string, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	deadline := begin.Add(within)
+	pause := minPoll
+	for {
+		ok, seen := cond()
+		if ok {
+			return time.Since(begin)
+		}
+		if time.Now().After(deadline) {
+			if seen != "" {
+				t.Fatalf("timed out after %v waiting for %s; last seen: %s", within, what, seen)
+			} else {
+				t.Fatalf("timed out after %v waiting for %s", within, what)
+			}
+			return time.Since(begin) // t.Fatalf does not return; a fake TB's may
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, maxPoll)
+	}
+}
