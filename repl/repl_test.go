@@ -324,7 +324,7 @@ func TestBatchSendsNewest(t *testing.T) {
 	r.Push([]byte("j"), to, repl.Item{Value: []byte("old"), CAS: 300})
 	r.Push([]byte("j"), to, repl.Item{Value: []byte("new"), CAS: 400})
 	run(t, r)
-	waitFor(t, "every entry sent", func() bool { return stat(r, "b").Sent == 4 })
+	testutil.WaitFor(t, 10*time.Second, "every entry sent", func() bool { return stat(r, "b").Sent == 4 })
 	for k, cas := range map[string]uint64{"k": 200, "j": 400} {
 		if it, v, res := st.Get([]byte(k), nil, nil); res != store.Hit || string(v) != "new" || it.CAS != cas {
 			t.Errorf("%s on the peer: %v %q cas %d, want new cas %d", k, res, v, it.CAS, cas)
@@ -376,7 +376,7 @@ func TestQueueBytes(t *testing.T) {
 	for i := range 10 { // what fits
 		r.Push(fmt.Appendf(nil, "k%d", i), live, repl.Item{Value: val})
 	}
-	waitFor(t, "every entry sent", func() bool { return stat(r, "live").Sent == 10 })
+	testutil.WaitFor(t, 10*time.Second, "every entry sent", func() bool { return stat(r, "live").Sent == 10 })
 	if s := stat(r, "live"); s.Bytes != 0 || s.Dropped != 0 {
 		t.Fatalf("live peer: stats %+v, want nothing held or dropped", s)
 	}
