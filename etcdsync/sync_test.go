@@ -241,8 +241,12 @@ func TestEtcdRestart(t *testing.T) {
 		testutil.WaitFor(t, 5*time.Second, "leases to be given up", func() bool {
 			return a.Fenced() && b.Fenced() && a.leaseID.Load() == 0 && b.leaseID.Load() == 0
 		})
+		// Members and settings: a view event raised before the stop (a
+		// record re-put as the nodes unfenced) may still reach a node
+		// after before was taken, with the same members at a higher
+		// revision; with etcd down nothing else can arrive.
 		for _, n := range nodes {
-			if got, _ := n.Current(); !got.equal(before) {
+			if got, _ := n.Current(); got.Settings != before.Settings || !slices.Equal(got.Members, before.Members) {
 				t.Errorf("%s: view changed while etcd was down: %+v", n.cfg.Self.Name, got)
 			}
 		}
