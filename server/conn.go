@@ -241,6 +241,9 @@ func (c *conn) logClose(err error) {
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return
 	}
+	if c.closeWhy == closeNormal {
+		c.closeWhy = closeError // memcached: only the end of the stream and quit close normally
+	}
 	if c.srv.verbosity.Load() > 0 {
 		c.srv.log.Info("connection closed", "remote", c.raddr.String(), "err", err)
 	}

@@ -426,3 +426,45 @@ func TestWatchShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWatchCloseReason: as memcached 1.6.18 (its t/watcher.t; memcached.c
+// sets NORMAL_CLOSE only at the end of the stream and on quit), a client
+// that hangs up or quits closes with reason=normal, one that sends an HTTP
+// request or an overlong line with reason=error.
+func TestWatchCloseReason(t *testing.T) {
+	_, addr := startWatched(t, store.Config{}, Config{})
+	w := dial(t, addr)
+	io.WriteString(w, "watch connevents\r\n")
+	wr := bufio.NewReader(w)
+	if l, _ := wr.ReadString('\n'); l != "OK\r\n" {
+		t.Fatalf("watch: %q", l)
+	}
+	for _, tc := range []struct{ name, send, reason string }{
+		{"hang up", "", "normal"},
+		{"quit", "quit\r\n", "normal"},
+		{"http", "GET / HTTP/1.1\r\n", "error"},
+		{"line too long", strings.Repeat("x", 8192), "error"},
+	} {
+		c := dial(t, addr)
+		mine := " rport=" + strconv.Itoa(c.LocalAddr().(*net.TCPAddr).Port) + " "
+		if tc.send != "" {
+			io.WriteString(c, tc.send)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.Copy(io.Discard, c) // the server closes
+		}
+		c.Close()
+		for {
+			w.SetReadDeadline(time.Now().Add(5 * time.Second))
+			l, err := wr.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: watcher: %v", tc.name, err)
+			}
+			if strings.Contains(l, "type=conn_close") && strings.Contains(l, mine) {
+				if !strings.Contains(l, " reason="+tc.reason+" ") && !strings.HasSuffix(l, " reason="+tc.reason+"\n") {
+					t.Errorf("%s: %q, want reason=%s", tc.name, l, tc.reason)
+				}
+				break
+			}
+		}
+	}
+}
