@@ -307,12 +307,7 @@ func TestWatchEvictions(t *testing.T) {
 // waits for it.
 func TestWatchBounded(t *testing.T) {
 	srv, addr := startWatched(t, store.Config{}, Config{})
-	w := dial(t, addr)
-	io.WriteString(w, "watch fetchers\r\n")
-	wr := bufio.NewReader(w)
-	if l, _ := wr.ReadString('\n'); l != "OK\r\n" {
-		t.Fatalf("first line %q", l)
-	}
+	w, wr := dialWatch(t, addr, "fetchers")
 	c := dial(t, addr)
 	io.WriteString(c, "set k 0 0 1\r\nx\r\n")
 	cr := bufio.NewReader(c)
@@ -433,12 +428,7 @@ func TestWatchShutdown(t *testing.T) {
 // request or an overlong line with reason=error.
 func TestWatchCloseReason(t *testing.T) {
 	_, addr := startWatched(t, store.Config{}, Config{})
-	w := dial(t, addr)
-	io.WriteString(w, "watch connevents\r\n")
-	wr := bufio.NewReader(w)
-	if l, _ := wr.ReadString('\n'); l != "OK\r\n" {
-		t.Fatalf("watch: %q", l)
-	}
+	w, wr := dialWatch(t, addr, "connevents")
 	for _, tc := range []struct{ name, send, reason string }{
 		{"hang up", "", "normal"},
 		{"quit", "quit\r\n", "normal"},
@@ -467,4 +457,16 @@ func TestWatchCloseReason(t *testing.T) {
 			}
 		}
 	}
+}
+
+// dialWatch opens a connection that watches streams, past memcached's OK.
+func dialWatch(t *testing.T, addr, streams string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	w := dial(t, addr)
+	io.WriteString(w, "watch "+streams+"\r\n")
+	wr := bufio.NewReader(w)
+	if l, _ := wr.ReadString('\n'); l != "OK\r\n" {
+		t.Fatalf("watch %s: %q", streams, l)
+	}
+	return w, wr
 }
