@@ -217,7 +217,7 @@ func TestWarmAfterPause(t *testing.T) {
 			testutil.WaitFor(t, 5*time.Second, n.name+" to hold "+string(k), func() bool { _, _, res := n.st.Get(k, nil, nil); return res == store.Hit })
 		}
 		if i == 0 {
-			b.st.Delete(k, nil)
+			b.router.deleteVersioned(k, nil, 0) // as an owner deletes: with a tombstone
 			continue
 		}
 		b.st.Set(k, []byte("new"), &store.SetOptions{})
@@ -241,6 +241,9 @@ func TestWarmAfterPause(t *testing.T) {
 		}
 	}
 	waitWarm(t, a)
+	if _, v, res := a.st.Get([]byte("wp-0"), nil, nil); res == store.Hit {
+		t.Fatalf("a's store still holds the deleted wp-0 (%q) after warm-up", v)
+	}
 	for i := 1; i < n; i++ {
 		k := []byte(fmt.Sprintf("wp-%d", i))
 		if _, v, res := a.st.Get(k, nil, nil); res != store.Hit || string(v) != "new" {
