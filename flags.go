@@ -121,7 +121,7 @@ var flagSpecs = []flagSpec{
 	{'l', "listen", "<addr>", "interfaces to listen on, comma separated (default: 127.0.0.1)", func(o *options, v string) error { o.listen = v; return nil }},
 	{'m', "memory-limit", "<num>", "item memory in megabytes (default: 64)", func(o *options, v string) error { return int64Flag(&o.memoryMB, v, 1, 1<<30) }},
 	{'c', "conn-limit", "<num>", "max simultaneous connections (default: 1024)", func(o *options, v string) error { return intFlag(&o.maxConns, v, 1, 1<<24) }},
-	{'t', "threads", "<num>", "number of threads to use: event loops, with GOMAXPROCS one more; sets GOMAXPROCS with --conn-goroutines (default: all cores; a cluster node with event loops, one less)", func(o *options, v string) error { return intFlag(&o.threads, v, 1, 4096) }},
+	{'t', "threads", "<num>", "number of threads to use: event loops, with GOMAXPROCS one more (the same for -t in a cluster, whose loops park); sets GOMAXPROCS with --conn-goroutines (default: all cores; a cluster node with event loops, one loop less)", func(o *options, v string) error { return intFlag(&o.threads, v, 1, 4096) }},
 	{'I', "max-item-size", "<num>", "max item size, with k or m suffix (default: 1m, min: 1k, max: 1024m)", func(o *options, v string) error { return sizeFlag(&o.maxItemSize, v) }},
 	{'M', "disable-evictions", "", "return error on memory exhausted instead of evicting", func(o *options, _ string) error { o.noEvict = true; return nil }},
 	{'C', "disable-cas", "", "disable use of CAS: every CAS is 0 and a command naming one answers EXISTS (standalone only: a cluster orders copies by CAS)", func(o *options, _ string) error { o.noCAS = true; return nil }},

@@ -114,25 +114,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	// server.AsyncCache (forwarded gets complete on the peer client's
 	// reader, other forwarded commands run on goroutines of their own).
 	eventLoop := !o.connGoroutines
-	threads := o.threads
+	threads, procs := o.threads, o.threads
 	if threads == 0 {
-		threads = runtime.GOMAXPROCS(0) // all cores, or the container's share
+		procs = runtime.GOMAXPROCS(0) // all cores, or the container's share
+		threads = procs
 		if eventLoop && o.clustered() {
 			// A core for the peer traffic: the peer port's event loop and
 			// the peer clients' readers (which complete forwarded gets). On
 			// 2 cores, one client loop costs the forwarding node 12-13
 			// CPU-µs per forwarded get against 15 with two
 			// (BenchmarkForwarding).
-			threads = max(1, threads-1)
+			threads = max(1, procs-1)
 		}
 	}
-	switch {
-	case eventLoop:
-		// -t event loops, as memcached runs -t worker threads, and one P
-		// more for everything else (see server.Config.Loops).
-		runtime.GOMAXPROCS(threads + 1)
-	case o.threads > 0:
-		runtime.GOMAXPROCS(o.threads)
+	if eventLoop && !o.clustered() {
+		// A standalone node's loops each hold a thread, waiting in
+		// epoll_wait: one P more for the rest of the process (see
+		// server.Config.Loops). A cluster node's loops park in Go's
+		// poller and need none.
+		procs = threads + 1
+	}
+	if procs > 0 {
+		// -t N: N worker threads' worth of Go code, as memcached's.
+		runtime.GOMAXPROCS(procs)
 	}
 	// One watch for the node: its store's evictions, and the events of
 	// its client and peer connections.

@@ -15,8 +15,10 @@
 #   ring    3 shoal nodes; loadgen -ring: the ring-aware Go client
 #           (package client on gomemcache), each key sent to its owner;
 #           gomemcache pools per node, so up to CONNS connections per node
-# Load: CONNS connections, depth 1, 90 % gets of PRELOAD_KEYS keys
-# preloaded, 100 B values; closed loop (full speed). With RATE set, the
+# Load: CONNS connections, 90 % gets of PRELOAD_KEYS keys preloaded,
+# 100 B values; closed loop (full speed) at each depth of DEPTHS
+# (requests in flight per connection; the ring client runs depth 1 only:
+# gomemcache waits for each reply). With RATE set, the
 # same at a fixed request rate (open loop) too, so CPU per request is
 # compared at equal work. CPU is utime+stime from /proc/<pid>/stat summed
 # over every process of the set-up (nutcracker and the three memcached;
@@ -31,6 +33,7 @@ PRELOAD_KEYS=${PRELOAD_KEYS:-100000}
 CONNS=${CONNS:-32}
 REPLICAS=${REPLICAS:-"1 2"}
 VARIANTS=${VARIANTS:-"twem spread one ring"}
+DEPTHS=${DEPTHS:-"1 16"}
 RATE=${RATE:-} # open-loop requests/s; empty: closed loop only
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
 NUTCRACKER=${NUTCRACKER:-/usr/sbin/nutcracker}
@@ -175,13 +178,19 @@ one() {
 	pids=$(joined "${PIDS[@]}")
 	if ! "$LG" fill -addr "$addr" -stats "$BACKENDS" -keys "$PRELOAD_KEYS" -value 100 >"$out.fill" 2>&1; then
 		log "fill on $v failed: $(cat "$out.fill")"; ok=1
-	elif ! "$LG" throughput -addr "$addr" "${ring[@]}" -conns "$CONNS" -depth 1 -get 0.9 -value 100 \
-		-keys "$PRELOAD_KEYS" -warmup "$WARMUP" -duration "$DURATION" -pid "$pids" -clk-tck "$CLK_TCK" >"$out" 2>&1; then
-		log "throughput on $v failed: $(cat "$out")"; ok=1
 	else
-		record "tput_r$reps" "$v" "$(kv ops_per_sec "$out")"
-		record "opcpu_r$reps" "$v" "$(kv ops_per_cpu_sec "$out")"
-		[ "$(kv errors "$out")" = 0 ] || log "$v: $(kv errors "$out") errors"
+		local d
+		for d in $DEPTHS; do
+			[ "$v" = ring ] && [ "$d" != 1 ] && continue
+			if ! "$LG" throughput -addr "$addr" "${ring[@]}" -conns "$CONNS" -depth "$d" -get 0.9 -value 100 \
+				-keys "$PRELOAD_KEYS" -warmup "$WARMUP" -duration "$DURATION" -pid "$pids" -clk-tck "$CLK_TCK" >"$out.d$d" 2>&1; then
+				log "throughput on $v at depth $d failed: $(cat "$out.d$d")"; ok=1
+				continue
+			fi
+			record "tput_r${reps}_d$d" "$v" "$(kv ops_per_sec "$out.d$d")"
+			record "opcpu_r${reps}_d$d" "$v" "$(kv ops_per_cpu_sec "$out.d$d")"
+			[ "$(kv errors "$out.d$d")" = 0 ] || log "$v depth $d: $(kv errors "$out.d$d") errors"
+		done
 	fi
 	if [ $ok = 0 ] && [ -n "$RATE" ] && [ "$v" != ring ]; then
 		if ! "$LG" latency -addr "$addr" -conns "$CONNS" -rate "$RATE" -get 0.9 -value 100 \
@@ -220,16 +229,19 @@ for reps in $REPLICAS; do
 done
 
 echo
-echo "# cluster benchmark: $(nproc) cores, $(uname -r), ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS depth 1, 90% gets, 100 B values, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# cluster benchmark: $(nproc) cores, $(uname -r), ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS, 90% gets, 100 B values, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# medians; ratio = variant / twem (nutcracker + 3 memcached -t 1); --replicas is shoal's"
-printf '%-8s %-8s %12s %8s %16s %8s\n' replicas variant ops/s ratio ops/cpu-s ratio
+printf '%-8s %-6s %-8s %12s %8s %16s %8s\n' replicas depth variant ops/s ratio ops/cpu-s ratio
 for reps in $REPLICAS; do
-	bt=$(median "$RES/tput_r$reps.twem")
-	bc=$(median "$RES/opcpu_r$reps.twem")
-	for v in $VARIANTS; do
-		t=$(median "$RES/tput_r$reps.$v")
-		c=$(median "$RES/opcpu_r$reps.$v")
-		printf '%-8s %-8s %12s %8s %16s %8s\n' "$reps" "$v" "$t" "$(ratio "$t" "$bt")" "$c" "$(ratio "$c" "$bc")"
+	for d in $DEPTHS; do
+		bt=$(median "$RES/tput_r${reps}_d$d.twem")
+		bc=$(median "$RES/opcpu_r${reps}_d$d.twem")
+		for v in $VARIANTS; do
+			[ "$v" = ring ] && [ "$d" != 1 ] && continue
+			t=$(median "$RES/tput_r${reps}_d$d.$v")
+			c=$(median "$RES/opcpu_r${reps}_d$d.$v")
+			printf '%-8s %-6s %-8s %12s %8s %16s %8s\n' "$reps" "$d" "$v" "$t" "$(ratio "$t" "$bt")" "$c" "$(ratio "$c" "$bc")"
+		done
 	done
 done
 if [ -n "$RATE" ]; then

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"shoal/internal/rawio"
 	"shoal/protocol"
 )
 
@@ -280,8 +281,7 @@ func (cn *conn) tryWrite(p []byte) (int, error) {
 // write1 is tryWrite's callback (cn.rawWrite, a method value made once
 // per connection): one write of wout, whatever the socket takes.
 func (cn *conn) write1(fd uintptr) bool {
-	n, err := syscall.Write(int(fd), cn.wout)
-	cn.wn, cn.werr = max(n, 0), err
+	cn.wn, cn.werr = rawio.Write(fd, cn.wout)
 	return true
 }
 

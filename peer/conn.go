@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"shoal/internal/rawio"
 	"shoal/protocol"
 )
 
@@ -93,11 +94,7 @@ func (cn *conn) drain() {
 		out := cn.wbuf
 		cn.wbuf = cn.spare[:0]
 		cn.mu.Unlock()
-		// A peer that stops reading must not hold this caller forever.
-		err := cn.nc.SetWriteDeadline(time.Now().Add(cn.c.cfg.RequestTimeout))
-		if err == nil {
-			_, err = cn.nc.Write(out)
-		}
+		err := cn.writeAll(out)
 		cn.mu.Lock()
 		cn.spare = nil
 		if cap(out) <= maxKeptBuf {
@@ -113,6 +110,20 @@ func (cn *conn) drain() {
 	}
 	cn.flushing = false
 	cn.mu.Unlock()
+}
+
+// writeAll writes out: first with one non-blocking write, which usually
+// takes it all, then (the socket full) the rest blocking, with a deadline: a peer that stops
+// reading must not hold this caller forever.
+func (cn *conn) writeAll(out []byte) error {
+	n, err := cn.tryWrite(out)
+	if err != nil || n == len(out) {
+		return err
+	}
+	if err = cn.nc.SetWriteDeadline(time.Now().Add(cn.c.cfg.RequestTimeout)); err == nil {
+		_, err = cn.nc.Write(out[n:])
+	}
+	return err
 }
 
 // fail breaks the connection with err, unless it is broken already. The
@@ -221,7 +232,7 @@ func (cn *conn) breakLocked(err error) {
 // then fails whatever is still queued. It owns the ReplyReader.
 func (c *Client) readLoop(cn *conn) {
 	defer c.wg.Done()
-	rr := protocol.NewReplyReader(cn.nc, c.cfg.MaxValueSize)
+	rr := protocol.NewReplyReader(rawio.NewReader(cn.nc), c.cfg.MaxValueSize)
 	err := cn.readReplies(rr)
 	cn.mu.Lock()
 	if cn.broken == nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -254,5 +255,55 @@ func TestAsyncCacheDumpWaits(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// TestAsyncLoopParks: a loop over an AsyncCache waits in Go's poller, not
+// in a blocking epoll_wait; parked, it still wakes for a new connection,
+// for input on a quiet one and for its idle sweep (the poller's deadline),
+// and it closes an idle connection while another stays served.
+func TestAsyncLoopParks(t *testing.T) {
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, addr := serve(t, Config{EventLoop: true, Loops: 1, IdleTimeout: 300 * time.Millisecond}, newRemoteCache(st))
+	idle := dial(t, addr)
+	busy := dial(t, addr)
+	br := bufio.NewReader(busy)
+	fmt.Fprintf(busy, "version\r\n")
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	loops := srv.loops
+	srv.mu.Unlock()
+	if len(loops) != 1 || !loops[0].parks() {
+		t.Skip("no event loop that parks here (not Linux)")
+	}
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for i := 0; time.Now().Before(deadline); i++ {
+		time.Sleep(50 * time.Millisecond) // the loop parks between requests
+		fmt.Fprintf(busy, "set r%d 0 0 1\r\nx\r\nget r%d\r\n", i, i)
+		for _, want := range []string{"STORED\r\n", fmt.Sprintf("VALUE r%d 0 1\r\n", i), "x\r\n", "END\r\n"} {
+			busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if got, err := br.ReadString('\n'); got != want {
+				t.Fatalf("request %d: got %q, %v; want %q", i, got, err, want)
+			}
+		}
+	}
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection: read %v, want EOF (closed by the sweep)", err)
+	}
+	// With no traffic at all, only the poller's deadline wakes the loop.
+	busy.Close()
+	alone := dial(t, addr)
+	alone.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := alone.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("connection idle alone: read %v, want EOF (closed by the sweep)", err)
+	}
+	if n := srv.Stats().IdleKicks; n != 2 {
+		t.Fatalf("idle_kicks %d, want 2", n)
 	}
 }

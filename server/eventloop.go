@@ -50,10 +50,13 @@ func (s *Server) startLoopsLocked() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			// A loop is a thread's worth of work: keeping it on one thread
-			// saves the hand-offs between threads after its waits.
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
+			if !l.parks() {
+				// A loop that blocks in epoll_wait is a thread's worth of
+				// work: keeping it on one thread saves the hand-offs
+				// between threads after its waits.
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+			}
 			l.run()
 		}()
 	}

@@ -15,6 +15,7 @@ type loop struct{ queued bool }
 
 func newLoop(*Server) (*loop, error) { return nil, errNoEpoll }
 func (*loop) run()                   {}
+func (*loop) parks() bool            { return false }
 func (*loop) dropConns()             {}
 func (*loop) stop()                  {}
 func (*loop) add(*conn, int) bool    { return false }

@@ -66,12 +66,18 @@ type Config struct {
 	// net.Conn that is not a socket, connections get goroutines anyway.
 	EventLoop bool
 	// Loops is the number of event loops (with EventLoop). Zero means
-	// GOMAXPROCS-1, at least 1. A loop waits in epoll_wait, a system call,
-	// holding its P (the runtime's right to run Go code): leave GOMAXPROCS
-	// at least one above Loops, so that the rest of the process (accepting, timers, the
+	// GOMAXPROCS-1, at least 1. Over a Cache, a loop waits in epoll_wait,
+	// a system call, on a thread of its own and holding its P (the
+	// runtime's right to run Go code): leave GOMAXPROCS at least one above
+	// Loops, so that the rest of the process (accepting, timers, the
 	// store's reclaimer) finds a P without waiting for the runtime to take
 	// one from a loop, and the runtime's monitor, seeing an idle P, leaves
 	// waiting loops alone instead of waking every 20 µs to take their Ps.
+	// Over an AsyncCache, whose requests complete on other goroutines
+	// (peer readers) that need Ps as much as the loops, a loop with nothing
+	// ready parks in Go's poller instead, as a goroutine reading a socket
+	// does, holding neither a thread nor a P; GOMAXPROCS may then equal
+	// Loops.
 	Loops int
 	// PeerExtensions makes connections accept shoal's extensions for the
 	// peer listener, which only other cluster nodes talk to: the meta
