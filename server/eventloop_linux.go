@@ -31,12 +31,12 @@ import (
 type loop struct {
 	srv    *Server
 	epfd   int
-	ep     *os.File       // epfd in Go's poller, for park
+	ep     *os.File        // epfd in Go's poller, for park
 	epRaw  syscall.RawConn // ep's, nil if Go's poller refused it
 	epPoll func(uintptr) bool
 	epN    int   // what epPoll found
 	epErr  error // and its error
-	wakefd int // eventfd: new connections or stop
+	wakefd int   // eventfd: new connections or stop
 	idle   int64
 	now    int64 // nanoseconds since start, read at each wake-up when idle > 0
 	start  time.Time
@@ -190,8 +190,11 @@ func (l *loop) run() {
 		if iter%yieldEvery == 0 {
 			runtime.Gosched()
 		}
-		n, err := l.ready()
-		if n == 0 && err == nil {
+		var n int
+		var err error
+		if l.parks() {
+			n, err = l.park(timeout) // it looks before it waits
+		} else if n, err = l.ready(); n == 0 && err == nil {
 			n, err = l.park(timeout)
 		}
 		if err != nil {
