@@ -15,6 +15,9 @@
 #   ring    3 shoal nodes; loadgen -ring: the ring-aware Go client
 #           (package client on gomemcache), each key sent to its owner;
 #           gomemcache pools per node, so up to CONNS connections per node
+#   direct  the ring's baseline: the same gomemcache client sending each
+#           key straight to its owner from one snapshot of the ring
+#           (loadgen -ring -static: no refresh, no failover)
 # Load: CONNS connections, 90 % gets of PRELOAD_KEYS keys preloaded,
 # 100 B values; closed loop (full speed) at each depth of DEPTHS
 # (requests in flight per connection; the ring client runs depth 1 only:
@@ -32,7 +35,7 @@ WARMUP=${WARMUP:-1s}
 PRELOAD_KEYS=${PRELOAD_KEYS:-100000}
 CONNS=${CONNS:-32}
 REPLICAS=${REPLICAS:-"1 2"}
-VARIANTS=${VARIANTS:-"twem spread one ring"}
+VARIANTS=${VARIANTS:-"twem spread one ring direct"}
 DEPTHS=${DEPTHS:-"1 16"}
 RATE=${RATE:-} # open-loop requests/s; empty: closed loop only
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
@@ -173,6 +176,7 @@ one() {
 	twem | one) addr=$ENTRY ;;
 	spread) addr=$ALL ;;
 	ring) addr=$ALL ring=(-ring) ;;
+	direct) addr=$ALL ring=(-ring -static) ;;
 	esac
 	local pids
 	pids=$(joined "${PIDS[@]}")
@@ -181,7 +185,7 @@ one() {
 	else
 		local d
 		for d in $DEPTHS; do
-			[ "$v" = ring ] && [ "$d" != 1 ] && continue
+			case $v in ring | direct) [ "$d" != 1 ] && continue ;; esac
 			if ! "$LG" throughput -addr "$addr" "${ring[@]}" -conns "$CONNS" -depth "$d" -get 0.9 -value 100 \
 				-keys "$PRELOAD_KEYS" -warmup "$WARMUP" -duration "$DURATION" -pid "$pids" -clk-tck "$CLK_TCK" >"$out.d$d" 2>&1; then
 				log "throughput on $v at depth $d failed: $(cat "$out.d$d")"; ok=1
@@ -192,7 +196,7 @@ one() {
 			[ "$(kv errors "$out.d$d")" = 0 ] || log "$v depth $d: $(kv errors "$out.d$d") errors"
 		done
 	fi
-	if [ $ok = 0 ] && [ -n "$RATE" ] && [ "$v" != ring ]; then
+	if [ $ok = 0 ] && [ -n "$RATE" ] && [ ${#ring[@]} = 0 ]; then
 		if ! "$LG" latency -addr "$addr" -conns "$CONNS" -rate "$RATE" -get 0.9 -value 100 \
 			-keys "$PRELOAD_KEYS" -warmup "$WARMUP" -duration "$DURATION" -pid "$pids" -clk-tck "$CLK_TCK" >"$out.rate" 2>&1; then
 			log "latency on $v failed: $(cat "$out.rate")"; ok=1
@@ -237,13 +241,20 @@ for reps in $REPLICAS; do
 		bt=$(median "$RES/tput_r${reps}_d$d.twem")
 		bc=$(median "$RES/opcpu_r${reps}_d$d.twem")
 		for v in $VARIANTS; do
-			[ "$v" = ring ] && [ "$d" != 1 ] && continue
+			case $v in ring | direct) [ "$d" != 1 ] && continue ;; esac
 			t=$(median "$RES/tput_r${reps}_d$d.$v")
 			c=$(median "$RES/opcpu_r${reps}_d$d.$v")
 			printf '%-8s %-6s %-8s %12s %8s %16s %8s\n' "$reps" "$d" "$v" "$t" "$(ratio "$t" "$bt")" "$c" "$(ratio "$c" "$bc")"
 		done
 	done
 done
+case " $VARIANTS " in *" ring "*" direct "* | *" direct "*" ring "*)
+	for reps in $REPLICAS; do
+		t=$(median "$RES/tput_r${reps}_d1.ring")
+		echo "# replicas $reps: ring client / direct to owner (ops/s, depth 1): $(ratio "$t" "$(median "$RES/tput_r${reps}_d1.direct")")"
+	done
+	;;
+esac
 if [ -n "$RATE" ]; then
 	echo
 	echo "# open loop at $RATE requests/s"
@@ -251,7 +262,7 @@ if [ -n "$RATE" ]; then
 	for reps in $REPLICAS; do
 		bc=$(median "$RES/rateopcpu_r$reps.twem")
 		for v in $VARIANTS; do
-			[ "$v" = ring ] && continue
+			case $v in ring | direct) continue ;; esac
 			c=$(median "$RES/rateopcpu_r$reps.$v")
 			printf '%-8s %-8s %12s %16s %8s %10s\n' "$reps" "$v" "$(median "$RES/rate_r$reps.$v")" "$c" "$(ratio "$c" "$bc")" "$(median "$RES/p99_r$reps.$v")"
 		done

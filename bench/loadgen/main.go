@@ -85,6 +85,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured window")
 		fs.StringVar(&c.pids, "pid", "", "server pids, comma separated: report their summed CPU time over the window (Linux /proc)")
 		fs.BoolVar(&c.ring, "ring", false, "drive the cluster through the ring-aware Go client (package client, gomemcache), each key sent to its owner; -addr are seeds; depth 1 only")
+		fs.BoolVar(&c.static, "static", false, "with -ring: the baseline for the ring-aware client, gomemcache sending each key straight to its owner from one snapshot of the ring (no refresh, no failover, gomemcache's own dialing)")
 		fs.Float64Var(&c.clkTck, "clk-tck", 100, "clock ticks per second (getconf CLK_TCK)")
 		if err := fs.Parse(args); err != nil {
 			return err

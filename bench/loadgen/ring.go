@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,10 +28,21 @@ func ringLoop(ctx context.Context, addr string, c tputConfig, val []byte, ops, g
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	selDone := make(chan error, 1)
-	go func() { selDone <- sel.Run(ctx) }()
-	defer func() { cancel(); <-selDone }()
+	defer cancel()
+	if !c.static { // the static baseline keeps its first ring
+		selDone := make(chan error, 1)
+		go func() { selDone <- sel.Run(ctx) }()
+		defer func() { cancel(); <-selDone }()
+	}
 	mc := sel.Client()
+	if c.static {
+		st, err := newStaticSelector(sel)
+		if err != nil {
+			return err
+		}
+		mc = memcache.NewFromSelector(st)
+		mc.Timeout = ioTimeout
+	}
 	mc.MaxIdleConns = c.conns
 	var (
 		wg    sync.WaitGroup
@@ -71,4 +83,48 @@ func ringLoop(ctx context.Context, addr string, c tputConfig, val []byte, ops, g
 	}
 	wg.Wait()
 	return first
+}
+
+// staticSelector sends each key to its primary owner in one snapshot of
+// the ring: what a client connected straight to each key's owner does,
+// the floor the ring-aware client's own work (refreshes, failure marks,
+// its connection wrapper) is measured against.
+type staticSelector struct {
+	sel   *client.Selector
+	addrs map[string]net.Addr // member name → client address
+	all   []net.Addr
+}
+
+func newStaticSelector(sel *client.Selector) (*staticSelector, error) {
+	st := &staticSelector{sel: sel, addrs: make(map[string]net.Addr)}
+	for _, m := range sel.Info().Members {
+		a, err := net.ResolveTCPAddr("tcp", m.Addr)
+		if err != nil {
+			return nil, err
+		}
+		st.addrs[m.Name] = a
+		st.all = append(st.all, a)
+	}
+	if len(st.all) == 0 {
+		return nil, errors.New("ring-static: an empty ring")
+	}
+	return st, nil
+}
+
+func (st *staticSelector) PickServer(key string) (net.Addr, error) {
+	if o := st.sel.Owners(key); len(o) > 0 {
+		if a := st.addrs[o[0]]; a != nil {
+			return a, nil
+		}
+	}
+	return nil, memcache.ErrNoServers
+}
+
+func (st *staticSelector) Each(f func(net.Addr) error) error {
+	for _, a := range st.all {
+		if err := f(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -21,6 +21,7 @@ type tputConfig struct {
 	pids      string // comma-separated
 	clkTck    float64
 	ring      bool
+	static    bool // with ring: one snapshot of the ring, never refreshed; no failover
 }
 
 // throughput runs a closed loop: each connection sends depth requests (gets
