@@ -258,7 +258,7 @@ func replyError(rep *protocol.Reply) error {
 	if len(rep.Message) > 0 {
 		line += " " + string(rep.Message)
 	}
-	return &ReplyError{Line: line}
+	return newReplyError(line)
 }
 
 // multiReply takes one reply to a GetMulti batch and reports whether it
