@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"shoal/peer"
 	"shoal/protocol"
@@ -51,18 +50,16 @@ func (r *Router) item(it *peer.Item, size int) store.Item {
 	return out
 }
 
-// replyResult maps the owner's error lines that are store outcomes.
+// replyResult maps the owner's error lines that are store outcomes; the
+// server then answers its client with its own line for the result, the
+// one memcached sends for the client's command.
 func replyResult(err error) (store.Result, bool) {
-	var re *peer.ReplyError
-	if !errors.As(err, &re) {
-		return 0, false
-	}
 	switch {
-	case strings.Contains(re.Line, "non-numeric"):
+	case errors.Is(err, peer.ErrNonNumeric):
 		return store.NonNumeric, true
-	case strings.Contains(re.Line, "out of memory"):
+	case errors.Is(err, peer.ErrOutOfMemory):
 		return store.NoMemory, true
-	case strings.Contains(re.Line, "too large"):
+	case errors.Is(err, peer.ErrTooLarge):
 		return store.TooLarge, true
 	}
 	return 0, false

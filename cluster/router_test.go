@@ -17,6 +17,7 @@ import (
 	"shoal/gossip"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
+	"shoal/protocol"
 	"shoal/ring"
 	"shoal/server"
 	"shoal/store"
@@ -185,6 +186,23 @@ func testRouterTwoNodes(t *testing.T, scfg server.Config) {
 			}
 			if _, err := cb.Get(k); !errors.Is(err, memcache.ErrCacheMiss) {
 				t.Fatalf("get %s after delete: %v", k, err)
+			}
+		}
+	})
+	t.Run("non-numeric through both", func(t *testing.T) {
+		// Whichever node owns a key, the client reads memcached's line:
+		// the forwarding node turns the owner's into the same one.
+		for i := range keys {
+			k := fmt.Sprintf("text-%d", i)
+			if err := ca.Set(&memcache.Item{Key: k, Value: []byte("abc")}); err != nil {
+				t.Fatal(err)
+			}
+			for _, addr := range []string{a.addr, b.addr} {
+				for _, req := range []string{"incr " + k + " 1\r\n", "ma " + k + "\r\n"} {
+					if got := rawExchange(t, addr, req, len(protocol.ReplyNonNumeric)); got != protocol.ReplyNonNumeric {
+						t.Fatalf("%q via %s: %q", req, addr, got)
+					}
+				}
 			}
 		}
 	})
@@ -410,4 +428,24 @@ func TestRouterMultiGetFailover(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawExchange sends req on a new connection to addr and returns the first
+// n bytes of the answer.
+func rawExchange(t *testing.T, addr, req string, n int) string {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(nc, buf); err != nil {
+		t.Fatalf("%q: %v after %q", req, err, buf)
+	}
+	return string(buf)
 }

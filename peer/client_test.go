@@ -149,12 +149,21 @@ var roundTrips = []struct {
 			t.Fatalf("vivify: %+v %v %v", n, res, err)
 		}
 		mustSet(t, c, "text", "abc", SetOptions{})
-		var re *ReplyError
-		if _, _, err := c.Arith(bg, []byte("text"), ArithOptions{}); !errors.Is(err, ErrReply) || !errors.As(err, &re) ||
-			!strings.Contains(re.Line, "non-numeric") {
+		if _, _, err := c.Arith(bg, []byte("text"), ArithOptions{}); !errors.Is(err, ErrReply) || !errors.Is(err, ErrNonNumeric) {
 			t.Fatalf("non-numeric: %v", err)
 		}
 		mustGet(t, c, "n", "14") // the connection survived the error line
+	}},
+	{"arith vivify keeps its ttl", func(t *testing.T, c *Client) {
+		// A counter Arith creates gets VivifyTTL even when Touch sets a
+		// TTL for one that exists (N after T on the wire).
+		n, res, err := c.Arith(bg, []byte("n-viv-ttl"), ArithOptions{Vivify: true, VivifyTTL: 30, Touch: true, TTL: 5000})
+		if res != OK || err != nil || n.TTL <= 0 || n.TTL > 30 {
+			t.Fatalf("vivify with touch: %+v %v %v, want a TTL of at most 30", n, res, err)
+		}
+		if n, _, err := c.Arith(bg, []byte("n-viv-ttl"), ArithOptions{Touch: true, TTL: 5000}); err != nil || n.TTL <= 30 {
+			t.Fatalf("touch an existing counter: %+v %v", n, err)
+		}
 	}},
 	{"touch", func(t *testing.T, c *Client) {
 		mustSet(t, c, "gat", "x", SetOptions{TTL: 100})

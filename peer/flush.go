@@ -34,7 +34,7 @@ func (c *Client) FlushAll(ctx context.Context, delay int64) error {
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line != "OK" {
-		return &ReplyError{Line: line}
+		return newReplyError(line)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -84,132 +85,105 @@ func (r *request) seqs() uint32 {
 	return 1
 }
 
-// encode appends r's request bytes with r.seq as the opaque.
+// encode appends r's request bytes with r.seq as the opaque: the options
+// become protocol's typed meta commands, which write themselves. The
+// commands are filled in place on the stack, not returned by value: they
+// are large, and encode is on every request's path.
 func (r *request) encode(b []byte) []byte {
+	var op [10]byte // r.seq in decimal: the opaque
 	switch r.kind {
 	case kindGet:
-		b = protocol.AppendMetaGetRequest(b, r.key)
-		if r.get.Touch {
-			// Before t, so that t reports the new TTL.
-			b = protocol.AppendMetaFlagInt(b, 'T', r.get.TTL)
-		}
-		if r.get.NoBump {
-			b = protocol.AppendMetaFlag(b, 'u')
-		}
-		if r.get.Vivify {
-			b = protocol.AppendMetaFlagInt(b, 'N', r.get.VivifyTTL)
-		}
-		if r.get.RecacheBelow > 0 {
-			b = protocol.AppendMetaFlagInt(b, 'R', r.get.RecacheBelow)
-		}
-		if r.get.Detail {
-			b = append(b, " h l"...)
-		}
-		if r.get.LocalOnly {
-			b = append(b, " Y0"...)
-		}
-		b = append(b, " v f c t"...)
+		m := protocol.MetaGet{Key: r.key}
+		getOptions(&m.MetaOptions, &r.get, r.key)
+		m.HasOpaque, m.Opaque = true, strconv.AppendUint(op[:0], uint64(r.seq), 10)
+		return m.AppendTo(b)
 	case kindSet:
-		s := &r.set
-		if s.KeyBinary {
-			b = protocol.AppendMetaSetRequestBase64(b, r.key, len(r.value))
-		} else {
-			b = protocol.AppendMetaSetRequest(b, r.key, len(r.value))
-		}
-		b = protocol.AppendMetaFlag(b, 'c')
-		if s.Flags != 0 {
-			b = protocol.AppendMetaFlagUint(b, 'F', uint64(s.Flags))
-		}
-		if s.TTL != 0 {
-			b = protocol.AppendMetaFlagInt(b, 'T', s.TTL)
-		}
-		if s.CAS != 0 {
-			b = protocol.AppendMetaFlagUint(b, 'C', s.CAS)
-		}
-		if s.Invalidate {
-			b = protocol.AppendMetaFlag(b, 'I')
-		}
-		if s.Mode != ModeSet {
-			b = append(b, ' ', 'M', byte(s.Mode))
-		}
-		if s.NewCAS != 0 {
-			b = protocol.AppendMetaFlagUint(b, 'E', s.NewCAS)
-		}
-		if s.Vivify {
-			b = protocol.AppendMetaFlagInt(b, 'N', s.VivifyTTL)
-		}
-		b = appendOrigin(b, s.Epoch, s.Seq)
+		m := protocol.MetaSet{Key: r.key, Data: r.value}
+		setOptions(&m.MetaOptions, &r.set, r.key)
+		m.HasOpaque, m.Opaque = true, strconv.AppendUint(op[:0], uint64(r.seq), 10)
+		return m.AppendTo(b)
 	case kindDelete:
-		d := &r.del
-		b = protocol.AppendMetaDeleteRequest(b, r.key)
-		if d.CAS != 0 {
-			b = protocol.AppendMetaFlagUint(b, 'C', d.CAS)
-		}
-		if d.Invalidate {
-			b = protocol.AppendMetaFlag(b, 'I')
-			if d.TTL != 0 {
-				b = protocol.AppendMetaFlagInt(b, 'T', d.TTL)
-			}
-		}
-		if d.NewCAS != 0 {
-			b = protocol.AppendMetaFlagUint(b, 'E', d.NewCAS)
-		}
-		b = appendOrigin(b, d.Epoch, d.Seq)
+		m := protocol.MetaDelete{Key: r.key}
+		deleteOptions(&m.MetaOptions, &r.del, r.key)
+		m.HasOpaque, m.Opaque = true, strconv.AppendUint(op[:0], uint64(r.seq), 10)
+		return m.AppendTo(b)
 	case kindArith:
-		a := &r.arith
-		b = protocol.AppendMetaArithRequest(b, r.key)
-		if a.Decr {
-			b = append(b, " MD"...)
-		}
-		if a.Delta != 0 || a.ZeroDelta {
-			b = protocol.AppendMetaFlagUint(b, 'D', a.Delta)
-		}
-		if a.Vivify {
-			b = protocol.AppendMetaFlagInt(b, 'N', a.VivifyTTL)
-			b = protocol.AppendMetaFlagUint(b, 'J', a.Initial)
-		}
-		if a.Touch {
-			b = protocol.AppendMetaFlagInt(b, 'T', a.TTL)
-		}
-		if a.CAS != 0 {
-			b = protocol.AppendMetaFlagUint(b, 'C', a.CAS)
-		}
-		if a.NewCAS != 0 {
-			b = protocol.AppendMetaFlagUint(b, 'E', a.NewCAS)
-		}
-		b = append(b, " v c t"...)
-	case kindMulti:
-		// Quiet gets answer hits only; mn marks the end of the batch.
-		for i, k := range r.keys {
-			b = protocol.AppendMetaGetRequest(b, k)
-			if r.get.Touch {
-				b = protocol.AppendMetaFlagInt(b, 'T', r.get.TTL) // before t, as for Get
-			}
-			b = append(b, " v f c t q"...)
-			b = protocol.AppendMetaFlagUint(b, 'O', uint64(r.seq+uint32(i)))
-			b = protocol.AppendCRLF(b)
-		}
-		return protocol.AppendMetaNoopRequest(b)
+		m := protocol.MetaArith{Key: r.key, Decr: r.arith.Decr}
+		arithOptions(&m.MetaOptions, &r.arith, r.key)
+		m.HasOpaque, m.Opaque = true, strconv.AppendUint(op[:0], uint64(r.seq), 10)
+		return m.AppendTo(b)
 	}
-	b = protocol.AppendMetaFlagUint(b, 'O', uint64(r.seq))
-	b = protocol.AppendCRLF(b)
-	if r.kind == kindSet {
-		b = protocol.AppendCRLF(append(b, r.value...))
+	// kindMulti: quiet gets answer hits only; mn marks the end of the batch.
+	for i, k := range r.keys {
+		m := protocol.MetaGet{Key: k, MetaOptions: protocol.MetaOptions{
+			Base64: protocol.MetaKeyNeedsBase64(k), HasTTL: r.get.Touch, TTL: r.get.TTL,
+			ReturnValue: true, ReturnClientFlag: true, ReturnCAS: true, ReturnTTL: true, Quiet: true,
+		}}
+		m.HasOpaque, m.Opaque = true, strconv.AppendUint(op[:0], uint64(r.seq+uint32(i)), 10)
+		b = m.AppendTo(b)
 	}
-	return b
+	return protocol.AppendMetaNoopRequest(b)
 }
 
-// appendOrigin appends the origin of a replicated write: Y<epoch>, and
+// getOptions sets o to the mg for g: Touch as T (written before t, so
+// that t reports the new TTL), LocalOnly as Y0.
+func getOptions(o *protocol.MetaOptions, g *GetOptions, key []byte) {
+	*o = protocol.MetaOptions{
+		Base64: protocol.MetaKeyNeedsBase64(key),
+		HasTTL: g.Touch, TTL: g.TTL, NoBump: g.NoBump,
+		HasVivify: g.Vivify, VivifyTTL: g.VivifyTTL,
+		HasRecache: g.RecacheBelow > 0, RecacheTTL: g.RecacheBelow,
+		ReturnHit: g.Detail, ReturnLastAccess: g.Detail, HasEpoch: g.LocalOnly,
+		ReturnValue: true, ReturnClientFlag: true, ReturnCAS: true, ReturnTTL: true,
+	}
+}
+
+// setOptions sets o to the ms for s; zero values are left off the wire,
+// as they mean what absence does.
+func setOptions(o *protocol.MetaOptions, s *SetOptions, key []byte) {
+	*o = protocol.MetaOptions{
+		Base64: s.KeyBinary || protocol.MetaKeyNeedsBase64(key), ReturnCAS: true,
+		HasClientFlags: s.Flags != 0, ClientFlags: s.Flags,
+		HasTTL: s.TTL != 0, TTL: s.TTL, HasCAS: s.CAS != 0, CAS: s.CAS,
+		Invalidate: s.Invalidate, Mode: byte(s.Mode),
+		HasNewCAS: s.NewCAS != 0, NewCAS: s.NewCAS,
+		HasVivify: s.Vivify, VivifyTTL: s.VivifyTTL,
+	}
+	setOrigin(o, s.Epoch, s.Seq)
+}
+
+// deleteOptions sets o to the md for d; a TTL goes only with Invalidate.
+func deleteOptions(o *protocol.MetaOptions, d *DeleteOptions, key []byte) {
+	*o = protocol.MetaOptions{
+		Base64: protocol.MetaKeyNeedsBase64(key),
+		HasCAS: d.CAS != 0, CAS: d.CAS, Invalidate: d.Invalidate,
+		HasTTL: d.Invalidate && d.TTL != 0, TTL: d.TTL,
+		HasNewCAS: d.NewCAS != 0, NewCAS: d.NewCAS,
+	}
+	setOrigin(o, d.Epoch, d.Seq)
+}
+
+// arithOptions sets o to the ma for a. A zero Delta is memcached's
+// default of 1 unless ZeroDelta; Decr becomes MD (MetaArith.AppendTo).
+func arithOptions(o *protocol.MetaOptions, a *ArithOptions, key []byte) {
+	delta := a.Delta
+	if delta == 0 && !a.ZeroDelta {
+		delta = 1
+	}
+	*o = protocol.MetaOptions{
+		Base64: protocol.MetaKeyNeedsBase64(key), Delta: delta,
+		HasVivify: a.Vivify, VivifyTTL: a.VivifyTTL, Initial: a.Initial,
+		HasTTL: a.Touch, TTL: a.TTL, HasCAS: a.CAS != 0, CAS: a.CAS,
+		HasNewCAS: a.NewCAS != 0, NewCAS: a.NewCAS,
+		ReturnValue: true, ReturnCAS: true, ReturnTTL: true,
+	}
+}
+
+// setOrigin marks a replicated write with its origin: Y<epoch>, and
 // Z<seq> when seq is set. Nothing for epoch 0: a plain (forwarded) write.
-func appendOrigin(b []byte, epoch, seq uint64) []byte {
-	if epoch == 0 {
-		return b
-	}
-	b = protocol.AppendMetaFlagUint(b, 'Y', epoch)
-	if seq != 0 {
-		b = protocol.AppendMetaFlagUint(b, 'Z', seq)
-	}
-	return b
+func setOrigin(o *protocol.MetaOptions, epoch, seq uint64) {
+	o.HasEpoch, o.Epoch = epoch != 0, epoch
+	o.HasSeq, o.Seq = epoch != 0 && seq != 0, seq
 }
 
 // fill copies what a single request's reply carries into r. It runs on the
@@ -258,7 +232,7 @@ func replyError(rep *protocol.Reply) error {
 	if len(rep.Message) > 0 {
 		line += " " + string(rep.Message)
 	}
-	return &ReplyError{Line: line}
+	return newReplyError(line)
 }
 
 // multiReply takes one reply to a GetMulti batch and reports whether it

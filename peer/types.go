@@ -2,6 +2,7 @@ package peer
 
 import (
 	"errors"
+	"strings"
 
 	"shoal/protocol"
 )
@@ -31,6 +32,17 @@ var (
 	// cannot vouch that it would send all of it (protocol.ReplyNoDelta).
 	// Also an ErrReply.
 	ErrNoDelta = errors.New("peer: no delta")
+	// ErrNonNumeric: an Arith on a value that is not a decimal number
+	// (protocol.ReplyNonNumeric). Also an ErrReply.
+	ErrNonNumeric = errors.New("peer: non-numeric value")
+	// ErrOutOfMemory: the peer had no memory for the item, a store
+	// outcome rather than a failure of the peer: ms answers
+	// protocol.ReplyNoMemory, ma the shorter protocol.ReplyMetaNoMemory.
+	// Also an ErrReply.
+	ErrOutOfMemory = errors.New("peer: out of memory")
+	// ErrTooLarge: the peer refused a Set whose item exceeds its item
+	// size limit (protocol.ReplyTooLarge). Also an ErrReply.
+	ErrTooLarge = errors.New("peer: object too large")
 	// ErrBadKey: a key no meta request can carry (empty, or over 250
 	// bytes as sent).
 	ErrBadKey = errors.New("peer: invalid key")
@@ -43,18 +55,47 @@ var (
 
 // ReplyError is an error line from the peer, such as
 // "SERVER_ERROR out of memory" or "CLIENT_ERROR cannot increment or
-// decrement non-numeric value". The connection stays usable.
+// decrement non-numeric value". The connection stays usable. Line is kept
+// whole so that a caller can log it or answer with it; callers decide
+// what it means with errors.Is against the sentinels above, classified
+// once when the reply is read (newReplyError), not by matching Line.
 type ReplyError struct {
 	Line string
+	kind error // ErrNonNumeric, ErrStaleEpoch, ...; nil for other lines
+}
+
+// newReplyError classifies an error line the peer sent.
+func newReplyError(line string) *ReplyError {
+	return &ReplyError{Line: line, kind: replyKind(line)}
+}
+
+// replyKind is the sentinel of an error line that names an outcome, or nil.
+// Lines match exactly, as memcached 1.6.18 and a shoal peer port send them:
+// a line that merely mentions "too large" is no ErrTooLarge.
+func replyKind(line string) error {
+	switch line {
+	case strings.TrimSuffix(protocol.ReplyNonNumeric, "\r\n"):
+		return ErrNonNumeric
+	case strings.TrimSuffix(protocol.ReplyNoMemory, "\r\n"),
+		strings.TrimSuffix(protocol.ReplyMetaNoMemory, "\r\n"):
+		return ErrOutOfMemory
+	case strings.TrimSuffix(protocol.ReplyTooLarge, "\r\n"):
+		return ErrTooLarge
+	case protocol.ReplyStaleEpoch:
+		return ErrStaleEpoch
+	case protocol.ReplyNoDelta:
+		return ErrNoDelta
+	}
+	return nil
 }
 
 func (e *ReplyError) Error() string { return "peer: " + e.Line }
 
-// Is makes errors.Is(err, ErrReply) true, and errors.Is(err, ErrStaleEpoch)
-// for the stale-epoch line.
+// Is makes errors.Is(err, ErrReply) true for every error line, and
+// errors.Is(err, ErrNonNumeric) and the like for the line it was
+// classified as.
 func (e *ReplyError) Is(target error) bool {
-	return target == ErrReply || target == ErrStaleEpoch && e.Line == protocol.ReplyStaleEpoch ||
-		target == ErrNoDelta && e.Line == protocol.ReplyNoDelta
+	return target == ErrReply || e.kind != nil && target == e.kind
 }
 
 // Result is the outcome of a write, from the meta status code.

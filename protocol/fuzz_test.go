@@ -30,8 +30,7 @@ func parseAny(in []byte, peer bool) (Command, int, error) {
 	if !peer {
 		return Parse(in)
 	}
-	var p parser
-	p.getCap = DefaultGetLineCap
+	p := parser{getCap: DefaultGetLineCap, peer: true}
 	cmd, n, swallow, err := p.parse(in)
 	if err == ErrIncomplete {
 		return nil, 0, err

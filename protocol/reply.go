@@ -20,6 +20,9 @@ const (
 	ReplyNonNumeric = "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
 	ReplyTooLarge   = "SERVER_ERROR object too large for cache\r\n"
 	ReplyNoMemory   = "SERVER_ERROR out of memory storing object\r\n"
+	// ReplyMetaNoMemory is ma's out-of-memory line, shorter than
+	// ReplyNoMemory, the storage commands' (memcached 1.6.18).
+	ReplyMetaNoMemory = "SERVER_ERROR out of memory\r\n"
 
 	// Meta status codes, without flags or "\r\n": see AppendMetaStatus.
 	MetaHD  = "HD"
