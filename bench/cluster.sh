@@ -248,13 +248,12 @@ for reps in $REPLICAS; do
 		done
 	done
 done
-case " $VARIANTS " in *" ring "*" direct "* | *" direct "*" ring "*)
+if [[ " $VARIANTS " == *" ring "* && " $VARIANTS " == *" direct "* ]]; then
 	for reps in $REPLICAS; do
 		t=$(median "$RES/tput_r${reps}_d1.ring")
 		echo "# replicas $reps: ring client / direct to owner (ops/s, depth 1): $(ratio "$t" "$(median "$RES/tput_r${reps}_d1.direct")")"
 	done
-	;;
-esac
+fi
 if [ -n "$RATE" ]; then
 	echo
 	echo "# open loop at $RATE requests/s"

@@ -14,6 +14,7 @@ import (
 
 	"shoal/gossip"
 	"shoal/peer"
+	"shoal/protocol"
 	"shoal/repl"
 	"shoal/store"
 	"shoal/tomb"
@@ -25,12 +26,12 @@ var ErrUnavailable = errors.New("cluster: no owner reachable")
 
 // ErrPaused: a peer's request read before this process was paused; its
 // sender has given up on it (see pause.go).
-var ErrPaused = errors.New("cluster: request predates a pause")
+var ErrPaused = errors.New(strings.TrimPrefix(protocol.ReplyPaused, "SERVER_ERROR "))
 
 // ErrNotOwner: a peer's forwarded write on a key this node does not own
 // in its view (Router.routeHere); its sender passes it on to the key's
 // next owner without marking this node down.
-var ErrNotOwner = errors.New("cluster: not an owner of the key in this view")
+var ErrNotOwner = errors.New(strings.TrimPrefix(protocol.ReplyNotOwner, "SERVER_ERROR "))
 
 // Membership is what a Router needs from the cluster: the current view,
 // gossip's verdict on a member and this node's name, and a signal that the
@@ -320,7 +321,7 @@ func (r *Router) walk(rt *Route, remote func(*member) error) error {
 			retried = true
 			continue
 		}
-		if refused(err, ErrNotOwner) {
+		if refusedNotOwner(err) {
 			r.next(rt)
 			continue
 		}
@@ -334,14 +335,10 @@ func (r *Router) walk(rt *Route, remote func(*member) error) error {
 
 // refusedForPause reports whether err is a peer's ErrPaused: the owner
 // refused a request that found it had been paused (see PeerCache.writeRoute).
-func refusedForPause(err error) bool { return refused(err, ErrPaused) }
+func refusedForPause(err error) bool { return errors.Is(err, peer.ErrRefusedPaused) }
 
-// refused reports whether err is a peer's reply carrying why, one of
-// PeerCache's refusals (ErrPaused, ErrNotOwner).
-func refused(err, why error) bool {
-	var re *peer.ReplyError
-	return errors.As(err, &re) && strings.HasSuffix(re.Line, why.Error())
-}
+// refusedNotOwner reports whether err is a peer's ErrNotOwner.
+func refusedNotOwner(err error) bool { return errors.Is(err, peer.ErrRefusedNotOwner) }
 
 // usable reports whether a request may go to member m, named name.
 func (r *Router) usable(name string, m *member) bool {

@@ -13,7 +13,7 @@ import (
 // as sent (the cluster answers its client from it); any other error line
 // is a plain ErrReply.
 func TestReplyErrorKinds(t *testing.T) {
-	kinds := []error{ErrNonNumeric, ErrOutOfMemory, ErrTooLarge, ErrStaleEpoch, ErrNoDelta}
+	kinds := []error{ErrNonNumeric, ErrOutOfMemory, ErrTooLarge, ErrStaleEpoch, ErrNoDelta, ErrRefusedPaused, ErrRefusedNotOwner}
 	set := func(c *Client) error {
 		_, _, err := c.Set(bg, []byte("k"), []byte("v"), SetOptions{})
 		return err
@@ -32,6 +32,8 @@ func TestReplyErrorKinds(t *testing.T) {
 		"ms out of memory":   {protocol.ReplyNoMemory, set, ErrOutOfMemory},
 		"ms too large":       {protocol.ReplyTooLarge, set, ErrTooLarge},
 		"ms stale epoch":     {protocol.ReplyStaleEpoch + "\r\n", set, ErrStaleEpoch},
+		"ms paused":          {protocol.ReplyPaused + "\r\n", set, ErrRefusedPaused},
+		"ms not owner":       {protocol.ReplyNotOwner + "\r\n", set, ErrRefusedNotOwner},
 		"unknown server":     {"SERVER_ERROR something else\r\n", set, nil},
 		"mentions too large": {"CLIENT_ERROR key too large\r\n", set, nil},
 		"bare ERROR":         {protocol.ReplyError, arith, nil},

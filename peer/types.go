@@ -32,6 +32,11 @@ var (
 	// cannot vouch that it would send all of it (protocol.ReplyNoDelta).
 	// Also an ErrReply.
 	ErrNoDelta = errors.New("peer: no delta")
+	// ErrRefusedPaused and ErrRefusedNotOwner: a shoal peer refused the
+	// request (protocol.ReplyPaused, protocol.ReplyNotOwner). Also
+	// ErrReply.
+	ErrRefusedPaused   = errors.New("peer: refused, paused since")
+	ErrRefusedNotOwner = errors.New("peer: refused, not an owner")
 	// ErrNonNumeric: an Arith on a value that is not a decimal number
 	// (protocol.ReplyNonNumeric). Also an ErrReply.
 	ErrNonNumeric = errors.New("peer: non-numeric value")
@@ -85,6 +90,10 @@ func replyKind(line string) error {
 		return ErrStaleEpoch
 	case protocol.ReplyNoDelta:
 		return ErrNoDelta
+	case protocol.ReplyPaused:
+		return ErrRefusedPaused
+	case protocol.ReplyNotOwner:
+		return ErrRefusedNotOwner
 	}
 	return nil
 }
