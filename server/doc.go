@@ -13,7 +13,9 @@
 // a goroutine per connection over its net.Conn (blocking reads and writes;
 // the default), or, with Config.EventLoop, edge-triggered epoll loops over
 // non-blocking sockets (eventloop_linux.go), each serving its ready
-// connections in turn on one thread. A loop stalls all its connections
+// connections in turn on one goroutine: over a Cache it waits in
+// epoll_wait on a locked thread, over an AsyncCache it parks in Go's
+// poller (Config.Loops says why). A loop stalls all its connections
 // while a Cache call waits, so it is only for a Cache that never waits on
 // the network (Local) or for an AsyncCache, whose calls that may wait
 // leave the loop (async.go).
