@@ -12,8 +12,8 @@ import (
 //
 //	bytes ──► ReplyReader.Next / ParseReply ──► *Reply (status, flags, opaque, value)
 //
-// and the request encoders a client writes with (AppendMetaGetRequest and
-// friends, followed by the AppendMetaFlag* helpers and AppendCRLF).
+// and, for the requests a client writes, the typed commands' AppendTo
+// (encode_meta.go) and AppendMetaNoopRequest.
 
 // Errors of the reply parser. Both mean the stream can no longer be trusted:
 // close the connection.
@@ -350,25 +350,6 @@ func MetaKeyValid(key []byte) bool {
 	return len(key) > 0 && n <= KeyMaxLength
 }
 
-// appendRequestKey appends "<verb> <key>", base64-encoding the key when it
-// needs it; the caller appends " b" after any positional token.
-func appendRequestKey(dst []byte, verb string, key []byte) ([]byte, bool) {
-	dst = append(append(dst, verb...), ' ')
-	if MetaKeyNeedsBase64(key) {
-		return base64.StdEncoding.AppendEncode(dst, key), true
-	}
-	return append(dst, key...), false
-}
-
-// AppendMetaSetRequestBase64 is AppendMetaSetRequest with the key always
-// base64-encoded and the b flag, so that the receiver stores the key as
-// one a client sent base64-encoded (meta k then returns it encoded).
-func AppendMetaSetRequestBase64(dst, key []byte, size int) []byte {
-	dst = base64.StdEncoding.AppendEncode(append(dst, "ms "...), key)
-	dst = strconv.AppendInt(append(dst, ' '), int64(size), 10)
-	return append(dst, " b"...)
-}
-
 // MetaTTL converts an absolute exptime as a store keeps it (unix seconds;
 // 0 never, 1 or anything within memcached's 30-day relative range already
 // expired) to a meta T token another node reads the same way: 0 stays 0,
@@ -388,36 +369,6 @@ func appendB(dst []byte, b64 bool) []byte {
 		return append(dst, " b"...)
 	}
 	return dst
-}
-
-// AppendMetaGetRequest starts an mg request: "mg <key>", plus " b" with
-// the key base64-encoded when MetaKeyNeedsBase64. Append flags with
-// AppendMetaFlag, AppendMetaFlagInt, AppendMetaFlagUint and
-// AppendMetaOpaque, then AppendCRLF. Check the key with MetaKeyValid first.
-func AppendMetaGetRequest(dst, key []byte) []byte {
-	dst, b := appendRequestKey(dst, "mg", key)
-	return appendB(dst, b)
-}
-
-// AppendMetaSetRequest starts an ms request: "ms <key> <size>" (plus " b"
-// as for mg). After the flags and AppendCRLF come the size bytes of data
-// and another AppendCRLF.
-func AppendMetaSetRequest(dst, key []byte, size int) []byte {
-	dst, b := appendRequestKey(dst, "ms", key)
-	dst = strconv.AppendInt(append(dst, ' '), int64(size), 10)
-	return appendB(dst, b)
-}
-
-// AppendMetaDeleteRequest starts an md request: "md <key>" (plus " b").
-func AppendMetaDeleteRequest(dst, key []byte) []byte {
-	dst, b := appendRequestKey(dst, "md", key)
-	return appendB(dst, b)
-}
-
-// AppendMetaArithRequest starts an ma request: "ma <key>" (plus " b").
-func AppendMetaArithRequest(dst, key []byte) []byte {
-	dst, b := appendRequestKey(dst, "ma", key)
-	return appendB(dst, b)
 }
 
 // AppendMetaNoopRequest appends "mn\r\n": the server answers "MN\r\n" after
