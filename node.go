@@ -94,11 +94,17 @@ func splitList(s string) []string {
 // waitInView returns once the view the router routes by (the one its Run
 // applied) lists the node itself, ctx ends or timeout passes.
 func waitInView(ctx context.Context, router *cluster.Router, self string, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		applied := router.ViewApplied()
 		if v := router.View(); v != nil && v.Ring != nil && slices.Contains(v.Ring.Nodes(), self) {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-applied:
+		case <-ctx.Done():
+			return
+		}
 	}
 }

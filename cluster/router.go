@@ -124,6 +124,8 @@ type Router struct {
 	// running: Run has started; warm-up needs its worker, so without it
 	// (tests of routing alone) shards never warm.
 	running bool
+	// applied is closed when apply publishes a newer view, and replaced.
+	applied chan struct{}
 
 	w       warm
 	tombs   *tomb.Table                     // recent deletes with their version (versions.go)
@@ -229,6 +231,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		r.w.restored = versionAt(cfg.Restored.Add(-cmp.Or(cfg.RestoreMargin, restoreMargin)))
 	}
 	r.peers.Store(&peerSet{})
+	r.applied = make(chan struct{})
 	return r, nil
 }
 

@@ -59,6 +59,15 @@ func (r *Router) Run(ctx context.Context) error {
 // before the first.
 func (r *Router) View() *View { return r.peers.Load().view }
 
+// ViewApplied returns a channel closed once a view newer than View's is
+// applied: take it before reading View, and a change in between is not
+// missed.
+func (r *Router) ViewApplied() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied
+}
+
 // apply makes the membership's current view the one requests route by,
 // when it is newer (see above). Run calls it; so do tests of routing
 // alone, which run no Run.
@@ -96,6 +105,8 @@ func (r *Router) apply() {
 	}
 	ps.targets = replTargets(ps)
 	r.peers.Store(ps)
+	close(r.applied)
+	r.applied = make(chan struct{})
 	r.mu.Unlock()
 	r.w.kick() // the warm-up transition claimed pulls by the view published now
 	for name, o := range old.byName {

@@ -9,7 +9,6 @@ import (
 
 	"shoal/etcdsync"
 	"shoal/gossip"
-	"shoal/internal/testutil"
 	"shoal/ring"
 	"shoal/store"
 )
@@ -57,12 +56,25 @@ func TestViewAppliedByRun(t *testing.T) {
 	if v := rt.View(); v != alone {
 		t.Fatalf("a request applied view %d; only Run may", v.Epoch)
 	}
+	applied := rt.ViewApplied()
+	select {
+	case <-applied:
+		t.Fatal("ViewApplied closed with no newer view")
+	default:
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	fm.changed <- struct{}{}
-	testutil.WaitFor(t, 5*time.Second, "the router to take the shared view", func() bool { return rt.View() == shared })
+	select {
+	case <-applied:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ViewApplied not closed after Run applied the shared view")
+	}
+	if v := rt.View(); v != shared {
+		t.Fatalf("ViewApplied closed; View is epoch %d, want the shared view", v.Epoch)
+	}
 	if _, _, err := rt.Set(key, []byte("v"), &store.SetOptions{}); err == nil {
 		t.Fatal("set after Run applied the new view: served here, want ErrUnavailable (its owner is dead)")
 	}
