@@ -36,10 +36,14 @@ type asyncGet struct {
 }
 
 // Inline reports whether a command on key is served by this node without
-// waiting on the network.
+// waiting on the network; for nil (flush_all, which names no key), whether
+// flushing is, which a member with peers is not.
 func (r *Router) Inline(key []byte) bool {
 	if r.recovering() {
 		return false
+	}
+	if key == nil { // flush_all: it reaches every other member
+		return len(r.peers.Load().byName) == 0
 	}
 	rt := r.route(key)
 	if rt.Local() {
@@ -126,10 +130,14 @@ func (r *Router) spawn(f func()) bool {
 // goroutine.
 
 // Inline reports whether a command on key is served without waiting on
-// the network: not during a pause, not in a warming shard.
+// the network: not during a pause, not in a warming shard. A flush_all
+// (nil) is this node's alone.
 func (p *PeerCache) Inline(key []byte) bool {
 	if p.r.recovering() {
 		return false
+	}
+	if key == nil {
+		return true // flush_all: this node's store only
 	}
 	rt := p.r.route(key)
 	return !p.r.warming(&rt)

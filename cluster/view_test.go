@@ -56,6 +56,9 @@ func TestViewAppliedByRun(t *testing.T) {
 	if v := rt.View(); v != alone {
 		t.Fatalf("a request applied view %d; only Run may", v.Epoch)
 	}
+	if !rt.Inline(nil) {
+		t.Fatal("Inline(nil) false alone: a flush_all with no peer waits on nothing")
+	}
 	applied := rt.ViewApplied()
 	select {
 	case <-applied:
@@ -74,6 +77,9 @@ func TestViewAppliedByRun(t *testing.T) {
 	}
 	if v := rt.View(); v != shared {
 		t.Fatalf("ViewApplied closed; View is epoch %d, want the shared view", v.Epoch)
+	}
+	if rt.Inline(nil) {
+		t.Fatal("Inline(nil) true with a peer: a flush_all reaches it, off the loop")
 	}
 	if _, _, err := rt.Set(key, []byte("v"), &store.SetOptions{}); err == nil {
 		t.Fatal("set after Run applied the new view: served here, want ErrUnavailable (its owner is dead)")

@@ -32,7 +32,8 @@ import (
 //     delete or md) whose key is not Inline goes to SetAsync (DeleteAsync).
 //   - every other command runs on the loop when Inline says every key it
 //     names is served here without waiting on the network (for flush_all,
-//     which has none, it is never); else on a goroutine of its own, the
+//     which names none, Inline(nil): whether flushing waits on the
+//     network, as a cluster's reaches every member); else on a goroutine of its own, the
 //     connection handed off and then back to its loop. A view that changes
 //     between Inline and the command may still make the loop wait once, at
 //     most a peer timeout.
@@ -230,7 +231,7 @@ func (c *conn) inline(cmd protocol.Command) bool {
 	case *protocol.Binary:
 		return c.binInline(cmd)
 	case *protocol.FlushAll:
-		return false // reaches every member
+		return c.async.Inline(nil) // names no key: the cache knows where it goes
 	case *protocol.ShardDump:
 		return false // streams the shards: its writes wait for the socket
 	default:

@@ -34,7 +34,10 @@ func newRemoteCache(st *store.Store) remoteCache {
 	return remoteCache{Local{st}, make(chan struct{}, 1), new(atomic.Int64)}
 }
 
-func (c remoteCache) Inline(key []byte) bool { return !bytes.HasPrefix(key, []byte("r")) }
+// Inline: a flush_all (nil) reaches the keys served elsewhere too.
+func (c remoteCache) Inline(key []byte) bool {
+	return key != nil && !bytes.HasPrefix(key, []byte("r"))
+}
 
 func (c remoteCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
 	if c.Inline(key) {

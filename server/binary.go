@@ -438,7 +438,7 @@ func (c *conn) binInline(b *protocol.Binary) bool {
 	}
 	switch b.Base() {
 	case protocol.BinFlush:
-		return false // reaches every member
+		return c.async.Inline(nil) // names no key: see inline
 	case protocol.BinGet, protocol.BinGetK, protocol.BinGAT, protocol.BinGATK, protocol.BinTouch:
 		return true // GetAsync
 	case protocol.BinSet, protocol.BinAdd, protocol.BinReplace, protocol.BinAppend, protocol.BinPrepend:
