@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"shoal/clienttls"
 	"shoal/cluster"
 	"shoal/monitor"
 	"shoal/peer"
@@ -84,60 +85,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return err
 	}
 	log := newLogger(stderr, o)
-	var sasl server.Authenticator
-	if o.sasl {
-		// memcached's password-file mode: user:password lines, as -Y's.
-		switch path := os.Getenv("MEMCACHED_SASL_PWDB"); {
-		case o.binding == protocol.BindASCII:
-			return errors.New("you cannot allow the ASCII protocol while using SASL")
-		case o.authFile != "":
-			return errors.New("-S and -Y cannot be used together")
-		case path == "":
-			return errors.New("-S needs a password file: set MEMCACHED_SASL_PWDB to a file of user:password lines")
-		default:
-			users, err := readAuthFile(path)
-			if err != nil {
-				return err
-			}
-			sasl = users
-		}
+	sasl, err := checkModes(o)
+	if err != nil {
+		return err
 	}
-	if o.noCAS && o.clustered() {
-		return errors.New("-C cannot be used in a cluster: the copies of a key are ordered by CAS")
-	}
-	if o.authFile != "" && o.binding == protocol.BindBinary {
-		return errors.New("you cannot allow the BINARY protocol while using ascii authentication tokens")
-	}
-	// Event loops serve the client port with fewer scheduler hand-offs
-	// than a goroutine per connection: a standalone node's cache, the local
-	// store, never waits on the network, and a cluster node's router is a
-	// server.AsyncCache (forwarded gets complete on the peer client's
-	// reader, other forwarded commands run on goroutines of their own).
-	eventLoop := !o.connGoroutines
-	threads, procs := o.threads, o.threads
-	if threads == 0 {
-		procs = runtime.GOMAXPROCS(0) // all cores, or the container's share
-		threads = procs
-		if eventLoop && o.clustered() {
-			// A core for the peer traffic: the peer port's event loop and
-			// the peer clients' readers (which complete forwarded gets). On
-			// 2 cores, one client loop costs the forwarding node 12-13
-			// CPU-µs per forwarded get against 15 with two
-			// (BenchmarkForwarding).
-			threads = max(1, procs-1)
-		}
-	}
-	if eventLoop && !o.clustered() {
-		// A standalone node's loops each hold a thread, waiting in
-		// epoll_wait: one P more for the rest of the process (see
-		// server.Config.Loops). A cluster node's loops park in Go's
-		// poller and need none.
-		procs = threads + 1
-	}
-	if procs > 0 {
-		// -t N: N worker threads' worth of Go code, as memcached's.
-		runtime.GOMAXPROCS(procs)
-	}
+	eventLoop, threads := loops(o)
 	// One watch for the node: its store's evictions, and the events of
 	// its client and peer connections.
 	watch := new(server.Watch)
@@ -190,35 +142,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		gracefulCmd.Store(graceful)
 		cancel()
 	}
-	scfg := server.Config{
-		MaxConns:        o.maxConns,
-		MaxItemSize:     o.maxItemSize,
-		IdleTimeout:     o.idleTimeout,
-		ConnMemLimit:    o.connMemLimit(),
-		PrefixDelimiter: o.prefixDelim,
-		EnableShutdown:  o.allowShutdown,
-		DisableFlush:    o.disableFlush,
-		DisableWatch:    o.disableWatch,
-		Watch:           watch,
-		Binding:         o.binding,
-		SASL:            sasl,
-		Threads:         threads,
-		Settings:        settings(o),
-		Logger:          log,
-		OnShutdown:      onShutdown,
-		Off:             o.off,
-		EventLoop:       eventLoop,
-		Loops:           threads,
-	}
-	if clientTLS != nil {
-		scfg.TLS = clientTLS
-	}
-	if o.authFile != "" {
-		users, err := readAuthFile(o.authFile)
-		if err != nil {
-			return err
-		}
-		scfg.Auth = users
+	scfg, err := clientConfig(o, log, watch, sasl, clientTLS, eventLoop, threads, onShutdown)
+	if err != nil {
+		return err
 	}
 	var node *cluster.Node
 	var srv *server.Server
@@ -359,35 +285,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		cancel()
 	}
 	log.Info("shoal stopping")
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("connections did not close in time", "err", err)
-	}
-	if router != nil {
-		sent, failed := router.Handoff(sctx)
-		log.Info("shards handed off", "items", sent, "failed", failed)
-	}
-	leave()
-	if peerSrv != nil {
-		if err := peerSrv.Shutdown(sctx); err != nil {
-			log.Warn("peer connections did not close in time", "err", err)
-		}
-	}
-	if replicator != nil {
-		// No write arrives any more: what the last ones left queued for
-		// the replicas goes out before the process does.
-		dctx, dcancel := context.WithTimeout(sctx, drainFor)
-		if !replicator.Drain(dctx) {
-			log.Warn("replication queue not drained in time", "within", drainFor)
-		}
-		dcancel()
-	}
-	if mon != nil {
-		if err := mon.Shutdown(sctx); err != nil {
-			log.Warn("http requests did not finish in time", "err", err)
-		}
-	}
+	stopServing(log, srv, router, leave, peerSrv, replicator, mon)
 	cancel()
 	if serveErr != nil && !errors.Is(serveErr, server.ErrClosed) {
 		return serveErr
@@ -630,4 +528,141 @@ func boolDigit(b bool) string {
 		return "1"
 	}
 	return "0"
+}
+
+// checkModes refuses the flag combinations memcached refuses, and those a
+// cluster cannot honour, and reads -S's password file.
+func checkModes(o options) (server.Authenticator, error) {
+	var sasl server.Authenticator
+	if o.sasl {
+		// memcached's password-file mode: user:password lines, as -Y's.
+		switch path := os.Getenv("MEMCACHED_SASL_PWDB"); {
+		case o.binding == protocol.BindASCII:
+			return nil, errors.New("you cannot allow the ASCII protocol while using SASL")
+		case o.authFile != "":
+			return nil, errors.New("-S and -Y cannot be used together")
+		case path == "":
+			return nil, errors.New("-S needs a password file: set MEMCACHED_SASL_PWDB to a file of user:password lines")
+		default:
+			users, err := readAuthFile(path)
+			if err != nil {
+				return nil, err
+			}
+			sasl = users
+		}
+	}
+	if o.noCAS && o.clustered() {
+		return nil, errors.New("-C cannot be used in a cluster: the copies of a key are ordered by CAS")
+	}
+	if o.authFile != "" && o.binding == protocol.BindBinary {
+		return nil, errors.New("you cannot allow the BINARY protocol while using ascii authentication tokens")
+	}
+	return sasl, nil
+}
+
+// loops decides how the client port is served and sets GOMAXPROCS: event
+// loops (or a goroutine per connection) and how many.
+func loops(o options) (eventLoop bool, threads int) {
+	var procs int
+	// Event loops serve the client port with fewer scheduler hand-offs
+	// than a goroutine per connection: a standalone node's cache, the local
+	// store, never waits on the network, and a cluster node's router is a
+	// server.AsyncCache (forwarded gets complete on the peer client's
+	// reader, other forwarded commands run on goroutines of their own).
+	eventLoop = !o.connGoroutines
+	threads, procs = o.threads, o.threads
+	if threads == 0 {
+		procs = runtime.GOMAXPROCS(0) // all cores, or the container's share
+		threads = procs
+		if eventLoop && o.clustered() {
+			// A core for the peer traffic: the peer port's event loop and
+			// the peer clients' readers (which complete forwarded gets). On
+			// 2 cores, one client loop costs the forwarding node 12-13
+			// CPU-µs per forwarded get against 15 with two
+			// (BenchmarkForwarding).
+			threads = max(1, procs-1)
+		}
+	}
+	if eventLoop && !o.clustered() {
+		// A standalone node's loops each hold a thread, waiting in
+		// epoll_wait: one P more for the rest of the process (see
+		// server.Config.Loops). A cluster node's loops park in Go's
+		// poller and need none.
+		procs = threads + 1
+	}
+	if procs > 0 {
+		// -t N: N worker threads' worth of Go code, as memcached's.
+		runtime.GOMAXPROCS(procs)
+	}
+	return eventLoop, threads
+}
+
+// clientConfig is the client port's server configuration.
+func clientConfig(o options, log *slog.Logger, watch *server.Watch, sasl server.Authenticator, clientTLS *clienttls.TLS, eventLoop bool, threads int, onShutdown func(bool)) (server.Config, error) {
+	scfg := server.Config{
+		MaxConns:        o.maxConns,
+		MaxItemSize:     o.maxItemSize,
+		IdleTimeout:     o.idleTimeout,
+		ConnMemLimit:    o.connMemLimit(),
+		PrefixDelimiter: o.prefixDelim,
+		EnableShutdown:  o.allowShutdown,
+		DisableFlush:    o.disableFlush,
+		DisableWatch:    o.disableWatch,
+		Watch:           watch,
+		Binding:         o.binding,
+		SASL:            sasl,
+		Threads:         threads,
+		Settings:        settings(o),
+		Logger:          log,
+		OnShutdown:      onShutdown,
+		Off:             o.off,
+		EventLoop:       eventLoop,
+		Loops:           threads,
+	}
+	if clientTLS != nil {
+		scfg.TLS = clientTLS
+	}
+	if o.authFile != "" {
+		users, err := readAuthFile(o.authFile)
+		if err != nil {
+			return scfg, err
+		}
+		scfg.Auth = users
+	}
+	return scfg, nil
+}
+
+// stopServing stops the servers in order, within 10 s: the client port;
+// the shards handed off; the membership left; the peer port; the
+// replication queue drained (at most drainFor); the HTTP server.
+func stopServing(log *slog.Logger, srv *server.Server, router *cluster.Router, leave func(), peerSrv *server.Server, replicator *repl.Replicator, mon *monitor.Monitor) {
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("connections did not close in time", "err", err)
+	}
+	if router != nil {
+		sent, failed := router.Handoff(sctx)
+		log.Info("shards handed off", "items", sent, "failed", failed)
+	}
+	leave()
+	if peerSrv != nil {
+		if err := peerSrv.Shutdown(sctx); err != nil {
+			log.Warn("peer connections did not close in time", "err", err)
+		}
+	}
+	if replicator != nil {
+		// No write arrives any more: what the last ones left queued for
+		// the replicas goes out before the process does.
+		dctx, dcancel := context.WithTimeout(sctx, drainFor)
+		if !replicator.Drain(dctx) {
+			log.Warn("replication queue not drained in time", "within", drainFor)
+		}
+		dcancel()
+	}
+	if mon != nil {
+		if err := mon.Shutdown(sctx); err != nil {
+			log.Warn("http requests did not finish in time", "err", err)
+		}
+	}
 }
