@@ -146,102 +146,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
-	var node *cluster.Node
-	var srv *server.Server
-	leave := func() {} // ends cluster membership (deregisters)
-	var cache server.Cache = server.Local{Store: st}
-	var router *cluster.Router
-	var peerSrv *server.Server // serves forwarded requests from the local store
-	var replicator *repl.Replicator
+	var cl clusterParts // zero when standalone
+	defer cl.close()
+	cache := server.Cache(server.Local{Store: st})
 	if o.clustered() {
-		// Every push comes from the router, made below: a refusal to
-		// refresh cannot come before it exists.
-		refresh := func(key []byte, peer string) (repl.Item, bool) { return router.Refresh(key, peer) }
-		auth, err := peerAuth(o)
+		err := cl.start(ctx, cancel, &wg, o, log, st, restored, watch, lns[0].Addr(), eventLoop)
+		stopEtcd = cl.stopEtcd // joined, it has an etcd to stop even on an error
 		if err != nil {
 			return err
 		}
-		var peerCfg peer.Config // every dialled peer connection authenticates
-		if auth != nil {
-			peerCfg.Handshake = auth.Client
-		}
-		missed := func(peer string, key []byte, it repl.Item) { router.Missed(peer, key, it) }
-		if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Missed: missed, Peer: peerCfg}); err != nil {
-			return err
-		}
-		// The replicator outlives the servers: it stops after they do
-		// (below), so the writes they applied last are still pushed.
-		replCtx, replCancel := context.WithCancel(context.Background())
-		defer replCancel()
-		wg.Go(func() {
-			if err := replicator.Run(replCtx); err != nil {
-				log.Error("replication stopped", "err", err)
-			}
-		})
-		defer replicator.Close()
-		peerLn, err := listenPeer(o, lns[0].Addr(), auth, log)
-		if err != nil {
-			return err
-		}
-		defer peerLn.Close()
-		var stop func()
-		node, stop, err = joinCluster(ctx, o, lns[0].Addr(), peerLn.Addr(), log)
-		if err != nil {
-			return err
-		}
-		stopEtcd = stop
-		if router, err = cluster.NewRouter(cluster.RouterConfig{
-			Members: node, Store: st, Logger: log, Replicator: replicator, Peer: peerCfg,
-			Restored: restored, RestoreMargin: o.restoreMargin, // a warm restart pulls what changed
-			// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
-			Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(o.memoryMB<<20)/64)},
-			// After a pause, what the peer connections still hold was
-			// sent before it: the senders timed out and went to the next
-			// owner. Client connections stay: a client that gave up has
-			// closed its own, and one still waiting wants its answer.
-			// What was queued for the replicas predates what they took
-			// over meanwhile.
-			OnPause: func() {
-				peerSrv.DropConns()
-				replicator.Discard()
-			},
-		}); err != nil {
-			return err
-		}
-		scfg.Cluster = clusterInfo{node, routerPeers{router, replicator}}
-		defer router.Close() // after the server's connections are gone
-		cache = router
-		// Forwarded writes arrive on the peer port; their owner replicates
-		// them from there.
-		// One event loop (the peer cache is a server.AsyncCache too): a
-		// node's peers batch their requests, a few connections each.
-		if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1, Watch: watch, DisableWatch: o.disableWatch}, router.PeerCache()); err != nil {
-			return err
-		}
-		wg.Go(func() {
-			// Peers that already see this node queue in the listen
-			// backlog until it sees itself: before that it would answer
-			// for shards it has not started to warm.
-			waitInView(ctx, router, node.Name(), 10*time.Second)
-			if err := peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
-				log.Error("peer server stopped", "err", err)
-				cancel()
-			}
-		})
-		// The node and the router outlive the servers: on the way out this
-		// node hands its shards off, and only then deregisters.
-		nodeCtx, nodeCancel := context.WithCancel(context.Background())
-		defer nodeCancel()
-		leave = nodeCancel
-		wg.Go(func() {
-			if err := node.Run(nodeCtx); err != nil {
-				log.Error("cluster membership stopped", "err", err)
-				cancel()
-			}
-		})
-		wg.Go(func() { router.Run(nodeCtx) })
+		scfg.Cluster = clusterInfo{cl.node, routerPeers{cl.router, cl.replicator}}
+		cache = cl.router
 	}
-	srv, err = server.New(scfg, cache)
+	node, router, peerSrv, replicator := cl.node, cl.router, cl.peerSrv, cl.replicator
+	srv, err := server.New(scfg, cache)
 	if err != nil {
 		return err
 	}
@@ -285,7 +203,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		cancel()
 	}
 	log.Info("shoal stopping")
-	stopServing(log, srv, router, leave, peerSrv, replicator, mon)
+	stopServing(log, srv, router, cl.leaveCluster, peerSrv, replicator, mon)
 	cancel()
 	if serveErr != nil && !errors.Is(serveErr, server.ErrClosed) {
 		return serveErr
@@ -665,4 +583,131 @@ func stopServing(log *slog.Logger, srv *server.Server, router *cluster.Router, l
 			log.Warn("http requests did not finish in time", "err", err)
 		}
 	}
+}
+
+// clusterParts is what a cluster node runs besides its client port: the
+// membership (node, its --dev etcd), the router, the peer port's server
+// and the replicator. Its zero value is a standalone node's.
+type clusterParts struct {
+	node       *cluster.Node
+	router     *cluster.Router
+	peerSrv    *server.Server // serves forwarded requests from the local store
+	replicator *repl.Replicator
+	leave      func() // ends cluster membership (deregisters); nil standalone
+	stopEtcd   func()
+	defers     []func() // close runs them last first
+}
+
+// leaveCluster ends the membership (the node deregisters), if any.
+func (c *clusterParts) leaveCluster() {
+	if c.leave != nil {
+		c.leave()
+	}
+}
+
+// close releases what start made, in the reverse order.
+func (c *clusterParts) close() {
+	for i := len(c.defers) - 1; i >= 0; i-- {
+		c.defers[i]()
+	}
+}
+
+// start joins the cluster and starts the peer port, the replicator, the
+// membership and the router on wg; a failure of the peer port or of the
+// membership cancels the node (cancel). What it made, close releases, even
+// when it fails.
+func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg *sync.WaitGroup, o options, log *slog.Logger, st *store.Store, restored time.Time, watch *server.Watch, clientAddr net.Addr, eventLoop bool) error {
+	c.leave, c.stopEtcd = func() {}, func() {}
+	var (
+		router     *cluster.Router
+		peerSrv    *server.Server
+		replicator *repl.Replicator
+		node       *cluster.Node
+		err        error
+	)
+	defer func() { c.node, c.router, c.peerSrv, c.replicator = node, router, peerSrv, replicator }()
+	// Every push comes from the router, made below: a refusal to
+	// refresh cannot come before it exists.
+	refresh := func(key []byte, peer string) (repl.Item, bool) { return router.Refresh(key, peer) }
+	auth, err := peerAuth(o)
+	if err != nil {
+		return err
+	}
+	var peerCfg peer.Config // every dialled peer connection authenticates
+	if auth != nil {
+		peerCfg.Handshake = auth.Client
+	}
+	missed := func(peer string, key []byte, it repl.Item) { router.Missed(peer, key, it) }
+	if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Missed: missed, Peer: peerCfg}); err != nil {
+		return err
+	}
+	// The replicator outlives the servers: it stops after they do
+	// (below), so the writes they applied last are still pushed.
+	replCtx, replCancel := context.WithCancel(context.Background())
+	c.defers = append(c.defers, replCancel)
+	wg.Go(func() {
+		if err := replicator.Run(replCtx); err != nil {
+			log.Error("replication stopped", "err", err)
+		}
+	})
+	c.defers = append(c.defers, func() { replicator.Close() })
+	peerLn, err := listenPeer(o, clientAddr, auth, log)
+	if err != nil {
+		return err
+	}
+	c.defers = append(c.defers, func() { peerLn.Close() })
+	node, c.stopEtcd, err = joinCluster(ctx, o, clientAddr, peerLn.Addr(), log)
+	if err != nil {
+		c.stopEtcd = func() {}
+		return err
+	}
+	if router, err = cluster.NewRouter(cluster.RouterConfig{
+		Members: node, Store: st, Logger: log, Replicator: replicator, Peer: peerCfg,
+		Restored: restored, RestoreMargin: o.restoreMargin, // a warm restart pulls what changed
+		// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
+		Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(o.memoryMB<<20)/64)},
+		// After a pause, what the peer connections still hold was
+		// sent before it: the senders timed out and went to the next
+		// owner. Client connections stay: a client that gave up has
+		// closed its own, and one still waiting wants its answer.
+		// What was queued for the replicas predates what they took
+		// over meanwhile.
+		OnPause: func() {
+			peerSrv.DropConns()
+			replicator.Discard()
+		},
+	}); err != nil {
+		return err
+	}
+	c.defers = append(c.defers, func() { router.Close() }) // after the server's connections are gone
+	// Forwarded writes arrive on the peer port; their owner replicates
+	// them from there.
+	// One event loop (the peer cache is a server.AsyncCache too): a
+	// node's peers batch their requests, a few connections each.
+	if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1, Watch: watch, DisableWatch: o.disableWatch}, router.PeerCache()); err != nil {
+		return err
+	}
+	wg.Go(func() {
+		// Peers that already see this node queue in the listen
+		// backlog until it sees itself: before that it would answer
+		// for shards it has not started to warm.
+		waitInView(ctx, router, node.Name(), 10*time.Second)
+		if err := peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
+			log.Error("peer server stopped", "err", err)
+			cancel()
+		}
+	})
+	// The node and the router outlive the servers: on the way out this
+	// node hands its shards off, and only then deregisters.
+	nodeCtx, nodeCancel := context.WithCancel(context.Background())
+	c.defers = append(c.defers, nodeCancel)
+	c.leave = nodeCancel
+	wg.Go(func() {
+		if err := node.Run(nodeCtx); err != nil {
+			log.Error("cluster membership stopped", "err", err)
+			cancel()
+		}
+	})
+	wg.Go(func() { router.Run(nodeCtx) })
+	return nil
 }
