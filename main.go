@@ -633,12 +633,15 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 	if err != nil {
 		return err
 	}
-	var peerCfg peer.Config // every dialled peer connection authenticates
+	peerCfg := peer.Config{Logger: log} // every dialled peer connection authenticates
 	if auth != nil {
 		peerCfg.Handshake = auth.Client
 	}
+	// One client per peer, shared by forwarding and replication: their
+	// requests share connections and writes.
+	pool := peer.NewPool(peerCfg)
 	missed := func(peer string, key []byte, it repl.Item) { router.Missed(peer, key, it) }
-	if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Missed: missed, Peer: peerCfg}); err != nil {
+	if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Missed: missed, Peer: peerCfg, Pool: pool}); err != nil {
 		return err
 	}
 	// The replicator outlives the servers: it stops after they do
@@ -662,7 +665,7 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 		return err
 	}
 	if router, err = cluster.NewRouter(cluster.RouterConfig{
-		Members: node, Store: st, Logger: log, Replicator: replicator, Peer: peerCfg,
+		Members: node, Store: st, Logger: log, Replicator: replicator, Peer: peerCfg, Pool: pool,
 		Restored: restored, RestoreMargin: o.restoreMargin, // a warm restart pulls what changed
 		// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
 		Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(o.memoryMB<<20)/64)},

@@ -55,6 +55,10 @@ type RouterConfig struct {
 	// Peer is the template for the client to each member; Addr is filled
 	// in from the member's PeerAddr.
 	Peer peer.Config
+	// Pool, if set, lends the client to each member, shared with the
+	// node's other users of that peer (the replicator); nil means a pool
+	// of the router's own, made with Peer.
+	Pool *peer.Pool
 	// DownFor is how long a member stays skipped after a refused connect,
 	// a timeout or a lost connection. Zero means 1 s.
 	DownFor time.Duration
@@ -224,6 +228,9 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	}
 	if cfg.Peer.Logger == nil {
 		cfg.Peer.Logger = cfg.Logger
+	}
+	if cfg.Pool == nil {
+		cfg.Pool = peer.NewPool(cfg.Peer)
 	}
 	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, born: time.Now(), tombs: tomb.New(cfg.Tombstones)}
 	r.w.wake = make(chan struct{}, 1)

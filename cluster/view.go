@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"shoal/peer"
 )
 
 // Applying views: the membership publishes a new View (Node.Run's watch
@@ -94,9 +92,7 @@ func (r *Router) apply() {
 			ps.byName[m.Name] = o
 			continue
 		}
-		pc := r.cfg.Peer
-		pc.Addr = m.PeerAddr
-		c, err := peer.New(pc)
+		c, err := r.cfg.Pool.Get(m.PeerAddr)
 		if err != nil {
 			r.log.Error("cannot create peer client", "peer", m.Name, "addr", m.PeerAddr, "err", err)
 			continue
@@ -114,8 +110,8 @@ func (r *Router) apply() {
 			// Its in-flight requests fail over. Close waits for the
 			// client's goroutines, a dial to a member cut off among
 			// them: not on Run's goroutine.
-			if !r.spawn(func() { o.client.Close() }) {
-				o.client.Close()
+			if !r.spawn(func() { r.cfg.Pool.Put(o.addr) }) {
+				r.cfg.Pool.Put(o.addr)
 			}
 		}
 	}
@@ -129,7 +125,7 @@ func (r *Router) Close() error {
 	old := r.peers.Swap(&peerSet{view: r.peers.Load().view})
 	r.mu.Unlock()
 	for _, m := range old.byName {
-		m.client.Close()
+		r.cfg.Pool.Put(m.addr)
 	}
 	r.bgMu.Lock()
 	r.bgClosed = true

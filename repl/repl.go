@@ -71,6 +71,10 @@ type Config struct {
 	// Peer is the template for each peer's client; Addr comes from the
 	// target.
 	Peer peer.Config
+	// Pool, if set, lends the client to each peer, shared with the node's
+	// other users of that peer (the router's forwarding); nil means a
+	// pool of the replicator's own, made with Peer.
+	Pool *peer.Pool
 	// RetryAfter is how long a sender pauses after a batch in which the
 	// peer did not answer. Zero means 200 ms.
 	RetryAfter time.Duration
@@ -294,6 +298,9 @@ func New(cfg Config) (*Replicator, error) {
 	if cfg.Peer.Logger == nil {
 		cfg.Peer.Logger = cfg.Logger
 	}
+	if cfg.Pool == nil {
+		cfg.Pool = peer.NewPool(cfg.Peer)
+	}
 	r := &Replicator{cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
 	r.links.Store(&map[string]*link{})
 	return r, nil
@@ -363,9 +370,7 @@ func (r *Replicator) link(t Target) *link {
 	if l != nil && l.addr == t.Addr {
 		return l
 	}
-	pc := r.cfg.Peer
-	pc.Addr = t.Addr
-	c, err := peer.New(pc)
+	c, err := r.cfg.Pool.Get(t.Addr)
 	if err != nil {
 		r.log.Error("cannot create replication client", "peer", t.Name, "addr", t.Addr, "err", err)
 		return nil
@@ -393,7 +398,7 @@ func (r *Replicator) link(t Target) *link {
 		nl.n = min(l.n, len(nl.q))
 		l.n, l.bytes = 0, 0
 		l.mu.Unlock()
-		l.client.Close()
+		r.cfg.Pool.Put(l.addr)
 	}
 	next := make(map[string]*link, len(links)+1)
 	for name, o := range links {
@@ -502,7 +507,7 @@ func (r *Replicator) Close() error {
 	r.mu.Unlock()
 	r.senders.Wait()
 	for _, l := range links {
-		l.client.Close()
+		r.cfg.Pool.Put(l.addr)
 	}
 	return nil
 }
