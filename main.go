@@ -155,7 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		if err != nil {
 			return err
 		}
-		scfg.Cluster = clusterInfo{cl.node, routerPeers{cl.router, cl.replicator}}
+		scfg.Cluster = clusterInfo{cl.node, cl.router}
 		cache = cl.router
 	}
 	node, router, peerSrv, replicator := cl.node, cl.router, cl.peerSrv, cl.replicator
@@ -165,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	var mon *monitor.Monitor
 	if httpLn != nil {
-		if mon, err = newMonitor(srv, node, router, replicator, lns[0].Addr(), log); err != nil {
+		if mon, err = newMonitor(srv, node, router, lns[0].Addr(), log); err != nil {
 			return err
 		}
 		wg.Go(func() {
@@ -332,79 +332,30 @@ func joinCluster(ctx context.Context, o options, client, peer net.Addr, log *slo
 
 // newMonitor prepares the HTTP endpoints for this node; node and router
 // are nil on a standalone node, which is then named by its client address.
-func newMonitor(srv *server.Server, node *cluster.Node, router *cluster.Router, replicator *repl.Replicator, client net.Addr, log *slog.Logger) (*monitor.Monitor, error) {
+func newMonitor(srv *server.Server, node *cluster.Node, router *cluster.Router, client net.Addr, log *slog.Logger) (*monitor.Monitor, error) {
 	cfg := monitor.Config{Node: client.String(), Version: shoalVersion, Stats: srv, Logger: log}
 	if node != nil {
 		cfg.Node, cfg.Cluster = node.Name(), node
 	}
 	if router != nil {
-		cfg.Peers = routerPeers{router, replicator}
+		cfg.Peers = router
 	}
 	return monitor.New(cfg)
 }
 
-// routerPeers reports the router's and the replicator's per-peer counters
-// to the monitor.
-type routerPeers struct {
-	r    *cluster.Router
-	repl *repl.Replicator // nil: no replication series
-}
-
-func (p routerPeers) PeerStats() []monitor.PeerStats {
-	var rs map[string]repl.PeerStats
-	if p.repl != nil {
-		rs = make(map[string]repl.PeerStats)
-		for _, s := range p.repl.Stats() {
-			rs[s.Peer] = s
-		}
-	}
-	var out []monitor.PeerStats
-	for _, c := range p.r.PeerStats() {
-		s := rs[c.Peer]
-		out = append(out, monitor.PeerStats{Peer: c.Peer, Forwarded: c.Forwarded, ForwardFailures: c.Failures,
-			ReplLag: s.Lag, ReplLagSeq: s.LagSeq, ReplQueueDrops: s.Dropped, ReplStale: s.Stale, Down: c.Down})
-	}
-	return out
-}
-
-// TakeoverStats reports the router's warm-up, pause and replica counters
-// to the monitor.
-func (p routerPeers) TakeoverStats() monitor.TakeoverStats {
-	t := p.r.Takeover()
-	return monitor.TakeoverStats{
-		WarmShards: t.WarmShards, WarmPulled: t.Pulled, WarmDropped: t.Dropped, WarmReadThrough: t.ReadThrough,
-		Pauses: t.Pauses, Lapses: t.Lapses, ReplicaWrites: t.ReplicaWrites, ReplicaStaleEpochs: t.ReplicaStaleEpochs,
-		HintMembers: t.HintMembers, HintShards: t.HintShards, HandedBack: t.HandedBack, Reverified: t.Reverified,
-		Tombstones: t.Tombstones, TombstonesEvicted: t.TombstonesEvicted,
-	}
-}
-
-// clusterInfo answers "stats cluster": the view, then one group of lines
-// per peer (forwarding and replication), from the same snapshot /metrics
-// uses.
+// clusterInfo answers "stats cluster" (the view, then the router's
+// takeover and per-peer lines, from the same counters /metrics uses) and
+// "stats ring".
 type clusterInfo struct {
-	node  *cluster.Node
-	peers routerPeers
+	node   *cluster.Node
+	router *cluster.Router
 }
 
 // RingStats answers "stats ring" (server.RingInfo) for ring-aware clients.
 func (c clusterInfo) RingStats() [][2]string { return c.node.RingStats() }
 
 func (c clusterInfo) ClusterStats() [][2]string {
-	out := append(c.node.ClusterStats(), c.peers.r.ClusterStats()...)
-	for _, p := range c.peers.PeerStats() {
-		pre := "peer:" + p.Peer + ":"
-		out = append(out,
-			[2]string{pre + "forwarded", strconv.FormatUint(p.Forwarded, 10)},
-			[2]string{pre + "forward_failures", strconv.FormatUint(p.ForwardFailures, 10)},
-			[2]string{pre + "repl_lag_seconds", strconv.FormatFloat(p.ReplLag.Seconds(), 'f', 3, 64)},
-			[2]string{pre + "repl_lag_sequences", strconv.Itoa(p.ReplLagSeq)},
-			[2]string{pre + "repl_queue_drops", strconv.FormatUint(p.ReplQueueDrops, 10)},
-			[2]string{pre + "repl_stale", strconv.FormatUint(p.ReplStale, 10)},
-			[2]string{pre + "down", boolDigit(p.Down)},
-		)
-	}
-	return out
+	return append(c.node.ClusterStats(), c.router.ClusterStats()...)
 }
 
 // settings are the "stats settings" lines only main knows.
@@ -439,13 +390,6 @@ func settings(o options) [][2]string {
 		{"slab_reassign", yesNo(!o.off.SlabReassign)},
 		{"lru_crawler", yesNo(!o.off.LRUCrawler)},
 	}, tlsSettings(o.tls)...)
-}
-
-func boolDigit(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
 }
 
 // checkModes refuses the flag combinations memcached refuses, and those a

@@ -14,6 +14,7 @@ import (
 // every write on the shard in the view: peerSet.targets).
 type Replicator interface {
 	Push(key []byte, targets []repl.Target, it repl.Item)
+	Stats() []repl.PeerStats // per peer, for PeerStats
 }
 
 // wrote is called after a local write of key on route rt: when it changed

@@ -368,29 +368,45 @@ func (r *Router) failed(m *member, err error) bool {
 	return true
 }
 
-// PeerCounters is what a Router counts per member, for metrics.
-type PeerCounters struct {
+// PeerStats is what this node knows of one other member: what it
+// forwarded there and, with a replicator, how replication to it stands.
+type PeerStats struct {
 	Peer      string
 	Forwarded uint64 // requests sent to the member
 	Failures  uint64 // of those, the ones that failed
-	Down      bool   // skipped now after a failure
+	// Down: skipped after a failed request until a probe gets an answer
+	// (its owners stand in for its keys meanwhile).
+	Down           bool
+	ReplLag        time.Duration // age of the oldest write not yet acknowledged
+	ReplLagSeq     int           // writes not yet acknowledged
+	ReplQueueDrops uint64        // writes dropped because the queue was full
+	ReplStale      uint64        // writes the member refused as older than its view (sent again refreshed)
 }
 
 // PeerStats returns the counters of every other member of the current
 // view, in member order. Safe for concurrent use.
-func (r *Router) PeerStats() []PeerCounters {
+func (r *Router) PeerStats() []PeerStats {
 	ps := r.peers.Load()
 	if ps.view == nil {
 		return nil
 	}
-	var out []PeerCounters
+	var rs map[string]repl.PeerStats
+	if r.cfg.Replicator != nil {
+		rs = make(map[string]repl.PeerStats)
+		for _, s := range r.cfg.Replicator.Stats() {
+			rs[s.Peer] = s
+		}
+	}
+	var out []PeerStats
 	for _, mem := range ps.view.Members {
 		m := ps.get(mem.Name)
 		if m == nil {
 			continue
 		}
-		out = append(out, PeerCounters{
+		s := rs[m.name]
+		out = append(out, PeerStats{
 			Peer: m.name, Forwarded: m.forwarded.Load(), Failures: m.failures.Load(), Down: m.downUntil.Load() != 0,
+			ReplLag: s.Lag, ReplLagSeq: s.LagSeq, ReplQueueDrops: s.Dropped, ReplStale: s.Stale,
 		})
 	}
 	return out

@@ -147,8 +147,35 @@ func (r *Router) Takeover() Takeover {
 	return t
 }
 
-// ClusterStats lists Takeover for the memcached "stats cluster" command.
+// ClusterStats lists Takeover, then PeerStats as one group of lines per
+// member, for the memcached "stats cluster" command.
 func (r *Router) ClusterStats() [][2]string {
+	out := r.takeoverStats()
+	for _, p := range r.PeerStats() {
+		pre := "peer:" + p.Peer + ":"
+		out = append(out,
+			[2]string{pre + "forwarded", strconv.FormatUint(p.Forwarded, 10)},
+			[2]string{pre + "forward_failures", strconv.FormatUint(p.Failures, 10)},
+			[2]string{pre + "repl_lag_seconds", strconv.FormatFloat(p.ReplLag.Seconds(), 'f', 3, 64)},
+			[2]string{pre + "repl_lag_sequences", strconv.Itoa(p.ReplLagSeq)},
+			[2]string{pre + "repl_queue_drops", strconv.FormatUint(p.ReplQueueDrops, 10)},
+			[2]string{pre + "repl_stale", strconv.FormatUint(p.ReplStale, 10)},
+			[2]string{pre + "down", digit(p.Down)},
+		)
+	}
+	return out
+}
+
+// digit is "1" for true, "0" for false, as memcached's stats print flags.
+func digit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// takeoverStats lists Takeover as "stats cluster" lines.
+func (r *Router) takeoverStats() [][2]string {
 	t := r.Takeover()
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	return [][2]string{

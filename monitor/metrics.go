@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"shoal/cluster"
 	"shoal/gossip"
 	"shoal/server"
 )
@@ -98,10 +99,8 @@ func (m *Monitor) writeNode(w io.Writer) {
 	if m.cfg.Cluster != nil {
 		m.writeCluster(&p)
 	}
-	if t, ok := m.cfg.Peers.(Takeovers); ok {
-		writeTakeover(&p, t.TakeoverStats())
-	}
 	if m.cfg.Peers != nil {
+		writeTakeover(&p, m.cfg.Peers.Takeover())
 		writePeers(&p, m.cfg.Peers.PeerStats())
 	}
 	w.Write(p.b)
@@ -186,11 +185,11 @@ func (m *Monitor) writeCluster(p *promWriter) {
 }
 
 // writeTakeover writes a cluster node's warm-up, pause and replica series.
-func writeTakeover(p *promWriter, t TakeoverStats) {
+func writeTakeover(p *promWriter, t cluster.Takeover) {
 	p.one("shoal_warm_shards", "gauge", "Shards this node is taking over (warming) now.", float64(t.WarmShards))
-	p.one("shoal_warm_pulled_items_total", "counter", "Items pulled from another node while warming shards.", float64(t.WarmPulled))
-	p.one("shoal_warm_dropped_items_total", "counter", "Items dropped as possibly stale before a shard was pulled again.", float64(t.WarmDropped))
-	p.one("shoal_warm_read_through_total", "counter", "Keys read through from another node while their shard warmed.", float64(t.WarmReadThrough))
+	p.one("shoal_warm_pulled_items_total", "counter", "Items pulled from another node while warming shards.", float64(t.Pulled))
+	p.one("shoal_warm_dropped_items_total", "counter", "Items dropped as possibly stale before a shard was pulled again.", float64(t.Dropped))
+	p.one("shoal_warm_read_through_total", "counter", "Keys read through from another node while their shard warmed.", float64(t.ReadThrough))
 	p.one("shoal_pauses_total", "counter", "Times this process found it had been paused.", float64(t.Pauses))
 	p.one("shoal_lapses_total", "counter", "Times this node registered again after the cluster had gone on without it.", float64(t.Lapses))
 	p.one("shoal_replica_writes_total", "counter", "Replicated writes applied.", float64(t.ReplicaWrites))
@@ -204,21 +203,21 @@ func writeTakeover(p *promWriter, t TakeoverStats) {
 }
 
 // writePeers writes the per-peer forwarding and replication series.
-func writePeers(p *promWriter, peers []PeerStats) {
+func writePeers(p *promWriter, peers []cluster.PeerStats) {
 	if len(peers) == 0 {
 		return
 	}
 	fams := []struct {
 		name, typ, help string
-		v               func(PeerStats) float64
+		v               func(cluster.PeerStats) float64
 	}{
-		{"shoal_forwarded_total", "counter", "Requests forwarded to the peer.", func(s PeerStats) float64 { return float64(s.Forwarded) }},
-		{"shoal_forward_failures_total", "counter", "Forwarded requests that failed.", func(s PeerStats) float64 { return float64(s.ForwardFailures) }},
-		{"shoal_replication_lag_seconds", "gauge", "Age of the oldest write not yet acknowledged by the peer.", func(s PeerStats) float64 { return s.ReplLag.Seconds() }},
-		{"shoal_replication_lag_sequences", "gauge", "Writes to the peer not yet acknowledged (sequence numbers behind, over all shards).", func(s PeerStats) float64 { return float64(s.ReplLagSeq) }},
-		{"shoal_replication_queue_drops_total", "counter", "Writes to the peer dropped because its queue was full.", func(s PeerStats) float64 { return float64(s.ReplQueueDrops) }},
-		{"shoal_peer_down", "gauge", "1 while requests skip the peer after a failure (until a probe gets an answer).", func(s PeerStats) float64 { return b2f(s.Down) }},
-		{"shoal_replication_stale_total", "counter", "Writes the peer refused as older than its view, sent again with the current one.", func(s PeerStats) float64 { return float64(s.ReplStale) }},
+		{"shoal_forwarded_total", "counter", "Requests forwarded to the peer.", func(s cluster.PeerStats) float64 { return float64(s.Forwarded) }},
+		{"shoal_forward_failures_total", "counter", "Forwarded requests that failed.", func(s cluster.PeerStats) float64 { return float64(s.Failures) }},
+		{"shoal_replication_lag_seconds", "gauge", "Age of the oldest write not yet acknowledged by the peer.", func(s cluster.PeerStats) float64 { return s.ReplLag.Seconds() }},
+		{"shoal_replication_lag_sequences", "gauge", "Writes to the peer not yet acknowledged (sequence numbers behind, over all shards).", func(s cluster.PeerStats) float64 { return float64(s.ReplLagSeq) }},
+		{"shoal_replication_queue_drops_total", "counter", "Writes to the peer dropped because its queue was full.", func(s cluster.PeerStats) float64 { return float64(s.ReplQueueDrops) }},
+		{"shoal_peer_down", "gauge", "1 while requests skip the peer after a failure (until a probe gets an answer).", func(s cluster.PeerStats) float64 { return b2f(s.Down) }},
+		{"shoal_replication_stale_total", "counter", "Writes the peer refused as older than its view, sent again with the current one.", func(s cluster.PeerStats) float64 { return float64(s.ReplStale) }},
 	}
 	for _, f := range fams {
 		p.family(f.name, f.typ, f.help)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -28,47 +27,13 @@ type Cluster interface {
 	Status() cluster.Status
 }
 
-// PeerStats is what this node knows about one peer it forwards requests to
-// or replicates to.
-type PeerStats struct {
-	Peer            string
-	Forwarded       uint64        // requests forwarded to the peer
-	ForwardFailures uint64        // forwarded requests that failed
-	ReplLag         time.Duration // age of the oldest write not yet acknowledged
-	ReplLagSeq      int           // writes not yet acknowledged
-	ReplQueueDrops  uint64        // writes dropped because the queue was full
-	ReplStale       uint64        // writes the peer refused as older than its view (sent again refreshed)
-	// Down: skipped after a failed request until a probe gets an answer
-	// (its owners stand in for its keys meanwhile).
-	Down bool
-}
-
-// TakeoverStats is a cluster node's warm-up, pause and replica counters.
-type TakeoverStats struct {
-	WarmShards                               int
-	WarmPulled, WarmDropped, WarmReadThrough uint64
-	Pauses, Lapses                           uint64
-	ReplicaWrites, ReplicaStaleEpochs        uint64
-	HintMembers, HintShards                  int
-	HandedBack, Reverified                   uint64
-	Tombstones                               int
-	TombstonesEvicted                        uint64
-}
-
-// Takeovers is an optional method of Config.Peers: when it has it, its
-// counters are exported too. Called from HTTP handler goroutines.
-type Takeovers interface {
-	TakeoverStats() TakeoverStats
-}
-
-// Peers is the seam for routing and replication (issue 5): the router and
-// the replicator keep per-peer counters on their own structs and report
-// them through PeerStats, called from HTTP handler goroutines concurrently.
-// Until they exist Config.Peers is nil and no per-peer series are exported;
-// writePeers (metrics.go) is where the series will appear, and the /cluster
-// page shows a lag column once PeerStats reports any peer.
+// Peers is the seam for routing and replication: the per-member
+// forwarding and replication counters and the takeover counters of a
+// cluster node (*cluster.Router), called from HTTP handler goroutines
+// concurrently.
 type Peers interface {
-	PeerStats() []PeerStats
+	PeerStats() []cluster.PeerStats
+	Takeover() cluster.Takeover
 }
 
 // Config wires a Monitor to the node it shows.

@@ -27,9 +27,12 @@ type fakeCluster struct{ st cluster.Status }
 
 func (f fakeCluster) Status() cluster.Status { return f.st }
 
-type fakePeers []PeerStats
+// fakePeers is a cluster node's per-peer counters, with zero takeover
+// counters.
+type fakePeers []cluster.PeerStats
 
-func (f fakePeers) PeerStats() []PeerStats { return f }
+func (f fakePeers) PeerStats() []cluster.PeerStats { return f }
+func (f fakePeers) Takeover() cluster.Takeover     { return cluster.Takeover{} }
 
 func testSnapshot() server.Snapshot {
 	s := server.Snapshot{
@@ -147,7 +150,7 @@ func TestMetricsStandaloneHasNoClusterSeries(t *testing.T) {
 }
 
 func TestPeerSeries(t *testing.T) {
-	peers := fakePeers{{Peer: "b", Forwarded: 7, ForwardFailures: 1, ReplLag: 1500 * time.Millisecond, ReplQueueDrops: 3}}
+	peers := fakePeers{{Peer: "b", Forwarded: 7, Failures: 1, ReplLag: 1500 * time.Millisecond, ReplQueueDrops: 3}}
 	m, err := New(Config{Node: "a", Stats: fakeStats{testSnapshot()}, Cluster: testCluster(), Peers: peers})
 	if err != nil {
 		t.Fatal(err)
@@ -168,17 +171,17 @@ func TestPeerSeries(t *testing.T) {
 	}
 }
 
-// takeoverPeers is fakePeers with the optional Takeovers method.
+// takeoverPeers is fakePeers with takeover counters.
 type takeoverPeers struct {
 	fakePeers
-	t TakeoverStats
+	t cluster.Takeover
 }
 
-func (p takeoverPeers) TakeoverStats() TakeoverStats { return p.t }
+func (p takeoverPeers) Takeover() cluster.Takeover { return p.t }
 
 func TestTakeoverSeries(t *testing.T) {
-	peers := takeoverPeers{fakePeers{{Peer: "b", ReplLagSeq: 12}}, TakeoverStats{
-		WarmShards: 4, WarmPulled: 100, WarmDropped: 7, WarmReadThrough: 9, Pauses: 1, Lapses: 3, ReplicaWrites: 55, ReplicaStaleEpochs: 2,
+	peers := takeoverPeers{fakePeers{{Peer: "b", ReplLagSeq: 12}}, cluster.Takeover{
+		WarmShards: 4, Pulled: 100, Dropped: 7, ReadThrough: 9, Pauses: 1, Lapses: 3, ReplicaWrites: 55, ReplicaStaleEpochs: 2,
 	}}
 	m, err := New(Config{Node: "a", Stats: fakeStats{testSnapshot()}, Cluster: testCluster(), Peers: peers})
 	if err != nil {
@@ -200,13 +203,13 @@ func TestTakeoverSeries(t *testing.T) {
 			t.Errorf("%s = %q, want %q", series, got[series], v)
 		}
 	}
-	// Without the optional method there are no such series.
-	m, err = New(Config{Node: "a", Stats: fakeStats{testSnapshot()}, Cluster: testCluster(), Peers: fakePeers{}})
+	// A standalone node (no Peers) has no such series.
+	m, err = New(Config{Node: "a", Stats: fakeStats{testSnapshot()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := scrape(t, m)["shoal_warm_shards"]; ok {
-		t.Error("shoal_warm_shards exported without a Takeovers source")
+		t.Error("shoal_warm_shards exported by a standalone node")
 	}
 }
 

@@ -113,7 +113,7 @@ func (m *Monitor) View() View {
 	if m.cfg.Peers != nil {
 		for _, p := range m.cfg.Peers.PeerStats() {
 			v.Peers = append(v.Peers, PeerView{
-				Peer: p.Peer, Forwarded: p.Forwarded, ForwardFailures: p.ForwardFailures,
+				Peer: p.Peer, Forwarded: p.Forwarded, ForwardFailures: p.Failures,
 				ReplLagSeconds: p.ReplLag.Seconds(), ReplQueueDrops: p.ReplQueueDrops,
 			})
 		}
