@@ -379,6 +379,7 @@ type PeerStats struct {
 	Down           bool
 	ReplLag        time.Duration // age of the oldest write not yet acknowledged
 	ReplLagSeq     int           // writes not yet acknowledged
+	ReplQueueBytes int64         // bytes of keys and values queued or being sent (bounded by repl.Config.QueueBytes)
 	ReplQueueDrops uint64        // writes dropped because the queue was full
 	ReplStale      uint64        // writes the member refused as older than its view (sent again refreshed)
 }
@@ -406,7 +407,7 @@ func (r *Router) PeerStats() []PeerStats {
 		s := rs[m.name]
 		out = append(out, PeerStats{
 			Peer: m.name, Forwarded: m.forwarded.Load(), Failures: m.failures.Load(), Down: m.downUntil.Load() != 0,
-			ReplLag: s.Lag, ReplLagSeq: s.LagSeq, ReplQueueDrops: s.Dropped, ReplStale: s.Stale,
+			ReplLag: s.Lag, ReplLagSeq: s.LagSeq, ReplQueueBytes: s.Bytes, ReplQueueDrops: s.Dropped, ReplStale: s.Stale,
 		})
 	}
 	return out

@@ -158,6 +158,7 @@ func (r *Router) ClusterStats() [][2]string {
 			[2]string{pre + "forward_failures", strconv.FormatUint(p.Failures, 10)},
 			[2]string{pre + "repl_lag_seconds", strconv.FormatFloat(p.ReplLag.Seconds(), 'f', 3, 64)},
 			[2]string{pre + "repl_lag_sequences", strconv.Itoa(p.ReplLagSeq)},
+			[2]string{pre + "repl_queue_bytes", strconv.FormatInt(p.ReplQueueBytes, 10)},
 			[2]string{pre + "repl_queue_drops", strconv.FormatUint(p.ReplQueueDrops, 10)},
 			[2]string{pre + "repl_stale", strconv.FormatUint(p.ReplStale, 10)},
 			[2]string{pre + "down", digit(p.Down)},

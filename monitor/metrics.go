@@ -215,6 +215,7 @@ func writePeers(p *promWriter, peers []cluster.PeerStats) {
 		{"shoal_forward_failures_total", "counter", "Forwarded requests that failed.", func(s cluster.PeerStats) float64 { return float64(s.Failures) }},
 		{"shoal_replication_lag_seconds", "gauge", "Age of the oldest write not yet acknowledged by the peer.", func(s cluster.PeerStats) float64 { return s.ReplLag.Seconds() }},
 		{"shoal_replication_lag_sequences", "gauge", "Writes to the peer not yet acknowledged (sequence numbers behind, over all shards).", func(s cluster.PeerStats) float64 { return float64(s.ReplLagSeq) }},
+		{"shoal_replication_queue_bytes", "gauge", "Bytes of keys and values queued for the peer or being sent.", func(s cluster.PeerStats) float64 { return float64(s.ReplQueueBytes) }},
 		{"shoal_replication_queue_drops_total", "counter", "Writes to the peer dropped because its queue was full.", func(s cluster.PeerStats) float64 { return float64(s.ReplQueueDrops) }},
 		{"shoal_peer_down", "gauge", "1 while requests skip the peer after a failure (until a probe gets an answer).", func(s cluster.PeerStats) float64 { return b2f(s.Down) }},
 		{"shoal_replication_stale_total", "counter", "Writes the peer refused as older than its view, sent again with the current one.", func(s cluster.PeerStats) float64 { return float64(s.ReplStale) }},

@@ -180,7 +180,7 @@ type takeoverPeers struct {
 func (p takeoverPeers) Takeover() cluster.Takeover { return p.t }
 
 func TestTakeoverSeries(t *testing.T) {
-	peers := takeoverPeers{fakePeers{{Peer: "b", ReplLagSeq: 12}}, cluster.Takeover{
+	peers := takeoverPeers{fakePeers{{Peer: "b", ReplLagSeq: 12, ReplQueueBytes: 4096}}, cluster.Takeover{
 		WarmShards: 4, Pulled: 100, Dropped: 7, ReadThrough: 9, Pauses: 1, Lapses: 3, ReplicaWrites: 55, ReplicaStaleEpochs: 2,
 	}}
 	m, err := New(Config{Node: "a", Stats: fakeStats{testSnapshot()}, Cluster: testCluster(), Peers: peers})
@@ -198,6 +198,7 @@ func TestTakeoverSeries(t *testing.T) {
 		"shoal_replica_writes_total":                "55",
 		"shoal_replica_stale_epochs_total":          "2",
 		`shoal_replication_lag_sequences{peer="b"}`: "12",
+		`shoal_replication_queue_bytes{peer="b"}`:   "4096",
 	} {
 		if got[series] != v {
 			t.Errorf("%s = %q, want %q", series, got[series], v)
