@@ -251,6 +251,7 @@ pass:
 // TestClusterRollingRestart (design scenario 3): graceful stop and rolling
 // restart of every node: zero misses on warm keys.
 func TestClusterRollingRestart(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	nodes := threeNodes(t, endpoints, "--lease-ttl", "5")
