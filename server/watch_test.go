@@ -63,6 +63,7 @@ var watchReplies = []struct {
 }
 
 func TestWatchReplies(t *testing.T) {
+	t.Parallel() // servers of its own; ~350 ms a case
 	addrs := map[string]string{"shoal": startShoal(t)}
 	if testing.Short() {
 		t.Log("short: shoal only")

@@ -1,7 +1,10 @@
 package testutil
 
 import (
+	"flag"
 	"os"
+	"runtime"
+	"strconv"
 	"testing"
 )
 
@@ -30,3 +33,20 @@ func Long(t testing.TB) {
 // LongOn reports whether $SHOAL_TEST_LONG asks for the long scenarios,
 // for a test that runs a shorter variant of itself otherwise.
 func LongOn() bool { return os.Getenv(LongEnv) == "1" }
+
+// Parallel makes n the default of go test's -parallel for this test
+// binary: call it from TestMain, before m.Run. A -parallel given on the
+// command line wins, and so does GOMAXPROCS when it is larger. It is for
+// packages whose tests mostly wait (processes starting, gossip, leases,
+// TTLs) rather than compute: there the default, GOMAXPROCS (2 on a small
+// machine), leaves the CPU idle.
+func Parallel(n int) {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		flag.Set("test.parallel", strconv.Itoa(max(n, runtime.GOMAXPROCS(0))))
+	}
+}
