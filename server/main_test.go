@@ -8,9 +8,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Six at once unless -parallel says otherwise: the conformance cases
-	// wait for TTLs and delayed flushes, and TestKeyTestsUnderEventLoop
-	// for a second run of the suite in a child process.
-	testutil.Parallel(6)
+	// Twelve at once unless -parallel says otherwise: the conformance
+	// cases (a server per file) sleep for TTLs and delayed flushes, and
+	// TestKeyTestsUnderEventLoop waits for a second run of the suite in a
+	// child process.
+	testutil.Parallel(12)
 	os.Exit(m.Run())
 }
