@@ -83,7 +83,6 @@ const (
 )
 
 func TestConformance(t *testing.T) {
-	t.Parallel() // a server per case file; cases sleep for TTLs
 	files, err := filepath.Glob(filepath.Join(conformanceDir, "*.txt"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no case files in %s: %v", conformanceDir, err)

@@ -8,10 +8,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Twelve at once unless -parallel says otherwise: the conformance
-	// cases (a server per file) sleep for TTLs and delayed flushes, and
-	// TestKeyTestsUnderEventLoop waits for a second run of the suite in a
-	// child process.
-	testutil.Parallel(12)
+	// Six at once unless -parallel says otherwise: the conformance cases
+	// wait for TTLs and delayed flushes, and TestKeyTestsUnderEventLoop
+	// for a second run of the suite in a child process.
+	testutil.Parallel(6)
 	os.Exit(m.Run())
 }
