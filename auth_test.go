@@ -21,6 +21,7 @@ import (
 // compared byte for byte with memcached 1.6.18 started with the same file,
 // when it is installed, and with what it answered when this was written.
 func TestASCIIAuth(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "auth")
 	os.WriteFile(file, []byte("alice:secret\nbob:pw2\n"), 0600)
 	servers := map[string]string{"shoal": startNode(t, "-Y", file)}
@@ -56,6 +57,7 @@ func TestASCIIAuth(t *testing.T) {
 	for name, steps := range cases {
 		for server, addr := range servers {
 			t.Run(name+"/"+server, func(t *testing.T) {
+				t.Parallel() // a connection each; readQuiet waits 300 ms a step
 				c, err := net.Dial("tcp", addr)
 				if err != nil {
 					t.Fatal(err)

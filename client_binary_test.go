@@ -20,6 +20,7 @@ import (
 // (Debian: libmemcached-tools, ruby-dalli and ruby, php-memcached and
 // php-cli).
 func TestBinaryClients(t *testing.T) {
+	t.Parallel()
 	clients := map[string]struct {
 		bin  string
 		args func(addr, port string) []string
@@ -37,6 +38,7 @@ func TestBinaryClients(t *testing.T) {
 	}
 	for _, driver := range []string{"event loops", "goroutines"} {
 		t.Run(driver, func(t *testing.T) {
+			t.Parallel() // a node each; the clients of one run in turn
 			var args []string
 			if driver == "goroutines" {
 				args = append(args, "--conn-goroutines")
@@ -64,6 +66,7 @@ func TestBinaryClients(t *testing.T) {
 // TestBindingFlag: -B picks the protocols a node accepts, and stats
 // settings shows it as memcached does.
 func TestBindingFlag(t *testing.T) {
+	t.Parallel()
 	noop := make([]byte, 24)
 	noop[0], noop[1] = 0x80, 0x0a
 	cases := map[string]struct {

@@ -11,6 +11,7 @@ import (
 
 // TestGomemcache drives a node with the reference Go client end to end.
 func TestGomemcache(t *testing.T) {
+	t.Parallel()
 	mc := memcache.New(startNode(t))
 	must := func(err error) {
 		t.Helper()
@@ -94,6 +95,7 @@ func itoa(i int) string {
 // user already has (libmemcached-tools, Python's pymemcache, Perl's
 // Cache::Memcached) against a node; each skips when not installed.
 func TestDebianClients(t *testing.T) {
+	t.Parallel()
 	addr := startNode(t)
 	host, port, _ := strings.Cut(addr, ":")
 	cases := map[string]struct {

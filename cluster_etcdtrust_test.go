@@ -27,6 +27,7 @@ import (
 // cluster` and /metrics. A real node joining afterwards becomes an owner
 // and serves.
 func TestClusterEtcdNotTrusted(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	httpAddr := testutil.FreeAddr(t)

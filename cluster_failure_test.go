@@ -50,6 +50,7 @@ func testKeys(prefix string, n int) []string {
 // "dead" keeps it stopped until gossip declares it dead, so it comes back
 // through memberlist's refutation as well.
 func TestClusterPausedNode(t *testing.T) {
+	testutil.Long(t) // two 10 s read windows, one after waiting for gossip to call n2 dead
 	t.Run("short", func(t *testing.T) { testPausedNode(t, false) })
 	t.Run("dead", func(t *testing.T) { testPausedNode(t, true) })
 }
@@ -250,6 +251,7 @@ pass:
 // TestClusterRollingRestart (design scenario 3): graceful stop and rolling
 // restart of every node: zero misses on warm keys.
 func TestClusterRollingRestart(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	nodes := threeNodes(t, endpoints, "--lease-ttl", "5")
@@ -420,6 +422,7 @@ func TestClusterRollingRestart(t *testing.T) {
 // longer than the lease TTL: reads and writes continue on the last ring;
 // after SIGCONT the cluster re-converges.
 func TestClusterEtcdPaused(t *testing.T) {
+	testutil.Long(t) // etcd paused for 20 s, by design past the lease
 	etcd := startEtcdProc(t)
 	nodes := threeNodes(t, etcd.endpoints(), "--lease-ttl", "5")
 	names := []string{"n1", "n2", "n3"}

@@ -34,6 +34,7 @@ import (
 // in parallel, each on its own bridge, to keep the test well under a
 // minute.
 func TestClusterPartitionedNode(t *testing.T) {
+	testutil.Long(t) // a partition in network namespaces; "long" holds it ~20 s
 	t.Run("short", func(t *testing.T) { t.Parallel(); testPartitionedNode(t, false) })
 	t.Run("long", func(t *testing.T) { t.Parallel(); testPartitionedNode(t, true) })
 }

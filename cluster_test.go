@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,14 +28,10 @@ import (
 	"shoal/ring"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
-
 func TestMain(m *testing.M) {
+	// Six tests at once unless -parallel says otherwise: they mostly
+	// wait, on processes starting, gossip and leases.
+	testutil.Parallel(6)
 	code := m.Run()
 	testbin.Cleanup()
 	os.Exit(code)
@@ -100,6 +95,7 @@ func converged(procs []*proc, members ...string) (bool, string) {
 }
 
 func TestClusterConverges(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	procs := []*proc{startProc(t, etcd, "n1"), startProc(t, etcd, "n2"), startProc(t, etcd, "n3")}
 	testutil.WaitUntil(t, 20*time.Second, "converged on one ring", func() (bool, string) {
@@ -121,17 +117,20 @@ func TestClusterConverges(t *testing.T) {
 
 // TestClusterKilledNode: kill -9 of a node is seen by gossip first (dead,
 // still in the ring), then its lease expires and it leaves the ring. The
-// lease TTL (25 s) is well over gossip's detection (~5 s), as in
-// production.
+// lease TTL (15 s) is well over gossip's detection (~5 s), as in
+// production (10 s by default): the lease expires 10 to 15 s after the
+// kill, as keep-alives go every third of the TTL.
 func TestClusterKilledNode(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
-	ttl := []string{"--lease-ttl", "25"}
+	ttl := []string{"--lease-ttl", "15"}
 	procs := []*proc{startProc(t, etcd, "n1", ttl...), startProc(t, etcd, "n2", ttl...), startProc(t, etcd, "n3", ttl...)}
 	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
 	procs[2].signal(syscall.SIGKILL)
 	<-procs[2].done
 	live := procs[:2]
-	testutil.WaitUntil(t, 22*time.Second, "n3 marked dead by gossip while still in the ring", func() (bool, string) {
+	killed := time.Now()
+	dead := testutil.WaitUntil(t, 15*time.Second, "n3 marked dead by gossip while still in the ring", func() (bool, string) {
 		for _, p := range live {
 			st := clusterStats(p.addr)
 			if st["cluster_members"] != "3" {
@@ -143,19 +142,23 @@ func TestClusterKilledNode(t *testing.T) {
 		}
 		return true, ""
 	})
-	testutil.WaitUntil(t, 40*time.Second, "n3 out of the ring after its lease expired", func() (bool, string) {
+	testutil.WaitUntil(t, 30*time.Second, "n3 out of the ring after its lease expired", func() (bool, string) {
 		return converged(live, "n1", "n2")
 	})
+	t.Logf("after the kill: dead in gossip at %s, out of the ring at %s", ms(dead), ms(time.Since(killed)))
 }
 
 // TestClusterSurvivesEtcdRestart: with etcd down the nodes keep their last
 // ring; when it returns they re-register and converge again.
 func TestClusterSurvivesEtcdRestart(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	procs := []*proc{startProc(t, etcd, "n1"), startProc(t, etcd, "n2"), startProc(t, etcd, "n3")}
 	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
 	before := clusterStats(procs[0].addr)["cluster_epoch"]
+	closing := time.Now()
 	etcd.Close()
+	t.Logf("etcd closed in %s", ms(time.Since(closing)))
 	// Past the 2 s lease TTL with etcd gone: the ring must not change.
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
@@ -167,12 +170,14 @@ func TestClusterSurvivesEtcdRestart(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	starting := time.Now()
 	restarted, err := devetcd.Start(context.Background(), etcd.Config())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("etcd restarted in %s", ms(time.Since(starting)))
 	t.Cleanup(restarted.Close)
-	testutil.WaitUntil(t, 30*time.Second, "converged and unfenced after etcd returned", func() (bool, string) {
+	back := testutil.WaitUntil(t, 30*time.Second, "converged and unfenced after etcd returned", func() (bool, string) {
 		if ok, seen := converged(procs, "n1", "n2", "n3"); !ok {
 			return false, seen
 		}
@@ -183,11 +188,19 @@ func TestClusterSurvivesEtcdRestart(t *testing.T) {
 		}
 		return true, ""
 	})
+	t.Logf("converged and unfenced %s after etcd returned", ms(back))
+	// The nodes go before the restarted etcd's cleanup: with clients
+	// still watching, an embedded etcd takes seconds to close (7 s here).
+	for _, p := range procs {
+		p.signal(syscall.SIGKILL)
+		<-p.done
+	}
 }
 
 // TestClusterNodeRestartsOnNewPort: the same node name on a new port
 // replaces its record; two nodes joining at once end on one ring.
 func TestClusterNodeRestartsOnNewPort(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	n1, n2 := startProc(t, etcd, "n1"), startProc(t, etcd, "n2")
 	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged([]*proc{n1, n2}, "n1", "n2") })
@@ -208,6 +221,7 @@ func TestClusterNodeRestartsOnNewPort(t *testing.T) {
 // the node is out of the ring at once, long before its 15 s lease would
 // have expired, and the process exits cleanly.
 func TestClusterGracefulStop(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	ttl := []string{"--lease-ttl", "15"}
 	procs := []*proc{startProc(t, etcd, "n1", ttl...), startProc(t, etcd, "n2", ttl...), startProc(t, etcd, "n3", ttl...)}
@@ -232,6 +246,7 @@ func TestClusterGracefulStop(t *testing.T) {
 // one client error per client (the lease is long, so the ring still lists
 // the dead node throughout).
 func TestClusterRouting(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	ttl := []string{"--lease-ttl", "25"}
 	procs := []*proc{startProc(t, etcd, "n1", ttl...), startProc(t, etcd, "n2", ttl...), startProc(t, etcd, "n3", ttl...)}
@@ -332,6 +347,7 @@ func TestClusterRouting(t *testing.T) {
 // node reach both owners (forwarded writes are replicated by their owner),
 // so kill -9 of any one node loses no key.
 func TestClusterReplication(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	names := []string{"n1", "n2", "n3"}
 	procs := make([]*proc, len(names))
@@ -420,6 +436,7 @@ func textLines(addr, req string, lines int) ([]string, error) {
 // peer port), so a gets token taken while the primary serves a key still
 // works with cas after kill -9 of the primary, when its replica serves it.
 func TestClusterCASFailover(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	names := []string{"n1", "n2", "n3"}
 	procs := make([]*proc, len(names))

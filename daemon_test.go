@@ -20,6 +20,7 @@ import (
 // the background, in its own session; -P holds its pid, removed when it
 // stops on SIGTERM; -f and -D show in stats settings.
 func TestDaemonAndPidFile(t *testing.T) {
+	t.Parallel()
 	bin := shoalBinary(t)
 	pidFile := filepath.Join(t.TempDir(), "shoal.pid")
 	addr := testutil.FreeAddr(t)

@@ -122,6 +122,7 @@ func enableAuth(t *testing.T, endpoint string, tc *tls.Config, pw string) {
 }
 
 func TestEtcdTLSAndAuth(t *testing.T) {
+	t.Parallel()
 	ca, otherCA := newTestCA(t, "etcd-ca"), newTestCA(t, "other-ca")
 	endpoint := startEtcdTLS(t, ca)
 	const password = "s3cret-etcd-password"
@@ -143,8 +144,13 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 		})
 	})
 	t.Run("password from the environment", func(t *testing.T) {
-		t.Setenv(etcdPasswordEnv, password)
-		addr := startNode(t, append(good, "--node", "tls2")...)
+		// A process of its own, given the variable, so that this test
+		// sets nothing in its own environment and may run in parallel.
+		addr := testutil.FreeAddr(t)
+		_, port, _ := strings.Cut(addr, ":")
+		cmd := exec.Command(shoalBinary(t), append([]string{"-p", port}, append(good, "--node", "tls2")...)...)
+		cmd.Env = append(os.Environ(), etcdPasswordEnv+"="+password)
+		runNode(t, "tls2", addr, cmd)
 		testutil.WaitUntil(t, 20*time.Second, "in the ring", func() (bool, string) {
 			st := clusterStats(addr)
 			return st["member:tls2:health"] == "alive", st["cluster_members"]
@@ -189,6 +195,7 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 	// An etcd that does not answer at all is waited for, as joins wait
 	// during an outage, with the cause in the log at every try.
 	t.Run("nothing listening", func(t *testing.T) {
+		t.Parallel() // ~10 s: the cause is logged when the probe times out
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var log syncBuffer
@@ -210,6 +217,7 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 	})
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			start := time.Now()

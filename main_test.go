@@ -128,6 +128,7 @@ func TestRunRefusesBadFlags(t *testing.T) {
 }
 
 func TestShutdownCommandStopsNode(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
@@ -155,6 +156,7 @@ func TestShutdownCommandStopsNode(t *testing.T) {
 }
 
 func TestShutdownBadModeKeepsNode(t *testing.T) {
+	t.Parallel()
 	// memcached -A: "shutdown <anything but graceful>" is refused and the
 	// server goes on; "shutdown graceful" stops it.
 	ctx := context.Background()
@@ -200,6 +202,7 @@ func TestShutdownBadModeKeepsNode(t *testing.T) {
 }
 
 func TestStatsConnsListenerOnAllIPv4(t *testing.T) {
+	t.Parallel()
 	// memcached -l 0.0.0.0 binds IPv4 only and shows it as such; Go's
 	// "tcp" would bind a dual-stack [::] and show tcp:[::]:PORT.
 	addr := startNode(t, "-l", "0.0.0.0")

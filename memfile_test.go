@@ -100,6 +100,7 @@ func usr1(t *testing.T, _ string, cmd *exec.Cmd) {
 // or restarted with another -m, it starts clean. The replies are compared
 // with memcached 1.6.18's for the same steps where it is installed.
 func TestWarmRestartProcess(t *testing.T) {
+	t.Parallel()
 	servers := map[string]warmServer{"shoal": {bin: shoalBinary(t)}}
 	if mc, err := exec.LookPath("memcached"); err == nil {
 		servers["memcached"] = warmServer{bin: mc, args: []string{"-u", "nobody"}}

@@ -108,6 +108,7 @@ func statsOf(t testing.TB, nc net.Conn, r *bufio.Reader) map[string]string {
 }
 
 func TestHTTPStandalone(t *testing.T) {
+	t.Parallel()
 	h := testutil.FreeAddr(t)
 	addr := startNode(t, "--http", h)
 	nc, err := net.Dial("tcp", addr)
@@ -198,6 +199,7 @@ func startHTTPCluster(t *testing.T, names ...string) []string {
 }
 
 func TestHTTPCluster(t *testing.T) {
+	t.Parallel()
 	https := startHTTPCluster(t, "alpha", "bravo")
 	v := clusterView(t, https[1])
 	if v.Mode != "cluster" || v.Node != "bravo" || v.Epoch == 0 || v.Fenced || v.Shards != shardCount {
@@ -234,6 +236,7 @@ func TestHTTPCluster(t *testing.T) {
 // fetched /cluster and drew every member, and a screenshot is taken. Set
 // SHOAL_SCREENSHOT=path to keep the screenshot for a look.
 func TestClusterPageInChromium(t *testing.T) {
+	t.Parallel()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Skip("chromium not installed")

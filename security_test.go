@@ -166,6 +166,7 @@ func (sc *securedCluster) onNodes(t *testing.T, peers []*peer.Client, key, value
 }
 
 func TestSecuredPeerPort(t *testing.T) {
+	t.Parallel()
 	secretDir := t.TempDir()
 	secretFile := filepath.Join(secretDir, "secret")
 	if err := os.WriteFile(secretFile, []byte("correct horse battery staple, cluster one\n"), 0o600); err != nil {
@@ -261,6 +262,7 @@ func TestSecuredPeerPort(t *testing.T) {
 	}
 	for name, mode := range modes {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // a cluster each
 			sc := startSecuredCluster(t, mode.flags, mode.member)
 			peers := make([]*peer.Client, len(sc.nodes))
 			for i, n := range sc.nodes {
@@ -443,6 +445,7 @@ func (s *syncBuffer) String() string {
 // Without credentials the peer port listens on the advertised host only,
 // never on every interface, and says once that it is open.
 func TestUnauthenticatedPeerPort(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
@@ -484,6 +487,7 @@ func TestUnauthenticatedPeerPort(t *testing.T) {
 // other, but gossip cannot talk to it: it is never routed to, and both
 // sides say so once.
 func TestWrongGossipKeyNeverRoutedTo(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
@@ -585,6 +589,7 @@ func statValue(t *testing.T, addr, name string) string {
 // completes a handshake with it: requests for the keys it would own go to
 // their next owner, and it never gets a forwarded or replicated item.
 func TestWrongClusterSecretNeverRoutedTo(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	secret, otherSecret := filepath.Join(dir, "secret"), filepath.Join(dir, "other")
 	os.WriteFile(secret, []byte("the cluster's secret, long enough"), 0o600)

@@ -41,6 +41,7 @@ func omitted(base, other []string) []string {
 // take the counters of what they switch off out of stats (memcached's
 // t/stats.t counts the fields); shoal leaves out the same ones.
 func TestStatsOffMatchesMemcached(t *testing.T) {
+	t.Parallel()
 	mc, err := exec.LookPath("memcached")
 	if err != nil {
 		t.Skip("memcached not installed")
@@ -63,6 +64,7 @@ func TestStatsOffMatchesMemcached(t *testing.T) {
 	mcBase := statNamesOf(t, startMC(t))
 	for _, opt := range []string{"no_lru_crawler", "no_lru_maintainer", "no_slab_reassign", "no_maxconns_fast", "no_modern", "no_modern,lru_crawler"} {
 		t.Run(opt, func(t *testing.T) {
+			t.Parallel()
 			want := omitted(mcBase, statNamesOf(t, startMC(t, "-o", opt)))
 			got := omitted(shoalBase, statNamesOf(t, startNode(t, "-o", opt)))
 			if len(want) == 0 || !slices.Equal(got, want) {
@@ -75,6 +77,7 @@ func TestStatsOffMatchesMemcached(t *testing.T) {
 // TestNoCASStandaloneOnly: -C is refused in a cluster, whose copies are
 // ordered by CAS, and shown in stats settings standalone.
 func TestNoCASStandaloneOnly(t *testing.T) {
+	t.Parallel()
 	err := run(t.Context(), []string{"-p", "0", "-C", "--etcd", "http://127.0.0.1:1"}, io.Discard, io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "-C cannot be used in a cluster") {
 		t.Fatalf("-C with --etcd: %v", err)

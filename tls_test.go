@@ -52,6 +52,7 @@ func tlsLine(t *testing.T, addr string, ca *testCA, req string) (string, *x509.C
 // (and counts as a failed handshake), refresh_certs reloads the files, and
 // ssl_verify_mode 2 requires a client certificate from ssl_ca_cert.
 func TestClientTLS(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t, "client-ca")
 	certFile, keyFile := ca.issue(t, "server")
 	addr := startNode(t, "-Z", "-o", "ssl_chain_cert="+certFile+",ssl_key="+keyFile)

@@ -17,6 +17,7 @@ const memcachedTool = "/usr/share/memcached/scripts/memcached-tool"
 // modes answer (dump and keys read lru_crawler metadump to its END), and
 // dump replays as the adds that restore every item.
 func TestMemcachedTool(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat(memcachedTool); err != nil {
 		t.Skip("memcached-tool not installed (Debian package memcached)")
 	}

@@ -16,6 +16,7 @@ import (
 // of TCP, as memcached does; gomemcache reaches it by path; the settings
 // and conns stats say so.
 func TestUnixSocket(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "shoal.sock")
 	addr := startNode(t, "-s", path, "-a", "766")
 	if addr != path {

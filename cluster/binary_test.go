@@ -90,6 +90,7 @@ func arithExtras(delta, initial uint64, exptime uint32) []byte {
 // TestRouterBinary: binary-protocol requests reach each key's owner, as
 // text ones do, whichever node the client talks to, under both drivers.
 func TestRouterBinary(t *testing.T) {
+	t.Parallel() // an etcd and nodes of its own
 	for name, cfg := range map[string]server.Config{"goroutines": {}, "event loops": {EventLoop: true}} {
 		t.Run(name, func(t *testing.T) { testRouterBinary(t, cfg) })
 	}

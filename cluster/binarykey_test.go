@@ -16,6 +16,7 @@ import (
 // marked so on every owner, whether it got there forwarded or
 // replicated: meta k on either node's own store returns it encoded.
 func TestBinaryKeyTravels(t *testing.T) {
+	t.Parallel() // an etcd and nodes of its own
 	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")

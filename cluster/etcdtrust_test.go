@@ -30,6 +30,7 @@ import (
 // records are counted; and a real node joining afterwards becomes an owner
 // and serves, its first view already holding the others.
 func TestEtcdNotTrusted(t *testing.T) {
+	t.Parallel() // an etcd and nodes of its own
 	etcd := testetcd.Start(t)
 	a := startRoutedNode(t, etcd, "a", server.Config{})
 	b := startRoutedNode(t, etcd, "b", server.Config{})

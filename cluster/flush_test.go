@@ -16,6 +16,7 @@ import (
 // TestFlushAllReachesEveryNode: flush_all through one node empties the
 // stores of all of them, as a client of the cluster expects.
 func TestFlushAllReachesEveryNode(t *testing.T) {
+	t.Parallel() // an etcd and nodes of its own
 	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")

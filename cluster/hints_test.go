@@ -163,6 +163,7 @@ func TestReverifyOnReturn(t *testing.T) {
 // writes of it, whatever its own pull got: the counters show the
 // hand-back, and the newcomer holds the newest copy of every key.
 func TestViewChangeOwes(t *testing.T) {
+	t.Parallel() // an etcd and nodes of its own
 	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")

@@ -14,6 +14,7 @@ import (
 // real memberlist: both must end on the same epoch, the same ring and see
 // each other alive; the first node's settings win.
 func TestNodesShareOneView(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t) // closed after the nodes' cleanups: they deregister first
 	start := func(name string, replicas int) *Node {
 		n, err := New(Config{

@@ -112,6 +112,7 @@ func applyViews(ctx context.Context, rt *Router, n *Node) error {
 // both. Under both drivers of the client port: a goroutine per connection,
 // and event loops (the router as a server.AsyncCache).
 func TestRouterTwoNodes(t *testing.T) {
+	t.Parallel() // an etcd and nodes of its own
 	for name, cfg := range map[string]server.Config{"goroutines": {}, "event loops": {EventLoop: true}} {
 		t.Run(name, func(t *testing.T) { testRouterTwoNodes(t, cfg) })
 	}

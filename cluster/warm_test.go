@@ -159,6 +159,7 @@ func waitWarm(t *testing.T, n *fullNode) {
 // shards at once with no miss (read-through while it pulls), then holds
 // its copy of every key it owns.
 func TestWarmJoin(t *testing.T) {
+	t.Parallel() // an etcd and nodes of its own
 	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	waitMembers(t, a)

@@ -31,8 +31,10 @@ type testEtcd interface {
 const debianEtcd = "/usr/bin/etcd"
 
 // forEachEtcd runs body against an embedded etcd 3.5 and, when installed,
-// Debian's etcd 3.4, each fresh and in parallel.
+// Debian's etcd 3.4, each fresh and in parallel, and in parallel with
+// the other tests that use it.
 func forEachEtcd(t *testing.T, body func(t *testing.T, e testEtcd)) {
+	t.Parallel()
 	t.Run("embed", func(t *testing.T) {
 		t.Parallel()
 		body(t, startEmbed(t))

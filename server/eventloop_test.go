@@ -171,6 +171,7 @@ func TestLargeValue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 200 MB")
 	}
+	t.Parallel()
 	for name, loop := range drivers {
 		t.Run(name, func(t *testing.T) {
 			const size = 100 << 20
@@ -205,6 +206,7 @@ func TestKeyTestsUnderEventLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reruns the conformance suite")
 	}
+	t.Parallel() // a child process: the others run meanwhile
 	cmd := exec.Command(os.Args[0], "-test.run", "^(TestConformance|FuzzConn|TestStats.*|TestMetaStats|TestConnectionLimit|TestIdleTimeoutClosesConnection|TestOversizedValueIsSwallowed|TestLongLineClosesConnection|TestMultiGet.*)$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), eventLoopEnv+"=1")
 	out, err := cmd.CombinedOutput()

@@ -63,6 +63,10 @@ var watchReplies = []struct {
 }
 
 func TestWatchReplies(t *testing.T) {
+	// Not in parallel: each case reads for a fixed 300 ms, which a
+	// loaded machine missed once beside the other tests ("watch
+	// fetchers": got "", want "OK"). Waiting for the reply instead is
+	// left for later.
 	addrs := map[string]string{"shoal": startShoal(t)}
 	if testing.Short() {
 		t.Log("short: shoal only")

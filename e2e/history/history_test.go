@@ -37,7 +37,8 @@ const leftOut = KindPartition + ": it needs root (network namespaces), and a cut
 // writers and readers through every node, injects faults one at a time,
 // and checks the history (see the package doc).
 //
-// Short mode (the default, part of go test ./...): a baseline, then one
+// Short mode (without -long; go test ./... runs it when SHOAL_TEST_LONG=1,
+// as .ci/run sets, and -faults runs it always): a baseline, then one
 // each of the faults in shortKinds (etcd kill -9 and restart, a join, a
 // graceful leave, kill -9 and restart of a node, a SIGSTOP, a rolling
 // restart), asserting what the README promises: no lost acknowledged
@@ -55,6 +56,9 @@ const leftOut = KindPartition + ": it needs root (network namespaces), and a cut
 // among the faults every node runs in its own namespace; without root it
 // is left out, with a log line.
 func TestHistory(t *testing.T) {
+	if !*long && *kindFlag == "" {
+		testutil.Long(t) // short mode still takes ~35 s: six faults, each settled
+	}
 	seed := *seedFlag
 	if seed == 0 {
 		seed = time.Now().UnixNano()

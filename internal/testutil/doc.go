@@ -1,7 +1,8 @@
 // Package testutil holds the small helpers that tests across shoal's
 // packages share: free loopback ports to listen on (FreeAddr, FreeAddrOn,
 // FreePort) and polling a condition until it holds or a deadline passes
-// (WaitFor, WaitUntil). It is an ordinary package so any package's tests
+// (WaitFor, WaitUntil), and Long, which skips a long scenario unless
+// $SHOAL_TEST_LONG is 1. It is an ordinary package so any package's tests
 // can import it; only tests do.
 //
 // A test that waits for something to happen should wait for that thing

@@ -1,7 +1,11 @@
 package testutil
 
 import (
+	"math/rand/v2"
 	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -18,20 +22,45 @@ func FreeAddr(t testing.TB) string {
 // run in network namespaces); it returns host:port.
 func FreeAddrOn(t testing.TB, host string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatalf("testutil: no free port on %s: %v", host, err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort(host, strconv.Itoa(freePort(t, host)))
 }
 
 // FreePort is FreeAddr's port number, for commands that take a port alone.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return freePort(t, "127.0.0.1")
+}
+
+// Ports are picked below Linux's ephemeral range (32768 and up by
+// default), where neither an outgoing connection nor a listener on port
+// 0 gets one from the kernel: a port the kernel picked, free when
+// FreeAddr closed it, could go to another test's client connection
+// before the server bound it ("bind: address already in use", seen with
+// the root package's tests in parallel). A test process walks up from a
+// random point, so its own picks do not repeat; a port found in use is
+// skipped.
+const portLow, portHigh = 20000, 32768
+
+var ports struct {
+	once  sync.Once
+	start int
+	next  atomic.Int64
+}
+
+func freePort(t testing.TB, host string) int {
+	t.Helper()
+	ports.once.Do(func() { ports.start = rand.IntN(portHigh - portLow) })
+	for range 100 {
+		p := portLow + (ports.start+int(ports.next.Add(1)))%(portHigh-portLow)
+		if l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p))); err == nil {
+			l.Close()
+			return p
+		}
+	}
+	// The range is crowded: let the kernel pick.
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
-		t.Fatalf("testutil: no free loopback port: %v", err)
+		t.Fatalf("testutil: no free port on %s: %v", host, err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port

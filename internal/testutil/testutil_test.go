@@ -50,3 +50,14 @@ func TestWaitUntilTimesOut(t *testing.T) {
 		t.Fatalf("failure %q", f.failed)
 	}
 }
+
+func TestFreePortsDistinct(t *testing.T) {
+	seen := map[int]bool{}
+	for range 200 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}

@@ -1,0 +1,15 @@
+package cluster
+
+import (
+	"os"
+	"testing"
+
+	"shoal/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	// Six at once unless -parallel says otherwise: the tests wait for
+	// etcd, nodes joining and warming.
+	testutil.Parallel(6)
+	os.Exit(m.Run())
+}
