@@ -100,11 +100,13 @@ func (r *Router) pullQueued(ctx context.Context) {
 					m = c
 				}
 			}
-			if m == nil && (drop[s] || w.merge[s]) && rounds[s] < pullRounds {
+			if m == nil && (drop[s] || w.merge[s] || w.restoredSince(s) != 0) && rounds[s] < pullRounds {
 				// Its items are gone (what we hold is nothing), or a
-				// co-owner just came back with newer writes (merge).
-				// The sources may be out of reach for a moment (a
-				// healed partition): try them all again later.
+				// co-owner just came back with newer writes (merge), or
+				// they are what a warm restart restored, which only a
+				// source can vouch for. The sources may be out of reach
+				// for a moment (a healed partition; gossip lagging right
+				// after a restart): try them all again later.
 				rounds[s]++
 				tried[s] = 0
 				waiting = append(waiting, s)
