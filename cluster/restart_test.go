@@ -12,7 +12,6 @@ import (
 	"shoal/gossip"
 	"shoal/internal/testutil"
 	"shoal/ring"
-	"shoal/server"
 	"shoal/store"
 )
 
@@ -74,22 +73,7 @@ func TestRestoredShardWaitsForASource(t *testing.T) {
 	srcSt := newHybrid()
 	srcSt.FlushAll(0)
 	srcMembers := &namedMembers{name: "src", fakeMembers: fakeMembers{view: view, health: map[string]gossip.State{"self": gossip.Alive}}}
-	src, err := NewRouter(RouterConfig{Members: srcMembers, Store: srcSt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	src.apply()
-	srv, err := server.New(server.Config{PeerExtensions: true, NoAdmin: true}, src.PeerCache())
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
+	servePeerPort(t, ln, srcMembers, srcSt)
 
 	fm := &healthMembers{fakeMembers: fakeMembers{view: view, health: map[string]gossip.State{"src": gossip.Dead}, changed: make(chan struct{}, 1)}}
 	rt, err := NewRouter(RouterConfig{Members: fm, Store: st, Restored: saved, RestoreMargin: time.Second})

@@ -61,22 +61,7 @@ func TestForwardedToNonOwner(t *testing.T) {
 		view:   viewOf(1, []etcdsync.Member{{Name: "self", PeerAddr: "127.0.0.1:1"}, {Name: "other", PeerAddr: "127.0.0.1:1"}}),
 		health: map[string]gossip.State{"self": gossip.Alive, "other": gossip.Alive},
 	}}
-	late, err := NewRouter(RouterConfig{Members: lateMembers, Store: lateStore})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer late.Close()
-	late.apply()
-	srv, err := server.New(server.Config{PeerExtensions: true, NoAdmin: true}, late.PeerCache())
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
+	late := servePeerPort(t, ln, lateMembers, lateStore)
 
 	// The sender's view is newer: late is a member, and the primary of
 	// the keys below.
@@ -140,4 +125,28 @@ func TestForwardedToNonOwner(t *testing.T) {
 	if len(ps) != 1 || ps[0].Down || ps[0].Failures != 0 || ps[0].Forwarded < 2 {
 		t.Errorf("peer stats %+v: want both writes forwarded to late, and late neither failed nor down", ps)
 	}
+}
+
+// servePeerPort starts a router of members (named, with a view of its
+// own) over st, applies its view and serves its PeerCache on ln, as a
+// node's peer port, until the test ends.
+func servePeerPort(t *testing.T, ln net.Listener, members Membership, st *store.Store) *Router {
+	t.Helper()
+	r, err := NewRouter(RouterConfig{Members: members, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.apply()
+	srv, err := server.New(server.Config{PeerExtensions: true, NoAdmin: true}, r.PeerCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		r.Close()
+	})
+	return r
 }
