@@ -562,17 +562,10 @@ func (c *clusterParts) close() {
 // when it fails.
 func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg *sync.WaitGroup, o options, log *slog.Logger, st *store.Store, restored time.Time, watch *server.Watch, clientAddr net.Addr, eventLoop bool) error {
 	c.leave, c.stopEtcd = func() {}, func() {}
-	var (
-		router     *cluster.Router
-		peerSrv    *server.Server
-		replicator *repl.Replicator
-		node       *cluster.Node
-		err        error
-	)
-	defer func() { c.node, c.router, c.peerSrv, c.replicator = node, router, peerSrv, replicator }()
+	var err error
 	// Every push comes from the router, made below: a refusal to
 	// refresh cannot come before it exists.
-	refresh := func(key []byte, peer string) (repl.Item, bool) { return router.Refresh(key, peer) }
+	refresh := func(key []byte, peer string) (repl.Item, bool) { return c.router.Refresh(key, peer) }
 	auth, err := peerAuth(o)
 	if err != nil {
 		return err
@@ -584,8 +577,8 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 	// One client per peer, shared by forwarding and replication: their
 	// requests share connections and writes.
 	pool := peer.NewPool(peerCfg)
-	missed := func(peer string, key []byte, it repl.Item) { router.Missed(peer, key, it) }
-	if replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Missed: missed, Peer: peerCfg, Pool: pool}); err != nil {
+	missed := func(peer string, key []byte, it repl.Item) { c.router.Missed(peer, key, it) }
+	if c.replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Missed: missed, Peer: peerCfg, Pool: pool}); err != nil {
 		return err
 	}
 	// The replicator outlives the servers: it stops after they do
@@ -593,23 +586,23 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 	replCtx, replCancel := context.WithCancel(context.Background())
 	c.defers = append(c.defers, replCancel)
 	wg.Go(func() {
-		if err := replicator.Run(replCtx); err != nil {
+		if err := c.replicator.Run(replCtx); err != nil {
 			log.Error("replication stopped", "err", err)
 		}
 	})
-	c.defers = append(c.defers, func() { replicator.Close() })
+	c.defers = append(c.defers, func() { c.replicator.Close() })
 	peerLn, err := listenPeer(o, clientAddr, auth, log)
 	if err != nil {
 		return err
 	}
 	c.defers = append(c.defers, func() { peerLn.Close() })
-	node, c.stopEtcd, err = joinCluster(ctx, o, clientAddr, peerLn.Addr(), log)
+	c.node, c.stopEtcd, err = joinCluster(ctx, o, clientAddr, peerLn.Addr(), log)
 	if err != nil {
 		c.stopEtcd = func() {}
 		return err
 	}
-	if router, err = cluster.NewRouter(cluster.RouterConfig{
-		Members: node, Store: st, Logger: log, Replicator: replicator, Peer: peerCfg, Pool: pool,
+	if c.router, err = cluster.NewRouter(cluster.RouterConfig{
+		Members: c.node, Store: st, Logger: log, Replicator: c.replicator, Peer: peerCfg, Pool: pool,
 		Restored: restored, RestoreMargin: o.restoreMargin, // a warm restart pulls what changed
 		// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
 		Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(o.memoryMB<<20)/64)},
@@ -620,26 +613,26 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 		// What was queued for the replicas predates what they took
 		// over meanwhile.
 		OnPause: func() {
-			peerSrv.DropConns()
-			replicator.Discard()
+			c.peerSrv.DropConns()
+			c.replicator.Discard()
 		},
 	}); err != nil {
 		return err
 	}
-	c.defers = append(c.defers, func() { router.Close() }) // after the server's connections are gone
+	c.defers = append(c.defers, func() { c.router.Close() }) // after the server's connections are gone
 	// Forwarded writes arrive on the peer port; their owner replicates
 	// them from there.
 	// One event loop (the peer cache is a server.AsyncCache too): a
 	// node's peers batch their requests, a few connections each.
-	if peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1, Watch: watch, DisableWatch: o.disableWatch}, router.PeerCache()); err != nil {
+	if c.peerSrv, err = server.New(server.Config{MaxConns: o.maxConns, MaxItemSize: o.maxItemSize, ConnMemLimit: o.connMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1, Watch: watch, DisableWatch: o.disableWatch}, c.router.PeerCache()); err != nil {
 		return err
 	}
 	wg.Go(func() {
 		// Peers that already see this node queue in the listen
 		// backlog until it sees itself: before that it would answer
 		// for shards it has not started to warm.
-		waitInView(ctx, router, node.Name(), 10*time.Second)
-		if err := peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
+		waitInView(ctx, c.router, c.node.Name(), 10*time.Second)
+		if err := c.peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
 			log.Error("peer server stopped", "err", err)
 			cancel()
 		}
@@ -650,11 +643,11 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 	c.defers = append(c.defers, nodeCancel)
 	c.leave = nodeCancel
 	wg.Go(func() {
-		if err := node.Run(nodeCtx); err != nil {
+		if err := c.node.Run(nodeCtx); err != nil {
 			log.Error("cluster membership stopped", "err", err)
 			cancel()
 		}
 	})
-	wg.Go(func() { router.Run(nodeCtx) })
+	wg.Go(func() { c.router.Run(nodeCtx) })
 	return nil
 }
