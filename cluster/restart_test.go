@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -49,16 +48,13 @@ func TestRestoredShardWaitsForASource(t *testing.T) {
 		}
 		return st
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	members := []etcdsync.Member{{Name: "self", PeerAddr: "127.0.0.1:1"}, {Name: "src", PeerAddr: ln.Addr().String()}}
 	rg, err := ring.New(ring.Config{Shards: 8, Replicas: 2}, []string{"self", "src"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	view := &View{Epoch: 1, Members: members, Ring: rg}
+	viewWith := func(srcAddr string) *View {
+		return &View{Epoch: 1, Members: []etcdsync.Member{{Name: "self", PeerAddr: "127.0.0.1:1"}, {Name: "src", PeerAddr: srcAddr}}, Ring: rg}
+	}
 
 	// The restored node's store: what it held at its save, a minute ago.
 	st := newHybrid()
@@ -72,10 +68,10 @@ func TestRestoredShardWaitsForASource(t *testing.T) {
 	// The source flushed everything since.
 	srcSt := newHybrid()
 	srcSt.FlushAll(0)
-	srcMembers := &namedMembers{name: "src", fakeMembers: fakeMembers{view: view, health: map[string]gossip.State{"self": gossip.Alive}}}
-	servePeerPort(t, ln, srcMembers, srcSt)
+	srcMembers := &namedMembers{name: "src", fakeMembers: fakeMembers{view: viewWith("127.0.0.1:1"), health: map[string]gossip.State{"self": gossip.Alive}}}
+	_, srcAddr := servePeerPort(t, srcMembers, srcSt)
 
-	fm := &healthMembers{fakeMembers: fakeMembers{view: view, health: map[string]gossip.State{"src": gossip.Dead}, changed: make(chan struct{}, 1)}}
+	fm := &healthMembers{fakeMembers: fakeMembers{view: viewWith(srcAddr), health: map[string]gossip.State{"src": gossip.Dead}, changed: make(chan struct{}, 1)}}
 	rt, err := NewRouter(RouterConfig{Members: fm, Store: st, Restored: saved, RestoreMargin: time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,8 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -42,30 +40,18 @@ func TestForwardedToNonOwner(t *testing.T) {
 		}
 		return &View{Epoch: epoch, Members: members, Ring: r}
 	}
-	newStore := func() *store.Store {
-		st, err := store.New(store.Config{MemoryLimit: 4 << 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
 
 	// "late" serves a peer port; its view is from before it was a member.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lateAddr := ln.Addr().String()
-	lateStore := newStore()
+	lateStore := newStore(t)
 	lateMembers := &namedMembers{name: "late", fakeMembers: fakeMembers{
 		view:   viewOf(1, []etcdsync.Member{{Name: "self", PeerAddr: "127.0.0.1:1"}, {Name: "other", PeerAddr: "127.0.0.1:1"}}),
 		health: map[string]gossip.State{"self": gossip.Alive, "other": gossip.Alive},
 	}}
-	late := servePeerPort(t, ln, lateMembers, lateStore)
+	late, lateAddr := servePeerPort(t, lateMembers, lateStore)
 
 	// The sender's view is newer: late is a member, and the primary of
 	// the keys below.
-	st := newStore()
+	st := newStore(t)
 	fm := &fakeMembers{
 		view:   viewOf(2, []etcdsync.Member{{Name: "late", PeerAddr: lateAddr}, {Name: "self"}}),
 		health: map[string]gossip.State{"late": gossip.Alive},
@@ -128,25 +114,16 @@ func TestForwardedToNonOwner(t *testing.T) {
 }
 
 // servePeerPort starts a router of members (named, with a view of its
-// own) over st, applies its view and serves its PeerCache on ln, as a
-// node's peer port, until the test ends.
-func servePeerPort(t *testing.T, ln net.Listener, members Membership, st *store.Store) *Router {
+// own) over st, applies its view and serves its PeerCache, as a node's
+// peer port, until the test ends. It returns the router and the port.
+func servePeerPort(t *testing.T, members Membership, st *store.Store) (*Router, string) {
 	t.Helper()
 	r, err := NewRouter(RouterConfig{Members: members, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Close() }) // after the server's shutdown
 	r.apply()
-	srv, err := server.New(server.Config{PeerExtensions: true, NoAdmin: true}, r.PeerCache())
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		r.Close()
-	})
-	return r
+	_, addr := serveCache(t, server.Config{PeerExtensions: true, NoAdmin: true}, r.PeerCache())
+	return r, addr
 }

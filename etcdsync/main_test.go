@@ -1,7 +1,6 @@
 package etcdsync
 
 import (
-	"os"
 	"testing"
 
 	"shoal/internal/testutil"
@@ -10,6 +9,5 @@ import (
 func TestMain(m *testing.M) {
 	// Six at once unless -parallel says otherwise: the tests wait for
 	// etcd: leases, restarts, watches.
-	testutil.Parallel(6)
-	os.Exit(m.Run())
+	testutil.Main(m, 6)
 }

@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"os"
 	"testing"
 
 	"shoal/internal/testutil"
@@ -10,6 +9,5 @@ import (
 func TestMain(m *testing.M) {
 	// Six at once unless -parallel says otherwise: the tests wait for
 	// memberlist's probes and suspicion timeouts.
-	testutil.Parallel(6)
-	os.Exit(m.Run())
+	testutil.Main(m, 6)
 }

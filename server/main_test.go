@@ -1,7 +1,6 @@
 package server
 
 import (
-	"os"
 	"testing"
 
 	"shoal/internal/testutil"
@@ -11,6 +10,5 @@ func TestMain(m *testing.M) {
 	// Six at once unless -parallel says otherwise: the conformance cases
 	// wait for TTLs and delayed flushes, and TestKeyTestsUnderEventLoop
 	// for a second run of the suite in a child process.
-	testutil.Parallel(6)
-	os.Exit(m.Run())
+	testutil.Main(m, 6)
 }

@@ -50,3 +50,10 @@ func Parallel(n int) {
 		flag.Set("test.parallel", strconv.Itoa(max(n, runtime.GOMAXPROCS(0))))
 	}
 }
+
+// Main runs a package's tests with Parallel(n): a whole TestMain for a
+// package that needs nothing else.
+func Main(m *testing.M, n int) {
+	Parallel(n)
+	os.Exit(m.Run())
+}
