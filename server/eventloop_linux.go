@@ -85,7 +85,10 @@ func newLoop(s *Server) (*loop, error) {
 	// The epoll descriptor is itself pollable (readable while events are
 	// ready), so Go's poller can wait on it: see park. Non-blocking, or
 	// os.NewFile would not register it.
-	if err := unix.SetNonblock(epfd, true); err == nil && async != nil {
+	if async == nil {
+		return l, nil // it blocks in epoll_wait
+	}
+	if err := unix.SetNonblock(epfd, true); err == nil {
 		l.ep = os.NewFile(uintptr(epfd), "epoll")
 		if rc, err := l.ep.SyscallConn(); err == nil {
 			l.epRaw = rc
