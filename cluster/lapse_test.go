@@ -215,3 +215,96 @@ func TestSettleAfterLapse(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleWithoutSource: a's shards warm as after a lapse, wiped, and
+// b, their only source, does not answer (a heal whose first seconds fail
+// a's connects). A read must not serve what a held from before the cut
+// (b overwrote it meanwhile): settle tries b until settleWait, longer
+// than a forwarding peer waits, then drops a's old copy as the drop
+// would. What the drop keeps (a version at or above keptFrom) stays in
+// a's store but is not served either: a cannot tell its writes since the
+// cut from those just before it, which b may have overwritten. Once b
+// answers again, the old key settles to b's copy and the kept one, which
+// b lacks, is served.
+func TestSettleWithoutSource(t *testing.T) {
+	etcd := testetcd.Start(t)
+	const timeout = 200 * time.Millisecond
+	a := startFullNodeWith(t, etcd, "a", fullOpts{replTimeout: timeout})
+	b := startFullNodeWith(t, etcd, "b", fullOpts{proxy: true})
+	waitMembers(t, a, b)
+	for _, n := range []*fullNode{a, b} {
+		waitRouted(t, n)
+		waitWarm(t, n)
+	}
+	old, mine := []byte("sw-old"), []byte("sw-mine")
+	a.st.Set(old, []byte("before the cut"), &store.SetOptions{})
+	time.Sleep(2 * time.Millisecond)
+	cut := uint64(time.Now().UnixMilli()) << 16
+	time.Sleep(2 * time.Millisecond)
+	a.st.Set(mine, []byte("since the cut"), &store.SetOptions{})
+	// b's newer copy. b hands back to a what a missed while b saw it
+	// away (at start, a was not alive in b's gossip yet): once that is
+	// done, nothing carries b's copy to a but a's own reads.
+	testutil.WaitFor(t, 10*time.Second, "b's hand-backs to a done", func() bool {
+		h := &b.router.hints
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.owed) == 0 && time.Since(h.last["a"]) > 300*time.Millisecond
+	})
+	b.st.Set(old, []byte("b's"), &store.SetOptions{})
+
+	w := &a.router.w
+	w.mu.Lock()
+	w.keptFrom = cut
+	var shards []int
+	for _, k := range [][]byte{old, mine} {
+		rt := a.router.route(k)
+		if !w.flags[rt.shard].Swap(true) {
+			w.active.Add(1)
+			shards = append(shards, rt.shard)
+		}
+		w.src[rt.shard] = []string{"b"}
+		w.wiped[rt.shard] = true
+	}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		for _, s := range shards {
+			w.finish(s)
+			delete(w.wiped, s)
+		}
+		w.mu.Unlock()
+	}()
+
+	b.proxy.frozen.Store(true)
+	for _, key := range [][]byte{old, mine} {
+		start := time.Now()
+		_, v, res := a.router.Get(key, nil, nil)
+		if res == store.Hit {
+			t.Errorf("%s read as %q with its source silent, want a miss", key, v)
+		}
+		t.Logf("%s: %v after %v", key, res, time.Since(start))
+	}
+	if _, _, res := a.st.Get(old, nil, nil); res == store.Hit {
+		t.Errorf("%s, from before the cut, still in a's store", old)
+	}
+	if _, v, _ := a.st.Get(mine, nil, nil); string(v) != "since the cut" {
+		t.Errorf("%s, kept by version, is %q in a's store, want it kept", mine, v)
+	}
+	// The wait is shared: it was spent on the first key, and a later one
+	// does not wait again while b stays silent.
+	if a.router.w.unreachedUntil.IsZero() {
+		t.Errorf("no wait for the sources recorded")
+	}
+	if ts := a.router.settleWait(); ts != 2*timeout {
+		t.Errorf("settleWait %v, want twice the peer request timeout %v", ts, 2*timeout)
+	}
+
+	b.proxy.frozen.Store(false)
+	for key, want := range map[string]string{string(old): "b's", string(mine): "since the cut"} {
+		testutil.WaitFor(t, 10*time.Second, key+" settled to "+want, func() bool {
+			_, v, _ := a.router.Get([]byte(key), nil, nil)
+			return string(v) == want
+		})
+	}
+}

@@ -11,7 +11,9 @@ import "shoal/store"
 
 func (r *Router) localGet(rt *Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	if opt == nil || (!opt.Touch && !opt.Vivify) {
-		r.settle(rt, key)
+		if !r.settle(rt, key) {
+			return store.Item{}, dst[:0], store.Miss // not vouched for (warm.go)
+		}
 		return r.st.Get(key, opt, dst)
 	}
 	changed := r.own(rt, key, true, func() bool {

@@ -95,6 +95,10 @@ type warm struct {
 	// dropOthers: after a pause, drop the items of shards this node does
 	// not own too; it held them from before and they may be stale.
 	dropOthers bool
+	// unreachedUntil: when settle stops waiting for the sources of wiped
+	// shards (zero: one answered since it last failed); shared, so that a
+	// multi-get waits for them once, not once per key.
+	unreachedUntil time.Time
 	// changedAt is per shard: the epoch of the latest view in which its
 	// owners changed; replicated writes from an older epoch are refused.
 	changedAt []int64
@@ -169,6 +173,7 @@ func (w *warm) claim(cs []claim) {
 		if c.drop {
 			w.drop[c.shard] = true
 			w.wiped[c.shard] = true
+			w.unreachedUntil = time.Time{} // settle waits for its sources anew
 		}
 	}
 }
@@ -348,22 +353,71 @@ func (r *Router) warming(rt *Route) bool {
 // a source holds for it, by version (a newer copy or a newer delete the
 // source remembers wins), or loses it when the source has none, but for a
 // merge and for what a lapse keeps (keptFrom). When no source answers,
-// the local copy stands.
-func (r *Router) settle(rt *Route, key []byte) {
+// the local copy stands, unless the shard was wiped (a pause or a lapse:
+// it may have been overwritten or deleted meanwhile). Then the sources
+// are tried again until settleWait after the first such failure since a
+// source last answered, longer than a forwarding peer waits (it fails
+// over to the key's next owner, which holds the newer copy); after that
+// the key goes as the drop takes it, and what the drop keeps (a version
+// at or above keptFrom: written since the cut, or in the moments before
+// it that this node cannot tell from after) is kept but not vouched for:
+// settle reports false, and a read misses. Right after a heal a node's
+// own connects can fail for a second (its neighbour entries for the
+// others expire while the others already reach it); serving the local
+// copy then served values overwritten or deleted during the cut
+// (TestClusterPartitionedNode).
+func (r *Router) settle(rt *Route, key []byte) (vouched bool) {
 	if !r.warming(rt) {
-		return
+		return true
 	}
+	var bo time.Duration
+	for {
+		answered, wiped := r.settleOnce(rt, key)
+		if answered || !wiped || !r.warming(rt) {
+			return true
+		}
+		now := time.Now()
+		w := &r.w
+		w.mu.Lock()
+		if w.unreachedUntil.IsZero() {
+			w.unreachedUntil = now.Add(r.settleWait())
+		}
+		deadline := w.unreachedUntil
+		w.mu.Unlock()
+		if !now.Before(deadline) {
+			return !r.dropUnsettled(rt.shard, key)
+		}
+		bo = min(max(2*bo, 20*time.Millisecond), 200*time.Millisecond)
+		time.Sleep(min(bo, deadline.Sub(now)))
+	}
+}
+
+// settleWait is how long settle tries the sources of a wiped shard: twice
+// the peer request timeout, so that a peer forwarding the read gives up
+// first and asks the key's next owner.
+func (r *Router) settleWait() time.Duration {
+	t := r.cfg.Peer.RequestTimeout
+	if t <= 0 {
+		t = time.Second
+	}
+	return 2 * t
+}
+
+// settleOnce asks key's sources once (see settle); answered: the key is
+// settled (or was already, or its shard no longer warms); wiped: its
+// shard's local copy is no fallback.
+func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool) {
 	s := rt.shard
 	w := &r.w
 	w.mu.Lock()
 	_, done := w.fresh[string(key)]
 	src := w.src[s]
-	wiped := w.wiped[s]
+	wiped = w.wiped[s]
 	merge := w.merge[s]
 	keptFrom := w.keptFrom
 	w.mu.Unlock()
 	if done {
-		return
+		return true, wiped
 	}
 	ps := rt.ps
 	for _, name := range src {
@@ -376,9 +430,10 @@ func (r *Router) settle(rt *Route, key []byte) {
 			if r.failed(m, err) {
 				continue
 			}
-			return
+			return true, wiped
 		}
 		w.mu.Lock()
+		w.unreachedUntil = time.Time{}
 		if _, done := w.fresh[string(key)]; !done && !w.flags[s].Load() && r.View() == rt.View() {
 			// The warm-up ended while the source answered (in the same
 			// view: the shard is still this node's): its copy is still
@@ -410,8 +465,32 @@ func (r *Router) settle(rt *Route, key []byte) {
 			w.fetched.Add(1)
 		}
 		w.mu.Unlock()
-		return
+		return true, wiped
 	}
+	return false, wiped
+}
+
+// dropUnsettled does to key what the drop of its wiped shard s does (or
+// did): it goes unless this node wrote it since warm-up began (fresh) or
+// its version is at or above the bound the drop keeps from. It stays
+// unsettled: the pull, or a read once a source answers, still brings the
+// source's copy. It reports whether the key is still unvouched for: it
+// is kept by version only, or its shard is still wiped.
+func (r *Router) dropUnsettled(s int, key []byte) bool {
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, fresh := w.fresh[string(key)]; fresh || !w.flags[s].Load() || !w.wiped[s] {
+		return false
+	}
+	keep := w.keptFrom
+	if w.drop[s] {
+		keep = w.keepFrom // the drop to come keeps from there
+	}
+	if res, _ := r.st.Delete(key, &store.DeleteOptions{Before: keep}); res == store.Deleted {
+		w.dropped.Add(1)
+	}
+	return true
 }
 
 // own runs a local write of key. When its shard warms, a write that
