@@ -8,6 +8,7 @@ import (
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/peer"
 	"shoal/ring"
 	"shoal/server"
 	"shoal/store"
@@ -126,4 +127,21 @@ func servePeerPort(t *testing.T, members Membership, st *store.Store) (*Router, 
 	r.apply()
 	_, addr := serveCache(t, server.Config{PeerExtensions: true, NoAdmin: true}, r.PeerCache())
 	return r, addr
+}
+
+// TestFailoverErrors: which peer errors mean the owner did not answer (the
+// next owner is tried, the member marked down) and which are its answer.
+// A connect with no route (a partition, the moments after its heal) was
+// taken for an answer: a warming node then served its own stale copy.
+func TestFailoverErrors(t *testing.T) {
+	for _, e := range []error{peer.ErrDown, peer.ErrTimeout, peer.ErrUnreachable, peer.ErrConnLost, peer.ErrClosed, peer.ErrProtocol, peer.ErrHandshake} {
+		if err := fmt.Errorf("%w: 10.0.0.1:11311", e); !failover(err) {
+			t.Errorf("%v is taken for the owner's answer", err)
+		}
+	}
+	for _, e := range []error{peer.ErrReply, peer.ErrNonNumeric, peer.ErrOutOfMemory, peer.ErrTooLarge, peer.ErrRefusedNotOwner} {
+		if failover(e) {
+			t.Errorf("%v, the owner's answer, is taken for no answer", e)
+		}
+	}
 }

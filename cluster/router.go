@@ -293,7 +293,7 @@ func (r *Router) probe(m *member) {
 // owner that fails the peer handshake (it is not a member, or does not
 // take this node as one) is not routed to either.
 func failover(err error) bool {
-	return errors.Is(err, peer.ErrDown) || errors.Is(err, peer.ErrTimeout) ||
+	return errors.Is(err, peer.ErrDown) || errors.Is(err, peer.ErrTimeout) || errors.Is(err, peer.ErrUnreachable) ||
 		errors.Is(err, peer.ErrConnLost) || errors.Is(err, peer.ErrClosed) ||
 		errors.Is(err, peer.ErrProtocol) || errors.Is(err, peer.ErrHandshake)
 }

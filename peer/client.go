@@ -256,7 +256,9 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	return hc, nil
 }
 
-// dialError classifies a failed connect: refused is the down signal.
+// dialError classifies a failed connect: refused is the down signal;
+// any other failure but the caller's own cancel is ErrTimeout or
+// ErrUnreachable.
 func (c *Client) dialError(ctx context.Context, err error) error {
 	var ne net.Error
 	switch {
@@ -270,7 +272,7 @@ func (c *Client) dialError(ctx context.Context, err error) error {
 	case errors.As(err, &ne) && ne.Timeout():
 		return fmt.Errorf("%w: dial %s", ErrTimeout, c.cfg.Addr)
 	}
-	return fmt.Errorf("peer: dial %s: %w", c.cfg.Addr, err)
+	return fmt.Errorf("%w: dial %s: %w", ErrUnreachable, c.cfg.Addr, err)
 }
 
 func (c *Client) getRequest(k kind) *request {

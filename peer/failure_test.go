@@ -27,6 +27,42 @@ func TestRefusedIsDown(t *testing.T) {
 	}
 }
 
+// TestDialErrors: how a failed connect is reported. Refused is ErrDown;
+// no route or network unreachable (a partition, and the moments after its
+// heal while neighbour entries resolve again) is ErrUnreachable, so that
+// its callers count it as no answer and try another owner: reported as a
+// plain error, a router took it for the owner's answer and served its own
+// stale copy (TestClusterPartitionedNode).
+func TestDialErrors(t *testing.T) {
+	c := newClient(t, Config{Addr: testutil.FreeAddr(t)})
+	opErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
+	}
+	for _, tc := range []struct {
+		err  error
+		want error
+	}{
+		{opErr(syscall.ECONNREFUSED), ErrDown},
+		{opErr(syscall.EHOSTUNREACH), ErrUnreachable},
+		{opErr(syscall.ENETUNREACH), ErrUnreachable},
+		{opErr(syscall.ECONNRESET), ErrUnreachable},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, ErrTimeout},
+	} {
+		got := c.dialError(bg, tc.err)
+		if !errors.Is(got, tc.want) {
+			t.Errorf("dialError(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+		if tc.want == ErrUnreachable && !errors.Is(got, tc.err.(*net.OpError).Err.(*os.SyscallError).Err) {
+			t.Errorf("dialError(%v) = %v: the errno is lost", tc.err, got)
+		}
+	}
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	if got := c.dialError(ctx, opErr(syscall.EHOSTUNREACH)); !errors.Is(got, context.Canceled) {
+		t.Errorf("dialError after the caller's cancel = %v, want context.Canceled", got)
+	}
+}
+
 // TestSilentPeer: a peer that accepts and reads but never answers (a
 // stopped process) costs RequestTimeout, then ErrTimeout for every request
 // queued on the connection.

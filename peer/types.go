@@ -16,6 +16,11 @@ var (
 	// ErrTimeout: no reply within RequestTimeout, or no connect within
 	// DialTimeout.
 	ErrTimeout = errors.New("peer: timeout")
+	// ErrUnreachable: the connect failed otherwise (no route to the host,
+	// network unreachable: a partition, or the moments after its heal
+	// while neighbour entries resolve again). Like ErrTimeout, the peer
+	// did not answer.
+	ErrUnreachable = errors.New("peer: unreachable")
 	// ErrConnLost: the connection broke (reset, EOF, write error) with the
 	// request sent or queued; it may or may not have been applied.
 	ErrConnLost = errors.New("peer: connection lost")

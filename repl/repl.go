@@ -810,7 +810,7 @@ func (s *sender) sendBatch(ctx context.Context) bool {
 // unanswered reports whether err says the peer (or its connection) did
 // not answer, rather than anything about the entry.
 func unanswered(err error) bool {
-	for _, e := range []error{peer.ErrDown, peer.ErrTimeout, peer.ErrConnLost, peer.ErrHandshake, peer.ErrClosed, context.Canceled, context.DeadlineExceeded} {
+	for _, e := range []error{peer.ErrDown, peer.ErrTimeout, peer.ErrUnreachable, peer.ErrConnLost, peer.ErrHandshake, peer.ErrClosed, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, e) {
 			return true
 		}
