@@ -45,7 +45,12 @@ func (s *Store) FlushAll(delay int64) {
 	}
 	hz := &horizon{live: live}
 	if live <= now && !s.cfg.NoCAS {
-		hz.cas, hz.exact = s.cas.Add(1), true
+		// A fresh CAS: with HybridCAS a reading of the clock, so that
+		// LostSince orders the flush by when it ran (the last CAS handed
+		// out may be seconds older, and live a second or two: a node
+		// restarted with its memory file then took a delta from a source
+		// flushed after its save, and served flushed items).
+		hz.cas, hz.exact = s.newCAS(0), true
 	} else if old := s.flush.Load(); old != nil {
 		hz.cas = old.cas // memcached keeps oldest_cas across a delayed flush
 	}

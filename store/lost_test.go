@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"testing"
+	"time"
 )
 
 // TestLostSince: an item the store drops by itself (expired, evicted,
@@ -42,5 +43,37 @@ func TestLostSince(t *testing.T) {
 	s.FlushAll(0)
 	if !s.LostSince(last.CAS + 1) {
 		t.Fatal("a flush_all after the last write is not lost")
+	}
+}
+
+// TestLostSinceFlushAfterQuiet: a flush_all that runs a while after the
+// last write is lost for a version taken between the two. The flush took
+// the CAS after the last one handed out, seconds older than the flush
+// when the store was quiet, and its live second is a second or two
+// before it: a node restarted with its memory file, saved between the
+// last write and the flush, got a delta instead of a full copy and kept
+// flushed items (TestClusterWarmRestart).
+func TestLostSinceFlushAfterQuiet(t *testing.T) {
+	s, err := New(Config{MemoryLimit: 4 << 20, HybridCAS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, s, "a", "1", nil)
+	time.Sleep(5 * time.Millisecond)
+	since := uint64(time.Now().UnixMilli()) << 16
+	time.Sleep(5 * time.Millisecond)
+	if s.LostSince(since) {
+		t.Fatal("lost before the flush")
+	}
+	s.FlushAll(0)
+	if !s.LostSince(since) {
+		t.Fatal("a flush_all after since is not lost since")
+	}
+	if _, res := get(s, "a"); res != Miss {
+		t.Fatalf("a after the flush: %v", res)
+	}
+	b := mustSet(t, s, "b", "1", nil)
+	if _, res := get(s, "b"); res != Hit {
+		t.Fatalf("b, written after the flush: %v (CAS %d)", res, b.CAS)
 	}
 }
