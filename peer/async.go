@@ -300,7 +300,7 @@ func (c *Client) startSweeper() {
 }
 
 // sweep fails, every RequestTimeout/sweepTicks, the connections whose
-// oldest queued request has waited RequestTimeout.
+// oldest queued request has waited RequestTimeout, pooled or retired.
 func (c *Client) sweep(stop <-chan struct{}) {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.RequestTimeout / sweepTicks)
@@ -312,9 +312,18 @@ func (c *Client) sweep(stop <-chan struct{}) {
 		case <-t.C:
 		}
 		now := c.ticks.Add(1)
+		late := func(cn *conn) bool { return cn.oldestBefore(now - sweepTicks) }
+		timeout := func(cn *conn) {
+			cn.fail(fmt.Errorf("%w: no reply from %s within %v", ErrTimeout, c.cfg.Addr, c.cfg.RequestTimeout))
+		}
 		for i := range c.slots {
-			if cn := c.live(i); cn != nil && cn.oldestBefore(now-sweepTicks) {
-				cn.fail(fmt.Errorf("%w: no reply from %s within %v", ErrTimeout, c.cfg.Addr, c.cfg.RequestTimeout))
+			if cn := c.live(i); cn != nil && late(cn) {
+				timeout(cn)
+			}
+		}
+		for _, cn := range c.retiredConns() {
+			if late(cn) {
+				timeout(cn)
 			}
 		}
 	}

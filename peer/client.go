@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -101,6 +102,10 @@ type Client struct {
 	// sweepMu orders starting the sweeper against Close.
 	sweepMu   sync.Mutex
 	sweepStop chan struct{}
+	// retired: the connections Reset took from their slots, until they
+	// end; the sweeper and Close see them as the pooled ones.
+	retiredMu sync.Mutex
+	retired   []*conn
 }
 
 // slot is one pooled connection, dialled on first use and after it breaks.
@@ -141,6 +146,9 @@ func (c *Client) Close() error {
 	}
 	c.sweepMu.Unlock()
 	c.takeConns(func(cn *conn) { cn.fail(ErrClosed) })
+	for _, cn := range c.retiredConns() {
+		cn.fail(ErrClosed)
+	}
 	c.wg.Wait()
 	return nil
 }
@@ -153,7 +161,35 @@ func (c *Client) Close() error {
 // Failing those requests instead would count against a peer that may be
 // answering them: e2e/history saw one such failure mark the member down
 // again, for a second, right after it came back.
-func (c *Client) Reset() { c.takeConns((*conn).retire) }
+func (c *Client) Reset() {
+	c.takeConns(func(cn *conn) {
+		if cn.retire() {
+			return
+		}
+		c.retiredMu.Lock()
+		c.retired = append(c.retired, cn)
+		c.retiredMu.Unlock()
+		if c.closed.Load() {
+			cn.fail(ErrClosed) // Close may have looked already
+		}
+	})
+}
+
+// retiredConns returns the retired connections still open, and forgets
+// those that ended.
+func (c *Client) retiredConns() []*conn {
+	c.retiredMu.Lock()
+	defer c.retiredMu.Unlock()
+	open := c.retired[:0]
+	for _, cn := range c.retired {
+		if !cn.dead.Load() {
+			open = append(open, cn)
+		}
+	}
+	clear(c.retired[len(open):])
+	c.retired = open
+	return slices.Clone(open)
+}
 
 // takeConns empties every slot, handing each connection it held to f.
 func (c *Client) takeConns(f func(*conn)) {

@@ -200,15 +200,18 @@ func (cn *conn) pop() {
 }
 
 // retire breaks cn now if nothing is queued on it, else once its queue
-// empties (pop).
-func (cn *conn) retire() {
+// empties (pop); ended reports that it is broken already (the caller
+// need not watch it).
+func (cn *conn) retire() (ended bool) {
 	cn.mu.Lock()
 	cn.retired = true
-	done := cn.endRetiredLocked()
+	broke := cn.endRetiredLocked()
+	ended = cn.broken != nil
 	cn.mu.Unlock()
-	if done {
+	if broke {
 		cn.nc.Close()
 	}
+	return ended
 }
 
 // endRetiredLocked breaks cn when it is retired and nothing is queued on

@@ -20,9 +20,12 @@
 // A broken connection fails every request queued on it and is redialled by
 // the next request. A refused connect fails at once with ErrDown, the
 // "process is gone" signal a router can act on; no request retries inside
-// the client. A request that gets no reply within RequestTimeout fails with
-// ErrTimeout and breaks its connection: every later request on it is queued
-// behind the missing reply and would wait as long. A connection broken with
+// the client; any other failed connect (no route, network unreachable) is
+// ErrUnreachable. A request that gets no reply within RequestTimeout fails
+// with ErrTimeout and breaks its connection: every later request on it is
+// queued behind the missing reply and would wait as long. That holds on a
+// connection Reset retired too (the peer answers again after a cut): it
+// is closed once its queue empties, or failed as any other. A connection broken with
 // requests still queued is reset (SO_LINGER 0), not closed: what the
 // kernel had not sent yet is discarded, so a request the caller gave up on
 // (and may have sent elsewhere) never reaches the peer later, as it would
