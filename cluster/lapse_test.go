@@ -175,28 +175,7 @@ func TestSettleAfterLapse(t *testing.T) {
 
 	// a's shards of these keys warm as after a lapse that kept from cut,
 	// with b to settle from; nothing queued, so only reads settle them.
-	w := &a.router.w
-	w.mu.Lock()
-	w.keptFrom = cut
-	var shards []int
-	for _, k := range [][]byte{old, newer, mine, gone} {
-		rt := a.router.route(k)
-		if !w.flags[rt.shard].Swap(true) {
-			w.active.Add(1)
-			shards = append(shards, rt.shard)
-		}
-		w.src[rt.shard] = []string{"b"}
-		w.wiped[rt.shard] = true
-	}
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		for _, s := range shards {
-			w.finish(s)
-			delete(w.wiped, s)
-		}
-		w.mu.Unlock()
-	}()
+	warmAsLapsed(t, a, cut, "b", old, newer, mine, gone)
 
 	for _, c := range []struct {
 		key  []byte
@@ -253,28 +232,7 @@ func TestSettleWithoutSource(t *testing.T) {
 	})
 	b.st.Set(old, []byte("b's"), &store.SetOptions{})
 
-	w := &a.router.w
-	w.mu.Lock()
-	w.keptFrom = cut
-	var shards []int
-	for _, k := range [][]byte{old, mine} {
-		rt := a.router.route(k)
-		if !w.flags[rt.shard].Swap(true) {
-			w.active.Add(1)
-			shards = append(shards, rt.shard)
-		}
-		w.src[rt.shard] = []string{"b"}
-		w.wiped[rt.shard] = true
-	}
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		for _, s := range shards {
-			w.finish(s)
-			delete(w.wiped, s)
-		}
-		w.mu.Unlock()
-	}()
+	warmAsLapsed(t, a, cut, "b", old, mine)
 
 	b.proxy.frozen.Store(true)
 	for _, key := range [][]byte{old, mine} {
@@ -307,4 +265,32 @@ func TestSettleWithoutSource(t *testing.T) {
 			return string(v) == want
 		})
 	}
+}
+
+// warmAsLapsed makes the shards of keys warm on n as after a lapse that
+// kept from cut, wiped, with src to settle from, until the test ends;
+// nothing is queued, so only reads settle them.
+func warmAsLapsed(t *testing.T, n *fullNode, cut uint64, src string, keys ...[]byte) {
+	w := &n.router.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.keptFrom = cut
+	var shards []int
+	for _, k := range keys {
+		rt := n.router.route(k)
+		if !w.flags[rt.shard].Swap(true) {
+			w.active.Add(1)
+			shards = append(shards, rt.shard)
+		}
+		w.src[rt.shard] = []string{src}
+		w.wiped[rt.shard] = true
+	}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, s := range shards {
+			w.finish(s)
+			delete(w.wiped, s)
+		}
+	})
 }

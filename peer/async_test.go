@@ -59,17 +59,7 @@ func TestGetAsync(t *testing.T) {
 // once the oldest queued get is RequestTimeout old (the sweeper), and
 // every queued get and set completes with ErrTimeout.
 func TestGetAsyncTimeout(t *testing.T) {
-	var answered atomic.Bool
-	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte {
-		if answered.Swap(true) {
-			return nil // silent from now on
-		}
-		return []byte("SERVER_ERROR busy\r\n")
-	})
-	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
-	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); !errors.Is(err, ErrReply) {
-		t.Fatalf("first get: %v, want the error reply", err)
-	}
+	c := silentAfterOne(t)
 	h := make(chanHandler, 5)
 	start := time.Now()
 	sh := make(setChan, 3)
@@ -202,17 +192,7 @@ func TestSetAsync(t *testing.T) {
 // return waited past the client's 3 s (e2e/history, seeds 25 and 27:
 // an error after settling); and Close waited for such a connection.
 func TestRetiredConnTimesOut(t *testing.T) {
-	var answered atomic.Bool
-	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte {
-		if answered.Swap(true) {
-			return nil // silent from now on
-		}
-		return []byte("SERVER_ERROR busy\r\n")
-	})
-	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
-	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); !errors.Is(err, ErrReply) {
-		t.Fatalf("first get: %v, want the error reply", err)
-	}
+	c := silentAfterOne(t)
 	h := make(chanHandler, 1)
 	if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
 		t.Fatal(err)
@@ -234,4 +214,23 @@ func TestRetiredConnTimesOut(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("Close still waiting after 2 s")
 	}
+}
+
+// silentAfterOne returns a client (one connection, RequestTimeout 100 ms)
+// to a fake peer that answers its first request, on a connection the
+// client keeps, and then nothing more.
+func silentAfterOne(t *testing.T) *Client {
+	t.Helper()
+	var answered atomic.Bool
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte {
+		if answered.Swap(true) {
+			return nil // silent from now on
+		}
+		return []byte("SERVER_ERROR busy\r\n")
+	})
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); !errors.Is(err, ErrReply) {
+		t.Fatalf("first get: %v, want the error reply", err)
+	}
+	return c
 }
