@@ -427,8 +427,8 @@ func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool) {
 		}
 		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{NoBump: true, LocalOnly: true})
 		if err != nil {
-			if r.failed(m, err) {
-				continue
+			if r.failed(m, err) || wiped {
+				continue // an error reply vouches for nothing either
 			}
 			return true, wiped
 		}
