@@ -207,12 +207,24 @@ func TestRetiredConnTimesOut(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("get on the retired connection still waiting after 2 s (RequestTimeout 100 ms)")
 	}
+
+	// Close right after a Reset: the retired connection's get is failed,
+	// and Close does not wait for it.
+	c = silentAfterOne(t)
+	if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
+		t.Fatal(err)
+	}
+	c.Flush()
+	c.Reset()
 	done := make(chan struct{})
 	go func() { c.Close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
 		t.Fatal("Close still waiting after 2 s")
+	}
+	if o := <-h; !errors.Is(o.err, ErrClosed) && !errors.Is(o.err, ErrTimeout) {
+		t.Fatalf("get on the retired connection at Close: %v, want ErrClosed", o.err)
 	}
 }
 
