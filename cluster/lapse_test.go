@@ -235,24 +235,35 @@ func TestSettleWithoutSource(t *testing.T) {
 	warmAsLapsed(t, a, cut, "b", old, mine)
 
 	b.proxy.frozen.Store(true)
-	for _, key := range [][]byte{old, mine} {
+	unreached := func() time.Time {
+		a.router.w.mu.Lock()
+		defer a.router.w.mu.Unlock()
+		return a.router.w.unreached["b"]
+	}
+	var giveUp time.Time // when a stops waiting for b, set by the first read
+	for i, key := range [][]byte{old, mine} {
 		start := time.Now()
 		_, v, res := a.router.Get(key, nil, nil)
 		if res == store.Hit {
 			t.Errorf("%s read as %q with its source silent, want a miss", key, v)
 		}
 		t.Logf("%s: %v after %v", key, res, time.Since(start))
+		// The wait is per source and shared by the keys: spent on the
+		// first, not started again for the next while b stays silent.
+		switch u := unreached(); {
+		case u.IsZero():
+			t.Errorf("after %s: no wait for b recorded", key)
+		case i == 0:
+			giveUp = u
+		case !u.Equal(giveUp):
+			t.Errorf("after %s: the wait for b moved from %v to %v", key, giveUp, u)
+		}
 	}
 	if _, _, res := a.st.Get(old, nil, nil); res == store.Hit {
 		t.Errorf("%s, from before the cut, still in a's store", old)
 	}
 	if _, v, _ := a.st.Get(mine, nil, nil); string(v) != "since the cut" {
 		t.Errorf("%s, kept by version, is %q in a's store, want it kept", mine, v)
-	}
-	// The wait is shared: it was spent on the first key, and a later one
-	// does not wait again while b stays silent.
-	if a.router.w.unreachedUntil.IsZero() {
-		t.Errorf("no wait for the sources recorded")
 	}
 	if ts := a.router.settleWait(); ts != 2*timeout {
 		t.Errorf("settleWait %v, want twice the peer request timeout %v", ts, 2*timeout)

@@ -95,10 +95,11 @@ type warm struct {
 	// dropOthers: after a pause, drop the items of shards this node does
 	// not own too; it held them from before and they may be stale.
 	dropOthers bool
-	// unreachedUntil: when settle stops waiting for the sources of wiped
-	// shards (zero: one answered since it last failed); shared, so that a
-	// multi-get waits for them once, not once per key.
-	unreachedUntil time.Time
+	// unreached, per member: when settle stops waiting for it as a source
+	// of wiped shards, set when it fails and dropped when it answers; per
+	// member and shared by the keys, so that a multi-get waits for a
+	// silent source once, not once per key, whatever other sources answer.
+	unreached map[string]time.Time
 	// changedAt is per shard: the epoch of the latest view in which its
 	// owners changed; replicated writes from an older epoch are refused.
 	changedAt []int64
@@ -121,6 +122,7 @@ func (w *warm) init(shards int) {
 	w.wiped = map[int]bool{}
 	w.merge = map[int]bool{}
 	w.since = map[int]uint64{}
+	w.unreached = map[string]time.Time{}
 }
 
 // claim is one shard to warm.
@@ -173,7 +175,7 @@ func (w *warm) claim(cs []claim) {
 		if c.drop {
 			w.drop[c.shard] = true
 			w.wiped[c.shard] = true
-			w.unreachedUntil = time.Time{} // settle waits for its sources anew
+			clear(w.unreached) // settle waits for its sources anew
 		}
 	}
 }
@@ -355,8 +357,8 @@ func (r *Router) warming(rt *Route) bool {
 // merge and for what a lapse keeps (keptFrom). When no source answers,
 // the local copy stands, unless the shard was wiped (a pause or a lapse:
 // it may have been overwritten or deleted meanwhile). Then the sources
-// are tried again until settleWait after the first such failure since a
-// source last answered, longer than a forwarding peer waits (it fails
+// are tried again until each has been silent for settleWait since it last
+// answered (w.unreached), longer than a forwarding peer waits (it fails
 // over to the key's next owner, which holds the newer copy); after that
 // the key goes as the drop takes it, and what the drop keeps (a version
 // at or above keptFrom: written since the cut, or in the moments before
@@ -372,18 +374,11 @@ func (r *Router) settle(rt *Route, key []byte) (vouched bool) {
 	}
 	var bo time.Duration
 	for {
-		answered, wiped := r.settleOnce(rt, key)
+		answered, wiped, deadline := r.settleOnce(rt, key)
 		if answered || !wiped || !r.warming(rt) {
 			return true
 		}
 		now := time.Now()
-		w := &r.w
-		w.mu.Lock()
-		if w.unreachedUntil.IsZero() {
-			w.unreachedUntil = now.Add(r.settleWait())
-		}
-		deadline := w.unreachedUntil
-		w.mu.Unlock()
 		if !now.Before(deadline) {
 			return !r.dropUnsettled(rt.shard, key)
 		}
@@ -405,8 +400,9 @@ func (r *Router) settleWait() time.Duration {
 
 // settleOnce asks key's sources once (see settle); answered: the key is
 // settled (or was already, or its shard no longer warms); wiped: its
-// shard's local copy is no fallback.
-func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool) {
+// shard's local copy is no fallback; until: when none answered, the last
+// of the sources' give-up times (w.unreached).
+func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool, until time.Time) {
 	s := rt.shard
 	w := &r.w
 	w.mu.Lock()
@@ -417,23 +413,45 @@ func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool) {
 	keptFrom := w.keptFrom
 	w.mu.Unlock()
 	if done {
-		return true, wiped
+		return true, wiped, until
 	}
+	var silent []string // sources that did not answer
+	defer func() {
+		if answered || !wiped {
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		give := time.Now().Add(r.settleWait())
+		until = give // no source at all: wait as for one
+		for i, name := range silent {
+			t, ok := w.unreached[name]
+			if !ok {
+				t = give
+				w.unreached[name] = t
+			}
+			if i == 0 || t.After(until) {
+				until = t
+			}
+		}
+	}()
 	ps := rt.ps
 	for _, name := range src {
 		m := ps.get(name)
 		if !r.trySource(name, m, wiped) {
+			silent = append(silent, name)
 			continue
 		}
 		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{NoBump: true, LocalOnly: true})
 		if err != nil {
 			if r.failed(m, err) || wiped {
+				silent = append(silent, name)
 				continue // an error reply vouches for nothing either
 			}
-			return true, wiped
+			return true, wiped, until
 		}
 		w.mu.Lock()
-		w.unreachedUntil = time.Time{}
+		delete(w.unreached, name)
 		if _, done := w.fresh[string(key)]; !done && !w.flags[s].Load() && r.View() == rt.View() {
 			// The warm-up ended while the source answered (in the same
 			// view: the shard is still this node's): its copy is still
@@ -465,9 +483,9 @@ func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool) {
 			w.fetched.Add(1)
 		}
 		w.mu.Unlock()
-		return true, wiped
+		return true, wiped, until
 	}
-	return false, wiped
+	return false, wiped, until
 }
 
 // dropUnsettled does to key what the drop of its wiped shard s does (or
