@@ -26,7 +26,9 @@ import (
 // without an error, while some keys are overwritten and others deleted.
 // After the heal all three converge on one view, and for a few seconds
 // every read of every key through every node returns the newest value: no
-// value overwritten while n3 was away, no key deleted meanwhile. "short"
+// value overwritten while n3 was away, no key deleted meanwhile (through
+// n3, from the convergence; a miss or an error there, from a second after
+// it, as the README promises). "short"
 // heals as soon as that is done (n3 finds its record deleted when it is
 // back); "long" waits until n3, seen through a side door into its
 // namespace, is fenced and its gossip calls n1 and n2 dead (~20 s: by
@@ -167,7 +169,7 @@ func testPartitionedNode(t *testing.T, long bool) {
 		mu                 sync.Mutex
 		stale, back, wrong = examples{max: 15}, examples{max: 15}, examples{max: 15}
 		misses, errs       = examples{max: 10}, examples{max: 10}
-		early              = examples{max: 5} // through n3 before the convergence
+		early              = examples{max: 5} // through n3 before the convergence (a miss or error: before a second after it)
 		reads              int
 		staleBy            = map[string]int{}
 		wg                 sync.WaitGroup
@@ -219,6 +221,15 @@ func testPartitionedNode(t *testing.T, long bool) {
 					case bad == "":
 					case ni == victim && (convergedAt.Load() == 0 || at < time.Duration(convergedAt.Load())):
 						early.add("%s", bad)
+					case ni == victim && err != nil && at < time.Duration(convergedAt.Load())+time.Second:
+						// A miss or an error through n3 in the second after
+						// the convergence: its first connects after the heal
+						// can fail (no route: its neighbour entries expired
+						// during the cut), and it then skips the others for
+						// a down mark's second. The README promises reads
+						// and errors from a second after settling; a stale
+						// value or a deleted key back counts at once.
+						early.add("%s", bad)
 					case err != nil && !errors.Is(err, memcache.ErrCacheMiss):
 						errs.add("%s", bad)
 					case want == "":
@@ -259,7 +270,7 @@ func testPartitionedNode(t *testing.T, long bool) {
 		return ok, strings.Join(seen, "; ")
 	})
 	wg.Wait()
-	t.Logf("from the heal to %s after the convergence: %d reads through the three nodes; stale %d, deleted keys back %d (by serving node %v), misses %d, errors %d, other values %d; through n3 before the convergence (not counted) %d",
+	t.Logf("from the heal to %s after the convergence: %d reads through the three nodes; stale %d, deleted keys back %d (by serving node %v), misses %d, errors %d, other values %d; through n3 before the convergence, or misses and errors in the second after it (not counted) %d",
 		ms(window), reads, stale.n, back.n, staleBy, misses.n, errs.n, wrong.n, early.n)
 	if early.n > 0 {
 		t.Logf("through n3 before the convergence: %s", &early)
