@@ -149,7 +149,7 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 		addr := testutil.FreeAddr(t)
 		_, port, _ := strings.Cut(addr, ":")
 		cmd := exec.Command(shoalBinary(t), append([]string{"-p", port}, append(good, "--node", "tls2")...)...)
-		cmd.Env = append(os.Environ(), etcdPasswordEnv+"="+password)
+		cmd.Env = append(os.Environ(), "SHOAL_ETCD_PASSWORD"+"="+password)
 		runNode(t, "tls2", addr, cmd)
 		testutil.WaitUntil(t, 20*time.Second, "in the ring", func() (bool, string) {
 			st := clusterStats(addr)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"shoal/node"
 	"shoal/protocol"
 	"shoal/server"
 )
@@ -19,91 +20,16 @@ var (
 	errVersion = errors.New("version requested")
 )
 
-// options are the command-line settings, named and defaulted as memcached's.
+// options are the command-line settings: a node's, and those of the
+// command itself.
 type options struct {
-	port           int
-	listen         string // comma-separated addresses
-	memoryMB       int64
-	maxConns       int
-	threads        int // 0: all cores
-	maxItemSize    int
-	noEvict        bool
-	noCAS          bool // -C
-	udpPort        int
-	allowShutdown  bool
-	disableFlush   bool
-	disableWatch   bool
-	binding        protocol.Binding // -B
-	sasl           bool             // -S: users from $MEMCACHED_SASL_PWDB
-	verbose        int
-	idleTimeout    time.Duration
-	unixSocket     string      // -s: serve this UNIX socket instead of TCP
-	tls            tlsOptions  // -Z and -o ssl_*
-	authFile       string      // -Y
-	growthFactor   float64     // -f; 0: the store's default
-	prefixDelim    byte        // -D
-	pidFile        string      // -P
-	memoryFile     string      // -e: item memory in this file (warm restart)
-	daemon         bool        // -d
-	reqsPerEvent   int         // -R, reported only
-	backlog        int         // -b, reported only
-	unixMask       os.FileMode // -a
-	connMemMB      int         // -o read_buf_mem_limit; 0: max(32, memoryMB/8)
-	off            server.Off  // -o no_lru_crawler, no_lru_maintainer, ...
-	connGoroutines bool        // no event loop
-	logJSON        bool
-	httpAddr       string // --http: /metrics and /cluster; empty means off
-
-	// Cluster mode (any of etcd or dev set).
-	etcd      string // comma-separated endpoints; empty means standalone
-	cluster   string // key prefix in etcd, and the gossip label
-	node      string // node name; default the advertised client address
-	advertise string // host:port other nodes and clients reach us at
-	gossip    string // host:port memberlist binds; port 0 picks one
-	peer      string // host:port for forwarded requests; port 0 picks one
-	gossipKey string // base64 memberlist key (16, 24 or 32 bytes)
-	// gossipKeyFile holds the same; else $SHOAL_GOSSIP_KEY (security.go)
-	gossipKeyFile string
-	replicas      int
-	dev           bool   // run an embedded single-member etcd
-	devEtcd       string // its client address
-	leaseTTL      time.Duration
-	// restoreMargin: a warm restart pulls what changed since this long
-	// before the save; 0 means the router's default.
-	restoreMargin time.Duration
-
-	// Peer port authentication (security.go): a secret, or mutual TLS.
-	clusterSecretFile string
-	clusterCACert     string
-	clusterCert       string
-	clusterKey        string
-	// etcd's TLS and authentication, as etcdctl's flags.
-	etcdCACert       string
-	etcdCert         string
-	etcdKey          string
-	etcdUser         string
-	etcdPasswordFile string // else $SHOAL_ETCD_PASSWORD
+	node.Config
+	verbose int  // -v: info, -vv: debug; else warnings and errors
+	logJSON bool // logs as JSON
+	daemon  bool // -d
 }
 
-func defaultOptions() options {
-	return options{
-		port:         11211,
-		listen:       "127.0.0.1",
-		memoryMB:     64,
-		maxConns:     1024,
-		maxItemSize:  1 << 20,
-		unixMask:     0700,
-		prefixDelim:  ':',
-		reqsPerEvent: 20,
-		backlog:      1024,
-		cluster:      "shoal",
-		replicas:     2,
-		devEtcd:      "127.0.0.1:2379",
-	}
-}
-
-// clustered reports whether the node joins a cluster.
-func (o options) clustered() bool { return o.etcd != "" || o.dev }
+func defaultOptions() options { return options{Config: node.Defaults()} }
 
 // flagSpec is one option: its short letter, long name, whether it takes a
 // value, and how it applies.
@@ -116,40 +42,40 @@ type flagSpec struct {
 }
 
 var flagSpecs = []flagSpec{
-	{'p', "port", "<num>", "TCP port to listen on (default: 11211; -1 or 0: any free port, written to $MEMCACHED_PORT_FILENAME when set)", func(o *options, v string) error { return intFlag(&o.port, v, -1, 65535) }},
-	{'U', "udp-port", "<num>", "UDP port; only 0 (off) is accepted: shoal serves TCP only", func(o *options, v string) error { return intFlag(&o.udpPort, v, 0, 65535) }},
-	{'l', "listen", "<addr>", "interfaces to listen on, comma separated (default: 127.0.0.1)", func(o *options, v string) error { o.listen = v; return nil }},
-	{'m', "memory-limit", "<num>", "item memory in megabytes (default: 64)", func(o *options, v string) error { return int64Flag(&o.memoryMB, v, 1, 1<<30) }},
-	{'c', "conn-limit", "<num>", "max simultaneous connections (default: 1024)", func(o *options, v string) error { return intFlag(&o.maxConns, v, 1, 1<<24) }},
-	{'t', "threads", "<num>", "number of threads to use: event loops, with GOMAXPROCS one more (the same for -t in a cluster, whose loops park); sets GOMAXPROCS with --conn-goroutines (default: all cores; a cluster node with event loops, one loop less)", func(o *options, v string) error { return intFlag(&o.threads, v, 1, 4096) }},
-	{'I', "max-item-size", "<num>", "max item size, with k or m suffix (default: 1m, min: 1k, max: 1024m)", func(o *options, v string) error { return sizeFlag(&o.maxItemSize, v) }},
-	{'M', "disable-evictions", "", "return error on memory exhausted instead of evicting", func(o *options, _ string) error { o.noEvict = true; return nil }},
-	{'C', "disable-cas", "", "disable use of CAS: every CAS is 0 and a command naming one answers EXISTS (standalone only: a cluster orders copies by CAS)", func(o *options, _ string) error { o.noCAS = true; return nil }},
-	{'A', "enable-shutdown", "", "enable the ascii \"shutdown\" command", func(o *options, _ string) error { o.allowShutdown = true; return nil }},
-	{'F', "disable-flush-all", "", "disable flush_all command", func(o *options, _ string) error { o.disableFlush = true; return nil }},
-	{'W', "disable-watch", "", "disable watch commands (live logging)", func(o *options, _ string) error { o.disableWatch = true; return nil }},
+	{'p', "port", "<num>", "TCP port to listen on (default: 11211; -1 or 0: any free port, written to $MEMCACHED_PORT_FILENAME when set)", func(o *options, v string) error { return intFlag(&o.Port, v, -1, 65535) }},
+	{'U', "udp-port", "<num>", "UDP port; only 0 (off) is accepted: shoal serves TCP only", func(o *options, v string) error { return intFlag(&o.UDPPort, v, 0, 65535) }},
+	{'l', "listen", "<addr>", "interfaces to listen on, comma separated (default: 127.0.0.1)", func(o *options, v string) error { o.Listen = v; return nil }},
+	{'m', "memory-limit", "<num>", "item memory in megabytes (default: 64)", func(o *options, v string) error { return int64Flag(&o.MemoryMB, v, 1, 1<<30) }},
+	{'c', "conn-limit", "<num>", "max simultaneous connections (default: 1024)", func(o *options, v string) error { return intFlag(&o.MaxConns, v, 1, 1<<24) }},
+	{'t', "threads", "<num>", "number of threads to use: event loops, with GOMAXPROCS one more (the same for -t in a cluster, whose loops park); sets GOMAXPROCS with --conn-goroutines (default: all cores; a cluster node with event loops, one loop less)", func(o *options, v string) error { return intFlag(&o.Threads, v, 1, 4096) }},
+	{'I', "max-item-size", "<num>", "max item size, with k or m suffix (default: 1m, min: 1k, max: 1024m)", func(o *options, v string) error { return sizeFlag(&o.MaxItemSize, v) }},
+	{'M', "disable-evictions", "", "return error on memory exhausted instead of evicting", func(o *options, _ string) error { o.NoEvict = true; return nil }},
+	{'C', "disable-cas", "", "disable use of CAS: every CAS is 0 and a command naming one answers EXISTS (standalone only: a cluster orders copies by CAS)", func(o *options, _ string) error { o.NoCAS = true; return nil }},
+	{'A', "enable-shutdown", "", "enable the ascii \"shutdown\" command", func(o *options, _ string) error { o.AllowShutdown = true; return nil }},
+	{'F', "disable-flush-all", "", "disable flush_all command", func(o *options, _ string) error { o.DisableFlush = true; return nil }},
+	{'W', "disable-watch", "", "disable watch commands (live logging)", func(o *options, _ string) error { o.DisableWatch = true; return nil }},
 	{'B', "protocol", "<name>", "protocol: one of ascii, binary, or auto (default: auto-negotiate)", func(o *options, v string) error {
 		switch v {
 		case "auto":
-			o.binding = protocol.BindAuto
+			o.Binding = protocol.BindAuto
 		case "ascii":
-			o.binding = protocol.BindASCII
+			o.Binding = protocol.BindASCII
 		case "binary":
-			o.binding = protocol.BindBinary
+			o.Binding = protocol.BindBinary
 		default:
 			return fmt.Errorf("invalid value for binding protocol: %s -- should be one of auto, binary, or ascii", v)
 		}
 		return nil
 	}},
-	{'S', "enable-sasl", "", "turn on SASL authentication (binary protocol, PLAIN; users and passwords from the file $MEMCACHED_SASL_PWDB, user:password per line)", func(o *options, _ string) error { o.sasl = true; return nil }},
+	{'S', "enable-sasl", "", "turn on SASL authentication (binary protocol, PLAIN; users and passwords from the file $MEMCACHED_SASL_PWDB, user:password per line)", func(o *options, _ string) error { o.SASL = true; return nil }},
 	{'v', "verbose", "", "verbose (print errors/warnings while in event loop); -vv is more verbose", func(o *options, _ string) error { o.verbose++; return nil }},
-	{'s', "unix-socket", "<file>", "UNIX socket to listen on (disables network support)", func(o *options, v string) error { o.unixSocket = v; return nil }},
+	{'s', "unix-socket", "<file>", "UNIX socket to listen on (disables network support)", func(o *options, v string) error { o.UnixSocket = v; return nil }},
 	{'a', "unix-mask", "<mask>", "access mask for UNIX socket, in octal (default: 700)", func(o *options, v string) error {
 		m, err := strconv.ParseUint(v, 8, 32)
 		if err != nil || m > 0777 {
 			return fmt.Errorf("invalid value %q (want an octal mask)", v)
 		}
-		o.unixMask = os.FileMode(m)
+		o.UnixMask = os.FileMode(m)
 		return nil
 	}},
 	{'f', "slab-growth-factor", "<factor>", "chunk size growth factor between size classes, over 1 (default: 1.08; memcached's is 1.25)", func(o *options, v string) error {
@@ -157,61 +83,61 @@ var flagSpecs = []flagSpec{
 		if err != nil || !(f > 1 && f <= 2) {
 			return fmt.Errorf("invalid value %q (want a factor over 1, at most 2)", v)
 		}
-		o.growthFactor = f
+		o.GrowthFactor = f
 		return nil
 	}},
 	{'D', "prefix-delimiter", "<char>", "delimiter between key prefix and id in stats detail (default: \":\")", func(o *options, v string) error {
 		if len(v) != 1 {
 			return fmt.Errorf("invalid value %q (want one character)", v)
 		}
-		o.prefixDelim = v[0]
+		o.PrefixDelim = v[0]
 		return nil
 	}},
-	{'P', "pidfile", "<file>", "save the process id in this file", func(o *options, v string) error { o.pidFile = v; return nil }},
-	{'e', "memory-file", "<file>", "keep item memory in this file (on a RAM disk); stopped by SIGUSR1 or \"shutdown graceful\", the node saves it and the next start with the same file and -m, -I, -f restores the items", func(o *options, v string) error { o.memoryFile = v; return nil }},
+	{'P', "pidfile", "<file>", "save the process id in this file", func(o *options, v string) error { o.PIDFile = v; return nil }},
+	{'e', "memory-file", "<file>", "keep item memory in this file (on a RAM disk); stopped by SIGUSR1 or \"shutdown graceful\", the node saves it and the next start with the same file and -m, -I, -f restores the items", func(o *options, v string) error { o.MemoryFile = v; return nil }},
 	{'d', "daemon", "", "run as a daemon: in the background, detached from the terminal", func(o *options, _ string) error { o.daemon = true; return nil }},
-	{'R', "max-reqs-per-event", "<num>", "accepted for compatibility: a connection's buffered commands all run in one turn (stats settings reqs_per_event shows it)", func(o *options, v string) error { return intFlag(&o.reqsPerEvent, v, 1, 1<<30) }},
-	{'b', "listen-backlog", "<num>", "accepted for compatibility: the kernel's somaxconn sets the backlog (stats settings tcp_backlog shows it)", func(o *options, v string) error { return intFlag(&o.backlog, v, 1, 1<<30) }},
+	{'R', "max-reqs-per-event", "<num>", "accepted for compatibility: a connection's buffered commands all run in one turn (stats settings reqs_per_event shows it)", func(o *options, v string) error { return intFlag(&o.ReqsPerEvent, v, 1, 1<<30) }},
+	{'b', "listen-backlog", "<num>", "accepted for compatibility: the kernel's somaxconn sets the backlog (stats settings tcp_backlog shows it)", func(o *options, v string) error { return intFlag(&o.Backlog, v, 1, 1<<30) }},
 	{'n', "slab-min-size", "<bytes>", "accepted for compatibility: the smallest chunk is 48 bytes", func(o *options, v string) error { var n int; return intFlag(&n, v, 1, 1<<20) }},
 	{'L', "enable-largepages", "", "accepted for compatibility: the item arena is left to the kernel's transparent huge pages", func(*options, string) error { return nil }},
-	{'Y', "auth-file", "<file>", "require ASCII authentication: a connection's first command is a set of \"<user> <password>\" matching a user:password line of this file", func(o *options, v string) error { o.authFile = v; return nil }},
-	{'Z', "enable-ssl", "", "TLS on the client port (-o ssl_chain_cert=<file>,ssl_key=<file>[,ssl_ca_cert=<file>,ssl_verify_mode=0..3,ssl_min_version=tlsv1.2|tlsv1.3]); certificates reloaded on refresh_certs", func(o *options, _ string) error { o.tls.enabled = true; return nil }},
+	{'Y', "auth-file", "<file>", "require ASCII authentication: a connection's first command is a set of \"<user> <password>\" matching a user:password line of this file", func(o *options, v string) error { o.AuthFile = v; return nil }},
+	{'Z', "enable-ssl", "", "TLS on the client port (-o ssl_chain_cert=<file>,ssl_key=<file>[,ssl_ca_cert=<file>,ssl_verify_mode=0..3,ssl_min_version=tlsv1.2|tlsv1.3]); certificates reloaded on refresh_certs", func(o *options, _ string) error { o.TLS.Enabled = true; return nil }},
 	{'u', "user", "<user>", "accepted for compatibility; shoal does not switch users", func(*options, string) error { return nil }},
 	{'o', "extended", "<opts>", "comma separated options; idle_timeout=<secs> and read_buf_mem_limit=<MB> (memory of all connections' buffers; default max(32, -m/8), at least twice -I) are used, others are ignored", func(o *options, v string) error { return extendedFlag(o, v) }},
-	{0, "etcd", "<urls>", "etcd endpoints, comma separated: join a cluster (default: standalone)", func(o *options, v string) error { o.etcd = v; return nil }},
-	{0, "cluster", "<name>", "cluster name: etcd key prefix and gossip label (default: shoal)", func(o *options, v string) error { o.cluster = v; return nil }},
-	{0, "node", "<name>", "node name, unique in the cluster (default: the advertised address)", func(o *options, v string) error { o.node = v; return nil }},
-	{0, "advertise", "<host:port>", "address other nodes and clients use for this node (default: listen address and port)", func(o *options, v string) error { o.advertise = v; return nil }},
-	{0, "gossip", "<host:port>", "gossip (memberlist) bind address (default: advertised host, any free port)", func(o *options, v string) error { o.gossip = v; return nil }},
-	{0, "peer", "<host:port>", "listener for requests forwarded by other nodes, served from this node's store (default: listen host, any free port)", func(o *options, v string) error { o.peer = v; return nil }},
-	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key (visible to ps: prefer --gossip-key-file or $SHOAL_GOSSIP_KEY)", func(o *options, v string) error { o.gossipKey = v; return nil }},
-	{0, "gossip-key-file", "<file>", "read the --gossip-key (base64) from this file", func(o *options, v string) error { o.gossipKeyFile = v; return nil }},
-	{0, "replicas", "<num>", "copies of each shard, primary included, when this node creates the cluster (default: 2)", func(o *options, v string) error { return intFlag(&o.replicas, v, 1, 16) }},
+	{0, "etcd", "<urls>", "etcd endpoints, comma separated: join a cluster (default: standalone)", func(o *options, v string) error { o.Etcd = v; return nil }},
+	{0, "cluster", "<name>", "cluster name: etcd key prefix and gossip label (default: shoal)", func(o *options, v string) error { o.Cluster = v; return nil }},
+	{0, "node", "<name>", "node name, unique in the cluster (default: the advertised address)", func(o *options, v string) error { o.Node = v; return nil }},
+	{0, "advertise", "<host:port>", "address other nodes and clients use for this node (default: listen address and port)", func(o *options, v string) error { o.Advertise = v; return nil }},
+	{0, "gossip", "<host:port>", "gossip (memberlist) bind address (default: advertised host, any free port)", func(o *options, v string) error { o.Gossip = v; return nil }},
+	{0, "peer", "<host:port>", "listener for requests forwarded by other nodes, served from this node's store (default: listen host, any free port)", func(o *options, v string) error { o.Peer = v; return nil }},
+	{0, "gossip-key", "<base64>", "encrypt gossip with this 16, 24 or 32 byte key (visible to ps: prefer --gossip-key-file or $SHOAL_GOSSIP_KEY)", func(o *options, v string) error { o.GossipKey = v; return nil }},
+	{0, "gossip-key-file", "<file>", "read the --gossip-key (base64) from this file", func(o *options, v string) error { o.GossipKeyFile = v; return nil }},
+	{0, "replicas", "<num>", "copies of each shard, primary included, when this node creates the cluster (default: 2)", func(o *options, v string) error { return intFlag(&o.Replicas, v, 1, 16) }},
 	{0, "lease-ttl", "<secs>", "etcd lease TTL of this node's registration: how long a crashed node stays in the ring (default: 10)", func(o *options, v string) error {
 		var secs int
 		err := intFlag(&secs, v, 2, 3600)
-		o.leaseTTL = time.Duration(secs) * time.Second
+		o.LeaseTTL = time.Duration(secs) * time.Second
 		return err
 	}},
 	{0, "restore-margin", "<secs>", "with -e in a cluster: a warm restart pulls what the others changed since this long before the save (the skew between the nodes' clocks, and writes in flight at the stop; default: 10)", func(o *options, v string) error {
 		var secs int
 		err := intFlag(&secs, v, 1, 3600)
-		o.restoreMargin = time.Duration(secs) * time.Second
+		o.RestoreMargin = time.Duration(secs) * time.Second
 		return err
 	}},
-	{0, "cluster-secret-file", "<file>", "authenticate peer connections by challenge-response with the secret in this file (at least 16 bytes), shared by every member", func(o *options, v string) error { o.clusterSecretFile = v; return nil }},
-	{0, "cluster-cacert", "<file>", "peer port over mutual TLS: accept only certificates signed by this CA (PEM), with --cluster-cert and --cluster-key", func(o *options, v string) error { o.clusterCACert = v; return nil }},
-	{0, "cluster-cert", "<file>", "this node's certificate (PEM), presented on the peer port and to other members", func(o *options, v string) error { o.clusterCert = v; return nil }},
-	{0, "cluster-key", "<file>", "the key of --cluster-cert (PEM)", func(o *options, v string) error { o.clusterKey = v; return nil }},
-	{0, "etcd-cacert", "<file>", "verify etcd's certificate with this CA bundle (as etcdctl --cacert)", func(o *options, v string) error { o.etcdCACert = v; return nil }},
-	{0, "etcd-cert", "<file>", "client certificate for etcd (as etcdctl --cert)", func(o *options, v string) error { o.etcdCert = v; return nil }},
-	{0, "etcd-key", "<file>", "key of --etcd-cert (as etcdctl --key)", func(o *options, v string) error { o.etcdKey = v; return nil }},
-	{0, "etcd-user", "<name>", "etcd user name; the password comes from --etcd-password-file or $SHOAL_ETCD_PASSWORD", func(o *options, v string) error { o.etcdUser = v; return nil }},
-	{0, "etcd-password-file", "<file>", "file holding the --etcd-user password", func(o *options, v string) error { o.etcdPasswordFile = v; return nil }},
-	{0, "dev", "", "run an embedded single-member etcd (on --dev-etcd) and join it: a cluster on one machine without installing etcd", func(o *options, _ string) error { o.dev = true; return nil }},
-	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.devEtcd = v; return nil }},
-	{0, "http", "<host:port>", "serve /metrics (Prometheus), /cluster (JSON) and a status page on this address (default: off)", func(o *options, v string) error { o.httpAddr = v; return nil }},
-	{0, "conn-goroutines", "", "serve each connection on its own goroutine instead of epoll event loops", func(o *options, _ string) error { o.connGoroutines = true; return nil }},
+	{0, "cluster-secret-file", "<file>", "authenticate peer connections by challenge-response with the secret in this file (at least 16 bytes), shared by every member", func(o *options, v string) error { o.ClusterSecretFile = v; return nil }},
+	{0, "cluster-cacert", "<file>", "peer port over mutual TLS: accept only certificates signed by this CA (PEM), with --cluster-cert and --cluster-key", func(o *options, v string) error { o.ClusterCACert = v; return nil }},
+	{0, "cluster-cert", "<file>", "this node's certificate (PEM), presented on the peer port and to other members", func(o *options, v string) error { o.ClusterCert = v; return nil }},
+	{0, "cluster-key", "<file>", "the key of --cluster-cert (PEM)", func(o *options, v string) error { o.ClusterKey = v; return nil }},
+	{0, "etcd-cacert", "<file>", "verify etcd's certificate with this CA bundle (as etcdctl --cacert)", func(o *options, v string) error { o.EtcdCACert = v; return nil }},
+	{0, "etcd-cert", "<file>", "client certificate for etcd (as etcdctl --cert)", func(o *options, v string) error { o.EtcdCert = v; return nil }},
+	{0, "etcd-key", "<file>", "key of --etcd-cert (as etcdctl --key)", func(o *options, v string) error { o.EtcdKey = v; return nil }},
+	{0, "etcd-user", "<name>", "etcd user name; the password comes from --etcd-password-file or $SHOAL_ETCD_PASSWORD", func(o *options, v string) error { o.EtcdUser = v; return nil }},
+	{0, "etcd-password-file", "<file>", "file holding the --etcd-user password", func(o *options, v string) error { o.EtcdPasswordFile = v; return nil }},
+	{0, "dev", "", "run an embedded single-member etcd (on --dev-etcd) and join it: a cluster on one machine without installing etcd", func(o *options, _ string) error { o.Dev = true; return nil }},
+	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.DevEtcd = v; return nil }},
+	{0, "http", "<host:port>", "serve /metrics (Prometheus), /cluster (JSON) and a status page on this address (default: off)", func(o *options, v string) error { o.HTTPAddr = v; return nil }},
+	{0, "conn-goroutines", "", "serve each connection on its own goroutine instead of epoll event loops", func(o *options, _ string) error { o.ConnGoroutines = true; return nil }},
 	{0, "log-json", "", "write logs as JSON instead of text", func(o *options, _ string) error { o.logJSON = true; return nil }},
 	{'V', "version", "", "print version and exit", func(*options, string) error { return errVersion }},
 	{'h', "help", "", "print this help and exit", func(*options, string) error { return errHelp }},
@@ -271,7 +197,7 @@ func parseFlags(args []string) (options, error) {
 			break
 		}
 	}
-	return o, o.validate()
+	return o, o.Validate()
 }
 
 func optErr(spec *flagSpec, err error) error {
@@ -297,23 +223,6 @@ func findShort(c byte) *flagSpec {
 		}
 	}
 	return nil
-}
-
-// validate refuses what memcached refuses, with its reasons.
-func (o options) validate() error {
-	switch {
-	case o.udpPort != 0:
-		return errors.New("UDP is not supported: shoal serves TCP only; use -U 0")
-	case o.unixSocket != "" && o.clustered():
-		return errors.New("-s serves clients on a UNIX socket only, which a cluster node cannot advertise; use -l")
-	case o.maxItemSize < 1024:
-		return errors.New("item max size cannot be less than 1024 bytes")
-	case o.maxItemSize > 1<<30:
-		return errors.New("cannot set item size limit higher than 1 gigabyte")
-	case int64(o.maxItemSize) > o.memoryMB<<20/2:
-		return errors.New("cannot set item size limit higher than 1/2 of memory max")
-	}
-	return o.validateSecurity()
 }
 
 func intFlag(dst *int, v string, lo, hi int) error {
@@ -362,10 +271,10 @@ func extendedFlag(o *options, v string) error {
 			if err := intFlag(&secs, val, 0, 1<<30); err != nil {
 				return fmt.Errorf("idle_timeout: %w", err)
 			}
-			o.idleTimeout = time.Duration(secs) * time.Second
+			o.IdleTimeout = time.Duration(secs) * time.Second
 		}
 		if name == "read_buf_mem_limit" {
-			if err := intFlag(&o.connMemMB, val, 1, 1<<20); err != nil {
+			if err := intFlag(&o.ConnMemMB, val, 1, 1<<20); err != nil {
 				return fmt.Errorf("read_buf_mem_limit: %w", err)
 			}
 		}
@@ -373,23 +282,23 @@ func extendedFlag(o *options, v string) error {
 		// counters and stats settings says no, as memcached's.
 		switch name {
 		case "no_lru_crawler":
-			o.off.LRUCrawler = true
+			o.Off.LRUCrawler = true
 		case "lru_crawler":
-			o.off.LRUCrawler = false
+			o.Off.LRUCrawler = false
 		case "no_lru_maintainer":
-			o.off.LRUMaintainer = true
+			o.Off.LRUMaintainer = true
 		case "lru_maintainer":
-			o.off.LRUMaintainer = false
+			o.Off.LRUMaintainer = false
 		case "no_slab_reassign":
-			o.off.SlabReassign = true
+			o.Off.SlabReassign = true
 		case "slab_reassign":
-			o.off.SlabReassign = false
+			o.Off.SlabReassign = false
 		case "no_maxconns_fast":
-			o.off.MaxconnsFast = true
+			o.Off.MaxconnsFast = true
 		case "maxconns_fast":
-			o.off.MaxconnsFast = false
+			o.Off.MaxconnsFast = false
 		case "no_modern":
-			o.off = server.Off{LRUCrawler: true, LRUMaintainer: true, SlabReassign: true, MaxconnsFast: true}
+			o.Off = server.Off{LRUCrawler: true, LRUMaintainer: true, SlabReassign: true, MaxconnsFast: true}
 		}
 		if err := sslOption(o, name, val); err != nil {
 			return err
@@ -399,7 +308,7 @@ func extendedFlag(o *options, v string) error {
 }
 
 func printHelp(w io.Writer) {
-	fmt.Fprintf(w, "shoal %s (memcached %s compatible)\n", shoalVersion, memcachedVersion)
+	fmt.Fprintf(w, "shoal %s (memcached %s compatible)\n", node.Version, memcachedVersion)
 	for _, s := range flagSpecs {
 		short := "   "
 		if s.short != 0 {
@@ -409,52 +318,30 @@ func printHelp(w io.Writer) {
 	}
 }
 
-// connMemLimit is the bytes connections may hold outside the store
-// (server.Config.ConnMemLimit): -o read_buf_mem_limit, memcached's name for
-// the limit on its read buffers, or by default an eighth of -m, at least
-// 32 MB.
-func (o options) connMemLimit() int64 {
-	if o.connMemMB > 0 {
-		return int64(o.connMemMB) << 20
-	}
-	return max(32, int64(o.memoryMB)/8) << 20
-}
-
-// tlsOptions are -Z and memcached's -o ssl_* options.
-type tlsOptions struct {
-	enabled                 bool
-	chainCert, key, caCert  string
-	verifyMode              int
-	minVersion              string
-	keyFormat, ciphers      string // accepted, reported
-	wbufSize                int    // accepted, reported (KB)
-	sessionCache, kernelTLS bool   // accepted, reported
-}
-
 // sslOption applies one -o ssl_* option; others are left alone.
 func sslOption(o *options, name, val string) error {
-	t := &o.tls
+	t := &o.TLS
 	switch name {
 	case "ssl_chain_cert":
-		t.chainCert = val
+		t.ChainCert = val
 	case "ssl_key":
-		t.key = val
+		t.Key = val
 	case "ssl_ca_cert":
-		t.caCert = val
+		t.CACert = val
 	case "ssl_verify_mode":
-		return intFlag(&t.verifyMode, val, 0, 3)
+		return intFlag(&t.VerifyMode, val, 0, 3)
 	case "ssl_min_version":
-		t.minVersion = val
+		t.MinVersion = val
 	case "ssl_keyformat":
-		t.keyFormat = val
+		t.KeyFormat = val
 	case "ssl_ciphers":
-		t.ciphers = val
+		t.Ciphers = val
 	case "ssl_wbuf_size":
-		return intFlag(&t.wbufSize, val, 1, 1<<20)
+		return intFlag(&t.WbufSize, val, 1, 1<<20)
 	case "ssl_session_cache":
-		t.sessionCache = true
+		t.SessionCache = true
 	case "ssl_kernel_tls":
-		t.kernelTLS = true
+		t.KernelTLS = true
 	}
 	return nil
 }

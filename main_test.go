@@ -49,28 +49,28 @@ func TestParseFlags(t *testing.T) {
 		wantErr string
 	}{
 		"defaults": {nil, func(o options) bool {
-			return o.port == 11211 && o.listen == "127.0.0.1" && o.memoryMB == 64 && o.maxConns == 1024 && o.maxItemSize == 1<<20
+			return o.Port == 11211 && o.Listen == "127.0.0.1" && o.MemoryMB == 64 && o.MaxConns == 1024 && o.MaxItemSize == 1<<20
 		}, ""},
-		"short with space":    {[]string{"-p", "1234", "-m", "128"}, func(o options) bool { return o.port == 1234 && o.memoryMB == 128 }, ""},
-		"short glued":         {[]string{"-p1234", "-c10"}, func(o options) bool { return o.port == 1234 && o.maxConns == 10 }, ""},
-		"long with equals":    {[]string{"--port=99", "--listen=0.0.0.0"}, func(o options) bool { return o.port == 99 && o.listen == "0.0.0.0" }, ""},
-		"long with space":     {[]string{"--memory-limit", "100"}, func(o options) bool { return o.memoryMB == 100 }, ""},
+		"short with space":    {[]string{"-p", "1234", "-m", "128"}, func(o options) bool { return o.Port == 1234 && o.MemoryMB == 128 }, ""},
+		"short glued":         {[]string{"-p1234", "-c10"}, func(o options) bool { return o.Port == 1234 && o.MaxConns == 10 }, ""},
+		"long with equals":    {[]string{"--port=99", "--listen=0.0.0.0"}, func(o options) bool { return o.Port == 99 && o.Listen == "0.0.0.0" }, ""},
+		"long with space":     {[]string{"--memory-limit", "100"}, func(o options) bool { return o.MemoryMB == 100 }, ""},
 		"vv":                  {[]string{"-vv"}, func(o options) bool { return o.verbose == 2 }, ""},
-		"switch cluster":      {[]string{"-MAF"}, func(o options) bool { return o.noEvict && o.allowShutdown && o.disableFlush }, ""},
-		"disable watch":       {[]string{"-W"}, func(o options) bool { return o.disableWatch }, ""},
-		"disable watch long":  {[]string{"--disable-watch"}, func(o options) bool { return o.disableWatch }, ""},
-		"item size k":         {[]string{"-I", "2k"}, func(o options) bool { return o.maxItemSize == 2048 }, ""},
-		"item size m":         {[]string{"-I", "4m"}, func(o options) bool { return o.maxItemSize == 4<<20 }, ""},
-		"idle timeout":        {[]string{"-o", "idle_timeout=5,modern"}, func(o options) bool { return o.idleTimeout == 5*time.Second }, ""},
-		"udp off":             {[]string{"-U", "0"}, func(o options) bool { return o.udpPort == 0 }, ""},
+		"switch cluster":      {[]string{"-MAF"}, func(o options) bool { return o.NoEvict && o.AllowShutdown && o.DisableFlush }, ""},
+		"disable watch":       {[]string{"-W"}, func(o options) bool { return o.DisableWatch }, ""},
+		"disable watch long":  {[]string{"--disable-watch"}, func(o options) bool { return o.DisableWatch }, ""},
+		"item size k":         {[]string{"-I", "2k"}, func(o options) bool { return o.MaxItemSize == 2048 }, ""},
+		"item size m":         {[]string{"-I", "4m"}, func(o options) bool { return o.MaxItemSize == 4<<20 }, ""},
+		"idle timeout":        {[]string{"-o", "idle_timeout=5,modern"}, func(o options) bool { return o.IdleTimeout == 5*time.Second }, ""},
+		"udp off":             {[]string{"-U", "0"}, func(o options) bool { return o.UDPPort == 0 }, ""},
 		"user ignored":        {[]string{"-u", "memcache"}, func(o options) bool { return true }, ""},
-		"threads":             {[]string{"-t", "2"}, func(o options) bool { return o.threads == 2 }, ""},
+		"threads":             {[]string{"-t", "2"}, func(o options) bool { return o.Threads == 2 }, ""},
 		"udp refused":         {[]string{"-U", "11211"}, nil, "UDP is not supported"},
-		"unix socket":         {[]string{"-s", "/tmp/x.sock", "-a", "755"}, func(o options) bool { return o.unixSocket == "/tmp/x.sock" && o.unixMask == 0755 }, ""},
-		"unix mask default":   {nil, func(o options) bool { return o.unixMask == 0700 }, ""},
+		"unix socket":         {[]string{"-s", "/tmp/x.sock", "-a", "755"}, func(o options) bool { return o.UnixSocket == "/tmp/x.sock" && o.UnixMask == 0755 }, ""},
+		"unix mask default":   {nil, func(o options) bool { return o.UnixMask == 0700 }, ""},
 		"unix mask not octal": {[]string{"-a", "9"}, nil, "octal"},
 		"memcached tuning": {[]string{"-f", "1.25", "-D", "/", "-P", "/tmp/p", "-R", "50", "-b", "256", "-n", "96", "-L", "-d"}, func(o options) bool {
-			return o.growthFactor == 1.25 && o.prefixDelim == '/' && o.pidFile == "/tmp/p" && o.reqsPerEvent == 50 && o.backlog == 256 && o.daemon
+			return o.GrowthFactor == 1.25 && o.PrefixDelim == '/' && o.PIDFile == "/tmp/p" && o.ReqsPerEvent == 50 && o.Backlog == 256 && o.daemon
 		}, ""},
 		"growth factor 1":     {[]string{"-f", "1"}, nil, "factor over 1"},
 		"delimiter too long":  {[]string{"-D", "::"}, nil, "one character"},
@@ -86,7 +86,7 @@ func TestParseFlags(t *testing.T) {
 		"missing value":       {[]string{"-p"}, nil, "requires an argument"},
 		"stray argument":      {[]string{"11211"}, nil, "unexpected argument"},
 		"help stops startup":  {[]string{"-h"}, nil, "help requested"},
-		"cluster tls":         {[]string{"--cluster-cacert", "ca", "--cluster-cert", "c", "--cluster-key", "k"}, func(o options) bool { return o.clusterCACert == "ca" && o.clusterCert == "c" && o.clusterKey == "k" }, ""},
+		"cluster tls":         {[]string{"--cluster-cacert", "ca", "--cluster-cert", "c", "--cluster-key", "k"}, func(o options) bool { return o.ClusterCACert == "ca" && o.ClusterCert == "c" && o.ClusterKey == "k" }, ""},
 		"cluster tls partial": {[]string{"--cluster-cert", "c"}, nil, "go together"},
 		"secret and tls":      {[]string{"--cluster-secret-file", "s", "--cluster-cacert", "ca", "--cluster-cert", "c", "--cluster-key", "k"}, nil, "choose one"},
 		"etcd cert, no key":   {[]string{"--etcd-cert", "c"}, nil, "--etcd-cert and --etcd-key"},

@@ -22,6 +22,7 @@ import (
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/monitor"
+	"shoal/node"
 )
 
 // httpGet returns the body of GET url.
@@ -202,7 +203,7 @@ func TestHTTPCluster(t *testing.T) {
 	t.Parallel()
 	https := startHTTPCluster(t, "alpha", "bravo")
 	v := clusterView(t, https[1])
-	if v.Mode != "cluster" || v.Node != "bravo" || v.Epoch == 0 || v.Fenced || v.Shards != shardCount {
+	if v.Mode != "cluster" || v.Node != "bravo" || v.Epoch == 0 || v.Fenced || v.Shards != node.ShardCount {
 		t.Fatalf("/cluster = %+v", v)
 	}
 	owned := 0
@@ -212,8 +213,8 @@ func TestHTTPCluster(t *testing.T) {
 			t.Errorf("member %+v", m)
 		}
 	}
-	if owned != shardCount {
-		t.Errorf("primaries add to %d, want %d", owned, shardCount)
+	if owned != node.ShardCount {
+		t.Errorf("primaries add to %d, want %d", owned, node.ShardCount)
 	}
 	m := scrapeMetrics(t, https[1])
 	for _, series := range []string{

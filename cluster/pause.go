@@ -15,9 +15,10 @@ import (
 // a gap longer than PauseAfter means "I was away". The router then, before
 // the request that noticed runs (on a goroutine, never an event loop):
 //
-//   - calls RouterConfig.OnPause (main closes every peer connection: what
-//     they still buffer was sent before the pause, and its senders have
-//     failed over; and it discards the replication queue);
+//   - calls RouterConfig.OnPause (package node closes every peer
+//     connection: what they still buffer was sent before the pause, and
+//     its senders have failed over; and it discards the replication
+//     queue);
 //   - puts every shard it owns into warm-up with its local items dropped,
 //     pulling them again from the owners that stood in (warm.go), and
 //     marks the shards it does not own as possibly stale.

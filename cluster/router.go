@@ -75,7 +75,7 @@ type RouterConfig struct {
 	// (versions.go); its zero value means package tomb's defaults.
 	Tombstones tomb.Config
 	// OnPause, when not nil, is called when a pause is noticed, before any
-	// request runs: main closes the peer connections there (their buffered
+	// request runs: package node closes the peer connections there (their buffered
 	// requests were given up by their senders) and empties the
 	// replication queue (it predates what the others took meanwhile).
 	OnPause func()

@@ -29,7 +29,7 @@ var (
 
 // Member is one node's record in etcd.
 type Member struct {
-	Name       string // node name, unique in the cluster (main defaults it to host:port)
+	Name       string // node name, unique in the cluster (package node defaults it to host:port)
 	Instance   string // per-process incarnation id (random), so that a restart is distinguishable
 	ClientAddr string // memcached protocol address
 	PeerAddr   string // peer (forwarding, replication) address

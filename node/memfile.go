@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"log/slog"
@@ -10,32 +10,32 @@ import (
 // openStore makes the node's store: in memory, or in the memory file of
 // -e, restoring what a graceful stop saved there; restored is when that
 // was saved (zero when the store starts empty).
-func openStore(o options, log *slog.Logger, evicted func(key []byte, it store.Item, class int)) (st *store.Store, restored time.Time, err error) {
+func openStore(o Config, log *slog.Logger, evicted func(key []byte, it store.Item, class int)) (st *store.Store, restored time.Time, err error) {
 	cfg := store.Config{
 		Evicted:      evicted,
-		MemoryLimit:  o.memoryMB << 20,
-		MaxItemSize:  o.maxItemSize,
-		NoEvict:      o.noEvict,
-		NoCAS:        o.noCAS,
-		GrowthFactor: o.growthFactor,
+		MemoryLimit:  o.MemoryMB << 20,
+		MaxItemSize:  o.MaxItemSize,
+		NoEvict:      o.NoEvict,
+		NoCAS:        o.NoCAS,
+		GrowthFactor: o.GrowthFactor,
 		// A cluster orders the copies of a key by CAS (newest wins).
-		HybridCAS: o.clustered(),
+		HybridCAS: o.Clustered(),
 	}
-	if o.memoryFile == "" {
+	if o.MemoryFile == "" {
 		st, err = store.New(cfg)
 		return st, time.Time{}, err
 	}
-	st, r, err := store.Open(cfg, o.memoryFile)
+	st, r, err := store.Open(cfg, o.MemoryFile)
 	switch {
 	case err != nil:
 		return nil, time.Time{}, err
 	case r.Clean != "":
 		// memcached: "[restart] no metadata save file, starting with a
 		// clean cache"
-		log.Info("memory file: starting with a clean cache", "file", o.memoryFile, "why", r.Clean)
+		log.Info("memory file: starting with a clean cache", "file", o.MemoryFile, "why", r.Clean)
 	case r.Items > 0:
 		restored = r.SavedAt
-		log.Info("memory file: items restored", "file", o.memoryFile, "items", r.Items,
+		log.Info("memory file: items restored", "file", o.MemoryFile, "items", r.Items,
 			"saved", restored.UTC().Format(time.RFC3339))
 	}
 	return st, restored, nil

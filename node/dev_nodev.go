@@ -1,6 +1,6 @@
 //go:build nodev
 
-package main
+package node
 
 import (
 	"context"
@@ -9,6 +9,6 @@ import (
 
 // startDevEtcd: this binary was built with -tags nodev, without etcd's
 // server (see dev.go).
-func startDevEtcd(ctx context.Context, o options) ([]string, func(), error) {
+func startDevEtcd(ctx context.Context, o Config) ([]string, func(), error) {
 	return nil, nil, errors.New("--dev: this shoal was built with -tags nodev, without the embedded etcd; use --etcd")
 }

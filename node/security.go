@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -28,11 +28,11 @@ const gossipKeyEnv = "SHOAL_GOSSIP_KEY"
 
 // gossipKey is memberlist's key from --gossip-key, --gossip-key-file or
 // the environment; nil means gossip in the clear.
-func gossipKey(o options) ([]byte, error) {
-	b64, from := o.gossipKey, "--gossip-key"
+func gossipKey(o Config) ([]byte, error) {
+	b64, from := o.GossipKey, "--gossip-key"
 	switch {
-	case o.gossipKeyFile != "":
-		b, err := os.ReadFile(o.gossipKeyFile)
+	case o.GossipKeyFile != "":
+		b, err := os.ReadFile(o.GossipKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("--gossip-key-file: %w", err)
 		}
@@ -55,9 +55,9 @@ func gossipKey(o options) ([]byte, error) {
 const etcdPasswordEnv = "SHOAL_ETCD_PASSWORD"
 
 // validateSecurity refuses flag combinations that cannot mean anything.
-func (o options) validateSecurity() error {
+func (o Config) validateSecurity() error {
 	certs := 0
-	for _, f := range []string{o.clusterCACert, o.clusterCert, o.clusterKey} {
+	for _, f := range []string{o.ClusterCACert, o.ClusterCert, o.ClusterKey} {
 		if f != "" {
 			certs++
 		}
@@ -65,13 +65,13 @@ func (o options) validateSecurity() error {
 	switch {
 	case certs != 0 && certs != 3:
 		return errors.New("--cluster-cacert, --cluster-cert and --cluster-key go together")
-	case certs == 3 && o.clusterSecretFile != "":
+	case certs == 3 && o.ClusterSecretFile != "":
 		return errors.New("--cluster-secret-file and --cluster-cert: choose one (with TLS, certificates are the membership)")
-	case (o.etcdCert == "") != (o.etcdKey == ""):
+	case (o.EtcdCert == "") != (o.EtcdKey == ""):
 		return errors.New("--etcd-cert and --etcd-key go together")
-	case o.etcdPasswordFile != "" && o.etcdUser == "":
+	case o.EtcdPasswordFile != "" && o.EtcdUser == "":
 		return errors.New("--etcd-password-file needs --etcd-user")
-	case o.gossipKey != "" && o.gossipKeyFile != "":
+	case o.GossipKey != "" && o.GossipKeyFile != "":
 		return errors.New("--gossip-key and --gossip-key-file: choose one")
 	}
 	return nil
@@ -79,18 +79,18 @@ func (o options) validateSecurity() error {
 
 // peerAuth is the peer port's authentication from the flags: mutual TLS,
 // a shared secret, or nil when neither is configured.
-func peerAuth(o options) (*peerauth.Auth, error) {
+func peerAuth(o Config) (*peerauth.Auth, error) {
 	switch {
-	case o.clusterCert != "":
-		ca, err := os.ReadFile(o.clusterCACert)
+	case o.ClusterCert != "":
+		ca, err := os.ReadFile(o.ClusterCACert)
 		if err != nil {
 			return nil, fmt.Errorf("--cluster-cacert: %w", err)
 		}
-		cert, err := os.ReadFile(o.clusterCert)
+		cert, err := os.ReadFile(o.ClusterCert)
 		if err != nil {
 			return nil, fmt.Errorf("--cluster-cert: %w", err)
 		}
-		key, err := os.ReadFile(o.clusterKey)
+		key, err := os.ReadFile(o.ClusterKey)
 		if err != nil {
 			return nil, fmt.Errorf("--cluster-key: %w", err)
 		}
@@ -99,8 +99,8 @@ func peerAuth(o options) (*peerauth.Auth, error) {
 			return nil, fmt.Errorf("--cluster-cert: %w", err)
 		}
 		return a, nil
-	case o.clusterSecretFile != "":
-		secret, err := os.ReadFile(o.clusterSecretFile)
+	case o.ClusterSecretFile != "":
+		secret, err := os.ReadFile(o.ClusterSecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("--cluster-secret-file: %w", err)
 		}
@@ -116,23 +116,23 @@ func peerAuth(o options) (*peerauth.Auth, error) {
 // peerBindAddr is where the peer port listens: --peer, or the client
 // listener's host on any free port — but never all interfaces unless its
 // connections are authenticated: then the advertised host.
-func peerBindAddr(o options, client net.Addr, authenticated bool) (string, error) {
-	if o.peer != "" {
-		host, _, err := net.SplitHostPort(o.peer)
+func peerBindAddr(o Config, client net.Addr, authenticated bool) (string, error) {
+	if o.Peer != "" {
+		host, _, err := net.SplitHostPort(o.Peer)
 		if err != nil {
 			return "", fmt.Errorf("--peer: %w", err)
 		}
 		if ip := net.ParseIP(host); !authenticated && (host == "" || ip != nil && ip.IsUnspecified()) {
-			return "", fmt.Errorf("--peer %s listens on every interface with no peer authentication: anyone who reaches it reads and writes every item; give a host, or --cluster-secret-file or --cluster-cert", o.peer)
+			return "", fmt.Errorf("--peer %s listens on every interface with no peer authentication: anyone who reaches it reads and writes every item; give a host, or --cluster-secret-file or --cluster-cert", o.Peer)
 		}
-		return o.peer, nil
+		return o.Peer, nil
 	}
 	host, _, _ := net.SplitHostPort(client.String())
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		if o.advertise == "" {
+		if o.Advertise == "" {
 			return "", errors.New("--advertise is required when listening on all interfaces")
 		}
-		advHost, _, err := net.SplitHostPort(o.advertise)
+		advHost, _, err := net.SplitHostPort(o.Advertise)
 		if err != nil {
 			return "", fmt.Errorf("--advertise: %w", err)
 		}
@@ -145,7 +145,7 @@ func peerBindAddr(o options, client net.Addr, authenticated bool) (string, error
 // arrive there and are served from the local store only, so a request is
 // never routed twice, even while two nodes disagree on the ring. With
 // auth, only connections that authenticate as members come out of it.
-func listenPeer(o options, client net.Addr, auth *peerauth.Auth, log *slog.Logger) (net.Listener, error) {
+func listenPeer(o Config, client net.Addr, auth *peerauth.Auth, log *slog.Logger) (net.Listener, error) {
 	addr, err := peerBindAddr(o, client, auth != nil)
 	if err != nil {
 		return nil, err
@@ -168,21 +168,21 @@ func listenPeer(o options, client net.Addr, auth *peerauth.Auth, log *slog.Logge
 
 // etcdSecurity fills in cfg's TLS and credentials from the --etcd-* flags
 // and the environment.
-func etcdSecurity(o options, cfg *etcdsync.Config) error {
-	if o.etcdCACert != "" || o.etcdCert != "" {
+func etcdSecurity(o Config, cfg *etcdsync.Config) error {
+	if o.EtcdCACert != "" || o.EtcdCert != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if o.etcdCACert != "" {
-			pem, err := os.ReadFile(o.etcdCACert)
+		if o.EtcdCACert != "" {
+			pem, err := os.ReadFile(o.EtcdCACert)
 			if err != nil {
 				return fmt.Errorf("--etcd-cacert: %w", err)
 			}
 			tc.RootCAs = x509.NewCertPool()
 			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("--etcd-cacert: no certificate in %s", o.etcdCACert)
+				return fmt.Errorf("--etcd-cacert: no certificate in %s", o.EtcdCACert)
 			}
 		}
-		if o.etcdCert != "" {
-			cert, err := tls.LoadX509KeyPair(o.etcdCert, o.etcdKey)
+		if o.EtcdCert != "" {
+			cert, err := tls.LoadX509KeyPair(o.EtcdCert, o.EtcdKey)
 			if err != nil {
 				return fmt.Errorf("--etcd-cert: %w", err)
 			}
@@ -190,21 +190,21 @@ func etcdSecurity(o options, cfg *etcdsync.Config) error {
 		}
 		cfg.TLS = tc
 	}
-	if o.etcdUser == "" {
+	if o.EtcdUser == "" {
 		return nil
 	}
 	password := os.Getenv(etcdPasswordEnv)
-	if o.etcdPasswordFile != "" {
-		b, err := os.ReadFile(o.etcdPasswordFile)
+	if o.EtcdPasswordFile != "" {
+		b, err := os.ReadFile(o.EtcdPasswordFile)
 		if err != nil {
 			return fmt.Errorf("--etcd-password-file: %w", err)
 		}
 		password = strings.TrimRight(string(b), "\r\n")
 	}
 	if password == "" {
-		return fmt.Errorf("--etcd-user %s: no password: give --etcd-password-file or set %s", o.etcdUser, etcdPasswordEnv)
+		return fmt.Errorf("--etcd-user %s: no password: give --etcd-password-file or set %s", o.EtcdUser, etcdPasswordEnv)
 	}
-	cfg.Username, cfg.Password = o.etcdUser, password
+	cfg.Username, cfg.Password = o.EtcdUser, password
 	return nil
 }
 

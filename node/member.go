@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -18,14 +18,15 @@ import (
 	"shoal/ring"
 )
 
-// shardCount is fixed for the life of a cluster; the first node seeds it.
-const shardCount = 4096
+// ShardCount is the shard count of a cluster this node creates: the
+// first node seeds it, and it is fixed for the life of the cluster.
+const ShardCount = 4096
 
 // newClusterNode describes this node to etcd and gossip, once etcd has
 // answered with the credentials given. client and peer are the addresses
 // the memcached and peer listeners actually bound.
-func newClusterNode(ctx context.Context, o options, endpoints []string, client, peer net.Addr, log *slog.Logger) (*cluster.Node, error) {
-	advertise := o.advertise
+func newClusterNode(ctx context.Context, o Config, endpoints []string, client, peer net.Addr, log *slog.Logger) (*cluster.Node, error) {
+	advertise := o.Advertise
 	if advertise == "" {
 		advertise = client.String()
 		if ip := client.(*net.TCPAddr).IP; ip.IsUnspecified() {
@@ -36,11 +37,11 @@ func newClusterNode(ctx context.Context, o options, endpoints []string, client, 
 	if err != nil {
 		return nil, fmt.Errorf("--advertise: %w", err)
 	}
-	name := o.node
+	name := o.Node
 	if name == "" {
 		name = advertise
 	}
-	gossipAddr := o.gossip
+	gossipAddr := o.Gossip
 	if gossipAddr == "" {
 		gossipAddr = net.JoinHostPort(host, "0")
 	}
@@ -59,10 +60,10 @@ func newClusterNode(ctx context.Context, o options, endpoints []string, client, 
 	}
 	ecfg := etcdsync.Config{
 		Endpoints: endpoints,
-		Prefix:    o.cluster,
+		Prefix:    o.Cluster,
 		Self:      self,
-		Settings:  etcdsync.Settings{Replicas: o.replicas, Shards: shardCount, VNodes: ring.DefaultVNodes},
-		LeaseTTL:  o.leaseTTL,
+		Settings:  etcdsync.Settings{Replicas: o.Replicas, Shards: ShardCount, VNodes: ring.DefaultVNodes},
+		LeaseTTL:  o.LeaseTTL,
 	}
 	if err := etcdSecurity(o, &ecfg); err != nil {
 		return nil, err
@@ -75,7 +76,7 @@ func newClusterNode(ctx context.Context, o options, endpoints []string, client, 
 		Gossip: gossip.Config{
 			BindAddr:  gossipAddr,
 			SecretKey: key,
-			Label:     o.cluster,
+			Label:     o.Cluster,
 		},
 		Logger: log,
 	})

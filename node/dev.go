@@ -1,6 +1,6 @@
 //go:build !nodev
 
-package main
+package node
 
 import (
 	"context"
@@ -19,8 +19,8 @@ import (
 
 // startDevEtcd runs the --dev etcd in a fresh temporary directory and
 // returns it with a function that stops it and removes the directory.
-func startDevEtcd(ctx context.Context, o options) ([]string, func(), error) {
-	host, port, err := net.SplitHostPort(o.devEtcd)
+func startDevEtcd(ctx context.Context, o Config) ([]string, func(), error) {
+	host, port, err := net.SplitHostPort(o.DevEtcd)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--dev-etcd: %w", err)
 	}
@@ -34,7 +34,7 @@ func startDevEtcd(ctx context.Context, o options) ([]string, func(), error) {
 	}
 	srv, err := devetcd.Start(ctx, devetcd.Config{
 		Dir:        dir,
-		ClientAddr: o.devEtcd,
+		ClientAddr: o.DevEtcd,
 		PeerAddr:   net.JoinHostPort(host, strconv.Itoa(p+1)),
 	})
 	if err != nil {

@@ -1,0 +1,178 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"shoal/cluster"
+	"shoal/peer"
+	"shoal/repl"
+	"shoal/server"
+	"shoal/store"
+	"shoal/tomb"
+)
+
+// joinCluster prepares this node's cluster membership (and the --dev etcd
+// it needs). The returned function stops that etcd, if any.
+func joinCluster(ctx context.Context, o Config, client, peer net.Addr, log *slog.Logger) (*cluster.Node, func(), error) {
+	stop := func() {}
+	endpoints := splitList(o.Etcd)
+	if o.Dev {
+		devEndpoints, stopDev, err := startDevEtcd(ctx, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		stop = stopDev
+		endpoints = devEndpoints
+		log.Info("dev etcd serving", "endpoints", strings.Join(endpoints, ","))
+	}
+	node, err := newClusterNode(ctx, o, endpoints, client, peer, log)
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return node, stop, nil
+}
+
+// clusterInfo answers "stats cluster" (the view, then the router's
+// takeover and per-peer lines, from the same counters /metrics uses) and
+// "stats ring".
+type clusterInfo struct {
+	node   *cluster.Node
+	router *cluster.Router
+}
+
+// RingStats answers "stats ring" (server.RingInfo) for ring-aware clients.
+func (c clusterInfo) RingStats() [][2]string { return c.node.RingStats() }
+
+func (c clusterInfo) ClusterStats() [][2]string {
+	return append(c.node.ClusterStats(), c.router.ClusterStats()...)
+}
+
+// clusterParts is what a cluster node runs besides its client port: the
+// membership (node, its --dev etcd), the router, the peer port's server
+// and the replicator. Its zero value is a standalone node's.
+type clusterParts struct {
+	node       *cluster.Node
+	router     *cluster.Router
+	peerSrv    *server.Server // serves forwarded requests from the local store
+	replicator *repl.Replicator
+	leave      func() // ends cluster membership (deregisters); nil standalone
+	stopEtcd   func()
+	defers     []func() // close runs them last first
+}
+
+// leaveCluster ends the membership (the node deregisters), if any.
+func (c *clusterParts) leaveCluster() {
+	if c.leave != nil {
+		c.leave()
+	}
+}
+
+// close releases what start made, in the reverse order.
+func (c *clusterParts) close() {
+	for i := len(c.defers) - 1; i >= 0; i-- {
+		c.defers[i]()
+	}
+}
+
+// start joins the cluster and starts the peer port, the replicator, the
+// membership and the router on wg; a failure of the peer port or of the
+// membership cancels the node (cancel). What it made, close releases, even
+// when it fails.
+func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg *sync.WaitGroup, o Config, log *slog.Logger, st *store.Store, restored time.Time, watch *server.Watch, clientAddr net.Addr, eventLoop bool) error {
+	c.leave, c.stopEtcd = func() {}, func() {}
+	var err error
+	// Every push comes from the router, made below: a refusal to
+	// refresh cannot come before it exists.
+	refresh := func(key []byte, peer string) (repl.Item, bool) { return c.router.Refresh(key, peer) }
+	auth, err := peerAuth(o)
+	if err != nil {
+		return err
+	}
+	peerCfg := peer.Config{Logger: log} // every dialled peer connection authenticates
+	if auth != nil {
+		peerCfg.Handshake = auth.Client
+	}
+	// One client per peer, shared by forwarding and replication: their
+	// requests share connections and writes.
+	pool := peer.NewPool(peerCfg)
+	missed := func(peer string, key []byte, it repl.Item) { c.router.Missed(peer, key, it) }
+	if c.replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Missed: missed, Peer: peerCfg, Pool: pool}); err != nil {
+		return err
+	}
+	// The replicator outlives the servers: it stops after they do
+	// (below), so the writes they applied last are still pushed.
+	replCtx, replCancel := context.WithCancel(context.Background())
+	c.defers = append(c.defers, replCancel)
+	wg.Go(func() {
+		if err := c.replicator.Run(replCtx); err != nil {
+			log.Error("replication stopped", "err", err)
+		}
+	})
+	c.defers = append(c.defers, func() { c.replicator.Close() })
+	peerLn, err := listenPeer(o, clientAddr, auth, log)
+	if err != nil {
+		return err
+	}
+	c.defers = append(c.defers, func() { peerLn.Close() })
+	c.node, c.stopEtcd, err = joinCluster(ctx, o, clientAddr, peerLn.Addr(), log)
+	if err != nil {
+		c.stopEtcd = func() {}
+		return err
+	}
+	if c.router, err = cluster.NewRouter(cluster.RouterConfig{
+		Members: c.node, Store: st, Logger: log, Replicator: c.replicator, Peer: peerCfg, Pool: pool,
+		Restored: restored, RestoreMargin: o.RestoreMargin, // a warm restart pulls what changed
+		// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
+		Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(o.MemoryMB<<20)/64)},
+		// After a pause, what the peer connections still hold was
+		// sent before it: the senders timed out and went to the next
+		// owner. Client connections stay: a client that gave up has
+		// closed its own, and one still waiting wants its answer.
+		// What was queued for the replicas predates what they took
+		// over meanwhile.
+		OnPause: func() {
+			c.peerSrv.DropConns()
+			c.replicator.Discard()
+		},
+	}); err != nil {
+		return err
+	}
+	c.defers = append(c.defers, func() { c.router.Close() }) // after the server's connections are gone
+	// Forwarded writes arrive on the peer port; their owner replicates
+	// them from there.
+	// One event loop (the peer cache is a server.AsyncCache too): a
+	// node's peers batch their requests, a few connections each.
+	if c.peerSrv, err = server.New(server.Config{MaxConns: o.MaxConns, MaxItemSize: o.MaxItemSize, ConnMemLimit: o.ConnMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1, Watch: watch, DisableWatch: o.DisableWatch}, c.router.PeerCache()); err != nil {
+		return err
+	}
+	wg.Go(func() {
+		// Peers that already see this node queue in the listen
+		// backlog until it sees itself: before that it would answer
+		// for shards it has not started to warm.
+		waitInView(ctx, c.router, c.node.Name(), 10*time.Second)
+		if err := c.peerSrv.Serve(peerLn); !errors.Is(err, server.ErrClosed) {
+			log.Error("peer server stopped", "err", err)
+			cancel()
+		}
+	})
+	// The node and the router outlive the servers: on the way out this
+	// node hands its shards off, and only then deregisters.
+	nodeCtx, nodeCancel := context.WithCancel(context.Background())
+	c.defers = append(c.defers, nodeCancel)
+	c.leave = nodeCancel
+	wg.Go(func() {
+		if err := c.node.Run(nodeCtx); err != nil {
+			log.Error("cluster membership stopped", "err", err)
+			cancel()
+		}
+	})
+	wg.Go(func() { c.router.Run(nodeCtx) })
+	return nil
+}
