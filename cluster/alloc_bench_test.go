@@ -45,20 +45,17 @@ func startReplRig(tb testing.TB) *replRig {
 	replica.apply()
 	tb.Cleanup(func() { replica.Close() })
 
-	rp, err := repl.New(repl.Config{Peer: peer.Config{Conns: 1}})
+	st := newStore(tb)
+	fm := &fakeMembers{view: view, health: map[string]gossip.State{"p": gossip.Alive}}
+	rt, err := NewRouter(RouterConfig{Members: fm, Store: st, Replication: &repl.Config{Peer: peer.Config{Conns: 1}}, Peer: peer.Config{Conns: 1, RequestTimeout: time.Second}, DownFor: time.Minute})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	rp := rt.Replicator()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { rp.Run(ctx); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done; rp.Close() })
-	st := newStore(tb)
-	fm := &fakeMembers{view: view, health: map[string]gossip.State{"p": gossip.Alive}}
-	rt, err := NewRouter(RouterConfig{Members: fm, Store: st, Replicator: rp, Peer: peer.Config{Conns: 1, RequestTimeout: time.Second}, DownFor: time.Minute})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	rt.apply()
 	tb.Cleanup(func() { rt.Close() })
 	return &replRig{rt: rt, replica: replica, st: st, pst: pst, rp: rp, view: view, applied: applied, timer: time.NewTimer(time.Hour)}

@@ -110,7 +110,7 @@ func (r *Router) owe(peer string, s int, since uint64) {
 // dropped.
 func (r *Router) handBackDue(ctx context.Context) {
 	ps := r.peers.Load()
-	if ps.view == nil || ps.view.Ring == nil || r.cfg.Replicator == nil {
+	if ps.view == nil || ps.view.Ring == nil || r.repl == nil {
 		return
 	}
 	h := &r.hints
@@ -165,7 +165,7 @@ func (r *Router) handBack(ctx context.Context, v *View, target repl.Target, epoc
 		if !ok {
 			return true
 		}
-		r.cfg.Replicator.Push(key, targets, repl.Item{
+		r.repl.Push(key, targets, repl.Item{
 			Value: val, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary,
 			Epoch: epoch, Seq: r.nextSeq(s),
 		})
@@ -176,7 +176,7 @@ func (r *Router) handBack(ctx context.Context, v *View, target repl.Target, epoc
 		if !ok {
 			return true
 		}
-		r.cfg.Replicator.Push(key, targets, repl.Item{Deleted: true, CAS: cas, Epoch: epoch, Seq: r.nextSeq(s)})
+		r.repl.Push(key, targets, repl.Item{Deleted: true, CAS: cas, Epoch: epoch, Seq: r.nextSeq(s)})
 		return pace()
 	})
 	r.hints.mu.Lock()

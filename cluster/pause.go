@@ -15,10 +15,10 @@ import (
 // a gap longer than PauseAfter means "I was away". The router then, before
 // the request that noticed runs (on a goroutine, never an event loop):
 //
-//   - calls RouterConfig.OnPause (package node closes every peer
-//     connection: what they still buffer was sent before the pause, and
-//     its senders have failed over; and it discards the replication
-//     queue);
+//   - runs what RegisterOnPause registered (package node closes every
+//     peer connection: what they still buffer was sent before the pause,
+//     and its senders have failed over) and discards the replication
+//     queue (it predates what the others took meanwhile);
 //   - puts every shard it owns into warm-up with its local items dropped,
 //     pulling them again from the owners that stood in (warm.go), and
 //     marks the shards it does not own as possibly stale.
@@ -89,8 +89,11 @@ func (r *Router) awake() bool {
 func (r *Router) recoverFromPause(gap time.Duration) {
 	r.pauses.Add(1)
 	r.log.Warn("process was paused; dropping connections and re-pulling owned shards", "gap", gap)
-	if r.cfg.OnPause != nil {
-		r.cfg.OnPause()
+	for _, f := range r.onPause {
+		f()
+	}
+	if r.repl != nil {
+		r.repl.Discard() // it predates what the others took meanwhile
 	}
 	v := r.View()
 	if v == nil || v.Ring == nil {

@@ -7,25 +7,15 @@ import (
 	"shoal/store"
 )
 
-// Replicator receives the result of every write this node applies as the
-// serving owner of a key, with the key's other owners as targets.
-// *repl.Replicator implements it. Push must not block, must not retain
-// key or it.Value, and must neither retain nor modify targets (shared by
-// every write on the shard in the view: peerSet.targets).
-type Replicator interface {
-	Push(key []byte, targets []repl.Target, it repl.Item)
-	Stats() []repl.PeerStats // per peer, for PeerStats
-}
-
 // wrote is called after a local write of key on route rt: when it changed
 // the item and this node serves key as its primary on rt (no earlier
 // owner takes requests), the result goes to the key's other owners.
 func (r *Router) wrote(rt *Route, key []byte, changed bool) {
-	if !changed || r.cfg.Replicator == nil || !rt.primary() {
+	if !changed || r.repl == nil || !rt.primary() {
 		return
 	}
 	if targets := rt.targets(); len(targets) > 0 {
-		r.cfg.Replicator.Push(key, targets, r.stamped(rt, key))
+		r.repl.Push(key, targets, r.stamped(rt, key))
 	}
 }
 
@@ -35,11 +25,11 @@ func (r *Router) wrote(rt *Route, key []byte, changed bool) {
 // no read-back of the store. A later write of the key pushes its own
 // result, with a larger CAS, and the replica keeps the newer (versions.go).
 func (r *Router) wroteValue(rt *Route, key, value []byte, it *store.Item, changed bool) {
-	if !changed || r.cfg.Replicator == nil || !rt.primary() {
+	if !changed || r.repl == nil || !rt.primary() {
 		return
 	}
 	if targets := rt.targets(); len(targets) > 0 {
-		r.cfg.Replicator.Push(key, targets, repl.Item{
+		r.repl.Push(key, targets, repl.Item{
 			Value: value, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary,
 			Epoch: uint64(rt.View().Epoch), Seq: r.nextSeq(rt.shard),
 		})

@@ -76,22 +76,17 @@ func (r *Router) noticeReturns(rs *returns, now time.Time) {
 	}
 }
 
-// resetter is a Replicator that can break its connections to one peer
-// (*repl.Replicator is one).
-type resetter interface{ Reset(peer string) }
-
 // reconnect breaks this node's connections to the members in back, the
 // router's and the replicator's: a connection from before a cut can stay
 // silent for seconds after the heal (TCP's retransmission backoff), each
 // request on it timing out and marking the member down again.
 func (r *Router) reconnect(ps *peerSet, back []string) {
-	rs, _ := r.cfg.Replicator.(resetter)
 	for _, name := range back {
 		if m := ps.get(name); m != nil {
 			m.client.Reset()
 		}
-		if rs != nil {
-			rs.Reset(name)
+		if r.repl != nil {
+			r.repl.Reset(name)
 		}
 	}
 }

@@ -64,9 +64,12 @@ type RouterConfig struct {
 	DownFor time.Duration
 	// Logger receives peer state changes; nil discards.
 	Logger *slog.Logger
-	// Replicator, when not nil, receives the result of every write this
-	// node applies as the key's serving owner, to push to the other owners.
-	Replicator Replicator
+	// Replication, when not nil, makes the router push the result of
+	// every write this node applies as a key's serving owner to the key's
+	// other owners, through a replicator it makes with this config
+	// (Router.Replicator): its Refresh and Missed are the router's
+	// (Router.Refresh, Router.Missed), its Pool when nil the router's.
+	Replication *repl.Config
 	// PauseAfter is the gap in the heartbeat's ticks after which this
 	// node counts itself as having been paused (pause.go). Zero means 1 s:
 	// the peer request timeout, after which the others fail over.
@@ -74,11 +77,6 @@ type RouterConfig struct {
 	// Tombstones bounds the deletes remembered with their version
 	// (versions.go); its zero value means package tomb's defaults.
 	Tombstones tomb.Config
-	// OnPause, when not nil, is called when a pause is noticed, before any
-	// request runs: package node closes the peer connections there (their buffered
-	// requests were given up by their senders) and empties the
-	// replication queue (it predates what the others took meanwhile).
-	OnPause func()
 	// Restored, when not zero, is when the store's items were saved
 	// before this process restored them (a warm restart, -e): the shards
 	// this node owns then warm by pulling only what changed since
@@ -118,6 +116,9 @@ type Router struct {
 	self string
 	st   *store.Store
 	log  *slog.Logger
+	repl *repl.Replicator // nil without RouterConfig.Replication
+	// onPause are the functions RegisterOnPause registered.
+	onPause []func()
 	// peers is the view requests route by, with its members' clients:
 	// replaced whole by apply (view.go), never nil.
 	peers atomic.Pointer[peerSet]
@@ -239,8 +240,28 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	}
 	r.peers.Store(&peerSet{})
 	r.applied = make(chan struct{})
+	if cfg.Replication != nil {
+		rc := *cfg.Replication
+		rc.Refresh, rc.Missed = r.Refresh, r.Missed
+		rc.Pool = cmp.Or(rc.Pool, cfg.Pool)
+		var err error
+		if r.repl, err = repl.New(rc); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
+
+// Replicator is the replicator the router pushes its writes through, nil
+// without RouterConfig.Replication. Its owner runs it (Run), drains it at
+// shutdown and closes it after the router.
+func (r *Router) Replicator() *repl.Replicator { return r.repl }
+
+// RegisterOnPause registers f to run when a pause is noticed, before any
+// request runs (pause.go): package node closes the peer port's
+// connections there, whose buffered requests their senders gave up on.
+// It must be called before Run.
+func (r *Router) RegisterOnPause(f func()) { r.onPause = append(r.onPause, f) }
 
 func (ps *peerSet) get(name string) *member {
 	if ps == nil {
@@ -392,9 +413,9 @@ func (r *Router) PeerStats() []PeerStats {
 		return nil
 	}
 	var rs map[string]repl.PeerStats
-	if r.cfg.Replicator != nil {
+	if r.repl != nil {
 		rs = make(map[string]repl.PeerStats)
-		for _, s := range r.cfg.Replicator.Stats() {
+		for _, s := range r.repl.Stats() {
 			rs[s.Peer] = s
 		}
 	}

@@ -77,15 +77,12 @@ func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOp
 	if fn.st, err = store.New(store.Config{MemoryLimit: 8 << 20, HybridCAS: true}); err != nil {
 		t.Fatal(err)
 	}
-	missed := func(peer string, key []byte, it repl.Item) { fn.router.Missed(peer, key, it) }
-	rp, err := repl.New(repl.Config{Missed: missed, Peer: peer.Config{RequestTimeout: o.replTimeout}, RetryAfter: o.replTimeout})
-	if err != nil {
+	replication := &repl.Config{Peer: peer.Config{RequestTimeout: o.replTimeout}, RetryAfter: o.replTimeout}
+	if fn.router, err = NewRouter(RouterConfig{Members: fn.node, Store: fn.st, Replication: replication, Peer: peer.Config{RequestTimeout: o.replTimeout}, DownFor: o.replTimeout}); err != nil {
 		t.Fatal(err)
 	}
+	rp := fn.router.Replicator()
 	fn.repl = rp
-	if fn.router, err = NewRouter(RouterConfig{Members: fn.node, Store: fn.st, Replicator: rp, Peer: peer.Config{RequestTimeout: o.replTimeout}, DownFor: o.replTimeout}); err != nil {
-		t.Fatal(err)
-	}
 	// Both ports on event loops, as main serves them.
 	srv, err := server.New(server.Config{EventLoop: true, Loops: 1}, fn.router)
 	if err != nil {

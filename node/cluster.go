@@ -11,9 +11,9 @@ import (
 
 	"shoal/cluster"
 	"shoal/peer"
+	"shoal/peerauth"
 	"shoal/repl"
 	"shoal/server"
-	"shoal/store"
 	"shoal/tomb"
 )
 
@@ -85,73 +85,49 @@ func (c *clusterParts) close() {
 // membership and the router on wg; a failure of the peer port or of the
 // membership cancels the node (cancel). What it made, close releases, even
 // when it fails.
-func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg *sync.WaitGroup, o Config, log *slog.Logger, st *store.Store, restored time.Time, watch *server.Watch, clientAddr net.Addr, eventLoop bool) error {
+func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg *sync.WaitGroup, n *Node) error {
 	c.leave, c.stopEtcd = func() {}, func() {}
-	var err error
-	// Every push comes from the router, made below: a refusal to
-	// refresh cannot come before it exists.
-	refresh := func(key []byte, peer string) (repl.Item, bool) { return c.router.Refresh(key, peer) }
+	o, log := n.cfg, n.log
 	auth, err := peerAuth(o)
 	if err != nil {
 		return err
 	}
-	peerCfg := peer.Config{Logger: log} // every dialled peer connection authenticates
-	if auth != nil {
-		peerCfg.Handshake = auth.Client
-	}
-	// One client per peer, shared by forwarding and replication: their
-	// requests share connections and writes.
-	pool := peer.NewPool(peerCfg)
-	missed := func(peer string, key []byte, it repl.Item) { c.router.Missed(peer, key, it) }
-	if c.replicator, err = repl.New(repl.Config{Logger: log, Refresh: refresh, Missed: missed, Peer: peerCfg, Pool: pool}); err != nil {
+	peerLn, err := listenPeer(o, n.lns[0].Addr(), auth, log)
+	if err != nil {
 		return err
 	}
-	// The replicator outlives the servers: it stops after they do
-	// (below), so the writes they applied last are still pushed.
+	c.defers = append(c.defers, func() { peerLn.Close() })
+	c.node, c.stopEtcd, err = joinCluster(ctx, o, n.lns[0].Addr(), peerLn.Addr(), log)
+	if err != nil {
+		c.stopEtcd = func() {}
+		return err
+	}
+	if c.router, err = newRouter(n, c.node, auth); err != nil {
+		return err
+	}
+	// The replicator outlives the servers: it stops after they do, so
+	// the writes they applied last are still pushed; the router closes
+	// first, after the servers' connections are gone.
+	c.replicator = c.router.Replicator()
 	replCtx, replCancel := context.WithCancel(context.Background())
-	c.defers = append(c.defers, replCancel)
+	c.defers = append(c.defers, replCancel, func() { c.replicator.Close() }, func() { c.router.Close() })
 	wg.Go(func() {
 		if err := c.replicator.Run(replCtx); err != nil {
 			log.Error("replication stopped", "err", err)
 		}
 	})
-	c.defers = append(c.defers, func() { c.replicator.Close() })
-	peerLn, err := listenPeer(o, clientAddr, auth, log)
-	if err != nil {
-		return err
-	}
-	c.defers = append(c.defers, func() { peerLn.Close() })
-	c.node, c.stopEtcd, err = joinCluster(ctx, o, clientAddr, peerLn.Addr(), log)
-	if err != nil {
-		c.stopEtcd = func() {}
-		return err
-	}
-	if c.router, err = cluster.NewRouter(cluster.RouterConfig{
-		Members: c.node, Store: st, Logger: log, Replicator: c.replicator, Peer: peerCfg, Pool: pool,
-		Restored: restored, RestoreMargin: o.RestoreMargin, // a warm restart pulls what changed
-		// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
-		Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(o.MemoryMB<<20)/64)},
-		// After a pause, what the peer connections still hold was
-		// sent before it: the senders timed out and went to the next
-		// owner. Client connections stay: a client that gave up has
-		// closed its own, and one still waiting wants its answer.
-		// What was queued for the replicas predates what they took
-		// over meanwhile.
-		OnPause: func() {
-			c.peerSrv.DropConns()
-			c.replicator.Discard()
-		},
-	}); err != nil {
-		return err
-	}
-	c.defers = append(c.defers, func() { c.router.Close() }) // after the server's connections are gone
 	// Forwarded writes arrive on the peer port; their owner replicates
-	// them from there.
-	// One event loop (the peer cache is a server.AsyncCache too): a
-	// node's peers batch their requests, a few connections each.
-	if c.peerSrv, err = server.New(server.Config{MaxConns: o.MaxConns, MaxItemSize: o.MaxItemSize, ConnMemLimit: o.ConnMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: eventLoop, Loops: 1, Watch: watch, DisableWatch: o.DisableWatch}, c.router.PeerCache()); err != nil {
+	// them from there. One event loop (the peer cache is a
+	// server.AsyncCache too): a node's peers batch their requests, a few
+	// connections each.
+	if c.peerSrv, err = server.New(server.Config{MaxConns: o.MaxConns, MaxItemSize: o.MaxItemSize, ConnMemLimit: o.ConnMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: n.eventLoop, Loops: 1, Watch: n.watch, DisableWatch: o.DisableWatch}, c.router.PeerCache()); err != nil {
 		return err
 	}
+	// After a pause, what the peer connections still hold was sent
+	// before it: the senders timed out and went to the next owner. Client
+	// connections stay: a client that gave up has closed its own, and one
+	// still waiting wants its answer.
+	c.router.RegisterOnPause(c.peerSrv.DropConns)
 	wg.Go(func() {
 		// Peers that already see this node queue in the listen
 		// backlog until it sees itself: before that it would answer
@@ -175,4 +151,23 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 	})
 	wg.Go(func() { c.router.Run(nodeCtx) })
 	return nil
+}
+
+// newRouter makes the router of n's store over membership m, with its
+// replicator. One client per peer, shared by forwarding and replication:
+// their requests share connections and writes; every dialled peer
+// connection authenticates with auth, when set.
+func newRouter(n *Node, m *cluster.Node, auth *peerauth.Auth) (*cluster.Router, error) {
+	peerCfg := peer.Config{Logger: n.log}
+	if auth != nil {
+		peerCfg.Handshake = auth.Client
+	}
+	pool := peer.NewPool(peerCfg)
+	return cluster.NewRouter(cluster.RouterConfig{
+		Members: m, Store: n.st, Logger: n.log, Peer: peerCfg, Pool: pool,
+		Replication: &repl.Config{Logger: n.log, Peer: peerCfg, Pool: pool},
+		Restored:    n.restored, RestoreMargin: n.cfg.RestoreMargin, // a warm restart pulls what changed
+		// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
+		Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(n.cfg.MemoryMB<<20)/64)},
+	})
 }

@@ -140,7 +140,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer cl.close()
 	cache := server.Cache(server.Local{Store: n.st})
 	if n.cfg.Clustered() {
-		err := cl.start(ctx, cancel, &wg, n.cfg, n.log, n.st, n.restored, n.watch, n.lns[0].Addr(), n.eventLoop)
+		err := cl.start(ctx, cancel, &wg, n)
 		stopEtcd = cl.stopEtcd // joined, it has an etcd to stop even on an error
 		if err != nil {
 			return err
