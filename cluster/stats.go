@@ -198,3 +198,19 @@ func (r *Router) takeoverStats() [][2]string {
 		{"tombstones_evicted", u(t.TombstonesEvicted)},
 	}
 }
+
+// Info answers the client port's "stats cluster" (server.ClusterInfo: the
+// view, then the router's takeover and per-peer lines, from the same
+// counters /metrics uses) and "stats ring" (server.RingInfo).
+type Info struct {
+	Node   *Node
+	Router *Router
+}
+
+// RingStats answers "stats ring" for ring-aware clients.
+func (c Info) RingStats() [][2]string { return c.Node.RingStats() }
+
+// ClusterStats answers "stats cluster".
+func (c Info) ClusterStats() [][2]string {
+	return append(c.Node.ClusterStats(), c.Router.ClusterStats()...)
+}

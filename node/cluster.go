@@ -39,21 +39,6 @@ func joinCluster(ctx context.Context, o Config, client, peer net.Addr, log *slog
 	return node, stop, nil
 }
 
-// clusterInfo answers "stats cluster" (the view, then the router's
-// takeover and per-peer lines, from the same counters /metrics uses) and
-// "stats ring".
-type clusterInfo struct {
-	node   *cluster.Node
-	router *cluster.Router
-}
-
-// RingStats answers "stats ring" (server.RingInfo) for ring-aware clients.
-func (c clusterInfo) RingStats() [][2]string { return c.node.RingStats() }
-
-func (c clusterInfo) ClusterStats() [][2]string {
-	return append(c.node.ClusterStats(), c.router.ClusterStats()...)
-}
-
 // clusterParts is what a cluster node runs besides its client port: the
 // membership (node, its --dev etcd), the router, the peer port's server
 // and the replicator. Its zero value is a standalone node's.

@@ -145,7 +145,7 @@ func (n *Node) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		scfg.Cluster = clusterInfo{cl.node, cl.router}
+		scfg.Cluster = cluster.Info{Node: cl.node, Router: cl.router}
 		cache = cl.router
 	}
 	srv, err := server.New(scfg, cache)
