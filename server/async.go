@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"shoal/protocol"
@@ -80,13 +81,14 @@ type AsyncDeleter interface {
 
 // handoff is what a connection under an event loop shares with the
 // goroutine it lends itself to while a command is away from the loop (a
-// pending GetAsync, or a command run on a goroutine). The loop marks the
-// connection parked (evState.parked) and, at the end of its wake-up,
-// releases it (away); from then on the goroutine that finishes the
-// command owns the connection: it appends the reply and either writes it
-// itself (nothing else waits: the connection is idle again) or hands the
-// connection back to its loop. A get that completes before the release
-// leaves its result here for the loop (a write completes the same way).
+// pending GetAsync, or a command run on a goroutine), and who holds it
+// (state; see owner for the moves). The loop parks the connection and, at
+// the end of its wake-up, releases it (away); from then on the goroutine
+// that finishes the command owns the connection: it appends the reply and
+// either writes it itself (nothing else waits: the connection is idle
+// again) or hands the connection back to its loop. A get that completes
+// before the release leaves its result here for the loop (a write
+// completes the same way).
 type handoff struct {
 	// Set by the loop before the command leaves it.
 	cmd     protocol.Command // the command away
@@ -97,17 +99,13 @@ type handoff struct {
 	running bool
 	start   time.Time // non-zero: a latency sample of cmd
 
+	// state is the connection's owner; it changes by to, under mu but
+	// for onLoop→parked, and may be read without mu.
+	state atomic.Uint32
 	// mu guards the fields below.
 	mu sync.Mutex
-	// away: the loop released the connection; the loop only records its
-	// readiness events (events) until the connection comes back.
-	away   bool
+	// events: the readiness events that arrived while it was released.
 	events uint32
-	// queued: handed back, waiting in the loop's list.
-	queued bool
-	// orphan: the loop stopped while the connection was away; whoever
-	// holds it closes its socket.
-	orphan bool
 	// ready: the get (write) completed before the release, with this result.
 	ready bool
 	it    store.Item
@@ -168,7 +166,7 @@ func (c *conn) setsAsync(op protocol.StoreOp, cas uint64, key, value []byte) boo
 // park parks the connection with cmd pending in GetAsync, SetAsync or
 // DeleteAsync; the loop flushes the cache at the end of its wake-up.
 func (c *conn) park(cmd protocol.Command) {
-	c.ev.parked = true
+	c.hand.to(onLoop, parked)
 	c.hand.cmd, c.hand.offload = cmd, false
 	c.ev.loop.queued = true
 }
@@ -176,7 +174,7 @@ func (c *conn) park(cmd protocol.Command) {
 // offload parks the connection for cmd (or pe) to run on a goroutine once
 // the loop releases it.
 func (c *conn) offload(cmd protocol.Command, pe *protocol.Error) {
-	c.ev.parked = true
+	c.hand.to(onLoop, parked)
 	c.hand.cmd, c.hand.perr, c.hand.offload = cmd, pe, true
 }
 
@@ -256,7 +254,7 @@ func (c *conn) writeDone(res store.Result, it store.Item, err error) {
 func (c *conn) complete(it store.Item, val []byte, res store.Result, err error) {
 	h := &c.hand
 	h.mu.Lock()
-	if !h.away {
+	if !h.owner().released() {
 		h.it, h.val, h.res, h.err, h.ready = it, val, res, err, true
 		h.mu.Unlock()
 		return
@@ -321,8 +319,8 @@ func (c *conn) comeBack() {
 		if !c.pending() && c.err == nil {
 			c.idle()
 			h.mu.Lock()
-			if h.events == 0 && !h.orphan && !c.dropped.Load() {
-				h.away = false
+			if h.events == 0 && h.owner() == away && !c.dropped.Load() {
+				h.to(away, onLoop)
 				h.mu.Unlock()
 				return
 			}

@@ -157,7 +157,7 @@ func (c *conn) serve() {
 // process runs commands until the connection ends (false) or, under the
 // event loop, until no complete command is buffered and the socket has no
 // more input, or replies wait for the socket to drain, or a command left
-// the loop (evState.parked; see AsyncCache) (true).
+// the loop (parked; see owner and AsyncCache) (true).
 func (c *conn) process() bool {
 	if c.more.cmd != nil && !c.getKeys() {
 		c.ev.stalled = true
@@ -197,7 +197,7 @@ func (c *conn) process() bool {
 			c.offload(cmd, nil) // may wait on a peer, or list every item
 			return true
 		}
-		if c.run(cmd); c.ev.parked {
+		if c.run(cmd); c.hand.owner() == parked {
 			return true // a get is pending
 		}
 		if c.more.cmd != nil {

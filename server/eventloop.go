@@ -19,10 +19,6 @@ type evState struct {
 	// closing: the connection ended (quit) with replies still to write;
 	// it closes once they are out.
 	closing bool
-	// parked: a command left the loop (see handoff); until the connection
-	// is back, its events are only recorded. It may be back idle already
-	// (handoff.away false): the loop clears parked when it next looks.
-	parked bool
 	// lastIn is the loop's clock (nanoseconds) at the last input, for
 	// IdleTimeout.
 	lastIn int64

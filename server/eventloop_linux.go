@@ -322,10 +322,9 @@ func (l *loop) takeAdded() bool {
 
 // serve handles one readiness event of c.
 func (l *loop) serve(c *conn, events uint32) {
-	if c.ev.parked && c.hand.record(events) {
+	if c.hand.record(events) {
 		return // a command is away: the events wait for its return
 	}
-	c.ev.parked = false
 	if c.pending() {
 		c.flush()
 		if c.pending() && c.err == nil {
@@ -356,7 +355,7 @@ func (l *loop) work(c *conn) {
 		open := c.process()
 		c.flush()
 		switch {
-		case c.err != nil && !c.ev.parked:
+		case c.err != nil && c.hand.owner() != parked:
 			l.close(c)
 			return
 		case !open && c.pending():
@@ -375,7 +374,7 @@ func (l *loop) work(c *conn) {
 		}
 		c.ev.stalled = c.pending()
 		c.account()
-		if !c.ev.parked {
+		if c.hand.owner() != parked {
 			if !c.ev.stalled {
 				c.idle() // waiting for input
 			}
@@ -396,12 +395,12 @@ func (l *loop) release(c *conn) bool {
 	if h.ready {
 		it, val, res, err := h.it, h.val, h.res, h.err
 		h.ready, h.it, h.val, h.err = false, store.Item{}, nil, nil
+		h.to(parked, onLoop)
 		h.mu.Unlock()
-		c.ev.parked = false
 		c.finish(it, val, res, err)
 		return true
 	}
-	h.away = true
+	h.to(parked, away)
 	h.mu.Unlock()
 	if h.offload {
 		l.srv.wg.Add(1) // the loop holds the group open: Add is safe
@@ -413,41 +412,36 @@ func (l *loop) release(c *conn) bool {
 	return false
 }
 
-// record keeps the readiness events of a parked connection that is away
-// and reports true; false when it came back idle.
+// record keeps the readiness events of a released connection and reports
+// true; false when the loop holds it (its commands may run).
 func (h *handoff) record(events uint32) bool {
+	if h.owner() == onLoop {
+		return false // the loop's own: no other goroutine moves it
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.away {
+	released := h.owner().released()
+	if released {
 		h.events |= events
 	}
-	return h.away
+	return released
 }
 
-// away reports whether c is away from the loop (see handoff).
-func (l *loop) away(c *conn) bool {
-	if !c.ev.parked {
-		return false
-	}
-	if c.hand.record(0) {
-		return true
-	}
-	c.ev.parked = false
-	return false
-}
+// away reports whether c is released by the loop (see owner).
+func (l *loop) away(c *conn) bool { return c.hand.owner().released() }
 
 // handBack returns c to its loop after a command away; called by the
 // goroutine that owns c. If the loop has stopped, c is closed.
 func (l *loop) handBack(c *conn) {
 	h := &c.hand
 	h.mu.Lock()
-	if h.orphan {
+	if h.owner() == orphaned {
 		h.mu.Unlock()
 		unix.Close(c.ev.fd)
 		l.srv.forget(c)
 		return
 	}
-	h.queued = true
+	h.to(away, handedBack)
 	h.mu.Unlock()
 	l.mu.Lock()
 	if l.stopped {
@@ -468,9 +462,9 @@ func (l *loop) resume(c *conn) {
 	h := &c.hand
 	h.mu.Lock()
 	events := h.events
-	h.events, h.away, h.queued = 0, false, false
+	h.events = 0
+	h.to(handedBack, onLoop)
 	h.mu.Unlock()
-	c.ev.parked = false
 	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.ev.hup = true
 	}
@@ -537,12 +531,15 @@ func (l *loop) shut() {
 }
 
 // orphanIfAway marks a connection that is away (and not handed back) an
-// orphan, for its owner to close, and reports whether it did.
+// orphan, for its holder to close, and reports whether it did.
 func (h *handoff) orphanIfAway() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.orphan = h.away && !h.queued
-	return h.orphan
+	if h.owner() != away {
+		return false
+	}
+	h.to(away, orphaned)
+	return true
 }
 
 // fdReader reads a connection's non-blocking socket for its
@@ -624,10 +621,7 @@ func (c *conn) waitWritable() error {
 		if fds[0].Revents&(unix.POLLOUT|unix.POLLERR|unix.POLLHUP) != 0 {
 			return nil
 		}
-		c.hand.mu.Lock()
-		gone := c.hand.orphan
-		c.hand.mu.Unlock()
-		if gone || c.dropped.Load() {
+		if c.hand.owner() == orphaned || c.dropped.Load() {
 			return ErrClosed
 		}
 	}
@@ -637,10 +631,7 @@ func (c *conn) waitWritable() error {
 // watchAlive), on the goroutine the connection is lent to, and reports
 // false once the client has closed or the loop has stopped.
 func (c *conn) pollInput() bool {
-	c.hand.mu.Lock()
-	gone := c.hand.orphan
-	c.hand.mu.Unlock()
-	if gone {
+	if c.hand.owner() == orphaned {
 		return false
 	}
 	var buf [512]byte

@@ -103,7 +103,7 @@ func (c *conn) run(cmd protocol.Command) {
 	c.sampleIn = nextGap()
 	start := time.Now()
 	c.exec(cmd)
-	if c.ev.parked {
+	if c.hand.owner() == parked {
 		c.hand.start = start // observed when the get completes
 		return
 	}
