@@ -8,6 +8,7 @@ import (
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/membership"
 	"shoal/peer"
 	"shoal/repl"
 	"shoal/ring"
@@ -22,7 +23,7 @@ type replRig struct {
 	rt, replica *Router
 	st, pst     *store.Store
 	rp          *repl.Replicator
-	view        *View
+	view        *membership.View
 	applied     <-chan uint64 // the CAS of each replicated set the replica applied
 	timer       *time.Timer
 }
@@ -34,7 +35,7 @@ func startReplRig(tb testing.TB) *replRig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	view := &View{Epoch: 1, Members: []etcdsync.Member{{Name: "p"}, {Name: "self", PeerAddr: "127.0.0.1:1"}}, Ring: r}
+	view := &membership.View{Epoch: 1, Members: []etcdsync.Member{{Name: "p"}, {Name: "self", PeerAddr: "127.0.0.1:1"}}, Ring: r}
 	pm := &namedMembers{fakeMembers{view: view, health: map[string]gossip.State{"self": gossip.Alive}}, "p"}
 	replica, err := NewRouter(RouterConfig{Members: pm, Store: pst})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/membership"
 	"shoal/ring"
 	"shoal/store"
 )
@@ -17,7 +18,7 @@ func TestRouterLocalAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fm := &fakeMembers{view: &View{Epoch: 1, Members: []etcdsync.Member{{Name: "self"}}, Ring: r}, health: map[string]gossip.State{}}
+	fm := &fakeMembers{view: &membership.View{Epoch: 1, Members: []etcdsync.Member{{Name: "self"}}, Ring: r}, health: map[string]gossip.State{}}
 	rt, err := NewRouter(RouterConfig{Members: fm, Store: newStore(t)})
 	if err != nil {
 		t.Fatal(err)

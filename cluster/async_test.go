@@ -14,6 +14,7 @@ import (
 	"shoal/etcdsync"
 	"shoal/gossip"
 	"shoal/internal/testutil"
+	"shoal/membership"
 	"shoal/peer"
 	"shoal/ring"
 	"shoal/server"
@@ -27,7 +28,7 @@ type asyncRig struct {
 	rt   *Router
 	srv  *server.Server
 	st   *store.Store
-	view *View
+	view *membership.View
 	addr string
 }
 
@@ -44,7 +45,7 @@ func startRig(t *testing.T, peerAddr string, replicas int, cfg server.Config) *a
 	if err != nil {
 		t.Fatal(err)
 	}
-	view := &View{Epoch: 1, Members: []etcdsync.Member{{Name: "p", PeerAddr: peerAddr}, {Name: "self"}}, Ring: r}
+	view := &membership.View{Epoch: 1, Members: []etcdsync.Member{{Name: "p", PeerAddr: peerAddr}, {Name: "self"}}, Ring: r}
 	st := newStore(t)
 	fm := &fakeMembers{view: view, health: map[string]gossip.State{"p": gossip.Alive}}
 	rt, err := NewRouter(RouterConfig{Members: fm, Store: st, Peer: peer.Config{Conns: 1, RequestTimeout: 300 * time.Millisecond}, DownFor: time.Minute})
@@ -89,7 +90,7 @@ func serveCache(t testing.TB, cfg server.Config, cache server.Cache) (*server.Se
 }
 
 // ownedBy returns n keys whose primary is owner.
-func ownedBy(v *View, owner, prefix string, n int) []string {
+func ownedBy(v *membership.View, owner, prefix string, n int) []string {
 	var keys []string
 	for i := 0; len(keys) < n; i++ {
 		k := fmt.Sprintf("%s%d", prefix, i)

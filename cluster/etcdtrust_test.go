@@ -18,6 +18,7 @@ import (
 	"shoal/gossip"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
+	"shoal/membership"
 	"shoal/server"
 )
 
@@ -137,7 +138,7 @@ func TestEtcdNotTrusted(t *testing.T) {
 	// A real node joins: it becomes an owner at once and serves.
 	logs := &lockedBuffer{}
 	started := time.Now()
-	c := startRoutedNode(t, etcd, "c", server.Config{}, func(cfg *Config) {
+	c := startRoutedNode(t, etcd, "c", server.Config{}, func(cfg *membership.Config) {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	})
 	nodes := []*routedNode{a, b, c}

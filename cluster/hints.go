@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"shoal/gossip"
+	"shoal/membership"
 	"shoal/repl"
 	"shoal/store"
 )
@@ -138,7 +139,7 @@ func (r *Router) handBackDue(ctx context.Context) {
 
 // handBack pushes to target this node's items and deletes of the owed
 // shards with a version at or above the owed one.
-func (r *Router) handBack(ctx context.Context, v *View, target repl.Target, epoch uint64, owed map[int]uint64) {
+func (r *Router) handBack(ctx context.Context, v *membership.View, target repl.Target, epoch uint64, owed map[int]uint64) {
 	due := func(key []byte, cas uint64) (int, bool) {
 		s := v.Ring.Shard(key)
 		since, ok := owed[s]

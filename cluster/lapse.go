@@ -3,8 +3,6 @@ package cluster
 import (
 	"slices"
 	"time"
-
-	"shoal/etcdsync"
 )
 
 // Lapse recovery: etcd deleted this node's record while other members
@@ -43,26 +41,17 @@ import (
 // what the queue held from before carries an older epoch, which the
 // others refuse for the shards that moved.
 
-// lapser is a Membership that reports lapses of this node's registration
-// (*Node is one). Both methods are called concurrently; Lapses on every
-// request.
-type lapser interface {
-	Lapses() uint64
-	Lapse() etcdsync.Lapse
-}
-
 // lapsePending reports whether the membership reported a lapse not yet
 // recovered from.
 func (r *Router) lapsePending() bool {
-	m, ok := r.cfg.Members.(lapser)
-	return ok && m.Lapses() != r.w.lapses.Load()
+	return r.cfg.Members.Lapses() != r.w.lapses.Load()
 }
 
 // checkLapse recovers from a lapse the membership reported since the last
 // call, once, whichever caller notices first.
 func (r *Router) checkLapse() {
-	m, ok := r.cfg.Members.(lapser)
-	if !ok || m.Lapses() == r.w.lapses.Load() {
+	m := r.cfg.Members
+	if m.Lapses() == r.w.lapses.Load() {
 		return
 	}
 	r.pauseMu.Lock()

@@ -12,6 +12,7 @@ import (
 	"shoal/gossip"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
+	"shoal/membership"
 	"shoal/store"
 )
 
@@ -75,7 +76,7 @@ type stallingMembers struct {
 	stall atomic.Bool
 }
 
-func (s *stallingMembers) View() *View {
+func (s *stallingMembers) View() *membership.View {
 	for s.stall.Load() {
 		time.Sleep(10 * time.Millisecond)
 	}

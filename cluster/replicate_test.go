@@ -6,6 +6,7 @@ import (
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/membership"
 	"shoal/ring"
 	"shoal/store"
 )
@@ -23,7 +24,7 @@ func TestRouterRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	view := &View{Epoch: 7, Members: members, Ring: r}
+	view := &membership.View{Epoch: 7, Members: members, Ring: r}
 	// keyWith finds a key whose owners are primary, then replica.
 	keyWith := func(primary string) (key []byte, replica string) {
 		for i := 0; ; i++ {

@@ -10,6 +10,7 @@ import (
 	"shoal/etcdsync"
 	"shoal/gossip"
 	"shoal/internal/testutil"
+	"shoal/membership"
 	"shoal/ring"
 	"shoal/store"
 )
@@ -52,8 +53,8 @@ func TestRestoredShardWaitsForASource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	viewWith := func(srcAddr string) *View {
-		return &View{Epoch: 1, Members: []etcdsync.Member{{Name: "self", PeerAddr: "127.0.0.1:1"}, {Name: "src", PeerAddr: srcAddr}}, Ring: rg}
+	viewWith := func(srcAddr string) *membership.View {
+		return &membership.View{Epoch: 1, Members: []etcdsync.Member{{Name: "self", PeerAddr: "127.0.0.1:1"}, {Name: "src", PeerAddr: srcAddr}}, Ring: rg}
 	}
 
 	// The restored node's store: what it held at its save, a minute ago.

@@ -3,6 +3,8 @@ package cluster
 import (
 	"slices"
 	"time"
+
+	"shoal/membership"
 )
 
 // Returns: re-verifying shards when a co-owner comes back.
@@ -93,7 +95,7 @@ func (r *Router) reconnect(ps *peerSet, back []string) {
 
 // reverify starts merge warm-ups of the shards this node shares with the
 // members in back, from them.
-func (r *Router) reverify(v *View, back []string) {
+func (r *Router) reverify(v *membership.View, back []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w := &r.w

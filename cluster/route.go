@@ -3,6 +3,7 @@ package cluster
 import (
 	"slices"
 
+	"shoal/membership"
 	"shoal/repl"
 )
 
@@ -88,7 +89,7 @@ func (r *Router) moveTo(rt *Route, i int) {
 func (r *Router) next(rt *Route) { r.moveTo(rt, rt.at+1) }
 
 // View is the view rt was decided on; nil before the first.
-func (rt *Route) View() *View { return rt.ps.view }
+func (rt *Route) View() *membership.View { return rt.ps.view }
 
 // Local reports whether this node serves the request: it is the serving
 // owner, or there is no ring (or no member) to route by.

@@ -8,6 +8,7 @@ import (
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/membership"
 	"shoal/peer"
 	"shoal/ring"
 	"shoal/server"
@@ -30,7 +31,7 @@ func (n *namedMembers) Name() string { return n.name }
 // was stored on a node that pushed it to nobody (e2e/history seed 24).
 // Both the synchronous and the event-loop write paths.
 func TestForwardedToNonOwner(t *testing.T) {
-	viewOf := func(epoch int64, members []etcdsync.Member) *View {
+	viewOf := func(epoch int64, members []etcdsync.Member) *membership.View {
 		names := make([]string, len(members))
 		for i, m := range members {
 			names[i] = m.Name
@@ -39,7 +40,7 @@ func TestForwardedToNonOwner(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &View{Epoch: epoch, Members: members, Ring: r}
+		return &membership.View{Epoch: epoch, Members: members, Ring: r}
 	}
 
 	// "late" serves a peer port; its view is from before it was a member.

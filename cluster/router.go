@@ -12,7 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/membership"
 	"shoal/peer"
 	"shoal/protocol"
 	"shoal/repl"
@@ -33,17 +35,26 @@ var ErrPaused = errors.New(strings.TrimPrefix(protocol.ReplyPaused, "SERVER_ERRO
 // next owner without marking this node down.
 var ErrNotOwner = errors.New(strings.TrimPrefix(protocol.ReplyNotOwner, "SERVER_ERROR "))
 
+// ErrConfig reports an unusable RouterConfig.
+var ErrConfig = errors.New("cluster: invalid router config")
+
 // Membership is what a Router needs from the cluster: the current view,
-// gossip's verdict on a member and this node's name, and a signal that the
-// view changed. Health is called concurrently from request goroutines, View
-// and Changed from the router's own (Run). *Node implements it.
+// gossip's verdict on a member and this node's name, a signal that the
+// view changed, and the lapses of this node's registration (lapse.go).
+// Health and Lapses are called concurrently from request goroutines (Lapses
+// on every request), View and Changed from the router's own (Run).
+// *membership.Node implements it.
 type Membership interface {
-	View() *View
+	View() *membership.View
 	Health(name string) gossip.State
 	Name() string
 	// Changed receives (coalesced) after the view changed; nil when the
 	// view is only polled.
 	Changed() <-chan struct{}
+	// Lapses counts the lapses of this node's registration so far; Lapse
+	// describes the latest (Count, Since, Stayed).
+	Lapses() uint64
+	Lapse() etcdsync.Lapse
 }
 
 // RouterConfig wires a Router. The zero value of each optional field means
@@ -157,7 +168,7 @@ type Router struct {
 
 // peerSet is one view and the clients for its members; immutable.
 type peerSet struct {
-	view   *View // nil before the first
+	view   *membership.View // nil before the first
 	byName map[string]*member
 	// targets, by shard: the shard's owners in view that have a client
 	// (every owner but this node), in ring order; the replicas a write

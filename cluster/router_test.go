@@ -17,6 +17,7 @@ import (
 	"shoal/gossip"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
+	"shoal/membership"
 	"shoal/protocol"
 	"shoal/ring"
 	"shoal/server"
@@ -32,19 +33,19 @@ var (
 // routedNode is one in-process cluster node: membership, store, router and
 // a connection server on its own loopback port.
 type routedNode struct {
-	node   *Node
+	node   *membership.Node
 	router *Router
 	addr   string
 }
 
-func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg server.Config, opts ...func(*Config)) *routedNode {
+func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg server.Config, opts ...func(*membership.Config)) *routedNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	cfg := Config{
+	cfg := membership.Config{
 		Etcd: etcdsync.Config{
 			Endpoints: etcd.Endpoints(),
 			Self:      etcdsync.Member{Name: name, Instance: name + "-1", ClientAddr: addr, PeerAddr: addr},
@@ -56,7 +57,7 @@ func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg serve
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n, err := New(cfg)
+	n, err := membership.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg serve
 
 // applyViews applies n's views to rt as Router.Run does, for a rig that
 // tests routing alone: with no peer port, Run's warm-up could not pull.
-func applyViews(ctx context.Context, rt *Router, n *Node) error {
+func applyViews(ctx context.Context, rt *Router, n *membership.Node) error {
 	for {
 		rt.apply()
 		select {
@@ -271,15 +272,17 @@ func testRouterTwoNodes(t *testing.T, scfg server.Config) {
 // fakeMembers is a settable view and health; changed, when not nil,
 // is its Changed signal.
 type fakeMembers struct {
-	view    *View
+	view    *membership.View
 	health  map[string]gossip.State
 	changed chan struct{}
 }
 
-func (f *fakeMembers) View() *View                     { return f.view }
+func (f *fakeMembers) View() *membership.View          { return f.view }
 func (f *fakeMembers) Health(name string) gossip.State { return f.health[name] }
 func (f *fakeMembers) Name() string                    { return "self" }
 func (f *fakeMembers) Changed() <-chan struct{}        { return f.changed }
+func (f *fakeMembers) Lapses() uint64                  { return 0 }
+func (f *fakeMembers) Lapse() etcdsync.Lapse           { return etcdsync.Lapse{} }
 
 // TestRouterFailover: an owner that refuses connections is skipped (and
 // then marked down) in favour of the next owner; with no owner left a
@@ -287,15 +290,15 @@ func (f *fakeMembers) Changed() <-chan struct{}        { return f.changed }
 func TestRouterFailover(t *testing.T) {
 	gone := testutil.FreeAddr(t) // nothing listens here: connects are refused
 	members := []etcdsync.Member{{Name: "gone", PeerAddr: gone}, {Name: "self"}}
-	ringOf := func(replicas int) *View {
+	ringOf := func(replicas int) *membership.View {
 		r, err := ring.New(ring.Config{Shards: 16, Replicas: replicas}, []string{"gone", "self"}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &View{Epoch: int64(replicas), Members: members, Ring: r}
+		return &membership.View{Epoch: int64(replicas), Members: members, Ring: r}
 	}
 	// keyOwnedBy finds a key whose primary is owner.
-	keyOwnedBy := func(v *View, owner string) []byte {
+	keyOwnedBy := func(v *membership.View, owner string) []byte {
 		for i := 0; ; i++ {
 			k := fmt.Appendf(nil, "k%d", i)
 			if v.Ring.Primary(v.Ring.Shard(k)) == owner {
@@ -381,10 +384,10 @@ func TestRouterMultiGetFailover(t *testing.T) {
 	}
 	for name, tc := range map[string]struct {
 		replicas int
-		hits     func(v *View, i int) bool // key i is expected back
+		hits     func(v *membership.View, i int) bool // key i is expected back
 	}{
-		"next owner takes the group": {2, func(_ *View, i int) bool { return i%5 != 4 }},
-		"no owner left is a miss": {1, func(v *View, i int) bool {
+		"next owner takes the group": {2, func(_ *membership.View, i int) bool { return i%5 != 4 }},
+		"no owner left is a miss": {1, func(v *membership.View, i int) bool {
 			return i%5 != 4 && v.Ring.Primary(v.Ring.Shard(keys[i])) == "self"
 		}},
 	} {
@@ -393,7 +396,7 @@ func TestRouterMultiGetFailover(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v := &View{Epoch: 1, Members: members, Ring: r}
+			v := &membership.View{Epoch: 1, Members: members, Ring: r}
 			fm := &fakeMembers{view: v, health: map[string]gossip.State{"gone": gossip.Alive}}
 			rt, err := NewRouter(RouterConfig{Members: fm, Store: st})
 			if err != nil {

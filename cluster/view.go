@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"shoal/membership"
 )
 
 // Applying views: the membership publishes a new View (Node.Run's watch
@@ -55,7 +57,7 @@ func (r *Router) Run(ctx context.Context) error {
 
 // View is the view requests route by now: the last one Run applied; nil
 // before the first.
-func (r *Router) View() *View { return r.peers.Load().view }
+func (r *Router) View() *membership.View { return r.peers.Load().view }
 
 // ViewApplied returns a channel closed once a view newer than View's is
 // applied: take it before reading View, and a change in between is not

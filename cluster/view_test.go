@@ -9,6 +9,7 @@ import (
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/membership"
 	"shoal/ring"
 	"shoal/store"
 )
@@ -17,7 +18,7 @@ import (
 // membership signals it, never by a request: requests route by the view
 // applied last, and a request that decided its route keeps it.
 func TestViewAppliedByRun(t *testing.T) {
-	viewOf := func(epoch int64, names ...string) *View {
+	viewOf := func(epoch int64, names ...string) *membership.View {
 		var members []etcdsync.Member
 		for _, n := range names {
 			members = append(members, etcdsync.Member{Name: n, PeerAddr: n + ":1"})
@@ -26,11 +27,11 @@ func TestViewAppliedByRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &View{Epoch: epoch, Members: members, Ring: r}
+		return &membership.View{Epoch: epoch, Members: members, Ring: r}
 	}
 	alone, shared := viewOf(1, "self"), viewOf(2, "other", "self")
-	var fm fakeMembers // View is read by Run's goroutine: swapped atomically below
-	var cur atomic.Pointer[View]
+	var fm fakeMembers // membership.View is read by Run's goroutine: swapped atomically below
+	var cur atomic.Pointer[membership.View]
 	cur.Store(alone)
 	fm.health = map[string]gossip.State{"other": gossip.Dead} // requests to it fail at once
 	fm.changed = make(chan struct{}, 1)
@@ -76,7 +77,7 @@ func TestViewAppliedByRun(t *testing.T) {
 		t.Fatal("ViewApplied not closed after Run applied the shared view")
 	}
 	if v := rt.View(); v != shared {
-		t.Fatalf("ViewApplied closed; View is epoch %d, want the shared view", v.Epoch)
+		t.Fatalf("ViewApplied closed; membership.View is epoch %d, want the shared view", v.Epoch)
 	}
 	if rt.Inline(nil) {
 		t.Fatal("Inline(nil) true with a peer: a flush_all reaches it, off the loop")
@@ -92,7 +93,7 @@ func TestViewAppliedByRun(t *testing.T) {
 // viewMembers is fakeMembers with its view behind an atomic pointer.
 type viewMembers struct {
 	*fakeMembers
-	view *atomic.Pointer[View]
+	view *atomic.Pointer[membership.View]
 }
 
-func (m *viewMembers) View() *View { return m.view.Load() }
+func (m *viewMembers) View() *membership.View { return m.view.Load() }

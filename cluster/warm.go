@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"shoal/membership"
 	"shoal/peer"
 	"shoal/ring"
 	"shoal/store"
@@ -245,7 +246,7 @@ func sameOwners(a, b []string) bool {
 // transition starts warm-up of the shards this node owns in nv but did
 // not own in old (every owned shard when old is nil: the process just
 // started). r.mu is held; the caller publishes nv, then wakes the worker.
-func (r *Router) transition(old, nv *View) {
+func (r *Router) transition(old, nv *membership.View) {
 	if nv == nil || nv.Ring == nil || !r.running {
 		return
 	}
@@ -309,7 +310,7 @@ func (r *Router) transition(old, nv *View) {
 
 // ringWithout returns v's ring without this node, or nil when this node
 // is not in it or is alone.
-func (r *Router) ringWithout(v *View) *ring.Ring {
+func (r *Router) ringWithout(v *membership.View) *ring.Ring {
 	nodes := v.Ring.Nodes()
 	if !slices.Contains(nodes, r.self) || len(nodes) < 2 {
 		return nil
@@ -325,7 +326,7 @@ func (r *Router) ringWithout(v *View) *ring.Ring {
 
 // ringWith returns v's ring with this node added, or nil when it is in it
 // already.
-func (r *Router) ringWith(v *View) *ring.Ring {
+func (r *Router) ringWith(v *membership.View) *ring.Ring {
 	nodes := v.Ring.Nodes()
 	if slices.Contains(nodes, r.self) {
 		return nil
@@ -334,7 +335,7 @@ func (r *Router) ringWith(v *View) *ring.Ring {
 }
 
 // ringOf returns the ring of nodes with v's settings, or nil.
-func (r *Router) ringOf(v *View, nodes []string) *ring.Ring {
+func (r *Router) ringOf(v *membership.View, nodes []string) *ring.Ring {
 	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, nodes, v.Epoch)
 	if err != nil {
 		r.log.Error("cannot build a ring for warm-up", "nodes", nodes, "err", err)

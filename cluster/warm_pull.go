@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"shoal/membership"
 	"shoal/peer"
 	"shoal/store"
 )
@@ -192,7 +193,7 @@ func (b *backoff) wait(ctx context.Context) {
 // deletes it remembers there (an item older than the delete goes); with
 // since, only those of that version or newer (peer.ErrNoDelta when m
 // cannot tell).
-func (r *Router) pull(ctx context.Context, v *View, m *member, ss []int, since uint64) error {
+func (r *Router) pull(ctx context.Context, v *membership.View, m *member, ss []int, since uint64) error {
 	want := make([]byte, (len(r.w.flags)+7)/8)
 	for _, s := range ss {
 		want[s/8] |= 1 << (s % 8)

@@ -15,6 +15,7 @@ import (
 	"shoal/gossip"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
+	"shoal/membership"
 	"shoal/peer"
 	"shoal/repl"
 	"shoal/server"
@@ -26,7 +27,7 @@ import (
 // extensions, a replicator, and the router's Run (warm-up, pause ticks).
 type fullNode struct {
 	name         string
-	node         *Node
+	node         *membership.Node
 	router       *Router
 	st           *store.Store
 	addr, peerAt string // peerAt: the address the members dial (the proxy's, with one)
@@ -62,7 +63,7 @@ func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOp
 		fn.proxy = startProxy(t, fn.peerAt)
 		fn.peerAt = fn.proxy.addr
 	}
-	fn.node, err = New(Config{
+	fn.node, err = membership.New(membership.Config{
 		Etcd: etcdsync.Config{
 			Endpoints: etcd.Endpoints(),
 			Self:      etcdsync.Member{Name: name, Instance: name + "-1", ClientAddr: fn.addr, PeerAddr: fn.peerAt},

@@ -1,6 +1,6 @@
 // Package monitor shows one node to operators over HTTP: Prometheus metrics
 // on /metrics, the cluster view as JSON on /cluster and as a small page on /.
-// It reads snapshots (server.Server.Stats, cluster.Node.Status) when a
+// It reads snapshots (server.Server.Stats, membership.Node.Status) when a
 // request arrives and counts nothing itself, so the request path is
 // untouched and the `stats` command and /metrics can never disagree. It must
 // not know how requests are served or how membership is kept: it only

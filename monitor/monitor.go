@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"shoal/cluster"
+	"shoal/membership"
 	"shoal/server"
 )
 
@@ -21,10 +22,10 @@ type Stats interface {
 	Stats() server.Snapshot
 }
 
-// Cluster is the node's view of the cluster. *cluster.Node implements it;
+// Cluster is the node's view of the cluster. *membership.Node implements it;
 // Status is called from HTTP handler goroutines concurrently.
 type Cluster interface {
-	Status() cluster.Status
+	Status() membership.Status
 }
 
 // Peers is the seam for routing and replication: the per-member

@@ -15,6 +15,7 @@ import (
 	"shoal/cluster"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/membership"
 	"shoal/server"
 	"shoal/store"
 )
@@ -23,9 +24,9 @@ type fakeStats struct{ snap server.Snapshot }
 
 func (f fakeStats) Stats() server.Snapshot { return f.snap }
 
-type fakeCluster struct{ st cluster.Status }
+type fakeCluster struct{ st membership.Status }
 
-func (f fakeCluster) Status() cluster.Status { return f.st }
+func (f fakeCluster) Status() membership.Status { return f.st }
 
 // fakePeers is a cluster node's per-peer counters, with zero takeover
 // counters.
@@ -50,9 +51,9 @@ func testSnapshot() server.Snapshot {
 }
 
 func testCluster() fakeCluster {
-	return fakeCluster{cluster.Status{
+	return fakeCluster{membership.Status{
 		Node: "a", Epoch: 42, Shards: 8, Replicas: 2,
-		Members: []cluster.MemberStatus{
+		Members: []membership.MemberStatus{
 			{Name: "a", Addr: "127.0.0.1:1", Health: gossip.Alive, PrimaryShards: 4, OwnedShards: 8},
 			{Name: `b"x`, Addr: "127.0.0.1:2", Health: gossip.Suspect, PrimaryShards: 4, OwnedShards: 8},
 		},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"shoal/cluster"
+	"shoal/membership"
 	"shoal/peer"
 	"shoal/peerauth"
 	"shoal/repl"
@@ -19,7 +20,7 @@ import (
 
 // joinCluster prepares this node's cluster membership (and the --dev etcd
 // it needs). The returned function stops that etcd, if any.
-func joinCluster(ctx context.Context, o Config, client, peer net.Addr, log *slog.Logger) (*cluster.Node, func(), error) {
+func joinCluster(ctx context.Context, o Config, client, peer net.Addr, log *slog.Logger) (*membership.Node, func(), error) {
 	stop := func() {}
 	endpoints := splitList(o.Etcd)
 	if o.Dev {
@@ -43,7 +44,7 @@ func joinCluster(ctx context.Context, o Config, client, peer net.Addr, log *slog
 // membership (node, its --dev etcd), the router, the peer port's server
 // and the replicator. Its zero value is a standalone node's.
 type clusterParts struct {
-	node       *cluster.Node
+	node       *membership.Node
 	router     *cluster.Router
 	peerSrv    *server.Server // serves forwarded requests from the local store
 	replicator *repl.Replicator
@@ -142,7 +143,7 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 // replicator. One client per peer, shared by forwarding and replication:
 // their requests share connections and writes; every dialled peer
 // connection authenticates with auth, when set.
-func newRouter(n *Node, m *cluster.Node, auth *peerauth.Auth) (*cluster.Router, error) {
+func newRouter(n *Node, m *membership.Node, auth *peerauth.Auth) (*cluster.Router, error) {
 	peerCfg := peer.Config{Logger: n.log}
 	if auth != nil {
 		peerCfg.Handshake = auth.Client

@@ -4,7 +4,7 @@
 //
 // A standalone node is a store under the client port's server. A cluster
 // node (Config.Etcd or Config.Dev) adds, in clusterParts: the membership
-// (cluster.Node, over etcd and gossip; member.go), the router the client
+// (membership.Node, over etcd and gossip; member.go), the router the client
 // port serves through, the peer port's server for forwarded requests and
 // the replicator that pushes an owner's writes to its replicas. They start
 // in cluster.go's start and stop in stopServing's order: the client port;

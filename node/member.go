@@ -15,6 +15,7 @@ import (
 	"shoal/cluster"
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/membership"
 	"shoal/ring"
 )
 
@@ -25,7 +26,7 @@ const ShardCount = 4096
 // newClusterNode describes this node to etcd and gossip, once etcd has
 // answered with the credentials given. client and peer are the addresses
 // the memcached and peer listeners actually bound.
-func newClusterNode(ctx context.Context, o Config, endpoints []string, client, peer net.Addr, log *slog.Logger) (*cluster.Node, error) {
+func newClusterNode(ctx context.Context, o Config, endpoints []string, client, peer net.Addr, log *slog.Logger) (*membership.Node, error) {
 	advertise := o.Advertise
 	if advertise == "" {
 		advertise = client.String()
@@ -71,7 +72,7 @@ func newClusterNode(ctx context.Context, o Config, endpoints []string, client, p
 	if err := probeEtcd(ctx, ecfg, log); err != nil {
 		return nil, err
 	}
-	return cluster.New(cluster.Config{
+	return membership.New(membership.Config{
 		Etcd: ecfg,
 		Gossip: gossip.Config{
 			BindAddr:  gossipAddr,

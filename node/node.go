@@ -14,6 +14,7 @@ import (
 
 	"shoal/clienttls"
 	"shoal/cluster"
+	"shoal/membership"
 	"shoal/monitor"
 	"shoal/repl"
 	"shoal/server"
@@ -195,7 +196,7 @@ func (n *Node) Run(ctx context.Context) error {
 // serveHTTP serves /metrics, /cluster and the status page on wg, with
 // --http; node and router are nil on a standalone node, which is then
 // named by its client address.
-func (n *Node) serveHTTP(wg *sync.WaitGroup, srv *server.Server, node *cluster.Node, router *cluster.Router) (*monitor.Monitor, error) {
+func (n *Node) serveHTTP(wg *sync.WaitGroup, srv *server.Server, node *membership.Node, router *cluster.Router) (*monitor.Monitor, error) {
 	if n.httpLn == nil {
 		return nil, nil
 	}

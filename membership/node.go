@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 )
 
 // ErrConfig reports an unusable Config.
-var ErrConfig = errors.New("cluster: invalid config")
+var ErrConfig = errors.New("membership: invalid config")
 
 // Config wires one node into a cluster.
 type Config struct {
