@@ -153,6 +153,35 @@ func (p *PeerCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done
 	return p.r.later(p.Get, key, opt, dst, done)
 }
 
+// SetAsync serves a forwarded write at once, or on a goroutine when it may
+// wait (see Inline).
+func (p *PeerCache) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	if p.Inline(key) {
+		res, it, err := p.Set(key, value, opt)
+		return res, it, err, false
+	}
+	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Set(key, value, opt) }, done)
+}
+
+// DeleteAsync is SetAsync for a forwarded delete.
+func (p *PeerCache) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	if p.Inline(key) {
+		res, it, err := p.Delete(key, opt)
+		return res, it, err, false
+	}
+	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Delete(key, opt) }, done)
+}
+
+// laterWrite runs write on a goroutine of the router and reports pending,
+// as later does for a get; once the router is closed, it runs write here.
+func (r *Router) laterWrite(write func() (store.Result, store.Item, error), done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	if r.spawn(func() { done(write()) }) {
+		return 0, store.Item{}, nil, true
+	}
+	res, it, err := write()
+	return res, it, err, false
+}
+
 // Flush does nothing: the peer port forwards nothing.
 func (p *PeerCache) Flush() {}
 

@@ -5,7 +5,7 @@ import (
 	"shoal/store"
 )
 
-// The Router as a server.AsyncSetter and server.AsyncDeleter: the
+// The Router's SetAsync and DeleteAsync (server.AsyncCache): the
 // server's one call for a write on an event loop, which decides the
 // write's Route (no Inline before it). A write of a key served here runs
 // at once; one whose key a live peer serves on its route goes out as a
@@ -30,13 +30,13 @@ type asyncWrite struct {
 	done       func(store.Result, store.Item, error)
 }
 
-// SetAsync is Set for an event loop (server.AsyncSetter): pending means
+// SetAsync is Set for an event loop (server.AsyncCache): pending means
 // done will be called, once, from another goroutine.
 func (r *Router) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
 	return r.writeAsync(asyncWrite{key: key, value: value, set: opt, done: done})
 }
 
-// DeleteAsync is Delete for an event loop (server.AsyncDeleter), as
+// DeleteAsync is Delete for an event loop (server.AsyncCache), as
 // SetAsync.
 func (r *Router) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
 	return r.writeAsync(asyncWrite{key: key, del: opt, isDel: true, done: done})
@@ -105,11 +105,7 @@ func (r *Router) writeLater(w asyncWrite, routed bool) (store.Result, store.Item
 		}
 		return r.setOn(w.rt, w.key, w.value, w.set)
 	}
-	if r.spawn(func() { w.done(write()) }) {
-		return 0, store.Item{}, nil, true
-	}
-	res, it, err := write()
-	return res, it, err, false
+	return r.laterWrite(write, w.done)
 }
 
 // SetDone completes a forwarded set, on the peer client's reader.

@@ -29,8 +29,17 @@ import (
 //     request) and must not be retained after it is called. GetAsync must
 //     not wait on the network, nor call done itself; done may run (on
 //     another goroutine) before GetAsync has returned.
-//   - with an AsyncSetter (AsyncDeleter), a storage command or ms (a
-//     delete or md) whose key is not Inline goes to SetAsync (DeleteAsync).
+//   - a classic storage command (set, add, replace, append, prepend,
+//     cas) or an ms (not a replicated one: Y), but not a compare against
+//     CAS 0 nor a value that does not Fit, goes to SetAsync with no Inline
+//     asked first: SetAsync decides where the key is served once, and
+//     answers at once a key served here. A classic delete or an md (not
+//     replicated, not a compare against CAS 0) goes to DeleteAsync the
+//     same way. Their contract is GetAsync's, with what Set (Delete)
+//     would have returned: the connection meanwhile runs nothing else and
+//     reads no more input (key and value, which alias its read buffer,
+//     and opt stay valid and unchanged until done is called). A binary
+//     protocol write goes to them when its key is not Inline.
 //   - every other command runs on the loop when Inline says every key it
 //     names is served here without waiting on the network (for flush_all,
 //     which names none, Inline(nil): whether flushing waits on the
@@ -47,36 +56,9 @@ import (
 type AsyncCache interface {
 	Inline(key []byte) bool
 	GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (it store.Item, val []byte, res store.Result, pending bool)
-	Flush()
-}
-
-// AsyncSetter is an optional interface of an AsyncCache: forwarded writes
-// without a goroutine per command. Under an event loop, a classic storage
-// command (set, add, replace, append, prepend, cas) or an ms (not a
-// replicated one: Y), but not a compare against CAS 0 nor a value that
-// does not Fit, goes to SetAsync, with no Inline asked first: SetAsync
-// decides where the key is served once, and answers at once a key served
-// here.
-//
-// SetAsync either answers at once (pending false, with what Set would
-// have returned) or returns pending and calls done later, exactly once,
-// from another goroutine, with what Set would have returned. The
-// contract is GetAsync's: the connection meanwhile runs nothing else and
-// reads no more input (key and value, which alias its read buffer, and
-// opt stay valid and unchanged until done is called); done is made once
-// per connection and must not be retained after it is called; SetAsync
-// must not wait on the network nor call done itself, and done may run
-// before SetAsync has returned. Called concurrently from several loops.
-type AsyncSetter interface {
 	SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
-}
-
-// AsyncDeleter is AsyncSetter for deletes: under an event loop, a classic
-// delete or an md (not a replicated one: Y; not a compare against CAS 0)
-// goes to DeleteAsync, under SetAsync's contract, with what Delete would
-// return.
-type AsyncDeleter interface {
 	DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
+	Flush()
 }
 
 // handoff is what a connection under an event loop shares with the
@@ -114,8 +96,10 @@ type handoff struct {
 	err   error
 }
 
-// mayPark reports whether a get of this connection may go to GetAsync: it
-// runs on its loop over an AsyncCache (not on a goroutine it was lent to).
+// mayPark reports whether a get, set or delete of this connection goes to
+// GetAsync, SetAsync or DeleteAsync (which route the key themselves,
+// once): it runs on its loop over an AsyncCache (not on a goroutine it was
+// lent to).
 func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
 
 // asyncGet starts a get through GetAsync and reports whether it is pending
@@ -130,26 +114,18 @@ func (c *conn) asyncGet(cmd protocol.Command, key []byte, opt *store.GetOptions)
 
 // asyncSet starts a storage command or ms (cmd) through SetAsync and
 // reports whether it is pending (the connection is then parked); if not,
-// it has the result. The caller checked mayPark and that the cache is an
-// AsyncSetter (c.setter).
+// it has the result. The caller checked mayPark.
 func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error, bool) {
-	res, it, err, pending := c.setter.SetAsync(key, value, opt, c.doneWrite)
+	res, it, err, pending := c.async.SetAsync(key, value, opt, c.doneWrite)
 	if pending {
 		c.park(cmd)
 	}
 	return res, it, err, pending
 }
 
-// setAway reports whether a write of key, on the loop, goes to SetAsync:
-// the cache is an AsyncSetter (which routes the key itself, once).
-func (c *conn) setAway([]byte) bool { return c.setter != nil && c.mayPark() }
-
-// deleteAway is setAway for DeleteAsync.
-func (c *conn) deleteAway([]byte) bool { return c.deleter != nil && c.mayPark() }
-
 // asyncDelete is asyncSet for a delete or md (cmd).
 func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOptions) (store.Result, error, bool) {
-	res, _, err, pending := c.deleter.DeleteAsync(key, opt, c.doneWrite)
+	res, _, err, pending := c.async.DeleteAsync(key, opt, c.doneWrite)
 	if pending {
 		c.park(cmd)
 	}
@@ -160,7 +136,7 @@ func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOp
 // when its key is not Inline: what they do before Set (a value that does
 // not fit, a cas against CAS 0) stays on the loop.
 func (c *conn) setsAsync(op protocol.StoreOp, cas uint64, key, value []byte) bool {
-	return c.setter != nil && c.cache.Fits(len(key), len(value)) && (op != protocol.OpCAS || cas != 0)
+	return c.cache.Fits(len(key), len(value)) && (op != protocol.OpCAS || cas != 0)
 }
 
 // park parks the connection with cmd pending in GetAsync, SetAsync or
@@ -200,26 +176,23 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		key = cmd.Key
 	case *protocol.Storage:
 		if c.setsAsync(cmd.Op, cmd.CAS, cmd.Key, cmd.Data) {
-			return true // SetAsync, unless Inline
+			return true // SetAsync
 		}
 		key = cmd.Key
 	case *protocol.Delete:
-		if c.deleter != nil {
-			return true // DeleteAsync, unless Inline
-		}
-		key = cmd.Key
+		return true // DeleteAsync
 	case *protocol.Arith:
 		key = cmd.Key
 	case *protocol.Touch:
 		key = cmd.Key
 	case *protocol.MetaSet:
 		if !cmd.HasEpoch && c.setsAsync(cmd.Op, cmd.CAS, cmd.Key, cmd.Data) {
-			return true // SetAsync, unless Inline
+			return true // SetAsync
 		}
 		key = cmd.Key
 	case *protocol.MetaDelete:
-		if c.deleter != nil && !cmd.HasEpoch && (!cmd.HasCAS || cmd.CAS != 0) {
-			return true // DeleteAsync, unless Inline
+		if !cmd.HasEpoch && (!cmd.HasCAS || cmd.CAS != 0) {
+			return true // DeleteAsync
 		}
 		key = cmd.Key
 	case *protocol.MetaArith:

@@ -20,7 +20,7 @@ import (
 	"shoal/store"
 )
 
-// remoteCache is an AsyncCache and AsyncSetter over a local store that
+// remoteCache is an AsyncCache over a local store that
 // treats keys starting with "r" as served elsewhere: their gets and sets
 // complete from another goroutine (at once, racing the loop's release, or
 // a little later), and commands on them are not Inline.
@@ -217,7 +217,17 @@ func (c asyncShardCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte,
 	it, val, res := c.Get(key, opt, dst)
 	return it, val, res, false
 }
+func (c asyncShardCache) SetAsync(key, value []byte, opt *store.SetOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	res, it, err := c.Set(key, value, opt)
+	return res, it, err, false
+}
+func (c asyncShardCache) DeleteAsync(key []byte, opt *store.DeleteOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	res, it, err := c.Delete(key, opt)
+	return res, it, err, false
+}
 func (asyncShardCache) Flush() {}
+
+var _ AsyncCache = asyncShardCache{}
 
 // TestAsyncCacheDumpWaits: under an event loop over an AsyncCache, sd runs
 // off the loop and its writes wait for the client (it stops emitting while

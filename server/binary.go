@@ -197,7 +197,7 @@ func (c *conn) binStore(b *protocol.Binary, op protocol.BinaryOp) {
 			opt.Mode = store.ModeSet // memcached: any write with a CAS is a cas
 		}
 	}
-	if c.setter != nil && c.mayPark() && !c.async.Inline(b.Key) {
+	if c.mayPark() && !c.async.Inline(b.Key) {
 		if res, it, err, pending := c.asyncSet(b, b.Key, b.Value, opt); !pending {
 			c.binStored(b, res, it, err)
 		}
@@ -246,7 +246,7 @@ func (c *conn) binStored(b *protocol.Binary, res store.Result, it store.Item, er
 
 func (c *conn) binDelete(b *protocol.Binary) {
 	c.opt.del = store.DeleteOptions{CAS: b.CAS}
-	if c.deleteAway(b.Key) {
+	if c.mayPark() {
 		if res, err, pending := c.asyncDelete(b, b.Key, &c.opt.del); !pending {
 			c.binDeleted(b, res, err)
 		}
@@ -442,13 +442,11 @@ func (c *conn) binInline(b *protocol.Binary) bool {
 	case protocol.BinGet, protocol.BinGetK, protocol.BinGAT, protocol.BinGATK, protocol.BinTouch:
 		return true // GetAsync
 	case protocol.BinSet, protocol.BinAdd, protocol.BinReplace, protocol.BinAppend, protocol.BinPrepend:
-		if c.setter != nil && !b.TooLarge && !b.NoMemory && c.cache.Fits(len(b.Key), len(b.Value)) {
+		if !b.TooLarge && !b.NoMemory && c.cache.Fits(len(b.Key), len(b.Value)) {
 			return true // SetAsync, unless Inline
 		}
 	case protocol.BinDelete:
-		if c.deleter != nil {
-			return true // DeleteAsync, unless Inline
-		}
+		return true // DeleteAsync, unless Inline
 	}
 	if len(b.Key) == 0 {
 		return true // noop, version, stat, quit: this node only

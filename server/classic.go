@@ -117,7 +117,7 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	if c.watching(streamFetchers | streamMutations) {
 		c.peekPrior(cmd.Key)
 	}
-	if c.setAway(cmd.Key) {
+	if c.mayPark() {
 		if res, _, err, pending := c.asyncSet(cmd, cmd.Key, cmd.Data, opt); !pending {
 			c.stored(cmd, res, err)
 		}
@@ -268,7 +268,7 @@ func (c *conn) delete(cmd *protocol.Delete) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(cmd.Key)
 	}
-	if c.deleteAway(cmd.Key) {
+	if c.mayPark() {
 		if res, err, pending := c.asyncDelete(cmd, cmd.Key, nil); !pending {
 			c.deleted(cmd, res, err)
 		}

@@ -75,13 +75,11 @@ type conn struct {
 	replica Replica
 	dumper  Dumper
 
-	// async is the cache's AsyncCache under an event loop, else nil;
-	// setter and deleter its AsyncSetter and AsyncDeleter, if any.
-	// doneGet is c.getDone and doneWrite c.writeDone, made once. hand is the state shared with the goroutine a
-	// command away from the loop runs on (async.go).
+	// async is the cache's AsyncCache under an event loop, else nil.
+	// doneGet is c.getDone and doneWrite c.writeDone, made once. hand is
+	// the state shared with the goroutine a command away from the loop
+	// runs on (async.go).
 	async     AsyncCache
-	setter    AsyncSetter
-	deleter   AsyncDeleter
 	doneGet   func(store.Item, []byte, store.Result)
 	doneWrite func(store.Result, store.Item, error)
 	hand      handoff

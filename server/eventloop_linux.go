@@ -130,12 +130,7 @@ func (l *loop) add(c *conn, fd int) bool {
 	c.ev = evState{loop: l, fd: fd}
 	c.setIO(fdReader{c}, fdWriter{c})
 	if l.async != nil {
-		c.async, c.doneGet = l.async, c.getDone
-		c.setter, _ = l.async.(AsyncSetter)
-		c.deleter, _ = l.async.(AsyncDeleter)
-		if c.setter != nil || c.deleter != nil {
-			c.doneWrite = c.writeDone
-		}
+		c.async, c.doneGet, c.doneWrite = l.async, c.getDone, c.writeDone
 	}
 	l.mu.Lock()
 	stopped := l.stopped

@@ -63,7 +63,7 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 	switch {
 	case m.HasEpoch && c.replica != nil:
 		res, it, err = c.replica.ReplicaSet(m.Key, m.Data, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
-	case c.setAway(m.Key):
+	case c.mayPark():
 		var pending bool
 		if res, it, err, pending = c.asyncSet(m, m.Key, m.Data, opt); pending {
 			return
@@ -154,7 +154,7 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 	switch {
 	case m.HasEpoch && c.replica != nil:
 		res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
-	case c.deleteAway(m.Key):
+	case c.mayPark():
 		var pending bool
 		if res, err, pending = c.asyncDelete(m, m.Key, opt); pending {
 			return
