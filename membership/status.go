@@ -110,4 +110,3 @@ func boolNum(b bool) string {
 	}
 	return "0"
 }
-
