@@ -96,7 +96,7 @@ func (r *Router) takeoverStats() [][2]string {
 
 // Info answers the client port's "stats cluster" (server.ClusterInfo: the
 // view, then the router's takeover and per-peer lines, from the same
-// counters /metrics uses) and "stats ring" (server.RingInfo).
+// counters /metrics uses) and "stats ring".
 type Info struct {
 	Node   *membership.Node
 	Router *Router

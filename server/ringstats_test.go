@@ -6,6 +6,7 @@ import "testing"
 type clusterOnly struct{}
 
 func (clusterOnly) ClusterStats() [][2]string { return [][2]string{{"cluster_node", "a"}} }
+func (clusterOnly) RingStats() [][2]string    { return nil }
 
 // withRing also serves "stats ring".
 type withRing struct{ clusterOnly }

@@ -152,11 +152,15 @@ type TLSInfo interface {
 	SinceRefresh() int64
 }
 
-// ClusterInfo is the cluster view behind "stats cluster", as name/value
-// pairs in display order. It is called from connection goroutines
-// concurrently.
+// ClusterInfo is the cluster view as name/value pairs in display order,
+// which the server does not interpret: ClusterStats behind "stats
+// cluster"; RingStats behind "stats ring", what a ring-aware client
+// learns the cluster from (the membership the node's ring is built from
+// and the settings placement uses), nil when there is no ring to serve.
+// Its methods are called from connection goroutines concurrently.
 type ClusterInfo interface {
 	ClusterStats() [][2]string
+	RingStats() [][2]string
 }
 
 // Validate reports a config memcached would refuse.
