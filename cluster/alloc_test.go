@@ -5,6 +5,7 @@ import (
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testutil"
 	"shoal/membership"
 	"shoal/ring"
 	"shoal/store"
@@ -56,6 +57,9 @@ func TestRouterLocalAllocs(t *testing.T) {
 // forwarded here), and, all the way to the replica applying it
 // (PeerCache.ReplicaSet), the whole round trip.
 func TestRouterReplicatedAllocs(t *testing.T) {
+	if testutil.Race {
+		t.Skip("counts allocations across goroutines, which the race detector's synchronization makes")
+	}
 	g := startReplRig(t)
 	key := g.keys(1)[0]
 	val, opt := []byte("value"), &store.SetOptions{}
