@@ -50,19 +50,21 @@ type Node struct {
 	lns       []net.Listener
 	clientTLS *clienttls.TLS // nil without -Z
 	httpLn    net.Listener   // nil without --http
+	pidFile   string         // the pid file New wrote, for release to remove
 	graceful  atomic.Bool    // a client sent "shutdown graceful"
 }
 
 // New checks cfg, opens the store and listens on the client (and HTTP)
 // addresses; Run serves them. What New made, Run releases.
-func New(cfg Config) (n *Node, err error) {
+func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, watch: new(server.Watch)}
+	n := &Node{cfg: cfg, log: cfg.Logger, watch: new(server.Watch)}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
+	var err error
 	if n.sasl, err = checkModes(cfg); err != nil {
 		return nil, err
 	}
@@ -70,41 +72,51 @@ func New(cfg Config) (n *Node, err error) {
 	if n.st, n.restored, err = openStore(cfg, n.log, n.watch.Evicted); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			n.release()
-		}
-	}()
-	if cfg.PIDFile != "" {
-		if err := os.WriteFile(cfg.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0644); err != nil {
-			return nil, fmt.Errorf("could not open the pid file %s: %w", cfg.PIDFile, err)
-		}
-	}
-	if n.lns, err = listen(cfg); err != nil {
+	if err := n.listen(); err != nil {
+		n.release()
 		return nil, err
-	}
-	if err := writePortFile(os.Getenv("MEMCACHED_PORT_FILENAME"), n.lns); err != nil {
-		return nil, err
-	}
-	if n.clientTLS, err = serveTLS(cfg, n.lns); err != nil {
-		return nil, err
-	}
-	if cfg.HTTPAddr != "" {
-		if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return nil, fmt.Errorf("--http: %w", err)
-		}
 	}
 	return n, nil
 }
 
-// release closes the listeners and removes the pid file.
+// listen writes the pid file and opens the listeners: the client port's
+// (with TLS under -Z) and --http's. What it made before failing, release
+// closes.
+func (n *Node) listen() error {
+	cfg := n.cfg
+	if cfg.PIDFile != "" {
+		if err := os.WriteFile(cfg.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0644); err != nil {
+			return fmt.Errorf("could not open the pid file %s: %w", cfg.PIDFile, err)
+		}
+		n.pidFile = cfg.PIDFile
+	}
+	var err error
+	if n.lns, err = listen(cfg); err != nil {
+		return err
+	}
+	if err := writePortFile(os.Getenv("MEMCACHED_PORT_FILENAME"), n.lns); err != nil {
+		return err
+	}
+	if n.clientTLS, err = serveTLS(cfg, n.lns); err != nil {
+		return err
+	}
+	if cfg.HTTPAddr != "" {
+		if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("--http: %w", err)
+		}
+	}
+	return nil
+}
+
+// release closes the listeners and removes the pid file New wrote (not
+// one it failed to write: that may be another process's).
 func (n *Node) release() {
 	if n.httpLn != nil {
 		n.httpLn.Close()
 	}
 	closeAll(n.lns)
-	if n.cfg.PIDFile != "" {
-		os.Remove(n.cfg.PIDFile)
+	if n.pidFile != "" {
+		os.Remove(n.pidFile)
 	}
 }
 

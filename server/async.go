@@ -39,7 +39,8 @@ import (
 //     would have returned: the connection meanwhile runs nothing else and
 //     reads no more input (key and value, which alias its read buffer,
 //     and opt stay valid and unchanged until done is called). A binary
-//     protocol write goes to them when its key is not Inline.
+//     protocol set goes to SetAsync when its key is not Inline, a binary
+//     delete to DeleteAsync.
 //   - every other command runs on the loop when Inline says every key it
 //     names is served here without waiting on the network (for flush_all,
 //     which names none, Inline(nil): whether flushing waits on the
@@ -223,7 +224,7 @@ func (c *conn) writeDone(res store.Result, it store.Item, err error) {
 
 // complete ends a pending get or write: before the loop released the
 // connection, the result waits for it (release); after, this goroutine
-// owns the connection.
+// owns the connection, and Shutdown waits until it is done with it.
 func (c *conn) complete(it store.Item, val []byte, res store.Result, err error) {
 	h := &c.hand
 	h.mu.Lock()
@@ -235,6 +236,7 @@ func (c *conn) complete(it store.Item, val []byte, res store.Result, err error) 
 	h.mu.Unlock()
 	c.finish(it, val, res, err)
 	c.comeBack()
+	c.srv.wg.Done() // added by release
 }
 
 // finish appends the reply of the pending get or write.

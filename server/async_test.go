@@ -320,3 +320,72 @@ func TestAsyncLoopParks(t *testing.T) {
 		t.Fatalf("idle_kicks %d, want 2", n)
 	}
 }
+
+// gatedCache is an AsyncCache over a local store whose SetAsync of the key
+// "slow" stays pending until gate is closed.
+type gatedCache struct {
+	Local
+	called, gate chan struct{}
+	completing   atomic.Bool // the pending write is about to call done
+}
+
+func (*gatedCache) Inline([]byte) bool { return true }
+func (c *gatedCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, _ func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	it, val, res := c.Get(key, opt, dst)
+	return it, val, res, false
+}
+func (c *gatedCache) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	if string(key) != "slow" {
+		res, it, err := c.Set(key, value, opt)
+		return res, it, err, false
+	}
+	close(c.called)
+	go func() {
+		<-c.gate
+		res, it, err := c.Set(key, value, opt)
+		c.completing.Store(true)
+		done(res, it, err)
+	}()
+	return 0, store.Item{}, nil, true
+}
+func (c *gatedCache) DeleteAsync(key []byte, opt *store.DeleteOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	res, it, err := c.Delete(key, opt)
+	return res, it, err, false
+}
+func (*gatedCache) Flush() {}
+
+// TestShutdownWaitsForPendingWrite: Shutdown returns only once a write
+// pending in SetAsync has completed, so that whatever the write does (a
+// cluster node's push to the replicas) happens before what its owner
+// does after Shutdown (draining the replication queue).
+func TestShutdownWaitsForPendingWrite(t *testing.T) {
+	st, err := store.New(store.Config{MemoryLimit: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &gatedCache{Local: Local{st}, called: make(chan struct{}), gate: make(chan struct{})}
+	srv, addr := serve(t, Config{EventLoop: true, Loops: 1}, cache)
+	c := dial(t, addr)
+	io.WriteString(c, "set slow 0 0 1\r\nx\r\n")
+	select {
+	case <-cache.called:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the set never reached SetAsync")
+	}
+	shut := make(chan bool)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := srv.Shutdown(ctx)
+		shut <- err == nil && cache.completing.Load()
+	}()
+	// A Shutdown that does not wait returns within this.
+	time.Sleep(100 * time.Millisecond)
+	close(cache.gate)
+	if !<-shut {
+		t.Fatal("Shutdown returned before the pending write completed")
+	}
+	if _, v, res := st.Get([]byte("slow"), nil, nil); res != store.Hit || string(v) != "x" {
+		t.Fatalf("slow: %v %q", res, v)
+	}
+}

@@ -446,7 +446,7 @@ func (c *conn) binInline(b *protocol.Binary) bool {
 			return true // SetAsync, unless Inline
 		}
 	case protocol.BinDelete:
-		return true // DeleteAsync, unless Inline
+		return true // DeleteAsync
 	}
 	if len(b.Key) == 0 {
 		return true // noop, version, stat, quit: this node only

@@ -395,10 +395,15 @@ func (l *loop) release(c *conn) bool {
 		c.finish(it, val, res, err)
 		return true
 	}
+	// Shutdown waits for the command away (its goroutine, or the
+	// completion of a pending get or write): what it does, a write's push
+	// to the replicas included, is done before Shutdown returns. Added
+	// before the move: a completion may come as soon as the lock is
+	// released. The loop holds the group open: Add is safe.
+	l.srv.wg.Add(1)
 	h.to(parked, away)
 	h.mu.Unlock()
 	if h.offload {
-		l.srv.wg.Add(1) // the loop holds the group open: Add is safe
 		go func() {
 			defer l.srv.wg.Done()
 			c.runAway()
