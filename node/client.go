@@ -3,12 +3,10 @@ package node
 import (
 	"cmp"
 	"errors"
-	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
 
-	"shoal/clienttls"
 	"shoal/protocol"
 	"shoal/server"
 	"shoal/store"
@@ -115,8 +113,10 @@ func loops(o Config) (eventLoop bool, threads int) {
 	return eventLoop, threads
 }
 
-// clientConfig is the client port's server configuration.
-func clientConfig(o Config, log *slog.Logger, watch *server.Watch, sasl server.Authenticator, clientTLS *clienttls.TLS, eventLoop bool, threads int, onShutdown func(bool)) (server.Config, error) {
+// clientConfig is the client port's server configuration; onShutdown is
+// what a client's shutdown command does.
+func (n *Node) clientConfig(onShutdown func(graceful bool)) (server.Config, error) {
+	o := n.cfg
 	scfg := server.Config{
 		MaxConns:        o.MaxConns,
 		MaxItemSize:     o.MaxItemSize,
@@ -126,19 +126,19 @@ func clientConfig(o Config, log *slog.Logger, watch *server.Watch, sasl server.A
 		EnableShutdown:  o.AllowShutdown,
 		DisableFlush:    o.DisableFlush,
 		DisableWatch:    o.DisableWatch,
-		Watch:           watch,
+		Watch:           n.watch,
 		Binding:         o.Binding,
-		SASL:            sasl,
-		Threads:         threads,
+		SASL:            n.sasl,
+		Threads:         n.threads,
 		Settings:        settings(o),
-		Logger:          log,
+		Logger:          n.log,
 		OnShutdown:      onShutdown,
 		Off:             o.Off,
-		EventLoop:       eventLoop,
-		Loops:           threads,
+		EventLoop:       n.eventLoop,
+		Loops:           n.threads,
 	}
-	if clientTLS != nil {
-		scfg.TLS = clientTLS
+	if n.clientTLS != nil {
+		scfg.TLS = n.clientTLS
 	}
 	if o.AuthFile != "" {
 		users, err := readAuthFile(o.AuthFile)

@@ -145,7 +145,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.graceful.Store(graceful)
 		cancel()
 	}
-	scfg, err := clientConfig(n.cfg, n.log, n.watch, n.sasl, n.clientTLS, n.eventLoop, n.threads, onShutdown)
+	scfg, err := n.clientConfig(onShutdown)
 	if err != nil {
 		return err
 	}
