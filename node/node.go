@@ -174,6 +174,12 @@ func (n *Node) Run(ctx context.Context) error {
 			n.log.Error("store stopped", "err", err)
 		}
 	})
+	return n.serve(ctx, cancel, &wg, srv, &cl, mon)
+}
+
+// serve serves the client port on wg until ctx ends or a listener fails,
+// then stops the servers in order (stopServing).
+func (n *Node) serve(ctx context.Context, cancel context.CancelFunc, wg *sync.WaitGroup, srv *server.Server, cl *clusterParts, mon *monitor.Monitor) error {
 	if cl.node != nil {
 		// Clients queue in the listen backlog until the router routes by
 		// a view with this node: before it, every key would look local,
