@@ -154,22 +154,42 @@ func (p *PeerCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done
 }
 
 // SetAsync serves a forwarded write at once, or on a goroutine when it may
-// wait (see Inline).
+// wait (see writeNow).
 func (p *PeerCache) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if p.Inline(key) {
-		res, it, err := p.Set(key, value, opt)
-		return res, it, err, false
+	if rt, now, err := p.writeNow(key); now {
+		if err != nil {
+			return 0, store.Item{}, err, false
+		}
+		res, it := p.r.localSet(&rt, key, value, opt)
+		return res, it, nil, false
 	}
 	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Set(key, value, opt) }, done)
 }
 
 // DeleteAsync is SetAsync for a forwarded delete.
 func (p *PeerCache) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if p.Inline(key) {
-		res, it, err := p.Delete(key, opt)
-		return res, it, err, false
+	if rt, now, err := p.writeNow(key); now {
+		if err != nil {
+			return 0, store.Item{}, err, false
+		}
+		res, it := p.r.localDelete(&rt, key, opt)
+		return res, it, nil, false
 	}
 	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Delete(key, opt) }, done)
+}
+
+// writeNow routes a forwarded write once, as Set would (writeRoute), and
+// reports whether it is answered now: served here, or refused (err). Not
+// now (Inline's cases): a pause or lapse is being recovered from, or the
+// key's shard warms; the write then runs on a goroutine, through Set.
+func (p *PeerCache) writeNow(key []byte) (rt Route, now bool, err error) {
+	if p.r.recovering() {
+		return Route{}, false, nil
+	}
+	if rt, err = p.writeRoute(key); err != nil {
+		return rt, true, err
+	}
+	return rt, !p.r.warming(&rt), nil
 }
 
 // laterWrite runs write on a goroutine of the router and reports pending,
