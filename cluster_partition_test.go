@@ -5,6 +5,7 @@ package main
 // etcdproc_test.go and cluster_failure_test.go.
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -215,6 +216,12 @@ func testPartitionedNode(t *testing.T, long bool) {
 					case string(it.Value) != want:
 						bad = fmt.Sprintf("get %s (owners %v) through %s: %q, want %q, %s after the heal", k, owners(k), names[ni], it.Value, want, ms(at))
 					}
+					if bad != "" && ni != victim && (want == "" || err == nil) {
+						// Which store held what right after: the serving
+						// path (forwarded to an owner, or this node's own
+						// copy) is not visible from outside otherwise.
+						bad += "; held right after: " + heldBy(nodes, names, k)
+					}
 					mu.Lock()
 					reads++
 					switch {
@@ -312,6 +319,41 @@ func testPartitionedNode(t *testing.T, long bool) {
 		t.Errorf("n3's store (peer port) %s after the heal: %s", ms(time.Since(healed)), &held)
 	}
 	t.Logf("total %s", ms(time.Since(start)))
+}
+
+// heldBy reports what each node's own store holds for key, read through
+// its peer port (which serves from the local store only).
+func heldBy(nodes []*pnode, names []string, key string) string {
+	var parts []string
+	for i, n := range nodes {
+		parts = append(parts, names[i]+" "+gets(n.peerAddr, key))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// gets returns the reply's first line to "gets key" at addr, value
+// included, or the error.
+func gets(addr, key string) string {
+	c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := fmt.Fprintf(c, "gets %s\r\n", key); err != nil {
+		return err.Error()
+	}
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return err.Error()
+	}
+	line = strings.TrimSpace(line)
+	if strings.HasPrefix(line, "VALUE ") {
+		v, _ := br.ReadString('\n')
+		line += " " + strings.TrimSpace(v)
+	}
+	return line
 }
 
 // value is an item's value for reports; "" for none.

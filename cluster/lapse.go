@@ -147,6 +147,7 @@ func (r *Router) recoverFromLapse(stayed []string, keepFrom uint64) bool {
 	}
 	w.start(cs)
 	r.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",
-		"stayed", stayed, "owned_shards", len(cs), "other_shards", dropped, "epoch", v.Epoch)
+		"stayed", stayed, "owned_shards", len(cs), "other_shards", dropped, "epoch", v.Epoch,
+		"keep_from", time.UnixMilli(int64(keepFrom>>16)).UTC().Format("15:04:05.000"))
 	return true
 }

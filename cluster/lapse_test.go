@@ -12,6 +12,7 @@ import (
 	"shoal/devetcd"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
+	"shoal/server"
 	"shoal/store"
 )
 
@@ -304,4 +305,44 @@ func warmAsLapsed(t *testing.T, n *fullNode, cut uint64, src string, keys ...[]b
 			delete(w.wiped, s)
 		}
 	})
+}
+
+// TestReplicatedDeleteOfOwnWrite: while a's shard warms, a writes a key
+// itself, then a replicated delete of it arrives. One newer than a's
+// write removes it (the pull leaves a's own keys alone, so nothing else
+// would); one older than it, or without a version, leaves it.
+func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
+	_, a, _ := startPair(t)
+	pc := a.router.PeerCache()
+	o := server.Origin{Epoch: uint64(a.router.View().Epoch)}
+	newer, older, unversioned := []byte("rd-newer"), []byte("rd-older"), []byte("rd-unversioned")
+	warmAsLapsed(t, a, 1, "b", newer, older, unversioned)
+	write := func(key []byte) uint64 {
+		t.Helper()
+		rt := a.router.route(key)
+		var cas uint64
+		a.router.own(&rt, key, false, func() bool {
+			_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
+			cas = it.CAS
+			return true
+		})
+		return cas
+	}
+	for _, c := range []struct {
+		key  []byte
+		d    func(own uint64) uint64 // the delete's version
+		want store.Result
+	}{
+		{newer, func(own uint64) uint64 { return own + 1 }, store.Miss},
+		{older, func(own uint64) uint64 { return own - 1 }, store.Hit},
+		{unversioned, func(uint64) uint64 { return 0 }, store.Hit},
+	} {
+		own := write(c.key)
+		if _, _, err := pc.ReplicaDelete(c.key, &store.DeleteOptions{NewCAS: c.d(own)}, o); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, res := a.st.Get(c.key, nil, nil); res != c.want {
+			t.Errorf("%s after a replicated delete: %v, want %v", c.key, res, c.want)
+		}
+	}
 }

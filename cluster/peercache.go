@@ -174,7 +174,7 @@ func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server
 	if opt != nil && !opt.Invalidate {
 		d = opt.NewCAS
 	}
-	p.r.replica(&rt, key, func() {
+	p.r.replica(&rt, key, d != 0, func() {
 		if d == 0 {
 			res, it = p.r.st.Delete(key, opt)
 			return

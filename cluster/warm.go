@@ -555,9 +555,14 @@ func (r *Router) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
 	}
 }
 
-// replica runs a replicated write of key, unless its shard
-// warms and this node wrote the key itself since warm-up began.
-func (r *Router) replica(rt *Route, key []byte, op func()) {
+// replica runs a replicated delete of key. When its shard warms and this
+// node wrote the key itself since warm-up began, an unversioned delete
+// (versioned false: from a sender that sends no version) is skipped, as
+// it cannot be ordered against that write; a versioned one runs, and
+// removes the write only if it is older. Skipping those too kept a write
+// made here during the warm-up after the cluster had deleted the key
+// later, and the pull leaves a fresh key alone.
+func (r *Router) replica(rt *Route, key []byte, versioned bool, op func()) {
 	if !r.warming(rt) {
 		op()
 		return
@@ -566,11 +571,12 @@ func (r *Router) replica(rt *Route, key []byte, op func()) {
 	w := &r.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.fresh[string(key)] {
+	own, done := w.fresh[string(key)]
+	if own && !versioned {
 		return
 	}
 	op()
-	if w.flags[s].Load() {
+	if !done && w.flags[s].Load() {
 		w.fresh[string(key)] = false
 	}
 }
