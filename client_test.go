@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 )
@@ -13,6 +14,7 @@ import (
 func TestGomemcache(t *testing.T) {
 	t.Parallel()
 	mc := memcache.New(startNode(t))
+	mc.Timeout = 5 * time.Second // gomemcache's 500 ms failed a set on a loaded machine
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

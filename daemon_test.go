@@ -44,7 +44,7 @@ func TestDaemonAndPidFile(t *testing.T) {
 		err := mc.Set(&memcache.Item{Key: "d", Value: []byte("bg")})
 		return err == nil, ""
 	})
-	lines, _ := textLines(addr, "stats settings\r\n", 60) // of its ~78 lines
+	lines, _ := testutil.TextLines(addr, "stats settings\r\n", 60) // of its ~78 lines
 	all := strings.Join(lines, "\n")
 	for _, want := range []string{"STAT growth_factor 1.25", "STAT stat_key_prefix /"} {
 		if !strings.Contains(all, want) {

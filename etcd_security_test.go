@@ -23,19 +23,20 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"shoal/internal/testca"
 	"shoal/internal/testutil"
 )
 
 // startEtcdTLS runs the etcd binary serving clients on https, asking each
 // for a certificate signed by ca; it skips the test when etcd is not
 // installed. It returns the client endpoint.
-func startEtcdTLS(t *testing.T, ca *testCA) string {
+func startEtcdTLS(t *testing.T, ca *testca.CA) string {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Skip("etcd binary not installed (apt package etcd-server): ", err)
 	}
-	cert, key := ca.issue(t, "etcd")
+	cert, key := ca.Issue(t, "etcd")
 	client, peerAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cu, pu := "https://"+client, "http://"+peerAddr
 	cmd := exec.Command(bin,
@@ -45,27 +46,28 @@ func startEtcdTLS(t *testing.T, ca *testCA) string {
 		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
 		"--initial-cluster", "shoal-tls="+pu,
 		"--cert-file", cert, "--key-file", key,
-		"--client-cert-auth", "--trusted-ca-file", ca.path("ca.pem"),
+		"--client-cert-auth", "--trusted-ca-file", ca.Path("ca.pem"),
 		"--log-level", "error", "--logger", "zap")
-	e := &etcdProc{cmd: cmd, client: client, stderr: &bytes.Buffer{}, done: make(chan struct{})}
-	cmd.Stderr, cmd.Stdout = e.stderr, e.stderr
+	var out bytes.Buffer
+	cmd.Stderr, cmd.Stdout = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { cmd.Wait(); close(e.done) }()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		e.signal(syscall.SIGKILL)
-		<-e.done
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
 		if t.Failed() {
-			t.Logf("etcd output:\n%s", e.stderr.String())
+			t.Logf("etcd output:\n%s", out.String())
 		}
 	})
 	tc := adminTLS(t, ca)
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 	testutil.WaitUntil(t, 20*time.Second, "etcd healthy on https", func() (bool, string) {
 		select {
-		case <-e.done:
-			t.Fatalf("etcd exited at start: %s", e.stderr.String())
+		case <-done:
+			t.Fatalf("etcd exited at start: %s", out.String())
 		default:
 		}
 		resp, err := hc.Get(cu + "/health")
@@ -79,15 +81,15 @@ func startEtcdTLS(t *testing.T, ca *testCA) string {
 }
 
 // adminTLS is a TLS client config trusting ca, with a certificate of it.
-func adminTLS(t *testing.T, ca *testCA) *tls.Config {
+func adminTLS(t *testing.T, ca *testca.CA) *tls.Config {
 	t.Helper()
-	cert, key := ca.issue(t, "admin")
+	cert, key := ca.Issue(t, "admin")
 	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}
 }
 
@@ -123,7 +125,7 @@ func enableAuth(t *testing.T, endpoint string, tc *tls.Config, pw string) {
 
 func TestEtcdTLSAndAuth(t *testing.T) {
 	t.Parallel()
-	ca, otherCA := newTestCA(t, "etcd-ca"), newTestCA(t, "other-ca")
+	ca, otherCA := testca.New(t, "etcd-ca"), testca.New(t, "other-ca")
 	endpoint := startEtcdTLS(t, ca)
 	const password = "s3cret-etcd-password"
 	enableAuth(t, endpoint, adminTLS(t, ca), password)
@@ -132,9 +134,9 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 	pwFile, wrongPwFile := filepath.Join(dir, "pw"), filepath.Join(dir, "wrong")
 	os.WriteFile(pwFile, []byte(password+"\n"), 0o600)
 	os.WriteFile(wrongPwFile, []byte("not-the-password\n"), 0o600)
-	nodeCert, nodeKey := ca.issue(t, "node")
-	outsiderCert, outsiderKey := otherCA.issue(t, "outsider")
-	good := []string{"--etcd", endpoint, "--etcd-cacert", ca.path("ca.pem"), "--etcd-cert", nodeCert, "--etcd-key", nodeKey, "--etcd-user", "shoal"}
+	nodeCert, nodeKey := ca.Issue(t, "node")
+	outsiderCert, outsiderKey := otherCA.Issue(t, "outsider")
+	good := []string{"--etcd", endpoint, "--etcd-cacert", ca.Path("ca.pem"), "--etcd-cert", nodeCert, "--etcd-key", nodeKey, "--etcd-user", "shoal"}
 
 	t.Run("joins with certificates and password file", func(t *testing.T) {
 		addr := startNode(t, append(good, "--etcd-password-file", pwFile, "--node", "tls1")...)
@@ -150,7 +152,7 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 		_, port, _ := strings.Cut(addr, ":")
 		cmd := exec.Command(shoalBinary(t), append([]string{"-p", port}, append(good, "--node", "tls2")...)...)
 		cmd.Env = append(os.Environ(), "SHOAL_ETCD_PASSWORD"+"="+password)
-		runNode(t, "tls2", addr, cmd)
+		startCmd(t, cmd)
 		testutil.WaitUntil(t, 20*time.Second, "in the ring", func() (bool, string) {
 			st := clusterStats(addr)
 			return st["member:tls2:health"] == "alive", st["cluster_members"]
@@ -168,19 +170,19 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 			"etcd refused the credentials",
 		},
 		"no user": {
-			[]string{"--etcd", endpoint, "--etcd-cacert", ca.path("ca.pem"), "--etcd-cert", nodeCert, "--etcd-key", nodeKey},
+			[]string{"--etcd", endpoint, "--etcd-cacert", ca.Path("ca.pem"), "--etcd-cert", nodeCert, "--etcd-key", nodeKey},
 			"etcd refused the credentials",
 		},
 		"etcd's certificate from an unknown CA": {
-			[]string{"--etcd", endpoint, "--etcd-cacert", otherCA.path("ca.pem"), "--etcd-cert", nodeCert, "--etcd-key", nodeKey, "--etcd-user", "shoal", "--etcd-password-file", pwFile},
+			[]string{"--etcd", endpoint, "--etcd-cacert", otherCA.Path("ca.pem"), "--etcd-cert", nodeCert, "--etcd-key", nodeKey, "--etcd-user", "shoal", "--etcd-password-file", pwFile},
 			"certificate signed by unknown authority",
 		},
 		"no client certificate": {
-			[]string{"--etcd", endpoint, "--etcd-cacert", ca.path("ca.pem"), "--etcd-user", "shoal", "--etcd-password-file", pwFile},
+			[]string{"--etcd", endpoint, "--etcd-cacert", ca.Path("ca.pem"), "--etcd-user", "shoal", "--etcd-password-file", pwFile},
 			"TLS with etcd failed",
 		},
 		"client certificate of another CA": {
-			[]string{"--etcd", endpoint, "--etcd-cacert", ca.path("ca.pem"), "--etcd-cert", outsiderCert, "--etcd-key", outsiderKey, "--etcd-user", "shoal", "--etcd-password-file", pwFile},
+			[]string{"--etcd", endpoint, "--etcd-cacert", ca.Path("ca.pem"), "--etcd-cert", outsiderCert, "--etcd-key", outsiderKey, "--etcd-user", "shoal", "--etcd-password-file", pwFile},
 			"TLS with etcd failed",
 		},
 		"plain http to a TLS etcd": {
@@ -201,7 +203,7 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 		var log syncBuffer
 		done := make(chan error, 1)
 		go func() {
-			done <- run(ctx, []string{"-p", "0", "--etcd", "https://" + testutil.FreeAddr(t), "--etcd-cacert", ca.path("ca.pem")}, io.Discard, &log, nil)
+			done <- run(ctx, []string{"-p", "0", "--etcd", "https://" + testutil.FreeAddr(t), "--etcd-cacert", ca.Path("ca.pem")}, io.Discard, &log, nil)
 		}()
 		testutil.WaitUntil(t, 30*time.Second, "the cause in the log", func() (bool, string) {
 			select {

@@ -33,7 +33,7 @@ func (w warmServer) start(t *testing.T, addr, file string, extra ...string) *exe
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	testutil.WaitUntil(t, 10*time.Second, w.bin+" to serve", func() (bool, string) {
-		_, err := textLines(addr, "version\r\n", 1)
+		_, err := testutil.TextLines(addr, "version\r\n", 1)
 		return err == nil, fmt.Sprint(err)
 	})
 	return cmd
@@ -68,7 +68,7 @@ func warmScenario(t *testing.T, w warmServer, file string, stop func(*testing.T,
 	req.WriteString("set deleted 0 0 1\r\nd\r\ndelete deleted\r\n")
 	fmt.Fprintf(&req, "set big 3 0 %d\r\n%s\r\n", 700<<10, strings.Repeat("B", 700<<10))
 	req.WriteString("set k0 7 0 2\r\nk0\r\n")
-	if _, err := textLines(addr, req.String(), 60); err != nil {
+	if _, err := testutil.TextLines(addr, req.String(), 60); err != nil {
 		t.Fatal(err)
 	}
 	stop(t, addr, cmd)

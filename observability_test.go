@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/statsread"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/monitor"
@@ -43,21 +44,11 @@ func httpGet(t testing.TB, url string) []byte {
 // scrapeMetrics returns the unlabelled and labelled samples of /metrics.
 func scrapeMetrics(t testing.TB, httpAddr string) map[string]float64 {
 	t.Helper()
-	out := make(map[string]float64)
-	sc := bufio.NewScanner(bytes.NewReader(httpGet(t, "http://"+httpAddr+"/metrics")))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("bad sample %q", line)
-		}
-		out[line[:i]] = v
+	m, err := statsread.Metrics(httpAddr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return m
 }
 
 func clusterView(t testing.TB, httpAddr string) monitor.View {

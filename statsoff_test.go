@@ -55,7 +55,7 @@ func TestStatsOffMatchesMemcached(t *testing.T) {
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		testutil.WaitUntil(t, 5*time.Second, "memcached to serve", func() (bool, string) {
-			_, err := textLines(addr, "version\r\n", 1)
+			_, err := testutil.TextLines(addr, "version\r\n", 1)
 			return err == nil, ""
 		})
 		return addr

@@ -15,13 +15,15 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"shoal/internal/statsread"
+	"shoal/internal/testca"
+	"shoal/internal/testutil"
 )
 
 // tlsDial returns a gomemcache dialer over TLS trusting ca (and presenting
 // cert, if any).
-func tlsDial(ca *testCA, cert *tls.Certificate) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func tlsDial(ca *testca.CA, cert *tls.Certificate) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
@@ -31,7 +33,7 @@ func tlsDial(ca *testCA, cert *tls.Certificate) func(ctx context.Context, networ
 }
 
 // tlsLine sends req over a new TLS connection and reads one line.
-func tlsLine(t *testing.T, addr string, ca *testCA, req string) (string, *x509.Certificate) {
+func tlsLine(t *testing.T, addr string, ca *testca.CA, req string) (string, *x509.Certificate) {
 	t.Helper()
 	c, err := tlsDial(ca, nil)(context.Background(), "tcp", addr)
 	if err != nil {
@@ -53,8 +55,8 @@ func tlsLine(t *testing.T, addr string, ca *testCA, req string) (string, *x509.C
 // ssl_verify_mode 2 requires a client certificate from ssl_ca_cert.
 func TestClientTLS(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "client-ca")
-	certFile, keyFile := ca.issue(t, "server")
+	ca := testca.New(t, "client-ca")
+	certFile, keyFile := ca.Issue(t, "server")
 	addr := startNode(t, "-Z", "-o", "ssl_chain_cert="+certFile+",ssl_key="+keyFile)
 
 	mc := memcache.New(addr)
@@ -82,7 +84,7 @@ func TestClientTLS(t *testing.T) {
 		out, err := exec.Command("python3", "-c", `
 import ssl
 from pymemcache.client.base import Client
-ctx = ssl.create_default_context(cafile="`+ca.path("ca.pem")+`")
+ctx = ssl.create_default_context(cafile="`+ca.Path("ca.pem")+`")
 c = Client(("`+host+`", `+port+`), tls_context=ctx)
 print(c.get("k").decode())
 `).CombinedOutput()
@@ -98,7 +100,7 @@ print(c.get("k").decode())
 	}
 
 	_, before := tlsLine(t, addr, ca, "version\r\n")
-	newCert, newKey := ca.issue(t, "server2")
+	newCert, newKey := ca.Issue(t, "server2")
 	os.Rename(newCert, certFile)
 	os.Rename(newKey, keyFile)
 	if line, _ := tlsLine(t, addr, ca, "refresh_certs\r\n"); line != "OK\r\n" {
@@ -122,14 +124,14 @@ print(c.get("k").decode())
 	}
 
 	t.Run("verify mode 2", func(t *testing.T) {
-		c2, k2 := ca.issue(t, "server3")
-		addr := startNode(t, "-Z", "-o", "ssl_chain_cert="+c2+",ssl_key="+k2+",ssl_ca_cert="+ca.path("ca.pem")+",ssl_verify_mode=2")
+		c2, k2 := ca.Issue(t, "server3")
+		addr := startNode(t, "-Z", "-o", "ssl_chain_cert="+c2+",ssl_key="+k2+",ssl_ca_cert="+ca.Path("ca.pem")+",ssl_verify_mode=2")
 		anon := memcache.New(addr)
 		anon.DialContext = tlsDial(ca, nil)
 		if err := anon.Set(&memcache.Item{Key: "k", Value: []byte("x")}); err == nil {
 			t.Fatal("a client without a certificate was served")
 		}
-		cc, ck := ca.issue(t, "client")
+		cc, ck := ca.Issue(t, "client")
 		pair, err := tls.LoadX509KeyPair(cc, ck)
 		if err != nil {
 			t.Fatal(err)
@@ -141,7 +143,7 @@ print(c.get("k").decode())
 		}
 	})
 	t.Run("refresh_certs without TLS", func(t *testing.T) {
-		lines, err := textLines(startNode(t), "refresh_certs\r\n", 1)
+		lines, err := testutil.TextLines(startNode(t), "refresh_certs\r\n", 1)
 		if err != nil || lines[0] != "Error TLS not enabled" {
 			t.Fatalf("%q %v", lines, err)
 		}
@@ -149,7 +151,7 @@ print(c.get("k").decode())
 }
 
 // tlsStat reads one field of "stats <sub>" over TLS.
-func tlsStat(t *testing.T, addr string, ca *testCA, sub, name string) string {
+func tlsStat(t *testing.T, addr string, ca *testca.CA, sub, name string) string {
 	t.Helper()
 	c, err := tlsDial(ca, nil)(context.Background(), "tcp", addr)
 	if err != nil {
@@ -160,11 +162,11 @@ func tlsStat(t *testing.T, addr string, ca *testCA, sub, name string) string {
 
 // opensslGet reads k through openssl s_client, verifying the server's
 // certificate; stdin stays open until the reply has come.
-func opensslGet(t *testing.T, addr string, ca *testCA) {
+func opensslGet(t *testing.T, addr string, ca *testca.CA) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "openssl", "s_client", "-connect", addr, "-CAfile", ca.path("ca.pem"), "-quiet", "-verify_return_error")
+	cmd := exec.CommandContext(ctx, "openssl", "s_client", "-connect", addr, "-CAfile", ca.Path("ca.pem"), "-quiet", "-verify_return_error")
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

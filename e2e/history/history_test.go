@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/netns"
 	"shoal/internal/testutil"
 )
 
@@ -95,7 +96,7 @@ func TestHistory(t *testing.T) {
 	if slices.Contains(kinds, KindPartition) {
 		// Every node in its own network namespace, so that one can be cut
 		// off; 3 spare namespaces for joins.
-		nn, err := newNetnsNet(t, 6)
+		nn, err := netns.New(t, 6)
 		if err != nil {
 			t.Logf("no %s: %v", KindPartition, err)
 			kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == KindPartition })

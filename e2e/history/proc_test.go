@@ -4,7 +4,7 @@ package history
 // both on fixed loopback ports so that a restart reuses them, as an
 // operator would.
 //
-// Copied and adapted from the root package's cluster_test.go and
+// Copied and adapted from e2e/cluster's cluster_test.go and
 // etcdproc_test.go (shoalBinary, etcdProc, runNode, nodeArgs, clusterStats,
 // converged): a package cannot import another's test files. Free ports and
 // waiting on a condition come from internal/testutil; etcd is the binary
@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/netns"
 	"shoal/internal/statsread"
 	"shoal/internal/testbin"
 	"shoal/internal/testutil"
@@ -153,8 +154,8 @@ type node struct {
 	name, addr, peerAddr string
 	args                 []string
 	up                   atomic.Bool
-	host                 int       // index in nn.hosts; -1 on loopback
-	nn                   *netnsNet // nil on loopback
+	host                 int        // index of a host in nn; -1 on loopback
+	nn                   *netns.Net // nil on loopback
 	// incarnation counts starts: clients drop connections to an earlier
 	// process (a pooled connection to a killed one fails on first use,
 	// which is the client library's doing, not the cluster's).
@@ -180,7 +181,7 @@ func startNode(t testing.TB, cl *cluster, name string, extra ...string) *node {
 	n := &node{name: name, host: -1}
 	if cl.nn != nil {
 		n.host = cl.takeHost(t)
-		ip := cl.nn.hosts[n.host].addr
+		ip := cl.nn.Addr(n.host)
 		n.addr, n.peerAddr = net.JoinHostPort(ip, "11211"), net.JoinHostPort(ip, "11311")
 		extra = append([]string{"-l", ip}, extra...)
 	} else {

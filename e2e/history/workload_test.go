@@ -19,6 +19,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/netns"
 	"shoal/ring"
 )
 
@@ -30,7 +31,7 @@ const clientTimeout = 3 * time.Second
 // network namespaces they run in, if any.
 type cluster struct {
 	etcd *etcd
-	nn   *netnsNet // nil: every node on loopback
+	nn   *netns.Net // nil: every node on loopback
 
 	mu    sync.Mutex // guards nodes and used
 	nodes []*node
@@ -44,13 +45,13 @@ func (c *cluster) takeHost(t testing.TB) int {
 	if c.used == nil {
 		c.used = make(map[int]bool)
 	}
-	for i := range c.nn.hosts {
+	for i := range c.nn.Hosts() {
 		if !c.used[i] {
 			c.used[i] = true
 			return i
 		}
 	}
-	t.Fatalf("all %d network namespaces in use", len(c.nn.hosts))
+	t.Fatalf("all %d network namespaces in use", c.nn.Hosts())
 	return -1
 }
 

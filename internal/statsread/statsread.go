@@ -1,6 +1,7 @@
 // Package statsread reads a memcached "stats" reply into a map, for the
 // tests that ask real nodes over TCP or TLS (the root package's, client/,
-// e2e/history, e2e/hostile). Only tests import it.
+// e2e/cluster, e2e/history, e2e/hostile), and their /metrics pages.
+// Only tests import it.
 package statsread
 
 import (

@@ -1,6 +1,6 @@
 // Package testbin builds the shoal command once per test process, for the
-// tests that run real nodes: the root package's cluster tests, e2e/history
-// and e2e/hostile. Only tests import it.
+// tests that run real nodes: the root package's process tests, e2e/cluster,
+// e2e/history and e2e/hostile. Only tests import it.
 package testbin
 
 import (

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 // Cluster benchmarks with real processes. They measure and report (with
 // b.ReportMetric); they never assert a speed. Each starts its own etcd and

@@ -1,6 +1,4 @@
-package main
-
-// A private network for real-process tests: one Linux network namespace per
+// Package netns makes a private network for real-process tests: one Linux network namespace per
 // node, each with a veth pair into a bridge in the test's own namespace, on
 // a private /24. The test process reaches every node over the bridge; a node
 // is partitioned off by taking its bridge port down (its packets are
@@ -9,9 +7,13 @@ package main
 // Needs root and iproute2. Every namespace, veth and bridge is named after
 // the test process's pid, so parallel runs do not collide, and a later run
 // removes what a killed run left behind.
+//
+// Only tests import it (e2e/cluster, e2e/history).
+package netns
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -36,40 +38,40 @@ var (
 	sweepOnce sync.Once
 )
 
-// netnsNet is a bridge and its namespaces.
-type netnsNet struct {
+// Net is a bridge and its namespaces.
+type Net struct {
 	ip     string // path to the ip command
 	id     string // <pid in base 36>-<seq>: in every name
 	bridge string
 	prefix string // "10.a.b."
-	hosts  []*netnsHost
+	hosts  []*host
 }
 
-// netnsHost is one namespace on the bridge.
-type netnsHost struct {
+// host is one namespace on the bridge.
+type host struct {
 	ns   string // namespace name
 	port string // veth end on the bridge, in the test's namespace
 	addr string // IP inside the namespace
 }
 
-// newNetnsNet creates a bridge with n namespaces on it, removed by
-// t.Cleanup; it skips the test when namespaces cannot be made here (not
-// root, no iproute2, a container without the capability).
-func newNetnsNet(t *testing.T, n int) *netnsNet {
+// New creates a bridge with n namespaces on it, removed by t.Cleanup; it
+// returns an error when namespaces cannot be made here (not root, no
+// iproute2, a container without the capability): the caller skips.
+func New(t testing.TB, n int) (*Net, error) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
+		return nil, errors.New("network namespaces need root")
 	}
 	ip, err := exec.LookPath("ip")
 	if err != nil {
-		t.Skip("iproute2 (ip) not installed: ", err)
+		return nil, fmt.Errorf("iproute2 (ip) not installed: %w", err)
 	}
-	nn := &netnsNet{ip: ip, id: strconv.FormatInt(int64(os.Getpid()), 36) + "-" + strconv.Itoa(int(netnsSeq.Add(1)))}
+	nn := &Net{ip: ip, id: strconv.FormatInt(int64(os.Getpid()), 36) + "-" + strconv.Itoa(int(netnsSeq.Add(1)))}
 	sweepOnce.Do(func() { nn.sweep(t) })
 	// A namespace first: if this is forbidden, nothing else is tried.
 	probe := "shoal-" + nn.id + "-probe"
 	if out, err := exec.Command(ip, "netns", "add", probe).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here (%v): %s", err, bytes.TrimSpace(out))
+		return nil, fmt.Errorf("cannot create a network namespace here (%v): %s", err, bytes.TrimSpace(out))
 	}
 	nn.run(t, "netns", "del", probe)
 
@@ -82,7 +84,7 @@ func newNetnsNet(t *testing.T, n int) *netnsNet {
 	nn.run(t, "addr", "add", nn.BridgeIP()+"/24", "dev", nn.bridge)
 	nn.run(t, "link", "set", nn.bridge, "up")
 	for i := range n {
-		h := &netnsHost{
+		h := &host{
 			ns:   fmt.Sprintf("shoal-%s-%d", nn.id, i+1),
 			port: fmt.Sprintf("shv%sa%d", nn.id, i+1),
 			addr: nn.prefix + strconv.Itoa(11+i),
@@ -97,34 +99,40 @@ func newNetnsNet(t *testing.T, n int) *netnsNet {
 		nn.run(t, "-n", h.ns, "link", "set", inner, "up")
 		nn.run(t, "-n", h.ns, "link", "set", "lo", "up")
 	}
-	return nn
+	return nn, nil
 }
 
+// Addr is host i's IP address, inside its namespace.
+func (nn *Net) Addr(i int) string { return nn.hosts[i].addr }
+
+// Hosts is the number of namespaces.
+func (nn *Net) Hosts() int { return len(nn.hosts) }
+
 // BridgeIP is the test namespace's address on the bridge.
-func (nn *netnsNet) BridgeIP() string { return nn.prefix + "1" }
+func (nn *Net) BridgeIP() string { return nn.prefix + "1" }
 
 // Cut takes host i's bridge port down: it can reach nothing and nothing
 // reaches it, packets are silently dropped.
-func (nn *netnsNet) Cut(t *testing.T, i int) {
+func (nn *Net) Cut(t testing.TB, i int) {
 	t.Helper()
 	nn.run(t, "link", "set", nn.hosts[i].port, "down")
 }
 
 // Heal brings host i's bridge port back up.
-func (nn *netnsNet) Heal(t *testing.T, i int) {
+func (nn *Net) Heal(t testing.TB, i int) {
 	t.Helper()
 	nn.run(t, "link", "set", nn.hosts[i].port, "up")
 }
 
 // Command runs name inside host i's namespace.
-func (nn *netnsNet) Command(i int, name string, args ...string) *exec.Cmd {
+func (nn *Net) Command(i int, name string, args ...string) *exec.Cmd {
 	return exec.Command(nn.ip, append([]string{"netns", "exec", nn.hosts[i].ns, name}, args...)...)
 }
 
 // Dial connects to addr from inside host i's namespace: a side door to a
 // host that is cut off. The socket stays in that namespace; only the
 // thread that makes it enters it.
-func (nn *netnsNet) Dial(i int, addr string) (net.Conn, error) {
+func (nn *Net) Dial(i int, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
 		err error
@@ -161,7 +169,7 @@ func (nn *netnsNet) Dial(i int, addr string) (net.Conn, error) {
 	return r.c, r.err
 }
 
-func (nn *netnsNet) run(t *testing.T, args ...string) {
+func (nn *Net) run(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(nn.ip, args...).CombinedOutput(); err != nil {
 		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
@@ -170,7 +178,7 @@ func (nn *netnsNet) run(t *testing.T, args ...string) {
 
 // remove deletes the namespaces (which takes their veth pairs with them)
 // and the bridge, reporting but not failing on errors.
-func (nn *netnsNet) remove(t *testing.T) {
+func (nn *Net) remove(t testing.TB) {
 	for _, h := range nn.hosts {
 		if out, err := exec.Command(nn.ip, "netns", "del", h.ns).CombinedOutput(); err != nil {
 			t.Logf("cleanup: ip netns del %s: %v: %s", h.ns, err, bytes.TrimSpace(out))
@@ -185,7 +193,7 @@ func (nn *netnsNet) remove(t *testing.T) {
 
 // sweep removes the namespaces and links that test processes no longer
 // running left behind (a run killed by its timeout skips its cleanups).
-func (nn *netnsNet) sweep(t *testing.T) {
+func (nn *Net) sweep(t testing.TB) {
 	// dead reports whether name is prefix, then a pid in base 36 and a
 	// "-", and that process is gone.
 	dead := func(name, prefix string) bool {
@@ -218,7 +226,7 @@ func (nn *netnsNet) sweep(t *testing.T) {
 }
 
 // freeSubnet picks a 10.x.y.0/24 that no local interface is on.
-func freeSubnet(t *testing.T) string {
+func freeSubnet(t testing.TB) string {
 	t.Helper()
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {

@@ -1,7 +1,7 @@
-package main
+package cluster
 
 // Design scenario 5: a node partitioned off and healed, with real processes
-// in network namespaces (netns_test.go). Helpers are in cluster_test.go,
+// in network namespaces (internal/netns). Helpers are in cluster_test.go,
 // etcdproc_test.go and cluster_failure_test.go.
 
 import (
@@ -17,6 +17,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"shoal/internal/netns"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 )
@@ -43,7 +44,10 @@ func TestClusterPartitionedNode(t *testing.T) {
 }
 
 func testPartitionedNode(t *testing.T, long bool) {
-	nn := newNetnsNet(t, 3)
+	nn, err := netns.New(t, 3)
+	if err != nil {
+		t.Skip(err)
+	}
 	start := time.Now()
 	etcd := testetcd.StartOn(t, nn.BridgeIP())
 	endpoints := strings.Join(etcd.Endpoints(), ",")
@@ -51,7 +55,7 @@ func testPartitionedNode(t *testing.T, long bool) {
 	names := []string{"n1", "n2", "n3"}
 	nodes := make([]*pnode, len(names))
 	for i, name := range names {
-		ip := nn.hosts[i].addr
+		ip := nn.Addr(i)
 		addr, peerAddr := net.JoinHostPort(ip, "11211"), net.JoinHostPort(ip, "11311")
 		n := &pnode{peerAddr: peerAddr, args: []string{"-l", ip, "--peer", peerAddr, "--replicas", "2", "-v"}}
 		n.proc = runNode(t, name, addr, nn.Command(i, shoalBinary(t), nodeArgs(endpoints, name, addr, n.args...)...))
@@ -187,7 +191,7 @@ func testPartitionedNode(t *testing.T, long bool) {
 	}()
 	nn.Heal(t, victim)
 	healed := time.Now()
-	t.Logf("healed %s after the cut, %s after n1 and n2 converged without n3", ms(healed.Sub(cut)), ms(healed.Sub(without)))
+	t.Logf("healed at %s, %s after the cut, %s after n1 and n2 converged without n3", healed.UTC().Format("15:04:05.000"), ms(healed.Sub(cut)), ms(healed.Sub(without)))
 	for ni, n := range nodes {
 		wg.Go(func() {
 			c := mc(n.addr, 1)

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 // Helpers for the failure tests and cluster benchmarks: an etcd run as a
 // child process (so it can be SIGSTOPped), shoal nodes started on fixed
@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -129,7 +130,7 @@ func runNode(t testing.TB, name, addr string, cmd *exec.Cmd) *proc {
 		p.signal(syscall.SIGCONT)
 		p.signal(syscall.SIGKILL)
 		<-p.done
-		if t.Failed() {
+		if t.Failed() || os.Getenv("SHOAL_TEST_STDERR") != "" {
 			t.Logf("%s (pid %d) stderr:\n%s", name, cmd.Process.Pid, p.stderr.String())
 		}
 	})

@@ -1,11 +1,10 @@
-package main
+package cluster
 
 // Cluster tests with real processes: the shoal binary, built once per test
 // run, joined through a real (embedded) etcd, with memberlist over loopback.
 // The nodes are observed the way an operator would, with "stats cluster".
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -408,30 +407,6 @@ func TestClusterReplication(t *testing.T) {
 	}
 }
 
-// textLines sends req to addr on a fresh connection and returns the first
-// lines reply lines, without "\r\n".
-func textLines(addr, req string, lines int) ([]string, error) {
-	nc, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := nc.Write([]byte(req)); err != nil {
-		return nil, err
-	}
-	br := bufio.NewReader(nc)
-	out := make([]string, 0, lines)
-	for range lines {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			return out, err
-		}
-		out = append(out, strings.TrimSuffix(l, "\r\n"))
-	}
-	return out, nil
-}
-
 // TestClusterCASFailover: replicas store the primary's CAS (ms E on the
 // peer port), so a gets token taken while the primary serves a key still
 // works with cas after kill -9 of the primary, when its replica serves it.
@@ -475,7 +450,7 @@ func TestClusterCASFailover(t *testing.T) {
 	n1 := procs[0].addr
 	for i := range keys {
 		k := &keys[i]
-		got, err := textLines(n1, "set "+k.name+" 0 0 2\r\nv1\r\ngets "+k.name+"\r\n", 4)
+		got, err := testutil.TextLines(n1, "set "+k.name+" 0 0 2\r\nv1\r\ngets "+k.name+"\r\n", 4)
 		if err != nil || got[0] != "STORED" || got[2] != "v1" || got[3] != "END" {
 			t.Fatalf("set/gets %s through n1: %q, %v", k.name, got, err)
 		}
@@ -485,13 +460,13 @@ func TestClusterCASFailover(t *testing.T) {
 		}
 		k.token = f[4]
 		// The primary holds the item with that CAS.
-		if got, err := textLines(peerAddrs[names[victim]], "mg "+k.name+" c\r\n", 1); err != nil || got[0] != "HD c"+k.token {
+		if got, err := testutil.TextLines(peerAddrs[names[victim]], "mg "+k.name+" c\r\n", 1); err != nil || got[0] != "HD c"+k.token {
 			t.Fatalf("mg %s on the primary's peer port: %q, %v; want c%s", k.name, got, err, k.token)
 		}
 	}
 	for _, k := range keys {
 		testutil.WaitUntil(t, 10*time.Second, k.name+" replicated with its CAS", func() (bool, string) {
-			got, err := textLines(peerAddrs[k.replica], "mg "+k.name+" c\r\n", 1)
+			got, err := testutil.TextLines(peerAddrs[k.replica], "mg "+k.name+" c\r\n", 1)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -501,11 +476,11 @@ func TestClusterCASFailover(t *testing.T) {
 	procs[victim].signal(syscall.SIGKILL)
 	<-procs[victim].done
 	for _, k := range keys {
-		got, err := textLines(n1, "cas "+k.name+" 0 0 2 "+k.token+"\r\nv2\r\n", 1)
+		got, err := testutil.TextLines(n1, "cas "+k.name+" 0 0 2 "+k.token+"\r\nv2\r\n", 1)
 		if err != nil || got[0] != "STORED" {
 			t.Fatalf("cas %s through n1 after kill -9 of the primary: %q, %v", k.name, got, err)
 		}
-		got, err = textLines(n1, "get "+k.name+"\r\n", 3)
+		got, err = testutil.TextLines(n1, "get "+k.name+"\r\n", 3)
 		if err != nil || got[1] != "v2" {
 			t.Fatalf("get %s after cas: %q, %v", k.name, got, err)
 		}

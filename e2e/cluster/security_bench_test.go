@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testca"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/ring"
@@ -34,7 +35,7 @@ func BenchmarkForwardingSecured(b *testing.B) {
 	if err := os.WriteFile(secret, []byte("a cluster secret of some length"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	ca := newTestCA(b, "cluster")
+	ca := testca.New(b, "cluster")
 	modes := []struct {
 		name  string
 		flags func(node string) []string
@@ -42,8 +43,8 @@ func BenchmarkForwardingSecured(b *testing.B) {
 		{"open", func(string) []string { return nil }},
 		{"secret", func(string) []string { return []string{"--cluster-secret-file", secret} }},
 		{"mtls", func(node string) []string {
-			cert, key := ca.issue(b, node)
-			return []string{"--cluster-cacert", ca.path("ca.pem"), "--cluster-cert", cert, "--cluster-key", key}
+			cert, key := ca.Issue(b, node)
+			return []string{"--cluster-cacert", ca.Path("ca.pem"), "--cluster-cert", cert, "--cluster-key", key}
 		}},
 	}
 	r, err := ring.New(ring.Config{Replicas: 1}, []string{"n1", "n2"}, 0)

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 // The peer port admits members only (--cluster-secret-file, or mutual TLS
 // with --cluster-cacert/--cluster-cert/--cluster-key): real processes,
@@ -7,19 +7,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,7 +19,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,79 +28,13 @@ import (
 	"go.uber.org/zap"
 
 	"shoal/internal/statsread"
+	"shoal/internal/testca"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/peer"
 	"shoal/peerauth"
 	"shoal/ring"
 )
-
-// testCA is a certificate authority made for a test; its files live in dir.
-type testCA struct {
-	dir  string
-	name string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{dir: t.TempDir(), name: name, cert: cert, key: key}
-	writePEM(t, ca.path("ca.pem"), "CERTIFICATE", der)
-	return ca
-}
-
-func (ca *testCA) path(file string) string { return filepath.Join(ca.dir, file) }
-
-// issue writes <name>.pem and <name>-key.pem, a certificate signed by ca
-// for 127.0.0.1 and localhost, for servers and clients, and returns their
-// paths.
-func (ca *testCA) issue(t testing.TB, name string) (certFile, keyFile string) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	certFile, keyFile = ca.path(name+".pem"), ca.path(name+"-key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
-	return certFile, keyFile
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()
@@ -176,8 +101,8 @@ func TestSecuredPeerPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clusterCA, otherCA := newTestCA(t, "cluster"), newTestCA(t, "other")
-	outsiderCert, outsiderKey := otherCA.issue(t, "outsider")
+	clusterCA, otherCA := testca.New(t, "cluster"), testca.New(t, "other")
+	outsiderCert, outsiderKey := otherCA.Issue(t, "outsider")
 	outsider, err := tls.LoadX509KeyPair(outsiderCert, outsiderKey)
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +112,8 @@ func TestSecuredPeerPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testCert, testKey := clusterCA.issue(t, "test-member")
-	memberTLS, err := peerauth.NewTLS(readFile(t, clusterCA.path("ca.pem")), readFile(t, testCert), readFile(t, testKey))
+	testCert, testKey := clusterCA.Issue(t, "test-member")
+	memberTLS, err := peerauth.NewTLS(readFile(t, clusterCA.Path("ca.pem")), readFile(t, testCert), readFile(t, testKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,8 +173,8 @@ func TestSecuredPeerPort(t *testing.T) {
 		},
 		"mutual TLS": {
 			flags: func(name string) []string {
-				cert, key := clusterCA.issue(t, name)
-				return []string{"--cluster-cacert", clusterCA.path("ca.pem"), "--cluster-cert", cert, "--cluster-key", key}
+				cert, key := clusterCA.Issue(t, name)
+				return []string{"--cluster-cacert", clusterCA.Path("ca.pem"), "--cluster-cert", cert, "--cluster-key", key}
 			},
 			member: memberTLS,
 			attackers: map[string]attacker{
@@ -421,65 +346,6 @@ func maxBytes(t *testing.T, addr string) int64 {
 		if _, err := fmt.Sscanf(line, "STAT maxbytes %d", &n); err == nil {
 			return n
 		}
-	}
-}
-
-// syncBuffer is a log sink read while the node writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// Without credentials the peer port listens on the advertised host only,
-// never on every interface, and says once that it is open.
-func TestUnauthenticatedPeerPort(t *testing.T) {
-	t.Parallel()
-	etcd := testetcd.Start(t)
-	endpoints := strings.Join(etcd.Endpoints(), ",")
-	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	var log syncBuffer
-	started, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-p", port, "-l", "0.0.0.0", "--advertise", "127.0.0.1:" + port, "--node", "n1", "--etcd", endpoints},
-			io.Discard, &log, func([]net.Addr) { close(started) })
-	}()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("node did not start: %v\n%s", err, log.String())
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node stopped with %v", err)
-		}
-	}()
-	warn := regexp.MustCompile(`peer port is unauthenticated.* addr=(\S+)`)
-	m := warn.FindAllStringSubmatch(log.String(), -1)
-	if len(m) != 1 {
-		t.Fatalf("want one warning about the open peer port, log:\n%s", log.String())
-	}
-	if host, _, _ := net.SplitHostPort(m[0][1]); host != "127.0.0.1" {
-		t.Fatalf("peer port bound %s, want the advertised host 127.0.0.1", m[0][1])
-	}
-
-	// --peer on every interface without credentials is refused.
-	err := run(context.Background(), []string{"-p", "0", "--node", "n2", "--etcd", endpoints, "--peer", "0.0.0.0:0"}, io.Discard, io.Discard, nil)
-	if err == nil || !strings.Contains(err.Error(), "every interface") {
-		t.Fatalf("--peer 0.0.0.0:0 without authentication: %v", err)
 	}
 }
 

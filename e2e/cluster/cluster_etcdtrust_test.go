@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"shoal/internal/statsread"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 )
@@ -97,7 +98,10 @@ func TestClusterEtcdNotTrusted(t *testing.T) {
 			t.Errorf("%s: RSS grew from %d to %d MB", n.name, rssBefore[i]>>10, rss>>10)
 		}
 	}
-	m := scrapeMetrics(t, httpAddr)
+	m, err := statsread.Metrics(httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for series, v := range map[string]float64{
 		"shoal_config_rejected_total": 1, "shoal_config_refused": 1,
 		"shoal_member_records_rejected_total": float64(len(junk)), "shoal_cluster_members_unseen": ghosts,

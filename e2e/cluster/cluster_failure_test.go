@@ -1,4 +1,4 @@
-package main
+package cluster
 
 // Failure scenarios from design.md, with real processes on loopback: a
 // paused node (SIGSTOP/SIGCONT), a rolling restart with SIGTERM, and a

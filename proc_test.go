@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+
+	"shoal/internal/statsread"
+	"shoal/internal/testbin"
+	"shoal/internal/testutil"
+)
+
+// The root package's tests run shoal in-process (startNode) and, for
+// what needs a process of its own (-d, signals, an environment of its
+// own), as the built command. The cluster's process tests are in
+// e2e/cluster.
+
+func TestMain(m *testing.M) {
+	testutil.Parallel(6)
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+// shoalBinary is the shoal command, built once for the whole test run.
+func shoalBinary(t testing.TB) string { return testbin.Path(t) }
+
+// startCmd starts cmd and kills it in t.Cleanup.
+func startCmd(t testing.TB, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	})
+}
+
+// clusterStats asks the node for "stats cluster"; nil when it does not answer.
+func clusterStats(addr string) map[string]string { return statsread.Dial(addr, "cluster") }
