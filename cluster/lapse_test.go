@@ -10,8 +10,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"shoal/devetcd"
+	"shoal/etcdsync"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
+	"shoal/membership"
 	"shoal/server"
 	"shoal/store"
 )
@@ -344,5 +346,42 @@ func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
 		if _, _, res := a.st.Get(c.key, nil, nil); res != c.want {
 			t.Errorf("%s after a replicated delete: %v, want %v", c.key, res, c.want)
 		}
+	}
+}
+
+// TestLapseWarmSurvivesLateViewWithoutSelf: a's lapse recovery claimed
+// and wiped its shards in the view from before the cut (with a); the view
+// without a, published by the membership before the lapse was noticed,
+// is applied only after it. That transition must not end the warm-up of
+// the wiped shards: a forwarded read (a peer already routes to a in the
+// view after the heal) would serve a's copy from before the cut of a key
+// b deleted meanwhile. (Found by reading the log of a failed
+// TestClusterPartitionedNode: the recovery logged the epoch before the
+// view without the node, and the node's hand-backs owed what only that
+// view's transition owes.)
+func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
+	_, a, b := startPair(t)
+	key := []byte("lv-deleted")
+	_, it := a.st.Set(key, []byte("v1"), &store.SetOptions{})
+	time.Sleep(2 * time.Millisecond)
+	b.router.applyCopy(key, []byte("v1"), &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.deleteVersioned(key, nil, 0); res != store.Deleted {
+		t.Fatalf("delete on b: %v", res)
+	}
+	// The lapse keeps from before the write (keepFrom, the last keepalive
+	// etcd answered, can fall before writes made just before the cut): a's
+	// v1 survives the drop, and only settling against b removes it.
+	warmAsLapsed(t, a, it.CAS-1, "b", key)
+
+	r := a.router
+	v := r.View()
+	members := slices.DeleteFunc(slices.Clone(v.Members), func(m etcdsync.Member) bool { return m.Name == "a" })
+	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.ringWithout(v)}
+	r.mu.Lock()
+	r.transition(v, late) // apply's transition, run after the recovery
+	r.mu.Unlock()
+
+	if _, val, res := r.PeerCache().Get(key, nil, nil); res == store.Hit {
+		t.Errorf("forwarded get of %s, deleted on b while a was out: %q", key, val)
 	}
 }

@@ -72,11 +72,14 @@ func (r *Router) ViewApplied() <-chan struct{} {
 // when it is newer (see above). Run calls it; so do tests of routing
 // alone, which run no Run.
 func (r *Router) apply() {
+	r.mu.Lock()
+	// Read under r.mu: a view read before it, while a lapse's recovery
+	// held it, was applied after the recovery though a newer one was out.
 	v := r.cfg.Members.View()
 	if v == nil {
+		r.mu.Unlock()
 		return
 	}
-	r.mu.Lock()
 	old := r.peers.Load()
 	// A view is compared by identity, not epoch: within one epoch a
 	// member gossip sees for the first time joins the ring (Node.placed).

@@ -101,8 +101,9 @@ func (r *Router) pullQueued(ctx context.Context) {
 					m = c
 				}
 			}
-			if m == nil && (drop[s] || w.merge[s] || w.restoredSince(s) != 0) && rounds[s] < pullRounds {
-				// Its items are gone (what we hold is nothing), or a
+			if m == nil && (drop[s] || w.wiped[s] || w.merge[s] || w.restoredSince(s) != 0) && rounds[s] < pullRounds {
+				// Its items are gone (what we hold is nothing; wiped:
+				// claimed again after an earlier round took its drop), or a
 				// co-owner just came back with newer writes (merge), or
 				// they are what a warm restart restored, which only a
 				// source can vouch for. The sources may be out of reach
