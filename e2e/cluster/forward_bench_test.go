@@ -21,7 +21,7 @@ import (
 // connection (issue 5's target: forwarded ≥ 0.6× direct). Two real
 // processes, one copy of each key, pipeline depth 1, one connection:
 //
-//	go test -run '^$' -bench Forwarding -benchtime 20000x .
+//	go test -run '^$' -bench Forwarding -benchtime 20000x ./e2e/cluster
 func BenchmarkForwarding(b *testing.B) {
 	etcd := testetcd.Start(b)
 	n1, n2 := startProc(b, etcd, "n1", "--replicas", "1"), startProc(b, etcd, "n2", "--replicas", "1")

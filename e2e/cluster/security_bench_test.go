@@ -19,7 +19,7 @@ import (
 // then plain TCP) and with mutual TLS (encryption, and a goroutine per
 // peer connection on the owner):
 //
-//	go test -run '^$' -bench ForwardingSecured -benchtime 20000x .
+//	go test -run '^$' -bench ForwardingSecured -benchtime 20000x ./e2e/cluster
 //
 // On 2 cores shared with other work (load average 17-23, so the spread is
 // wide), one connection: open 96-228 µs/op, secret 108, mutual TLS
