@@ -28,147 +28,188 @@ func (r *Router) runWarm(ctx context.Context) {
 // from its first source that answers; a shard no source serves ends its
 // warm-up with what this node holds.
 func (r *Router) pullQueued(ctx context.Context) {
-	w := &r.w
-	// Under r.mu: apply claims and publishes a view under it, so the
-	// view loaded below is at least the one every shard taken was
-	// claimed in.
-	r.mu.Lock()
-	w.mu.Lock()
-	shards := w.queue
-	w.queue = nil
-	claims := make(map[int]uint64, len(shards))
-	for _, s := range shards {
-		claims[s] = w.claims[s]
+	q := r.takeQueued()
+	if q.anyDrop {
+		r.dropStale(q.drop, q.keepFrom)
 	}
-	drop := make([]bool, len(w.flags))
-	anyDrop := false
-	for s := range w.drop {
-		drop[s], anyDrop = true, true
-	}
-	clear(w.drop)
-	keepFrom := w.keepFrom
-	w.keepFrom = 0
-	if w.dropOthers {
-		w.dropOthers = false
-		if v := r.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(drop) {
-			for s := range drop {
-				if !slices.Contains(v.Ring.Owners(s), r.self) {
-					drop[s], anyDrop = true, true
-				}
-			}
-		}
-	}
-	w.verified(drop) // what a warm restart restored there is gone
-	w.mu.Unlock()
-	r.mu.Unlock()
-	if anyDrop {
-		r.dropStale(drop, keepFrom)
-	}
-	if len(shards) == 0 {
+	if len(q.shards) == 0 {
 		return
 	}
-	tried := make(map[int]int, len(shards)) // per shard: sources tried
-	rounds := make(map[int]int)             // per dropped shard: times every source failed
-	var waiting []int                       // dropped shards whose sources all failed: tried again after bo
+	p := &pullRun{r: r, q: q, tried: map[int]int{}, rounds: map[int]int{}}
 	var bo backoff
-	for len(shards) > 0 && ctx.Err() == nil {
+	for shards := q.shards; len(shards) > 0 && ctx.Err() == nil; {
 		ps := r.peers.Load()
-		v := ps.view
-		if v == nil || v.Ring == nil {
+		if ps.view == nil || ps.view.Ring == nil {
 			// Claimed before any view was published: back in the
 			// queue, for the wake that follows the publication.
-			w.mu.Lock()
-			w.queue = append(w.queue, shards...)
-			w.mu.Unlock()
+			r.w.mu.Lock()
+			r.w.queue = append(r.w.queue, shards...)
+			r.w.mu.Unlock()
 			return
 		}
-		type group struct {
-			m     *member
-			since uint64
-		}
-		groups := map[group][]int{}
-		w.mu.Lock()
-		for _, s := range shards {
-			if !w.flags[s].Load() {
-				continue // no longer ours
-			}
-			src := w.src[s]
-			var m *member
-			for tried[s] < len(src) && m == nil {
-				name := src[tried[s]]
-				tried[s]++
-				if c := ps.get(name); r.trySource(name, c, w.wiped[s]) {
-					m = c
-				}
-			}
-			if m == nil && (drop[s] || w.wiped[s] || w.merge[s] || w.restoredSince(s) != 0) && rounds[s] < pullRounds {
-				// Its items are gone (what we hold is nothing; wiped:
-				// claimed again after an earlier round took its drop), or a
-				// co-owner just came back with newer writes (merge), or
-				// they are what a warm restart restored, which only a
-				// source can vouch for. The sources may be out of reach
-				// for a moment (a healed partition; gossip lagging right
-				// after a restart): try them all again later.
-				rounds[s]++
-				tried[s] = 0
-				waiting = append(waiting, s)
-				continue
-			}
-			if m == nil {
-				w.pullDone(s, claims[s]) // no source left: keep what we hold
-				continue
-			}
-			g := group{m, w.since[s]}
-			groups[g] = append(groups[g], s)
-		}
-		w.mu.Unlock()
-		var mu sync.Mutex
-		var retry []int
-		var wg sync.WaitGroup
-		for g, ss := range groups {
-			m := g.m
-			wg.Go(func() {
-				err := r.pull(ctx, v, m, ss, g.since)
-				mu.Lock()
-				defer mu.Unlock()
-				if g.since != 0 && errors.Is(err, peer.ErrNoDelta) {
-					r.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", m.name, "shards", len(ss))
-					r.wipeForFull(ss)
-					for _, s := range ss {
-						tried[s]-- // the same source, whole
-					}
-					retry = append(retry, ss...)
-					return
-				}
-				if err != nil {
-					r.log.Warn("warm-up pull failed", "peer", m.name, "shards", len(ss), "err", err)
-					r.failed(m, err)
-					retry = append(retry, ss...) // each goes on to its next source
-					return
-				}
-				if g.since != 0 {
-					w.deltas.Add(uint64(len(ss)))
-				}
-				w.mu.Lock()
-				for _, s := range ss {
-					if w.claims[s] == claims[s] {
-						delete(w.wiped, s) // pulled after its drop
-					}
-					if w.unverified != nil {
-						w.unverified[s] = false
-					}
-					w.pullDone(s, claims[s])
-				}
-				w.mu.Unlock()
-			})
-		}
-		wg.Wait()
-		shards = retry
-		if len(shards) == 0 && len(waiting) > 0 {
+		shards = p.pullAll(ctx, ps.view, p.bySource(ps, shards))
+		if len(shards) == 0 && len(p.waiting) > 0 {
 			bo.wait(ctx)
-			shards, waiting = waiting, nil
+			shards, p.waiting = p.waiting, nil
 		}
 	}
+}
+
+// queued is what the worker takes from warm at once: the shards to pull,
+// the claim count of each when taken (pullDone), and the drop to do
+// first.
+type queued struct {
+	shards   []int
+	claims   map[int]uint64
+	drop     []bool // per shard: its items go first (dropStale)
+	anyDrop  bool
+	keepFrom uint64 // the drop keeps items with a CAS at or above it (0: none)
+}
+
+// takeQueued empties the queue and the pending drop. Under r.mu: apply
+// claims and publishes a view under it, so the view the worker loads
+// next is at least the one every shard taken was claimed in.
+func (r *Router) takeQueued() queued {
+	w := &r.w
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := queued{shards: w.queue, claims: make(map[int]uint64, len(w.queue)), drop: make([]bool, len(w.flags)), keepFrom: w.keepFrom}
+	w.queue, w.keepFrom = nil, 0
+	for _, s := range q.shards {
+		q.claims[s] = w.claims[s]
+	}
+	for s := range w.drop {
+		q.drop[s], q.anyDrop = true, true
+	}
+	clear(w.drop)
+	if w.dropOthers {
+		w.dropOthers = false
+		if v := r.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(q.drop) {
+			for s := range q.drop {
+				if !slices.Contains(v.Ring.Owners(s), r.self) {
+					q.drop[s], q.anyDrop = true, true
+				}
+			}
+		}
+	}
+	w.verified(q.drop) // what a warm restart restored there is gone
+	return q
+}
+
+// pullRun is one pullQueued: per shard, the sources tried so far and the
+// rounds in which every source failed.
+type pullRun struct {
+	r       *Router
+	q       queued
+	mu      sync.Mutex  // guards tried while pulls run
+	tried   map[int]int // per shard: sources tried
+	rounds  map[int]int // per shard to retry: times every source failed
+	waiting []int       // shards whose sources all failed: tried again after a backoff
+}
+
+// source is a member to pull shards from, whole or by what changed since.
+type source struct {
+	m     *member
+	since uint64
+}
+
+// bySource groups shards by the next source to try for each. A shard with
+// none left is retried later when only a source can vouch for what this
+// node holds, else it ends its warm-up with that.
+func (p *pullRun) bySource(ps *peerSet, shards []int) map[source][]int {
+	w := &p.r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	groups := map[source][]int{}
+	for _, s := range shards {
+		if !w.flags[s].Load() {
+			continue // no longer ours
+		}
+		src := w.src[s]
+		var m *member
+		for p.tried[s] < len(src) && m == nil {
+			name := src[p.tried[s]]
+			p.tried[s]++
+			if c := ps.get(name); p.r.trySource(name, c, w.wiped[s]) {
+				m = c
+			}
+		}
+		if m == nil && (p.q.drop[s] || w.wiped[s] || w.merge[s] || w.restoredSince(s) != 0) && p.rounds[s] < pullRounds {
+			// Its items are gone (what we hold is nothing; wiped:
+			// claimed again after an earlier round took its drop), or a
+			// co-owner just came back with newer writes (merge), or
+			// they are what a warm restart restored, which only a
+			// source can vouch for. The sources may be out of reach
+			// for a moment (a healed partition; gossip lagging right
+			// after a restart): try them all again later.
+			p.rounds[s]++
+			p.tried[s] = 0
+			p.waiting = append(p.waiting, s)
+			continue
+		}
+		if m == nil {
+			w.pullDone(s, p.q.claims[s]) // no source left: keep what we hold
+			continue
+		}
+		g := source{m, w.since[s]}
+		groups[g] = append(groups[g], s)
+	}
+	return groups
+}
+
+// pullAll pulls each group from its source, all at once, and returns the
+// shards to try again (on their next source, or whole).
+func (p *pullRun) pullAll(ctx context.Context, v *membership.View, groups map[source][]int) (retry []int) {
+	var wg sync.WaitGroup
+	for g, ss := range groups {
+		wg.Go(func() {
+			again := p.pullFrom(ctx, v, g, ss)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			retry = append(retry, again...)
+		})
+	}
+	wg.Wait()
+	return retry
+}
+
+// pullFrom pulls shards ss from g and ends their warm-up, or returns
+// those to try again.
+func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss []int) (retry []int) {
+	r, w := p.r, &p.r.w
+	err := r.pull(ctx, v, g.m, ss, g.since)
+	switch {
+	case g.since != 0 && errors.Is(err, peer.ErrNoDelta):
+		r.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", g.m.name, "shards", len(ss))
+		r.wipeForFull(ss)
+		p.mu.Lock()
+		for _, s := range ss {
+			p.tried[s]-- // the same source, whole
+		}
+		p.mu.Unlock()
+		return ss
+	case err != nil:
+		r.log.Warn("warm-up pull failed", "peer", g.m.name, "shards", len(ss), "err", err)
+		r.failed(g.m, err)
+		return ss // each goes on to its next source
+	}
+	if g.since != 0 {
+		w.deltas.Add(uint64(len(ss)))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range ss {
+		if w.claims[s] == p.q.claims[s] {
+			delete(w.wiped, s) // pulled after its drop
+		}
+		if w.unverified != nil {
+			w.unverified[s] = false
+		}
+		w.pullDone(s, p.q.claims[s])
+	}
+	return nil
 }
 
 // pullRounds is how many times the sources of a shard whose items were
