@@ -419,35 +419,19 @@ func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool, until 
 	_, done := w.fresh[string(key)]
 	src := w.src[s]
 	wiped = w.wiped[s]
-	merge := w.merge[s]
-	keptFrom := w.keptFrom
+	lacks := sourceLacks{merge: w.merge[s], wiped: wiped, keptFrom: w.keptFrom}
 	w.mu.Unlock()
 	if done {
 		return true, wiped, until
 	}
 	var silent []string // sources that did not answer
 	defer func() {
-		if answered || !wiped {
-			return
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		give := time.Now().Add(r.settleWait())
-		until = give // no source at all: wait as for one
-		for i, name := range silent {
-			t, ok := w.unreached[name]
-			if !ok {
-				t = give
-				w.unreached[name] = t
-			}
-			if i == 0 || t.After(until) {
-				until = t
-			}
+		if !answered && wiped {
+			until = r.giveUpAt(silent)
 		}
 	}()
-	ps := rt.ps
 	for _, name := range src {
-		m := ps.get(name)
+		m := rt.ps.get(name)
 		if !r.trySource(name, m, wiped) {
 			silent = append(silent, name)
 			continue
@@ -460,42 +444,92 @@ func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool, until 
 			}
 			return true, wiped, until
 		}
-		w.mu.Lock()
-		delete(w.unreached, name)
-		if _, done := w.fresh[string(key)]; !done && !w.flags[s].Load() && r.View() == rt.View() {
-			// The warm-up ended while the source answered (in the same
-			// view: the shard is still this node's): its copy is still
-			// applied by version (newest wins, remembered deletes
-			// stand), as the pull would have; what the pull left out is
-			// otherwise a miss here (TestPausedPeerAnswers, under load:
-			// two recoveries in a row, the second's pull ending during
-			// this read). Nothing is deleted on the source's word alone:
-			// a write here since the end may be newer.
-			switch {
-			case hit:
-				r.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
-			case pit.Deleted:
-				r.deleteVersioned(key, nil, pit.CAS)
-			}
-		} else if !done {
-			switch {
-			case hit:
-				r.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
-			case pit.Deleted:
-				r.deleteVersioned(key, nil, pit.CAS)
-			case merge:
-			case wiped && keptFrom != 0:
-				r.st.Delete(key, &store.DeleteOptions{Before: keptFrom})
-			default:
-				r.st.Delete(key, nil)
-			}
-			w.fresh[string(key)] = false
-			w.fetched.Add(1)
-		}
-		w.mu.Unlock()
+		r.settled(rt, key, name, &pit, hit, lacks)
 		return true, wiped, until
 	}
 	return false, wiped, until
+}
+
+// giveUpAt records the sources of a wiped shard that did not answer
+// (w.unreached) and returns the last of their give-up times: settle stops
+// waiting for a source settleWait after it first failed.
+func (r *Router) giveUpAt(silent []string) time.Time {
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	give := time.Now().Add(r.settleWait())
+	until := give // no source at all: wait as for one
+	for i, name := range silent {
+		t, ok := w.unreached[name]
+		if !ok {
+			t = give
+			w.unreached[name] = t
+		}
+		if i == 0 || t.After(until) {
+			until = t
+		}
+	}
+	return until
+}
+
+// sourceLacks is what settle does to a key its source lacks and has no
+// delete of, decided by the shard's state when the read began: nothing
+// in a merge, else the key goes, but for what a lapse keeps (keptFrom) in
+// a wiped shard.
+type sourceLacks struct {
+	merge, wiped bool
+	keptFrom     uint64
+}
+
+// settled applies source name's answer for key (pit, hit) to the local
+// store, by version, and marks the key fresh (see settle).
+func (r *Router) settled(rt *Route, key []byte, name string, pit *peer.Item, hit bool, lacks sourceLacks) {
+	s := rt.shard
+	w := &r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.unreached, name)
+	_, done := w.fresh[string(key)]
+	switch {
+	case done:
+	case !w.flags[s].Load() && r.View() == rt.View():
+		// The warm-up ended while the source answered (in the same
+		// view: the shard is still this node's): its copy is still
+		// applied by version (newest wins, remembered deletes stand),
+		// as the pull would have; what the pull left out is otherwise a
+		// miss here (TestPausedPeerAnswers, under load: two recoveries
+		// in a row, the second's pull ending during this read). Nothing
+		// is deleted on the source's word alone: a write here since the
+		// end may be newer.
+		r.applySourced(key, pit, hit)
+	default:
+		if !r.applySourced(key, pit, hit) {
+			switch {
+			case lacks.merge:
+			case lacks.wiped && lacks.keptFrom != 0:
+				r.st.Delete(key, &store.DeleteOptions{Before: lacks.keptFrom})
+			default:
+				r.st.Delete(key, nil)
+			}
+		}
+		w.fresh[string(key)] = false
+		w.fetched.Add(1)
+	}
+}
+
+// applySourced applies a source's copy of key (a hit) or its delete (a
+// miss with the delete's version) by version; false when the source had
+// neither.
+func (r *Router) applySourced(key []byte, pit *peer.Item, hit bool) bool {
+	switch {
+	case hit:
+		r.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
+	case pit.Deleted:
+		r.deleteVersioned(key, nil, pit.CAS)
+	default:
+		return false
+	}
+	return true
 }
 
 // dropUnsettled does to key what the drop of its wiped shard s does (or
