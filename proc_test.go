@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"syscall"
@@ -26,9 +27,12 @@ func TestMain(m *testing.M) {
 // shoalBinary is the shoal command, built once for the whole test run.
 func shoalBinary(t testing.TB) string { return testbin.Path(t) }
 
-// startCmd starts cmd and kills it in t.Cleanup.
+// startCmd starts cmd and kills it in t.Cleanup, which logs its stderr
+// if the test failed.
 func startCmd(t testing.TB, cmd *exec.Cmd) {
 	t.Helper()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +41,9 @@ func startCmd(t testing.TB, cmd *exec.Cmd) {
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-done
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", cmd.Path, stderr.String())
+		}
 	})
 }
 

@@ -385,3 +385,64 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 		t.Errorf("forwarded get of %s, deleted on b while a was out: %q", key, val)
 	}
 }
+
+// TestReplicatedSetAfterDeleteOfOwnWrite: while a's shard warms, a writes a
+// key, a newer replicated delete removes it, and a still newer replicated
+// set of it arrives: a stores it. (The key stayed marked as a's own write,
+// and the set ran as a replace of a key no longer there.)
+func TestReplicatedSetAfterDeleteOfOwnWrite(t *testing.T) {
+	_, a, _ := startPair(t)
+	pc := a.router.PeerCache()
+	o := server.Origin{Epoch: uint64(a.router.View().Epoch)}
+	key := []byte("rs-key")
+	warmAsLapsed(t, a, 1, "b", key)
+	rt := a.router.route(key)
+	var own uint64
+	a.router.own(&rt, key, false, func() bool {
+		_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
+		own = it.CAS
+		return true
+	})
+	if _, _, err := pc.ReplicaDelete(key, &store.DeleteOptions{NewCAS: own + 1}, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := pc.ReplicaSet(key, []byte("b's"), &store.SetOptions{NewCAS: own + 2}, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, res := a.st.Get(key, nil, nil); string(v) != "b's" {
+		t.Errorf("after a newer delete, then a newer set: %v %q, want \"b's\"", res, v)
+	}
+}
+
+// TestPullWhileNotOwnerKeepsWiped: a's lapse wiped a shard, and the view
+// without a arrived after (TestLapseWarmSurvivesLateViewWithoutSelf): the
+// shard keeps warming and the worker pulls it, in a view in which a does
+// not own it. It stays wiped: no writes reach a's copy until a owns the
+// shard again, so reads must settle it then.
+func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
+	_, a, b := startPair(t)
+	key := []byte("pw-key")
+	_, it := b.st.Set(key, []byte("v1"), &store.SetOptions{})
+	warmAsLapsed(t, a, it.CAS+1, "b", key)
+	r := a.router
+	v := r.View()
+	s := r.route(key).shard
+	members := slices.DeleteFunc(slices.Clone(v.Members), func(m etcdsync.Member) bool { return m.Name == "a" })
+	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.ringWithout(v)}
+	r.mu.Lock()
+	r.transition(v, late)
+	r.peers.Store(&peerSet{view: late, byName: r.peers.Load().byName}) // published, as apply would
+	r.w.mu.Lock()
+	r.w.queue = append(r.w.queue, s)
+	r.w.claims[s]++
+	r.w.mu.Unlock()
+	r.mu.Unlock()
+	r.w.kick()
+	testutil.WaitFor(t, 10*time.Second, "the pull of the shard a does not own", func() bool { return !r.w.flags[s].Load() })
+	r.w.mu.Lock()
+	wiped := r.w.wiped[s]
+	r.w.mu.Unlock()
+	if !wiped {
+		t.Errorf("shard %d pulled while a did not own it is no longer wiped", s)
+	}
+}

@@ -174,12 +174,13 @@ func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server
 	if opt != nil && !opt.Invalidate {
 		d = opt.NewCAS
 	}
-	p.r.replica(&rt, key, d != 0, func() {
+	p.r.replica(&rt, key, d != 0, func() bool {
 		if d == 0 {
 			res, it = p.r.st.Delete(key, opt)
-			return
+		} else {
+			res, it = p.r.deleteVersioned(key, opt, d)
 		}
-		res, it = p.r.deleteVersioned(key, opt, d)
+		return res == store.Deleted
 	})
 	p.r.replicated.Add(1)
 	return res, it, nil

@@ -598,14 +598,15 @@ func (r *Router) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
 	}
 }
 
-// replica runs a replicated delete of key. When its shard warms and this
+// replica runs a replicated delete of key (op reports whether it removed
+// an item). When its shard warms and this
 // node wrote the key itself since warm-up began, an unversioned delete
 // (versioned false: from a sender that sends no version) is skipped, as
 // it cannot be ordered against that write; a versioned one runs, and
 // removes the write only if it is older. Skipping those too kept a write
 // made here during the warm-up after the cluster had deleted the key
 // later, and the pull leaves a fresh key alone.
-func (r *Router) replica(rt *Route, key []byte, versioned bool, op func()) {
+func (r *Router) replica(rt *Route, key []byte, versioned bool, op func() (removed bool)) {
 	if !r.warming(rt) {
 		op()
 		return
@@ -618,8 +619,11 @@ func (r *Router) replica(rt *Route, key []byte, versioned bool, op func()) {
 	if own && !versioned {
 		return
 	}
-	op()
-	if !done && w.flags[s].Load() {
+	removed := op()
+	if (!done || own && removed) && w.flags[s].Load() {
+		// Settled; and no longer this node's own write once a newer
+		// delete removed it: a still newer replicated set then stores
+		// (replicaNewer), where ModeReplace would refuse it.
 		w.fresh[string(key)] = false
 	}
 }

@@ -201,8 +201,12 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, s := range ss {
-		if w.claims[s] == p.q.claims[s] {
-			delete(w.wiped, s) // pulled after its drop
+		if w.claims[s] == p.q.claims[s] && slices.Contains(v.Ring.Owners(s), r.self) {
+			// Pulled after its drop. Not when pulled in a view in
+			// which this node does not own it (a late view after a
+			// lapse, transition): what it pulled then gets no writes
+			// until it owns the shard again, and must be settled then.
+			delete(w.wiped, s)
 		}
 		if w.unverified != nil {
 			w.unverified[s] = false
