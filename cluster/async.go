@@ -160,8 +160,8 @@ func (p *PeerCache) SetAsync(key, value []byte, opt *store.SetOptions, done func
 		if err != nil {
 			return 0, store.Item{}, err, false
 		}
-		res, it := p.r.localSet(&rt, key, value, opt)
-		return res, it, nil, false
+		res, it, err := p.r.localSet(&rt, key, value, opt)
+		return res, it, err, false
 	}
 	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Set(key, value, opt) }, done)
 }
@@ -172,8 +172,8 @@ func (p *PeerCache) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(
 		if err != nil {
 			return 0, store.Item{}, err, false
 		}
-		res, it := p.r.localDelete(&rt, key, opt)
-		return res, it, nil, false
+		res, it, err := p.r.localDelete(&rt, key, opt)
+		return res, it, err, false
 	}
 	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Delete(key, opt) }, done)
 }

@@ -54,8 +54,8 @@ func (r *Router) writeAsync(w asyncWrite) (store.Result, store.Item, error, bool
 		if r.warming(&w.rt) {
 			return r.writeLater(w, true)
 		}
-		res, it := r.writeHere(&w)
-		return res, it, nil, false
+		res, it, err := r.writeHere(&w)
+		return res, it, err, false
 	}
 	m := w.rt.member()
 	if m == nil {
@@ -82,7 +82,7 @@ func (r *Router) writeAsync(w asyncWrite) (store.Result, store.Item, error, bool
 }
 
 // writeHere applies w to this node's store, on its route.
-func (r *Router) writeHere(w *asyncWrite) (store.Result, store.Item) {
+func (r *Router) writeHere(w *asyncWrite) (store.Result, store.Item, error) {
 	if w.isDel {
 		return r.localDelete(&w.rt, w.key, w.del)
 	}

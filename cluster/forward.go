@@ -145,7 +145,7 @@ func (r *Router) setOn(rt Route, key, value []byte, opt *store.SetOptions) (res 
 		return err
 	})
 	if err == nil && rt.Local() {
-		res, it = r.localSet(&rt, key, value, opt)
+		res, it, err = r.localSet(&rt, key, value, opt)
 	}
 	return res, it, err
 }
@@ -192,7 +192,7 @@ func (r *Router) deleteOn(rt Route, key []byte, opt *store.DeleteOptions) (res s
 		return err
 	})
 	if err == nil && rt.Local() {
-		res, it = r.localDelete(&rt, key, opt)
+		res, it, err = r.localDelete(&rt, key, opt)
 	}
 	return res, it, err
 }
@@ -242,7 +242,7 @@ func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v
 		return nil
 	})
 	if err == nil && rt.Local() {
-		res, v, it = r.localArith(&rt, key, opt)
+		res, v, it, err = r.localArith(&rt, key, opt)
 	}
 	return res, v, it, err
 }
@@ -262,7 +262,7 @@ func (r *Router) Touch(key []byte, exptime int64) (res store.Result, it store.It
 		return nil
 	})
 	if err == nil && rt.Local() {
-		res, it = r.localTouch(&rt, key, exptime)
+		res, it, err = r.localTouch(&rt, key, exptime)
 	}
 	return res, it, err
 }

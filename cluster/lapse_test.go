@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -278,6 +279,49 @@ func TestSettleWithoutSource(t *testing.T) {
 			_, v, _ := a.router.Get([]byte(key), nil, nil)
 			return string(v) == want
 		})
+	}
+}
+
+// TestRMWWithoutSource: a's shards warm as after a lapse, wiped, and b,
+// their only source, does not answer. A key a kept by version only (at or
+// above keptFrom: it cannot tell its writes since the cut from those just
+// before it, which b may have overwritten) is not served, and a write
+// that depends on it fails instead of pushing a value made from a's copy:
+// an incr of a stale count, once pushed, would have replaced b's newer one.
+// A plain set, which depends on nothing, still goes through.
+func TestRMWWithoutSource(t *testing.T) {
+	etcd := testetcd.Start(t)
+	const timeout = 200 * time.Millisecond
+	a := startFullNodeWith(t, etcd, "a", fullOpts{replTimeout: timeout})
+	b := startFullNodeWith(t, etcd, "b", fullOpts{proxy: true})
+	waitMembers(t, a, b)
+	for _, n := range []*fullNode{a, b} {
+		waitRouted(t, n)
+		waitWarm(t, n)
+	}
+	cut := uint64(time.Now().UnixMilli()) << 16
+	time.Sleep(2 * time.Millisecond)
+	count, plain := []byte("rmw-count"), []byte("rmw-plain")
+	a.st.Set(count, []byte("10"), &store.SetOptions{})
+	warmAsLapsed(t, a, cut, "b", count, plain)
+	b.proxy.frozen.Store(true)
+	defer b.proxy.frozen.Store(false)
+
+	r := a.router
+	rt := r.route(count)
+	if _, _, _, err := r.localArith(&rt, count, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("incr of %s with its source silent: %v, want ErrUnavailable", count, err)
+	}
+	rt = r.route(count)
+	if _, _, err := r.localSet(&rt, count, []byte("x"), &store.SetOptions{Mode: store.ModeAppend}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("append to %s with its source silent: %v, want ErrUnavailable", count, err)
+	}
+	if _, v, _ := a.st.Get(count, nil, nil); string(v) != "10" {
+		t.Errorf("%s holds %q after the refused writes, want \"10\"", count, v)
+	}
+	rt = r.route(plain)
+	if res, _, err := r.localSet(&rt, plain, []byte("new"), &store.SetOptions{}); err != nil || res != store.Stored {
+		t.Errorf("set of %s with its source silent: %v %v, want stored", plain, res, err)
 	}
 }
 

@@ -16,52 +16,67 @@ func (r *Router) localGet(rt *Route, key []byte, opt *store.GetOptions, dst []by
 		}
 		return r.st.Get(key, opt, dst)
 	}
-	changed := r.own(rt, key, true, func() bool {
+	changed, err := r.own(rt, key, true, func() bool {
 		it, val, res = r.st.Get(key, opt, dst)
 		return (opt.Touch && res == store.Hit) || it.Created
 	})
+	if err != nil {
+		return store.Item{}, dst[:0], store.Miss // not vouched for, as above
+	}
 	r.wrote(rt, key, changed)
 	return it, val, res
 }
 
-func (r *Router) localSet(rt *Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item) {
+func (r *Router) localSet(rt *Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
 	rmw := opt != nil && (opt.Mode != store.ModeSet || opt.CAS != 0)
-	changed := r.own(rt, key, rmw, func() bool {
+	changed, err := r.own(rt, key, rmw, func() bool {
 		res, it = r.st.Set(key, value, opt)
 		return res == store.Stored
 	})
+	if err != nil {
+		return 0, store.Item{}, err
+	}
 	if opt != nil && (opt.Mode == store.ModeAppend || opt.Mode == store.ModePrepend) {
 		r.wrote(rt, key, changed) // the stored value is not value: read it back
 	} else {
 		r.wroteValue(rt, key, value, &it, changed)
 	}
-	return res, it
+	return res, it, nil
 }
 
-func (r *Router) localDelete(rt *Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item) {
+func (r *Router) localDelete(rt *Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
 	rmw := opt != nil && (opt.CAS != 0 || opt.Invalidate)
-	changed := r.own(rt, key, rmw, func() bool {
+	changed, err := r.own(rt, key, rmw, func() bool {
 		res, it = r.deleteVersioned(key, opt, 0)
 		return res == store.Deleted
 	})
+	if err != nil {
+		return 0, store.Item{}, err
+	}
 	r.wrote(rt, key, changed)
-	return res, it
+	return res, it, nil
 }
 
-func (r *Router) localArith(rt *Route, key []byte, opt *store.ArithOptions) (res store.Result, n uint64, it store.Item) {
-	changed := r.own(rt, key, true, func() bool {
+func (r *Router) localArith(rt *Route, key []byte, opt *store.ArithOptions) (res store.Result, n uint64, it store.Item, err error) {
+	changed, err := r.own(rt, key, true, func() bool {
 		res, n, it = r.st.Arith(key, opt)
 		return res == store.Stored
 	})
+	if err != nil {
+		return 0, 0, store.Item{}, err
+	}
 	r.wrote(rt, key, changed)
-	return res, n, it
+	return res, n, it, nil
 }
 
-func (r *Router) localTouch(rt *Route, key []byte, exptime int64) (res store.Result, it store.Item) {
-	changed := r.own(rt, key, true, func() bool {
+func (r *Router) localTouch(rt *Route, key []byte, exptime int64) (res store.Result, it store.Item, err error) {
+	changed, err := r.own(rt, key, true, func() bool {
 		res, it = r.st.Touch(key, exptime)
 		return res == store.Touched
 	})
+	if err != nil {
+		return 0, store.Item{}, err
+	}
 	r.wrote(rt, key, changed)
-	return res, it
+	return res, it, nil
 }

@@ -82,8 +82,7 @@ func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result,
 	if err != nil {
 		return 0, store.Item{}, err
 	}
-	res, it := p.r.localSet(&rt, key, value, opt)
-	return res, it, nil
+	return p.r.localSet(&rt, key, value, opt)
 }
 
 // Delete serves a forwarded delete.
@@ -92,8 +91,7 @@ func (p *PeerCache) Delete(key []byte, opt *store.DeleteOptions) (store.Result, 
 	if err != nil {
 		return 0, store.Item{}, err
 	}
-	res, it := p.r.localDelete(&rt, key, opt)
-	return res, it, nil
+	return p.r.localDelete(&rt, key, opt)
 }
 
 // Arith serves a forwarded incr/decr.
@@ -102,8 +100,7 @@ func (p *PeerCache) Arith(key []byte, opt *store.ArithOptions) (store.Result, ui
 	if err != nil {
 		return 0, 0, store.Item{}, err
 	}
-	res, n, it := p.r.localArith(&rt, key, opt)
-	return res, n, it, nil
+	return p.r.localArith(&rt, key, opt)
 }
 
 // Touch serves a forwarded touch.
@@ -112,8 +109,7 @@ func (p *PeerCache) Touch(key []byte, exptime int64) (store.Result, store.Item, 
 	if err != nil {
 		return 0, store.Item{}, err
 	}
-	res, it := p.r.localTouch(&rt, key, exptime)
-	return res, it, nil
+	return p.r.localTouch(&rt, key, exptime)
 }
 
 // admit reports why a replicated write of key from o is refused: the

@@ -556,24 +556,29 @@ func (r *Router) dropUnsettled(s int, key []byte) bool {
 }
 
 // own runs a local write of key. When its shard warms, a write that
-// depends on the current item (rmw) first settles the key, and the write
-// marks the key as this node's own.
-func (r *Router) own(rt *Route, key []byte, rmw bool, op func() bool) bool {
+// depends on the current item (rmw) first settles the key, and fails
+// with ErrUnavailable when settle cannot vouch for it; the write marks the
+// key as this node's own.
+func (r *Router) own(rt *Route, key []byte, rmw bool, op func() bool) (changed bool, err error) {
 	if !r.warming(rt) {
-		return op()
+		return op(), nil
 	}
 	s := rt.shard
-	if rmw {
-		r.settle(rt, key)
+	if rmw && !r.settle(rt, key) {
+		// Not vouched for: no source answered, and what this node holds
+		// may have been overwritten or deleted elsewhere meanwhile. A
+		// read misses; a write that depends on the item fails, or it
+		// would push a value made from a stale one over the newer.
+		return false, ErrUnavailable
 	}
 	w := &r.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	changed := op()
+	changed = op()
 	if w.flags[s].Load() {
 		w.fresh[string(key)] = true
 	}
-	return changed
+	return changed, nil
 }
 
 // replicaNewer runs a replicated set of key, which the store applies only
