@@ -6,7 +6,6 @@ package main
 // the cause, instead of retrying forever.
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,20 +46,7 @@ func startEtcdTLS(t *testing.T, ca *testca.CA) string {
 		"--cert-file", cert, "--key-file", key,
 		"--client-cert-auth", "--trusted-ca-file", ca.Path("ca.pem"),
 		"--log-level", "error", "--logger", "zap")
-	var out bytes.Buffer
-	cmd.Stderr, cmd.Stdout = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		if t.Failed() {
-			t.Logf("etcd output:\n%s", out.String())
-		}
-	})
+	done, out := startCmd(t, cmd)
 	tc := adminTLS(t, ca)
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 	testutil.WaitUntil(t, 20*time.Second, "etcd healthy on https", func() (bool, string) {

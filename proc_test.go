@@ -27,12 +27,13 @@ func TestMain(m *testing.M) {
 // shoalBinary is the shoal command, built once for the whole test run.
 func shoalBinary(t testing.TB) string { return testbin.Path(t) }
 
-// startCmd starts cmd and kills it in t.Cleanup, which logs its stderr
-// if the test failed.
-func startCmd(t testing.TB, cmd *exec.Cmd) {
+// startCmd starts cmd, its stdout and stderr to a buffer, and kills it in
+// t.Cleanup, which logs the output if the test failed. The channel is
+// closed once it exits; output may be read then.
+func startCmd(t testing.TB, cmd *exec.Cmd) (exited <-chan struct{}, output *bytes.Buffer) {
 	t.Helper()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +43,10 @@ func startCmd(t testing.TB, cmd *exec.Cmd) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-done
 		if t.Failed() {
-			t.Logf("%s stderr:\n%s", cmd.Path, stderr.String())
+			t.Logf("%s output:\n%s", cmd.Path, out.String())
 		}
 	})
+	return done, &out
 }
 
 // clusterStats asks the node for "stats cluster"; nil when it does not answer.

@@ -210,15 +210,8 @@ func TestSettleAfterLapse(t *testing.T) {
 // answers again, the old key settles to b's copy and the kept one, which
 // b lacks, is served.
 func TestSettleWithoutSource(t *testing.T) {
-	etcd := testetcd.Start(t)
-	const timeout = 200 * time.Millisecond
-	a := startFullNodeWith(t, etcd, "a", fullOpts{replTimeout: timeout})
-	b := startFullNodeWith(t, etcd, "b", fullOpts{proxy: true})
-	waitMembers(t, a, b)
-	for _, n := range []*fullNode{a, b} {
-		waitRouted(t, n)
-		waitWarm(t, n)
-	}
+	const timeout = silentTimeout
+	a, b := startSilenceablePair(t)
 	old, mine := []byte("sw-old"), []byte("sw-mine")
 	a.st.Set(old, []byte("before the cut"), &store.SetOptions{})
 	time.Sleep(2 * time.Millisecond)
@@ -290,15 +283,7 @@ func TestSettleWithoutSource(t *testing.T) {
 // an incr of a stale count, once pushed, would have replaced b's newer one.
 // A plain set, which depends on nothing, still goes through.
 func TestRMWWithoutSource(t *testing.T) {
-	etcd := testetcd.Start(t)
-	const timeout = 200 * time.Millisecond
-	a := startFullNodeWith(t, etcd, "a", fullOpts{replTimeout: timeout})
-	b := startFullNodeWith(t, etcd, "b", fullOpts{proxy: true})
-	waitMembers(t, a, b)
-	for _, n := range []*fullNode{a, b} {
-		waitRouted(t, n)
-		waitWarm(t, n)
-	}
+	a, b := startSilenceablePair(t)
 	cut := uint64(time.Now().UnixMilli()) << 16
 	time.Sleep(2 * time.Millisecond)
 	count, plain := []byte("rmw-count"), []byte("rmw-plain")
@@ -323,6 +308,24 @@ func TestRMWWithoutSource(t *testing.T) {
 	if res, _, err := r.localSet(&rt, plain, []byte("new"), &store.SetOptions{}); err != nil || res != store.Stored {
 		t.Errorf("set of %s with its source silent: %v %v, want stored", plain, res, err)
 	}
+}
+
+// silentTimeout is the peer timeout of startSilenceablePair's a.
+const silentTimeout = 200 * time.Millisecond
+
+// startSilenceablePair starts a (peer timeout silentTimeout) and b, whose
+// peer port is behind a proxy the test can freeze (b.proxy.frozen), both
+// routed and warm.
+func startSilenceablePair(t *testing.T) (a, b *fullNode) {
+	etcd := testetcd.Start(t)
+	a = startFullNodeWith(t, etcd, "a", fullOpts{replTimeout: silentTimeout})
+	b = startFullNodeWith(t, etcd, "b", fullOpts{proxy: true})
+	waitMembers(t, a, b)
+	for _, n := range []*fullNode{a, b} {
+		waitRouted(t, n)
+		waitWarm(t, n)
+	}
+	return a, b
 }
 
 // warmAsLapsed makes the shards of keys warm on n as after a lapse that

@@ -3,75 +3,20 @@ package peerauth
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/internal/testca"
 )
 
-// ca is a certificate authority made for a test.
-type ca struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newCA(t *testing.T, name string) *ca {
+func tlsAuth(t *testing.T, c *testca.CA, name string) *Auth {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &ca{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a certificate and key (PEM) for a member named name,
-// signed by c, usable as server and client.
-func (c *ca) issue(t *testing.T, name string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-func tlsAuth(t *testing.T, c *ca, name string) *Auth {
-	t.Helper()
-	cert, key := c.issue(t, name)
-	a, err := NewTLS(c.pem, cert, key)
+	cert, key := c.IssuePEM(t, name)
+	a, err := NewTLS(c.PEM(), cert, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +95,7 @@ func roundTrip(c net.Conn, line string) string {
 }
 
 func TestMembersAuthenticate(t *testing.T) {
-	ca1 := newCA(t, "cluster")
+	ca1 := testca.New(t, "cluster")
 	cases := map[string]struct{ srv, cli *Auth }{
 		"secret": {secretAuth(t, "0123456789abcdef-cluster"), secretAuth(t, "0123456789abcdef-cluster\n")},
 		"tls":    {tlsAuth(t, ca1, "a"), tlsAuth(t, ca1, "b")},
@@ -171,7 +116,7 @@ func TestMembersAuthenticate(t *testing.T) {
 }
 
 func TestOutsidersRefused(t *testing.T) {
-	ca1, ca2 := newCA(t, "cluster"), newCA(t, "other")
+	ca1, ca2 := testca.New(t, "cluster"), testca.New(t, "other")
 	secret := secretAuth(t, "0123456789abcdef-cluster")
 	cases := map[string]struct {
 		srv, cli *Auth

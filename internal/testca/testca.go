@@ -27,7 +27,8 @@ type CA struct {
 }
 
 // New makes a CA named name and writes its certificate to ca.pem in a
-// directory of the test's.
+// directory of the test's. Its certificates are also to be had in
+// memory (PEM, IssuePEM).
 func New(t testing.TB, name string) *CA {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -46,17 +47,21 @@ func New(t testing.TB, name string) *CA {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	ca := &CA{Dir: t.TempDir(), Name: name, Cert: cert, key: key}
-	writePEM(t, ca.Path("ca.pem"), "CERTIFICATE", der)
+	writeFile(t, ca.Path("ca.pem"), ca.PEM())
 	return ca
 }
 
 // Path is the path of file in the CA's directory.
 func (ca *CA) Path(file string) string { return filepath.Join(ca.Dir, file) }
 
-// Issue writes <name>.pem and <name>-key.pem, a certificate signed by ca
-// for 127.0.0.1 and localhost, for servers and clients, and returns their
-// paths.
-func (ca *CA) Issue(t testing.TB, name string) (certFile, keyFile string) {
+// PEM is the CA's certificate, PEM-encoded.
+func (ca *CA) PEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
+}
+
+// IssuePEM returns a certificate signed by ca for 127.0.0.1 and
+// localhost, for servers and clients, and its key, PEM-encoded.
+func (ca *CA) IssuePEM(t testing.TB, name string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
@@ -75,15 +80,24 @@ func (ca *CA) Issue(t testing.TB, name string) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	kder, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// Issue writes <name>.pem and <name>-key.pem, IssuePEM's certificate and
+// key, in the CA's directory and returns their paths.
+func (ca *CA) Issue(t testing.TB, name string) (certFile, keyFile string) {
+	t.Helper()
+	certPEM, keyPEM := ca.IssuePEM(t, name)
 	certFile, keyFile = ca.Path(name+".pem"), ca.Path(name+"-key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
+	writeFile(t, certFile, certPEM)
+	writeFile(t, keyFile, keyPEM)
 	return certFile, keyFile
 }
 
-func writePEM(t testing.TB, path, typ string, der []byte) {
+func writeFile(t testing.TB, path string, b []byte) {
 	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
