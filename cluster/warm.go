@@ -34,7 +34,9 @@ import (
 //     meanwhile (a partition: lapse.go drops what it held);
 //   - a key the node has not settled yet is read from a source before it is
 //     served or changed (read-through), so neither a miss nor a stale
-//     value is served during the pull;
+//     value is served during the pull; when no source answers for a key of
+//     a wiped shard, a read misses and a change that depends on the item
+//     fails (settle, own);
 //   - every key the node settles, writes or receives a replicated write for
 //     is "fresh": the pull and the drop leave it alone. A replicated write
 //     is applied when it is newer than the local item (by CAS), even over
