@@ -294,12 +294,12 @@ func TestRMWWithoutSource(t *testing.T) {
 
 	r := a.router
 	rt := r.route(count)
-	if _, _, _, err := r.localArith(&rt, count, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("incr of %s with its source silent: %v, want ErrUnavailable", count, err)
+	if _, _, _, err := r.localArith(&rt, count, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnvouched) {
+		t.Errorf("incr of %s with its source silent: %v, want ErrUnvouched", count, err)
 	}
 	rt = r.route(count)
-	if _, _, err := r.localSet(&rt, count, []byte("x"), &store.SetOptions{Mode: store.ModeAppend}); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("append to %s with its source silent: %v, want ErrUnavailable", count, err)
+	if _, _, err := r.localSet(&rt, count, []byte("x"), &store.SetOptions{Mode: store.ModeAppend}); !errors.Is(err, ErrUnvouched) {
+		t.Errorf("append to %s with its source silent: %v, want ErrUnvouched", count, err)
 	}
 	if _, v, _ := a.st.Get(count, nil, nil); string(v) != "10" {
 		t.Errorf("%s holds %q after the refused writes, want \"10\"", count, v)
@@ -307,6 +307,38 @@ func TestRMWWithoutSource(t *testing.T) {
 	rt = r.route(plain)
 	if res, _, err := r.localSet(&rt, plain, []byte("new"), &store.SetOptions{}); err != nil || res != store.Stored {
 		t.Errorf("set of %s with its source silent: %v %v, want stored", plain, res, err)
+	}
+}
+
+// TestForwardedRMWUnvouched: b forwards an incr of a key a serves, while
+// a's shard warms as after a lapse and a cannot reach b, its source. a
+// refuses (ErrUnvouched) rather than build on its copy, and b, the key's
+// next owner, which held it throughout, serves it: the client gets the
+// count b holds plus one, not an error and not a's stale count plus one.
+func TestForwardedRMWUnvouched(t *testing.T) {
+	a, b := startSilenceablePair(t)
+	var key []byte
+	for i := 0; key == nil; i++ {
+		k := []byte(fmt.Sprintf("fu-%d", i))
+		if rt := a.router.route(k); rt.Local() && len(rt.owners) == 2 {
+			key = k
+		}
+	}
+	cut := uint64(time.Now().UnixMilli()) << 16
+	time.Sleep(2 * time.Millisecond)
+	a.st.Set(key, []byte("10"), &store.SetOptions{}) // kept by version, stale
+	time.Sleep(2 * time.Millisecond)
+	b.st.Set(key, []byte("20"), &store.SetOptions{}) // b's newer count
+	warmAsLapsed(t, a, cut, "b", key)
+	b.proxy.frozen.Store(true)
+	defer b.proxy.frozen.Store(false)
+
+	res, n, _, err := b.router.Arith(key, &store.ArithOptions{Delta: 1})
+	if err != nil || res != store.Stored || n != 21 {
+		t.Fatalf("incr through b: %v %d %v, want stored 21", res, n, err)
+	}
+	if _, v, _ := a.st.Get(key, nil, nil); string(v) != "10" {
+		t.Errorf("a holds %q, want its copy untouched (\"10\")", v)
 	}
 }
 
@@ -491,5 +523,41 @@ func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
 	r.w.mu.Unlock()
 	if !wiped {
 		t.Errorf("shard %d pulled while a did not own it is no longer wiped", s)
+	}
+}
+
+// TestSettleWithNoSource: a wiped shard with no source at all (a one-node
+// cluster back from a pause: nobody else could have written its keys)
+// serves and changes what this node holds at once, without waiting for
+// an answer that cannot come.
+func TestSettleWithNoSource(t *testing.T) {
+	_, a, _ := startPair(t)
+	key := []byte("ns-count")
+	a.st.Set(key, []byte("10"), &store.SetOptions{})
+	warmAsLapsed(t, a, 1, "b", key)
+	r := a.router
+	rt := r.route(key)
+	r.w.mu.Lock()
+	r.w.src[rt.shard] = nil
+	r.w.mu.Unlock()
+	type result struct {
+		res store.Result
+		n   uint64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, n, _, err := r.localArith(&rt, key, &store.ArithOptions{Delta: 1})
+		done <- result{res, n, err}
+	}()
+	select {
+	case got := <-done:
+		if got.err != nil || got.res != store.Stored || got.n != 11 {
+			t.Errorf("incr with no source: %v %d %v, want stored 11", got.res, got.n, got.err)
+		}
+	case <-time.After(r.settleWait()):
+		// It waited for a source; with none, it waited for good
+		// (each round set a new give-up time).
+		t.Fatalf("incr with no source still waiting after %v", r.settleWait())
 	}
 }

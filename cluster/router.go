@@ -35,6 +35,13 @@ var ErrPaused = errors.New(strings.TrimPrefix(protocol.ReplyPaused, "SERVER_ERRO
 // next owner without marking this node down.
 var ErrNotOwner = errors.New(strings.TrimPrefix(protocol.ReplyNotOwner, "SERVER_ERROR "))
 
+// ErrUnvouched: a write that depends on the item, on a key of a shard
+// this node is taking over that no source answered for (warm.go: settle,
+// own). What this node holds may have been overwritten elsewhere, so it
+// does not build on it; a peer that forwarded the write tries the key's
+// next owner (protocol.ReplyUnvouched).
+var ErrUnvouched = errors.New(strings.TrimPrefix(protocol.ReplyUnvouched, "SERVER_ERROR "))
+
 // ErrConfig reports an unusable RouterConfig.
 var ErrConfig = errors.New("cluster: invalid router config")
 
@@ -363,7 +370,7 @@ func (r *Router) walk(rt *Route, remote func(*member) error) error {
 			retried = true
 			continue
 		}
-		if refusedNotOwner(err) {
+		if refusedNotOwner(err) || refusedUnvouched(err) {
 			r.next(rt)
 			continue
 		}
@@ -381,6 +388,9 @@ func refusedForPause(err error) bool { return errors.Is(err, peer.ErrRefusedPaus
 
 // refusedNotOwner reports whether err is a peer's ErrNotOwner.
 func refusedNotOwner(err error) bool { return errors.Is(err, peer.ErrRefusedNotOwner) }
+
+// refusedUnvouched reports whether err is a peer's ErrUnvouched.
+func refusedUnvouched(err error) bool { return errors.Is(err, peer.ErrRefusedUnvouched) }
 
 // usable reports whether a request may go to member m, named name.
 func (r *Router) usable(name string, m *member) bool {

@@ -423,7 +423,10 @@ func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool, until 
 	wiped = w.wiped[s]
 	lacks := sourceLacks{merge: w.merge[s], wiped: wiped, keptFrom: w.keptFrom}
 	w.mu.Unlock()
-	if done {
+	if done || len(src) == 0 {
+		// Settled already; or no other member to ask (a one-node
+		// cluster back from a pause): nobody could have written the
+		// key meanwhile, so what this node holds stands.
 		return true, wiped, until
 	}
 	var silent []string // sources that did not answer
@@ -559,7 +562,7 @@ func (r *Router) dropUnsettled(s int, key []byte) bool {
 
 // own runs a local write of key. When its shard warms, a write that
 // depends on the current item (rmw) first settles the key, and fails
-// with ErrUnavailable when settle cannot vouch for it; the write marks the
+// with ErrUnvouched when settle cannot vouch for it; the write marks the
 // key as this node's own.
 func (r *Router) own(rt *Route, key []byte, rmw bool, op func() bool) (changed bool, err error) {
 	if !r.warming(rt) {
@@ -571,7 +574,7 @@ func (r *Router) own(rt *Route, key []byte, rmw bool, op func() bool) (changed b
 		// may have been overwritten or deleted elsewhere meanwhile. A
 		// read misses; a write that depends on the item fails, or it
 		// would push a value made from a stale one over the newer.
-		return false, ErrUnavailable
+		return false, ErrUnvouched
 	}
 	w := &r.w
 	w.mu.Lock()

@@ -136,7 +136,7 @@ func (p *pullRun) bySource(ps *peerSet, shards []int) map[source][]int {
 				m = c
 			}
 		}
-		if m == nil && (p.q.drop[s] || w.wiped[s] || w.merge[s] || w.restoredSince(s) != 0) && p.rounds[s] < pullRounds {
+		if m == nil && len(src) > 0 && (p.q.drop[s] || w.wiped[s] || w.merge[s] || w.restoredSince(s) != 0) && p.rounds[s] < pullRounds {
 			// Its items are gone (what we hold is nothing; wiped:
 			// claimed again after an earlier round took its drop), or a
 			// co-owner just came back with newer writes (merge), or

@@ -34,6 +34,7 @@ func TestReplyErrorKinds(t *testing.T) {
 		"ms stale epoch":     {protocol.ReplyStaleEpoch + "\r\n", set, ErrStaleEpoch},
 		"ms paused":          {protocol.ReplyPaused + "\r\n", set, ErrRefusedPaused},
 		"ms not owner":       {protocol.ReplyNotOwner + "\r\n", set, ErrRefusedNotOwner},
+		"ma unvouched":       {protocol.ReplyUnvouched + "\r\n", arith, ErrRefusedUnvouched},
 		"unknown server":     {"SERVER_ERROR something else\r\n", set, nil},
 		"mentions too large": {"CLIENT_ERROR key too large\r\n", set, nil},
 		"bare ERROR":         {protocol.ReplyError, arith, nil},

@@ -37,11 +37,12 @@ var (
 	// cannot vouch that it would send all of it (protocol.ReplyNoDelta).
 	// Also an ErrReply.
 	ErrNoDelta = errors.New("peer: no delta")
-	// ErrRefusedPaused and ErrRefusedNotOwner: a shoal peer refused the
-	// request (protocol.ReplyPaused, protocol.ReplyNotOwner). Also
-	// ErrReply.
-	ErrRefusedPaused   = errors.New("peer: refused, paused since")
-	ErrRefusedNotOwner = errors.New("peer: refused, not an owner")
+	// ErrRefusedPaused, ErrRefusedNotOwner and ErrRefusedUnvouched: a
+	// shoal peer refused the request (protocol.ReplyPaused,
+	// protocol.ReplyNotOwner, protocol.ReplyUnvouched). Also ErrReply.
+	ErrRefusedPaused    = errors.New("peer: refused, paused since")
+	ErrRefusedNotOwner  = errors.New("peer: refused, not an owner")
+	ErrRefusedUnvouched = errors.New("peer: refused, key not vouched for")
 	// ErrNonNumeric: an Arith on a value that is not a decimal number
 	// (protocol.ReplyNonNumeric). Also an ErrReply.
 	ErrNonNumeric = errors.New("peer: non-numeric value")
@@ -99,6 +100,8 @@ func replyKind(line string) error {
 		return ErrRefusedPaused
 	case protocol.ReplyNotOwner:
 		return ErrRefusedNotOwner
+	case protocol.ReplyUnvouched:
+		return ErrRefusedUnvouched
 	}
 	return nil
 }

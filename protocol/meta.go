@@ -119,12 +119,15 @@ func (*MetaDebug) command()  {}
 // epoch of a newer view.
 const ReplyStaleEpoch = "SERVER_ERROR stale epoch"
 
-// ReplyPaused and ReplyNotOwner are a shoal peer port's refusals of a
-// forwarded request: one read before the node was paused (its sender gave
-// up on it and may ask again), and a write on a key the node does not own
-// in its view (its sender tries the key's next owner). The server writes
-// them as it writes any cache error, SERVER_ERROR and the error's text.
+// ReplyPaused, ReplyNotOwner and ReplyUnvouched are a shoal peer port's
+// refusals of a forwarded request: one read before the node was paused
+// (its sender gave up on it and may ask again), a write on a key the node
+// does not own in its view, and a write that depends on an item the node
+// cannot vouch for while it takes the key's shard over (its sender tries
+// the key's next owner for both). The server writes them as it writes any
+// cache error, SERVER_ERROR and the error's text.
 const (
-	ReplyPaused   = "SERVER_ERROR cluster: request predates a pause"
-	ReplyNotOwner = "SERVER_ERROR cluster: not an owner of the key in this view"
+	ReplyPaused    = "SERVER_ERROR cluster: request predates a pause"
+	ReplyNotOwner  = "SERVER_ERROR cluster: not an owner of the key in this view"
+	ReplyUnvouched = "SERVER_ERROR cluster: no source vouches for the key yet"
 )
