@@ -463,7 +463,7 @@ func (r *Router) giveUpAt(silent []string) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	give := time.Now().Add(r.settleWait())
-	until := give // no source at all: wait as for one
+	until := give
 	for i, name := range silent {
 		t, ok := w.unreached[name]
 		if !ok {
