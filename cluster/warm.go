@@ -609,13 +609,13 @@ func (r *Router) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
 }
 
 // replica runs a replicated delete of key (op reports whether it removed
-// an item). When its shard warms and this
-// node wrote the key itself since warm-up began, an unversioned delete
-// (versioned false: from a sender that sends no version) is skipped, as
-// it cannot be ordered against that write; a versioned one runs, and
-// removes the write only if it is older. Skipping those too kept a write
-// made here during the warm-up after the cluster had deleted the key
-// later, and the pull leaves a fresh key alone.
+// an item). When its shard warms and this node wrote the key itself since
+// warm-up began, an unversioned delete (versioned false: from a sender
+// that sends no version) is skipped, as it cannot be ordered against that
+// write; a versioned one runs, and removes the write only if it is older.
+// Skipping those too kept a write made here during the warm-up after the
+// cluster had deleted the key later, and the pull leaves a fresh key
+// alone.
 func (r *Router) replica(rt *Route, key []byte, versioned bool, op func() (removed bool)) {
 	if !r.warming(rt) {
 		op()
