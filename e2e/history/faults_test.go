@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -88,10 +89,16 @@ func (in *injector) inject(kind string) Episode {
 func (in *injector) settle(e *Episode) {
 	in.t.Helper()
 	deadline := time.Now().Add(settleTimeout)
+	var trail []string // what held it back, each change with its time
+	last := ""
 	for {
 		ok, seen := converged(in.cl.members())
 		if ok {
 			break
+		}
+		if seen != last {
+			trail = append(trail, fmt.Sprintf("%.1f s: %s", (in.log.Now()-e.Start).Seconds(), seen))
+			last = seen
 		}
 		if time.Now().After(deadline) {
 			// Each node prints its goroutines (Go's SIGQUIT) into the
@@ -105,7 +112,15 @@ func (in *injector) settle(e *Episode) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	e.Settled = in.log.Now()
+	if e.Healed != 0 && e.Settled-e.Healed > slowSettle {
+		in.t.Logf("%s %s took %.1f s to settle after the heal; what held it back:\n\t%s",
+			e.Kind, e.Target, (e.Settled - e.Healed).Seconds(), strings.Join(trail, "\n\t"))
+	}
 }
+
+// slowSettle: a settle this long after the heal is logged with what held
+// it back (most take under 3 s).
+const slowSettle = 4 * time.Second
 
 // answering waits until n serves stats again, then lets clients use it.
 func (in *injector) answering(n *node) {

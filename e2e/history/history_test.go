@@ -18,6 +18,7 @@ var (
 	seedFlag = flag.Int64("seed", 0, "seed for fault choice, targets and durations (0: from the clock); printed so that a run can be replayed")
 	duration = flag.Duration("duration", 10*time.Minute, "long mode: inject faults until this much time has passed")
 	cutFlag  = flag.Duration("cut", 0, "when set, every partition lasts exactly this long (to replay one length, e.g. 9s, just under the 10 s lease)")
+	logsFlag = flag.String("logs", "", "write every node's stderr (all incarnations) to files in this directory at the end, failed or not")
 	kindFlag = flag.String("faults", "", "comma-separated fault kinds: long mode draws from them (default: all), short mode injects each once, in order (default: "+strings.Join(shortKinds, ",")+"); all: "+strings.Join(allKinds, ","))
 )
 
@@ -120,6 +121,7 @@ func TestHistory(t *testing.T) {
 		nkeys, steady, stopMax, cutMax = 600, 3*time.Second, 8*time.Second, 15*time.Second
 	}
 	log := NewLog()
+	t.Logf("offsets below are from %s (the nodes' logs are in wall time)", time.Now().UTC().Format("15:04:05.000"))
 	w := newWorkload(log, cl, nkeys, 5*time.Millisecond)
 	w.start(3, 3, seed)
 	defer w.halt()

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -203,8 +204,24 @@ func startNode(t testing.TB, cl *cluster, name string, extra ...string) *node {
 			}
 			t.Logf("%s (pid %d) stderr:\n%s", n.name, p.cmd.Process.Pid, p.stderr.String())
 		}
+		n.keepLogs(t, p)
 	})
 	return n
+}
+
+// keepLogs writes every incarnation's stderr to -logs, when set: the
+// nodes' side of a run that passed but did something worth reading.
+func (n *node) keepLogs(t testing.TB, p *proc) {
+	if *logsFlag == "" {
+		return
+	}
+	all := append(append([]string(nil), n.gone...), p.stderr.String())
+	for i, s := range all {
+		f := filepath.Join(*logsFlag, fmt.Sprintf("%s.%d.log", n.name, i+1))
+		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+			t.Errorf("keeping %s's log: %v", n.name, err)
+		}
+	}
 }
 
 func (n *node) run(t testing.TB) {
