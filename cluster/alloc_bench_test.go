@@ -94,7 +94,7 @@ func (g *replRig) keys(n int) [][]byte {
 // setReplicated sets key on the owner and waits until the replica has
 // applied that write (its CAS).
 func (g *replRig) setReplicated(tb testing.TB, key, val []byte, opt *store.SetOptions) {
-	res, it, err := g.rt.Set(key, val, opt)
+	res, it, err := g.rt.Set(context.Background(), key, val, opt)
 	if res != store.Stored || err != nil {
 		tb.Fatalf("set: %v %v", res, err)
 	}
@@ -139,7 +139,7 @@ func BenchmarkReplicatedSet(b *testing.B) {
 				k := keys[i%len(keys)]
 				i++
 				if i%window != 0 {
-					if res, _, err := g.rt.Set(k, val, opt); res != store.Stored || err != nil {
+					if res, _, err := g.rt.Set(context.Background(), k, val, opt); res != store.Stored || err != nil {
 						b.Fatalf("set: %v %v", res, err)
 					}
 					continue

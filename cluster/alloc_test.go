@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"testing"
 
 	"shoal/etcdsync"
@@ -31,15 +32,15 @@ func TestRouterLocalAllocs(t *testing.T) {
 	doneGet := func(store.Item, []byte, store.Result) { t.Error("GetAsync of a local key went pending") }
 	doneSet := func(store.Result, store.Item, error) { t.Error("SetAsync of a local key went pending") }
 	for name, op := range map[string]func(){
-		"Set": func() { rt.Set(key, val, opt) },
-		"Get": func() { rt.Get(key, nil, dst) },
+		"Set": func() { rt.Set(context.Background(), key, val, opt) },
+		"Get": func() { rt.Get(context.Background(), key, nil, dst) },
 		"SetAsync": func() {
-			if _, _, _, pending := rt.SetAsync(key, val, opt, doneSet); pending {
+			if _, _, _, pending := rt.SetAsync(context.Background(), key, val, opt, doneSet); pending {
 				t.Error("pending")
 			}
 		},
 		"GetAsync": func() {
-			if _, _, _, pending := rt.GetAsync(key, nil, dst, doneGet); pending {
+			if _, _, _, pending := rt.GetAsync(context.Background(), key, nil, dst, doneGet); pending {
 				t.Error("pending")
 			}
 		},
@@ -70,13 +71,13 @@ func TestRouterReplicatedAllocs(t *testing.T) {
 		name string
 		op   func()
 	}{
-		{"Set", func() { g.rt.Set(key, val, opt) }},
+		{"Set", func() { g.rt.Set(context.Background(), key, val, opt) }},
 		{"SetAsync", func() {
-			if _, _, _, pending := g.rt.SetAsync(key, val, opt, doneSet); pending {
+			if _, _, _, pending := g.rt.SetAsync(context.Background(), key, val, opt, doneSet); pending {
 				t.Error("pending")
 			}
 		}},
-		{"forwarded Set", func() { pc.Set(key, val, opt) }},
+		{"forwarded Set", func() { pc.Set(context.Background(), key, val, opt) }},
 		{"Set until the replica applied it", func() { g.setReplicated(t, key, val, opt) }},
 	} {
 		// repl reuses its value buffers, once its free list holds as many

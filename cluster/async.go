@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+
 	"shoal/peer"
 	"shoal/store"
 )
@@ -28,6 +30,7 @@ import (
 // asyncGet is a get forwarded asynchronously: its peer.GetHandler. Pooled.
 type asyncGet struct {
 	r    *Router
+	ctx  context.Context // the client connection's
 	rt   Route
 	key  []byte
 	opt  *store.GetOptions
@@ -61,16 +64,16 @@ func (r *Router) recovering() bool {
 
 // GetAsync is Get for an event loop (server.AsyncCache): pending means
 // done will be called, once, from another goroutine.
-func (r *Router) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+func (r *Router) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
 	if r.recovering() {
-		return r.later(r.Get, key, opt, dst, done)
+		return r.later(ctx, r.Get, key, opt, dst, done)
 	}
 	rt := r.route(key)
 	if rt.Local() {
 		if r.warming(&rt) {
-			return r.getLater(rt, key, opt, dst, done)
+			return r.getLater(ctx, rt, key, opt, dst, done)
 		}
-		it, val, res := r.localGet(&rt, key, opt, dst)
+		it, val, res := r.localGet(ctx, &rt, key, opt, dst)
 		return it, val, res, false
 	}
 	m := rt.member()
@@ -81,10 +84,10 @@ func (r *Router) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done fu
 	if a == nil {
 		a = new(asyncGet)
 	}
-	*a = asyncGet{r: r, rt: rt, key: key, opt: opt, dst: dst, done: done}
+	*a = asyncGet{r: r, ctx: ctx, rt: rt, key: key, opt: opt, dst: dst, done: done}
 	if err := m.client.GetAsync(key, peerGetOptions(opt, dst), a); err != nil {
 		r.asyncGets.Put(a.clear())
-		return r.getLater(rt, key, opt, dst, done)
+		return r.getLater(ctx, rt, key, opt, dst, done)
 	}
 	m.forwarded.Add(1)
 	m.queued.Store(true) // after the request: Flush must see it
@@ -93,22 +96,22 @@ func (r *Router) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done fu
 
 // getLater serves a get on route rt with the synchronous walk, on a
 // goroutine, and reports pending (see later).
-func (r *Router) getLater(rt Route, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	return r.later(func(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-		return r.getOn(rt, key, opt, dst)
+func (r *Router) getLater(ctx context.Context, rt Route, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	return r.later(ctx, func(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+		return r.getOn(ctx, rt, key, opt, dst)
 	}, key, opt, dst, done)
 }
 
 // getter is a synchronous Get: Router.Get, PeerCache.Get.
-type getter func(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
+type getter func(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
 
 // later runs get on a goroutine of the router and reports pending; once
 // the router is closed (no goroutines start), it runs get here.
-func (r *Router) later(get getter, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	if r.spawn(func() { done(get(key, opt, dst)) }) {
+func (r *Router) later(ctx context.Context, get getter, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	if r.spawn(func() { done(get(ctx, key, opt, dst)) }) {
 		return store.Item{}, nil, store.Miss, true
 	}
-	it, val, res := get(key, opt, dst)
+	it, val, res := get(ctx, key, opt, dst)
 	return it, val, res, false
 }
 
@@ -145,37 +148,37 @@ func (p *PeerCache) Inline(key []byte) bool {
 
 // GetAsync serves a forwarded read at once, or on a goroutine when it may
 // wait (see Inline).
-func (p *PeerCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+func (p *PeerCache) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
 	if p.Inline(key) {
-		it, val, res := p.Get(key, opt, dst)
+		it, val, res := p.Get(ctx, key, opt, dst)
 		return it, val, res, false
 	}
-	return p.r.later(p.Get, key, opt, dst, done)
+	return p.r.later(ctx, p.Get, key, opt, dst, done)
 }
 
 // SetAsync serves a forwarded write at once, or on a goroutine when it may
 // wait (see writeNow).
-func (p *PeerCache) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+func (p *PeerCache) SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
 	if rt, now, err := p.writeNow(key); now {
 		if err != nil {
 			return 0, store.Item{}, err, false
 		}
-		res, it, err := p.r.localSet(&rt, key, value, opt)
+		res, it, err := p.r.localSet(ctx, &rt, key, value, opt)
 		return res, it, err, false
 	}
-	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Set(key, value, opt) }, done)
+	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Set(ctx, key, value, opt) }, done)
 }
 
 // DeleteAsync is SetAsync for a forwarded delete.
-func (p *PeerCache) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+func (p *PeerCache) DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
 	if rt, now, err := p.writeNow(key); now {
 		if err != nil {
 			return 0, store.Item{}, err, false
 		}
-		res, it, err := p.r.localDelete(&rt, key, opt)
+		res, it, err := p.r.localDelete(ctx, &rt, key, opt)
 		return res, it, err, false
 	}
-	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Delete(key, opt) }, done)
+	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Delete(ctx, key, opt) }, done)
 }
 
 // writeNow routes a forwarded write once, as Set would (writeRoute), and
@@ -207,7 +210,7 @@ func (p *PeerCache) Flush() {}
 
 // GetDone completes a forwarded get, on the peer client's reader.
 func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
-	r, rt, key, opt, dst, done := a.r, a.rt, a.key, a.opt, a.dst, a.done
+	r, ctx, rt, key, opt, dst, done := a.r, a.ctx, a.rt, a.key, a.opt, a.dst, a.done
 	r.asyncGets.Put(a.clear())
 	if err != nil {
 		if !r.failed(rt.member(), err) {
@@ -215,7 +218,7 @@ func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
 			return
 		}
 		r.next(&rt) // the same route, on to the next owner
-		if it, val, res, pending := r.getLater(rt, key, opt, dst, done); !pending {
+		if it, val, res, pending := r.getLater(ctx, rt, key, opt, dst, done); !pending {
 			done(it, val, res)
 		}
 		return

@@ -38,8 +38,9 @@ func startAsyncRig(t *testing.T, peerAddr string, replicas int) *asyncRig {
 }
 
 // startRig is startAsyncRig with the client port's server.Config (a
-// goroutine per connection without EventLoop).
-func startRig(t *testing.T, peerAddr string, replicas int, cfg server.Config) *asyncRig {
+// goroutine per connection without EventLoop); opts change the router's
+// configuration.
+func startRig(t *testing.T, peerAddr string, replicas int, cfg server.Config, opts ...func(*RouterConfig)) *asyncRig {
 	t.Helper()
 	r, err := ring.New(ring.Config{Shards: 16, Replicas: replicas}, []string{"p", "self"}, 1)
 	if err != nil {
@@ -48,7 +49,11 @@ func startRig(t *testing.T, peerAddr string, replicas int, cfg server.Config) *a
 	view := &membership.View{Epoch: 1, Members: []etcdsync.Member{{Name: "p", PeerAddr: peerAddr}, {Name: "self"}}, Ring: r}
 	st := newStore(t)
 	fm := &fakeMembers{view: view, health: map[string]gossip.State{"p": gossip.Alive}}
-	rt, err := NewRouter(RouterConfig{Members: fm, Store: st, Peer: peer.Config{Conns: 1, RequestTimeout: 300 * time.Millisecond}, DownFor: time.Minute})
+	rcfg := RouterConfig{Members: fm, Store: st, Peer: peer.Config{Conns: 1, RequestTimeout: 300 * time.Millisecond}, DownFor: time.Minute}
+	for _, o := range opts {
+		o(&rcfg)
+	}
+	rt, err := NewRouter(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,6 +377,51 @@ func TestAsyncClientGone(t *testing.T) {
 			}
 			// Only nc3 is left once the pending get has timed out.
 			testutil.WaitFor(t, 5*time.Second, "only the new connection left", func() bool { return rig.srv.Stats().CurrConnections == 1 })
+		})
+	}
+}
+
+// TestShutdownCancelsForwarded: a request forwarded on the synchronous
+// path (an incr; a get under a goroutine per connection) to a silent
+// owner ends when the server shuts down, with its connection's context,
+// instead of waiting out the peer timeout; and the owner, which did
+// nothing wrong, is not counted as failed nor marked down.
+func TestShutdownCancelsForwarded(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  server.Config
+		req  func(k string) string
+	}{
+		{"event loop incr", server.Config{EventLoop: true, Loops: 1}, func(k string) string { return "incr " + k + " 1\r\n" }},
+		{"goroutine get", server.Config{}, func(k string) string { return "get " + k + "\r\n" }},
+		{"goroutine set", server.Config{}, func(k string) string { return "set " + k + " 0 0 1\r\nv\r\n" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, px := startPeer(t)
+			const timeout = 20 * time.Second
+			rig := startRig(t, px.addr, 1, tc.cfg, func(c *RouterConfig) { c.Peer.RequestTimeout = timeout })
+			warmPeer(t, rig)
+			k := ownedBy(rig.view, "p", "k", 1)[0]
+			px.frozen.Store(true)
+			nc, _ := connect(t, rig.addr)
+			fmt.Fprint(nc, tc.req(k))
+			testutil.WaitFor(t, 5*time.Second, "the request in flight to the owner", func() bool {
+				for _, m := range rig.rt.peers.Load().byName {
+					if m.client.Stats().InFlight > 0 {
+						return true
+					}
+				}
+				return false
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), timeout/2)
+			defer cancel()
+			start := time.Now()
+			if err := rig.srv.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v after %v (the forwarded request waited out the peer timeout)", err, time.Since(start))
+			}
+			if ps := rig.rt.PeerStats(); len(ps) != 1 || ps[0].Failures != 0 || ps[0].Down {
+				t.Fatalf("peer stats %+v: the owner counted as failed for a request its client gave up", ps)
+			}
 		})
 	}
 }

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+
 	"shoal/peer"
 	"shoal/store"
 )
@@ -22,6 +24,7 @@ import (
 // peer.SetHandler and peer.DeleteHandler. Pooled.
 type asyncWrite struct {
 	r          *Router
+	ctx        context.Context // the client connection's
 	rt         Route
 	key, value []byte
 	set        *store.SetOptions
@@ -32,14 +35,14 @@ type asyncWrite struct {
 
 // SetAsync is Set for an event loop (server.AsyncCache): pending means
 // done will be called, once, from another goroutine.
-func (r *Router) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	return r.writeAsync(asyncWrite{key: key, value: value, set: opt, done: done})
+func (r *Router) SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	return r.writeAsync(asyncWrite{ctx: ctx, key: key, value: value, set: opt, done: done})
 }
 
 // DeleteAsync is Delete for an event loop (server.AsyncCache), as
 // SetAsync.
-func (r *Router) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	return r.writeAsync(asyncWrite{key: key, del: opt, isDel: true, done: done})
+func (r *Router) DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	return r.writeAsync(asyncWrite{ctx: ctx, key: key, del: opt, isDel: true, done: done})
 }
 
 // writeAsync routes w: it writes a key served here at once (unless its
@@ -84,9 +87,9 @@ func (r *Router) writeAsync(w asyncWrite) (store.Result, store.Item, error, bool
 // writeHere applies w to this node's store, on its route.
 func (r *Router) writeHere(w *asyncWrite) (store.Result, store.Item, error) {
 	if w.isDel {
-		return r.localDelete(&w.rt, w.key, w.del)
+		return r.localDelete(w.ctx, &w.rt, w.key, w.del)
 	}
-	return r.localSet(&w.rt, w.key, w.value, w.set)
+	return r.localSet(w.ctx, &w.rt, w.key, w.value, w.set)
 }
 
 // writeLater runs the synchronous write on a goroutine, on w's route when
@@ -97,13 +100,13 @@ func (r *Router) writeLater(w asyncWrite, routed bool) (store.Result, store.Item
 	write := func() (store.Result, store.Item, error) {
 		switch {
 		case !routed && w.isDel:
-			return r.Delete(w.key, w.del)
+			return r.Delete(w.ctx, w.key, w.del)
 		case !routed:
-			return r.Set(w.key, w.value, w.set)
+			return r.Set(w.ctx, w.key, w.value, w.set)
 		case w.isDel:
-			return r.deleteOn(w.rt, w.key, w.del)
+			return r.deleteOn(w.ctx, w.rt, w.key, w.del)
 		}
-		return r.setOn(w.rt, w.key, w.value, w.set)
+		return r.setOn(w.ctx, w.rt, w.key, w.value, w.set)
 	}
 	return r.laterWrite(write, w.done)
 }

@@ -67,15 +67,15 @@ func replyResult(err error) (store.Result, bool) {
 
 // Get reads key from its first reachable owner; no reachable owner, or an
 // error from the owner, is a miss.
-func (r *Router) Get(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	return r.getOn(r.routed(key), key, opt, dst)
+func (r *Router) Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+	return r.getOn(ctx, r.routed(key), key, opt, dst)
 }
 
 // getOn is Get on route rt.
-func (r *Router) getOn(rt Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
+func (r *Router) getOn(ctx context.Context, rt Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	res = store.Miss
 	err := r.walk(&rt, func(m *member) error {
-		pit, hit, err := m.client.Get(context.Background(), key, peerGetOptions(opt, dst))
+		pit, hit, err := m.client.Get(ctx, key, peerGetOptions(opt, dst))
 		if err != nil {
 			return err
 		}
@@ -86,7 +86,7 @@ func (r *Router) getOn(rt Route, key []byte, opt *store.GetOptions, dst []byte) 
 		return store.Item{}, dst[:0], store.Miss
 	}
 	if rt.Local() {
-		return r.localGet(&rt, key, opt, dst)
+		return r.localGet(ctx, &rt, key, opt, dst)
 	}
 	return it, val, res
 }
@@ -133,19 +133,19 @@ func writeResult(res peer.Result, ok store.Result) store.Result {
 }
 
 // Set writes through the first reachable owner.
-func (r *Router) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
-	return r.setOn(r.routed(key), key, value, opt)
+func (r *Router) Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+	return r.setOn(ctx, r.routed(key), key, value, opt)
 }
 
 // setOn is Set on route rt.
-func (r *Router) setOn(rt Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
+func (r *Router) setOn(ctx context.Context, rt Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
 	err = r.walk(&rt, func(m *member) error {
-		pr, cas, err := m.client.Set(context.Background(), key, value, peerSetOptions(opt))
+		pr, cas, err := m.client.Set(ctx, key, value, peerSetOptions(opt))
 		res, it, err = setOutcome(pr, cas, err, opt, len(value))
 		return err
 	})
 	if err == nil && rt.Local() {
-		res, it, err = r.localSet(&rt, key, value, opt)
+		res, it, err = r.localSet(ctx, &rt, key, value, opt)
 	}
 	return res, it, err
 }
@@ -180,19 +180,19 @@ func setOutcome(pr peer.Result, cas uint64, err error, opt *store.SetOptions, si
 }
 
 // Delete deletes (or invalidates) through the first reachable owner.
-func (r *Router) Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
-	return r.deleteOn(r.routed(key), key, opt)
+func (r *Router) Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
+	return r.deleteOn(ctx, r.routed(key), key, opt)
 }
 
 // deleteOn is Delete on route rt.
-func (r *Router) deleteOn(rt Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
+func (r *Router) deleteOn(ctx context.Context, rt Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
 	err = r.walk(&rt, func(m *member) error {
-		pr, err := m.client.Delete(context.Background(), key, peerDeleteOptions(opt))
+		pr, err := m.client.Delete(ctx, key, peerDeleteOptions(opt))
 		res, err = deleteOutcome(pr, err)
 		return err
 	})
 	if err == nil && rt.Local() {
-		res, it, err = r.localDelete(&rt, key, opt)
+		res, it, err = r.localDelete(ctx, &rt, key, opt)
 	}
 	return res, it, err
 }
@@ -219,7 +219,7 @@ func deleteOutcome(pr peer.Result, err error) (store.Result, error) {
 }
 
 // Arith applies incr/decr at the first reachable owner.
-func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
+func (r *Router) Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
 	rt := r.routed(key)
 	err = r.walk(&rt, func(m *member) error {
 		po := peer.ArithOptions{
@@ -227,7 +227,7 @@ func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v
 			Vivify: opt.Vivify, Initial: opt.Initial, VivifyTTL: ttl(opt.VivifyExptime),
 			Touch: opt.Touch, TTL: ttl(opt.Exptime), CAS: opt.CAS, NewCAS: opt.NewCAS,
 		}
-		c, pr, err := m.client.Arith(context.Background(), key, po)
+		c, pr, err := m.client.Arith(ctx, key, po)
 		if err != nil {
 			if rr, ok := replyResult(err); ok {
 				res = rr
@@ -242,16 +242,16 @@ func (r *Router) Arith(key []byte, opt *store.ArithOptions) (res store.Result, v
 		return nil
 	})
 	if err == nil && rt.Local() {
-		res, v, it, err = r.localArith(&rt, key, opt)
+		res, v, it, err = r.localArith(ctx, &rt, key, opt)
 	}
 	return res, v, it, err
 }
 
 // Touch sets key's exptime at the first reachable owner.
-func (r *Router) Touch(key []byte, exptime int64) (res store.Result, it store.Item, err error) {
+func (r *Router) Touch(ctx context.Context, key []byte, exptime int64) (res store.Result, it store.Item, err error) {
 	rt := r.routed(key)
 	err = r.walk(&rt, func(m *member) error {
-		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{Touch: true, TTL: ttl(exptime)})
+		pit, hit, err := m.client.Get(ctx, key, peer.GetOptions{Touch: true, TTL: ttl(exptime)})
 		if err != nil {
 			return err
 		}
@@ -262,7 +262,7 @@ func (r *Router) Touch(key []byte, exptime int64) (res store.Result, it store.It
 		return nil
 	})
 	if err == nil && rt.Local() {
-		res, it, err = r.localTouch(&rt, key, exptime)
+		res, it, err = r.localTouch(ctx, &rt, key, exptime)
 	}
 	return res, it, err
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -230,7 +231,7 @@ func TestForwardedWritePushed(t *testing.T) {
 	}
 	pc := b.router.PeerCache()
 	for _, k := range keys {
-		if res, _, err := pc.Set([]byte(k), []byte("new"), nil); err != nil || res != store.Stored {
+		if res, _, err := pc.Set(context.Background(), []byte(k), []byte("new"), nil); err != nil || res != store.Stored {
 			t.Fatalf("forwarded set %s on b: %v %v", k, res, err)
 		}
 	}
@@ -242,7 +243,7 @@ func TestForwardedWritePushed(t *testing.T) {
 	}
 	// A forwarded touch (gat) is a write too.
 	exp := b.st.Now() + 3600
-	if _, _, res := pc.Get([]byte(keys[0]), &store.GetOptions{Touch: true, Exptime: exp}, nil); res != store.Hit {
+	if _, _, res := pc.Get(context.Background(), []byte(keys[0]), &store.GetOptions{Touch: true, Exptime: exp}, nil); res != store.Hit {
 		t.Fatalf("forwarded gat %s on b: %v", keys[0], res)
 	}
 	testutil.WaitFor(t, 5*time.Second, "a holds "+keys[0]+" touched", func() bool {

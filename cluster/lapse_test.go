@@ -188,7 +188,7 @@ func TestSettleAfterLapse(t *testing.T) {
 		{old, ""}, {newer, "b's"}, {mine, "since the cut"}, {gone, ""},
 	} {
 		rt := a.router.route(c.key)
-		a.router.settle(&rt, c.key)
+		a.router.settle(context.Background(), &rt, c.key)
 		_, v, res := a.st.Get(c.key, nil, nil)
 		switch {
 		case c.want == "" && res == store.Hit:
@@ -231,7 +231,7 @@ func TestSettleWithoutSource(t *testing.T) {
 	var giveUp time.Time // when a stops waiting for b, set by the first read
 	for i, key := range [][]byte{old, mine} {
 		start := time.Now()
-		_, v, res := a.router.Get(key, nil, nil)
+		_, v, res := a.router.Get(context.Background(), key, nil, nil)
 		if res == store.Hit {
 			t.Errorf("%s read as %q with its source silent, want a miss", key, v)
 		}
@@ -260,7 +260,7 @@ func TestSettleWithoutSource(t *testing.T) {
 	b.proxy.frozen.Store(false)
 	for key, want := range map[string]string{string(old): "b's", string(mine): "since the cut"} {
 		testutil.WaitFor(t, 10*time.Second, key+" settled to "+want, func() bool {
-			_, v, _ := a.router.Get([]byte(key), nil, nil)
+			_, v, _ := a.router.Get(context.Background(), []byte(key), nil, nil)
 			return string(v) == want
 		})
 	}
@@ -285,18 +285,18 @@ func TestRMWWithoutSource(t *testing.T) {
 
 	r := a.router
 	rt := r.route(count)
-	if _, _, _, err := r.localArith(&rt, count, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnvouched) {
+	if _, _, _, err := r.localArith(context.Background(), &rt, count, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnvouched) {
 		t.Errorf("incr of %s with its source silent: %v, want ErrUnvouched", count, err)
 	}
 	rt = r.route(count)
-	if _, _, err := r.localSet(&rt, count, []byte("x"), &store.SetOptions{Mode: store.ModeAppend}); !errors.Is(err, ErrUnvouched) {
+	if _, _, err := r.localSet(context.Background(), &rt, count, []byte("x"), &store.SetOptions{Mode: store.ModeAppend}); !errors.Is(err, ErrUnvouched) {
 		t.Errorf("append to %s with its source silent: %v, want ErrUnvouched", count, err)
 	}
 	if _, v, _ := a.st.Get(count, nil, nil); string(v) != "10" {
 		t.Errorf("%s holds %q after the refused writes, want \"10\"", count, v)
 	}
 	rt = r.route(plain)
-	if res, _, err := r.localSet(&rt, plain, []byte("new"), &store.SetOptions{}); err != nil || res != store.Stored {
+	if res, _, err := r.localSet(context.Background(), &rt, plain, []byte("new"), &store.SetOptions{}); err != nil || res != store.Stored {
 		t.Errorf("set of %s with its source silent: %v %v, want stored", plain, res, err)
 	}
 }
@@ -324,7 +324,7 @@ func TestForwardedRMWUnvouched(t *testing.T) {
 	b.proxy.frozen.Store(true)
 	defer b.proxy.frozen.Store(false)
 
-	res, n, _, err := b.router.Arith(key, &store.ArithOptions{Delta: 1})
+	res, n, _, err := b.router.Arith(context.Background(), key, &store.ArithOptions{Delta: 1})
 	if err != nil || res != store.Stored || n != 21 {
 		t.Fatalf("incr through b: %v %d %v, want stored 21", res, n, err)
 	}
@@ -403,7 +403,7 @@ func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
 		t.Helper()
 		rt := a.router.route(key)
 		var cas uint64
-		a.router.own(&rt, key, false, func() bool {
+		a.router.own(context.Background(), &rt, key, false, func() bool {
 			_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
 			cas = it.CAS
 			return true
@@ -461,7 +461,7 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 	r.transition(v, late) // apply's transition, run after the recovery
 	r.mu.Unlock()
 
-	if _, val, res := r.PeerCache().Get(key, nil, nil); res == store.Hit {
+	if _, val, res := r.PeerCache().Get(context.Background(), key, nil, nil); res == store.Hit {
 		t.Errorf("forwarded get of %s, deleted on b while a was out: %q", key, val)
 	}
 }
@@ -478,7 +478,7 @@ func TestReplicatedSetAfterDeleteOfOwnWrite(t *testing.T) {
 	warmAsLapsed(t, a, 1, "b", key)
 	rt := a.router.route(key)
 	var own uint64
-	a.router.own(&rt, key, false, func() bool {
+	a.router.own(context.Background(), &rt, key, false, func() bool {
 		_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
 		own = it.CAS
 		return true
@@ -563,7 +563,7 @@ func TestSettleWithNoSource(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, n, _, err := r.localArith(&rt, key, &store.ArithOptions{Delta: 1})
+		res, n, _, err := r.localArith(context.Background(), &rt, key, &store.ArithOptions{Delta: 1})
 		done <- result{res, n, err}
 	}()
 	select {

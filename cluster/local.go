@@ -1,6 +1,10 @@
 package cluster
 
-import "shoal/store"
+import (
+	"context"
+
+	"shoal/store"
+)
 
 // Local operations of the serving owner, shared by the client port (the
 // Router) and the peer port (forwarded requests, PeerCache): each runs on
@@ -9,14 +13,14 @@ import "shoal/store"
 // (warm.go), and pushes the result to the key's other owners on that route
 // when it changed the item and this node is the key's primary there.
 
-func (r *Router) localGet(rt *Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
+func (r *Router) localGet(ctx context.Context, rt *Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	if opt == nil || (!opt.Touch && !opt.Vivify) {
-		if !r.settle(rt, key) {
+		if !r.settle(ctx, rt, key) {
 			return store.Item{}, dst[:0], store.Miss // not vouched for (warm.go)
 		}
 		return r.st.Get(key, opt, dst)
 	}
-	changed, err := r.own(rt, key, true, func() bool {
+	changed, err := r.own(ctx, rt, key, true, func() bool {
 		it, val, res = r.st.Get(key, opt, dst)
 		return (opt.Touch && res == store.Hit) || it.Created
 	})
@@ -27,9 +31,9 @@ func (r *Router) localGet(rt *Route, key []byte, opt *store.GetOptions, dst []by
 	return it, val, res
 }
 
-func (r *Router) localSet(rt *Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
+func (r *Router) localSet(ctx context.Context, rt *Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
 	rmw := opt != nil && (opt.Mode != store.ModeSet || opt.CAS != 0)
-	changed, err := r.own(rt, key, rmw, func() bool {
+	changed, err := r.own(ctx, rt, key, rmw, func() bool {
 		res, it = r.st.Set(key, value, opt)
 		return res == store.Stored
 	})
@@ -44,9 +48,9 @@ func (r *Router) localSet(rt *Route, key, value []byte, opt *store.SetOptions) (
 	return res, it, nil
 }
 
-func (r *Router) localDelete(rt *Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
+func (r *Router) localDelete(ctx context.Context, rt *Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
 	rmw := opt != nil && (opt.CAS != 0 || opt.Invalidate)
-	changed, err := r.own(rt, key, rmw, func() bool {
+	changed, err := r.own(ctx, rt, key, rmw, func() bool {
 		res, it = r.deleteVersioned(key, opt, 0)
 		return res == store.Deleted
 	})
@@ -57,8 +61,8 @@ func (r *Router) localDelete(rt *Route, key []byte, opt *store.DeleteOptions) (r
 	return res, it, nil
 }
 
-func (r *Router) localArith(rt *Route, key []byte, opt *store.ArithOptions) (res store.Result, n uint64, it store.Item, err error) {
-	changed, err := r.own(rt, key, true, func() bool {
+func (r *Router) localArith(ctx context.Context, rt *Route, key []byte, opt *store.ArithOptions) (res store.Result, n uint64, it store.Item, err error) {
+	changed, err := r.own(ctx, rt, key, true, func() bool {
 		res, n, it = r.st.Arith(key, opt)
 		return res == store.Stored
 	})
@@ -69,8 +73,8 @@ func (r *Router) localArith(rt *Route, key []byte, opt *store.ArithOptions) (res
 	return res, n, it, nil
 }
 
-func (r *Router) localTouch(rt *Route, key []byte, exptime int64) (res store.Result, it store.Item, err error) {
-	changed, err := r.own(rt, key, true, func() bool {
+func (r *Router) localTouch(ctx context.Context, rt *Route, key []byte, exptime int64) (res store.Result, it store.Item, err error) {
+	changed, err := r.own(ctx, rt, key, true, func() bool {
 		res, it = r.st.Touch(key, exptime)
 		return res == store.Touched
 	})

@@ -35,13 +35,13 @@ type batch struct {
 // along its route. Options a batch cannot carry (NoBump, Vivify,
 // RecacheBelow: meta commands only) are served key by key through Get, and
 // so is every multi-get while shards warm.
-func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte)) {
+func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte)) {
 	r.awake() // recovers first when the process was paused
 	// While shards warm, each local key may need settling first: key by key.
 	if (opt != nil && (opt.NoBump || opt.Vivify || opt.RecacheBelow > 0)) || r.w.active.Load() > 0 {
 		var buf []byte
 		for i, k := range keys {
-			it, val, res := r.Get(k, opt, buf[:0])
+			it, val, res := r.Get(ctx, k, opt, buf[:0])
 			buf = val
 			if res == store.Hit {
 				into(i, it, val)
@@ -84,7 +84,7 @@ func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int,
 		var wg sync.WaitGroup
 		for _, b := range batches {
 			b.m.forwarded.Add(1)
-			wg.Go(func() { b.err = r.fetch(b, keys, opt, res) })
+			wg.Go(func() { b.err = r.fetch(ctx, b, keys, opt, res) })
 		}
 		for _, i := range local {
 			it, val, got := r.st.Get(keys[i], opt, scratch[:0])
@@ -123,7 +123,7 @@ func (r *Router) GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int,
 // results; each goroutine writes only the results of its own keys. Hits
 // come back even with a reply error, which is the owner's answer: the
 // keys it did not return are misses.
-func (r *Router) fetch(b *batch, keys [][]byte, opt *store.GetOptions, res []multiResult) error {
+func (r *Router) fetch(ctx context.Context, b *batch, keys [][]byte, opt *store.GetOptions, res []multiResult) error {
 	ks := make([][]byte, len(b.idx))
 	for j, i := range b.idx {
 		ks[j] = keys[i]
@@ -131,9 +131,9 @@ func (r *Router) fetch(b *batch, keys [][]byte, opt *store.GetOptions, res []mul
 	var hits []peer.Hit
 	var err error
 	if opt != nil && opt.Touch {
-		hits, err = b.m.client.TouchMulti(context.Background(), ks, ttl(opt.Exptime), nil)
+		hits, err = b.m.client.TouchMulti(ctx, ks, ttl(opt.Exptime), nil)
 	} else {
-		hits, err = b.m.client.GetMulti(context.Background(), ks, nil)
+		hits, err = b.m.client.GetMulti(ctx, ks, nil)
 	}
 	if err != nil && failover(err) {
 		return err

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 
 	"shoal/protocol"
@@ -35,19 +36,19 @@ var (
 	_ server.AsyncCache = (*PeerCache)(nil)
 )
 
-func (p *PeerCache) Now() int64                       { return p.r.st.Now() }
-func (p *PeerCache) Fits(keyLen, valueLen int) bool   { return p.r.st.Fits(keyLen, valueLen) }
-func (p *PeerCache) FlushAll(delay int64)             { p.r.st.FlushAll(delay) }
-func (p *PeerCache) SetMemoryLimit(bytes int64) error { return p.r.st.SetMemoryLimit(bytes) }
-func (p *PeerCache) Stats() store.Stats               { return p.r.st.Stats() }
-func (p *PeerCache) ResetStats()                      { p.r.st.ResetStats() }
+func (p *PeerCache) Now() int64                                { return p.r.st.Now() }
+func (p *PeerCache) Fits(keyLen, valueLen int) bool            { return p.r.st.Fits(keyLen, valueLen) }
+func (p *PeerCache) FlushAll(ctx context.Context, delay int64) { p.r.st.FlushAll(delay) }
+func (p *PeerCache) SetMemoryLimit(bytes int64) error          { return p.r.st.SetMemoryLimit(bytes) }
+func (p *PeerCache) Stats() store.Stats                        { return p.r.st.Stats() }
+func (p *PeerCache) ResetStats()                               { p.r.st.ResetStats() }
 
 // Get serves a forwarded read. A read that finds this process was paused
 // is served after the recovery (it changes nothing, and the shards this
 // node owns then warm: it reads through from the owners that stood in), so
 // that a read sent after the resume never misses; one that writes (touch,
 // vivify) is refused as a write is, with a miss.
-func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+func (p *PeerCache) Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
 	if !p.r.awake() && opt != nil && (opt.Touch || opt.Vivify) {
 		return store.Item{}, dst[:0], store.Miss
 	}
@@ -55,7 +56,7 @@ func (p *PeerCache) Get(key []byte, opt *store.GetOptions, dst []byte) (store.It
 	if !owner && opt != nil && (opt.Touch || opt.Vivify) {
 		return store.Item{}, dst[:0], store.Miss // pushed to nobody (see routeHere)
 	}
-	return p.r.localGet(&rt, key, opt, dst)
+	return p.r.localGet(ctx, &rt, key, opt, dst)
 }
 
 // writeRoute is the route of a forwarded write, or why it is refused. One
@@ -77,39 +78,39 @@ func (p *PeerCache) writeRoute(key []byte) (Route, error) {
 }
 
 // Set serves a forwarded write.
-func (p *PeerCache) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+func (p *PeerCache) Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, store.Item{}, err
 	}
-	return p.r.localSet(&rt, key, value, opt)
+	return p.r.localSet(ctx, &rt, key, value, opt)
 }
 
 // Delete serves a forwarded delete.
-func (p *PeerCache) Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
+func (p *PeerCache) Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, store.Item{}, err
 	}
-	return p.r.localDelete(&rt, key, opt)
+	return p.r.localDelete(ctx, &rt, key, opt)
 }
 
 // Arith serves a forwarded incr/decr.
-func (p *PeerCache) Arith(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+func (p *PeerCache) Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, 0, store.Item{}, err
 	}
-	return p.r.localArith(&rt, key, opt)
+	return p.r.localArith(ctx, &rt, key, opt)
 }
 
 // Touch serves a forwarded touch.
-func (p *PeerCache) Touch(key []byte, exptime int64) (store.Result, store.Item, error) {
+func (p *PeerCache) Touch(ctx context.Context, key []byte, exptime int64) (store.Result, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, store.Item{}, err
 	}
-	return p.r.localTouch(&rt, key, exptime)
+	return p.r.localTouch(ctx, &rt, key, exptime)
 }
 
 // admit reports why a replicated write of key from o is refused: the

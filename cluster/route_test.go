@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -72,14 +73,14 @@ func TestForwardedToNonOwner(t *testing.T) {
 		}
 	}
 
-	if _, _, err := late.PeerCache().Set(keys[0], []byte("v"), nil); !errors.Is(err, ErrNotOwner) {
+	if _, _, err := late.PeerCache().Set(context.Background(), keys[0], []byte("v"), nil); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("forwarded set on a non-owner: %v, want ErrNotOwner", err)
 	}
-	if res, _, err := rt.Set(keys[0], []byte("sync"), &store.SetOptions{}); res != store.Stored || err != nil {
+	if res, _, err := rt.Set(context.Background(), keys[0], []byte("sync"), &store.SetOptions{}); res != store.Stored || err != nil {
 		t.Fatalf("set: %v %v", res, err)
 	}
 	done := make(chan error, 1)
-	res, _, err, pending := rt.SetAsync(keys[1], []byte("async"), &store.SetOptions{}, func(res store.Result, _ store.Item, err error) {
+	res, _, err, pending := rt.SetAsync(context.Background(), keys[1], []byte("async"), &store.SetOptions{}, func(res store.Result, _ store.Item, err error) {
 		if err == nil && res != store.Stored {
 			err = fmt.Errorf("result %v", res)
 		}

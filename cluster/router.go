@@ -400,6 +400,9 @@ func (r *Router) usable(name string, m *member) bool {
 // failed counts a failed request to m and reports whether err means m did
 // not answer, in which case m is marked down and the next owner is tried.
 func (r *Router) failed(m *member, err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false // the client's connection ended: m is not at fault
+	}
 	m.failures.Add(1)
 	if !failover(err) {
 		return false
@@ -467,7 +470,7 @@ func (r *Router) Fits(keyLen, valueLen int) bool { return r.st.Fits(keyLen, valu
 // (which flushes its own store only), every other member's, as a client of
 // a cluster expects flush_all to empty the cache it sees. A member that
 // does not answer within the peer timeout is logged and left out.
-func (r *Router) FlushAll(delay int64) {
+func (r *Router) FlushAll(ctx context.Context, delay int64) {
 	r.st.FlushAll(delay)
 	ps := r.peers.Load()
 	var wg sync.WaitGroup
@@ -476,7 +479,7 @@ func (r *Router) FlushAll(delay int64) {
 			continue
 		}
 		wg.Go(func() {
-			if err := m.client.FlushAll(context.Background(), delay); err != nil {
+			if err := m.client.FlushAll(ctx, delay); err != nil {
 				r.log.Warn("flush_all not applied on a member", "peer", m.name, "err", err)
 			}
 		})

@@ -318,10 +318,10 @@ func TestRouterFailover(t *testing.T) {
 	defer rt.Close()
 
 	t.Run("no view serves locally", func(t *testing.T) {
-		if res, _, err := rt.Set([]byte("early"), []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
+		if res, _, err := rt.Set(context.Background(), []byte("early"), []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
 			t.Fatalf("set: %v %v", res, err)
 		}
-		if _, v, res := rt.Get([]byte("early"), nil, nil); res != store.Hit || string(v) != "v" {
+		if _, v, res := rt.Get(context.Background(), []byte("early"), nil, nil); res != store.Hit || string(v) != "v" {
 			t.Fatalf("get: %v %q", res, v)
 		}
 	})
@@ -329,10 +329,10 @@ func TestRouterFailover(t *testing.T) {
 	rt.apply() // as Run would, which this test does not run
 	k := keyOwnedBy(fm.view, "gone")
 	t.Run("next owner takes over", func(t *testing.T) {
-		if res, _, err := rt.Set(k, []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
+		if res, _, err := rt.Set(context.Background(), k, []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
 			t.Fatalf("set: %v %v", res, err)
 		}
-		if _, v, res := rt.Get(k, nil, nil); res != store.Hit || string(v) != "v" {
+		if _, v, res := rt.Get(context.Background(), k, nil, nil); res != store.Hit || string(v) != "v" {
 			t.Fatalf("get: %v %q", res, v)
 		}
 		ps := rt.PeerStats()
@@ -345,13 +345,13 @@ func TestRouterFailover(t *testing.T) {
 	k = keyOwnedBy(fm.view, "gone")
 	t.Run("no owner left", func(t *testing.T) {
 		fm.health["gone"] = gossip.Dead
-		if _, _, err := rt.Set(k, []byte("v"), &store.SetOptions{}); !errors.Is(err, ErrUnavailable) {
+		if _, _, err := rt.Set(context.Background(), k, []byte("v"), &store.SetOptions{}); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("set: %v, want ErrUnavailable", err)
 		}
-		if _, _, res := rt.Get(k, nil, nil); res != store.Miss {
+		if _, _, res := rt.Get(context.Background(), k, nil, nil); res != store.Miss {
 			t.Fatalf("get: %v, want a miss", res)
 		}
-		if _, _, _, err := rt.Arith(k, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnavailable) {
+		if _, _, _, err := rt.Arith(context.Background(), k, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("incr: %v, want ErrUnavailable", err)
 		}
 	})
@@ -417,7 +417,7 @@ func TestRouterMultiGetFailover(t *testing.T) {
 			if remote == 0 {
 				t.Fatal("no key is owned by the dead member")
 			}
-			rt.GetMulti(keys, nil, func(i int, it store.Item, val []byte) {
+			rt.GetMulti(context.Background(), keys, nil, func(i int, it store.Item, val []byte) {
 				k := keys[i]
 				if string(val) != string(k)+"-v" || it.Flags != uint32(src(i)) {
 					t.Errorf("key %s: %q flags %d", k, val, it.Flags)

@@ -380,15 +380,18 @@ func (r *Router) warming(rt *Route) bool {
 // others expire while the others already reach it); serving the local
 // copy then served values overwritten or deleted during the cut
 // (TestClusterPartitionedNode).
-func (r *Router) settle(rt *Route, key []byte) (vouched bool) {
+func (r *Router) settle(ctx context.Context, rt *Route, key []byte) (vouched bool) {
 	if !r.warming(rt) {
 		return true
 	}
 	var bo time.Duration
 	for {
-		answered, wiped, deadline := r.settleOnce(rt, key)
+		answered, wiped, deadline := r.settleOnce(ctx, rt, key)
 		if answered || !wiped || !r.warming(rt) {
 			return true
+		}
+		if ctx.Err() != nil {
+			return false // the request is gone: vouch for nothing, drop nothing
 		}
 		now := time.Now()
 		if !now.Before(deadline) {
@@ -414,7 +417,7 @@ func (r *Router) settleWait() time.Duration {
 // settled (or was already, or its shard no longer warms); wiped: its
 // shard's local copy is no fallback; until: when none answered, the last
 // of the sources' give-up times (w.unreached).
-func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool, until time.Time) {
+func (r *Router) settleOnce(ctx context.Context, rt *Route, key []byte) (answered, wiped bool, until time.Time) {
 	s := rt.shard
 	w := &r.w
 	w.mu.Lock()
@@ -441,7 +444,10 @@ func (r *Router) settleOnce(rt *Route, key []byte) (answered, wiped bool, until 
 			silent = append(silent, name)
 			continue
 		}
-		pit, hit, err := m.client.Get(context.Background(), key, peer.GetOptions{NoBump: true, LocalOnly: true})
+		pit, hit, err := m.client.Get(ctx, key, peer.GetOptions{NoBump: true, LocalOnly: true})
+		if err != nil && ctx.Err() != nil {
+			return false, wiped, until // the request is gone; the source is not at fault
+		}
 		if err != nil {
 			if r.failed(m, err) || wiped {
 				silent = append(silent, name)
@@ -564,12 +570,12 @@ func (r *Router) dropUnsettled(s int, key []byte) bool {
 // depends on the current item (rmw) first settles the key, and fails
 // with ErrUnvouched when settle cannot vouch for it; the write marks the
 // key as this node's own.
-func (r *Router) own(rt *Route, key []byte, rmw bool, op func() bool) (changed bool, err error) {
+func (r *Router) own(ctx context.Context, rt *Route, key []byte, rmw bool, op func() bool) (changed bool, err error) {
 	if !r.warming(rt) {
 		return op(), nil
 	}
 	s := rt.shard
-	if rmw && !r.settle(rt, key) {
+	if rmw && !r.settle(ctx, rt, key) {
 		// Not vouched for: no source answered, and what this node holds
 		// may have been overwritten or deleted elsewhere meanwhile. A
 		// read misses; a write that depends on the item fails, or it

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,9 @@ import (
 //     connection handed off and then back to its loop. A view that changes
 //     between Inline and the command may still make the loop wait once, at
 //     most a peer timeout.
+//   - ctx is the connection's, as for Cache: what waits under it on a
+//     goroutine gives up when it ends; a request already sent may still
+//     complete later (done is called all the same).
 //   - Flush is called by a loop at the end of each wake-up in which
 //     GetAsync (SetAsync, DeleteAsync) returned pending: requests they
 //     queued may wait for it to be sent, so that the requests of a
@@ -56,9 +60,9 @@ import (
 // Every method is called concurrently from several loops.
 type AsyncCache interface {
 	Inline(key []byte) bool
-	GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (it store.Item, val []byte, res store.Result, pending bool)
-	SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
-	DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
+	GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (it store.Item, val []byte, res store.Result, pending bool)
+	SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
+	DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
 	Flush()
 }
 
@@ -106,7 +110,7 @@ func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
 // asyncGet starts a get through GetAsync and reports whether it is pending
 // (the connection is then parked); if not, it has the result.
 func (c *conn) asyncGet(cmd protocol.Command, key []byte, opt *store.GetOptions) (store.Item, []byte, store.Result, bool) {
-	it, val, res, pending := c.async.GetAsync(key, opt, c.val[:0], c.doneGet)
+	it, val, res, pending := c.async.GetAsync(c.ctx, key, opt, c.val[:0], c.doneGet)
 	if pending {
 		c.park(cmd)
 	}
@@ -117,7 +121,7 @@ func (c *conn) asyncGet(cmd protocol.Command, key []byte, opt *store.GetOptions)
 // reports whether it is pending (the connection is then parked); if not,
 // it has the result. The caller checked mayPark.
 func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error, bool) {
-	res, it, err, pending := c.async.SetAsync(key, value, opt, c.doneWrite)
+	res, it, err, pending := c.async.SetAsync(c.ctx, key, value, opt, c.doneWrite)
 	if pending {
 		c.park(cmd)
 	}
@@ -126,7 +130,7 @@ func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetO
 
 // asyncDelete is asyncSet for a delete or md (cmd).
 func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOptions) (store.Result, error, bool) {
-	res, _, err, pending := c.async.DeleteAsync(key, opt, c.doneWrite)
+	res, _, err, pending := c.async.DeleteAsync(c.ctx, key, opt, c.doneWrite)
 	if pending {
 		c.park(cmd)
 	}

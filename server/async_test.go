@@ -39,33 +39,33 @@ func (c remoteCache) Inline(key []byte) bool {
 	return key != nil && !bytes.HasPrefix(key, []byte("r"))
 }
 
-func (c remoteCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+func (c remoteCache) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
 	if c.Inline(key) {
-		it, val, res := c.Get(key, opt, dst)
+		it, val, res := c.Get(ctx, key, opt, dst)
 		return it, val, res, false
 	}
 	delay := time.Duration(rand.IntN(3)) * 100 * time.Microsecond
 	go func() {
 		time.Sleep(delay)
-		done(c.Get(key, opt, dst))
+		done(c.Get(ctx, key, opt, dst))
 	}()
 	return store.Item{}, nil, store.Miss, true
 }
 
-func (c remoteCache) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+func (c remoteCache) SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
 	if c.Inline(key) || bytes.HasPrefix(key, []byte("rnow")) {
-		res, it, err := c.Set(key, value, opt)
+		res, it, err := c.Set(ctx, key, value, opt)
 		return res, it, err, false // served here, or answered at once after all
 	}
-	return c.later(func() (store.Result, store.Item, error) { return c.Set(key, value, opt) }, done)
+	return c.later(func() (store.Result, store.Item, error) { return c.Set(ctx, key, value, opt) }, done)
 }
 
-func (c remoteCache) DeleteAsync(key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+func (c remoteCache) DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
 	if c.Inline(key) || bytes.HasPrefix(key, []byte("rnow")) {
-		res, it, err := c.Delete(key, opt)
+		res, it, err := c.Delete(ctx, key, opt)
 		return res, it, err, false // served here, or answered at once after all
 	}
-	return c.later(func() (store.Result, store.Item, error) { return c.Delete(key, opt) }, done)
+	return c.later(func() (store.Result, store.Item, error) { return c.Delete(ctx, key, opt) }, done)
 }
 
 // later completes write on another goroutine, at once or a little later.
@@ -213,16 +213,16 @@ func TestAsyncCacheConnGone(t *testing.T) {
 type asyncShardCache struct{ *shardCache }
 
 func (asyncShardCache) Inline([]byte) bool { return true }
-func (c asyncShardCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, _ func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	it, val, res := c.Get(key, opt, dst)
+func (c asyncShardCache) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, _ func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	it, val, res := c.Get(ctx, key, opt, dst)
 	return it, val, res, false
 }
-func (c asyncShardCache) SetAsync(key, value []byte, opt *store.SetOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	res, it, err := c.Set(key, value, opt)
+func (c asyncShardCache) SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	res, it, err := c.Set(ctx, key, value, opt)
 	return res, it, err, false
 }
-func (c asyncShardCache) DeleteAsync(key []byte, opt *store.DeleteOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	res, it, err := c.Delete(key, opt)
+func (c asyncShardCache) DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	res, it, err := c.Delete(ctx, key, opt)
 	return res, it, err, false
 }
 func (asyncShardCache) Flush() {}
@@ -238,7 +238,7 @@ func TestAsyncCacheDumpWaits(t *testing.T) {
 	const items, size = 4000, 8 << 10 // 32 MiB: more than the socket buffers hold
 	val := strings.Repeat("v", size)
 	for i := range items {
-		if r, _, _ := cache.Set([]byte(fmt.Sprint("a", i)), []byte(val), nil); r != store.Stored { // shard 1
+		if r, _, _ := cache.Set(context.Background(), []byte(fmt.Sprint("a", i)), []byte(val), nil); r != store.Stored { // shard 1
 			t.Fatalf("set: %v", r)
 		}
 	}
@@ -330,26 +330,26 @@ type gatedCache struct {
 }
 
 func (*gatedCache) Inline([]byte) bool { return true }
-func (c *gatedCache) GetAsync(key []byte, opt *store.GetOptions, dst []byte, _ func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	it, val, res := c.Get(key, opt, dst)
+func (c *gatedCache) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, _ func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+	it, val, res := c.Get(ctx, key, opt, dst)
 	return it, val, res, false
 }
-func (c *gatedCache) SetAsync(key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+func (c *gatedCache) SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
 	if string(key) != "slow" {
-		res, it, err := c.Set(key, value, opt)
+		res, it, err := c.Set(ctx, key, value, opt)
 		return res, it, err, false
 	}
 	close(c.called)
 	go func() {
 		<-c.gate
-		res, it, err := c.Set(key, value, opt)
+		res, it, err := c.Set(ctx, key, value, opt)
 		c.completing.Store(true)
 		done(res, it, err)
 	}()
 	return 0, store.Item{}, nil, true
 }
-func (c *gatedCache) DeleteAsync(key []byte, opt *store.DeleteOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	res, it, err := c.Delete(key, opt)
+func (c *gatedCache) DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
+	res, it, err := c.Delete(ctx, key, opt)
 	return res, it, err, false
 }
 func (*gatedCache) Flush() {}

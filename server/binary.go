@@ -101,7 +101,7 @@ func (c *conn) binGet(b *protocol.Binary, op protocol.BinaryOp) {
 		}
 		return
 	}
-	it, val, res := c.cache.Get(b.Key, &c.opt.get, c.val[:0])
+	it, val, res := c.cache.Get(c.ctx, b.Key, &c.opt.get, c.val[:0])
 	c.binGot(b, it, val, res)
 }
 
@@ -183,7 +183,7 @@ func (c *conn) binStore(b *protocol.Binary, op protocol.BinaryOp) {
 		}
 		if op == protocol.BinSet {
 			// As memcached: a failed set leaves no stale value behind.
-			c.cache.Delete(b.Key, nil)
+			c.cache.Delete(c.ctx, b.Key, nil)
 		}
 		c.binError(b, status)
 		return
@@ -203,7 +203,7 @@ func (c *conn) binStore(b *protocol.Binary, op protocol.BinaryOp) {
 		}
 		return
 	}
-	res, it, err := c.cache.Set(b.Key, b.Value, opt)
+	res, it, err := c.cache.Set(c.ctx, b.Key, b.Value, opt)
 	c.binStored(b, res, it, err)
 }
 
@@ -252,7 +252,7 @@ func (c *conn) binDelete(b *protocol.Binary) {
 		}
 		return
 	}
-	res, _, err := c.cache.Delete(b.Key, &c.opt.del)
+	res, _, err := c.cache.Delete(c.ctx, b.Key, &c.opt.del)
 	c.binDeleted(b, res, err)
 }
 
@@ -283,7 +283,7 @@ func (c *conn) binArith(b *protocol.Binary, incr bool) {
 		c.opt.arith.Initial = initial
 		c.opt.arith.VivifyExptime = absExptime(c.cache.Now(), int64(exptime))
 	}
-	res, v, it, err := c.cache.Arith(b.Key, &c.opt.arith)
+	res, v, it, err := c.cache.Arith(c.ctx, b.Key, &c.opt.arith)
 	if err != nil {
 		c.binServerError(b, err)
 		return
@@ -329,7 +329,7 @@ func (c *conn) binFlush(b *protocol.Binary) {
 	if now := c.cache.Now(); delay > maxRelative {
 		delay = max(delay-now, 0)
 	}
-	c.cache.FlushAll(max(delay, 0))
+	c.cache.FlushAll(c.ctx, max(delay, 0))
 	c.binOK(b)
 }
 

@@ -1,6 +1,10 @@
 package server
 
-import "shoal/store"
+import (
+	"context"
+
+	"shoal/store"
+)
 
 // Cache is what the connection server needs from the layer below it: the
 // local store on a standalone node (through Local), a router on a cluster
@@ -12,15 +16,20 @@ import "shoal/store"
 // Writes may fail when the item's owner cannot be reached: the error's text
 // goes to the client as "SERVER_ERROR <text>". A read never fails: an
 // unreachable owner is a miss, which a cache client must handle anyway.
+//
+// ctx is the connection's: it ends when the connection closes (the client
+// hung up, the server shut down or dropped its connections), and a call
+// that waits on the network should give up then, its answer having
+// nowhere to go.
 type Cache interface {
 	Now() int64
 	Fits(keyLen, valueLen int) bool
-	Get(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
-	Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error)
-	Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error)
-	Arith(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error)
-	Touch(key []byte, exptime int64) (store.Result, store.Item, error)
-	FlushAll(delay int64)
+	Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
+	Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error)
+	Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error)
+	Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error)
+	Touch(ctx context.Context, key []byte, exptime int64) (store.Result, store.Item, error)
+	FlushAll(ctx context.Context, delay int64)
 	SetMemoryLimit(bytes int64) error
 	Stats() store.Stats
 	ResetStats()
@@ -29,29 +38,37 @@ type Cache interface {
 // Local serves a Cache from a local store, which never fails a write.
 type Local struct{ *store.Store }
 
+// Get reads from the local store.
+func (l Local) Get(_ context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+	return l.Store.Get(key, opt, dst)
+}
+
 // Set stores in the local store.
-func (l Local) Set(key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+func (l Local) Set(_ context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
 	r, it := l.Store.Set(key, value, opt)
 	return r, it, nil
 }
 
 // Delete deletes from the local store.
-func (l Local) Delete(key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
+func (l Local) Delete(_ context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
 	r, it := l.Store.Delete(key, opt)
 	return r, it, nil
 }
 
 // Arith applies incr/decr in the local store.
-func (l Local) Arith(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+func (l Local) Arith(_ context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
 	r, v, it := l.Store.Arith(key, opt)
 	return r, v, it, nil
 }
 
 // Touch touches in the local store.
-func (l Local) Touch(key []byte, exptime int64) (store.Result, store.Item, error) {
+func (l Local) Touch(_ context.Context, key []byte, exptime int64) (store.Result, store.Item, error) {
 	r, it := l.Store.Touch(key, exptime)
 	return r, it, nil
 }
+
+// FlushAll flushes the local store.
+func (l Local) FlushAll(_ context.Context, delay int64) { l.Store.FlushAll(delay) }
 
 var _ Cache = Local{}
 
@@ -69,7 +86,7 @@ var _ Cache = Local{}
 // concurrently from many connection goroutines and must not retain keys,
 // opt or into after it returns.
 type MultiGetter interface {
-	GetMulti(keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte))
+	GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte))
 }
 
 // Replica is an optional Cache interface for a cluster node's peer port: a

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"testing"
@@ -16,19 +17,19 @@ type unreachable struct{ Local }
 
 var errNoOwner = errors.New("no owner of the key is reachable")
 
-func (unreachable) Set([]byte, []byte, *store.SetOptions) (store.Result, store.Item, error) {
+func (unreachable) Set(context.Context, []byte, []byte, *store.SetOptions) (store.Result, store.Item, error) {
 	return 0, store.Item{}, errNoOwner
 }
 
-func (unreachable) Delete([]byte, *store.DeleteOptions) (store.Result, store.Item, error) {
+func (unreachable) Delete(context.Context, []byte, *store.DeleteOptions) (store.Result, store.Item, error) {
 	return 0, store.Item{}, errNoOwner
 }
 
-func (unreachable) Arith([]byte, *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+func (unreachable) Arith(context.Context, []byte, *store.ArithOptions) (store.Result, uint64, store.Item, error) {
 	return 0, 0, store.Item{}, errNoOwner
 }
 
-func (unreachable) Touch([]byte, int64) (store.Result, store.Item, error) {
+func (unreachable) Touch(context.Context, []byte, int64) (store.Result, store.Item, error) {
 	return 0, store.Item{}, errNoOwner
 }
 

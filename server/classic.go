@@ -123,7 +123,7 @@ func (c *conn) storage(cmd *protocol.Storage) {
 		}
 		return
 	}
-	res, _, err := c.cache.Set(cmd.Key, cmd.Data, opt)
+	res, _, err := c.cache.Set(c.ctx, cmd.Key, cmd.Data, opt)
 	c.stored(cmd, res, err)
 }
 
@@ -274,7 +274,7 @@ func (c *conn) delete(cmd *protocol.Delete) {
 		}
 		return
 	}
-	res, _, err := c.cache.Delete(cmd.Key, nil)
+	res, _, err := c.cache.Delete(c.ctx, cmd.Key, nil)
 	c.deleted(cmd, res, err)
 }
 
@@ -301,7 +301,7 @@ func (c *conn) arith(cmd *protocol.Arith) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(cmd.Key)
 	}
-	res, v, _, err := c.cache.Arith(cmd.Key, &c.opt.arith)
+	res, v, _, err := c.cache.Arith(c.ctx, cmd.Key, &c.opt.arith)
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
@@ -335,7 +335,7 @@ func (c *conn) touch(cmd *protocol.Touch) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(cmd.Key)
 	}
-	res, _, err := c.cache.Touch(cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
+	res, _, err := c.cache.Touch(c.ctx, cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
@@ -362,7 +362,7 @@ func (c *conn) flushAll(cmd *protocol.FlushAll) {
 	if now := c.cache.Now(); delay > maxRelative {
 		delay = max(delay-now, 0)
 	}
-	c.cache.FlushAll(max(delay, 0))
+	c.cache.FlushAll(c.ctx, max(delay, 0))
 	c.reply(cmd.NoReply, replyOK)
 }
 

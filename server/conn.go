@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -69,6 +70,11 @@ type conn struct {
 	// (peekPrior). In the padding after sampleIn.
 	prior int32
 	ev    evState // event loop driver's state; zero under the goroutine driver
+	// ctx is what the connection's calls into the cache wait under
+	// (Cache): cancelled when the connection ends or is dropped, and by
+	// Shutdown (its parent is the server's).
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	// replica and dumper are the cache's optional peer interfaces, nil on
 	// a client connection (which never parses Y or sd anyway).
@@ -98,6 +104,7 @@ type options struct {
 // newConn returns a connection; its driver calls setIO before serving it.
 func newConn(s *Server, raddr, laddr net.Addr) *conn {
 	c := &conn{srv: s, cache: s.cache, raddr: raddr, laddr: laddr, id: s.nextID.Add(1), sampleIn: nextGap()}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.last.Store(c.cache.Now())
 	return c
 }

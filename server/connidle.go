@@ -116,7 +116,7 @@ func (c *conn) getKeys() bool {
 		}
 		key := keys[m.next]
 		m.next++
-		it, val, res := c.cache.Get(key, m.opt, c.val[:0])
+		it, val, res := c.cache.Get(c.ctx, key, m.opt, c.val[:0])
 		c.val = val
 		if c.watching(streamFetchers) {
 			c.logGet(key, res == store.Hit, it.Size)
@@ -142,7 +142,7 @@ func (c *conn) getBatch(from int) int {
 	keys := m.cmd.Keys
 	to := min(len(keys), from+m.batch)
 	next, size := from, 0
-	m.mg.GetMulti(keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
+	m.mg.GetMulti(c.ctx, keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
 		for ; next < from+i; next++ {
 			c.missed(keys[next], m.opt != nil)
 		}

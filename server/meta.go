@@ -60,7 +60,7 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 			return
 		}
 	default:
-		it, val, res = c.cache.Get(m.Key, opt, c.val[:0])
+		it, val, res = c.cache.Get(c.ctx, m.Key, opt, c.val[:0])
 	}
 	c.metaGot(m, it, val, res)
 }
@@ -232,7 +232,7 @@ func (c *conn) metaDebug(m *protocol.MetaDebug) {
 	c.ctr.cmdMeta.Add(1)
 	opt := &c.opt.get
 	*opt = store.GetOptions{NoBump: true}
-	it, val, res := c.cache.Get(m.Key, opt, c.val[:0])
+	it, val, res := c.cache.Get(c.ctx, m.Key, opt, c.val[:0])
 	c.val = val[:0]
 	if c.watching(streamFetchers) {
 		c.logGet(m.Key, res == store.Hit, it.Size)

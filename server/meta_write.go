@@ -69,7 +69,7 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 			return
 		}
 	default:
-		res, it, err = c.cache.Set(m.Key, m.Data, opt)
+		res, it, err = c.cache.Set(c.ctx, m.Key, m.Data, opt)
 	}
 	c.metaStored(m, res, it, err)
 }
@@ -126,7 +126,7 @@ func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, 
 func (c *conn) casZeroResult(key []byte) (store.Result, int32) {
 	opt := &c.opt.get
 	*opt = store.GetOptions{NoBump: true}
-	it, val, r := c.cache.Get(key, opt, c.val[:0])
+	it, val, r := c.cache.Get(c.ctx, key, opt, c.val[:0])
 	c.val = val[:0]
 	if r == store.Hit {
 		return store.Exists, int32(it.Size + 1)
@@ -160,7 +160,7 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 			return
 		}
 	default:
-		res, _, err = c.cache.Delete(m.Key, opt)
+		res, _, err = c.cache.Delete(c.ctx, m.Key, opt)
 	}
 	c.metaDeleted(m, res, err)
 }
@@ -204,7 +204,7 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(m.Key)
 	}
-	res, v, it, err := c.cache.Arith(m.Key, opt)
+	res, v, it, err := c.cache.Arith(c.ctx, m.Key, opt)
 	if err != nil {
 		c.serverError(false, err)
 		return

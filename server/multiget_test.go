@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ type multiLocal struct {
 	calls *int
 }
 
-func (m multiLocal) GetMulti(keys [][]byte, opt *store.GetOptions, into func(int, store.Item, []byte)) {
+func (m multiLocal) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(int, store.Item, []byte)) {
 	*m.calls++
 	type hit struct {
 		i   int
@@ -28,7 +29,7 @@ func (m multiLocal) GetMulti(keys [][]byte, opt *store.GetOptions, into func(int
 	}
 	var hits []hit
 	for i, k := range keys {
-		if it, val, res := m.Get(k, opt, nil); res == store.Hit {
+		if it, val, res := m.Get(ctx, k, opt, nil); res == store.Hit {
 			hits = append(hits, hit{i, it, val})
 		}
 	}

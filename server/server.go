@@ -236,6 +236,9 @@ type Server struct {
 	latency         [numFamilies]latencyHist // sampled; see SampleEvery
 	watch           *Watch
 	stopping        chan struct{} // closed by Shutdown: watchers stop
+	// ctx is every connection's parent (conn.ctx); Shutdown cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 	// classOf names an item's size class in watch lines, when the cache
 	// can tell (Local can).
 	classOf func(keyLen, valueLen int) int
@@ -275,6 +278,7 @@ func New(cfg Config, cache Cache) (*Server, error) {
 		watch:     cfg.Watch,
 		stopping:  make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.watch == nil {
 		s.watch = new(Watch)
 	}
@@ -375,6 +379,7 @@ func (s *Server) admit(nc net.Conn) bool {
 }
 
 func (s *Server) forget(c *conn) {
+	c.cancel()
 	c.free()
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -407,6 +412,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.stopping)
 	}
 	s.done = true
+	s.cancel() // what connections wait on the network for has nowhere to go
 	for ln := range s.listeners {
 		ln.Close()
 	}
@@ -442,6 +448,7 @@ func (s *Server) DropConns() {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.dropped.Store(true)
+		c.cancel()
 		if c.nc != nil {
 			c.nc.Close()
 		}

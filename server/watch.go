@@ -463,7 +463,7 @@ func (c *conn) refused(op protocol.StoreOp, key []byte, res store.Result) {
 	deleted, it := false, store.Item{}
 	if op == protocol.OpSet {
 		var r store.Result
-		r, it, _ = c.cache.Delete(key, nil)
+		r, it, _ = c.cache.Delete(c.ctx, key, nil)
 		deleted = r == store.Deleted
 	}
 	if c.watching(streamMutations) {
