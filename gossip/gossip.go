@@ -256,11 +256,24 @@ func (g *Gossip) reconcileLoop(ctx context.Context, ml *memberlist.Memberlist) {
 		// Suspect is cleared by a successful probe of ours, but memberlist
 		// slows its probing when it is unhealthy itself (after a partition,
 		// for instance) and reports no refutation: ask directly.
+		var rejoin []string
 		for _, s := range g.suspects() {
 			if _, err := ml.Ping(s.name, net.UDPAddrFromAddrPort(s.addr)); err == nil {
 				g.enqueue(event{kind: evAck, name: s.name})
+				if s.dead {
+					rejoin = append(rejoin, s.addr.String())
+				}
 			}
 		}
+		// A node memberlist declared dead that answers our pings refuted
+		// its suspicion where we did not hear it (the refutation is sent
+		// a few times only, and may be lost right after a partition
+		// heals), and it never refutes again: later notices of its
+		// death carry the incarnation it has left behind, and memberlist
+		// neither probes nor syncs with a node it holds dead. Only a
+		// push/pull would tell us, every 15 s by chance; a join is one,
+		// now.
+		g.join(ctx, ml, rejoin, false)
 		select {
 		case <-ctx.Done():
 			return
@@ -333,6 +346,7 @@ func (g *Gossip) markSynced() {
 type suspect struct {
 	name string // memberlist name
 	addr netip.AddrPort
+	dead bool // memberlist declared it dead: its grace runs (state.go)
 }
 
 // suspects lists the incarnations of listed peers that are Suspect.
@@ -346,7 +360,7 @@ func (g *Gossip) suspects() []suspect {
 			continue
 		}
 		if ap, err := netip.ParseAddrPort(in.addr); err == nil {
-			out = append(out, suspect{name: node + "/" + id, addr: ap})
+			out = append(out, suspect{name: node + "/" + id, addr: ap, dead: in.dead()})
 		}
 	}
 	return out

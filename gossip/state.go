@@ -186,7 +186,8 @@ func (g *Gossip) apply(evs []event) []change {
 			// During a grace, an ack (reconcileLoop pings the node
 			// itself: memberlist no longer probes a node it holds dead)
 			// extends the grace past the next ping instead: only its
-			// refutation (an alive event) clears the death, but a node
+			// refutation (an alive event) clears the death, which
+			// reconcileLoop then asks for with a join, and a node
 			// that answers is not routed around meanwhile. A node that
 			// left answers only until it shuts down, leaveTimeout later.
 			switch {
