@@ -185,7 +185,7 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 		t.Parallel() // ~10 s: the cause is logged when the probe times out
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var log syncBuffer
+		var log testutil.LogBuffer
 		done := make(chan error, 1)
 		go func() {
 			done <- run(ctx, []string{"-p", "0", "--etcd", "https://" + testutil.FreeAddr(t), "--etcd-cacert", ca.Path("ca.pem")}, io.Discard, &log, nil)

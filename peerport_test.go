@@ -1,36 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 )
-
-// syncBuffer is a log sink read while the node writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Without credentials the peer port listens on the advertised host only,
 // never on every interface, and says once that it is open.
@@ -40,7 +20,7 @@ func TestUnauthenticatedPeerPort(t *testing.T) {
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
 	ctx, cancel := context.WithCancel(context.Background())
-	var log syncBuffer
+	var log testutil.LogBuffer
 	started, done := make(chan struct{}), make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-p", port, "-l", "0.0.0.0", "--advertise", "127.0.0.1:" + port, "--node", "n1", "--etcd", endpoints},

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,7 +135,7 @@ func TestEtcdNotTrusted(t *testing.T) {
 	}
 
 	// A real node joins: it becomes an owner at once and serves.
-	logs := &lockedBuffer{}
+	logs := &testutil.LogBuffer{}
 	started := time.Now()
 	c := startRoutedNode(t, etcd, "c", server.Config{}, func(cfg *membership.Config) {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -252,22 +251,4 @@ func silentAddr(t *testing.T) string {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l.Addr().String()
-}
-
-// lockedBuffer collects log lines from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -2,10 +2,10 @@ package gossip
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -199,13 +199,13 @@ func TestLostRefutationRejoined(t *testing.T) {
 func lostRefutation(t *testing.T) bool {
 	t.Helper()
 	var cut atomic.Bool
-	var ologs, slogs lockedLog
+	var ologs, slogs testutil.LogBuffer
 	var ct *cutTransport
 	ocfg := testConfig("o")
-	ocfg.Logger = ologs.logger()
+	ocfg.Logger = debugLogger(&ologs)
 	observer := start(t, ocfg)
 	cfg := testConfig("s")
-	cfg.Logger = slogs.logger()
+	cfg.Logger = debugLogger(&slogs)
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +228,7 @@ func lostRefutation(t *testing.T) bool {
 	// suspicion, and refutes it: unheard.
 	ct.mute.Store(true)
 	cut.Store(false)
-	refuted := slogs.waitFor(3*time.Second, 0, "Refuting a suspect message")
+	refuted := slogs.WaitFor(3*time.Second, 0, "Refuting a suspect message")
 	time.Sleep(500 * time.Millisecond) // its refutation's few retransmissions, lost
 	ct.mute.Store(false)
 	if refuted < 0 {
@@ -237,49 +237,23 @@ func lostRefutation(t *testing.T) bool {
 	}
 	// The observer's suspicion timer, started at the cut, fires once its
 	// pings are answered again: a grace (alive to suspect), not a death.
-	failed := ologs.waitFor(10*time.Second, 0, "as failed, suspect timeout reached")
+	failed := ologs.WaitFor(10*time.Second, 0, "as failed, suspect timeout reached")
 	if failed < 0 {
 		t.Logf("the observer heard the refutation after all")
 		return false
 	}
-	graced := ologs.waitFor(time.Second, failed, "node=s from=alive to=suspect")
+	graced := ologs.WaitFor(time.Second, failed, "node=s from=alive to=suspect")
 	if graced < 0 {
 		t.Logf("the observer declared the subject dead before it answered again (no grace)")
 		return false
 	}
-	if ologs.waitFor(5*time.Second, graced, "node=s from=suspect to=alive") < 0 {
+	if ologs.WaitFor(5*time.Second, graced, "node=s from=suspect to=alive") < 0 {
 		t.Fatalf("the subject stayed dead in the observer's memberlist for over 5 s after its lost refutation (only a push/pull, every 15 s, would clear it)")
 	}
 	return true
 }
 
-// lockedLog collects a node's log lines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// logger is a debug-level logger into l.
-func (l *lockedLog) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// waitFor waits up to d for s to appear in the log after offset from and
-// returns the offset after it, or -1.
-func (l *lockedLog) waitFor(d time.Duration, from int, s string) int {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		l.mu.Lock()
-		i := strings.Index(l.b.String()[from:], s)
-		l.mu.Unlock()
-		if i >= 0 {
-			return from + i + len(s)
-		}
-	}
-	return -1
+// debugLogger logs everything to w.
+func debugLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
