@@ -213,7 +213,7 @@ func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
 	r, ctx, rt, key, opt, dst, done := a.r, a.ctx, a.rt, a.key, a.opt, a.dst, a.done
 	r.asyncGets.Put(a.clear())
 	if err != nil {
-		if !r.failed(rt.member(), err) {
+		if !r.failed(ctx, rt.member(), err) {
 			done(store.Item{}, dst[:0], store.Miss) // the owner's error: a miss, as Get
 			return
 		}

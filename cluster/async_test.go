@@ -425,3 +425,22 @@ func TestShutdownCancelsForwarded(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedBlamesOnlyWithLiveContext: an error that wraps
+// context.DeadlineExceeded (a TLS handshake that timed out, a dial's
+// timeout) is the member's failure while the request's context lives,
+// and fails over; once the request's connection has ended, no error is
+// the member's.
+func TestFailedBlamesOnlyWithLiveContext(t *testing.T) {
+	rig := startRig(t, testutil.FreeAddr(t), 1, server.Config{})
+	m := rig.rt.peers.Load().get("p")
+	timedOut := fmt.Errorf("%w: handshake with p: %w", peer.ErrTimeout, context.DeadlineExceeded)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if rig.rt.failed(ended, m, timedOut) || m.failures.Load() != 0 || rig.rt.down(m) {
+		t.Fatalf("a request whose connection ended blamed the member: failures %d, down %v", m.failures.Load(), rig.rt.down(m))
+	}
+	if !rig.rt.failed(context.Background(), m, timedOut) || m.failures.Load() != 1 || !rig.rt.down(m) {
+		t.Fatalf("a handshake timeout did not fail over: failures %d, down %v", m.failures.Load(), rig.rt.down(m))
+	}
+}

@@ -133,7 +133,7 @@ func (a *asyncWrite) finish(res store.Result, it store.Item, err error) {
 		}
 		return
 	}
-	if err != nil && (refusedNotOwner(err) || refusedUnvouched(err) || w.r.failed(w.rt.member(), err)) {
+	if err != nil && (refusedNotOwner(err) || refusedUnvouched(err) || w.r.failed(w.ctx, w.rt.member(), err)) {
 		w.r.next(&w.rt) // the same route, on to the next owner
 		if res, it, err, pending := w.r.writeLater(w, true); !pending {
 			w.done(res, it, err)

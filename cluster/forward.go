@@ -74,7 +74,7 @@ func (r *Router) Get(ctx context.Context, key []byte, opt *store.GetOptions, dst
 // getOn is Get on route rt.
 func (r *Router) getOn(ctx context.Context, rt Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	res = store.Miss
-	err := r.walk(&rt, func(m *member) error {
+	err := r.walk(ctx, &rt, func(m *member) error {
 		pit, hit, err := m.client.Get(ctx, key, peerGetOptions(opt, dst))
 		if err != nil {
 			return err
@@ -139,7 +139,7 @@ func (r *Router) Set(ctx context.Context, key, value []byte, opt *store.SetOptio
 
 // setOn is Set on route rt.
 func (r *Router) setOn(ctx context.Context, rt Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
-	err = r.walk(&rt, func(m *member) error {
+	err = r.walk(ctx, &rt, func(m *member) error {
 		pr, cas, err := m.client.Set(ctx, key, value, peerSetOptions(opt))
 		res, it, err = setOutcome(pr, cas, err, opt, len(value))
 		return err
@@ -186,7 +186,7 @@ func (r *Router) Delete(ctx context.Context, key []byte, opt *store.DeleteOption
 
 // deleteOn is Delete on route rt.
 func (r *Router) deleteOn(ctx context.Context, rt Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
-	err = r.walk(&rt, func(m *member) error {
+	err = r.walk(ctx, &rt, func(m *member) error {
 		pr, err := m.client.Delete(ctx, key, peerDeleteOptions(opt))
 		res, err = deleteOutcome(pr, err)
 		return err
@@ -221,7 +221,7 @@ func deleteOutcome(pr peer.Result, err error) (store.Result, error) {
 // Arith applies incr/decr at the first reachable owner.
 func (r *Router) Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
 	rt := r.routed(key)
-	err = r.walk(&rt, func(m *member) error {
+	err = r.walk(ctx, &rt, func(m *member) error {
 		po := peer.ArithOptions{
 			Decr: opt.Decr, Delta: opt.Delta, ZeroDelta: opt.Delta == 0,
 			Vivify: opt.Vivify, Initial: opt.Initial, VivifyTTL: ttl(opt.VivifyExptime),
@@ -250,7 +250,7 @@ func (r *Router) Arith(ctx context.Context, key []byte, opt *store.ArithOptions)
 // Touch sets key's exptime at the first reachable owner.
 func (r *Router) Touch(ctx context.Context, key []byte, exptime int64) (res store.Result, it store.Item, err error) {
 	rt := r.routed(key)
-	err = r.walk(&rt, func(m *member) error {
+	err = r.walk(ctx, &rt, func(m *member) error {
 		pit, hit, err := m.client.Get(ctx, key, peer.GetOptions{Touch: true, TTL: ttl(exptime)})
 		if err != nil {
 			return err

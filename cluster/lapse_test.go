@@ -301,6 +301,44 @@ func TestRMWWithoutSource(t *testing.T) {
 	}
 }
 
+// TestCancelledRMWDuringWarm: a write that depends on the item, whose
+// client's connection has ended while the key's shard warms (here a merge
+// warm-up, as after a co-owner's return, whose local copy is the fallback
+// when the source is silent), neither settles the key nor runs on the
+// local copy: no source was asked, so nothing vouches for it.
+func TestCancelledRMWDuringWarm(t *testing.T) {
+	a, b := startSilenceablePair(t)
+	var key []byte
+	for i := 0; key == nil; i++ {
+		k := []byte(fmt.Sprintf("cw-%d", i))
+		if rt := a.router.route(k); rt.Local() && len(rt.owners) == 2 {
+			key = k
+		}
+	}
+	a.st.Set(key, []byte("10"), &store.SetOptions{})
+	b.proxy.frozen.Store(true) // the pull cannot end the warm-up
+	defer b.proxy.frozen.Store(false)
+	a.router.reverify(a.router.peers.Load().view, []string{"b"})
+	rt := a.router.route(key)
+	if !a.router.warming(&rt) {
+		t.Fatalf("%s's shard does not warm", key)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, _, err := a.router.localArith(ended, &rt, key, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnvouched) {
+		t.Errorf("incr of %s for a connection that ended: %v, want ErrUnvouched", key, err)
+	}
+	if _, v, _ := a.st.Get(key, nil, nil); string(v) != "10" {
+		t.Errorf("%s holds %q, want \"10\" (untouched)", key, v)
+	}
+	a.router.w.mu.Lock()
+	fresh := a.router.w.fresh[string(key)]
+	a.router.w.mu.Unlock()
+	if fresh {
+		t.Errorf("%s counted as settled though no source was asked", key)
+	}
+}
+
 // TestForwardedRMWUnvouched: b forwards an incr of a key a serves, while
 // a's shard warms as after a lapse and a cannot reach b, its source. a
 // refuses (ErrUnvouched) rather than build on its copy, and b, the key's

@@ -100,7 +100,7 @@ func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOpti
 		wg.Wait()
 		pending = pending[:0]
 		for _, b := range batches {
-			if b.err != nil && r.failed(b.m, b.err) {
+			if b.err != nil && r.failed(ctx, b.m, b.err) {
 				for _, i := range b.idx {
 					r.next(&routes[i])
 				}

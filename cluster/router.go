@@ -354,7 +354,7 @@ func (r *Router) routed(key []byte) Route {
 // serves the request (the caller runs it on rt), nil when an owner
 // answered, ErrUnavailable when no owner is left, or remote's error when
 // the owner answered with one.
-func (r *Router) walk(rt *Route, remote func(*member) error) error {
+func (r *Router) walk(ctx context.Context, rt *Route, remote func(*member) error) error {
 	retried := false
 	for !rt.Local() {
 		m := rt.member()
@@ -374,7 +374,7 @@ func (r *Router) walk(rt *Route, remote func(*member) error) error {
 			r.next(rt)
 			continue
 		}
-		if !r.failed(m, err) {
+		if !r.failed(ctx, m, err) {
 			return err
 		}
 		r.next(rt)
@@ -399,9 +399,9 @@ func (r *Router) usable(name string, m *member) bool {
 
 // failed counts a failed request to m and reports whether err means m did
 // not answer, in which case m is marked down and the next owner is tried.
-func (r *Router) failed(m *member, err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false // the client's connection ended: m is not at fault
+func (r *Router) failed(ctx context.Context, m *member, err error) bool {
+	if ctx.Err() != nil {
+		return false // the request's connection ended: m is not at fault
 	}
 	m.failures.Add(1)
 	if !failover(err) {
@@ -469,8 +469,11 @@ func (r *Router) Fits(keyLen, valueLen int) bool { return r.st.Fits(keyLen, valu
 // FlushAll flushes this node's store and, over each member's peer port
 // (which flushes its own store only), every other member's, as a client of
 // a cluster expects flush_all to empty the cache it sees. A member that
-// does not answer within the peer timeout is logged and left out.
+// does not answer within the peer timeout is logged and left out. The
+// fan-out outlives the client's connection (it is bounded by the peer
+// timeout): a flush_all half applied would leave the cache half flushed.
 func (r *Router) FlushAll(ctx context.Context, delay int64) {
+	ctx = context.WithoutCancel(ctx)
 	r.st.FlushAll(delay)
 	ps := r.peers.Load()
 	var wg sync.WaitGroup

@@ -387,18 +387,28 @@ func (r *Router) settle(ctx context.Context, rt *Route, key []byte) (vouched boo
 	var bo time.Duration
 	for {
 		answered, wiped, deadline := r.settleOnce(ctx, rt, key)
+		if !answered && ctx.Err() != nil && r.warming(rt) {
+			return false // the request is gone: vouch for nothing, drop nothing
+		}
 		if answered || !wiped || !r.warming(rt) {
 			return true
-		}
-		if ctx.Err() != nil {
-			return false // the request is gone: vouch for nothing, drop nothing
 		}
 		now := time.Now()
 		if !now.Before(deadline) {
 			return !r.dropUnsettled(rt.shard, key)
 		}
 		bo = min(max(2*bo, 20*time.Millisecond), 200*time.Millisecond)
-		time.Sleep(min(bo, deadline.Sub(now)))
+		sleep(ctx, min(bo, deadline.Sub(now)))
+	}
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -449,7 +459,7 @@ func (r *Router) settleOnce(ctx context.Context, rt *Route, key []byte) (answere
 			return false, wiped, until // the request is gone; the source is not at fault
 		}
 		if err != nil {
-			if r.failed(m, err) || wiped {
+			if r.failed(ctx, m, err) || wiped {
 				silent = append(silent, name)
 				continue // an error reply vouches for nothing either
 			}

@@ -192,7 +192,7 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss
 		return ss
 	case err != nil:
 		r.log.Warn("warm-up pull failed", "peer", g.m.name, "shards", len(ss), "err", err)
-		r.failed(g.m, err)
+		r.failed(ctx, g.m, err)
 		return ss // each goes on to its next source
 	}
 	if g.since != 0 {

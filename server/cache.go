@@ -17,10 +17,10 @@ import (
 // goes to the client as "SERVER_ERROR <text>". A read never fails: an
 // unreachable owner is a miss, which a cache client must handle anyway.
 //
-// ctx is the connection's: it ends when the connection closes (the client
-// hung up, the server shut down or dropped its connections), and a call
-// that waits on the network should give up then, its answer having
-// nowhere to go.
+// ctx is the connection's: it ends when the server shuts down or drops
+// its connections (DropConns), or once the connection has closed (a
+// client's hang-up is seen between commands, not during one). A call that
+// waits on the network should give up then: its answer has nowhere to go.
 type Cache interface {
 	Now() int64
 	Fits(keyLen, valueLen int) bool

@@ -71,8 +71,8 @@ type conn struct {
 	prior int32
 	ev    evState // event loop driver's state; zero under the goroutine driver
 	// ctx is what the connection's calls into the cache wait under
-	// (Cache): cancelled when the connection ends or is dropped, and by
-	// Shutdown (its parent is the server's).
+	// (Cache): cancelled by DropConns, by Shutdown (its parent is the
+	// server's), and once the connection has ended.
 	ctx    context.Context
 	cancel context.CancelFunc
 

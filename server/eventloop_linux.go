@@ -520,6 +520,8 @@ func (l *loop) shut() {
 	for _, c := range l.conns {
 		if !c.hand.orphanIfAway() {
 			l.close(c)
+		} else {
+			c.cancel() // its command, away, gives up waiting: nobody reads the answer
 		}
 	}
 	if l.ep != nil {

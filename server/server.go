@@ -361,6 +361,7 @@ func (s *Server) admit(nc net.Conn) bool {
 			ok := l.add(c, fd)
 			if !ok { // the loop died (it logged why)
 				delete(s.conns, c)
+				c.cancel()
 			}
 			s.mu.Unlock()
 			return ok
