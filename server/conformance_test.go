@@ -96,6 +96,7 @@ func TestConformance(t *testing.T) {
 	}
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel() // the two targets' files side by side: they wait, mostly
 			if *updateConformance && tg.name != "memcached" {
 				t.Skip("-update records from memcached only")
 			}
