@@ -308,13 +308,7 @@ func TestRMWWithoutSource(t *testing.T) {
 // local copy: no source was asked, so nothing vouches for it.
 func TestCancelledRMWDuringWarm(t *testing.T) {
 	a, b := startSilenceablePair(t)
-	var key []byte
-	for i := 0; key == nil; i++ {
-		k := []byte(fmt.Sprintf("cw-%d", i))
-		if rt := a.router.route(k); rt.Local() && len(rt.owners) == 2 {
-			key = k
-		}
-	}
+	key := servedHere(a, "cw")
 	a.st.Set(key, []byte("10"), &store.SetOptions{})
 	b.proxy.frozen.Store(true) // the pull cannot end the warm-up
 	defer b.proxy.frozen.Store(false)
@@ -346,13 +340,7 @@ func TestCancelledRMWDuringWarm(t *testing.T) {
 // count b holds plus one, not an error and not a's stale count plus one.
 func TestForwardedRMWUnvouched(t *testing.T) {
 	a, b := startSilenceablePair(t)
-	var key []byte
-	for i := 0; key == nil; i++ {
-		k := []byte(fmt.Sprintf("fu-%d", i))
-		if rt := a.router.route(k); rt.Local() && len(rt.owners) == 2 {
-			key = k
-		}
-	}
+	key := servedHere(a, "fu")
 	cut := uint64(time.Now().UnixMilli()) << 16
 	time.Sleep(2 * time.Millisecond)
 	a.st.Set(key, []byte("10"), &store.SetOptions{}) // kept by version, stale
@@ -397,6 +385,17 @@ func startSilenceablePair(t *testing.T) (a, b *fullNode) {
 		return len(h.owed) == 0 && time.Since(h.last["a"]) > 300*time.Millisecond
 	})
 	return a, b
+}
+
+// servedHere is a key n serves itself, one of two owners: prefix-0,
+// prefix-1, ...
+func servedHere(n *fullNode, prefix string) []byte {
+	for i := 0; ; i++ {
+		k := []byte(fmt.Sprintf("%s-%d", prefix, i))
+		if rt := n.router.route(k); rt.Local() && len(rt.owners) == 2 {
+			return k
+		}
+	}
 }
 
 // warmAsLapsed makes the shards of keys warm on n as after a lapse that

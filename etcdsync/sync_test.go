@@ -23,7 +23,7 @@ type node struct {
 	*Sync
 	cancel context.CancelFunc
 	done   chan error
-	logs   *logBuffer
+	logs   *testutil.LogBuffer
 }
 
 type nodeOpt func(*Config)
@@ -39,7 +39,7 @@ func withPrefix(prefix string) nodeOpt { return func(c *Config) { c.Prefix = pre
 // startNode runs a Sync named name until the test ends.
 func startNode(t testing.TB, e testEtcd, name string, opts ...nodeOpt) *node {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	cfg := Config{
 		Endpoints: e.Endpoints(),
 		Prefix:    "test",
@@ -385,22 +385,4 @@ func TestRunWithoutEtcd(t *testing.T) {
 	if _, ok := s.Current(); ok || !s.Fenced() {
 		t.Errorf("without etcd: Current ok=%v, Fenced=%v; want false, true", ok, s.Fenced())
 	}
-}
-
-// logBuffer collects a node's log lines.
-type logBuffer struct {
-	mu sync.Mutex // guards b
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
