@@ -52,6 +52,8 @@ type loop struct {
 	resumed  []*conn // handed back after a command away (handoff)
 	stopped  bool
 	dropping bool // close the connections marked dropped (DropConns)
+	// wakeClosed: shut closed wakefd; wake must not write to its number.
+	wakeClosed bool
 }
 
 func newLoop(s *Server) (*loop, error) {
@@ -162,7 +164,16 @@ func (l *loop) dropConns() {
 	l.wake()
 }
 
+// wake interrupts the loop's wait. Once shut has closed wakefd it does
+// nothing: the descriptor's number may belong to any other file of the
+// process by then (a socket, which would get the 8 bytes in its stream).
+// Under l.mu, which shut holds to close it.
 func (l *loop) wake() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wakeClosed {
+		return
+	}
 	one := [8]byte{1}
 	unix.Write(l.wakefd, one[:])
 }
@@ -529,7 +540,10 @@ func (l *loop) shut() {
 	} else {
 		unix.Close(l.epfd)
 	}
+	l.mu.Lock()
+	l.wakeClosed = true // no wake after: stop, DropConns, add, handBack
 	unix.Close(l.wakefd)
+	l.mu.Unlock()
 }
 
 // orphanIfAway marks a connection that is away (and not handed back) an
