@@ -329,6 +329,7 @@ func TestAsyncPeerTimeout(t *testing.T) {
 // silent owner: the connection is closed once the get completes, nothing is
 // written to a closed socket, and new connections are served meanwhile.
 func TestAsyncClientGone(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ how, op string }{
 		{"client closes", "get"}, {"DropConns", "get"}, {"Shutdown", "get"},
 		{"client closes", "set"}, {"DropConns", "set"}, {"Shutdown", "set"},
@@ -387,6 +388,7 @@ func TestAsyncClientGone(t *testing.T) {
 // instead of waiting out the peer timeout; and the owner, which did
 // nothing wrong, is not counted as failed nor marked down.
 func TestShutdownCancelsForwarded(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		cfg  server.Config

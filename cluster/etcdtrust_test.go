@@ -30,6 +30,7 @@ import (
 // records are counted; and a real node joining afterwards becomes an owner
 // and serves, its first view already holding the others.
 func TestEtcdNotTrusted(t *testing.T) {
+	t.Parallel()
 	// Not parallel: the heap check below reads the whole process's heap,
 	// which other tests running beside it would grow (a CI run saw 45 MB).
 	// Parallel tests start only after every sequential one has ended.

@@ -22,6 +22,7 @@ import (
 // ends up holding every newer write, and the key a deleted is gone from b
 // and does not come back.
 func TestHandBack(t *testing.T) {
+	t.Parallel()
 	a, b, keys, ca := startPairOld(t, "b", "hb-", 40)
 	for _, k := range keys { // both copies in place
 		for _, n := range []*fullNode{a, b} {
@@ -129,6 +130,7 @@ func TestVersionedDelete(t *testing.T) {
 // shards they share from b: reads through a return b's newer values, and
 // a key only a holds stays.
 func TestReverifyOnReturn(t *testing.T) {
+	t.Parallel()
 	a, b, keys, ca := startPairOld(t, "a", "rv-", 20)
 	for _, k := range keys {
 		testutil.WaitFor(t, 5*time.Second, "b to hold the old "+k, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })

@@ -210,6 +210,7 @@ func TestSettleAfterLapse(t *testing.T) {
 // answers again, the old key settles to b's copy and the kept one, which
 // b lacks, is served.
 func TestSettleWithoutSource(t *testing.T) {
+	t.Parallel()
 	const timeout = silentTimeout
 	a, b := startSilenceablePair(t)
 	old, mine := []byte("sw-old"), []byte("sw-mine")
@@ -274,6 +275,7 @@ func TestSettleWithoutSource(t *testing.T) {
 // an incr of a stale count, once pushed, would have replaced b's newer one.
 // A plain set, which depends on nothing, still goes through.
 func TestRMWWithoutSource(t *testing.T) {
+	t.Parallel()
 	a, b := startSilenceablePair(t)
 	cut := uint64(time.Now().UnixMilli()) << 16
 	time.Sleep(2 * time.Millisecond)
@@ -307,6 +309,7 @@ func TestRMWWithoutSource(t *testing.T) {
 // when the source is silent), neither settles the key nor runs on the
 // local copy: no source was asked, so nothing vouches for it.
 func TestCancelledRMWDuringWarm(t *testing.T) {
+	t.Parallel()
 	a, b := startSilenceablePair(t)
 	key := servedHere(a, "cw")
 	a.st.Set(key, []byte("10"), &store.SetOptions{})
@@ -339,6 +342,7 @@ func TestCancelledRMWDuringWarm(t *testing.T) {
 // next owner, which held it throughout, serves it: the client gets the
 // count b holds plus one, not an error and not a's stale count plus one.
 func TestForwardedRMWUnvouched(t *testing.T) {
+	t.Parallel()
 	a, b := startSilenceablePair(t)
 	key := servedHere(a, "fu")
 	cut := uint64(time.Now().UnixMilli()) << 16
@@ -431,6 +435,7 @@ func warmAsLapsed(t *testing.T, n *fullNode, cut uint64, src string, keys ...[]b
 // write removes it (the pull leaves a's own keys alone, so nothing else
 // would); one older than it, or without a version, leaves it.
 func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
+	t.Parallel()
 	_, a, _ := startPair(t)
 	pc := a.router.PeerCache()
 	o := server.Origin{Epoch: uint64(a.router.View().Epoch)}
@@ -477,6 +482,7 @@ func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
 // view without the node, and the node's hand-backs owed what only that
 // view's transition owes.)
 func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
+	t.Parallel()
 	_, a, b := startPair(t)
 	key := []byte("lv-deleted")
 	_, it := a.st.Set(key, []byte("v1"), &store.SetOptions{})
@@ -508,6 +514,7 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 // set of it arrives: a stores it. (The key stayed marked as a's own write,
 // and the set ran as a replace of a key no longer there.)
 func TestReplicatedSetAfterDeleteOfOwnWrite(t *testing.T) {
+	t.Parallel()
 	_, a, _ := startPair(t)
 	pc := a.router.PeerCache()
 	o := server.Origin{Epoch: uint64(a.router.View().Epoch)}
@@ -538,6 +545,7 @@ func TestReplicatedSetAfterDeleteOfOwnWrite(t *testing.T) {
 // shard again, so reads must settle it then. A pull in a view in which a
 // owns it ends the wipe.
 func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
+	t.Parallel()
 	_, a, b := startPair(t)
 	key := []byte("pw-key")
 	_, it := b.st.Set(key, []byte("v1"), &store.SetOptions{})
@@ -584,6 +592,7 @@ func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
 // serves and changes what this node holds at once, without waiting for
 // an answer that cannot come.
 func TestSettleWithNoSource(t *testing.T) {
+	t.Parallel()
 	_, a, _ := startPair(t)
 	key := []byte("ns-count")
 	a.st.Set(key, []byte("10"), &store.SetOptions{})
