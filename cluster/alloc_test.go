@@ -9,12 +9,13 @@ import (
 	"shoal/internal/testutil"
 	"shoal/membership"
 	"shoal/ring"
+	"shoal/server"
 	"shoal/store"
 )
 
 // TestRouterLocalAllocs: a get and a set this node serves, routed once,
 // allocate nothing, through the synchronous Cache methods and the event
-// loop's GetAsync and SetAsync alike.
+// loop's Start alike.
 func TestRouterLocalAllocs(t *testing.T) {
 	r, err := ring.New(ring.Config{Shards: 16, Replicas: 1}, []string{"self"}, 1)
 	if err != nil {
@@ -29,19 +30,20 @@ func TestRouterLocalAllocs(t *testing.T) {
 	rt.apply()
 	key, val, dst := []byte("key"), []byte("value"), make([]byte, 0, 64)
 	opt := &store.SetOptions{}
-	doneGet := func(store.Item, []byte, store.Result) { t.Error("GetAsync of a local key went pending") }
-	doneSet := func(store.Result, store.Item, error) { t.Error("SetAsync of a local key went pending") }
+	setReq := &server.Request{Op: server.OpSet, Key: key, Value: val, Set: opt}
+	getReq := &server.Request{Op: server.OpGet, Key: key, Dst: dst}
+	done := func(req *server.Request) { t.Errorf("Start of a local key's %v went pending", req.Op) }
 	for name, op := range map[string]func(){
 		"Set": func() { rt.Set(context.Background(), key, val, opt) },
 		"Get": func() { rt.Get(context.Background(), key, nil, dst) },
-		"SetAsync": func() {
-			if _, _, _, pending := rt.SetAsync(context.Background(), key, val, opt, doneSet); pending {
-				t.Error("pending")
+		"Start set": func() {
+			if rt.Start(context.Background(), setReq, done) || setReq.Res != store.Stored {
+				t.Errorf("pending, or %v", setReq.Res)
 			}
 		},
-		"GetAsync": func() {
-			if _, _, _, pending := rt.GetAsync(context.Background(), key, nil, dst, doneGet); pending {
-				t.Error("pending")
+		"Start get": func() {
+			if rt.Start(context.Background(), getReq, done) || getReq.Res != store.Hit {
+				t.Errorf("pending, or %v", getReq.Res)
 			}
 		},
 	} {
@@ -54,7 +56,7 @@ func TestRouterLocalAllocs(t *testing.T) {
 // TestRouterReplicatedAllocs: a set this node serves as the primary of a
 // key with a live replica allocates nothing, pushed through a running
 // repl.Replicator over a real peer connection: through the synchronous
-// Set, the event loop's SetAsync and the peer port's Set (a write
+// Set, the event loop's Start and the peer port's Set (a write
 // forwarded here), and, all the way to the replica applying it
 // (PeerCache.ReplicaSet), the whole round trip.
 func TestRouterReplicatedAllocs(t *testing.T) {
@@ -66,15 +68,16 @@ func TestRouterReplicatedAllocs(t *testing.T) {
 	val, opt := []byte("value"), &store.SetOptions{}
 	g.setReplicated(t, key, val, opt) // the connections dialled, the link made
 	pc := g.rt.PeerCache()
-	doneSet := func(store.Result, store.Item, error) { t.Error("SetAsync of a local key went pending") }
+	setReq := &server.Request{Op: server.OpSet, Key: key, Value: val, Set: opt}
+	done := func(*server.Request) { t.Error("Start of a local key's set went pending") }
 	for _, c := range []struct {
 		name string
 		op   func()
 	}{
 		{"Set", func() { g.rt.Set(context.Background(), key, val, opt) }},
-		{"SetAsync", func() {
-			if _, _, _, pending := g.rt.SetAsync(context.Background(), key, val, opt, doneSet); pending {
-				t.Error("pending")
+		{"Start set", func() {
+			if g.rt.Start(context.Background(), setReq, done) || setReq.Res != store.Stored {
+				t.Errorf("pending, or %v", setReq.Res)
 			}
 		}},
 		{"forwarded Set", func() { pc.Set(context.Background(), key, val, opt) }},

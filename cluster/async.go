@@ -4,22 +4,25 @@ import (
 	"context"
 
 	"shoal/peer"
+	"shoal/server"
 	"shoal/store"
 )
 
 // The Router as a server.AsyncCache: event loops serve a cluster node's
 // client port, and no loop waits on the network.
 //
-//   - GetAsync decides the key's Route; it answers a key this node serves
-//     from the store at once; a key a live peer serves goes out as a
-//     peer.Client.GetAsync, whose reader goroutine completes it. Anything
-//     else takes the synchronous walk on a goroutine of the router (bg),
-//     on the same route, which completes from there: a failover-worthy
-//     error of the async request (the member is marked down as by Get,
-//     and the walk goes on to the route's next owner), no live connection
-//     to the owner (the walk dials), a warming shard (read-through from a
-//     source). A pause or lapse noticed takes Get (which recovers first,
-//     then routes): no recovery runs on an event loop.
+//   - Start takes a get, set or delete (server.Request) and decides its
+//     key's Route, once; it answers a key this node serves from the store
+//     at once; a key a live peer serves goes out as a peer.Client.GetAsync
+//     (SetAsync, DeleteAsync), whose reader goroutine completes it.
+//     Anything else takes the synchronous walk on a goroutine of the
+//     router (bg), on the same route, which completes from there: a
+//     failover-worthy error of the async request (the member is marked
+//     down as by Get, and the walk goes on to the route's next owner), no
+//     live connection to the owner (the walk dials), a warming shard
+//     (read-through from a source). A pause or lapse noticed takes Get
+//     (Set, Delete), which recovers first, then routes: no recovery runs
+//     on an event loop. Writes are in async_write.go.
 //   - Inline tells the server which other commands may run on a loop: a
 //     key served here from a shard that does not warm, or with no owner
 //     reachable (answered at once); anything forwarded runs on a goroutine.
@@ -27,15 +30,23 @@ import (
 //     the gets of many client connections share one write per peer
 //     connection.
 
+// Start is the Router's one call for a get, set or delete from an event
+// loop (server.AsyncCache): pending means done will be called, once, from
+// another goroutine, with the outcome in req.
+func (r *Router) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
+	if req.Op == server.OpGet {
+		return r.startGet(ctx, req, done)
+	}
+	return r.startWrite(ctx, req, done)
+}
+
 // asyncGet is a get forwarded asynchronously: its peer.GetHandler. Pooled.
 type asyncGet struct {
 	r    *Router
 	ctx  context.Context // the client connection's
 	rt   Route
-	key  []byte
-	opt  *store.GetOptions
-	dst  []byte
-	done func(store.Item, []byte, store.Result)
+	req  *server.Request
+	done func(*server.Request)
 }
 
 // Inline reports whether a command on key is served by this node without
@@ -62,57 +73,55 @@ func (r *Router) recovering() bool {
 	return r.pausedNow() || r.lapsePending()
 }
 
-// GetAsync is Get for an event loop (server.AsyncCache): pending means
-// done will be called, once, from another goroutine.
-func (r *Router) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
+// startGet is Start for a get.
+func (r *Router) startGet(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
 	if r.recovering() {
-		return r.later(ctx, r.Get, key, opt, dst, done)
+		return r.later(req, done, func() { req.Do(ctx, r) })
 	}
-	rt := r.route(key)
+	rt := r.route(req.Key)
 	if rt.Local() {
 		if r.warming(&rt) {
-			return r.getLater(ctx, rt, key, opt, dst, done)
+			return r.getLater(ctx, rt, req, done)
 		}
-		it, val, res := r.localGet(ctx, &rt, key, opt, dst)
-		return it, val, res, false
+		req.Item, req.Val, req.Res = r.localGet(ctx, &rt, req.Key, req.Get, req.Dst)
+		return false
 	}
 	m := rt.member()
 	if m == nil {
-		return store.Item{}, dst[:0], store.Miss, false // no owner reachable
+		req.Item, req.Val, req.Res = store.Item{}, req.Dst[:0], store.Miss // no owner reachable
+		return false
 	}
 	a, _ := r.asyncGets.Get().(*asyncGet)
 	if a == nil {
 		a = new(asyncGet)
 	}
-	*a = asyncGet{r: r, ctx: ctx, rt: rt, key: key, opt: opt, dst: dst, done: done}
-	if err := m.client.GetAsync(key, peerGetOptions(opt, dst), a); err != nil {
+	*a = asyncGet{r: r, ctx: ctx, rt: rt, req: req, done: done}
+	if err := m.client.GetAsync(req.Key, peerGetOptions(req.Get, req.Dst), a); err != nil {
 		r.asyncGets.Put(a.clear())
-		return r.getLater(ctx, rt, key, opt, dst, done)
+		return r.getLater(ctx, rt, req, done)
 	}
 	m.forwarded.Add(1)
 	m.queued.Store(true) // after the request: Flush must see it
-	return store.Item{}, nil, store.Miss, true
+	return true
 }
 
 // getLater serves a get on route rt with the synchronous walk, on a
 // goroutine, and reports pending (see later).
-func (r *Router) getLater(ctx context.Context, rt Route, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	return r.later(ctx, func(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-		return r.getOn(ctx, rt, key, opt, dst)
-	}, key, opt, dst, done)
+func (r *Router) getLater(ctx context.Context, rt Route, req *server.Request, done func(*server.Request)) bool {
+	return r.later(req, done, func() {
+		req.Item, req.Val, req.Res = r.getOn(ctx, rt, req.Key, req.Get, req.Dst)
+	})
 }
 
-// getter is a synchronous Get: Router.Get, PeerCache.Get.
-type getter func(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
-
-// later runs get on a goroutine of the router and reports pending; once
-// the router is closed (no goroutines start), it runs get here.
-func (r *Router) later(ctx context.Context, get getter, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	if r.spawn(func() { done(get(ctx, key, opt, dst)) }) {
-		return store.Item{}, nil, store.Miss, true
+// later runs serve (which leaves req's outcome in req) on a goroutine of
+// the router, then done, and reports pending; once the router is closed
+// (no goroutines start), it runs serve here and reports false.
+func (r *Router) later(req *server.Request, done func(*server.Request), serve func()) bool {
+	if r.spawn(func() { serve(); done(req) }) {
+		return true
 	}
-	it, val, res := get(ctx, key, opt, dst)
-	return it, val, res, false
+	serve()
+	return false
 }
 
 // spawn runs f on a goroutine of the router (bg) and reports true; once
@@ -146,39 +155,26 @@ func (p *PeerCache) Inline(key []byte) bool {
 	return !p.r.warming(&rt)
 }
 
-// GetAsync serves a forwarded read at once, or on a goroutine when it may
-// wait (see Inline).
-func (p *PeerCache) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	if p.Inline(key) {
-		it, val, res := p.Get(ctx, key, opt, dst)
-		return it, val, res, false
-	}
-	return p.r.later(ctx, p.Get, key, opt, dst, done)
-}
-
-// SetAsync serves a forwarded write at once, or on a goroutine when it may
-// wait (see writeNow).
-func (p *PeerCache) SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if rt, now, err := p.writeNow(key); now {
-		if err != nil {
-			return 0, store.Item{}, err, false
+// Start serves a forwarded get, set or delete at once, or on a goroutine
+// when it may wait (see Inline and writeNow).
+func (p *PeerCache) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
+	if req.Op == server.OpGet {
+		if p.Inline(req.Key) {
+			req.Do(ctx, p)
+			return false
 		}
-		res, it, err := p.r.localSet(ctx, &rt, key, value, opt)
-		return res, it, err, false
+		return p.r.later(req, done, func() { req.Do(ctx, p) })
 	}
-	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Set(ctx, key, value, opt) }, done)
-}
-
-// DeleteAsync is SetAsync for a forwarded delete.
-func (p *PeerCache) DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if rt, now, err := p.writeNow(key); now {
-		if err != nil {
-			return 0, store.Item{}, err, false
-		}
-		res, it, err := p.r.localDelete(ctx, &rt, key, opt)
-		return res, it, err, false
+	rt, now, err := p.writeNow(req.Key)
+	switch {
+	case !now:
+		return p.r.later(req, done, func() { req.Do(ctx, p) })
+	case err != nil:
+		req.Res, req.Item, req.Err = 0, store.Item{}, err
+	default:
+		p.r.writeHere(ctx, &rt, req)
 	}
-	return p.r.laterWrite(func() (store.Result, store.Item, error) { return p.Delete(ctx, key, opt) }, done)
+	return false
 }
 
 // writeNow routes a forwarded write once, as Set would (writeRoute), and
@@ -195,35 +191,27 @@ func (p *PeerCache) writeNow(key []byte) (rt Route, now bool, err error) {
 	return rt, !p.r.warming(&rt), nil
 }
 
-// laterWrite runs write on a goroutine of the router and reports pending,
-// as later does for a get; once the router is closed, it runs write here.
-func (r *Router) laterWrite(write func() (store.Result, store.Item, error), done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if r.spawn(func() { done(write()) }) {
-		return 0, store.Item{}, nil, true
-	}
-	res, it, err := write()
-	return res, it, err, false
-}
-
 // Flush does nothing: the peer port forwards nothing.
 func (p *PeerCache) Flush() {}
 
 // GetDone completes a forwarded get, on the peer client's reader.
 func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
-	r, ctx, rt, key, opt, dst, done := a.r, a.ctx, a.rt, a.key, a.opt, a.dst, a.done
+	r, ctx, rt, req, done := a.r, a.ctx, a.rt, a.req, a.done
 	r.asyncGets.Put(a.clear())
 	if err != nil {
 		if !r.failed(ctx, rt.member(), err) {
-			done(store.Item{}, dst[:0], store.Miss) // the owner's error: a miss, as Get
+			req.Item, req.Val, req.Res = store.Item{}, req.Dst[:0], store.Miss // the owner's error: a miss, as Get
+			done(req)
 			return
 		}
 		r.next(&rt) // the same route, on to the next owner
-		if it, val, res, pending := r.getLater(ctx, rt, key, opt, dst, done); !pending {
-			done(it, val, res)
+		if !r.getLater(ctx, rt, req, done) {
+			done(req)
 		}
 		return
 	}
-	done(r.gotten(&pit, hit, opt, dst))
+	req.Item, req.Val, req.Res = r.gotten(&pit, hit, req.Get, req.Dst)
+	done(req)
 }
 
 func (a *asyncGet) clear() *asyncGet {
@@ -231,7 +219,7 @@ func (a *asyncGet) clear() *asyncGet {
 	return a
 }
 
-// Flush writes the requests GetAsync queued (server.AsyncCache).
+// Flush writes the requests Start queued (server.AsyncCache).
 func (r *Router) Flush() {
 	ps := r.peers.Load()
 	if ps == nil {

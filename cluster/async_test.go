@@ -161,7 +161,7 @@ func startPeer(t *testing.T) (*store.Store, *proxy) {
 	return pst, startProxy(t, paddr)
 }
 
-// warmPeer makes the router's connection to the peer live (GetAsync does
+// warmPeer makes the router's connection to the peer live (Start does
 // not dial: the first forwarded get takes the synchronous path, which does).
 func warmPeer(t *testing.T, rig *asyncRig) {
 	t.Helper()

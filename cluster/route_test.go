@@ -80,18 +80,18 @@ func TestForwardedToNonOwner(t *testing.T) {
 		t.Fatalf("set: %v %v", res, err)
 	}
 	done := make(chan error, 1)
-	res, _, err, pending := rt.SetAsync(context.Background(), keys[1], []byte("async"), &store.SetOptions{}, func(res store.Result, _ store.Item, err error) {
-		if err == nil && res != store.Stored {
-			err = fmt.Errorf("result %v", res)
+	outcome := func(req *server.Request) {
+		err := req.Err
+		if err == nil && req.Res != store.Stored {
+			err = fmt.Errorf("result %v", req.Res)
 		}
 		done <- err
-	})
+	}
+	req := &server.Request{Op: server.OpSet, Key: keys[1], Value: []byte("async"), Set: &store.SetOptions{}}
+	pending := rt.Start(context.Background(), req, outcome)
 	rt.Flush()
 	if !pending {
-		if err == nil && res != store.Stored {
-			err = fmt.Errorf("result %v", res)
-		}
-		done <- err
+		outcome(req)
 	}
 	select {
 	case err := <-done:

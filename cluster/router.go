@@ -157,7 +157,7 @@ type Router struct {
 	born    time.Time                       // for mono
 	tick    atomic.Int64                    // mono of the heartbeat's last tick (pause.go)
 	pauseMu sync.Mutex
-	bg      sync.WaitGroup // Router.probe goroutines and GetAsync's (SetAsync's) fallbacks
+	bg      sync.WaitGroup // Router.probe goroutines and Start's fallbacks
 	// bgMu orders starting a goroutine of bg against Close's wait for them.
 	bgMu     sync.Mutex
 	bgClosed bool
@@ -226,7 +226,7 @@ type member struct {
 	probing    atomic.Bool  // a probe runs (see Router.down)
 	forwarded  atomic.Uint64
 	failures   atomic.Uint64
-	// queued: GetAsync queued a request since the last Flush.
+	// queued: Start queued a request since the last Flush.
 	queued atomic.Bool
 }
 

@@ -13,69 +13,59 @@ import (
 // AsyncCache is an optional Cache interface that lets event loops
 // (Config.EventLoop) serve a Cache some of whose calls wait on the network,
 // such as a cluster router forwarding to peers, without a loop ever
-// waiting: a forwarded get completes later, and any other command that
-// may wait runs on a goroutine of its own.
+// waiting: a forwarded get or write completes later, and any other command
+// that may wait runs on a goroutine of its own.
 //
 // Under an event loop, for a connection over an AsyncCache:
 //
-//   - a single-key get, gets, gat or gats, and an mg, go to GetAsync. It
-//     either answers at once (pending false: a key this node serves) or
-//     returns pending and calls done later, exactly once, from another
-//     goroutine, with what Get would have returned. Meanwhile the
-//     connection runs nothing else and reads no more input; its earlier
-//     replies may still be written. key and opt stay valid and unchanged
-//     until done is called; dst is the connection's value buffer, which
-//     the returned (or done's) val may use: val then belongs to the
-//     connection. done is made once per connection (no allocation per
-//     request) and must not be retained after it is called. GetAsync must
-//     not wait on the network, nor call done itself; done may run (on
-//     another goroutine) before GetAsync has returned.
-//   - a classic storage command (set, add, replace, append, prepend,
-//     cas) or an ms (not a replicated one: Y), but not a compare against
-//     CAS 0 nor a value that does not Fit, goes to SetAsync with no Inline
-//     asked first: SetAsync decides where the key is served once, and
-//     answers at once a key served here. A classic delete or an md (not
-//     replicated, not a compare against CAS 0) goes to DeleteAsync the
-//     same way. Their contract is GetAsync's, with what Set (Delete)
-//     would have returned: the connection meanwhile runs nothing else and
-//     reads no more input (key and value, which alias its read buffer,
-//     and opt stay valid and unchanged until done is called). A binary
-//     protocol set goes to SetAsync when its key is not Inline, a binary
-//     delete to DeleteAsync.
+//   - a single-key get, gets, gat or gats, and an mg, go to Start as an
+//     OpGet Request; a classic storage command (set, add, replace, append,
+//     prepend, cas) or an ms (not a replicated one: Y), but not a compare
+//     against CAS 0 nor a value that does not Fit, as an OpSet; a classic
+//     delete or an md (not replicated, not a compare against CAS 0) as an
+//     OpDelete. A binary get goes as an OpGet, a binary set as an OpSet
+//     when its key is not Inline, a binary delete as an OpDelete. No
+//     Inline is asked first: Start decides where the key is served, once.
+//   - Start either completes req at once (pending false: its outcome is
+//     in req, as for a key this node serves) or returns pending and calls
+//     done(req) later, exactly once, from another goroutine, with the
+//     outcome in req. Meanwhile the connection runs nothing else and reads
+//     no more input; its earlier replies may still be written. done is
+//     made once per connection (no allocation per request) and must not be
+//     retained after it is called. Start must not wait on the network, nor
+//     call done itself; done may run (on another goroutine) before Start
+//     has returned.
 //   - every other command runs on the loop when Inline says every key it
 //     names is served here without waiting on the network (for flush_all,
 //     which names none, Inline(nil): whether flushing waits on the
-//     network, as a cluster's reaches every member); else on a goroutine of its own, the
-//     connection handed off and then back to its loop. A view that changes
-//     between Inline and the command may still make the loop wait once, at
-//     most a peer timeout.
+//     network, as a cluster's reaches every member); else on a goroutine
+//     of its own, the connection handed off and then back to its loop. A
+//     view that changes between Inline and the command may still make the
+//     loop wait once, at most a peer timeout.
 //   - ctx is the connection's, as for Cache: what waits under it on a
 //     goroutine gives up when it ends; a request already sent may still
 //     complete later (done is called all the same).
-//   - Flush is called by a loop at the end of each wake-up in which
-//     GetAsync (SetAsync, DeleteAsync) returned pending: requests they
-//     queued may wait for it to be sent, so that the requests of a
-//     wake-up share writes.
+//   - Flush is called by a loop at the end of each wake-up in which Start
+//     returned pending: requests it queued may wait for it to be sent, so
+//     that the requests of a wake-up share writes.
 //
 // Every method is called concurrently from several loops.
 type AsyncCache interface {
 	Inline(key []byte) bool
-	GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (it store.Item, val []byte, res store.Result, pending bool)
-	SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
-	DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (res store.Result, it store.Item, err error, pending bool)
+	Start(ctx context.Context, req *Request, done func(*Request)) (pending bool)
 	Flush()
 }
 
 // handoff is what a connection under an event loop shares with the
 // goroutine it lends itself to while a command is away from the loop (a
-// pending GetAsync, or a command run on a goroutine), and who holds it
+// pending Start, or a command run on a goroutine), and who holds it
 // (state; see owner for the moves). The loop parks the connection and, at
 // the end of its wake-up, releases it (away); from then on the goroutine
 // that finishes the command owns the connection: it appends the reply and
 // either writes it itself (nothing else waits: the connection is idle
-// again) or hands the connection back to its loop. A get that completes
-// before the release leaves its result here for the loop (a write
-// completes the same way).
+// again) or hands the connection back to its loop. A request that
+// completes before the release leaves its outcome in conn.req for the
+// loop, and says so here (ready).
 type handoff struct {
 	// Set by the loop before the command leaves it.
 	cmd     protocol.Command // the command away
@@ -93,59 +83,64 @@ type handoff struct {
 	mu sync.Mutex
 	// events: the readiness events that arrived while it was released.
 	events uint32
-	// ready: the get (write) completed before the release, with this result.
+	// ready: the request (conn.req) completed before the release.
 	ready bool
-	it    store.Item
-	val   []byte
-	res   store.Result
-	err   error
 }
 
 // mayPark reports whether a get, set or delete of this connection goes to
-// GetAsync, SetAsync or DeleteAsync (which route the key themselves,
-// once): it runs on its loop over an AsyncCache (not on a goroutine it was
-// lent to).
+// Start (which routes the key itself, once): it runs on its loop over an
+// AsyncCache (not on a goroutine it was lent to).
 func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
 
-// asyncGet starts a get through GetAsync and reports whether it is pending
-// (the connection is then parked); if not, it has the result.
+// asyncGet starts a get (cmd) through Start and reports whether it is
+// pending (the connection is then parked); if not, it has the result.
 func (c *conn) asyncGet(cmd protocol.Command, key []byte, opt *store.GetOptions) (store.Item, []byte, store.Result, bool) {
-	it, val, res, pending := c.async.GetAsync(c.ctx, key, opt, c.val[:0], c.doneGet)
-	if pending {
-		c.park(cmd)
+	c.req = Request{Op: OpGet, Key: key, Get: opt, Dst: c.val[:0]}
+	if c.start(cmd) {
+		return store.Item{}, nil, store.Miss, true
 	}
-	return it, val, res, pending
+	return c.req.Item, c.req.Val, c.req.Res, false
 }
 
-// asyncSet starts a storage command or ms (cmd) through SetAsync and
+// asyncSet starts a storage command or ms (cmd) through Start and
 // reports whether it is pending (the connection is then parked); if not,
 // it has the result. The caller checked mayPark.
 func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error, bool) {
-	res, it, err, pending := c.async.SetAsync(c.ctx, key, value, opt, c.doneWrite)
-	if pending {
-		c.park(cmd)
+	c.req = Request{Op: OpSet, Key: key, Value: value, Set: opt}
+	if c.start(cmd) {
+		return 0, store.Item{}, nil, true
 	}
-	return res, it, err, pending
+	return c.req.Res, c.req.Item, c.req.Err, false
 }
 
 // asyncDelete is asyncSet for a delete or md (cmd).
 func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOptions) (store.Result, error, bool) {
-	res, _, err, pending := c.async.DeleteAsync(c.ctx, key, opt, c.doneWrite)
-	if pending {
-		c.park(cmd)
+	c.req = Request{Op: OpDelete, Key: key, Del: opt}
+	if c.start(cmd) {
+		return 0, nil, true
 	}
-	return res, err, pending
+	return c.req.Res, c.req.Err, false
 }
 
-// setsAsync reports whether a storage command or ms may go to SetAsync
+// start hands c.req (of cmd) to Start and parks the connection when it is
+// pending.
+func (c *conn) start(cmd protocol.Command) bool {
+	if !c.async.Start(c.ctx, &c.req, c.doneReq) {
+		return false
+	}
+	c.park(cmd)
+	return true
+}
+
+// setsAsync reports whether a storage command or ms may go to Start
 // when its key is not Inline: what they do before Set (a value that does
 // not fit, a cas against CAS 0) stays on the loop.
 func (c *conn) setsAsync(op protocol.StoreOp, cas uint64, key, value []byte) bool {
 	return c.cache.Fits(len(key), len(value)) && (op != protocol.OpCAS || cas != 0)
 }
 
-// park parks the connection with cmd pending in GetAsync, SetAsync or
-// DeleteAsync; the loop flushes the cache at the end of its wake-up.
+// park parks the connection with cmd pending in Start; the loop flushes
+// the cache at the end of its wake-up.
 func (c *conn) park(cmd protocol.Command) {
 	c.hand.to(onLoop, parked)
 	c.hand.cmd, c.hand.offload = cmd, false
@@ -160,13 +155,14 @@ func (c *conn) offload(cmd protocol.Command, pe *protocol.Error) {
 }
 
 // inline reports whether cmd may run on the loop (see AsyncCache): the
-// gets that go to GetAsync do, as do commands on keys served here.
+// gets, sets and deletes that go to Start do, as do commands on keys
+// served here.
 func (c *conn) inline(cmd protocol.Command) bool {
 	var key []byte
 	switch cmd := cmd.(type) {
 	case *protocol.Retrieval:
 		if len(cmd.Keys) == 1 && !cmd.BadKey {
-			return true // GetAsync
+			return true // Start
 		}
 		for _, k := range cmd.Keys {
 			if !c.async.Inline(k) {
@@ -176,28 +172,28 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		return true
 	case *protocol.MetaGet:
 		if !cmd.HasEpoch {
-			return true // GetAsync; with Y (peer port only), a replica read
+			return true // Start; with Y (peer port only), a replica read
 		}
 		key = cmd.Key
 	case *protocol.Storage:
 		if c.setsAsync(cmd.Op, cmd.CAS, cmd.Key, cmd.Data) {
-			return true // SetAsync
+			return true // Start
 		}
 		key = cmd.Key
 	case *protocol.Delete:
-		return true // DeleteAsync
+		return true // Start
 	case *protocol.Arith:
 		key = cmd.Key
 	case *protocol.Touch:
 		key = cmd.Key
 	case *protocol.MetaSet:
 		if !cmd.HasEpoch && c.setsAsync(cmd.Op, cmd.CAS, cmd.Key, cmd.Data) {
-			return true // SetAsync
+			return true // Start
 		}
 		key = cmd.Key
 	case *protocol.MetaDelete:
 		if !cmd.HasEpoch && (!cmd.HasCAS || cmd.CAS != 0) {
-			return true // DeleteAsync
+			return true // Start
 		}
 		key = cmd.Key
 	case *protocol.MetaArith:
@@ -216,52 +212,43 @@ func (c *conn) inline(cmd protocol.Command) bool {
 	return c.async.Inline(key)
 }
 
-// getDone is GetAsync's completion (c.doneGet).
-func (c *conn) getDone(it store.Item, val []byte, res store.Result) {
-	c.complete(it, val, res, nil)
-}
-
-// writeDone is SetAsync's and DeleteAsync's completion (c.doneWrite).
-func (c *conn) writeDone(res store.Result, it store.Item, err error) {
-	c.complete(it, nil, res, err)
-}
-
-// complete ends a pending get or write: before the loop released the
-// connection, the result waits for it (release); after, this goroutine
-// owns the connection, and Shutdown waits until it is done with it.
-func (c *conn) complete(it store.Item, val []byte, res store.Result, err error) {
+// done is Start's completion (c.doneReq): before the loop released the
+// connection, the outcome waits in c.req for it (release); after, this
+// goroutine owns the connection, and Shutdown waits until it is done with
+// it.
+func (c *conn) done(*Request) {
 	h := &c.hand
 	h.mu.Lock()
 	if !h.owner().released() {
-		h.it, h.val, h.res, h.err, h.ready = it, val, res, err, true
+		h.ready = true
 		h.mu.Unlock()
 		return
 	}
 	h.mu.Unlock()
-	c.finish(it, val, res, err)
+	c.finish()
 	c.comeBack()
 	c.srv.wg.Done() // added by release
 }
 
-// finish appends the reply of the pending get or write.
-func (c *conn) finish(it store.Item, val []byte, res store.Result, err error) {
-	cmd := c.hand.cmd
+// finish appends the reply of the request completed in c.req.
+func (c *conn) finish() {
+	cmd, q := c.hand.cmd, &c.req
 	c.hand.cmd = nil
 	switch cmd := cmd.(type) {
 	case *protocol.Retrieval:
-		c.retrieved(cmd, it, val, res)
+		c.retrieved(cmd, q.Item, q.Val, q.Res)
 	case *protocol.MetaGet:
-		c.metaGot(cmd, it, val, res)
+		c.metaGot(cmd, q.Item, q.Val, q.Res)
 	case *protocol.Storage:
-		c.stored(cmd, res, err)
+		c.stored(cmd, q.Res, q.Err)
 	case *protocol.MetaSet:
-		c.metaStored(cmd, res, it, err)
+		c.metaStored(cmd, q.Res, q.Item, q.Err)
 	case *protocol.Delete:
-		c.deleted(cmd, res, err)
+		c.deleted(cmd, q.Res, q.Err)
 	case *protocol.MetaDelete:
-		c.metaDeleted(cmd, res, err)
+		c.metaDeleted(cmd, q.Res, q.Err)
 	case *protocol.Binary:
-		c.binFinish(cmd, it, val, res, err)
+		c.binFinish(cmd, q)
 	}
 	c.observeAway(cmd)
 }

@@ -27,7 +27,7 @@ import (
 type remoteCache struct {
 	Local
 	flushes chan struct{}
-	writes  *atomic.Int64 // SetAsync and DeleteAsync calls pending
+	writes  *atomic.Int64 // writes Start left pending
 }
 
 func newRemoteCache(st *store.Store) remoteCache {
@@ -39,44 +39,21 @@ func (c remoteCache) Inline(key []byte) bool {
 	return key != nil && !bytes.HasPrefix(key, []byte("r"))
 }
 
-func (c remoteCache) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, done func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	if c.Inline(key) {
-		it, val, res := c.Get(ctx, key, opt, dst)
-		return it, val, res, false
+func (c remoteCache) Start(ctx context.Context, req *Request, done func(*Request)) bool {
+	if c.Inline(req.Key) || (req.Op != OpGet && bytes.HasPrefix(req.Key, []byte("rnow"))) {
+		req.Do(ctx, c.Local) // served here, or a write answered at once after all
+		return false
+	}
+	if req.Op != OpGet {
+		c.writes.Add(1)
 	}
 	delay := time.Duration(rand.IntN(3)) * 100 * time.Microsecond
 	go func() {
 		time.Sleep(delay)
-		done(c.Get(ctx, key, opt, dst))
+		req.Do(ctx, c.Local)
+		done(req)
 	}()
-	return store.Item{}, nil, store.Miss, true
-}
-
-func (c remoteCache) SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if c.Inline(key) || bytes.HasPrefix(key, []byte("rnow")) {
-		res, it, err := c.Set(ctx, key, value, opt)
-		return res, it, err, false // served here, or answered at once after all
-	}
-	return c.later(func() (store.Result, store.Item, error) { return c.Set(ctx, key, value, opt) }, done)
-}
-
-func (c remoteCache) DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if c.Inline(key) || bytes.HasPrefix(key, []byte("rnow")) {
-		res, it, err := c.Delete(ctx, key, opt)
-		return res, it, err, false // served here, or answered at once after all
-	}
-	return c.later(func() (store.Result, store.Item, error) { return c.Delete(ctx, key, opt) }, done)
-}
-
-// later completes write on another goroutine, at once or a little later.
-func (c remoteCache) later(write func() (store.Result, store.Item, error), done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	c.writes.Add(1)
-	delay := time.Duration(rand.IntN(3)) * 100 * time.Microsecond
-	go func() {
-		time.Sleep(delay)
-		done(write())
-	}()
-	return 0, store.Item{}, nil, true
+	return true
 }
 
 func (c remoteCache) Flush() {
@@ -153,7 +130,7 @@ func TestAsyncCacheSameReplies(t *testing.T) {
 			rc := newRemoteCache(st)
 			t.Cleanup(func() {
 				if rc.writes.Load() == 0 {
-					t.Error("no write went to SetAsync or DeleteAsync pending")
+					t.Error("no write went pending in Start")
 				}
 			})
 			cache = rc
@@ -213,17 +190,9 @@ func TestAsyncCacheConnGone(t *testing.T) {
 type asyncShardCache struct{ *shardCache }
 
 func (asyncShardCache) Inline([]byte) bool { return true }
-func (c asyncShardCache) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, _ func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	it, val, res := c.Get(ctx, key, opt, dst)
-	return it, val, res, false
-}
-func (c asyncShardCache) SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	res, it, err := c.Set(ctx, key, value, opt)
-	return res, it, err, false
-}
-func (c asyncShardCache) DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	res, it, err := c.Delete(ctx, key, opt)
-	return res, it, err, false
+func (c asyncShardCache) Start(ctx context.Context, req *Request, _ func(*Request)) bool {
+	req.Do(ctx, c.shardCache)
+	return false
 }
 func (asyncShardCache) Flush() {}
 
@@ -321,7 +290,7 @@ func TestAsyncLoopParks(t *testing.T) {
 	}
 }
 
-// gatedCache is an AsyncCache over a local store whose SetAsync of the key
+// gatedCache is an AsyncCache over a local store whose Start of a set of the key
 // "slow" stays pending until gate is closed.
 type gatedCache struct {
 	Local
@@ -330,32 +299,24 @@ type gatedCache struct {
 }
 
 func (*gatedCache) Inline([]byte) bool { return true }
-func (c *gatedCache) GetAsync(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte, _ func(store.Item, []byte, store.Result)) (store.Item, []byte, store.Result, bool) {
-	it, val, res := c.Get(ctx, key, opt, dst)
-	return it, val, res, false
-}
-func (c *gatedCache) SetAsync(ctx context.Context, key, value []byte, opt *store.SetOptions, done func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	if string(key) != "slow" {
-		res, it, err := c.Set(ctx, key, value, opt)
-		return res, it, err, false
+func (c *gatedCache) Start(ctx context.Context, req *Request, done func(*Request)) bool {
+	if req.Op != OpSet || string(req.Key) != "slow" {
+		req.Do(ctx, c.Local)
+		return false
 	}
 	close(c.called)
 	go func() {
 		<-c.gate
-		res, it, err := c.Set(ctx, key, value, opt)
+		req.Do(ctx, c.Local)
 		c.completing.Store(true)
-		done(res, it, err)
+		done(req)
 	}()
-	return 0, store.Item{}, nil, true
-}
-func (c *gatedCache) DeleteAsync(ctx context.Context, key []byte, opt *store.DeleteOptions, _ func(store.Result, store.Item, error)) (store.Result, store.Item, error, bool) {
-	res, it, err := c.Delete(ctx, key, opt)
-	return res, it, err, false
+	return true
 }
 func (*gatedCache) Flush() {}
 
 // TestShutdownWaitsForPendingWrite: Shutdown returns only once a write
-// pending in SetAsync has completed, so that whatever the write does (a
+// pending in Start has completed, so that whatever the write does (a
 // cluster node's push to the replicas) happens before what its owner
 // does after Shutdown (draining the replication queue).
 func TestShutdownWaitsForPendingWrite(t *testing.T) {
@@ -370,7 +331,7 @@ func TestShutdownWaitsForPendingWrite(t *testing.T) {
 	select {
 	case <-cache.called:
 	case <-time.After(5 * time.Second):
-		t.Fatal("the set never reached SetAsync")
+		t.Fatal("the set never reached Start")
 	}
 	shut := make(chan bool)
 	go func() {

@@ -418,16 +418,16 @@ func (c *conn) binStatsDetail(b *protocol.Binary, sub []byte) {
 	c.out = protocol.AppendBinaryHeader(c.out, b.Op, protocol.StatusOK, 0, 0, 0, b.Opaque, 0)
 }
 
-// binFinish ends a binary request that went to GetAsync, SetAsync or
-// DeleteAsync (finish).
-func (c *conn) binFinish(b *protocol.Binary, it store.Item, val []byte, res store.Result, err error) {
+// binFinish ends a binary request that went to Start, with its outcome q
+// (finish).
+func (c *conn) binFinish(b *protocol.Binary, q *Request) {
 	switch b.Base() {
 	case protocol.BinDelete:
-		c.binDeleted(b, res, err)
+		c.binDeleted(b, q.Res, q.Err)
 	case protocol.BinSet, protocol.BinAdd, protocol.BinReplace, protocol.BinAppend, protocol.BinPrepend:
-		c.binStored(b, res, it, err)
+		c.binStored(b, q.Res, q.Item, q.Err)
 	default:
-		c.binGot(b, it, val, res)
+		c.binGot(b, q.Item, q.Val, q.Res)
 	}
 }
 
@@ -440,13 +440,13 @@ func (c *conn) binInline(b *protocol.Binary) bool {
 	case protocol.BinFlush:
 		return c.async.Inline(nil) // names no key: see inline
 	case protocol.BinGet, protocol.BinGetK, protocol.BinGAT, protocol.BinGATK, protocol.BinTouch:
-		return true // GetAsync
+		return true // Start
 	case protocol.BinSet, protocol.BinAdd, protocol.BinReplace, protocol.BinAppend, protocol.BinPrepend:
 		if !b.TooLarge && !b.NoMemory && c.cache.Fits(len(b.Key), len(b.Value)) {
-			return true // SetAsync, unless Inline
+			return true // Start, unless Inline
 		}
 	case protocol.BinDelete:
-		return true // DeleteAsync
+		return true // Start
 	}
 	if len(b.Key) == 0 {
 		return true // noop, version, stat, quit: this node only

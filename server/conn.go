@@ -81,14 +81,14 @@ type conn struct {
 	replica Replica
 	dumper  Dumper
 
-	// async is the cache's AsyncCache under an event loop, else nil.
-	// doneGet is c.getDone and doneWrite c.writeDone, made once. hand is
-	// the state shared with the goroutine a command away from the loop
-	// runs on (async.go).
-	async     AsyncCache
-	doneGet   func(store.Item, []byte, store.Result)
-	doneWrite func(store.Result, store.Item, error)
-	hand      handoff
+	// async is the cache's AsyncCache under an event loop, else nil;
+	// req is the connection's one Request for it, and doneReq c.done,
+	// made once. hand is the state shared with the goroutine a command
+	// away from the loop runs on (async.go).
+	async   AsyncCache
+	req     Request
+	doneReq func(*Request)
+	hand    handoff
 }
 
 // options holds the option structs of the command being run. They live on

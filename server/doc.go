@@ -18,7 +18,9 @@
 // poller (Config.Loops says why). A loop stalls all its connections
 // while a Cache call waits, so it is only for a Cache that never waits on
 // the network (Local) or for an AsyncCache, whose calls that may wait
-// leave the loop (async.go).
+// leave the loop (async.go): a get, set or delete goes to its one Start
+// as the connection's Request, which completes later through one
+// completion (request.go).
 //
 // Memory a connection holds outside the store is bounded (connmem.go,
 // connidle.go): under a loop, a connection borrows its read buffer and

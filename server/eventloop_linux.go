@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"shoal/protocol"
-	"shoal/store"
 )
 
 // loop is one event loop: an epoll instance and the goroutine that waits
@@ -43,7 +42,7 @@ type loop struct {
 	conns  map[int]*conn // by fd; the loop's goroutine only
 	events []unix.EpollEvent
 	async  AsyncCache // the server's cache, if it is one
-	// queued: a GetAsync went pending in this wake-up; Flush at its end.
+	// queued: a Start went pending in this wake-up; Flush at its end.
 	queued bool
 
 	// mu guards the fields below, handed over from other goroutines.
@@ -132,7 +131,7 @@ func (l *loop) add(c *conn, fd int) bool {
 	c.ev = evState{loop: l, fd: fd}
 	c.setIO(fdReader{c}, fdWriter{c})
 	if l.async != nil {
-		c.async, c.doneGet, c.doneWrite = l.async, c.getDone, c.writeDone
+		c.async, c.doneReq = l.async, c.done
 	}
 	l.mu.Lock()
 	stopped := l.stopped
@@ -399,11 +398,10 @@ func (l *loop) release(c *conn) bool {
 	h := &c.hand
 	h.mu.Lock()
 	if h.ready {
-		it, val, res, err := h.it, h.val, h.res, h.err
-		h.ready, h.it, h.val, h.err = false, store.Item{}, nil, nil
+		h.ready = false
 		h.to(parked, onLoop)
 		h.mu.Unlock()
-		c.finish(it, val, res, err)
+		c.finish()
 		return true
 	}
 	// Shutdown waits for the command away (its goroutine, or the

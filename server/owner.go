@@ -24,10 +24,10 @@ type owner uint32
 const (
 	// onLoop: the loop runs its commands, or it waits for input there.
 	onLoop owner = iota
-	// parked: a command left the loop (a pending GetAsync, SetAsync or
-	// DeleteAsync, or a command to run on a goroutine); the loop has not
-	// released the connection yet, and a completion that comes now
-	// leaves its result for the loop (handoff.ready).
+	// parked: a command left the loop (a request pending in Start, or a
+	// command to run on a goroutine); the loop has not released the
+	// connection yet, and a completion that comes now leaves its outcome
+	// for the loop (in conn.req; handoff.ready).
 	parked
 	// away: released to the goroutine that finishes the command; the loop
 	// only records its readiness events (handoff.events).
