@@ -30,14 +30,49 @@ import (
 //     the gets of many client connections share one write per peer
 //     connection.
 
-// Start is the Router's one call for a get, set or delete from an event
-// loop (server.AsyncCache): pending means done will be called, once, from
-// another goroutine, with the outcome in req.
+// Start is the Router's one call for a key's operation (server.Cache):
+// pending means done will be called, once, from another goroutine, with
+// the outcome in req. An incr/decr or touch runs at once when its key is
+// served here (Inline), else on the synchronous walk on a goroutine.
 func (r *Router) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
-	if req.Op == server.OpGet {
+	switch req.Op {
+	case server.OpGet:
 		return r.startGet(ctx, req, done)
+	case server.OpSet, server.OpDelete:
+		return r.startWrite(ctx, req, done)
 	}
-	return r.startWrite(ctx, req, done)
+	if r.Inline(req.Key) {
+		do(ctx, r, req)
+		return false
+	}
+	return r.later(req, done, func() { do(ctx, r, req) })
+}
+
+// syncCache is the synchronous form of a Request's operations: the
+// Router's walks, the PeerCache's local service.
+type syncCache interface {
+	Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
+	Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error)
+	Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error)
+	Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error)
+	Touch(ctx context.Context, key []byte, exptime int64) (store.Result, store.Item, error)
+}
+
+// do runs req on c, waiting as long as c does, and leaves the outcome in
+// req.
+func do(ctx context.Context, c syncCache, req *server.Request) {
+	switch req.Op {
+	case server.OpGet:
+		req.Item, req.Val, req.Res = c.Get(ctx, req.Key, req.Get, req.Dst)
+	case server.OpSet:
+		req.Res, req.Item, req.Err = c.Set(ctx, req.Key, req.Value, req.Set)
+	case server.OpDelete:
+		req.Res, req.Item, req.Err = c.Delete(ctx, req.Key, req.Del)
+	case server.OpArith:
+		req.Res, req.N, req.Item, req.Err = c.Arith(ctx, req.Key, req.Arith)
+	case server.OpTouch:
+		req.Res, req.Item, req.Err = c.Touch(ctx, req.Key, req.Exptime)
+	}
 }
 
 // asyncGet is a get forwarded asynchronously: its peer.GetHandler. Pooled.
@@ -76,7 +111,7 @@ func (r *Router) recovering() bool {
 // startGet is Start for a get.
 func (r *Router) startGet(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
 	if r.recovering() {
-		return r.later(req, done, func() { req.Do(ctx, r) })
+		return r.later(req, done, func() { do(ctx, r, req) })
 	}
 	rt := r.route(req.Key)
 	if rt.Local() {
@@ -155,22 +190,22 @@ func (p *PeerCache) Inline(key []byte) bool {
 	return !p.r.warming(&rt)
 }
 
-// Start serves a forwarded get, set or delete at once, or on a goroutine
-// when it may wait (see Inline and writeNow).
+// Start serves a forwarded request at once, or on a goroutine when it may
+// wait (see Inline and writeNow).
 func (p *PeerCache) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
 	if req.Op == server.OpGet {
 		if p.Inline(req.Key) {
-			req.Do(ctx, p)
+			do(ctx, p, req)
 			return false
 		}
-		return p.r.later(req, done, func() { req.Do(ctx, p) })
+		return p.r.later(req, done, func() { do(ctx, p, req) })
 	}
 	rt, now, err := p.writeNow(req.Key)
 	switch {
 	case !now:
-		return p.r.later(req, done, func() { req.Do(ctx, p) })
+		return p.r.later(req, done, func() { do(ctx, p, req) })
 	case err != nil:
-		req.Res, req.Item, req.Err = 0, store.Item{}, err
+		req.Res, req.N, req.Item, req.Err = 0, 0, store.Item{}, err
 	default:
 		p.r.writeHere(ctx, &rt, req)
 	}

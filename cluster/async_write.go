@@ -72,13 +72,19 @@ func (r *Router) startWrite(ctx context.Context, req *server.Request, done func(
 	return true
 }
 
-// writeHere applies the write req to this node's store, on route rt.
+// writeHere applies the write req (set, delete, incr/decr, touch) to this
+// node's store, on route rt.
 func (r *Router) writeHere(ctx context.Context, rt *Route, req *server.Request) {
-	if req.Op == server.OpDelete {
+	switch req.Op {
+	case server.OpSet:
+		req.Res, req.Item, req.Err = r.localSet(ctx, rt, req.Key, req.Value, req.Set)
+	case server.OpDelete:
 		req.Res, req.Item, req.Err = r.localDelete(ctx, rt, req.Key, req.Del)
-		return
+	case server.OpArith:
+		req.Res, req.N, req.Item, req.Err = r.localArith(ctx, rt, req.Key, req.Arith)
+	case server.OpTouch:
+		req.Res, req.Item, req.Err = r.localTouch(ctx, rt, req.Key, req.Exptime)
 	}
-	req.Res, req.Item, req.Err = r.localSet(ctx, rt, req.Key, req.Value, req.Set)
 }
 
 // writeLater runs the synchronous write on a goroutine, on w's route when
@@ -90,7 +96,7 @@ func (r *Router) writeLater(w asyncWrite, routed bool) bool {
 	return r.later(req, w.done, func() {
 		switch {
 		case !routed:
-			req.Do(w.ctx, r)
+			do(w.ctx, r, req)
 		case req.Op == server.OpDelete:
 			req.Res, req.Item, req.Err = r.deleteOn(w.ctx, w.rt, req.Key, req.Del)
 		default:

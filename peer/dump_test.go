@@ -51,12 +51,14 @@ func (c *peerCache) DumpDeletes(want []byte, since uint64, emit func([]byte, uin
 
 func (c *peerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (store.Result, store.Item, error) {
 	c.record(o)
-	return c.Set(context.Background(), key, value, opt)
+	res, it := c.Set(key, value, opt)
+	return res, it, nil
 }
 
 func (c *peerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (store.Result, store.Item, error) {
 	c.record(o)
-	return c.Delete(context.Background(), key, opt)
+	res, it := c.Delete(key, opt)
+	return res, it, nil
 }
 
 func (c *peerCache) record(o server.Origin) {
@@ -328,7 +330,7 @@ func TestReplicaOrigin(t *testing.T) {
 }
 
 func (c *peerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	it, val, res := c.Get(context.Background(), key, opt, dst)
+	it, val, res := c.Get(key, opt, dst)
 	if res != store.Hit {
 		it.CAS = c.deletes[string(key)]
 	}

@@ -197,18 +197,20 @@ func (c epochReplica) ReplicaSet(key, value []byte, opt *store.SetOptions, o ser
 	if err := c.admit(o); err != nil {
 		return 0, store.Item{}, err
 	}
-	return c.Set(context.Background(), key, value, opt)
+	res, it := c.Set(key, value, opt)
+	return res, it, nil
 }
 
 func (c epochReplica) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (store.Result, store.Item, error) {
 	if err := c.admit(o); err != nil {
 		return 0, store.Item{}, err
 	}
-	return c.Delete(context.Background(), key, opt)
+	res, it := c.Delete(key, opt)
+	return res, it, nil
 }
 
 func (c epochReplica) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	return c.Get(context.Background(), key, opt, dst)
+	return c.Get(key, opt, dst)
 }
 
 // TestStaleRefusalIsRefreshed: an entry a replica refuses as older than

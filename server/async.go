@@ -13,8 +13,8 @@ import (
 // AsyncCache is an optional Cache interface that lets event loops
 // (Config.EventLoop) serve a Cache some of whose calls wait on the network,
 // such as a cluster router forwarding to peers, without a loop ever
-// waiting: a forwarded get or write completes later, and any other command
-// that may wait runs on a goroutine of its own.
+// waiting: a request Start leaves pending parks its connection, and any
+// other command that may wait runs on a goroutine of its own.
 //
 // Under an event loop, for a connection over an AsyncCache:
 //
@@ -26,33 +26,30 @@ import (
 //     OpDelete. A binary get goes as an OpGet, a binary set as an OpSet
 //     when its key is not Inline, a binary delete as an OpDelete. No
 //     Inline is asked first: Start decides where the key is served, once.
-//   - Start either completes req at once (pending false: its outcome is
-//     in req, as for a key this node serves) or returns pending and calls
-//     done(req) later, exactly once, from another goroutine, with the
-//     outcome in req. Meanwhile the connection runs nothing else and reads
-//     no more input; its earlier replies may still be written. done is
-//     made once per connection (no allocation per request) and must not be
-//     retained after it is called. Start must not wait on the network, nor
-//     call done itself; done may run (on another goroutine) before Start
-//     has returned.
+//     A pending one parks the connection: it runs nothing else and reads
+//     no more input until done (its earlier replies may still be
+//     written). done is made once per connection (no allocation per
+//     request).
 //   - every other command runs on the loop when Inline says every key it
 //     names is served here without waiting on the network (for flush_all,
 //     which names none, Inline(nil): whether flushing waits on the
 //     network, as a cluster's reaches every member); else on a goroutine
-//     of its own, the connection handed off and then back to its loop. A
-//     view that changes between Inline and the command may still make the
-//     loop wait once, at most a peer timeout.
+//     of its own, the connection handed off and then back to its loop
+//     (where a pending Start is waited for). A view that changes between
+//     Inline and the command may still make the loop wait once, at most a
+//     peer timeout.
 //   - ctx is the connection's, as for Cache: what waits under it on a
 //     goroutine gives up when it ends; a request already sent may still
 //     complete later (done is called all the same).
 //   - Flush is called by a loop at the end of each wake-up in which Start
-//     returned pending: requests it queued may wait for it to be sent, so
-//     that the requests of a wake-up share writes.
+//     returned pending, and by a connection before it waits for a pending
+//     request: requests Start queued may wait for it to be sent, so that
+//     the requests of a wake-up share writes.
 //
 // Every method is called concurrently from several loops.
 type AsyncCache interface {
+	Cache
 	Inline(key []byte) bool
-	Start(ctx context.Context, req *Request, done func(*Request)) (pending bool)
 	Flush()
 }
 
@@ -92,44 +89,45 @@ type handoff struct {
 // AsyncCache (not on a goroutine it was lent to).
 func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
 
-// asyncGet starts a get (cmd) through Start and reports whether it is
-// pending (the connection is then parked); if not, it has the result.
-func (c *conn) asyncGet(cmd protocol.Command, key []byte, opt *store.GetOptions) (store.Item, []byte, store.Result, bool) {
-	c.req = Request{Op: OpGet, Key: key, Get: opt, Dst: c.val[:0]}
-	if c.start(cmd) {
-		return store.Item{}, nil, store.Miss, true
+// call runs c.req (for cmd) through the cache's Start. Where the
+// connection may park (mayPark), a get, set or delete left pending parks
+// it, and call reports true: its reply is appended when it completes
+// (finish). Anywhere else call waits for a pending request (do) and
+// reports false: the outcome is in c.req.
+func (c *conn) call(cmd protocol.Command) bool {
+	if c.mayPark() && c.req.Op <= OpDelete {
+		if !c.cache.Start(c.ctx, c.req, c.doneReq) {
+			return false
+		}
+		c.park(cmd)
+		return true
 	}
-	return c.req.Item, c.req.Val, c.req.Res, false
+	c.do(c.ctx)
+	return false
 }
 
-// asyncSet starts a storage command or ms (cmd) through Start and
-// reports whether it is pending (the connection is then parked); if not,
-// it has the result. The caller checked mayPark.
-func (c *conn) asyncSet(cmd protocol.Command, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error, bool) {
-	c.req = Request{Op: OpSet, Key: key, Value: value, Set: opt}
-	if c.start(cmd) {
-		return 0, store.Item{}, nil, true
+// do runs c.req through the cache's Start under ctx, and waits for it
+// when it is pending, even where the connection may park (for a command
+// that names several keys): a connection that waits is a Start's caller
+// that waits, as the goroutine driver is. When ctx ends first, the
+// request is abandoned to its completion (which may still write to it):
+// c.req becomes a new Request with an outcome of its own (a miss, or
+// ctx's error). ctx is the connection's but for a write that must outlive
+// it; once the connection's has ended, it runs nothing more (see Cache).
+func (c *conn) do(ctx context.Context) {
+	if !c.cache.Start(ctx, c.req, completed) {
+		return
 	}
-	return c.req.Res, c.req.Item, c.req.Err, false
-}
-
-// asyncDelete is asyncSet for a delete or md (cmd).
-func (c *conn) asyncDelete(cmd protocol.Command, key []byte, opt *store.DeleteOptions) (store.Result, error, bool) {
-	c.req = Request{Op: OpDelete, Key: key, Del: opt}
-	if c.start(cmd) {
-		return 0, nil, true
+	if c.srv.async != nil {
+		c.srv.async.Flush()
 	}
-	return c.req.Res, c.req.Err, false
-}
-
-// start hands c.req (of cmd) to Start and parks the connection when it is
-// pending.
-func (c *conn) start(cmd protocol.Command) bool {
-	if !c.async.Start(c.ctx, &c.req, c.doneReq) {
-		return false
+	select {
+	case <-c.req.woken:
+	case <-ctx.Done():
+		q := newRequest()
+		q.Op, q.Res, q.Err = c.req.Op, store.Miss, ctx.Err()
+		c.req = q
 	}
-	c.park(cmd)
-	return true
 }
 
 // setsAsync reports whether a storage command or ms may go to Start
@@ -212,7 +210,7 @@ func (c *conn) inline(cmd protocol.Command) bool {
 	return c.async.Inline(key)
 }
 
-// done is Start's completion (c.doneReq): before the loop released the
+// done is Start's completion for a parked connection (c.doneReq): before the loop released the
 // connection, the outcome waits in c.req for it (release); after, this
 // goroutine owns the connection, and Shutdown waits until it is done with
 // it.
@@ -232,7 +230,7 @@ func (c *conn) done(*Request) {
 
 // finish appends the reply of the request completed in c.req.
 func (c *conn) finish() {
-	cmd, q := c.hand.cmd, &c.req
+	cmd, q := c.hand.cmd, c.req
 	c.hand.cmd = nil
 	switch cmd := cmd.(type) {
 	case *protocol.Retrieval:

@@ -41,7 +41,7 @@ func (c remoteCache) Inline(key []byte) bool {
 
 func (c remoteCache) Start(ctx context.Context, req *Request, done func(*Request)) bool {
 	if c.Inline(req.Key) || (req.Op != OpGet && bytes.HasPrefix(req.Key, []byte("rnow"))) {
-		req.Do(ctx, c.Local) // served here, or a write answered at once after all
+		c.Do(req) // served here, or a write answered at once after all
 		return false
 	}
 	if req.Op != OpGet {
@@ -50,7 +50,7 @@ func (c remoteCache) Start(ctx context.Context, req *Request, done func(*Request
 	delay := time.Duration(rand.IntN(3)) * 100 * time.Microsecond
 	go func() {
 		time.Sleep(delay)
-		req.Do(ctx, c.Local)
+		c.Do(req)
 		done(req)
 	}()
 	return true
@@ -191,7 +191,7 @@ type asyncShardCache struct{ *shardCache }
 
 func (asyncShardCache) Inline([]byte) bool { return true }
 func (c asyncShardCache) Start(ctx context.Context, req *Request, _ func(*Request)) bool {
-	req.Do(ctx, c.shardCache)
+	c.Do(req)
 	return false
 }
 func (asyncShardCache) Flush() {}
@@ -207,7 +207,7 @@ func TestAsyncCacheDumpWaits(t *testing.T) {
 	const items, size = 4000, 8 << 10 // 32 MiB: more than the socket buffers hold
 	val := strings.Repeat("v", size)
 	for i := range items {
-		if r, _, _ := cache.Set(context.Background(), []byte(fmt.Sprint("a", i)), []byte(val), nil); r != store.Stored { // shard 1
+		if r, _ := cache.Set([]byte(fmt.Sprint("a", i)), []byte(val), nil); r != store.Stored { // shard 1
 			t.Fatalf("set: %v", r)
 		}
 	}
@@ -301,13 +301,13 @@ type gatedCache struct {
 func (*gatedCache) Inline([]byte) bool { return true }
 func (c *gatedCache) Start(ctx context.Context, req *Request, done func(*Request)) bool {
 	if req.Op != OpSet || string(req.Key) != "slow" {
-		req.Do(ctx, c.Local)
+		c.Do(req)
 		return false
 	}
 	close(c.called)
 	go func() {
 		<-c.gate
-		req.Do(ctx, c.Local)
+		c.Do(req)
 		c.completing.Store(true)
 		done(req)
 	}()

@@ -95,14 +95,9 @@ func (c *conn) binGet(b *protocol.Binary, op protocol.BinaryOp) {
 	if touch {
 		c.opt.get = store.GetOptions{Touch: true, Exptime: absExptime(c.cache.Now(), b.Exptime())}
 	}
-	if c.mayPark() {
-		if it, val, res, pending := c.asyncGet(b, b.Key, &c.opt.get); !pending {
-			c.binGot(b, it, val, res)
-		}
-		return
+	if c.getRequest(b.Key, &c.opt.get); !c.call(b) {
+		c.binGot(b, c.req.Item, c.req.Val, c.req.Res)
 	}
-	it, val, res := c.cache.Get(c.ctx, b.Key, &c.opt.get, c.val[:0])
-	c.binGot(b, it, val, res)
 }
 
 // binGot appends the reply of a get, GAT or TOUCH and counts it.
@@ -183,7 +178,7 @@ func (c *conn) binStore(b *protocol.Binary, op protocol.BinaryOp) {
 		}
 		if op == protocol.BinSet {
 			// As memcached: a failed set leaves no stale value behind.
-			c.cache.Delete(c.ctx, b.Key, nil)
+			c.deleteAnyway(b.Key)
 		}
 		c.binError(b, status)
 		return
@@ -197,14 +192,9 @@ func (c *conn) binStore(b *protocol.Binary, op protocol.BinaryOp) {
 			opt.Mode = store.ModeSet // memcached: any write with a CAS is a cas
 		}
 	}
-	if c.mayPark() && !c.async.Inline(b.Key) {
-		if res, it, err, pending := c.asyncSet(b, b.Key, b.Value, opt); !pending {
-			c.binStored(b, res, it, err)
-		}
-		return
+	if c.setRequest(b.Key, b.Value, opt); !c.call(b) {
+		c.binStored(b, c.req.Res, c.req.Item, c.req.Err)
 	}
-	res, it, err := c.cache.Set(c.ctx, b.Key, b.Value, opt)
-	c.binStored(b, res, it, err)
 }
 
 // binStored appends the reply of a write and counts it.
@@ -246,14 +236,9 @@ func (c *conn) binStored(b *protocol.Binary, res store.Result, it store.Item, er
 
 func (c *conn) binDelete(b *protocol.Binary) {
 	c.opt.del = store.DeleteOptions{CAS: b.CAS}
-	if c.mayPark() {
-		if res, err, pending := c.asyncDelete(b, b.Key, &c.opt.del); !pending {
-			c.binDeleted(b, res, err)
-		}
-		return
+	if c.deleteRequest(b.Key, &c.opt.del); !c.call(b) {
+		c.binDeleted(b, c.req.Res, c.req.Err)
 	}
-	res, _, err := c.cache.Delete(c.ctx, b.Key, &c.opt.del)
-	c.binDeleted(b, res, err)
 }
 
 // binDeleted appends the reply of a delete and counts it.
@@ -283,7 +268,7 @@ func (c *conn) binArith(b *protocol.Binary, incr bool) {
 		c.opt.arith.Initial = initial
 		c.opt.arith.VivifyExptime = absExptime(c.cache.Now(), int64(exptime))
 	}
-	res, v, it, err := c.cache.Arith(c.ctx, b.Key, &c.opt.arith)
+	res, v, it, err := c.arithRequest(b.Key, &c.opt.arith)
 	if err != nil {
 		c.binServerError(b, err)
 		return

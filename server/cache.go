@@ -7,28 +7,33 @@ import (
 )
 
 // Cache is what the connection server needs from the layer below it: the
-// local store on a standalone node (through Local), a router on a cluster
-// node. Every method is called concurrently from many connection
-// goroutines and must not retain key, value or dst after it returns.
-// Exptimes are absolute unix seconds (0 = never); the server converts
-// memcached's relative form.
+// local store on a standalone node (Local), a router on a cluster node.
+// Every method is called concurrently from many connections.
 //
-// Writes may fail when the item's owner cannot be reached: the error's text
-// goes to the client as "SERVER_ERROR <text>". A read never fails: an
+// Start runs one key's operation (Request): it either completes req at
+// once and returns false, its outcome in req, or returns true (pending)
+// and calls done(req) later, exactly once, from another goroutine, with
+// the outcome in req. done may run before Start has returned; Start must
+// not call it itself. Start must not retain req, nor the slices it holds,
+// after completing it. Exptimes are absolute unix seconds (0 = never);
+// the server converts memcached's relative form. A connection waits for
+// a pending request where it runs (the goroutine driver, a command run
+// off its loop); a loop over an AsyncCache parks it instead.
+//
+// Writes may fail when the item's owner cannot be reached: the error's
+// text goes to the client as "SERVER_ERROR <text>". A read never fails: an
 // unreachable owner is a miss, which a cache client must handle anyway.
 //
 // ctx is the connection's: it ends when the server shuts down or drops
 // its connections (DropConns), or once the connection has closed (a
 // client's hang-up is seen between commands, not during one). A call that
 // waits on the network should give up then: its answer has nowhere to go.
+// A connection that waits for a pending request stops waiting then, and
+// answers nothing more: the request is abandoned to its completion.
 type Cache interface {
 	Now() int64
 	Fits(keyLen, valueLen int) bool
-	Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
-	Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error)
-	Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error)
-	Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error)
-	Touch(ctx context.Context, key []byte, exptime int64) (store.Result, store.Item, error)
+	Start(ctx context.Context, req *Request, done func(*Request)) (pending bool)
 	FlushAll(ctx context.Context, delay int64)
 	SetMemoryLimit(bytes int64) error
 	Stats() store.Stats
@@ -38,33 +43,30 @@ type Cache interface {
 // Local serves a Cache from a local store, which never fails a write.
 type Local struct{ *store.Store }
 
-// Get reads from the local store.
-func (l Local) Get(_ context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	return l.Store.Get(key, opt, dst)
+// Start runs req on the local store, at once: it is never pending.
+func (l Local) Start(_ context.Context, req *Request, _ func(*Request)) bool {
+	l.Do(req)
+	return false
 }
 
-// Set stores in the local store.
-func (l Local) Set(_ context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
-	r, it := l.Store.Set(key, value, opt)
-	return r, it, nil
-}
-
-// Delete deletes from the local store.
-func (l Local) Delete(_ context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
-	r, it := l.Store.Delete(key, opt)
-	return r, it, nil
-}
-
-// Arith applies incr/decr in the local store.
-func (l Local) Arith(_ context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
-	r, v, it := l.Store.Arith(key, opt)
-	return r, v, it, nil
-}
-
-// Touch touches in the local store.
-func (l Local) Touch(_ context.Context, key []byte, exptime int64) (store.Result, store.Item, error) {
-	r, it := l.Store.Touch(key, exptime)
-	return r, it, nil
+// Do runs req on the local store and leaves the outcome in it.
+func (l Local) Do(req *Request) {
+	switch req.Op {
+	case OpGet:
+		req.Item, req.Val, req.Res = l.Store.Get(req.Key, req.Get, req.Dst)
+	case OpSet:
+		req.Res, req.Item = l.Store.Set(req.Key, req.Value, req.Set)
+		req.Err = nil
+	case OpDelete:
+		req.Res, req.Item = l.Store.Delete(req.Key, req.Del)
+		req.Err = nil
+	case OpArith:
+		req.Res, req.N, req.Item = l.Store.Arith(req.Key, req.Arith)
+		req.Err = nil
+	case OpTouch:
+		req.Res, req.Item = l.Store.Touch(req.Key, req.Exptime)
+		req.Err = nil
+	}
 }
 
 // FlushAll flushes the local store.

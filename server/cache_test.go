@@ -17,20 +17,15 @@ type unreachable struct{ Local }
 
 var errNoOwner = errors.New("no owner of the key is reachable")
 
-func (unreachable) Set(context.Context, []byte, []byte, *store.SetOptions) (store.Result, store.Item, error) {
-	return 0, store.Item{}, errNoOwner
-}
-
-func (unreachable) Delete(context.Context, []byte, *store.DeleteOptions) (store.Result, store.Item, error) {
-	return 0, store.Item{}, errNoOwner
-}
-
-func (unreachable) Arith(context.Context, []byte, *store.ArithOptions) (store.Result, uint64, store.Item, error) {
-	return 0, 0, store.Item{}, errNoOwner
-}
-
-func (unreachable) Touch(context.Context, []byte, int64) (store.Result, store.Item, error) {
-	return 0, store.Item{}, errNoOwner
+// Start fails every write (set, delete, incr/decr, touch) and reads from
+// the store.
+func (u unreachable) Start(_ context.Context, req *Request, _ func(*Request)) bool {
+	if req.Op == OpGet {
+		u.Do(req)
+		return false
+	}
+	req.Res, req.N, req.Item, req.Err = 0, 0, store.Item{}, errNoOwner
+	return false
 }
 
 // TestWriteErrorsAnswerServerError: a write the Cache cannot place gets

@@ -117,14 +117,9 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	if c.watching(streamFetchers | streamMutations) {
 		c.peekPrior(cmd.Key)
 	}
-	if c.mayPark() {
-		if res, _, err, pending := c.asyncSet(cmd, cmd.Key, cmd.Data, opt); !pending {
-			c.stored(cmd, res, err)
-		}
-		return
+	if c.setRequest(cmd.Key, cmd.Data, opt); !c.call(cmd) {
+		c.stored(cmd, c.req.Res, c.req.Err)
 	}
-	res, _, err := c.cache.Set(c.ctx, cmd.Key, cmd.Data, opt)
-	c.stored(cmd, res, err)
 }
 
 // stored appends the reply of a storage command's write and counts it;
@@ -175,8 +170,8 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 	}
 	withCAS := cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats
 	if len(cmd.Keys) == 1 && !cmd.BadKey && !cmd.More && c.mayPark() {
-		if it, val, res, pending := c.asyncGet(cmd, cmd.Keys[0], opt); !pending {
-			c.retrieved(cmd, it, val, res)
+		if c.getRequest(cmd.Keys[0], opt); !c.call(cmd) {
+			c.retrieved(cmd, c.req.Item, c.req.Val, c.req.Res)
 		}
 		return
 	}
@@ -268,14 +263,9 @@ func (c *conn) delete(cmd *protocol.Delete) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(cmd.Key)
 	}
-	if c.mayPark() {
-		if res, err, pending := c.asyncDelete(cmd, cmd.Key, nil); !pending {
-			c.deleted(cmd, res, err)
-		}
-		return
+	if c.deleteRequest(cmd.Key, nil); !c.call(cmd) {
+		c.deleted(cmd, c.req.Res, c.req.Err)
 	}
-	res, _, err := c.cache.Delete(c.ctx, cmd.Key, nil)
-	c.deleted(cmd, res, err)
 }
 
 // deleted appends the reply of a delete and counts it.
@@ -301,7 +291,7 @@ func (c *conn) arith(cmd *protocol.Arith) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(cmd.Key)
 	}
-	res, v, _, err := c.cache.Arith(c.ctx, cmd.Key, &c.opt.arith)
+	res, v, _, err := c.arithRequest(cmd.Key, &c.opt.arith)
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
@@ -335,7 +325,7 @@ func (c *conn) touch(cmd *protocol.Touch) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(cmd.Key)
 	}
-	res, _, err := c.cache.Touch(c.ctx, cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
+	res, err := c.touchRequest(cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return

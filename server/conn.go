@@ -86,7 +86,7 @@ type conn struct {
 	// made once. hand is the state shared with the goroutine a command
 	// away from the loop runs on (async.go).
 	async   AsyncCache
-	req     Request
+	req     *Request
 	doneReq func(*Request)
 	hand    handoff
 }
@@ -105,6 +105,7 @@ type options struct {
 func newConn(s *Server, raddr, laddr net.Addr) *conn {
 	c := &conn{srv: s, cache: s.cache, raddr: raddr, laddr: laddr, id: s.nextID.Add(1), sampleIn: nextGap()}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.req = newRequest()
 	c.last.Store(c.cache.Now())
 	return c
 }

@@ -38,11 +38,13 @@ func (c *conn) takeOut() {
 	}
 }
 
-// idle lets go of c's buffers while it waits for input: the read buffer
-// goes back to the pool (an unfinished line moves to a buffer of its
+// idle lets go of c's buffers while it waits for input: its Request
+// forgets the last command's key and value, the read buffer goes back to
+// the pool (an unfinished line moves to a buffer of its
 // size), and so does the reply buffer; one that grew for large replies is
 // dropped.
 func (c *conn) idle() {
+	c.req.release()
 	c.r.Release()
 	if len(c.out) == 0 {
 		c.srv.mem.out.put(c.out)
@@ -116,7 +118,7 @@ func (c *conn) getKeys() bool {
 		}
 		key := keys[m.next]
 		m.next++
-		it, val, res := c.cache.Get(c.ctx, key, m.opt, c.val[:0])
+		it, val, res := c.get(key, m.opt)
 		c.val = val
 		if c.watching(streamFetchers) {
 			c.logGet(key, res == store.Hit, it.Size)

@@ -5,7 +5,8 @@
 // limit. It knows nothing of flags, clusters or where the Cache keeps items.
 //
 // One request flows: socket → protocol.Reader.Next → conn.exec (a type
-// switch over the closed protocol.Command set) → Cache → reply bytes
+// switch over the closed protocol.Command set) → the connection's Request
+// → Cache.Start (at once, or completed later: request.go) → reply bytes
 // appended to conn.out → flushed once, when no complete command is buffered
 // and the socket has no more input.
 //
@@ -18,9 +19,8 @@
 // poller (Config.Loops says why). A loop stalls all its connections
 // while a Cache call waits, so it is only for a Cache that never waits on
 // the network (Local) or for an AsyncCache, whose calls that may wait
-// leave the loop (async.go): a get, set or delete goes to its one Start
-// as the connection's Request, which completes later through one
-// completion (request.go).
+// leave the loop (async.go): a get, set or delete that Start leaves
+// pending parks its connection until its completion (request.go).
 //
 // Memory a connection holds outside the store is bounded (connmem.go,
 // connidle.go): under a loop, a connection borrows its read buffer and

@@ -104,14 +104,16 @@ func (c *shardCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o Orig
 	if err := c.record("set", key, o); err != nil {
 		return 0, store.Item{}, err
 	}
-	return c.Set(context.Background(), key, value, opt)
+	res, it := c.Set(key, value, opt)
+	return res, it, nil
 }
 
 func (c *shardCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o Origin) (store.Result, store.Item, error) {
 	if err := c.record("delete", key, o); err != nil {
 		return 0, store.Item{}, err
 	}
-	return c.Delete(context.Background(), key, opt)
+	res, it := c.Delete(key, opt)
+	return res, it, nil
 }
 
 var (
@@ -301,7 +303,7 @@ func TestShardDumpStreams(t *testing.T) {
 	val := strings.Repeat("v", size)
 	for i := range items {
 		k := []byte("a" + strconv.Itoa(i)) // shard 1
-		if r, _, _ := cache.Set(context.Background(), k, []byte(val), nil); r != store.Stored {
+		if r, _ := cache.Set(k, []byte(val), nil); r != store.Stored {
 			t.Fatalf("set %s: %v", k, r)
 		}
 	}
@@ -393,7 +395,7 @@ func TestPeerExtensionsOffMatchMemcached(t *testing.T) {
 }
 
 func (c *shardCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	it, val, res := c.Get(context.Background(), key, opt, dst)
+	it, val, res := c.Get(key, opt, dst)
 	if res != store.Hit {
 		it.CAS = c.deletes[string(key)]
 	}

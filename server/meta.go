@@ -54,13 +54,11 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 	switch {
 	case m.HasEpoch && c.replica != nil:
 		it, val, res = c.replica.ReplicaGet(m.Key, opt, c.val[:0])
-	case c.mayPark():
-		var pending bool
-		if it, val, res, pending = c.asyncGet(m, m.Key, opt); pending {
+	default:
+		if c.getRequest(m.Key, opt); c.call(m) {
 			return
 		}
-	default:
-		it, val, res = c.cache.Get(c.ctx, m.Key, opt, c.val[:0])
+		it, val, res = c.req.Item, c.req.Val, c.req.Res
 	}
 	c.metaGot(m, it, val, res)
 }
@@ -232,7 +230,7 @@ func (c *conn) metaDebug(m *protocol.MetaDebug) {
 	c.ctr.cmdMeta.Add(1)
 	opt := &c.opt.get
 	*opt = store.GetOptions{NoBump: true}
-	it, val, res := c.cache.Get(c.ctx, m.Key, opt, c.val[:0])
+	it, val, res := c.get(m.Key, opt)
 	c.val = val[:0]
 	if c.watching(streamFetchers) {
 		c.logGet(m.Key, res == store.Hit, it.Size)

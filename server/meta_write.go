@@ -63,13 +63,11 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 	switch {
 	case m.HasEpoch && c.replica != nil:
 		res, it, err = c.replica.ReplicaSet(m.Key, m.Data, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
-	case c.mayPark():
-		var pending bool
-		if res, it, err, pending = c.asyncSet(m, m.Key, m.Data, opt); pending {
+	default:
+		if c.setRequest(m.Key, m.Data, opt); c.call(m) {
 			return
 		}
-	default:
-		res, it, err = c.cache.Set(c.ctx, m.Key, m.Data, opt)
+		res, it, err = c.req.Res, c.req.Item, c.req.Err
 	}
 	c.metaStored(m, res, it, err)
 }
@@ -126,7 +124,7 @@ func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, 
 func (c *conn) casZeroResult(key []byte) (store.Result, int32) {
 	opt := &c.opt.get
 	*opt = store.GetOptions{NoBump: true}
-	it, val, r := c.cache.Get(c.ctx, key, opt, c.val[:0])
+	it, val, r := c.get(key, opt)
 	c.val = val[:0]
 	if r == store.Hit {
 		return store.Exists, int32(it.Size + 1)
@@ -154,13 +152,11 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 	switch {
 	case m.HasEpoch && c.replica != nil:
 		res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
-	case c.mayPark():
-		var pending bool
-		if res, err, pending = c.asyncDelete(m, m.Key, opt); pending {
+	default:
+		if c.deleteRequest(m.Key, opt); c.call(m) {
 			return
 		}
-	default:
-		res, _, err = c.cache.Delete(c.ctx, m.Key, opt)
+		res, err = c.req.Res, c.req.Err
 	}
 	c.metaDeleted(m, res, err)
 }
@@ -204,7 +200,7 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(m.Key)
 	}
-	res, v, it, err := c.cache.Arith(c.ctx, m.Key, opt)
+	res, v, it, err := c.arithRequest(m.Key, opt)
 	if err != nil {
 		c.serverError(false, err)
 		return

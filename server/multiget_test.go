@@ -29,7 +29,7 @@ func (m multiLocal) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetO
 	}
 	var hits []hit
 	for i, k := range keys {
-		if it, val, res := m.Get(ctx, k, opt, nil); res == store.Hit {
+		if it, val, res := m.Get(k, opt, nil); res == store.Hit {
 			hits = append(hits, hit{i, it, val})
 		}
 	}

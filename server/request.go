@@ -10,16 +10,17 @@ import (
 type Op uint8
 
 const (
-	OpGet    Op = iota // Get: Key, Get, Dst → Item, Val, Res
-	OpSet              // Set: Key, Value, Set → Res, Item, Err
-	OpDelete           // Delete: Key, Del → Res, Item, Err
+	OpGet    Op = iota // Key, Get, Dst → Item, Val, Res: a read (touch, gat, vivify by Get's options)
+	OpSet              // Key, Value, Set → Res, Item, Err
+	OpDelete           // Key, Del → Res, Item, Err
+	OpArith            // Key, Arith → Res, N (the new value), Item, Err: incr/decr
+	OpTouch            // Key, Exptime → Res, Item, Err
 )
 
-// Request is one key's get, set or delete on its way through an
-// AsyncCache (Start), which may complete it later: the command, and then
-// its outcome. A connection owns one Request, reused for each of its
-// commands (no allocation per request); only one is in flight per
-// connection.
+// Request is one key's operation on its way through a Cache (Start),
+// which may complete it later: the command, and then its outcome. A
+// connection owns one Request, reused for each of its commands (no
+// allocation per request); only one is in flight per connection.
 //
 // Key, Value, the options and Dst are the connection's (Value and Key
 // alias its read buffer): they stay valid and unchanged until the request
@@ -33,27 +34,44 @@ type Request struct {
 	Get   *store.GetOptions    // OpGet; may be nil
 	Set   *store.SetOptions    // OpSet
 	Del   *store.DeleteOptions // OpDelete; may be nil
-	Dst   []byte               // OpGet
+	Arith *store.ArithOptions  // OpArith
+	// Exptime is an OpTouch's new expiry: absolute unix seconds, 0 for
+	// never (as every exptime the Cache sees).
+	Exptime int64
+	Dst     []byte // OpGet
 
-	// The outcome: what Cache.Get (Set, Delete) returns. Val is set by
-	// a get only, Err by a set or delete only.
+	// The outcome. Val is set by a get only, N by an arith only, Err by
+	// anything but a get: a read never fails (an unreachable owner is a
+	// miss).
 	Item store.Item
 	Val  []byte
+	N    uint64
 	Res  store.Result
 	Err  error
+
+	// woken is signalled by completed when a connection waits for the
+	// request (conn.wait): the request's own, so that a request abandoned
+	// to its completion signals nobody who waits for another.
+	woken chan struct{}
 }
 
-// Do runs req on c's synchronous methods and leaves the outcome in it:
-// what a Cache that serves req here, without waiting, does in Start.
-func (req *Request) Do(ctx context.Context, c Cache) {
-	switch req.Op {
-	case OpGet:
-		req.Item, req.Val, req.Res = c.Get(ctx, req.Key, req.Get, req.Dst)
-	case OpSet:
-		req.Res, req.Item, req.Err = c.Set(ctx, req.Key, req.Value, req.Set)
-	case OpDelete:
-		req.Res, req.Item, req.Err = c.Delete(ctx, req.Key, req.Del)
-	}
+// newRequest returns a connection's Request.
+func newRequest() *Request { return &Request{woken: make(chan struct{}, 1)} }
+
+// completed is Start's completion for a request a connection waits for.
+func completed(req *Request) { req.woken <- struct{}{} }
+
+// release makes req forget its command and outcome, whose slices alias
+// the connection's buffers: an idle connection must not keep a large
+// read buffer alive through it.
+func (req *Request) release() { *req = Request{woken: req.woken} }
+
+// request resets the connection's Request for an op on key, and returns
+// it for the rest of the command.
+func (c *conn) request(op Op, key []byte) *Request {
+	q := c.req
+	*q = Request{Op: op, Key: key, woken: q.woken}
+	return q
 }
 
 // String names the operation, for logs and test failures.
@@ -65,6 +83,58 @@ func (o Op) String() string {
 		return "set"
 	case OpDelete:
 		return "delete"
+	case OpArith:
+		return "arith"
+	case OpTouch:
+		return "touch"
 	}
 	return "op?"
+}
+
+// getRequest makes c.req a get of key into the connection's value buffer.
+func (c *conn) getRequest(key []byte, opt *store.GetOptions) {
+	q := c.request(OpGet, key)
+	q.Get, q.Dst = opt, c.val[:0]
+}
+
+// setRequest makes c.req a set.
+func (c *conn) setRequest(key, value []byte, opt *store.SetOptions) {
+	q := c.request(OpSet, key)
+	q.Value, q.Set = value, opt
+}
+
+// deleteRequest makes c.req a delete.
+func (c *conn) deleteRequest(key []byte, opt *store.DeleteOptions) {
+	c.request(OpDelete, key).Del = opt
+}
+
+// get reads key through the cache, waiting for the outcome (do).
+func (c *conn) get(key []byte, opt *store.GetOptions) (store.Item, []byte, store.Result) {
+	c.getRequest(key, opt)
+	c.do(c.ctx)
+	return c.req.Item, c.req.Val, c.req.Res
+}
+
+// arithRequest applies an incr/decr through the cache, waiting for the
+// outcome (do).
+func (c *conn) arithRequest(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+	c.request(OpArith, key).Arith = opt
+	c.do(c.ctx)
+	return c.req.Res, c.req.N, c.req.Item, c.req.Err
+}
+
+// touchRequest touches key through the cache, waiting for the outcome.
+func (c *conn) touchRequest(key []byte, exptime int64) (store.Result, error) {
+	c.request(OpTouch, key).Exptime = exptime
+	c.do(c.ctx)
+	return c.req.Res, c.req.Err
+}
+
+// deleteAnyway deletes key whatever the client does next, as memcached
+// does after a refused set: under a context that outlives the
+// connection's.
+func (c *conn) deleteAnyway(key []byte) (store.Result, store.Item) {
+	c.deleteRequest(key, nil)
+	c.do(context.WithoutCancel(c.ctx))
+	return c.req.Res, c.req.Item
 }

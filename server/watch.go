@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net"
 	"strconv"
 	"sync"
@@ -464,7 +463,7 @@ func (c *conn) refused(op protocol.StoreOp, key []byte, res store.Result) {
 	deleted, it := false, store.Item{}
 	if op == protocol.OpSet {
 		var r store.Result
-		r, it, _ = c.cache.Delete(context.WithoutCancel(c.ctx), key, nil) // memcached's semantics, whatever the client does next
+		r, it = c.deleteAnyway(key)
 		deleted = r == store.Deleted
 	}
 	if c.watching(streamMutations) {
