@@ -69,17 +69,19 @@ type signalCache struct {
 	applied chan<- uint64
 }
 
-func (c *signalCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (store.Result, store.Item, error) {
-	res, it, err := c.PeerCache.ReplicaSet(key, value, opt, o)
-	var cas uint64
-	if opt != nil {
-		cas = opt.NewCAS
+func (c *signalCache) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
+	pending := c.PeerCache.Start(ctx, req, done) // a replicated write is never pending
+	if req.Replica && req.Op == server.OpSet {
+		var cas uint64
+		if req.Set != nil {
+			cas = req.Set.NewCAS
+		}
+		select {
+		case c.applied <- cas:
+		default:
+		}
 	}
-	select {
-	case c.applied <- cas:
-	default:
-	}
-	return res, it, err
+	return pending
 }
 
 // keys returns n keys this rig's owner serves, as its primary.

@@ -30,6 +30,7 @@ func TestRouterLocalAllocs(t *testing.T) {
 	rt.apply()
 	key, val, dst := []byte("key"), []byte("value"), make([]byte, 0, 64)
 	opt := &store.SetOptions{}
+	rt.Set(context.Background(), key, val, opt) // "Start get" may run first
 	setReq := &server.Request{Op: server.OpSet, Key: key, Value: val, Set: opt}
 	getReq := &server.Request{Op: server.OpGet, Key: key, Dst: dst}
 	done := func(req *server.Request) { t.Errorf("Start of a local key's %v went pending", req.Op) }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 
 	"shoal/peer"
 	"shoal/server"
@@ -193,6 +194,10 @@ func (p *PeerCache) Inline(key []byte) bool {
 // Start serves a forwarded request at once, or on a goroutine when it may
 // wait (see Inline and writeNow).
 func (p *PeerCache) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
+	if req.Replica {
+		p.replica(req)
+		return false
+	}
 	if req.Op == server.OpGet {
 		if p.Inline(req.Key) {
 			do(ctx, p, req)
@@ -210,6 +215,22 @@ func (p *PeerCache) Start(ctx context.Context, req *server.Request, done func(*s
 		p.r.writeHere(ctx, &rt, req)
 	}
 	return false
+}
+
+// replica serves a peer's replicated write or replica read
+// (server.Request.Replica), at once: on the event loop when the key is
+// Inline, else on the goroutine the server ran the command on.
+func (p *PeerCache) replica(req *server.Request) {
+	switch req.Op {
+	case server.OpGet:
+		req.Item, req.Val, req.Res = p.ReplicaGet(req.Key, req.Get, req.Dst)
+	case server.OpSet:
+		req.Res, req.Item, req.Err = p.ReplicaSet(req.Key, req.Value, req.Set, req.Origin)
+	case server.OpDelete:
+		req.Res, req.Item, req.Err = p.ReplicaDelete(req.Key, req.Del, req.Origin)
+	default:
+		req.Res, req.N, req.Item, req.Err = 0, 0, store.Item{}, fmt.Errorf("replicated %v: not a replica operation", req.Op)
+	}
 }
 
 // writeNow routes a forwarded write once, as Set would (writeRoute), and

@@ -21,9 +21,9 @@ var ErrStaleEpoch = fmt.Errorf("cluster: stale epoch: %w", server.ErrStaleOrigin
 // where forwarded and replicated requests arrive; it never routes again.
 // A forwarded request is served as the owner serves it on the client port
 // (warm-up, then a push of the result to the key's other owners). A
-// replicated write (it carries an epoch: ReplicaSet, ReplicaDelete) is
-// stored and not pushed again. PeerCache implements server.Cache,
-// server.Replica, server.Dumper and server.AsyncCache (async.go).
+// replicated write (it carries an epoch: server.Request.Replica;
+// ReplicaSet, ReplicaDelete) is stored and not pushed again. PeerCache
+// implements server.Cache, server.Dumper and server.AsyncCache (async.go).
 func (r *Router) PeerCache() *PeerCache { return &PeerCache{r: r} }
 
 // PeerCache is the peer listener's Cache; see Router.PeerCache.
@@ -31,7 +31,6 @@ type PeerCache struct{ r *Router }
 
 var (
 	_ server.Cache      = (*PeerCache)(nil)
-	_ server.Replica    = (*PeerCache)(nil)
 	_ server.Dumper     = (*PeerCache)(nil)
 	_ server.AsyncCache = (*PeerCache)(nil)
 )

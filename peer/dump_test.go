@@ -22,7 +22,8 @@ import (
 func shardOf(key []byte) int { return int(key[0]) % 8 }
 
 // peerCache is what a cluster node's peer port serves, in miniature: the
-// local store, dumped by shardOf, and a Replica that records origins.
+// local store, dumped by shardOf, and replicated writes that record their
+// origins.
 type peerCache struct {
 	server.Local
 	deletes map[string]uint64 // what DumpDeletes emits (set before serving)
@@ -59,6 +60,22 @@ func (c *peerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server
 	c.record(o)
 	res, it := c.Delete(key, opt)
 	return res, it, nil
+}
+
+// Start serves a replicated write or replica read (Request.Replica)
+// through the Replica methods, and anything else from the store.
+func (c *peerCache) Start(_ context.Context, req *server.Request, _ func(*server.Request)) bool {
+	switch {
+	case !req.Replica:
+		c.Do(req)
+	case req.Op == server.OpGet:
+		req.Item, req.Val, req.Res = c.ReplicaGet(req.Key, req.Get, req.Dst)
+	case req.Op == server.OpSet:
+		req.Res, req.Item, req.Err = c.ReplicaSet(req.Key, req.Value, req.Set, req.Origin)
+	case req.Op == server.OpDelete:
+		req.Res, req.Item, req.Err = c.ReplicaDelete(req.Key, req.Del, req.Origin)
+	}
+	return false
 }
 
 func (c *peerCache) record(o server.Origin) {

@@ -180,10 +180,28 @@ func TestRetriesUntilPeerAnswers(t *testing.T) {
 }
 
 // epochReplica is a peer's cache that refuses replicated writes older than
-// epoch, as a replica that saw a newer view of the key's owners does.
+// epoch, as a replica that saw a newer view of the key's owners does, and
+// applies replicated sets after delay, as a busy peer.
 type epochReplica struct {
 	server.Local
 	epoch uint64
+	delay time.Duration
+}
+
+// Start serves a replicated write or replica read (Request.Replica)
+// through the Replica methods, and anything else from the store.
+func (c epochReplica) Start(_ context.Context, req *server.Request, _ func(*server.Request)) bool {
+	switch {
+	case !req.Replica:
+		c.Do(req)
+	case req.Op == server.OpGet:
+		req.Item, req.Val, req.Res = c.ReplicaGet(req.Key, req.Get, req.Dst)
+	case req.Op == server.OpSet:
+		req.Res, req.Item, req.Err = c.ReplicaSet(req.Key, req.Value, req.Set, req.Origin)
+	case req.Op == server.OpDelete:
+		req.Res, req.Item, req.Err = c.ReplicaDelete(req.Key, req.Del, req.Origin)
+	}
+	return false
 }
 
 func (c epochReplica) admit(o server.Origin) error {
@@ -194,6 +212,7 @@ func (c epochReplica) admit(o server.Origin) error {
 }
 
 func (c epochReplica) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (store.Result, store.Item, error) {
+	time.Sleep(c.delay)
 	if err := c.admit(o); err != nil {
 		return 0, store.Item{}, err
 	}
@@ -219,7 +238,7 @@ func (c epochReplica) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) 
 // push; without Refresh it is a failure.
 func TestStaleRefusalIsRefreshed(t *testing.T) {
 	st := newStore(t)
-	to := []repl.Target{{Name: "r", Addr: serve(t, epochReplica{server.Local{Store: st}, 5})}}
+	to := []repl.Target{{Name: "r", Addr: serve(t, epochReplica{Local: server.Local{Store: st}, epoch: 5})}}
 
 	var asked atomic.Int32
 	refresh := func(key []byte, peer string) (repl.Item, bool) {
@@ -261,20 +280,12 @@ func TestStaleRefusalIsRefreshed(t *testing.T) {
 	})
 }
 
-// slowReplica applies replicated writes after a delay, as a busy peer.
-type slowReplica struct{ epochReplica }
-
-func (c slowReplica) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (store.Result, store.Item, error) {
-	time.Sleep(20 * time.Millisecond)
-	return c.epochReplica.ReplicaSet(key, value, opt, o)
-}
-
 // TestDrain: Drain returns once every queued entry reached a slow peer
 // (Close right after loses none), and, for a peer that never answers,
 // once the entries were given up on (told to Missed), not at ctx's end.
 func TestDrain(t *testing.T) {
 	st := newStore(t)
-	to := []repl.Target{{Name: "slow", Addr: serve(t, slowReplica{epochReplica{server.Local{Store: st}, 0}})}}
+	to := []repl.Target{{Name: "slow", Addr: serve(t, epochReplica{Local: server.Local{Store: st}, delay: 20 * time.Millisecond})}}
 	dead := []repl.Target{{Name: "dead", Addr: deadAddr(t)}}
 	var missed atomic.Int32
 	r, err := repl.New(repl.Config{BatchLen: 8, RetryAfter: 20 * time.Millisecond,

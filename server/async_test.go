@@ -190,9 +190,8 @@ func TestAsyncCacheConnGone(t *testing.T) {
 type asyncShardCache struct{ *shardCache }
 
 func (asyncShardCache) Inline([]byte) bool { return true }
-func (c asyncShardCache) Start(ctx context.Context, req *Request, _ func(*Request)) bool {
-	c.Do(req)
-	return false
+func (c asyncShardCache) Start(ctx context.Context, req *Request, done func(*Request)) bool {
+	return c.shardCache.Start(ctx, req, done)
 }
 func (asyncShardCache) Flush() {}
 

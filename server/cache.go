@@ -91,29 +91,6 @@ type MultiGetter interface {
 	GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte))
 }
 
-// Replica is an optional Cache interface for a cluster node's peer port: a
-// peer-port ms or md that carries Y (the sender's ring epoch) is a
-// replicated write, and goes to ReplicaSet / ReplicaDelete instead of Set /
-// Delete, with its origin; an mg with Y is a replica-level read (this
-// node's copy only, as a peer settling a key during its warm-up needs it)
-// and goes to ReplicaGet, so that the cache can order replicated writes
-// per shard and refuse those from a stale ring. A ReplicaGet miss may
-// carry in Item.CAS the version of a delete of the key the cache
-// remembers: it is answered "EN c<version>". Everything else about the
-// request (options, Fits, the reply) is as for Set / Delete: results map to
-// the same replies and an error is answered "SERVER_ERROR <text>", except
-// ErrStaleOrigin (wrapped or not), answered protocol.ReplyStaleEpoch.
-//
-// Both methods are called concurrently from many connection goroutines
-// (several peers, several connections per peer: writes of one shard may
-// arrive out of order, which is what Origin.Seq is for) and must not retain
-// key, value or opt after they return. A client connection never calls them.
-type Replica interface {
-	ReplicaSet(key, value []byte, opt *store.SetOptions, o Origin) (store.Result, store.Item, error)
-	ReplicaDelete(key []byte, opt *store.DeleteOptions, o Origin) (store.Result, store.Item, error)
-	ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
-}
-
 // Origin is where a replicated write comes from: the sender's ring epoch
 // (meta Y) and its per-shard sequence number (meta Z; 0 when absent).
 type Origin struct{ Epoch, Seq uint64 }

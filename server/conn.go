@@ -76,10 +76,9 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// replica and dumper are the cache's optional peer interfaces, nil on
-	// a client connection (which never parses Y or sd anyway).
-	replica Replica
-	dumper  Dumper
+	// dumper is the cache's optional peer interface, nil on a client
+	// connection (which never parses sd anyway).
+	dumper Dumper
 
 	// async is the cache's AsyncCache under an event loop, else nil;
 	// req is the connection's one Request for it, and doneReq c.done,
@@ -119,7 +118,6 @@ func (c *conn) setIO(src io.Reader, w io.Writer) {
 	if c.srv.cfg.PeerExtensions {
 		c.r.AcceptPeerExtensions()
 		// Asserted once per connection, not per command.
-		c.replica, _ = c.cache.(Replica)
 		c.dumper, _ = c.cache.(Dumper)
 	}
 }

@@ -116,10 +116,23 @@ func (c *shardCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o Origi
 	return res, it, nil
 }
 
-var (
-	_ Dumper  = (*shardCache)(nil)
-	_ Replica = (*shardCache)(nil)
-)
+var _ Dumper = (*shardCache)(nil)
+
+// Start serves a replicated write or replica read (Request.Replica)
+// through the Replica methods, and anything else from the store.
+func (c *shardCache) Start(_ context.Context, req *Request, _ func(*Request)) bool {
+	switch {
+	case !req.Replica:
+		c.Do(req)
+	case req.Op == OpGet:
+		req.Item, req.Val, req.Res = c.ReplicaGet(req.Key, req.Get, req.Dst)
+	case req.Op == OpSet:
+		req.Res, req.Item, req.Err = c.ReplicaSet(req.Key, req.Value, req.Set, req.Origin)
+	case req.Op == OpDelete:
+		req.Res, req.Item, req.Err = c.ReplicaDelete(req.Key, req.Del, req.Origin)
+	}
+	return false
+}
 
 func newShardCache(t testing.TB) *shardCache {
 	t.Helper()

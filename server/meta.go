@@ -48,19 +48,12 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 	if m.HasRecache {
 		opt.RecacheBelow = recacheBelow(now, m.RecacheTTL)
 	}
-	var it store.Item
-	var val []byte
-	var res store.Result
-	switch {
-	case m.HasEpoch && c.replica != nil:
-		it, val, res = c.replica.ReplicaGet(m.Key, opt, c.val[:0])
-	default:
-		if c.getRequest(m.Key, opt); c.call(m) {
-			return
-		}
-		it, val, res = c.req.Item, c.req.Val, c.req.Res
+	c.getRequest(m.Key, opt)
+	c.replicaRequest(&m.MetaOptions)
+	if c.call(m) {
+		return
 	}
-	c.metaGot(m, it, val, res)
+	c.metaGot(m, c.req.Item, c.req.Val, c.req.Res)
 }
 
 // metaGot appends mg's reply to its result; c.opt.get holds its options.
@@ -82,8 +75,8 @@ func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store
 		if !m.Quiet {
 			c.out = protocol.AppendMetaStatus(c.out, protocol.MetaEN)
 			c.out = appendMetaMiss(c.out, m.Key, &m.MetaOptions)
-			if m.HasEpoch && c.replica != nil && it.CAS != 0 {
-				c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS) // a remembered delete (Replica)
+			if m.HasEpoch && it.CAS != 0 {
+				c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS) // a remembered delete (Request.Replica)
 			}
 			c.out = protocol.AppendCRLF(c.out)
 		}

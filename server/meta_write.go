@@ -57,19 +57,12 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 	if c.watching(streamFetchers | streamMutations) {
 		c.peekPrior(m.Key)
 	}
-	var res store.Result
-	var it store.Item
-	var err error
-	switch {
-	case m.HasEpoch && c.replica != nil:
-		res, it, err = c.replica.ReplicaSet(m.Key, m.Data, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
-	default:
-		if c.setRequest(m.Key, m.Data, opt); c.call(m) {
-			return
-		}
-		res, it, err = c.req.Res, c.req.Item, c.req.Err
+	c.setRequest(m.Key, m.Data, opt)
+	c.replicaRequest(&m.MetaOptions)
+	if c.call(m) {
+		return
 	}
-	c.metaStored(m, res, it, err)
+	c.metaStored(m, c.req.Res, c.req.Item, c.req.Err)
 }
 
 // metaStored appends the reply of an ms's write and counts it.
@@ -147,18 +140,12 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 	if m.Invalidate && m.HasTTL {
 		opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
 	}
-	var res store.Result
-	var err error
-	switch {
-	case m.HasEpoch && c.replica != nil:
-		res, _, err = c.replica.ReplicaDelete(m.Key, opt, Origin{Epoch: m.Epoch, Seq: m.Seq})
-	default:
-		if c.deleteRequest(m.Key, opt); c.call(m) {
-			return
-		}
-		res, err = c.req.Res, c.req.Err
+	c.deleteRequest(m.Key, opt)
+	c.replicaRequest(&m.MetaOptions)
+	if c.call(m) {
+		return
 	}
-	c.metaDeleted(m, res, err)
+	c.metaDeleted(m, c.req.Res, c.req.Err)
 }
 
 // metaDeleted appends the reply of an md and counts it.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"shoal/protocol"
 	"shoal/store"
 )
 
@@ -40,6 +41,21 @@ type Request struct {
 	Exptime int64
 	Dst     []byte // OpGet
 
+	// Replica marks a peer's replicated write (an ms or md with Y, from
+	// Origin) or replica-level read (an mg with Y: this node's copy only,
+	// as a peer settling a key during its warm-up needs it); only a
+	// cluster node's peer port reads those (Config.PeerExtensions). A
+	// Cache that keeps replicas orders replicated writes per shard and
+	// refuses those from a stale ring with ErrStaleOrigin (answered
+	// protocol.ReplyStaleEpoch; any other error "SERVER_ERROR <text>"), and
+	// a replica read's miss may carry in Item.CAS the version of a delete
+	// of the key it remembers (answered "EN c<version>"). Any other Cache
+	// serves them as the plain request. Writes of one shard may arrive out
+	// of order (several peers, several connections per peer), which is
+	// what Origin.Seq is for.
+	Replica bool
+	Origin  Origin
+
 	// The outcome, every field of which the Cache sets for its Op (the
 	// connection reuses the Request without clearing it): Item and Res
 	// always, Val for a get, N for an arith, Err for anything but a get
@@ -75,8 +91,16 @@ func (req *Request) release() { *req = Request{woken: req.woken} }
 // server (BenchmarkExec).
 func (c *conn) request(op Op, key []byte) *Request {
 	q := c.req
-	q.Op, q.Key = op, key
+	q.Op, q.Key, q.Replica = op, key, false
 	return q
+}
+
+// replicaRequest marks c.req as a peer's replicated write or replica
+// read, when m carries the sender's epoch (Y).
+func (c *conn) replicaRequest(m *protocol.MetaOptions) {
+	if m.HasEpoch {
+		c.req.Replica, c.req.Origin = true, Origin{Epoch: m.Epoch, Seq: m.Seq}
+	}
 }
 
 // getRequest makes c.req a get of key into the connection's value buffer.

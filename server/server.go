@@ -23,7 +23,7 @@ const Version = "1.6.18"
 var (
 	ErrConfig = errors.New("server: invalid config")
 	ErrClosed = errors.New("server: closed")
-	// ErrStaleOrigin: a Replica refuses a replicated write whose Origin
+	// ErrStaleOrigin: a Cache refuses a replicated write (Request.Replica) whose Origin
 	// predates what it knows of the key's owners. The sender reads
 	// protocol.ReplyStaleEpoch and may send the key's state again.
 	ErrStaleOrigin = errors.New("server: stale origin")
@@ -84,7 +84,7 @@ type Config struct {
 	// E<cas> flag on ms, md (with I) and ma (write the item with that CAS,
 	// so that a client's CAS token survives failover), the meta Y<epoch>
 	// and Z<seq> flags on ms and md (the origin of a replicated write,
-	// passed to a Replica cache), and the sd shard dump command (answered
+	// passed to the Cache as Request.Replica), and the sd shard dump command (answered
 	// by a Dumper cache). memcached 1.6.18 has none of them, so a client
 	// listener must leave this off to answer them as memcached does.
 	PeerExtensions bool
