@@ -289,24 +289,30 @@ func TestAsyncLoopParks(t *testing.T) {
 	}
 }
 
-// gatedCache is an AsyncCache over a local store whose Start of a set of the key
-// "slow" stays pending until gate is closed.
+// gatedCache is an AsyncCache over a local store whose Start of an op
+// (gated) on the key "slow" stays pending until gate is closed; a gated
+// get then gives up, with a miss, as a cluster's get whose context ended.
 type gatedCache struct {
 	Local
+	gated        Op
 	called, gate chan struct{}
-	completing   atomic.Bool // the pending write is about to call done
+	completing   atomic.Bool // the pending request is about to call done
 }
 
 func (*gatedCache) Inline([]byte) bool { return true }
 func (c *gatedCache) Start(ctx context.Context, req *Request, done func(*Request)) bool {
-	if req.Op != OpSet || string(req.Key) != "slow" {
+	if req.Op != c.gated || string(req.Key) != "slow" {
 		c.Do(req)
 		return false
 	}
 	close(c.called)
 	go func() {
 		<-c.gate
-		c.Do(req)
+		if req.Op == OpGet {
+			req.Item, req.Val, req.Res = store.Item{}, req.Dst[:0], store.Miss
+		} else {
+			c.Do(req)
+		}
 		c.completing.Store(true)
 		done(req)
 	}()
@@ -323,7 +329,7 @@ func TestShutdownWaitsForPendingWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := &gatedCache{Local: Local{st}, called: make(chan struct{}), gate: make(chan struct{})}
+	cache := &gatedCache{Local: Local{st}, gated: OpSet, called: make(chan struct{}), gate: make(chan struct{})}
 	srv, addr := serve(t, Config{EventLoop: true, Loops: 1}, cache)
 	c := dial(t, addr)
 	io.WriteString(c, "set slow 0 0 1\r\nx\r\n")
@@ -347,5 +353,47 @@ func TestShutdownWaitsForPendingWrite(t *testing.T) {
 	}
 	if _, v, res := st.Get([]byte("slow"), nil, nil); res != store.Hit || string(v) != "x" {
 		t.Fatalf("slow: %v %q", res, v)
+	}
+}
+
+// TestGiveUpNotAnswered: a get whose connection's context ends while it
+// is pending (Shutdown) and that the cache then gives up on, with a
+// miss, is not answered: its client reads the connection's end, not END
+// for a key that exists, under both drivers. (A cluster node's get
+// forwarded to a silent owner during its shutdown did answer END.)
+func TestGiveUpNotAnswered(t *testing.T) {
+	for _, loop := range []bool{false, true} {
+		t.Run(fmt.Sprint("eventloop=", loop), func(t *testing.T) {
+			st, err := store.New(store.Config{MemoryLimit: 4 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Set([]byte("slow"), []byte("v"), nil)
+			cache := &gatedCache{Local: Local{st}, gated: OpGet, called: make(chan struct{}), gate: make(chan struct{})}
+			srv, addr := serve(t, Config{EventLoop: loop, Loops: 1}, cache)
+			c := dial(t, addr)
+			io.WriteString(c, "get slow\r\n")
+			select {
+			case <-cache.called:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the get never reached Start")
+			}
+			shut := make(chan error)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				shut <- srv.Shutdown(ctx)
+			}()
+			testutil.WaitFor(t, 5*time.Second, "the connections' context ended", func() bool { return srv.ctx.Err() != nil })
+			close(cache.gate)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(c)
+			if len(got) != 0 || err != nil {
+				t.Errorf("the client read %q (%v), want the connection's end and nothing else", got, err)
+			}
+			if err := <-shut; err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

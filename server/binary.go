@@ -102,6 +102,9 @@ func (c *conn) binGet(b *protocol.Binary, op protocol.BinaryOp) {
 
 // binGot appends the reply of a get, GAT or TOUCH and counts it.
 func (c *conn) binGot(b *protocol.Binary, it store.Item, val []byte, res store.Result) {
+	if c.gaveUp(res) {
+		return
+	}
 	op := b.Base()
 	touch := op == protocol.BinGAT || op == protocol.BinGATK || op == protocol.BinTouch
 	c.val = val

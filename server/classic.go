@@ -185,6 +185,9 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 // retrieved ends a retrieval of one key with its result.
 func (c *conn) retrieved(cmd *protocol.Retrieval, it store.Item, val []byte, res store.Result) {
 	c.val = val
+	if c.gaveUp(res) {
+		return
+	}
 	if c.watching(streamFetchers) {
 		c.logGet(cmd.Keys[0], res == store.Hit, it.Size)
 	}

@@ -120,6 +120,10 @@ func (c *conn) getKeys() bool {
 		m.next++
 		it, val, res := c.get(key, m.opt)
 		c.val = val
+		if c.gaveUp(res) {
+			*m = moreKeys{}
+			return true
+		}
 		if c.watching(streamFetchers) {
 			c.logGet(key, res == store.Hit, it.Size)
 		}
@@ -157,6 +161,9 @@ func (c *conn) getBatch(from int) int {
 		c.srv.detail.count(keys[from+i], prefixGet, true)
 		c.value(keys[from+i], it, val, m.withCAS)
 	})
+	if c.gaveUp(store.Miss) { // the misses are not reported: any may be one
+		return len(keys)
+	}
 	for ; next < to; next++ {
 		c.missed(keys[next], m.opt != nil)
 	}

@@ -58,6 +58,9 @@ func (c *conn) metaGet(m *protocol.MetaGet) {
 
 // metaGot appends mg's reply to its result; c.opt.get holds its options.
 func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store.Result) {
+	if c.gaveUp(res) {
+		return
+	}
 	now := c.cache.Now()
 	opt := &c.opt.get
 	vivExp := int64(0)
@@ -225,6 +228,9 @@ func (c *conn) metaDebug(m *protocol.MetaDebug) {
 	*opt = store.GetOptions{NoBump: true}
 	it, val, res := c.get(m.Key, opt)
 	c.val = val[:0]
+	if c.gaveUp(res) {
+		return
+	}
 	if c.watching(streamFetchers) {
 		c.logGet(m.Key, res == store.Hit, it.Size)
 	}

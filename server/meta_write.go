@@ -119,6 +119,7 @@ func (c *conn) casZeroResult(key []byte) (store.Result, int32) {
 	*opt = store.GetOptions{NoBump: true}
 	it, val, r := c.get(key, opt)
 	c.val = val[:0]
+	c.gaveUp(r) // its NotFound is then not answered
 	if r == store.Hit {
 		return store.Exists, int32(it.Size + 1)
 	}

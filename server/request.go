@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"shoal/protocol"
 	"shoal/store"
@@ -149,4 +150,25 @@ func (c *conn) deleteAnyway(key []byte) (store.Result, store.Item) {
 	c.deleteRequest(key, nil)
 	c.do(context.WithoutCancel(c.ctx))
 	return c.req.Res, c.req.Item
+}
+
+// errGaveUp ends a connection whose get's miss may be the cache giving up
+// (gaveUp).
+var errGaveUp = errors.New("server: a get ended with the connection's context: not answered")
+
+// gaveUp reports whether a get's miss (res) may be the cache giving up on
+// the request rather than its answer: the connection's context ended
+// (Shutdown, DropConns) before the outcome came, and a Cache that waits
+// on the network gives up then (see Cache), answering a miss. Such a miss
+// is not answered: the connection ends without writing anything more
+// (c.err), as memcached's do at shutdown, so that its client retries
+// elsewhere instead of reading a miss for a key that exists.
+func (c *conn) gaveUp(res store.Result) bool {
+	if res == store.Hit || c.ctx.Err() == nil {
+		return false
+	}
+	if c.err == nil {
+		c.err = errGaveUp
+	}
+	return true
 }
