@@ -28,7 +28,8 @@ const (
 // alias its read buffer): they stay valid and unchanged until the request
 // completes, and the Cache must not retain them after. Dst is the
 // connection's value buffer, which Val may use: Val then belongs to the
-// connection.
+// connection. The inputs of other Ops may still hold an earlier command's:
+// the Cache reads only those of req.Op (and Replica, Origin).
 type Request struct {
 	Op    Op
 	Key   []byte
@@ -68,7 +69,7 @@ type Request struct {
 	Err  error
 
 	// woken is signalled by completed when a connection waits for the
-	// request (conn.wait): the request's own, so that a request abandoned
+	// request (conn.do): the request's own, so that a request abandoned
 	// to its completion signals nobody who waits for another.
 	woken chan struct{}
 }
