@@ -517,8 +517,15 @@ func (l *loop) close(c *conn) {
 	l.srv.forget(c)
 }
 
-// shut closes every connection of the loop, and the loop.
+// shut closes every connection of the loop, and the loop. What Start
+// queued in the wake-up that saw the stop is flushed first: run returns
+// before its end-of-wake-up Flush, and a get parked there would otherwise
+// wait out the peer timeout unsent (and Shutdown with it).
 func (l *loop) shut() {
+	if l.queued {
+		l.queued = false
+		l.async.Flush()
+	}
 	l.mu.Lock()
 	added := l.added
 	l.added, l.stopped = nil, true
