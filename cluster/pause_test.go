@@ -53,6 +53,15 @@ func TestPausedPeerAnswers(t *testing.T) {
 		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("v2-" + k)}); err != nil {
 			t.Errorf("set %s through a right after b resumed (pause %d): %v", k, i+1, err)
 		}
+		// b's push of v2 to a must be out before b's next "pause": its
+		// recovery discards the replication queue and pulls from a, so a
+		// push still queued would be lost (as a real pause right after the
+		// write loses it: replication is asynchronous), and the last get
+		// below would read v1.
+		testutil.WaitFor(t, 5*time.Second, "a to hold v2 of "+k, func() bool {
+			_, v, res := a.st.Get([]byte(k), nil, nil)
+			return res == store.Hit && string(v) == "v2-"+k
+		})
 		paused()
 		other := keys[(i+1)%len(keys)]
 		want := "v1-" + other
