@@ -23,8 +23,9 @@ import (
 //     prepend, cas) or an ms (not a replicated one: Y), but not a compare
 //     against CAS 0 nor a value that does not Fit, as an OpSet; a classic
 //     delete or an md (not replicated, not a compare against CAS 0) as an
-//     OpDelete. A binary get goes as an OpGet, a binary set as an OpSet
-//     when its key is not Inline, a binary delete as an OpDelete. No
+//     OpDelete; incr, decr and ma as an OpArith, touch as an OpTouch. A
+//     binary get goes as an OpGet, a binary set as an OpSet, a binary
+//     delete as an OpDelete, an increment or decrement as an OpArith. No
 //     Inline is asked first: Start decides where the key is served, once.
 //     A pending one parks the connection: it runs nothing else and reads
 //     no more input until done (its earlier replies may still be
@@ -90,12 +91,12 @@ type handoff struct {
 func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
 
 // call runs c.req (for cmd) through the cache's Start. Where the
-// connection may park (mayPark), a get, set or delete left pending parks
-// it, and call reports true: its reply is appended when it completes
-// (finish). Anywhere else call waits for a pending request (do) and
-// reports false: the outcome is in c.req.
+// connection may park (mayPark), a request left pending parks it, and
+// call reports true: its reply is appended when it completes (finish).
+// Anywhere else call waits for a pending request (do) and reports false:
+// the outcome is in c.req.
 func (c *conn) call(cmd protocol.Command) bool {
-	if c.mayPark() && c.req.Op <= OpDelete {
+	if c.mayPark() {
 		if !c.cache.Start(c.ctx, c.req, c.doneReq) {
 			return false
 		}
@@ -153,8 +154,8 @@ func (c *conn) offload(cmd protocol.Command, pe *protocol.Error) {
 }
 
 // inline reports whether cmd may run on the loop (see AsyncCache): the
-// gets, sets and deletes that go to Start do, as do commands on keys
-// served here.
+// commands of one key that go to Start do, as do commands on keys served
+// here.
 func (c *conn) inline(cmd protocol.Command) bool {
 	var key []byte
 	switch cmd := cmd.(type) {
@@ -178,12 +179,8 @@ func (c *conn) inline(cmd protocol.Command) bool {
 			return true // Start
 		}
 		key = cmd.Key
-	case *protocol.Delete:
+	case *protocol.Delete, *protocol.Arith, *protocol.Touch, *protocol.MetaArith:
 		return true // Start
-	case *protocol.Arith:
-		key = cmd.Key
-	case *protocol.Touch:
-		key = cmd.Key
 	case *protocol.MetaSet:
 		if !cmd.HasEpoch && c.setsAsync(cmd.Op, cmd.CAS, cmd.Key, cmd.Data) {
 			return true // Start
@@ -193,8 +190,6 @@ func (c *conn) inline(cmd protocol.Command) bool {
 		if !cmd.HasEpoch && (!cmd.HasCAS || cmd.CAS != 0) {
 			return true // Start
 		}
-		key = cmd.Key
-	case *protocol.MetaArith:
 		key = cmd.Key
 	case *protocol.MetaDebug:
 		key = cmd.Key
@@ -245,6 +240,12 @@ func (c *conn) finish() {
 		c.deleted(cmd, q.Res, q.Err)
 	case *protocol.MetaDelete:
 		c.metaDeleted(cmd, q.Res, q.Err)
+	case *protocol.Arith:
+		c.arithDone(cmd, q.Res, q.N, q.Err)
+	case *protocol.Touch:
+		c.touchDone(cmd, q.Res, q.Err)
+	case *protocol.MetaArith:
+		c.metaArithDone(cmd, q.Res, q.N, q.Item, q.Err)
 	case *protocol.Binary:
 		c.binFinish(cmd, q)
 	}

@@ -108,7 +108,8 @@ func TestAsyncCacheSameReplies(t *testing.T) {
 		case 4:
 			fmt.Fprintf(&req, "set %s %d 0 %d\r\nv%d\r\n", k, i, len(fmt.Sprint(i))+1, i)
 		case 5:
-			fmt.Fprintf(&req, "incr %s 1\r\ndelete %s\r\n", k, k)
+			op := []string{"incr %[1]s 1", "decr %[1]s 2", "touch %[1]s 100", "ma %[1]s v", "ma %[1]s N0 J7 v t c"}[r.IntN(5)]
+			fmt.Fprintf(&req, op+"\r\ndelete %[1]s\r\n", k)
 		case 6:
 			fmt.Fprintf(&req, "gat 100 %s\r\nmn\r\n", k)
 		case 7:

@@ -271,13 +271,22 @@ func (c *conn) binArith(b *protocol.Binary, incr bool) {
 		c.opt.arith.Initial = initial
 		c.opt.arith.VivifyExptime = absExptime(c.cache.Now(), int64(exptime))
 	}
-	res, v, it, err := c.arithRequest(b.Key, &c.opt.arith)
+	c.request(OpArith, b.Key).Arith = &c.opt.arith
+	if !c.call(b) {
+		c.binArithDone(b, c.req)
+	}
+}
+
+// binArithDone appends the reply of an increment or decrement, with its
+// outcome q, and counts it.
+func (c *conn) binArithDone(b *protocol.Binary, q *Request) {
+	res, v, it, err := q.Res, q.N, q.Item, q.Err
 	if err != nil {
 		c.binServerError(b, err)
 		return
 	}
 	hits, misses := &c.ctr.incrHits, &c.ctr.incrMisses
-	if !incr {
+	if b.Base() == protocol.BinDecrement {
 		hits, misses = &c.ctr.decrHits, &c.ctr.decrMisses
 	}
 	switch res {
@@ -410,6 +419,8 @@ func (c *conn) binStatsDetail(b *protocol.Binary, sub []byte) {
 // (finish).
 func (c *conn) binFinish(b *protocol.Binary, q *Request) {
 	switch b.Base() {
+	case protocol.BinIncrement, protocol.BinDecrement:
+		c.binArithDone(b, q)
 	case protocol.BinDelete:
 		c.binDeleted(b, q.Res, q.Err)
 	case protocol.BinSet, protocol.BinAdd, protocol.BinReplace, protocol.BinAppend, protocol.BinPrepend:
@@ -433,7 +444,7 @@ func (c *conn) binInline(b *protocol.Binary) bool {
 		if !b.TooLarge && !b.NoMemory && c.cache.Fits(len(b.Key), len(b.Value)) {
 			return true // Start, unless Inline
 		}
-	case protocol.BinDelete:
+	case protocol.BinDelete, protocol.BinIncrement, protocol.BinDecrement:
 		return true // Start
 	}
 	if len(b.Key) == 0 {

@@ -294,7 +294,14 @@ func (c *conn) arith(cmd *protocol.Arith) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(cmd.Key)
 	}
-	res, v, _, err := c.arithRequest(cmd.Key, &c.opt.arith)
+	c.request(OpArith, cmd.Key).Arith = &c.opt.arith
+	if !c.call(cmd) {
+		c.arithDone(cmd, c.req.Res, c.req.N, c.req.Err)
+	}
+}
+
+// arithDone appends the reply of an incr or decr and counts it.
+func (c *conn) arithDone(cmd *protocol.Arith, res store.Result, v uint64, err error) {
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return
@@ -328,7 +335,14 @@ func (c *conn) touch(cmd *protocol.Touch) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(cmd.Key)
 	}
-	res, err := c.touchRequest(cmd.Key, absExptime(c.cache.Now(), cmd.Exptime))
+	c.request(OpTouch, cmd.Key).Exptime = absExptime(c.cache.Now(), cmd.Exptime)
+	if !c.call(cmd) {
+		c.touchDone(cmd, c.req.Res, c.req.Err)
+	}
+}
+
+// touchDone appends the reply of a touch and counts it.
+func (c *conn) touchDone(cmd *protocol.Touch, res store.Result, err error) {
 	if err != nil {
 		c.serverError(cmd.NoReply, err)
 		return

@@ -188,7 +188,21 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(m.Key)
 	}
-	res, v, it, err := c.arithRequest(m.Key, opt)
+	c.request(OpArith, m.Key).Arith = opt
+	if !c.call(m) {
+		c.metaArithDone(m, c.req.Res, c.req.N, c.req.Item, c.req.Err)
+	}
+}
+
+// metaArithDone appends the reply of an ma and counts it; c.opt.arith
+// holds its options.
+func (c *conn) metaArithDone(m *protocol.MetaArith, res store.Result, v uint64, it store.Item, err error) {
+	now := c.cache.Now()
+	opt := &c.opt.arith
+	vivExp := int64(0)
+	if m.HasVivify {
+		vivExp = absExptime(now, m.VivifyTTL)
+	}
 	if err != nil {
 		c.serverError(false, err)
 		return

@@ -129,21 +129,6 @@ func (c *conn) get(key []byte, opt *store.GetOptions) (store.Item, []byte, store
 	return c.req.Item, c.req.Val, c.req.Res
 }
 
-// arithRequest applies an incr/decr through the cache, waiting for the
-// outcome (do).
-func (c *conn) arithRequest(key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
-	c.request(OpArith, key).Arith = opt
-	c.do(c.ctx)
-	return c.req.Res, c.req.N, c.req.Item, c.req.Err
-}
-
-// touchRequest touches key through the cache, waiting for the outcome.
-func (c *conn) touchRequest(key []byte, exptime int64) (store.Result, error) {
-	c.request(OpTouch, key).Exptime = exptime
-	c.do(c.ctx)
-	return c.req.Res, c.req.Err
-}
-
 // deleteAnyway deletes key whatever the client does next, as memcached
 // does after a refused set: under a context that outlives the
 // connection's.
