@@ -24,6 +24,9 @@ import (
 //     (read-through from a source). A pause or lapse noticed takes Get
 //     (Set, Delete), which recovers first, then routes: no recovery runs
 //     on an event loop. Writes are in async_write.go.
+//   - An incr/decr, ma or touch (OpArith, OpTouch) runs at once when its
+//     key is Inline, else on the synchronous walk on a goroutine of the
+//     router, which completes it.
 //   - Inline tells the server which other commands may run on a loop: a
 //     key served here from a shard that does not warm, or with no owner
 //     reachable (answered at once); anything forwarded runs on a goroutine.
