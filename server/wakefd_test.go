@@ -4,8 +4,6 @@ package server
 
 import (
 	"context"
-	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -29,21 +27,9 @@ func TestLoopWakeAfterShutdown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv, err := New(Config{EventLoop: true, Loops: 1}, Local{Store: st})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			served := make(chan error, 1)
-			go func() { served <- srv.Serve(ln) }()
+			srv, addr := serve(t, Config{EventLoop: true, Loops: 1}, Local{Store: st})
 			// One exchange: the loop runs.
-			nc, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
+			nc := dial(t, addr)
 			nc.SetDeadline(time.Now().Add(5 * time.Second))
 			if _, err := nc.Write([]byte("version\r\n")); err != nil {
 				t.Fatal(err)
@@ -56,9 +42,6 @@ func TestLoopWakeAfterShutdown(t *testing.T) {
 			defer cancel()
 			if err := srv.Shutdown(ctx); err != nil {
 				t.Fatal(err)
-			}
-			if err := <-served; !errors.Is(err, ErrClosed) {
-				t.Fatalf("serve: %v", err)
 			}
 			// Descriptors are handed out lowest first: these socket pairs
 			// take the loop's old numbers (the eventfd's among them).
