@@ -245,7 +245,7 @@ func (c *conn) finish() {
 	case *protocol.Touch:
 		c.touchDone(cmd, q.Res, q.Err)
 	case *protocol.MetaArith:
-		c.metaArithDone(cmd, q.Res, q.N, q.Item, q.Err)
+		c.metaArithDone(cmd, c.cache.Now(), q.Res, q.N, q.Item, q.Err)
 	case *protocol.Binary:
 		c.binFinish(cmd, q)
 	}

@@ -190,14 +190,14 @@ func (c *conn) metaArith(m *protocol.MetaArith) {
 	}
 	c.request(OpArith, m.Key).Arith = opt
 	if !c.call(m) {
-		c.metaArithDone(m, c.req.Res, c.req.N, c.req.Item, c.req.Err)
+		c.metaArithDone(m, now, c.req.Res, c.req.N, c.req.Item, c.req.Err)
 	}
 }
 
-// metaArithDone appends the reply of an ma and counts it; c.opt.arith
-// holds its options.
-func (c *conn) metaArithDone(m *protocol.MetaArith, res store.Result, v uint64, it store.Item, err error) {
-	now := c.cache.Now()
+// metaArithDone appends the reply of an ma and counts it, its TTLs as of
+// now (the start's, unless it was pending); c.opt.arith holds its
+// options.
+func (c *conn) metaArithDone(m *protocol.MetaArith, now int64, res store.Result, v uint64, it store.Item, err error) {
 	opt := &c.opt.arith
 	vivExp := int64(0)
 	if m.HasVivify {
