@@ -38,7 +38,13 @@ import (
 // pending means done will be called, once, from another goroutine, with
 // the outcome in req. An incr/decr or touch runs at once when its key is
 // served here (Inline), else on the synchronous walk on a goroutine.
+// Without done (the caller waits) it takes the synchronous walk here,
+// which gives up when ctx ends.
 func (r *Router) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
+	if done == nil {
+		do(ctx, r, req)
+		return false
+	}
 	switch req.Op {
 	case server.OpGet:
 		return r.startGet(ctx, req, done)
@@ -199,6 +205,10 @@ func (p *PeerCache) Inline(key []byte) bool {
 func (p *PeerCache) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
 	if req.Replica {
 		p.replica(req)
+		return false
+	}
+	if done == nil { // the caller waits
+		do(ctx, p, req)
 		return false
 	}
 	if req.Op == server.OpGet {

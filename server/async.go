@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"shoal/protocol"
-	"shoal/store"
 )
 
 // AsyncCache is an optional Cache interface that lets event loops
@@ -93,8 +92,8 @@ func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
 // call runs c.req (for cmd) through the cache's Start. Where the
 // connection may park (mayPark), a request left pending parks it, and
 // call reports true: its reply is appended when it completes (finish).
-// Anywhere else call waits for a pending request (do) and reports false:
-// the outcome is in c.req.
+// Anywhere else Start completes it before returning (do), and call
+// reports false: the outcome is in c.req.
 func (c *conn) call(cmd protocol.Command) bool {
 	if c.mayPark() {
 		if !c.cache.Start(c.ctx, c.req, c.doneReq) {
@@ -107,27 +106,15 @@ func (c *conn) call(cmd protocol.Command) bool {
 	return false
 }
 
-// do runs c.req through the cache's Start under ctx, and waits for it
-// when it is pending, even where the connection may park (for a command
-// that names several keys): a connection that waits is a Start's caller
-// that waits, as the goroutine driver is. When ctx ends first, the
-// request is abandoned to its completion (which may still write to it):
-// c.req becomes a new Request with an outcome of its own (a miss, or
-// ctx's error). ctx is the connection's but for a write that must outlive
-// it; once the connection's has ended, it runs nothing more (see Cache).
+// do runs c.req through the cache's Start under ctx with no completion:
+// Start completes it before returning, waiting as long as it must (see
+// Cache), even where the connection may park (for a command that names
+// several keys). ctx is the connection's but for a write that must
+// outlive it. The request never outlives the call: nothing else can be
+// using the connection's buffers and options once do returns.
 func (c *conn) do(ctx context.Context) {
-	if !c.cache.Start(ctx, c.req, completed) {
-		return
-	}
-	if c.srv.async != nil {
-		c.srv.async.Flush()
-	}
-	select {
-	case <-c.req.woken:
-	case <-ctx.Done():
-		q := newRequest()
-		q.Op, q.Res, q.Err = c.req.Op, store.Miss, ctx.Err()
-		c.req = q
+	if c.cache.Start(ctx, c.req, nil) {
+		panic("server: Cache.Start left a request pending without a completion")
 	}
 }
 

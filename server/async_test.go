@@ -40,7 +40,7 @@ func (c remoteCache) Inline(key []byte) bool {
 }
 
 func (c remoteCache) Start(ctx context.Context, req *Request, done func(*Request)) bool {
-	if c.Inline(req.Key) || (req.Op != OpGet && bytes.HasPrefix(req.Key, []byte("rnow"))) {
+	if done == nil || c.Inline(req.Key) || (req.Op != OpGet && bytes.HasPrefix(req.Key, []byte("rnow"))) {
 		c.Do(req) // served here, or a write answered at once after all
 		return false
 	}
@@ -307,18 +307,28 @@ func (c *gatedCache) Start(ctx context.Context, req *Request, done func(*Request
 		return false
 	}
 	close(c.called)
+	if done == nil { // the caller waits: here
+		c.complete(req)
+		return false
+	}
 	go func() {
-		<-c.gate
-		if req.Op == OpGet {
-			req.Item, req.Val, req.Res = store.Item{}, req.Dst[:0], store.Miss
-		} else {
-			c.Do(req)
-		}
-		c.completing.Store(true)
+		c.complete(req)
 		done(req)
 	}()
 	return true
 }
+
+// complete completes the gated request once gate is closed.
+func (c *gatedCache) complete(req *Request) {
+	<-c.gate
+	if req.Op == OpGet {
+		req.Item, req.Val, req.Res = store.Item{}, req.Dst[:0], store.Miss
+	} else {
+		c.Do(req)
+	}
+	c.completing.Store(true)
+}
+
 func (*gatedCache) Flush() {}
 
 // TestShutdownWaitsForPendingWrite: Shutdown returns only once a write
@@ -396,5 +406,62 @@ func TestGiveUpNotAnswered(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// slowSetCache is a Cache whose set of "slow" outlives its connection's
+// context: it completes once ctx has ended and gate is closed, reporting
+// the flags it was given then; pending when Start has a done, as a
+// cluster's forwarded set is.
+type slowSetCache struct {
+	Local
+	started, gate chan struct{}
+	seen          chan string
+}
+
+func (c *slowSetCache) Start(ctx context.Context, req *Request, done func(*Request)) bool {
+	if req.Op != OpSet || string(req.Key) != "slow" {
+		c.Do(req)
+		return false
+	}
+	close(c.started)
+	slow := func() {
+		<-ctx.Done()
+		<-c.gate
+		c.seen <- fmt.Sprintf("%s flags=%d", req.Key, req.Set.Flags)
+		c.Do(req)
+	}
+	if done == nil { // the caller waits
+		slow()
+		return false
+	}
+	go func() { slow(); done(req) }() // as a cluster's forwarded set
+	return true
+}
+
+// TestRequestOutlivesNoCommand: a connection that waits for its request
+// runs nothing else until the request is done, even once its context has
+// ended (Shutdown): the next command's options, value buffer and read
+// buffer are not reused under it. (A connection that abandoned the
+// request at the context's end ran the next set meanwhile, and the first
+// one was stored with the second one's flags.) Found by a helper's review.
+func TestRequestOutlivesNoCommand(t *testing.T) {
+	st, err := store.New(store.Config{MemoryLimit: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &slowSetCache{Local: Local{st}, started: make(chan struct{}), gate: make(chan struct{}), seen: make(chan string, 1)}
+	srv, addr := serve(t, Config{}, cache)
+	c := dial(t, addr)
+	io.WriteString(c, "set slow 1 0 1\r\na\r\nset other 2 0 1\r\nb\r\n")
+	<-cache.started
+	go srv.Shutdown(context.Background())
+	time.Sleep(200 * time.Millisecond) // the next set would run meanwhile
+	if _, _, res := st.Get([]byte("other"), nil, nil); res == store.Hit {
+		t.Error("the next command ran while the first was still in Start")
+	}
+	close(cache.gate)
+	if got := <-cache.seen; got != "slow flags=1" {
+		t.Fatalf("the request's inputs changed under it: %s", got)
 	}
 }

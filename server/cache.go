@@ -10,15 +10,19 @@ import (
 // local store on a standalone node (Local), a router on a cluster node.
 // Every method is called concurrently from many connections.
 //
-// Start runs one key's operation (Request): it either completes req at
-// once and returns false, its outcome in req, or returns true (pending)
-// and calls done(req) later, exactly once, from another goroutine, with
-// the outcome in req. done may run before Start has returned; Start must
-// not call it itself. Start must not retain req, nor the slices it holds,
-// after completing it. Exptimes are absolute unix seconds (0 = never);
-// the server converts memcached's relative form. A connection waits for
-// a pending request where it runs (the goroutine driver, a command run
-// off its loop); a loop over an AsyncCache parks it instead.
+// Start runs one key's operation (Request). With a done, it either
+// completes req at once and returns false, its outcome in req, or returns
+// true (pending) and calls done(req) later, exactly once, from another
+// goroutine, with the outcome in req; done may run before Start has
+// returned, and Start must not call it itself. Only a loop over an
+// AsyncCache passes a done (the connection parks meanwhile). With done
+// nil the caller waits: Start completes req before it returns (false),
+// waiting on the network as long as it must and giving up when ctx ends,
+// so that nothing uses the connection's buffers after the call (the
+// goroutine driver, a command run off its loop). Start must not retain
+// req, nor the slices it holds, after completing it. Exptimes are
+// absolute unix seconds (0 = never); the server converts memcached's
+// relative form.
 //
 // Writes may fail when the item's owner cannot be reached: the error's
 // text goes to the client as "SERVER_ERROR <text>". A read never fails: an
@@ -28,8 +32,8 @@ import (
 // its connections (DropConns), or once the connection has closed (a
 // client's hang-up is seen between commands, not during one). A call that
 // waits on the network should give up then: its answer has nowhere to go.
-// A connection that waits for a pending request stops waiting then, and
-// answers nothing more: the request is abandoned to its completion.
+// A get's miss that comes after ctx ended is not answered (the cache may
+// have given up): the connection ends.
 type Cache interface {
 	Now() int64
 	Fits(keyLen, valueLen int) bool

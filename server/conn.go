@@ -104,7 +104,7 @@ type options struct {
 func newConn(s *Server, raddr, laddr net.Addr) *conn {
 	c := &conn{srv: s, cache: s.cache, raddr: raddr, laddr: laddr, id: s.nextID.Add(1), sampleIn: nextGap()}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
-	c.req = newRequest()
+	c.req = new(Request)
 	c.last.Store(c.cache.Now())
 	return c
 }

@@ -67,23 +67,12 @@ type Request struct {
 	N    uint64
 	Res  store.Result
 	Err  error
-
-	// woken is signalled by completed when a connection waits for the
-	// request (conn.do): the request's own, so that a request abandoned
-	// to its completion signals nobody who waits for another.
-	woken chan struct{}
 }
-
-// newRequest returns a connection's Request.
-func newRequest() *Request { return &Request{woken: make(chan struct{}, 1)} }
-
-// completed is Start's completion for a request a connection waits for.
-func completed(req *Request) { req.woken <- struct{}{} }
 
 // release makes req forget its command and outcome, whose slices alias
 // the connection's buffers: an idle connection must not keep a large
 // read buffer alive through it.
-func (req *Request) release() { *req = Request{woken: req.woken} }
+func (req *Request) release() { *req = Request{} }
 
 // request makes the connection's Request an op on key, and returns it
 // for the rest of the command, which sets the op's other inputs. It does

@@ -29,7 +29,7 @@ func (c *flushedCache) Start(ctx context.Context, req *Request, done func(*Reque
 	case req.Op == OpGet && string(req.Key) == "block":
 		close(c.blocked)
 		<-c.gate
-	case req.Op == OpGet && len(req.Key) > 0 && req.Key[0] == 'q':
+	case req.Op == OpGet && len(req.Key) > 0 && req.Key[0] == 'q' && done != nil:
 		c.mu.Lock()
 		c.queued = append(c.queued, func() { c.Do(req); done(req) })
 		c.mu.Unlock()
