@@ -35,16 +35,15 @@ import (
 //     which names none, Inline(nil): whether flushing waits on the
 //     network, as a cluster's reaches every member); else on a goroutine
 //     of its own, the connection handed off and then back to its loop
-//     (where a pending Start is waited for). A view that changes between
-//     Inline and the command may still make the loop wait once, at most a
-//     peer timeout.
+//     (Start there gets no done: it completes before returning). A view
+//     that changes between Inline and the command may still make the
+//     loop wait once, at most a peer timeout.
 //   - ctx is the connection's, as for Cache: what waits under it on a
 //     goroutine gives up when it ends; a request already sent may still
 //     complete later (done is called all the same).
 //   - Flush is called by a loop at the end of each wake-up in which Start
-//     returned pending, and by a connection before it waits for a pending
-//     request: requests Start queued may wait for it to be sent, so that
-//     the requests of a wake-up share writes.
+//     returned pending: requests Start queued may wait for it to be sent,
+//     so that the requests of a wake-up share writes.
 //
 // Every method is called concurrently from several loops.
 type AsyncCache interface {
@@ -84,9 +83,9 @@ type handoff struct {
 	ready bool
 }
 
-// mayPark reports whether a get, set or delete of this connection goes to
-// Start (which routes the key itself, once): it runs on its loop over an
-// AsyncCache (not on a goroutine it was lent to).
+// mayPark reports whether a pending Start may park this connection: it
+// runs on its loop over an AsyncCache (not on a goroutine it was lent
+// to).
 func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
 
 // call runs c.req (for cmd) through the cache's Start. Where the
@@ -192,10 +191,10 @@ func (c *conn) inline(cmd protocol.Command) bool {
 	return c.async.Inline(key)
 }
 
-// done is Start's completion for a parked connection (c.doneReq): before the loop released the
-// connection, the outcome waits in c.req for it (release); after, this
-// goroutine owns the connection, and Shutdown waits until it is done with
-// it.
+// done is Start's completion for a parked connection (c.doneReq): before
+// the loop released the connection, the outcome waits in c.req for it
+// (release); after, this goroutine owns the connection, and Shutdown
+// waits until it is done with it.
 func (c *conn) done(*Request) {
 	h := &c.hand
 	h.mu.Lock()

@@ -80,10 +80,11 @@ type conn struct {
 	// connection (which never parses sd anyway).
 	dumper Dumper
 
-	// async is the cache's AsyncCache under an event loop, else nil;
-	// req is the connection's one Request for it, and doneReq c.done,
-	// made once. hand is the state shared with the goroutine a command
-	// away from the loop runs on (async.go).
+	// req is the connection's one Request, for every Cache.Start it
+	// makes (request.go). async is the cache's AsyncCache under an event
+	// loop, else nil, and doneReq c.done, made once: the completion of a
+	// request that parks the connection. hand is the state shared with
+	// the goroutine a command away from the loop runs on (async.go).
 	async   AsyncCache
 	req     *Request
 	doneReq func(*Request)

@@ -220,7 +220,6 @@ func (c Config) withDefaults() Config {
 type Server struct {
 	cfg     Config
 	cache   Cache
-	async   AsyncCache // cache, if it is one: Flush before a connection waits
 	log     *slog.Logger
 	started time.Time
 	nextID  atomic.Uint64
@@ -283,7 +282,6 @@ func New(cfg Config, cache Cache) (*Server, error) {
 	if s.watch == nil {
 		s.watch = new(Watch)
 	}
-	s.async, _ = cache.(AsyncCache)
 	if cl, ok := cache.(interface {
 		ClassID(keyLen, valueLen int) int
 	}); ok {
