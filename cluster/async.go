@@ -98,7 +98,7 @@ type asyncGet struct {
 // waiting on the network; for nil (flush_all, which names no key), whether
 // flushing is, which a member with peers is not.
 func (r *Router) Inline(key []byte) bool {
-	if r.recovering() {
+	if r.tk.recovering() {
 		return false
 	}
 	if key == nil { // flush_all: it reaches every other member
@@ -106,26 +106,19 @@ func (r *Router) Inline(key []byte) bool {
 	}
 	rt := r.route(key)
 	if rt.Local() {
-		return !r.warming(&rt)
+		return !r.tk.warming(&rt)
 	}
 	return rt.member() == nil // no owner reachable: answered at once
 }
 
-// recovering reports whether a pause or a lapse is waiting to be
-// recovered from: a request that sees one leaves the event loop, and the
-// synchronous operation it runs on a goroutine recovers first (awake).
-func (r *Router) recovering() bool {
-	return r.pausedNow() || r.lapsePending()
-}
-
 // startGet is Start for a get.
 func (r *Router) startGet(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
-	if r.recovering() {
+	if r.tk.recovering() {
 		return r.later(req, done, func() { do(ctx, r, req) })
 	}
 	rt := r.route(req.Key)
 	if rt.Local() {
-		if r.warming(&rt) {
+		if r.tk.warming(&rt) {
 			return r.getLater(ctx, rt, req, done)
 		}
 		req.Item, req.Val, req.Res = r.localGet(ctx, &rt, req.Key, req.Get, req.Dst)
@@ -190,14 +183,14 @@ func (r *Router) spawn(f func()) bool {
 // the network: not during a pause, not in a warming shard. A flush_all
 // (nil) is this node's alone.
 func (p *PeerCache) Inline(key []byte) bool {
-	if p.r.recovering() {
+	if p.r.tk.recovering() {
 		return false
 	}
 	if key == nil {
 		return true // flush_all: this node's store only
 	}
 	rt := p.r.route(key)
-	return !p.r.warming(&rt)
+	return !p.r.tk.warming(&rt)
 }
 
 // Start serves a forwarded request at once, or on a goroutine when it may
@@ -251,13 +244,13 @@ func (p *PeerCache) replica(req *server.Request) {
 // now (Inline's cases): a pause or lapse is being recovered from, or the
 // key's shard warms; the write then runs on a goroutine, through Set.
 func (p *PeerCache) writeNow(key []byte) (rt Route, now bool, err error) {
-	if p.r.recovering() {
+	if p.r.tk.recovering() {
 		return Route{}, false, nil
 	}
 	if rt, err = p.writeRoute(key); err != nil {
 		return rt, true, err
 	}
-	return rt, !p.r.warming(&rt), nil
+	return rt, !p.r.tk.warming(&rt), nil
 }
 
 // Flush does nothing: the peer port forwards nothing.

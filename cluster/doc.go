@@ -12,12 +12,14 @@
 //     multiget.go, async.go, async_write.go, local.go; view.go applies
 //     each new View on the router's own goroutine (Router.Run), never on
 //     a request's.
-//   - takeover, a shard becoming this node's to serve: warm.go and
-//     warm_pull.go (warm-up), restart.go (a warm restart pulls only what
-//     changed while it was down), pause.go and lapse.go (this process was
-//     paused, or its registration lapsed), handoff.go (SIGTERM), hints.go
-//     (hand-back of what a member missed) and returns.go (re-verifying
-//     shared shards when a member comes back).
+//   - takeover, a shard becoming this node's to serve: one type,
+//     takeover, with state of its own (takeover.go lists what the router
+//     asks of it), in warm.go and warm_pull.go (warm-up), restart.go (a
+//     warm restart pulls only what changed while it was down), pause.go
+//     and lapse.go (this process was paused, or its registration lapsed),
+//     returns.go (re-verifying shared shards when a member comes back) and
+//     handoff.go (SIGTERM). hints.go, the router's, hands back what a
+//     member missed.
 //   - the peer port: peercache.go (forwarded requests, replicated writes,
 //     replica-level reads, shard dumps).
 //   - versions: versions.go and replicate.go. The copies of a key converge

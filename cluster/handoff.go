@@ -21,13 +21,16 @@ const handoffWorkers = 32
 // than from nothing. The items travel as replicated writes (with their CAS
 // and this view's epoch). Handoff returns the items pushed and those that
 // failed, when all are sent or ctx ends.
-func (r *Router) Handoff(ctx context.Context) (sent, failed uint64) {
-	ps := r.peers.Load()
+func (r *Router) Handoff(ctx context.Context) (sent, failed uint64) { return r.tk.handoff(ctx) }
+
+// handoff is Router.Handoff.
+func (t *takeover) handoff(ctx context.Context) (sent, failed uint64) {
+	ps := t.r.peers.Load()
 	v := ps.view
 	if v == nil || v.Ring == nil {
 		return 0, 0
 	}
-	without := r.ringWithout(v)
+	without := t.ringWithout(v)
 	if without == nil {
 		return 0, 0
 	}
@@ -36,11 +39,11 @@ func (r *Router) Handoff(ctx context.Context) (sent, failed uint64) {
 	some := false
 	for s := range n {
 		owners := v.Ring.Owners(s)
-		if !slices.Contains(owners, r.self) {
+		if !slices.Contains(owners, t.r.self) {
 			continue
 		}
 		for _, o := range without.Owners(s) {
-			if m := ps.get(o); m != nil && !slices.Contains(owners, o) && r.usable(o, m) {
+			if m := ps.get(o); m != nil && !slices.Contains(owners, o) && t.r.usable(o, m) {
 				heirs[s] = append(heirs[s], m)
 				some = true
 			}
@@ -72,7 +75,7 @@ func (r *Router) Handoff(ctx context.Context) (sent, failed uint64) {
 			}
 		})
 	}
-	r.st.Range(func(key []byte, it store.Item, val []byte) bool {
+	t.r.st.Range(func(key []byte, it store.Item, val []byte) bool {
 		for _, m := range heirs[v.Ring.Shard(key)] {
 			buf := make([]byte, len(key)+len(val))
 			copy(buf, key)

@@ -43,25 +43,25 @@ import (
 
 // lapsePending reports whether the membership reported a lapse not yet
 // recovered from.
-func (r *Router) lapsePending() bool {
-	return r.cfg.Members.Lapses() != r.w.lapses.Load()
+func (t *takeover) lapsePending() bool {
+	return t.r.cfg.Members.Lapses() != t.w.lapses.Load()
 }
 
 // checkLapse recovers from a lapse the membership reported since the last
 // call, once, whichever caller notices first.
-func (r *Router) checkLapse() {
-	m := r.cfg.Members
-	if m.Lapses() == r.w.lapses.Load() {
+func (t *takeover) checkLapse() {
+	m := t.r.cfg.Members
+	if m.Lapses() == t.w.lapses.Load() {
 		return
 	}
-	r.pauseMu.Lock()
-	defer r.pauseMu.Unlock()
+	t.pauseMu.Lock()
+	defer t.pauseMu.Unlock()
 	l := m.Lapse()
-	if l.Count == r.w.lapses.Load() {
+	if l.Count == t.w.lapses.Load() {
 		return
 	}
-	if r.recoverFromLapse(l.Stayed, lapseKeepFrom(r.cutAt.Load(), l.Since)) {
-		r.w.lapses.Store(l.Count)
+	if t.recoverFromLapse(l.Stayed, lapseKeepFrom(t.cutAt.Load(), l.Since)) {
+		t.w.lapses.Store(l.Count)
 	}
 }
 
@@ -88,27 +88,27 @@ func lapseKeepFrom(cutAt uint64, since time.Time) uint64 {
 
 // recoverFromLapse drops and re-pulls what stayed members hold (see
 // above), keeping the items with a version at or above keepFrom; false
-// when it cannot run yet (no view, or Run has not started). r.pauseMu is
+// when it cannot run yet (no view, or Run has not started). t.pauseMu is
 // held.
-func (r *Router) recoverFromLapse(stayed []string, keepFrom uint64) bool {
-	v := r.View()
+func (t *takeover) recoverFromLapse(stayed []string, keepFrom uint64) bool {
+	v := t.r.View()
 	if v == nil || v.Ring == nil {
 		return false
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.running {
+	t.r.mu.Lock()
+	defer t.r.mu.Unlock()
+	if !t.r.running {
 		return false
 	}
-	w := &r.w
+	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.init(v.Ring.NumShards())
 	if len(w.flags) != v.Ring.NumShards() {
 		return true
 	}
-	rg, without := v.Ring, r.ringWithout(v) // who stood in for this node
-	if with := r.ringWith(v); with != nil {
+	rg, without := v.Ring, t.ringWithout(v) // who stood in for this node
+	if with := t.ringWith(v); with != nil {
 		// Registered again, but this view is from before (the watcher
 		// has not caught up): the others already route to this node on
 		// the ring with it, so warm what it owns there.
@@ -122,22 +122,22 @@ func (r *Router) recoverFromLapse(stayed []string, keepFrom uint64) bool {
 		owners := rg.Owners(s)
 		var src []string // stayed owners first
 		for _, o := range owners {
-			if o != r.self && slices.Contains(stayed, o) {
+			if o != t.r.self && slices.Contains(stayed, o) {
 				src = append(src, o)
 			}
 		}
 		if len(src) == 0 {
 			continue // only lapsed members hold it
 		}
-		if !slices.Contains(owners, r.self) {
+		if !slices.Contains(owners, t.r.self) {
 			w.drop[s] = true // not served here; dropped before it can be again
 			w.wiped[s] = true
 			dropped++
 			continue
 		}
-		src = others(src, owners, r.self)
+		src = others(src, owners, t.r.self)
 		if without != nil {
-			src = others(src, without.Owners(s), r.self)
+			src = others(src, without.Owners(s), t.r.self)
 		}
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
@@ -146,7 +146,7 @@ func (r *Router) recoverFromLapse(stayed []string, keepFrom uint64) bool {
 		w.keepFrom, w.keptFrom = keepFrom, keepFrom
 	}
 	w.start(cs)
-	r.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",
+	t.r.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",
 		"stayed", stayed, "owned_shards", len(cs), "other_shards", dropped, "epoch", v.Epoch,
 		"keep_from", time.UnixMilli(int64(keepFrom>>16)).UTC().Format("15:04:05.000"))
 	return true

@@ -50,7 +50,7 @@ func TestWarmAfterLapse(t *testing.T) {
 	// a is cut off from here on (as its ticks would record), and takes a
 	// write of its own meanwhile: newer than anything it missed, it stays.
 	time.Sleep(2 * time.Millisecond)
-	a.router.cutAt.Store(uint64(time.Now().UnixMilli()) << 16)
+	a.router.tk.cutAt.Store(uint64(time.Now().UnixMilli()) << 16)
 	time.Sleep(2 * time.Millisecond)
 	a.st.Set([]byte("wl-mine"), []byte("mine"), &store.SetOptions{})
 	// wl-gone: a's too, but b got it and deleted it later (newest wins).
@@ -76,7 +76,7 @@ func TestWarmAfterLapse(t *testing.T) {
 	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "a lapse on a", func() bool { return a.router.w.lapses.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "a lapse on a", func() bool { return a.router.tk.w.lapses.Load() == 1 })
 	if l := a.node.Lapse(); !slices.Equal(l.Stayed, []string{"b"}) || l.Since.IsZero() {
 		t.Fatalf("a's lapse: %+v, want b stayed, since a keepalive answered", l)
 	}
@@ -89,7 +89,7 @@ func TestWarmAfterLapse(t *testing.T) {
 		case i == 0 && res == store.Hit:
 			t.Errorf("%s, deleted while a was out, is back in a's store as %q", key(i), v)
 		case i > 0 && (res != store.Hit || string(v) != "new"):
-			t.Errorf("a's store holds %q (%v) for %s after the lapse, want new (pulled %d dropped %d)", v, res, key(i), a.router.w.pulled.Load(), a.router.w.dropped.Load())
+			t.Errorf("a's store holds %q (%v) for %s after the lapse, want new (pulled %d dropped %d)", v, res, key(i), a.router.tk.w.pulled.Load(), a.router.tk.w.dropped.Load())
 		}
 	}
 	if _, v, res := a.st.Get([]byte("wl-mine"), nil, nil); res != store.Hit || string(v) != "mine" {
@@ -98,7 +98,7 @@ func TestWarmAfterLapse(t *testing.T) {
 	if _, v, res := a.st.Get(gone, nil, nil); res == store.Hit {
 		t.Errorf("a's write since the cut that b deleted later is back as %q after the lapse", v)
 	}
-	if b.router.w.lapses.Load() != 0 {
+	if b.router.tk.w.lapses.Load() != 0 {
 		t.Errorf("b recovered from a lapse it did not have")
 	}
 }
@@ -188,7 +188,7 @@ func TestSettleAfterLapse(t *testing.T) {
 		{old, ""}, {newer, "b's"}, {mine, "since the cut"}, {gone, ""},
 	} {
 		rt := a.router.route(c.key)
-		a.router.settle(context.Background(), &rt, c.key)
+		a.router.tk.settle(context.Background(), &rt, c.key)
 		_, v, res := a.st.Get(c.key, nil, nil)
 		switch {
 		case c.want == "" && res == store.Hit:
@@ -225,9 +225,9 @@ func TestSettleWithoutSource(t *testing.T) {
 
 	b.proxy.frozen.Store(true)
 	unreached := func() time.Time {
-		a.router.w.mu.Lock()
-		defer a.router.w.mu.Unlock()
-		return a.router.w.unreached["b"]
+		a.router.tk.w.mu.Lock()
+		defer a.router.tk.w.mu.Unlock()
+		return a.router.tk.w.unreached["b"]
 	}
 	var giveUp time.Time // when a stops waiting for b, set by the first read
 	for i, key := range [][]byte{old, mine} {
@@ -254,7 +254,7 @@ func TestSettleWithoutSource(t *testing.T) {
 	if _, v, _ := a.st.Get(mine, nil, nil); string(v) != "since the cut" {
 		t.Errorf("%s, kept by version, is %q in a's store, want it kept", mine, v)
 	}
-	if ts := a.router.settleWait(); ts != 2*timeout {
+	if ts := a.router.tk.settleWait(); ts != 2*timeout {
 		t.Errorf("settleWait %v, want twice the peer request timeout %v", ts, 2*timeout)
 	}
 
@@ -315,9 +315,9 @@ func TestCancelledRMWDuringWarm(t *testing.T) {
 	a.st.Set(key, []byte("10"), &store.SetOptions{})
 	b.proxy.frozen.Store(true) // the pull cannot end the warm-up
 	defer b.proxy.frozen.Store(false)
-	a.router.reverify(a.router.peers.Load().view, []string{"b"})
+	a.router.tk.reverify(a.router.peers.Load().view, []string{"b"})
 	rt := a.router.route(key)
-	if !a.router.warming(&rt) {
+	if !a.router.tk.warming(&rt) {
 		t.Fatalf("%s's shard does not warm", key)
 	}
 	ended, cancel := context.WithCancel(context.Background())
@@ -328,9 +328,9 @@ func TestCancelledRMWDuringWarm(t *testing.T) {
 	if _, v, _ := a.st.Get(key, nil, nil); string(v) != "10" {
 		t.Errorf("%s holds %q, want \"10\" (untouched)", key, v)
 	}
-	a.router.w.mu.Lock()
-	fresh := a.router.w.fresh[string(key)]
-	a.router.w.mu.Unlock()
+	a.router.tk.w.mu.Lock()
+	fresh := a.router.tk.w.fresh[string(key)]
+	a.router.tk.w.mu.Unlock()
 	if fresh {
 		t.Errorf("%s counted as settled though no source was asked", key)
 	}
@@ -406,7 +406,7 @@ func servedHere(n *fullNode, prefix string) []byte {
 // kept from cut, wiped, with src to settle from, until the test ends;
 // nothing is queued, so only reads settle them.
 func warmAsLapsed(t *testing.T, n *fullNode, cut uint64, src string, keys ...[]byte) {
-	w := &n.router.w
+	w := &n.router.tk.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.keptFrom = cut
@@ -445,7 +445,7 @@ func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
 		t.Helper()
 		rt := a.router.route(key)
 		var cas uint64
-		a.router.own(context.Background(), &rt, key, false, func() bool {
+		a.router.tk.own(context.Background(), &rt, key, false, func() bool {
 			_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
 			cas = it.CAS
 			return true
@@ -499,9 +499,9 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 	r := a.router
 	v := r.View()
 	members := slices.DeleteFunc(slices.Clone(v.Members), func(m etcdsync.Member) bool { return m.Name == "a" })
-	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.ringWithout(v)}
+	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.tk.ringWithout(v)}
 	r.mu.Lock()
-	r.transition(v, late) // apply's transition, run after the recovery
+	r.tk.transition(v, late) // apply's transition, run after the recovery
 	r.mu.Unlock()
 
 	if _, val, res := r.PeerCache().Get(context.Background(), key, nil, nil); res == store.Hit {
@@ -522,7 +522,7 @@ func TestReplicatedSetAfterDeleteOfOwnWrite(t *testing.T) {
 	warmAsLapsed(t, a, 1, "b", key)
 	rt := a.router.route(key)
 	var own uint64
-	a.router.own(context.Background(), &rt, key, false, func() bool {
+	a.router.tk.own(context.Background(), &rt, key, false, func() bool {
 		_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
 		own = it.CAS
 		return true
@@ -554,21 +554,21 @@ func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
 	v := r.View()
 	s := r.route(key).shard
 	members := slices.DeleteFunc(slices.Clone(v.Members), func(m etcdsync.Member) bool { return m.Name == "a" })
-	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.ringWithout(v)}
+	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.tk.ringWithout(v)}
 	src := source{m: r.peers.Load().get("b")}
 	wiped := func() bool {
-		r.w.mu.Lock()
-		defer r.w.mu.Unlock()
-		return r.w.wiped[s]
+		r.tk.w.mu.Lock()
+		defer r.tk.w.mu.Unlock()
+		return r.tk.w.wiped[s]
 	}
 	// The pull as the worker runs it (pullRun.pullFrom), the shard taken
 	// at its current claim count; Run's ticks re-apply the membership's
 	// view, so the late view is given to the pull, not published.
 	pull := func(in *membership.View) {
-		r.w.mu.Lock()
-		q := queued{shards: []int{s}, claims: map[int]uint64{s: r.w.claims[s]}}
-		r.w.mu.Unlock()
-		p := &pullRun{r: r, q: q, tried: map[int]int{}, rounds: map[int]int{}}
+		r.tk.w.mu.Lock()
+		q := queued{shards: []int{s}, claims: map[int]uint64{s: r.tk.w.claims[s]}}
+		r.tk.w.mu.Unlock()
+		p := &pullRun{t: &r.tk, q: q, tried: map[int]int{}, rounds: map[int]int{}}
 		if retry := p.pullFrom(t.Context(), in, src, []int{s}); len(retry) > 0 {
 			t.Fatalf("pull of shard %d from b failed", s)
 		}
@@ -577,10 +577,10 @@ func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
 	if !wiped() {
 		t.Errorf("shard %d pulled while a did not own it is no longer wiped", s)
 	}
-	r.w.mu.Lock()
-	r.w.flags[s].Store(true) // claimed again in the view with a
-	r.w.active.Add(1)
-	r.w.mu.Unlock()
+	r.tk.w.mu.Lock()
+	r.tk.w.flags[s].Store(true) // claimed again in the view with a
+	r.tk.w.active.Add(1)
+	r.tk.w.mu.Unlock()
 	pull(v)
 	if wiped() {
 		t.Errorf("shard %d pulled while a owns it is still wiped", s)
@@ -599,9 +599,9 @@ func TestSettleWithNoSource(t *testing.T) {
 	warmAsLapsed(t, a, 1, "b", key)
 	r := a.router
 	rt := r.route(key)
-	r.w.mu.Lock()
-	r.w.src[rt.shard] = nil
-	r.w.mu.Unlock()
+	r.tk.w.mu.Lock()
+	r.tk.w.src[rt.shard] = nil
+	r.tk.w.mu.Unlock()
 	type result struct {
 		res store.Result
 		n   uint64
@@ -617,9 +617,9 @@ func TestSettleWithNoSource(t *testing.T) {
 		if got.err != nil || got.res != store.Stored || got.n != 11 {
 			t.Errorf("incr with no source: %v %d %v, want stored 11", got.res, got.n, got.err)
 		}
-	case <-time.After(r.settleWait()):
+	case <-time.After(r.tk.settleWait()):
 		// It waited for a source; with none, it waited for good
 		// (each round set a new give-up time).
-		t.Fatalf("incr with no source still waiting after %v", r.settleWait())
+		t.Fatalf("incr with no source still waiting after %v", r.tk.settleWait())
 	}
 }

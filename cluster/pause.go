@@ -42,82 +42,82 @@ const tickEvery = 100 * time.Millisecond
 // dial), and a tick late for that reason is not a pause: e2e/history saw
 // both healthy nodes of a cluster "recover" from a 1.02 s gap right after
 // a partition healed, dropping every shard they owned at once.
-func (r *Router) heartbeat(ctx context.Context) {
-	r.tick.Store(r.mono())
-	t := time.NewTicker(tickEvery)
-	defer t.Stop()
+func (t *takeover) heartbeat(ctx context.Context) {
+	t.tick.Store(t.mono())
+	tk := time.NewTicker(tickEvery)
+	defer tk.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tk.C:
 		}
-		if r.awake() {
-			r.tick.Store(r.mono())
+		if t.awake() {
+			t.tick.Store(t.mono())
 		}
 	}
 }
 
 // mono is nanoseconds on the monotonic clock since the router started.
-func (r *Router) mono() int64 { return int64(time.Since(r.born)) + 1 }
+func (t *takeover) mono() int64 { return int64(time.Since(t.born)) + 1 }
 
 // awake reports whether the process ran without a pause since the last
 // tick. When it did not, it recovers (once, whichever caller notices
 // first) and reports false: the caller must not run its request.
-func (r *Router) awake() bool {
-	r.checkLapse()
-	last := r.tick.Load()
+func (t *takeover) awake() bool {
+	t.checkLapse()
+	last := t.tick.Load()
 	if last == 0 {
 		return true // Run has not started: no ticks to compare with
 	}
-	now := r.mono()
-	if now-last < int64(r.cfg.PauseAfter) {
+	now := t.mono()
+	if now-last < int64(t.r.cfg.PauseAfter) {
 		return true
 	}
-	r.pauseMu.Lock()
-	defer r.pauseMu.Unlock()
-	if r.tick.Load() != last {
+	t.pauseMu.Lock()
+	defer t.pauseMu.Unlock()
+	if t.tick.Load() != last {
 		return false // another caller recovered
 	}
-	r.recoverFromPause(time.Duration(now - last))
-	r.tick.Store(r.mono())
+	t.recoverFromPause(time.Duration(now - last))
+	t.tick.Store(t.mono())
 	return false
 }
 
-// recoverFromPause drops and re-pulls every shard this node owns; r.pauseMu
+// recoverFromPause drops and re-pulls every shard this node owns; t.pauseMu
 // is held.
-func (r *Router) recoverFromPause(gap time.Duration) {
-	r.pauses.Add(1)
-	r.log.Warn("process was paused; dropping connections and re-pulling owned shards", "gap", gap)
-	for _, f := range r.onPause {
+func (t *takeover) recoverFromPause(gap time.Duration) {
+	t.pauses.Add(1)
+	t.r.log.Warn("process was paused; dropping connections and re-pulling owned shards", "gap", gap)
+	for _, f := range t.onPause {
 		f()
 	}
-	if r.repl != nil {
-		r.repl.Discard() // it predates what the others took meanwhile
+	if t.r.repl != nil {
+		t.r.repl.Discard() // it predates what the others took meanwhile
 	}
-	v := r.View()
+	v := t.r.View()
 	if v == nil || v.Ring == nil {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	w := &r.w
+	t.r.mu.Lock()
+	defer t.r.mu.Unlock()
+	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.init(v.Ring.NumShards())
 	if len(w.flags) != v.Ring.NumShards() {
 		return
 	}
-	without := r.ringWithout(v)
+	without := t.ringWithout(v)
 	var cs []claim
 	for s := range v.Ring.NumShards() {
 		owners := v.Ring.Owners(s)
-		if !slices.Contains(owners, r.self) {
+		if !slices.Contains(owners, t.r.self) {
 			continue
 		}
-		src := others(nil, owners, r.self)
+		src := others(nil, owners, t.r.self)
 		if without != nil {
-			src = others(src, without.Owners(s), r.self)
+			src = others(src, without.Owners(s), t.r.self)
 		}
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
@@ -129,7 +129,7 @@ func (r *Router) recoverFromPause(gap time.Duration) {
 
 // pausedNow reports, without recovering, whether a pause would be noticed
 // now (awake would report false).
-func (r *Router) pausedNow() bool {
-	last := r.tick.Load()
-	return last != 0 && r.mono()-last >= int64(r.cfg.PauseAfter)
+func (t *takeover) pausedNow() bool {
+	last := t.tick.Load()
+	return last != 0 && t.mono()-last >= int64(t.r.cfg.PauseAfter)
 }

@@ -48,7 +48,7 @@ func (p *PeerCache) ResetStats()                               { p.r.st.ResetSta
 // that a read sent after the resume never misses; one that writes (touch,
 // vivify) is refused as a write is, with a miss.
 func (p *PeerCache) Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	if !p.r.awake() && opt != nil && (opt.Touch || opt.Vivify) {
+	if !p.r.tk.awake() && opt != nil && (opt.Touch || opt.Vivify) {
 		return store.Item{}, dst[:0], store.Miss
 	}
 	rt, owner := p.r.routeHere(key) // a touch or vivify is a write: pushed as Set's
@@ -66,7 +66,7 @@ func (p *PeerCache) Get(ctx context.Context, key []byte, opt *store.GetOptions, 
 // in its view is refused with ErrNotOwner (see Router.routeHere); its
 // sender passes it on to the key's next owner.
 func (p *PeerCache) writeRoute(key []byte) (Route, error) {
-	if !p.r.awake() {
+	if !p.r.tk.awake() {
 		return Route{}, ErrPaused
 	}
 	rt, owner := p.r.routeHere(key)
@@ -117,16 +117,13 @@ func (p *PeerCache) Touch(ctx context.Context, key []byte, exptime int64) (store
 // shard's owners.
 func (p *PeerCache) admit(rt *Route, o server.Origin) error {
 	r := p.r
-	if !r.awake() {
+	if !r.tk.awake() {
 		return ErrPaused
 	}
 	if len(rt.owners) == 0 {
 		return nil
 	}
-	s := rt.shard
-	r.w.mu.Lock()
-	defer r.w.mu.Unlock()
-	if s < len(r.w.changedAt) && int64(o.Epoch) < r.w.changedAt[s] {
+	if r.tk.staleEpoch(rt.shard, o.Epoch) {
 		r.staleEpochs.Add(1)
 		return ErrStaleEpoch
 	}
@@ -147,7 +144,7 @@ func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o serve
 		so = *opt
 	}
 	res = store.Stored
-	p.r.replicaNewer(&rt, key, func(replace bool) {
+	p.r.tk.replicaNewer(&rt, key, func(replace bool) {
 		if replace {
 			so.Mode = store.ModeReplace
 		}
@@ -170,7 +167,7 @@ func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server
 	if opt != nil && !opt.Invalidate {
 		d = opt.NewCAS
 	}
-	p.r.replica(&rt, key, d != 0, func() bool {
+	p.r.tk.replica(&rt, key, d != 0, func() bool {
 		if d == 0 {
 			res, it = p.r.st.Delete(key, opt)
 		} else {

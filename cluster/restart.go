@@ -63,8 +63,8 @@ func versionAt(t time.Time) uint64 { return uint64(t.UnixMilli()) << 16 }
 // wipeForFull drops the local items of warming shards ss (but the keys
 // settled meanwhile) and marks them to be pulled whole: their source could
 // not tell what changed since the restart's save.
-func (r *Router) wipeForFull(ss []int) {
-	w := &r.w
+func (t *takeover) wipeForFull(ss []int) {
+	w := &t.w
 	drop := make([]bool, len(w.flags))
 	w.mu.Lock()
 	for _, s := range ss {
@@ -75,5 +75,5 @@ func (r *Router) wipeForFull(ss []int) {
 	w.verified(drop)
 	w.mu.Unlock()
 	w.noDeltas.Add(uint64(len(ss)))
-	r.dropStale(drop, 0)
+	t.dropStale(drop, 0)
 }

@@ -36,8 +36,8 @@ type returns struct {
 // noticeReturns is called at each of Run's ticks: it starts re-verifying
 // the shards shared with each member that is usable again after being
 // unusable longer than DownFor plus a tick.
-func (r *Router) noticeReturns(rs *returns, now time.Time) {
-	ps := r.peers.Load()
+func (t *takeover) noticeReturns(rs *returns, now time.Time) {
+	ps := t.r.peers.Load()
 	v := ps.view
 	if v == nil || v.Ring == nil {
 		return
@@ -49,14 +49,14 @@ func (r *Router) noticeReturns(rs *returns, now time.Time) {
 	whole := true
 	for name, m := range ps.byName {
 		since, away := rs.awaySince[name]
-		usable := r.usable(name, m)
+		usable := t.r.usable(name, m)
 		whole = whole && usable
 		switch {
 		case !usable && !away:
 			rs.awaySince[name] = now
 		case usable && away:
 			delete(rs.awaySince, name)
-			if now.Sub(since) > r.cfg.DownFor+tickEvery {
+			if now.Sub(since) > t.r.cfg.DownFor+tickEvery {
 				back = append(back, name)
 			}
 		}
@@ -64,7 +64,7 @@ func (r *Router) noticeReturns(rs *returns, now time.Time) {
 	if whole {
 		rs.wholeAt = uint64(now.UnixMilli()) << 16
 	} else if rs.wasWhole {
-		r.cutAt.Store(rs.wholeAt)
+		t.cutAt.Store(rs.wholeAt)
 	}
 	rs.wasWhole = whole
 	for name := range rs.awaySince {
@@ -73,8 +73,8 @@ func (r *Router) noticeReturns(rs *returns, now time.Time) {
 		}
 	}
 	if len(back) > 0 {
-		r.reconnect(ps, back)
-		r.reverify(v, back)
+		t.reconnect(ps, back)
+		t.reverify(v, back)
 	}
 }
 
@@ -82,34 +82,34 @@ func (r *Router) noticeReturns(rs *returns, now time.Time) {
 // router's and the replicator's: a connection from before a cut can stay
 // silent for seconds after the heal (TCP's retransmission backoff), each
 // request on it timing out and marking the member down again.
-func (r *Router) reconnect(ps *peerSet, back []string) {
+func (t *takeover) reconnect(ps *peerSet, back []string) {
 	for _, name := range back {
 		if m := ps.get(name); m != nil {
 			m.client.Reset()
 		}
-		if r.repl != nil {
-			r.repl.Reset(name)
+		if t.r.repl != nil {
+			t.r.repl.Reset(name)
 		}
 	}
 }
 
 // reverify starts merge warm-ups of the shards this node shares with the
 // members in back, from them.
-func (r *Router) reverify(v *membership.View, back []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	w := &r.w
+func (t *takeover) reverify(v *membership.View, back []string) {
+	t.r.mu.Lock()
+	defer t.r.mu.Unlock()
+	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := v.Ring.NumShards()
 	w.init(n)
-	if len(w.flags) != n || !r.running {
+	if len(w.flags) != n || !t.r.running {
 		return
 	}
 	var cs []claim
 	for s := range n {
 		owners := v.Ring.Owners(s)
-		if !slices.Contains(owners, r.self) {
+		if !slices.Contains(owners, t.r.self) {
 			continue
 		}
 		var src []string
@@ -122,7 +122,7 @@ func (r *Router) reverify(v *membership.View, back []string) {
 			cs = append(cs, claim{shard: s, src: src, merge: true})
 		}
 	}
-	r.log.Info("members back: re-verifying the shards shared with them", "members", back, "shards", len(cs))
-	r.reverified.Add(uint64(len(cs)))
+	t.r.log.Info("members back: re-verifying the shards shared with them", "members", back, "shards", len(cs))
+	t.reverified.Add(uint64(len(cs)))
 	w.start(cs)
 }

@@ -135,8 +135,6 @@ type Router struct {
 	st   *store.Store
 	log  *slog.Logger
 	repl *repl.Replicator // nil without RouterConfig.Replication
-	// onPause are the functions RegisterOnPause registered.
-	onPause []func()
 	// peers is the view requests route by, with its members' clients:
 	// replaced whole by apply (view.go), never nil.
 	peers atomic.Pointer[peerSet]
@@ -150,14 +148,11 @@ type Router struct {
 	// applied is closed when apply publishes a newer view, and replaced.
 	applied chan struct{}
 
-	w       warm
-	tombs   *tomb.Table                     // recent deletes with their version (versions.go)
-	hints   hints                           // writes owed to members that missed them (hints.go)
-	seq     atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
-	born    time.Time                       // for mono
-	tick    atomic.Int64                    // mono of the heartbeat's last tick (pause.go)
-	pauseMu sync.Mutex
-	bg      sync.WaitGroup // Router.probe goroutines and Start's fallbacks
+	tk    takeover                        // warm-up, pause, lapse, returns, restart, handoff
+	tombs *tomb.Table                     // recent deletes with their version (versions.go)
+	hints hints                           // writes owed to members that missed them (hints.go)
+	seq   atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
+	bg    sync.WaitGroup                  // Router.probe goroutines and Start's fallbacks
 	// bgMu orders starting a goroutine of bg against Close's wait for them.
 	bgMu     sync.Mutex
 	bgClosed bool
@@ -165,12 +160,7 @@ type Router struct {
 	asyncGets   sync.Pool // *asyncGet
 	asyncWrites sync.Pool // *asyncWrite
 
-	pauses, staleEpochs, replicated atomic.Uint64
-	reverified                      atomic.Uint64 // shards re-verified after a co-owner came back (returns.go)
-	// cutAt is a CAS-comparable time (unix ms << 16) of the last tick at
-	// which every member was usable, before the latest one at which some
-	// was not: about when this node was last cut off (returns.go).
-	cutAt atomic.Uint64
+	staleEpochs, replicated atomic.Uint64
 }
 
 // peerSet is one view and the clients for its members; immutable.
@@ -251,11 +241,8 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.Pool == nil {
 		cfg.Pool = peer.NewPool(cfg.Peer)
 	}
-	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, born: time.Now(), tombs: tomb.New(cfg.Tombstones)}
-	r.w.wake = make(chan struct{}, 1)
-	if !cfg.Restored.IsZero() {
-		r.w.restored = versionAt(cfg.Restored.Add(-cmp.Or(cfg.RestoreMargin, restoreMargin)))
-	}
+	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, tombs: tomb.New(cfg.Tombstones)}
+	r.tk.init(r)
 	r.peers.Store(&peerSet{})
 	r.applied = make(chan struct{})
 	if cfg.Replication != nil {
@@ -279,7 +266,7 @@ func (r *Router) Replicator() *repl.Replicator { return r.repl }
 // request runs (pause.go): package node closes the peer port's
 // connections there, whose buffered requests their senders gave up on.
 // It must be called before Run.
-func (r *Router) RegisterOnPause(f func()) { r.onPause = append(r.onPause, f) }
+func (r *Router) RegisterOnPause(f func()) { r.tk.onPause = append(r.tk.onPause, f) }
 
 func (ps *peerSet) get(name string) *member {
 	if ps == nil {
@@ -341,7 +328,7 @@ func failover(err error) bool {
 // even when it is the one that finds the process was paused: it is routed
 // after the recovery (the client is still waiting for its answer).
 func (r *Router) routed(key []byte) Route {
-	r.awake()
+	r.tk.awake()
 	return r.route(key)
 }
 

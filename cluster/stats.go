@@ -29,14 +29,8 @@ type Takeover struct {
 
 // Takeover returns the router's counters.
 func (r *Router) Takeover() Takeover {
-	t := Takeover{
-		WarmShards: int(r.w.active.Load()),
-		Pulled:     r.w.pulled.Load(), Dropped: r.w.dropped.Load(), ReadThrough: r.w.fetched.Load(),
-		DeltaShards: r.w.deltas.Load(), DeltaRefused: r.w.noDeltas.Load(),
-		Pauses: r.pauses.Load(), Lapses: r.w.lapses.Load(),
-		ReplicaWrites: r.replicated.Load(), ReplicaStaleEpochs: r.staleEpochs.Load(),
-		Reverified: r.reverified.Load(),
-	}
+	t := r.tk.counters()
+	t.ReplicaWrites, t.ReplicaStaleEpochs = r.replicated.Load(), r.staleEpochs.Load()
 	t.HintMembers, t.HintShards, t.HandedBack = r.HintStats()
 	t.Tombstones, _, t.TombstonesEvicted = r.tombs.Stats()
 	return t

@@ -27,13 +27,13 @@ import (
 // when every goroutine it started has stopped.
 func (r *Router) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Go(func() { r.runWarm(ctx) })
-	wg.Go(func() { r.heartbeat(ctx) })
+	wg.Go(func() { r.tk.runWarm(ctx) })
+	wg.Go(func() { r.tk.heartbeat(ctx) })
 	r.mu.Lock()
 	r.running = true
-	r.transition(nil, r.peers.Load().view) // what this node owns already
+	r.tk.transition(nil, r.peers.Load().view) // what this node owns already
 	r.mu.Unlock()
-	r.w.kick()
+	r.tk.kick()
 	r.apply()
 	t := time.NewTicker(tickEvery)
 	defer func() { t.Stop(); wg.Wait() }()
@@ -48,9 +48,9 @@ func (r *Router) Run(ctx context.Context) error {
 			continue
 		case <-t.C:
 		}
-		r.checkLapse()
+		r.tk.checkLapse()
 		r.apply()
-		r.noticeReturns(&rs, time.Now())
+		r.tk.noticeReturns(&rs, time.Now())
 		r.handBackDue(ctx)
 	}
 }
@@ -87,7 +87,7 @@ func (r *Router) apply() {
 		r.mu.Unlock()
 		return
 	}
-	r.transition(old.view, v)
+	r.tk.transition(old.view, v)
 	ps := &peerSet{view: v, byName: make(map[string]*member, len(v.Members))}
 	for _, m := range v.Members {
 		if m.Name == r.self || m.PeerAddr == "" {
@@ -109,7 +109,7 @@ func (r *Router) apply() {
 	close(r.applied)
 	r.applied = make(chan struct{})
 	r.mu.Unlock()
-	r.w.kick() // the warm-up transition claimed pulls by the view published now
+	r.tk.kick() // the warm-up transition claimed pulls by the view published now
 	for name, o := range old.byName {
 		if ps.byName[name] != o {
 			// Its in-flight requests fail over. Close waits for the

@@ -215,11 +215,11 @@ func (w *warm) finish(s int) {
 // trySource reports whether a warming shard may be read or pulled from
 // member m, named name: when usable, or when the shard was wiped and m is
 // in the view at all (its request times out if m is really gone).
-func (r *Router) trySource(name string, m *member, wiped bool) bool {
+func (t *takeover) trySource(name string, m *member, wiped bool) bool {
 	if wiped {
 		return m != nil
 	}
-	return r.usable(name, m)
+	return t.r.usable(name, m)
 }
 
 // others returns the members of owners other than self, appended to dst
@@ -247,22 +247,22 @@ func sameOwners(a, b []string) bool {
 
 // transition starts warm-up of the shards this node owns in nv but did
 // not own in old (every owned shard when old is nil: the process just
-// started). r.mu is held; the caller publishes nv, then wakes the worker.
-func (r *Router) transition(old, nv *membership.View) {
-	if nv == nil || nv.Ring == nil || !r.running {
+// started). t.r.mu is held; the caller publishes nv, then wakes the worker.
+func (t *takeover) transition(old, nv *membership.View) {
+	if nv == nil || nv.Ring == nil || !t.r.running {
 		return
 	}
-	w := &r.w
+	w := &t.w
 	n := nv.Ring.NumShards()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.init(n)
-	if r.seq.Load() == nil {
+	if t.r.seq.Load() == nil {
 		seq := make([]atomic.Uint64, n)
-		r.seq.Store(&seq)
+		t.r.seq.Store(&seq)
 	}
 	if len(w.flags) != n {
-		r.log.Error("shard count changed; warm-up disabled", "was", len(w.flags), "now", n)
+		t.r.log.Error("shard count changed; warm-up disabled", "was", len(w.flags), "now", n)
 		return
 	}
 	if old != nil && (old.Ring == nil || old.Ring.NumShards() != n) {
@@ -270,16 +270,16 @@ func (r *Router) transition(old, nv *membership.View) {
 	}
 	var without *ring.Ring // the ring without this node: who held our shards before we joined
 	if old == nil {
-		without = r.ringWithout(nv)
+		without = t.ringWithout(nv)
 	}
-	if slices.Contains(nv.Ring.Nodes(), r.self) {
+	if slices.Contains(nv.Ring.Nodes(), t.r.self) {
 		w.restoredView(n)
 	}
 	var cs []claim
 	owedFrom := uint64(time.Now().Add(-viewOwedFor).UnixMilli()) << 16
 	for s := range n {
 		owners := nv.Ring.Owners(s)
-		in := slices.Contains(owners, r.self)
+		in := slices.Contains(owners, t.r.self)
 		var prev []string
 		if old != nil {
 			prev = old.Ring.Owners(s)
@@ -287,20 +287,20 @@ func (r *Router) transition(old, nv *membership.View) {
 				w.changedAt[s] = nv.Epoch
 			}
 		}
-		wasIn := slices.Contains(prev, r.self)
+		wasIn := slices.Contains(prev, t.r.self)
 		if wasIn {
 			for _, o := range owners {
-				if o != r.self && !slices.Contains(prev, o) {
-					r.owe(o, s, owedFrom) // hints.go
+				if o != t.r.self && !slices.Contains(prev, o) {
+					t.r.owe(o, s, owedFrom) // hints.go
 				}
 			}
 		}
 		switch {
 		case in && (old == nil || !wasIn):
-			src := others(nil, prev, r.self)
-			src = others(src, owners, r.self)
+			src := others(nil, prev, t.r.self)
+			src = others(src, owners, t.r.self)
 			if without != nil {
-				src = others(src, without.Owners(s), r.self)
+				src = others(src, without.Owners(s), t.r.self)
 			}
 			cs = append(cs, claim{shard: s, src: src, since: w.restoredSince(s)})
 		case !in && wasIn && !w.wiped[s]:
@@ -321,46 +321,46 @@ func (r *Router) transition(old, nv *membership.View) {
 
 // ringWithout returns v's ring without this node, or nil when this node
 // is not in it or is alone.
-func (r *Router) ringWithout(v *membership.View) *ring.Ring {
+func (t *takeover) ringWithout(v *membership.View) *ring.Ring {
 	nodes := v.Ring.Nodes()
-	if !slices.Contains(nodes, r.self) || len(nodes) < 2 {
+	if !slices.Contains(nodes, t.r.self) || len(nodes) < 2 {
 		return nil
 	}
 	rest := make([]string, 0, len(nodes)-1)
 	for _, n := range nodes {
-		if n != r.self {
+		if n != t.r.self {
 			rest = append(rest, n)
 		}
 	}
-	return r.ringOf(v, rest)
+	return t.ringOf(v, rest)
 }
 
 // ringWith returns v's ring with this node added, or nil when it is in it
 // already.
-func (r *Router) ringWith(v *membership.View) *ring.Ring {
+func (t *takeover) ringWith(v *membership.View) *ring.Ring {
 	nodes := v.Ring.Nodes()
-	if slices.Contains(nodes, r.self) {
+	if slices.Contains(nodes, t.r.self) {
 		return nil
 	}
-	return r.ringOf(v, append(slices.Clone(nodes), r.self))
+	return t.ringOf(v, append(slices.Clone(nodes), t.r.self))
 }
 
 // ringOf returns the ring of nodes with v's settings, or nil.
-func (r *Router) ringOf(v *membership.View, nodes []string) *ring.Ring {
+func (t *takeover) ringOf(v *membership.View, nodes []string) *ring.Ring {
 	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, nodes, v.Epoch)
 	if err != nil {
-		r.log.Error("cannot build a ring for warm-up", "nodes", nodes, "err", err)
+		t.r.log.Error("cannot build a ring for warm-up", "nodes", nodes, "err", err)
 		return nil
 	}
 	return rg
 }
 
 // warming reports whether the shard of rt warms now.
-func (r *Router) warming(rt *Route) bool {
-	if r.w.active.Load() == 0 || len(rt.owners) == 0 {
+func (t *takeover) warming(rt *Route) bool {
+	if t.w.active.Load() == 0 || len(rt.owners) == 0 {
 		return false
 	}
-	return rt.shard < len(r.w.flags) && r.w.flags[rt.shard].Load()
+	return rt.shard < len(t.w.flags) && t.w.flags[rt.shard].Load()
 }
 
 // settle makes key fresh when its shard warms: the local store gets what
@@ -380,22 +380,22 @@ func (r *Router) warming(rt *Route) bool {
 // others expire while the others already reach it); serving the local
 // copy then served values overwritten or deleted during the cut
 // (TestClusterPartitionedNode).
-func (r *Router) settle(ctx context.Context, rt *Route, key []byte) (vouched bool) {
-	if !r.warming(rt) {
+func (t *takeover) settle(ctx context.Context, rt *Route, key []byte) (vouched bool) {
+	if !t.warming(rt) {
 		return true
 	}
 	var bo time.Duration
 	for {
-		answered, wiped, deadline := r.settleOnce(ctx, rt, key)
-		if !answered && ctx.Err() != nil && r.warming(rt) {
+		answered, wiped, deadline := t.settleOnce(ctx, rt, key)
+		if !answered && ctx.Err() != nil && t.warming(rt) {
 			return false // the request is gone: vouch for nothing, drop nothing
 		}
-		if answered || !wiped || !r.warming(rt) {
+		if answered || !wiped || !t.warming(rt) {
 			return true
 		}
 		now := time.Now()
 		if !now.Before(deadline) {
-			return !r.dropUnsettled(rt.shard, key)
+			return !t.dropUnsettled(rt.shard, key)
 		}
 		bo = min(max(2*bo, 20*time.Millisecond), 200*time.Millisecond)
 		sleep(ctx, min(bo, deadline.Sub(now)))
@@ -415,21 +415,21 @@ func sleep(ctx context.Context, d time.Duration) {
 // settleWait is how long settle tries the sources of a wiped shard: twice
 // the peer request timeout, so that a peer forwarding the read gives up
 // first and asks the key's next owner.
-func (r *Router) settleWait() time.Duration {
-	t := r.cfg.Peer.RequestTimeout
-	if t <= 0 {
-		t = time.Second
+func (t *takeover) settleWait() time.Duration {
+	d := t.r.cfg.Peer.RequestTimeout
+	if d <= 0 {
+		d = time.Second
 	}
-	return 2 * t
+	return 2 * d
 }
 
 // settleOnce asks key's sources once (see settle); answered: the key is
 // settled (or was already, or its shard no longer warms); wiped: its
 // shard's local copy is no fallback; until: when none answered, the last
 // of the sources' give-up times (w.unreached).
-func (r *Router) settleOnce(ctx context.Context, rt *Route, key []byte) (answered, wiped bool, until time.Time) {
+func (t *takeover) settleOnce(ctx context.Context, rt *Route, key []byte) (answered, wiped bool, until time.Time) {
 	s := rt.shard
-	w := &r.w
+	w := &t.w
 	w.mu.Lock()
 	_, done := w.fresh[string(key)]
 	src := w.src[s]
@@ -445,12 +445,12 @@ func (r *Router) settleOnce(ctx context.Context, rt *Route, key []byte) (answere
 	var silent []string // sources that did not answer
 	defer func() {
 		if !answered && wiped {
-			until = r.giveUpAt(silent)
+			until = t.giveUpAt(silent)
 		}
 	}()
 	for _, name := range src {
 		m := rt.ps.get(name)
-		if !r.trySource(name, m, wiped) {
+		if !t.trySource(name, m, wiped) {
 			silent = append(silent, name)
 			continue
 		}
@@ -459,13 +459,13 @@ func (r *Router) settleOnce(ctx context.Context, rt *Route, key []byte) (answere
 			return false, wiped, until // the request is gone; the source is not at fault
 		}
 		if err != nil {
-			if r.failed(ctx, m, err) || wiped {
+			if t.r.failed(ctx, m, err) || wiped {
 				silent = append(silent, name)
 				continue // an error reply vouches for nothing either
 			}
 			return true, wiped, until
 		}
-		r.settled(rt, key, name, &pit, hit, lacks)
+		t.settled(rt, key, name, &pit, hit, lacks)
 		return true, wiped, until
 	}
 	return false, wiped, until
@@ -474,11 +474,11 @@ func (r *Router) settleOnce(ctx context.Context, rt *Route, key []byte) (answere
 // giveUpAt records the sources of a wiped shard that did not answer
 // (w.unreached) and returns the last of their give-up times: settle stops
 // waiting for a source settleWait after it first failed.
-func (r *Router) giveUpAt(silent []string) time.Time {
-	w := &r.w
+func (t *takeover) giveUpAt(silent []string) time.Time {
+	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	give := time.Now().Add(r.settleWait())
+	give := time.Now().Add(t.settleWait())
 	until := give
 	for i, name := range silent {
 		t, ok := w.unreached[name]
@@ -504,16 +504,16 @@ type sourceLacks struct {
 
 // settled applies source name's answer for key (pit, hit) to the local
 // store, by version, and marks the key fresh (see settle).
-func (r *Router) settled(rt *Route, key []byte, name string, pit *peer.Item, hit bool, lacks sourceLacks) {
+func (t *takeover) settled(rt *Route, key []byte, name string, pit *peer.Item, hit bool, lacks sourceLacks) {
 	s := rt.shard
-	w := &r.w
+	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.unreached, name)
 	_, done := w.fresh[string(key)]
 	switch {
 	case done:
-	case !w.flags[s].Load() && r.View() == rt.View():
+	case !w.flags[s].Load() && t.r.View() == rt.View():
 		// The warm-up ended while the source answered (in the same
 		// view: the shard is still this node's): its copy is still
 		// applied by version (newest wins, remembered deletes stand),
@@ -522,15 +522,15 @@ func (r *Router) settled(rt *Route, key []byte, name string, pit *peer.Item, hit
 		// in a row, the second's pull ending during this read). Nothing
 		// is deleted on the source's word alone: a write here since the
 		// end may be newer.
-		r.applySourced(key, pit, hit)
+		t.applySourced(key, pit, hit)
 	default:
-		if !r.applySourced(key, pit, hit) {
+		if !t.applySourced(key, pit, hit) {
 			switch {
 			case lacks.merge:
 			case lacks.wiped && lacks.keptFrom != 0:
-				r.st.Delete(key, &store.DeleteOptions{Before: lacks.keptFrom})
+				t.r.st.Delete(key, &store.DeleteOptions{Before: lacks.keptFrom})
 			default:
-				r.st.Delete(key, nil)
+				t.r.st.Delete(key, nil)
 			}
 		}
 		w.fresh[string(key)] = false
@@ -541,12 +541,12 @@ func (r *Router) settled(rt *Route, key []byte, name string, pit *peer.Item, hit
 // applySourced applies a source's copy of key (a hit) or its delete (a
 // miss with the delete's version) by version; false when the source had
 // neither.
-func (r *Router) applySourced(key []byte, pit *peer.Item, hit bool) bool {
+func (t *takeover) applySourced(key []byte, pit *peer.Item, hit bool) bool {
 	switch {
 	case hit:
-		r.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: r.exptime(pit.TTL), NewCAS: pit.CAS})
+		t.r.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: t.r.exptime(pit.TTL), NewCAS: pit.CAS})
 	case pit.Deleted:
-		r.deleteVersioned(key, nil, pit.CAS)
+		t.r.deleteVersioned(key, nil, pit.CAS)
 	default:
 		return false
 	}
@@ -559,8 +559,8 @@ func (r *Router) applySourced(key []byte, pit *peer.Item, hit bool) bool {
 // unsettled: the pull, or a read once a source answers, still brings the
 // source's copy. It reports whether the key is still unvouched for: it
 // is kept by version only, or its shard is still wiped.
-func (r *Router) dropUnsettled(s int, key []byte) bool {
-	w := &r.w
+func (t *takeover) dropUnsettled(s int, key []byte) bool {
+	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, fresh := w.fresh[string(key)]; fresh || !w.flags[s].Load() || !w.wiped[s] {
@@ -570,7 +570,7 @@ func (r *Router) dropUnsettled(s int, key []byte) bool {
 	if w.drop[s] {
 		keep = w.keepFrom // the drop to come keeps from there
 	}
-	if res, _ := r.st.Delete(key, &store.DeleteOptions{Before: keep}); res == store.Deleted {
+	if res, _ := t.r.st.Delete(key, &store.DeleteOptions{Before: keep}); res == store.Deleted {
 		w.dropped.Add(1)
 	}
 	return true
@@ -580,19 +580,19 @@ func (r *Router) dropUnsettled(s int, key []byte) bool {
 // depends on the current item (rmw) first settles the key, and fails
 // with ErrUnvouched when settle cannot vouch for it; the write marks the
 // key as this node's own.
-func (r *Router) own(ctx context.Context, rt *Route, key []byte, rmw bool, op func() bool) (changed bool, err error) {
-	if !r.warming(rt) {
+func (t *takeover) own(ctx context.Context, rt *Route, key []byte, rmw bool, op func() bool) (changed bool, err error) {
+	if !t.warming(rt) {
 		return op(), nil
 	}
 	s := rt.shard
-	if rmw && !r.settle(ctx, rt, key) {
+	if rmw && !t.settle(ctx, rt, key) {
 		// Not vouched for: no source answered, and what this node holds
 		// may have been overwritten or deleted elsewhere meanwhile. A
 		// read misses; a write that depends on the item fails, or it
 		// would push a value made from a stale one over the newer.
 		return false, ErrUnvouched
 	}
-	w := &r.w
+	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	changed = op()
@@ -608,13 +608,13 @@ func (r *Router) own(ctx context.Context, rt *Route, key []byte, rmw bool, op fu
 // this node wrote the key itself since warm-up began, op gets replace
 // true: a key this node deleted meanwhile stays deleted (a delete has no
 // version to compare). The key is settled when its shard warms.
-func (r *Router) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
-	if !r.warming(rt) {
+func (t *takeover) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
+	if !t.warming(rt) {
 		op(false)
 		return
 	}
 	s := rt.shard
-	w := &r.w
+	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	own, done := w.fresh[string(key)]
@@ -632,13 +632,13 @@ func (r *Router) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
 // Skipping those too kept a write made here during the warm-up after the
 // cluster had deleted the key later, and the pull leaves a fresh key
 // alone.
-func (r *Router) replica(rt *Route, key []byte, versioned bool, op func() (removed bool)) {
-	if !r.warming(rt) {
+func (t *takeover) replica(rt *Route, key []byte, versioned bool, op func() (removed bool)) {
+	if !t.warming(rt) {
 		op()
 		return
 	}
 	s := rt.shard
-	w := &r.w
+	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	own, done := w.fresh[string(key)]

@@ -13,38 +13,38 @@ import (
 )
 
 // runWarm is the warm-up worker: it pulls the queued shards until ctx ends.
-func (r *Router) runWarm(ctx context.Context) {
+func (t *takeover) runWarm(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.w.wake:
+		case <-t.w.wake:
 		}
-		r.pullQueued(ctx)
+		t.pullQueued(ctx)
 	}
 }
 
 // pullQueued drops what may be stale in the queued shards, then pulls each
 // from its first source that answers; a shard no source serves ends its
 // warm-up with what this node holds.
-func (r *Router) pullQueued(ctx context.Context) {
-	q := r.takeQueued()
+func (t *takeover) pullQueued(ctx context.Context) {
+	q := t.takeQueued()
 	if q.anyDrop {
-		r.dropStale(q.drop, q.keepFrom)
+		t.dropStale(q.drop, q.keepFrom)
 	}
 	if len(q.shards) == 0 {
 		return
 	}
-	p := &pullRun{r: r, q: q, tried: map[int]int{}, rounds: map[int]int{}}
+	p := &pullRun{t: t, q: q, tried: map[int]int{}, rounds: map[int]int{}}
 	var bo backoff
 	for shards := q.shards; len(shards) > 0 && ctx.Err() == nil; {
-		ps := r.peers.Load()
+		ps := t.r.peers.Load()
 		if ps.view == nil || ps.view.Ring == nil {
 			// Claimed before any view was published: back in the
 			// queue, for the wake that follows the publication.
-			r.w.mu.Lock()
-			r.w.queue = append(r.w.queue, shards...)
-			r.w.mu.Unlock()
+			t.w.mu.Lock()
+			t.w.queue = append(t.w.queue, shards...)
+			t.w.mu.Unlock()
 			return
 		}
 		shards = p.pullAll(ctx, ps.view, p.bySource(ps, shards))
@@ -66,13 +66,13 @@ type queued struct {
 	keepFrom uint64 // the drop keeps items with a CAS at or above it (0: none)
 }
 
-// takeQueued empties the queue and the pending drop. Under r.mu: apply
+// takeQueued empties the queue and the pending drop. Under t.r.mu: apply
 // claims and publishes a view under it, so the view the worker loads
 // next is at least the one every shard taken was claimed in.
-func (r *Router) takeQueued() queued {
-	w := &r.w
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (t *takeover) takeQueued() queued {
+	w := &t.w
+	t.r.mu.Lock()
+	defer t.r.mu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	q := queued{shards: w.queue, claims: make(map[int]uint64, len(w.queue)), drop: make([]bool, len(w.flags)), keepFrom: w.keepFrom}
@@ -86,9 +86,9 @@ func (r *Router) takeQueued() queued {
 	clear(w.drop)
 	if w.dropOthers {
 		w.dropOthers = false
-		if v := r.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(q.drop) {
+		if v := t.r.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(q.drop) {
 			for s := range q.drop {
-				if !slices.Contains(v.Ring.Owners(s), r.self) {
+				if !slices.Contains(v.Ring.Owners(s), t.r.self) {
 					q.drop[s], q.anyDrop = true, true
 				}
 			}
@@ -101,7 +101,7 @@ func (r *Router) takeQueued() queued {
 // pullRun is one pullQueued: per shard, the sources tried so far and the
 // rounds in which every source failed.
 type pullRun struct {
-	r       *Router
+	t       *takeover
 	q       queued
 	mu      sync.Mutex  // guards tried while pulls run
 	tried   map[int]int // per shard: sources tried
@@ -119,7 +119,7 @@ type source struct {
 // none left is retried later when only a source can vouch for what this
 // node holds, else it ends its warm-up with that.
 func (p *pullRun) bySource(ps *peerSet, shards []int) map[source][]int {
-	w := &p.r.w
+	w := &p.t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	groups := map[source][]int{}
@@ -132,7 +132,7 @@ func (p *pullRun) bySource(ps *peerSet, shards []int) map[source][]int {
 		for p.tried[s] < len(src) && m == nil {
 			name := src[p.tried[s]]
 			p.tried[s]++
-			if c := ps.get(name); p.r.trySource(name, c, w.wiped[s]) {
+			if c := ps.get(name); p.t.trySource(name, c, w.wiped[s]) {
 				m = c
 			}
 		}
@@ -178,12 +178,12 @@ func (p *pullRun) pullAll(ctx context.Context, v *membership.View, groups map[so
 // pullFrom pulls shards ss from g and ends their warm-up, or returns
 // those to try again.
 func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss []int) (retry []int) {
-	r, w := p.r, &p.r.w
-	err := r.pull(ctx, v, g.m, ss, g.since)
+	t, w := p.t, &p.t.w
+	err := t.pull(ctx, v, g.m, ss, g.since)
 	switch {
 	case g.since != 0 && errors.Is(err, peer.ErrNoDelta):
-		r.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", g.m.name, "shards", len(ss))
-		r.wipeForFull(ss)
+		t.r.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", g.m.name, "shards", len(ss))
+		t.wipeForFull(ss)
 		p.mu.Lock()
 		for _, s := range ss {
 			p.tried[s]-- // the same source, whole
@@ -191,8 +191,8 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss
 		p.mu.Unlock()
 		return ss
 	case err != nil:
-		r.log.Warn("warm-up pull failed", "peer", g.m.name, "shards", len(ss), "err", err)
-		r.failed(ctx, g.m, err)
+		t.r.log.Warn("warm-up pull failed", "peer", g.m.name, "shards", len(ss), "err", err)
+		t.r.failed(ctx, g.m, err)
 		return ss // each goes on to its next source
 	}
 	if g.since != 0 {
@@ -201,7 +201,7 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, s := range ss {
-		if w.claims[s] == p.q.claims[s] && slices.Contains(v.Ring.Owners(s), r.self) {
+		if w.claims[s] == p.q.claims[s] && slices.Contains(v.Ring.Owners(s), t.r.self) {
 			// Pulled after its drop. Not when pulled in a view in
 			// which this node does not own it (a late view after a
 			// lapse, transition): what it pulled then gets no writes
@@ -239,12 +239,12 @@ func (b *backoff) wait(ctx context.Context) {
 // deletes it remembers there (an item older than the delete goes); with
 // since, only those of that version or newer (peer.ErrNoDelta when m
 // cannot tell).
-func (r *Router) pull(ctx context.Context, v *membership.View, m *member, ss []int, since uint64) error {
-	want := make([]byte, (len(r.w.flags)+7)/8)
+func (t *takeover) pull(ctx context.Context, v *membership.View, m *member, ss []int, since uint64) error {
+	want := make([]byte, (len(t.w.flags)+7)/8)
 	for _, s := range ss {
 		want[s/8] |= 1 << (s % 8)
 	}
-	w := &r.w
+	w := &t.w
 	return m.client.Dump(ctx, want, since, func(key []byte, it peer.Item) error {
 		s := v.Ring.Shard(key)
 		w.mu.Lock()
@@ -254,11 +254,11 @@ func (r *Router) pull(ctx context.Context, v *membership.View, m *member, ss []i
 			if it.CAS == 0 {
 				break // no version: nothing to order it by
 			}
-			if res, _ := r.deleteVersioned(key, nil, it.CAS); res == store.Deleted {
+			if res, _ := t.r.deleteVersioned(key, nil, it.CAS); res == store.Deleted {
 				w.dropped.Add(1)
 			}
 		default:
-			r.applyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: r.exptime(it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
+			t.r.applyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: t.r.exptime(it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
 			w.pulled.Add(1)
 		}
 		w.mu.Unlock()
@@ -270,20 +270,20 @@ func (r *Router) pull(ctx context.Context, v *membership.View, m *member, ss []i
 // fresh keys of warming shards and, when keepFrom is set, the items with a
 // CAS at or above it (written since a lapse's cut): what this node held
 // from before a pause or a cut may have been overwritten or deleted.
-func (r *Router) dropStale(drop []bool, keepFrom uint64) {
-	v := r.View()
+func (t *takeover) dropStale(drop []bool, keepFrom uint64) {
+	v := t.r.View()
 	if v == nil || v.Ring == nil {
 		return
 	}
-	w := &r.w
-	r.st.Range(func(key []byte, it store.Item, _ []byte) bool {
+	w := &t.w
+	t.r.st.Range(func(key []byte, it store.Item, _ []byte) bool {
 		s := v.Ring.Shard(key)
 		if s >= len(drop) || !drop[s] || (keepFrom != 0 && it.CAS >= keepFrom) {
 			return true
 		}
 		w.mu.Lock()
 		if _, fresh := w.fresh[string(key)]; !fresh || !w.flags[s].Load() {
-			if res, _ := r.st.Delete(key, &store.DeleteOptions{CAS: it.CAS}); res == store.Deleted {
+			if res, _ := t.r.st.Delete(key, &store.DeleteOptions{CAS: it.CAS}); res == store.Deleted {
 				w.dropped.Add(1)
 			}
 		}

@@ -148,7 +148,7 @@ func waitMembers(t *testing.T, nodes ...*fullNode) {
 func waitWarm(t *testing.T, n *fullNode) {
 	t.Helper()
 	testutil.WaitUntil(t, 10*time.Second, n.name+" to finish warming", func() (bool, string) {
-		active := n.router.w.active.Load()
+		active := n.router.tk.w.active.Load()
 		return active == 0, fmt.Sprintf("%d shards still warming", active)
 	})
 }
@@ -185,7 +185,7 @@ func TestWarmJoin(t *testing.T) {
 	for i := range n {
 		k := fmt.Sprintf("wj-%d", i)
 		if _, _, res := b.st.Get([]byte(k), &store.GetOptions{NoBump: true}, nil); res != store.Hit {
-			t.Fatalf("%s not in b's store after warm-up (pulled %d, read through %d)", k, b.router.w.pulled.Load(), b.router.w.fetched.Load())
+			t.Fatalf("%s not in b's store after warm-up (pulled %d, read through %d)", k, b.router.tk.w.pulled.Load(), b.router.tk.w.fetched.Load())
 		}
 	}
 }
@@ -223,9 +223,9 @@ func TestWarmAfterPause(t *testing.T) {
 	}
 	// The last tick was long ago: a pause, noticed by the next request or
 	// the next tick, whichever comes first.
-	a.router.tick.Store(a.router.mono() - int64(time.Hour))
+	a.router.tk.tick.Store(a.router.tk.mono() - int64(time.Hour))
 	ca.Get("wp-1")
-	testutil.WaitFor(t, 5*time.Second, "a pause on a's router", func() bool { return a.router.pauses.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "a pause on a's router", func() bool { return a.router.tk.pauses.Load() == 1 })
 	for i := range n {
 		k := fmt.Sprintf("wp-%d", i)
 		it, err := ca.Get(k)
@@ -248,7 +248,7 @@ func TestWarmAfterPause(t *testing.T) {
 		if _, v, res := a.st.Get(k, nil, nil); res != store.Hit || string(v) != "new" {
 			vw := a.node.View()
 			t.Fatalf("a's store holds %q (%v) for %s after warm-up (owners %v; pulled %d dropped %d read through %d)", v, res, k,
-				vw.Ring.Owners(vw.Ring.Shard(k)), a.router.w.pulled.Load(), a.router.w.dropped.Load(), a.router.w.fetched.Load())
+				vw.Ring.Owners(vw.Ring.Shard(k)), a.router.tk.w.pulled.Load(), a.router.tk.w.dropped.Load(), a.router.tk.w.fetched.Load())
 		}
 	}
 }

@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"cmp"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// takeover is how this node takes over shards, and gives them up: warm-up
+// of the shards it becomes an owner of (warm.go, warm_pull.go), recovery
+// from a pause of the process (pause.go), from a lapse of its registration
+// (lapse.go) and from a co-owner's return (returns.go), a warm restart
+// (restart.go) and the handoff before it leaves (handoff.go). Its state is
+// its own; it reads the router's view, store and peer clients (r).
+//
+// The router asks it, for a request:
+//
+//   - awake: whether the process ran without a pause (it recovers first);
+//   - recovering: whether a pause or lapse recovery is due, which a
+//     request must not run on an event loop;
+//   - warming: whether a route's shard warms (one atomic load when none);
+//   - settle, own: make a key fresh before a read, run a local write;
+//   - replica, replicaNewer: run a replicated write; staleEpoch: refuse
+//     one from before the shard's owners changed.
+//
+// It tells it of each view it applies (transition, under r.mu, then
+// kick), runs its workers (runWarm, heartbeat) and calls checkLapse and
+// noticeReturns on its ticks (view.go). Handoff and the stats
+// (takeoverStats) are its too.
+type takeover struct {
+	r *Router
+
+	w       warm
+	born    time.Time    // for mono
+	tick    atomic.Int64 // mono of the heartbeat's last tick (pause.go)
+	pauseMu sync.Mutex
+	// onPause are the functions RegisterOnPause registered.
+	onPause []func()
+	// cutAt is a CAS-comparable time (unix ms << 16) of the last tick at
+	// which every member was usable, before the latest one at which some
+	// was not: about when this node was last cut off (returns.go).
+	cutAt              atomic.Uint64
+	pauses, reverified atomic.Uint64 // recoveries from a pause; shards re-verified (returns.go)
+}
+
+// init readies t for r (NewRouter).
+func (t *takeover) init(r *Router) {
+	t.r, t.born = r, time.Now()
+	t.w.wake = make(chan struct{}, 1)
+	if !r.cfg.Restored.IsZero() {
+		t.w.restored = versionAt(r.cfg.Restored.Add(-cmp.Or(r.cfg.RestoreMargin, restoreMargin)))
+	}
+}
+
+// recovering reports whether a pause or a lapse is waiting to be
+// recovered from: a request that sees one leaves the event loop, and the
+// synchronous operation it runs on a goroutine recovers first (awake).
+func (t *takeover) recovering() bool { return t.pausedNow() || t.lapsePending() }
+
+// anyWarming reports whether some shard warms.
+func (t *takeover) anyWarming() bool { return t.w.active.Load() > 0 }
+
+// kick wakes the warm-up worker: a view was published whose transition
+// claimed pulls.
+func (t *takeover) kick() { t.w.kick() }
+
+// staleEpoch reports whether a replicated write to shard s sent in epoch
+// predates the last change of the shard's owners.
+func (t *takeover) staleEpoch(s int, epoch uint64) bool {
+	t.w.mu.Lock()
+	defer t.w.mu.Unlock()
+	return s < len(t.w.changedAt) && int64(epoch) < t.w.changedAt[s]
+}
+
+// counters returns the warm-up, pause, lapse and re-verify counters.
+func (t *takeover) counters() Takeover {
+	w := &t.w
+	return Takeover{
+		WarmShards: int(w.active.Load()),
+		Pulled:     w.pulled.Load(), Dropped: w.dropped.Load(), ReadThrough: w.fetched.Load(),
+		DeltaShards: w.deltas.Load(), DeltaRefused: w.noDeltas.Load(),
+		Pauses: t.pauses.Load(), Lapses: w.lapses.Load(),
+		Reverified: t.reverified.Load(),
+	}
+}
