@@ -42,6 +42,14 @@ type Cache interface {
 	SetMemoryLimit(bytes int64) error
 	Stats() store.Stats
 	ResetStats()
+	// Range lists the items this node holds, for the commands that list
+	// them (lru_crawler metadump, stats cachedump, which memcached-tool's
+	// dump and keys use): it calls fn for every item, sequentially on the
+	// calling goroutine, with store.Store.Range's guarantees; fn returns
+	// false to stop. key and val are valid only during the call. Range
+	// runs off the event loops and must not hold locks writers need while
+	// fn runs (fn writes to the network).
+	Range(fn func(key []byte, it store.Item, val []byte) bool)
 }
 
 // Local serves a Cache from a local store, which never fails a write.

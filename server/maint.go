@@ -9,17 +9,6 @@ import (
 	"shoal/store"
 )
 
-// Lister is an optional Cache interface behind the commands that list a
-// node's items (lru_crawler metadump, stats cachedump, which
-// memcached-tool's dump and keys use): Range calls fn for every item the
-// Cache holds on this node, sequentially on the calling goroutine, with
-// store.Store.Range's guarantees; fn returns false to stop. key and val
-// are valid only during the call. Range runs off the event loops and must
-// not hold locks writers need while fn runs (fn writes to the network).
-type Lister interface {
-	Range(fn func(key []byte, it store.Item, val []byte) bool)
-}
-
 // cachedumpMax bounds a stats cachedump reply, as memcached's 2 MB.
 const cachedumpMax = 2 << 20
 
@@ -145,13 +134,8 @@ func (z sizer) class(size int) int {
 // metadump answers lru_crawler metadump: one line per item (memcached's
 // format, "\n"-terminated), then END.
 func (c *conn) metadump(classes map[int]bool) {
-	lister, ok := c.cache.(Lister)
-	if !ok {
-		c.line("END")
-		return
-	}
 	z := c.sizer()
-	lister.Range(func(key []byte, it store.Item, _ []byte) bool {
+	c.cache.Range(func(key []byte, it store.Item, _ []byte) bool {
 		size := itemHeaderSize + len(key) + it.Size
 		cls := z.class(size)
 		if classes != nil && !classes[cls] {
@@ -222,13 +206,12 @@ func (c *conn) cachedump(args [][]byte) {
 		c.line("CLIENT_ERROR Illegal slab id")
 		return
 	}
-	lister, ok := c.cache.(Lister)
-	if !ok || id == 0 {
+	if id == 0 {
 		c.line("END")
 		return
 	}
 	n, bytes := uint64(0), 0
-	lister.Range(func(key []byte, it store.Item, _ []byte) bool {
+	c.cache.Range(func(key []byte, it store.Item, _ []byte) bool {
 		if z.class(itemHeaderSize+len(key)+it.Size) != int(id) {
 			return true
 		}
