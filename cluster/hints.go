@@ -48,6 +48,7 @@ type hints struct {
 	owed map[string]map[int]uint64 // member: shard: push versions from this on
 	last map[string]time.Time      // member: last hand-back started
 
+	running    int    // hand-backs scanning the store now
 	handedBack uint64 // items and deletes pushed (stats)
 }
 
@@ -131,7 +132,9 @@ func (r *Router) handBackDue(ctx context.Context) {
 		h.last[name] = now
 		epoch := uint64(ps.view.Epoch)
 		target := repl.Target{Name: m.name, Addr: m.addr}
+		h.running++
 		if !r.spawn(func() { r.handBack(ctx, ps.view, target, epoch, owed) }) {
+			h.running--
 			return
 		}
 	}
@@ -182,6 +185,7 @@ func (r *Router) handBack(ctx context.Context, v *membership.View, target repl.T
 	})
 	r.hints.mu.Lock()
 	r.hints.handedBack += uint64(n)
+	r.hints.running--
 	r.hints.mu.Unlock()
 	r.log.Info("handed back writes a member missed", "peer", target.Name, "shards", len(owed), "items", n)
 }

@@ -115,7 +115,29 @@ func startPair(t *testing.T) (*devetcd.Server, *fullNode, *fullNode) {
 		waitRouted(t, n)
 		waitWarm(t, n)
 	}
+	waitHandedBack(t, a, b)
 	return etcd, a, b
+}
+
+// waitHandedBack waits until no node owes another a hand-back or runs
+// one (hints.go): a, alone before b joined, owes b its writes of the last
+// viewOwedFor, and a hand-back still due would carry to b what a test
+// then writes into a's store alone (TestSettleAfterLapse: b then held the
+// key a's settle should have found missing, 2 runs in 300).
+func waitHandedBack(t *testing.T, nodes ...*fullNode) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, "the hand-backs done", func() bool {
+		for _, n := range nodes {
+			h := &n.router.hints
+			h.mu.Lock()
+			busy := len(h.owed) > 0 || h.running > 0
+			h.mu.Unlock()
+			if busy {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // waitRouted waits until n's router has taken n's current view (so the
@@ -380,14 +402,10 @@ func startSilenceablePair(t *testing.T) (a, b *fullNode) {
 		waitWarm(t, n)
 	}
 	// b hands back to a what a missed while b saw it away (at start, a
-	// was not alive in b's gossip yet): once that is done, nothing
-	// carries what the test writes into b's store to a but a's own reads.
-	testutil.WaitFor(t, 10*time.Second, "b's hand-backs to a done", func() bool {
-		h := &b.router.hints
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return len(h.owed) == 0 && time.Since(h.last["a"]) > 300*time.Millisecond
-	})
+	// was not alive in b's gossip yet), and a to b its writes from before
+	// b joined: once that is done, nothing carries what the test writes
+	// into one store to the other but the reads that settle it.
+	waitHandedBack(t, a, b)
 	return a, b
 }
 
