@@ -327,3 +327,38 @@ func (r *Reader) fill() error {
 		}
 	}
 }
+
+// NextIsGet reports whether the next buffered command is a whole text
+// get line of one valid key ("get <key>\r\n", or gets for withCAS), so
+// that Next returns it without reading: a Retrieval of op OpGet (OpGets)
+// with that one key, neither BadKey nor More. It is conservative: a line
+// it does not recognise (spaces after the key, a key with a control
+// byte) is left to Next as usual.
+func (r *Reader) NextIsGet(withCAS bool) bool {
+	if r.mode != modeText || r.swallow != 0 || r.p != nil && (r.p.more || r.p.skip) {
+		return false
+	}
+	word := "get "
+	if withCAS {
+		word = "gets "
+	}
+	b := r.buf[r.start:r.end]
+	if len(b) <= len(word) || string(b[:len(word)]) != word {
+		return false
+	}
+	b = b[len(word):]
+	for i, c := range b {
+		if i > KeyMaxLength {
+			return false
+		}
+		switch {
+		case c == '\n':
+			return i > 0
+		case c == '\r':
+			return i > 0 && i+1 < len(b) && b[i+1] == '\n'
+		case c <= ' ' || c == 0x7f:
+			return false
+		}
+	}
+	return false
+}

@@ -175,7 +175,7 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 		}
 		return
 	}
-	c.more = moreKeys{cmd: cmd, opt: opt, withCAS: withCAS}
+	c.more = moreKeys{cmd: cmd, opt: opt, withCAS: withCAS, endEach: cmd == &c.gets.cmd}
 	if mg, ok := c.cache.(MultiGetter); ok && len(cmd.Keys) > 1 {
 		c.more.mg, c.more.batch = mg, 32
 	}

@@ -89,6 +89,10 @@ type conn struct {
 	req     *Request
 	doneReq func(*Request)
 	hand    handoff
+	// mg is the cache's MultiGetter under an event loop, else nil; gets
+	// holds the pipelined gets answered together (coalesce.go).
+	mg   MultiGetter
+	gets coalesced
 }
 
 // options holds the option structs of the command being run. They live on
@@ -197,6 +201,10 @@ func (c *conn) process() bool {
 		if c.needsAuth() {
 			c.authenticate(cmd)
 			continue
+		}
+		if c.async != nil && c.coalesce(cmd) {
+			c.offload(&c.gets.cmd, nil) // gets that wait on peers, answered together
+			return true
 		}
 		if c.async != nil && !c.inline(cmd) || c.ev.loop != nil && !c.hand.running && c.lists(cmd) {
 			c.offload(cmd, nil) // may wait on a peer, or list every item

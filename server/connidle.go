@@ -45,6 +45,7 @@ func (c *conn) takeOut() {
 // dropped.
 func (c *conn) idle() {
 	c.req.release()
+	c.gets = coalesced{}
 	c.r.Release()
 	if len(c.out) == 0 {
 		c.srv.mem.out.put(c.out)
@@ -83,6 +84,9 @@ type moreKeys struct {
 	withCAS bool
 	mg      MultiGetter // nil: one Get per key
 	batch   int         // keys per GetMulti call
+	// endEach: each key is a get of its own (coalesced gets, coalesce.go),
+	// answered with its own END.
+	endEach bool
 }
 
 // mustWait reports whether a retrieval should stop before its next value:
@@ -132,11 +136,24 @@ func (c *conn) getKeys() bool {
 		if res == store.Hit {
 			c.value(key, it, val, m.withCAS)
 		}
+		c.endKey()
 	}
-	cmd := m.cmd
+	cmd, each := m.cmd, m.endEach
 	*m = moreKeys{}
-	c.endRetrieval(cmd)
+	if each && cap(c.val) > flushAt {
+		c.val = nil // each END is written; as endRetrieval, keep no large buffer
+	}
+	if !each {
+		c.endRetrieval(cmd)
+	}
 	return true
+}
+
+// endKey ends one key's reply of c.more when each key is a get of its own.
+func (c *conn) endKey() {
+	if c.more.endEach {
+		c.line(replyEnd)
+	}
 }
 
 // getBatch answers keys[from:from+batch] of c.more with one GetMulti call
@@ -151,6 +168,7 @@ func (c *conn) getBatch(from int) int {
 	m.mg.GetMulti(c.ctx, keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
 		for ; next < from+i; next++ {
 			c.missed(keys[next], m.opt != nil)
+			c.endKey()
 		}
 		next = from + i + 1
 		size += len(val)
@@ -160,12 +178,14 @@ func (c *conn) getBatch(from int) int {
 		c.countGet(m.opt != nil, true)
 		c.srv.detail.count(keys[from+i], prefixGet, true)
 		c.value(keys[from+i], it, val, m.withCAS)
+		c.endKey()
 	})
 	if c.gaveUp(store.Miss) { // the misses are not reported: any may be one
 		return len(keys)
 	}
 	for ; next < to; next++ {
 		c.missed(keys[next], m.opt != nil)
+		c.endKey()
 	}
 	switch {
 	case size > flushAt*16:

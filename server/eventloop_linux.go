@@ -132,6 +132,7 @@ func (l *loop) add(c *conn, fd int) bool {
 	c.setIO(fdReader{c}, fdWriter{c})
 	if l.async != nil {
 		c.async, c.doneReq = l.async, c.done
+		c.mg, _ = l.async.(MultiGetter)
 	}
 	l.mu.Lock()
 	stopped := l.stopped
