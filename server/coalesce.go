@@ -15,7 +15,9 @@ import "shoal/protocol"
 // gathering and runs after them, in order.
 //
 // The gets are reads, sent together before any reply was read, so the
-// client cannot tell the order they ran in.
+// client cannot tell the order they ran in. When the connection's context
+// ends while they run, none is answered (conn.gaveUp: a miss may be the
+// cache giving up). They are one command to the latency sampling (run).
 
 // coalesceMax bounds the gets answered together: the keys' bytes held
 // (coalesceMax × protocol.KeyMaxLength at most), and the replies written
@@ -40,14 +42,14 @@ func (c *conn) coalesce(cmd protocol.Command) bool {
 		return false
 	}
 	withCAS := r.Op == protocol.OpGets
-	if c.r.Buffered() == 0 || !c.r.NextIsGet(withCAS) || c.async.Inline(r.Keys[0]) {
+	if c.r.Buffered() == 0 || c.dropped.Load() || !c.r.NextIsGet(withCAS) || c.async.Inline(r.Keys[0]) {
 		return false
 	}
 	g := &c.gets
 	g.cmd = protocol.Retrieval{Op: r.Op, Keys: g.cmd.Keys[:0]}
 	g.buf = append(g.buf[:0], r.Keys[0]...)
 	g.ends = append(g.ends[:0], len(g.buf))
-	for len(g.ends) < coalesceMax && c.r.NextIsGet(withCAS) {
+	for len(g.ends) < coalesceMax && !c.dropped.Load() && c.r.NextIsGet(withCAS) {
 		next, err := c.r.Next()
 		n, ok := next.(*protocol.Retrieval)
 		if err != nil || !ok || len(n.Keys) != 1 {

@@ -108,3 +108,65 @@ func TestCoalescedGetsSameReplies(t *testing.T) {
 		t.Errorf("GetMulti: %d calls for %d keys: the pipelined gets were not answered together", calls, keys)
 	}
 }
+
+// waitingRemote is a MultiGetter whose keys starting with "r" wait for
+// the caller's context to end and then miss, as a router's forwarded gets
+// do when a connection is dropped; entered is signalled on each call.
+type waitingRemote struct {
+	remoteCache
+	entered chan struct{}
+}
+
+func (w waitingRemote) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(int, store.Item, []byte)) {
+	w.entered <- struct{}{}
+	remote := false
+	for _, k := range keys {
+		remote = remote || bytes.HasPrefix(k, []byte("r"))
+	}
+	if remote {
+		<-ctx.Done()
+	}
+	for i, k := range keys {
+		if bytes.HasPrefix(k, []byte("r")) {
+			continue // gave up: a miss
+		}
+		if it, val, res := w.Get(k, opt, nil); res == store.Hit {
+			into(i, it, val)
+		}
+	}
+}
+
+// TestCoalescedGetsDropped: gets answered together on a connection that
+// is dropped meanwhile answer nothing (the misses before a hit may be the
+// cache giving up), as the gets one by one would not, even when a hit
+// after them is large enough to be written at once.
+func TestCoalescedGetsDropped(t *testing.T) {
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("v"), 70<<10)
+	for _, k := range []string{"r1", "l1"} {
+		if res, _ := st.Set([]byte(k), big, &store.SetOptions{}); res != store.Stored {
+			t.Fatalf("set %s: %v", k, res)
+		}
+	}
+	wr := waitingRemote{newRemoteCache(st), make(chan struct{}, 8)}
+	srv, addr := serve(t, Config{EventLoop: true, Loops: 1}, wr)
+	nc := dial(t, addr)
+	io.WriteString(nc, "get r1\r\nget l1\r\nget l1\r\n")
+	select {
+	case <-wr.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the gets were not answered together (no GetMulti call)")
+	}
+	srv.DropConns()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	out, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v", len(out), err)
+	}
+	if len(out) != 0 {
+		t.Fatalf("a dropped connection's gets answered %d bytes, beginning %q; want none", len(out), out[:min(len(out), 40)])
+	}
+}

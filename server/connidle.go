@@ -166,6 +166,11 @@ func (c *conn) getBatch(from int) int {
 	to := min(len(keys), from+m.batch)
 	next, size := from, 0
 	m.mg.GetMulti(c.ctx, keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
+		if m.endEach && c.ctx.Err() != nil {
+			// The misses before this hit may be the cache giving up, and
+			// each END answers a get of its own: answer none (gaveUp).
+			return
+		}
 		for ; next < from+i; next++ {
 			c.missed(keys[next], m.opt != nil)
 			c.endKey()

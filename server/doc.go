@@ -20,7 +20,9 @@
 // while a Cache call waits, so it is only for a Cache that never waits on
 // the network (Local) or for an AsyncCache, whose calls that may wait
 // leave the loop (async.go): a get, set or delete that Start leaves
-// pending parks its connection until its completion (request.go).
+// pending parks its connection until its completion (request.go). Gets of
+// one key pipelined behind one that waits are answered together, as one
+// multi-get (coalesce.go), rather than parked on one by one.
 //
 // Memory a connection holds outside the store is bounded (connmem.go,
 // connidle.go): under a loop, a connection borrows its read buffer and
