@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +31,11 @@ type attack struct {
 	// resident only where the case stores them). Memory, not time: the
 	// suite asserts no speed.
 	budgetMB int
-	run      func(t *testing.T, s *server)
+	// cluster: shoal runs as a one-node cluster (--dev, its etcd in the
+	// process): a cluster.Router serves, and a multi-get goes through its
+	// GetMulti. memcached, with -compare, runs as usual.
+	cluster bool
+	run     func(t *testing.T, s *server)
 }
 
 const bigValue = 1_000_000 // memcached's default -I takes a value this size
@@ -60,6 +66,23 @@ var attacks = map[string]attack{
 	}},
 	// The same with 10,000 keys, read to the end: every value arrives.
 	"multiget read": {budgetMB: 128, run: func(t *testing.T, s *server) {
+		preload(t, s.addr, "big", 60, bigValue)
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Minute))
+		go c.Write(getLine("big", 10000, 60))
+		values, err := readValues(bufio.NewReaderSize(c, 64<<10))
+		if err != nil || values != 10000 {
+			t.Fatalf("%s: %d values, %v", s.name, values, err)
+		}
+	}},
+	// "multiget read" on a one-node cluster: the router held a copy of
+	// every local value of a 32-key batch (245 MB resident); the budget
+	// leaves room for the embedded etcd (~35 MB).
+	"multiget read, cluster node": {cluster: true, budgetMB: 168, run: func(t *testing.T, s *server) {
 		preload(t, s.addr, "big", 60, bigValue)
 		c, err := net.Dial("tcp", s.addr)
 		if err != nil {
@@ -134,6 +157,31 @@ var attacks = map[string]attack{
 	}},
 }
 
+// devEtcdAddr returns a loopback address for a --dev etcd whose port and
+// the next (its peer port) are free, below the ephemeral range that free
+// ports for the nodes come from: two of those in a row are often
+// consecutive.
+func devEtcdAddr(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		p := 20000 + rand.IntN(10000)
+		var ls []net.Listener
+		for _, port := range []int{p, p + 1} {
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				ls = append(ls, l)
+			}
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if len(ls) == 2 {
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		}
+	}
+	t.Fatal("no two free ports in a row for the --dev etcd")
+	return ""
+}
+
 // readValues reads VALUE replies up to END and counts them.
 func readValues(r *bufio.Reader) (int, error) {
 	n := 0
@@ -175,7 +223,11 @@ func TestHostileClients(t *testing.T) {
 			flags := append([]string{"-m", "64", "-c", "8192"}, a.flags...)
 			row := "| " + name + " |"
 			defer func() { mu.Lock(); table = append(table, row); mu.Unlock() }()
-			sh := start(t, "shoal", bin, flags...)
+			shFlags := flags
+			if a.cluster {
+				shFlags = append(slices.Clone(flags), "--dev", "--dev-etcd", devEtcdAddr(t))
+			}
+			sh := start(t, "shoal", bin, shFlags...)
 			a.run(t, sh)
 			shPeak := sh.memKB(t, "VmHWM") / 1024
 			row += fmt.Sprintf(" %d MB |", shPeak)

@@ -49,6 +49,7 @@ func start(t testing.TB, name, bin string, args ...string) *server {
 	all := append([]string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0"}, args...)
 	s := &server{name: name, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	s.cmd = exec.Command(bin, all...)
+	s.cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // a --dev etcd's directory goes with the test
 	s.cmd.Stderr = &s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
