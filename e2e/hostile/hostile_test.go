@@ -65,37 +65,11 @@ var attacks = map[string]attack{
 		c.Close()
 	}},
 	// The same with 10,000 keys, read to the end: every value arrives.
-	"multiget read": {budgetMB: 128, run: func(t *testing.T, s *server) {
-		preload(t, s.addr, "big", 60, bigValue)
-		c, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(2 * time.Minute))
-		go c.Write(getLine("big", 10000, 60))
-		values, err := readValues(bufio.NewReaderSize(c, 64<<10))
-		if err != nil || values != 10000 {
-			t.Fatalf("%s: %d values, %v", s.name, values, err)
-		}
-	}},
+	"multiget read": {budgetMB: 128, run: multigetRead},
 	// "multiget read" on a one-node cluster: the router held a copy of
-	// every local value of a 32-key batch (245 MB resident); the budget
+	// every local value of a 32-key batch (212 MB resident); the budget
 	// leaves room for the embedded etcd (~35 MB).
-	"multiget read, cluster node": {cluster: true, budgetMB: 168, run: func(t *testing.T, s *server) {
-		preload(t, s.addr, "big", 60, bigValue)
-		c, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(2 * time.Minute))
-		go c.Write(getLine("big", 10000, 60))
-		values, err := readValues(bufio.NewReaderSize(c, 64<<10))
-		if err != nil || values != 10000 {
-			t.Fatalf("%s: %d values, %v", s.name, values, err)
-		}
-	}},
+	"multiget read, cluster node": {cluster: true, budgetMB: 168, run: multigetRead},
 	// 4000 connections each start a 1 MB set, send half of it and stall.
 	"4000 half-sent values": {flags: []string{"-c", "8192"}, budgetMB: 128, run: func(t *testing.T, s *server) {
 		half := append([]byte("set half 0 0 1000000\r\n"), bytes.Repeat([]byte{'h'}, bigValue/2)...)
@@ -180,6 +154,23 @@ func devEtcdAddr(t *testing.T) string {
 	}
 	t.Fatal("no two free ports in a row for the --dev etcd")
 	return ""
+}
+
+// multigetRead asks, on one connection, for 10,000 keys naming 60
+// resident 1 MB values and reads every value.
+func multigetRead(t *testing.T, s *server) {
+	preload(t, s.addr, "big", 60, bigValue)
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	go c.Write(getLine("big", 10000, 60))
+	values, err := readValues(bufio.NewReaderSize(c, 64<<10))
+	if err != nil || values != 10000 {
+		t.Fatalf("%s: %d values, %v", s.name, values, err)
+	}
 }
 
 // readValues reads VALUE replies up to END and counts them.
