@@ -177,7 +177,7 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 	}
 	c.more = moreKeys{cmd: cmd, opt: opt, withCAS: withCAS, endEach: cmd == &c.gets.cmd}
 	if mg, ok := c.cache.(MultiGetter); ok && len(cmd.Keys) > 1 {
-		c.more.mg, c.more.batch = mg, 32
+		c.more.mg, c.more.batch = mg, c.srv.firstBatch()
 	}
 	c.getKeys()
 }

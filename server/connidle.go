@@ -164,7 +164,7 @@ func (c *conn) getBatch(from int) int {
 	m := &c.more
 	keys := m.cmd.Keys
 	to := min(len(keys), from+m.batch)
-	next, size := from, 0
+	next, size, hits := from, 0, 0
 	m.mg.GetMulti(c.ctx, keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
 		if m.endEach && c.ctx.Err() != nil {
 			// The misses before this hit may be the cache giving up, and
@@ -177,6 +177,7 @@ func (c *conn) getBatch(from int) int {
 		}
 		next = from + i + 1
 		size += len(val)
+		hits++
 		if c.watching(streamFetchers) {
 			c.logGet(keys[from+i], true, it.Size)
 		}
@@ -185,6 +186,7 @@ func (c *conn) getBatch(from int) int {
 		c.value(keys[from+i], it, val, m.withCAS)
 		c.endKey()
 	})
+	c.srv.noteBatch(hits, size)
 	if c.gaveUp(store.Miss) { // the misses are not reported: any may be one
 		return len(keys)
 	}
@@ -193,7 +195,7 @@ func (c *conn) getBatch(from int) int {
 		c.endKey()
 	}
 	switch {
-	case size > flushAt*16:
+	case size > batchBytes:
 		m.batch = max(1, m.batch/2)
 	case size < flushAt && m.batch < maxBatch:
 		m.batch *= 2
@@ -212,6 +214,44 @@ func (c *conn) missed(key []byte, touch bool) {
 
 // maxBatch bounds the keys of one GetMulti call.
 const maxBatch = 1024
+
+// firstBatch is the keys of a retrieval's first GetMulti call: 32, or
+// fewer when the values multi-gets returned lately were large, so that a
+// batch starts near batchBytes of values. The values of a batch are held
+// together until it is answered (a cluster's owners answer each batch
+// whole), so a client pipelining gets of 1 MB values, answered together
+// (coalesce.go), holds about one of them, not 32.
+func (s *Server) firstBatch() int {
+	avg := s.mgValue.Load()
+	if avg <= 0 {
+		return 32
+	}
+	return int(min(32, max(1, batchBytes/avg)))
+}
+
+// batchBytes is the values a GetMulti call aims at: past it, the next
+// call of the retrieval halves (getBatch).
+const batchBytes = flushAt * 16
+
+// noteBatch folds a GetMulti call's hits (n values of size bytes in all)
+// into the running mean value size firstBatch reads (an exponential mean
+// over calls, weight 1/8).
+func (s *Server) noteBatch(n, size int) {
+	if n == 0 {
+		return
+	}
+	v := int64(size / n)
+	for {
+		old := s.mgValue.Load()
+		nv := v
+		if old > 0 {
+			nv = old + (v-old)/8
+		}
+		if s.mgValue.CompareAndSwap(old, nv) {
+			return
+		}
+	}
+}
 
 // outPool lends reply buffers of outBase bytes.
 type outPool struct{ p sync.Pool }

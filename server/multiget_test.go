@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -112,5 +113,76 @@ func TestMultiGetterSeam(t *testing.T) {
 	}
 	if !strings.Contains(want, "VALUE c 3 3\r\nvcc\r\nVALUE a 1 2\r\nva\r\nVALUE a 1 2\r\nva\r\nVALUE b 2 0\r\n\r\nVALUE c 3 3\r\nvcc\r\nEND\r\n") {
 		t.Errorf("per-key replies lack the duplicate get:\n%q", want)
+	}
+}
+
+// sizedMulti is a Local with the MultiGetter seam that records how many
+// keys each call asks for.
+type sizedMulti struct {
+	Local
+	sizes *[]int
+}
+
+func (m sizedMulti) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(int, store.Item, []byte)) {
+	*m.sizes = append(*m.sizes, len(keys))
+	for i, k := range keys {
+		if it, val, res := m.Get(k, opt, nil); res == store.Hit {
+			into(i, it, val)
+		}
+	}
+}
+
+// TestMultiGetBatchFollowsValueSize: a retrieval's first GetMulti call
+// asks for 32 keys while the values multi-gets returned are small, and
+// for about batchBytes of them once they were large, so that a client
+// pipelining gets of large values does not make the cache hold 32 at once.
+func TestMultiGetBatchFollowsValueSize(t *testing.T) {
+	st, err := store.New(store.Config{MemoryLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	_, addr := serve(t, Config{}, sizedMulti{Local{st}, &sizes})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	get := func(prefix string, size int) int {
+		t.Helper()
+		var line strings.Builder
+		line.WriteString("get")
+		for i := range 40 {
+			k := fmt.Sprintf("%s%d", prefix, i)
+			st.Set([]byte(k), bytes.Repeat([]byte{'v'}, size), &store.SetOptions{})
+			line.WriteString(" " + k)
+		}
+		sizes = sizes[:0]
+		io.WriteString(c, line.String()+"\r\n")
+		values := 0
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l == "END\r\n" {
+				break
+			}
+			values++
+			if _, err := r.Discard(size + 2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if values != 40 {
+			t.Fatalf("%d values, want 40", values)
+		}
+		return sizes[0]
+	}
+	if n := get("small", 100); n != 32 {
+		t.Errorf("first call for small values: %d keys, want 32", n)
+	}
+	for range 8 {
+		get("large", 200<<10)
+	}
+	if n, most := get("large", 200<<10), batchBytes/(200<<10); n > most {
+		t.Errorf("first call for 200 KB values, once seen: %d keys, want at most %d", n, most)
 	}
 }

@@ -225,6 +225,7 @@ type Server struct {
 	nextID  atomic.Uint64
 
 	mem             connMem
+	mgValue         atomic.Int64 // mean value size of recent GetMulti calls (firstBatch)
 	auth            authCounters
 	detail          detail
 	idleKicks       atomic.Int64
