@@ -15,8 +15,8 @@ import "shoal/protocol"
 // gathering and runs after them, in order.
 //
 // The gets are reads, sent together before any reply was read, so the
-// client cannot tell the order they ran in. When the connection's context
-// ends while they run, none is answered (conn.gaveUp: a miss may be the
+// client cannot tell the order they ran in. Once the connection's context
+// has ended, no more of them is answered (conn.gaveUp: a miss may be the
 // cache giving up). They are one command to the latency sampling (run).
 
 // coalesceMax bounds the gets answered together: the keys' bytes held
