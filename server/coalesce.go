@@ -1,6 +1,10 @@
 package server
 
-import "shoal/protocol"
+import (
+	"errors"
+
+	"shoal/protocol"
+)
 
 // Pipelined gets. A client that sends several gets before it reads the
 // replies (pipeline depth above one) would, under an event loop over an
@@ -23,6 +27,10 @@ import "shoal/protocol"
 // (coalesceMax × protocol.KeyMaxLength at most), and the replies written
 // before the connection reads again.
 const coalesceMax = 64
+
+// errNotGet ends a connection whose next command NextIsGet took for a get
+// of one key and Next did not (see coalesce).
+var errNotGet = errors.New("server: a get NextIsGet recognised did not parse as one")
 
 // coalesced is the gets gathered, as one retrieval whose keys live in
 // buf. It is emptied when the connection goes idle.
@@ -53,7 +61,11 @@ func (c *conn) coalesce(cmd protocol.Command) bool {
 		next, err := c.r.Next()
 		n, ok := next.(*protocol.Retrieval)
 		if err != nil || !ok || len(n.Keys) != 1 {
-			panic("server: a get NextIsGet recognised did not parse as one")
+			// Cannot be (FuzzNextIsGet); were it so, the command read
+			// cannot be put back: the connection ends, the node stays.
+			c.srv.log.Error("a get NextIsGet recognised did not parse as one", "remote", c.raddr.String(), "err", err)
+			c.err = errNotGet
+			break
 		}
 		c.touched()
 		g.buf = append(g.buf, n.Keys[0]...)
