@@ -19,9 +19,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testutil.Parallel(6)
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // shoalBinary is the shoal command, built once for the whole test run.

@@ -7,48 +7,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"shoal/devetcd"
 	"shoal/internal/statsread"
+	"shoal/internal/testbin"
 )
-
-var (
-	binOnce sync.Once
-	binDir  string
-	binPath string
-	binErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// shoalBinary builds the shoal command once for the whole test run.
-func shoalBinary() (string, error) {
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "shoal-client-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "shoal")
-		out, err := exec.Command("go", "build", "-o", binPath, "shoal").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	return binPath, binErr
-}
 
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -103,7 +70,7 @@ func startCluster(names ...string) (*testCluster, error) {
 
 // start runs node name on a free port.
 func (c *testCluster) start(name string) error {
-	bin, err := shoalBinary()
+	bin, err := testbin.Build()
 	if err != nil {
 		return err
 	}

@@ -31,9 +31,7 @@ func TestMain(m *testing.M) {
 	// Six tests at once unless -parallel says otherwise: they mostly
 	// wait, on processes starting, gossip and leases.
 	testutil.Parallel(6)
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // shoalBinary is the shoal command, built once for the whole test run.

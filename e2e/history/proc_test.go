@@ -32,12 +32,6 @@ import (
 	"shoal/internal/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
-
 // shoalBinary is the shoal command, built once for the whole test run.
 func shoalBinary(t testing.TB) string { return testbin.Path(t) }
 
