@@ -9,12 +9,13 @@ import (
 	"shoal/store"
 )
 
-// multiResult is what a multi-get found for one key: a remote hit, or
+// multiResult is what a multi-get found for one key: a remote hit, a
+// remote hit whose value the hold refused (dropped: asked for again), or
 // that the key is this node's, read when its turn to be handed over comes.
 type multiResult struct {
-	it         store.Item
-	val        []byte
-	hit, local bool
+	it                  store.Item
+	val                 []byte
+	hit, dropped, local bool
 }
 
 // batch is the keys of one multi-get round that go to one member.
@@ -26,17 +27,20 @@ type batch struct {
 
 // GetMulti implements server.MultiGetter: the keys are grouped by the
 // owner that serves each, every remote group goes as one pipelined batch
-// (peer.GetMulti, or TouchMulti for a gat) on its own goroutine, and the
-// hits are handed to into in key order once all are in, each local key
-// read from the store at its turn: only the remote values are held at
-// once, never a copy of the local ones (a one-node cluster's multi-get of
-// 1 MB values peaked at 212-245 MB resident with -m 64 when they were;
-// e2e/hostile "multiget read, cluster node"). A group whose owner does not
-// answer is retried, regrouped, on each key's next owner; keys with no owner left
-// are misses. Every key is routed once, in one view, and a retry walks on
-// along its route. Options a batch cannot carry (NoBump, Vivify,
-// RecacheBelow: meta commands only) are served key by key through Get, and
-// so is every multi-get while shards warm.
+// (peer.GetMultiWith) on its own goroutine, and the hits are handed to
+// into in key order once all are in, each local key read from the store
+// at its turn: only the remote values are held at once, never a copy of
+// the local ones (a one-node cluster's multi-get of 1 MB values peaked at
+// 212-245 MB resident with -m 64 when they were; e2e/hostile "multiget
+// read, cluster node"). The remote values held are bounded node-wide
+// (hold.go): one the bound refuses ends the round once the keys before it
+// are answered, and the keys from it on go again in the next round. A
+// group whose owner does not answer is retried, regrouped, on each key's
+// next owner; keys with no owner left are misses. Every key is routed
+// once, in one view, and a retry walks on along its route. Options a
+// batch cannot carry (NoBump, Vivify, RecacheBelow: meta commands only)
+// are served key by key through Get, and so is every multi-get while
+// shards warm.
 func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte)) {
 	r.tk.awake() // recovers first when the process was paused
 	// While shards warm, each local key may need settling first: key by key.
@@ -51,24 +55,55 @@ func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOpti
 		}
 		return
 	}
-	res := make([]multiResult, len(keys))
-	routes := make([]Route, len(keys)) // per key: decided once, then moved on past owners that fail
-	pending := make([]int, len(keys))
+	mg := &multiGet{r: r, keys: keys, opt: opt, into: into,
+		res:    make([]multiResult, len(keys)),
+		routes: make([]Route, len(keys)), // per key: decided once, then moved on past owners that fail
+	}
 	ps := r.peers.Load() // one view for every key
-	for i := range pending {
-		pending[i] = i
-		routes[i] = r.routeIn(ps, keys[i])
+	for i := range keys {
+		mg.routes[i] = r.routeIn(ps, keys[i])
+	}
+	for from := 0; from < len(keys) && ctx.Err() == nil; {
+		n := mg.round(ctx, from)
+		if n == 0 {
+			r.hold.wait(ctx) // others hold the bound: wait for some of it
+		}
+		from += n
+	}
+}
+
+// multiGet is one GetMulti call.
+type multiGet struct {
+	r      *Router
+	keys   [][]byte
+	opt    *store.GetOptions
+	into   func(i int, it store.Item, val []byte)
+	res    []multiResult
+	routes []Route
+}
+
+// round fetches keys[from:] from their owners, hands the hits over in
+// order up to the first value the hold refused, gives back what it held
+// and returns how many keys it answered.
+func (g *multiGet) round(ctx context.Context, from int) int {
+	r := g.r
+	ch := &charge{h: r.hold}
+	defer ch.release()
+	clear(g.res[from:])
+	pending := make([]int, 0, len(g.keys)-from)
+	for i := from; i < len(g.keys); i++ {
+		pending = append(pending, i)
 	}
 	for len(pending) > 0 {
 		var batches []*batch
 		byMember := map[*member]*batch{}
 		for _, i := range pending {
-			rt := &routes[i]
+			rt := &g.routes[i]
 			m := rt.member()
 			switch {
 			case rt.Local():
-				res[i].local = true
-			case m == nil || !protocol.MetaKeyValid(keys[i]):
+				g.res[i].local = true
+			case m == nil || !protocol.MetaKeyValid(g.keys[i]):
 				// No owner left, or a key no peer request carries: a miss,
 				// as Get makes it.
 			default:
@@ -84,57 +119,63 @@ func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOpti
 		var wg sync.WaitGroup
 		for _, b := range batches {
 			b.m.forwarded.Add(1)
-			wg.Go(func() { b.err = r.fetch(ctx, b, keys, opt, res) })
+			wg.Go(func() { b.err = g.fetch(ctx, b, ch.admit) })
 		}
 		wg.Wait()
 		pending = pending[:0]
 		for _, b := range batches {
 			if b.err != nil && r.failed(ctx, b.m, b.err) {
 				for _, i := range b.idx {
-					r.next(&routes[i])
+					r.next(&g.routes[i])
 				}
 				pending = append(pending, b.idx...)
 			}
 		}
 	}
 	var scratch []byte
-	for i := range res {
-		if res[i].local {
-			it, val, got := r.st.Get(keys[i], opt, scratch[:0])
+	for i := from; i < len(g.keys); i++ {
+		res := &g.res[i]
+		switch {
+		case res.dropped:
+			return i - from
+		case res.local:
+			it, val, got := r.st.Get(g.keys[i], g.opt, scratch[:0])
 			scratch = val
-			r.wrote(&routes[i], keys[i], opt != nil && opt.Touch && got == store.Hit)
+			r.wrote(&g.routes[i], g.keys[i], g.opt != nil && g.opt.Touch && got == store.Hit)
 			if got == store.Hit {
-				into(i, it, val)
+				g.into(i, it, val)
 			}
-			continue
-		}
-		if res[i].hit {
-			into(i, res[i].it, res[i].val)
+		case res.hit:
+			g.into(i, res.it, res.val)
+			res.val = nil
 		}
 	}
+	return len(g.keys) - from
 }
 
 // fetch reads the keys of b from its member in one batch and fills their
 // results; each goroutine writes only the results of its own keys. Hits
 // come back even with a reply error, which is the owner's answer: the
 // keys it did not return are misses.
-func (r *Router) fetch(ctx context.Context, b *batch, keys [][]byte, opt *store.GetOptions, res []multiResult) error {
+func (g *multiGet) fetch(ctx context.Context, b *batch, admit func(int) bool) error {
 	ks := make([][]byte, len(b.idx))
 	for j, i := range b.idx {
-		ks[j] = keys[i]
+		ks[j] = g.keys[i]
 	}
-	var hits []peer.Hit
-	var err error
-	if opt != nil && opt.Touch {
-		hits, err = b.m.client.TouchMulti(ctx, ks, ttl(opt.Exptime), nil)
-	} else {
-		hits, err = b.m.client.GetMulti(ctx, ks, nil)
+	opts := peer.GetOptions{Admit: admit}
+	if g.opt != nil && g.opt.Touch {
+		opts.Touch, opts.TTL = true, ttl(g.opt.Exptime)
 	}
+	hits, err := b.m.client.GetMultiWith(ctx, ks, opts, nil)
 	if err != nil && failover(err) {
 		return err
 	}
 	for _, h := range hits {
-		res[b.idx[h.Index]] = multiResult{it: r.item(&h.Item, len(h.Value)), val: h.Value, hit: true}
+		if h.Dropped {
+			g.res[b.idx[h.Index]].dropped = true
+			continue
+		}
+		g.res[b.idx[h.Index]] = multiResult{it: g.r.item(&h.Item, len(h.Value)), val: h.Value, hit: true}
 	}
 	return err
 }

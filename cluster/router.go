@@ -103,6 +103,9 @@ type RouterConfig struct {
 	// RestoreMargin is how far before Restored the pull of a warm restart
 	// starts. Zero means 10 s (restart.go).
 	RestoreMargin time.Duration
+	// MultiGetHold bounds the bytes of other owners' values this node's
+	// multi-gets hold at once (hold.go). Zero means 32 MiB.
+	MultiGetHold int64
 }
 
 // Validate reports a config the router cannot use.
@@ -114,6 +117,8 @@ func (c RouterConfig) Validate() error {
 		return fmt.Errorf("%w: router without store", ErrConfig)
 	case c.DownFor < 0 || c.PauseAfter < 0 || c.RestoreMargin < 0:
 		return fmt.Errorf("%w: negative duration", ErrConfig)
+	case c.MultiGetHold < 0:
+		return fmt.Errorf("%w: negative multi-get hold", ErrConfig)
 	}
 	return nil
 }
@@ -151,6 +156,7 @@ type Router struct {
 	tk    takeover                        // warm-up, pause, lapse, returns, restart, handoff
 	tombs *tomb.Table                     // recent deletes with their version (versions.go)
 	hints hints                           // writes owed to members that missed them (hints.go)
+	hold  *hold                           // other owners' values multi-gets hold (hold.go)
 	seq   atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
 	bg    sync.WaitGroup                  // Router.probe goroutines and Start's fallbacks
 	// bgMu orders starting a goroutine of bg against Close's wait for them.
@@ -241,7 +247,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.Pool == nil {
 		cfg.Pool = peer.NewPool(cfg.Peer)
 	}
-	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, tombs: tomb.New(cfg.Tombstones)}
+	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, tombs: tomb.New(cfg.Tombstones), hold: newHold(cfg.MultiGetHold)}
 	r.tk.init(r)
 	r.peers.Store(&peerSet{})
 	r.applied = make(chan struct{})

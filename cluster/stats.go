@@ -40,6 +40,12 @@ func (r *Router) Takeover() Takeover {
 // member, for the memcached "stats cluster" command.
 func (r *Router) ClusterStats() [][2]string {
 	out := r.takeoverStats()
+	held, peak := r.hold.stats()
+	out = append(out,
+		[2]string{"multiget_held_bytes", strconv.FormatInt(held, 10)},
+		[2]string{"multiget_held_peak_bytes", strconv.FormatInt(peak, 10)},
+		[2]string{"multiget_hold_limit", strconv.FormatInt(r.hold.limit, 10)},
+	)
 	for _, p := range r.PeerStats() {
 		pre := "peer:" + p.Peer + ":"
 		out = append(out,

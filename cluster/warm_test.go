@@ -46,6 +46,8 @@ type fullOpts struct {
 	proxy bool
 	// replTimeout bounds a replication push (zero: the peer default).
 	replTimeout time.Duration
+	// hold is RouterConfig.MultiGetHold (zero: its default).
+	hold int64
 }
 
 func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOpts) *fullNode {
@@ -79,7 +81,7 @@ func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOp
 		t.Fatal(err)
 	}
 	replication := &repl.Config{Peer: peer.Config{RequestTimeout: o.replTimeout}, RetryAfter: o.replTimeout}
-	if fn.router, err = NewRouter(RouterConfig{Members: fn.node, Store: fn.st, Replication: replication, Peer: peer.Config{RequestTimeout: o.replTimeout}, DownFor: o.replTimeout}); err != nil {
+	if fn.router, err = NewRouter(RouterConfig{Members: fn.node, Store: fn.st, Replication: replication, Peer: peer.Config{RequestTimeout: o.replTimeout}, DownFor: o.replTimeout, MultiGetHold: o.hold}); err != nil {
 		t.Fatal(err)
 	}
 	rp := fn.router.Replicator()

@@ -262,6 +262,34 @@ func TestGetMulti(t *testing.T) {
 	}
 }
 
+// TestGetMultiAdmit: a value Admit refuses comes back Dropped, without
+// its value; the others as usual, and the connection stays in step.
+func TestGetMultiAdmit(t *testing.T) {
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			c := newClient(t, Config{Addr: tg.start(t)})
+			mustSet(t, c, "a1", "small", SetOptions{Flags: 1})
+			mustSet(t, c, "a2", strings.Repeat("L", 1000), SetOptions{Flags: 2})
+			mustSet(t, c, "a4", "small too", SetOptions{Flags: 4})
+			keys := [][]byte{[]byte("a1"), []byte("a2"), []byte("a3"), []byte("a4")}
+			var asked []int
+			admit := func(n int) bool { asked = append(asked, n); return n < 100 }
+			hits, err := c.GetMultiWith(bg, keys, GetOptions{Admit: admit}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fmt.Sprintf("%v", asked)
+			for _, h := range hits {
+				got += fmt.Sprintf(" %d:%q/%d/%v", h.Index, h.Value, h.Flags, h.Dropped)
+			}
+			if want := `[5 1000 9] 0:"small"/1/false 1:""/0/true 3:"small too"/4/false`; got != want {
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+			mustGet(t, c, "a2", strings.Repeat("L", 1000))
+		})
+	}
+}
+
 func TestTouchMulti(t *testing.T) {
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {

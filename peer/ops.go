@@ -126,6 +126,13 @@ func (c *Client) TouchMulti(ctx context.Context, keys [][]byte, ttl int64, dst [
 	return c.getMulti(ctx, keys, GetOptions{Touch: true, TTL: ttl}, dst)
 }
 
+// GetMultiWith is GetMulti with the options a batch carries: Touch and
+// TTL (as TouchMulti) and Admit, which bounds the values kept; the others
+// are ignored.
+func (c *Client) GetMultiWith(ctx context.Context, keys [][]byte, opts GetOptions, dst []Hit) ([]Hit, error) {
+	return c.getMulti(ctx, keys, GetOptions{Touch: opts.Touch, TTL: opts.TTL, Admit: opts.Admit}, dst)
+}
+
 func (c *Client) getMulti(ctx context.Context, keys [][]byte, opts GetOptions, dst []Hit) ([]Hit, error) {
 	if len(keys) == 0 {
 		return dst, nil
@@ -145,6 +152,10 @@ func (c *Client) getMulti(ctx context.Context, keys [][]byte, opts GetOptions, d
 	arena := r.arena
 	r.arena = nil // the caller's now
 	for _, h := range r.hits {
+		if h.dropped {
+			dst = append(dst, Hit{Index: h.index, Dropped: true})
+			continue
+		}
 		it := h.item
 		it.Value = arena[h.off:h.end:h.end]
 		dst = append(dst, Hit{Index: h.index, Item: it})

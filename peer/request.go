@@ -67,6 +67,7 @@ type multiHit struct {
 	index    int
 	off, end int
 	item     Item
+	dropped  bool // GetOptions.Admit refused the value
 }
 
 func (r *request) reset() *request {
@@ -258,6 +259,10 @@ func (r *request) multiReply(rep *protocol.Reply) (done bool, err error) {
 		return false, fmt.Errorf("%w: reply opaque %q out of batch order", ErrProtocol, rep.Opaque)
 	}
 	if rep.Status == protocol.StatusEN {
+		return false, nil
+	}
+	if r.get.Admit != nil && !r.get.Admit(len(rep.Value)) {
+		r.hits = append(r.hits, multiHit{index: int(idx), dropped: true})
 		return false, nil
 	}
 	h := multiHit{index: int(idx), off: len(r.arena)}

@@ -191,6 +191,12 @@ type GetOptions struct {
 	// Pass a buffer with capacity to read without allocating; the caller
 	// owns it again when Get returns.
 	Buf []byte
+	// Admit, for GetMultiWith, is asked before a hit's value of n bytes is
+	// kept; false drops it: the Hit comes back Dropped, without its value.
+	// It runs on the connection's reader, so it must not block, and it may
+	// still be called after an abandoned call returned. nil keeps every
+	// value.
+	Admit func(n int) bool
 }
 
 // SetMode is the storage verb of Set (ms M).
@@ -279,6 +285,9 @@ type Counter struct {
 type Hit struct {
 	Index int
 	Item
+	// Dropped: the peer has the key, but GetOptions.Admit refused its
+	// value; Item is empty.
+	Dropped bool
 }
 
 // Stats is a snapshot of a Client's counters.

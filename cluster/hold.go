@@ -1,0 +1,117 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+)
+
+// hold bounds the bytes of other owners' values that this node's
+// multi-gets hold at once. A multi-get answers its keys in order, so the
+// values its remote batches return wait until every key before theirs is
+// answered; without a bound, a client choosing its keys (many values of
+// 1 MB on other nodes, behind small ones that keep the server's batches
+// wide) made a node hold 32 of them per connection, outside the
+// connection memory limit.
+//
+// A batch's reader takes the bytes of each value before it keeps it
+// (peer.GetOptions.Admit) and keeps it only if the node stays within the
+// limit, or holds nothing at all (a value larger than the limit still goes
+// through, alone). A value refused is dropped and asked for again, after
+// the keys before it are answered and the call gave back everything it
+// held (GetMulti); a call that could answer nothing waits until some bytes
+// are given back. Only calls that hold nothing wait, and none waits while
+// holding, so the waits cannot deadlock.
+type hold struct {
+	limit int64
+
+	mu    sync.Mutex
+	held  int64
+	peak  int64         // highest held (stats)
+	freed chan struct{} // closed, and replaced, when bytes are given back
+}
+
+// defaultHold is RouterConfig.MultiGetHold's default.
+const defaultHold = 32 << 20
+
+func newHold(limit int64) *hold {
+	if limit <= 0 {
+		limit = defaultHold
+	}
+	return &hold{limit: limit, freed: make(chan struct{})}
+}
+
+// take reserves n bytes if they fit, or if nothing is held.
+func (h *hold) take(n int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held > 0 && h.held+n > h.limit {
+		return false
+	}
+	h.held += n
+	h.peak = max(h.peak, h.held)
+	return true
+}
+
+// give returns n bytes and wakes the calls waiting for some.
+func (h *hold) give(n int64) {
+	if n == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held -= n
+	close(h.freed)
+	h.freed = make(chan struct{})
+}
+
+// wait returns once some bytes were given back since it was called, at
+// once when nothing is held, or when ctx ends.
+func (h *hold) wait(ctx context.Context) {
+	h.mu.Lock()
+	if h.held == 0 {
+		h.mu.Unlock()
+		return
+	}
+	freed := h.freed
+	h.mu.Unlock()
+	select {
+	case <-freed:
+	case <-ctx.Done():
+	}
+}
+
+// stats returns the bytes held now and the most ever held.
+func (h *hold) stats() (held, peak int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held, h.peak
+}
+
+// charge is what one round of a multi-get took from a hold: admit is the
+// batches' peer.GetOptions.Admit, release gives it all back. admit refuses
+// everything once released, as an abandoned batch's reader may still call
+// it.
+type charge struct {
+	h        *hold
+	mu       sync.Mutex
+	n        int64
+	released bool
+}
+
+func (c *charge) admit(n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released || !c.h.take(int64(n)) {
+		return false
+	}
+	c.n += int64(n)
+	return true
+}
+
+func (c *charge) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.released = true
+	c.h.give(c.n)
+	c.n = 0
+}
