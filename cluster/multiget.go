@@ -63,8 +63,16 @@ func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOpti
 	for i := range keys {
 		mg.routes[i] = r.routeIn(ps, keys[i])
 	}
+	// A round the hold cut short asked for values it could not keep, and
+	// the owners sent them all the same: the next asks for no more than
+	// it kept.
+	window := len(keys)
 	for from := 0; from < len(keys) && ctx.Err() == nil; {
-		n := mg.round(ctx, from)
+		to := min(len(keys), from+window)
+		n, kept := mg.round(ctx, from, to)
+		if n < to-from {
+			window = max(1, kept)
+		}
 		if n == 0 {
 			r.hold.wait(ctx) // others hold the bound: wait for some of it
 		}
@@ -82,16 +90,16 @@ type multiGet struct {
 	routes []Route
 }
 
-// round fetches keys[from:] from their owners, hands the hits over in
+// round fetches keys[from:to] from their owners, hands the hits over in
 // order up to the first value the hold refused, gives back what it held
-// and returns how many keys it answered.
-func (g *multiGet) round(ctx context.Context, from int) int {
+// and returns how many keys it answered and how many values it kept.
+func (g *multiGet) round(ctx context.Context, from, to int) (answered, kept int) {
 	r := g.r
 	ch := &charge{h: r.hold}
 	defer ch.release()
-	clear(g.res[from:])
-	pending := make([]int, 0, len(g.keys)-from)
-	for i := from; i < len(g.keys); i++ {
+	clear(g.res[from:to])
+	pending := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
 		pending = append(pending, i)
 	}
 	for len(pending) > 0 {
@@ -132,12 +140,17 @@ func (g *multiGet) round(ctx context.Context, from int) int {
 			}
 		}
 	}
+	for i := from; i < to; i++ {
+		if g.res[i].hit {
+			kept++
+		}
+	}
 	var scratch []byte
-	for i := from; i < len(g.keys); i++ {
+	for i := from; i < to; i++ {
 		res := &g.res[i]
 		switch {
 		case res.dropped:
-			return i - from
+			return i - from, kept
 		case res.local:
 			it, val, got := r.st.Get(g.keys[i], g.opt, scratch[:0])
 			scratch = val
@@ -150,7 +163,7 @@ func (g *multiGet) round(ctx context.Context, from int) int {
 			res.val = nil
 		}
 	}
-	return len(g.keys) - from
+	return to - from, kept
 }
 
 // fetch reads the keys of b from its member in one batch and fills their

@@ -104,7 +104,7 @@ type RouterConfig struct {
 	// starts. Zero means 10 s (restart.go).
 	RestoreMargin time.Duration
 	// MultiGetHold bounds the bytes of other owners' values this node's
-	// multi-gets hold at once (hold.go). Zero means 32 MiB.
+	// multi-gets hold at once (hold.go). Zero means 8 MiB.
 	MultiGetHold int64
 }
 

@@ -155,8 +155,5 @@ func newRouter(n *Node, m *membership.Node, auth *peerauth.Auth) (*cluster.Route
 		Restored:    n.restored, RestoreMargin: n.cfg.RestoreMargin, // a warm restart pulls what changed
 		// Deletes are remembered in 1/64 of the item memory, 1 MiB at least.
 		Tombstones: tomb.Config{MaxBytes: max(1<<20, int64(n.cfg.MemoryMB<<20)/64)},
-		// Other owners' values held for multi-gets: as much again as the
-		// connections' own memory (read_buf_mem_limit).
-		MultiGetHold: n.cfg.ConnMemLimit(),
 	})
 }

@@ -300,7 +300,8 @@ func (c *Client) startSweeper() {
 }
 
 // sweep fails, every RequestTimeout/sweepTicks, the connections whose
-// oldest queued request has waited RequestTimeout, pooled or retired.
+// oldest queued request has waited RequestTimeout while no reply came
+// for as long (conn.quiet), pooled or retired.
 func (c *Client) sweep(stop <-chan struct{}) {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.RequestTimeout / sweepTicks)
@@ -312,7 +313,9 @@ func (c *Client) sweep(stop <-chan struct{}) {
 		case <-t.C:
 		}
 		now := c.ticks.Add(1)
-		late := func(cn *conn) bool { return cn.oldestBefore(now - sweepTicks) }
+		late := func(cn *conn) bool {
+			return cn.oldestBefore(now-sweepTicks) && cn.quiet() >= c.cfg.RequestTimeout
+		}
 		timeout := func(cn *conn) {
 			cn.fail(fmt.Errorf("%w: no reply from %s within %v", ErrTimeout, c.cfg.Addr, c.cfg.RequestTimeout))
 		}

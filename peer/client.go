@@ -94,6 +94,8 @@ type Client struct {
 
 	requests, failures, timeouts, redials atomic.Uint64
 	inFlight                              atomic.Int64
+	// born is the origin of conn.replied's monotonic times.
+	born time.Time
 
 	// The timeout sweeper of asynchronous requests (async.go): ticks
 	// counts its periods, requests are stamped with it when queued.
@@ -122,7 +124,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, log: cfg.Logger.With("peer", cfg.Addr), slots: make([]slot, cfg.Conns)}
+	c := &Client{cfg: cfg, log: cfg.Logger.With("peer", cfg.Addr), slots: make([]slot, cfg.Conns), born: time.Now()}
 	c.pool.New = func() any {
 		t := time.NewTimer(time.Hour)
 		t.Stop()
@@ -365,22 +367,30 @@ func (c *Client) roundTrip(ctx context.Context, r *request) (bool, error) {
 		return false, err
 	}
 	r.timer.Reset(c.cfg.RequestTimeout)
-	select {
-	case <-r.done:
-		r.timer.Stop()
+	for {
+		select {
+		case <-r.done:
+			r.timer.Stop()
+			return false, r.err
+		case <-r.timer.C:
+			if quiet := cn.quiet(); quiet < c.cfg.RequestTimeout {
+				// The peer answers the requests queued before this one
+				// (in order): it is slow, not gone.
+				r.timer.Reset(c.cfg.RequestTimeout - quiet)
+				continue
+			}
+			if r.state.CompareAndSwap(stateWaiting, stateAbandoned) {
+				err := fmt.Errorf("%w: no reply from %s within %v", ErrTimeout, c.cfg.Addr, c.cfg.RequestTimeout)
+				cn.fail(err)
+				return true, err
+			}
+		case <-ctx.Done():
+			r.timer.Stop()
+			if r.state.CompareAndSwap(stateWaiting, stateAbandoned) {
+				return true, ctx.Err()
+			}
+		}
+		<-r.done // the reader claimed r first
 		return false, r.err
-	case <-r.timer.C:
-		if r.state.CompareAndSwap(stateWaiting, stateAbandoned) {
-			err := fmt.Errorf("%w: no reply from %s within %v", ErrTimeout, c.cfg.Addr, c.cfg.RequestTimeout)
-			cn.fail(err)
-			return true, err
-		}
-	case <-ctx.Done():
-		r.timer.Stop()
-		if r.state.CompareAndSwap(stateWaiting, stateAbandoned) {
-			return true, ctx.Err()
-		}
 	}
-	<-r.done // the reader claimed r first
-	return false, r.err
 }

@@ -26,6 +26,12 @@ type conn struct {
 	nc   net.Conn
 	raw  syscall.RawConn // nc's socket, for flushQueued's non-blocking write; nil if none
 	dead atomic.Bool     // broken is set: a fast check for Client.conn
+	// replied is when the last reply was read (since Client.born): a
+	// request that waited RequestTimeout fails the connection only if
+	// no reply came for as long (quiet). Replies come in order, so while
+	// they come the requests queued behind them advance: a peer sending a
+	// large batch is slow, not gone; a paused one sends nothing.
+	replied atomic.Int64
 
 	// tryWrite's arguments and results for rawWrite (an allocation-free
 	// callback); only the goroutine that set flushing uses them.
@@ -47,6 +53,7 @@ type conn struct {
 
 func newConn(c *Client, nc net.Conn) *conn {
 	cn := &conn{c: c, nc: nc, wbuf: make([]byte, 0, 4096), spare: make([]byte, 0, 4096)}
+	cn.replied.Store(int64(time.Since(c.born)))
 	if sc, ok := nc.(syscall.Conn); ok {
 		cn.raw, _ = sc.SyscallConn()
 	}
@@ -259,6 +266,11 @@ func (c *Client) readLoop(cn *conn) {
 	}
 }
 
+// quiet is how long no reply came on cn, or since it was made.
+func (cn *conn) quiet() time.Duration {
+	return time.Since(cn.c.born) - time.Duration(cn.replied.Load())
+}
+
 func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
 	for {
 		rep, err := rr.Next()
@@ -268,6 +280,7 @@ func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
 			}
 			return lost(err)
 		}
+		cn.replied.Store(int64(time.Since(cn.c.born)))
 		r := cn.peek()
 		if r == nil {
 			return fmt.Errorf("%w: unsolicited %v reply", ErrProtocol, rep.Status)

@@ -89,6 +89,54 @@ func TestSilentPeer(t *testing.T) {
 	}
 }
 
+// TestSlowPeerNotFailed: a peer that answers every request in turn, but
+// the last ones only after several RequestTimeouts all told, is slow, not
+// gone: a request queued behind others waits past RequestTimeout while
+// replies keep coming, synchronous or not, and none fails. (A node
+// reading 1 MB values for wide multi-gets through a busy peer marked the
+// peer down before, and its keys missed; e2e/hostile "wide multi-gets".)
+func TestSlowPeerNotFailed(t *testing.T) {
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(line string) []byte {
+		time.Sleep(30 * time.Millisecond)
+		i := strings.Index(line, " O")
+		return []byte("EN " + strings.TrimSpace(line[i:]) + "\r\n")
+	})
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); err != nil { // connects: async requests need a connection
+		t.Fatal(err)
+	}
+	h := make(chanHandler, 6)
+	for range 6 {
+		if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Flush()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() { _, _, errs[i] = c.Get(bg, []byte("k"), GetOptions{}) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("get %d: %v", i, err)
+		}
+	}
+	for i := range 6 {
+		if o := <-h; o.err != nil {
+			t.Errorf("async get %d: %v", i, o.err)
+		}
+	}
+	if d := time.Since(start); d < 3*100*time.Millisecond {
+		t.Fatalf("answered within %v: the test wants requests that wait past RequestTimeout", d)
+	}
+	if s := c.Stats(); s.Timeouts != 0 || s.Failures != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
 func TestContextCancel(t *testing.T) {
 	f := startFake(t, listen(t, "127.0.0.1:0"), func(string) []byte { return nil })
 	c := newClient(t, Config{Addr: f.ln.Addr().String(), RequestTimeout: time.Minute})
