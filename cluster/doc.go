@@ -9,7 +9,9 @@
 //
 //   - routing: route.go (Router.route, the one place a request's owner is
 //     decided, as a Route it carries to the end), router.go, forward.go,
-//     multiget.go, async.go, async_write.go, local.go; view.go applies
+//     multiget.go (with hold.go, the node-wide bound on the other
+//     owners' values multi-gets hold), async.go, async_write.go,
+//     local.go; view.go applies
 //     each new View on the router's own goroutine (Router.Run), never on
 //     a request's.
 //   - takeover, a shard becoming this node's to serve: one type,
