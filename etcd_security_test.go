@@ -180,9 +180,10 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 		},
 	}
 	// An etcd that does not answer at all is waited for, as joins wait
-	// during an outage, with the cause in the log at every try.
+	// during an outage, with the cause in the log at every try, a second
+	// apart when nothing listens.
 	t.Run("nothing listening", func(t *testing.T) {
-		t.Parallel() // ~10 s: the cause is logged when the probe times out
+		t.Parallel()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var log testutil.LogBuffer
@@ -190,15 +191,21 @@ func TestEtcdTLSAndAuth(t *testing.T) {
 		go func() {
 			done <- run(ctx, []string{"-p", "0", "--etcd", "https://" + testutil.FreeAddr(t), "--etcd-cacert", ca.Path("ca.pem")}, io.Discard, &log, nil)
 		}()
-		testutil.WaitUntil(t, 30*time.Second, "the cause in the log", func() (bool, string) {
+		start := time.Now()
+		testutil.WaitUntil(t, 30*time.Second, "the cause in the log, twice", func() (bool, string) {
 			select {
 			case err := <-done:
 				t.Fatalf("run returned while etcd was away: %v", err)
 			default:
 			}
 			l := log.String()
-			return strings.Contains(l, "waiting for etcd") && strings.Contains(l, "connection refused"), l
+			return strings.Count(l, "waiting for etcd") >= 2 && strings.Contains(l, "connection refused"), l
 		})
+		// A refused connection answers at once: the tries are paced, not
+		// a loop.
+		if d := time.Since(start); d < 900*time.Millisecond {
+			t.Errorf("two tries within %v", d)
+		}
 		cancel()
 		<-done
 	})

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -40,11 +41,12 @@ func Probe(ctx context.Context, cfg Config) error {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// A certificate refused either way is known at once from a handshake;
-	// the client would only retry until ctx ends. Both run at once: the
-	// first definite answer wins.
+	// A certificate refused either way is known at once from a handshake,
+	// and so are endpoints that all refuse connections; the client would
+	// only retry until ctx ends. Both run at once: the first definite
+	// answer wins.
 	tlsErr := make(chan error, 1)
-	go func() { tlsErr <- firstTLSError(ctx, cfg) }()
+	go func() { tlsErr <- quickAnswer(ctx, cfg) }()
 	probed := make(chan error, 1)
 	go func() { probed <- probe(ctx, cfg) }()
 	for {
@@ -93,12 +95,22 @@ func probe(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// firstTLSError is the first endpoint's ErrTLS, or nil when none has one.
-func firstTLSError(ctx context.Context, cfg Config) error {
+// quickAnswer is what connecting finds at once: the first endpoint's
+// ErrTLS, or ErrUnreachable when every endpoint refuses connections
+// (nothing listens there); nil otherwise.
+func quickAnswer(ctx context.Context, cfg Config) error {
+	var refused []error
 	for _, ep := range cfg.Endpoints {
-		if err := diagnose(ctx, ep, cfg.TLS); errors.Is(err, ErrTLS) {
+		err := diagnose(ctx, ep, cfg.TLS)
+		if errors.Is(err, ErrTLS) {
 			return err
 		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			refused = append(refused, err)
+		}
+	}
+	if len(refused) == len(cfg.Endpoints) {
+		return refused[0]
 	}
 	return nil
 }
@@ -146,7 +158,7 @@ func diagnose(ctx context.Context, endpoint string, tc *tls.Config) error {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrUnreachable, endpoint, err)
+		return fmt.Errorf("%w: %s: %w", ErrUnreachable, endpoint, err)
 	}
 	defer nc.Close()
 	cfg := &tls.Config{}

@@ -215,6 +215,7 @@ func etcdSecurity(o Config, cfg *etcdsync.Config) error {
 // the cause logged at every try instead of silent retries.
 func probeEtcd(ctx context.Context, cfg etcdsync.Config, log *slog.Logger) error {
 	for {
+		tried := time.Now()
 		pctx, cancel := context.WithTimeout(ctx, etcdProbeTimeout)
 		err := etcdsync.Probe(pctx, cfg)
 		cancel()
@@ -226,5 +227,15 @@ func probeEtcd(ctx context.Context, cfg etcdsync.Config, log *slog.Logger) error
 			return err
 		}
 		log.Error("waiting for etcd before joining", "err", err)
+		// A refused connection answers at once: try again a second
+		// after the last try began, not in a loop.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("etcd %s: %w", strings.Join(cfg.Endpoints, ","), ctx.Err())
+		case <-time.After(time.Until(tried.Add(etcdRetryEvery))):
+		}
 	}
 }
+
+// etcdRetryEvery spaces probeEtcd's tries when etcd is unreachable.
+const etcdRetryEvery = time.Second
