@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -207,13 +206,13 @@ func TestKeyTestsUnderEventLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reruns the conformance suite")
 	}
-	t.Parallel() // a child process: the others run meanwhile
-	// memcached's side of the conformance suite does not depend on the
-	// driver: it ran once already.
-	cmd := exec.Command(os.Args[0], "-test.run", "^(TestConformance|FuzzConn|TestStats.*|TestMetaStats|TestConnectionLimit|TestIdleTimeoutClosesConnection|TestOversizedValueIsSwallowed|TestLongLineClosesConnection|TestMultiGet.*)$",
-		"-test.skip", "^TestConformance$/^memcached$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), eventLoopEnv+"=1")
-	out, err := cmd.CombinedOutput()
+	u := &underEventLoop
+	if u.done == nil {
+		t.Fatal("the child process did not start with the package (TestMain)")
+	}
+	t.Parallel() // the child started with the package: the others run meanwhile
+	err := <-u.done
+	out := u.out.Bytes()
 	if err != nil {
 		t.Fatalf("under the event loop: %v\n%s", err, out)
 	}

@@ -63,7 +63,10 @@ var watchReplies = []struct {
 }
 
 func TestWatchReplies(t *testing.T) {
-	// Not in parallel: each case takes 150 ms of fixed waits.
+	// The cases one at a time (a watcher on their shared server would see
+	// the others' commands), 150 ms of fixed waits each: beside the other
+	// tests, not before them.
+	t.Parallel()
 	addrs := map[string]string{"shoal": startShoal(t)}
 	if testing.Short() {
 		t.Log("short: shoal only")
