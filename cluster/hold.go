@@ -68,16 +68,25 @@ func (h *hold) give(n int64) {
 	h.freed = make(chan struct{})
 }
 
-// wait returns once some bytes were given back since it was called, at
-// once when nothing is held, or when ctx ends.
-func (h *hold) wait(ctx context.Context) {
+// freedSince returns what wait waits on: a channel closed at the next
+// give. A round takes it before it sends anything, so that bytes given
+// back while it ran (after one of its values was refused) end its wait
+// at once.
+func (h *hold) freedSince() <-chan struct{} {
 	h.mu.Lock()
-	if h.held == 0 {
-		h.mu.Unlock()
+	defer h.mu.Unlock()
+	return h.freed
+}
+
+// wait returns once freed is closed (bytes were given back since it was
+// taken), at once when nothing is held, or when ctx ends.
+func (h *hold) wait(ctx context.Context, freed <-chan struct{}) {
+	h.mu.Lock()
+	idle := h.held == 0
+	h.mu.Unlock()
+	if idle {
 		return
 	}
-	freed := h.freed
-	h.mu.Unlock()
 	select {
 	case <-freed:
 	case <-ctx.Done():

@@ -65,16 +65,19 @@ func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOpti
 	}
 	// A round the hold cut short asked for values it could not keep, and
 	// the owners sent them all the same: the next asks for no more than
-	// it kept.
+	// it kept; a round that answered all it asked for doubles the window.
 	window := len(keys)
 	for from := 0; from < len(keys) && ctx.Err() == nil; {
 		to := min(len(keys), from+window)
+		freed := r.hold.freedSince() // before any value of the round is refused
 		n, kept := mg.round(ctx, from, to)
 		if n < to-from {
 			window = max(1, kept)
+		} else {
+			window = min(len(keys), 2*window)
 		}
 		if n == 0 {
-			r.hold.wait(ctx) // others hold the bound: wait for some of it
+			r.hold.wait(ctx, freed) // others hold the bound: wait for some of it
 		}
 		from += n
 	}
@@ -107,6 +110,7 @@ func (g *multiGet) round(ctx context.Context, from, to int) (answered, kept int)
 		byMember := map[*member]*batch{}
 		for _, i := range pending {
 			rt := &g.routes[i]
+			r.moveTo(rt, rt.at) // past owners that failed since it was routed (an earlier round)
 			m := rt.member()
 			switch {
 			case rt.Local():
@@ -150,6 +154,7 @@ func (g *multiGet) round(ctx context.Context, from, to int) (answered, kept int)
 		res := &g.res[i]
 		switch {
 		case res.dropped:
+			clear(g.res[i:to]) // the values after it go again: none stays referenced while the call waits
 			return i - from, kept
 		case res.local:
 			it, val, got := r.st.Get(g.keys[i], g.opt, scratch[:0])

@@ -301,7 +301,8 @@ func (c *Client) startSweeper() {
 
 // sweep fails, every RequestTimeout/sweepTicks, the connections whose
 // oldest queued request has waited RequestTimeout while no reply came
-// for as long (conn.quiet), pooled or retired.
+// for as long (conn.quiet), or maxWaits RequestTimeouts in all, pooled or
+// retired.
 func (c *Client) sweep(stop <-chan struct{}) {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.RequestTimeout / sweepTicks)
@@ -314,7 +315,7 @@ func (c *Client) sweep(stop <-chan struct{}) {
 		}
 		now := c.ticks.Add(1)
 		late := func(cn *conn) bool {
-			return cn.oldestBefore(now-sweepTicks) && cn.quiet() >= c.cfg.RequestTimeout
+			return cn.oldestBefore(now-sweepTicks) && (cn.quiet() >= c.cfg.RequestTimeout || cn.oldestBefore(now-maxWaits*sweepTicks))
 		}
 		timeout := func(cn *conn) {
 			cn.fail(fmt.Errorf("%w: no reply from %s within %v", ErrTimeout, c.cfg.Addr, c.cfg.RequestTimeout))

@@ -367,16 +367,18 @@ func (c *Client) roundTrip(ctx context.Context, r *request) (bool, error) {
 		return false, err
 	}
 	r.timer.Reset(c.cfg.RequestTimeout)
+	queued := time.Now()
 	for {
 		select {
 		case <-r.done:
 			r.timer.Stop()
 			return false, r.err
 		case <-r.timer.C:
-			if quiet := cn.quiet(); quiet < c.cfg.RequestTimeout {
+			quiet, waited := cn.quiet(), time.Since(queued)
+			if quiet < c.cfg.RequestTimeout && waited < maxWaits*c.cfg.RequestTimeout {
 				// The peer answers the requests queued before this one
 				// (in order): it is slow, not gone.
-				r.timer.Reset(c.cfg.RequestTimeout - quiet)
+				r.timer.Reset(min(c.cfg.RequestTimeout-quiet, maxWaits*c.cfg.RequestTimeout-waited))
 				continue
 			}
 			if r.state.CompareAndSwap(stateWaiting, stateAbandoned) {

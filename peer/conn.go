@@ -28,9 +28,10 @@ type conn struct {
 	dead atomic.Bool     // broken is set: a fast check for Client.conn
 	// replied is when the last reply was read (since Client.born): a
 	// request that waited RequestTimeout fails the connection only if
-	// no reply came for as long (quiet). Replies come in order, so while
-	// they come the requests queued behind them advance: a peer sending a
-	// large batch is slow, not gone; a paused one sends nothing.
+	// no reply came for as long (quiet), or once it waited maxWaits
+	// RequestTimeouts. Replies come in order, so while they come the
+	// requests queued behind them advance: a peer sending a large batch
+	// is slow, not gone; a paused one sends nothing.
 	replied atomic.Int64
 
 	// tryWrite's arguments and results for rawWrite (an allocation-free
@@ -265,6 +266,12 @@ func (c *Client) readLoop(cn *conn) {
 		c.finish(r, err)
 	}
 }
+
+// maxWaits bounds how many RequestTimeouts a request waits in all while
+// replies keep coming: a peer answering each request just within the
+// timeout would otherwise hold the ones queued behind for as many, and
+// never be failed over.
+const maxWaits = 4
 
 // quiet is how long no reply came on cn, or since it was made.
 func (cn *conn) quiet() time.Duration {

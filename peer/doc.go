@@ -26,8 +26,9 @@
 // ErrTimeout and breaks its connection: every later request on it is
 // queued behind the missing reply and would wait as long. Replies come in
 // order, so while the peer answers the requests queued before it a request
-// waits on: the peer is slow (a batch of large values), not gone; a paused
-// or cut-off peer sends nothing and fails at RequestTimeout. That holds on a
+// waits on, up to four RequestTimeouts in all: the peer is slow (a batch of
+// large values), not gone; a paused or cut-off peer sends nothing and fails
+// at RequestTimeout. That holds on a
 // connection Reset retired too (the peer answers again after a cut): it
 // is closed once its queue empties, or failed as any other. A connection broken with
 // requests still queued is reset (SO_LINGER 0), not closed: what the

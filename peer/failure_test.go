@@ -97,7 +97,7 @@ func TestSilentPeer(t *testing.T) {
 // peer down before, and its keys missed; e2e/hostile "wide multi-gets".)
 func TestSlowPeerNotFailed(t *testing.T) {
 	f := startFake(t, listen(t, "127.0.0.1:0"), func(line string) []byte {
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 		i := strings.Index(line, " O")
 		return []byte("EN " + strings.TrimSpace(line[i:]) + "\r\n")
 	})
@@ -105,8 +105,9 @@ func TestSlowPeerNotFailed(t *testing.T) {
 	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); err != nil { // connects: async requests need a connection
 		t.Fatal(err)
 	}
-	h := make(chanHandler, 6)
-	for range 6 {
+	// 16 requests, 320 ms in all: within maxWaits RequestTimeouts.
+	h := make(chanHandler, 8)
+	for range 8 {
 		if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +115,7 @@ func TestSlowPeerNotFailed(t *testing.T) {
 	c.Flush()
 	start := time.Now()
 	var wg sync.WaitGroup
-	errs := make([]error, 6)
+	errs := make([]error, 8)
 	for i := range errs {
 		wg.Go(func() { _, _, errs[i] = c.Get(bg, []byte("k"), GetOptions{}) })
 	}
@@ -124,16 +125,44 @@ func TestSlowPeerNotFailed(t *testing.T) {
 			t.Errorf("get %d: %v", i, err)
 		}
 	}
-	for i := range 6 {
+	for i := range 8 {
 		if o := <-h; o.err != nil {
 			t.Errorf("async get %d: %v", i, o.err)
 		}
 	}
-	if d := time.Since(start); d < 3*100*time.Millisecond {
+	if d := time.Since(start); d < 2*100*time.Millisecond {
 		t.Fatalf("answered within %v: the test wants requests that wait past RequestTimeout", d)
 	}
 	if s := c.Stats(); s.Timeouts != 0 || s.Failures != 0 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestTricklingPeerBounded: a peer that answers each request just within
+// RequestTimeout, with many queued, does not hold the last ones for as
+// many timeouts: a request waits maxWaits RequestTimeouts at most, then
+// fails with ErrTimeout (and the peer can be failed over).
+func TestTricklingPeerBounded(t *testing.T) {
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(line string) []byte {
+		time.Sleep(80 * time.Millisecond)
+		i := strings.Index(line, " O")
+		return []byte("EN " + strings.TrimSpace(line[i:]) + "\r\n")
+	})
+	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); err != nil { // connects: async requests need a connection
+		t.Fatal(err)
+	}
+	h := make(chanHandler, 20)
+	for range 20 { // 1.6 s of replies
+		if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Flush()
+	start := time.Now()
+	_, _, err := c.Get(bg, []byte("k"), GetOptions{})
+	if d := time.Since(start); !errors.Is(err, ErrTimeout) || d > 900*time.Millisecond {
+		t.Fatalf("a get queued behind 1.6 s of replies: %v after %v, want ErrTimeout within about %v", err, d, maxWaits*100*time.Millisecond)
 	}
 }
 
