@@ -96,23 +96,8 @@ func TestSilentPeer(t *testing.T) {
 // reading 1 MB values for wide multi-gets through a busy peer marked the
 // peer down before, and its keys missed; e2e/hostile "wide multi-gets".)
 func TestSlowPeerNotFailed(t *testing.T) {
-	f := startFake(t, listen(t, "127.0.0.1:0"), func(line string) []byte {
-		time.Sleep(20 * time.Millisecond)
-		i := strings.Index(line, " O")
-		return []byte("EN " + strings.TrimSpace(line[i:]) + "\r\n")
-	})
-	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
-	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); err != nil { // connects: async requests need a connection
-		t.Fatal(err)
-	}
 	// 16 requests, 320 ms in all: within maxWaits RequestTimeouts.
-	h := make(chanHandler, 8)
-	for range 8 {
-		if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Flush()
+	c, h := slowPeer(t, 20*time.Millisecond, 8)
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
@@ -143,27 +128,35 @@ func TestSlowPeerNotFailed(t *testing.T) {
 // many timeouts: a request waits maxWaits RequestTimeouts at most, then
 // fails with ErrTimeout (and the peer can be failed over).
 func TestTricklingPeerBounded(t *testing.T) {
-	f := startFake(t, listen(t, "127.0.0.1:0"), func(line string) []byte {
-		time.Sleep(80 * time.Millisecond)
-		i := strings.Index(line, " O")
-		return []byte("EN " + strings.TrimSpace(line[i:]) + "\r\n")
-	})
-	c := newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
-	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); err != nil { // connects: async requests need a connection
-		t.Fatal(err)
-	}
-	h := make(chanHandler, 20)
-	for range 20 { // 1.6 s of replies
-		if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.Flush()
+	c, _ := slowPeer(t, 80*time.Millisecond, 20) // 1.6 s of replies queued
 	start := time.Now()
 	_, _, err := c.Get(bg, []byte("k"), GetOptions{})
 	if d := time.Since(start); !errors.Is(err, ErrTimeout) || d > 900*time.Millisecond {
 		t.Fatalf("a get queued behind 1.6 s of replies: %v after %v, want ErrTimeout within about %v", err, d, maxWaits*100*time.Millisecond)
 	}
+}
+
+// slowPeer returns a client (one connection, RequestTimeout 100 ms) of a
+// fake peer that answers each request, a miss, delay after reading it,
+// with queued gets already sent on the connection; h takes their outcomes.
+func slowPeer(t *testing.T, delay time.Duration, queued int) (c *Client, h chanHandler) {
+	f := startFake(t, listen(t, "127.0.0.1:0"), func(line string) []byte {
+		time.Sleep(delay)
+		i := strings.Index(line, " O")
+		return []byte("EN " + strings.TrimSpace(line[i:]) + "\r\n")
+	})
+	c = newClient(t, Config{Addr: f.ln.Addr().String(), Conns: 1, RequestTimeout: 100 * time.Millisecond})
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{}); err != nil { // connects: async requests need a connection
+		t.Fatal(err)
+	}
+	h = make(chanHandler, queued)
+	for range queued {
+		if err := c.GetAsync([]byte("k"), GetOptions{}, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Flush()
+	return c, h
 }
 
 func TestContextCancel(t *testing.T) {
