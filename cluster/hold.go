@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -21,6 +22,12 @@ import (
 // held (GetMulti); a call that could answer nothing waits until some bytes
 // are given back. Only calls that hold nothing wait, and none waits while
 // holding, so the waits cannot deadlock.
+//
+// The waiting calls queue, oldest first, each with the largest value it
+// was refused (a ticket): the others take only what leaves the oldest
+// one room for its value, so it goes next, however large its value and
+// however steady the others' load. A value larger than the bound goes
+// once the others have given back everything.
 type hold struct {
 	limit int64
 
@@ -28,7 +35,11 @@ type hold struct {
 	held  int64
 	peak  int64         // highest held (stats)
 	freed chan struct{} // closed, and replaced, when bytes are given back
+	queue []*ticket     // calls waiting, oldest first
 }
+
+// ticket is a waiting call's place in the queue.
+type ticket struct{ need int64 }
 
 // defaultHold is RouterConfig.MultiGetHold's default: a few large values
 // at once, thousands of small ones. Values held are garbage once answered,
@@ -44,16 +55,45 @@ func newHold(limit int64) *hold {
 	return &hold{limit: limit, freed: make(chan struct{})}
 }
 
-// take reserves n bytes if they fit, or if nothing is held.
-func (h *hold) take(n int64) bool {
+// take reserves n bytes for a round of tk's call (nil: a call not
+// waiting) if they fit beside the oldest waiting call's need (its own
+// round: within the bound), or if nothing is held.
+func (h *hold) take(n int64, tk *ticket) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.held > 0 && h.held+n > h.limit {
+	room := h.limit
+	if len(h.queue) > 0 && h.queue[0] != tk {
+		room -= h.queue[0].need
+	}
+	if h.held > 0 && h.held+n > room {
 		return false
 	}
 	h.held += n
 	h.peak = max(h.peak, h.held)
 	return true
+}
+
+// enqueue puts tk's call in the queue, once, needing need bytes at least.
+func (h *hold) enqueue(tk *ticket, need int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tk.need = max(tk.need, need)
+	if !slices.Contains(h.queue, tk) {
+		h.queue = append(h.queue, tk)
+	}
+}
+
+// leave takes tk's call out of the queue (it answered a key, or ended),
+// and wakes the others: the next one may fit now.
+func (h *hold) leave(tk *ticket) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if i := slices.Index(h.queue, tk); i >= 0 {
+		h.queue = slices.Delete(h.queue, i, i+1)
+		tk.need = 0
+		close(h.freed)
+		h.freed = make(chan struct{})
+	}
 }
 
 // give returns n bytes and wakes the calls waiting for some.
@@ -106,19 +146,29 @@ func (h *hold) stats() (held, peak int64) {
 // it.
 type charge struct {
 	h        *hold
+	tk       *ticket // the call's place in the queue
 	mu       sync.Mutex
 	n        int64
+	refused  int64 // the largest value refused
 	released bool
 }
 
 func (c *charge) admit(n int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.released || !c.h.take(int64(n)) {
+	if c.released || !c.h.take(int64(n), c.tk) {
+		c.refused = max(c.refused, int64(n))
 		return false
 	}
 	c.n += int64(n)
 	return true
+}
+
+// refusedMax is the largest value admit refused.
+func (c *charge) refusedMax() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused
 }
 
 func (c *charge) release() {

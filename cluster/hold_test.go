@@ -98,7 +98,7 @@ func TestMultiGetAfterContention(t *testing.T) {
 		keys = append(keys, []byte(k))
 	}
 	held := func(freeze bool) (hits int, batches uint64, took time.Duration) {
-		a.router.hold.take(limit) // another call holds the bound
+		a.router.hold.take(limit, nil) // another call holds the bound
 		before := forwardedTo(a.router, "b")
 		done := make(chan struct{})
 		go func() {
@@ -130,9 +130,9 @@ func TestMultiGetAfterContention(t *testing.T) {
 func TestHoldWaitSeesEarlierGive(t *testing.T) {
 	h := newHold(100)
 	freed := h.freedSince()
-	h.take(1)  // a long round elsewhere
-	h.take(99) // a short one
-	if h.take(50) {
+	h.take(1, nil)  // a long round elsewhere
+	h.take(99, nil) // a short one
+	if h.take(50, nil) {
 		t.Fatal("50 bytes fit in a full hold")
 	}
 	h.give(99) // the short round ends before ours does
@@ -140,7 +140,34 @@ func TestHoldWaitSeesEarlierGive(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	h.wait(ctx, freed)
-	if d := time.Since(start); d > 500*time.Millisecond || !h.take(50) {
+	if d := time.Since(start); d > 500*time.Millisecond || !h.take(50, nil) {
 		t.Fatalf("wait returned after %v", d)
+	}
+}
+
+// TestHoldQueueServesOldest: while a call waits for a value larger than
+// the bound, the others take nothing more; once they have given back
+// everything it goes, and the others after it.
+func TestHoldQueueServesOldest(t *testing.T) {
+	h := newHold(100)
+	if !h.take(60, nil) {
+		t.Fatal("60 of 100 refused")
+	}
+	big := new(ticket)
+	if h.take(150, big) {
+		t.Fatal("150 taken beside 60 held")
+	}
+	h.enqueue(big, 150)
+	if h.take(10, nil) {
+		t.Fatal("another call took 10 while the oldest waits for more than the bound")
+	}
+	h.give(60)
+	if !h.take(150, big) {
+		t.Fatal("the oldest waiting call refused with nothing held")
+	}
+	h.give(150)
+	h.leave(big)
+	if !h.take(10, nil) || !h.take(90, nil) {
+		t.Fatal("the others refused after the oldest went")
 	}
 }

@@ -67,17 +67,24 @@ func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOpti
 	// the owners sent them all the same: the next asks for no more than
 	// it kept; a round that answered all it asked for doubles the window.
 	window := len(keys)
+	tk := new(ticket)
+	defer r.hold.leave(tk)
 	for from := 0; from < len(keys) && ctx.Err() == nil; {
 		to := min(len(keys), from+window)
 		freed := r.hold.freedSince() // before any value of the round is refused
-		n, kept := mg.round(ctx, from, to)
+		n, kept, refused := mg.round(ctx, from, to, tk)
 		if n < to-from {
 			window = max(1, kept)
 		} else {
 			window = min(len(keys), 2*window)
 		}
 		if n == 0 {
-			r.hold.wait(ctx, freed) // others hold the bound: wait for some of it
+			// Others hold the bound: queue for the value refused, and
+			// wait for some of it.
+			r.hold.enqueue(tk, refused)
+			r.hold.wait(ctx, freed)
+		} else {
+			r.hold.leave(tk)
 		}
 		from += n
 	}
@@ -95,11 +102,13 @@ type multiGet struct {
 
 // round fetches keys[from:to] from their owners, hands the hits over in
 // order up to the first value the hold refused, gives back what it held
-// and returns how many keys it answered and how many values it kept.
-func (g *multiGet) round(ctx context.Context, from, to int) (answered, kept int) {
+// and returns how many keys it answered, how many values it kept and the
+// largest it was refused.
+func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answered, kept int, refused int64) {
 	r := g.r
-	ch := &charge{h: r.hold}
+	ch := &charge{h: r.hold, tk: tk}
 	defer ch.release()
+	defer func() { refused = ch.refusedMax() }()
 	clear(g.res[from:to])
 	pending := make([]int, 0, to-from)
 	for i := from; i < to; i++ {
@@ -155,7 +164,7 @@ func (g *multiGet) round(ctx context.Context, from, to int) (answered, kept int)
 		switch {
 		case res.dropped:
 			clear(g.res[i:to]) // the values after it go again: none stays referenced while the call waits
-			return i - from, kept
+			return i - from, kept, 0
 		case res.local:
 			it, val, got := r.st.Get(g.keys[i], g.opt, scratch[:0])
 			scratch = val
@@ -168,7 +177,7 @@ func (g *multiGet) round(ctx context.Context, from, to int) (answered, kept int)
 			res.val = nil
 		}
 	}
-	return to - from, kept
+	return to - from, kept, 0
 }
 
 // fetch reads the keys of b from its member in one batch and fills their
