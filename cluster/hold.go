@@ -57,15 +57,16 @@ func newHold(limit int64) *hold {
 
 // take reserves n bytes for a round of tk's call (nil: a call not
 // waiting) if they fit beside the oldest waiting call's need (its own
-// round: within the bound), or if nothing is held.
+// round: within the bound), or if nothing is held and no other call waits
+// ahead of it.
 func (h *hold) take(n int64, tk *ticket) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	room := h.limit
-	if len(h.queue) > 0 && h.queue[0] != tk {
+	room, first := h.limit, len(h.queue) == 0 || h.queue[0] == tk
+	if !first {
 		room -= h.queue[0].need
 	}
-	if h.held > 0 && h.held+n > room {
+	if h.held+n > room && !(h.held == 0 && first) {
 		return false
 	}
 	h.held += n

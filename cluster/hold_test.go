@@ -162,6 +162,9 @@ func TestHoldQueueServesOldest(t *testing.T) {
 		t.Fatal("another call took 10 while the oldest waits for more than the bound")
 	}
 	h.give(60)
+	if h.take(10, nil) {
+		t.Fatal("another call took 10 with nothing held, before the oldest waiting call")
+	}
 	if !h.take(150, big) {
 		t.Fatal("the oldest waiting call refused with nothing held")
 	}
