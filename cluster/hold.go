@@ -23,11 +23,12 @@ import (
 // are given back. Only calls that hold nothing wait, and none waits while
 // holding, so the waits cannot deadlock.
 //
-// The waiting calls queue, oldest first, each with the largest value it
-// was refused (a ticket): the others take only what leaves the oldest
+// The waiting calls queue, oldest first, each with the size of the value
+// that stopped it (a ticket): the others take only what leaves the oldest
 // one room for its value, so it goes next, however large its value and
 // however steady the others' load. A value larger than the bound goes
-// once the others have given back everything.
+// once the others have given back everything; until it has, no other
+// remote value is kept on the node.
 type hold struct {
 	limit int64
 
@@ -119,11 +120,12 @@ func (h *hold) freedSince() <-chan struct{} {
 	return h.freed
 }
 
-// wait returns once freed is closed (bytes were given back since it was
-// taken), at once when nothing is held, or when ctx ends.
-func (h *hold) wait(ctx context.Context, freed <-chan struct{}) {
+// wait returns once freed is closed (bytes were given back, or a waiting
+// call left, since it was taken), at once when nothing is held and tk's
+// call is first in line, or when ctx ends.
+func (h *hold) wait(ctx context.Context, freed <-chan struct{}, tk *ticket) {
 	h.mu.Lock()
-	idle := h.held == 0
+	idle := h.held == 0 && (len(h.queue) == 0 || h.queue[0] == tk)
 	h.mu.Unlock()
 	if idle {
 		return
@@ -150,7 +152,6 @@ type charge struct {
 	tk       *ticket // the call's place in the queue
 	mu       sync.Mutex
 	n        int64
-	refused  int64 // the largest value refused
 	released bool
 }
 
@@ -158,18 +159,10 @@ func (c *charge) admit(n int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.released || !c.h.take(int64(n), c.tk) {
-		c.refused = max(c.refused, int64(n))
 		return false
 	}
 	c.n += int64(n)
 	return true
-}
-
-// refusedMax is the largest value admit refused.
-func (c *charge) refusedMax() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.refused
 }
 
 func (c *charge) release() {

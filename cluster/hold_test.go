@@ -139,7 +139,7 @@ func TestHoldWaitSeesEarlierGive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
-	h.wait(ctx, freed)
+	h.wait(ctx, freed, nil)
 	if d := time.Since(start); d > 500*time.Millisecond || !h.take(50, nil) {
 		t.Fatalf("wait returned after %v", d)
 	}
@@ -172,5 +172,42 @@ func TestHoldQueueServesOldest(t *testing.T) {
 	h.leave(big)
 	if !h.take(10, nil) || !h.take(90, nil) {
 		t.Fatal("the others refused after the oldest went")
+	}
+}
+
+// TestHoldQueueOrder: the oldest waiting call takes its value beside what
+// others hold when it fits, and a call behind it takes only what leaves
+// it room, even with nothing held; its wait ends when the oldest leaves.
+func TestHoldQueueOrder(t *testing.T) {
+	h := newHold(100)
+	if !h.take(40, nil) {
+		t.Fatal("40 of 100 refused")
+	}
+	first, second := new(ticket), new(ticket)
+	h.enqueue(first, 50)
+	h.enqueue(second, 60)
+	if h.take(20, second) || h.take(20, nil) {
+		t.Fatal("a call behind the oldest took room the oldest needs")
+	}
+	if !h.take(50, first) {
+		t.Fatal("the oldest could not take 50 beside 40")
+	}
+	h.give(40)
+	h.give(50)
+	// Nothing held, the oldest still queued: 60 does not leave it room.
+	if h.take(60, second) {
+		t.Fatal("the second took 60 before the oldest left")
+	}
+	freed := h.freedSince()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	go func() { time.Sleep(50 * time.Millisecond); h.leave(first) }()
+	h.wait(ctx, freed, second)
+	if d := time.Since(start); d < 40*time.Millisecond || ctx.Err() != nil {
+		t.Fatalf("the second's wait ended after %v (ctx %v): want it to end when the oldest left", d, ctx.Err())
+	}
+	if !h.take(60, second) {
+		t.Fatal("the second refused once first in line")
 	}
 }

@@ -16,6 +16,7 @@ type multiResult struct {
 	it                  store.Item
 	val                 []byte
 	hit, dropped, local bool
+	size                int // dropped: the value's size
 }
 
 // batch is the keys of one multi-get round that go to one member.
@@ -72,17 +73,17 @@ func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOpti
 	for from := 0; from < len(keys) && ctx.Err() == nil; {
 		to := min(len(keys), from+window)
 		freed := r.hold.freedSince() // before any value of the round is refused
-		n, kept, refused := mg.round(ctx, from, to, tk)
+		n, kept, stopped := mg.round(ctx, from, to, tk)
 		if n < to-from {
 			window = max(1, kept)
 		} else {
 			window = min(len(keys), 2*window)
 		}
 		if n == 0 {
-			// Others hold the bound: queue for the value refused, and
-			// wait for some of it.
-			r.hold.enqueue(tk, refused)
-			r.hold.wait(ctx, freed)
+			// Others hold the bound: queue for the value that stopped
+			// the round, and wait for room.
+			r.hold.enqueue(tk, stopped)
+			r.hold.wait(ctx, freed, tk)
 		} else {
 			r.hold.leave(tk)
 		}
@@ -103,12 +104,11 @@ type multiGet struct {
 // round fetches keys[from:to] from their owners, hands the hits over in
 // order up to the first value the hold refused, gives back what it held
 // and returns how many keys it answered, how many values it kept and the
-// largest it was refused.
-func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answered, kept int, refused int64) {
+// size of the value that stopped it.
+func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answered, kept int, stopped int64) {
 	r := g.r
 	ch := &charge{h: r.hold, tk: tk}
 	defer ch.release()
-	defer func() { refused = ch.refusedMax() }()
 	clear(g.res[from:to])
 	pending := make([]int, 0, to-from)
 	for i := from; i < to; i++ {
@@ -163,8 +163,9 @@ func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answere
 		res := &g.res[i]
 		switch {
 		case res.dropped:
+			stopped = int64(res.size)
 			clear(g.res[i:to]) // the values after it go again: none stays referenced while the call waits
-			return i - from, kept, 0
+			return i - from, kept, stopped
 		case res.local:
 			it, val, got := r.st.Get(g.keys[i], g.opt, scratch[:0])
 			scratch = val
@@ -199,7 +200,7 @@ func (g *multiGet) fetch(ctx context.Context, b *batch, admit func(int) bool) er
 	}
 	for _, h := range hits {
 		if h.Dropped {
-			g.res[b.idx[h.Index]].dropped = true
+			g.res[b.idx[h.Index]] = multiResult{dropped: true, size: h.Size}
 			continue
 		}
 		g.res[b.idx[h.Index]] = multiResult{it: g.r.item(&h.Item, len(h.Value)), val: h.Value, hit: true}

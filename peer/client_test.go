@@ -280,9 +280,9 @@ func TestGetMultiAdmit(t *testing.T) {
 			}
 			got := fmt.Sprintf("%v", asked)
 			for _, h := range hits {
-				got += fmt.Sprintf(" %d:%q/%d/%v", h.Index, h.Value, h.Flags, h.Dropped)
+				got += fmt.Sprintf(" %d:%q/%d/%v/%d", h.Index, h.Value, h.Flags, h.Dropped, h.Size)
 			}
-			if want := `[5 1000 9] 0:"small"/1/false 1:""/0/true 3:"small too"/4/false`; got != want {
+			if want := `[5 1000 9] 0:"small"/1/false/0 1:""/0/true/1000 3:"small too"/4/false/0`; got != want {
 				t.Fatalf("got  %s\nwant %s", got, want)
 			}
 			mustGet(t, c, "a2", strings.Repeat("L", 1000))

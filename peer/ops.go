@@ -153,7 +153,7 @@ func (c *Client) getMulti(ctx context.Context, keys [][]byte, opts GetOptions, d
 	r.arena = nil // the caller's now
 	for _, h := range r.hits {
 		if h.dropped {
-			dst = append(dst, Hit{Index: h.index, Dropped: true})
+			dst = append(dst, Hit{Index: h.index, Dropped: true, Size: h.end})
 			continue
 		}
 		it := h.item

@@ -65,7 +65,7 @@ type request struct {
 
 type multiHit struct {
 	index    int
-	off, end int
+	off, end int // the value in arena; dropped: end is its size
 	item     Item
 	dropped  bool // GetOptions.Admit refused the value
 }
@@ -262,7 +262,7 @@ func (r *request) multiReply(rep *protocol.Reply) (done bool, err error) {
 		return false, nil
 	}
 	if r.get.Admit != nil && !r.get.Admit(len(rep.Value)) {
-		r.hits = append(r.hits, multiHit{index: int(idx), dropped: true})
+		r.hits = append(r.hits, multiHit{index: int(idx), dropped: true, end: len(rep.Value)})
 		return false, nil
 	}
 	h := multiHit{index: int(idx), off: len(r.arena)}

@@ -286,8 +286,9 @@ type Hit struct {
 	Index int
 	Item
 	// Dropped: the peer has the key, but GetOptions.Admit refused its
-	// value; Item is empty.
+	// value, of Size bytes; Item is empty.
 	Dropped bool
+	Size    int
 }
 
 // Stats is a snapshot of a Client's counters.
