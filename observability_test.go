@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -269,5 +270,55 @@ func TestClusterPageInChromium(t *testing.T) {
 		if err := os.WriteFile(keep, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestClusterWatchLines: a cluster node's watch lines say what its store
+// holds (server.Config.Items): the size class of a value set through the
+// router, and the item a write replaces, as a standalone node's do.
+func TestClusterWatchLines(t *testing.T) {
+	t.Parallel()
+	etcd := testetcd.Start(t)
+	addr := startNode(t, "--node", "solo", "-m", "16", "--lease-ttl", "2", "--etcd", strings.Join(etcd.Endpoints(), ","))
+	testutil.WaitUntil(t, 20*time.Second, "the node on its ring", func() (bool, string) {
+		st := statsread.Dial(addr, "cluster")
+		return st["cluster_members"] == "1", st["cluster_members"] + " members"
+	})
+	w, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(w, "watch fetchers mutations\r\n")
+	wr := bufio.NewReader(w)
+	if ok, _ := wr.ReadString('\n'); ok != "OK\r\n" {
+		t.Fatalf("watch: %q", ok)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	cr := bufio.NewReader(c)
+	for _, set := range []string{"set k 0 0 3\r\nabc\r\n", "set k 0 0 4\r\ndefg\r\n"} {
+		io.WriteString(c, set)
+		if got, err := cr.ReadString('\n'); err != nil || got != "STORED\r\n" {
+			t.Fatalf("set: %q %v", got, err)
+		}
+	}
+	var lines []string
+	for range 4 {
+		l, err := wr.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", lines, err)
+		}
+		lines = append(lines, l)
+	}
+	store := regexp.MustCompile(`type=item_store key=k status=stored cmd=set ttl=0 clsid=[1-9]\d* `)
+	replaced := regexp.MustCompile(`type=item_get key=k status=found clsid=[1-9]\d* cfd=\d+ size=3\n`)
+	if !store.MatchString(lines[1]) || !replaced.MatchString(lines[2]) || !store.MatchString(lines[3]) {
+		t.Fatalf("lines:\n%q", lines)
 	}
 }

@@ -220,10 +220,3 @@ func (p *PeerCache) DumpDeletes(want []byte, since uint64, emit func(key []byte,
 		return !protocol.WantsShard(want, v.Ring.Shard(key)) || emit(key, version)
 	})
 }
-
-// ClassID is the local store's size class of an item, for the server's
-// watch lines.
-func (p *PeerCache) ClassID(keyLen, valueLen int) int { return p.r.ClassID(keyLen, valueLen) }
-
-// Peek tells what the local store holds under key, for watch lines.
-func (p *PeerCache) Peek(key []byte) (int, bool) { return p.r.Peek(key) }

@@ -491,11 +491,3 @@ func (r *Router) Stats() store.Stats { return r.st.Stats() }
 
 // ResetStats resets this node's store counters.
 func (r *Router) ResetStats() { r.st.ResetStats() }
-
-// ClassID is the local store's size class of an item, for the server's
-// watch lines.
-func (r *Router) ClassID(keyLen, valueLen int) int { return r.st.ClassID(keyLen, valueLen) }
-
-// Peek tells what the local store holds under key (store.Store.Peek), for
-// the server's watch lines: a write's lookup as this node saw it.
-func (r *Router) Peek(key []byte) (int, bool) { return r.st.Peek(key) }

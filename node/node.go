@@ -159,6 +159,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return err
 		}
 		scfg.Cluster = cluster.Info{Node: cl.node, Router: cl.router}
+		scfg.Items = n.st
 		cache = cl.router
 	}
 	srv, err := server.New(scfg, cache)

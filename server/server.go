@@ -53,6 +53,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Cluster answers "stats cluster"; nil on a standalone node.
 	Cluster ClusterInfo
+	// Items tells watch lines about the items this node holds: their size
+	// class (clsid) and the value a write replaces. Nil: a Local cache's
+	// store; none for other caches.
+	Items ItemInfo
 	// EventLoop serves connections from edge-triggered epoll loops (see
 	// Loops) over non-blocking sockets, instead of one goroutine per
 	// connection: a request then costs epoll_wait, read and write and no
@@ -163,6 +167,14 @@ type ClusterInfo interface {
 	RingStats() [][2]string
 }
 
+// ItemInfo is what watch lines read from the local store (store.Store
+// implements it): an item's size class, and the value size under a key,
+// without waiting on anything.
+type ItemInfo interface {
+	ClassID(keyLen, valueLen int) int
+	Peek(key []byte) (int, bool)
+}
+
 // Validate reports a config memcached would refuse.
 func (c Config) Validate() error {
 	if c.MaxConns < 0 {
@@ -240,12 +252,10 @@ type Server struct {
 	// ctx is every connection's parent (conn.ctx); Shutdown cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// classOf names an item's size class in watch lines, when the cache
-	// can tell (Local can).
+	// classOf and peek are Config.Items' (or a Local's store's), nil
+	// without.
 	classOf func(keyLen, valueLen int) int
-	// peek tells what the local store holds under a key (store.Peek),
-	// when the cache can.
-	peek func(key []byte) (int, bool)
+	peek    func(key []byte) (int, bool)
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -283,13 +293,12 @@ func New(cfg Config, cache Cache) (*Server, error) {
 	if s.watch == nil {
 		s.watch = new(Watch)
 	}
-	if cl, ok := cache.(interface {
-		ClassID(keyLen, valueLen int) int
-	}); ok {
-		s.classOf = cl.ClassID
+	items := cfg.Items
+	if l, ok := cache.(Local); ok && items == nil {
+		items = l.Store
 	}
-	if p, ok := cache.(interface{ Peek(key []byte) (int, bool) }); ok {
-		s.peek = p.Peek
+	if items != nil {
+		s.classOf, s.peek = items.ClassID, items.Peek
 	}
 	s.mem.limit = cfg.ConnMemLimit
 	s.detail.delim = cmp.Or(cfg.PrefixDelimiter, ':')

@@ -404,8 +404,8 @@ const (
 var closeReasons = [...]string{"normal", "error", "idle_timeout", "shutdown"}
 
 // peekPrior notes in c.prior what key holds before a write, for the
-// lookup memcached's write logs: in the local store only (a Cache with
-// Peek, as Local and a cluster's Router), so it never waits on a peer.
+// lookup memcached's write logs: in the local store only (Config.Items),
+// so it never waits on a peer.
 func (c *conn) peekPrior(key []byte) {
 	c.prior = 0
 	if c.srv.peek != nil {
