@@ -91,7 +91,7 @@ func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	psrv, err := server.New(server.Config{PeerExtensions: true, EventLoop: true, Loops: 1}, fn.router.PeerCache())
+	psrv, err := server.New(server.Config{PeerExtensions: true, EventLoop: true, Loops: 1, Dumps: fn.router.PeerCache()}, fn.router.PeerCache())
 	if err != nil {
 		t.Fatal(err)
 	}

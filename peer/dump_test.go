@@ -93,7 +93,9 @@ func servePeerPort(t testing.TB, wrap func(*store.Store) server.Cache) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{PeerExtensions: true}, wrap(st))
+	cache := wrap(st)
+	dumps, _ := cache.(server.Dumper) // the wraps that answer sd
+	srv, err := server.New(server.Config{PeerExtensions: true, Dumps: dumps}, cache)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -213,7 +213,7 @@ func TestAsyncCacheDumpWaits(t *testing.T) {
 	}
 	var emitted atomic.Int64
 	cache.pause = func(n int) { emitted.Store(int64(n)) }
-	_, addr := serve(t, Config{PeerExtensions: true, EventLoop: true, Loops: 1}, asyncShardCache{cache})
+	_, addr := serve(t, Config{PeerExtensions: true, EventLoop: true, Loops: 1, Dumps: cache}, asyncShardCache{cache})
 	c := dial(t, addr)
 	if _, err := io.WriteString(c, "sd Ag==\r\n"); err != nil {
 		t.Fatal(err)

@@ -107,7 +107,7 @@ type MultiGetter interface {
 // (meta Y) and its per-shard sequence number (meta Z; 0 when absent).
 type Origin struct{ Epoch, Seq uint64 }
 
-// Dumper is an optional Cache interface for the peer port's sd command,
+// Dumper answers the peer port's sd command (Config.Dumps),
 // with which a node coming back warms up from a peer.
 //
 // Dump calls emit for each item the Cache holds in the shards set in want,

@@ -76,10 +76,6 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// dumper is the cache's optional peer interface, nil on a client
-	// connection (which never parses sd anyway).
-	dumper Dumper
-
 	// req is the connection's one Request, for every Cache.Start it
 	// makes (request.go). async is the cache's AsyncCache under an event
 	// loop, else nil, and doneReq c.done, made once: the completion of a
@@ -122,8 +118,6 @@ func (c *conn) setIO(src io.Reader, w io.Writer) {
 	c.r.SetBinding(c.srv.cfg.Binding)
 	if c.srv.cfg.PeerExtensions {
 		c.r.AcceptPeerExtensions()
-		// Asserted once per connection, not per command.
-		c.dumper, _ = c.cache.(Dumper)
 	}
 }
 

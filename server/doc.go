@@ -49,7 +49,7 @@
 // one the connection is lent to) writes them; it runs no more commands.
 //
 // A peer listener (Config.PeerExtensions) also takes replicated writes
-// (meta Y/Z: Request.Replica) and shard dumps (sd, from a Dumper cache,
+// (meta Y/Z: Request.Replica) and shard dumps (sd, from Config.Dumps,
 // streamed in flushAt-sized writes); a client listener answers those as
 // memcached 1.6.18 does. It refuses the administrative commands a member
 // never sends (Config.NoAdmin). A connection that is not a socket (TLS)

@@ -5,7 +5,7 @@ import (
 	"shoal/store"
 )
 
-// replyDumpUnsupported answers sd on a peer port whose Cache is no Dumper.
+// replyDumpUnsupported answers sd on a peer port without Config.Dumps.
 const replyDumpUnsupported = "SERVER_ERROR dump not supported"
 
 // shardDump answers sd: one mg-style hit per item, "VA <len> k<key>
@@ -18,11 +18,12 @@ const replyDumpUnsupported = "SERVER_ERROR dump not supported"
 // written out each time it passes flushAt, never held whole. A write error
 // stops the Dumper; the connection then closes as after any write error.
 func (c *conn) shardDump(cmd *protocol.ShardDump) {
-	if c.dumper == nil {
+	dumper := c.srv.cfg.Dumps
+	if dumper == nil {
 		c.line(replyDumpUnsupported)
 		return
 	}
-	ok := c.dumper.Dump(cmd.Want, cmd.Since, func(key []byte, it store.Item, val []byte) bool {
+	ok := dumper.Dump(cmd.Want, cmd.Since, func(key []byte, it store.Item, val []byte) bool {
 		if c.err != nil {
 			return false
 		}
@@ -40,7 +41,7 @@ func (c *conn) shardDump(cmd *protocol.ShardDump) {
 		return
 	}
 	if c.err == nil {
-		c.dumper.DumpDeletes(cmd.Want, cmd.Since, func(key []byte, version uint64) bool {
+		dumper.DumpDeletes(cmd.Want, cmd.Since, func(key []byte, version uint64) bool {
 			if c.err != nil {
 				return false
 			}

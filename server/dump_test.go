@@ -176,7 +176,7 @@ func TestShardDump(t *testing.T) {
 		"k":   600, // shard 3: not wanted
 		"b\n": 700, // shard 2
 	}
-	_, addr := serve(t, Config{PeerExtensions: true}, cache)
+	_, addr := serve(t, Config{PeerExtensions: true, Dumps: cache}, cache)
 	setup := "ms a 5 F5 T100 E100\r\nhello\r\n" + // shard 1
 		"ms Yg== 2 b E200\r\nhi\r\n" + // "b", shard 2, written with a base64 key
 		"ms c 1 E300\r\nx\r\n" + // shard 3: not wanted
@@ -214,11 +214,11 @@ func TestShardDump(t *testing.T) {
 // TestShardDumpErrors: the replies around sd, on a peer port and on a
 // client port (where sd, Y and Z are what memcached 1.6.18 makes of them).
 func TestShardDumpErrors(t *testing.T) {
-	peer := startShoalConfig(t, Config{PeerExtensions: true}) // Local: no Dumper
+	peer := startShoalConfig(t, Config{PeerExtensions: true}) // no Dumps
 	client := startShoalConfig(t, Config{})
 	cache := newShardCache(t)
 	cache.deletes = map[string]uint64{"gone": 42}
-	_, dumper := serve(t, Config{PeerExtensions: true}, cache)
+	_, dumper := serve(t, Config{PeerExtensions: true, Dumps: cache}, cache)
 	for name, tc := range map[string]struct {
 		addr, req, want string
 	}{
@@ -257,7 +257,7 @@ func TestShardDumpErrors(t *testing.T) {
 // a SERVER_ERROR, as for Set.
 func TestReplicaOrigin(t *testing.T) {
 	cache := newShardCache(t)
-	_, addr := serve(t, Config{PeerExtensions: true}, cache)
+	_, addr := serve(t, Config{PeerExtensions: true, Dumps: cache}, cache)
 	got := exchange(t, addr, "ms k 1 Y3 Z9 c E50\r\nx\r\n"+
 		"ms k 1 Z4\r\ny\r\n"+
 		"md k Y4 q\r\n"+
@@ -333,7 +333,7 @@ func TestShardDumpStreams(t *testing.T) {
 			})
 		}
 	}
-	srv, err := New(Config{PeerExtensions: true}, cache)
+	srv, err := New(Config{PeerExtensions: true, Dumps: cache}, cache)
 	if err != nil {
 		t.Fatal(err)
 	}

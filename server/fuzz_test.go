@@ -43,7 +43,8 @@ func FuzzConn(f *testing.F) {
 	addr := startShoal(f, "-m", "8", "-I", "64k")
 	// The same bytes go to a peer port too (peer extensions, a Dumper and
 	// Replica cache).
-	_, peerAddr := serve(f, Config{PeerExtensions: true, MaxItemSize: 64 << 10}, newShardCache(f))
+	shards := newShardCache(f)
+	_, peerAddr := serve(f, Config{PeerExtensions: true, MaxItemSize: 64 << 10, Dumps: shards}, shards)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		fuzzConn(t, addr, in)
 		fuzzConn(t, peerAddr, in)

@@ -89,9 +89,13 @@ type Config struct {
 	// so that a client's CAS token survives failover), the meta Y<epoch>
 	// and Z<seq> flags on ms and md (the origin of a replicated write,
 	// passed to the Cache as Request.Replica), and the sd shard dump command (answered
-	// by a Dumper cache). memcached 1.6.18 has none of them, so a client
+	// from Dumps). memcached 1.6.18 has none of them, so a client
 	// listener must leave this off to answer them as memcached does.
 	PeerExtensions bool
+	// Dumps answers the peer port's sd (with PeerExtensions): the items
+	// and deletes of the shards asked for. Nil: sd is refused as
+	// unsupported.
+	Dumps Dumper
 	// Auth, when set, makes every connection authenticate before its
 	// first command, as memcached's -Y (ASCII authentication).
 	Auth Authenticator
