@@ -106,10 +106,24 @@ type multiGet struct {
 // and returns how many keys it answered, how many values it kept and the
 // size of the value that stopped it.
 func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answered, kept int, stopped int64) {
-	r := g.r
-	ch := &charge{h: r.hold, tk: tk}
+	ch := &charge{h: g.r.hold, tk: tk}
 	defer ch.release()
 	clear(g.res[from:to])
+	g.fetchAll(ctx, from, to, ch.admit)
+	for i := from; i < to; i++ {
+		if g.res[i].hit {
+			kept++
+		}
+	}
+	n, stopped := g.handOver(from, to)
+	return n, kept, stopped
+}
+
+// fetchAll fills g.res[from:to]: every remote group as one batch on its
+// own goroutine, and a group whose owner does not answer again on each
+// key's next owner.
+func (g *multiGet) fetchAll(ctx context.Context, from, to int, admit func(int) bool) {
+	r := g.r
 	pending := make([]int, 0, to-from)
 	for i := from; i < to; i++ {
 		pending = append(pending, i)
@@ -140,7 +154,7 @@ func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answere
 		var wg sync.WaitGroup
 		for _, b := range batches {
 			b.m.forwarded.Add(1)
-			wg.Go(func() { b.err = g.fetch(ctx, b, ch.admit) })
+			wg.Go(func() { b.err = g.fetch(ctx, b, admit) })
 		}
 		wg.Wait()
 		pending = pending[:0]
@@ -153,11 +167,14 @@ func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answere
 			}
 		}
 	}
-	for i := from; i < to; i++ {
-		if g.res[i].hit {
-			kept++
-		}
-	}
+}
+
+// handOver hands the hits of keys[from:to] to into in key order, each
+// local key read from the store at its turn, up to the first value the
+// hold refused: it returns how many keys it answered and that value's
+// size.
+func (g *multiGet) handOver(from, to int) (answered int, stopped int64) {
+	r := g.r
 	var scratch []byte
 	for i := from; i < to; i++ {
 		res := &g.res[i]
@@ -165,7 +182,7 @@ func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answere
 		case res.dropped:
 			stopped = int64(res.size)
 			clear(g.res[i:to]) // the values after it go again: none stays referenced while the call waits
-			return i - from, kept, stopped
+			return i - from, stopped
 		case res.local:
 			it, val, got := r.st.Get(g.keys[i], g.opt, scratch[:0])
 			scratch = val
@@ -178,7 +195,7 @@ func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answere
 			res.val = nil
 		}
 	}
-	return to - from, kept, 0
+	return to - from, 0
 }
 
 // fetch reads the keys of b from its member in one batch and fills their
