@@ -82,7 +82,7 @@ var attacks = map[string]attack{
 	// small ones keep the batches wide (a batch is sized by the values
 	// recent calls returned), so up to 32 large values followed per batch:
 	// the node peaked at 349-413 MB until what it holds was bounded
-	// node-wide (cluster/hold.go; 222-225 MB since). Budget: the cluster
+	// node-wide (cluster/hold.go; 222-226 MB since). Budget: the cluster
 	// node's above, 16 replies of 1 MB being written, the hold, and the
 	// garbage they leave between two collections.
 	"wide multi-gets, two-node cluster": {cluster: true, peer: true, budgetMB: 260, run: multigetWide},
