@@ -256,6 +256,7 @@ func readValues(r *bufio.Reader) (int, error) {
 // TestHostileClients runs every attack on a fresh node and checks its
 // peak resident memory and that it still serves afterwards.
 func TestHostileClients(t *testing.T) {
+	t.Parallel()
 	bin := shoalBinary(t)
 	var (
 		mu    sync.Mutex
@@ -264,9 +265,8 @@ func TestHostileClients(t *testing.T) {
 	t.Cleanup(func() { t.Logf("case | shoal peak | memcached peak | ratio\n%s", strings.Join(table, "\n")) })
 	for name, a := range attacks {
 		t.Run(name, func(t *testing.T) {
-			// A node each, measured alone (its own VmHWM), GOMAXPROCS at a
-			// time (-parallel's default; the client side of two attacks
-			// holds 8000 sockets of the 20000 a process may open here).
+			// A node each, measured alone (its own VmHWM), -parallel at a
+			// time (TestMain).
 			t.Parallel()
 			flags := append([]string{"-m", "64", "-c", "8192"}, a.flags...)
 			row := "| " + name + " |"
@@ -307,6 +307,7 @@ func TestHostileClients(t *testing.T) {
 // command one byte per second is closed (memcached closes it at ~4 s),
 // even though it is never silent for 2 s.
 func TestSlowClientClosed(t *testing.T) {
+	t.Parallel() // 2 s of waiting, beside the attacks
 	s := start(t, "shoal", shoalBinary(t), "-o", "idle_timeout=2")
 	c, err := net.Dial("tcp", s.addr)
 	if err != nil {
