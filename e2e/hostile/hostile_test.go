@@ -81,8 +81,9 @@ var attacks = map[string]attack{
 	// holds the values the other node returns until their turn comes. The
 	// small ones keep the batches wide (a batch is sized by the values
 	// recent calls returned), so up to 32 large values followed per batch:
-	// the node peaked at 349-413 MB until what it holds was bounded
-	// node-wide (cluster/hold.go; 222-226 MB since). Budget: the cluster
+	// the node peaked at 349-413 MB run alone (305-348 beside the other
+	// cases) until what it holds was bounded node-wide (cluster/hold.go;
+	// 222-226 MB since, 129-131 beside the others). Budget: the cluster
 	// node's above, 16 replies of 1 MB being written, the hold, and the
 	// garbage they leave between two collections.
 	"wide multi-gets, two-node cluster": {cluster: true, peer: true, budgetMB: 260, run: multigetWide},
