@@ -25,6 +25,9 @@ type Takeover struct {
 	HandedBack, Reverified            uint64
 	Tombstones                        int
 	TombstonesEvicted                 uint64
+	// MultiGetHeld, MultiGetHeldPeak: other owners' values multi-gets
+	// hold now, and the most they held (hold.go).
+	MultiGetHeld, MultiGetHeldPeak int64
 }
 
 // Takeover returns the router's counters.
@@ -33,6 +36,7 @@ func (r *Router) Takeover() Takeover {
 	t.ReplicaWrites, t.ReplicaStaleEpochs = r.replicated.Load(), r.staleEpochs.Load()
 	t.HintMembers, t.HintShards, t.HandedBack = r.HintStats()
 	t.Tombstones, _, t.TombstonesEvicted = r.tombs.Stats()
+	t.MultiGetHeld, t.MultiGetHeldPeak = r.hold.stats()
 	return t
 }
 

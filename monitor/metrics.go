@@ -200,6 +200,8 @@ func writeTakeover(p *promWriter, t cluster.Takeover) {
 	p.one("shoal_reverified_shards_total", "counter", "Shards re-verified from a co-owner that came back.", float64(t.Reverified))
 	p.one("shoal_tombstones", "gauge", "Deletes remembered with their version.", float64(t.Tombstones))
 	p.one("shoal_tombstones_evicted_total", "counter", "Deletes forgotten before their time for lack of room.", float64(t.TombstonesEvicted))
+	p.one("shoal_multiget_held_bytes", "gauge", "Bytes of other owners' values multi-gets hold now, within the node's bound.", float64(t.MultiGetHeld))
+	p.one("shoal_multiget_held_peak_bytes", "gauge", "The most bytes of other owners' values multi-gets held at once.", float64(t.MultiGetHeldPeak))
 }
 
 // writePeers writes the per-peer forwarding and replication series.

@@ -183,6 +183,7 @@ func (p takeoverPeers) Takeover() cluster.Takeover { return p.t }
 func TestTakeoverSeries(t *testing.T) {
 	peers := takeoverPeers{fakePeers{{Peer: "b", ReplLagSeq: 12, ReplQueueBytes: 4096}}, cluster.Takeover{
 		WarmShards: 4, Pulled: 100, Dropped: 7, ReadThrough: 9, Pauses: 1, Lapses: 3, ReplicaWrites: 55, ReplicaStaleEpochs: 2,
+		MultiGetHeld: 1024, MultiGetHeldPeak: 8192,
 	}}
 	m, err := New(Config{Node: "a", Stats: fakeStats{testSnapshot()}, Cluster: testCluster(), Peers: peers})
 	if err != nil {
@@ -198,6 +199,8 @@ func TestTakeoverSeries(t *testing.T) {
 		"shoal_lapses_total":                        "3",
 		"shoal_replica_writes_total":                "55",
 		"shoal_replica_stale_epochs_total":          "2",
+		"shoal_multiget_held_bytes":                 "1024",
+		"shoal_multiget_held_peak_bytes":            "8192",
 		`shoal_replication_lag_sequences{peer="b"}`: "12",
 		`shoal_replication_queue_bytes{peer="b"}`:   "4096",
 	} {
