@@ -86,7 +86,7 @@ func TestRestoredShardWaitsForASource(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the first pull finds no source
 	fm.set("src", gossip.Alive)
 	testutil.WaitUntil(t, 20*time.Second, "the restored shards warmed", func() (bool, string) {
-		tk := rt.Takeover()
+		tk := rt.Counters()
 		return tk.WarmShards == 0, fmtTakeover(tk)
 	})
 	for _, k := range []string{"a", "b", "c", "d"} {
@@ -94,11 +94,11 @@ func TestRestoredShardWaitsForASource(t *testing.T) {
 			t.Errorf("%s: the restored node holds %q after warming; the source flushed it since the save", k, v)
 		}
 	}
-	if tk := rt.Takeover(); tk.DeltaRefused == 0 {
+	if tk := rt.Counters(); tk.DeltaRefused == 0 {
 		t.Errorf("no delta refused (%s): the shards were not pulled from the source", fmtTakeover(tk))
 	}
 }
 
-func fmtTakeover(t Takeover) string {
+func fmtTakeover(t Counters) string {
 	return "warming " + strconv.Itoa(t.WarmShards) + ", delta refused " + strconv.Itoa(int(t.DeltaRefused)) + ", pulled " + strconv.Itoa(int(t.Pulled))
 }

@@ -6,16 +6,17 @@ import (
 	"shoal/membership"
 )
 
-// Takeover is a snapshot of the router's own counters: the shards
+// Counters is a snapshot of the router's own counters: the shards
 // warming now, the items warm-up pulled, dropped as possibly stale and
 // read through from a source, the pauses noticed, the lapses of this
 // node's registration recovered from (lapse.go), the replicated writes
 // applied, and those refused for an old epoch; the members owed writes
 // they missed, the shards owed and the items and deletes handed back
 // (hints.go); the shards re-verified after a co-owner came back
-// (returns.go); the deletes remembered with their version (tomb). It feeds
+// (returns.go); the deletes remembered with their version (tomb); the
+// other owners' values multi-gets hold (hold.go). It feeds
 // "stats cluster" and /metrics.
-type Takeover struct {
+type Counters struct {
 	WarmShards                        int
 	Pulled, Dropped, ReadThrough      uint64
 	DeltaShards, DeltaRefused         uint64 // a warm restart's pulls (restart.go)
@@ -30,8 +31,8 @@ type Takeover struct {
 	MultiGetHeld, MultiGetHeldPeak int64
 }
 
-// Takeover returns the router's counters.
-func (r *Router) Takeover() Takeover {
+// Counters returns the router's counters.
+func (r *Router) Counters() Counters {
 	t := r.tk.counters()
 	t.ReplicaWrites, t.ReplicaStaleEpochs = r.replicated.Load(), r.staleEpochs.Load()
 	t.HintMembers, t.HintShards, t.HandedBack = r.HintStats()
@@ -40,10 +41,10 @@ func (r *Router) Takeover() Takeover {
 	return t
 }
 
-// ClusterStats lists Takeover, then PeerStats as one group of lines per
+// ClusterStats lists Counters, then PeerStats as one group of lines per
 // member, for the memcached "stats cluster" command.
 func (r *Router) ClusterStats() [][2]string {
-	out := r.takeoverStats()
+	out := r.counterStats()
 	held, peak := r.hold.stats()
 	out = append(out,
 		[2]string{"multiget_held_bytes", strconv.FormatInt(held, 10)},
@@ -74,9 +75,9 @@ func digit(b bool) string {
 	return "0"
 }
 
-// takeoverStats lists Takeover as "stats cluster" lines.
-func (r *Router) takeoverStats() [][2]string {
-	t := r.Takeover()
+// counterStats lists Counters as "stats cluster" lines.
+func (r *Router) counterStats() [][2]string {
+	t := r.Counters()
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	return [][2]string{
 		{"warm_shards", strconv.Itoa(t.WarmShards)},

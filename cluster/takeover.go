@@ -26,8 +26,8 @@ import (
 //
 // It tells it of each view it applies (transition, under r.mu, then
 // kick), runs its workers (runWarm, heartbeat) and calls checkLapse and
-// noticeReturns on its ticks (view.go). Handoff and the stats
-// (takeoverStats) are its too.
+// noticeReturns on its ticks (view.go). Handoff and its counters
+// (counters, part of the router's Counters) are its too.
 type takeover struct {
 	r *Router
 
@@ -74,9 +74,9 @@ func (t *takeover) staleEpoch(s int, epoch uint64) bool {
 }
 
 // counters returns the warm-up, pause, lapse and re-verify counters.
-func (t *takeover) counters() Takeover {
+func (t *takeover) counters() Counters {
 	w := &t.w
-	return Takeover{
+	return Counters{
 		WarmShards: int(w.active.Load()),
 		Pulled:     w.pulled.Load(), Dropped: w.dropped.Load(), ReadThrough: w.fetched.Load(),
 		DeltaShards: w.deltas.Load(), DeltaRefused: w.noDeltas.Load(),

@@ -100,7 +100,7 @@ func (m *Monitor) writeNode(w io.Writer) {
 		m.writeCluster(&p)
 	}
 	if m.cfg.Peers != nil {
-		writeTakeover(&p, m.cfg.Peers.Takeover())
+		writeCounters(&p, m.cfg.Peers.Counters())
 		writePeers(&p, m.cfg.Peers.PeerStats())
 	}
 	w.Write(p.b)
@@ -184,8 +184,8 @@ func (m *Monitor) writeCluster(p *promWriter) {
 	}
 }
 
-// writeTakeover writes a cluster node's warm-up, pause and replica series.
-func writeTakeover(p *promWriter, t cluster.Takeover) {
+// writeCounters writes a cluster node's warm-up, pause and replica series.
+func writeCounters(p *promWriter, t cluster.Counters) {
 	p.one("shoal_warm_shards", "gauge", "Shards this node is taking over (warming) now.", float64(t.WarmShards))
 	p.one("shoal_warm_pulled_items_total", "counter", "Items pulled from another node while warming shards.", float64(t.Pulled))
 	p.one("shoal_warm_dropped_items_total", "counter", "Items dropped as possibly stale before a shard was pulled again.", float64(t.Dropped))

@@ -34,7 +34,7 @@ type Cluster interface {
 // concurrently.
 type Peers interface {
 	PeerStats() []cluster.PeerStats
-	Takeover() cluster.Takeover
+	Counters() cluster.Counters
 }
 
 // Config wires a Monitor to the node it shows.

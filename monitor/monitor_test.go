@@ -33,7 +33,7 @@ func (f fakeCluster) Status() membership.Status { return f.st }
 type fakePeers []cluster.PeerStats
 
 func (f fakePeers) PeerStats() []cluster.PeerStats { return f }
-func (f fakePeers) Takeover() cluster.Takeover     { return cluster.Takeover{} }
+func (f fakePeers) Counters() cluster.Counters     { return cluster.Counters{} }
 
 func testSnapshot() server.Snapshot {
 	s := server.Snapshot{
@@ -175,13 +175,13 @@ func TestPeerSeries(t *testing.T) {
 // takeoverPeers is fakePeers with takeover counters.
 type takeoverPeers struct {
 	fakePeers
-	t cluster.Takeover
+	t cluster.Counters
 }
 
-func (p takeoverPeers) Takeover() cluster.Takeover { return p.t }
+func (p takeoverPeers) Counters() cluster.Counters { return p.t }
 
 func TestTakeoverSeries(t *testing.T) {
-	peers := takeoverPeers{fakePeers{{Peer: "b", ReplLagSeq: 12, ReplQueueBytes: 4096}}, cluster.Takeover{
+	peers := takeoverPeers{fakePeers{{Peer: "b", ReplLagSeq: 12, ReplQueueBytes: 4096}}, cluster.Counters{
 		WarmShards: 4, Pulled: 100, Dropped: 7, ReadThrough: 9, Pauses: 1, Lapses: 3, ReplicaWrites: 55, ReplicaStaleEpochs: 2,
 		MultiGetHeld: 1024, MultiGetHeldPeak: 8192,
 	}}
