@@ -84,13 +84,12 @@ func (r *Router) Missed(peer string, key []byte, it repl.Item) {
 	if since == 0 {
 		since = 1 // no version (an unversioned delete): the whole shard
 	}
-	r.owe(peer, v.Ring.Shard(key), since)
+	r.hints.owe(peer, v.Ring.Shard(key), since)
 }
 
 // owe records that member peer is owed this node's writes of shard s with
 // a version of since or more.
-func (r *Router) owe(peer string, s int, since uint64) {
-	h := &r.hints
+func (h *hints) owe(peer string, s int, since uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.owed == nil {
@@ -198,10 +197,9 @@ func (r *Router) nextSeq(s int) uint64 {
 	return 0
 }
 
-// HintStats reports the members owed writes now, the shards owed in all,
+// stats reports the members owed writes now, the shards owed in all,
 // and the items and deletes handed back so far.
-func (r *Router) HintStats() (members, shards int, handedBack uint64) {
-	h := &r.hints
+func (h *hints) stats() (members, shards int, handedBack uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, owed := range h.owed {

@@ -66,7 +66,7 @@ func TestHandBack(t *testing.T) {
 		}
 		return true
 	})
-	if _, _, handed := a.router.HintStats(); handed < uint64(len(keys)) {
+	if _, _, handed := a.router.hints.stats(); handed < uint64(len(keys)) {
 		t.Errorf("handed back %d, want at least %d", handed, len(keys))
 	}
 	// A late copy of the deleted key, older than the delete (a push that
@@ -180,8 +180,8 @@ func TestViewChangeOwes(t *testing.T) {
 	c := startFullNode(t, etcd, "c")
 	waitMembers(t, a, b, c)
 	testutil.WaitFor(t, 10*time.Second, "a and b hand c their recent writes of its shards", func() bool {
-		_, _, ha := a.router.HintStats()
-		_, _, hb := b.router.HintStats()
+		_, _, ha := a.router.hints.stats()
+		_, _, hb := b.router.hints.stats()
 		return ha+hb > 0
 	})
 	v := c.router.View()

@@ -291,7 +291,7 @@ func (t *takeover) transition(old, nv *membership.View) {
 		if wasIn {
 			for _, o := range owners {
 				if o != t.r.self && !slices.Contains(prev, o) {
-					t.r.owe(o, s, owedFrom) // hints.go
+					t.r.hints.owe(o, s, owedFrom)
 				}
 			}
 		}
