@@ -42,7 +42,7 @@ func startReplRig(tb testing.TB) *replRig {
 		tb.Fatal(err)
 	}
 	applied := make(chan uint64, 1024)
-	_, view.Members[0].PeerAddr = serveCache(tb, server.Config{PeerExtensions: true, Dumps: replica.PeerCache()}, &signalCache{replica.PeerCache(), applied})
+	_, view.Members[0].PeerAddr = serveCache(tb, server.Config{PeerExtensions: true, Dumps: replica.PeerCache(), Items: pst}, &signalCache{replica.PeerCache(), applied})
 	replica.apply()
 	tb.Cleanup(func() { replica.Close() })
 

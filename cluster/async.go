@@ -9,7 +9,7 @@ import (
 	"shoal/store"
 )
 
-// The Router as a server.AsyncCache: event loops serve a cluster node's
+// The Router as the server's Cache: event loops serve a cluster node's
 // client port, and no loop waits on the network.
 //
 //   - Start takes a get, set or delete (server.Request) and decides its
@@ -174,7 +174,7 @@ func (r *Router) spawn(f func()) bool {
 	return true
 }
 
-// The peer port's cache as a server.AsyncCache: everything it serves is
+// The peer port's Cache: everything it serves is
 // this node's store, but a key of a warming shard is read through from a
 // source first, and a pause noticed recovers first: those run on a
 // goroutine.
@@ -281,7 +281,7 @@ func (a *asyncGet) clear() *asyncGet {
 	return a
 }
 
-// Flush writes the requests Start queued (server.AsyncCache).
+// Flush writes the requests Start queued (server.Cache).
 func (r *Router) Flush() {
 	ps := r.peers.Load()
 	if ps == nil {

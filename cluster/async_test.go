@@ -58,6 +58,7 @@ func startRig(t *testing.T, peerAddr string, replicas int, cfg server.Config, op
 		t.Fatal(err)
 	}
 	rt.apply() // as Run would, which the rig does not run
+	cfg.Items = st
 	srv, addr := serveCache(t, cfg, rt)
 	t.Cleanup(func() { rt.Close() }) // after the server's cleanup
 	return &asyncRig{rt: rt, srv: srv, st: st, view: view, addr: addr}

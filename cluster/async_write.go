@@ -8,7 +8,7 @@ import (
 	"shoal/store"
 )
 
-// The Router's Start for a set or delete (server.AsyncCache): the
+// The Router's Start for a set or delete (server.Cache): the
 // server's one call for a write on an event loop, which decides the
 // write's Route (no Inline before it). A write of a key served here runs
 // at once; one whose key a live peer serves on its route goes out as a

@@ -171,9 +171,9 @@ func TestEtcdNotTrusted(t *testing.T) {
 	if owned == 0 {
 		t.Fatal("c is the primary of no shard in a's ring")
 	}
-	itemsBefore := c.router.Stats().CurrItems
+	itemsBefore := c.st.Stats().CurrItems
 	setGetThroughAll(t, "after c joined", nodes, 100)
-	if c.router.Stats().CurrItems == itemsBefore {
+	if c.st.Stats().CurrItems == itemsBefore {
 		t.Error("c stored none of the keys written through the cluster")
 	}
 	// Ghosts are logged once each, whatever happens to the view.

@@ -26,7 +26,7 @@ type batch struct {
 	err error
 }
 
-// GetMulti implements server.MultiGetter: the keys are grouped by the
+// GetMulti is the server.Cache's multi-get: the keys are grouped by the
 // owner that serves each, every remote group goes as one pipelined batch
 // (peer.GetMultiWith) on its own goroutine, and the hits are handed to
 // into in key order once all are in, each local key read from the store

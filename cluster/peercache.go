@@ -23,24 +23,33 @@ var ErrStaleEpoch = fmt.Errorf("cluster: stale epoch: %w", server.ErrStaleOrigin
 // (warm-up, then a push of the result to the key's other owners). A
 // replicated write (it carries an epoch: server.Request.Replica;
 // ReplicaSet, ReplicaDelete) is stored and not pushed again. PeerCache
-// implements server.Cache, server.Dumper and server.AsyncCache (async.go).
+// implements server.Cache (async.go) and server.Dumper.
 func (r *Router) PeerCache() *PeerCache { return &PeerCache{r: r} }
 
 // PeerCache is the peer listener's Cache; see Router.PeerCache.
 type PeerCache struct{ r *Router }
 
 var (
-	_ server.Cache      = (*PeerCache)(nil)
-	_ server.Dumper     = (*PeerCache)(nil)
-	_ server.AsyncCache = (*PeerCache)(nil)
+	_ server.Cache  = (*PeerCache)(nil)
+	_ server.Dumper = (*PeerCache)(nil)
 )
 
-func (p *PeerCache) Now() int64                                { return p.r.st.Now() }
-func (p *PeerCache) Fits(keyLen, valueLen int) bool            { return p.r.st.Fits(keyLen, valueLen) }
+// FlushAll flushes this node's store only: the member that got flush_all
+// from its client sends it to every other.
 func (p *PeerCache) FlushAll(ctx context.Context, delay int64) { p.r.st.FlushAll(delay) }
-func (p *PeerCache) SetMemoryLimit(bytes int64) error          { return p.r.st.SetMemoryLimit(bytes) }
-func (p *PeerCache) Stats() store.Stats                        { return p.r.st.Stats() }
-func (p *PeerCache) ResetStats()                               { p.r.st.ResetStats() }
+
+// GetMulti serves a classic multi-get on the peer port key by key, as Get
+// (members send mg; a classic get comes from an operator's tool).
+func (p *PeerCache) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(int, store.Item, []byte)) {
+	var buf []byte
+	for i, k := range keys {
+		it, val, res := p.Get(ctx, k, opt, buf[:0])
+		if res == store.Hit {
+			into(i, it, val)
+		}
+		buf = val
+	}
+}
 
 // Get serves a forwarded read. A read that finds this process was paused
 // is served after the recovery (it changes nothing, and the shards this

@@ -127,7 +127,7 @@ func servePeerPort(t *testing.T, members Membership, st *store.Store) (*Router, 
 	}
 	t.Cleanup(func() { r.Close() }) // after the server's shutdown
 	r.apply()
-	_, addr := serveCache(t, server.Config{PeerExtensions: true, NoAdmin: true, Dumps: r.PeerCache()}, r.PeerCache())
+	_, addr := serveCache(t, server.Config{PeerExtensions: true, NoAdmin: true, Dumps: r.PeerCache(), Items: st}, r.PeerCache())
 	return r, addr
 }
 

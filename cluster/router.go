@@ -126,8 +126,9 @@ func (c RouterConfig) Validate() error {
 // Router serves a key from the first reachable owner in the ring: this
 // node's store when that owner is this node, else the owner over a pooled
 // peer connection, failing over to the next owner at once when a peer is
-// down, times out or drops the connection. It implements server.Cache,
-// and server.AsyncCache for event loops (async.go).
+// down, times out or drops the connection. It is the client port's
+// server.Cache (async.go: Start; multiget.go: GetMulti); the server reads
+// the store itself (server.Items) for what is this node's alone.
 //
 // A forwarded request arrives at the owner's connection server and is
 // routed again there; within one view this only ever moves towards owners
@@ -451,14 +452,6 @@ func (r *Router) PeerStats() []PeerStats {
 	return out
 }
 
-// Local operations: this node's store, whatever the ring says.
-
-// Now is the store's coarse clock.
-func (r *Router) Now() int64 { return r.st.Now() }
-
-// Fits asks the local store; every node runs with the same item size limit.
-func (r *Router) Fits(keyLen, valueLen int) bool { return r.st.Fits(keyLen, valueLen) }
-
 // FlushAll flushes this node's store and, over each member's peer port
 // (which flushes its own store only), every other member's, as a client of
 // a cluster expects flush_all to empty the cache it sees. A member that
@@ -482,12 +475,3 @@ func (r *Router) FlushAll(ctx context.Context, delay int64) {
 	}
 	wg.Wait()
 }
-
-// SetMemoryLimit sets this node's store limit.
-func (r *Router) SetMemoryLimit(bytes int64) error { return r.st.SetMemoryLimit(bytes) }
-
-// Stats are this node's store counters.
-func (r *Router) Stats() store.Stats { return r.st.Stats() }
-
-// ResetStats resets this node's store counters.
-func (r *Router) ResetStats() { r.st.ResetStats() }

@@ -24,17 +24,14 @@ import (
 	"shoal/store"
 )
 
-var (
-	_ server.Cache       = (*Router)(nil)
-	_ server.MultiGetter = (*Router)(nil)
-	_ server.AsyncCache  = (*Router)(nil)
-)
+var _ server.Cache = (*Router)(nil)
 
 // routedNode is one in-process cluster node: membership, store, router and
 // a connection server on its own loopback port.
 type routedNode struct {
 	node   *membership.Node
 	router *Router
+	st     *store.Store
 	addr   string
 }
 
@@ -69,6 +66,7 @@ func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg serve
 	if err != nil {
 		t.Fatal(err)
 	}
+	scfg.Items = st
 	srv, err := server.New(scfg, rt)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +89,7 @@ func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg serve
 		}
 		rt.Close()
 	})
-	return &routedNode{node: n, router: rt, addr: addr}
+	return &routedNode{node: n, router: rt, st: st, addr: addr}
 }
 
 // applyViews applies n's views to rt as Router.Run does, for a rig that

@@ -87,11 +87,11 @@ func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOp
 	rp := fn.router.Replicator()
 	fn.repl = rp
 	// Both ports on event loops, as main serves them.
-	srv, err := server.New(server.Config{EventLoop: true, Loops: 1}, fn.router)
+	srv, err := server.New(server.Config{EventLoop: true, Loops: 1, Items: fn.st}, fn.router)
 	if err != nil {
 		t.Fatal(err)
 	}
-	psrv, err := server.New(server.Config{PeerExtensions: true, EventLoop: true, Loops: 1, Dumps: fn.router.PeerCache()}, fn.router.PeerCache())
+	psrv, err := server.New(server.Config{PeerExtensions: true, EventLoop: true, Loops: 1, Dumps: fn.router.PeerCache(), Items: fn.st}, fn.router.PeerCache())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,8 +82,8 @@ func loops(o Config) (eventLoop bool, threads int) {
 	var procs int
 	// Event loops serve the client port with fewer scheduler hand-offs
 	// than a goroutine per connection: a standalone node's cache, the local
-	// store, never waits on the network, and a cluster node's router is a
-	// server.AsyncCache (forwarded gets complete on the peer client's
+	// store, never waits on the network, and a cluster node's router
+	// never makes a loop wait (forwarded gets complete on the peer client's
 	// reader, other forwarded commands run on goroutines of their own).
 	eventLoop = !o.ConnGoroutines
 	threads, procs = o.Threads, o.Threads

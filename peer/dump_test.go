@@ -95,7 +95,7 @@ func servePeerPort(t testing.TB, wrap func(*store.Store) server.Cache) string {
 	}
 	cache := wrap(st)
 	dumps, _ := cache.(server.Dumper) // the wraps that answer sd
-	srv, err := server.New(server.Config{PeerExtensions: true, Dumps: dumps}, cache)
+	srv, err := server.New(server.Config{PeerExtensions: true, Dumps: dumps, Items: st}, cache)
 	if err != nil {
 		t.Fatal(err)
 	}

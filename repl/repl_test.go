@@ -34,7 +34,8 @@ func newStore(t *testing.T) *store.Store {
 // serve serves cache on a loopback peer port until the test ends.
 func serve(t *testing.T, cache server.Cache) string {
 	t.Helper()
-	srv, err := server.New(server.Config{PeerExtensions: true}, cache)
+	items, _ := cache.(server.Items) // the test caches wrap a Local
+	srv, err := server.New(server.Config{PeerExtensions: true, Items: items}, cache)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,10 @@ import (
 	"shoal/protocol"
 )
 
-// AsyncCache is an optional Cache interface that lets event loops
-// (Config.EventLoop) serve a Cache some of whose calls wait on the network,
-// such as a cluster router forwarding to peers, without a loop ever
-// waiting: a request Start leaves pending parks its connection, and any
-// other command that may wait runs on a goroutine of its own.
-//
-// Under an event loop, for a connection over an AsyncCache:
+// Under an event loop, over a Cache that may wait on the network (any
+// but a Local: Server.remote), no loop ever waits: a request Start leaves
+// pending parks its connection, and any other command that may wait runs
+// on a goroutine of its own. For a connection there:
 //
 //   - a single-key get, gets, gat or gats, and an mg, go to Start as an
 //     OpGet Request; a classic storage command (set, add, replace, append,
@@ -30,10 +27,9 @@ import (
 //     no more input until done (its earlier replies may still be
 //     written). done is made once per connection (no allocation per
 //     request).
-//   - every other command runs on the loop when Inline says every key it
-//     names is served here without waiting on the network (for flush_all,
-//     which names none, Inline(nil): whether flushing waits on the
-//     network, as a cluster's reaches every member); else on a goroutine
+//   - every other command runs on the loop when the Cache's Inline says
+//     every key it names is served here without waiting on the network
+//     (for flush_all, which names none, Inline(nil)); else on a goroutine
 //     of its own, the connection handed off and then back to its loop
 //     (Start there gets no done: it completes before returning). A view
 //     that changes between Inline and the command may still make the
@@ -41,16 +37,8 @@ import (
 //   - ctx is the connection's, as for Cache: what waits under it on a
 //     goroutine gives up when it ends; a request already sent may still
 //     complete later (done is called all the same).
-//   - Flush is called by a loop at the end of each wake-up in which Start
-//     returned pending: requests Start queued may wait for it to be sent,
-//     so that the requests of a wake-up share writes.
-//
-// Every method is called concurrently from several loops.
-type AsyncCache interface {
-	Cache
-	Inline(key []byte) bool
-	Flush()
-}
+//   - the loop calls the Cache's Flush at the end of each wake-up in which
+//     Start returned pending.
 
 // handoff is what a connection under an event loop shares with the
 // goroutine it lends itself to while a command is away from the loop (a
@@ -84,9 +72,9 @@ type handoff struct {
 }
 
 // mayPark reports whether a pending Start may park this connection: it
-// runs on its loop over an AsyncCache (not on a goroutine it was lent
-// to).
-func (c *conn) mayPark() bool { return c.async != nil && !c.hand.offload }
+// runs on its loop over a Cache that may wait (not on a goroutine it was
+// lent to).
+func (c *conn) mayPark() bool { return c.parks && !c.hand.offload }
 
 // call runs c.req (for cmd) through the cache's Start. Where the
 // connection may park (mayPark), a request left pending parks it, and
@@ -121,7 +109,7 @@ func (c *conn) do(ctx context.Context) {
 // when its key is not Inline: what they do before Set (a value that does
 // not fit, a cas against CAS 0) stays on the loop.
 func (c *conn) setsAsync(op protocol.StoreOp, cas uint64, key, value []byte) bool {
-	return c.cache.Fits(len(key), len(value)) && (op != protocol.OpCAS || cas != 0)
+	return c.srv.items.Fits(len(key), len(value)) && (op != protocol.OpCAS || cas != 0)
 }
 
 // park parks the connection with cmd pending in Start; the loop flushes
@@ -139,7 +127,7 @@ func (c *conn) offload(cmd protocol.Command, pe *protocol.Error) {
 	c.hand.cmd, c.hand.perr, c.hand.offload = cmd, pe, true
 }
 
-// inline reports whether cmd may run on the loop (see AsyncCache): the
+// inline reports whether cmd may run on the loop (see above): the
 // commands of one key that go to Start do, as do commands on keys served
 // here.
 func (c *conn) inline(cmd protocol.Command) bool {
@@ -150,7 +138,7 @@ func (c *conn) inline(cmd protocol.Command) bool {
 			return true // Start
 		}
 		for _, k := range cmd.Keys {
-			if !c.async.Inline(k) {
+			if !c.cache.Inline(k) {
 				return false
 			}
 		}
@@ -182,13 +170,13 @@ func (c *conn) inline(cmd protocol.Command) bool {
 	case *protocol.Binary:
 		return c.binInline(cmd)
 	case *protocol.FlushAll:
-		return c.async.Inline(nil) // names no key: the cache knows where it goes
+		return c.cache.Inline(nil) // names no key: the cache knows where it goes
 	case *protocol.ShardDump:
 		return false // streams the shards: its writes wait for the socket
 	default:
 		return true // stats, version, verbosity, ...: this node only
 	}
-	return c.async.Inline(key)
+	return c.cache.Inline(key)
 }
 
 // done is Start's completion for a parked connection (c.doneReq): before
@@ -231,7 +219,7 @@ func (c *conn) finish() {
 	case *protocol.Touch:
 		c.touchDone(cmd, q.Res, q.Err)
 	case *protocol.MetaArith:
-		c.metaArithDone(cmd, c.cache.Now(), q.Res, q.N, q.Item, q.Err)
+		c.metaArithDone(cmd, c.srv.items.Now(), q.Res, q.N, q.Item, q.Err)
 	case *protocol.Binary:
 		c.binFinish(cmd, q)
 	}

@@ -20,7 +20,7 @@ import (
 	"shoal/store"
 )
 
-// remoteCache is an AsyncCache over a local store that
+// remoteCache is a Cache over a local store that
 // treats keys starting with "r" as served elsewhere: their gets and sets
 // complete from another goroutine (at once, racing the loop's release, or
 // a little later), and commands on them are not Inline.
@@ -63,12 +63,12 @@ func (c remoteCache) Flush() {
 	}
 }
 
-// TestAsyncCacheSameReplies: a pipeline of gets, mg, writes (storage
+// TestRemoteCacheSameReplies: a pipeline of gets, mg, writes (storage
 // commands of every kind, noreply ones, values larger than the read
 // buffer, ms with modes, q, c, k, base64 keys, deletes and md) and a flush_all over keys served here and elsewhere gets, under
-// an event loop over an AsyncCache, the very bytes a goroutine per
+// an event loop over a Cache that may wait, the very bytes a goroutine per
 // connection over the plain store sends.
-func TestAsyncCacheSameReplies(t *testing.T) {
+func TestRemoteCacheSameReplies(t *testing.T) {
 	var req strings.Builder
 	r := rand.New(rand.NewPCG(1, 2))
 	big := strings.Repeat("b", 40<<10) // more than the reader's 16 KiB chunk
@@ -154,14 +154,14 @@ func TestAsyncCacheSameReplies(t *testing.T) {
 	want := replies(Config{}, false)
 	got := replies(Config{EventLoop: true, Loops: 1}, true)
 	if got != want {
-		t.Fatalf("event loop over an AsyncCache answered\n%q\nwant\n%q", got, want)
+		t.Fatalf("event loop over a Cache that may wait answered\n%q\nwant\n%q", got, want)
 	}
 }
 
-// TestAsyncCacheConnGone: connections closed by their client, dropped or
+// TestRemoteCacheConnGone: connections closed by their client, dropped or
 // shut down while a get is away finish without touching a closed socket
 // (run with -race), and are forgotten.
-func TestAsyncCacheConnGone(t *testing.T) {
+func TestRemoteCacheConnGone(t *testing.T) {
 	st, err := store.New(store.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -187,22 +187,11 @@ func TestAsyncCacheConnGone(t *testing.T) {
 	testutil.WaitFor(t, 5*time.Second, "no connections left", func() bool { return srv.Stats().CurrConnections == 0 })
 }
 
-// asyncShardCache is shardCache as an AsyncCache whose keys are all local.
-type asyncShardCache struct{ *shardCache }
-
-func (asyncShardCache) Inline([]byte) bool { return true }
-func (c asyncShardCache) Start(ctx context.Context, req *Request, done func(*Request)) bool {
-	return c.shardCache.Start(ctx, req, done)
-}
-func (asyncShardCache) Flush() {}
-
-var _ AsyncCache = asyncShardCache{}
-
-// TestAsyncCacheDumpWaits: under an event loop over an AsyncCache, sd runs
+// TestRemoteCacheDumpWaits: under an event loop over a Cache that may wait, sd runs
 // off the loop and its writes wait for the client (it stops emitting while
 // the client reads nothing), and the loop serves other connections
 // meanwhile.
-func TestAsyncCacheDumpWaits(t *testing.T) {
+func TestRemoteCacheDumpWaits(t *testing.T) {
 	cache := newShardCache(t)
 	const items, size = 4000, 8 << 10 // 32 MiB: more than the socket buffers hold
 	val := strings.Repeat("v", size)
@@ -213,7 +202,7 @@ func TestAsyncCacheDumpWaits(t *testing.T) {
 	}
 	var emitted atomic.Int64
 	cache.pause = func(n int) { emitted.Store(int64(n)) }
-	_, addr := serve(t, Config{PeerExtensions: true, EventLoop: true, Loops: 1, Dumps: cache}, asyncShardCache{cache})
+	_, addr := serve(t, Config{PeerExtensions: true, EventLoop: true, Loops: 1, Dumps: cache}, cache)
 	c := dial(t, addr)
 	if _, err := io.WriteString(c, "sd Ag==\r\n"); err != nil {
 		t.Fatal(err)
@@ -240,7 +229,7 @@ func TestAsyncCacheDumpWaits(t *testing.T) {
 	}
 }
 
-// TestAsyncLoopParks: a loop over an AsyncCache waits in Go's poller, not
+// TestAsyncLoopParks: a loop over a Cache that may wait waits in Go's poller, not
 // in a blocking epoll_wait; parked, it still wakes for a new connection,
 // for input on a quiet one and for its idle sweep (the poller's deadline),
 // and it closes an idle connection while another stays served.
@@ -290,7 +279,7 @@ func TestAsyncLoopParks(t *testing.T) {
 	}
 }
 
-// gatedCache is an AsyncCache over a local store whose Start of an op
+// gatedCache is a Cache over a local store whose Start of an op
 // (gated) on the key "slow" stays pending until gate is closed; a gated
 // get then gives up, with a miss, as a cluster's get whose context ended.
 type gatedCache struct {

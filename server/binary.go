@@ -93,7 +93,7 @@ func (c *conn) binGet(b *protocol.Binary, op protocol.BinaryOp) {
 	touch := op == protocol.BinGAT || op == protocol.BinGATK || op == protocol.BinTouch
 	c.opt.get = store.GetOptions{}
 	if touch {
-		c.opt.get = store.GetOptions{Touch: true, Exptime: absExptime(c.cache.Now(), b.Exptime())}
+		c.opt.get = store.GetOptions{Touch: true, Exptime: absExptime(c.srv.items.Now(), b.Exptime())}
 	}
 	if c.getRequest(b.Key, &c.opt.get); !c.call(b) {
 		c.binGot(b, c.req.Item, c.req.Val, c.req.Res)
@@ -171,7 +171,7 @@ func (c *conn) binValue(b *protocol.Binary, cas uint64, extras, key, val []byte)
 // binStore serves SET, ADD, REPLACE, APPEND, PREPEND and their quiet forms.
 func (c *conn) binStore(b *protocol.Binary, op protocol.BinaryOp) {
 	c.ctr.cmdSet.Add(1)
-	if b.TooLarge || b.NoMemory || !c.cache.Fits(len(b.Key), len(b.Value)) {
+	if b.TooLarge || b.NoMemory || !c.srv.items.Fits(len(b.Key), len(b.Value)) {
 		status := protocol.StatusTooLarge
 		if b.NoMemory {
 			status = protocol.StatusNoMemory
@@ -190,7 +190,7 @@ func (c *conn) binStore(b *protocol.Binary, op protocol.BinaryOp) {
 	*opt = store.SetOptions{Mode: binStoreModes[op], CAS: b.CAS}
 	if op != protocol.BinAppend && op != protocol.BinPrepend {
 		opt.Flags = b.Flags()
-		opt.Exptime = absExptime(c.cache.Now(), b.Exptime())
+		opt.Exptime = absExptime(c.srv.items.Now(), b.Exptime())
 		if b.CAS != 0 {
 			opt.Mode = store.ModeSet // memcached: any write with a CAS is a cas
 		}
@@ -269,7 +269,7 @@ func (c *conn) binArith(b *protocol.Binary, incr bool) {
 		// A miss creates the item holding the initial value.
 		c.opt.arith.Vivify = true
 		c.opt.arith.Initial = initial
-		c.opt.arith.VivifyExptime = absExptime(c.cache.Now(), int64(exptime))
+		c.opt.arith.VivifyExptime = absExptime(c.srv.items.Now(), int64(exptime))
 	}
 	c.request(OpArith, b.Key).Arith = &c.opt.arith
 	if !c.call(b) {
@@ -323,7 +323,7 @@ func (c *conn) binFlush(b *protocol.Binary) {
 	if len(b.Extras) == 4 {
 		delay = b.Exptime()
 	}
-	if now := c.cache.Now(); delay > maxRelative {
+	if now := c.srv.items.Now(); delay > maxRelative {
 		delay = max(delay-now, 0)
 	}
 	c.cache.FlushAll(c.ctx, max(delay, 0))
@@ -437,11 +437,11 @@ func (c *conn) binInline(b *protocol.Binary) bool {
 	}
 	switch b.Base() {
 	case protocol.BinFlush:
-		return c.async.Inline(nil) // names no key: see inline
+		return c.cache.Inline(nil) // names no key: see inline
 	case protocol.BinGet, protocol.BinGetK, protocol.BinGAT, protocol.BinGATK, protocol.BinTouch:
 		return true // Start
 	case protocol.BinSet, protocol.BinAdd, protocol.BinReplace, protocol.BinAppend, protocol.BinPrepend:
-		if !b.TooLarge && !b.NoMemory && c.cache.Fits(len(b.Key), len(b.Value)) {
+		if !b.TooLarge && !b.NoMemory && c.srv.items.Fits(len(b.Key), len(b.Value)) {
 			return true // Start, unless Inline
 		}
 	case protocol.BinDelete, protocol.BinIncrement, protocol.BinDecrement:
@@ -450,5 +450,5 @@ func (c *conn) binInline(b *protocol.Binary) bool {
 	if len(b.Key) == 0 {
 		return true // noop, version, stat, quit: this node only
 	}
-	return c.async.Inline(b.Key)
+	return c.cache.Inline(b.Key)
 }

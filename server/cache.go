@@ -6,23 +6,46 @@ import (
 	"shoal/store"
 )
 
-// Cache is what the connection server needs from the layer below it: the
-// local store on a standalone node (Local), a router on a cluster node.
-// Every method is called concurrently from many connections.
+// Cache is the request path below the connection server: the local
+// store on a standalone node (Local), a router on a cluster node. Every
+// method is called concurrently from many connections. What the server
+// reads from the store itself (its clock, limits, counters, items) is
+// Items, apart.
 //
 // Start runs one key's operation (Request). With a done, it either
 // completes req at once and returns false, its outcome in req, or returns
 // true (pending) and calls done(req) later, exactly once, from another
 // goroutine, with the outcome in req; done may run before Start has
-// returned, and Start must not call it itself. Only a loop over an
-// AsyncCache passes a done (the connection parks meanwhile). With done
-// nil the caller waits: Start completes req before it returns (false),
-// waiting on the network as long as it must and giving up when ctx ends,
-// so that nothing uses the connection's buffers after the call (the
-// goroutine driver, a command run off its loop). Start must not retain
-// req, nor the slices it holds, after completing it. Exptimes are
-// absolute unix seconds (0 = never); the server converts memcached's
-// relative form.
+// returned, and Start must not call it itself. Only an event loop passes
+// a done, and only to a Cache that may wait (not a Local; the connection
+// parks meanwhile). With done nil the caller waits: Start completes req
+// before it returns (false), waiting on the network as long as it must
+// and giving up when ctx ends, so that nothing uses the connection's
+// buffers after the call (the goroutine driver, a command run off its
+// loop). Start must not retain req, nor the slices it holds, after
+// completing it. Exptimes are absolute unix seconds (0 = never); the
+// server converts memcached's relative form.
+//
+// GetMulti is a classic retrieval of several keys (get, gets, gat, gats):
+// a cluster cache fetches the keys of each owner in one batch, all owners
+// at once, instead of one request per key. It reads keys[i] for every i
+// with the semantics of an OpGet of keys[i] with opt, and calls into once
+// per hit, in ascending i, sequentially on the calling goroutine and
+// before it returns; a miss (including an unreachable owner) is not
+// reported. A key listed twice is read twice. val is valid only during
+// that call of into. GetMulti must not retain keys, opt or into after it
+// returns. The server calls it for two keys or more on a Cache that may
+// wait; a Local's retrievals go key by key through Start.
+//
+// Inline reports whether a command on key completes without waiting on
+// the network (for flush_all, which names no key, Inline(nil): whether
+// flushing does): an event loop runs such commands itself and hands the
+// others to a goroutine (see the server's async.go). Flush is called by
+// an event loop at the end of each wake-up in which Start returned
+// pending: requests Start queued may wait for it to be sent, so that the
+// requests of a wake-up share writes.
+//
+// FlushAll is flush_all with its delay in seconds (0: now).
 //
 // Writes may fail when the item's owner cannot be reached: the error's
 // text goes to the client as "SERVER_ERROR <text>". A read never fails: an
@@ -35,24 +58,42 @@ import (
 // A get's miss that comes after ctx ended is not answered (the cache may
 // have given up): the connection ends.
 type Cache interface {
-	Now() int64
-	Fits(keyLen, valueLen int) bool
 	Start(ctx context.Context, req *Request, done func(*Request)) (pending bool)
+	GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte))
+	Inline(key []byte) bool
+	Flush()
 	FlushAll(ctx context.Context, delay int64)
-	SetMemoryLimit(bytes int64) error
-	Stats() store.Stats
-	ResetStats()
-	// Range lists the items this node holds, for the commands that list
-	// them (lru_crawler metadump, stats cachedump, which memcached-tool's
-	// dump and keys use): it calls fn for every item, sequentially on the
-	// calling goroutine, with store.Store.Range's guarantees; fn returns
-	// false to stop. key and val are valid only during the call. Range
-	// runs off the event loops and must not hold locks writers need while
-	// fn runs (fn writes to the network).
-	Range(fn func(key []byte, it store.Item, val []byte) bool)
 }
 
-// Local serves a Cache from a local store, which never fails a write.
+// Items is the store under a node's caches as the server reads it itself
+// (*store.Store implements it), none of it waiting on anything: its clock
+// and item size limit, its counters (stats) and memory limit
+// (cache_memlimit), and its items.
+//
+// Range lists the items this node holds, for the commands that list them
+// (lru_crawler metadump, stats cachedump, which memcached-tool's dump and
+// keys use): it calls fn for every item, sequentially on the calling
+// goroutine, with store.Store.Range's guarantees; fn returns false to
+// stop. key and val are valid only during the call. Range runs off the
+// event loops and must not hold locks writers need while fn runs (fn
+// writes to the network). ClassID and Peek are for watch lines: an
+// item's size class, and the value size under a key.
+type Items interface {
+	Now() int64
+	Fits(keyLen, valueLen int) bool
+	Stats() store.Stats
+	ResetStats()
+	SetMemoryLimit(bytes int64) error
+	Range(fn func(key []byte, it store.Item, val []byte) bool)
+	ClassID(keyLen, valueLen int) int
+	Peek(key []byte) (int, bool)
+}
+
+var _ Items = (*store.Store)(nil)
+
+// Local serves a Cache from a local store, which never waits and never
+// fails a write. The server knows it: a Local's requests complete at
+// once, on the event loop, and it is its own Items.
 type Local struct{ *store.Store }
 
 // Start runs req on the local store, at once: it is never pending.
@@ -81,27 +122,28 @@ func (l Local) Do(req *Request) {
 	}
 }
 
+// GetMulti reads the keys one by one from the local store.
+func (l Local) GetMulti(_ context.Context, keys [][]byte, opt *store.GetOptions, into func(int, store.Item, []byte)) {
+	var buf []byte
+	for i, k := range keys {
+		it, val, res := l.Store.Get(k, opt, buf[:0])
+		if res == store.Hit {
+			into(i, it, val)
+		}
+		buf = val
+	}
+}
+
+// Inline is true: nothing waits.
+func (Local) Inline([]byte) bool { return true }
+
+// Flush does nothing: nothing is queued.
+func (Local) Flush() {}
+
 // FlushAll flushes the local store.
 func (l Local) FlushAll(_ context.Context, delay int64) { l.Store.FlushAll(delay) }
 
 var _ Cache = Local{}
-
-// MultiGetter is an optional Cache method for a classic retrieval of
-// several keys (get, gets, gat, gats): a cluster cache fetches the keys of
-// each owner in one batch, all owners at once, instead of one Get per key.
-// The server uses it, when the Cache has it, for two keys or more; a
-// single key, and every meta command, still goes through Get.
-//
-// GetMulti reads keys[i] for every i with the semantics of Get(keys[i],
-// opt, ...) and calls into once per hit, in ascending i, sequentially on
-// the calling goroutine and before it returns; a miss (including an
-// unreachable owner) is not reported. A key listed twice is read twice.
-// val is valid only during that call of into. GetMulti is called
-// concurrently from many connection goroutines and must not retain keys,
-// opt or into after it returns.
-type MultiGetter interface {
-	GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte))
-}
 
 // Origin is where a replicated write comes from: the sender's ring epoch
 // (meta Y) and its per-shard sequence number (meta Z; 0 when absent).

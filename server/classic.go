@@ -94,7 +94,7 @@ func storeReply(r store.Result) string {
 func (c *conn) storage(cmd *protocol.Storage) {
 	c.ctr.cmdSet.Add(1)
 	c.srv.detail.count(cmd.Key, prefixSet, false)
-	if !c.cache.Fits(len(cmd.Key), len(cmd.Data)) {
+	if !c.srv.items.Fits(len(cmd.Key), len(cmd.Data)) {
 		c.ctr.storeTooLarge.Add(1)
 		c.refused(cmd.Op, cmd.Key, store.TooLarge)
 		c.reply(cmd.NoReply, replyTooLarge)
@@ -109,7 +109,7 @@ func (c *conn) storage(cmd *protocol.Storage) {
 	*opt = store.SetOptions{
 		Mode:    storeModes[cmd.Op],
 		Flags:   cmd.Flags,
-		Exptime: absExptime(c.cache.Now(), cmd.Exptime),
+		Exptime: absExptime(c.srv.items.Now(), cmd.Exptime),
 	}
 	if cmd.Op == protocol.OpCAS {
 		opt.CAS = cmd.CAS
@@ -145,7 +145,7 @@ func (c *conn) casZero(cmd *protocol.Storage) {
 	res, prior := c.casZeroResult(cmd.Key)
 	if c.watching(streamFetchers | streamMutations) {
 		c.prior = prior
-		c.watchWrite(cmd.Key, "cas", res, absExptime(c.cache.Now(), cmd.Exptime), len(cmd.Data))
+		c.watchWrite(cmd.Key, "cas", res, absExptime(c.srv.items.Now(), cmd.Exptime), len(cmd.Data))
 	}
 	c.countCAS(res)
 	c.reply(cmd.NoReply, storeReply(res))
@@ -165,7 +165,7 @@ func (c *conn) countCAS(res store.Result) {
 func (c *conn) retrieval(cmd *protocol.Retrieval) {
 	var opt *store.GetOptions
 	if cmd.Op == protocol.OpGat || cmd.Op == protocol.OpGats {
-		c.opt.get = store.GetOptions{Touch: true, Exptime: absExptime(c.cache.Now(), cmd.Exptime)}
+		c.opt.get = store.GetOptions{Touch: true, Exptime: absExptime(c.srv.items.Now(), cmd.Exptime)}
 		opt = &c.opt.get
 	}
 	withCAS := cmd.Op == protocol.OpGets || cmd.Op == protocol.OpGats
@@ -176,8 +176,8 @@ func (c *conn) retrieval(cmd *protocol.Retrieval) {
 		return
 	}
 	c.more = moreKeys{cmd: cmd, opt: opt, withCAS: withCAS, endEach: cmd == &c.gets.cmd}
-	if mg, ok := c.cache.(MultiGetter); ok && len(cmd.Keys) > 1 {
-		c.more.mg, c.more.batch = mg, c.srv.firstBatch()
+	if c.srv.remote && len(cmd.Keys) > 1 {
+		c.more.batch = c.srv.firstBatch()
 	}
 	c.getKeys()
 }
@@ -335,7 +335,7 @@ func (c *conn) touch(cmd *protocol.Touch) {
 	if c.watching(streamFetchers) {
 		c.peekPrior(cmd.Key)
 	}
-	c.request(OpTouch, cmd.Key).Exptime = absExptime(c.cache.Now(), cmd.Exptime)
+	c.request(OpTouch, cmd.Key).Exptime = absExptime(c.srv.items.Now(), cmd.Exptime)
 	if !c.call(cmd) {
 		c.touchDone(cmd, c.req.Res, c.req.Err)
 	}
@@ -366,7 +366,7 @@ func (c *conn) flushAll(cmd *protocol.FlushAll) {
 	}
 	c.ctr.cmdFlush.Add(1)
 	delay := cmd.Delay
-	if now := c.cache.Now(); delay > maxRelative {
+	if now := c.srv.items.Now(); delay > maxRelative {
 		delay = max(delay-now, 0)
 	}
 	c.cache.FlushAll(c.ctx, max(delay, 0))
@@ -404,7 +404,7 @@ func (c *conn) admin(cmd *protocol.Admin) {
 			c.reply(cmd.NoReply, replyMemlimitLow)
 			return
 		}
-		if err := c.cache.SetMemoryLimit(int64(cmd.Arg) << 20); err != nil {
+		if err := c.srv.items.SetMemoryLimit(int64(cmd.Arg) << 20); err != nil {
 			c.reply(cmd.NoReply, "SERVER_ERROR "+err.Error())
 			return
 		}

@@ -7,13 +7,13 @@ import (
 )
 
 // Pipelined gets. A client that sends several gets before it reads the
-// replies (pipeline depth above one) would, under an event loop over an
-// AsyncCache, have them forwarded one at a time: the connection parks on
+// replies (pipeline depth above one) would, under an event loop over a
+// Cache that may wait, have them forwarded one at a time: the connection parks on
 // each get that waits on the network, and reads no more of its input
 // until that get completes. Instead, when a get of one key must wait
 // (not Inline) and the gets of one key buffered right after it are whole
 // (protocol.Reader.NextIsGet), they are gathered, up to coalesceMax, and
-// answered as one multi-get (MultiGetter: one request per owner) on a
+// answered as one multi-get (Cache.GetMulti: one request per owner) on a
 // goroutine, each with its own END: the bytes a client reads are those of
 // the gets answered one by one. A command of any other kind ends the
 // gathering and runs after them, in order.
@@ -46,11 +46,11 @@ type coalesced struct {
 // copied first: Next reuses what it returned.
 func (c *conn) coalesce(cmd protocol.Command) bool {
 	r, ok := cmd.(*protocol.Retrieval)
-	if !ok || c.mg == nil || len(r.Keys) != 1 || r.BadKey || r.More || r.Op != protocol.OpGet && r.Op != protocol.OpGets {
+	if !ok || !c.parks || len(r.Keys) != 1 || r.BadKey || r.More || r.Op != protocol.OpGet && r.Op != protocol.OpGets {
 		return false
 	}
 	withCAS := r.Op == protocol.OpGets
-	if c.r.Buffered() == 0 || c.dropped.Load() || !c.r.NextIsGet(withCAS) || c.async.Inline(r.Keys[0]) {
+	if c.r.Buffered() == 0 || c.dropped.Load() || !c.r.NextIsGet(withCAS) || c.cache.Inline(r.Keys[0]) {
 		return false
 	}
 	g := &c.gets

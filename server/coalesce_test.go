@@ -14,7 +14,7 @@ import (
 	"shoal/store"
 )
 
-// multiRemote is remoteCache with the MultiGetter seam (keys starting
+// multiRemote is remoteCache with its own GetMulti (keys starting
 // with "r" are served elsewhere), counting its calls and the keys they
 // asked for.
 type multiRemote struct {
@@ -33,8 +33,8 @@ func (m multiRemote) GetMulti(ctx context.Context, keys [][]byte, opt *store.Get
 }
 
 // TestCoalescedGetsSameReplies: pipelined gets of one key each, some
-// served elsewhere, get under an event loop over an AsyncCache that is a
-// MultiGetter the very bytes and counts a goroutine per connection over
+// served elsewhere, get under an event loop over a Cache that may wait
+// the very bytes and counts a goroutine per connection over
 // the plain store gives them, with other commands (writes, a multi-key
 // get, gat, mg) between them; and they were answered
 // together (fewer GetMulti calls than keys).
@@ -109,7 +109,7 @@ func TestCoalescedGetsSameReplies(t *testing.T) {
 	}
 }
 
-// waitingRemote is a MultiGetter whose keys starting with "r" wait for
+// waitingRemote is a Cache whose GetMulti keys starting with "r" wait for
 // the caller's context to end and then miss, as a router's forwarded gets
 // do when a connection is dropped; entered is signalled on each call.
 type waitingRemote struct {

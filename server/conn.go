@@ -77,17 +77,16 @@ type conn struct {
 	cancel context.CancelFunc
 
 	// req is the connection's one Request, for every Cache.Start it
-	// makes (request.go). async is the cache's AsyncCache under an event
-	// loop, else nil, and doneReq c.done, made once: the completion of a
-	// request that parks the connection. hand is the state shared with
-	// the goroutine a command away from the loop runs on (async.go).
-	async   AsyncCache
+	// makes (request.go). parks: the connection is under an event loop
+	// over a Cache that may wait (Server.remote), and doneReq is c.done,
+	// made once: the completion of a request that parks the connection.
+	// hand is the state shared with the goroutine a command away from the
+	// loop runs on (async.go).
+	parks   bool
 	req     *Request
 	doneReq func(*Request)
 	hand    handoff
-	// mg is the cache's MultiGetter under an event loop, else nil; gets
-	// holds the pipelined gets answered together (coalesce.go).
-	mg   MultiGetter
+	// gets holds the pipelined gets answered together (coalesce.go).
 	gets coalesced
 }
 
@@ -106,7 +105,7 @@ func newConn(s *Server, raddr, laddr net.Addr) *conn {
 	c := &conn{srv: s, cache: s.cache, raddr: raddr, laddr: laddr, id: s.nextID.Add(1), sampleIn: nextGap()}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.req = new(Request)
-	c.last.Store(c.cache.Now())
+	c.last.Store(c.srv.items.Now())
 	return c
 }
 
@@ -160,7 +159,7 @@ func (c *conn) serve() {
 // process runs commands until the connection ends (false) or, under the
 // event loop, until no complete command is buffered and the socket has no
 // more input, or replies wait for the socket to drain, or a command left
-// the loop (parked; see owner and AsyncCache) (true).
+// the loop (parked; see owner and async.go) (true).
 func (c *conn) process() bool {
 	if c.more.cmd != nil && !c.getKeys() {
 		c.ev.stalled = true
@@ -178,7 +177,7 @@ func (c *conn) process() bool {
 				continue
 			}
 			if errors.As(err, &pe) {
-				if c.async != nil && (pe.TooLarge || pe.NoMemory) && pe.Op == protocol.OpSet && !c.async.Inline(pe.Key) {
+				if c.parks && (pe.TooLarge || pe.NoMemory) && pe.Op == protocol.OpSet && !c.cache.Inline(pe.Key) {
 					c.offload(nil, pe) // its delete may wait on a peer
 					return true
 				}
@@ -196,11 +195,11 @@ func (c *conn) process() bool {
 			c.authenticate(cmd)
 			continue
 		}
-		if c.async != nil && c.coalesce(cmd) {
+		if c.parks && c.coalesce(cmd) {
 			c.offload(&c.gets.cmd, nil) // gets that wait on peers, answered together
 			return true
 		}
-		if c.async != nil && !c.inline(cmd) || c.ev.loop != nil && !c.hand.running && c.lists(cmd) {
+		if c.parks && !c.inline(cmd) || c.ev.loop != nil && !c.hand.running && c.lists(cmd) {
 			c.offload(cmd, nil) // may wait on a peer, or list every item
 			return true
 		}

@@ -67,7 +67,7 @@ func (c *conn) free() {
 // touched records that a command arrived, for the idle timeout and stats
 // conns.
 func (c *conn) touched() {
-	c.last.Store(c.cache.Now())
+	c.last.Store(c.srv.items.Now())
 	if c.ev.loop != nil {
 		c.ev.lastIn = c.ev.loop.now
 	}
@@ -82,8 +82,9 @@ type moreKeys struct {
 	next    int
 	opt     *store.GetOptions
 	withCAS bool
-	mg      MultiGetter // nil: one Get per key
-	batch   int         // keys per GetMulti call
+	// batch is the keys of the next GetMulti call (a Cache that may
+	// wait: Server.remote); 0: one request per key.
+	batch int
 	// endEach: each key is a get of its own (coalesced gets, coalesce.go),
 	// answered with its own END.
 	endEach bool
@@ -116,7 +117,7 @@ func (c *conn) getKeys() bool {
 			}
 			return false
 		}
-		if m.mg != nil {
+		if m.batch > 0 {
 			m.next = c.getBatch(m.next)
 			continue
 		}
@@ -165,7 +166,7 @@ func (c *conn) getBatch(from int) int {
 	keys := m.cmd.Keys
 	to := min(len(keys), from+m.batch)
 	next, size, hits := from, 0, 0
-	m.mg.GetMulti(c.ctx, keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
+	c.cache.GetMulti(c.ctx, keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
 		if m.endEach && c.ctx.Err() != nil {
 			// The misses before this hit may be the cache giving up, and
 			// each END answers a get of its own: answer none (gaveUp).

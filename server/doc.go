@@ -14,13 +14,13 @@
 // a goroutine per connection over its net.Conn (blocking reads and writes;
 // the default), or, with Config.EventLoop, edge-triggered epoll loops over
 // non-blocking sockets (eventloop_linux.go), each serving its ready
-// connections in turn on one goroutine: over a Cache it waits in
-// epoll_wait on a locked thread, over an AsyncCache it parks in Go's
-// poller (Config.Loops says why). A loop stalls all its connections
-// while a Cache call waits, so it is only for a Cache that never waits on
-// the network (Local) or for an AsyncCache, whose calls that may wait
-// leave the loop (async.go): a get, set or delete that Start leaves
-// pending parks its connection until its completion (request.go). Gets of
+// connections in turn on one goroutine: over a Local it waits in
+// epoll_wait on a locked thread, over any other Cache it parks in Go's
+// poller (Config.Loops says why). A loop would stall all its connections
+// while a Cache call waits, so over a Cache that may wait (any but a
+// Local, whose calls never do) the calls that may wait leave the loop
+// (async.go): a get, set or delete that Start leaves pending parks its
+// connection until its completion (request.go). Gets of
 // one key pipelined behind one that waits are answered together, as one
 // multi-get (coalesce.go), rather than parked on one by one.
 //

@@ -30,7 +30,7 @@ func (c *conn) shardDump(cmd *protocol.ShardDump) {
 		c.out = protocol.AppendMetaValueHeader(c.out, len(val))
 		c.out = protocol.AppendMetaKey(c.out, key, it.KeyBinary)
 		c.out = protocol.AppendMetaFlagUint(c.out, 'f', uint64(it.Flags))
-		c.out = protocol.AppendMetaFlagInt(c.out, 't', ttlLeft(c.cache.Now(), it.Exptime))
+		c.out = protocol.AppendMetaFlagInt(c.out, 't', ttlLeft(c.srv.items.Now(), it.Exptime))
 		c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS)
 		c.out = protocol.AppendCRLF(c.out)
 		c.out = protocol.AppendCRLF(append(c.out, val...))

@@ -333,7 +333,7 @@ func TestShardDumpStreams(t *testing.T) {
 			})
 		}
 	}
-	srv, err := New(Config{PeerExtensions: true, Dumps: cache}, cache)
+	srv, err := New(Config{PeerExtensions: true, Dumps: cache, Items: cache}, cache)
 	if err != nil {
 		t.Fatal(err)
 	}

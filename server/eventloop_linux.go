@@ -41,7 +41,7 @@ type loop struct {
 	start  time.Time
 	conns  map[int]*conn // by fd; the loop's goroutine only
 	events []unix.EpollEvent
-	async  AsyncCache // the server's cache, if it is one
+	remote bool // over a Cache that may wait (Server.remote)
 	// queued: a Start went pending in this wake-up; Flush at its end.
 	queued bool
 
@@ -71,10 +71,9 @@ func newLoop(s *Server) (*loop, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("server: epoll_ctl: %w", err)
 	}
-	async, _ := s.cache.(AsyncCache)
 	l := &loop{
 		srv:    s,
-		async:  async,
+		remote: s.remote,
 		epfd:   epfd,
 		wakefd: wakefd,
 		idle:   int64(s.cfg.IdleTimeout),
@@ -86,7 +85,7 @@ func newLoop(s *Server) (*loop, error) {
 	// The epoll descriptor is itself pollable (readable while events are
 	// ready), so Go's poller can wait on it: see park. Non-blocking, or
 	// os.NewFile would not register it.
-	if async == nil {
+	if !s.remote {
 		return l, nil // it blocks in epoll_wait
 	}
 	if err := unix.SetNonblock(epfd, true); err == nil {
@@ -130,9 +129,8 @@ func detach(nc net.Conn) (int, error) {
 func (l *loop) add(c *conn, fd int) bool {
 	c.ev = evState{loop: l, fd: fd}
 	c.setIO(fdReader{c}, fdWriter{c})
-	if l.async != nil {
-		c.async, c.doneReq = l.async, c.done
-		c.mg, _ = l.async.(MultiGetter)
+	if l.remote {
+		c.parks, c.doneReq = true, c.done
 	}
 	l.mu.Lock()
 	stopped := l.stopped
@@ -231,7 +229,7 @@ func (l *loop) run() {
 		}
 		if l.queued {
 			l.queued = false
-			l.async.Flush()
+			l.srv.cache.Flush()
 		}
 		if l.idle > 0 && l.now-swept >= int64(timeout)*int64(time.Millisecond) {
 			swept = l.now
@@ -258,13 +256,13 @@ func (l *loop) ready() (int, error) {
 func (l *loop) parks() bool { return l.epRaw != nil }
 
 // park waits until events are ready or timeout (ms, -1 for none) passes,
-// and collects them. Over an AsyncCache the loop's goroutine parks in Go's
-// poller, which watches the epoll descriptor, as one waiting on a socket
+// and collects them. Over a Cache that may wait (not a Local) the loop's
+// goroutine parks in Go's poller, which watches the epoll descriptor, as one waiting on a socket
 // does: the goroutines completing its forwarded requests (peer readers)
 // share its P, and a thread blocked in a system call would make the
 // runtime hand that P between threads, with its monitor waking every
 // 20 µs to take it; on a 3-node cluster that cost more CPU than the
-// requests did. Over a Cache, or if the poller refused the descriptor, a
+// requests did. Over a Local, or if the poller refused the descriptor, a
 // blocking epoll_wait, as memcached's worker threads wait: on 2 cores,
 // parking cost a standalone node 10-20 % of its depth-16 throughput (Go's
 // idle threads spin looking for work before they sleep).
@@ -525,7 +523,7 @@ func (l *loop) close(c *conn) {
 func (l *loop) shut() {
 	if l.queued {
 		l.queued = false
-		l.async.Flush()
+		l.srv.cache.Flush()
 	}
 	l.mu.Lock()
 	added := l.added

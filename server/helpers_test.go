@@ -99,6 +99,9 @@ func startServer(t testing.TB, scfg store.Config, cfg Config) string {
 // ends, and returns it with its address.
 func serve(t testing.TB, cfg Config, cache Cache) (*Server, string) {
 	t.Helper()
+	if cfg.Items == nil {
+		cfg.Items, _ = cache.(Items) // the test caches wrap a Local
+	}
 	srv, err := New(cfg, cache)
 	if err != nil {
 		t.Fatal(err)

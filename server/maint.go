@@ -100,7 +100,7 @@ func (c *conn) classSet(arg []byte) (map[int]bool, bool) {
 		return nil, true
 	}
 	known := make(map[int]bool)
-	for _, cl := range c.cache.Stats().Classes {
+	for _, cl := range c.srv.items.Stats().Classes {
 		known[cl.ID] = true
 	}
 	set := make(map[int]bool)
@@ -118,7 +118,7 @@ func (c *conn) classSet(arg []byte) (map[int]bool, bool) {
 type sizer []store.ClassStats
 
 func (c *conn) sizer() sizer {
-	cl := c.cache.Stats().Classes
+	cl := c.srv.items.Stats().Classes
 	sort.Slice(cl, func(i, j int) bool { return cl[i].ChunkSize < cl[j].ChunkSize })
 	return cl
 }
@@ -135,7 +135,7 @@ func (z sizer) class(size int) int {
 // format, "\n"-terminated), then END.
 func (c *conn) metadump(classes map[int]bool) {
 	z := c.sizer()
-	c.cache.Range(func(key []byte, it store.Item, _ []byte) bool {
+	c.srv.items.Range(func(key []byte, it store.Item, _ []byte) bool {
 		size := itemHeaderSize + len(key) + it.Size
 		cls := z.class(size)
 		if classes != nil && !classes[cls] {
@@ -211,7 +211,7 @@ func (c *conn) cachedump(args [][]byte) {
 		return
 	}
 	n, bytes := uint64(0), 0
-	c.cache.Range(func(key []byte, it store.Item, _ []byte) bool {
+	c.srv.items.Range(func(key []byte, it store.Item, _ []byte) bool {
 		if z.class(itemHeaderSize+len(key)+it.Size) != int(id) {
 			return true
 		}
@@ -253,7 +253,7 @@ func (c *conn) slabsCommand(args [][]byte) {
 			return
 		}
 		known := map[int64]bool{}
-		for _, cl := range c.cache.Stats().Classes {
+		for _, cl := range c.srv.items.Stats().Classes {
 			known[int64(cl.ID)] = true
 		}
 		switch {

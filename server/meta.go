@@ -36,7 +36,7 @@ func (c *conn) execMeta(cmd protocol.Command) {
 }
 
 func (c *conn) metaGet(m *protocol.MetaGet) {
-	now := c.cache.Now()
+	now := c.srv.items.Now()
 	opt := &c.opt.get
 	*opt = store.GetOptions{NoBump: m.NoBump}
 	if m.HasTTL {
@@ -61,7 +61,7 @@ func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store
 	if c.gaveUp(res) {
 		return
 	}
-	now := c.cache.Now()
+	now := c.srv.items.Now()
 	opt := &c.opt.get
 	vivExp := int64(0)
 	if m.HasVivify {
@@ -238,7 +238,7 @@ func (c *conn) metaDebug(m *protocol.MetaDebug) {
 		c.line(protocol.MetaEN)
 		return
 	}
-	now := c.cache.Now()
+	now := c.srv.items.Now()
 	exp := int64(-1)
 	if it.Exptime != 0 {
 		exp = now - it.Exptime
@@ -251,7 +251,7 @@ func (c *conn) metaDebug(m *protocol.MetaDebug) {
 // sizeClass is the id of the smallest class holding size bytes among the
 // classes that own memory: the item's own class, since it lives in one.
 func (c *conn) sizeClass(size int) int {
-	for _, cl := range c.cache.Stats().Classes {
+	for _, cl := range c.srv.items.Stats().Classes {
 		if cl.ChunkSize >= size {
 			return cl.ID
 		}

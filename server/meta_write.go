@@ -28,7 +28,7 @@ func metaStatus(r store.Result) string {
 
 func (c *conn) metaSet(m *protocol.MetaSet) {
 	c.ctr.cmdSet.Add(1)
-	if !c.cache.Fits(len(m.Key), len(m.Data)) {
+	if !c.srv.items.Fits(len(m.Key), len(m.Data)) {
 		c.ctr.storeTooLarge.Add(1)
 		// memcached unlinks the old item whatever the mode.
 		c.refused(protocol.OpSet, m.Key, store.TooLarge)
@@ -45,7 +45,7 @@ func (c *conn) metaSet(m *protocol.MetaSet) {
 	opt := &c.opt.set
 	*opt = store.SetOptions{Mode: storeModes[m.Op], Flags: m.ClientFlags, KeyBinary: m.Base64, NewCAS: m.NewCAS}
 	if m.HasTTL {
-		opt.Exptime = absExptime(c.cache.Now(), m.TTL)
+		opt.Exptime = absExptime(c.srv.items.Now(), m.TTL)
 	}
 	switch m.Op {
 	case protocol.OpCAS:
@@ -74,7 +74,7 @@ func (c *conn) metaStored(m *protocol.MetaSet, res store.Result, it store.Item, 
 	if c.watching(streamFetchers | streamMutations) {
 		exp := int64(0)
 		if m.HasTTL {
-			exp = absExptime(c.cache.Now(), m.TTL)
+			exp = absExptime(c.srv.items.Now(), m.TTL)
 		}
 		c.watchWrite(m.Key, storeCmds[m.Op], res, exp, len(m.Data))
 	}
@@ -139,7 +139,7 @@ func (c *conn) metaDelete(m *protocol.MetaDelete) {
 	opt := &c.opt.del
 	*opt = store.DeleteOptions{CAS: m.CAS, Invalidate: m.Invalidate, NewCAS: m.NewCAS}
 	if m.Invalidate && m.HasTTL {
-		opt.Touch, opt.Exptime = true, absExptime(c.cache.Now(), m.TTL)
+		opt.Touch, opt.Exptime = true, absExptime(c.srv.items.Now(), m.TTL)
 	}
 	c.deleteRequest(m.Key, opt)
 	c.replicaRequest(&m.MetaOptions)
@@ -173,7 +173,7 @@ func (c *conn) metaDeleted(m *protocol.MetaDelete, res store.Result, err error) 
 }
 
 func (c *conn) metaArith(m *protocol.MetaArith) {
-	now := c.cache.Now()
+	now := c.srv.items.Now()
 	opt := &c.opt.arith
 	*opt = store.ArithOptions{Decr: m.Decr, Delta: m.Delta, CAS: m.CAS, NewCAS: m.NewCAS}
 	if m.HasTTL {

@@ -13,7 +13,7 @@ import (
 	"shoal/store"
 )
 
-// multiLocal is a Local with the MultiGetter seam: it reads every key
+// multiLocal is a Local with its own GetMulti: it reads every key
 // first and hands the hits over afterwards, as a router does, and counts
 // its calls.
 type multiLocal struct {
@@ -39,10 +39,10 @@ func (m multiLocal) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetO
 	}
 }
 
-// TestMultiGetterSeam: a retrieval of several keys through a MultiGetter
+// TestGetMultiSeam: a retrieval of several keys through GetMulti
 // answers byte for byte as the per-key loop does (order, duplicates,
 // misses, CAS, touch, a bad key) and counts the same.
-func TestMultiGetterSeam(t *testing.T) {
+func TestGetMultiSeam(t *testing.T) {
 	long := strings.Repeat("k", 251)
 	script := "set a 1 0 2\r\nva\r\nset b 2 0 0\r\n\r\nset c 3 0 3\r\nvcc\r\n" +
 		"get a b c\r\n" +
@@ -98,7 +98,7 @@ func TestMultiGetterSeam(t *testing.T) {
 	want, wantStats := run(func(l Local) Cache { return l })
 	got, gotStats := run(func(l Local) Cache { return multiLocal{l, &calls} })
 	if got != want {
-		t.Errorf("replies through the MultiGetter:\n%q\nper key:\n%q", got, want)
+		t.Errorf("replies through GetMulti:\n%q\nper key:\n%q", got, want)
 	}
 	if calls != 6 { // every retrieval but the two of one key
 		t.Errorf("GetMulti called %d times, want 6", calls)
@@ -116,7 +116,7 @@ func TestMultiGetterSeam(t *testing.T) {
 	}
 }
 
-// sizedMulti is a Local with the MultiGetter seam that records how many
+// sizedMulti is a Local with its own GetMulti that records how many
 // keys each call asks for.
 type sizedMulti struct {
 	Local

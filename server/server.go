@@ -53,31 +53,30 @@ type Config struct {
 	Logger *slog.Logger
 	// Cluster answers "stats cluster"; nil on a standalone node.
 	Cluster ClusterInfo
-	// Items tells watch lines about the items this node holds: their size
-	// class (clsid) and the value a write replaces. Nil: a Local cache's
-	// store; none for other caches.
-	Items ItemInfo
+	// Items is the store under the Cache (see Items): required, but for a
+	// Local, which is its own.
+	Items Items
 	// EventLoop serves connections from edge-triggered epoll loops (see
 	// Loops) over non-blocking sockets, instead of one goroutine per
 	// connection: a request then costs epoll_wait, read and write and no
 	// goroutine hand-off between threads. A loop runs its connections'
 	// commands one after another on its own goroutine, so a Cache call that
 	// blocks (a cluster Router forwarding to a peer) would stall every
-	// connection of that loop: set it only over a Cache whose calls never
-	// wait on the network, such as Local, or over an AsyncCache, whose
-	// calls that may wait leave the loop. Off (the zero value): a goroutine
+	// connection of that loop: over any Cache but a Local, whose calls
+	// never wait, the calls that may wait leave the loop (async.go). Off
+	// (the zero value): a goroutine
 	// per connection. Where epoll is missing (not Linux), or for a
 	// net.Conn that is not a socket, connections get goroutines anyway.
 	EventLoop bool
 	// Loops is the number of event loops (with EventLoop). Zero means
-	// GOMAXPROCS-1, at least 1. Over a Cache, a loop waits in epoll_wait,
+	// GOMAXPROCS-1, at least 1. Over a Local, a loop waits in epoll_wait,
 	// a system call, on a thread of its own and holding its P (the
 	// runtime's right to run Go code): leave GOMAXPROCS at least one above
 	// Loops, so that the rest of the process (accepting, timers, the
 	// store's reclaimer) finds a P without waiting for the runtime to take
 	// one from a loop, and the runtime's monitor, seeing an idle P, leaves
 	// waiting loops alone instead of waking every 20 µs to take their Ps.
-	// Over an AsyncCache, whose requests complete on other goroutines
+	// Over any other Cache, whose requests complete on other goroutines
 	// (peer readers) that need Ps as much as the loops, a loop with nothing
 	// ready parks in Go's poller instead, as a goroutine reading a socket
 	// does, holding neither a thread nor a P; GOMAXPROCS may then equal
@@ -171,14 +170,6 @@ type ClusterInfo interface {
 	RingStats() [][2]string
 }
 
-// ItemInfo is what watch lines read from the local store (store.Store
-// implements it): an item's size class, and the value size under a key,
-// without waiting on anything.
-type ItemInfo interface {
-	ClassID(keyLen, valueLen int) int
-	Peek(key []byte) (int, bool)
-}
-
 // Validate reports a config memcached would refuse.
 func (c Config) Validate() error {
 	if c.MaxConns < 0 {
@@ -256,10 +247,13 @@ type Server struct {
 	// ctx is every connection's parent (conn.ctx); Shutdown cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// classOf and peek are Config.Items' (or a Local's store's), nil
-	// without.
-	classOf func(keyLen, valueLen int) int
-	peek    func(key []byte) (int, bool)
+	// items is Config.Items, or a Local's store.
+	items Items
+	// remote: the cache may wait on the network (any but a Local). Event
+	// loops then let its requests complete on other goroutines (a
+	// pending Start parks the connection; a loop with nothing ready parks
+	// in Go's poller), and retrievals of several keys go to GetMulti.
+	remote bool
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -281,6 +275,9 @@ func New(cfg Config, cache Cache) (*Server, error) {
 	if cache == nil {
 		return nil, fmt.Errorf("%w: nil cache", ErrConfig)
 	}
+	if _, local := cache.(Local); !local && cfg.Items == nil {
+		return nil, fmt.Errorf("%w: no Items under the cache", ErrConfig)
+	}
 	cfg = cfg.withDefaults()
 	s := &Server{
 		statsOff:  offStats(cfg.Off),
@@ -297,12 +294,11 @@ func New(cfg Config, cache Cache) (*Server, error) {
 	if s.watch == nil {
 		s.watch = new(Watch)
 	}
-	items := cfg.Items
-	if l, ok := cache.(Local); ok && items == nil {
-		items = l.Store
-	}
-	if items != nil {
-		s.classOf, s.peek = items.ClassID, items.Peek
+	s.items = cfg.Items
+	if l, ok := cache.(Local); !ok {
+		s.remote = true
+	} else if s.items == nil {
+		s.items = l.Store
 	}
 	s.mem.limit = cfg.ConnMemLimit
 	s.detail.delim = cmp.Or(cfg.PrefixDelimiter, ':')
@@ -318,7 +314,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrClosed
 	}
-	s.listeners[ln] = s.cache.Now()
+	s.listeners[ln] = s.items.Now()
 	if s.cfg.EventLoop && s.loops == nil && !s.loopsOff {
 		s.startLoopsLocked()
 	}

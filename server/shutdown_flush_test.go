@@ -11,7 +11,7 @@ import (
 	"shoal/store"
 )
 
-// flushedCache is an AsyncCache over a local store whose gets of keys
+// flushedCache is a Cache over a local store whose gets of keys
 // starting with "q" go out only when Flush is called (as a cluster
 // router's forwarded gets are queued on a peer connection until the loop
 // flushes it), and whose get of "block" holds the loop until gate closes.

@@ -44,7 +44,7 @@ func (s *Server) Stats() Snapshot {
 		cmds[f.name] = f.v.Load()
 	}
 	snap := Snapshot{
-		Store:            s.cache.Stats(),
+		Store:            s.items.Stats(),
 		Commands:         cmds,
 		CurrConnections:  curr,
 		TotalConnections: s.totalConns.Load(),
@@ -87,11 +87,11 @@ func (c *conn) stats(cmd *protocol.Stats) {
 	case "settings":
 		c.srv.settingsStats(&w)
 	case "items":
-		itemStats(&w, c.cache.Stats(), c.cache.Now())
+		itemStats(&w, c.srv.items.Stats(), c.srv.items.Now())
 	case "slabs":
-		slabStats(&w, c.cache.Stats())
+		slabStats(&w, c.srv.items.Stats())
 	case "conns":
-		c.srv.connStats(&w, c.cache.Now())
+		c.srv.connStats(&w, c.srv.items.Now())
 	case "cluster":
 		c.srv.clusterStats(&w)
 	case "ring":
@@ -128,7 +128,7 @@ func (s *Server) resetStats() {
 	s.totalConns.Store(0)
 	s.rejectedConns.Store(0)
 	s.watch.resetStats()
-	s.cache.ResetStats()
+	s.items.ResetStats()
 	s.detail.clear() // memcached's stats_reset: stats_prefix_clear
 }
 
@@ -141,7 +141,7 @@ func (s *Server) generalStats(w *statWriter) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	w.int("pid", int64(os.Getpid()))
 	w.int("uptime", int64(snap.Uptime/time.Second))
-	w.int("time", s.cache.Now())
+	w.int("time", s.items.Now())
 	w.str("version", Version)
 	w.str("libevent", "none")
 	w.int("pointer_size", 64)
@@ -267,7 +267,7 @@ func timeval(tv syscall.Timeval) string {
 }
 
 func (s *Server) settingsStats(w *statWriter) {
-	st := s.cache.Stats()
+	st := s.items.Stats()
 	vals := map[string]string{}
 	for _, kv := range fixedSettings {
 		vals[kv[0]] = kv[1]

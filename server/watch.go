@@ -290,7 +290,7 @@ func (c *conn) logGet(key []byte, found bool, size int) {
 	cls := 0
 	if found {
 		b = append(b, getStatus[1]...)
-		cls = c.srv.classID(len(key), size)
+		cls = c.srv.items.ClassID(len(key), size)
 	} else {
 		b = append(b, getStatus[0]...)
 		size = 0
@@ -324,13 +324,13 @@ func (c *conn) logStore(key []byte, res store.Result, cmd string, exptime int64,
 	b = append(b, " ttl="...)
 	ttl := uint32(0)
 	if exptime != 0 {
-		ttl = uint32(exptime - c.cache.Now()) // %u of a rel_time_t difference
+		ttl = uint32(exptime - c.srv.items.Now()) // %u of a rel_time_t difference
 	}
 	b = strconv.AppendUint(b, uint64(ttl), 10)
 	b = append(b, " clsid="...)
 	cls := 0
 	if res != store.TooLarge && res != store.NoMemory {
-		cls = c.srv.classID(len(key), size)
+		cls = c.srv.items.ClassID(len(key), size)
 	}
 	b = strconv.AppendInt(b, int64(cls), 10)
 	b = append(b, " cfd="...)
@@ -408,10 +408,8 @@ var closeReasons = [...]string{"normal", "error", "idle_timeout", "shutdown"}
 // so it never waits on a peer.
 func (c *conn) peekPrior(key []byte) {
 	c.prior = 0
-	if c.srv.peek != nil {
-		if n, ok := c.srv.peek(key); ok {
-			c.prior = int32(n + 1)
-		}
+	if n, ok := c.srv.items.Peek(key); ok {
+		c.prior = int32(n + 1)
 	}
 }
 
@@ -421,14 +419,6 @@ func (c *conn) logLookup(key []byte, found bool) {
 	size := max(int(c.prior)-1, 0)
 	c.prior = 0
 	c.logGet(key, found, size)
-}
-
-// classID is the size class id of an item, for log lines.
-func (s *Server) classID(keyLen, valueLen int) int {
-	if s.classOf != nil {
-		return s.classOf(keyLen, valueLen)
-	}
-	return 0
 }
 
 // storeCmds are memcached's command words for item_store lines.
