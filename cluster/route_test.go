@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"shoal/etcdsync"
 	"shoal/gossip"
+	"shoal/internal/testutil"
 	"shoal/membership"
 	"shoal/peer"
 	"shoal/ring"
@@ -145,5 +147,32 @@ func TestFailoverErrors(t *testing.T) {
 		if failover(e) {
 			t.Errorf("%v, the owner's answer, is taken for no answer", e)
 		}
+	}
+}
+
+// TestPeerPortClassicMultiGet: a classic get of several keys on the peer
+// port (an operator's tool; members send mg) goes through PeerCache's
+// GetMulti: the hits in key order, a key listed twice answered twice, the
+// misses left out, one END.
+func TestPeerPortClassicMultiGet(t *testing.T) {
+	r, err := ring.New(ring.Config{Shards: 16, Replicas: 1}, []string{"p"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t)
+	for k, v := range map[string]string{"a": "x", "c": "yy"} {
+		if res, _ := st.Set([]byte(k), []byte(v), &store.SetOptions{}); res != store.Stored {
+			t.Fatalf("set %s: %v", k, res)
+		}
+	}
+	members := &namedMembers{name: "p", fakeMembers: fakeMembers{
+		view:   &membership.View{Epoch: 1, Members: []etcdsync.Member{{Name: "p", PeerAddr: "127.0.0.1:1"}}, Ring: r},
+		health: map[string]gossip.State{"p": gossip.Alive},
+	}}
+	_, addr := servePeerPort(t, members, st)
+	want := []string{"VALUE c 0 2", "yy", "VALUE a 0 1", "x", "VALUE c 0 2", "yy", "END"}
+	got, err := testutil.TextLines(addr, "get c b a c\r\n", len(want))
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("get c b a c: %q, %v; want %q", got, err, want)
 	}
 }

@@ -60,3 +60,26 @@ func TestWriteErrorsAnswerServerError(t *testing.T) {
 		}
 	}
 }
+
+// TestNewNeedsItems: a Cache other than a Local is not the store the
+// server reads itself (stats, cache_memlimit, listing): New refuses it
+// without Config.Items, and a Local is its own.
+func TestNewNeedsItems(t *testing.T) {
+	st, err := store.New(store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{}, unreachable{Local{st}}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a non-Local cache without Items: %v, want ErrConfig", err)
+	}
+	if _, err := New(Config{Items: st}, unreachable{Local{st}}); err != nil {
+		t.Fatalf("with Items: %v", err)
+	}
+	srv, err := New(Config{}, Local{st})
+	if err != nil {
+		t.Fatalf("a Local: %v", err)
+	}
+	if srv.items != Items(st) || srv.remote {
+		t.Fatalf("a Local: items %v remote %v, want its store and not remote", srv.items, srv.remote)
+	}
+}
