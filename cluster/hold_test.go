@@ -3,8 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,31 +38,49 @@ func TestMultiGetHoldBounded(t *testing.T) {
 		keys = append(keys, []byte(k))
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, calls)
+	var wrong, missed atomic.Int64 // values out of order or not theirs; keys not answered
+	epoch := a.router.View().Epoch
 	for range calls {
 		wg.Go(func() {
 			next := 0
 			a.router.GetMulti(context.Background(), keys, nil, func(i int, _ store.Item, val []byte) {
-				if i != next || !bytes.Equal(val, value(i)) {
-					errs <- fmt.Errorf("key %d (want %d): %d bytes of %q", i, next, len(val), val[:min(len(val), 1)])
+				if i < next || !bytes.Equal(val, value(i)) {
+					t.Errorf("key %d (after %d): %d bytes of %q", i, next-1, len(val), val[:min(len(val), 1)])
+					wrong.Add(1)
 				}
-				next++
+				missed.Add(int64(i - next))
+				next = i + 1
 			})
-			if next != len(keys) {
-				errs <- fmt.Errorf("%d of %d keys answered", next, len(keys))
-			}
+			missed.Add(int64(len(keys) - next))
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+	// A read never fails: an owner that does not answer in time is a miss
+	// (a's own copy: it has none). That is allowed when b failed a
+	// request or the view changed (a machine loaded by other tests), and
+	// a defect otherwise.
+	if n := missed.Load(); n > 0 {
+		excused := peerFailures(a.router, "b") > 0 || a.router.View().Epoch != epoch
+		if !excused {
+			t.Errorf("%d keys not answered, with b answering and the view unchanged", n)
+		}
+		t.Logf("%d keys missed (b failed a request or the view changed: %v)", n, excused)
 	}
 	held, peak := a.router.hold.stats()
 	if held != 0 || peak == 0 || peak > limit {
 		t.Fatalf("held %d after the calls, peak %d: want 0, and a peak of 1 to %d", held, peak, limit)
 	}
 	t.Logf("peak held %d bytes of %d requested at once", peak, calls*len(keys)*size)
+}
+
+// peerFailures is the requests to member name that failed.
+func peerFailures(r *Router, name string) uint64 {
+	for _, p := range r.PeerStats() {
+		if p.Peer == name {
+			return p.Failures
+		}
+	}
+	return 0
 }
 
 // forwardedTo is the batches and requests a router sent to member name.
