@@ -39,7 +39,7 @@ func (t *takeover) handoff(ctx context.Context) (sent, failed uint64) {
 	some := false
 	for s := range n {
 		owners := v.Ring.Owners(s)
-		if !slices.Contains(owners, t.r.self) {
+		if !slices.Contains(owners, t.self) {
 			continue
 		}
 		for _, o := range without.Owners(s) {
@@ -75,7 +75,7 @@ func (t *takeover) handoff(ctx context.Context) (sent, failed uint64) {
 			}
 		})
 	}
-	t.r.st.Range(func(key []byte, it store.Item, val []byte) bool {
+	t.st.Range(func(key []byte, it store.Item, val []byte) bool {
 		for _, m := range heirs[v.Ring.Shard(key)] {
 			buf := make([]byte, len(key)+len(val))
 			copy(buf, key)

@@ -44,13 +44,13 @@ import (
 // lapsePending reports whether the membership reported a lapse not yet
 // recovered from.
 func (t *takeover) lapsePending() bool {
-	return t.r.cfg.Members.Lapses() != t.w.lapses.Load()
+	return t.members.Lapses() != t.w.lapses.Load()
 }
 
 // checkLapse recovers from a lapse the membership reported since the last
 // call, once, whichever caller notices first.
 func (t *takeover) checkLapse() {
-	m := t.r.cfg.Members
+	m := t.members
 	if m.Lapses() == t.w.lapses.Load() {
 		return
 	}
@@ -122,22 +122,22 @@ func (t *takeover) recoverFromLapse(stayed []string, keepFrom uint64) bool {
 		owners := rg.Owners(s)
 		var src []string // stayed owners first
 		for _, o := range owners {
-			if o != t.r.self && slices.Contains(stayed, o) {
+			if o != t.self && slices.Contains(stayed, o) {
 				src = append(src, o)
 			}
 		}
 		if len(src) == 0 {
 			continue // only lapsed members hold it
 		}
-		if !slices.Contains(owners, t.r.self) {
+		if !slices.Contains(owners, t.self) {
 			w.drop[s] = true // not served here; dropped before it can be again
 			w.wiped[s] = true
 			dropped++
 			continue
 		}
-		src = others(src, owners, t.r.self)
+		src = others(src, owners, t.self)
 		if without != nil {
-			src = others(src, without.Owners(s), t.r.self)
+			src = others(src, without.Owners(s), t.self)
 		}
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
@@ -146,7 +146,7 @@ func (t *takeover) recoverFromLapse(stayed []string, keepFrom uint64) bool {
 		w.keepFrom, w.keptFrom = keepFrom, keepFrom
 	}
 	w.start(cs)
-	t.r.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",
+	t.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",
 		"stayed", stayed, "owned_shards", len(cs), "other_shards", dropped, "epoch", v.Epoch,
 		"keep_from", time.UnixMilli(int64(keepFrom>>16)).UTC().Format("15:04:05.000"))
 	return true

@@ -71,7 +71,7 @@ func (t *takeover) awake() bool {
 		return true // Run has not started: no ticks to compare with
 	}
 	now := t.mono()
-	if now-last < int64(t.r.cfg.PauseAfter) {
+	if now-last < int64(t.pauseAfter) {
 		return true
 	}
 	t.pauseMu.Lock()
@@ -88,7 +88,7 @@ func (t *takeover) awake() bool {
 // is held.
 func (t *takeover) recoverFromPause(gap time.Duration) {
 	t.pauses.Add(1)
-	t.r.log.Warn("process was paused; dropping connections and re-pulling owned shards", "gap", gap)
+	t.log.Warn("process was paused; dropping connections and re-pulling owned shards", "gap", gap)
 	for _, f := range t.onPause {
 		f()
 	}
@@ -112,12 +112,12 @@ func (t *takeover) recoverFromPause(gap time.Duration) {
 	var cs []claim
 	for s := range v.Ring.NumShards() {
 		owners := v.Ring.Owners(s)
-		if !slices.Contains(owners, t.r.self) {
+		if !slices.Contains(owners, t.self) {
 			continue
 		}
-		src := others(nil, owners, t.r.self)
+		src := others(nil, owners, t.self)
 		if without != nil {
-			src = others(src, without.Owners(s), t.r.self)
+			src = others(src, without.Owners(s), t.self)
 		}
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
@@ -131,5 +131,5 @@ func (t *takeover) recoverFromPause(gap time.Duration) {
 // now (awake would report false).
 func (t *takeover) pausedNow() bool {
 	last := t.tick.Load()
-	return last != 0 && t.mono()-last >= int64(t.r.cfg.PauseAfter)
+	return last != 0 && t.mono()-last >= int64(t.pauseAfter)
 }

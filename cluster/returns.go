@@ -56,7 +56,7 @@ func (t *takeover) noticeReturns(rs *returns, now time.Time) {
 			rs.awaySince[name] = now
 		case usable && away:
 			delete(rs.awaySince, name)
-			if now.Sub(since) > t.r.cfg.DownFor+tickEvery {
+			if now.Sub(since) > t.downFor+tickEvery {
 				back = append(back, name)
 			}
 		}
@@ -109,7 +109,7 @@ func (t *takeover) reverify(v *membership.View, back []string) {
 	var cs []claim
 	for s := range n {
 		owners := v.Ring.Owners(s)
-		if !slices.Contains(owners, t.r.self) {
+		if !slices.Contains(owners, t.self) {
 			continue
 		}
 		var src []string
@@ -122,7 +122,7 @@ func (t *takeover) reverify(v *membership.View, back []string) {
 			cs = append(cs, claim{shard: s, src: src, merge: true})
 		}
 	}
-	t.r.log.Info("members back: re-verifying the shards shared with them", "members", back, "shards", len(cs))
+	t.log.Info("members back: re-verifying the shards shared with them", "members", back, "shards", len(cs))
 	t.reverified.Add(uint64(len(cs)))
 	w.start(cs)
 }

@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"cmp"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"shoal/store"
 )
 
 // takeover is how this node takes over shards, and gives them up: warm-up
@@ -12,7 +15,7 @@ import (
 // from a pause of the process (pause.go), from a lapse of its registration
 // (lapse.go) and from a co-owner's return (returns.go), a warm restart
 // (restart.go) and the handoff before it leaves (handoff.go). Its state is
-// its own; it reads the router's view, store and peer clients (r).
+// its own, and so are the store and settings it works with (init).
 //
 // The router asks it, for a request:
 //
@@ -28,8 +31,28 @@ import (
 // kick), runs its workers (runWarm, heartbeat) and calls checkLapse and
 // noticeReturns on its ticks (view.go). Handoff and its counters
 // (counters, part of the router's Counters) are its too.
+//
+// What it asks of the router (r), and nothing else:
+//
+//   - the view requests route by, with its members' peer clients
+//     (r.View, r.peers), and whether Run has started (r.running);
+//   - a member's health: usable, and failed for a request that failed;
+//   - r.mu, held while it recovers from a pause, a lapse or a return, so
+//     that no view is applied meanwhile (apply holds it for transition);
+//   - the writes' bookkeeping: the replication queue (r.repl: discarded
+//     after a pause, reset for a member back), the per-shard sequence
+//     (r.seq), the hints owed (r.hints.owe), and the store's versioned
+//     operations (r.applyCopy, r.deleteVersioned, r.exptime).
 type takeover struct {
 	r *Router
+
+	self        string // this node's name
+	log         *slog.Logger
+	st          *store.Store
+	members     Membership    // its lapses (lapse.go)
+	pauseAfter  time.Duration // RouterConfig.PauseAfter
+	downFor     time.Duration // RouterConfig.DownFor
+	peerTimeout time.Duration // RouterConfig.Peer.RequestTimeout (0: peer's default)
 
 	w       warm
 	born    time.Time    // for mono
@@ -47,6 +70,8 @@ type takeover struct {
 // init readies t for r (NewRouter).
 func (t *takeover) init(r *Router) {
 	t.r, t.born = r, time.Now()
+	t.self, t.log, t.st, t.members = r.self, r.log, r.st, r.cfg.Members
+	t.pauseAfter, t.downFor, t.peerTimeout = r.cfg.PauseAfter, r.cfg.DownFor, r.cfg.Peer.RequestTimeout
 	t.w.wake = make(chan struct{}, 1)
 	if !r.cfg.Restored.IsZero() {
 		t.w.restored = versionAt(r.cfg.Restored.Add(-cmp.Or(r.cfg.RestoreMargin, restoreMargin)))

@@ -262,7 +262,7 @@ func (t *takeover) transition(old, nv *membership.View) {
 		t.r.seq.Store(&seq)
 	}
 	if len(w.flags) != n {
-		t.r.log.Error("shard count changed; warm-up disabled", "was", len(w.flags), "now", n)
+		t.log.Error("shard count changed; warm-up disabled", "was", len(w.flags), "now", n)
 		return
 	}
 	if old != nil && (old.Ring == nil || old.Ring.NumShards() != n) {
@@ -272,14 +272,14 @@ func (t *takeover) transition(old, nv *membership.View) {
 	if old == nil {
 		without = t.ringWithout(nv)
 	}
-	if slices.Contains(nv.Ring.Nodes(), t.r.self) {
+	if slices.Contains(nv.Ring.Nodes(), t.self) {
 		w.restoredView(n)
 	}
 	var cs []claim
 	owedFrom := uint64(time.Now().Add(-viewOwedFor).UnixMilli()) << 16
 	for s := range n {
 		owners := nv.Ring.Owners(s)
-		in := slices.Contains(owners, t.r.self)
+		in := slices.Contains(owners, t.self)
 		var prev []string
 		if old != nil {
 			prev = old.Ring.Owners(s)
@@ -287,20 +287,20 @@ func (t *takeover) transition(old, nv *membership.View) {
 				w.changedAt[s] = nv.Epoch
 			}
 		}
-		wasIn := slices.Contains(prev, t.r.self)
+		wasIn := slices.Contains(prev, t.self)
 		if wasIn {
 			for _, o := range owners {
-				if o != t.r.self && !slices.Contains(prev, o) {
+				if o != t.self && !slices.Contains(prev, o) {
 					t.r.hints.owe(o, s, owedFrom)
 				}
 			}
 		}
 		switch {
 		case in && (old == nil || !wasIn):
-			src := others(nil, prev, t.r.self)
-			src = others(src, owners, t.r.self)
+			src := others(nil, prev, t.self)
+			src = others(src, owners, t.self)
 			if without != nil {
-				src = others(src, without.Owners(s), t.r.self)
+				src = others(src, without.Owners(s), t.self)
 			}
 			cs = append(cs, claim{shard: s, src: src, since: w.restoredSince(s)})
 		case !in && wasIn && !w.wiped[s]:
@@ -323,12 +323,12 @@ func (t *takeover) transition(old, nv *membership.View) {
 // is not in it or is alone.
 func (t *takeover) ringWithout(v *membership.View) *ring.Ring {
 	nodes := v.Ring.Nodes()
-	if !slices.Contains(nodes, t.r.self) || len(nodes) < 2 {
+	if !slices.Contains(nodes, t.self) || len(nodes) < 2 {
 		return nil
 	}
 	rest := make([]string, 0, len(nodes)-1)
 	for _, n := range nodes {
-		if n != t.r.self {
+		if n != t.self {
 			rest = append(rest, n)
 		}
 	}
@@ -339,17 +339,17 @@ func (t *takeover) ringWithout(v *membership.View) *ring.Ring {
 // already.
 func (t *takeover) ringWith(v *membership.View) *ring.Ring {
 	nodes := v.Ring.Nodes()
-	if slices.Contains(nodes, t.r.self) {
+	if slices.Contains(nodes, t.self) {
 		return nil
 	}
-	return t.ringOf(v, append(slices.Clone(nodes), t.r.self))
+	return t.ringOf(v, append(slices.Clone(nodes), t.self))
 }
 
 // ringOf returns the ring of nodes with v's settings, or nil.
 func (t *takeover) ringOf(v *membership.View, nodes []string) *ring.Ring {
 	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, nodes, v.Epoch)
 	if err != nil {
-		t.r.log.Error("cannot build a ring for warm-up", "nodes", nodes, "err", err)
+		t.log.Error("cannot build a ring for warm-up", "nodes", nodes, "err", err)
 		return nil
 	}
 	return rg
@@ -416,7 +416,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // the peer request timeout, so that a peer forwarding the read gives up
 // first and asks the key's next owner.
 func (t *takeover) settleWait() time.Duration {
-	d := t.r.cfg.Peer.RequestTimeout
+	d := t.peerTimeout
 	if d <= 0 {
 		d = time.Second
 	}
@@ -528,9 +528,9 @@ func (t *takeover) settled(rt *Route, key []byte, name string, pit *peer.Item, h
 			switch {
 			case lacks.merge:
 			case lacks.wiped && lacks.keptFrom != 0:
-				t.r.st.Delete(key, &store.DeleteOptions{Before: lacks.keptFrom})
+				t.st.Delete(key, &store.DeleteOptions{Before: lacks.keptFrom})
 			default:
-				t.r.st.Delete(key, nil)
+				t.st.Delete(key, nil)
 			}
 		}
 		w.fresh[string(key)] = false
@@ -570,7 +570,7 @@ func (t *takeover) dropUnsettled(s int, key []byte) bool {
 	if w.drop[s] {
 		keep = w.keepFrom // the drop to come keeps from there
 	}
-	if res, _ := t.r.st.Delete(key, &store.DeleteOptions{Before: keep}); res == store.Deleted {
+	if res, _ := t.st.Delete(key, &store.DeleteOptions{Before: keep}); res == store.Deleted {
 		w.dropped.Add(1)
 	}
 	return true

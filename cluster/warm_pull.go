@@ -88,7 +88,7 @@ func (t *takeover) takeQueued() queued {
 		w.dropOthers = false
 		if v := t.r.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(q.drop) {
 			for s := range q.drop {
-				if !slices.Contains(v.Ring.Owners(s), t.r.self) {
+				if !slices.Contains(v.Ring.Owners(s), t.self) {
 					q.drop[s], q.anyDrop = true, true
 				}
 			}
@@ -182,7 +182,7 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss
 	err := t.pull(ctx, v, g.m, ss, g.since)
 	switch {
 	case g.since != 0 && errors.Is(err, peer.ErrNoDelta):
-		t.r.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", g.m.name, "shards", len(ss))
+		t.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", g.m.name, "shards", len(ss))
 		t.wipeForFull(ss)
 		p.mu.Lock()
 		for _, s := range ss {
@@ -191,7 +191,7 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss
 		p.mu.Unlock()
 		return ss
 	case err != nil:
-		t.r.log.Warn("warm-up pull failed", "peer", g.m.name, "shards", len(ss), "err", err)
+		t.log.Warn("warm-up pull failed", "peer", g.m.name, "shards", len(ss), "err", err)
 		t.r.failed(ctx, g.m, err)
 		return ss // each goes on to its next source
 	}
@@ -201,7 +201,7 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, s := range ss {
-		if w.claims[s] == p.q.claims[s] && slices.Contains(v.Ring.Owners(s), t.r.self) {
+		if w.claims[s] == p.q.claims[s] && slices.Contains(v.Ring.Owners(s), t.self) {
 			// Pulled after its drop. Not when pulled in a view in
 			// which this node does not own it (a late view after a
 			// lapse, transition): what it pulled then gets no writes
@@ -276,14 +276,14 @@ func (t *takeover) dropStale(drop []bool, keepFrom uint64) {
 		return
 	}
 	w := &t.w
-	t.r.st.Range(func(key []byte, it store.Item, _ []byte) bool {
+	t.st.Range(func(key []byte, it store.Item, _ []byte) bool {
 		s := v.Ring.Shard(key)
 		if s >= len(drop) || !drop[s] || (keepFrom != 0 && it.CAS >= keepFrom) {
 			return true
 		}
 		w.mu.Lock()
 		if _, fresh := w.fresh[string(key)]; !fresh || !w.flags[s].Load() {
-			if res, _ := t.r.st.Delete(key, &store.DeleteOptions{CAS: it.CAS}); res == store.Deleted {
+			if res, _ := t.st.Delete(key, &store.DeleteOptions{CAS: it.CAS}); res == store.Deleted {
 				w.dropped.Add(1)
 			}
 		}
