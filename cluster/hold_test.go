@@ -135,8 +135,10 @@ func TestMultiGetAfterContention(t *testing.T) {
 	if hits, batches, _ := held(false); hits != len(keys) || batches > 20 {
 		t.Errorf("after contention: %d hits of %d in %d batches, want all in at most 20", hits, len(keys), batches)
 	}
-	// Its keys fail over to a, which may hold copies (replicas 2): hits
-	// or misses, but within a timeout or so.
+	// Its keys fail over to a, which may hold copies (replicas 2: b
+	// hands a, which joined its shards after it, its recent writes,
+	// hints.go, and these keys are among them once the hand-back has
+	// run): hits or misses, but within a timeout or so.
 	if hits, _, took := held(true); took > 3*timeout {
 		t.Errorf("member frozen mid-call: %d hits in %v, want an answer within %v (request timeout %v)", hits, took, 3*timeout, timeout)
 	}
