@@ -17,7 +17,7 @@ import (
 )
 
 // replRig is an owner ("self") pushing through a running repl.Replicator
-// to one replica ("p"), a router of its own whose peer port (PeerCache)
+// to one replica ("p"), a router of its own whose peer port (PeerPort)
 // is served over real TCP on loopback.
 type replRig struct {
 	rt, replica *Router
@@ -42,7 +42,7 @@ func startReplRig(tb testing.TB) *replRig {
 		tb.Fatal(err)
 	}
 	applied := make(chan uint64, 1024)
-	_, view.Members[0].PeerAddr = serveCache(tb, server.Config{PeerExtensions: true, Dumps: replica.PeerCache(), Items: pst}, &signalCache{replica.PeerCache(), applied})
+	_, view.Members[0].PeerAddr = serveCache(tb, server.Config{PeerExtensions: true, Dumps: replica.PeerPort(), Items: pst}, &signalCache{replica.PeerPort(), applied})
 	replica.apply()
 	tb.Cleanup(func() { replica.Close() })
 
@@ -62,15 +62,15 @@ func startReplRig(tb testing.TB) *replRig {
 	return &replRig{rt: rt, replica: replica, st: st, pst: pst, rp: rp, view: view, applied: applied, timer: time.NewTimer(time.Hour)}
 }
 
-// signalCache is a replica's PeerCache that tells the CAS of every
+// signalCache is a replica's PeerPort that tells the CAS of every
 // replicated set it applied.
 type signalCache struct {
-	*PeerCache
+	*PeerPort
 	applied chan<- uint64
 }
 
 func (c *signalCache) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
-	pending := c.PeerCache.Start(ctx, req, done) // a replicated write is never pending
+	pending := c.PeerPort.Start(ctx, req, done) // a replicated write is never pending
 	if req.Replica && req.Op == server.OpSet {
 		var cas uint64
 		if req.Set != nil {
@@ -116,7 +116,7 @@ func (g *replRig) setReplicated(tb testing.TB, key, val []byte, opt *store.SetOp
 
 // BenchmarkReplicatedSet: sets on the owner of keys with one replica,
 // replicated over a real peer connection to the replica's peer port
-// (PeerCache.ReplicaSet): the owner's set, its push, the replicator's
+// (PeerPort.ReplicaSet): the owner's set, its push, the replicator's
 // send and the replica applying it. allocs/op counts all of them (one
 // process). "each" waits for every set to reach the replica (latency);
 // "window64" waits every 64 sets for the last one (throughput: the

@@ -59,7 +59,7 @@ func TestRouterLocalAllocs(t *testing.T) {
 // repl.Replicator over a real peer connection: through the synchronous
 // Set, the event loop's Start and the peer port's Set (a write
 // forwarded here), and, all the way to the replica applying it
-// (PeerCache.ReplicaSet), the whole round trip.
+// (PeerPort.ReplicaSet), the whole round trip.
 func TestRouterReplicatedAllocs(t *testing.T) {
 	if testutil.Race {
 		t.Skip("counts allocations across goroutines, which the race detector's synchronization makes")
@@ -68,7 +68,7 @@ func TestRouterReplicatedAllocs(t *testing.T) {
 	key := g.keys(1)[0]
 	val, opt := []byte("value"), &store.SetOptions{}
 	g.setReplicated(t, key, val, opt) // the connections dialled, the link made
-	pc := g.rt.PeerCache()
+	pc := g.rt.PeerPort()
 	setReq := &server.Request{Op: server.OpSet, Key: key, Value: val, Set: opt}
 	done := func(*server.Request) { t.Error("Start of a local key's set went pending") }
 	for _, c := range []struct {

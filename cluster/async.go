@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 
 	"shoal/peer"
 	"shoal/server"
@@ -59,7 +58,7 @@ func (r *Router) Start(ctx context.Context, req *server.Request, done func(*serv
 }
 
 // syncCache is the synchronous form of a Request's operations: the
-// Router's walks, the PeerCache's local service.
+// Router's walks, the PeerPort's local service.
 type syncCache interface {
 	Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
 	Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error)
@@ -173,88 +172,6 @@ func (r *Router) spawn(f func()) bool {
 	r.bg.Go(f)
 	return true
 }
-
-// The peer port's Cache: everything it serves is
-// this node's store, but a key of a warming shard is read through from a
-// source first, and a pause noticed recovers first: those run on a
-// goroutine.
-
-// Inline reports whether a command on key is served without waiting on
-// the network: not during a pause, not in a warming shard. A flush_all
-// (nil) is this node's alone.
-func (p *PeerCache) Inline(key []byte) bool {
-	if p.r.tk.recovering() {
-		return false
-	}
-	if key == nil {
-		return true // flush_all: this node's store only
-	}
-	rt := p.r.route(key)
-	return !p.r.tk.warming(&rt)
-}
-
-// Start serves a forwarded request at once, or on a goroutine when it may
-// wait (see Inline and writeNow).
-func (p *PeerCache) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
-	if req.Replica {
-		p.replica(req)
-		return false
-	}
-	if done == nil { // the caller waits
-		do(ctx, p, req)
-		return false
-	}
-	if req.Op == server.OpGet {
-		if p.Inline(req.Key) {
-			do(ctx, p, req)
-			return false
-		}
-		return p.r.later(req, done, func() { do(ctx, p, req) })
-	}
-	rt, now, err := p.writeNow(req.Key)
-	switch {
-	case !now:
-		return p.r.later(req, done, func() { do(ctx, p, req) })
-	case err != nil:
-		req.Res, req.N, req.Item, req.Err = 0, 0, store.Item{}, err
-	default:
-		p.r.writeHere(ctx, &rt, req)
-	}
-	return false
-}
-
-// replica serves a peer's replicated write or replica read
-// (server.Request.Replica), at once: on the event loop when the key is
-// Inline, else on the goroutine the server ran the command on.
-func (p *PeerCache) replica(req *server.Request) {
-	switch req.Op {
-	case server.OpGet:
-		req.Item, req.Val, req.Res = p.ReplicaGet(req.Key, req.Get, req.Dst)
-	case server.OpSet:
-		req.Res, req.Item, req.Err = p.ReplicaSet(req.Key, req.Value, req.Set, req.Origin)
-	case server.OpDelete:
-		req.Res, req.Item, req.Err = p.ReplicaDelete(req.Key, req.Del, req.Origin)
-	default:
-		req.Res, req.N, req.Item, req.Err = 0, 0, store.Item{}, fmt.Errorf("replicated %v: not a replica operation", req.Op)
-	}
-}
-
-// writeNow routes a forwarded write once, as Set would (writeRoute), and
-// reports whether it is answered now: served here, or refused (err). Not
-// now (Inline's cases): a pause or lapse is being recovered from, or the
-// key's shard warms; the write then runs on a goroutine, through Set.
-func (p *PeerCache) writeNow(key []byte) (rt Route, now bool, err error) {
-	if p.r.tk.recovering() {
-		return Route{}, false, nil
-	}
-	if rt, err = p.writeRoute(key); err != nil {
-		return rt, true, err
-	}
-	return rt, !p.r.tk.warming(&rt), nil
-}
-
-// Flush does nothing: the peer port forwards nothing.
-func (p *PeerCache) Flush() {}
 
 // GetDone completes a forwarded get, on the peer client's reader.
 func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {

@@ -13,7 +13,7 @@ import (
 // late push must not undo), whatever order the copies arrive in.
 func TestReplicaSetNewestWins(t *testing.T) {
 	rig := startRig(t, testutil.FreeAddr(t), 2, server.Config{})
-	pc := rig.rt.PeerCache()
+	pc := rig.rt.PeerPort()
 	key := []byte("conv-key")
 	apply := func(val string, cas uint64) {
 		t.Helper()

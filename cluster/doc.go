@@ -2,7 +2,7 @@
 // connection server's Cache on a cluster node, serving each key from its
 // first reachable owner (the local store, or a peer.Client to that owner's
 // peer port) and pushing the writes it serves to the key's other owners
-// (repl), and the PeerCache, which serves the peer port. It routes by the
+// (repl), and the PeerPort, which serves the peer port. It routes by the
 // View package membership publishes.
 //
 // Its files, by job:
@@ -22,14 +22,14 @@
 //     returns.go (re-verifying shared shards when a member comes back) and
 //     handoff.go (SIGTERM). hints.go, the router's, hands back what a
 //     member missed.
-//   - the peer port: peercache.go (forwarded requests, replicated writes,
-//     replica-level reads, shard dumps).
+//   - the peer port: peerport.go, all of PeerPort (forwarded requests,
+//     replicated writes, replica-level reads, shard dumps; its Start
+//     and Inline).
 //   - versions: versions.go and replicate.go. The copies of a key converge
 //     to its newest write: the store's CAS is a hybrid logical clock,
 //     every copy made elsewhere (replicated, pulled, read through, handed
 //     back) is applied only over an older one, and a delete carries a
 //     version that is remembered for a while (package tomb).
-//   - list.go: the items of the local store for the server's listings.
 //   - stats.go: the router's counters for "stats cluster" and /metrics,
 //     and Info, which joins them to the view's.
 package cluster

@@ -72,7 +72,7 @@ func TestHandBack(t *testing.T) {
 	// A late copy of the deleted key, older than the delete (a push that
 	// left before it), does not bring it back on either node.
 	for _, n := range []*fullNode{a, b} {
-		if _, _, err := n.router.PeerCache().ReplicaSet([]byte(keys[0]), []byte("old"), &store.SetOptions{NewCAS: 1}, server.Origin{Epoch: uint64(n.router.View().Epoch)}); err != nil {
+		if _, _, err := n.router.PeerPort().ReplicaSet([]byte(keys[0]), []byte("old"), &store.SetOptions{NewCAS: 1}, server.Origin{Epoch: uint64(n.router.View().Epoch)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, res := n.st.Get([]byte(keys[0]), nil, nil); res != store.Miss {
@@ -89,7 +89,7 @@ func TestHandBack(t *testing.T) {
 // is kept.
 func TestVersionedDelete(t *testing.T) {
 	rig := startRig(t, testutil.FreeAddr(t), 2, server.Config{})
-	pc := rig.rt.PeerCache()
+	pc := rig.rt.PeerPort()
 	o := server.Origin{Epoch: uint64(rig.view.Epoch)}
 	key := []byte("vd-key")
 	set := func(val string, cas uint64) {
@@ -231,7 +231,7 @@ func TestForwardedWritePushed(t *testing.T) {
 	for _, k := range keys {
 		testutil.WaitFor(t, 5*time.Second, "b to hold the old "+k, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })
 	}
-	pc := b.router.PeerCache()
+	pc := b.router.PeerPort()
 	for _, k := range keys {
 		if res, _, err := pc.Set(context.Background(), []byte(k), []byte("new"), nil); err != nil || res != store.Stored {
 			t.Fatalf("forwarded set %s on b: %v %v", k, res, err)

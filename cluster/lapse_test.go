@@ -455,7 +455,7 @@ func warmAsLapsed(t *testing.T, n *fullNode, cut uint64, src string, keys ...[]b
 func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
 	t.Parallel()
 	_, a, _ := startPair(t)
-	pc := a.router.PeerCache()
+	pc := a.router.PeerPort()
 	o := server.Origin{Epoch: uint64(a.router.View().Epoch)}
 	newer, older, unversioned := []byte("rd-newer"), []byte("rd-older"), []byte("rd-unversioned")
 	warmAsLapsed(t, a, 1, "b", newer, older, unversioned)
@@ -522,7 +522,7 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 	r.tk.transition(v, late) // apply's transition, run after the recovery
 	r.mu.Unlock()
 
-	if _, val, res := r.PeerCache().Get(context.Background(), key, nil, nil); res == store.Hit {
+	if _, val, res := r.PeerPort().Get(context.Background(), key, nil, nil); res == store.Hit {
 		t.Errorf("forwarded get of %s, deleted on b while a was out: %q", key, val)
 	}
 }
@@ -534,7 +534,7 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 func TestReplicatedSetAfterDeleteOfOwnWrite(t *testing.T) {
 	t.Parallel()
 	_, a, _ := startPair(t)
-	pc := a.router.PeerCache()
+	pc := a.router.PeerPort()
 	o := server.Origin{Epoch: uint64(a.router.View().Epoch)}
 	key := []byte("rs-key")
 	warmAsLapsed(t, a, 1, "b", key)

@@ -7,7 +7,7 @@ import (
 )
 
 // Local operations of the serving owner, shared by the client port (the
-// Router) and the peer port (forwarded requests, PeerCache): each runs on
+// Router) and the peer port (forwarded requests, PeerPort): each runs on
 // this node's store on the request's route, settles the key first when its
 // shard warms and the operation depends on the item already there
 // (warm.go), and pushes the result to the key's other owners on that route

@@ -41,7 +41,7 @@ func (r *Router) routeIn(ps *peerSet, key []byte) Route {
 	return rt
 }
 
-// routeHere is the route of a request forwarded to this node (PeerCache): the sender
+// routeHere is the route of a request forwarded to this node (PeerPort): the sender
 // chose this node to serve it, skipping the owners before it as down or
 // dead, so it is served here as by the owner that stands in for them,
 // and what it writes is pushed to every other owner, those skipped included,
@@ -58,7 +58,7 @@ func (r *Router) routeIn(ps *peerSet, key []byte) Route {
 // the key away. A write served here then would be pushed to nobody, and
 // the owners would never hold it (found reading the code for the stale
 // reads of e2e/history seed 24; a logged run of 50 rolling restarts did
-// not hit it, so it is not known to have caused them); PeerCache refuses
+// not hit it, so it is not known to have caused them); PeerPort refuses
 // it (ErrNotOwner) and the sender passes it on to the next owner.
 func (r *Router) routeHere(key []byte) (rt Route, owner bool) {
 	rt = r.route(key)

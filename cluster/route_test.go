@@ -75,7 +75,7 @@ func TestForwardedToNonOwner(t *testing.T) {
 		}
 	}
 
-	if _, _, err := late.PeerCache().Set(context.Background(), keys[0], []byte("v"), nil); !errors.Is(err, ErrNotOwner) {
+	if _, _, err := late.PeerPort().Set(context.Background(), keys[0], []byte("v"), nil); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("forwarded set on a non-owner: %v, want ErrNotOwner", err)
 	}
 	if res, _, err := rt.Set(context.Background(), keys[0], []byte("sync"), &store.SetOptions{}); res != store.Stored || err != nil {
@@ -119,7 +119,7 @@ func TestForwardedToNonOwner(t *testing.T) {
 }
 
 // servePeerPort starts a router of members (named, with a view of its
-// own) over st, applies its view and serves its PeerCache, as a node's
+// own) over st, applies its view and serves its PeerPort, as a node's
 // peer port, until the test ends. It returns the router and the port.
 func servePeerPort(t *testing.T, members Membership, st *store.Store) (*Router, string) {
 	t.Helper()
@@ -129,7 +129,7 @@ func servePeerPort(t *testing.T, members Membership, st *store.Store) (*Router, 
 	}
 	t.Cleanup(func() { r.Close() }) // after the server's shutdown
 	r.apply()
-	_, addr := serveCache(t, server.Config{PeerExtensions: true, NoAdmin: true, Dumps: r.PeerCache(), Items: st}, r.PeerCache())
+	_, addr := serveCache(t, server.Config{PeerExtensions: true, NoAdmin: true, Dumps: r.PeerPort(), Items: st}, r.PeerPort())
 	return r, addr
 }
 
@@ -151,7 +151,7 @@ func TestFailoverErrors(t *testing.T) {
 }
 
 // TestPeerPortClassicMultiGet: a classic get of several keys on the peer
-// port (an operator's tool; members send mg) goes through PeerCache's
+// port (an operator's tool; members send mg) goes through PeerPort's
 // GetMulti: the hits in key order, a key listed twice answered twice, the
 // misses left out, one END.
 func TestPeerPortClassicMultiGet(t *testing.T) {

@@ -377,7 +377,7 @@ func (r *Router) walk(ctx context.Context, rt *Route, remote func(*member) error
 }
 
 // refusedForPause reports whether err is a peer's ErrPaused: the owner
-// refused a request that found it had been paused (see PeerCache.writeRoute).
+// refused a request that found it had been paused (see PeerPort.writeRoute).
 func refusedForPause(err error) bool { return errors.Is(err, peer.ErrRefusedPaused) }
 
 // refusedNotOwner reports whether err is a peer's ErrNotOwner.

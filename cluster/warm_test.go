@@ -23,7 +23,7 @@ import (
 )
 
 // fullNode is an in-process node wired as main wires it: a client port
-// served through the router, a peer port served by PeerCache with the peer
+// served through the router, a peer port served by PeerPort with the peer
 // extensions, a replicator, and the router's Run (warm-up, pause ticks).
 type fullNode struct {
 	name         string
@@ -91,7 +91,7 @@ func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	psrv, err := server.New(server.Config{PeerExtensions: true, EventLoop: true, Loops: 1, Dumps: fn.router.PeerCache(), Items: fn.st}, fn.router.PeerCache())
+	psrv, err := server.New(server.Config{PeerExtensions: true, EventLoop: true, Loops: 1, Dumps: fn.router.PeerPort(), Items: fn.st}, fn.router.PeerPort())
 	if err != nil {
 		t.Fatal(err)
 	}

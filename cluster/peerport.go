@@ -17,30 +17,30 @@ import (
 // again (Router.Refresh).
 var ErrStaleEpoch = fmt.Errorf("cluster: stale epoch: %w", server.ErrStaleOrigin)
 
-// PeerCache returns the Cache for the peer listener: this node's store,
-// where forwarded and replicated requests arrive; it never routes again.
-// A forwarded request is served as the owner serves it on the client port
-// (warm-up, then a push of the result to the key's other owners). A
-// replicated write (it carries an epoch: server.Request.Replica;
-// ReplicaSet, ReplicaDelete) is stored and not pushed again. PeerCache
-// implements server.Cache (async.go) and server.Dumper.
-func (r *Router) PeerCache() *PeerCache { return &PeerCache{r: r} }
+// PeerPort returns what serves the peer port (its server.Cache and
+// server.Dumper): this node's store, where forwarded and replicated
+// requests arrive; it never routes again. A forwarded request is served
+// as the owner serves it on the client port (warm-up, then a push of the
+// result to the key's other owners). A replicated write (it carries an
+// epoch: server.Request.Replica; ReplicaSet, ReplicaDelete) is stored and
+// not pushed again. Everything it does is in this file.
+func (r *Router) PeerPort() *PeerPort { return &PeerPort{r: r} }
 
-// PeerCache is the peer listener's Cache; see Router.PeerCache.
-type PeerCache struct{ r *Router }
+// PeerPort serves the peer port; see Router.PeerPort.
+type PeerPort struct{ r *Router }
 
 var (
-	_ server.Cache  = (*PeerCache)(nil)
-	_ server.Dumper = (*PeerCache)(nil)
+	_ server.Cache  = (*PeerPort)(nil)
+	_ server.Dumper = (*PeerPort)(nil)
 )
 
 // FlushAll flushes this node's store only: the member that got flush_all
 // from its client sends it to every other.
-func (p *PeerCache) FlushAll(ctx context.Context, delay int64) { p.r.st.FlushAll(delay) }
+func (p *PeerPort) FlushAll(ctx context.Context, delay int64) { p.r.st.FlushAll(delay) }
 
 // GetMulti serves a classic multi-get on the peer port key by key, as Get
 // (members send mg; a classic get comes from an operator's tool).
-func (p *PeerCache) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(int, store.Item, []byte)) {
+func (p *PeerPort) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(int, store.Item, []byte)) {
 	var buf []byte
 	for i, k := range keys {
 		it, val, res := p.Get(ctx, k, opt, buf[:0])
@@ -56,7 +56,7 @@ func (p *PeerCache) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetO
 // node owns then warm: it reads through from the owners that stood in), so
 // that a read sent after the resume never misses; one that writes (touch,
 // vivify) is refused as a write is, with a miss.
-func (p *PeerCache) Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+func (p *PeerPort) Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
 	if !p.r.tk.awake() && opt != nil && (opt.Touch || opt.Vivify) {
 		return store.Item{}, dst[:0], store.Miss
 	}
@@ -74,7 +74,7 @@ func (p *PeerCache) Get(ctx context.Context, key []byte, opt *store.GetOptions, 
 // (Router.walk), and that is served. One on a key this node does not own
 // in its view is refused with ErrNotOwner (see Router.routeHere); its
 // sender passes it on to the key's next owner.
-func (p *PeerCache) writeRoute(key []byte) (Route, error) {
+func (p *PeerPort) writeRoute(key []byte) (Route, error) {
 	if !p.r.tk.awake() {
 		return Route{}, ErrPaused
 	}
@@ -86,7 +86,7 @@ func (p *PeerCache) writeRoute(key []byte) (Route, error) {
 }
 
 // Set serves a forwarded write.
-func (p *PeerCache) Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+func (p *PeerPort) Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, store.Item{}, err
@@ -95,7 +95,7 @@ func (p *PeerCache) Set(ctx context.Context, key, value []byte, opt *store.SetOp
 }
 
 // Delete serves a forwarded delete.
-func (p *PeerCache) Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
+func (p *PeerPort) Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, store.Item{}, err
@@ -104,7 +104,7 @@ func (p *PeerCache) Delete(ctx context.Context, key []byte, opt *store.DeleteOpt
 }
 
 // Arith serves a forwarded incr/decr.
-func (p *PeerCache) Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+func (p *PeerPort) Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, 0, store.Item{}, err
@@ -113,7 +113,7 @@ func (p *PeerCache) Arith(ctx context.Context, key []byte, opt *store.ArithOptio
 }
 
 // Touch serves a forwarded touch.
-func (p *PeerCache) Touch(ctx context.Context, key []byte, exptime int64) (store.Result, store.Item, error) {
+func (p *PeerPort) Touch(ctx context.Context, key []byte, exptime int64) (store.Result, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, store.Item{}, err
@@ -124,7 +124,7 @@ func (p *PeerCache) Touch(ctx context.Context, key []byte, exptime int64) (store
 // admit reports why a replicated write of key from o is refused: the
 // process was paused, or o's epoch predates the last change of the
 // shard's owners.
-func (p *PeerCache) admit(rt *Route, o server.Origin) error {
+func (p *PeerPort) admit(rt *Route, o server.Origin) error {
 	r := p.r
 	if !r.tk.awake() {
 		return ErrPaused
@@ -143,7 +143,7 @@ func (p *PeerCache) admit(rt *Route, o server.Origin) error {
 // write of the key (a larger CAS: store.SetOptions.Newer): copies of a
 // key converge to its newest write whatever order they arrive in, from
 // the primary, a stand-in handing back (hints.go) or a warm-up.
-func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (res store.Result, it store.Item, err error) {
+func (p *PeerPort) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (res store.Result, it store.Item, err error) {
 	rt := p.r.route(key)
 	if err := p.admit(&rt, o); err != nil {
 		return 0, store.Item{}, err
@@ -166,7 +166,7 @@ func (p *PeerCache) ReplicaSet(key, value []byte, opt *store.SetOptions, o serve
 // ReplicaDelete applies a replicated delete, with ReplicaSet's exception:
 // one with a version removes only an older item and is remembered
 // (versions.go).
-func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (res store.Result, it store.Item, err error) {
+func (p *PeerPort) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (res store.Result, it store.Item, err error) {
 	rt := p.r.route(key)
 	if err := p.admit(&rt, o); err != nil {
 		return 0, store.Item{}, err
@@ -191,7 +191,7 @@ func (p *PeerCache) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server
 // ReplicaGet reads this node's store only: a warming peer settling a key
 // asks here, and must not be sent on to another warming node. A miss
 // carries the version of the key's delete when this node remembers one.
-func (p *PeerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+func (p *PeerPort) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
 	it, val, res := p.r.st.Get(key, opt, dst)
 	if res != store.Hit {
 		it = store.Item{CAS: p.r.tombs.Get(key)}
@@ -203,7 +203,7 @@ func (p *PeerCache) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (s
 // since or more, for a peer warming them. With since, it refuses (false)
 // when it cannot vouch that these are all that changed since: the store
 // dropped a newer item by itself, or a newer delete was forgotten.
-func (p *PeerCache) Dump(want []byte, since uint64, emit func(key []byte, it store.Item, val []byte) bool) bool {
+func (p *PeerPort) Dump(want []byte, since uint64, emit func(key []byte, it store.Item, val []byte) bool) bool {
 	v := p.r.View()
 	if v == nil || v.Ring == nil {
 		return true
@@ -220,7 +220,7 @@ func (p *PeerCache) Dump(want []byte, since uint64, emit func(key []byte, it sto
 // DumpDeletes lists the deletes this node remembers (its tombstones) in
 // the shards set in want, for a peer warming them: a copy it kept from
 // before it was cut off goes if the key was deleted since.
-func (p *PeerCache) DumpDeletes(want []byte, since uint64, emit func(key []byte, version uint64) bool) {
+func (p *PeerPort) DumpDeletes(want []byte, since uint64, emit func(key []byte, version uint64) bool) {
 	v := p.r.View()
 	if v == nil || v.Ring == nil {
 		return
@@ -229,3 +229,85 @@ func (p *PeerCache) DumpDeletes(want []byte, since uint64, emit func(key []byte,
 		return !protocol.WantsShard(want, v.Ring.Shard(key)) || emit(key, version)
 	})
 }
+
+// The peer port's Cache: everything it serves is
+// this node's store, but a key of a warming shard is read through from a
+// source first, and a pause noticed recovers first: those run on a
+// goroutine.
+
+// Inline reports whether a command on key is served without waiting on
+// the network: not during a pause, not in a warming shard. A flush_all
+// (nil) is this node's alone.
+func (p *PeerPort) Inline(key []byte) bool {
+	if p.r.tk.recovering() {
+		return false
+	}
+	if key == nil {
+		return true // flush_all: this node's store only
+	}
+	rt := p.r.route(key)
+	return !p.r.tk.warming(&rt)
+}
+
+// Start serves a forwarded request at once, or on a goroutine when it may
+// wait (see Inline and writeNow).
+func (p *PeerPort) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
+	if req.Replica {
+		p.replica(req)
+		return false
+	}
+	if done == nil { // the caller waits
+		do(ctx, p, req)
+		return false
+	}
+	if req.Op == server.OpGet {
+		if p.Inline(req.Key) {
+			do(ctx, p, req)
+			return false
+		}
+		return p.r.later(req, done, func() { do(ctx, p, req) })
+	}
+	rt, now, err := p.writeNow(req.Key)
+	switch {
+	case !now:
+		return p.r.later(req, done, func() { do(ctx, p, req) })
+	case err != nil:
+		req.Res, req.N, req.Item, req.Err = 0, 0, store.Item{}, err
+	default:
+		p.r.writeHere(ctx, &rt, req)
+	}
+	return false
+}
+
+// replica serves a peer's replicated write or replica read
+// (server.Request.Replica), at once: on the event loop when the key is
+// Inline, else on the goroutine the server ran the command on.
+func (p *PeerPort) replica(req *server.Request) {
+	switch req.Op {
+	case server.OpGet:
+		req.Item, req.Val, req.Res = p.ReplicaGet(req.Key, req.Get, req.Dst)
+	case server.OpSet:
+		req.Res, req.Item, req.Err = p.ReplicaSet(req.Key, req.Value, req.Set, req.Origin)
+	case server.OpDelete:
+		req.Res, req.Item, req.Err = p.ReplicaDelete(req.Key, req.Del, req.Origin)
+	default:
+		req.Res, req.N, req.Item, req.Err = 0, 0, store.Item{}, fmt.Errorf("replicated %v: not a replica operation", req.Op)
+	}
+}
+
+// writeNow routes a forwarded write once, as Set would (writeRoute), and
+// reports whether it is answered now: served here, or refused (err). Not
+// now (Inline's cases): a pause or lapse is being recovered from, or the
+// key's shard warms; the write then runs on a goroutine, through Set.
+func (p *PeerPort) writeNow(key []byte) (rt Route, now bool, err error) {
+	if p.r.tk.recovering() {
+		return Route{}, false, nil
+	}
+	if rt, err = p.writeRoute(key); err != nil {
+		return rt, true, err
+	}
+	return rt, !p.r.tk.warming(&rt), nil
+}
+
+// Flush does nothing: the peer port forwards nothing.
+func (p *PeerPort) Flush() {}
