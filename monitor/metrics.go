@@ -119,7 +119,8 @@ func writeServer(p *promWriter, snap server.Snapshot) {
 	p.one("shoal_connection_memory_held_bytes", "gauge", "Connection memory counted against the limit (-o read_buf_mem_limit).", float64(cm.Held))
 	p.one("shoal_connection_memory_limit_bytes", "gauge", "The limit on connection memory (-o read_buf_mem_limit).", float64(cm.Limit))
 	p.one("shoal_connection_memory_refused_total", "counter", "Values refused with SERVER_ERROR out of memory for the connection memory limit (read_buf_oom).", float64(cm.ReadBufOOM))
-	p.one("shoal_connection_memory_waits_total", "counter", "Retrievals made to wait for the socket because connections held more than the limit (response_obj_oom).", float64(cm.ResponseOOM))
+	p.one("shoal_connection_memory_waits_total", "counter", "Retrievals made to wait because connections held more than the limit (response_obj_oom).", float64(cm.ResponseOOM))
+	p.one("shoal_connections_unread_closed_total", "counter", "Connections closed because their replies waited unread while the replies held more than the connection memory limit.", float64(cm.Evicted))
 	p.family("shoal_commands_total", "counter", "Commands by memcached's cmd_* counter.")
 	for _, c := range commandNames {
 		p.sample("shoal_commands_total", float64(snap.Commands[c.stat]), "command", c.label)

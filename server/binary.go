@@ -137,9 +137,7 @@ func (c *conn) binGot(b *protocol.Binary, it store.Item, val []byte, res store.R
 		}
 		c.binValue(b, it.CAS, flags[:], key, val)
 	}
-	if cap(c.val) > flushAt {
-		c.val = nil // do not keep a large value's buffer per connection
-	}
+	c.dropLargeVal()
 }
 
 // binValue appends a hit's reply; a large value goes to the socket from

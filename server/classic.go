@@ -202,9 +202,7 @@ func (c *conn) retrieved(cmd *protocol.Retrieval, it store.Item, val []byte, res
 // endRetrieval appends the END (or the bad key's error) of a retrieval;
 // a part of a long get line (More) ends with nothing.
 func (c *conn) endRetrieval(cmd *protocol.Retrieval) {
-	if cap(c.val) > flushAt {
-		c.val = nil // do not keep a large value's buffer per connection
-	}
+	c.dropLargeVal()
 	switch {
 	case cmd.BadKey:
 		// memcached drops every reply not yet sent before this error.

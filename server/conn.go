@@ -159,14 +159,15 @@ func (c *conn) serve() {
 // process runs commands until the connection ends (false) or, under the
 // event loop, until no complete command is buffered and the socket has no
 // more input, or replies wait for the socket to drain, or a command left
-// the loop (parked; see owner and async.go) (true).
+// the loop (parked; see owner and async.go), or the replies of all
+// connections hold more than their limit (waitMemory) (true).
 func (c *conn) process() bool {
 	if c.more.cmd != nil && !c.getKeys() {
 		c.ev.stalled = true
 		return true
 	}
 	for !c.quit && c.err == nil {
-		cmd, err := c.r.Next()
+		cmd, err := c.nextCommand()
 		if err != nil {
 			if err == protocol.ErrAgain {
 				return true
@@ -190,10 +191,16 @@ func (c *conn) process() bool {
 		if c.dropped.Load() {
 			return false // buffered commands of a dropped connection do not run
 		}
-		c.touched()
-		if c.needsAuth() {
-			c.authenticate(cmd)
-			continue
+		if c.ev.memCmd == nil {
+			c.touched()
+			if c.needsAuth() {
+				c.authenticate(cmd)
+				continue
+			}
+		}
+		if c.ev.memCmd = nil; retrievesValues(cmd) && c.waitMemory() {
+			c.ev.memCmd = cmd // run first once the replies hold less (connMem)
+			return true
 		}
 		if c.parks && c.coalesce(cmd) {
 			c.offload(&c.gets.cmd, nil) // gets that wait on peers, answered together
@@ -215,6 +222,31 @@ func (c *conn) process() bool {
 				c.ev.stalled = true // under an event loop: wait for EPOLLOUT
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// nextCommand is the command a retrieval stopped by waitMemory left (it
+// runs now), or the reader's next.
+func (c *conn) nextCommand() (protocol.Command, error) {
+	if c.ev.memCmd != nil {
+		return c.ev.memCmd, nil
+	}
+	return c.r.Next()
+}
+
+// retrievesValues reports whether cmd may answer with values, whose
+// replies waitMemory holds back: get, gets, gat, gats, mg and the binary
+// gets. Every other reply is small.
+func retrievesValues(cmd protocol.Command) bool {
+	switch cmd := cmd.(type) {
+	case *protocol.Retrieval, *protocol.MetaGet:
+		return true
+	case *protocol.Binary:
+		switch cmd.Base() {
+		case protocol.BinGet, protocol.BinGetK, protocol.BinGAT, protocol.BinGATK:
+			return true
 		}
 	}
 	return false

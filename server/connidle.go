@@ -29,6 +29,21 @@ func (c *conn) account() {
 	m.outCount.Add(n - c.mem.outN)
 	m.used.Add(over - c.mem.outOver)
 	c.mem = heldMem{in, out, over, n}
+	if over > 0 && m.outOver() && m.alarm.CompareAndSwap(false, true) {
+		c.srv.wakeLoops() // every loop watches its connections' replies
+	}
+}
+
+// waitMemory reports whether c must wait before its next command or
+// value because the replies waiting for sockets hold more than the limit
+// (see connMem): under an event loop only, and only c's loop runs it. It
+// marks c for its loop (memBlocked), which lists it (loop.waitMem).
+func (c *conn) waitMemory() bool {
+	if c.ev.loop == nil || c.hand.running || !c.srv.mem.outOver() {
+		return false
+	}
+	c.ev.memBlocked = true
+	return true
 }
 
 // takeOut gives c a reply buffer, under an event loop, if it has none.
@@ -93,13 +108,14 @@ type moreKeys struct {
 // mustWait reports whether a retrieval should stop before its next value:
 // under an event loop (a goroutine's writes block instead), when more than
 // flushAt bytes of replies wait for the socket, or some wait while the
-// connections hold more than their memory limit.
+// connections hold more than their memory limit, or the replies waiting
+// for sockets do (waitMemory).
 func (c *conn) mustWait() bool {
 	if c.ev.loop == nil || c.hand.running {
 		return false
 	}
 	waiting := len(c.out) - c.sent
-	return waiting > flushAt || waiting > 0 && c.srv.mem.over()
+	return waiting > flushAt || waiting > 0 && c.srv.mem.over() || c.waitMemory()
 }
 
 // getKeys answers the keys of c.more from c.more.next on, and reports
@@ -112,9 +128,7 @@ func (c *conn) getKeys() bool {
 			if len(c.out)-c.sent <= flushAt {
 				c.srv.mem.outOOM.Add(1) // stopped for the limit
 			}
-			if cap(c.val) > flushAt {
-				c.val = nil // a stalled connection keeps no large value twice
-			}
+			c.dropLargeVal() // a stalled connection keeps no large value twice
 			return false
 		}
 		if m.batch > 0 {
@@ -141,8 +155,8 @@ func (c *conn) getKeys() bool {
 	}
 	cmd, each := m.cmd, m.endEach
 	*m = moreKeys{}
-	if each && cap(c.val) > flushAt {
-		c.val = nil // each END is written; as endRetrieval, keep no large buffer
+	if each {
+		c.dropLargeVal() // each END is written; as endRetrieval, keep no large buffer
 	}
 	if !each {
 		c.endRetrieval(cmd)

@@ -16,9 +16,19 @@ import (
 //     as memcached refuses an item it has no memory for ("SERVER_ERROR out
 //     of memory storing object"), and swallowed as it arrives;
 //   - a connection with replies waiting does not start another value
-//     while the total is past the limit (conn.overOut), so replies wait in
-//     the client's socket, not in the node. A connection with nothing
-//     waiting may always answer one value: every connection progresses.
+//     while the total is past the limit (conn.mustWait), so replies wait
+//     in the client's socket, not in the node.
+//   - under an event loop, while the replies waiting for their sockets
+//     hold more than the limit (outOver), no connection starts a command
+//     or a retrieval's next value: it waits on its loop (memWait) until
+//     they hold less. Replies drain as their clients read; a connection
+//     whose replies have waited through a whole stallLimit of such a spell
+//     is closed (loop.memSweep), so clients that never read cannot hold
+//     the node's memory, nor make the others wait, for long. Without this
+//     each connection could always answer one value, held whole until its
+//     client read it: a thousand connections asking for a 1 MB value and
+//     reading nothing held a gigabyte, where memcached, which sends items
+//     by reference, holds nothing more.
 //
 // Each connection's replies are bounded on their own too: a retrieval
 // stops while more than flushAt bytes wait for the socket (conn.more).
@@ -29,9 +39,13 @@ type connMem struct {
 	outBufs  atomic.Int64 // bytes of reply buffers held, all connections
 	outCount atomic.Int64 // connections holding a reply buffer
 	readOOM  atomic.Int64 // data blocks refused for the limit
-	outOOM   atomic.Int64 // retrievals made to wait for the limit
-	bufs     bufPool
-	out      outPool
+	outOOM   atomic.Int64 // retrievals made to wait for the limit (mustWait, waitMem)
+	evicted  atomic.Int64 // connections closed for replies left unread (memSweep)
+	// alarm: the replies went past the limit, and the loops were woken to
+	// watch them (wakeLoops); cleared by a loop that sees them under it.
+	alarm atomic.Bool
+	bufs  bufPool
+	out   outPool
 }
 
 // Grow implements protocol.Budget.
@@ -49,6 +63,12 @@ func (m *connMem) Release(n int) { m.used.Add(-int64(n)) }
 
 // over reports whether the connections hold more than the limit.
 func (m *connMem) over() bool { return m.used.Load() > m.limit }
+
+// outOver reports whether the connections' reply buffers hold more than
+// the limit beyond one base buffer each: replies waiting for sockets.
+func (m *connMem) outOver() bool {
+	return m.outBufs.Load()-outBase*m.outCount.Load() > m.limit
+}
 
 // bufPool lends read buffers of protocol.BufferSize bytes; a connection
 // waiting for input holds none (protocol.Reader.Release), so idle
@@ -88,6 +108,9 @@ type ConnMem struct {
 	ReadBufCount, ReadBufBytes int64
 	// ReadBufOOM: data blocks refused for the limit (read_buf_oom).
 	ReadBufOOM int64
+	// Evicted: connections closed because their replies waited unread
+	// while the replies held more than the limit (shoal's; not in stats).
+	Evicted int64
 	// Held and Limit: what counts against the limit, and the limit.
 	Held, Limit int64
 }
@@ -96,6 +119,7 @@ func (m *connMem) snapshot() ConnMem {
 	return ConnMem{
 		ResponseCount: m.outCount.Load(), ResponseBytes: m.outBufs.Load(), ResponseOOM: m.outOOM.Load(),
 		ReadBufCount: m.bufs.out.Load(), ReadBufBytes: m.readBufs.Load(), ReadBufOOM: m.readOOM.Load(),
-		Held: m.used.Load(), Limit: m.limit,
+		Evicted: m.evicted.Load(),
+		Held:    m.used.Load(), Limit: m.limit,
 	}
 }

@@ -30,8 +30,11 @@
 // buffer are received within one limit for all connections
 // (Config.ConnMemLimit, protocol.Budget; past it, memcached's "out of
 // memory storing object"), and a multi-get stops while its replies wait
-// for the socket, going on when it drains (conn.more, getKeys). The idle
-// timeout counts from a connection's last command, as memcached's.
+// for the socket, going on when it drains (conn.more, getKeys). The
+// replies waiting for sockets are bounded by the same limit: past it,
+// retrievals wait, and connections whose clients take none of their
+// replies are closed (connMem, loop.memSweep). The idle timeout counts
+// from a connection's last command, as memcached's.
 // About one command in SampleEvery per connection is timed (conn.run) into
 // per-family latency histograms that Stats reports with the counters.
 //

@@ -1,6 +1,10 @@
 package server
 
-import "runtime"
+import (
+	"runtime"
+
+	"shoal/protocol"
+)
 
 // evState is a connection's state under an event loop (Config.EventLoop);
 // the goroutine driver leaves it zero. Only the connection's loop touches it.
@@ -22,6 +26,23 @@ type evState struct {
 	// lastIn is the loop's clock (nanoseconds) at the last input, for
 	// IdleTimeout.
 	lastIn int64
+	// memBlocked: process stopped because the replies waiting for sockets
+	// hold more than the limit (waitMemory); memListed: the loop lists
+	// the connection to run again once they hold less (loop.memWait).
+	memBlocked, memListed bool
+	// served: once, every reply the connection had was written.
+	served bool
+	// memCmd: a retrieval waitMemory stopped before it ran; process runs
+	// it first (its keys alias the read buffer, which waits with it).
+	memCmd protocol.Command
+	// stuck: the loop's clock (+1) since when the memory sweep has seen
+	// replies waiting on the connection and none of them taken, through
+	// the current spell past the limit (loop.memSweep); 0: none seen.
+	// written and queued: the bytes written and in the socket's send
+	// queue at that sweep.
+	stuck   int64
+	written int64
+	queued  int
 }
 
 // startLoopsLocked starts the event loops (Config.Loops). If the system

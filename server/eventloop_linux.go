@@ -37,13 +37,20 @@ type loop struct {
 	epErr  error // and its error
 	wakefd int   // eventfd: new connections or stop
 	idle   int64
-	now    int64 // nanoseconds since start, read at each wake-up when idle > 0
+	now    int64 // nanoseconds since start, read at each wake-up when idle > 0 or replies hold too much
 	start  time.Time
 	conns  map[int]*conn // by fd; the loop's goroutine only
 	events []unix.EpollEvent
 	remote bool // over a Cache that may wait (Server.remote)
 	// queued: a Start went pending in this wake-up; Flush at its end.
 	queued bool
+	// memWait lists the connections that stopped because the replies
+	// waiting for sockets held more than the limit (conn.waitMemory),
+	// run again once they hold less; memSwept is when memSweep last ran,
+	// and sweeping that it ran in the current spell past the limit.
+	memWait, memWaitServed []*conn
+	memSwept               int64
+	sweeping               bool
 
 	// mu guards the fields below, handed over from other goroutines.
 	mu       sync.Mutex
@@ -199,10 +206,17 @@ func (l *loop) run() {
 		}
 		var n int
 		var err error
+		wait := timeout
+		if l.sweeping || l.waitingMem() {
+			wait = memRetryMs // replies hold too much: watch them closely
+			if timeout >= 0 {
+				wait = min(timeout, memRetryMs)
+			}
+		}
 		if l.parks() {
-			n, err = l.park(timeout) // it looks before it waits
+			n, err = l.park(wait) // it looks before it waits
 		} else if n, err = l.ready(); n == 0 && err == nil {
-			n, err = l.park(timeout)
+			n, err = l.park(wait)
 		}
 		if err != nil {
 			if err == unix.EINTR {
@@ -211,7 +225,8 @@ func (l *loop) run() {
 			l.srv.log.Error("event loop stopped", "err", err)
 			return
 		}
-		if l.idle > 0 {
+		over := l.srv.mem.outOver()
+		if l.idle > 0 || over || l.sweeping || l.waitingMem() {
 			l.now = int64(time.Since(l.start))
 		}
 		for i := range l.events[:n] {
@@ -235,6 +250,7 @@ func (l *loop) run() {
 			swept = l.now
 			l.sweep()
 		}
+		l.watchMemory()
 	}
 }
 
@@ -329,6 +345,14 @@ func (l *loop) serve(c *conn, events uint32) {
 	if c.hand.record(events) {
 		return // a command is away: the events wait for its return
 	}
+	if events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		// Reset, or shut both ways: no reply can reach the client, so the
+		// commands it left are not run (as memcached, whose read fails).
+		// A client that hung up on replies it did not read would
+		// otherwise have each of its gets fetched, only to fail.
+		l.close(c)
+		return
+	}
 	if c.pending() {
 		c.flush()
 		if c.pending() && c.err == nil {
@@ -369,7 +393,9 @@ func (l *loop) work(c *conn) {
 			l.close(c)
 			return
 		}
-		if c.ev.stalled && !c.pending() {
+		blocked := c.ev.memBlocked
+		c.ev.memBlocked = false
+		if c.ev.stalled && !c.pending() && !blocked {
 			// process stopped for replies the socket would not take, and
 			// it took them since: the commands already read must run now,
 			// as no edge may come for them (the client may be done
@@ -379,7 +405,13 @@ func (l *loop) work(c *conn) {
 		c.ev.stalled = c.pending()
 		c.account()
 		if c.hand.owner() != parked {
-			if !c.ev.stalled {
+			if !c.ev.stalled && !blocked {
+				c.ev.served = true // its client took every reply of what ran
+			}
+			switch {
+			case blocked && !c.ev.stalled:
+				l.waitMem(c) // no edge will come: the loop runs it again
+			case !c.ev.stalled:
 				c.idle() // waiting for input
 			}
 			return
@@ -668,5 +700,117 @@ func (c *conn) pollInput() bool {
 		default:
 			return false // EOF or a failed socket
 		}
+	}
+}
+
+// Replies past the connections' memory limit (see connMem): how often a
+// loop with connections waiting for memory looks again, how often it
+// sweeps, and how long a connection's replies may wait with no byte of
+// them taken by its client, through a spell past the limit, before it is
+// closed.
+const (
+	memRetryMs    = 10
+	memSweepEvery = 100 * time.Millisecond
+	stallLimit    = 300 * time.Millisecond
+)
+
+// waitMem lists c, stopped by waitMemory with no reply waiting, to run
+// again once the replies hold less than the limit: it gives back its
+// reply buffer meanwhile, so that a connection waiting holds none.
+// Connections whose replies were all taken before (served) go first: a
+// client that reads is not queued behind ones that may never read.
+func (l *loop) waitMem(c *conn) {
+	c.dropLargeVal()
+	if len(c.out) == 0 {
+		l.srv.mem.out.put(c.out) // as idle: work takes one again
+		c.out, c.sent, c.held = nil, 0, 0
+	}
+	c.account()
+	if c.ev.memListed {
+		return
+	}
+	c.ev.memListed = true
+	l.srv.mem.outOOM.Add(1) // a retrieval made to wait (response_obj_oom)
+	if c.ev.served {
+		l.memWaitServed = append(l.memWaitServed, c)
+	} else {
+		l.memWait = append(l.memWait, c)
+	}
+}
+
+// waitingMem reports whether connections wait for the replies to hold
+// less.
+func (l *loop) waitingMem() bool { return len(l.memWait)+len(l.memWaitServed) > 0 }
+
+// watchMemory runs at the end of each wake-up: while the replies hold
+// more than the limit it sweeps the loop's connections (memSweep); once
+// they hold less, it runs the connections that waited, oldest first,
+// those whose replies were taken before ahead of the others.
+func (l *loop) watchMemory() {
+	m := &l.srv.mem
+	if m.outOver() {
+		if !l.sweeping {
+			l.sweeping = true // a new spell: what happened before does not count
+			for _, c := range l.conns {
+				c.ev.stuck = 0
+			}
+		}
+		if l.now-l.memSwept >= int64(memSweepEvery) {
+			l.memSwept = l.now
+			l.memSweep()
+		}
+		return
+	}
+	if l.sweeping {
+		l.sweeping = false
+		m.alarm.Store(false)
+	}
+	if !l.waitingMem() {
+		return
+	}
+	served, others := l.memWaitServed, l.memWait
+	l.memWaitServed, l.memWait = nil, nil
+	for _, c := range append(served, others...) {
+		if l.conns[c.ev.fd] != c || !c.ev.memListed {
+			continue // closed since
+		}
+		c.ev.memListed = false
+		if !l.away(c) {
+			l.work(c)
+		}
+	}
+}
+
+// memSweep closes the loop's connections whose replies have waited
+// through stallLimit of the current spell past the limit without their
+// client taking a byte of them (none written, none gone from the
+// socket's send queue): the memory they hold makes every other
+// connection wait. A client that reads, however slowly, keeps its
+// connection.
+func (l *loop) memSweep() {
+	if l.srv.cfg.PeerExtensions {
+		return // members' connections: their readers never stop, and a
+		// member cut off is marked down (the waits alone bound them)
+	}
+	for _, c := range l.conns {
+		if l.away(c) || !c.pending() {
+			c.ev.stuck = 0
+			continue
+		}
+		written := c.ctr.bytesWritten.Load()
+		queued, err := unix.IoctlGetInt(c.ev.fd, unix.SIOCOUTQ)
+		if err != nil {
+			queued = -1
+		}
+		if c.ev.stuck == 0 || written != c.ev.written || queued < 0 || queued < c.ev.queued {
+			c.ev.stuck = l.now + 1 // moved (or first seen): counts from now; never 0
+		} else if l.now+1-c.ev.stuck >= int64(stallLimit) {
+			l.srv.mem.evicted.Add(1)
+			l.srv.log.Warn("connection closed: its replies waited unread while connections held more than their memory limit",
+				"remote", c.raddr.String(), "waiting", len(c.out)-c.sent, "limit", l.srv.mem.limit)
+			l.close(c)
+			continue
+		}
+		c.ev.written, c.ev.queued = written, queued
 	}
 }

@@ -110,6 +110,12 @@ func serve(t testing.TB, cfg Config, cache Cache) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, serveOn(t, srv, ln)
+}
+
+// serveOn runs srv on ln until the test ends, and returns ln's address.
+func serveOn(t testing.TB, srv *Server, ln net.Listener) string {
+	t.Helper()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -122,7 +128,7 @@ func serve(t testing.TB, cfg Config, cache Cache) (*Server, string) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return srv, ln.Addr().String()
+	return ln.Addr().String()
 }
 func testSize(t testing.TB, s string) int {
 	mult := 1

@@ -135,9 +135,7 @@ func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store
 		c.out = append(c.out, val...)
 		c.out = protocol.AppendCRLF(c.out)
 	}
-	if cap(c.val) > flushAt {
-		c.val = nil // do not keep a large value's buffer per connection
-	}
+	c.dropLargeVal()
 }
 
 // metaHead starts a successful meta reply: "VA <n>" when the value is

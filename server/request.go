@@ -74,6 +74,20 @@ type Request struct {
 // read buffer alive through it.
 func (req *Request) release() { *req = Request{} }
 
+// dropLargeVal lets go of a value buffer grown past flushAt, and of the
+// Request's references to it, once the value is answered: a connection
+// keeps no large value while it waits (the Request held it until the
+// connection went idle: a thousand connections that read nothing kept a
+// megabyte each, outside the connections' memory limit).
+func (c *conn) dropLargeVal() {
+	if cap(c.val) > flushAt {
+		c.val = nil
+	}
+	if cap(c.req.Dst) > flushAt || cap(c.req.Val) > flushAt {
+		c.req.Dst, c.req.Val = nil, nil
+	}
+}
+
 // request makes the connection's Request an op on key, and returns it
 // for the rest of the command, which sets the op's other inputs. It does
 // not clear the rest: Start reads only the inputs of req.Op and sets

@@ -449,6 +449,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// wakeLoops wakes every event loop, to watch its connections' replies
+// (connMem.alarm).
+func (s *Server) wakeLoops() {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		l.wake()
+	}
+}
+
 // DropConns closes every open connection at once and keeps serving new
 // ones. Commands a dropped connection has read but not run yet are not
 // run: a cluster node calls it after a pause of the process, when what

@@ -87,6 +87,14 @@ var attacks = map[string]attack{
 	// node's above, 16 replies of 1 MB being written, the hold, and the
 	// garbage they leave between two collections.
 	"wide multi-gets, two-node cluster": {cluster: true, peer: true, budgetMB: 260, run: multigetWide},
+	// 1000 connections each ask for 8 values of 1 MB and read nothing. A
+	// node that answers each connection's first value whatever the others
+	// hold, and copies what the socket does not take, held 650-920 MB
+	// (memcached sends items by reference: 19 MB); 171-173 MB since
+	// retrievals wait while the replies hold more than the connections'
+	// limit (server/connmem.go). Meanwhile a client that reads must still
+	// be served.
+	"1000 unread 1 MB gets": {budgetMB: 220, run: unreadGets},
 	// 4000 connections each start a 1 MB set, send half of it and stall.
 	"4000 half-sent values": {flags: []string{"-c", "8192"}, budgetMB: 128, run: func(t *testing.T, s *server) {
 		half := append([]byte("set half 0 0 1000000\r\n"), bytes.Repeat([]byte{'h'}, bigValue/2)...)
@@ -229,6 +237,68 @@ func multigetWide(t *testing.T, s *server) {
 	for err := range errs {
 		t.Errorf("%s: %v", s.name, err)
 	}
+}
+
+// unreadGets is "1000 unread 1 MB gets": 1000 connections with small
+// receive buffers each send 8 gets of 1 MB values and read nothing.
+// Meanwhile a client served before the attack asks for a small and a
+// large value, and must get them within 5 s; a client that connects
+// during it, for a small one, within 60 s (on shoal it waits its turn
+// behind the connections that came before it and read nothing: ~12 s for
+// 1000 of them; see server/connmem.go).
+func unreadGets(t *testing.T, s *server) {
+	preload(t, s.addr, "big", 8, bigValue)
+	preload(t, s.addr, "small", 1, 10)
+	old, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	oldR := bufio.NewReaderSize(old, 64<<10)
+	ask := func(c net.Conn, r *bufio.Reader, key, who string, within time.Duration) {
+		start := time.Now()
+		c.SetDeadline(start.Add(within))
+		fmt.Fprintf(c, "get %s\r\n", key)
+		if n, err := readValues(r); n != 1 || err != nil {
+			t.Errorf("%s: %s: get %s: %d values, %v", s.name, who, key, n, err)
+			return
+		}
+		t.Logf("%s: %s: get %s answered in %v", s.name, who, key, time.Since(start).Round(time.Millisecond))
+	}
+	ask(old, oldR, "small0", "before the attack", 5*time.Second)
+	var gets bytes.Buffer
+	for i := range 8 {
+		fmt.Fprintf(&gets, "get big%d\r\n", i)
+	}
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return nil
+	}}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 1000 {
+		c, err := d.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		if _, err := c.Write(gets.Bytes()); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	ask(old, oldR, "small0", "served before the attack", 5*time.Second)
+	ask(old, oldR, "big0", "served before the attack", 5*time.Second)
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask(c, bufio.NewReader(c), "small0", "new during the attack", time.Minute)
+	time.Sleep(*hold)
 }
 
 // readValues reads VALUE replies up to END and counts them.
