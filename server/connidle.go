@@ -29,18 +29,19 @@ func (c *conn) account() {
 	m.outCount.Add(n - c.mem.outN)
 	m.used.Add(over - c.mem.outOver)
 	c.mem = heldMem{in, out, over, n}
-	if over > 0 && m.outOver() && m.alarm.CompareAndSwap(false, true) {
-		c.srv.wakeLoops() // every loop watches its connections' replies
+	if over > 0 && m.outOver() && m.watching.CompareAndSwap(false, true) {
+		go c.srv.watchReplies() // every loop watches its connections' replies
 	}
 }
 
 // waitMemory reports whether c must wait before its next command or
 // value because the replies waiting for sockets hold more than the limit
-// (see connMem): under an event loop only, and only c's loop runs it. It
+// (see connMem): under an event loop only, not on the peer port, and only
+// c's loop runs it. It
 // marks c for its loop (memBlocked), which lists it (loop.waitMem).
 func (c *conn) waitMemory() bool {
-	if c.ev.loop == nil || c.hand.running || !c.srv.mem.outOver() {
-		return false
+	if c.ev.loop == nil || c.hand.running || c.srv.cfg.PeerExtensions || !c.srv.mem.outOver() {
+		return false // the peer port: a member waiting a peer timeout marks this node down
 	}
 	c.ev.memBlocked = true
 	return true

@@ -3,6 +3,7 @@ package server
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"shoal/protocol"
 )
@@ -19,16 +20,22 @@ import (
 //     while the total is past the limit (conn.mustWait), so replies wait
 //     in the client's socket, not in the node.
 //   - under an event loop, while the replies waiting for their sockets
-//     hold more than the limit (outOver), no connection starts a command
-//     or a retrieval's next value: it waits on its loop (memWait) until
-//     they hold less. Replies drain as their clients read; a connection
-//     whose replies have waited through a whole stallLimit of such a spell
-//     is closed (loop.memSweep), so clients that never read cannot hold
-//     the node's memory, nor make the others wait, for long. Without this
-//     each connection could always answer one value, held whole until its
-//     client read it: a thousand connections asking for a 1 MB value and
-//     reading nothing held a gigabyte, where memcached, which sends items
-//     by reference, holds nothing more.
+//     hold more than the limit (outOver), no connection starts a
+//     retrieval or a retrieval's next value (waitMemory; other commands
+//     run): it waits on its loop (memWait), those served before first,
+//     until they hold less. Replies drain as their clients read; a
+//     connection whose replies waited stallLimit of such a spell with no
+//     byte of them taken is closed (loop.memSweep). Not on the peer port:
+//     a member whose requests wait a peer timeout marks this node down.
+//     so clients that never read cannot hold the node's memory, nor make
+//     the others wait, for long. Server.watchReplies wakes every loop
+//     while it lasts. Without this each connection could always answer
+//     one value, held whole until its client read it: a thousand
+//     connections asking for a 1 MB value and reading nothing held a
+//     gigabyte, where memcached, which sends items by reference, holds
+//     nothing more. A get forwarded to a peer is let through before its
+//     value arrives, so a burst of them is not held back (counted once
+//     the value is in).
 //
 // Each connection's replies are bounded on their own too: a retrieval
 // stops while more than flushAt bytes wait for the socket (conn.more).
@@ -41,11 +48,11 @@ type connMem struct {
 	readOOM  atomic.Int64 // data blocks refused for the limit
 	outOOM   atomic.Int64 // retrievals made to wait for the limit (mustWait, waitMem)
 	evicted  atomic.Int64 // connections closed for replies left unread (memSweep)
-	// alarm: the replies went past the limit, and the loops were woken to
-	// watch them (wakeLoops); cleared by a loop that sees them under it.
-	alarm atomic.Bool
-	bufs  bufPool
-	out   outPool
+	// watching: a Server.watchReplies runs, waking the loops while the
+	// replies hold more than the limit.
+	watching atomic.Bool
+	bufs     bufPool
+	out      outPool
 }
 
 // Grow implements protocol.Budget.
@@ -60,6 +67,17 @@ func (m *connMem) Grow(n int) bool {
 
 // Release implements protocol.Budget.
 func (m *connMem) Release(n int) { m.used.Add(-int64(n)) }
+
+// Replies past the connections' memory limit (see connMem): how often a
+// loop with connections waiting for memory looks again, how often it
+// sweeps, and how long a connection's replies may wait with no byte of
+// them taken by its client, through a spell past the limit, before it is
+// closed.
+const (
+	memRetryMs    = 10
+	memSweepEvery = 100 * time.Millisecond
+	stallLimit    = 300 * time.Millisecond
+)
 
 // over reports whether the connections hold more than the limit.
 func (m *connMem) over() bool { return m.used.Load() > m.limit }

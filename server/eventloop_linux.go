@@ -35,13 +35,15 @@ type loop struct {
 	epPoll func(uintptr) bool
 	epN    int   // what epPoll found
 	epErr  error // and its error
-	wakefd int   // eventfd: new connections or stop
-	idle   int64
-	now    int64 // nanoseconds since start, read at each wake-up when idle > 0 or replies hold too much
-	start  time.Time
-	conns  map[int]*conn // by fd; the loop's goroutine only
-	events []unix.EpollEvent
-	remote bool // over a Cache that may wait (Server.remote)
+	// epDeadline: ep has a read deadline set (park with a timeout)
+	epDeadline bool
+	wakefd     int // eventfd: new connections or stop
+	idle       int64
+	now        int64 // nanoseconds since start, read at each wake-up when idle > 0 or replies hold too much
+	start      time.Time
+	conns      map[int]*conn // by fd; the loop's goroutine only
+	events     []unix.EpollEvent
+	remote     bool // over a Cache that may wait (Server.remote)
 	// queued: a Start went pending in this wake-up; Flush at its end.
 	queued bool
 	// memWait lists the connections that stopped because the replies
@@ -286,8 +288,17 @@ func (l *loop) park(timeout int) (int, error) {
 	if l.epRaw == nil {
 		return unix.EpollWait(l.epfd, l.events, timeout)
 	}
-	if timeout >= 0 {
+	switch {
+	case timeout >= 0:
 		l.ep.SetReadDeadline(time.Now().Add(time.Duration(timeout) * time.Millisecond))
+		l.epDeadline = true
+	case l.epDeadline:
+		// A deadline left from a wait with a timeout (the loop watched
+		// replies past the memory limit) would, once past, fail every
+		// wait at once, before it looks for events: the loop would spin
+		// and never see one.
+		l.ep.SetReadDeadline(time.Time{})
+		l.epDeadline = false
 	}
 	l.epN, l.epErr = 0, nil
 	if err := l.epRaw.Read(l.epPoll); err != nil {
@@ -347,9 +358,10 @@ func (l *loop) serve(c *conn, events uint32) {
 	}
 	if events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		// Reset, or shut both ways: no reply can reach the client, so the
-		// commands it left are not run (as memcached, whose read fails).
-		// A client that hung up on replies it did not read would
-		// otherwise have each of its gets fetched, only to fail.
+		// commands it left are not run. A client that hung up on replies
+		// it did not read would otherwise have each of its gets fetched,
+		// only to fail. (Writes it sent just before a reset may be lost:
+		// they mostly were before too, as the loop's first write failed.)
 		l.close(c)
 		return
 	}
@@ -388,6 +400,7 @@ func (l *loop) work(c *conn) {
 			return
 		case !open && c.pending():
 			c.ev.closing = true
+			c.account()
 			return
 		case !open:
 			l.close(c)
@@ -519,7 +532,8 @@ func (l *loop) resume(c *conn) {
 		c.flush()
 		if c.pending() && c.err == nil {
 			c.ev.stalled = true
-			return // wait for EPOLLOUT
+			c.account() // what the command away appended (a parked get's value)
+			return      // wait for EPOLLOUT
 		}
 	}
 	if c.ev.closing || c.err != nil {
@@ -534,7 +548,7 @@ func (l *loop) resume(c *conn) {
 // driver, which times out reads only; nor is one whose command is away.
 func (l *loop) sweep() {
 	for _, c := range l.conns {
-		if l.now-c.ev.lastIn >= l.idle && !c.pending() && !l.away(c) {
+		if l.now-c.ev.lastIn >= l.idle && !c.pending() && !l.away(c) && !c.ev.memListed {
 			l.srv.idleKicks.Add(1)
 			c.closeWhy = closeIdle
 			l.close(c)
@@ -703,17 +717,6 @@ func (c *conn) pollInput() bool {
 	}
 }
 
-// Replies past the connections' memory limit (see connMem): how often a
-// loop with connections waiting for memory looks again, how often it
-// sweeps, and how long a connection's replies may wait with no byte of
-// them taken by its client, through a spell past the limit, before it is
-// closed.
-const (
-	memRetryMs    = 10
-	memSweepEvery = 100 * time.Millisecond
-	stallLimit    = 300 * time.Millisecond
-)
-
 // waitMem lists c, stopped by waitMemory with no reply waiting, to run
 // again once the replies hold less than the limit: it gives back its
 // reply buffer meanwhile, so that a connection waiting holds none.
@@ -761,10 +764,7 @@ func (l *loop) watchMemory() {
 		}
 		return
 	}
-	if l.sweeping {
-		l.sweeping = false
-		m.alarm.Store(false)
-	}
+	l.sweeping = false
 	if !l.waitingMem() {
 		return
 	}
@@ -789,8 +789,7 @@ func (l *loop) watchMemory() {
 // connection.
 func (l *loop) memSweep() {
 	if l.srv.cfg.PeerExtensions {
-		return // members' connections: their readers never stop, and a
-		// member cut off is marked down (the waits alone bound them)
+		return // members' connections: see waitMemory
 	}
 	for _, c := range l.conns {
 		if l.away(c) || !c.pending() {

@@ -449,14 +449,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// wakeLoops wakes every event loop, to watch its connections' replies
-// (connMem.alarm).
-func (s *Server) wakeLoops() {
-	s.mu.Lock()
-	loops := s.loops
-	s.mu.Unlock()
-	for _, l := range loops {
-		l.wake()
+// watchReplies wakes every event loop each memSweepEvery while the
+// replies waiting for sockets hold more than the limit (connMem), so that
+// a loop waiting for events on connections that will send none still
+// sweeps them (loop.memSweep) and runs those waiting for memory. One runs
+// at a time (connMem.watching), started by the first connection to see
+// the limit passed; it checks again after it lets go, so that a passing
+// it sees at that moment is not missed.
+func (s *Server) watchReplies() {
+	m := &s.mem
+	for {
+		for m.outOver() {
+			s.mu.Lock()
+			loops := s.loops
+			s.mu.Unlock()
+			for _, l := range loops {
+				l.wake()
+			}
+			time.Sleep(memSweepEvery)
+		}
+		m.watching.Store(false)
+		if !m.outOver() || !m.watching.CompareAndSwap(false, true) {
+			return
+		}
 	}
 }
 

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"shoal/internal/testutil"
+	"shoal/store"
+)
+
+// smallRcvDial dials addr with a small receive buffer, so that little of
+// a reply fits in the client's socket.
+func smallRcvDial(t *testing.T, addr string) net.Conn {
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return nil
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// heapNow is the live heap after a collection.
+func heapNow() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// TestUnreadParkedGets: over a Cache that may wait (a cluster node), a
+// single-key get parks, and its completion appends the value on another
+// goroutine. The replies a connection brings back to its loop are counted
+// (resume), so connections that never read them are closed as on a
+// Local: 40 of them held 38 MB, not counted, none closed (77 MB before
+// the bound existed). Once the spell is over the loop, which waited with
+// a deadline meanwhile, still serves: a deadline left behind once made it
+// spin without looking at its events, and Shutdown hang.
+func TestUnreadParkedGets(t *testing.T) {
+	const size, hogs, limit = 1_000_000, 40, 2 << 20
+	st, err := store.New(store.Config{MaxItemSize: 1 << 20, MemoryLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cache Cache = newRemoteCache(st)
+	srv, err := New(Config{EventLoop: true, Loops: 1, MaxItemSize: 1 << 20, ConnMemLimit: limit, Items: Local{st}}, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveOn(t, srv, sndListener(t, 16<<10))
+	if res, _ := st.Set([]byte("rbig"), []byte(strings.Repeat("v", size)), &store.SetOptions{}); res != store.Stored {
+		t.Fatal(res)
+	}
+	base := heapNow()
+	for range hogs {
+		c := smallRcvDial(t, addr)
+		io.WriteString(c, "get rbig\r\n") // one get: not coalesced; parks (key "r...")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	grew := heapNow() - base
+	cm := srv.Stats().ConnMem
+	t.Logf("heap grew %d MB; ResponseBytes %d, Evicted %d, limit %d", grew>>20, cm.ResponseBytes, cm.Evicted, limit)
+	if grew > 4*limit || cm.Evicted == 0 {
+		t.Errorf("unread replies of parked gets hold %d MB; connMem counts %d bytes of replies and closed %d connections",
+			grew>>20, cm.ResponseBytes, cm.Evicted)
+	}
+	if lines, err := testutil.TextLines(addr, "set after 0 0 1\r\nx\r\nget after\r\n", 4); err != nil || lines[1] != "VALUE after 0 1" {
+		t.Errorf("after the spell: %q %v", lines, err)
+	}
+}
+
+// sndListener listens on loopback with a send buffer of size, which
+// accepted sockets inherit.
+func sndListener(t *testing.T, size int) net.Listener {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, size) })
+		return nil
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// TestUnreadSweptOnEveryLoop: a connection holding unread replies on a
+// loop that sleeps (nothing else happens on it) is still swept when the
+// replies pass the limit because of another loop's connections, even
+// after a passing of the limit that was gone before any loop looked
+// (a multi-get whose replies were all written at once). A one-shot flag
+// that one loop cleared for all once left that loop asleep: a waiting
+// client then waited for a slow reader elsewhere (1.4 s here) and the
+// unread connection was never closed.
+func TestUnreadSweptOnEveryLoop(t *testing.T) {
+	const limit = 96 << 10
+	st, err := store.New(store.Config{MaxItemSize: 1 << 20, MemoryLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{EventLoop: true, Loops: 2, MaxItemSize: 32 << 10, ConnMemLimit: limit}, Local{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := serveOn(t, srv, sndListener(t, 16<<10))
+	lnBig := sndListener(t, 4<<20)
+	go srv.Serve(lnBig)
+	big := lnBig.Addr().String()
+	for i := range 4 {
+		st.Set(fmt.Appendf(nil, "f%d", i), []byte(strings.Repeat("f", 60<<10)), &store.SetOptions{})
+	}
+	st.Set([]byte("h"), []byte(strings.Repeat("h", 60<<10)), &store.SetOptions{})
+	st.Set([]byte("s"), []byte(strings.Repeat("s", 60<<10)), &store.SetOptions{})
+	st.Set([]byte("tiny"), []byte("t"), &store.SetOptions{})
+
+	// Accept order decides the loop: #0 F loop0, #1 H loop1, #2 W loop0, #3 D loop1, #4 S loop0.
+	f := dial(t, big)
+	fr := served(t, f, "F")
+	h := smallRcvDial(t, small)
+	served(t, h, "H")
+	w := dial(t, small)
+	wr := served(t, w, "W")
+	d := dial(t, small)
+	served(t, d, "D")
+	s := smallRcvDial(t, small)
+	sr := served(t, s, "S")
+
+	{
+		// A fast client's multi-get of small values: its reply buffer
+		// grows past the limit, all of it written, and is dropped before
+		// any loop looks.
+		io.WriteString(f, "get f0 f1 f2 f3\r\n")
+		if _, err := io.CopyN(io.Discard, fr, int64(4*(60<<10+len("VALUE f0 0 61440\r\n\r\n"))+5)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		t.Logf("after the transient: outOver %v", srv.mem.outOver())
+	}
+	excess := func() int64 { cm := srv.Stats().ConnMem; return cm.ResponseBytes - outBase*cm.ResponseCount }
+	// H (loop1) asks for a value and never reads: under the limit alone.
+	io.WriteString(h, "get h\r\n")
+	time.Sleep(200 * time.Millisecond)
+	hx := excess()
+	// S (loop0) asks for one and reads it slowly: with H, past the limit.
+	io.WriteString(s, "get s\r\n")
+	go func() {
+		buf := make([]byte, 1024)
+		for {
+			if _, err := sr.Read(buf); err != nil {
+				return
+			}
+			time.Sleep(40 * time.Millisecond)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	t.Logf("H holds %d, H+S %d, limit %d, outOver %v", hx, excess(), limit, srv.mem.outOver())
+	if hx >= limit || !srv.mem.outOver() {
+		t.Skip("calibration: H must hold less than the limit, H+S more")
+	}
+	// W (loop0) asks for a tiny value: it waits until the replies hold less.
+	start := time.Now()
+	io.WriteString(w, "get tiny\r\n")
+	w.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := wr.ReadString('\n')
+	took := time.Since(start)
+	t.Logf("W: %q %v after %v; evicted %d", line, err, took, srv.Stats().ConnMem.Evicted)
+	if ev := srv.Stats().ConnMem.Evicted; ev == 0 || took > time.Second {
+		t.Errorf("W waited %v and %d connections were closed: H (unread through the spell, on the other loop) was never swept", took, ev)
+	}
+}
