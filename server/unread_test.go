@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -176,4 +177,78 @@ func TestUnreadSweptOnEveryLoop(t *testing.T) {
 	if ev := srv.Stats().ConnMem.Evicted; ev == 0 || took > time.Second {
 		t.Errorf("W waited %v and %d connections were closed: H (unread through the spell, on the other loop) was never swept", took, ev)
 	}
+}
+
+// TestUnreadRepliesBounded: under the event loop, connections that ask
+// for large values and read nothing hold at most about the connections'
+// memory limit between them (each used to hold its first value whatever
+// the others held: 100 connections held 83 MB), those whose replies
+// wait unread through a spell past the limit are closed, and a client
+// that was served before gets its values meanwhile.
+func TestUnreadRepliesBounded(t *testing.T) {
+	const size, hogs, limit = 1_000_000, 100, 2 << 20
+	st, err := store.New(store.Config{MaxItemSize: 1 << 20, MemoryLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{EventLoop: true, Loops: 1, MaxItemSize: 1 << 20, ConnMemLimit: limit}, Local{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small send buffers, so that the kernel takes little of each value,
+	// whatever its memory.
+	addr := serveOn(t, srv, sndListener(t, 16<<10))
+	val := strings.Repeat("v", size)
+	for i := range 4 {
+		if res, _ := st.Set(fmt.Appendf(nil, "big%d", i), []byte(val), &store.SetOptions{}); res != store.Stored {
+			t.Fatalf("set: %v", res)
+		}
+	}
+	old := dial(t, addr)
+	old.SetDeadline(time.Now().Add(time.Minute))
+	oldR := bufio.NewReaderSize(old, 1<<20)
+	get := func(key string) time.Duration {
+		start := time.Now()
+		fmt.Fprintf(old, "get %s\r\n", key)
+		if line, err := oldR.ReadString('\n'); err != nil || !strings.HasPrefix(line, "VALUE "+key) {
+			t.Fatalf("get %s: %q %v", key, line, err)
+		}
+		if _, err := oldR.Discard(size + 2 + len("END\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	get("big0")
+	for range hogs {
+		io.WriteString(smallRcvDial(t, addr), strings.Repeat("get big0\r\nget big1\r\nget big2\r\nget big3\r\n", 2))
+	}
+	var peak int64
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		peak = max(peak, srv.Stats().ConnMem.ResponseBytes)
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The limit, a value started just before it was passed, and one base
+	// buffer per connection.
+	if bound := int64(limit + 2*size + (hogs+2)*outBase); peak > bound {
+		t.Errorf("replies held %d bytes at the peak, want at most %d (limit %d)", peak, bound, limit)
+	}
+	if took := get("big1"); took > 2*time.Second {
+		t.Errorf("a client served before waited %v for a value", took)
+	}
+	// Only retrievals wait: a new connection's set and stats do not.
+	start := time.Now()
+	if lines, err := testutil.TextLines(addr, "set fresh 0 0 1\r\nx\r\n", 1); err != nil || lines[0] != "STORED" {
+		t.Errorf("a set during the attack: %q %v", lines, err)
+	}
+	if _, err := testutil.TextLines(addr, "stats\r\n", 3); err != nil {
+		t.Errorf("stats during the attack: %v", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a set and stats during the attack took %v", took)
+	}
+	if n := srv.Stats().ConnMem.Evicted; n == 0 {
+		t.Errorf("no connection closed for replies left unread")
+	}
+	t.Logf("peak replies held %d bytes (limit %d); %d connections closed", peak, limit, srv.Stats().ConnMem.Evicted)
 }
