@@ -408,6 +408,9 @@ func (l *loop) work(c *conn) {
 		}
 		blocked := c.ev.memBlocked
 		c.ev.memBlocked = false
+		if !blocked {
+			c.ev.memListed = false // it ran: a listing left behind is skipped
+		}
 		if c.ev.stalled && !c.pending() && !blocked {
 			// process stopped for replies the socket would not take, and
 			// it took them since: the commands already read must run now,
