@@ -30,7 +30,8 @@ type evState struct {
 	// hold more than the limit (waitMemory); memListed: the loop lists
 	// the connection to run again once they hold less (loop.memWait).
 	memBlocked, memListed bool
-	// served: once, every reply the connection had was written.
+	// served: the last time the connection ran commands, every reply
+	// was written (a client that reads: see loop.waitMem).
 	served bool
 	// memCmd: a retrieval waitMemory stopped before it ran; process runs
 	// it first (its keys alias the read buffer, which waits with it).

@@ -421,7 +421,10 @@ func (l *loop) work(c *conn) {
 		c.ev.stalled = c.pending()
 		c.account()
 		if c.hand.owner() != parked {
-			if !c.ev.stalled && !blocked {
+			switch {
+			case c.ev.stalled:
+				c.ev.served = false // until its client takes these replies
+			case !blocked:
 				c.ev.served = true // its client took every reply of what ran
 			}
 			switch {
