@@ -34,11 +34,11 @@ func (c *conn) account() {
 	}
 }
 
-// waitMemory reports whether c must wait before its next command or
+// waitMemory reports whether c must wait before its next retrieval or
 // value because the replies waiting for sockets hold more than the limit
 // (see connMem): under an event loop only, not on the peer port, and only
-// c's loop runs it. It
-// marks c for its loop (memBlocked), which lists it (loop.waitMem).
+// c's loop runs it. It marks c for its loop (memBlocked), which lists it
+// (loop.waitMem).
 func (c *conn) waitMemory() bool {
 	if c.ev.loop == nil || c.hand.running || c.srv.cfg.PeerExtensions || !c.srv.mem.outOver() {
 		return false // the peer port: a member waiting a peer timeout marks this node down
