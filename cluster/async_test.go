@@ -23,7 +23,7 @@ import (
 
 // asyncRig is a router ("self") whose client port is served by an event
 // loop, with one other member "p" at peerAddr: forwarded gets go out
-// asynchronously (server.AsyncCache).
+// asynchronously (the router as the server's Cache under event loops).
 type asyncRig struct {
 	rt   *Router
 	srv  *server.Server

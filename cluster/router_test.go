@@ -109,7 +109,7 @@ func applyViews(ctx context.Context, rt *Router, n *membership.Node) error {
 // its owner: values set through one node read back through the other, a
 // cas token from one node works through the other, counters move through
 // both. Under both drivers of the client port: a goroutine per connection,
-// and event loops (the router as a server.AsyncCache).
+// and event loops (the router's Start completing on the peer reader).
 func TestRouterTwoNodes(t *testing.T) {
 	t.Parallel() // an etcd and nodes of its own
 	for name, cfg := range map[string]server.Config{"goroutines": {}, "event loops": {EventLoop: true}} {

@@ -31,6 +31,27 @@ func smallRcvDial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
+// limitedServer is an event-loop server, not yet serving, over a fresh
+// store (items up to 1 MiB), with loops loops, maxItem as -I and limit as
+// the connection memory limit; wrap makes its cache from the store (nil:
+// a Local).
+func limitedServer(t *testing.T, loops, maxItem int, limit int64, wrap func(*store.Store) Cache) (*Server, *store.Store) {
+	t.Helper()
+	st, err := store.New(store.Config{MaxItemSize: 1 << 20, MemoryLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cache Cache = Local{st}
+	if wrap != nil {
+		cache = wrap(st)
+	}
+	srv, err := New(Config{EventLoop: true, Loops: loops, MaxItemSize: maxItem, ConnMemLimit: limit, Items: st}, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, st
+}
+
 // heapNow is the live heap after a collection.
 func heapNow() int64 {
 	runtime.GC()
@@ -49,15 +70,7 @@ func heapNow() int64 {
 // spin without looking at its events, and Shutdown hang.
 func TestUnreadParkedGets(t *testing.T) {
 	const size, hogs, limit = 1_000_000, 40, 2 << 20
-	st, err := store.New(store.Config{MaxItemSize: 1 << 20, MemoryLimit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cache Cache = newRemoteCache(st)
-	srv, err := New(Config{EventLoop: true, Loops: 1, MaxItemSize: 1 << 20, ConnMemLimit: limit, Items: Local{st}}, cache)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, st := limitedServer(t, 1, 1<<20, limit, func(st *store.Store) Cache { return newRemoteCache(st) })
 	addr := serveOn(t, srv, sndListener(t, 16<<10))
 	if res, _ := st.Set([]byte("rbig"), []byte(strings.Repeat("v", size)), &store.SetOptions{}); res != store.Stored {
 		t.Fatal(res)
@@ -104,14 +117,7 @@ func sndListener(t *testing.T, size int) net.Listener {
 // unread connection was never closed.
 func TestUnreadSweptOnEveryLoop(t *testing.T) {
 	const limit = 96 << 10
-	st, err := store.New(store.Config{MaxItemSize: 1 << 20, MemoryLimit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(Config{EventLoop: true, Loops: 2, MaxItemSize: 32 << 10, ConnMemLimit: limit}, Local{st})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, st := limitedServer(t, 2, 32<<10, limit, nil)
 	small := serveOn(t, srv, sndListener(t, 16<<10))
 	lnBig := sndListener(t, 4<<20)
 	go srv.Serve(lnBig)
@@ -187,14 +193,7 @@ func TestUnreadSweptOnEveryLoop(t *testing.T) {
 // that was served before gets its values meanwhile.
 func TestUnreadRepliesBounded(t *testing.T) {
 	const size, hogs, limit = 1_000_000, 100, 2 << 20
-	st, err := store.New(store.Config{MaxItemSize: 1 << 20, MemoryLimit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(Config{EventLoop: true, Loops: 1, MaxItemSize: 1 << 20, ConnMemLimit: limit}, Local{st})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, st := limitedServer(t, 1, 1<<20, limit, nil)
 	// Small send buffers, so that the kernel takes little of each value,
 	// whatever its memory.
 	addr := serveOn(t, srv, sndListener(t, 16<<10))
