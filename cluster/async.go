@@ -105,7 +105,7 @@ func (r *Router) Inline(key []byte) bool {
 	}
 	rt := r.route(key)
 	if rt.Local() {
-		return !r.tk.warming(&rt)
+		return !r.tk.warming(rt.placed())
 	}
 	return rt.member() == nil // no owner reachable: answered at once
 }
@@ -117,7 +117,7 @@ func (r *Router) startGet(ctx context.Context, req *server.Request, done func(*s
 	}
 	rt := r.route(req.Key)
 	if rt.Local() {
-		if r.tk.warming(&rt) {
+		if r.tk.warming(rt.placed()) {
 			return r.getLater(ctx, rt, req, done)
 		}
 		req.Item, req.Val, req.Res = r.localGet(ctx, &rt, req.Key, req.Get, req.Dst)

@@ -41,7 +41,7 @@ func (r *Router) startWrite(ctx context.Context, req *server.Request, done func(
 	}
 	w.rt = r.route(req.Key)
 	if w.rt.Local() {
-		if r.tk.warming(&w.rt) {
+		if r.tk.warming(w.rt.placed()) {
 			return r.writeLater(w, true)
 		}
 		r.writeHere(ctx, &w.rt, req)

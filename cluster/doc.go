@@ -15,8 +15,9 @@
 //     each new View on the router's own goroutine (Router.Run), never on
 //     a request's.
 //   - takeover, a shard becoming this node's to serve: one type,
-//     takeover, with state of its own (takeover.go lists what the router
-//     asks of it), in warm.go and warm_pull.go (warm-up), restart.go (a
+//     takeover, with state and settings of its own, that sees the router
+//     only through one interface, host (takeover.go lists what each asks
+//     of the other), in warm.go and warm_pull.go (warm-up), restart.go (a
 //     warm restart pulls only what changed while it was down), pause.go
 //     and lapse.go (this process was paused, or its registration lapsed),
 //     returns.go (re-verifying shared shards when a member comes back) and

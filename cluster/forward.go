@@ -32,11 +32,14 @@ func ttl(exptime int64) int64 { return protocol.MetaTTL(exptime) }
 
 // exptime converts the TTL left a peer reports (-1 never) back to an
 // absolute time on this node's clock.
-func (r *Router) exptime(left int64) int64 {
+func (r *Router) exptime(left int64) int64 { return exptimeAt(r.st, left) }
+
+// exptimeAt is exptime on st's clock.
+func exptimeAt(st *store.Store, left int64) int64 {
 	if left < 0 {
 		return 0
 	}
-	return r.st.Now() + left
+	return st.Now() + left
 }
 
 func (r *Router) item(it *peer.Item, size int) store.Item {

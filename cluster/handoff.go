@@ -25,8 +25,8 @@ func (r *Router) Handoff(ctx context.Context) (sent, failed uint64) { return r.t
 
 // handoff is Router.Handoff.
 func (t *takeover) handoff(ctx context.Context) (sent, failed uint64) {
-	ps := t.r.peers.Load()
-	v := ps.view
+	ps := t.h.current()
+	v := ps.View()
 	if v == nil || v.Ring == nil {
 		return 0, 0
 	}
@@ -35,7 +35,7 @@ func (t *takeover) handoff(ctx context.Context) (sent, failed uint64) {
 		return 0, 0
 	}
 	n := v.Ring.NumShards()
-	heirs := make([][]*member, n) // per shard: who takes it over
+	heirs := make([][]source, n) // per shard: who takes it over
 	some := false
 	for s := range n {
 		owners := v.Ring.Owners(s)
@@ -43,7 +43,7 @@ func (t *takeover) handoff(ctx context.Context) (sent, failed uint64) {
 			continue
 		}
 		for _, o := range without.Owners(s) {
-			if m := ps.get(o); m != nil && !slices.Contains(owners, o) && t.r.usable(o, m) {
+			if m := ps.Peer(o); m != nil && !slices.Contains(owners, o) && m.Usable() {
 				heirs[s] = append(heirs[s], m)
 				some = true
 			}
@@ -53,7 +53,7 @@ func (t *takeover) handoff(ctx context.Context) (sent, failed uint64) {
 		return 0, 0
 	}
 	type job struct {
-		m        *member
+		m        source
 		key, val []byte
 		it       store.Item
 	}
@@ -63,7 +63,7 @@ func (t *takeover) handoff(ctx context.Context) (sent, failed uint64) {
 	for range handoffWorkers {
 		wg.Go(func() {
 			for j := range jobs {
-				_, _, err := j.m.client.Set(ctx, j.key, j.val, peer.SetOptions{
+				_, _, err := j.m.Client().Set(ctx, j.key, j.val, peer.SetOptions{
 					Flags: j.it.Flags, TTL: ttl(j.it.Exptime), NewCAS: j.it.CAS, Epoch: uint64(v.Epoch),
 					KeyBinary: j.it.KeyBinary,
 				})

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"shoal/gossip"
@@ -187,6 +188,16 @@ func (r *Router) handBack(ctx context.Context, v *membership.View, target repl.T
 	r.hints.running--
 	r.hints.mu.Unlock()
 	r.log.Info("handed back writes a member missed", "peer", target.Name, "shards", len(owed), "items", n)
+}
+
+// numberShards readies the per-shard replication sequence numbers when v
+// is the first view with a ring applied since Run started; r.mu is held.
+func (r *Router) numberShards(v *membership.View) {
+	if v == nil || v.Ring == nil || !r.tk.running || r.seq.Load() != nil {
+		return
+	}
+	seq := make([]atomic.Uint64, v.Ring.NumShards())
+	r.seq.Store(&seq)
 }
 
 // nextSeq is the next replication sequence number of shard s.

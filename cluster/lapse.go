@@ -91,13 +91,13 @@ func lapseKeepFrom(cutAt uint64, since time.Time) uint64 {
 // when it cannot run yet (no view, or Run has not started). t.pauseMu is
 // held.
 func (t *takeover) recoverFromLapse(stayed []string, keepFrom uint64) bool {
-	v := t.r.View()
+	v := t.h.current().View()
 	if v == nil || v.Ring == nil {
 		return false
 	}
-	t.r.mu.Lock()
-	defer t.r.mu.Unlock()
-	if !t.r.running {
+	t.h.viewLock().Lock()
+	defer t.h.viewLock().Unlock()
+	if !t.running {
 		return false
 	}
 	w := &t.w

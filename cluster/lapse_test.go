@@ -210,7 +210,7 @@ func TestSettleAfterLapse(t *testing.T) {
 		{old, ""}, {newer, "b's"}, {mine, "since the cut"}, {gone, ""},
 	} {
 		rt := a.router.route(c.key)
-		a.router.tk.settle(context.Background(), &rt, c.key)
+		a.router.tk.settle(context.Background(), rt.placed(), c.key)
 		_, v, res := a.st.Get(c.key, nil, nil)
 		switch {
 		case c.want == "" && res == store.Hit:
@@ -339,7 +339,7 @@ func TestCancelledRMWDuringWarm(t *testing.T) {
 	defer b.proxy.frozen.Store(false)
 	a.router.tk.reverify(a.router.peers.Load().view, []string{"b"})
 	rt := a.router.route(key)
-	if !a.router.tk.warming(&rt) {
+	if !a.router.tk.warming(rt.placed()) {
 		t.Fatalf("%s's shard does not warm", key)
 	}
 	ended, cancel := context.WithCancel(context.Background())
@@ -463,7 +463,7 @@ func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
 		t.Helper()
 		rt := a.router.route(key)
 		var cas uint64
-		a.router.tk.own(context.Background(), &rt, key, false, func() bool {
+		a.router.tk.own(context.Background(), rt.placed(), key, false, func() bool {
 			_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
 			cas = it.CAS
 			return true
@@ -540,7 +540,7 @@ func TestReplicatedSetAfterDeleteOfOwnWrite(t *testing.T) {
 	warmAsLapsed(t, a, 1, "b", key)
 	rt := a.router.route(key)
 	var own uint64
-	a.router.tk.own(context.Background(), &rt, key, false, func() bool {
+	a.router.tk.own(context.Background(), rt.placed(), key, false, func() bool {
 		_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
 		own = it.CAS
 		return true
@@ -573,7 +573,7 @@ func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
 	s := r.route(key).shard
 	members := slices.DeleteFunc(slices.Clone(v.Members), func(m etcdsync.Member) bool { return m.Name == "a" })
 	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.tk.ringWithout(v)}
-	src := source{m: r.peers.Load().get("b")}
+	src := dumpSource{m: r.peers.Load().get("b")}
 	wiped := func() bool {
 		r.tk.w.mu.Lock()
 		defer r.tk.w.mu.Unlock()

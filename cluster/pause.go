@@ -92,15 +92,15 @@ func (t *takeover) recoverFromPause(gap time.Duration) {
 	for _, f := range t.onPause {
 		f()
 	}
-	if t.r.repl != nil {
-		t.r.repl.Discard() // it predates what the others took meanwhile
+	if t.repl != nil {
+		t.repl.Discard() // it predates what the others took meanwhile
 	}
-	v := t.r.View()
+	v := t.h.current().View()
 	if v == nil || v.Ring == nil {
 		return
 	}
-	t.r.mu.Lock()
-	defer t.r.mu.Unlock()
+	t.h.viewLock().Lock()
+	defer t.h.viewLock().Unlock()
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()

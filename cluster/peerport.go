@@ -153,7 +153,7 @@ func (p *PeerPort) ReplicaSet(key, value []byte, opt *store.SetOptions, o server
 		so = *opt
 	}
 	res = store.Stored
-	p.r.tk.replicaNewer(&rt, key, func(replace bool) {
+	p.r.tk.replicaNewer(rt.placed(), key, func(replace bool) {
 		if replace {
 			so.Mode = store.ModeReplace
 		}
@@ -176,7 +176,7 @@ func (p *PeerPort) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.
 	if opt != nil && !opt.Invalidate {
 		d = opt.NewCAS
 	}
-	p.r.tk.replica(&rt, key, d != 0, func() bool {
+	p.r.tk.replica(rt.placed(), key, d != 0, func() bool {
 		if d == 0 {
 			res, it = p.r.st.Delete(key, opt)
 		} else {
@@ -246,7 +246,7 @@ func (p *PeerPort) Inline(key []byte) bool {
 		return true // flush_all: this node's store only
 	}
 	rt := p.r.route(key)
-	return !p.r.tk.warming(&rt)
+	return !p.r.tk.warming(rt.placed())
 }
 
 // Start serves a forwarded request at once, or on a goroutine when it may
@@ -306,7 +306,7 @@ func (p *PeerPort) writeNow(key []byte) (rt Route, now bool, err error) {
 	if rt, err = p.writeRoute(key); err != nil {
 		return rt, true, err
 	}
-	return rt, !p.r.tk.warming(&rt), nil
+	return rt, !p.r.tk.warming(rt.placed()), nil
 }
 
 // Flush does nothing: the peer port forwards nothing.

@@ -37,8 +37,8 @@ type returns struct {
 // the shards shared with each member that is usable again after being
 // unusable longer than DownFor plus a tick.
 func (t *takeover) noticeReturns(rs *returns, now time.Time) {
-	ps := t.r.peers.Load()
-	v := ps.view
+	ps := t.h.current()
+	v := ps.View()
 	if v == nil || v.Ring == nil {
 		return
 	}
@@ -47,9 +47,14 @@ func (t *takeover) noticeReturns(rs *returns, now time.Time) {
 	}
 	var back []string
 	whole := true
-	for name, m := range ps.byName {
+	for _, mem := range v.Members {
+		name := mem.Name
+		m := ps.Peer(name)
+		if m == nil {
+			continue // this node, or a member without a client
+		}
 		since, away := rs.awaySince[name]
-		usable := t.r.usable(name, m)
+		usable := m.Usable()
 		whole = whole && usable
 		switch {
 		case !usable && !away:
@@ -68,7 +73,7 @@ func (t *takeover) noticeReturns(rs *returns, now time.Time) {
 	}
 	rs.wasWhole = whole
 	for name := range rs.awaySince {
-		if ps.get(name) == nil {
+		if ps.Peer(name) == nil {
 			delete(rs.awaySince, name) // left the view: warm-up covers its return
 		}
 	}
@@ -82,13 +87,13 @@ func (t *takeover) noticeReturns(rs *returns, now time.Time) {
 // router's and the replicator's: a connection from before a cut can stay
 // silent for seconds after the heal (TCP's retransmission backoff), each
 // request on it timing out and marking the member down again.
-func (t *takeover) reconnect(ps *peerSet, back []string) {
+func (t *takeover) reconnect(ps peerView, back []string) {
 	for _, name := range back {
-		if m := ps.get(name); m != nil {
-			m.client.Reset()
+		if m := ps.Peer(name); m != nil {
+			m.Client().Reset()
 		}
-		if t.r.repl != nil {
-			t.r.repl.Reset(name)
+		if t.repl != nil {
+			t.repl.Reset(name)
 		}
 	}
 }
@@ -96,14 +101,14 @@ func (t *takeover) reconnect(ps *peerSet, back []string) {
 // reverify starts merge warm-ups of the shards this node shares with the
 // members in back, from them.
 func (t *takeover) reverify(v *membership.View, back []string) {
-	t.r.mu.Lock()
-	defer t.r.mu.Unlock()
+	t.h.viewLock().Lock()
+	defer t.h.viewLock().Unlock()
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := v.Ring.NumShards()
 	w.init(n)
-	if len(w.flags) != n || !t.r.running {
+	if len(w.flags) != n || !t.running {
 		return
 	}
 	var cs []claim

@@ -91,6 +91,15 @@ func (r *Router) next(rt *Route) { r.moveTo(rt, rt.at+1) }
 // View is the view rt was decided on; nil before the first.
 func (rt *Route) View() *membership.View { return rt.ps.view }
 
+// placed is rt as takeover sees it: its shard (-1 without owners) in its
+// view.
+func (rt *Route) placed() placement {
+	if len(rt.owners) == 0 {
+		return placement{shard: -1, peers: rt.ps}
+	}
+	return placement{shard: rt.shard, peers: rt.ps}
+}
+
 // Local reports whether this node serves the request: it is the serving
 // owner, or there is no ring (or no member) to route by.
 func (rt *Route) Local() bool { return rt.local }

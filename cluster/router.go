@@ -145,12 +145,10 @@ type Router struct {
 	// replaced whole by apply (view.go), never nil.
 	peers atomic.Pointer[peerSet]
 
-	// mu serializes applying a view (warm-up transitions) and Close.
+	// mu serializes applying a view (warm-up transitions) and Close;
+	// takeover holds it while it recovers (host.viewLock).
 	mu     sync.Mutex
 	closed bool
-	// running: Run has started; warm-up needs its worker, so without it
-	// (tests of routing alone) shards never warm.
-	running bool
 	// applied is closed when apply publishes a newer view, and replaced.
 	applied chan struct{}
 
@@ -217,6 +215,7 @@ func replTargets(ps *peerSet) [][]repl.Target {
 // member is one other node: its client and its counters. Counters survive
 // view changes for as long as the member keeps its peer address.
 type member struct {
+	r          *Router
 	name, addr string
 	client     *peer.Client
 	downUntil  atomic.Int64 // unix nanoseconds; 0: not marked down
@@ -249,7 +248,6 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		cfg.Pool = peer.NewPool(cfg.Peer)
 	}
 	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, tombs: tomb.New(cfg.Tombstones), hold: newHold(cfg.MultiGetHold)}
-	r.tk.init(r)
 	r.peers.Store(&peerSet{})
 	r.applied = make(chan struct{})
 	if cfg.Replication != nil {
@@ -261,6 +259,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 			return nil, err
 		}
 	}
+	r.tk.init(r, newTakeoverConfig(cfg, r.repl))
 	return r, nil
 }
 
@@ -281,6 +280,35 @@ func (ps *peerSet) get(name string) *member {
 	}
 	return ps.byName[name]
 }
+
+// View is the view of ps (peerView).
+func (ps *peerSet) View() *membership.View {
+	if ps == nil {
+		return nil
+	}
+	return ps.view
+}
+
+// Peer is the member named name as takeover sees it (peerView); nil when
+// it has no client in ps.
+func (ps *peerSet) Peer(name string) source {
+	if m := ps.get(name); m != nil {
+		return m
+	}
+	return nil
+}
+
+// Name, Client, Usable and Failed are m as takeover sees it (source).
+func (m *member) Name() string                               { return m.name }
+func (m *member) Client() *peer.Client                       { return m.client }
+func (m *member) Usable() bool                               { return m.r.usable(m.name, m) }
+func (m *member) Failed(ctx context.Context, err error) bool { return m.r.failed(ctx, m, err) }
+
+// current, viewLock and owe are what takeover asks of the router (host),
+// with applyCopy and deleteVersioned (versions.go).
+func (r *Router) current() peerView                         { return r.peers.Load() }
+func (r *Router) viewLock() sync.Locker                     { return &r.mu }
+func (r *Router) owe(member string, shard int, from uint64) { r.hints.owe(member, shard, from) }
 
 // down reports whether m is marked down. Once the mark is DownFor old, m
 // stays down until a probe (one at a time, in the background) gets an

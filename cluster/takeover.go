@@ -2,11 +2,15 @@ package cluster
 
 import (
 	"cmp"
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"shoal/membership"
+	"shoal/peer"
+	"shoal/repl"
 	"shoal/store"
 )
 
@@ -15,7 +19,8 @@ import (
 // from a pause of the process (pause.go), from a lapse of its registration
 // (lapse.go) and from a co-owner's return (returns.go), a warm restart
 // (restart.go) and the handoff before it leaves (handoff.go). Its state is
-// its own, and so are the store and settings it works with (init).
+// its own, and so are the store and settings it works with
+// (takeoverConfig).
 //
 // The router asks it, for a request:
 //
@@ -27,32 +32,21 @@ import (
 //   - replica, replicaNewer: run a replicated write; staleEpoch: refuse
 //     one from before the shard's owners changed.
 //
-// It tells it of each view it applies (transition, under r.mu, then
-// kick), runs its workers (runWarm, heartbeat) and calls checkLapse and
-// noticeReturns on its ticks (view.go). Handoff and its counters
+// It tells it of each view it applies (transition, under the view lock,
+// then kick), runs its workers (runWarm, heartbeat) and calls checkLapse
+// and noticeReturns on its ticks (view.go). Handoff and its counters
 // (counters, part of the router's Counters) are its too.
 //
-// What it asks of the router (r), and nothing else:
-//
-//   - the view requests route by, with its members' peer clients
-//     (r.View, r.peers), and whether Run has started (r.running);
-//   - a member's health: usable, and failed for a request that failed;
-//   - r.mu, held while it recovers from a pause, a lapse or a return, so
-//     that no view is applied meanwhile (apply holds it for transition);
-//   - the writes' bookkeeping: the replication queue (r.repl: discarded
-//     after a pause, reset for a member back), the per-shard sequence
-//     (r.seq), the hints owed (r.hints.owe), and the store's versioned
-//     operations (r.applyCopy, r.deleteVersioned, r.exptime).
+// What it asks of the router is host, and nothing else; the router's
+// members it sees as sources, one applied view of them as a peerView.
 type takeover struct {
-	r *Router
+	h host
+	takeoverConfig
 
-	self        string // this node's name
-	log         *slog.Logger
-	st          *store.Store
-	members     Membership    // its lapses (lapse.go)
-	pauseAfter  time.Duration // RouterConfig.PauseAfter
-	downFor     time.Duration // RouterConfig.DownFor
-	peerTimeout time.Duration // RouterConfig.Peer.RequestTimeout (0: peer's default)
+	// running: the router's Run has started (begin); warm-up needs its
+	// worker, so without it (tests of routing alone) shards never warm.
+	// Guarded by the view lock.
+	running bool
 
 	w       warm
 	born    time.Time    // for mono
@@ -67,15 +61,94 @@ type takeover struct {
 	pauses, reverified atomic.Uint64 // recoveries from a pause; shards re-verified (returns.go)
 }
 
-// init readies t for r (NewRouter).
-func (t *takeover) init(r *Router) {
-	t.r, t.born = r, time.Now()
-	t.self, t.log, t.st, t.members = r.self, r.log, r.st, r.cfg.Members
-	t.pauseAfter, t.downFor, t.peerTimeout = r.cfg.PauseAfter, r.cfg.DownFor, r.cfg.Peer.RequestTimeout
-	t.w.wake = make(chan struct{}, 1)
-	if !r.cfg.Restored.IsZero() {
-		t.w.restored = versionAt(r.cfg.Restored.Add(-cmp.Or(r.cfg.RestoreMargin, restoreMargin)))
+// takeoverConfig is what takeover works with besides its host: its own,
+// not the router's.
+type takeoverConfig struct {
+	self        string // this node's name
+	log         *slog.Logger
+	st          *store.Store
+	members     Membership       // its lapses (lapse.go)
+	repl        *repl.Replicator // nil without replication: discarded after a pause, reset for a member back
+	pauseAfter  time.Duration    // RouterConfig.PauseAfter
+	downFor     time.Duration    // RouterConfig.DownFor
+	peerTimeout time.Duration    // RouterConfig.Peer.RequestTimeout (0: peer's default)
+	// restored is the version a warm restart pulls what changed from
+	// (restart.go); 0 when the store started empty.
+	restored uint64
+}
+
+// newTakeoverConfig is takeover's part of a router's config.
+func newTakeoverConfig(cfg RouterConfig, rp *repl.Replicator) takeoverConfig {
+	c := takeoverConfig{
+		self: cfg.Members.Name(), log: cfg.Logger, st: cfg.Store, members: cfg.Members, repl: rp,
+		pauseAfter: cfg.PauseAfter, downFor: cfg.DownFor, peerTimeout: cfg.Peer.RequestTimeout,
 	}
+	if !cfg.Restored.IsZero() {
+		c.restored = versionAt(cfg.Restored.Add(-cmp.Or(cfg.RestoreMargin, restoreMargin)))
+	}
+	return c
+}
+
+// init readies t for h (NewRouter).
+func (t *takeover) init(h host, c takeoverConfig) {
+	t.h, t.takeoverConfig, t.born = h, c, time.Now()
+	t.w.wake = make(chan struct{}, 1)
+	t.w.restored = c.restored
+}
+
+// host is what takeover asks of the router (Router implements it).
+type host interface {
+	// current returns the view requests route by now, with its members.
+	current() peerView
+	// viewLock is held while a view is applied (transition runs under
+	// it, before the view is published) and while takeover recovers
+	// from a pause, a lapse or a return, so that no view is applied
+	// meanwhile.
+	viewLock() sync.Locker
+	// owe records that member is owed this node's writes of shard from
+	// version from on (hints.go): it became an owner of the shard.
+	owe(member string, shard int, from uint64)
+	// applyCopy and deleteVersioned are the store's versioned writes
+	// (versions.go): a copy made elsewhere lands only over an older
+	// item and never over a newer delete.
+	applyCopy(key, value []byte, so *store.SetOptions) (store.Result, store.Item)
+	deleteVersioned(key []byte, opt *store.DeleteOptions, version uint64) (store.Result, store.Item)
+}
+
+// peerView is one applied view with the other members in it (*peerSet):
+// a request's, or the current one.
+type peerView interface {
+	View() *membership.View
+	// Peer returns the member named name, nil when it has no client in
+	// this view (it is this node, or not in it).
+	Peer(name string) source
+}
+
+// source is another member as takeover reads and pulls from it
+// (*member): its client, and the router's verdict on its health.
+type source interface {
+	Name() string
+	Client() *peer.Client
+	// Usable reports whether a request may go to it now (not marked
+	// down, not dead to gossip).
+	Usable() bool
+	// Failed counts a failed request to it and reports whether err means
+	// it did not answer (it is then marked down).
+	Failed(ctx context.Context, err error) bool
+}
+
+// placement is where a request's key lives, as the router routed it:
+// its shard (-1 without a ring) in the view the request routes by.
+type placement struct {
+	shard int
+	peers peerView
+}
+
+// begin marks the router's Run as started and warms what this node owns
+// in v; the view lock is held.
+func (t *takeover) begin(v *membership.View) {
+	t.running = true
+	t.transition(nil, v)
 }
 
 // recovering reports whether a pause or a lapse is waiting to be

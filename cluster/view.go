@@ -30,8 +30,8 @@ func (r *Router) Run(ctx context.Context) error {
 	wg.Go(func() { r.tk.runWarm(ctx) })
 	wg.Go(func() { r.tk.heartbeat(ctx) })
 	r.mu.Lock()
-	r.running = true
-	r.tk.transition(nil, r.peers.Load().view) // what this node owns already
+	r.tk.begin(r.peers.Load().view) // what this node owns already
+	r.numberShards(r.peers.Load().view)
 	r.mu.Unlock()
 	r.tk.kick()
 	r.apply()
@@ -88,6 +88,7 @@ func (r *Router) apply() {
 		return
 	}
 	r.tk.transition(old.view, v)
+	r.numberShards(v)
 	ps := &peerSet{view: v, byName: make(map[string]*member, len(v.Members))}
 	for _, m := range v.Members {
 		if m.Name == r.self || m.PeerAddr == "" {
@@ -102,7 +103,7 @@ func (r *Router) apply() {
 			r.log.Error("cannot create peer client", "peer", m.Name, "addr", m.PeerAddr, "err", err)
 			continue
 		}
-		ps.byName[m.Name] = &member{name: m.Name, addr: m.PeerAddr, client: c}
+		ps.byName[m.Name] = &member{r: r, name: m.Name, addr: m.PeerAddr, client: c}
 	}
 	ps.targets = replTargets(ps)
 	r.peers.Store(ps)

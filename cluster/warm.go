@@ -213,13 +213,13 @@ func (w *warm) finish(s int) {
 }
 
 // trySource reports whether a warming shard may be read or pulled from
-// member m, named name: when usable, or when the shard was wiped and m is
-// in the view at all (its request times out if m is really gone).
-func (t *takeover) trySource(name string, m *member, wiped bool) bool {
+// m: when usable, or when the shard was wiped and m is in the view at all
+// (its request times out if m is really gone).
+func trySource(m source, wiped bool) bool {
 	if wiped {
 		return m != nil
 	}
-	return t.r.usable(name, m)
+	return m != nil && m.Usable()
 }
 
 // others returns the members of owners other than self, appended to dst
@@ -247,9 +247,10 @@ func sameOwners(a, b []string) bool {
 
 // transition starts warm-up of the shards this node owns in nv but did
 // not own in old (every owned shard when old is nil: the process just
-// started). t.r.mu is held; the caller publishes nv, then wakes the worker.
+// started). The view lock is held; the caller publishes nv, then wakes the
+// worker.
 func (t *takeover) transition(old, nv *membership.View) {
-	if nv == nil || nv.Ring == nil || !t.r.running {
+	if nv == nil || nv.Ring == nil || !t.running {
 		return
 	}
 	w := &t.w
@@ -257,10 +258,6 @@ func (t *takeover) transition(old, nv *membership.View) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.init(n)
-	if t.r.seq.Load() == nil {
-		seq := make([]atomic.Uint64, n)
-		t.r.seq.Store(&seq)
-	}
 	if len(w.flags) != n {
 		t.log.Error("shard count changed; warm-up disabled", "was", len(w.flags), "now", n)
 		return
@@ -291,7 +288,7 @@ func (t *takeover) transition(old, nv *membership.View) {
 		if wasIn {
 			for _, o := range owners {
 				if o != t.self && !slices.Contains(prev, o) {
-					t.r.hints.owe(o, s, owedFrom)
+					t.h.owe(o, s, owedFrom)
 				}
 			}
 		}
@@ -355,12 +352,12 @@ func (t *takeover) ringOf(v *membership.View, nodes []string) *ring.Ring {
 	return rg
 }
 
-// warming reports whether the shard of rt warms now.
-func (t *takeover) warming(rt *Route) bool {
-	if t.w.active.Load() == 0 || len(rt.owners) == 0 {
+// warming reports whether the shard of at warms now.
+func (t *takeover) warming(at placement) bool {
+	if t.w.active.Load() == 0 || at.shard < 0 {
 		return false
 	}
-	return rt.shard < len(t.w.flags) && t.w.flags[rt.shard].Load()
+	return at.shard < len(t.w.flags) && t.w.flags[at.shard].Load()
 }
 
 // settle makes key fresh when its shard warms: the local store gets what
@@ -380,22 +377,22 @@ func (t *takeover) warming(rt *Route) bool {
 // others expire while the others already reach it); serving the local
 // copy then served values overwritten or deleted during the cut
 // (TestClusterPartitionedNode).
-func (t *takeover) settle(ctx context.Context, rt *Route, key []byte) (vouched bool) {
-	if !t.warming(rt) {
+func (t *takeover) settle(ctx context.Context, at placement, key []byte) (vouched bool) {
+	if !t.warming(at) {
 		return true
 	}
 	var bo time.Duration
 	for {
-		answered, wiped, deadline := t.settleOnce(ctx, rt, key)
-		if !answered && ctx.Err() != nil && t.warming(rt) {
+		answered, wiped, deadline := t.settleOnce(ctx, at, key)
+		if !answered && ctx.Err() != nil && t.warming(at) {
 			return false // the request is gone: vouch for nothing, drop nothing
 		}
-		if answered || !wiped || !t.warming(rt) {
+		if answered || !wiped || !t.warming(at) {
 			return true
 		}
 		now := time.Now()
 		if !now.Before(deadline) {
-			return !t.dropUnsettled(rt.shard, key)
+			return !t.dropUnsettled(at.shard, key)
 		}
 		bo = min(max(2*bo, 20*time.Millisecond), 200*time.Millisecond)
 		sleep(ctx, min(bo, deadline.Sub(now)))
@@ -427,8 +424,8 @@ func (t *takeover) settleWait() time.Duration {
 // settled (or was already, or its shard no longer warms); wiped: its
 // shard's local copy is no fallback; until: when none answered, the last
 // of the sources' give-up times (w.unreached).
-func (t *takeover) settleOnce(ctx context.Context, rt *Route, key []byte) (answered, wiped bool, until time.Time) {
-	s := rt.shard
+func (t *takeover) settleOnce(ctx context.Context, at placement, key []byte) (answered, wiped bool, until time.Time) {
+	s := at.shard
 	w := &t.w
 	w.mu.Lock()
 	_, done := w.fresh[string(key)]
@@ -449,23 +446,23 @@ func (t *takeover) settleOnce(ctx context.Context, rt *Route, key []byte) (answe
 		}
 	}()
 	for _, name := range src {
-		m := rt.ps.get(name)
-		if !t.trySource(name, m, wiped) {
+		m := at.peers.Peer(name)
+		if !trySource(m, wiped) {
 			silent = append(silent, name)
 			continue
 		}
-		pit, hit, err := m.client.Get(ctx, key, peer.GetOptions{NoBump: true, LocalOnly: true})
+		pit, hit, err := m.Client().Get(ctx, key, peer.GetOptions{NoBump: true, LocalOnly: true})
 		if err != nil && ctx.Err() != nil {
 			return false, wiped, until // the request is gone; the source is not at fault
 		}
 		if err != nil {
-			if t.r.failed(ctx, m, err) || wiped {
+			if m.Failed(ctx, err) || wiped {
 				silent = append(silent, name)
 				continue // an error reply vouches for nothing either
 			}
 			return true, wiped, until
 		}
-		t.settled(rt, key, name, &pit, hit, lacks)
+		t.settled(at, key, name, &pit, hit, lacks)
 		return true, wiped, until
 	}
 	return false, wiped, until
@@ -504,8 +501,8 @@ type sourceLacks struct {
 
 // settled applies source name's answer for key (pit, hit) to the local
 // store, by version, and marks the key fresh (see settle).
-func (t *takeover) settled(rt *Route, key []byte, name string, pit *peer.Item, hit bool, lacks sourceLacks) {
-	s := rt.shard
+func (t *takeover) settled(at placement, key []byte, name string, pit *peer.Item, hit bool, lacks sourceLacks) {
+	s := at.shard
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -513,7 +510,7 @@ func (t *takeover) settled(rt *Route, key []byte, name string, pit *peer.Item, h
 	_, done := w.fresh[string(key)]
 	switch {
 	case done:
-	case !w.flags[s].Load() && t.r.View() == rt.View():
+	case !w.flags[s].Load() && t.h.current().View() == at.peers.View():
 		// The warm-up ended while the source answered (in the same
 		// view: the shard is still this node's): its copy is still
 		// applied by version (newest wins, remembered deletes stand),
@@ -544,9 +541,9 @@ func (t *takeover) settled(rt *Route, key []byte, name string, pit *peer.Item, h
 func (t *takeover) applySourced(key []byte, pit *peer.Item, hit bool) bool {
 	switch {
 	case hit:
-		t.r.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: t.r.exptime(pit.TTL), NewCAS: pit.CAS})
+		t.h.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: exptimeAt(t.st, pit.TTL), NewCAS: pit.CAS})
 	case pit.Deleted:
-		t.r.deleteVersioned(key, nil, pit.CAS)
+		t.h.deleteVersioned(key, nil, pit.CAS)
 	default:
 		return false
 	}
@@ -580,12 +577,12 @@ func (t *takeover) dropUnsettled(s int, key []byte) bool {
 // depends on the current item (rmw) first settles the key, and fails
 // with ErrUnvouched when settle cannot vouch for it; the write marks the
 // key as this node's own.
-func (t *takeover) own(ctx context.Context, rt *Route, key []byte, rmw bool, op func() bool) (changed bool, err error) {
-	if !t.warming(rt) {
+func (t *takeover) own(ctx context.Context, at placement, key []byte, rmw bool, op func() bool) (changed bool, err error) {
+	if !t.warming(at) {
 		return op(), nil
 	}
-	s := rt.shard
-	if rmw && !t.settle(ctx, rt, key) {
+	s := at.shard
+	if rmw && !t.settle(ctx, at, key) {
 		// Not vouched for: no source answered, and what this node holds
 		// may have been overwritten or deleted elsewhere meanwhile. A
 		// read misses; a write that depends on the item fails, or it
@@ -608,12 +605,12 @@ func (t *takeover) own(ctx context.Context, rt *Route, key []byte, rmw bool, op 
 // this node wrote the key itself since warm-up began, op gets replace
 // true: a key this node deleted meanwhile stays deleted (a delete has no
 // version to compare). The key is settled when its shard warms.
-func (t *takeover) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
-	if !t.warming(rt) {
+func (t *takeover) replicaNewer(at placement, key []byte, op func(replace bool)) {
+	if !t.warming(at) {
 		op(false)
 		return
 	}
-	s := rt.shard
+	s := at.shard
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -632,12 +629,12 @@ func (t *takeover) replicaNewer(rt *Route, key []byte, op func(replace bool)) {
 // Skipping those too kept a write made here during the warm-up after the
 // cluster had deleted the key later, and the pull leaves a fresh key
 // alone.
-func (t *takeover) replica(rt *Route, key []byte, versioned bool, op func() (removed bool)) {
-	if !t.warming(rt) {
+func (t *takeover) replica(at placement, key []byte, versioned bool, op func() (removed bool)) {
+	if !t.warming(at) {
 		op()
 		return
 	}
-	s := rt.shard
+	s := at.shard
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -38,8 +38,8 @@ func (t *takeover) pullQueued(ctx context.Context) {
 	p := &pullRun{t: t, q: q, tried: map[int]int{}, rounds: map[int]int{}}
 	var bo backoff
 	for shards := q.shards; len(shards) > 0 && ctx.Err() == nil; {
-		ps := t.r.peers.Load()
-		if ps.view == nil || ps.view.Ring == nil {
+		ps := t.h.current()
+		if v := ps.View(); v == nil || v.Ring == nil {
 			// Claimed before any view was published: back in the
 			// queue, for the wake that follows the publication.
 			t.w.mu.Lock()
@@ -47,7 +47,7 @@ func (t *takeover) pullQueued(ctx context.Context) {
 			t.w.mu.Unlock()
 			return
 		}
-		shards = p.pullAll(ctx, ps.view, p.bySource(ps, shards))
+		shards = p.pullAll(ctx, ps.View(), p.bySource(ps, shards))
 		if len(shards) == 0 && len(p.waiting) > 0 {
 			bo.wait(ctx)
 			shards, p.waiting = p.waiting, nil
@@ -66,13 +66,14 @@ type queued struct {
 	keepFrom uint64 // the drop keeps items with a CAS at or above it (0: none)
 }
 
-// takeQueued empties the queue and the pending drop. Under t.r.mu: apply
+// takeQueued empties the queue and the pending drop. Under the view
+// lock: apply
 // claims and publishes a view under it, so the view the worker loads
 // next is at least the one every shard taken was claimed in.
 func (t *takeover) takeQueued() queued {
 	w := &t.w
-	t.r.mu.Lock()
-	defer t.r.mu.Unlock()
+	t.h.viewLock().Lock()
+	defer t.h.viewLock().Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	q := queued{shards: w.queue, claims: make(map[int]uint64, len(w.queue)), drop: make([]bool, len(w.flags)), keepFrom: w.keepFrom}
@@ -86,7 +87,7 @@ func (t *takeover) takeQueued() queued {
 	clear(w.drop)
 	if w.dropOthers {
 		w.dropOthers = false
-		if v := t.r.View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(q.drop) {
+		if v := t.h.current().View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(q.drop) {
 			for s := range q.drop {
 				if !slices.Contains(v.Ring.Owners(s), t.self) {
 					q.drop[s], q.anyDrop = true, true
@@ -109,30 +110,31 @@ type pullRun struct {
 	waiting []int       // shards whose sources all failed: tried again after a backoff
 }
 
-// source is a member to pull shards from, whole or by what changed since.
-type source struct {
-	m     *member
+// dumpSource is a member to pull shards from, whole or by what changed
+// since.
+type dumpSource struct {
+	m     source
 	since uint64
 }
 
 // bySource groups shards by the next source to try for each. A shard with
 // none left is retried later when only a source can vouch for what this
 // node holds, else it ends its warm-up with that.
-func (p *pullRun) bySource(ps *peerSet, shards []int) map[source][]int {
+func (p *pullRun) bySource(ps peerView, shards []int) map[dumpSource][]int {
 	w := &p.t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	groups := map[source][]int{}
+	groups := map[dumpSource][]int{}
 	for _, s := range shards {
 		if !w.flags[s].Load() {
 			continue // no longer ours
 		}
 		src := w.src[s]
-		var m *member
+		var m source
 		for p.tried[s] < len(src) && m == nil {
 			name := src[p.tried[s]]
 			p.tried[s]++
-			if c := ps.get(name); p.t.trySource(name, c, w.wiped[s]) {
+			if c := ps.Peer(name); trySource(c, w.wiped[s]) {
 				m = c
 			}
 		}
@@ -153,7 +155,7 @@ func (p *pullRun) bySource(ps *peerSet, shards []int) map[source][]int {
 			w.pullDone(s, p.q.claims[s]) // no source left: keep what we hold
 			continue
 		}
-		g := source{m, w.since[s]}
+		g := dumpSource{m, w.since[s]}
 		groups[g] = append(groups[g], s)
 	}
 	return groups
@@ -161,7 +163,7 @@ func (p *pullRun) bySource(ps *peerSet, shards []int) map[source][]int {
 
 // pullAll pulls each group from its source, all at once, and returns the
 // shards to try again (on their next source, or whole).
-func (p *pullRun) pullAll(ctx context.Context, v *membership.View, groups map[source][]int) (retry []int) {
+func (p *pullRun) pullAll(ctx context.Context, v *membership.View, groups map[dumpSource][]int) (retry []int) {
 	var wg sync.WaitGroup
 	for g, ss := range groups {
 		wg.Go(func() {
@@ -177,12 +179,12 @@ func (p *pullRun) pullAll(ctx context.Context, v *membership.View, groups map[so
 
 // pullFrom pulls shards ss from g and ends their warm-up, or returns
 // those to try again.
-func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss []int) (retry []int) {
+func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g dumpSource, ss []int) (retry []int) {
 	t, w := p.t, &p.t.w
 	err := t.pull(ctx, v, g.m, ss, g.since)
 	switch {
 	case g.since != 0 && errors.Is(err, peer.ErrNoDelta):
-		t.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", g.m.name, "shards", len(ss))
+		t.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", g.m.Name(), "shards", len(ss))
 		t.wipeForFull(ss)
 		p.mu.Lock()
 		for _, s := range ss {
@@ -191,8 +193,8 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g source, ss
 		p.mu.Unlock()
 		return ss
 	case err != nil:
-		t.log.Warn("warm-up pull failed", "peer", g.m.name, "shards", len(ss), "err", err)
-		t.r.failed(ctx, g.m, err)
+		t.log.Warn("warm-up pull failed", "peer", g.m.Name(), "shards", len(ss), "err", err)
+		g.m.Failed(ctx, err)
 		return ss // each goes on to its next source
 	}
 	if g.since != 0 {
@@ -239,13 +241,13 @@ func (b *backoff) wait(ctx context.Context) {
 // deletes it remembers there (an item older than the delete goes); with
 // since, only those of that version or newer (peer.ErrNoDelta when m
 // cannot tell).
-func (t *takeover) pull(ctx context.Context, v *membership.View, m *member, ss []int, since uint64) error {
+func (t *takeover) pull(ctx context.Context, v *membership.View, m source, ss []int, since uint64) error {
 	want := make([]byte, (len(t.w.flags)+7)/8)
 	for _, s := range ss {
 		want[s/8] |= 1 << (s % 8)
 	}
 	w := &t.w
-	return m.client.Dump(ctx, want, since, func(key []byte, it peer.Item) error {
+	return m.Client().Dump(ctx, want, since, func(key []byte, it peer.Item) error {
 		s := v.Ring.Shard(key)
 		w.mu.Lock()
 		switch _, fresh := w.fresh[string(key)]; {
@@ -254,11 +256,11 @@ func (t *takeover) pull(ctx context.Context, v *membership.View, m *member, ss [
 			if it.CAS == 0 {
 				break // no version: nothing to order it by
 			}
-			if res, _ := t.r.deleteVersioned(key, nil, it.CAS); res == store.Deleted {
+			if res, _ := t.h.deleteVersioned(key, nil, it.CAS); res == store.Deleted {
 				w.dropped.Add(1)
 			}
 		default:
-			t.r.applyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: t.r.exptime(it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
+			t.h.applyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: exptimeAt(t.st, it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
 			w.pulled.Add(1)
 		}
 		w.mu.Unlock()
@@ -271,7 +273,7 @@ func (t *takeover) pull(ctx context.Context, v *membership.View, m *member, ss [
 // CAS at or above it (written since a lapse's cut): what this node held
 // from before a pause or a cut may have been overwritten or deleted.
 func (t *takeover) dropStale(drop []bool, keepFrom uint64) {
-	v := t.r.View()
+	v := t.h.current().View()
 	if v == nil || v.Ring == nil {
 		return
 	}
