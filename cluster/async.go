@@ -178,7 +178,7 @@ func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
 	r, ctx, rt, req, done := a.r, a.ctx, a.rt, a.req, a.done
 	r.asyncGets.Put(a.clear())
 	if err != nil {
-		if !r.failed(ctx, rt.member(), err) {
+		if !rt.member().Failed(ctx, err) {
 			req.Item, req.Val, req.Res = store.Item{}, req.Dst[:0], store.Miss // the owner's error: a miss, as Get
 			done(req)
 			return

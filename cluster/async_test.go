@@ -440,10 +440,10 @@ func TestFailedBlamesOnlyWithLiveContext(t *testing.T) {
 	timedOut := fmt.Errorf("%w: handshake with p: %w", peer.ErrTimeout, context.DeadlineExceeded)
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
-	if rig.rt.failed(ended, m, timedOut) || m.failures.Load() != 0 || rig.rt.down(m) {
-		t.Fatalf("a request whose connection ended blamed the member: failures %d, down %v", m.failures.Load(), rig.rt.down(m))
+	if m.Failed(ended, timedOut) || m.failures.Load() != 0 || m.down() {
+		t.Fatalf("a request whose connection ended blamed the member: failures %d, down %v", m.failures.Load(), m.down())
 	}
-	if !rig.rt.failed(context.Background(), m, timedOut) || m.failures.Load() != 1 || !rig.rt.down(m) {
-		t.Fatalf("a handshake timeout did not fail over: failures %d, down %v", m.failures.Load(), rig.rt.down(m))
+	if !m.Failed(context.Background(), timedOut) || m.failures.Load() != 1 || !m.down() {
+		t.Fatalf("a handshake timeout did not fail over: failures %d, down %v", m.failures.Load(), m.down())
 	}
 }

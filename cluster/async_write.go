@@ -128,7 +128,7 @@ func (a *asyncWrite) finish(res store.Result, it store.Item, err error) {
 		}
 		return
 	}
-	if err != nil && (refusedNotOwner(err) || refusedUnvouched(err) || w.r.failed(w.ctx, w.rt.member(), err)) {
+	if err != nil && (refusedNotOwner(err) || refusedUnvouched(err) || w.rt.member().Failed(w.ctx, err)) {
 		w.r.next(&w.rt) // the same route, on to the next owner
 		if !w.r.writeLater(w, true) {
 			w.done(w.req)

@@ -8,7 +8,8 @@
 // Its files, by job:
 //
 //   - routing: route.go (Router.route, the one place a request's owner is
-//     decided, as a Route it carries to the end), router.go, forward.go,
+//     decided, as a Route it carries to the end), member.go (another
+//     member: its client and health), router.go, forward.go,
 //     multiget.go (with hold.go, the node-wide bound on the other
 //     owners' values multi-gets hold), async.go, async_write.go,
 //     local.go; view.go applies

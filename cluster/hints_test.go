@@ -139,7 +139,7 @@ func TestReverifyOnReturn(t *testing.T) {
 	// A request a forwards to b times out: b is skipped from then on.
 	bk := ownedBy(a.router.View(), "b", "rv-b-", 1)[0]
 	ca.Get(bk)
-	testutil.WaitFor(t, 5*time.Second, "a skips b", func() bool { return !a.router.usable("b", a.router.peers.Load().get("b")) })
+	testutil.WaitFor(t, 5*time.Second, "a skips b", func() bool { return !usable(a.router.peers.Load().get("b")) })
 	for i, k := range keys {
 		if i == 0 {
 			continue // only a's copy: kept

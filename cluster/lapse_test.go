@@ -43,8 +43,8 @@ func TestWarmAfterLapse(t *testing.T) {
 	// key(0): b held a's copy and deleted it while a was out (a delete
 	// with a version, remembered: a late copy of "old" does not undo it).
 	it, val, _ := a.st.Get(key(0), nil, nil)
-	b.router.applyCopy(key(0), val, &store.SetOptions{NewCAS: it.CAS})
-	if res, _ := b.router.deleteVersioned(key(0), nil, 0); res != store.Deleted {
+	b.router.ver.applyCopy(key(0), val, &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.ver.deleteVersioned(key(0), nil, 0); res != store.Deleted {
 		t.Fatalf("delete of %s on b: %v", key(0), res)
 	}
 	// a is cut off from here on (as its ticks would record), and takes a
@@ -57,8 +57,8 @@ func TestWarmAfterLapse(t *testing.T) {
 	gone := []byte("wl-gone")
 	_, it = a.st.Set(gone, []byte("mine"), &store.SetOptions{})
 	time.Sleep(2 * time.Millisecond)
-	b.router.applyCopy(gone, []byte("mine"), &store.SetOptions{NewCAS: it.CAS})
-	if res, _ := b.router.deleteVersioned(gone, nil, 0); res != store.Deleted {
+	b.router.ver.applyCopy(gone, []byte("mine"), &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.ver.deleteVersioned(gone, nil, 0); res != store.Deleted {
 		t.Fatalf("delete of %s on b: %v", gone, res)
 	}
 
@@ -193,8 +193,8 @@ func TestSettleAfterLapse(t *testing.T) {
 	a.st.Set(mine, []byte("since the cut"), &store.SetOptions{})
 	_, it := a.st.Set(gone, []byte("since the cut"), &store.SetOptions{})
 	time.Sleep(2 * time.Millisecond)
-	b.router.applyCopy(gone, []byte("since the cut"), &store.SetOptions{NewCAS: it.CAS})
-	if res, _ := b.router.deleteVersioned(gone, nil, 0); res != store.Deleted {
+	b.router.ver.applyCopy(gone, []byte("since the cut"), &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.ver.deleteVersioned(gone, nil, 0); res != store.Deleted {
 		t.Fatalf("delete of %s on b: %v", gone, res)
 	}
 	b.st.Set(newer, []byte("b's"), &store.SetOptions{})
@@ -505,8 +505,8 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 	key := []byte("lv-deleted")
 	_, it := a.st.Set(key, []byte("v1"), &store.SetOptions{})
 	time.Sleep(2 * time.Millisecond)
-	b.router.applyCopy(key, []byte("v1"), &store.SetOptions{NewCAS: it.CAS})
-	if res, _ := b.router.deleteVersioned(key, nil, 0); res != store.Deleted {
+	b.router.ver.applyCopy(key, []byte("v1"), &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.ver.deleteVersioned(key, nil, 0); res != store.Deleted {
 		t.Fatalf("delete on b: %v", res)
 	}
 	// The lapse keeps from before the write (keepFrom, the last keepalive

@@ -51,7 +51,7 @@ func (r *Router) localSet(ctx context.Context, rt *Route, key, value []byte, opt
 func (r *Router) localDelete(ctx context.Context, rt *Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
 	rmw := opt != nil && (opt.CAS != 0 || opt.Invalidate)
 	changed, err := r.tk.own(ctx, rt.placed(), key, rmw, func() bool {
-		res, it = r.deleteVersioned(key, opt, 0)
+		res, it = r.ver.deleteVersioned(key, opt, 0)
 		return res == store.Deleted
 	})
 	if err != nil {

@@ -159,7 +159,7 @@ func (g *multiGet) fetchAll(ctx context.Context, from, to int, admit func(int) b
 		wg.Wait()
 		pending = pending[:0]
 		for _, b := range batches {
-			if b.err != nil && r.failed(ctx, b.m, b.err) {
+			if b.err != nil && b.m.Failed(ctx, b.err) {
 				for _, i := range b.idx {
 					r.next(&g.routes[i])
 				}

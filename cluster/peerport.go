@@ -157,7 +157,7 @@ func (p *PeerPort) ReplicaSet(key, value []byte, opt *store.SetOptions, o server
 		if replace {
 			so.Mode = store.ModeReplace
 		}
-		res, it = p.r.applyCopy(key, value, &so)
+		res, it = p.r.ver.applyCopy(key, value, &so)
 	})
 	p.r.replicated.Add(1)
 	return res, it, nil
@@ -180,7 +180,7 @@ func (p *PeerPort) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.
 		if d == 0 {
 			res, it = p.r.st.Delete(key, opt)
 		} else {
-			res, it = p.r.deleteVersioned(key, opt, d)
+			res, it = p.r.ver.deleteVersioned(key, opt, d)
 		}
 		return res == store.Deleted
 	})

@@ -76,7 +76,7 @@ func (r *Router) routeHere(key []byte) (rt Route, owner bool) {
 func (r *Router) moveTo(rt *Route, i int) {
 	for ; i < len(rt.owners); i++ {
 		name := rt.owners[i]
-		if name == r.self || r.usable(name, rt.ps.get(name)) {
+		if name == r.self || usable(rt.ps.get(name)) {
 			break
 		}
 	}

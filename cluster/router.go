@@ -154,10 +154,11 @@ type Router struct {
 
 	tk    takeover                        // warm-up, pause, lapse, returns, restart, handoff
 	tombs *tomb.Table                     // recent deletes with their version (versions.go)
+	ver   versions                        // the store's versioned writes, with tombs
 	hints hints                           // writes owed to members that missed them (hints.go)
 	hold  *hold                           // other owners' values multi-gets hold (hold.go)
 	seq   atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
-	bg    sync.WaitGroup                  // Router.probe goroutines and Start's fallbacks
+	bg    sync.WaitGroup                  // members' probes (member.probe) and Start's fallbacks
 	// bgMu orders starting a goroutine of bg against Close's wait for them.
 	bgMu     sync.Mutex
 	bgClosed bool
@@ -212,20 +213,6 @@ func replTargets(ps *peerSet) [][]repl.Target {
 	return out
 }
 
-// member is one other node: its client and its counters. Counters survive
-// view changes for as long as the member keeps its peer address.
-type member struct {
-	r          *Router
-	name, addr string
-	client     *peer.Client
-	downUntil  atomic.Int64 // unix nanoseconds; 0: not marked down
-	probing    atomic.Bool  // a probe runs (see Router.down)
-	forwarded  atomic.Uint64
-	failures   atomic.Uint64
-	// queued: Start queued a request since the last Flush.
-	queued atomic.Bool
-}
-
 // NewRouter returns a router; it does no I/O (peer connections are dialled
 // by the first request to each).
 func NewRouter(cfg RouterConfig) (*Router, error) {
@@ -248,6 +235,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		cfg.Pool = peer.NewPool(cfg.Peer)
 	}
 	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, tombs: tomb.New(cfg.Tombstones), hold: newHold(cfg.MultiGetHold)}
+	r.ver = versions{st: r.st, tombs: r.tombs}
 	r.peers.Store(&peerSet{})
 	r.applied = make(chan struct{})
 	if cfg.Replication != nil {
@@ -259,7 +247,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 			return nil, err
 		}
 	}
-	r.tk.init(r, newTakeoverConfig(cfg, r.repl))
+	r.tk.init((*takeoverHost)(r), newTakeoverConfig(cfg, r.repl, r.ver))
 	return r, nil
 }
 
@@ -298,66 +286,13 @@ func (ps *peerSet) Peer(name string) source {
 	return nil
 }
 
-// Name, Client, Usable and Failed are m as takeover sees it (source).
-func (m *member) Name() string                               { return m.name }
-func (m *member) Client() *peer.Client                       { return m.client }
-func (m *member) Usable() bool                               { return m.r.usable(m.name, m) }
-func (m *member) Failed(ctx context.Context, err error) bool { return m.r.failed(ctx, m, err) }
+// takeoverHost is the router as takeover sees it (host): the current
+// view with its members, the view lock, the hints owed.
+type takeoverHost Router
 
-// current, viewLock and owe are what takeover asks of the router (host),
-// with applyCopy and deleteVersioned (versions.go).
-func (r *Router) current() peerView                         { return r.peers.Load() }
-func (r *Router) viewLock() sync.Locker                     { return &r.mu }
-func (r *Router) owe(member string, shard int, from uint64) { r.hints.owe(member, shard, from) }
-
-// down reports whether m is marked down. Once the mark is DownFor old, m
-// stays down until a probe (one at a time, in the background) gets an
-// answer from it, so a host that stopped answering costs one request
-// timeout, not one every DownFor. The clock is read only while a mark
-// exists, so the healthy path costs no syscall.
-func (r *Router) down(m *member) bool {
-	until := m.downUntil.Load()
-	if until == 0 {
-		return false
-	}
-	if time.Now().UnixNano() >= until && m.probing.CompareAndSwap(false, true) {
-		if !r.spawn(func() { r.probe(m) }) {
-			m.probing.Store(false)
-		}
-	}
-	return true
-}
-
-// probeKey is read (this node's copy only) to learn whether a member
-// answers again.
-var probeKey = []byte("shoal:probe")
-
-// probe asks m for probeKey: any answer ends m's down mark; no answer
-// renews it for DownFor.
-func (r *Router) probe(m *member) {
-	defer m.probing.Store(false)
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DownFor)
-	defer cancel()
-	_, _, err := m.client.Get(ctx, probeKey, peer.GetOptions{LocalOnly: true, NoBump: true})
-	// The probe's own deadline can pass before the request's timeout:
-	// that is no answer either.
-	if err != nil && (failover(err) || ctx.Err() != nil) {
-		m.downUntil.Store(time.Now().Add(r.cfg.DownFor).UnixNano())
-		return
-	}
-	m.downUntil.Store(0)
-	r.log.Info("peer answers again", "peer", m.name)
-}
-
-// failover reports whether err means the owner did not answer, so the
-// next owner should be tried; a reply error is the owner's answer. An
-// owner that fails the peer handshake (it is not a member, or does not
-// take this node as one) is not routed to either.
-func failover(err error) bool {
-	return errors.Is(err, peer.ErrDown) || errors.Is(err, peer.ErrTimeout) || errors.Is(err, peer.ErrUnreachable) ||
-		errors.Is(err, peer.ErrConnLost) || errors.Is(err, peer.ErrClosed) ||
-		errors.Is(err, peer.ErrProtocol) || errors.Is(err, peer.ErrHandshake)
-}
+func (h *takeoverHost) current() peerView                         { return h.peers.Load() }
+func (h *takeoverHost) viewLock() sync.Locker                     { return &h.mu }
+func (h *takeoverHost) owe(member string, shard int, from uint64) { h.hints.owe(member, shard, from) }
 
 // routed decides the route of a client's request on key. A request runs
 // even when it is the one that finds the process was paused: it is routed
@@ -396,7 +331,7 @@ func (r *Router) walk(ctx context.Context, rt *Route, remote func(*member) error
 			r.next(rt)
 			continue
 		}
-		if !r.failed(ctx, m, err) {
+		if !m.Failed(ctx, err) {
 			return err
 		}
 		r.next(rt)
@@ -413,27 +348,6 @@ func refusedNotOwner(err error) bool { return errors.Is(err, peer.ErrRefusedNotO
 
 // refusedUnvouched reports whether err is a peer's ErrUnvouched.
 func refusedUnvouched(err error) bool { return errors.Is(err, peer.ErrRefusedUnvouched) }
-
-// usable reports whether a request may go to member m, named name.
-func (r *Router) usable(name string, m *member) bool {
-	return m != nil && !r.down(m) && r.cfg.Members.Health(name) != gossip.Dead
-}
-
-// failed counts a failed request to m and reports whether err means m did
-// not answer, in which case m is marked down and the next owner is tried.
-func (r *Router) failed(ctx context.Context, m *member, err error) bool {
-	if ctx.Err() != nil {
-		return false // the request's connection ended: m is not at fault
-	}
-	m.failures.Add(1)
-	if !failover(err) {
-		return false
-	}
-	if m.downUntil.Swap(time.Now().Add(r.cfg.DownFor).UnixNano()) == 0 {
-		r.log.Warn("peer marked down", "peer", m.name, "err", err)
-	}
-	return true
-}
 
 // PeerStats is what this node knows of one other member: what it
 // forwarded there and, with a replicator, how replication to it stands.
@@ -491,8 +405,8 @@ func (r *Router) FlushAll(ctx context.Context, delay int64) {
 	r.st.FlushAll(delay)
 	ps := r.peers.Load()
 	var wg sync.WaitGroup
-	for name, m := range ps.byName {
-		if !r.usable(name, m) {
+	for _, m := range ps.byName {
+		if !usable(m) {
 			continue
 		}
 		wg.Go(func() {

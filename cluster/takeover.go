@@ -69,6 +69,7 @@ type takeoverConfig struct {
 	st          *store.Store
 	members     Membership       // its lapses (lapse.go)
 	repl        *repl.Replicator // nil without replication: discarded after a pause, reset for a member back
+	ver         versions         // the store's versioned writes: a copy made elsewhere lands only over an older item and never over a newer delete
 	pauseAfter  time.Duration    // RouterConfig.PauseAfter
 	downFor     time.Duration    // RouterConfig.DownFor
 	peerTimeout time.Duration    // RouterConfig.Peer.RequestTimeout (0: peer's default)
@@ -78,9 +79,9 @@ type takeoverConfig struct {
 }
 
 // newTakeoverConfig is takeover's part of a router's config.
-func newTakeoverConfig(cfg RouterConfig, rp *repl.Replicator) takeoverConfig {
+func newTakeoverConfig(cfg RouterConfig, rp *repl.Replicator, ver versions) takeoverConfig {
 	c := takeoverConfig{
-		self: cfg.Members.Name(), log: cfg.Logger, st: cfg.Store, members: cfg.Members, repl: rp,
+		self: cfg.Members.Name(), log: cfg.Logger, st: cfg.Store, members: cfg.Members, repl: rp, ver: ver,
 		pauseAfter: cfg.PauseAfter, downFor: cfg.DownFor, peerTimeout: cfg.Peer.RequestTimeout,
 	}
 	if !cfg.Restored.IsZero() {
@@ -108,11 +109,6 @@ type host interface {
 	// owe records that member is owed this node's writes of shard from
 	// version from on (hints.go): it became an owner of the shard.
 	owe(member string, shard int, from uint64)
-	// applyCopy and deleteVersioned are the store's versioned writes
-	// (versions.go): a copy made elsewhere lands only over an older
-	// item and never over a newer delete.
-	applyCopy(key, value []byte, so *store.SetOptions) (store.Result, store.Item)
-	deleteVersioned(key []byte, opt *store.DeleteOptions, version uint64) (store.Result, store.Item)
 }
 
 // peerView is one applied view with the other members in it (*peerSet):

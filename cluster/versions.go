@@ -1,6 +1,9 @@
 package cluster
 
-import "shoal/store"
+import (
+	"shoal/store"
+	"shoal/tomb"
+)
 
 // Versions: copies converge to the newest write, deletes included.
 //
@@ -16,19 +19,26 @@ import "shoal/store"
 // check of a copy against the recording of a delete. A local set needs no
 // check: its CAS is minted after every version this node witnessed.
 
+// versions is the store's versioned writes: the store, and the deletes
+// it remembers.
+type versions struct {
+	st    *store.Store
+	tombs *tomb.Table
+}
+
 // applyCopy stores a copy of key made elsewhere, with so.NewCAS its
 // version, unless this node holds a newer item or remembers a newer delete.
-func (r *Router) applyCopy(key, value []byte, so *store.SetOptions) (store.Result, store.Item) {
+func (v versions) applyCopy(key, value []byte, so *store.SetOptions) (store.Result, store.Item) {
 	so.Newer = true
 	if so.NewCAS == 0 {
-		return r.st.Set(key, value, so)
+		return v.st.Set(key, value, so)
 	}
-	mu := r.tombs.Lock(key)
+	mu := v.tombs.Lock(key)
 	defer mu.Unlock()
-	if r.tombs.Covers(key, so.NewCAS) {
+	if v.tombs.Covers(key, so.NewCAS) {
 		return store.NotStored, store.Item{}
 	}
-	return r.st.Set(key, value, so)
+	return v.st.Set(key, value, so)
 }
 
 // deleteVersioned deletes key as a delete of version d, or of a fresh
@@ -37,20 +47,20 @@ func (r *Router) applyCopy(key, value []byte, so *store.SetOptions) (store.Resul
 // made elsewhere (d set), is remembered. A conditional delete (opt.CAS)
 // keeps its condition; an invalidation (opt.Invalidate) is a write, not a
 // delete, and runs as given.
-func (r *Router) deleteVersioned(key []byte, opt *store.DeleteOptions, d uint64) (store.Result, store.Item) {
+func (v versions) deleteVersioned(key []byte, opt *store.DeleteOptions, d uint64) (store.Result, store.Item) {
 	var o store.DeleteOptions
 	if opt != nil {
 		o = *opt
 	}
 	if o.Invalidate {
-		return r.st.Delete(key, &o)
+		return v.st.Delete(key, &o)
 	}
-	mu := r.tombs.Lock(key)
+	mu := v.tombs.Lock(key)
 	defer mu.Unlock()
-	o.Before = r.st.Stamp(d)
-	res, it := r.st.Delete(key, &o)
+	o.Before = v.st.Stamp(d)
+	res, it := v.st.Delete(key, &o)
 	if res == store.Deleted || d != 0 {
-		r.tombs.Put(key, o.Before)
+		v.tombs.Put(key, o.Before)
 	}
 	return res, it
 }

@@ -541,9 +541,9 @@ func (t *takeover) settled(at placement, key []byte, name string, pit *peer.Item
 func (t *takeover) applySourced(key []byte, pit *peer.Item, hit bool) bool {
 	switch {
 	case hit:
-		t.h.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: exptimeAt(t.st, pit.TTL), NewCAS: pit.CAS})
+		t.ver.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: exptimeAt(t.st, pit.TTL), NewCAS: pit.CAS})
 	case pit.Deleted:
-		t.h.deleteVersioned(key, nil, pit.CAS)
+		t.ver.deleteVersioned(key, nil, pit.CAS)
 	default:
 		return false
 	}

@@ -256,11 +256,11 @@ func (t *takeover) pull(ctx context.Context, v *membership.View, m source, ss []
 			if it.CAS == 0 {
 				break // no version: nothing to order it by
 			}
-			if res, _ := t.h.deleteVersioned(key, nil, it.CAS); res == store.Deleted {
+			if res, _ := t.ver.deleteVersioned(key, nil, it.CAS); res == store.Deleted {
 				w.dropped.Add(1)
 			}
 		default:
-			t.h.applyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: exptimeAt(t.st, it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
+			t.ver.applyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: exptimeAt(t.st, it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
 			w.pulled.Add(1)
 		}
 		w.mu.Unlock()

@@ -218,7 +218,7 @@ func TestWarmAfterPause(t *testing.T) {
 			testutil.WaitFor(t, 5*time.Second, n.name+" to hold "+string(k), func() bool { _, _, res := n.st.Get(k, nil, nil); return res == store.Hit })
 		}
 		if i == 0 {
-			b.router.deleteVersioned(k, nil, 0) // as an owner deletes: with a tombstone
+			b.router.ver.deleteVersioned(k, nil, 0) // as an owner deletes: with a tombstone
 			continue
 		}
 		b.st.Set(k, []byte("new"), &store.SetOptions{})
