@@ -198,9 +198,12 @@ func (c *conn) process() bool {
 				continue
 			}
 		}
-		if c.ev.memCmd = nil; retrievesValues(cmd) && c.waitMemory() {
-			c.ev.memCmd = cmd // run first once the replies hold less (connMem)
-			return true
+		c.ev.memCmd, c.ev.small = nil, false
+		if retrievesValues(cmd) && c.srv.mem.outOver() {
+			if c.ev.small = c.fitsBase(cmd); !c.ev.small && c.waitMemory() {
+				c.ev.memCmd = cmd // run first once the replies hold less (connMem)
+				return true
+			}
 		}
 		if c.parks && c.coalesce(cmd) {
 			c.offload(&c.gets.cmd, nil) // gets that wait on peers, answered together

@@ -47,6 +47,54 @@ func (c *conn) waitMemory() bool {
 	return true
 }
 
+// fitsBase reports whether retrieval cmd may run although the replies
+// waiting for sockets hold more than the limit: c has none waiting, the
+// cache is this node's store (a Local: every key is here to look at), and
+// the values cmd would answer, with their headers, fit the reply buffer
+// every connection is lent anyway (outBase, which the limit does not
+// count). So a client that asks for small values is answered at once
+// however many connections wait for their large replies to be read, and
+// each connection holds at most one such reply beyond the limit.
+func (c *conn) fitsBase(cmd protocol.Command) bool {
+	if c.srv.remote || c.pending() {
+		return false
+	}
+	var keys [][]byte
+	switch cmd := cmd.(type) {
+	case *protocol.Retrieval:
+		if cmd.More {
+			return false
+		}
+		keys = cmd.Keys
+	case *protocol.MetaGet:
+		keys = [][]byte{cmd.Key}
+	case *protocol.Binary:
+		keys = [][]byte{cmd.Key}
+	}
+	if len(keys) == 0 || len(keys) > fitsBaseKeys {
+		return false
+	}
+	size := len(protocol.ReplyEnd)
+	for _, k := range keys {
+		n, ok := c.srv.items.Peek(k)
+		if ok {
+			size += n + len(k) + replyHeader
+		}
+		if size > outBase {
+			return false
+		}
+	}
+	return true
+}
+
+// fitsBaseKeys is how many keys fitsBase looks up at most; replyHeader
+// bounds a value's reply line and ending (VALUE, key aside, flags,
+// length, CAS; or the meta and binary equivalents).
+const (
+	fitsBaseKeys = 16
+	replyHeader  = 64
+)
+
 // takeOut gives c a reply buffer, under an event loop, if it has none.
 func (c *conn) takeOut() {
 	if c.out == nil {
@@ -110,13 +158,14 @@ type moreKeys struct {
 // under an event loop (a goroutine's writes block instead), when more than
 // flushAt bytes of replies wait for the socket, or some wait while the
 // connections hold more than their memory limit, or the replies waiting
-// for sockets do (waitMemory).
+// for sockets do (waitMemory; not for a retrieval let through as small,
+// fitsBase).
 func (c *conn) mustWait() bool {
 	if c.ev.loop == nil || c.hand.running {
 		return false
 	}
 	waiting := len(c.out) - c.sent
-	return waiting > flushAt || waiting > 0 && c.srv.mem.over() || c.waitMemory()
+	return waiting > flushAt || waiting > 0 && c.srv.mem.over() || !c.ev.small && c.waitMemory()
 }
 
 // getKeys answers the keys of c.more from c.more.next on, and reports

@@ -23,7 +23,11 @@ import (
 //     hold more than the limit (outOver), no connection starts a
 //     retrieval or a retrieval's next value (waitMemory; other commands
 //     run): it waits on its loop (memWait), those served before first,
-//     until they hold less. Replies drain as their clients read; a
+//     until they hold less. A retrieval whose reply fits the base reply
+//     buffer every connection is lent anyway runs at once, on a
+//     connection with no reply waiting, over a Local (fitsBase: its keys'
+//     sizes are looked up first), so a client asking for small values is
+//     not queued behind large unread ones. Replies drain as their clients read; a
 //     connection whose replies waited stallLimit of such a spell with no
 //     byte of them taken is closed (loop.memSweep). Not on the peer port:
 //     a member whose requests wait a peer timeout marks this node down.

@@ -36,6 +36,10 @@ type evState struct {
 	// memCmd: a retrieval waitMemory stopped before it ran; process runs
 	// it first (its keys alias the read buffer, which waits with it).
 	memCmd protocol.Command
+	// small: the retrieval running now was let through past the limit
+	// because its reply fits a base reply buffer (fitsBase); its values
+	// do not wait for the limit either (mustWait).
+	small bool
 	// stuck: the loop's clock (+1) since when the memory sweep has seen
 	// replies waiting on the connection and none of them taken, through
 	// the current spell past the limit (loop.memSweep); 0: none seen.

@@ -127,7 +127,9 @@ func TestUnreadSweptOnEveryLoop(t *testing.T) {
 	}
 	st.Set([]byte("h"), []byte(strings.Repeat("h", 60<<10)), &store.SetOptions{})
 	st.Set([]byte("s"), []byte(strings.Repeat("s", 60<<10)), &store.SetOptions{})
-	st.Set([]byte("tiny"), []byte("t"), &store.SetOptions{})
+	// W's value does not fit a base reply buffer: a small one would not
+	// wait (fitsBase).
+	st.Set([]byte("w"), []byte(strings.Repeat("w", 2*outBase)), &store.SetOptions{})
 
 	// Accept order decides the loop: #0 F loop0, #1 H loop1, #2 W loop0, #3 D loop1, #4 S loop0.
 	f := dial(t, big)
@@ -173,9 +175,9 @@ func TestUnreadSweptOnEveryLoop(t *testing.T) {
 	if hx >= limit || !srv.mem.outOver() {
 		t.Skip("calibration: H must hold less than the limit, H+S more")
 	}
-	// W (loop0) asks for a tiny value: it waits until the replies hold less.
+	// W (loop0) asks for a value: it waits until the replies hold less.
 	start := time.Now()
-	io.WriteString(w, "get tiny\r\n")
+	io.WriteString(w, "get w\r\n")
 	w.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, err := wr.ReadString('\n')
 	took := time.Since(start)
@@ -245,6 +247,19 @@ func TestUnreadRepliesBounded(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("a set and stats during the attack took %v", took)
+	}
+	// Nor does a new connection's get of a small value: its reply fits
+	// the buffer every connection is lent anyway (fitsBase). It waited
+	// its turn behind the hogs before.
+	start = time.Now()
+	if lines, err := testutil.TextLines(addr, "get fresh\r\n", 3); err != nil || lines[0] != "VALUE fresh 0 1" || lines[2] != "END" {
+		t.Errorf("a small get during the attack: %q %v", lines, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a small get during the attack took %v", took)
+	}
+	if !srv.mem.outOver() {
+		t.Errorf("the replies held less than the limit after the small get: the test saw no attack")
 	}
 	if n := srv.Stats().ConnMem.Evicted; n == 0 {
 		t.Errorf("no connection closed for replies left unread")
