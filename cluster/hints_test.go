@@ -253,3 +253,20 @@ func TestForwardedWritePushed(t *testing.T) {
 		return res == store.Hit && it.Exptime == exp
 	})
 }
+
+// TestShardsNumbered: once Run applies a view with a ring, each shard has
+// its replication sequence (numberShards), and a write this node serves
+// as primary takes the next number of its shard.
+func TestShardsNumbered(t *testing.T) {
+	t.Parallel()
+	_, a, _ := startPair(t)
+	seq := a.router.seq.Load()
+	if seq == nil || len(*seq) != a.router.View().Ring.NumShards() {
+		t.Fatalf("a's shards are not numbered after Run applied its view: %v", seq)
+	}
+	s := a.router.route([]byte("numbered")).shard
+	before := (*seq)[s].Load()
+	if n := a.router.nextSeq(s); n != before+1 {
+		t.Errorf("nextSeq(%d) = %d, want %d", s, n, before+1)
+	}
+}

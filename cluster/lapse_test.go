@@ -573,7 +573,11 @@ func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
 	s := r.route(key).shard
 	members := slices.DeleteFunc(slices.Clone(v.Members), func(m etcdsync.Member) bool { return m.Name == "a" })
 	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.tk.ringWithout(v)}
-	src := dumpSource{m: r.peers.Load().get("b")}
+	bsrc := r.peers.Load().Peer("b")
+	if bsrc == nil {
+		t.Fatal("a has no client for b")
+	}
+	src := dumpSource{m: bsrc}
 	wiped := func() bool {
 		r.tk.w.mu.Lock()
 		defer r.tk.w.mu.Unlock()

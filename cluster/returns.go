@@ -54,12 +54,12 @@ func (t *takeover) noticeReturns(rs *returns, now time.Time) {
 			continue // this node, or a member without a client
 		}
 		since, away := rs.awaySince[name]
-		usable := m.Usable()
-		whole = whole && usable
+		up := m.Usable()
+		whole = whole && up
 		switch {
-		case !usable && !away:
+		case !up && !away:
 			rs.awaySince[name] = now
-		case usable && away:
+		case up && away:
 			delete(rs.awaySince, name)
 			if now.Sub(since) > t.downFor+tickEvery {
 				back = append(back, name)

@@ -146,7 +146,8 @@ type Router struct {
 	peers atomic.Pointer[peerSet]
 
 	// mu serializes applying a view (warm-up transitions) and Close;
-	// takeover holds it while it recovers (host.viewLock).
+	// takeover holds it while it recovers (host.viewLock), and it guards
+	// tk.running (numberShards reads it).
 	mu     sync.Mutex
 	closed bool
 	// applied is closed when apply publishes a newer view, and replaced.

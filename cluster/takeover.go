@@ -32,8 +32,8 @@ import (
 //   - replica, replicaNewer: run a replicated write; staleEpoch: refuse
 //     one from before the shard's owners changed.
 //
-// It tells it of each view it applies (transition, under the view lock,
-// then kick), runs its workers (runWarm, heartbeat) and calls checkLapse
+// It tells it when its Run starts (begin) and of each view it applies
+// (transition, under the view lock, then kick), runs its workers (runWarm, heartbeat) and calls checkLapse
 // and noticeReturns on its ticks (view.go). Handoff and its counters
 // (counters, part of the router's Counters) are its too.
 //
@@ -97,7 +97,8 @@ func (t *takeover) init(h host, c takeoverConfig) {
 	t.w.restored = c.restored
 }
 
-// host is what takeover asks of the router (Router implements it).
+// host is what takeover asks of the router (*takeoverHost, the router as
+// takeover sees it, implements it).
 type host interface {
 	// current returns the view requests route by now, with its members.
 	current() peerView
@@ -121,7 +122,7 @@ type peerView interface {
 }
 
 // source is another member as takeover reads and pulls from it
-// (*member): its client, and the router's verdict on its health.
+// (*member): its client, and its health (member.go).
 type source interface {
 	Name() string
 	Client() *peer.Client
@@ -134,7 +135,7 @@ type source interface {
 }
 
 // placement is where a request's key lives, as the router routed it:
-// its shard (-1 without a ring) in the view the request routes by.
+// its shard (-1 without owners) in the view the request routes by.
 type placement struct {
 	shard int
 	peers peerView
