@@ -110,3 +110,52 @@ func TestRouterReplicatedAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterForwardedAllocs: a get and a set whose key another member
+// serves, sent by Start as the event loop sends them (GetAsync, SetAsync)
+// and completed on the peer reader, allocate nothing for the whole round
+// trip: this router, its peer connection, and the owner's peer port
+// serving them, all in this process.
+func TestRouterForwardedAllocs(t *testing.T) {
+	if testutil.Race {
+		t.Skip("counts allocations across goroutines, which the race detector's synchronization makes")
+	}
+	g := startReplRig(t)
+	key := []byte(ownedBy(g.view, "p", "fwd", 1)[0])
+	ch := make(chan struct{}, 1)
+	done := func(*server.Request) { ch <- struct{}{} }
+	forwarded := 0
+	run := func(req *server.Request) {
+		if g.rt.Start(context.Background(), req, done) {
+			g.rt.Flush()
+			<-ch
+			forwarded++
+		}
+	}
+	dst := make([]byte, 0, 64)
+	set := &server.Request{Op: server.OpSet, Key: key, Value: []byte("value"), Set: &store.SetOptions{}}
+	get := &server.Request{Op: server.OpGet, Key: key, Dst: dst}
+	run(set) // the connection dialled
+	for _, c := range []struct {
+		name string
+		req  *server.Request
+		want store.Result
+	}{{"set", set, store.Stored}, {"get", get, store.Hit}} {
+		forwarded = 0
+		n := testing.AllocsPerRun(100, func() {
+			get.Dst = dst[:0]
+			if run(c.req); c.req.Res != c.want || c.req.Err != nil {
+				t.Fatalf("%s: %v %v, want %v", c.name, c.req.Res, c.req.Err, c.want)
+			}
+		})
+		if forwarded == 0 {
+			t.Fatalf("%s: Start served p's key here", c.name)
+		}
+		if n != 0 {
+			t.Errorf("forwarded %s: %v allocations, want 0", c.name, n)
+		}
+	}
+	if _, v, res := g.pst.Get(key, nil, nil); res != store.Hit || string(v) != "value" {
+		t.Errorf("the owner holds %q (%v)", v, res)
+	}
+}
