@@ -154,14 +154,7 @@ func (c *conn) binValue(b *protocol.Binary, cas uint64, extras, key, val []byte)
 		return
 	}
 	c.flush()
-	if !c.pending() && c.err == nil {
-		n, err := c.w.Write(val)
-		c.ctr.bytesWritten.Add(int64(n))
-		if err != nil {
-			c.err = err
-		}
-		val = val[n:]
-	}
+	val = c.writeValue(val)
 	c.out = append(c.out, val...)
 	c.flush()
 }

@@ -246,14 +246,7 @@ func (c *conn) value(key []byte, it store.Item, val []byte, withCAS bool) {
 	// only what the socket does not take now is copied, to wait.
 	c.out = protocol.AppendValueHeader(c.out, key, it.Flags, len(val), it.CAS, withCAS)
 	c.flush()
-	if !c.pending() && c.err == nil {
-		n, err := c.w.Write(val)
-		c.ctr.bytesWritten.Add(int64(n))
-		if err != nil {
-			c.err = err
-		}
-		val = val[n:]
-	}
+	val = c.writeValue(val)
 	c.out = append(c.out, val...)
 	c.out = append(c.out, '\r', '\n')
 	c.flush() // taken on: a later bad key must not drop half a value

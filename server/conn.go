@@ -70,6 +70,12 @@ type conn struct {
 	// (peekPrior). In the padding after sampleIn.
 	prior int32
 	ev    evState // event loop driver's state; zero under the goroutine driver
+	// blocked: the goroutine driver's write of a large reply, as the
+	// reply watcher sees it (connblock.go).
+	blocked blockedWrite
+	// valHeld: the length of a value the goroutine driver is writing
+	// straight from its buffer (writeValue), counted with the replies.
+	valHeld int
 	// ctx is what the connection's calls into the cache wait under
 	// (Cache): cancelled by DropConns, by Shutdown (its parent is the
 	// server's), and once the connection has ended.
@@ -199,7 +205,11 @@ func (c *conn) process() bool {
 			}
 		}
 		c.ev.memCmd, c.ev.small = nil, false
-		if retrievesValues(cmd) && c.srv.mem.outOver() {
+		switch {
+		case !retrievesValues(cmd):
+		case c.nc != nil:
+			c.admit(cmd) // the goroutine driver: blocks (connblock.go)
+		case c.srv.mem.outOver():
 			if c.ev.small = c.fitsBase(cmd); !c.ev.small && c.waitMemory() {
 				c.ev.memCmd = cmd // run first once the replies hold less (connMem)
 				return true
@@ -215,6 +225,10 @@ func (c *conn) process() bool {
 		}
 		if c.run(cmd); c.hand.owner() == parked {
 			return true // a get is pending
+		}
+		if c.valHeld != 0 {
+			c.valHeld = 0 // admit's count: the replies now hold the values
+			c.account()
 		}
 		if c.more.cmd != nil {
 			c.ev.stalled = true // a retrieval waits for its replies to drain
@@ -298,6 +312,9 @@ func (c *conn) flush() error {
 	if c.sent == len(c.out) || c.err != nil {
 		return c.err
 	}
+	if c.nc != nil && len(c.out)-c.sent > writeChunk {
+		return c.flushBlocking()
+	}
 	n, err := c.w.Write(c.out[c.sent:])
 	c.ctr.bytesWritten.Add(int64(n))
 	c.sent += n
@@ -309,6 +326,30 @@ func (c *conn) flush() error {
 	}
 	c.held = len(c.out)
 	return err
+}
+
+// writeValue writes as much of a large value as the socket takes now
+// (all of it, on the goroutine driver), straight from its buffer, after
+// the replies before it, and returns the rest, which the caller copies
+// into the replies to wait.
+func (c *conn) writeValue(val []byte) []byte {
+	if c.pending() || c.err != nil {
+		return val
+	}
+	if c.nc != nil { // the goroutine driver: its writes block
+		c.valHeld = len(val)
+		c.account()
+		n := c.writeChunks(val)
+		c.valHeld = 0
+		c.account()
+		return val[n:]
+	}
+	n, err := c.w.Write(val)
+	c.ctr.bytesWritten.Add(int64(n))
+	if err != nil {
+		c.err = err
+	}
+	return val[n:]
 }
 
 // pending reports replies a non-blocking write left unwritten.

@@ -19,7 +19,7 @@ type heldMem struct{ in, out, outOver, outN int64 }
 // holds now. Only c's owner calls it.
 func (c *conn) account() {
 	m := &c.srv.mem
-	in, out := int64(0), int64(cap(c.out))
+	in, out := int64(0), int64(cap(c.out)+c.valHeld)
 	if c.r != nil {
 		in = int64(c.r.Held())
 	}
@@ -56,43 +56,54 @@ func (c *conn) waitMemory() bool {
 // however many connections wait for their large replies to be read, and
 // each connection holds at most one such reply beyond the limit.
 func (c *conn) fitsBase(cmd protocol.Command) bool {
-	if c.srv.remote || c.pending() {
+	if c.pending() {
 		return false
 	}
+	size, known := c.replySize(cmd)
+	return known && size <= outBase
+}
+
+// replySize is about how many bytes retrieval cmd's reply will take,
+// looked up before it runs: known only over a Local (every key is here
+// to look at) and for at most replySizeKeys keys.
+func (c *conn) replySize(cmd protocol.Command) (size int, known bool) {
+	if c.srv.remote {
+		return 0, false
+	}
+	var key []byte
 	var keys [][]byte
 	switch cmd := cmd.(type) {
 	case *protocol.Retrieval:
 		if cmd.More {
-			return false
+			return 0, false
 		}
 		keys = cmd.Keys
 	case *protocol.MetaGet:
-		keys = [][]byte{cmd.Key}
+		key = cmd.Key
 	case *protocol.Binary:
-		keys = [][]byte{cmd.Key}
+		key = cmd.Key
 	}
-	if len(keys) == 0 || len(keys) > fitsBaseKeys {
-		return false
+	if key != nil {
+		keys = [][]byte{key}
 	}
-	size := len(protocol.ReplyEnd)
+	if len(keys) == 0 || len(keys) > replySizeKeys {
+		return 0, false
+	}
+	size = len(protocol.ReplyEnd)
 	for _, k := range keys {
-		n, ok := c.srv.items.Peek(k)
-		if ok {
+		if n, ok := c.srv.items.Peek(k); ok {
 			size += n + len(k) + replyHeader
 		}
-		if size > outBase {
-			return false
-		}
 	}
-	return true
+	return size, true
 }
 
-// fitsBaseKeys is how many keys fitsBase looks up at most; replyHeader
+// replySizeKeys is how many keys replySize looks up at most; replyHeader
 // bounds a value's reply line and ending (VALUE, key aside, flags,
 // length, CAS; or the meta and binary equivalents).
 const (
-	fitsBaseKeys = 16
-	replyHeader  = 64
+	replySizeKeys = 16
+	replyHeader   = 64
 )
 
 // takeOut gives c a reply buffer, under an event loop, if it has none.

@@ -55,6 +55,7 @@ type connMem struct {
 	// watching: a Server.watchReplies runs, waking the loops while the
 	// replies hold more than the limit.
 	watching atomic.Bool
+	spell    spell // its end, for the goroutine driver's retrievals (waitUnder)
 	bufs     bufPool
 	out      outPool
 }

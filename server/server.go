@@ -452,13 +452,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // watchReplies wakes every event loop each memSweepEvery while the
 // replies waiting for sockets hold more than the limit (connMem), so that
 // a loop waiting for events on connections that will send none still
-// sweeps them (loop.memSweep) and runs those waiting for memory. One runs
+// sweeps them (loop.memSweep) and runs those waiting for memory; and ends
+// the goroutine driver's writes stalled through the spell (kickStalled)
+// and, once it is over, wakes its waiting retrievals (endSpell). One runs
 // at a time (connMem.watching), started by the first connection to see
 // the limit passed; it checks again after it lets go, so that a passing
 // it sees at that moment is not missed.
 func (s *Server) watchReplies() {
 	m := &s.mem
 	for {
+		from := time.Now()
 		for m.outOver() {
 			s.mu.Lock()
 			loops := s.loops
@@ -467,7 +470,9 @@ func (s *Server) watchReplies() {
 				l.wake()
 			}
 			time.Sleep(memSweepEvery)
+			s.kickStalled(from, time.Now())
 		}
+		m.endSpell()
 		m.watching.Store(false)
 		if !m.outOver() || !m.watching.CompareAndSwap(false, true) {
 			return

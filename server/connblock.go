@@ -1,0 +1,187 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"shoal/protocol"
+)
+
+// Replies past the connections' memory limit on the goroutine driver
+// (--conn-goroutines, and every connection an event loop cannot take: a
+// TLS one), whose writes block instead of waiting for EPOLLOUT. The same
+// bound as under the loops (connMem), by blocking means:
+//
+//   - a retrieval waits while the replies waiting for sockets hold more
+//     than the limit (admit, waitUnder; one whose reply fits a base
+//     buffer runs), until the spell ends (connMem.spellEnd) or the
+//     connection does, and the size of the values it will answer is
+//     counted before it runs (valHeld), so that retrievals admitted at
+//     once see each other;
+//   - a large reply goes out in chunks of writeChunk, each write marked
+//     (blockedWrite.since), and Server.watchReplies ends, through the
+//     connection's write deadline, a write that took nothing for
+//     stallLimit of the spell (kickStalled): its connection is closed, as
+//     loop.memSweep closes one under a loop. A client that reads at least
+//     a chunk per stallLimit keeps its connection.
+//
+// Without this, a thousand connections asking for a 1 MB value each and
+// reading nothing held 485 MB on the goroutine driver (its blocked writes
+// were not even counted).
+
+// writeChunk is the most the goroutine driver writes at once of a large
+// reply: a client that takes this much per stallLimit makes progress.
+const writeChunk = 64 << 10
+
+// blockedWrite is a goroutine driver's write of a large reply in
+// progress, as the reply watcher sees it.
+type blockedWrite struct {
+	// since: unix nanoseconds since the current chunk's write began; 0
+	// while not writing one.
+	since atomic.Int64
+	// kicked: the watcher ended the write (its deadline passed): the
+	// connection's replies went unread through the spell.
+	kicked atomic.Bool
+}
+
+// flushBlocking is flush on the goroutine driver for a reply larger than
+// a chunk: counted in the connections' memory first, then written a
+// chunk at a time (writeChunks).
+func (c *conn) flushBlocking() error {
+	c.account()
+	c.sent += c.writeChunks(c.out[c.sent:])
+	c.out, c.sent, c.held = c.out[:0], 0, 0
+	return c.err
+}
+
+// writeChunks writes p on the goroutine driver a chunk at a time, each
+// write marked for the reply watcher (blockedWrite), and returns how much
+// it wrote; a failed write sets c.err.
+func (c *conn) writeChunks(p []byte) int {
+	sent := 0
+	for sent < len(p) && c.err == nil {
+		end := min(len(p), sent+writeChunk)
+		c.blocked.since.Store(time.Now().UnixNano())
+		n, err := c.w.Write(p[sent:end])
+		c.blocked.since.Store(0)
+		c.ctr.bytesWritten.Add(int64(n))
+		sent += n
+		if err != nil {
+			if c.blocked.kicked.Load() {
+				c.srv.mem.evicted.Add(1)
+				c.srv.log.Warn("connection closed: its replies waited unread while connections held more than their memory limit",
+					"remote", c.raddr.String(), "waiting", len(p)-sent, "limit", c.srv.mem.limit)
+			}
+			c.err = err
+		}
+	}
+	return sent
+}
+
+// admit holds retrieval cmd on the goroutine driver while the replies
+// waiting for sockets hold more than the limit, unless its reply fits a
+// base buffer (waitUnder), then counts the values it will answer with the
+// replies (valHeld, when replySize knows them) before it runs: many
+// connections' retrievals admitted at once see each other, where the
+// counting of each value once copied came too late (100 connections
+// asking at once for a 1 MB value each all went through). Not on the peer
+// port (see waitMemory).
+func (c *conn) admit(cmd protocol.Command) {
+	if c.srv.cfg.PeerExtensions {
+		return
+	}
+	size, known := c.replySize(cmd)
+	if !known || size > outBase {
+		c.waitUnder()
+		c.valHeld = size
+		c.account()
+	}
+}
+
+// waitUnder holds a retrieval on the goroutine driver while the replies
+// waiting for sockets hold more than the limit, until they hold less or
+// the connection ends; the replies before it go out first, and a
+// connection served before goes ahead of those never served.
+func (c *conn) waitUnder() {
+	m := &c.srv.mem
+	if c.flush() != nil {
+		return
+	}
+	c.account()
+	counted := false
+	for m.outOver() {
+		end := m.spellEnd()
+		if m.watching.CompareAndSwap(false, true) {
+			go c.srv.watchReplies()
+		}
+		if !m.outOver() {
+			return
+		}
+		if !counted {
+			counted = true
+			m.outOOM.Add(1) // a retrieval made to wait (response_obj_oom)
+		}
+		select {
+		case <-end:
+		case <-c.ctx.Done():
+			return
+		}
+		if c.ctr.bytesWritten.Load() == 0 {
+			// Never served: those served before go first (as
+			// loop.waitMem lists them), a client that reads not
+			// queued behind many that may never read.
+			time.Sleep(memRetryMs * time.Millisecond)
+		}
+	}
+}
+
+// spell is the end of a spell past the limit, for waitUnder: closed by
+// the reply watcher once the replies hold less (endSpell).
+type spell struct {
+	mu  sync.Mutex
+	end chan struct{}
+}
+
+// spellEnd returns a channel closed when the current spell ends.
+func (m *connMem) spellEnd() <-chan struct{} {
+	m.spell.mu.Lock()
+	defer m.spell.mu.Unlock()
+	if m.spell.end == nil {
+		m.spell.end = make(chan struct{})
+	}
+	return m.spell.end
+}
+
+// endSpell wakes the retrievals waitUnder holds.
+func (m *connMem) endSpell() {
+	m.spell.mu.Lock()
+	defer m.spell.mu.Unlock()
+	if m.spell.end != nil {
+		close(m.spell.end)
+		m.spell.end = nil
+	}
+}
+
+// kickStalled ends the blocked writes of goroutine-driven connections
+// whose current chunk has taken nothing for stallLimit of the spell that
+// began at from (see blockedWrite).
+func (s *Server) kickStalled(from, now time.Time) {
+	if s.cfg.PeerExtensions {
+		return
+	}
+	limit := now.Add(-stallLimit)
+	if from.After(limit) {
+		return // the spell is younger than stallLimit
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		since := c.blocked.since.Load()
+		if c.nc == nil || since == 0 || time.Unix(0, since).After(limit) {
+			continue
+		}
+		c.blocked.kicked.Store(true)
+		c.nc.SetWriteDeadline(time.Unix(0, 1)) // in the past: the write returns
+	}
+}
