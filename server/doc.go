@@ -33,10 +33,10 @@
 // for the socket, going on when it drains (conn.more, getKeys). The
 // replies waiting for sockets are bounded by the same limit: past it,
 // retrievals wait (but one whose reply fits the base reply buffer every
-// connection is lent anyway, fitsBase), and connections whose clients take none of their
-// replies are closed (connMem, loop.memSweep; on the goroutine driver,
-// whose writes block, connblock.go). The idle timeout counts
-// from a connection's last command, as memcached's.
+// connection is lent anyway, fitsBase), and connections whose clients
+// take none of their replies are closed (connMem, loop.memSweep; on the
+// goroutine driver, whose writes block, connblock.go). The idle timeout
+// counts from a connection's last command, as memcached's.
 // About one command in SampleEvery per connection is timed (conn.run) into
 // per-family latency histograms that Stats reports with the counters.
 //
