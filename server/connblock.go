@@ -92,8 +92,13 @@ func (c *conn) admit(cmd protocol.Command) {
 		return
 	}
 	size, known := c.replySize(cmd)
-	if !known || size > outBase {
+	if known && size <= outBase {
+		return
+	}
+	if c.srv.mem.outOver() {
 		c.waitUnder()
+	}
+	if size > 0 {
 		c.valHeld = size
 		c.account()
 	}

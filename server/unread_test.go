@@ -3,6 +3,8 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/testca"
 	"shoal/internal/testutil"
 	"shoal/store"
 )
@@ -271,6 +274,64 @@ func unreadRepliesBounded(t *testing.T, loops int) {
 	}
 	if n := srv.Stats().ConnMem.Evicted; n == 0 {
 		t.Errorf("no connection closed for replies left unread")
+	}
+	t.Logf("peak replies held %d bytes (limit %d); %d connections closed", peak, limit, srv.Stats().ConnMem.Evicted)
+}
+
+// TestUnreadRepliesBoundedTLS: TLS connections, which the goroutine
+// driver serves (an event loop cannot read them), are bounded as the
+// others: hogs that ask for large values and read nothing hold about the
+// limit between them, and their stalled writes are ended (a TLS write
+// that timed out cannot go on, so the connection closes).
+func TestUnreadRepliesBoundedTLS(t *testing.T) {
+	const size, hogs, limit = 1_000_000, 40, 2 << 20
+	srv, st := limitedServer(t, 1, 1<<20, limit, nil)
+	ca := testca.New(t, "unread-ca")
+	certPEM, keyPEM := ca.IssuePEM(t, "server")
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveOn(t, srv, tls.NewListener(sndListener(t, 16<<10), &tls.Config{Certificates: []tls.Certificate{cert}}))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	client := func(c net.Conn) *tls.Conn {
+		tc := tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		return tc
+	}
+	val := strings.Repeat("v", size)
+	for i := range 2 {
+		st.Set(fmt.Appendf(nil, "big%d", i), []byte(val), &store.SetOptions{})
+	}
+	old := client(dial(t, addr))
+	oldR := bufio.NewReaderSize(old, 1<<20)
+	get := func(key string) {
+		fmt.Fprintf(old, "get %s\r\n", key)
+		if line, err := oldR.ReadString('\n'); err != nil || !strings.HasPrefix(line, "VALUE "+key) {
+			t.Fatalf("get %s: %q %v", key, line, err)
+		}
+		if _, err := oldR.Discard(size + 2 + len("END\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get("big0")
+	for range hogs {
+		io.WriteString(client(smallRcvDial(t, addr)), "get big0\r\nget big1\r\n")
+	}
+	var peak int64
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		peak = max(peak, srv.Stats().ConnMem.ResponseBytes)
+	}
+	if bound := int64(limit + 2*size + (hogs+2)*outBase); peak <= limit || peak > bound {
+		t.Errorf("replies held %d bytes at the peak, want past the limit %d (an attack) and at most %d", peak, limit, bound)
+	}
+	old.SetDeadline(time.Now().Add(5 * time.Second))
+	get("big1") // a client served before still gets its values
+	if n := srv.Stats().ConnMem.Evicted; n == 0 {
+		t.Errorf("no TLS connection closed for replies left unread")
 	}
 	t.Logf("peak replies held %d bytes (limit %d); %d connections closed", peak, limit, srv.Stats().ConnMem.Evicted)
 }
