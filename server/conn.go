@@ -74,7 +74,8 @@ type conn struct {
 	// reply watcher sees it (connblock.go).
 	blocked blockedWrite
 	// valHeld: the length of a value the goroutine driver is writing
-	// straight from its buffer (writeValue), counted with the replies.
+	// straight from its buffer (writeValue), or of the values a retrieval
+	// admitted will answer (admit), counted with the replies.
 	valHeld int
 	// ctx is what the connection's calls into the cache wait under
 	// (Cache): cancelled by DropConns, by Shutdown (its parent is the
@@ -134,6 +135,9 @@ func (cr connReader) Read(p []byte) (int, error) {
 	c := cr.c
 	if c.flush() != nil {
 		return 0, c.err
+	}
+	if cap(c.out) > outBase {
+		c.out = make([]byte, 0, outBase) // grown for a large reply, now written
 	}
 	c.account()
 	c.waitInput()
@@ -342,6 +346,9 @@ func (c *conn) writeValue(val []byte) []byte {
 		n := c.writeChunks(val)
 		c.valHeld = 0
 		c.account()
+		if c.err != nil {
+			return nil // the connection ends: nothing to keep
+		}
 		return val[n:]
 	}
 	n, err := c.w.Write(val)

@@ -1,8 +1,8 @@
 package server
 
 import (
+	"crypto/tls"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"shoal/protocol"
@@ -16,63 +16,94 @@ import (
 //   - a retrieval waits while the replies waiting for sockets hold more
 //     than the limit (admit, waitUnder; one whose reply fits a base
 //     buffer runs), until the spell ends (connMem.spellEnd) or the
-//     connection does, and the size of the values it will answer is
-//     counted before it runs (valHeld), so that retrievals admitted at
-//     once see each other;
+//     connection's context does (Shutdown, DropConns), and the size of
+//     the values it will answer is counted before it runs (valHeld), so
+//     that retrievals admitted at once see each other;
 //   - a large reply goes out in chunks of writeChunk, each write marked
-//     (blockedWrite.since), and Server.watchReplies ends, through the
-//     connection's write deadline, a write that took nothing for
-//     stallLimit of the spell (kickStalled): its connection is closed, as
-//     loop.memSweep closes one under a loop. A client that reads at least
-//     a chunk per stallLimit keeps its connection.
+//     (blockedWrite), and Server.watchReplies ends, through the
+//     connection's write deadline, a chunk's write still going after
+//     stallLimit of the spell (kickStalled): when it took nothing, its
+//     connection is closed, as loop.memSweep closes one under a loop; a
+//     client that reads, however slowly, keeps it. A TLS write that timed
+//     out cannot go on, so a TLS connection's chunks are one record
+//     (tlsChunk) and a kicked one closes.
+//   - a reply buffer grown for a large reply goes once it is written.
 //
 // Without this, a thousand connections asking for a 1 MB value each and
 // reading nothing held 485 MB on the goroutine driver (its blocked writes
 // were not even counted).
 
 // writeChunk is the most the goroutine driver writes at once of a large
-// reply: a client that takes this much per stallLimit makes progress.
-const writeChunk = 64 << 10
+// reply, tlsChunk on a TLS connection (one record): the watcher looks at
+// each write (kickStalled).
+const (
+	writeChunk = 64 << 10
+	tlsChunk   = 16 << 10
+)
 
 // blockedWrite is a goroutine driver's write of a large reply in
-// progress, as the reply watcher sees it.
+// progress, as the reply watcher sees it. mu orders the watcher's kick
+// against the end of the write: a kick lands on the write it was meant
+// for, and its past deadline is cleared before the next.
 type blockedWrite struct {
+	mu sync.Mutex
 	// since: unix nanoseconds since the current chunk's write began; 0
 	// while not writing one.
-	since atomic.Int64
-	// kicked: the watcher ended the write (its deadline passed): the
-	// connection's replies went unread through the spell.
-	kicked atomic.Bool
+	since int64
+	// kicked: the watcher ended the write (its deadline passed).
+	kicked bool
 }
 
 // flushBlocking is flush on the goroutine driver for a reply larger than
 // a chunk: counted in the connections' memory first, then written a
-// chunk at a time (writeChunks).
+// chunk at a time (writeChunks); the buffer, grown for it, goes.
 func (c *conn) flushBlocking() error {
 	c.account()
 	c.sent += c.writeChunks(c.out[c.sent:])
-	c.out, c.sent, c.held = c.out[:0], 0, 0
+	c.out, c.sent, c.held = make([]byte, 0, outBase), 0, 0
+	c.account()
 	return c.err
 }
 
 // writeChunks writes p on the goroutine driver a chunk at a time, each
 // write marked for the reply watcher (blockedWrite), and returns how much
-// it wrote; a failed write sets c.err.
+// it wrote; a failed write sets c.err. A write the watcher ended closes
+// the connection unless it took some bytes: a client that reads, however
+// slowly, keeps its connection, as under a loop. But a TLS write that
+// timed out cannot go on (crypto/tls), so its chunks are a TLS record's.
 func (c *conn) writeChunks(p []byte) int {
+	chunk := writeChunk
+	_, isTLS := c.nc.(*tls.Conn)
+	if isTLS {
+		chunk = tlsChunk
+	}
 	sent := 0
 	for sent < len(p) && c.err == nil {
-		end := min(len(p), sent+writeChunk)
-		c.blocked.since.Store(time.Now().UnixNano())
+		end := min(len(p), sent+chunk)
+		b := &c.blocked
+		b.mu.Lock()
+		b.since = time.Now().UnixNano()
+		b.mu.Unlock()
 		n, err := c.w.Write(p[sent:end])
-		c.blocked.since.Store(0)
+		b.mu.Lock()
+		kicked := b.kicked
+		b.since, b.kicked = 0, false
+		if kicked {
+			c.nc.SetWriteDeadline(time.Time{})
+		}
+		b.mu.Unlock()
 		c.ctr.bytesWritten.Add(int64(n))
 		sent += n
-		if err != nil {
-			if c.blocked.kicked.Load() {
-				c.srv.mem.evicted.Add(1)
-				c.srv.log.Warn("connection closed: its replies waited unread while connections held more than their memory limit",
-					"remote", c.raddr.String(), "waiting", len(p)-sent, "limit", c.srv.mem.limit)
-			}
+		switch {
+		case err == nil:
+		case kicked && n > 0 && !isTLS:
+			// Taken on, slowly: the write goes on.
+		case kicked:
+			c.srv.mem.evicted.Add(1)
+			c.srv.log.Warn("connection closed: its replies waited unread while connections held more than their memory limit",
+				"remote", c.raddr.String(), "waiting", len(p)-sent, "limit", c.srv.mem.limit)
+			c.err = err
+		default:
 			c.err = err
 		}
 	}
@@ -169,8 +200,8 @@ func (m *connMem) endSpell() {
 }
 
 // kickStalled ends the blocked writes of goroutine-driven connections
-// whose current chunk has taken nothing for stallLimit of the spell that
-// began at from (see blockedWrite).
+// whose current chunk has been written for stallLimit of the spell that
+// began at from (see blockedWrite, writeChunks).
 func (s *Server) kickStalled(from, now time.Time) {
 	if s.cfg.PeerExtensions {
 		return
@@ -182,11 +213,19 @@ func (s *Server) kickStalled(from, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		since := c.blocked.since.Load()
-		if c.nc == nil || since == 0 || time.Unix(0, since).After(limit) {
-			continue
+		if c.nc != nil {
+			c.blocked.kick(c, limit)
 		}
-		c.blocked.kicked.Store(true)
-		c.nc.SetWriteDeadline(time.Unix(0, 1)) // in the past: the write returns
 	}
+}
+
+// kick ends the write of c's chunk if it began before limit.
+func (b *blockedWrite) kick(c *conn, limit time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.since == 0 || b.kicked || time.Unix(0, b.since).After(limit) {
+		return
+	}
+	b.kicked = true
+	c.nc.SetWriteDeadline(time.Unix(0, 1)) // in the past: the write returns
 }

@@ -50,8 +50,8 @@ type connMem struct {
 	outBufs  atomic.Int64 // bytes of reply buffers held, all connections
 	outCount atomic.Int64 // connections holding a reply buffer
 	readOOM  atomic.Int64 // data blocks refused for the limit
-	outOOM   atomic.Int64 // retrievals made to wait for the limit (mustWait, waitMem)
-	evicted  atomic.Int64 // connections closed for replies left unread (memSweep)
+	outOOM   atomic.Int64 // retrievals made to wait for the limit (mustWait, waitMem, waitUnder)
+	evicted  atomic.Int64 // connections closed for replies left unread (memSweep, writeChunks)
 	// watching: a Server.watchReplies runs, waking the loops while the
 	// replies hold more than the limit.
 	watching atomic.Bool

@@ -472,8 +472,9 @@ func (s *Server) watchReplies() {
 			time.Sleep(memSweepEvery)
 			s.kickStalled(from, time.Now())
 		}
-		m.endSpell()
 		m.watching.Store(false)
+		m.endSpell() // after: a waiter that failed to start a watcher took its channel before
+
 		if !m.outOver() || !m.watching.CompareAndSwap(false, true) {
 			return
 		}

@@ -335,3 +335,62 @@ func TestUnreadRepliesBoundedTLS(t *testing.T) {
 	}
 	t.Logf("peak replies held %d bytes (limit %d); %d connections closed", peak, limit, srv.Stats().ConnMem.Evicted)
 }
+
+// TestGoroutineReplyBuffersGoBack: on the goroutine driver, a reply
+// buffer grown for a large reply goes once the reply is written. Kept,
+// its capacity counted as replies waiting: four idle connections that had
+// read a 900 KB value each held the node past its limit for good, and
+// every large retrieval after them waited forever.
+func TestGoroutineReplyBuffersGoBack(t *testing.T) {
+	t.Parallel()
+	const size, limit = 900_000, 2 << 20
+	srv, st := limitedServer(t, 0, 1<<20, limit, nil)
+	addr := serveOn(t, srv, sndListener(t, 1<<20))
+	st.Set([]byte("big"), []byte(strings.Repeat("v", size)), &store.SetOptions{})
+	for _, req := range []string{"mg big v\r\n", "get big\r\n", "mg big v\r\n", "get big\r\n"} {
+		c := dial(t, addr)
+		io.WriteString(c, req)
+		if _, err := io.ReadFull(c, make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 2*time.Second, "the idle connections' buffers back to their base", func() bool {
+		cm := srv.Stats().ConnMem
+		return cm.ResponseBytes <= outBase*cm.ResponseCount
+	})
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(time.Second))
+	io.WriteString(c, "get big\r\n")
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "VALUE big") {
+		t.Errorf("a get after them: %q %v", line, err)
+	}
+}
+
+// TestGoroutineSlowReaderKept: on the goroutine driver, through a spell
+// past the limit, a client that reads its large value slowly (about 200
+// KB/s, slower than a chunk per stallLimit) keeps its connection while
+// one that reads nothing is closed.
+func TestGoroutineSlowReaderKept(t *testing.T) {
+	t.Parallel()
+	const size, limit = 400_000, 256 << 10
+	srv, st := limitedServer(t, 0, limit/2, limit, nil) // the limit is at least twice -I
+	addr := serveOn(t, srv, sndListener(t, 16<<10))
+	st.Set([]byte("big"), []byte(strings.Repeat("v", size)), &store.SetOptions{})
+	io.WriteString(smallRcvDial(t, addr), "get big\r\n") // the hog: past the limit
+	testutil.WaitFor(t, 2*time.Second, "the hog past the limit", srv.mem.outOver)
+	slow := smallRcvDial(t, addr)
+	slow.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(slow, "get big\r\n")
+	got, buf := 0, make([]byte, 4096)
+	for got < size {
+		n, err := slow.Read(buf)
+		if err != nil {
+			t.Fatalf("the slow reader's connection ended after %d bytes: %v", got, err)
+		}
+		got += n
+		time.Sleep(20 * time.Millisecond) // ~200 KB/s
+	}
+	if n := srv.Stats().ConnMem.Evicted; n == 0 {
+		t.Errorf("the hog was not closed")
+	}
+}
