@@ -235,7 +235,7 @@ func unreadRepliesBounded(t *testing.T, loops int) {
 		io.WriteString(smallRcvDial(t, addr), strings.Repeat("get big0\r\nget big1\r\nget big2\r\nget big3\r\n", 2))
 	}
 	var peak int64
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(1500 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		peak = max(peak, srv.Stats().ConnMem.ResponseBytes)
 		time.Sleep(5 * time.Millisecond)
@@ -322,7 +322,7 @@ func TestUnreadRepliesBoundedTLS(t *testing.T) {
 		io.WriteString(client(smallRcvDial(t, addr)), "get big0\r\nget big1\r\n")
 	}
 	var peak int64
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		peak = max(peak, srv.Stats().ConnMem.ResponseBytes)
 	}
 	if bound := int64(limit + 2*size + (hogs+2)*outBase); peak <= limit || peak > bound {
