@@ -27,9 +27,10 @@ import (
 //     buffer every connection is lent anyway runs at once, on a
 //     connection with no reply waiting, over a Local (fitsBase: its keys'
 //     sizes are looked up first), so a client asking for small values is
-//     not queued behind large unread ones. Replies drain as their clients read; a
-//     connection whose replies waited stallLimit of such a spell with no
-//     byte of them taken is closed (loop.memSweep). Not on the peer port:
+//     not queued behind large unread ones. Replies drain as their clients
+//     read; a connection whose replies waited stallLimit of such a spell
+//     with no byte of them taken is closed (loop.memSweep; the goroutine
+//     driver's bound is in connblock.go). Not on the peer port:
 //     a member whose requests wait a peer timeout marks this node down.
 //     so clients that never read cannot hold the node's memory, nor make
 //     the others wait, for long. Server.watchReplies wakes every loop
