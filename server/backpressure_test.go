@@ -16,6 +16,7 @@ import (
 // while its replies wait for the socket, and large values go to the
 // socket from the value buffer.
 func TestMultiGetBackPressure(t *testing.T) {
+	t.Parallel()
 	for name, loop := range drivers {
 		t.Run(name, func(t *testing.T) {
 			srv, addr := startDriver(t, loop, 1<<20)

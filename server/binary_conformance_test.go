@@ -169,6 +169,7 @@ func startBinaryShoal(t testing.TB, loop bool, args ...string) string {
 }
 
 func TestBinaryConformance(t *testing.T) {
+	t.Parallel()
 	cases := binaryCases()
 	golden := filepath.Join(conformanceDir, binaryGolden)
 	targets := []struct {

@@ -198,8 +198,9 @@ func TestUnreadSweptOnEveryLoop(t *testing.T) {
 // those whose replies wait unread through a spell past the limit are
 // closed, and a client that was served before gets its values meanwhile.
 func TestUnreadRepliesBounded(t *testing.T) {
-	t.Run("event loop", func(t *testing.T) { unreadRepliesBounded(t, 1) })
-	t.Run("goroutines", func(t *testing.T) { unreadRepliesBounded(t, 0) })
+	t.Parallel()
+	t.Run("event loop", func(t *testing.T) { t.Parallel(); unreadRepliesBounded(t, 1) })
+	t.Run("goroutines", func(t *testing.T) { t.Parallel(); unreadRepliesBounded(t, 0) })
 }
 
 // unreadRepliesBounded is TestUnreadRepliesBounded with loops event loops
@@ -284,6 +285,7 @@ func unreadRepliesBounded(t *testing.T, loops int) {
 // limit between them, and their stalled writes are ended (a TLS write
 // that timed out cannot go on, so the connection closes).
 func TestUnreadRepliesBoundedTLS(t *testing.T) {
+	t.Parallel()
 	const size, hogs, limit = 1_000_000, 40, 2 << 20
 	srv, st := limitedServer(t, 1, 1<<20, limit, nil)
 	ca := testca.New(t, "unread-ca")
