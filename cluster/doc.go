@@ -22,7 +22,10 @@
 //     warm restart pulls only what changed while it was down), pause.go
 //     and lapse.go (this process was paused, or its registration lapsed),
 //     returns.go (re-verifying shared shards when a member comes back) and
-//     handoff.go (SIGTERM). hints.go, the router's, hands back what a
+//     handoff.go (SIGTERM).
+//   - pushing writes: replicate.go, the pusher, which sends the writes
+//     this node serves to the keys' other owners (repl) with their epoch
+//     and a per-shard sequence, and hints.go, its hand-back of what a
 //     member missed.
 //   - the peer port: peerport.go, all of PeerPort (forwarded requests,
 //     replicated writes, replica-level reads, shard dumps; its Start

@@ -77,7 +77,12 @@ const (
 
 // Missed is repl.Config.Missed: peer was not given this write of key.
 func (r *Router) Missed(peer string, key []byte, it repl.Item) {
-	v := r.View()
+	r.push.missed(r.View(), peer, key, it)
+}
+
+// missed records that peer is owed this node's writes of key's shard in
+// v from it's version on.
+func (p *pusher) missed(v *membership.View, peer string, key []byte, it repl.Item) {
 	if v == nil || v.Ring == nil {
 		return
 	}
@@ -85,7 +90,7 @@ func (r *Router) Missed(peer string, key []byte, it repl.Item) {
 	if since == 0 {
 		since = 1 // no version (an unversioned delete): the whole shard
 	}
-	r.hints.owe(peer, v.Ring.Shard(key), since)
+	p.hints.owe(peer, v.Ring.Shard(key), since)
 }
 
 // owe records that member peer is owed this node's writes of shard s with
@@ -107,15 +112,14 @@ func (h *hints) owe(peer string, s int, since uint64) {
 	}
 }
 
-// handBackDue starts a hand-back to each member owed writes that gossip
-// sees alive; from Run's tick. Hints of members no longer in the view are
-// dropped.
-func (r *Router) handBackDue(ctx context.Context) {
-	ps := r.peers.Load()
-	if ps.view == nil || ps.view.Ring == nil || r.repl == nil {
+// handBackDue starts a hand-back, on a goroutine spawn starts, to each
+// member of ps owed writes that gossip sees alive; from Run's tick. Hints
+// of members no longer in the view are dropped.
+func (p *pusher) handBackDue(ctx context.Context, ps *peerSet, spawn func(func()) bool) {
+	if ps.view == nil || ps.view.Ring == nil || p.repl == nil {
 		return
 	}
-	h := &r.hints
+	h := &p.hints
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -125,7 +129,7 @@ func (r *Router) handBackDue(ctx context.Context) {
 			delete(h.owed, name)
 			continue
 		}
-		if r.cfg.Members.Health(name) != gossip.Alive || now.Sub(h.last[name]) < handBackEvery {
+		if p.members.Health(name) != gossip.Alive || now.Sub(h.last[name]) < handBackEvery {
 			continue
 		}
 		delete(h.owed, name)
@@ -133,7 +137,7 @@ func (r *Router) handBackDue(ctx context.Context) {
 		epoch := uint64(ps.view.Epoch)
 		target := repl.Target{Name: m.name, Addr: m.addr}
 		h.running++
-		if !r.spawn(func() { r.handBack(ctx, ps.view, target, epoch, owed) }) {
+		if !spawn(func() { p.handBack(ctx, ps.view, target, epoch, owed) }) {
 			h.running--
 			return
 		}
@@ -142,7 +146,7 @@ func (r *Router) handBackDue(ctx context.Context) {
 
 // handBack pushes to target this node's items and deletes of the owed
 // shards with a version at or above the owed one.
-func (r *Router) handBack(ctx context.Context, v *membership.View, target repl.Target, epoch uint64, owed map[int]uint64) {
+func (p *pusher) handBack(ctx context.Context, v *membership.View, target repl.Target, epoch uint64, owed map[int]uint64) {
 	due := func(key []byte, cas uint64) (int, bool) {
 		s := v.Ring.Shard(key)
 		since, ok := owed[s]
@@ -164,45 +168,46 @@ func (r *Router) handBack(ctx context.Context, v *membership.View, target repl.T
 			return true
 		}
 	}
-	r.st.Range(func(key []byte, it store.Item, val []byte) bool {
+	p.st.Range(func(key []byte, it store.Item, val []byte) bool {
 		s, ok := due(key, it.CAS)
 		if !ok {
 			return true
 		}
-		r.repl.Push(key, targets, repl.Item{
+		p.repl.Push(key, targets, repl.Item{
 			Value: val, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary,
-			Epoch: epoch, Seq: r.nextSeq(s),
+			Epoch: epoch, Seq: p.nextSeq(s),
 		})
 		return pace()
 	})
-	r.tombs.Range(1, func(key []byte, cas uint64) bool {
+	p.tombs.Range(1, func(key []byte, cas uint64) bool {
 		s, ok := due(key, cas)
 		if !ok {
 			return true
 		}
-		r.repl.Push(key, targets, repl.Item{Deleted: true, CAS: cas, Epoch: epoch, Seq: r.nextSeq(s)})
+		p.repl.Push(key, targets, repl.Item{Deleted: true, CAS: cas, Epoch: epoch, Seq: p.nextSeq(s)})
 		return pace()
 	})
-	r.hints.mu.Lock()
-	r.hints.handedBack += uint64(n)
-	r.hints.running--
-	r.hints.mu.Unlock()
-	r.log.Info("handed back writes a member missed", "peer", target.Name, "shards", len(owed), "items", n)
+	p.hints.mu.Lock()
+	p.hints.handedBack += uint64(n)
+	p.hints.running--
+	p.hints.mu.Unlock()
+	p.log.Info("handed back writes a member missed", "peer", target.Name, "shards", len(owed), "items", n)
 }
 
 // numberShards readies the per-shard replication sequence numbers when v
-// is the first view with a ring applied since Run started; r.mu is held.
-func (r *Router) numberShards(v *membership.View) {
-	if v == nil || v.Ring == nil || !r.tk.running || r.seq.Load() != nil {
+// is the first view with a ring applied since the router's Run started
+// (running); the router's view lock is held.
+func (p *pusher) numberShards(v *membership.View, running bool) {
+	if v == nil || v.Ring == nil || !running || p.seq.Load() != nil {
 		return
 	}
 	seq := make([]atomic.Uint64, v.Ring.NumShards())
-	r.seq.Store(&seq)
+	p.seq.Store(&seq)
 }
 
 // nextSeq is the next replication sequence number of shard s.
-func (r *Router) nextSeq(s int) uint64 {
-	if seq := r.seq.Load(); seq != nil && s < len(*seq) {
+func (p *pusher) nextSeq(s int) uint64 {
+	if seq := p.seq.Load(); seq != nil && s < len(*seq) {
 		return (*seq)[s].Add(1)
 	}
 	return 0

@@ -66,7 +66,7 @@ func TestHandBack(t *testing.T) {
 		}
 		return true
 	})
-	if _, _, handed := a.router.hints.stats(); handed < uint64(len(keys)) {
+	if _, _, handed := a.router.push.hints.stats(); handed < uint64(len(keys)) {
 		t.Errorf("handed back %d, want at least %d", handed, len(keys))
 	}
 	// A late copy of the deleted key, older than the delete (a push that
@@ -180,8 +180,8 @@ func TestViewChangeOwes(t *testing.T) {
 	c := startFullNode(t, etcd, "c")
 	waitMembers(t, a, b, c)
 	testutil.WaitFor(t, 10*time.Second, "a and b hand c their recent writes of its shards", func() bool {
-		_, _, ha := a.router.hints.stats()
-		_, _, hb := b.router.hints.stats()
+		_, _, ha := a.router.push.hints.stats()
+		_, _, hb := b.router.push.hints.stats()
 		return ha+hb > 0
 	})
 	v := c.router.View()
@@ -260,13 +260,13 @@ func TestForwardedWritePushed(t *testing.T) {
 func TestShardsNumbered(t *testing.T) {
 	t.Parallel()
 	_, a, _ := startPair(t)
-	seq := a.router.seq.Load()
+	seq := a.router.push.seq.Load()
 	if seq == nil || len(*seq) != a.router.View().Ring.NumShards() {
 		t.Fatalf("a's shards are not numbered after Run applied its view: %v", seq)
 	}
 	s := a.router.route([]byte("numbered")).shard
 	before := (*seq)[s].Load()
-	if n := a.router.nextSeq(s); n != before+1 {
+	if n := a.router.push.nextSeq(s); n != before+1 {
 		t.Errorf("nextSeq(%d) = %d, want %d", s, n, before+1)
 	}
 }

@@ -128,7 +128,7 @@ func waitHandedBack(t *testing.T, nodes ...*fullNode) {
 	t.Helper()
 	testutil.WaitFor(t, 10*time.Second, "the hand-backs done", func() bool {
 		for _, n := range nodes {
-			h := &n.router.hints
+			h := &n.router.push.hints
 			h.mu.Lock()
 			busy := len(h.owed) > 0 || h.running > 0
 			h.mu.Unlock()

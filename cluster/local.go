@@ -27,7 +27,7 @@ func (r *Router) localGet(ctx context.Context, rt *Route, key []byte, opt *store
 	if err != nil {
 		return store.Item{}, dst[:0], store.Miss // not vouched for, as above
 	}
-	r.wrote(rt, key, changed)
+	r.push.wrote(rt, key, changed)
 	return it, val, res
 }
 
@@ -41,9 +41,9 @@ func (r *Router) localSet(ctx context.Context, rt *Route, key, value []byte, opt
 		return 0, store.Item{}, err
 	}
 	if opt != nil && (opt.Mode == store.ModeAppend || opt.Mode == store.ModePrepend) {
-		r.wrote(rt, key, changed) // the stored value is not value: read it back
+		r.push.wrote(rt, key, changed) // the stored value is not value: read it back
 	} else {
-		r.wroteValue(rt, key, value, &it, changed)
+		r.push.wroteValue(rt, key, value, &it, changed)
 	}
 	return res, it, nil
 }
@@ -57,7 +57,7 @@ func (r *Router) localDelete(ctx context.Context, rt *Route, key []byte, opt *st
 	if err != nil {
 		return 0, store.Item{}, err
 	}
-	r.wrote(rt, key, changed)
+	r.push.wrote(rt, key, changed)
 	return res, it, nil
 }
 
@@ -69,7 +69,7 @@ func (r *Router) localArith(ctx context.Context, rt *Route, key []byte, opt *sto
 	if err != nil {
 		return 0, 0, store.Item{}, err
 	}
-	r.wrote(rt, key, changed)
+	r.push.wrote(rt, key, changed)
 	return res, n, it, nil
 }
 
@@ -81,6 +81,6 @@ func (r *Router) localTouch(ctx context.Context, rt *Route, key []byte, exptime 
 	if err != nil {
 		return 0, store.Item{}, err
 	}
-	r.wrote(rt, key, changed)
+	r.push.wrote(rt, key, changed)
 	return res, it, nil
 }

@@ -186,7 +186,7 @@ func (g *multiGet) handOver(from, to int) (answered int, stopped int64) {
 		case res.local:
 			it, val, got := r.st.Get(g.keys[i], g.opt, scratch[:0])
 			scratch = val
-			r.wrote(&g.routes[i], g.keys[i], g.opt != nil && g.opt.Touch && got == store.Hit)
+			r.push.wrote(&g.routes[i], g.keys[i], g.opt != nil && g.opt.Touch && got == store.Hit)
 			if got == store.Hit {
 				g.into(i, it, val)
 			}

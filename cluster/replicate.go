@@ -1,21 +1,40 @@
 package cluster
 
 import (
+	"log/slog"
 	"slices"
+	"sync/atomic"
 
 	"shoal/repl"
 	"shoal/store"
+	"shoal/tomb"
 )
+
+// pusher sends the results of the writes this node serves to the keys'
+// other owners through the replicator, each stamped with its route's
+// epoch and the next sequence number of its shard, and hands back to a
+// member the writes it missed (hints.go). The router's local operations
+// (local.go) and multi-gets that touch call it after the store.
+type pusher struct {
+	repl    *repl.Replicator // nil without RouterConfig.Replication: nothing is pushed
+	st      *store.Store
+	tombs   *tomb.Table // a delete's version, pushed with it
+	members Membership  // gossip's verdict on a member owed writes
+	log     *slog.Logger
+
+	seq   atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
+	hints hints                           // writes owed to members that missed them
+}
 
 // wrote is called after a local write of key on route rt: when it changed
 // the item and this node serves key as its primary on rt (no earlier
 // owner takes requests), the result goes to the key's other owners.
-func (r *Router) wrote(rt *Route, key []byte, changed bool) {
-	if !changed || r.repl == nil || !rt.primary() {
+func (p *pusher) wrote(rt *Route, key []byte, changed bool) {
+	if !changed || p.repl == nil || !rt.primary() {
 		return
 	}
 	if targets := rt.targets(); len(targets) > 0 {
-		r.repl.Push(key, targets, r.stamped(rt, key))
+		p.repl.Push(key, targets, p.stamped(rt, key))
 	}
 }
 
@@ -24,34 +43,34 @@ func (r *Router) wrote(rt *Route, key []byte, changed bool) {
 // store assembled): the push is made from what the write returned, with
 // no read-back of the store. A later write of the key pushes its own
 // result, with a larger CAS, and the replica keeps the newer (versions.go).
-func (r *Router) wroteValue(rt *Route, key, value []byte, it *store.Item, changed bool) {
-	if !changed || r.repl == nil || !rt.primary() {
+func (p *pusher) wroteValue(rt *Route, key, value []byte, it *store.Item, changed bool) {
+	if !changed || p.repl == nil || !rt.primary() {
 		return
 	}
 	if targets := rt.targets(); len(targets) > 0 {
-		r.repl.Push(key, targets, repl.Item{
+		p.repl.Push(key, targets, repl.Item{
 			Value: value, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary,
-			Epoch: uint64(rt.View().Epoch), Seq: r.nextSeq(rt.shard),
+			Epoch: uint64(rt.View().Epoch), Seq: p.nextSeq(rt.shard),
 		})
 	}
 }
 
 // result reads back what a write left in the local store, without
 // bumping it.
-func (r *Router) result(key []byte) repl.Item {
-	it, val, res := r.st.Get(key, &store.GetOptions{NoBump: true}, nil)
+func (p *pusher) result(key []byte) repl.Item {
+	it, val, res := p.st.Get(key, &store.GetOptions{NoBump: true}, nil)
 	if res != store.Hit {
-		return repl.Item{Deleted: true, CAS: r.tombs.Get(key)} // the delete's version, when it removed an item
+		return repl.Item{Deleted: true, CAS: p.tombs.Get(key)} // the delete's version, when it removed an item
 	}
 	return repl.Item{Value: val, Flags: it.Flags, Exptime: it.Exptime, CAS: it.CAS, KeyBinary: it.KeyBinary}
 }
 
 // stamped is key's local result with rt's epoch and the next sequence
 // number of its shard.
-func (r *Router) stamped(rt *Route, key []byte) repl.Item {
-	it := r.result(key)
+func (p *pusher) stamped(rt *Route, key []byte) repl.Item {
+	it := p.result(key)
 	it.Epoch = uint64(rt.View().Epoch)
-	it.Seq = r.nextSeq(rt.shard)
+	it.Seq = p.nextSeq(rt.shard)
 	return it
 }
 
@@ -70,7 +89,7 @@ func (r *Router) Refresh(key []byte, peer string) (repl.Item, bool) {
 	if peer == r.self || !slices.Contains(rt.owners, peer) {
 		return repl.Item{}, false
 	}
-	it := r.stamped(&rt, key)
+	it := r.push.stamped(&rt, key)
 	if it.Deleted && it.CAS == 0 && !rt.primary() {
 		// Nothing here, not even a delete's version: the node that no
 		// longer serves the key has nothing to say about it.

@@ -147,19 +147,18 @@ type Router struct {
 
 	// mu serializes applying a view (warm-up transitions) and Close;
 	// takeover holds it while it recovers (host.viewLock), and it guards
-	// tk.running (numberShards reads it).
+	// tk.running (numberShards is told it).
 	mu     sync.Mutex
 	closed bool
 	// applied is closed when apply publishes a newer view, and replaced.
 	applied chan struct{}
 
-	tk    takeover                        // warm-up, pause, lapse, returns, restart, handoff
-	tombs *tomb.Table                     // recent deletes with their version (versions.go)
-	ver   versions                        // the store's versioned writes, with tombs
-	hints hints                           // writes owed to members that missed them (hints.go)
-	hold  *hold                           // other owners' values multi-gets hold (hold.go)
-	seq   atomic.Pointer[[]atomic.Uint64] // per shard: writes replicated from here
-	bg    sync.WaitGroup                  // members' probes (member.probe) and Start's fallbacks
+	tk    takeover       // warm-up, pause, lapse, returns, restart, handoff
+	tombs *tomb.Table    // recent deletes with their version (versions.go)
+	ver   versions       // the store's versioned writes, with tombs
+	push  pusher         // writes to the other owners, and hand-backs (replicate.go, hints.go)
+	hold  *hold          // other owners' values multi-gets hold (hold.go)
+	bg    sync.WaitGroup // members' probes (member.probe), Start's fallbacks, hand-backs
 	// bgMu orders starting a goroutine of bg against Close's wait for them.
 	bgMu     sync.Mutex
 	bgClosed bool
@@ -248,6 +247,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 			return nil, err
 		}
 	}
+	r.push = pusher{repl: r.repl, st: r.st, tombs: r.tombs, members: cfg.Members, log: r.log}
 	r.tk.init((*takeoverHost)(r), newTakeoverConfig(cfg, r.repl, r.ver))
 	return r, nil
 }
@@ -291,9 +291,11 @@ func (ps *peerSet) Peer(name string) source {
 // view with its members, the view lock, the hints owed.
 type takeoverHost Router
 
-func (h *takeoverHost) current() peerView                         { return h.peers.Load() }
-func (h *takeoverHost) viewLock() sync.Locker                     { return &h.mu }
-func (h *takeoverHost) owe(member string, shard int, from uint64) { h.hints.owe(member, shard, from) }
+func (h *takeoverHost) current() peerView     { return h.peers.Load() }
+func (h *takeoverHost) viewLock() sync.Locker { return &h.mu }
+func (h *takeoverHost) owe(member string, shard int, from uint64) {
+	h.push.hints.owe(member, shard, from)
+}
 
 // routed decides the route of a client's request on key. A request runs
 // even when it is the one that finds the process was paused: it is routed

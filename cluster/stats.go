@@ -35,7 +35,7 @@ type Counters struct {
 func (r *Router) Counters() Counters {
 	t := r.tk.counters()
 	t.ReplicaWrites, t.ReplicaStaleEpochs = r.replicated.Load(), r.staleEpochs.Load()
-	t.HintMembers, t.HintShards, t.HandedBack = r.hints.stats()
+	t.HintMembers, t.HintShards, t.HandedBack = r.push.hints.stats()
 	t.Tombstones, _, t.TombstonesEvicted = r.tombs.Stats()
 	t.MultiGetHeld, t.MultiGetHeldPeak = r.hold.stats()
 	return t

@@ -31,7 +31,7 @@ func (r *Router) Run(ctx context.Context) error {
 	wg.Go(func() { r.tk.heartbeat(ctx) })
 	r.mu.Lock()
 	r.tk.begin(r.peers.Load().view) // what this node owns already
-	r.numberShards(r.peers.Load().view)
+	r.push.numberShards(r.peers.Load().view, r.tk.running)
 	r.mu.Unlock()
 	r.tk.kick()
 	r.apply()
@@ -51,7 +51,7 @@ func (r *Router) Run(ctx context.Context) error {
 		r.tk.checkLapse()
 		r.apply()
 		r.tk.noticeReturns(&rs, time.Now())
-		r.handBackDue(ctx)
+		r.push.handBackDue(ctx, r.peers.Load(), r.spawn)
 	}
 }
 
@@ -88,7 +88,7 @@ func (r *Router) apply() {
 		return
 	}
 	r.tk.transition(old.view, v)
-	r.numberShards(v)
+	r.push.numberShards(v, r.tk.running)
 	ps := &peerSet{view: v, byName: make(map[string]*member, len(v.Members))}
 	for _, m := range v.Members {
 		if m.Name == r.self || m.PeerAddr == "" {
