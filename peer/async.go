@@ -171,6 +171,10 @@ func (c *Client) asyncDone(r *request, err error) {
 			hit = true
 		case status == protocol.StatusEN:
 			it = Item{}
+		case status == protocol.StatusHD && it.Size > 0:
+			it = Item{Size: it.Size}
+			h.GetDone(it, false, ErrNoRoom) // the peer answered: no failure
+			return
 		default:
 			err = unexpected("mg", status)
 		}

@@ -1,11 +1,15 @@
 package peer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"shoal/server"
+	"shoal/store"
 )
 
 // chanHandler sends each outcome on a channel.
@@ -245,4 +249,47 @@ func silentAfterOne(t *testing.T) *Client {
 		t.Fatalf("first get: %v, want the error reply", err)
 	}
 	return c
+}
+
+// TestGetRoom: a get with Room takes a value that fits and, for a larger
+// one, only its size (ErrNoRoom, Item.Size), synchronously and
+// asynchronously, without counting a failure; the value is there for a
+// get with room for it. A miss stays a miss.
+func TestGetRoom(t *testing.T) {
+	c := newClient(t, Config{Addr: servePeerPort(t, func(st *store.Store) server.Cache { return server.Local{Store: st} }), Conns: 1})
+	big := bytes.Repeat([]byte("b"), 10_000)
+	for k, v := range map[string][]byte{"small": []byte("s"), "big": big} {
+		if _, _, err := c.Set(bg, []byte(k), v, SetOptions{Flags: 7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		key  string
+		room int
+		hit  bool
+		size int
+		err  error
+	}{
+		{"small", 1, true, 0, nil},
+		{"big", 9_999, false, 10_000, ErrNoRoom},
+		{"big", 10_000, true, 0, nil},
+		{"big", 0, true, 0, nil},
+		{"none", 1, false, 0, nil},
+	} {
+		it, hit, err := c.Get(bg, []byte(tc.key), GetOptions{Room: tc.room})
+		if hit != tc.hit || it.Size != tc.size || !errors.Is(err, tc.err) || hit && it.Flags != 7 {
+			t.Errorf("get %s room %d: %+v hit %v %v, want hit %v size %d %v", tc.key, tc.room, it, hit, err, tc.hit, tc.size, tc.err)
+		}
+		h := make(chanHandler, 1)
+		if err := c.GetAsync([]byte(tc.key), GetOptions{Room: tc.room}, h); err != nil {
+			t.Fatal(err)
+		}
+		c.Flush()
+		if o := <-h; o.hit != tc.hit || o.it.Size != tc.size || !errors.Is(o.err, tc.err) || o.hit && len(o.it.Value) != len(big) && tc.key == "big" {
+			t.Errorf("async get %s room %d: %+v, want hit %v size %d %v", tc.key, tc.room, o, tc.hit, tc.size, tc.err)
+		}
+	}
+	if s := c.Stats(); s.Failures != 0 {
+		t.Errorf("%d failures counted, want none: ErrNoRoom is an answer", s.Failures)
+	}
 }

@@ -50,6 +50,10 @@ func TestEncodeMetaOnlyFlags(t *testing.T) {
 			&request{kind: kindGet, key: []byte("k"), get: GetOptions{LocalOnly: true}},
 			"mg k Y0 v f c t O7\r\n",
 		},
+		"get with room": {
+			&request{kind: kindGet, key: []byte("k"), get: GetOptions{Room: 4096}},
+			"mg k A4096 v f c t O7\r\n",
+		},
 		"set binary key": {
 			&request{kind: kindSet, key: []byte("k"), value: []byte("v"), set: SetOptions{KeyBinary: true, TTL: 60}},
 			"ms aw== 1 b T60 c O7\r\nv\r\n",

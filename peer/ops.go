@@ -39,6 +39,10 @@ func (c *Client) Get(ctx context.Context, key []byte, opts GetOptions) (Item, bo
 			return Item{CAS: r.item.CAS, Deleted: true}, false, nil // the peer's remembered delete
 		}
 		return Item{}, false, nil
+	case protocol.StatusHD:
+		if opts.Room > 0 {
+			return Item{Size: r.item.Size}, false, ErrNoRoom
+		}
 	}
 	return Item{}, false, unexpected("mg", r.status)
 }

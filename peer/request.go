@@ -135,6 +135,7 @@ func getOptions(o *protocol.MetaOptions, g *GetOptions, key []byte) {
 		HasVivify: g.Vivify, VivifyTTL: g.VivifyTTL,
 		HasRecache: g.RecacheBelow > 0, RecacheTTL: g.RecacheBelow,
 		ReturnHit: g.Detail, ReturnLastAccess: g.Detail, HasEpoch: g.LocalOnly,
+		HasRoom: g.Room > 0, Room: uint64(max(g.Room, 0)),
 		ReturnValue: true, ReturnClientFlag: true, ReturnCAS: true, ReturnTTL: true,
 	}
 }
@@ -212,6 +213,13 @@ func (r *request) fill(rep *protocol.Reply) error {
 	_, r.item.Win = rep.Flag('W')
 	_, r.item.Stale = rep.Flag('X')
 	_, r.item.TokenSent = rep.Flag('Z')
+	if rep.Status == protocol.StatusHD && r.kind == kindGet && r.get.Room > 0 {
+		n, ok := rep.Uint('s')
+		if !ok {
+			return fmt.Errorf("%w: mg answered HD without a size", ErrProtocol)
+		}
+		r.item.Size = int(n) // a hit whose value did not fit the room
+	}
 	if rep.Status != protocol.StatusVA {
 		return nil
 	}

@@ -54,6 +54,10 @@ var (
 	// ErrTooLarge: the peer refused a Set whose item exceeds its item
 	// size limit (protocol.ReplyTooLarge). Also an ErrReply.
 	ErrTooLarge = errors.New("peer: object too large")
+	// ErrNoRoom: a Get with GetOptions.Room found a value larger than the
+	// room, which the peer did not send; Item.Size is its size. Not a
+	// failure of the peer: ask again with room for it.
+	ErrNoRoom = errors.New("peer: value larger than the room")
 	// ErrBadKey: a key no meta request can carry (empty, or over 250
 	// bytes as sent).
 	ErrBadKey = errors.New("peer: invalid key")
@@ -159,6 +163,9 @@ type Item struct {
 	// KeyBinary: the key was stored base64-encoded by its client (Dump
 	// reports it from the b flag).
 	KeyBinary bool
+	// Size, with ErrNoRoom, is the size of the value the peer did not
+	// send (GetOptions.Room).
+	Size int
 	// Deleted: not an item but a delete the peer remembers (Dump, after
 	// the items; Get with LocalOnly, on a miss): CAS is the delete's
 	// version, the rest is empty.
@@ -187,6 +194,12 @@ type GetOptions struct {
 	// a shoal peer port answers from its store without settling the key
 	// from another node, which is what a warming node needs.
 	LocalOnly bool
+	// Room, when positive, is the most bytes of value to take (mg A, a
+	// peer-only flag): a shoal peer port answers a hit with a larger
+	// value by its size alone, and the call fails with ErrNoRoom, the size
+	// in Item.Size. The sender asks again when it has room: its reader
+	// never takes in a value nobody made room for.
+	Room int
 	// Buf receives the value: Item.Value is append(Buf[:0], value...).
 	// Pass a buffer with capacity to read without allocating; the caller
 	// owns it again when Get returns.

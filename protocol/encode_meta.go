@@ -129,6 +129,9 @@ func (o *MetaOptions) appendFlags(b []byte, mode byte, delta uint64) []byte {
 	if o.HasSeq {
 		b = AppendMetaFlagUint(b, 'Z', o.Seq)
 	}
+	if o.HasRoom {
+		b = AppendMetaFlagUint(b, 'A', o.Room)
+	}
 	return o.appendReturns(b)
 }
 

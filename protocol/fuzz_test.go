@@ -17,7 +17,7 @@ func seed(f *testing.F) {
 	}
 	// Peer extensions (FuzzParse and FuzzReader also parse in peer mode).
 	for _, in := range []string{
-		"ms a 1 Y7 Z42 E9\r\nx\r\n", "md a Y5 Z6 q\r\n", "mg a Y1\r\n", "ma a Z1\r\n",
+		"ms a 1 Y7 Z42 E9\r\nx\r\n", "md a Y5 Z6 q\r\n", "mg a Y1\r\n", "ma a Z1\r\n", "mg a A4096 v s f\r\n",
 		"sd AQI=\r\n", "sd\r\n", "sd AQI\r\n", "sd A*I= x\r\n",
 	} {
 		f.Add([]byte(in))

@@ -64,6 +64,14 @@ type MetaOptions struct {
 	HasSeq   bool
 	Seq      uint64
 
+	// HasRoom and Room are A<bytes> on an mg: the most bytes of value the
+	// sender can take now. A hit with a larger value is answered without
+	// it ("HD ... s<size>"), so that the sender asks again once it has
+	// room. A peer extension like Y: parsed only after
+	// AcceptPeerExtensions, on mg only.
+	HasRoom bool
+	Room    uint64
+
 	Mode    byte   // M: ms E A P R S, ma I + D -; 0 when absent
 	Initial uint64 // J (ma N): initial value
 	Delta   uint64 // D (ma): 1 when absent

@@ -52,6 +52,9 @@ func (p *parser) parseMeta(buf []byte, next int) (Command, int, int, error) {
 			opts.Delta = 1
 		}
 		key, reply := p.metaFlags(2, &opts)
+		if reply == "" && opts.HasRoom {
+			reply = replyInvOrDup // A bounds a value returned: mg only
+		}
 		if reply != "" && reply != replyOpaqueLong {
 			// md and ma ignore the preparse message.
 			return nil, next, 0, p.fail(replyInvOrDup, false)
@@ -105,6 +108,9 @@ func (p *parser) parseMetaSet(buf []byte, next int) (Command, int, int, error) {
 	m := &p.mset
 	m.MetaOptions = resetOptions(m.Flags)
 	key, reply := p.metaFlags(3, &m.MetaOptions)
+	if reply == "" && m.HasRoom {
+		reply = replyInvalidFlag // A bounds a value returned: mg only
+	}
 	if reply != "" && reply != replyOpaqueLong {
 		return nil, next, swallow, p.fail(reply, false)
 	}
@@ -280,6 +286,16 @@ func (p *parser) metaFlags(start int, o *MetaOptions) (key []byte, reply string)
 			} else {
 				o.HasSeq, o.Seq = true, n
 			}
+		case 'A':
+			if !p.peer {
+				return nil, replyInvalidFlag // memcached 1.6.18 has no A
+			}
+			n, ok := safeStrtoull(v)
+			if !ok {
+				bad, hasErr = replyBadToken, true
+				break
+			}
+			o.HasRoom, o.Room = true, n
 		case 'E':
 			if !p.peer {
 				return nil, replyInvalidFlag // memcached 1.6.18 has no E

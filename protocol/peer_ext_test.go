@@ -41,6 +41,18 @@ func TestPeerExtensions(t *testing.T) {
 		{"mg Y", "mg a Y5 v\r\n", // a replica-level read
 			parseCase{reply: "CLIENT_ERROR invalid flag"},
 			parseCase{want: &MetaGet{Key: bs("a"), MetaOptions: MetaOptions{Flags: mflags("Y5", "v"), HasEpoch: true, Epoch: 5, ReturnValue: true}}}},
+		{"mg A", "mg a A4096 v s\r\n", // the sender's room for the value
+			parseCase{reply: "CLIENT_ERROR invalid flag"},
+			parseCase{want: &MetaGet{Key: bs("a"), MetaOptions: MetaOptions{Flags: mflags("A4096", "v", "s"), HasRoom: true, Room: 4096, ReturnValue: true, ReturnSize: true}}}},
+		{"mg A bad", "mg a A-1 v\r\n",
+			parseCase{reply: "CLIENT_ERROR invalid flag"},
+			parseCase{reply: "CLIENT_ERROR bad token in command line format"}},
+		{"ms A", "ms a 1 A5\r\nx\r\n",
+			parseCase{reply: "CLIENT_ERROR invalid flag"},
+			parseCase{reply: "CLIENT_ERROR invalid flag"}},
+		{"md A", "md a A5\r\n",
+			parseCase{reply: "CLIENT_ERROR invalid or duplicate flag"},
+			parseCase{reply: "CLIENT_ERROR invalid or duplicate flag"}},
 		{"mg Z", "mg a Z5\r\n",
 			parseCase{reply: "CLIENT_ERROR invalid flag"},
 			parseCase{reply: "CLIENT_ERROR invalid flag"}},

@@ -92,7 +92,13 @@ func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store
 		c.ctr.cmdGet.Add(1)
 		c.ctr.getHits.Add(1)
 	}
-	c.metaHead(m.ReturnValue, len(val))
+	// A value larger than the sender's room (A, a peer's forwarded get)
+	// is not sent: its size is, and the sender asks again with room.
+	withValue := m.ReturnValue && !(m.HasRoom && uint64(len(val)) > m.Room)
+	c.metaHead(withValue, len(val))
+	if m.ReturnValue && !withValue && !m.ReturnSize {
+		c.out = protocol.AppendMetaFlagInt(c.out, 's', int64(len(val)))
+	}
 	exp := startExptime(&it)
 	for _, f := range m.Flags {
 		exp = tokenExptime(f.Code, exp, opt.Exptime, vivExp, it.Created)
@@ -131,7 +137,7 @@ func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store
 		c.out = protocol.AppendMetaFlag(c.out, 'W')
 	}
 	c.out = protocol.AppendCRLF(c.out)
-	if m.ReturnValue {
+	if withValue {
 		c.out = append(c.out, val...)
 		c.out = protocol.AppendCRLF(c.out)
 	}
