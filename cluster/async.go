@@ -120,7 +120,9 @@ func (r *Router) startGet(ctx context.Context, req *server.Request, done func(*s
 		if r.tk.warming(rt.placed()) {
 			return r.getLater(ctx, rt, req, done)
 		}
-		req.Item, req.Val, req.Res = r.localGet(ctx, &rt, req.Key, req.Get, req.Dst)
+		if !noRoom(r.st, req) {
+			req.Item, req.Val, req.Res = r.localGet(ctx, &rt, req.Key, req.Get, req.Dst)
+		}
 		return false
 	}
 	m := rt.member()
@@ -133,12 +135,42 @@ func (r *Router) startGet(ctx context.Context, req *server.Request, done func(*s
 		a = new(asyncGet)
 	}
 	*a = asyncGet{r: r, ctx: ctx, rt: rt, req: req, done: done}
-	if err := m.client.GetAsync(req.Key, peerGetOptions(req.Get, req.Dst), a); err != nil {
+	po := peerGetOptions(req.Get, req.Dst)
+	if roomed(req) && req.Room < r.st.MaxItemSize() {
+		// The owner sends no larger value (server/connroom.go). A room
+		// any value fits goes unsaid: no A on the wire, as in the usual
+		// case, which also a port without shoal's extensions takes.
+		po.Room = req.Room
+	}
+	if err := m.client.GetAsync(req.Key, po, a); err != nil {
 		r.asyncGets.Put(a.clear())
 		return r.getLater(ctx, rt, req, done)
 	}
 	m.forwarded.Add(1)
 	m.queued.Store(true) // after the request: Flush must see it
+	return true
+}
+
+// roomed reports whether req's value is bounded by its Room: not where
+// the get may hand out a win token (vivify, recache), which a second ask
+// would not get.
+func roomed(req *server.Request) bool {
+	return req.Room > 0 && (req.Get == nil || !req.Get.Vivify && req.Get.RecacheBelow == 0)
+}
+
+// noRoom answers req, a get of a key served here, by the size of its
+// value when that is larger than req.Room (server.Request.Wants): the
+// connection asks again once it has room. A room as large as any value
+// needs no look.
+func noRoom(st *store.Store, req *server.Request) bool {
+	if !roomed(req) || req.Room >= st.MaxItemSize() {
+		return false
+	}
+	n, ok := st.Peek(req.Key)
+	if !ok || n <= req.Room {
+		return false
+	}
+	req.Item, req.Val, req.Res, req.Wants = store.Item{}, req.Dst[:0], store.Miss, n
 	return true
 }
 
@@ -177,6 +209,11 @@ func (r *Router) spawn(f func()) bool {
 func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
 	r, ctx, rt, req, done := a.r, a.ctx, a.rt, a.req, a.done
 	r.asyncGets.Put(a.clear())
+	if err == peer.ErrNoRoom { // an answer: the value's size, not the value
+		req.Item, req.Val, req.Res, req.Wants = store.Item{}, req.Dst[:0], store.Miss, pit.Size
+		done(req)
+		return
+	}
 	if err != nil {
 		if !rt.member().Failed(ctx, err) {
 			req.Item, req.Val, req.Res = store.Item{}, req.Dst[:0], store.Miss // the owner's error: a miss, as Get

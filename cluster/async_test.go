@@ -447,3 +447,45 @@ func TestFailedBlamesOnlyWithLiveContext(t *testing.T) {
 		t.Fatalf("a handshake timeout did not fail over: failures %d, down %v", m.failures.Load(), m.down())
 	}
 }
+
+// TestStartRoom: a get started with a Room smaller than its value is
+// answered by the value's size (Request.Wants), whether the key is
+// served here (the store is looked at, the value not read) or by a peer
+// (mg A: the owner sends the size alone), and the peer is not blamed; a
+// room the value fits brings the value, and so does a room as large as
+// any value, which goes unsaid (no A).
+func TestStartRoom(t *testing.T) {
+	pst, px := startPeer(t)
+	rig := startAsyncRig(t, px.addr, 1)
+	warmPeer(t, rig)
+	val := strings.Repeat("v", 100_000)
+	here, there := ownedBy(rig.view, "self", "here", 1)[0], ownedBy(rig.view, "p", "there", 1)[0]
+	rig.st.Set([]byte(here), []byte(val), &store.SetOptions{})
+	pst.Set([]byte(there), []byte(val), &store.SetOptions{})
+	for _, key := range []string{here, there} {
+		for _, tc := range []struct {
+			room, wants int
+			res         store.Result
+		}{
+			{4096, len(val), store.Miss},
+			{len(val), 0, store.Hit},
+			{1 << 20, 0, store.Hit},
+		} {
+			done := make(chan *server.Request, 1)
+			req := &server.Request{Op: server.OpGet, Key: []byte(key), Room: tc.room}
+			if !rig.rt.Start(context.Background(), req, func(r *server.Request) { done <- r }) {
+				done <- req
+			}
+			rig.rt.Flush() // as the loop does at the end of its wake-up
+			got := <-done
+			if got.Wants != tc.wants || got.Res != tc.res || got.Res == store.Hit && string(got.Val) != val {
+				t.Errorf("get %s room %d: wants %d, %v, %d bytes; want wants %d, %v", key, tc.room, got.Wants, got.Res, len(got.Val), tc.wants, tc.res)
+			}
+		}
+	}
+	for _, p := range rig.rt.PeerStats() {
+		if p.Failures != 0 {
+			t.Errorf("%s: %d failures counted: a size for a room is an answer", p.Peer, p.Failures)
+		}
+	}
+}

@@ -136,6 +136,33 @@ func (h *hold) wait(ctx context.Context, freed <-chan struct{}, tk *ticket) {
 	}
 }
 
+// waitFits returns once tk's call may run a round that keeps the value
+// that stopped it (its need): it is first in line with nothing held, or
+// half of what the bound leaves beside what is held and the oldest
+// call's need holds it (room shares half); or when ctx ends. Without it
+// a thousand waiting calls each sent a round at every give, to be
+// refused again: a million forwarded gets in six seconds.
+func (h *hold) waitFits(ctx context.Context, tk *ticket) {
+	for ctx.Err() == nil {
+		h.mu.Lock()
+		first := len(h.queue) == 0 || h.queue[0] == tk
+		free := h.limit - h.held
+		if !first {
+			free -= h.queue[0].need
+		}
+		fits := first && h.held == 0 || free/2 >= tk.need
+		freed := h.freed
+		h.mu.Unlock()
+		if fits {
+			return
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+		}
+	}
+}
+
 // stats returns the bytes held now and the most ever held.
 func (h *hold) stats() (held, peak int64) {
 	h.mu.Lock()
@@ -143,7 +170,8 @@ func (h *hold) stats() (held, peak int64) {
 	return h.held, h.peak
 }
 
-// charge is what one round of a multi-get took from a hold: admit is the
+// charge is what one round of a multi-get took from a hold: room takes
+// room for its values before its batches ask for them, admit is the
 // batches' peer.GetOptions.Admit, release gives it all back. admit refuses
 // everything once released, as an abandoned batch's reader may still call
 // it.
@@ -152,17 +180,99 @@ type charge struct {
 	tk       *ticket // the call's place in the queue
 	mu       sync.Mutex
 	n        int64
+	per      int64 // the room taken for each key's value (room)
+	reserved int64 // per times the keys, until settle
+	kept     int64 // bytes of values kept within per
 	released bool
 }
+
+// room takes, before a round of keys keys sends them, room for their
+// values from the hold, and returns the most bytes of one value the
+// round's batches ask for (peer.GetOptions.Room: an owner sends no
+// larger value, only its size, and the key goes again in a later round,
+// as one admit refused): an equal share, per key, of half what the bound
+// leaves beside what is held and the oldest waiting call's need (as
+// take), at most most bytes; the value that stopped the call's last round
+// whole when nothing is held and the call is first in line; roomFloor,
+// taken from nothing, when the share is smaller. What the owners send is
+// so bounded node-wide: a thousand calls at once each asked them for
+// every value, which the readers then refused after the owners had sent
+// them, and the peer links carried gigabytes (requests queued behind
+// them timed out, and the node marked its peer down).
+func (c *charge) room(keys, most int) int {
+	h := c.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	free, first := h.limit-h.held, len(h.queue) == 0 || h.queue[0] == c.tk
+	if !first {
+		free -= h.queue[0].need
+	}
+	keys = max(keys, 1)
+	per := min(free/2/int64(keys), int64(most))
+	if first && h.held == 0 && c.tk.need > per {
+		per = c.tk.need // alone, as take admits it
+	}
+	if per < roomFloor {
+		return roomFloor
+	}
+	h.held += per * int64(keys)
+	h.peak = max(h.peak, h.held)
+	c.mu.Lock()
+	c.n += per * int64(keys)
+	c.reserved, c.per = per*int64(keys), per
+	c.mu.Unlock()
+	return int(per)
+}
+
+// roomFloor is the room of a value when the hold has less to share:
+// taken from nothing, so that small values still come (a round then
+// holds at most roomFloor a key beyond the bound).
+const roomFloor = 4 << 10
 
 func (c *charge) admit(n int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.released || !c.h.take(int64(n), c.tk) {
+	if c.released {
+		return false
+	}
+	if int64(n) <= c.per {
+		c.kept += int64(n)
+		return true // within the room taken for it
+	}
+	if !c.h.take(int64(n), c.tk) {
 		return false
 	}
 	c.n += int64(n)
 	return true
+}
+
+// settle gives back the room taken for the round's first fetch but what
+// the values it kept within it hold.
+func (c *charge) settle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.h.give(c.reserved - c.kept)
+	c.n += c.kept - c.reserved // n counted the room whole
+	c.reserved, c.kept, c.per = 0, 0, 0
+}
+
+// reserve takes n bytes for a value whose size an owner gave (the
+// round's second fetch), as admit would keep it.
+func (c *charge) reserve(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released || !c.h.take(n, c.tk) {
+		return false
+	}
+	c.n += n
+	return true
+}
+
+// admitReserved is the second fetch's admit: its values were reserved.
+func (c *charge) admitReserved(int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.released
 }
 
 func (c *charge) release() {

@@ -84,6 +84,7 @@ func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOpti
 			// the round, and wait for room.
 			r.hold.enqueue(tk, stopped)
 			r.hold.wait(ctx, freed, tk)
+			r.hold.waitFits(ctx, tk)
 		} else {
 			r.hold.leave(tk)
 		}
@@ -105,11 +106,39 @@ type multiGet struct {
 // order up to the first value the hold refused, gives back what it held
 // and returns how many keys it answered, how many values it kept and the
 // size of the value that stopped it.
+//
+// It fetches twice at most. The first fetch asks for every key with the
+// room the hold shares out (charge.room): values larger come back as
+// their sizes. The second asks, in key order, for those the hold can
+// take now, each reserved at its size: so what owners send is what the
+// node can hold, and a round of large values still ends in one round.
 func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answered, kept int, stopped int64) {
 	ch := &charge{h: g.r.hold, tk: tk}
 	defer ch.release()
 	clear(g.res[from:to])
-	g.fetchAll(ctx, from, to, ch.admit)
+	most := g.r.st.MaxItemSize()
+	room := ch.room(to-from, most)
+	if room >= most {
+		room = 0 // any value fits: no A on the wire (as Start's gets)
+	}
+	g.fetchAll(ctx, span(from, to), room, ch.admit)
+	ch.settle()
+	var again []int
+	size := 0
+	for i := from; i < to; i++ {
+		res := &g.res[i]
+		if !res.dropped {
+			continue
+		}
+		if !ch.reserve(int64(res.size)) {
+			break // the hold is full: this one stops the round
+		}
+		again, size = append(again, i), max(size, res.size)
+		*res = multiResult{}
+	}
+	if len(again) > 0 {
+		g.fetchAll(ctx, again, size, ch.admitReserved)
+	}
 	for i := from; i < to; i++ {
 		if g.res[i].hit {
 			kept++
@@ -119,15 +148,20 @@ func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answere
 	return n, kept, stopped
 }
 
-// fetchAll fills g.res[from:to]: every remote group as one batch on its
-// own goroutine, and a group whose owner does not answer again on each
-// key's next owner.
-func (g *multiGet) fetchAll(ctx context.Context, from, to int, admit func(int) bool) {
-	r := g.r
-	pending := make([]int, 0, to-from)
+// span is the indices from to to.
+func span(from, to int) []int {
+	s := make([]int, 0, to-from)
 	for i := from; i < to; i++ {
-		pending = append(pending, i)
+		s = append(s, i)
 	}
+	return s
+}
+
+// fetchAll fills the results of the keys at pending: every remote group
+// as one batch on its own goroutine, and a group whose owner does not
+// answer again on each key's next owner.
+func (g *multiGet) fetchAll(ctx context.Context, pending []int, room int, admit func(int) bool) {
+	r := g.r
 	for len(pending) > 0 {
 		var batches []*batch
 		byMember := map[*member]*batch{}
@@ -154,7 +188,7 @@ func (g *multiGet) fetchAll(ctx context.Context, from, to int, admit func(int) b
 		var wg sync.WaitGroup
 		for _, b := range batches {
 			b.m.forwarded.Add(1)
-			wg.Go(func() { b.err = g.fetch(ctx, b, admit) })
+			wg.Go(func() { b.err = g.fetch(ctx, b, room, admit) })
 		}
 		wg.Wait()
 		pending = pending[:0]
@@ -202,12 +236,12 @@ func (g *multiGet) handOver(from, to int) (answered int, stopped int64) {
 // results; each goroutine writes only the results of its own keys. Hits
 // come back even with a reply error, which is the owner's answer: the
 // keys it did not return are misses.
-func (g *multiGet) fetch(ctx context.Context, b *batch, admit func(int) bool) error {
+func (g *multiGet) fetch(ctx context.Context, b *batch, room int, admit func(int) bool) error {
 	ks := make([][]byte, len(b.idx))
 	for j, i := range b.idx {
 		ks[j] = g.keys[i]
 	}
-	opts := peer.GetOptions{Admit: admit}
+	opts := peer.GetOptions{Admit: admit, Room: room}
 	if g.opt != nil && g.opt.Touch {
 		opts.Touch, opts.TTL = true, ttl(g.opt.Exptime)
 	}

@@ -66,7 +66,10 @@ func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg serve
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg.Items = st
+	// One server takes both the clients' requests and the other node's
+	// forwarded ones (its address is the member's peer address), which
+	// carry shoal's peer extensions (mg A, the room a value may take).
+	scfg.Items, scfg.PeerExtensions = st, true
 	srv, err := server.New(scfg, rt)
 	if err != nil {
 		t.Fatal(err)

@@ -293,3 +293,25 @@ func TestGetRoom(t *testing.T) {
 		t.Errorf("%d failures counted, want none: ErrNoRoom is an answer", s.Failures)
 	}
 }
+
+// TestGetMultiRoom: a batch with Room gets the values that fit and, for
+// larger ones, Dropped hits with their sizes; misses stay out.
+func TestGetMultiRoom(t *testing.T) {
+	c := newClient(t, Config{Addr: servePeerPort(t, func(st *store.Store) server.Cache { return server.Local{Store: st} }), Conns: 1})
+	for k, n := range map[string]int{"a": 10, "b": 5000, "c": 100} {
+		if _, _, err := c.Set(bg, []byte(k), bytes.Repeat([]byte("v"), n), SetOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hits, err := c.GetMultiWith(bg, [][]byte{[]byte("a"), []byte("b"), []byte("none"), []byte("c")}, GetOptions{Room: 4096}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(len(hits))
+	for _, h := range hits {
+		got += fmt.Sprintf(" %d:%d/%v/%d", h.Index, len(h.Value), h.Dropped, h.Size)
+	}
+	if want := "3 0:10/false/0 1:0/true/5000 3:100/false/0"; got != want {
+		t.Fatalf("hits %s, want %s", got, want)
+	}
+}

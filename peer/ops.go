@@ -131,10 +131,11 @@ func (c *Client) TouchMulti(ctx context.Context, keys [][]byte, ttl int64, dst [
 }
 
 // GetMultiWith is GetMulti with the options a batch carries: Touch and
-// TTL (as TouchMulti) and Admit, which bounds the values kept; the others
-// are ignored.
+// TTL (as TouchMulti), Admit, which bounds the values kept, and Room,
+// which bounds each value the peer sends (a larger one comes back
+// Dropped, with its Size, as one Admit refused); the others are ignored.
 func (c *Client) GetMultiWith(ctx context.Context, keys [][]byte, opts GetOptions, dst []Hit) ([]Hit, error) {
-	return c.getMulti(ctx, keys, GetOptions{Touch: opts.Touch, TTL: opts.TTL, Admit: opts.Admit}, dst)
+	return c.getMulti(ctx, keys, GetOptions{Touch: opts.Touch, TTL: opts.TTL, Admit: opts.Admit, Room: opts.Room}, dst)
 }
 
 func (c *Client) getMulti(ctx context.Context, keys [][]byte, opts GetOptions, dst []Hit) ([]Hit, error) {

@@ -119,6 +119,7 @@ func (r *request) encode(b []byte) []byte {
 		m := protocol.MetaGet{Key: k, MetaOptions: protocol.MetaOptions{
 			Base64: protocol.MetaKeyNeedsBase64(k), HasTTL: r.get.Touch, TTL: r.get.TTL,
 			ReturnValue: true, ReturnClientFlag: true, ReturnCAS: true, ReturnTTL: true, Quiet: true,
+			HasRoom: r.get.Room > 0, Room: uint64(max(r.get.Room, 0)),
 		}}
 		m.HasOpaque, m.Opaque = true, strconv.AppendUint(op[:0], uint64(r.seq+uint32(i)), 10)
 		b = m.AppendTo(b)
@@ -251,6 +252,10 @@ func (r *request) multiReply(rep *protocol.Reply) (done bool, err error) {
 	case protocol.StatusMN:
 		return true, nil
 	case protocol.StatusVA, protocol.StatusEN:
+	case protocol.StatusHD:
+		if r.get.Room <= 0 {
+			return false, fmt.Errorf("%w: HD reply in a get batch without room", ErrProtocol)
+		}
 	default:
 		if rep.Status.IsError() {
 			if r.err == nil {
@@ -267,6 +272,14 @@ func (r *request) multiReply(rep *protocol.Reply) (done bool, err error) {
 		return false, fmt.Errorf("%w: reply opaque %q out of batch order", ErrProtocol, rep.Opaque)
 	}
 	if rep.Status == protocol.StatusEN {
+		return false, nil
+	}
+	if rep.Status == protocol.StatusHD { // a value larger than the room: its size
+		n, ok := rep.Uint('s')
+		if !ok {
+			return false, fmt.Errorf("%w: mg answered HD without a size", ErrProtocol)
+		}
+		r.hits = append(r.hits, multiHit{index: int(idx), dropped: true, end: int(n)})
 		return false, nil
 	}
 	if r.get.Admit != nil && !r.get.Admit(len(rep.Value)) {

@@ -299,7 +299,8 @@ type Hit struct {
 	Index int
 	Item
 	// Dropped: the peer has the key, but GetOptions.Admit refused its
-	// value, of Size bytes; Item is empty.
+	// value, of Size bytes, or the peer did not send it (larger than
+	// GetOptions.Room); Item is empty.
 	Dropped bool
 	Size    int
 }

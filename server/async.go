@@ -81,10 +81,16 @@ func (c *conn) mayPark() bool { return c.parks && !c.hand.offload }
 // call reports true: its reply is appended when it completes (finish).
 // Anywhere else Start completes it before returning (do), and call
 // reports false: the outcome is in c.req.
+//
+// A get that may park takes room for its value first (roomFor); one
+// whose value did not fit it waits for room and runs again (rerun), and
+// call reports true: nothing is answered now.
 func (c *conn) call(cmd protocol.Command) bool {
 	if c.mayPark() {
+		c.roomFor()
 		if !c.cache.Start(c.ctx, c.req, c.doneReq) {
-			return false
+			c.endRoom()
+			return c.rerun(cmd)
 		}
 		c.park(cmd)
 		return true
@@ -201,6 +207,9 @@ func (c *conn) done(*Request) {
 func (c *conn) finish() {
 	cmd, q := c.hand.cmd, c.req
 	c.hand.cmd = nil
+	if c.endRoom(); c.rerun(cmd) {
+		return
+	}
 	switch cmd := cmd.(type) {
 	case *protocol.Retrieval:
 		c.retrieved(cmd, q.Item, q.Val, q.Res)
@@ -253,7 +262,7 @@ func (c *conn) runAway() {
 // takes it back.
 func (c *conn) comeBack() {
 	h := &c.hand
-	if c.ev.drained && !c.ev.hup && !c.ev.closing && c.r.Buffered() == 0 && c.err == nil && !c.dropped.Load() && c.more.cmd == nil {
+	if c.ev.drained && !c.ev.hup && !c.ev.closing && c.r.Buffered() == 0 && c.err == nil && !c.dropped.Load() && c.more.cmd == nil && c.ev.memCmd == nil {
 		c.flush()
 		if !c.pending() && c.err == nil {
 			c.idle()

@@ -77,6 +77,14 @@ type conn struct {
 	// straight from its buffer (writeValue), or of the values a retrieval
 	// admitted will answer (admit), counted with the replies.
 	valHeld int
+	// room: the bytes of room c.req took for its value (connroom.go);
+	// wants: the size an owner gave for a value that did not fit, which
+	// the get's next run takes room for.
+	room  int64
+	wants int
+	// inBatch: a retrieval off its loop is in a Cache's GetMulti, whose
+	// hand-over of values must not wait on the socket (connroom.go).
+	inBatch bool
 	// ctx is what the connection's calls into the cache wait under
 	// (Cache): cancelled by DropConns, by Shutdown (its parent is the
 	// server's), and once the connection has ended.
@@ -219,7 +227,7 @@ func (c *conn) process() bool {
 				return true
 			}
 		}
-		if c.parks && c.coalesce(cmd) {
+		if c.parks && !c.ev.small && c.coalesce(cmd) {
 			c.offload(&c.gets.cmd, nil) // gets that wait on peers, answered together
 			return true
 		}

@@ -166,8 +166,11 @@ func (c *conn) waitUnder() {
 		if c.ctr.bytesWritten.Load() == 0 {
 			// Never served: those served before go first (as
 			// loop.waitMem lists them), a client that reads not
-			// queued behind many that may never read.
-			time.Sleep(memRetryMs * time.Millisecond)
+			// queued behind many that may never read. Longer than a
+			// loop's look at its waiters (memRetryMs): a thousand
+			// connections' batches off their loop, let go at once,
+			// kept a client served before waiting 5 s on its loop.
+			time.Sleep(3 * memRetryMs * time.Millisecond)
 		}
 	}
 }

@@ -55,12 +55,33 @@ func (c *conn) waitMemory() bool {
 // count). So a client that asks for small values is answered at once
 // however many connections wait for their large replies to be read, and
 // each connection holds at most one such reply beyond the limit.
+//
+// Over a Cache that may wait (a cluster node), where a key's value may be
+// on another node, a get of one key that parks is let through the same
+// way with room for outBase bytes of value (roomFor): the owner, or the
+// router for a key served here, answers a larger value by its size, and
+// the get then waits its turn for room (rerun; wants, so not small again).
 func (c *conn) fitsBase(cmd protocol.Command) bool {
 	if c.pending() {
 		return false
 	}
+	if c.srv.remote {
+		return c.wants == 0 && c.mayPark() && oneKeyGet(cmd)
+	}
 	size, known := c.replySize(cmd)
 	return known && size <= outBase
+}
+
+// oneKeyGet reports whether cmd is a get of one key that goes to the
+// Cache's Start (not a multi-get, which GetMulti answers).
+func oneKeyGet(cmd protocol.Command) bool {
+	switch cmd := cmd.(type) {
+	case *protocol.Retrieval:
+		return len(cmd.Keys) == 1 && !cmd.BadKey && !cmd.More
+	case *protocol.MetaGet:
+		return !cmd.HasVivify && !cmd.HasRecache // a win token is not asked for twice
+	}
+	return retrievesValues(cmd) // a binary get
 }
 
 // replySize is about how many bytes retrieval cmd's reply will take,
@@ -185,6 +206,18 @@ func (c *conn) getKeys() bool {
 	m := &c.more
 	keys := m.cmd.Keys
 	for m.next < len(keys) {
+		if c.hand.running && m.batch > 0 && c.srv.remote {
+			if c.flush(); c.sent == len(c.out) && cap(c.out) > outBase {
+				// Grown for a batch, now written: counted whole while
+				// kept, it would hold the others, and this one, past the
+				// limit for good (TestRoomRerun hung so).
+				c.out, c.sent, c.held = make([]byte, 0, outBase), 0, 0
+			}
+			if c.waitUnder(); c.err != nil {
+				*m = moreKeys{} // closed for its stalled replies, or gone
+				return true
+			}
+		}
 		if c.mustWait() {
 			if len(c.out)-c.sent <= flushAt {
 				c.srv.mem.outOOM.Add(1) // stopped for the limit
@@ -241,10 +274,17 @@ func (c *conn) getBatch(from int) int {
 	keys := m.cmd.Keys
 	to := min(len(keys), from+m.batch)
 	next, size, hits := from, 0, 0
+	room := c.batchRoom()
+	stop := -1
+	c.inBatch = true
 	c.cache.GetMulti(c.ctx, keys[from:to], m.opt, func(i int, it store.Item, val []byte) {
-		if m.endEach && c.ctx.Err() != nil {
+		if stop >= 0 || m.endEach && c.ctx.Err() != nil {
 			// The misses before this hit may be the cache giving up, and
 			// each END answers a get of its own: answer none (gaveUp).
+			return
+		}
+		if room.full(size, len(val), hits) {
+			stop = i // this key and those after it go again
 			return
 		}
 		for ; next < from+i; next++ {
@@ -262,9 +302,21 @@ func (c *conn) getBatch(from int) int {
 		c.value(keys[from+i], it, val, m.withCAS)
 		c.endKey()
 	})
+	c.inBatch = false
+	c.endBatchRoom(room)
 	c.srv.noteBatch(hits, size)
 	if c.gaveUp(store.Miss) { // the misses are not reported: any may be one
 		return len(keys)
+	}
+	if stop >= 0 {
+		for ; next < from+stop; next++ {
+			c.missed(keys[next], m.opt != nil)
+			c.endKey()
+		}
+		// The values after the stop came for nothing: the next batch asks
+		// for no more keys than this one kept.
+		m.batch = max(1, hits)
+		return from + stop
 	}
 	for ; next < to; next++ {
 		c.missed(keys[next], m.opt != nil)

@@ -53,6 +53,10 @@ type connMem struct {
 	readOOM  atomic.Int64 // data blocks refused for the limit
 	outOOM   atomic.Int64 // retrievals made to wait for the limit (mustWait, waitMem, waitUnder)
 	evicted  atomic.Int64 // connections closed for replies left unread (memSweep, writeChunks)
+	// roomTaken: bytes of room gets waiting on other nodes took for their
+	// values (connroom.go), counted with the replies; rerun: gets run
+	// again because their value did not fit the room.
+	roomTaken, rerun atomic.Int64
 	// watching: a Server.watchReplies runs, waking the loops while the
 	// replies hold more than the limit.
 	watching atomic.Bool
@@ -89,9 +93,16 @@ const (
 func (m *connMem) over() bool { return m.used.Load() > m.limit }
 
 // outOver reports whether the connections' reply buffers hold more than
-// the limit beyond one base buffer each: replies waiting for sockets.
+// the limit beyond one base buffer each (replies waiting for sockets),
+// with the room gets waiting on other nodes took for their values.
 func (m *connMem) outOver() bool {
-	return m.outBufs.Load()-outBase*m.outCount.Load() > m.limit
+	return m.outHeld()+m.roomTaken.Load() > m.limit
+}
+
+// outHeld is what the connections' reply buffers hold beyond one base
+// buffer each.
+func (m *connMem) outHeld() int64 {
+	return m.outBufs.Load() - outBase*m.outCount.Load()
 }
 
 // bufPool lends read buffers of protocol.BufferSize bytes; a connection

@@ -662,13 +662,13 @@ func (w fdWriter) Write(p []byte) (int, error) {
 		switch e {
 		case 0:
 			done += int(n)
-			if int(n) < len(q) {
+			if int(n) < len(q) && (!w.c.hand.running || w.c.inBatch) {
 				return done, nil // the socket buffer is full
 			}
 		case unix.EINTR:
 		case unix.EAGAIN:
-			if !w.c.hand.running {
-				return done, nil
+			if !w.c.hand.running || w.c.inBatch {
+				return done, nil // the rest waits in the replies
 			}
 			if err := w.c.waitWritable(); err != nil {
 				return done, err
@@ -685,7 +685,14 @@ func (w fdWriter) Write(p []byte) (int, error) {
 // more than a buffer holds, and blocks as under the goroutine driver. It
 // gives up once the connection is dropped or its loop has stopped.
 func (c *conn) waitWritable() error {
+	start, written := time.Now(), c.ctr.bytesWritten.Load()
 	for {
+		if time.Since(start) >= stallLimit && c.srv.mem.outOver() && c.ctr.bytesWritten.Load() == written && !c.srv.cfg.PeerExtensions {
+			// As memSweep closes a connection on its loop whose replies
+			// wait unread through a spell past the limit.
+			c.srv.mem.evicted.Add(1)
+			return errStalled
+		}
 		fds := []unix.PollFd{{Fd: int32(c.ev.fd), Events: unix.POLLOUT}}
 		if _, err := unix.Poll(fds, 100); err != nil && err != unix.EINTR {
 			return err

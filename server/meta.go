@@ -36,6 +36,9 @@ func (c *conn) execMeta(cmd protocol.Command) {
 }
 
 func (c *conn) metaGet(m *protocol.MetaGet) {
+	if c.noRoom(m) {
+		return
+	}
 	now := c.srv.items.Now()
 	opt := &c.opt.get
 	*opt = store.GetOptions{NoBump: m.NoBump}
@@ -142,6 +145,34 @@ func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store
 		c.out = protocol.AppendCRLF(c.out)
 	}
 	c.dropLargeVal()
+}
+
+// noRoom answers a peer's mg whose room (A) the value here is larger
+// than by the value's size alone, before any of the get runs: the value
+// is not even read (a thousand of them asked for at once, each copied
+// only to be withheld, kept this node from answering within the peer
+// timeout). The sender asks again with room; the get then runs whole.
+// metaGot withholds a value that grew past the room since.
+func (c *conn) noRoom(m *protocol.MetaGet) bool {
+	if !m.HasRoom || !m.ReturnValue || !c.srv.cfg.PeerExtensions {
+		return false
+	}
+	n, ok := c.srv.items.Peek(m.Key)
+	if !ok || uint64(n) <= m.Room {
+		return false
+	}
+	c.out = protocol.AppendMetaStatus(c.out, protocol.MetaHD)
+	c.out = protocol.AppendMetaFlagInt(c.out, 's', int64(n))
+	for _, f := range m.Flags {
+		switch f.Code {
+		case 'O':
+			c.out = protocol.AppendMetaOpaque(c.out, f.Value)
+		case 'k':
+			c.out = protocol.AppendMetaKey(c.out, m.Key, m.Base64)
+		}
+	}
+	c.out = protocol.AppendCRLF(c.out)
+	return true
 }
 
 // metaHead starts a successful meta reply: "VA <n>" when the value is

@@ -42,6 +42,14 @@ type Request struct {
 	// never (as every exptime the Cache sees).
 	Exptime int64
 	Dst     []byte // OpGet
+	// Room, for an OpGet, is the most bytes of value the connection can
+	// take now (0: any). A Cache that forwards the get asks the owner
+	// for no more (peer.GetOptions.Room): a larger value is not sent, and
+	// the request completes with Wants set to its size. The connection
+	// then waits until the replies waiting for sockets leave room for it
+	// and starts the request again (conn.roomFor). A Cache that holds
+	// the value anyway ignores Room.
+	Room int
 
 	// Replica marks a peer's replicated write (an ms or md with Y, from
 	// Origin) or replica-level read (an mg with Y: this node's copy only,
@@ -67,6 +75,10 @@ type Request struct {
 	N    uint64
 	Res  store.Result
 	Err  error
+	// Wants, for an OpGet, is the size of a value not taken for lack of
+	// Room (the rest of the outcome is a miss's, and is not answered);
+	// 0 otherwise.
+	Wants int
 }
 
 // release makes req forget its command and outcome, whose slices alias

