@@ -97,7 +97,7 @@ type asyncGet struct {
 // waiting on the network; for nil (flush_all, which names no key), whether
 // flushing is, which a member with peers is not.
 func (r *Router) Inline(key []byte) bool {
-	if r.tk.recovering() {
+	if r.tk.Recovering() {
 		return false
 	}
 	if key == nil { // flush_all: it reaches every other member
@@ -105,19 +105,19 @@ func (r *Router) Inline(key []byte) bool {
 	}
 	rt := r.route(key)
 	if rt.Local() {
-		return !r.tk.warming(rt.placed())
+		return !r.tk.Warming(rt.placed())
 	}
 	return rt.member() == nil // no owner reachable: answered at once
 }
 
 // startGet is Start for a get.
 func (r *Router) startGet(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
-	if r.tk.recovering() {
+	if r.tk.Recovering() {
 		return r.later(req, done, func() { do(ctx, r, req) })
 	}
 	rt := r.route(req.Key)
 	if rt.Local() {
-		if r.tk.warming(rt.placed()) {
+		if r.tk.Warming(rt.placed()) {
 			return r.getLater(ctx, rt, req, done)
 		}
 		if !noRoom(r.st, req) {

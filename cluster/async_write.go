@@ -36,12 +36,12 @@ type asyncWrite struct {
 // it, and fails one no owner is left for.
 func (r *Router) startWrite(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
 	w := asyncWrite{r: r, ctx: ctx, req: req, done: done}
-	if r.tk.recovering() {
+	if r.tk.Recovering() {
 		return r.writeLater(w, false)
 	}
 	w.rt = r.route(req.Key)
 	if w.rt.Local() {
-		if r.tk.warming(w.rt.placed()) {
+		if r.tk.Warming(w.rt.placed()) {
 			return r.writeLater(w, true)
 		}
 		r.writeHere(ctx, &w.rt, req)

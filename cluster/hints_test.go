@@ -148,7 +148,7 @@ func TestReverifyOnReturn(t *testing.T) {
 	}
 	time.Sleep(pairReplTimeout*5 + tickEvery) // away longer than a down mark
 	b.proxy.frozen.Store(false)
-	testutil.WaitFor(t, 10*time.Second, "a re-verifies from b", func() bool { return a.router.tk.reverified.Load() > 0 })
+	testutil.WaitFor(t, 10*time.Second, "a re-verifies from b", func() bool { return a.router.Counters().Reverified > 0 })
 	for i, k := range keys {
 		want := "new"
 		if i == 0 {

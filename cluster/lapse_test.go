@@ -15,6 +15,7 @@ import (
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
 	"shoal/membership"
+	"shoal/ring"
 	"shoal/server"
 	"shoal/store"
 )
@@ -43,22 +44,22 @@ func TestWarmAfterLapse(t *testing.T) {
 	// key(0): b held a's copy and deleted it while a was out (a delete
 	// with a version, remembered: a late copy of "old" does not undo it).
 	it, val, _ := a.st.Get(key(0), nil, nil)
-	b.router.ver.applyCopy(key(0), val, &store.SetOptions{NewCAS: it.CAS})
-	if res, _ := b.router.ver.deleteVersioned(key(0), nil, 0); res != store.Deleted {
+	b.router.ver.ApplyCopy(key(0), val, &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.ver.DeleteVersioned(key(0), nil, 0); res != store.Deleted {
 		t.Fatalf("delete of %s on b: %v", key(0), res)
 	}
 	// a is cut off from here on (as its ticks would record), and takes a
 	// write of its own meanwhile: newer than anything it missed, it stays.
 	time.Sleep(2 * time.Millisecond)
-	a.router.tk.cutAt.Store(uint64(time.Now().UnixMilli()) << 16)
+	a.router.tk.SawCut(uint64(time.Now().UnixMilli()) << 16)
 	time.Sleep(2 * time.Millisecond)
 	a.st.Set([]byte("wl-mine"), []byte("mine"), &store.SetOptions{})
 	// wl-gone: a's too, but b got it and deleted it later (newest wins).
 	gone := []byte("wl-gone")
 	_, it = a.st.Set(gone, []byte("mine"), &store.SetOptions{})
 	time.Sleep(2 * time.Millisecond)
-	b.router.ver.applyCopy(gone, []byte("mine"), &store.SetOptions{NewCAS: it.CAS})
-	if res, _ := b.router.ver.deleteVersioned(gone, nil, 0); res != store.Deleted {
+	b.router.ver.ApplyCopy(gone, []byte("mine"), &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.ver.DeleteVersioned(gone, nil, 0); res != store.Deleted {
 		t.Fatalf("delete of %s on b: %v", gone, res)
 	}
 
@@ -76,7 +77,7 @@ func TestWarmAfterLapse(t *testing.T) {
 	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "a lapse on a", func() bool { return a.router.tk.w.lapses.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "a lapse on a", func() bool { return a.router.Counters().Lapses == 1 })
 	if l := a.node.Lapse(); !slices.Equal(l.Stayed, []string{"b"}) || l.Since.IsZero() {
 		t.Fatalf("a's lapse: %+v, want b stayed, since a keepalive answered", l)
 	}
@@ -89,7 +90,7 @@ func TestWarmAfterLapse(t *testing.T) {
 		case i == 0 && res == store.Hit:
 			t.Errorf("%s, deleted while a was out, is back in a's store as %q", key(i), v)
 		case i > 0 && (res != store.Hit || string(v) != "new"):
-			t.Errorf("a's store holds %q (%v) for %s after the lapse, want new (pulled %d dropped %d)", v, res, key(i), a.router.tk.w.pulled.Load(), a.router.tk.w.dropped.Load())
+			t.Errorf("a's store holds %q (%v) for %s after the lapse, want new (pulled %d dropped %d)", v, res, key(i), a.router.Counters().Pulled, a.router.Counters().Dropped)
 		}
 	}
 	if _, v, res := a.st.Get([]byte("wl-mine"), nil, nil); res != store.Hit || string(v) != "mine" {
@@ -98,7 +99,7 @@ func TestWarmAfterLapse(t *testing.T) {
 	if _, v, res := a.st.Get(gone, nil, nil); res == store.Hit {
 		t.Errorf("a's write since the cut that b deleted later is back as %q after the lapse", v)
 	}
-	if b.router.tk.w.lapses.Load() != 0 {
+	if b.router.Counters().Lapses != 0 {
 		t.Errorf("b recovered from a lapse it did not have")
 	}
 }
@@ -150,31 +151,6 @@ func waitRouted(t *testing.T, n *fullNode) {
 	})
 }
 
-// TestLapseKeepFrom: a lapse's drop keeps what came after the cut this
-// node saw, or, when it saw none or only one after its lease was already
-// lost, what came after etcd's last keepalive answer; never nothing when
-// either is known.
-func TestLapseKeepFrom(t *testing.T) {
-	ack := time.UnixMilli(1_000_000)
-	atAck := uint64(1_000_000) << 16
-	for _, c := range []struct {
-		name  string
-		cutAt uint64
-		since time.Time
-		want  uint64
-	}{
-		{"nothing known", 0, time.Time{}, 0},
-		{"only the cut seen", 5 << 16, time.Time{}, 5 << 16},
-		{"no cut seen (gossip kept the others suspect)", 0, ack, atAck},
-		{"peers cut before etcd", atAck - 3<<16, ack, atAck - 3<<16},
-		{"a blip seen after the heal", atAck + 12_000<<16, ack, atAck},
-	} {
-		if got := lapseKeepFrom(c.cutAt, c.since); got != c.want {
-			t.Errorf("%s: lapseKeepFrom(%d, %v) = %d, want %d", c.name, c.cutAt, c.since, got, c.want)
-		}
-	}
-}
-
 // TestSettleAfterLapse: while a shard a's lapse wiped warms, a read of a
 // key settles it against the source by version: what a wrote since the
 // cut (at or above keptFrom) stays when the source lacks it and
@@ -193,8 +169,8 @@ func TestSettleAfterLapse(t *testing.T) {
 	a.st.Set(mine, []byte("since the cut"), &store.SetOptions{})
 	_, it := a.st.Set(gone, []byte("since the cut"), &store.SetOptions{})
 	time.Sleep(2 * time.Millisecond)
-	b.router.ver.applyCopy(gone, []byte("since the cut"), &store.SetOptions{NewCAS: it.CAS})
-	if res, _ := b.router.ver.deleteVersioned(gone, nil, 0); res != store.Deleted {
+	b.router.ver.ApplyCopy(gone, []byte("since the cut"), &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.ver.DeleteVersioned(gone, nil, 0); res != store.Deleted {
 		t.Fatalf("delete of %s on b: %v", gone, res)
 	}
 	b.st.Set(newer, []byte("b's"), &store.SetOptions{})
@@ -210,7 +186,7 @@ func TestSettleAfterLapse(t *testing.T) {
 		{old, ""}, {newer, "b's"}, {mine, "since the cut"}, {gone, ""},
 	} {
 		rt := a.router.route(c.key)
-		a.router.tk.settle(context.Background(), rt.placed(), c.key)
+		a.router.tk.Settle(context.Background(), rt.placed(), c.key)
 		_, v, res := a.st.Get(c.key, nil, nil)
 		switch {
 		case c.want == "" && res == store.Hit:
@@ -246,11 +222,7 @@ func TestSettleWithoutSource(t *testing.T) {
 	warmAsLapsed(t, a, cut, "b", old, mine)
 
 	b.proxy.frozen.Store(true)
-	unreached := func() time.Time {
-		a.router.tk.w.mu.Lock()
-		defer a.router.tk.w.mu.Unlock()
-		return a.router.tk.w.unreached["b"]
-	}
+	unreached := func() time.Time { return a.router.tk.SettleGiveUp("b") }
 	var giveUp time.Time // when a stops waiting for b, set by the first read
 	for i, key := range [][]byte{old, mine} {
 		start := time.Now()
@@ -276,7 +248,7 @@ func TestSettleWithoutSource(t *testing.T) {
 	if _, v, _ := a.st.Get(mine, nil, nil); string(v) != "since the cut" {
 		t.Errorf("%s, kept by version, is %q in a's store, want it kept", mine, v)
 	}
-	if ts := a.router.tk.settleWait(); ts != 2*timeout {
+	if ts := a.router.tk.SettleWait(); ts != 2*timeout {
 		t.Errorf("settleWait %v, want twice the peer request timeout %v", ts, 2*timeout)
 	}
 
@@ -337,9 +309,9 @@ func TestCancelledRMWDuringWarm(t *testing.T) {
 	a.st.Set(key, []byte("10"), &store.SetOptions{})
 	b.proxy.frozen.Store(true) // the pull cannot end the warm-up
 	defer b.proxy.frozen.Store(false)
-	a.router.tk.reverify(a.router.peers.Load().view, []string{"b"})
+	a.router.tk.Reverify(a.router.peers.Load().view, []string{"b"})
 	rt := a.router.route(key)
-	if !a.router.tk.warming(rt.placed()) {
+	if !a.router.tk.Warming(rt.placed()) {
 		t.Fatalf("%s's shard does not warm", key)
 	}
 	ended, cancel := context.WithCancel(context.Background())
@@ -350,11 +322,18 @@ func TestCancelledRMWDuringWarm(t *testing.T) {
 	if _, v, _ := a.st.Get(key, nil, nil); string(v) != "10" {
 		t.Errorf("%s holds %q, want \"10\" (untouched)", key, v)
 	}
-	a.router.tk.w.mu.Lock()
-	fresh := a.router.tk.w.fresh[string(key)]
-	a.router.tk.w.mu.Unlock()
-	if fresh {
-		t.Errorf("%s counted as settled though no source was asked", key)
+	// Had the incr counted the key as this node's own write (fresh), an
+	// unversioned replicated delete would now be skipped (replica): the
+	// shard still warms, and only that mark keeps the key.
+	if !a.router.tk.Warming(rt.placed()) {
+		t.Fatalf("%s's shard no longer warms", key)
+	}
+	o := server.Origin{Epoch: uint64(a.router.View().Epoch)}
+	if _, _, err := a.router.PeerPort().ReplicaDelete(key, nil, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, res := a.st.Get(key, nil, nil); res == store.Hit {
+		t.Errorf("%s counted as settled though no source was asked: an unversioned replicated delete left %q", key, v)
 	}
 }
 
@@ -424,26 +403,16 @@ func servedHere(n *fullNode, prefix string) []byte {
 // kept from cut, wiped, with src to settle from, until the test ends;
 // nothing is queued, so only reads settle them.
 func warmAsLapsed(t *testing.T, n *fullNode, cut uint64, src string, keys ...[]byte) {
-	w := &n.router.tk.w
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.keptFrom = cut
 	var shards []int
 	for _, k := range keys {
 		rt := n.router.route(k)
-		if !w.flags[rt.shard].Swap(true) {
-			w.active.Add(1)
+		if n.router.tk.Suspect(rt.shard, []string{src}, cut) {
 			shards = append(shards, rt.shard)
 		}
-		w.src[rt.shard] = []string{src}
-		w.wiped[rt.shard] = true
 	}
 	t.Cleanup(func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
 		for _, s := range shards {
-			w.finish(s)
-			delete(w.wiped, s)
+			n.router.tk.Trust(s)
 		}
 	})
 }
@@ -463,7 +432,7 @@ func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
 		t.Helper()
 		rt := a.router.route(key)
 		var cas uint64
-		a.router.tk.own(context.Background(), rt.placed(), key, false, func() bool {
+		a.router.tk.Own(context.Background(), rt.placed(), key, false, func() bool {
 			_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
 			cas = it.CAS
 			return true
@@ -505,8 +474,8 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 	key := []byte("lv-deleted")
 	_, it := a.st.Set(key, []byte("v1"), &store.SetOptions{})
 	time.Sleep(2 * time.Millisecond)
-	b.router.ver.applyCopy(key, []byte("v1"), &store.SetOptions{NewCAS: it.CAS})
-	if res, _ := b.router.ver.deleteVersioned(key, nil, 0); res != store.Deleted {
+	b.router.ver.ApplyCopy(key, []byte("v1"), &store.SetOptions{NewCAS: it.CAS})
+	if res, _ := b.router.ver.DeleteVersioned(key, nil, 0); res != store.Deleted {
 		t.Fatalf("delete on b: %v", res)
 	}
 	// The lapse keeps from before the write (keepFrom, the last keepalive
@@ -517,9 +486,9 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 	r := a.router
 	v := r.View()
 	members := slices.DeleteFunc(slices.Clone(v.Members), func(m etcdsync.Member) bool { return m.Name == "a" })
-	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.tk.ringWithout(v)}
+	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: ringWithout(t, v, "a")}
 	r.mu.Lock()
-	r.tk.transition(v, late) // apply's transition, run after the recovery
+	r.tk.Transition(v, late) // apply's transition, run after the recovery
 	r.mu.Unlock()
 
 	if _, val, res := r.PeerPort().Get(context.Background(), key, nil, nil); res == store.Hit {
@@ -540,7 +509,7 @@ func TestReplicatedSetAfterDeleteOfOwnWrite(t *testing.T) {
 	warmAsLapsed(t, a, 1, "b", key)
 	rt := a.router.route(key)
 	var own uint64
-	a.router.tk.own(context.Background(), rt.placed(), key, false, func() bool {
+	a.router.tk.Own(context.Background(), rt.placed(), key, false, func() bool {
 		_, it := a.st.Set(key, []byte("a's"), &store.SetOptions{})
 		own = it.CAS
 		return true
@@ -572,26 +541,18 @@ func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
 	v := r.View()
 	s := r.route(key).shard
 	members := slices.DeleteFunc(slices.Clone(v.Members), func(m etcdsync.Member) bool { return m.Name == "a" })
-	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: r.tk.ringWithout(v)}
-	bsrc := r.peers.Load().Peer("b")
-	if bsrc == nil {
+	late := &membership.View{Epoch: v.Epoch + 1, Members: members, Settings: v.Settings, Ring: ringWithout(t, v, "a")}
+	src := r.peers.Load().Peer("b")
+	if src == nil {
 		t.Fatal("a has no client for b")
 	}
-	src := dumpSource{m: bsrc}
-	wiped := func() bool {
-		r.tk.w.mu.Lock()
-		defer r.tk.w.mu.Unlock()
-		return r.tk.w.wiped[s]
-	}
-	// The pull as the worker runs it (pullRun.pullFrom), the shard taken
-	// at its current claim count; Run's ticks re-apply the membership's
-	// view, so the late view is given to the pull, not published.
+	wiped := func() bool { return r.tk.Wiped(s) }
+	// The pull as the worker runs it (takeover's pullRun.pullFrom), the
+	// shard taken at its current claim count; Run's ticks re-apply the
+	// membership's view, so the late view is given to the pull, not
+	// published.
 	pull := func(in *membership.View) {
-		r.tk.w.mu.Lock()
-		q := queued{shards: []int{s}, claims: map[int]uint64{s: r.tk.w.claims[s]}}
-		r.tk.w.mu.Unlock()
-		p := &pullRun{t: &r.tk, q: q, tried: map[int]int{}, rounds: map[int]int{}}
-		if retry := p.pullFrom(t.Context(), in, src, []int{s}); len(retry) > 0 {
+		if retry := r.tk.Pull(t.Context(), in, src, []int{s}); len(retry) > 0 {
 			t.Fatalf("pull of shard %d from b failed", s)
 		}
 	}
@@ -599,10 +560,7 @@ func TestPullWhileNotOwnerKeepsWiped(t *testing.T) {
 	if !wiped() {
 		t.Errorf("shard %d pulled while a did not own it is no longer wiped", s)
 	}
-	r.tk.w.mu.Lock()
-	r.tk.w.flags[s].Store(true) // claimed again in the view with a
-	r.tk.w.active.Add(1)
-	r.tk.w.mu.Unlock()
+	r.tk.Suspect(s, []string{"b"}, it.CAS+1) // claimed again in the view with a
 	pull(v)
 	if wiped() {
 		t.Errorf("shard %d pulled while a owns it is still wiped", s)
@@ -621,9 +579,7 @@ func TestSettleWithNoSource(t *testing.T) {
 	warmAsLapsed(t, a, 1, "b", key)
 	r := a.router
 	rt := r.route(key)
-	r.tk.w.mu.Lock()
-	r.tk.w.src[rt.shard] = nil
-	r.tk.w.mu.Unlock()
+	r.tk.Suspect(rt.shard, nil, 1) // no source at all
 	type result struct {
 		res store.Result
 		n   uint64
@@ -639,9 +595,21 @@ func TestSettleWithNoSource(t *testing.T) {
 		if got.err != nil || got.res != store.Stored || got.n != 11 {
 			t.Errorf("incr with no source: %v %d %v, want stored 11", got.res, got.n, got.err)
 		}
-	case <-time.After(r.tk.settleWait()):
+	case <-time.After(r.tk.SettleWait()):
 		// It waited for a source; with none, it waited for good
 		// (each round set a new give-up time).
-		t.Fatalf("incr with no source still waiting after %v", r.tk.settleWait())
+		t.Fatalf("incr with no source still waiting after %v", r.tk.SettleWait())
 	}
+}
+
+// ringWithout returns v's ring without node name, as the view after name
+// left has it.
+func ringWithout(t *testing.T, v *membership.View, name string) *ring.Ring {
+	t.Helper()
+	nodes := slices.DeleteFunc(slices.Clone(v.Ring.Nodes()), func(n string) bool { return n == name })
+	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, nodes, v.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rg
 }

@@ -15,12 +15,12 @@ import (
 
 func (r *Router) localGet(ctx context.Context, rt *Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	if opt == nil || (!opt.Touch && !opt.Vivify) {
-		if !r.tk.settle(ctx, rt.placed(), key) {
+		if !r.tk.Settle(ctx, rt.placed(), key) {
 			return store.Item{}, dst[:0], store.Miss // not vouched for (warm.go)
 		}
 		return r.st.Get(key, opt, dst)
 	}
-	changed, err := r.tk.own(ctx, rt.placed(), key, true, func() bool {
+	changed, err := r.tk.Own(ctx, rt.placed(), key, true, func() bool {
 		it, val, res = r.st.Get(key, opt, dst)
 		return (opt.Touch && res == store.Hit) || it.Created
 	})
@@ -33,7 +33,7 @@ func (r *Router) localGet(ctx context.Context, rt *Route, key []byte, opt *store
 
 func (r *Router) localSet(ctx context.Context, rt *Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
 	rmw := opt != nil && (opt.Mode != store.ModeSet || opt.CAS != 0)
-	changed, err := r.tk.own(ctx, rt.placed(), key, rmw, func() bool {
+	changed, err := r.tk.Own(ctx, rt.placed(), key, rmw, func() bool {
 		res, it = r.st.Set(key, value, opt)
 		return res == store.Stored
 	})
@@ -50,8 +50,8 @@ func (r *Router) localSet(ctx context.Context, rt *Route, key, value []byte, opt
 
 func (r *Router) localDelete(ctx context.Context, rt *Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
 	rmw := opt != nil && (opt.CAS != 0 || opt.Invalidate)
-	changed, err := r.tk.own(ctx, rt.placed(), key, rmw, func() bool {
-		res, it = r.ver.deleteVersioned(key, opt, 0)
+	changed, err := r.tk.Own(ctx, rt.placed(), key, rmw, func() bool {
+		res, it = r.ver.DeleteVersioned(key, opt, 0)
 		return res == store.Deleted
 	})
 	if err != nil {
@@ -62,7 +62,7 @@ func (r *Router) localDelete(ctx context.Context, rt *Route, key []byte, opt *st
 }
 
 func (r *Router) localArith(ctx context.Context, rt *Route, key []byte, opt *store.ArithOptions) (res store.Result, n uint64, it store.Item, err error) {
-	changed, err := r.tk.own(ctx, rt.placed(), key, true, func() bool {
+	changed, err := r.tk.Own(ctx, rt.placed(), key, true, func() bool {
 		res, n, it = r.st.Arith(key, opt)
 		return res == store.Stored
 	})
@@ -74,7 +74,7 @@ func (r *Router) localArith(ctx context.Context, rt *Route, key []byte, opt *sto
 }
 
 func (r *Router) localTouch(ctx context.Context, rt *Route, key []byte, exptime int64) (res store.Result, it store.Item, err error) {
-	changed, err := r.tk.own(ctx, rt.placed(), key, true, func() bool {
+	changed, err := r.tk.Own(ctx, rt.placed(), key, true, func() bool {
 		res, it = r.st.Touch(key, exptime)
 		return res == store.Touched
 	})

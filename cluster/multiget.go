@@ -43,9 +43,9 @@ type batch struct {
 // are served key by key through Get, and so is every multi-get while
 // shards warm.
 func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte)) {
-	r.tk.awake() // recovers first when the process was paused
+	r.tk.Awake() // recovers first when the process was paused
 	// While shards warm, each local key may need settling first: key by key.
-	if (opt != nil && (opt.NoBump || opt.Vivify || opt.RecacheBelow > 0)) || r.tk.anyWarming() {
+	if (opt != nil && (opt.NoBump || opt.Vivify || opt.RecacheBelow > 0)) || r.tk.AnyWarming() {
 		var buf []byte
 		for i, k := range keys {
 			it, val, res := r.Get(ctx, k, opt, buf[:0])

@@ -47,7 +47,7 @@ func TestPausedPeerAnswers(t *testing.T) {
 		}
 		testutil.WaitFor(t, 5*time.Second, "a to hold "+k, func() bool { _, _, res := a.st.Get([]byte(k), nil, nil); return res == store.Hit }) // replicated to a
 	}
-	paused := func() { b.router.tk.tick.Store(b.router.tk.mono() - int64(time.Hour)) }
+	paused := func() { b.router.tk.NotePause() }
 	for i, k := range keys {
 		paused()
 		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("v2-" + k)}); err != nil {
@@ -73,7 +73,7 @@ func TestPausedPeerAnswers(t *testing.T) {
 			t.Errorf("get %s through a right after b resumed (pause %d): %v, %v; want %s", other, i+1, it, err, want)
 		}
 	}
-	if got := b.router.tk.pauses.Load(); got < uint64(len(keys)) {
+	if got := b.router.Counters().Pauses; got < uint64(len(keys)) {
 		t.Errorf("b noticed %d pauses, want at least %d", got, len(keys))
 	}
 }
@@ -113,27 +113,27 @@ func TestBusyRunIsNoPause(t *testing.T) {
 	done := make(chan struct{})
 	go func() { rt.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	testutil.WaitFor(t, 5*time.Second, "a router tick", func() bool { return rt.tk.tick.Load() != 0 })
+	testutil.WaitFor(t, 5*time.Second, "a router tick", func() bool { return !rt.tk.LastTick().IsZero() })
 
 	fm.stall.Store(true) // Run's next apply blocks
 	defer fm.stall.Store(false)
 	for end := time.Now().Add(5 * pauseAfter); time.Now().Before(end); {
-		if !rt.tk.awake() {
+		if !rt.tk.Awake() {
 			t.Fatal("a request found the process paused while only Run's loop was busy")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	fm.stall.Store(false)
-	if n := rt.tk.pauses.Load(); n != 0 {
+	if n := rt.Counters().Pauses; n != 0 {
 		t.Fatalf("%d pauses recovered from; want 0", n)
 	}
 
 	// A real pause, every goroutine stopped, is still noticed.
-	rt.tk.tick.Store(rt.tk.mono() - int64(time.Hour))
-	if rt.tk.awake() {
+	rt.tk.NotePause()
+	if rt.tk.Awake() {
 		t.Fatal("a gap of an hour since the last tick went unnoticed")
 	}
-	if n := rt.tk.pauses.Load(); n != 1 {
+	if n := rt.Counters().Pauses; n != 1 {
 		t.Fatalf("%d pauses recovered from; want 1", n)
 	}
 }

@@ -57,7 +57,7 @@ func (p *PeerPort) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOp
 // that a read sent after the resume never misses; one that writes (touch,
 // vivify) is refused as a write is, with a miss.
 func (p *PeerPort) Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	if !p.r.tk.awake() && opt != nil && (opt.Touch || opt.Vivify) {
+	if !p.r.tk.Awake() && opt != nil && (opt.Touch || opt.Vivify) {
 		return store.Item{}, dst[:0], store.Miss
 	}
 	rt, owner := p.r.routeHere(key) // a touch or vivify is a write: pushed as Set's
@@ -75,7 +75,7 @@ func (p *PeerPort) Get(ctx context.Context, key []byte, opt *store.GetOptions, d
 // in its view is refused with ErrNotOwner (see Router.routeHere); its
 // sender passes it on to the key's next owner.
 func (p *PeerPort) writeRoute(key []byte) (Route, error) {
-	if !p.r.tk.awake() {
+	if !p.r.tk.Awake() {
 		return Route{}, ErrPaused
 	}
 	rt, owner := p.r.routeHere(key)
@@ -126,13 +126,13 @@ func (p *PeerPort) Touch(ctx context.Context, key []byte, exptime int64) (store.
 // shard's owners.
 func (p *PeerPort) admit(rt *Route, o server.Origin) error {
 	r := p.r
-	if !r.tk.awake() {
+	if !r.tk.Awake() {
 		return ErrPaused
 	}
 	if len(rt.owners) == 0 {
 		return nil
 	}
-	if r.tk.staleEpoch(rt.shard, o.Epoch) {
+	if r.tk.StaleEpoch(rt.shard, o.Epoch) {
 		r.staleEpochs.Add(1)
 		return ErrStaleEpoch
 	}
@@ -153,11 +153,11 @@ func (p *PeerPort) ReplicaSet(key, value []byte, opt *store.SetOptions, o server
 		so = *opt
 	}
 	res = store.Stored
-	p.r.tk.replicaNewer(rt.placed(), key, func(replace bool) {
+	p.r.tk.ReplicaNewer(rt.placed(), key, func(replace bool) {
 		if replace {
 			so.Mode = store.ModeReplace
 		}
-		res, it = p.r.ver.applyCopy(key, value, &so)
+		res, it = p.r.ver.ApplyCopy(key, value, &so)
 	})
 	p.r.replicated.Add(1)
 	return res, it, nil
@@ -176,11 +176,11 @@ func (p *PeerPort) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.
 	if opt != nil && !opt.Invalidate {
 		d = opt.NewCAS
 	}
-	p.r.tk.replica(rt.placed(), key, d != 0, func() bool {
+	p.r.tk.Replica(rt.placed(), key, d != 0, func() bool {
 		if d == 0 {
 			res, it = p.r.st.Delete(key, opt)
 		} else {
-			res, it = p.r.ver.deleteVersioned(key, opt, d)
+			res, it = p.r.ver.DeleteVersioned(key, opt, d)
 		}
 		return res == store.Deleted
 	})
@@ -239,14 +239,14 @@ func (p *PeerPort) DumpDeletes(want []byte, since uint64, emit func(key []byte, 
 // the network: not during a pause, not in a warming shard. A flush_all
 // (nil) is this node's alone.
 func (p *PeerPort) Inline(key []byte) bool {
-	if p.r.tk.recovering() {
+	if p.r.tk.Recovering() {
 		return false
 	}
 	if key == nil {
 		return true // flush_all: this node's store only
 	}
 	rt := p.r.route(key)
-	return !p.r.tk.warming(rt.placed())
+	return !p.r.tk.Warming(rt.placed())
 }
 
 // Start serves a forwarded request at once, or on a goroutine when it may
@@ -300,13 +300,13 @@ func (p *PeerPort) replica(req *server.Request) {
 // now (Inline's cases): a pause or lapse is being recovered from, or the
 // key's shard warms; the write then runs on a goroutine, through Set.
 func (p *PeerPort) writeNow(key []byte) (rt Route, now bool, err error) {
-	if p.r.tk.recovering() {
+	if p.r.tk.Recovering() {
 		return Route{}, false, nil
 	}
 	if rt, err = p.writeRoute(key); err != nil {
 		return rt, true, err
 	}
-	return rt, !p.r.tk.warming(rt.placed()), nil
+	return rt, !p.r.tk.Warming(rt.placed()), nil
 }
 
 // Flush does nothing: the peer port forwards nothing.

@@ -5,6 +5,7 @@ import (
 
 	"shoal/membership"
 	"shoal/repl"
+	"shoal/takeover"
 )
 
 // Route is where one request on one key goes: the key's shard and owners
@@ -93,11 +94,11 @@ func (rt *Route) View() *membership.View { return rt.ps.view }
 
 // placed is rt as takeover sees it: its shard (-1 without owners) in its
 // view.
-func (rt *Route) placed() placement {
+func (rt *Route) placed() takeover.Placement {
 	if len(rt.owners) == 0 {
-		return placement{shard: -1, peers: rt.ps}
+		return takeover.Placement{Shard: -1, Peers: rt.ps}
 	}
-	return placement{shard: rt.shard, peers: rt.ps}
+	return takeover.Placement{Shard: rt.shard, Peers: rt.ps}
 }
 
 // Local reports whether this node serves the request: it is the serving

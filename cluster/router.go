@@ -19,6 +19,7 @@ import (
 	"shoal/protocol"
 	"shoal/repl"
 	"shoal/store"
+	"shoal/takeover"
 	"shoal/tomb"
 )
 
@@ -27,7 +28,7 @@ import (
 var ErrUnavailable = errors.New("cluster: no owner reachable")
 
 // ErrPaused: a peer's request read before this process was paused; its
-// sender has given up on it (see pause.go).
+// sender has given up on it (see takeover/pause.go).
 var ErrPaused = errors.New(strings.TrimPrefix(protocol.ReplyPaused, "SERVER_ERROR "))
 
 // ErrNotOwner: a peer's forwarded write on a key this node does not own
@@ -36,18 +37,18 @@ var ErrPaused = errors.New(strings.TrimPrefix(protocol.ReplyPaused, "SERVER_ERRO
 var ErrNotOwner = errors.New(strings.TrimPrefix(protocol.ReplyNotOwner, "SERVER_ERROR "))
 
 // ErrUnvouched: a write that depends on the item, on a key of a shard
-// this node is taking over that no source answered for (warm.go: settle,
-// own). What this node holds may have been overwritten elsewhere, so it
-// does not build on it; a peer that forwarded the write tries the key's
-// next owner (protocol.ReplyUnvouched).
-var ErrUnvouched = errors.New(strings.TrimPrefix(protocol.ReplyUnvouched, "SERVER_ERROR "))
+// this node is taking over that no source answered for (package
+// takeover: Settle, Own). What this node holds may have been overwritten
+// elsewhere, so it does not build on it; a peer that forwarded the write
+// tries the key's next owner (protocol.ReplyUnvouched).
+var ErrUnvouched = takeover.ErrUnvouched
 
 // ErrConfig reports an unusable RouterConfig.
 var ErrConfig = errors.New("cluster: invalid router config")
 
 // Membership is what a Router needs from the cluster: the current view,
 // gossip's verdict on a member and this node's name, a signal that the
-// view changed, and the lapses of this node's registration (lapse.go).
+// view changed, and the lapses of this node's registration (takeover/lapse.go).
 // Health and Lapses are called concurrently from request goroutines (Lapses
 // on every request), View and Changed from the router's own (Run).
 // *membership.Node implements it.
@@ -89,19 +90,19 @@ type RouterConfig struct {
 	// (Router.Refresh, Router.Missed), its Pool when nil the router's.
 	Replication *repl.Config
 	// PauseAfter is the gap in the heartbeat's ticks after which this
-	// node counts itself as having been paused (pause.go). Zero means 1 s:
+	// node counts itself as having been paused (takeover/pause.go). Zero means 1 s:
 	// the peer request timeout, after which the others fail over.
 	PauseAfter time.Duration
 	// Tombstones bounds the deletes remembered with their version
-	// (versions.go); its zero value means package tomb's defaults.
+	// (takeover/versions.go); its zero value means package tomb's defaults.
 	Tombstones tomb.Config
 	// Restored, when not zero, is when the store's items were saved
 	// before this process restored them (a warm restart, -e): the shards
 	// this node owns then warm by pulling only what changed since
-	// (restart.go).
+	// (takeover/restart.go).
 	Restored time.Time
 	// RestoreMargin is how far before Restored the pull of a warm restart
-	// starts. Zero means 10 s (restart.go).
+	// starts. Zero means 10 s (takeover/restart.go).
 	RestoreMargin time.Duration
 	// MultiGetHold bounds the bytes of other owners' values this node's
 	// multi-gets hold at once (hold.go). Zero means 8 MiB.
@@ -153,12 +154,12 @@ type Router struct {
 	// applied is closed when apply publishes a newer view, and replaced.
 	applied chan struct{}
 
-	tk    takeover       // warm-up, pause, lapse, returns, restart, handoff
-	tombs *tomb.Table    // recent deletes with their version (versions.go)
-	ver   versions       // the store's versioned writes, with tombs
-	push  pusher         // writes to the other owners, and hand-backs (replicate.go, hints.go)
-	hold  *hold          // other owners' values multi-gets hold (hold.go)
-	bg    sync.WaitGroup // members' probes (member.probe), Start's fallbacks, hand-backs
+	tk    takeover.Takeover // warm-up, pause, lapse, returns, restart, handoff
+	tombs *tomb.Table       // recent deletes with their version (takeover/versions.go)
+	ver   takeover.Versions // the store's versioned writes, with tombs
+	push  pusher            // writes to the other owners, and hand-backs (replicate.go, hints.go)
+	hold  *hold             // other owners' values multi-gets hold (hold.go)
+	bg    sync.WaitGroup    // members' probes (member.probe), Start's fallbacks, hand-backs
 	// bgMu orders starting a goroutine of bg against Close's wait for them.
 	bgMu     sync.Mutex
 	bgClosed bool
@@ -235,7 +236,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		cfg.Pool = peer.NewPool(cfg.Peer)
 	}
 	r := &Router{cfg: cfg, self: cfg.Members.Name(), st: cfg.Store, log: cfg.Logger, tombs: tomb.New(cfg.Tombstones), hold: newHold(cfg.MultiGetHold)}
-	r.ver = versions{st: r.st, tombs: r.tombs}
+	r.ver = takeover.Versions{Store: r.st, Tombs: r.tombs}
 	r.peers.Store(&peerSet{})
 	r.applied = make(chan struct{})
 	if cfg.Replication != nil {
@@ -248,7 +249,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		}
 	}
 	r.push = pusher{repl: r.repl, st: r.st, tombs: r.tombs, members: cfg.Members, log: r.log}
-	r.tk.init((*takeoverHost)(r), newTakeoverConfig(cfg, r.repl, r.ver))
+	r.tk.Init((*takeoverHost)(r), takeoverConfig(cfg, r.repl, r.ver))
 	return r, nil
 }
 
@@ -258,10 +259,10 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 func (r *Router) Replicator() *repl.Replicator { return r.repl }
 
 // RegisterOnPause registers f to run when a pause is noticed, before any
-// request runs (pause.go): package node closes the peer port's
+// request runs (takeover/pause.go): package node closes the peer port's
 // connections there, whose buffered requests their senders gave up on.
 // It must be called before Run.
-func (r *Router) RegisterOnPause(f func()) { r.tk.onPause = append(r.tk.onPause, f) }
+func (r *Router) RegisterOnPause(f func()) { r.tk.OnPause(f) }
 
 func (ps *peerSet) get(name string) *member {
 	if ps == nil {
@@ -270,7 +271,7 @@ func (ps *peerSet) get(name string) *member {
 	return ps.byName[name]
 }
 
-// View is the view of ps (peerView).
+// View is the view of ps (takeover.PeerView).
 func (ps *peerSet) View() *membership.View {
 	if ps == nil {
 		return nil
@@ -278,30 +279,20 @@ func (ps *peerSet) View() *membership.View {
 	return ps.view
 }
 
-// Peer is the member named name as takeover sees it (peerView); nil when
-// it has no client in ps.
-func (ps *peerSet) Peer(name string) source {
+// Peer is the member named name as takeover sees it (takeover.PeerView);
+// nil when it has no client in ps.
+func (ps *peerSet) Peer(name string) takeover.Source {
 	if m := ps.get(name); m != nil {
 		return m
 	}
 	return nil
 }
 
-// takeoverHost is the router as takeover sees it (host): the current
-// view with its members, the view lock, the hints owed.
-type takeoverHost Router
-
-func (h *takeoverHost) current() peerView     { return h.peers.Load() }
-func (h *takeoverHost) viewLock() sync.Locker { return &h.mu }
-func (h *takeoverHost) owe(member string, shard int, from uint64) {
-	h.push.hints.owe(member, shard, from)
-}
-
 // routed decides the route of a client's request on key. A request runs
 // even when it is the one that finds the process was paused: it is routed
 // after the recovery (the client is still waiting for its answer).
 func (r *Router) routed(key []byte) Route {
-	r.tk.awake()
+	r.tk.Awake()
 	return r.route(key)
 }
 

@@ -33,7 +33,12 @@ type Counters struct {
 
 // Counters returns the router's counters.
 func (r *Router) Counters() Counters {
-	t := r.tk.counters()
+	k := r.tk.Counters()
+	t := Counters{
+		WarmShards: k.WarmShards, Pulled: k.Pulled, Dropped: k.Dropped, ReadThrough: k.ReadThrough,
+		DeltaShards: k.DeltaShards, DeltaRefused: k.DeltaRefused, Pauses: k.Pauses, Lapses: k.Lapses,
+		Reverified: k.Reverified,
+	}
 	t.ReplicaWrites, t.ReplicaStaleEpochs = r.replicated.Load(), r.staleEpochs.Load()
 	t.HintMembers, t.HintShards, t.HandedBack = r.push.hints.stats()
 	t.Tombstones, _, t.TombstonesEvicted = r.tombs.Stats()

@@ -27,13 +27,13 @@ import (
 // when every goroutine it started has stopped.
 func (r *Router) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Go(func() { r.tk.runWarm(ctx) })
-	wg.Go(func() { r.tk.heartbeat(ctx) })
+	wg.Go(func() { r.tk.RunWarm(ctx) })
+	wg.Go(func() { r.tk.Heartbeat(ctx) })
 	r.mu.Lock()
-	r.tk.begin(r.peers.Load().view) // what this node owns already
-	r.push.numberShards(r.peers.Load().view, r.tk.running)
+	r.tk.Begin(r.peers.Load().view) // what this node owns already
+	r.push.numberShards(r.peers.Load().view, r.tk.Running())
 	r.mu.Unlock()
-	r.tk.kick()
+	r.tk.Kick()
 	r.apply()
 	t := time.NewTicker(tickEvery)
 	defer func() { t.Stop(); wg.Wait() }()
@@ -48,9 +48,9 @@ func (r *Router) Run(ctx context.Context) error {
 			continue
 		case <-t.C:
 		}
-		r.tk.checkLapse()
+		r.tk.CheckLapse()
 		r.apply()
-		r.tk.noticeReturns(&rs, time.Now())
+		r.tk.NoticeReturns(&rs, time.Now())
 		r.push.handBackDue(ctx, r.peers.Load(), r.spawn)
 	}
 }
@@ -87,8 +87,8 @@ func (r *Router) apply() {
 		r.mu.Unlock()
 		return
 	}
-	r.tk.transition(old.view, v)
-	r.push.numberShards(v, r.tk.running)
+	r.tk.Transition(old.view, v)
+	r.push.numberShards(v, r.tk.Running())
 	ps := &peerSet{view: v, byName: make(map[string]*member, len(v.Members))}
 	for _, m := range v.Members {
 		if m.Name == r.self || m.PeerAddr == "" {
@@ -110,7 +110,7 @@ func (r *Router) apply() {
 	close(r.applied)
 	r.applied = make(chan struct{})
 	r.mu.Unlock()
-	r.tk.kick() // the warm-up transition claimed pulls by the view published now
+	r.tk.Kick() // the warm-up transition claimed pulls by the view published now
 	for name, o := range old.byName {
 		if ps.byName[name] != o {
 			// Its in-flight requests fail over. Close waits for the

@@ -150,7 +150,7 @@ func waitMembers(t *testing.T, nodes ...*fullNode) {
 func waitWarm(t *testing.T, n *fullNode) {
 	t.Helper()
 	testutil.WaitUntil(t, 10*time.Second, n.name+" to finish warming", func() (bool, string) {
-		active := n.router.tk.w.active.Load()
+		active := n.router.Counters().WarmShards
 		return active == 0, fmt.Sprintf("%d shards still warming", active)
 	})
 }
@@ -187,7 +187,7 @@ func TestWarmJoin(t *testing.T) {
 	for i := range n {
 		k := fmt.Sprintf("wj-%d", i)
 		if _, _, res := b.st.Get([]byte(k), &store.GetOptions{NoBump: true}, nil); res != store.Hit {
-			t.Fatalf("%s not in b's store after warm-up (pulled %d, read through %d)", k, b.router.tk.w.pulled.Load(), b.router.tk.w.fetched.Load())
+			t.Fatalf("%s not in b's store after warm-up (pulled %d, read through %d)", k, b.router.Counters().Pulled, b.router.Counters().ReadThrough)
 		}
 	}
 }
@@ -218,16 +218,16 @@ func TestWarmAfterPause(t *testing.T) {
 			testutil.WaitFor(t, 5*time.Second, n.name+" to hold "+string(k), func() bool { _, _, res := n.st.Get(k, nil, nil); return res == store.Hit })
 		}
 		if i == 0 {
-			b.router.ver.deleteVersioned(k, nil, 0) // as an owner deletes: with a tombstone
+			b.router.ver.DeleteVersioned(k, nil, 0) // as an owner deletes: with a tombstone
 			continue
 		}
 		b.st.Set(k, []byte("new"), &store.SetOptions{})
 	}
 	// The last tick was long ago: a pause, noticed by the next request or
 	// the next tick, whichever comes first.
-	a.router.tk.tick.Store(a.router.tk.mono() - int64(time.Hour))
+	a.router.tk.NotePause()
 	ca.Get("wp-1")
-	testutil.WaitFor(t, 5*time.Second, "a pause on a's router", func() bool { return a.router.tk.pauses.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "a pause on a's router", func() bool { return a.router.Counters().Pauses == 1 })
 	for i := range n {
 		k := fmt.Sprintf("wp-%d", i)
 		it, err := ca.Get(k)
@@ -250,7 +250,7 @@ func TestWarmAfterPause(t *testing.T) {
 		if _, v, res := a.st.Get(k, nil, nil); res != store.Hit || string(v) != "new" {
 			vw := a.node.View()
 			t.Fatalf("a's store holds %q (%v) for %s after warm-up (owners %v; pulled %d dropped %d read through %d)", v, res, k,
-				vw.Ring.Owners(vw.Ring.Shard(k)), a.router.tk.w.pulled.Load(), a.router.tk.w.dropped.Load(), a.router.tk.w.fetched.Load())
+				vw.Ring.Owners(vw.Ring.Shard(k)), a.router.Counters().Pulled, a.router.Counters().Dropped, a.router.Counters().ReadThrough)
 		}
 	}
 }

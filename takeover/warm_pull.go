@@ -1,4 +1,4 @@
-package cluster
+package takeover
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"shoal/store"
 )
 
-// runWarm is the warm-up worker: it pulls the queued shards until ctx ends.
-func (t *takeover) runWarm(ctx context.Context) {
+// RunWarm is the warm-up worker: it pulls the queued shards until ctx ends.
+func (t *Takeover) RunWarm(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -27,7 +27,7 @@ func (t *takeover) runWarm(ctx context.Context) {
 // pullQueued drops what may be stale in the queued shards, then pulls each
 // from its first source that answers; a shard no source serves ends its
 // warm-up with what this node holds.
-func (t *takeover) pullQueued(ctx context.Context) {
+func (t *Takeover) pullQueued(ctx context.Context) {
 	q := t.takeQueued()
 	if q.anyDrop {
 		t.dropStale(q.drop, q.keepFrom)
@@ -38,7 +38,7 @@ func (t *takeover) pullQueued(ctx context.Context) {
 	p := &pullRun{t: t, q: q, tried: map[int]int{}, rounds: map[int]int{}}
 	var bo backoff
 	for shards := q.shards; len(shards) > 0 && ctx.Err() == nil; {
-		ps := t.h.current()
+		ps := t.h.Current()
 		if v := ps.View(); v == nil || v.Ring == nil {
 			// Claimed before any view was published: back in the
 			// queue, for the wake that follows the publication.
@@ -70,10 +70,10 @@ type queued struct {
 // lock: apply
 // claims and publishes a view under it, so the view the worker loads
 // next is at least the one every shard taken was claimed in.
-func (t *takeover) takeQueued() queued {
+func (t *Takeover) takeQueued() queued {
 	w := &t.w
-	t.h.viewLock().Lock()
-	defer t.h.viewLock().Unlock()
+	t.h.ViewLock().Lock()
+	defer t.h.ViewLock().Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	q := queued{shards: w.queue, claims: make(map[int]uint64, len(w.queue)), drop: make([]bool, len(w.flags)), keepFrom: w.keepFrom}
@@ -87,9 +87,9 @@ func (t *takeover) takeQueued() queued {
 	clear(w.drop)
 	if w.dropOthers {
 		w.dropOthers = false
-		if v := t.h.current().View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(q.drop) {
+		if v := t.h.Current().View(); v != nil && v.Ring != nil && v.Ring.NumShards() == len(q.drop) {
 			for s := range q.drop {
-				if !slices.Contains(v.Ring.Owners(s), t.self) {
+				if !slices.Contains(v.Ring.Owners(s), t.Self) {
 					q.drop[s], q.anyDrop = true, true
 				}
 			}
@@ -102,7 +102,7 @@ func (t *takeover) takeQueued() queued {
 // pullRun is one pullQueued: per shard, the sources tried so far and the
 // rounds in which every source failed.
 type pullRun struct {
-	t       *takeover
+	t       *Takeover
 	q       queued
 	mu      sync.Mutex  // guards tried while pulls run
 	tried   map[int]int // per shard: sources tried
@@ -113,14 +113,14 @@ type pullRun struct {
 // dumpSource is a member to pull shards from, whole or by what changed
 // since.
 type dumpSource struct {
-	m     source
+	m     Source
 	since uint64
 }
 
 // bySource groups shards by the next source to try for each. A shard with
 // none left is retried later when only a source can vouch for what this
 // node holds, else it ends its warm-up with that.
-func (p *pullRun) bySource(ps peerView, shards []int) map[dumpSource][]int {
+func (p *pullRun) bySource(ps PeerView, shards []int) map[dumpSource][]int {
 	w := &p.t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -130,7 +130,7 @@ func (p *pullRun) bySource(ps peerView, shards []int) map[dumpSource][]int {
 			continue // no longer ours
 		}
 		src := w.src[s]
-		var m source
+		var m Source
 		for p.tried[s] < len(src) && m == nil {
 			name := src[p.tried[s]]
 			p.tried[s]++
@@ -184,7 +184,7 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g dumpSource
 	err := t.pull(ctx, v, g.m, ss, g.since)
 	switch {
 	case g.since != 0 && errors.Is(err, peer.ErrNoDelta):
-		t.log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", g.m.Name(), "shards", len(ss))
+		t.Log.Info("warm restart: the source cannot tell what changed; pulling in full", "peer", g.m.Name(), "shards", len(ss))
 		t.wipeForFull(ss)
 		p.mu.Lock()
 		for _, s := range ss {
@@ -193,7 +193,7 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g dumpSource
 		p.mu.Unlock()
 		return ss
 	case err != nil:
-		t.log.Warn("warm-up pull failed", "peer", g.m.Name(), "shards", len(ss), "err", err)
+		t.Log.Warn("warm-up pull failed", "peer", g.m.Name(), "shards", len(ss), "err", err)
 		g.m.Failed(ctx, err)
 		return ss // each goes on to its next source
 	}
@@ -203,7 +203,7 @@ func (p *pullRun) pullFrom(ctx context.Context, v *membership.View, g dumpSource
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, s := range ss {
-		if w.claims[s] == p.q.claims[s] && slices.Contains(v.Ring.Owners(s), t.self) {
+		if w.claims[s] == p.q.claims[s] && slices.Contains(v.Ring.Owners(s), t.Self) {
 			// Pulled after its drop. Not when pulled in a view in
 			// which this node does not own it (a late view after a
 			// lapse, transition): what it pulled then gets no writes
@@ -241,7 +241,7 @@ func (b *backoff) wait(ctx context.Context) {
 // deletes it remembers there (an item older than the delete goes); with
 // since, only those of that version or newer (peer.ErrNoDelta when m
 // cannot tell).
-func (t *takeover) pull(ctx context.Context, v *membership.View, m source, ss []int, since uint64) error {
+func (t *Takeover) pull(ctx context.Context, v *membership.View, m Source, ss []int, since uint64) error {
 	want := make([]byte, (len(t.w.flags)+7)/8)
 	for _, s := range ss {
 		want[s/8] |= 1 << (s % 8)
@@ -256,11 +256,11 @@ func (t *takeover) pull(ctx context.Context, v *membership.View, m source, ss []
 			if it.CAS == 0 {
 				break // no version: nothing to order it by
 			}
-			if res, _ := t.ver.deleteVersioned(key, nil, it.CAS); res == store.Deleted {
+			if res, _ := t.Versions.DeleteVersioned(key, nil, it.CAS); res == store.Deleted {
 				w.dropped.Add(1)
 			}
 		default:
-			t.ver.applyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: exptimeAt(t.st, it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
+			t.Versions.ApplyCopy(key, it.Value, &store.SetOptions{Flags: it.Flags, Exptime: exptimeAt(t.Store, it.TTL), NewCAS: it.CAS, KeyBinary: it.KeyBinary})
 			w.pulled.Add(1)
 		}
 		w.mu.Unlock()
@@ -272,20 +272,20 @@ func (t *takeover) pull(ctx context.Context, v *membership.View, m source, ss []
 // fresh keys of warming shards and, when keepFrom is set, the items with a
 // CAS at or above it (written since a lapse's cut): what this node held
 // from before a pause or a cut may have been overwritten or deleted.
-func (t *takeover) dropStale(drop []bool, keepFrom uint64) {
-	v := t.h.current().View()
+func (t *Takeover) dropStale(drop []bool, keepFrom uint64) {
+	v := t.h.Current().View()
 	if v == nil || v.Ring == nil {
 		return
 	}
 	w := &t.w
-	t.st.Range(func(key []byte, it store.Item, _ []byte) bool {
+	t.Store.Range(func(key []byte, it store.Item, _ []byte) bool {
 		s := v.Ring.Shard(key)
 		if s >= len(drop) || !drop[s] || (keepFrom != 0 && it.CAS >= keepFrom) {
 			return true
 		}
 		w.mu.Lock()
 		if _, fresh := w.fresh[string(key)]; !fresh || !w.flags[s].Load() {
-			if res, _ := t.st.Delete(key, &store.DeleteOptions{CAS: it.CAS}); res == store.Deleted {
+			if res, _ := t.Store.Delete(key, &store.DeleteOptions{CAS: it.CAS}); res == store.Deleted {
 				w.dropped.Add(1)
 			}
 		}

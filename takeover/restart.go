@@ -1,4 +1,4 @@
-package cluster
+package takeover
 
 import "time"
 
@@ -63,7 +63,7 @@ func versionAt(t time.Time) uint64 { return uint64(t.UnixMilli()) << 16 }
 // wipeForFull drops the local items of warming shards ss (but the keys
 // settled meanwhile) and marks them to be pulled whole: their source could
 // not tell what changed since the restart's save.
-func (t *takeover) wipeForFull(ss []int) {
+func (t *Takeover) wipeForFull(ss []int) {
 	w := &t.w
 	drop := make([]bool, len(w.flags))
 	w.mu.Lock()

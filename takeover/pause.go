@@ -1,4 +1,4 @@
-package cluster
+package takeover
 
 import (
 	"context"
@@ -32,19 +32,19 @@ import (
 // (so it has not given up and written elsewhere), asks again (walk), now
 // served. Neither is seen by the client as an error or a miss.
 
-// tickEvery is how often the heartbeat proves the process is running.
-const tickEvery = 100 * time.Millisecond
+// TickEvery is how often the heartbeat proves the process is running.
+const TickEvery = 100 * time.Millisecond
 
-// heartbeat ticks for pause detection until ctx ends, on a goroutine that
+// Heartbeat ticks for pause detection until ctx ends, on a goroutine that
 // does nothing else. Run's own loop applies views, closes the clients of
 // members that left and re-verifies shards; any of that may take longer
 // than PauseAfter (closing the client of a member cut off waits out its
 // dial), and a tick late for that reason is not a pause: e2e/history saw
 // both healthy nodes of a cluster "recover" from a 1.02 s gap right after
 // a partition healed, dropping every shard they owned at once.
-func (t *takeover) heartbeat(ctx context.Context) {
+func (t *Takeover) Heartbeat(ctx context.Context) {
 	t.tick.Store(t.mono())
-	tk := time.NewTicker(tickEvery)
+	tk := time.NewTicker(TickEvery)
 	defer tk.Stop()
 	for {
 		select {
@@ -52,26 +52,26 @@ func (t *takeover) heartbeat(ctx context.Context) {
 			return
 		case <-tk.C:
 		}
-		if t.awake() {
+		if t.Awake() {
 			t.tick.Store(t.mono())
 		}
 	}
 }
 
 // mono is nanoseconds on the monotonic clock since the router started.
-func (t *takeover) mono() int64 { return int64(time.Since(t.born)) + 1 }
+func (t *Takeover) mono() int64 { return int64(time.Since(t.born)) + 1 }
 
-// awake reports whether the process ran without a pause since the last
+// Awake reports whether the process ran without a pause since the last
 // tick. When it did not, it recovers (once, whichever caller notices
 // first) and reports false: the caller must not run its request.
-func (t *takeover) awake() bool {
-	t.checkLapse()
+func (t *Takeover) Awake() bool {
+	t.CheckLapse()
 	last := t.tick.Load()
 	if last == 0 {
 		return true // Run has not started: no ticks to compare with
 	}
 	now := t.mono()
-	if now-last < int64(t.pauseAfter) {
+	if now-last < int64(t.PauseAfter) {
 		return true
 	}
 	t.pauseMu.Lock()
@@ -86,21 +86,21 @@ func (t *takeover) awake() bool {
 
 // recoverFromPause drops and re-pulls every shard this node owns; t.pauseMu
 // is held.
-func (t *takeover) recoverFromPause(gap time.Duration) {
+func (t *Takeover) recoverFromPause(gap time.Duration) {
 	t.pauses.Add(1)
-	t.log.Warn("process was paused; dropping connections and re-pulling owned shards", "gap", gap)
+	t.Log.Warn("process was paused; dropping connections and re-pulling owned shards", "gap", gap)
 	for _, f := range t.onPause {
 		f()
 	}
-	if t.repl != nil {
-		t.repl.Discard() // it predates what the others took meanwhile
+	if t.Repl != nil {
+		t.Repl.Discard() // it predates what the others took meanwhile
 	}
-	v := t.h.current().View()
+	v := t.h.Current().View()
 	if v == nil || v.Ring == nil {
 		return
 	}
-	t.h.viewLock().Lock()
-	defer t.h.viewLock().Unlock()
+	t.h.ViewLock().Lock()
+	defer t.h.ViewLock().Unlock()
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -112,12 +112,12 @@ func (t *takeover) recoverFromPause(gap time.Duration) {
 	var cs []claim
 	for s := range v.Ring.NumShards() {
 		owners := v.Ring.Owners(s)
-		if !slices.Contains(owners, t.self) {
+		if !slices.Contains(owners, t.Self) {
 			continue
 		}
-		src := others(nil, owners, t.self)
+		src := others(nil, owners, t.Self)
 		if without != nil {
-			src = others(src, without.Owners(s), t.self)
+			src = others(src, without.Owners(s), t.Self)
 		}
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
@@ -129,7 +129,7 @@ func (t *takeover) recoverFromPause(gap time.Duration) {
 
 // pausedNow reports, without recovering, whether a pause would be noticed
 // now (awake would report false).
-func (t *takeover) pausedNow() bool {
+func (t *Takeover) pausedNow() bool {
 	last := t.tick.Load()
-	return last != 0 && t.mono()-last >= int64(t.pauseAfter)
+	return last != 0 && t.mono()-last >= int64(t.PauseAfter)
 }

@@ -1,4 +1,4 @@
-package cluster
+package takeover
 
 import (
 	"context"
@@ -215,7 +215,7 @@ func (w *warm) finish(s int) {
 // trySource reports whether a warming shard may be read or pulled from
 // m: when usable, or when the shard was wiped and m is in the view at all
 // (its request times out if m is really gone).
-func trySource(m source, wiped bool) bool {
+func trySource(m Source, wiped bool) bool {
 	if wiped {
 		return m != nil
 	}
@@ -245,11 +245,11 @@ func sameOwners(a, b []string) bool {
 	return true
 }
 
-// transition starts warm-up of the shards this node owns in nv but did
+// Transition starts warm-up of the shards this node owns in nv but did
 // not own in old (every owned shard when old is nil: the process just
 // started). The view lock is held; the caller publishes nv, then wakes the
 // worker.
-func (t *takeover) transition(old, nv *membership.View) {
+func (t *Takeover) Transition(old, nv *membership.View) {
 	if nv == nil || nv.Ring == nil || !t.running {
 		return
 	}
@@ -259,7 +259,7 @@ func (t *takeover) transition(old, nv *membership.View) {
 	defer w.mu.Unlock()
 	w.init(n)
 	if len(w.flags) != n {
-		t.log.Error("shard count changed; warm-up disabled", "was", len(w.flags), "now", n)
+		t.Log.Error("shard count changed; warm-up disabled", "was", len(w.flags), "now", n)
 		return
 	}
 	if old != nil && (old.Ring == nil || old.Ring.NumShards() != n) {
@@ -269,14 +269,14 @@ func (t *takeover) transition(old, nv *membership.View) {
 	if old == nil {
 		without = t.ringWithout(nv)
 	}
-	if slices.Contains(nv.Ring.Nodes(), t.self) {
+	if slices.Contains(nv.Ring.Nodes(), t.Self) {
 		w.restoredView(n)
 	}
 	var cs []claim
-	owedFrom := uint64(time.Now().Add(-viewOwedFor).UnixMilli()) << 16
+	owedFrom := uint64(time.Now().Add(-t.OwedFor).UnixMilli()) << 16
 	for s := range n {
 		owners := nv.Ring.Owners(s)
-		in := slices.Contains(owners, t.self)
+		in := slices.Contains(owners, t.Self)
 		var prev []string
 		if old != nil {
 			prev = old.Ring.Owners(s)
@@ -284,20 +284,20 @@ func (t *takeover) transition(old, nv *membership.View) {
 				w.changedAt[s] = nv.Epoch
 			}
 		}
-		wasIn := slices.Contains(prev, t.self)
+		wasIn := slices.Contains(prev, t.Self)
 		if wasIn {
 			for _, o := range owners {
-				if o != t.self && !slices.Contains(prev, o) {
-					t.h.owe(o, s, owedFrom)
+				if o != t.Self && !slices.Contains(prev, o) {
+					t.h.Owe(o, s, owedFrom)
 				}
 			}
 		}
 		switch {
 		case in && (old == nil || !wasIn):
-			src := others(nil, prev, t.self)
-			src = others(src, owners, t.self)
+			src := others(nil, prev, t.Self)
+			src = others(src, owners, t.Self)
 			if without != nil {
-				src = others(src, without.Owners(s), t.self)
+				src = others(src, without.Owners(s), t.Self)
 			}
 			cs = append(cs, claim{shard: s, src: src, since: w.restoredSince(s)})
 		case !in && wasIn && !w.wiped[s]:
@@ -318,14 +318,14 @@ func (t *takeover) transition(old, nv *membership.View) {
 
 // ringWithout returns v's ring without this node, or nil when this node
 // is not in it or is alone.
-func (t *takeover) ringWithout(v *membership.View) *ring.Ring {
+func (t *Takeover) ringWithout(v *membership.View) *ring.Ring {
 	nodes := v.Ring.Nodes()
-	if !slices.Contains(nodes, t.self) || len(nodes) < 2 {
+	if !slices.Contains(nodes, t.Self) || len(nodes) < 2 {
 		return nil
 	}
 	rest := make([]string, 0, len(nodes)-1)
 	for _, n := range nodes {
-		if n != t.self {
+		if n != t.Self {
 			rest = append(rest, n)
 		}
 	}
@@ -334,33 +334,33 @@ func (t *takeover) ringWithout(v *membership.View) *ring.Ring {
 
 // ringWith returns v's ring with this node added, or nil when it is in it
 // already.
-func (t *takeover) ringWith(v *membership.View) *ring.Ring {
+func (t *Takeover) ringWith(v *membership.View) *ring.Ring {
 	nodes := v.Ring.Nodes()
-	if slices.Contains(nodes, t.self) {
+	if slices.Contains(nodes, t.Self) {
 		return nil
 	}
-	return t.ringOf(v, append(slices.Clone(nodes), t.self))
+	return t.ringOf(v, append(slices.Clone(nodes), t.Self))
 }
 
 // ringOf returns the ring of nodes with v's settings, or nil.
-func (t *takeover) ringOf(v *membership.View, nodes []string) *ring.Ring {
+func (t *Takeover) ringOf(v *membership.View, nodes []string) *ring.Ring {
 	rg, err := ring.New(ring.Config{Shards: v.Settings.Shards, VNodes: v.Settings.VNodes, Replicas: v.Settings.Replicas}, nodes, v.Epoch)
 	if err != nil {
-		t.log.Error("cannot build a ring for warm-up", "nodes", nodes, "err", err)
+		t.Log.Error("cannot build a ring for warm-up", "nodes", nodes, "err", err)
 		return nil
 	}
 	return rg
 }
 
-// warming reports whether the shard of at warms now.
-func (t *takeover) warming(at placement) bool {
-	if t.w.active.Load() == 0 || at.shard < 0 {
+// Warming reports whether the shard of at warms now.
+func (t *Takeover) Warming(at Placement) bool {
+	if t.w.active.Load() == 0 || at.Shard < 0 {
 		return false
 	}
-	return at.shard < len(t.w.flags) && t.w.flags[at.shard].Load()
+	return at.Shard < len(t.w.flags) && t.w.flags[at.Shard].Load()
 }
 
-// settle makes key fresh when its shard warms: the local store gets what
+// Settle makes key fresh when its shard warms: the local store gets what
 // a source holds for it, by version (a newer copy or a newer delete the
 // source remembers wins), or loses it when the source has none, but for a
 // merge and for what a lapse keeps (keptFrom). When no source answers,
@@ -372,27 +372,27 @@ func (t *takeover) warming(at placement) bool {
 // the key goes as the drop takes it, and what the drop keeps (a version
 // at or above keptFrom: written since the cut, or in the moments before
 // it that this node cannot tell from after) is kept but not vouched for:
-// settle reports false, and a read misses. Right after a heal a node's
+// Settle reports false, and a read misses. Right after a heal a node's
 // own connects can fail for a second (its neighbour entries for the
 // others expire while the others already reach it); serving the local
 // copy then served values overwritten or deleted during the cut
 // (TestClusterPartitionedNode).
-func (t *takeover) settle(ctx context.Context, at placement, key []byte) (vouched bool) {
-	if !t.warming(at) {
+func (t *Takeover) Settle(ctx context.Context, at Placement, key []byte) (vouched bool) {
+	if !t.Warming(at) {
 		return true
 	}
 	var bo time.Duration
 	for {
 		answered, wiped, deadline := t.settleOnce(ctx, at, key)
-		if !answered && ctx.Err() != nil && t.warming(at) {
+		if !answered && ctx.Err() != nil && t.Warming(at) {
 			return false // the request is gone: vouch for nothing, drop nothing
 		}
-		if answered || !wiped || !t.warming(at) {
+		if answered || !wiped || !t.Warming(at) {
 			return true
 		}
 		now := time.Now()
 		if !now.Before(deadline) {
-			return !t.dropUnsettled(at.shard, key)
+			return !t.dropUnsettled(at.Shard, key)
 		}
 		bo = min(max(2*bo, 20*time.Millisecond), 200*time.Millisecond)
 		sleep(ctx, min(bo, deadline.Sub(now)))
@@ -409,11 +409,11 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// settleWait is how long settle tries the sources of a wiped shard: twice
+// SettleWait is how long Settle tries the sources of a wiped shard: twice
 // the peer request timeout, so that a peer forwarding the read gives up
 // first and asks the key's next owner.
-func (t *takeover) settleWait() time.Duration {
-	d := t.peerTimeout
+func (t *Takeover) SettleWait() time.Duration {
+	d := t.PeerTimeout
 	if d <= 0 {
 		d = time.Second
 	}
@@ -424,8 +424,8 @@ func (t *takeover) settleWait() time.Duration {
 // settled (or was already, or its shard no longer warms); wiped: its
 // shard's local copy is no fallback; until: when none answered, the last
 // of the sources' give-up times (w.unreached).
-func (t *takeover) settleOnce(ctx context.Context, at placement, key []byte) (answered, wiped bool, until time.Time) {
-	s := at.shard
+func (t *Takeover) settleOnce(ctx context.Context, at Placement, key []byte) (answered, wiped bool, until time.Time) {
+	s := at.Shard
 	w := &t.w
 	w.mu.Lock()
 	_, done := w.fresh[string(key)]
@@ -446,7 +446,7 @@ func (t *takeover) settleOnce(ctx context.Context, at placement, key []byte) (an
 		}
 	}()
 	for _, name := range src {
-		m := at.peers.Peer(name)
+		m := at.Peers.Peer(name)
 		if !trySource(m, wiped) {
 			silent = append(silent, name)
 			continue
@@ -471,11 +471,11 @@ func (t *takeover) settleOnce(ctx context.Context, at placement, key []byte) (an
 // giveUpAt records the sources of a wiped shard that did not answer
 // (w.unreached) and returns the last of their give-up times: settle stops
 // waiting for a source settleWait after it first failed.
-func (t *takeover) giveUpAt(silent []string) time.Time {
+func (t *Takeover) giveUpAt(silent []string) time.Time {
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	give := time.Now().Add(t.settleWait())
+	give := time.Now().Add(t.SettleWait())
 	until := give
 	for i, name := range silent {
 		t, ok := w.unreached[name]
@@ -501,8 +501,8 @@ type sourceLacks struct {
 
 // settled applies source name's answer for key (pit, hit) to the local
 // store, by version, and marks the key fresh (see settle).
-func (t *takeover) settled(at placement, key []byte, name string, pit *peer.Item, hit bool, lacks sourceLacks) {
-	s := at.shard
+func (t *Takeover) settled(at Placement, key []byte, name string, pit *peer.Item, hit bool, lacks sourceLacks) {
+	s := at.Shard
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -510,7 +510,7 @@ func (t *takeover) settled(at placement, key []byte, name string, pit *peer.Item
 	_, done := w.fresh[string(key)]
 	switch {
 	case done:
-	case !w.flags[s].Load() && t.h.current().View() == at.peers.View():
+	case !w.flags[s].Load() && t.h.Current().View() == at.Peers.View():
 		// The warm-up ended while the source answered (in the same
 		// view: the shard is still this node's): its copy is still
 		// applied by version (newest wins, remembered deletes stand),
@@ -525,9 +525,9 @@ func (t *takeover) settled(at placement, key []byte, name string, pit *peer.Item
 			switch {
 			case lacks.merge:
 			case lacks.wiped && lacks.keptFrom != 0:
-				t.st.Delete(key, &store.DeleteOptions{Before: lacks.keptFrom})
+				t.Store.Delete(key, &store.DeleteOptions{Before: lacks.keptFrom})
 			default:
-				t.st.Delete(key, nil)
+				t.Store.Delete(key, nil)
 			}
 		}
 		w.fresh[string(key)] = false
@@ -538,12 +538,12 @@ func (t *takeover) settled(at placement, key []byte, name string, pit *peer.Item
 // applySourced applies a source's copy of key (a hit) or its delete (a
 // miss with the delete's version) by version; false when the source had
 // neither.
-func (t *takeover) applySourced(key []byte, pit *peer.Item, hit bool) bool {
+func (t *Takeover) applySourced(key []byte, pit *peer.Item, hit bool) bool {
 	switch {
 	case hit:
-		t.ver.applyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: exptimeAt(t.st, pit.TTL), NewCAS: pit.CAS})
+		t.Versions.ApplyCopy(key, pit.Value, &store.SetOptions{Flags: pit.Flags, Exptime: exptimeAt(t.Store, pit.TTL), NewCAS: pit.CAS})
 	case pit.Deleted:
-		t.ver.deleteVersioned(key, nil, pit.CAS)
+		t.Versions.DeleteVersioned(key, nil, pit.CAS)
 	default:
 		return false
 	}
@@ -556,7 +556,7 @@ func (t *takeover) applySourced(key []byte, pit *peer.Item, hit bool) bool {
 // unsettled: the pull, or a read once a source answers, still brings the
 // source's copy. It reports whether the key is still unvouched for: it
 // is kept by version only, or its shard is still wiped.
-func (t *takeover) dropUnsettled(s int, key []byte) bool {
+func (t *Takeover) dropUnsettled(s int, key []byte) bool {
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -567,22 +567,22 @@ func (t *takeover) dropUnsettled(s int, key []byte) bool {
 	if w.drop[s] {
 		keep = w.keepFrom // the drop to come keeps from there
 	}
-	if res, _ := t.st.Delete(key, &store.DeleteOptions{Before: keep}); res == store.Deleted {
+	if res, _ := t.Store.Delete(key, &store.DeleteOptions{Before: keep}); res == store.Deleted {
 		w.dropped.Add(1)
 	}
 	return true
 }
 
-// own runs a local write of key. When its shard warms, a write that
+// Own runs a local write of key. When its shard warms, a write that
 // depends on the current item (rmw) first settles the key, and fails
 // with ErrUnvouched when settle cannot vouch for it; the write marks the
 // key as this node's own.
-func (t *takeover) own(ctx context.Context, at placement, key []byte, rmw bool, op func() bool) (changed bool, err error) {
-	if !t.warming(at) {
+func (t *Takeover) Own(ctx context.Context, at Placement, key []byte, rmw bool, op func() bool) (changed bool, err error) {
+	if !t.Warming(at) {
 		return op(), nil
 	}
-	s := at.shard
-	if rmw && !t.settle(ctx, at, key) {
+	s := at.Shard
+	if rmw && !t.Settle(ctx, at, key) {
 		// Not vouched for: no source answered, and what this node holds
 		// may have been overwritten or deleted elsewhere meanwhile. A
 		// read misses; a write that depends on the item fails, or it
@@ -599,18 +599,18 @@ func (t *takeover) own(ctx context.Context, at placement, key []byte, rmw bool, 
 	return changed, nil
 }
 
-// replicaNewer runs a replicated set of key, which the store applies only
+// ReplicaNewer runs a replicated set of key, which the store applies only
 // over an older item (newest wins, so it may overwrite a write this node
 // made since warm-up began: that one is older). When the shard warms and
 // this node wrote the key itself since warm-up began, op gets replace
 // true: a key this node deleted meanwhile stays deleted (a delete has no
 // version to compare). The key is settled when its shard warms.
-func (t *takeover) replicaNewer(at placement, key []byte, op func(replace bool)) {
-	if !t.warming(at) {
+func (t *Takeover) ReplicaNewer(at Placement, key []byte, op func(replace bool)) {
+	if !t.Warming(at) {
 		op(false)
 		return
 	}
-	s := at.shard
+	s := at.Shard
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -621,7 +621,7 @@ func (t *takeover) replicaNewer(at placement, key []byte, op func(replace bool))
 	}
 }
 
-// replica runs a replicated delete of key (op reports whether it removed
+// Replica runs a replicated delete of key (op reports whether it removed
 // an item). When its shard warms and this node wrote the key itself since
 // warm-up began, an unversioned delete (versioned false: from a sender
 // that sends no version) is skipped, as it cannot be ordered against that
@@ -629,12 +629,12 @@ func (t *takeover) replicaNewer(at placement, key []byte, op func(replace bool))
 // Skipping those too kept a write made here during the warm-up after the
 // cluster had deleted the key later, and the pull leaves a fresh key
 // alone.
-func (t *takeover) replica(at placement, key []byte, versioned bool, op func() (removed bool)) {
-	if !t.warming(at) {
+func (t *Takeover) Replica(at Placement, key []byte, versioned bool, op func() (removed bool)) {
+	if !t.Warming(at) {
 		op()
 		return
 	}
-	s := at.shard
+	s := at.Shard
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -1,4 +1,4 @@
-package cluster
+package takeover
 
 import (
 	"shoal/store"
@@ -19,48 +19,57 @@ import (
 // check of a copy against the recording of a delete. A local set needs no
 // check: its CAS is minted after every version this node witnessed.
 
-// versions is the store's versioned writes: the store, and the deletes
-// it remembers.
-type versions struct {
-	st    *store.Store
-	tombs *tomb.Table
+// Versions is the store's versioned writes: the store, and the deletes
+// it remembers. The router and Takeover share one.
+type Versions struct {
+	Store *store.Store
+	Tombs *tomb.Table
 }
 
-// applyCopy stores a copy of key made elsewhere, with so.NewCAS its
+// ApplyCopy stores a copy of key made elsewhere, with so.NewCAS its
 // version, unless this node holds a newer item or remembers a newer delete.
-func (v versions) applyCopy(key, value []byte, so *store.SetOptions) (store.Result, store.Item) {
+func (v Versions) ApplyCopy(key, value []byte, so *store.SetOptions) (store.Result, store.Item) {
 	so.Newer = true
 	if so.NewCAS == 0 {
-		return v.st.Set(key, value, so)
+		return v.Store.Set(key, value, so)
 	}
-	mu := v.tombs.Lock(key)
+	mu := v.Tombs.Lock(key)
 	defer mu.Unlock()
-	if v.tombs.Covers(key, so.NewCAS) {
+	if v.Tombs.Covers(key, so.NewCAS) {
 		return store.NotStored, store.Item{}
 	}
-	return v.st.Set(key, value, so)
+	return v.Store.Set(key, value, so)
 }
 
-// deleteVersioned deletes key as a delete of version d, or of a fresh
+// DeleteVersioned deletes key as a delete of version d, or of a fresh
 // version when d is 0 (this node serves the delete): only an item older
 // than the delete goes. A delete that removes an item, and every delete
 // made elsewhere (d set), is remembered. A conditional delete (opt.CAS)
 // keeps its condition; an invalidation (opt.Invalidate) is a write, not a
 // delete, and runs as given.
-func (v versions) deleteVersioned(key []byte, opt *store.DeleteOptions, d uint64) (store.Result, store.Item) {
+func (v Versions) DeleteVersioned(key []byte, opt *store.DeleteOptions, d uint64) (store.Result, store.Item) {
 	var o store.DeleteOptions
 	if opt != nil {
 		o = *opt
 	}
 	if o.Invalidate {
-		return v.st.Delete(key, &o)
+		return v.Store.Delete(key, &o)
 	}
-	mu := v.tombs.Lock(key)
+	mu := v.Tombs.Lock(key)
 	defer mu.Unlock()
-	o.Before = v.st.Stamp(d)
-	res, it := v.st.Delete(key, &o)
+	o.Before = v.Store.Stamp(d)
+	res, it := v.Store.Delete(key, &o)
 	if res == store.Deleted || d != 0 {
-		v.tombs.Put(key, o.Before)
+		v.Tombs.Put(key, o.Before)
 	}
 	return res, it
+}
+
+// exptimeAt converts the TTL left a peer reports (-1 never) to an
+// absolute time on st's clock (cluster's exptimeAt).
+func exptimeAt(st *store.Store, left int64) int64 {
+	if left < 0 {
+		return 0
+	}
+	return st.Now() + left
 }

@@ -1,4 +1,4 @@
-package cluster
+package takeover
 
 import (
 	"slices"
@@ -22,22 +22,23 @@ import (
 // lacks is dropped (it may have dropped its items after a pause). See
 // warm.go; the cost is a pull of the shared shards per return.
 
-// returns tracks, per member, since when it has been unusable; Run's
-// goroutine only.
-type returns struct {
+// Returns tracks, per member, since when it has been unusable; the
+// router's Run keeps one for NoticeReturns, on its goroutine only. Its
+// zero value is ready.
+type Returns struct {
 	awaySince map[string]time.Time
 	// wholeAt: the last tick at which every member was usable (unix ms <<
 	// 16, comparable with a CAS); wasWhole: whether the last tick was
-	// one. Each cut publishes wholeAt as Router.cutAt.
+	// one. Each cut publishes wholeAt as Takeover.cutAt.
 	wholeAt  uint64
 	wasWhole bool
 }
 
-// noticeReturns is called at each of Run's ticks: it starts re-verifying
+// NoticeReturns is called at each of Run's ticks: it starts re-verifying
 // the shards shared with each member that is usable again after being
 // unusable longer than DownFor plus a tick.
-func (t *takeover) noticeReturns(rs *returns, now time.Time) {
-	ps := t.h.current()
+func (t *Takeover) NoticeReturns(rs *Returns, now time.Time) {
+	ps := t.h.Current()
 	v := ps.View()
 	if v == nil || v.Ring == nil {
 		return
@@ -61,7 +62,7 @@ func (t *takeover) noticeReturns(rs *returns, now time.Time) {
 			rs.awaySince[name] = now
 		case up && away:
 			delete(rs.awaySince, name)
-			if now.Sub(since) > t.downFor+tickEvery {
+			if now.Sub(since) > t.DownFor+TickEvery {
 				back = append(back, name)
 			}
 		}
@@ -79,7 +80,7 @@ func (t *takeover) noticeReturns(rs *returns, now time.Time) {
 	}
 	if len(back) > 0 {
 		t.reconnect(ps, back)
-		t.reverify(v, back)
+		t.Reverify(v, back)
 	}
 }
 
@@ -87,22 +88,24 @@ func (t *takeover) noticeReturns(rs *returns, now time.Time) {
 // router's and the replicator's: a connection from before a cut can stay
 // silent for seconds after the heal (TCP's retransmission backoff), each
 // request on it timing out and marking the member down again.
-func (t *takeover) reconnect(ps peerView, back []string) {
+func (t *Takeover) reconnect(ps PeerView, back []string) {
 	for _, name := range back {
 		if m := ps.Peer(name); m != nil {
 			m.Client().Reset()
 		}
-		if t.repl != nil {
-			t.repl.Reset(name)
+		if t.Repl != nil {
+			t.Repl.Reset(name)
 		}
 	}
 }
 
-// reverify starts merge warm-ups of the shards this node shares with the
-// members in back, from them.
-func (t *takeover) reverify(v *membership.View, back []string) {
-	t.h.viewLock().Lock()
-	defer t.h.viewLock().Unlock()
+// Reverify starts merge warm-ups of the shards this node shares with the
+// members in back, from them: NoticeReturns does for the members it sees
+// come back; a host that learns of a return otherwise may too. It takes
+// the view lock.
+func (t *Takeover) Reverify(v *membership.View, back []string) {
+	t.h.ViewLock().Lock()
+	defer t.h.ViewLock().Unlock()
 	w := &t.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -114,7 +117,7 @@ func (t *takeover) reverify(v *membership.View, back []string) {
 	var cs []claim
 	for s := range n {
 		owners := v.Ring.Owners(s)
-		if !slices.Contains(owners, t.self) {
+		if !slices.Contains(owners, t.Self) {
 			continue
 		}
 		var src []string
@@ -127,7 +130,7 @@ func (t *takeover) reverify(v *membership.View, back []string) {
 			cs = append(cs, claim{shard: s, src: src, merge: true})
 		}
 	}
-	t.log.Info("members back: re-verifying the shards shared with them", "members", back, "shards", len(cs))
+	t.Log.Info("members back: re-verifying the shards shared with them", "members", back, "shards", len(cs))
 	t.reverified.Add(uint64(len(cs)))
 	w.start(cs)
 }

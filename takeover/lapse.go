@@ -1,4 +1,4 @@
-package cluster
+package takeover
 
 import (
 	"slices"
@@ -43,14 +43,14 @@ import (
 
 // lapsePending reports whether the membership reported a lapse not yet
 // recovered from.
-func (t *takeover) lapsePending() bool {
-	return t.members.Lapses() != t.w.lapses.Load()
+func (t *Takeover) lapsePending() bool {
+	return t.Membership.Lapses() != t.w.lapses.Load()
 }
 
-// checkLapse recovers from a lapse the membership reported since the last
+// CheckLapse recovers from a lapse the membership reported since the last
 // call, once, whichever caller notices first.
-func (t *takeover) checkLapse() {
-	m := t.members
+func (t *Takeover) CheckLapse() {
+	m := t.Membership
 	if m.Lapses() == t.w.lapses.Load() {
 		return
 	}
@@ -90,13 +90,13 @@ func lapseKeepFrom(cutAt uint64, since time.Time) uint64 {
 // above), keeping the items with a version at or above keepFrom; false
 // when it cannot run yet (no view, or Run has not started). t.pauseMu is
 // held.
-func (t *takeover) recoverFromLapse(stayed []string, keepFrom uint64) bool {
-	v := t.h.current().View()
+func (t *Takeover) recoverFromLapse(stayed []string, keepFrom uint64) bool {
+	v := t.h.Current().View()
 	if v == nil || v.Ring == nil {
 		return false
 	}
-	t.h.viewLock().Lock()
-	defer t.h.viewLock().Unlock()
+	t.h.ViewLock().Lock()
+	defer t.h.ViewLock().Unlock()
 	if !t.running {
 		return false
 	}
@@ -122,22 +122,22 @@ func (t *takeover) recoverFromLapse(stayed []string, keepFrom uint64) bool {
 		owners := rg.Owners(s)
 		var src []string // stayed owners first
 		for _, o := range owners {
-			if o != t.self && slices.Contains(stayed, o) {
+			if o != t.Self && slices.Contains(stayed, o) {
 				src = append(src, o)
 			}
 		}
 		if len(src) == 0 {
 			continue // only lapsed members hold it
 		}
-		if !slices.Contains(owners, t.self) {
+		if !slices.Contains(owners, t.Self) {
 			w.drop[s] = true // not served here; dropped before it can be again
 			w.wiped[s] = true
 			dropped++
 			continue
 		}
-		src = others(src, owners, t.self)
+		src = others(src, owners, t.Self)
 		if without != nil {
-			src = others(src, without.Owners(s), t.self)
+			src = others(src, without.Owners(s), t.Self)
 		}
 		cs = append(cs, claim{shard: s, src: src, drop: true})
 	}
@@ -146,7 +146,7 @@ func (t *takeover) recoverFromLapse(stayed []string, keepFrom uint64) bool {
 		w.keepFrom, w.keptFrom = keepFrom, keepFrom
 	}
 	w.start(cs)
-	t.log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",
+	t.Log.Warn("registration lapsed while others stayed: dropping what they hold and pulling owned shards again",
 		"stayed", stayed, "owned_shards", len(cs), "other_shards", dropped, "epoch", v.Epoch,
 		"keep_from", time.UnixMilli(int64(keepFrom>>16)).UTC().Format("15:04:05.000"))
 	return true
