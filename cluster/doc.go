@@ -15,14 +15,13 @@
 //     local.go; view.go applies
 //     each new View on the router's own goroutine (Router.Run), never on
 //     a request's.
-//   - takeover, a shard becoming this node's to serve: one type,
-//     takeover, with state and settings of its own, that sees the router
-//     only through one interface, host (takeover.go lists what each asks
-//     of the other), in warm.go and warm_pull.go (warm-up), restart.go (a
-//     warm restart pulls only what changed while it was down), pause.go
-//     and lapse.go (this process was paused, or its registration lapsed),
-//     returns.go (re-verifying shared shards when a member comes back) and
-//     handoff.go (SIGTERM).
+//   - takeover, a shard becoming this node's to serve (warm-up, warm
+//     restart, recovery from a pause, a lapse or a co-owner's return, the
+//     handoff before leaving), is package takeover's: the router holds one
+//     takeover.Takeover (Router.tk) and asks it what its requests and
+//     views need; takeover.go is the router's side of it (its Config, and
+//     takeoverHost, the router as takeover.Host), handoff.go delegates
+//     Router.Handoff.
 //   - pushing writes: replicate.go, the pusher, which sends the writes
 //     this node serves to the keys' other owners (repl) with their epoch
 //     and a per-shard sequence, and hints.go, its hand-back of what a
@@ -30,11 +29,12 @@
 //   - the peer port: peerport.go, all of PeerPort (forwarded requests,
 //     replicated writes, replica-level reads, shard dumps; its Start
 //     and Inline).
-//   - versions: versions.go and replicate.go. The copies of a key converge
-//     to its newest write: the store's CAS is a hybrid logical clock,
-//     every copy made elsewhere (replicated, pulled, read through, handed
-//     back) is applied only over an older one, and a delete carries a
-//     version that is remembered for a while (package tomb).
+//   - versions: takeover.Versions (takeover/versions.go, shared with
+//     the takeover) and replicate.go. The copies of a key converge to its
+//     newest write: the store's CAS is a hybrid logical clock, every copy
+//     made elsewhere (replicated, pulled, read through, handed back) is
+//     applied only over an older one, and a delete carries a version that
+//     is remembered for a while (package tomb).
 //   - stats.go: the router's counters for "stats cluster" and /metrics,
 //     and Info, which joins them to the view's.
 package cluster

@@ -165,7 +165,7 @@ func (p *PeerPort) ReplicaSet(key, value []byte, opt *store.SetOptions, o server
 
 // ReplicaDelete applies a replicated delete, with ReplicaSet's exception:
 // one with a version removes only an older item and is remembered
-// (versions.go).
+// (takeover/versions.go).
 func (p *PeerPort) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (res store.Result, it store.Item, err error) {
 	rt := p.r.route(key)
 	if err := p.admit(&rt, o); err != nil {

@@ -90,8 +90,9 @@ type RouterConfig struct {
 	// (Router.Refresh, Router.Missed), its Pool when nil the router's.
 	Replication *repl.Config
 	// PauseAfter is the gap in the heartbeat's ticks after which this
-	// node counts itself as having been paused (takeover/pause.go). Zero means 1 s:
-	// the peer request timeout, after which the others fail over.
+	// node counts itself as having been paused (takeover/pause.go). Zero
+	// means 1 s: the peer request timeout, after which the others fail
+	// over.
 	PauseAfter time.Duration
 	// Tombstones bounds the deletes remembered with their version
 	// (takeover/versions.go); its zero value means package tomb's defaults.
@@ -147,8 +148,8 @@ type Router struct {
 	peers atomic.Pointer[peerSet]
 
 	// mu serializes applying a view (warm-up transitions) and Close;
-	// takeover holds it while it recovers (host.viewLock), and it guards
-	// tk.running (numberShards is told it).
+	// takeover holds it while it recovers (takeover.Host's ViewLock), and
+	// it guards tk.Running (numberShards is told it).
 	mu     sync.Mutex
 	closed bool
 	// applied is closed when apply publishes a newer view, and replaced.

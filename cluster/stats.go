@@ -9,17 +9,18 @@ import (
 // Counters is a snapshot of the router's own counters: the shards
 // warming now, the items warm-up pulled, dropped as possibly stale and
 // read through from a source, the pauses noticed, the lapses of this
-// node's registration recovered from (lapse.go), the replicated writes
-// applied, and those refused for an old epoch; the members owed writes
-// they missed, the shards owed and the items and deletes handed back
-// (hints.go); the shards re-verified after a co-owner came back
-// (returns.go); the deletes remembered with their version (tomb); the
-// other owners' values multi-gets hold (hold.go). It feeds
-// "stats cluster" and /metrics.
+// node's registration recovered from (takeover/lapse.go), the replicated
+// writes applied, and those refused for an old epoch; the members owed
+// writes they missed, the shards owed and the items and deletes handed
+// back (hints.go); the shards re-verified after a co-owner came back
+// (takeover/returns.go); the deletes remembered with their version
+// (tomb); the other owners' values multi-gets hold (hold.go). It feeds
+// "stats cluster" and /metrics. Its takeover counters are a copy of
+// takeover.Counters.
 type Counters struct {
 	WarmShards                        int
 	Pulled, Dropped, ReadThrough      uint64
-	DeltaShards, DeltaRefused         uint64 // a warm restart's pulls (restart.go)
+	DeltaShards, DeltaRefused         uint64 // a warm restart's pulls (takeover/restart.go)
 	Pauses, Lapses                    uint64
 	ReplicaWrites, ReplicaStaleEpochs uint64
 	HintMembers, HintShards           int

@@ -22,7 +22,7 @@ import (
 //     that stood in for this node), read through until then, like after
 //     a pause (pause.go);
 //     What it wrote itself since it was cut off (a CAS at or above
-//     lapseKeepFrom: Router.cutAt or the last keepalive etcd answered)
+//     lapseKeepFrom: Takeover.cutAt or the last keepalive etcd answered)
 //     stays, and the pull and the reads that settle it first decide by
 //     version: the source's newer copy or newer delete (its dump and its
 //     replica-level misses carry the deletes it remembers) wins, an

@@ -15,7 +15,7 @@ import (
 // a gap longer than PauseAfter means "I was away". The router then, before
 // the request that noticed runs (on a goroutine, never an event loop):
 //
-//   - runs what RegisterOnPause registered (package node closes every
+//   - runs what OnPause registered (cluster's Router.RegisterOnPause: package node closes every
 //     peer connection: what they still buffer was sent before the pause,
 //     and its senders have failed over) and discards the replication
 //     queue (it predates what the others took meanwhile);

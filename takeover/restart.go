@@ -17,7 +17,7 @@ import "time"
 // items of shards the node does not own are dropped.
 
 // restoreMargin is how far before the save the pull starts by default
-// (RouterConfig.RestoreMargin): writes the
+// (Config.RestoreMargin, cluster's RouterConfig.RestoreMargin): writes the
 // others took just before this node stopped, whose pushes may not have
 // landed, and the skew between the nodes' clocks (the versions are
 // hybrid clock readings).

@@ -13,7 +13,7 @@ import (
 // requests timed out and it stayed marked down), each side may have served
 // the other's keys: this node stood in for the member's shards, and the
 // member, if clients reached it, for this node's. What the member wrote is
-// handed back (hints.go), but only once it sees this node again, and until
+// handed back (cluster/hints.go), but only once it sees this node again, and until
 // it lands this node would serve its own, older copy. So when a member
 // becomes usable again after being unusable for longer than one down mark
 // (a blip of one timeout is not a cut), every shard both own warms here

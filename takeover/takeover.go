@@ -106,7 +106,7 @@ type Registration interface {
 // next owner (protocol.ReplyUnvouched).
 var ErrUnvouched = errors.New(strings.TrimPrefix(protocol.ReplyUnvouched, "SERVER_ERROR "))
 
-// Init readies t for h (NewRouter).
+// Init readies t for h (cluster's NewRouter).
 func (t *Takeover) Init(h Host, c Config) {
 	t.h, t.Config, t.born = h, c, time.Now()
 	t.w.wake = make(chan struct{}, 1)

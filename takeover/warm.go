@@ -50,7 +50,7 @@ type warm struct {
 	// flags is per shard: warming. Sized by the first view (the shard
 	// count never changes in a cluster); read without w.mu.
 	flags []atomic.Bool
-	wake  chan struct{} // made by NewRouter
+	wake  chan struct{} // made by Init
 
 	// mu guards the fields below, and a local write to a warming shard
 	// holds it so that it is ordered against the pull of that key.
