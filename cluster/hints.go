@@ -28,7 +28,7 @@ import (
 // ticks, at most once per handBackEvery per member), this node pushes it
 // every item it holds in the owed shards with a version at or above the
 // owed one, and every delete it remembers there (tomb), through the
-// replicator: the member keeps the newer of each pair (versions.go), so
+// replicator: the member keeps the newer of each pair (takeover/versions.go), so
 // what either side wrote last wins on both. A push missed again is owed
 // again. Hints are kept only for members of the current view: one that
 // leaves and comes back warms its shards by pulling from their owners.

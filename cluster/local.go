@@ -10,13 +10,13 @@ import (
 // Router) and the peer port (forwarded requests, PeerPort): each runs on
 // this node's store on the request's route, settles the key first when its
 // shard warms and the operation depends on the item already there
-// (warm.go), and pushes the result to the key's other owners on that route
+// (takeover/warm.go), and pushes the result to the key's other owners on that route
 // when it changed the item and this node is the key's primary there.
 
 func (r *Router) localGet(ctx context.Context, rt *Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	if opt == nil || (!opt.Touch && !opt.Vivify) {
 		if !r.tk.Settle(ctx, rt.placed(), key) {
-			return store.Item{}, dst[:0], store.Miss // not vouched for (warm.go)
+			return store.Item{}, dst[:0], store.Miss // not vouched for (takeover/warm.go)
 		}
 		return r.st.Get(key, opt, dst)
 	}

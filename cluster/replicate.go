@@ -42,7 +42,7 @@ func (p *pusher) wrote(rt *Route, key []byte, changed bool) {
 // (a set, add, replace or cas: not append or prepend, whose result the
 // store assembled): the push is made from what the write returned, with
 // no read-back of the store. A later write of the key pushes its own
-// result, with a larger CAS, and the replica keeps the newer (versions.go).
+// result, with a larger CAS, and the replica keeps the newer (takeover/versions.go).
 func (p *pusher) wroteValue(rt *Route, key, value []byte, it *store.Item, changed bool) {
 	if !changed || p.repl == nil || !rt.primary() {
 		return
@@ -78,7 +78,7 @@ func (p *pusher) stamped(rt *Route, key []byte) repl.Item {
 // than its view. When peer is one of the key's owners in this node's
 // current view, the push is made again from the store with this view's
 // epoch, whether or not this node still serves the key: the peer keeps
-// the newer copy (versions.go), so a resend can only bring it what it
+// the newer copy (takeover/versions.go), so a resend can only bring it what it
 // lacks. Resending only when this node was still the key's primary left
 // a write served just before a view change on the old owner alone when
 // the new primary had already pulled the key (e2e/history, rolling

@@ -11,7 +11,7 @@ import (
 // Applying views: the membership publishes a new View (Node.Run's watch
 // loop); the router's own goroutine (Run) applies it, never a request. To
 // apply a view is to start warm-up of the shards this node takes over in
-// it (warm.go), make clients for its new members, then publish the view
+// it (takeover/warm.go), make clients for its new members, then publish the view
 // and its clients together (one atomic pointer, peerSet), and close the
 // clients of members that left. A request loads that pointer once, when it
 // decides its Route, and uses what it loaded to the end; a request from
@@ -21,9 +21,9 @@ import (
 // Run keeps the router current until ctx ends: it applies each new view
 // as the membership signals it (and at every tick, should a signal be
 // missed), pulls warming shards, re-verifies
-// the shards shared with a member that comes back (returns.go) and hands
+// the shards shared with a member that comes back (takeover/returns.go) and hands
 // back the writes members missed (hints.go); a goroutine of its own ticks
-// for pause detection (pause.go). It returns
+// for pause detection (takeover/pause.go). It returns
 // when every goroutine it started has stopped.
 func (r *Router) Run(ctx context.Context) error {
 	var wg sync.WaitGroup

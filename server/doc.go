@@ -35,8 +35,13 @@
 // retrievals wait (but one whose reply fits the base reply buffer every
 // connection is lent anyway, fitsBase), and connections whose clients
 // take none of their replies are closed (connMem, loop.memSweep; on the
-// goroutine driver, whose writes block, connblock.go). The idle timeout
-// counts from a connection's last command, as memcached's.
+// goroutine driver, whose writes block, connblock.go). Over a Cache that
+// may wait, a value served elsewhere is not here to count before it runs:
+// a get takes room for it from the limit first and tells the Cache
+// (Request.Room), a larger value comes back as its size (Request.Wants)
+// and the get runs again once there is room; retrievals run off their
+// loop are bounded batch by batch the same way (connroom.go). The idle
+// timeout counts from a connection's last command, as memcached's.
 // About one command in SampleEvery per connection is timed (conn.run) into
 // per-family latency histograms that Stats reports with the counters.
 //
