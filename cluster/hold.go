@@ -137,9 +137,9 @@ func (h *hold) wait(ctx context.Context, freed <-chan struct{}, tk *ticket) {
 }
 
 // waitFits returns once tk's call may run a round that keeps the value
-// that stopped it (its need): it is first in line with nothing held, or
-// half of what the bound leaves beside what is held and the oldest
-// call's need holds it (room shares half); or when ctx ends. Without it
+// that stopped it (its need), as take would keep it: it is first in line
+// with nothing held, or what the bound leaves beside what is held and the
+// oldest call's need holds it; or when ctx ends. Without it
 // a thousand waiting calls each sent a round at every give, to be
 // refused again: a million forwarded gets in six seconds.
 func (h *hold) waitFits(ctx context.Context, tk *ticket) {
@@ -150,7 +150,7 @@ func (h *hold) waitFits(ctx context.Context, tk *ticket) {
 		if !first {
 			free -= h.queue[0].need
 		}
-		fits := first && h.held == 0 || free/2 >= tk.need
+		fits := first && h.held == 0 || tk.need <= free // as take would keep it
 		freed := h.freed
 		h.mu.Unlock()
 		if fits {
@@ -189,12 +189,12 @@ type charge struct {
 // room takes, before a round of keys keys sends them, room for their
 // values from the hold, and returns the most bytes of one value the
 // round's batches ask for (peer.GetOptions.Room: an owner sends no
-// larger value, only its size, and the key goes again in a later round,
-// as one admit refused): an equal share, per key, of half what the bound
-// leaves beside what is held and the oldest waiting call's need (as
-// take), at most most bytes; the value that stopped the call's last round
-// whole when nothing is held and the call is first in line; roomFloor,
-// taken from nothing, when the share is smaller. What the owners send is
+// larger value, only its size): an equal share, per key, of half what
+// the bound leaves beside what is held and the oldest waiting call's need
+// (as take), at most most bytes; roomFloor, taken from nothing, when the
+// share is smaller. A larger value (the one that stopped the call's last
+// round too) goes in the round's second ask, reserved at its size as
+// take would keep it. What the owners send is
 // so bounded node-wide: a thousand calls at once each asked them for
 // every value, which the readers then refused after the owners had sent
 // them, and the peer links carried gigabytes (requests queued behind
@@ -209,9 +209,6 @@ func (c *charge) room(keys, most int) int {
 	}
 	keys = max(keys, 1)
 	per := min(free/2/int64(keys), int64(most))
-	if first && h.held == 0 && c.tk.need > per {
-		per = c.tk.need // alone, as take admits it
-	}
 	if per < roomFloor {
 		return roomFloor
 	}
@@ -266,6 +263,14 @@ func (c *charge) reserve(n int64) bool {
 	}
 	c.n += n
 	return true
+}
+
+// unkeep gives back n bytes of values kept, which the round drops.
+func (c *charge) unkeep(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n -= n
+	c.h.give(n)
 }
 
 // admitReserved is the second fetch's admit: its values were reserved.

@@ -231,3 +231,25 @@ func TestHoldQueueOrder(t *testing.T) {
 		t.Fatal("the second refused once first in line")
 	}
 }
+
+// TestWaitFitsAsTakeKeeps: a waiting call goes on once its value fits
+// beside what others hold, as take would keep it, not only once nothing
+// is held: under steady load something always is, and a call waiting for
+// a 4 MB value beside 1 MB held by others waited for good.
+func TestWaitFitsAsTakeKeeps(t *testing.T) {
+	h := newHold(8 << 20)
+	if !h.take(1<<20, nil) { // another call's value, held throughout
+		t.Fatal("take")
+	}
+	tk := new(ticket)
+	h.enqueue(tk, 4<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	h.waitFits(ctx, tk)
+	if ctx.Err() != nil {
+		t.Fatal("waitFits waited for nothing held, though the value fits beside what is")
+	}
+	if !h.take(4<<20, tk) {
+		t.Fatal("take refused what waitFits let through")
+	}
+}

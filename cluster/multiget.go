@@ -130,7 +130,7 @@ func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answere
 		if !res.dropped {
 			continue
 		}
-		if !ch.reserve(int64(res.size)) {
+		if !ch.reserve(int64(res.size)) && !(g.dropAfter(ch, i, to) && ch.reserve(int64(res.size))) {
 			break // the hold is full: this one stops the round
 		}
 		again, size = append(again, i), max(size, res.size)
@@ -146,6 +146,25 @@ func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answere
 	}
 	n, stopped := g.handOver(from, to)
 	return n, kept, stopped
+}
+
+// dropAfter gives back what the round kept of keys[i+1:to], which go
+// again in the next round anyway once key i stops this one, so that key
+// i's value may be reserved in their place (alone, when it is larger
+// than the bound); it reports whether it gave anything back.
+func (g *multiGet) dropAfter(ch *charge, i, to int) bool {
+	n := int64(0)
+	for j := i + 1; j < to; j++ {
+		if res := &g.res[j]; res.hit {
+			n += int64(len(res.val))
+			*res = multiResult{}
+		}
+	}
+	if n == 0 {
+		return false
+	}
+	ch.unkeep(n)
+	return true
 }
 
 // span is the indices from to to.

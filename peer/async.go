@@ -72,7 +72,7 @@ const sweepTicks = 4
 // is appended to.
 func (c *Client) GetAsync(key []byte, opts GetOptions, h GetHandler) error {
 	r := c.getRequest(kindGet)
-	r.key, r.get, r.h = key, opts, h
+	r.key, r.get, r.h = key, c.room(opts), h
 	return c.queueAsync(r)
 }
 

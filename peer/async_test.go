@@ -315,3 +315,32 @@ func TestGetMultiRoom(t *testing.T) {
 		t.Fatalf("hits %s, want %s", got, want)
 	}
 }
+
+// TestRoomRefusedOnce: a peer without mg A (a shoal from before it,
+// during a rolling upgrade, here a plain server) refuses the first get
+// that carries it, as an error reply; the client then leaves A off, and
+// the next gets are served, synchronously and asynchronously, singly
+// and in batches.
+func TestRoomRefusedOnce(t *testing.T) {
+	c := newClient(t, Config{Addr: serveShoal(t, listen(t, "127.0.0.1:0")), Conns: 1})
+	if _, _, err := c.Set(bg, []byte("k"), []byte("v"), SetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{Room: 4096}); !errors.Is(err, ErrReply) {
+		t.Fatalf("first get with room: %v, want the peer's error reply", err)
+	}
+	if it, hit, err := c.Get(bg, []byte("k"), GetOptions{Room: 4096}); err != nil || !hit || string(it.Value) != "v" {
+		t.Fatalf("second get: %q %v %v", it.Value, hit, err)
+	}
+	h := make(chanHandler, 1)
+	if err := c.GetAsync([]byte("k"), GetOptions{Room: 4096}, h); err != nil {
+		t.Fatal(err)
+	}
+	c.Flush()
+	if o := <-h; o.err != nil || !o.hit {
+		t.Fatalf("async get: %+v", o)
+	}
+	if hits, err := c.GetMultiWith(bg, [][]byte{[]byte("k")}, GetOptions{Room: 4096}, nil); err != nil || len(hits) != 1 {
+		t.Fatalf("batch: %+v %v", hits, err)
+	}
+}

@@ -90,7 +90,10 @@ type Client struct {
 	down   atomic.Bool // last dial was refused: log only the changes
 	// refused: the last handshake failed: log only the changes
 	refused atomic.Bool
-	wg      sync.WaitGroup
+	// noRoom: the peer refused mg A (a shoal from before it, during a
+	// rolling upgrade): GetOptions.Room is not sent to it again.
+	noRoom atomic.Bool
+	wg     sync.WaitGroup
 
 	requests, failures, timeouts, redials atomic.Uint64
 	inFlight                              atomic.Int64

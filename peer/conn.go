@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -299,6 +300,7 @@ func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
 			}
 			if done {
 				cn.pop()
+				cn.c.noteRoom(r)
 				cn.c.finish(r, nil)
 			}
 			continue
@@ -311,16 +313,35 @@ func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
 		cn.pop()
 		if r.async() {
 			r.err = r.fill(rep)
+			cn.c.noteRoom(r)
 			cn.c.asyncDone(r, nil)
 			continue
 		}
 		if r.state.CompareAndSwap(stateWaiting, stateDone) {
 			r.err = r.fill(rep)
+			cn.c.noteRoom(r)
 			r.done <- struct{}{}
 		} else {
 			cn.c.pool.Put(r.reset())
 		}
 	}
+}
+
+// noteRoom remembers that the peer refused r's room (mg A answered
+// "CLIENT_ERROR invalid flag": a peer without it): that request fails,
+// as any error reply, and the next ones go without A.
+func (c *Client) noteRoom(r *request) {
+	if r.get.Room > 0 && r.err != nil && strings.Contains(r.err.Error(), "invalid flag") {
+		c.noRoom.Store(true)
+	}
+}
+
+// room is the Room of a get's options as this peer takes it.
+func (c *Client) room(opts GetOptions) GetOptions {
+	if c.noRoom.Load() {
+		opts.Room = 0
+	}
+	return opts
 }
 
 // finish completes r with err, or recycles it if its caller has gone.

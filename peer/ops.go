@@ -25,7 +25,7 @@ func (c *Client) Get(ctx context.Context, key []byte, opts GetOptions) (Item, bo
 		return Item{}, false, err
 	}
 	r := c.getRequest(kindGet)
-	r.key, r.get = key, opts
+	r.key, r.get = key, c.room(opts)
 	abandoned, err := c.do(ctx, r)
 	defer c.release(r, abandoned)
 	if err != nil {
@@ -40,7 +40,7 @@ func (c *Client) Get(ctx context.Context, key []byte, opts GetOptions) (Item, bo
 		}
 		return Item{}, false, nil
 	case protocol.StatusHD:
-		if opts.Room > 0 {
+		if r.get.Room > 0 {
 			return Item{Size: r.item.Size}, false, ErrNoRoom
 		}
 	}
@@ -148,7 +148,7 @@ func (c *Client) getMulti(ctx context.Context, keys [][]byte, opts GetOptions, d
 		}
 	}
 	r := c.getRequest(kindMulti)
-	r.keys, r.get = keys, opts
+	r.keys, r.get = keys, c.room(opts)
 	abandoned, err := c.do(ctx, r)
 	defer c.release(r, abandoned)
 	if abandoned {

@@ -141,6 +141,7 @@ func (c *conn) takeOut() {
 // dropped.
 func (c *conn) idle() {
 	c.req.release()
+	c.wants = 0 // a size learned for a retrieval that ended
 	c.gets = coalesced{}
 	c.r.Release()
 	if len(c.out) == 0 {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"time"
 
 	"shoal/protocol"
 )
@@ -38,16 +39,22 @@ var errStalled = errors.New("server: replies left unread while connections held 
 // owner gave for a value that did not fit before). It returns the room and the
 // bytes taken (0 for the outBase floor), to be given back by giveBack.
 func (m *connMem) grant(want, most int) (room int, taken int64) {
-	free := m.limit - m.outHeld() - m.roomTaken.Load()
-	r := min(free/2, int64(most)) // half: the room taken never passes the limit by itself
-	if want > 0 {
-		r = max(r, int64(want))
+	for {
+		t := m.roomTaken.Load()
+		free := m.limit - m.outHeld() - t
+		r := min(free/2, int64(most)) // half: the room taken never passes the limit by itself
+		if want > 0 {
+			r = max(r, int64(want))
+		}
+		if r <= outBase {
+			return outBase, 0
+		}
+		// Taken against what was read: goroutines let go at once at the
+		// end of a spell would otherwise each take half of the same room.
+		if m.roomTaken.CompareAndSwap(t, t+r) {
+			return int(r), r
+		}
 	}
-	if r <= outBase {
-		return outBase, 0
-	}
-	m.roomTaken.Add(r)
-	return int(r), r
 }
 
 // giveBack returns room taken by grant.
@@ -91,6 +98,7 @@ func (c *conn) rerun(cmd protocol.Command) bool {
 	}
 	c.wants = c.req.Wants
 	c.ev.memCmd = cmd
+	c.hand.start = time.Time{} // its run again is the one timed, if any
 	c.srv.mem.rerun.Add(1)
 	return true
 }

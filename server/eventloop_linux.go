@@ -685,11 +685,14 @@ func (w fdWriter) Write(p []byte) (int, error) {
 // more than a buffer holds, and blocks as under the goroutine driver. It
 // gives up once the connection is dropped or its loop has stopped.
 func (c *conn) waitWritable() error {
-	start, written := time.Now(), c.ctr.bytesWritten.Load()
+	start, queued := time.Now(), c.sendQueue()
 	for {
-		if time.Since(start) >= stallLimit && c.srv.mem.outOver() && c.ctr.bytesWritten.Load() == written && !c.srv.cfg.PeerExtensions {
+		if q := c.sendQueue(); q < 0 || q < queued {
+			start, queued = time.Now(), q // its client takes some: not stalled
+		} else if time.Since(start) >= stallLimit && c.srv.mem.outOver() && !c.srv.cfg.PeerExtensions {
 			// As memSweep closes a connection on its loop whose replies
-			// wait unread through a spell past the limit.
+			// wait unread through a spell past the limit: nothing left
+			// the socket's send queue for stallLimit.
 			c.srv.mem.evicted.Add(1)
 			return errStalled
 		}
@@ -704,6 +707,16 @@ func (c *conn) waitWritable() error {
 			return ErrClosed
 		}
 	}
+}
+
+// sendQueue is the bytes in c's socket send queue not yet taken by its
+// client (SIOCOUTQ), -1 when unknown.
+func (c *conn) sendQueue() int {
+	q, err := unix.IoctlGetInt(c.ev.fd, unix.SIOCOUTQ)
+	if err != nil {
+		return -1
+	}
+	return q
 }
 
 // pollInput reads and discards what a watcher's client sent (see
