@@ -3,12 +3,14 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"shoal/internal/testetcd"
+	"shoal/server"
 	"shoal/store"
 )
 
@@ -251,5 +253,36 @@ func TestWaitFitsAsTakeKeeps(t *testing.T) {
 	}
 	if !h.take(4<<20, tk) {
 		t.Fatal("take refused what waitFits let through")
+	}
+}
+
+// TestMultiGetValueOverTheBound: a value larger than the hold's bound,
+// before small ones in the same multi-get, goes alone (the small values
+// the round kept are given back to make room for it) and every key is
+// still answered with its value: the small ones go again, not as misses.
+func TestMultiGetValueOverTheBound(t *testing.T) {
+	pst, px := startPeer(t)
+	rig := startRig(t, px.addr, 1, server.Config{}, func(c *RouterConfig) { c.MultiGetHold = 64 << 10 })
+	warmPeer(t, rig)
+	keys := ownedBy(rig.view, "p", "over-", 4)
+	vals := map[string]string{keys[0]: strings.Repeat("b", 100<<10)}
+	for _, k := range keys[1:] {
+		vals[k] = "small " + k
+	}
+	for k, v := range vals {
+		pst.Set([]byte(k), []byte(v), &store.SetOptions{})
+	}
+	bkeys := make([][]byte, len(keys))
+	for i, k := range keys {
+		bkeys[i] = []byte(k)
+	}
+	got := map[string]string{}
+	rig.rt.GetMulti(context.Background(), bkeys, nil, func(i int, _ store.Item, val []byte) {
+		got[keys[i]] = string(val)
+	})
+	for _, k := range keys {
+		if got[k] != vals[k] {
+			t.Errorf("%s: %d bytes, want %d", k, len(got[k]), len(vals[k]))
+		}
 	}
 }

@@ -148,16 +148,17 @@ func (g *multiGet) round(ctx context.Context, from, to int, tk *ticket) (answere
 	return n, kept, stopped
 }
 
-// dropAfter gives back what the round kept of keys[i+1:to], which go
-// again in the next round anyway once key i stops this one, so that key
+// dropAfter gives back what the round kept of keys[i+1:to], so that key
 // i's value may be reserved in their place (alone, when it is larger
-// than the bound); it reports whether it gave anything back.
+// than the bound); they become values to ask for again, with their sizes
+// (in this round's second ask when the hold takes them, else the next
+// round), never misses. It reports whether it gave anything back.
 func (g *multiGet) dropAfter(ch *charge, i, to int) bool {
 	n := int64(0)
 	for j := i + 1; j < to; j++ {
 		if res := &g.res[j]; res.hit {
 			n += int64(len(res.val))
-			*res = multiResult{}
+			*res = multiResult{dropped: true, size: len(res.val)}
 		}
 	}
 	if n == 0 {
