@@ -326,7 +326,7 @@ func TestRoomRefusedOnce(t *testing.T) {
 	if _, _, err := c.Set(bg, []byte("k"), []byte("v"), SetOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Get(bg, []byte("k"), GetOptions{Room: 4096}); !errors.Is(err, ErrReply) {
+	if _, _, err := c.Get(bg, []byte("k"), GetOptions{Room: 4096}); !errors.Is(err, ErrReply) || !errors.Is(err, ErrInvalidFlag) {
 		t.Fatalf("first get with room: %v, want the peer's error reply", err)
 	}
 	if it, hit, err := c.Get(bg, []byte("k"), GetOptions{Room: 4096}); err != nil || !hit || string(it.Value) != "v" {

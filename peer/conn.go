@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -328,10 +327,10 @@ func (cn *conn) readReplies(rr *protocol.ReplyReader) error {
 }
 
 // noteRoom remembers that the peer refused r's room (mg A answered
-// "CLIENT_ERROR invalid flag": a peer without it): that request fails,
+// protocol.ReplyInvalidFlag, ErrInvalidFlag: a peer without it): that request fails,
 // as any error reply, and the next ones go without A.
 func (c *Client) noteRoom(r *request) {
-	if r.get.Room > 0 && r.err != nil && strings.Contains(r.err.Error(), "invalid flag") {
+	if r.get.Room > 0 && errors.Is(r.err, ErrInvalidFlag) {
 		c.noRoom.Store(true)
 	}
 }

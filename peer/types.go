@@ -58,6 +58,10 @@ var (
 	// room, which the peer did not send; Item.Size is its size. Not a
 	// failure of the peer: ask again with room for it.
 	ErrNoRoom = errors.New("peer: value larger than the room")
+	// ErrInvalidFlag: the peer does not know a flag of the request
+	// (protocol.ReplyInvalidFlag): a shoal from before it, as during a
+	// rolling upgrade. Also an ErrReply.
+	ErrInvalidFlag = errors.New("peer: invalid flag")
 	// ErrBadKey: a key no meta request can carry (empty, or over 250
 	// bytes as sent).
 	ErrBadKey = errors.New("peer: invalid key")
@@ -106,6 +110,8 @@ func replyKind(line string) error {
 		return ErrRefusedNotOwner
 	case protocol.ReplyUnvouched:
 		return ErrRefusedUnvouched
+	case protocol.ReplyInvalidFlag:
+		return ErrInvalidFlag
 	}
 	return nil
 }

@@ -139,3 +139,8 @@ const (
 	ReplyNotOwner  = "SERVER_ERROR cluster: not an owner of the key in this view"
 	ReplyUnvouched = "SERVER_ERROR cluster: no source vouches for the key yet"
 )
+
+// ReplyInvalidFlag is memcached's answer to a meta flag it does not know:
+// what a peer without one of shoal's extensions (mg A, from before it)
+// answers a request that carries it.
+const ReplyInvalidFlag = replyInvalidFlag
