@@ -47,9 +47,12 @@ const (
 // for, and its past deadline is cleared before the next.
 type blockedWrite struct {
 	mu sync.Mutex
-	// since: unix nanoseconds since the current chunk's write began; 0
-	// while not writing one.
+	// since: unix nanoseconds since the current chunk's write began or
+	// its socket's send queue last moved; 0 while not writing one.
 	since int64
+	// queued: the socket's send queue when the watcher last looked
+	// (sendQueueOf), -1 before it looks or where it cannot.
+	queued int
 	// kicked: the watcher ended the write (its deadline passed).
 	kicked bool
 }
@@ -82,7 +85,7 @@ func (c *conn) writeChunks(p []byte) int {
 		end := min(len(p), sent+chunk)
 		b := &c.blocked
 		b.mu.Lock()
-		b.since = time.Now().UnixNano()
+		b.since, b.queued = time.Now().UnixNano(), -1
 		b.mu.Unlock()
 		n, err := c.w.Write(p[sent:end])
 		b.mu.Lock()
@@ -204,7 +207,8 @@ func (m *connMem) endSpell() {
 
 // kickStalled ends the blocked writes of goroutine-driven connections
 // whose current chunk has been written for stallLimit of the spell that
-// began at from (see blockedWrite, writeChunks).
+// began at from, their socket's send queue still all that time (see
+// blockedWrite, writeChunks).
 func (s *Server) kickStalled(from, now time.Time) {
 	if s.cfg.PeerExtensions {
 		return
@@ -217,16 +221,29 @@ func (s *Server) kickStalled(from, now time.Time) {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.nc != nil {
-			c.blocked.kick(c, limit)
+			c.blocked.kick(c, now, limit)
 		}
 	}
 }
 
-// kick ends the write of c's chunk if it began before limit.
-func (b *blockedWrite) kick(c *conn, limit time.Time) {
+// kick ends the write of c's chunk if it began before limit and its
+// socket's send queue has held bytes, unmoved, since: a client that
+// reads slowly empties the queue by a little at a time, which the write
+// does not see until the kernel wakes it, and an empty queue waits on
+// the writer, not the client (a writer held off the CPU past stallLimit
+// on a busy CI machine closed a reading client).
+func (b *blockedWrite) kick(c *conn, now, limit time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.since == 0 || b.kicked || time.Unix(0, b.since).After(limit) {
+	if b.since == 0 || b.kicked {
+		return
+	}
+	q := sendQueueOf(c.nc)
+	if q == 0 || (b.queued >= 0 && q != b.queued) {
+		b.since = now.UnixNano() // its client took all or some
+	}
+	b.queued = q
+	if time.Unix(0, b.since).After(limit) {
 		return
 	}
 	b.kicked = true

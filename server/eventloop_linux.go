@@ -3,6 +3,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -707,6 +708,29 @@ func (c *conn) waitWritable() error {
 			return ErrClosed
 		}
 	}
+}
+
+// sendQueueOf is the bytes in nc's socket send queue not yet taken by its
+// client (SIOCOUTQ), -1 when unknown (not a socket).
+func sendQueueOf(nc net.Conn) int {
+	if t, ok := nc.(*tls.Conn); ok {
+		nc = t.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	q := -1
+	rc.Control(func(fd uintptr) {
+		if n, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+			q = n
+		}
+	})
+	return q
 }
 
 // sendQueue is the bytes in c's socket send queue not yet taken by its

@@ -403,3 +403,51 @@ func TestGoroutineSlowReaderKept(t *testing.T) {
 		t.Errorf("the hog was not closed")
 	}
 }
+
+// TestKickJudgesTheClient: the reply watcher ends a chunk's write on the
+// goroutine driver when its socket's send queue holds bytes its client
+// leaves there, not when the queue is empty: then the writer is the one
+// late (held off the CPU), and its client, which read everything, was
+// closed so on a busy CI machine.
+func TestKickJudgesTheClient(t *testing.T) {
+	ln := sndListener(t, 16<<10)
+	defer ln.Close()
+	client := smallRcvDial(t, ln.Addr().String())
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := &conn{nc: nc}
+	now := time.Now()
+	long := now.Add(-time.Hour).UnixNano()
+
+	c.blocked.since, c.blocked.queued = long, -1 // late to write, nothing queued
+	c.blocked.kick(c, now, now.Add(-stallLimit))
+	if c.blocked.kicked {
+		t.Fatal("kicked with an empty send queue: the client took everything")
+	}
+
+	go nc.Write(make([]byte, 1<<20)) // the client reads none of it
+	testutil.WaitFor(t, 2*time.Second, "a full send queue", func() bool {
+		q := sendQueueOf(nc)
+		time.Sleep(50 * time.Millisecond)
+		return q > 0 && q == sendQueueOf(nc)
+	})
+	c.blocked.since, c.blocked.queued = long, -1 // a chunk begun an hour ago
+	c.blocked.kick(c, now, now.Add(-stallLimit))
+	if !c.blocked.kicked {
+		t.Fatal("not kicked with its client leaving the send queue full for an hour")
+	}
+	c.blocked.since, c.blocked.kicked = long, false
+	full := sendQueueOf(nc)
+	client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	testutil.WaitFor(t, 2*time.Second, "the client taking some", func() bool {
+		client.Read(make([]byte, 4096)) // slowly
+		return sendQueueOf(nc) != full
+	})
+	c.blocked.kick(c, now, now.Add(-stallLimit))
+	if c.blocked.kicked {
+		t.Error("kicked although its client took some of the send queue")
+	}
+}
