@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
 	"shoal/gossip"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
@@ -106,7 +104,7 @@ func testRouterBinary(t *testing.T, scfg server.Config) {
 			a.node.Health("b") == gossip.Alive && b.node.Health("a") == gossip.Alive
 	})
 	ba, bb := dialBinary(t, a.addr), dialBinary(t, b.addr)
-	tb := memcache.New(b.addr)
+	tb := client(b.addr)
 	const keys = 40
 	for i := range keys {
 		k := fmt.Sprintf("bin-%d", i)

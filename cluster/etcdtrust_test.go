@@ -214,7 +214,7 @@ func setGetThroughAll(t *testing.T, what string, nodes []*routedNode, count int)
 	t.Helper()
 	clients := make([]*memcache.Client, len(nodes))
 	for i, n := range nodes {
-		clients[i] = memcache.New(n.addr)
+		clients[i] = client(n.addr)
 		clients[i].Timeout = 2 * time.Second
 	}
 	for i, c := range clients {

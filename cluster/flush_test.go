@@ -21,7 +21,7 @@ func TestFlushAllReachesEveryNode(t *testing.T) {
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
-	ca := memcache.New(a.addr)
+	ca := client(a.addr)
 	const n = 50
 	for i := range n {
 		if err := ca.Set(&memcache.Item{Key: fmt.Sprintf("fl-%d", i), Value: []byte("v")}); err != nil {
@@ -36,7 +36,7 @@ func TestFlushAllReachesEveryNode(t *testing.T) {
 	if err := ca.FlushAll(); err != nil {
 		t.Fatal(err)
 	}
-	cb := memcache.New(b.addr)
+	cb := client(b.addr)
 	for i := range n {
 		k := fmt.Sprintf("fl-%d", i)
 		if _, _, res := b.st.Get([]byte(k), nil, nil); res == store.Hit {

@@ -79,7 +79,7 @@ func TestHandBack(t *testing.T) {
 			t.Fatalf("%s: the deleted key came back from a late copy", n.name)
 		}
 	}
-	if _, err := memcache.New(b.addr).Get(keys[0]); !errors.Is(err, memcache.ErrCacheMiss) {
+	if _, err := client(b.addr).Get(keys[0]); !errors.Is(err, memcache.ErrCacheMiss) {
 		t.Fatalf("get %s through b: %v, want a miss", keys[0], err)
 	}
 }
@@ -171,7 +171,7 @@ func TestViewChangeOwes(t *testing.T) {
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
-	ca := memcache.New(a.addr)
+	ca := client(a.addr)
 	for i := range 50 {
 		if err := ca.Set(&memcache.Item{Key: fmt.Sprintf("vc-%d", i), Value: []byte("v")}); err != nil {
 			t.Fatal(err)
@@ -213,8 +213,7 @@ func startPairOld(t *testing.T, owner, prefix string, n int) (a, b *fullNode, ke
 	waitWarm(t, a)
 	waitWarm(t, b)
 	keys = ownedBy(a.router.View(), owner, prefix, n)
-	ca = memcache.New(a.addr)
-	ca.Timeout = 5 * time.Second
+	ca = client(a.addr)
 	for _, k := range keys {
 		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("old")}); err != nil {
 			t.Fatal(err)

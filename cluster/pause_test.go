@@ -39,8 +39,7 @@ func TestPausedPeerAnswers(t *testing.T) {
 			keys = append(keys, k)
 		}
 	}
-	ca := memcache.New(a.addr)
-	ca.Timeout = 5 * time.Second
+	ca := client(a.addr)
 	for _, k := range keys {
 		if err := ca.Set(&memcache.Item{Key: k, Value: []byte("v1-" + k)}); err != nil {
 			t.Fatal(err)

@@ -129,7 +129,7 @@ func testRouterTwoNodes(t *testing.T, scfg server.Config) {
 		return va != nil && vb != nil && va.Epoch == vb.Epoch && len(va.Members) == 2 &&
 			a.node.Health("b") == gossip.Alive && b.node.Health("a") == gossip.Alive
 	})
-	ca, cb := memcache.New(a.addr), memcache.New(b.addr)
+	ca, cb := client(a.addr), client(b.addr)
 	clients := map[string]*memcache.Client{"a": ca, "b": cb}
 	other := map[string]*memcache.Client{"a": cb, "b": ca}
 	const keys = 40

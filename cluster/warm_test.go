@@ -163,7 +163,7 @@ func TestWarmJoin(t *testing.T) {
 	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	waitMembers(t, a)
-	ca := memcache.New(a.addr)
+	ca := client(a.addr)
 	const n = 300
 	for i := range n {
 		k := fmt.Sprintf("wj-%d", i)
@@ -173,7 +173,7 @@ func TestWarmJoin(t *testing.T) {
 	}
 	b := startFullNode(t, etcd, "b")
 	waitMembers(t, a, b)
-	cb := memcache.New(b.addr)
+	cb := client(b.addr)
 	for i := range n {
 		k := fmt.Sprintf("wj-%d", i)
 		it, err := cb.Get(k)
@@ -201,7 +201,7 @@ func TestWarmAfterPause(t *testing.T) {
 	waitMembers(t, a, b)
 	waitWarm(t, a)
 	waitWarm(t, b)
-	ca := memcache.New(a.addr)
+	ca := client(a.addr)
 	const n = 100
 	for i := range n {
 		k := fmt.Sprintf("wp-%d", i)
@@ -253,4 +253,13 @@ func TestWarmAfterPause(t *testing.T) {
 				vw.Ring.Owners(vw.Ring.Shard(k)), a.router.Counters().Pulled, a.router.Counters().Dropped, a.router.Counters().ReadThrough)
 		}
 	}
+}
+
+// client is a gomemcache client of addr that waits 5 s for a reply, not
+// its default 500 ms: a whole-repo run loads the machine (a set timed
+// out in TestViewChangeOwes).
+func client(addr string) *memcache.Client {
+	c := memcache.New(addr)
+	c.Timeout = 5 * time.Second
+	return c
 }
