@@ -6,7 +6,6 @@ package cluster
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -145,17 +144,18 @@ func TestClusterKilledNode(t *testing.T) {
 	t.Logf("after the kill: dead in gossip at %s, out of the ring at %s", ms(dead), ms(time.Since(killed)))
 }
 
-// TestClusterSurvivesEtcdRestart: with etcd down the nodes keep their last
-// ring; when it returns they re-register and converge again.
+// TestClusterSurvivesEtcdRestart: with etcd down (killed: an embedded
+// etcd closed gracefully kept its clients' streams, lease keep-alives
+// among them, for 7 s) the nodes keep their last ring; when it returns
+// they re-register and converge again.
 func TestClusterSurvivesEtcdRestart(t *testing.T) {
 	t.Parallel()
-	etcd := testetcd.Start(t)
-	procs := []*proc{startProc(t, etcd, "n1"), startProc(t, etcd, "n2"), startProc(t, etcd, "n3")}
+	etcd := startEtcdProc(t)
+	ep := etcd.endpoints()
+	procs := []*proc{startNodeAt(t, ep, "n1", testutil.FreeAddr(t)), startNodeAt(t, ep, "n2", testutil.FreeAddr(t)), startNodeAt(t, ep, "n3", testutil.FreeAddr(t))}
 	testutil.WaitUntil(t, 20*time.Second, "converged", func() (bool, string) { return converged(procs, "n1", "n2", "n3") })
 	before := clusterStats(procs[0].addr)["cluster_epoch"]
-	closing := time.Now()
-	etcd.Close()
-	t.Logf("etcd closed in %s", ms(time.Since(closing)))
+	etcd.kill()
 	// Past the 2 s lease TTL with etcd gone: the ring must not change.
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
@@ -168,12 +168,8 @@ func TestClusterSurvivesEtcdRestart(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	starting := time.Now()
-	restarted, err := devetcd.Start(context.Background(), etcd.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
+	etcd.restart(t)
 	t.Logf("etcd restarted in %s", ms(time.Since(starting)))
-	t.Cleanup(restarted.Close)
 	back := testutil.WaitUntil(t, 30*time.Second, "converged and unfenced after etcd returned", func() (bool, string) {
 		if ok, seen := converged(procs, "n1", "n2", "n3"); !ok {
 			return false, seen
@@ -186,12 +182,6 @@ func TestClusterSurvivesEtcdRestart(t *testing.T) {
 		return true, ""
 	})
 	t.Logf("converged and unfenced %s after etcd returned", ms(back))
-	// The nodes go before the restarted etcd's cleanup: with clients
-	// still watching, an embedded etcd takes seconds to close (7 s here).
-	for _, p := range procs {
-		p.signal(syscall.SIGKILL)
-		<-p.done
-	}
 }
 
 // TestClusterNodeRestartsOnNewPort: the same node name on a new port

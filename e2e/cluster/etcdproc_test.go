@@ -26,6 +26,8 @@ import (
 
 // etcdProc is Debian's etcd binary run as a child process.
 type etcdProc struct {
+	bin    string
+	args   []string
 	cmd    *exec.Cmd
 	client string // host:port
 	stderr *bytes.Buffer
@@ -42,20 +44,14 @@ func startEtcdProc(t testing.TB) *etcdProc {
 	}
 	client, peer := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cu, pu := "http://"+client, "http://"+peer
-	cmd := exec.Command(bin,
+	e := &etcdProc{bin: bin, client: client, stderr: &bytes.Buffer{}, args: []string{
 		"--name", "shoal-test",
 		"--data-dir", t.TempDir(),
 		"--listen-client-urls", cu, "--advertise-client-urls", cu,
 		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
-		"--initial-cluster", "shoal-test="+pu,
-		"--log-level", "error", "--logger", "zap")
-	e := &etcdProc{cmd: cmd, client: client, stderr: &bytes.Buffer{}, done: make(chan struct{})}
-	cmd.Stderr = e.stderr
-	cmd.Stdout = e.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(e.done) }()
+		"--initial-cluster", "shoal-test=" + pu,
+		"--log-level", "error", "--logger", "zap",
+	}}
 	t.Cleanup(func() {
 		e.signal(syscall.SIGCONT)
 		e.signal(syscall.SIGKILL)
@@ -64,21 +60,56 @@ func startEtcdProc(t testing.TB) *etcdProc {
 			t.Logf("etcd output:\n%s", e.stderr.String())
 		}
 	})
+	e.run(t)
+	return e
+}
+
+// run starts the etcd process and waits until it is healthy.
+func (e *etcdProc) run(t testing.TB) {
+	t.Helper()
+	e.cmd = exec.Command(e.bin, e.args...)
+	e.done = make(chan struct{})
+	e.cmd.Stderr = e.stderr
+	e.cmd.Stdout = e.stderr
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd, done := e.cmd, e.done
+	go func() { cmd.Wait(); close(done) }()
 	hc := &http.Client{Timeout: time.Second}
 	testutil.WaitUntil(t, 20*time.Second, "etcd healthy", func() (bool, string) {
 		select {
-		case <-e.done:
+		case <-done:
 			t.Fatalf("etcd exited at start: %s", e.stderr.String())
 		default:
 		}
-		resp, err := hc.Get(cu + "/health")
+		resp, err := hc.Get("http://" + e.client + "/health")
 		if err != nil {
 			return false, err.Error()
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200, resp.Status
 	})
-	return e
+}
+
+// kill ends the etcd process at once, as a crash does.
+func (e *etcdProc) kill() {
+	e.signal(syscall.SIGKILL)
+	<-e.done
+}
+
+// restart runs etcd again on its ports and data, once kill has ended it.
+func (e *etcdProc) restart(t testing.TB) {
+	t.Helper()
+	testutil.WaitUntil(t, 5*time.Second, "etcd's client port free for the restart", func() (bool, string) {
+		l, err := net.Listen("tcp", e.client)
+		if err != nil {
+			return false, err.Error()
+		}
+		l.Close()
+		return true, ""
+	})
+	e.run(t)
 }
 
 func (e *etcdProc) endpoints() string { return "http://" + e.client }
