@@ -21,10 +21,11 @@ import (
 //     that retrievals admitted at once see each other;
 //   - a large reply goes out in chunks of writeChunk, each write marked
 //     (blockedWrite), and Server.watchReplies ends, through the
-//     connection's write deadline, a chunk's write still going after
-//     stallLimit of the spell (kickStalled): when it took nothing, its
-//     connection is closed, as loop.memSweep closes one under a loop; a
-//     client that reads, however slowly, keeps it. A TLS write that timed
+//     connection's write deadline, a chunk's write whose socket's send
+//     queue held bytes, unmoved, through stallLimit of the spell
+//     (kickStalled): when it took nothing, its connection is closed, as
+//     loop.memSweep closes one under a loop; a client that reads, however
+//     slowly, keeps it. A TLS write that timed
 //     out cannot go on, so a TLS connection's chunks are one record
 //     (tlsChunk) and a kicked one closes.
 //   - a reply buffer grown for a large reply goes once it is written.

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -96,5 +97,49 @@ func TestTLSConnServedUnderEventLoop(t *testing.T) {
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
 		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+// TestPeerBatchesAllocateNothing: on the peer port, a batch of replies
+// larger than a base buffer (40 quiet mg of 100-byte values, as a
+// forwarding node's batch of gets) allocates nothing once the connection
+// has answered one: it keeps its grown reply buffer while it waits for
+// the next batch (keepsOut). It grew a fresh one per batch before, and
+// the GC took it.
+func TestPeerBatchesAllocateNothing(t *testing.T) {
+	addr := startShoalConfig(t, Config{PeerExtensions: true, EventLoop: true, Loops: 1})
+	c := dial(t, addr)
+	var req strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&req, "ms k%d 100\r\n%s\r\n", i, strings.Repeat("v", 100))
+	}
+	io.WriteString(c, req.String())
+	readAtLeast(c, len("HD\r\n")*40, 5*time.Second)
+	req.Reset()
+	for i := range 40 {
+		fmt.Fprintf(&req, "mg k%d v f c t q O%d\r\n", i, i)
+	}
+	req.WriteString("mn\r\n")
+	batch := []byte(req.String())
+	reply := make([]byte, 64<<10)
+	roundTrip := func() {
+		if _, err := c.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for n < 4 || string(reply[n-4:n]) != "MN\r\n" {
+			m, err := c.Read(reply[n:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += m
+		}
+		if n <= outBase {
+			t.Fatalf("a batch's replies took %d bytes, not more than a base buffer", n)
+		}
+	}
+	roundTrip()
+	if a := testing.AllocsPerRun(50, roundTrip); a >= 1 {
+		t.Errorf("%.1f allocations per batch of replies on the peer port, want none", a)
 	}
 }
