@@ -159,9 +159,12 @@ const peerOutKeep = 64 << 10
 // waits for input: on the peer port, whose few connections (one pool per
 // member) carry batches of replies, larger than a base buffer, one after
 // the other. Each batch grew a fresh buffer the GC then took: allocation
-// and collection were 7 % of an owner's CPU under forwarded gets.
+// and collection were 7 % of an owner's CPU under forwarded gets. What a
+// kept buffer holds beyond a base one counts against the connection
+// memory limit, and none is kept past it: many connections to a peer
+// port without a cluster secret hold no more than the limit so.
 func (c *conn) keepsOut() bool {
-	return c.srv.cfg.PeerExtensions && cap(c.out) <= peerOutKeep
+	return c.srv.cfg.PeerExtensions && cap(c.out) <= peerOutKeep && !c.srv.mem.outOver()
 }
 
 // free gives back everything c holds; it is closed.

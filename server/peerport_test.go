@@ -101,27 +101,31 @@ func TestTLSConnServedUnderEventLoop(t *testing.T) {
 }
 
 // TestPeerBatchesAllocateNothing: on the peer port, a batch of replies
-// larger than a base buffer (40 quiet mg of 100-byte values, as a
+// larger than a base buffer (120 quiet mg of 100-byte values, as a
 // forwarding node's batch of gets) allocates nothing once the connection
 // has answered one: it keeps its grown reply buffer while it waits for
 // the next batch (keepsOut). It grew a fresh one per batch before, and
 // the GC took it.
 func TestPeerBatchesAllocateNothing(t *testing.T) {
-	addr := startShoalConfig(t, Config{PeerExtensions: true, EventLoop: true, Loops: 1})
-	c := dial(t, addr)
-	var req strings.Builder
-	for i := range 40 {
-		fmt.Fprintf(&req, "ms k%d 100\r\n%s\r\n", i, strings.Repeat("v", 100))
+	const limit = 256 << 10
+	srv, st := limitedServer(t, 1, 64<<10, limit, nil) // the limit is at least twice -I
+	srv.cfg.PeerExtensions = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	io.WriteString(c, req.String())
-	readAtLeast(c, len("HD\r\n")*40, 5*time.Second)
-	req.Reset()
-	for i := range 40 {
+	addr := serveOn(t, srv, ln)
+	for i := range 120 {
+		st.Set([]byte(fmt.Sprint("k", i)), []byte(strings.Repeat("v", 100)), &store.SetOptions{})
+	}
+	var req strings.Builder
+	for i := range 120 {
 		fmt.Fprintf(&req, "mg k%d v f c t q O%d\r\n", i, i)
 	}
 	req.WriteString("mn\r\n")
 	batch := []byte(req.String())
 	reply := make([]byte, 64<<10)
+	c := dial(t, addr)
 	roundTrip := func() {
 		if _, err := c.Write(batch); err != nil {
 			t.Fatal(err)
@@ -141,5 +145,15 @@ func TestPeerBatchesAllocateNothing(t *testing.T) {
 	roundTrip()
 	if a := testing.AllocsPerRun(50, roundTrip); a >= 1 {
 		t.Errorf("%.1f allocations per batch of replies on the peer port, want none", a)
+	}
+
+	// Many connections that each answered such a batch keep no more than
+	// the limit, a base buffer each aside.
+	for range 100 {
+		c = dial(t, addr)
+		roundTrip()
+	}
+	if m := srv.Stats().ConnMem; m.Limit != limit || m.Held > limit+peerOutKeep {
+		t.Errorf("101 idle peer connections keep %d bytes beyond their base buffers, limit %d", m.Held, m.Limit)
 	}
 }
