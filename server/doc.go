@@ -26,7 +26,9 @@
 //
 // Memory a connection holds outside the store is bounded (connmem.go,
 // connidle.go): under a loop, a connection borrows its read buffer and
-// reply buffer only while it has work (idle), data blocks beyond the read
+// reply buffer only while it has work (idle; a peer port's connection
+// keeps its reply buffer between batches, within the limit: keepsOut),
+// data blocks beyond the read
 // buffer are received within one limit for all connections
 // (Config.ConnMemLimit, protocol.Budget; past it, memcached's "out of
 // memory storing object"), and a multi-get stops while its replies wait
