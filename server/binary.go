@@ -83,6 +83,9 @@ func (c *conn) binError(b *protocol.Binary, s protocol.BinaryStatus) {
 
 // binServerError answers a write whose owner could not be reached.
 func (c *conn) binServerError(b *protocol.Binary, err error) {
+	if c.writeGaveUp() {
+		return
+	}
 	msg := err.Error()
 	c.out = protocol.AppendBinaryHeader(c.out, b.Op, protocol.StatusTempFail, 0, 0, len(msg), b.Opaque, 0)
 	c.out = append(c.out, msg...)

@@ -70,6 +70,9 @@ func (c *conn) exec(cmd protocol.Command) {
 // serverError answers a write whose owner could not be reached, in
 // memcached's form for server-side failures.
 func (c *conn) serverError(noreply bool, err error) {
+	if c.writeGaveUp() {
+		return
+	}
 	c.reply(noreply, "SERVER_ERROR "+err.Error())
 }
 

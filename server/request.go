@@ -153,9 +153,9 @@ func (c *conn) deleteAnyway(key []byte) (store.Result, store.Item) {
 	return c.req.Res, c.req.Item
 }
 
-// errGaveUp ends a connection whose get's miss may be the cache giving up
-// (gaveUp).
-var errGaveUp = errors.New("server: a get ended with the connection's context: not answered")
+// errGaveUp ends a connection whose get's miss, or write's error, may be
+// the cache giving up (gaveUp, writeGaveUp).
+var errGaveUp = errors.New("server: a command ended with the connection's context: not answered")
 
 // gaveUp reports whether a get's miss (res) may be the cache giving up on
 // the request rather than its answer: the connection's context ended
@@ -166,6 +166,24 @@ var errGaveUp = errors.New("server: a get ended with the connection's context: n
 // elsewhere instead of reading a miss for a key that exists.
 func (c *conn) gaveUp(res store.Result) bool {
 	if res == store.Hit || c.ctx.Err() == nil {
+		return false
+	}
+	if c.err == nil {
+		c.err = errGaveUp
+	}
+	return true
+}
+
+// writeGaveUp reports whether a write's error (or any the Cache returned)
+// may be the cache giving up on the request rather than its outcome: the
+// connection's context ended before the outcome came (Shutdown,
+// DropConns). As gaveUp does for a get's miss, the error is not answered
+// and the connection ends without writing or running anything more: a
+// pending forwarded set answered "SERVER_ERROR cluster: no owner
+// reachable" at shutdown, and the get the client had sent after it ran
+// (TestAsyncClientGone, at random).
+func (c *conn) writeGaveUp() bool {
+	if c.ctx.Err() == nil {
 		return false
 	}
 	if c.err == nil {
