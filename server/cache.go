@@ -55,8 +55,8 @@ import (
 // its connections (DropConns), or once the connection has closed (a
 // client's hang-up is seen between commands, not during one). A call that
 // waits on the network should give up then: its answer has nowhere to go.
-// A get's miss that comes after ctx ended is not answered (the cache may
-// have given up): the connection ends.
+// A get's miss or a write's error that comes after ctx ended is not
+// answered (the cache may have given up): the connection ends.
 type Cache interface {
 	Start(ctx context.Context, req *Request, done func(*Request)) (pending bool)
 	GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte))
