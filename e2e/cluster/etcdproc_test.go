@@ -53,6 +53,9 @@ func startEtcdProc(t testing.TB) *etcdProc {
 		"--log-level", "error", "--logger", "zap",
 	}}
 	t.Cleanup(func() {
+		if e.done == nil {
+			return // it never started
+		}
 		e.signal(syscall.SIGCONT)
 		e.signal(syscall.SIGKILL)
 		<-e.done
@@ -67,14 +70,13 @@ func startEtcdProc(t testing.TB) *etcdProc {
 // run starts the etcd process and waits until it is healthy.
 func (e *etcdProc) run(t testing.TB) {
 	t.Helper()
-	e.cmd = exec.Command(e.bin, e.args...)
-	e.done = make(chan struct{})
-	e.cmd.Stderr = e.stderr
-	e.cmd.Stdout = e.stderr
-	if err := e.cmd.Start(); err != nil {
+	cmd, done := exec.Command(e.bin, e.args...), make(chan struct{})
+	cmd.Stderr = e.stderr
+	cmd.Stdout = e.stderr
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	cmd, done := e.cmd, e.done
+	e.cmd, e.done = cmd, done
 	go func() { cmd.Wait(); close(done) }()
 	hc := &http.Client{Timeout: time.Second}
 	testutil.WaitUntil(t, 20*time.Second, "etcd healthy", func() (bool, string) {
