@@ -80,7 +80,7 @@ func (c *conn) metaGot(m *protocol.MetaGet, it store.Item, val []byte, res store
 		c.ctr.getMisses.Add(1)
 		if !m.Quiet {
 			c.out = protocol.AppendMetaStatus(c.out, protocol.MetaEN)
-			c.out = appendMetaMiss(c.out, m.Key, &m.MetaOptions)
+			c.out = appendMetaEcho(c.out, m.Key, &m.MetaOptions)
 			if m.HasEpoch && it.CAS != 0 {
 				c.out = protocol.AppendMetaFlagUint(c.out, 'c', it.CAS) // a remembered delete (Request.Replica)
 			}
@@ -163,14 +163,7 @@ func (c *conn) noRoom(m *protocol.MetaGet) bool {
 	}
 	c.out = protocol.AppendMetaStatus(c.out, protocol.MetaHD)
 	c.out = protocol.AppendMetaFlagInt(c.out, 's', int64(n))
-	for _, f := range m.Flags {
-		switch f.Code {
-		case 'O':
-			c.out = protocol.AppendMetaOpaque(c.out, f.Value)
-		case 'k':
-			c.out = protocol.AppendMetaKey(c.out, m.Key, m.Base64)
-		}
-	}
+	c.out = appendMetaEcho(c.out, m.Key, &m.MetaOptions)
 	c.out = protocol.AppendCRLF(c.out)
 	return true
 }
@@ -235,9 +228,9 @@ func recacheBelow(now, ttl int64) int64 {
 	return max(abs-now, 0)
 }
 
-// appendMetaMiss appends the flags every meta reply carries whatever the
-// outcome, O and k, in request order.
-func appendMetaMiss(dst, key []byte, o *protocol.MetaOptions) []byte {
+// appendMetaEcho appends the flags every meta reply carries whatever the
+// outcome, O and k, in request order: all a miss's reply carries.
+func appendMetaEcho(dst, key []byte, o *protocol.MetaOptions) []byte {
 	for _, f := range o.Flags {
 		switch f.Code {
 		case 'O':

@@ -168,7 +168,7 @@ func (c *conn) metaDeleted(m *protocol.MetaDelete, res store.Result, err error) 
 		return
 	}
 	c.out = protocol.AppendMetaStatus(c.out, metaStatus(res))
-	c.out = appendMetaMiss(c.out, m.Key, &m.MetaOptions)
+	c.out = appendMetaEcho(c.out, m.Key, &m.MetaOptions)
 	c.out = protocol.AppendCRLF(c.out)
 }
 
@@ -228,7 +228,7 @@ func (c *conn) metaArithDone(m *protocol.MetaArith, now int64, res store.Result,
 			misses.Add(1)
 		}
 		c.out = protocol.AppendMetaStatus(c.out, metaStatus(res))
-		c.out = appendMetaMiss(c.out, m.Key, &m.MetaOptions)
+		c.out = appendMetaEcho(c.out, m.Key, &m.MetaOptions)
 		c.out = protocol.AppendCRLF(c.out)
 		return
 	}

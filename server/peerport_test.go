@@ -157,3 +157,19 @@ func TestPeerBatchesAllocateNothing(t *testing.T) {
 		t.Errorf("101 idle peer connections keep %d bytes beyond their base buffers, limit %d", m.Held, m.Limit)
 	}
 }
+
+// TestPeerRoomWithheld: on the peer port, mg with A (room) smaller than
+// the value answers HD with the value's size, echoing k and O in request
+// order as every meta reply does; with room enough, the value comes.
+func TestPeerRoomWithheld(t *testing.T) {
+	addr := startShoalConfig(t, Config{PeerExtensions: true})
+	c := dial(t, addr)
+	r := served(t, c, "peer port")
+	io.WriteString(c, "ms big 100 q\r\n"+strings.Repeat("v", 100)+"\r\nmg big v A10 k Oab\r\nmg big v A100 k Ocd\r\n")
+	want := "HD s100 kbig Oab\r\nVA 100 kbig Ocd\r\n" + strings.Repeat("v", 100) + "\r\n"
+	got := make([]byte, len(want))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(r, got); err != nil || string(got) != want {
+		t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+}
