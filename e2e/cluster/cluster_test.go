@@ -117,6 +117,7 @@ func TestClusterConverges(t *testing.T) {
 // production (10 s by default): the lease expires 10 to 15 s after the
 // kill, as keep-alives go every third of the TTL.
 func TestClusterKilledNode(t *testing.T) {
+	testutil.Long(t) // waits out the 15 s lease by design
 	t.Parallel()
 	etcd := testetcd.Start(t)
 	ttl := []string{"--lease-ttl", "15"}
