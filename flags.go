@@ -138,6 +138,7 @@ var flagSpecs = []flagSpec{
 	{0, "dev-etcd", "<host:port>", "client address of the --dev etcd (default: 127.0.0.1:2379)", func(o *options, v string) error { o.DevEtcd = v; return nil }},
 	{0, "http", "<host:port>", "serve /metrics (Prometheus), /cluster (JSON) and a status page on this address (default: off)", func(o *options, v string) error { o.HTTPAddr = v; return nil }},
 	{0, "conn-goroutines", "", "serve each connection on its own goroutine instead of epoll event loops", func(o *options, _ string) error { o.ConnGoroutines = true; return nil }},
+	{0, "no-io-uring", "", "event loops send each connection's replies with its own send(2), not a wake-up's together through io_uring", func(o *options, _ string) error { o.NoIOUring = true; return nil }},
 	{0, "log-json", "", "write logs as JSON instead of text", func(o *options, _ string) error { o.logJSON = true; return nil }},
 	{'V', "version", "", "print version and exit", func(*options, string) error { return errVersion }},
 	{'h', "help", "", "print this help and exit", func(*options, string) error { return errHelp }},

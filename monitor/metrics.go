@@ -113,6 +113,8 @@ func writeServer(p *promWriter, snap server.Snapshot) {
 	p.one("shoal_connections_total", "counter", "Client connections accepted (total_connections).", float64(snap.TotalConnections))
 	p.one("shoal_connections_rejected_total", "counter", "Connections refused at the -c limit.", float64(snap.Rejected))
 	p.one("shoal_connections_idle_kicked_total", "counter", "Connections closed for the idle timeout (idle_kicks).", float64(snap.IdleKicks))
+	p.one("shoal_loop_batched_send_calls_total", "counter", "io_uring calls by which event loops sent several connections' replies at once.", float64(snap.BatchedSends.Calls))
+	p.one("shoal_loop_batched_sends_total", "counter", "Replies event loops sent in those calls.", float64(snap.BatchedSends.Sends))
 	cm := snap.ConnMem
 	p.one("shoal_connection_read_buffer_bytes", "gauge", "Bytes of connections' read buffers, values being received included (read_buf_bytes).", float64(cm.ReadBufBytes))
 	p.one("shoal_connection_reply_buffer_bytes", "gauge", "Bytes of connections' reply buffers (response_obj_bytes).", float64(cm.ResponseBytes))

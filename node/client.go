@@ -135,6 +135,7 @@ func (n *Node) clientConfig(onShutdown func(graceful bool)) (server.Config, erro
 		OnShutdown:      onShutdown,
 		Off:             o.Off,
 		EventLoop:       n.eventLoop,
+		NoIOUring:       o.NoIOUring,
 		Loops:           n.threads,
 	}
 	if n.clientTLS != nil {

@@ -106,7 +106,7 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 	// them from there. One event loop (the peer cache's reads through
 	// warming shards leave it): a node's peers batch their requests, a
 	// few connections each.
-	if c.peerSrv, err = server.New(server.Config{MaxConns: o.MaxConns, MaxItemSize: o.MaxItemSize, ConnMemLimit: o.ConnMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: n.eventLoop, Loops: 1, Watch: n.watch, DisableWatch: o.DisableWatch, Items: n.st, Dumps: c.router.PeerPort()}, c.router.PeerPort()); err != nil {
+	if c.peerSrv, err = server.New(server.Config{MaxConns: o.MaxConns, MaxItemSize: o.MaxItemSize, ConnMemLimit: o.ConnMemLimit(), Logger: log, PeerExtensions: true, NoAdmin: true, EventLoop: n.eventLoop, NoIOUring: o.NoIOUring, Loops: 1, Watch: n.watch, DisableWatch: o.DisableWatch, Items: n.st, Dumps: c.router.PeerPort()}, c.router.PeerPort()); err != nil {
 		return err
 	}
 	// After a pause, what the peer connections still hold was sent

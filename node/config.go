@@ -44,7 +44,10 @@ type Config struct {
 	// ConnGoroutines serves each client connection on a goroutine of its
 	// own instead of event loops.
 	ConnGoroutines bool
-	HTTPAddr       string // --http: /metrics and /cluster; empty means off
+	// NoIOUring: event loops write each connection's replies with its own
+	// send(2), not a wake-up's together through io_uring (--no-io-uring).
+	NoIOUring bool
+	HTTPAddr  string // --http: /metrics and /cluster; empty means off
 
 	// Cluster mode (any of Etcd or Dev set).
 	Etcd      string // comma-separated endpoints; empty means standalone

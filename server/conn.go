@@ -327,7 +327,12 @@ func (c *conn) flush() error {
 	if c.nc != nil && len(c.out)-c.sent > writeChunk {
 		return c.flushBlocking()
 	}
-	n, err := c.w.Write(c.out[c.sent:])
+	return c.wrote(c.w.Write(c.out[c.sent:]))
+}
+
+// wrote records that n bytes of the pending replies went out, and the
+// write's error: flush's, or a loop's batched send (sendAll).
+func (c *conn) wrote(n int, err error) error {
 	c.ctr.bytesWritten.Add(int64(n))
 	c.sent += n
 	if err != nil {

@@ -48,6 +48,8 @@ type evState struct {
 	stuck   int64
 	written int64
 	queued  int
+	// later: the loop's sendAll sends the replies (loop.sendLater).
+	later bool
 }
 
 // startLoopsLocked starts the event loops (Config.Loops). If the system

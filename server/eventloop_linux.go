@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"shoal/internal/uring"
 	"shoal/protocol"
 )
 
@@ -47,6 +48,12 @@ type loop struct {
 	remote     bool // over a Cache that may wait (Server.remote)
 	// queued: a Start went pending in this wake-up; Flush at its end.
 	queued bool
+	// ring sends the wake-up's replies together (sendAll), nil without
+	// io_uring; later lists the connections whose replies wait for it.
+	ring       *uring.Ring
+	later      []later
+	laterSpare []later
+	ops        []uring.Op
 	// memWait lists the connections that stopped because the replies
 	// waiting for sockets held more than the limit (conn.waitMemory),
 	// run again once they hold less; memSwept is when memSweep last ran,
@@ -90,6 +97,7 @@ func newLoop(s *Server) (*loop, error) {
 		start:  time.Now(),
 		conns:  make(map[int]*conn),
 		events: make([]unix.EpollEvent, 256),
+		ring:   s.newRing(),
 	}
 	l.epPoll = l.pollReady
 	// The epoll descriptor is itself pollable (readable while events are
@@ -245,6 +253,7 @@ func (l *loop) run() {
 				l.serve(c, ev.Events)
 			}
 		}
+		l.sendAll()
 		if l.queued {
 			l.queued = false
 			l.srv.cache.Flush()
@@ -254,6 +263,7 @@ func (l *loop) run() {
 			l.sweep()
 		}
 		l.watchMemory()
+		l.sendAll()
 	}
 }
 
@@ -391,55 +401,76 @@ func (l *loop) serve(c *conn, events uint32) {
 // already, and then goes on with the next commands.
 func (l *loop) work(c *conn) {
 	c.takeOut()
+	l.runConn(c)
+}
+
+// runConn is work past taking the reply buffer: it runs commands until c
+// waits for input, for its socket, or for a command away. Replies the loop
+// sends with others at the end of the wake-up (sendLater) leave run
+// there; sendAll settles c and runs it on.
+func (l *loop) runConn(c *conn) {
 	for {
 		c.ev.stalled = false
 		open := c.process()
+		if l.sendLater(c, open) {
+			return
+		}
 		c.flush()
-		switch {
-		case c.err != nil && c.hand.owner() != parked:
-			l.close(c)
+		if !l.settle(c, open) {
 			return
-		case !open && c.pending():
-			c.ev.closing = true
-			c.account()
-			return
-		case !open:
-			l.close(c)
-			return
-		}
-		blocked := c.ev.memBlocked
-		c.ev.memBlocked = false
-		if !blocked {
-			c.ev.memListed = false // it ran: a listing left behind is skipped
-		}
-		if c.ev.stalled && !c.pending() && !blocked {
-			// process stopped for replies the socket would not take, and
-			// it took them since: the commands already read must run now,
-			// as no edge may come for them (the client may be done
-			// sending). TestSlowReader hung 1 run in ~50 without this.
-			continue
-		}
-		c.ev.stalled = c.pending()
-		c.account()
-		if c.hand.owner() != parked {
-			switch {
-			case c.ev.stalled:
-				c.ev.served = false // until its client takes these replies
-			case !blocked:
-				c.ev.served = true // its client took every reply of what ran
-			}
-			switch {
-			case blocked && !c.ev.stalled:
-				l.waitMem(c) // no edge will come: the loop runs it again
-			case !c.ev.stalled:
-				c.idle() // waiting for input
-			}
-			return
-		}
-		if !l.release(c) {
-			return // c belongs to the goroutine that completes its command
 		}
 	}
+}
+
+// settle decides what follows c's commands once their replies were
+// written, as far as the socket took them: close, wait for input, the
+// socket or memory, or lend c to its command away. It reports true when
+// c's commands must run on at once.
+func (l *loop) settle(c *conn, open bool) bool {
+	switch {
+	case c.err != nil && c.hand.owner() != parked:
+		l.close(c)
+		return false
+	case !open && c.pending():
+		c.ev.closing = true
+		c.account()
+		return false
+	case !open:
+		l.close(c)
+		return false
+	}
+	blocked := c.ev.memBlocked
+	c.ev.memBlocked = false
+	if !blocked {
+		c.ev.memListed = false // it ran: a listing left behind is skipped
+	}
+	if c.ev.stalled && !c.pending() && !blocked {
+		// process stopped for replies the socket would not take, and
+		// it took them since: the commands already read must run now,
+		// as no edge may come for them (the client may be done
+		// sending). TestSlowReader hung 1 run in ~50 without this.
+		return true
+	}
+	c.ev.stalled = c.pending()
+	c.account()
+	if c.hand.owner() != parked {
+		switch {
+		case c.ev.stalled:
+			c.ev.served = false // until its client takes these replies
+		case !blocked:
+			c.ev.served = true // its client took every reply of what ran
+		}
+		switch {
+		case blocked && !c.ev.stalled:
+			l.waitMem(c) // no edge will come: the loop runs it again
+		case !c.ev.stalled:
+			c.idle() // waiting for input
+		}
+		return false
+	}
+	// c belongs to the goroutine that completes its command, unless that
+	// completed already (release true: run on).
+	return l.release(c)
 }
 
 // release lends parked c to the goroutine that finishes its command and
@@ -564,6 +595,7 @@ func (l *loop) sweep() {
 }
 
 func (l *loop) close(c *conn) {
+	l.forgetLater(c)
 	delete(l.conns, c.ev.fd)
 	unix.Close(c.ev.fd)
 	l.srv.forget(c)
@@ -591,6 +623,9 @@ func (l *loop) shut() {
 		} else {
 			c.cancel() // its command, away, gives up waiting: nobody reads the answer
 		}
+	}
+	if l.ring != nil {
+		l.ring.Close()
 	}
 	if l.ep != nil {
 		l.ep.Close() // leaves Go's poller, closes epfd

@@ -68,6 +68,11 @@ type Config struct {
 	// per connection. Where epoll is missing (not Linux), or for a
 	// net.Conn that is not a socket, connections get goroutines anyway.
 	EventLoop bool
+	// NoIOUring: event loops write each connection's replies with its own
+	// send(2). Otherwise (the zero value) a loop sends the replies of a
+	// wake-up's connections in one io_uring_enter where the kernel allows
+	// io_uring (eventloop_send_linux.go).
+	NoIOUring bool
 	// Loops is the number of event loops (with EventLoop). Zero means
 	// GOMAXPROCS-1, at least 1. Over a Local, a loop waits in epoll_wait,
 	// a system call, on a thread of its own and holding its P (the
@@ -231,19 +236,22 @@ type Server struct {
 	started time.Time
 	nextID  atomic.Uint64
 
-	mem             connMem
-	mgValue         atomic.Int64 // mean value size of recent GetMulti calls (firstBatch)
-	auth            authCounters
-	detail          detail
-	idleKicks       atomic.Int64
-	verbosity       atomic.Int64
-	totalConns      atomic.Int64
-	rejectedConns   atomic.Int64
-	shutdownStarted atomic.Bool
-	statsOff        map[string]bool          // fields stats leaves out (Config.Off)
-	latency         [numFamilies]latencyHist // sampled; see SampleEvery
-	watch           *Watch
-	stopping        chan struct{} // closed by Shutdown: watchers stop
+	mem       connMem
+	mgValue   atomic.Int64 // mean value size of recent GetMulti calls (firstBatch)
+	auth      authCounters
+	detail    detail
+	idleKicks atomic.Int64
+	// ringCalls and ringSends: the loops' batched sends (sendAll), and
+	// the replies they carried.
+	ringCalls, ringSends atomic.Int64
+	verbosity            atomic.Int64
+	totalConns           atomic.Int64
+	rejectedConns        atomic.Int64
+	shutdownStarted      atomic.Bool
+	statsOff             map[string]bool          // fields stats leaves out (Config.Off)
+	latency              [numFamilies]latencyHist // sampled; see SampleEvery
+	watch                *Watch
+	stopping             chan struct{} // closed by Shutdown: watchers stop
 	// ctx is every connection's parent (conn.ctx); Shutdown cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -261,9 +269,10 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closed    counters // counters of connections that have ended
 	done      bool
-	loops     []*loop // event loops (EventLoop), started by the first Serve
-	loopsOff  bool    // EventLoop is set but the loops could not start
-	nextLoop  int     // round robin over loops for new connections
+	loops     []*loop   // event loops (EventLoop), started by the first Serve
+	loopsOff  bool      // EventLoop is set but the loops could not start
+	nextLoop  int       // round robin over loops for new connections
+	ringOnce  sync.Once // logs that loops run without io_uring
 	wg        sync.WaitGroup
 }
 

@@ -23,7 +23,11 @@ type Snapshot struct {
 	TotalConnections int64
 	Rejected         int64
 	IdleKicks        int64
-	Uptime           time.Duration
+	// BatchedSends counts the io_uring calls by which event loops sent
+	// the replies of several connections at once (Calls), and those
+	// replies (Sends): Sends/Calls connections per system call.
+	BatchedSends struct{ Calls, Sends int64 }
+	Uptime       time.Duration
 	// ConnMem is the memory connections hold outside the store.
 	ConnMem ConnMem
 	// Latency holds the sampled command latencies by Family. stats reset
@@ -50,6 +54,7 @@ func (s *Server) Stats() Snapshot {
 		TotalConnections: s.totalConns.Load(),
 		Rejected:         s.rejectedConns.Load(),
 		IdleKicks:        s.idleKicks.Load(),
+		BatchedSends:     struct{ Calls, Sends int64 }{s.ringCalls.Load(), s.ringSends.Load()},
 		Uptime:           time.Since(s.started),
 		ConnMem:          s.mem.snapshot(),
 		Watch:            s.watch.Stats(),

@@ -1,0 +1,121 @@
+//go:build linux
+
+package server
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"shoal/internal/uring"
+)
+
+// A loop sends the replies of the connections it served in one wake-up
+// together, in one system call (internal/uring), where the kernel offers
+// io_uring: at depth 1 a wake-up serves several connections with one
+// reply each, and a system call cost more here than the send it makes.
+// Each send is non-blocking, as send(2) on the loop's sockets is, and done
+// when the call returns; sendAll then settles each connection as work
+// does after its write. Without io_uring (Config.NoIOUring, or a kernel
+// that refuses it) a loop writes each connection's replies at once.
+
+// later is a connection whose replies wait for the wake-up's sendAll;
+// open is what its process returned.
+type later struct {
+	c    *conn
+	open bool
+}
+
+// sendLater leaves c's replies to sendAll and reports whether it did.
+// Only a connection that stays the loop's: one lent to its command away
+// may be written by the goroutine that completes it, which must find the
+// replies before its own written. Only replies within a base buffer: a
+// connection whose replies outgrew it has met a full socket (process
+// writes at flushAt, and a large value at once) or holds memory that
+// counts against the limit, which it must see at once (account). The
+// replies are counted before they wait: the next connection's retrieval
+// must see them against the limit.
+func (l *loop) sendLater(c *conn, open bool) bool {
+	if l.ring == nil || !open || !c.pending() || c.err != nil || c.hand.owner() == parked || len(c.out)-c.sent > outBase {
+		return false
+	}
+	c.held = len(c.out) // handed to a write, as flush does
+	c.account()
+	c.ev.later = true
+	l.later = append(l.later, later{c, open})
+	return true
+}
+
+// sendAll sends the replies sendLater left, all in one system call, and
+// settles each connection; one that must run on (settle) runs now, and
+// its replies go in the next round.
+func (l *loop) sendAll() {
+	for len(l.later) > 0 {
+		batch := l.later
+		l.later = l.laterSpare[:0]
+		ops := l.ops[:0]
+		for _, w := range batch {
+			ops = append(ops, uring.Op{FD: int32(w.c.ev.fd), Buf: w.c.out[w.c.sent:]})
+		}
+		l.srv.ringCalls.Add(int64(len(ops)+ringEntries-1) / ringEntries)
+		l.srv.ringSends.Add(int64(len(ops)))
+		if err := l.ring.Send(ops); err != nil {
+			l.srv.log.Error("event loop: io_uring failed; sending with send(2) from now on", "err", err)
+			l.ring.Close()
+			l.ring = nil
+		}
+		for i, w := range batch {
+			c := w.c
+			c.ev.later = false
+			switch res := ops[i].Res; {
+			case res >= 0:
+				c.wrote(int(res), nil)
+			case res == -int32(unix.EAGAIN):
+				c.wrote(0, nil) // the socket is full: EPOLLOUT brings it back
+			case res == -int32(unix.ECANCELED), res == -int32(unix.EINTR):
+				c.flush() // not sent: send(2) it
+			default:
+				c.wrote(0, syscall.Errno(-res))
+			}
+			ops[i] = uring.Op{}
+			if l.settle(c, w.open) {
+				l.runConn(c)
+			}
+		}
+		clear(batch)
+		l.laterSpare, l.ops = batch[:0], ops[:0]
+	}
+}
+
+// forgetLater drops c, closing, from the replies sendAll would send: its
+// descriptor is closed, and its number may be another socket's by then.
+func (l *loop) forgetLater(c *conn) {
+	if !c.ev.later {
+		return
+	}
+	c.ev.later = false
+	for i, w := range l.later {
+		if w.c == c {
+			l.later = append(l.later[:i], l.later[i+1:]...)
+			return
+		}
+	}
+}
+
+// newRing is the loop's ring, nil without one: Config.NoIOUring, or a
+// kernel that refuses io_uring (logged once per server).
+func (s *Server) newRing() *uring.Ring {
+	if s.cfg.NoIOUring {
+		return nil
+	}
+	r, err := uring.New(ringEntries)
+	if err != nil {
+		s.ringOnce.Do(func() { s.log.Info("event loops send with send(2), one call per connection", "err", err) })
+		return nil
+	}
+	return r
+}
+
+// ringEntries: the sends of one system call; more connections served in
+// a wake-up take several.
+const ringEntries = 256
