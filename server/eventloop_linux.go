@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -51,6 +52,7 @@ type loop struct {
 	// ring sends the wake-up's replies together (sendAll), nil without
 	// io_uring; later lists the connections whose replies wait for it.
 	ring       *uring.Ring
+	together   atomic.Bool // ring is set: read by the goroutines of commands away (comeBack)
 	later      []later
 	laterSpare []later
 	ops        []uring.Op
@@ -99,6 +101,7 @@ func newLoop(s *Server) (*loop, error) {
 		events: make([]unix.EpollEvent, 256),
 		ring:   s.newRing(),
 	}
+	l.together.Store(l.ring != nil)
 	l.epPoll = l.pollReady
 	// The epoll descriptor is itself pollable (readable while events are
 	// ready), so Go's poller can wait on it: see park. Non-blocking, or
@@ -412,7 +415,7 @@ func (l *loop) runConn(c *conn) {
 	for {
 		c.ev.stalled = false
 		open := c.process()
-		if l.sendLater(c, open) {
+		if l.sendLater(c, afterProcess(open)) {
 			return
 		}
 		c.flush()
@@ -528,6 +531,7 @@ func (l *loop) handBack(c *conn) {
 	h.mu.Lock()
 	if h.owner() == orphaned {
 		h.mu.Unlock()
+		c.flush() // the replies ready go out first, as far as the socket takes them
 		unix.Close(c.ev.fd)
 		l.srv.forget(c)
 		return
@@ -567,13 +571,29 @@ func (l *loop) resume(c *conn) {
 		return
 	}
 	if c.pending() {
-		c.flush()
-		if c.pending() && c.err == nil {
-			c.ev.stalled = true
-			c.account() // what the command away appended (a parked get's value)
-			return      // wait for EPOLLOUT
+		if l.sendLater(c, afterResume) {
+			return // resumeSent follows
 		}
+		c.flush()
+		l.resumeSent(c)
+		return
 	}
+	l.resumeOn(c)
+}
+
+// resumeSent goes on with resume once c's replies were written, as far
+// as the socket took them.
+func (l *loop) resumeSent(c *conn) {
+	if c.pending() && c.err == nil {
+		c.ev.stalled = true
+		c.account() // what the command away appended (a parked get's value)
+		return      // wait for EPOLLOUT
+	}
+	l.resumeOn(c)
+}
+
+// resumeOn runs c's next commands, or closes it.
+func (l *loop) resumeOn(c *conn) {
 	if c.ev.closing || c.err != nil {
 		l.close(c)
 		return
@@ -619,6 +639,10 @@ func (l *loop) shut() {
 	}
 	for _, c := range l.conns {
 		if !c.hand.orphanIfAway() {
+			// Replies ready go out first, as far as the socket takes them:
+			// those of a command away that came back as the loop stopped
+			// (handBack), or that waited for the wake-up's sendAll.
+			c.flush()
 			l.close(c)
 		} else {
 			c.cancel() // its command, away, gives up waiting: nobody reads the answer

@@ -19,11 +19,28 @@ import (
 // does after its write. Without io_uring (Config.NoIOUring, or a kernel
 // that refuses it) a loop writes each connection's replies at once.
 
-// later is a connection whose replies wait for the wake-up's sendAll;
-// open is what its process returned.
+// later is a connection whose replies wait for the wake-up's sendAll,
+// and what follows them: after, the connection's process returned open
+// (work: settle), or handed back (resume: resumeSent).
 type later struct {
-	c    *conn
-	open bool
+	c     *conn
+	after after
+}
+
+type after uint8
+
+const (
+	afterClose  after = iota // process returned false: never left for later
+	afterOpen                // process returned true
+	afterResume              // handed back after a command away
+)
+
+// afterProcess is what follows replies of process, which returned open.
+func afterProcess(open bool) after {
+	if open {
+		return afterOpen
+	}
+	return afterClose
 }
 
 // sendLater leaves c's replies to sendAll and reports whether it did.
@@ -35,14 +52,14 @@ type later struct {
 // counts against the limit, which it must see at once (account). The
 // replies are counted before they wait: the next connection's retrieval
 // must see them against the limit.
-func (l *loop) sendLater(c *conn, open bool) bool {
-	if l.ring == nil || !open || !c.pending() || c.err != nil || c.hand.owner() == parked || len(c.out)-c.sent > outBase {
+func (l *loop) sendLater(c *conn, a after) bool {
+	if l.ring == nil || a == afterClose || !c.pending() || c.err != nil || c.hand.owner() == parked || len(c.out)-c.sent > outBase {
 		return false
 	}
 	c.held = len(c.out) // handed to a write, as flush does
 	c.account()
 	c.ev.later = true
-	l.later = append(l.later, later{c, open})
+	l.later = append(l.later, later{c, a})
 	return true
 }
 
@@ -63,6 +80,7 @@ func (l *loop) sendAll() {
 			l.srv.log.Error("event loop: io_uring failed; sending with send(2) from now on", "err", err)
 			l.ring.Close()
 			l.ring = nil
+			l.together.Store(false)
 		}
 		for i, w := range batch {
 			c := w.c
@@ -78,7 +96,10 @@ func (l *loop) sendAll() {
 				c.wrote(0, syscall.Errno(-res))
 			}
 			ops[i] = uring.Op{}
-			if l.settle(c, w.open) {
+			switch {
+			case w.after == afterResume:
+				l.resumeSent(c)
+			case l.settle(c, true):
 				l.runConn(c)
 			}
 		}
