@@ -11,7 +11,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -52,7 +51,6 @@ type loop struct {
 	// ring sends the wake-up's replies together (sendAll), nil without
 	// io_uring; later lists the connections whose replies wait for it.
 	ring       *uring.Ring
-	together   atomic.Bool // ring is set: read by the goroutines of commands away (comeBack)
 	later      []later
 	laterSpare []later
 	ops        []uring.Op
@@ -101,7 +99,6 @@ func newLoop(s *Server) (*loop, error) {
 		events: make([]unix.EpollEvent, 256),
 		ring:   s.newRing(),
 	}
-	l.together.Store(l.ring != nil)
 	l.epPoll = l.pollReady
 	// The epoll descriptor is itself pollable (readable while events are
 	// ready), so Go's poller can wait on it: see park. Non-blocking, or

@@ -16,8 +16,8 @@ import (
 // TestLoopSendsTogether: 32 connections on one event loop each send a
 // get before any reads, round after round, so that a wake-up finds
 // several ready. Every reply arrives whole, to its own connection, with
-// io_uring (the replies of a wake-up go in one call: fewer calls than
-// replies) and without (Config.NoIOUring: none batched).
+// io_uring (the replies of a wake-up that served several go in one call:
+// fewer calls than replies) and without (Config.NoIOUring: none batched).
 func TestLoopSendsTogether(t *testing.T) {
 	t.Parallel()
 	for name, noRing := range map[string]bool{"io_uring": false, "send(2)": true} {
@@ -64,8 +64,9 @@ func TestLoopSendsTogether(t *testing.T) {
 			switch {
 			case noRing && (b.Calls != 0 || b.Sends != 0):
 				t.Errorf("without io_uring: %d replies in %d batched calls", b.Sends, b.Calls)
-			case !noRing && b.Sends < conns*rounds:
-				t.Errorf("%d replies batched, want at least the %d gets'", b.Sends, conns*rounds)
+			case !noRing && b.Sends < conns*rounds/4:
+				// A wake-up that found one connection sends with send(2).
+				t.Errorf("%d replies batched, want most of the %d gets'", b.Sends, conns*rounds)
 			case !noRing && b.Calls >= b.Sends:
 				t.Errorf("%d replies in %d calls: never two in one", b.Sends, b.Calls)
 			}
