@@ -48,8 +48,10 @@ type evState struct {
 	stuck   int64
 	written int64
 	queued  int
-	// later: the loop's sendAll sends the replies (loop.sendLater).
-	later bool
+	// later: the loop's sendAll sends the replies (loop.sendLater);
+	// laterEvents, the events that came meanwhile, served after it.
+	later       bool
+	laterEvents uint32
 }
 
 // startLoopsLocked starts the event loops (Config.Loops). If the system

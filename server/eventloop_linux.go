@@ -364,6 +364,12 @@ func (l *loop) takeAdded() bool {
 
 // serve handles one readiness event of c.
 func (l *loop) serve(c *conn, events uint32) {
+	if c.ev.later {
+		// Its replies wait for sendAll, which settles it, then serves
+		// these events: what follows its send must come first.
+		c.ev.laterEvents |= events
+		return
+	}
 	if c.hand.record(events) {
 		return // a command is away: the events wait for its return
 	}

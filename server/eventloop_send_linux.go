@@ -117,6 +117,10 @@ func (l *loop) sent(w later, res int32, unsent bool) {
 	case l.settle(c, true):
 		l.runConn(c)
 	}
+	if ev := c.ev.laterEvents; ev != 0 && !c.ev.later && l.conns[c.ev.fd] == c {
+		c.ev.laterEvents = 0
+		l.serve(c, ev)
+	}
 }
 
 // forgetLater drops c, closing, from the replies sendAll would send: its
@@ -125,7 +129,7 @@ func (l *loop) forgetLater(c *conn) {
 	if !c.ev.later {
 		return
 	}
-	c.ev.later = false
+	c.ev.later, c.ev.laterEvents = false, 0
 	for i, w := range l.later {
 		if w.c == c {
 			l.later = append(l.later[:i], l.later[i+1:]...)
