@@ -16,7 +16,10 @@
 // non-blocking sockets (eventloop_linux.go), each serving its ready
 // connections in turn on one goroutine: over a Local it waits in
 // epoll_wait on a locked thread, over any other Cache it parks in Go's
-// poller (Config.Loops says why). A loop would stall all its connections
+// poller (Config.Loops says why). The replies of the connections a loop
+// served in one wake-up go out together, in one io_uring_enter where the
+// kernel allows it (eventloop_send_linux.go; Config.NoIOUring: a send(2)
+// each). A loop would stall all its connections
 // while a Cache call waits, so over a Cache that may wait (any but a
 // Local, whose calls never do) the calls that may wait leave the loop
 // (async.go): a get, set or delete that Start leaves pending parks its
