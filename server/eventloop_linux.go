@@ -254,16 +254,25 @@ func (l *loop) run() {
 			}
 		}
 		l.sendAll()
-		if l.queued {
-			l.queued = false
-			l.srv.cache.Flush()
-		}
+		l.flush()
 		if l.idle > 0 && l.now-swept >= int64(timeout)*int64(time.Millisecond) {
 			swept = l.now
 			l.sweep()
 		}
 		l.watchMemory()
+		// What the connections run again (watchMemory, and sendAll's
+		// after their sends) queued goes out before the loop waits.
 		l.sendAll()
+		l.flush()
+	}
+}
+
+// flush writes the peer requests the wake-up's connections queued
+// (Cache.Flush), if any: they go out only on a Flush.
+func (l *loop) flush() {
+	if l.queued {
+		l.queued = false
+		l.srv.cache.Flush()
 	}
 }
 
@@ -629,10 +638,7 @@ func (l *loop) close(c *conn) {
 // before its end-of-wake-up Flush, and a get parked there would otherwise
 // wait out the peer timeout unsent (and Shutdown with it).
 func (l *loop) shut() {
-	if l.queued {
-		l.queued = false
-		l.srv.cache.Flush()
-	}
+	l.flush()
 	l.mu.Lock()
 	added := l.added
 	l.added, l.stopped = nil, true
