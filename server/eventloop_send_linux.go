@@ -72,8 +72,10 @@ func (l *loop) sendAll() {
 		l.later = l.laterSpare[:0]
 		if len(batch) == 1 {
 			// One reply: send(2) costs no more than io_uring_enter.
-			l.sent(batch[0], 0, true)
+			w := batch[0]
+			batch[0] = later{}
 			l.laterSpare = batch[:0]
+			l.sent(w, 0, true)
 			continue
 		}
 		ops := l.ops[:0]
