@@ -23,11 +23,8 @@ type Snapshot struct {
 	TotalConnections int64
 	Rejected         int64
 	IdleKicks        int64
-	// BatchedSends counts the io_uring calls by which event loops sent
-	// the replies of several connections at once (Calls), and those
-	// replies (Sends): Sends/Calls connections per system call.
-	BatchedSends struct{ Calls, Sends int64 }
-	Uptime       time.Duration
+	BatchedSends     BatchedSends
+	Uptime           time.Duration
 	// ConnMem is the memory connections hold outside the store.
 	ConnMem ConnMem
 	// Latency holds the sampled command latencies by Family. stats reset
@@ -36,6 +33,11 @@ type Snapshot struct {
 	// Watch counts the watch command's lines and watchers.
 	Watch WatchStats
 }
+
+// BatchedSends counts the io_uring calls by which event loops sent the
+// replies of several connections at once (Calls), and those replies
+// (Sends): Sends/Calls connections per system call.
+type BatchedSends struct{ Calls, Sends int64 }
 
 // Stats returns a snapshot of every counter.
 func (s *Server) Stats() Snapshot {
@@ -54,7 +56,7 @@ func (s *Server) Stats() Snapshot {
 		TotalConnections: s.totalConns.Load(),
 		Rejected:         s.rejectedConns.Load(),
 		IdleKicks:        s.idleKicks.Load(),
-		BatchedSends:     struct{ Calls, Sends int64 }{s.ringCalls.Load(), s.ringSends.Load()},
+		BatchedSends:     BatchedSends{Calls: s.ringCalls.Load(), Sends: s.ringSends.Load()},
 		Uptime:           time.Since(s.started),
 		ConnMem:          s.mem.snapshot(),
 		Watch:            s.watch.Stats(),
