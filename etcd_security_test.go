@@ -45,6 +45,7 @@ func startEtcdTLS(t *testing.T, ca *testca.CA) string {
 		"--initial-cluster", "shoal-tls="+pu,
 		"--cert-file", cert, "--key-file", key,
 		"--client-cert-auth", "--trusted-ca-file", ca.Path("ca.pem"),
+		"--heartbeat-interval", "10", "--election-timeout", "100", // one member: leader at once
 		"--log-level", "error", "--logger", "zap")
 	done, out := startCmd(t, cmd)
 	tc := adminTLS(t, ca)

@@ -291,6 +291,7 @@ func TestAsyncManyConns(t *testing.T) {
 // wait on it; once the peer timeout passes they fail over to the next
 // owner (this node), and the owner is marked down.
 func TestAsyncPeerTimeout(t *testing.T) {
+	t.Parallel()
 	_, px := startPeer(t)
 	rig := startAsyncRig(t, px.addr, 2)
 	warmPeer(t, rig)

@@ -82,6 +82,7 @@ func TestAsyncWritesSameReplies(t *testing.T) {
 // with none, they are answered SERVER_ERROR, as the synchronous Set does.
 // A delete behind them goes the same way (to the second owner: DELETED).
 func TestAsyncSetPeerTimeout(t *testing.T) {
+	t.Parallel()
 	for _, replicas := range []int{2, 1} {
 		t.Run(fmt.Sprint("replicas ", replicas), func(t *testing.T) {
 			_, px := startPeer(t)

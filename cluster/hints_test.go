@@ -236,6 +236,7 @@ func startPairOld(t *testing.T, owner, prefix string, n int) (a, b *fullNode, ke
 // is a (its sender skipped a, which b still sees alive) is served by b as
 // a stand-in and pushed to a: a ends up holding it.
 func TestForwardedWritePushed(t *testing.T) {
+	t.Parallel()
 	a, b, keys, _ := startPairOld(t, "a", "fw-", 3)
 	for _, k := range keys {
 		testutil.WaitFor(t, 5*time.Second, "b to hold the old "+k, func() bool { _, v, res := b.st.Get([]byte(k), nil, nil); return res == store.Hit && string(v) == "old" })

@@ -28,6 +28,7 @@ import (
 // what a wrote since the cut kept, unless b deleted it later (b's dump
 // carries its deletes).
 func TestWarmAfterLapse(t *testing.T) {
+	t.Parallel()
 	etcd, a, b := startPair(t)
 	const n = 100
 	key := func(i int) []byte { return []byte(fmt.Sprintf("wl-%d", i)) }
@@ -158,6 +159,7 @@ func waitRouted(t *testing.T, n *fullNode) {
 // what a held from before the cut goes when the source lacks it; the
 // source's newer copy wins.
 func TestSettleAfterLapse(t *testing.T) {
+	t.Parallel()
 	_, a, b := startPair(t)
 	old, newer := []byte("sl-old"), []byte("sl-newer")
 	a.st.Set(old, []byte("before the cut"), &store.SetOptions{})

@@ -24,6 +24,7 @@ import (
 // served after the recovery, reading through from the owner that stood
 // in, so the client sees the value, not a miss.
 func TestPausedPeerAnswers(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")
@@ -97,6 +98,7 @@ func (s *stallingMembers) View() *membership.View {
 // is dropped. e2e/history saw both healthy nodes "recover" from such a
 // gap right after a partition healed, dropping every shard they owned.
 func TestBusyRunIsNoPause(t *testing.T) {
+	t.Parallel()
 	st, err := store.New(store.Config{MemoryLimit: 4 << 20})
 	if err != nil {
 		t.Fatal(err)

@@ -42,6 +42,7 @@ func (h *healthMembers) set(name string, s gossip.State) {
 // items and pulls in full. Keeping them served a key flushed while the
 // node was down (TestClusterWarmRestart, "full: k324 through n1").
 func TestRestoredShardWaitsForASource(t *testing.T) {
+	t.Parallel()
 	newHybrid := func() *store.Store {
 		st, err := store.New(store.Config{MemoryLimit: 4 << 20, HybridCAS: true})
 		if err != nil {

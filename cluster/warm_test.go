@@ -195,6 +195,7 @@ func TestWarmJoin(t *testing.T) {
 // TestWarmAfterPause: a node that notices it was paused drops what it held
 // and serves what the others hold now, never its older value.
 func TestWarmAfterPause(t *testing.T) {
+	t.Parallel()
 	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")
 	b := startFullNode(t, etcd, "b")

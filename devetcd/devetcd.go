@@ -51,6 +51,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ec.ListenPeerUrls = []url.URL{peer}
 	ec.AdvertisePeerUrls = []url.URL{peer}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	// One member has no one to lose an election to: a 10 ms tick makes
+	// it leader in ~50 ms instead of ~700 ms (every test that starts an
+	// etcd waited that), for ~6 ms more CPU per second idle.
+	ec.TickMs, ec.ElectionMs = 10, 100
 	ec.LogLevel = cfg.LogLevel
 	if ec.LogLevel == "" {
 		ec.LogLevel = "error"

@@ -149,6 +149,7 @@ func (e *procEtcd) Start(t testing.TB) {
 		"--listen-client-urls", e.client, "--advertise-client-urls", e.client,
 		"--listen-peer-urls", e.peer, "--initial-advertise-peer-urls", e.peer,
 		"--initial-cluster", "test="+e.peer,
+		"--heartbeat-interval", "10", "--election-timeout", "100", // one member: leader at once
 		"--log-level", "error", "--logger", "zap")
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	if err := e.cmd.Start(); err != nil {

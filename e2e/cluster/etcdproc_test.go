@@ -50,6 +50,7 @@ func startEtcdProc(t testing.TB) *etcdProc {
 		"--listen-client-urls", cu, "--advertise-client-urls", cu,
 		"--listen-peer-urls", pu, "--initial-advertise-peer-urls", pu,
 		"--initial-cluster", "shoal-test=" + pu,
+		"--heartbeat-interval", "10", "--election-timeout", "100", // one member: leader at once
 		"--log-level", "error", "--logger", "zap",
 	}}
 	t.Cleanup(func() {
