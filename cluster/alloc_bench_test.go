@@ -96,7 +96,7 @@ func (g *replRig) keys(n int) [][]byte {
 // setReplicated sets key on the owner and waits until the replica has
 // applied that write (its CAS).
 func (g *replRig) setReplicated(tb testing.TB, key, val []byte, opt *store.SetOptions) {
-	res, it, err := g.rt.Set(context.Background(), key, val, opt)
+	res, it, err := routerSet(g.rt, context.Background(), key, val, opt)
 	if res != store.Stored || err != nil {
 		tb.Fatalf("set: %v %v", res, err)
 	}
@@ -116,7 +116,7 @@ func (g *replRig) setReplicated(tb testing.TB, key, val []byte, opt *store.SetOp
 
 // BenchmarkReplicatedSet: sets on the owner of keys with one replica,
 // replicated over a real peer connection to the replica's peer port
-// (PeerPort.ReplicaSet): the owner's set, its push, the replicator's
+// (PeerPort.replicaSet): the owner's set, its push, the replicator's
 // send and the replica applying it. allocs/op counts all of them (one
 // process). "each" waits for every set to reach the replica (latency);
 // "window64" waits every 64 sets for the last one (throughput: the
@@ -141,7 +141,7 @@ func BenchmarkReplicatedSet(b *testing.B) {
 				k := keys[i%len(keys)]
 				i++
 				if i%window != 0 {
-					if res, _, err := g.rt.Set(context.Background(), k, val, opt); res != store.Stored || err != nil {
+					if res, _, err := routerSet(g.rt, context.Background(), k, val, opt); res != store.Stored || err != nil {
 						b.Fatalf("set: %v %v", res, err)
 					}
 					continue

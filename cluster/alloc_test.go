@@ -30,13 +30,13 @@ func TestRouterLocalAllocs(t *testing.T) {
 	rt.apply()
 	key, val, dst := []byte("key"), []byte("value"), make([]byte, 0, 64)
 	opt := &store.SetOptions{}
-	rt.Set(context.Background(), key, val, opt) // "Start get" may run first
+	routerSet(rt, context.Background(), key, val, opt) // "Start get" may run first
 	setReq := &server.Request{Op: server.OpSet, Key: key, Value: val, Set: opt}
 	getReq := &server.Request{Op: server.OpGet, Key: key, Dst: dst}
 	done := func(req *server.Request) { t.Errorf("Start of a local key's %v went pending", req.Op) }
 	for name, op := range map[string]func(){
-		"Set": func() { rt.Set(context.Background(), key, val, opt) },
-		"Get": func() { rt.Get(context.Background(), key, nil, dst) },
+		"waiting set": func() { routerSet(rt, context.Background(), key, val, opt) },
+		"waiting get": func() { routerGet(rt, context.Background(), key, nil, dst) },
 		"Start set": func() {
 			if rt.Start(context.Background(), setReq, done) || setReq.Res != store.Stored {
 				t.Errorf("pending, or %v", setReq.Res)
@@ -57,9 +57,9 @@ func TestRouterLocalAllocs(t *testing.T) {
 // TestRouterReplicatedAllocs: a set this node serves as the primary of a
 // key with a live replica allocates nothing, pushed through a running
 // repl.Replicator over a real peer connection: through the synchronous
-// Set, the event loop's Start and the peer port's Set (a write
+// walk (serve), the event loop's Start and the peer port's set (a write
 // forwarded here), and, all the way to the replica applying it
-// (PeerPort.ReplicaSet), the whole round trip.
+// (PeerPort.replicaSet), the whole round trip.
 func TestRouterReplicatedAllocs(t *testing.T) {
 	if testutil.Race {
 		t.Skip("counts allocations across goroutines, which the race detector's synchronization makes")
@@ -75,13 +75,13 @@ func TestRouterReplicatedAllocs(t *testing.T) {
 		name string
 		op   func()
 	}{
-		{"Set", func() { g.rt.Set(context.Background(), key, val, opt) }},
+		{"waiting set", func() { routerSet(g.rt, context.Background(), key, val, opt) }},
 		{"Start set", func() {
 			if g.rt.Start(context.Background(), setReq, done) || setReq.Res != store.Stored {
 				t.Errorf("pending, or %v", setReq.Res)
 			}
 		}},
-		{"forwarded Set", func() { pc.Set(context.Background(), key, val, opt) }},
+		{"forwarded set", func() { pc.set(context.Background(), key, val, opt) }},
 		{"Set until the replica applied it", func() { g.setReplicated(t, key, val, opt) }},
 	} {
 		// repl reuses its value buffers, once its free list holds as many

@@ -18,11 +18,12 @@ import (
 //     Anything else takes the synchronous walk on a goroutine of the
 //     router (bg), on the same route, which completes from there: a
 //     failover-worthy error of the async request (the member is marked
-//     down as by Get, and the walk goes on to the route's next owner), no
+//     down as by the walk, which goes on to the route's next owner), no
 //     live connection to the owner (the walk dials), a warming shard
-//     (read-through from a source). A pause or lapse noticed takes Get
-//     (Set, Delete), which recovers first, then routes: no recovery runs
-//     on an event loop. Writes are in async_write.go.
+//     (read-through from a source). A pause or lapse noticed takes serve,
+//     which recovers first, then routes: no recovery runs on an event
+//     loop. Writes are in async_write.go. The walk itself (getOn, setOn,
+//     deleteOn, arithOn, touchOn) is in forward.go.
 //   - An incr/decr, ma or touch (OpArith, OpTouch) runs at once when its
 //     key is Inline, else on the synchronous walk on a goroutine of the
 //     router, which completes it.
@@ -41,7 +42,7 @@ import (
 // which gives up when ctx ends.
 func (r *Router) Start(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
 	if done == nil {
-		do(ctx, r, req)
+		r.serve(ctx, req)
 		return false
 	}
 	switch req.Op {
@@ -51,36 +52,32 @@ func (r *Router) Start(ctx context.Context, req *server.Request, done func(*serv
 		return r.startWrite(ctx, req, done)
 	}
 	if r.Inline(req.Key) {
-		do(ctx, r, req)
+		r.serve(ctx, req)
 		return false
 	}
-	return r.later(req, done, func() { do(ctx, r, req) })
+	return r.later(req, done, func() { r.serve(ctx, req) })
 }
 
-// syncCache is the synchronous form of a Request's operations: the
-// Router's walks, the PeerPort's local service.
-type syncCache interface {
-	Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result)
-	Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error)
-	Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error)
-	Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error)
-	Touch(ctx context.Context, key []byte, exptime int64) (store.Result, store.Item, error)
+// serve runs req on the synchronous walk, routed now (after recovering
+// from a pause this request is the first to find: routed), waiting as
+// long as the walk does, and leaves the outcome in req.
+func (r *Router) serve(ctx context.Context, req *server.Request) {
+	r.serveOn(ctx, r.routed(req.Key), req)
 }
 
-// do runs req on c, waiting as long as c does, and leaves the outcome in
-// req.
-func do(ctx context.Context, c syncCache, req *server.Request) {
+// serveOn is serve on route rt.
+func (r *Router) serveOn(ctx context.Context, rt Route, req *server.Request) {
 	switch req.Op {
 	case server.OpGet:
-		req.Item, req.Val, req.Res = c.Get(ctx, req.Key, req.Get, req.Dst)
+		req.Item, req.Val, req.Res = r.getOn(ctx, rt, req.Key, req.Get, req.Dst)
 	case server.OpSet:
-		req.Res, req.Item, req.Err = c.Set(ctx, req.Key, req.Value, req.Set)
+		req.Res, req.Item, req.Err = r.setOn(ctx, rt, req.Key, req.Value, req.Set)
 	case server.OpDelete:
-		req.Res, req.Item, req.Err = c.Delete(ctx, req.Key, req.Del)
+		req.Res, req.Item, req.Err = r.deleteOn(ctx, rt, req.Key, req.Del)
 	case server.OpArith:
-		req.Res, req.N, req.Item, req.Err = c.Arith(ctx, req.Key, req.Arith)
+		req.Res, req.N, req.Item, req.Err = r.arithOn(ctx, rt, req.Key, req.Arith)
 	case server.OpTouch:
-		req.Res, req.Item, req.Err = c.Touch(ctx, req.Key, req.Exptime)
+		req.Res, req.Item, req.Err = r.touchOn(ctx, rt, req.Key, req.Exptime)
 	}
 }
 
@@ -113,7 +110,7 @@ func (r *Router) Inline(key []byte) bool {
 // startGet is Start for a get.
 func (r *Router) startGet(ctx context.Context, req *server.Request, done func(*server.Request)) bool {
 	if r.tk.Recovering() {
-		return r.later(req, done, func() { do(ctx, r, req) })
+		return r.later(req, done, func() { r.serve(ctx, req) })
 	}
 	rt := r.route(req.Key)
 	if rt.Local() {

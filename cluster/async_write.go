@@ -88,19 +88,16 @@ func (r *Router) writeHere(ctx context.Context, rt *Route, req *server.Request) 
 }
 
 // writeLater runs the synchronous write on a goroutine, on w's route when
-// routed (else Set or Delete routes it, after any recovery), and reports
+// routed (else serve routes it, after any recovery), and reports
 // pending; once the router is closed (no goroutines start), it runs it
 // here.
 func (r *Router) writeLater(w asyncWrite, routed bool) bool {
 	req := w.req
 	return r.later(req, w.done, func() {
-		switch {
-		case !routed:
-			do(w.ctx, r, req)
-		case req.Op == server.OpDelete:
-			req.Res, req.Item, req.Err = r.deleteOn(w.ctx, w.rt, req.Key, req.Del)
-		default:
-			req.Res, req.Item, req.Err = r.setOn(w.ctx, w.rt, req.Key, req.Value, req.Set)
+		if routed {
+			r.serveOn(w.ctx, w.rt, req)
+		} else {
+			r.serve(w.ctx, req)
 		}
 	})
 }

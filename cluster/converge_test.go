@@ -17,8 +17,8 @@ func TestReplicaSetNewestWins(t *testing.T) {
 	key := []byte("conv-key")
 	apply := func(val string, cas uint64) {
 		t.Helper()
-		if _, _, err := pc.ReplicaSet(key, []byte(val), &store.SetOptions{NewCAS: cas}, server.Origin{Epoch: uint64(rig.view.Epoch)}); err != nil {
-			t.Fatalf("ReplicaSet %s: %v", val, err)
+		if _, _, err := pc.replicaSet(key, []byte(val), &store.SetOptions{NewCAS: cas}, server.Origin{Epoch: uint64(rig.view.Epoch)}); err != nil {
+			t.Fatalf("replicaSet %s: %v", val, err)
 		}
 	}
 	holds := func(want string, cas uint64) {

@@ -68,13 +68,8 @@ func replyResult(err error) (store.Result, bool) {
 	return 0, false
 }
 
-// Get reads key from its first reachable owner; no reachable owner, or an
-// error from the owner, is a miss.
-func (r *Router) Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
-	return r.getOn(ctx, r.routed(key), key, opt, dst)
-}
-
-// getOn is Get on route rt.
+// getOn reads key from the first reachable owner on route rt; no
+// reachable owner, or an error from the owner, is a miss.
 func (r *Router) getOn(ctx context.Context, rt Route, key []byte, opt *store.GetOptions, dst []byte) (it store.Item, val []byte, res store.Result) {
 	res = store.Miss
 	err := r.walk(ctx, &rt, func(m *member) error {
@@ -135,12 +130,7 @@ func writeResult(res peer.Result, ok store.Result) store.Result {
 	return ok
 }
 
-// Set writes through the first reachable owner.
-func (r *Router) Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
-	return r.setOn(ctx, r.routed(key), key, value, opt)
-}
-
-// setOn is Set on route rt.
+// setOn writes through the first reachable owner on route rt.
 func (r *Router) setOn(ctx context.Context, rt Route, key, value []byte, opt *store.SetOptions) (res store.Result, it store.Item, err error) {
 	err = r.walk(ctx, &rt, func(m *member) error {
 		pr, cas, err := m.client.Set(ctx, key, value, peerSetOptions(opt))
@@ -182,12 +172,8 @@ func setOutcome(pr peer.Result, cas uint64, err error, opt *store.SetOptions, si
 	return writeResult(pr, store.Stored), store.Item{Flags: so.Flags, Exptime: so.Exptime, CAS: cas, Size: size}, nil
 }
 
-// Delete deletes (or invalidates) through the first reachable owner.
-func (r *Router) Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
-	return r.deleteOn(ctx, r.routed(key), key, opt)
-}
-
-// deleteOn is Delete on route rt.
+// deleteOn deletes (or invalidates) through the first reachable owner on
+// route rt.
 func (r *Router) deleteOn(ctx context.Context, rt Route, key []byte, opt *store.DeleteOptions) (res store.Result, it store.Item, err error) {
 	err = r.walk(ctx, &rt, func(m *member) error {
 		pr, err := m.client.Delete(ctx, key, peerDeleteOptions(opt))
@@ -221,9 +207,8 @@ func deleteOutcome(pr peer.Result, err error) (store.Result, error) {
 	return writeResult(pr, store.Deleted), nil
 }
 
-// Arith applies incr/decr at the first reachable owner.
-func (r *Router) Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
-	rt := r.routed(key)
+// arithOn applies incr/decr at the first reachable owner on route rt.
+func (r *Router) arithOn(ctx context.Context, rt Route, key []byte, opt *store.ArithOptions) (res store.Result, v uint64, it store.Item, err error) {
 	err = r.walk(ctx, &rt, func(m *member) error {
 		po := peer.ArithOptions{
 			Decr: opt.Decr, Delta: opt.Delta, ZeroDelta: opt.Delta == 0,
@@ -250,9 +235,8 @@ func (r *Router) Arith(ctx context.Context, key []byte, opt *store.ArithOptions)
 	return res, v, it, err
 }
 
-// Touch sets key's exptime at the first reachable owner.
-func (r *Router) Touch(ctx context.Context, key []byte, exptime int64) (res store.Result, it store.Item, err error) {
-	rt := r.routed(key)
+// touchOn sets key's exptime at the first reachable owner on route rt.
+func (r *Router) touchOn(ctx context.Context, rt Route, key []byte, exptime int64) (res store.Result, it store.Item, err error) {
 	err = r.walk(ctx, &rt, func(m *member) error {
 		pit, hit, err := m.client.Get(ctx, key, peer.GetOptions{Touch: true, TTL: ttl(exptime)})
 		if err != nil {

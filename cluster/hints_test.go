@@ -72,7 +72,7 @@ func TestHandBack(t *testing.T) {
 	// A late copy of the deleted key, older than the delete (a push that
 	// left before it), does not bring it back on either node.
 	for _, n := range []*fullNode{a, b} {
-		if _, _, err := n.router.PeerPort().ReplicaSet([]byte(keys[0]), []byte("old"), &store.SetOptions{NewCAS: 1}, server.Origin{Epoch: uint64(n.router.View().Epoch)}); err != nil {
+		if _, _, err := n.router.PeerPort().replicaSet([]byte(keys[0]), []byte("old"), &store.SetOptions{NewCAS: 1}, server.Origin{Epoch: uint64(n.router.View().Epoch)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, res := n.st.Get([]byte(keys[0]), nil, nil); res != store.Miss {
@@ -94,13 +94,13 @@ func TestVersionedDelete(t *testing.T) {
 	key := []byte("vd-key")
 	set := func(val string, cas uint64) {
 		t.Helper()
-		if _, _, err := pc.ReplicaSet(key, []byte(val), &store.SetOptions{NewCAS: cas}, o); err != nil {
+		if _, _, err := pc.replicaSet(key, []byte(val), &store.SetOptions{NewCAS: cas}, o); err != nil {
 			t.Fatal(err)
 		}
 	}
 	del := func(cas uint64) {
 		t.Helper()
-		if _, _, err := pc.ReplicaDelete(key, &store.DeleteOptions{NewCAS: cas}, o); err != nil {
+		if _, _, err := pc.replicaDelete(key, &store.DeleteOptions{NewCAS: cas}, o); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -243,7 +243,7 @@ func TestForwardedWritePushed(t *testing.T) {
 	}
 	pc := b.router.PeerPort()
 	for _, k := range keys {
-		if res, _, err := pc.Set(context.Background(), []byte(k), []byte("new"), nil); err != nil || res != store.Stored {
+		if res, _, err := pc.set(context.Background(), []byte(k), []byte("new"), nil); err != nil || res != store.Stored {
 			t.Fatalf("forwarded set %s on b: %v %v", k, res, err)
 		}
 	}
@@ -255,7 +255,7 @@ func TestForwardedWritePushed(t *testing.T) {
 	}
 	// A forwarded touch (gat) is a write too.
 	exp := b.st.Now() + 3600
-	if _, _, res := pc.Get(context.Background(), []byte(keys[0]), &store.GetOptions{Touch: true, Exptime: exp}, nil); res != store.Hit {
+	if _, _, res := pc.get(context.Background(), []byte(keys[0]), &store.GetOptions{Touch: true, Exptime: exp}, nil); res != store.Hit {
 		t.Fatalf("forwarded gat %s on b: %v", keys[0], res)
 	}
 	testutil.WaitFor(t, 5*time.Second, "a holds "+keys[0]+" touched", func() bool {

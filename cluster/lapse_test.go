@@ -228,7 +228,7 @@ func TestSettleWithoutSource(t *testing.T) {
 	var giveUp time.Time // when a stops waiting for b, set by the first read
 	for i, key := range [][]byte{old, mine} {
 		start := time.Now()
-		_, v, res := a.router.Get(context.Background(), key, nil, nil)
+		_, v, res := routerGet(a.router, context.Background(), key, nil, nil)
 		if res == store.Hit {
 			t.Errorf("%s read as %q with its source silent, want a miss", key, v)
 		}
@@ -257,7 +257,7 @@ func TestSettleWithoutSource(t *testing.T) {
 	b.proxy.frozen.Store(false)
 	for key, want := range map[string]string{string(old): "b's", string(mine): "since the cut"} {
 		testutil.WaitFor(t, 10*time.Second, key+" settled to "+want, func() bool {
-			_, v, _ := a.router.Get(context.Background(), []byte(key), nil, nil)
+			_, v, _ := routerGet(a.router, context.Background(), []byte(key), nil, nil)
 			return string(v) == want
 		})
 	}
@@ -331,7 +331,7 @@ func TestCancelledRMWDuringWarm(t *testing.T) {
 		t.Fatalf("%s's shard no longer warms", key)
 	}
 	o := server.Origin{Epoch: uint64(a.router.View().Epoch)}
-	if _, _, err := a.router.PeerPort().ReplicaDelete(key, nil, o); err != nil {
+	if _, _, err := a.router.PeerPort().replicaDelete(key, nil, o); err != nil {
 		t.Fatal(err)
 	}
 	if _, v, res := a.st.Get(key, nil, nil); res == store.Hit {
@@ -357,7 +357,7 @@ func TestForwardedRMWUnvouched(t *testing.T) {
 	b.proxy.frozen.Store(true)
 	defer b.proxy.frozen.Store(false)
 
-	res, n, _, err := b.router.Arith(context.Background(), key, &store.ArithOptions{Delta: 1})
+	res, n, _, err := routerArith(b.router, context.Background(), key, &store.ArithOptions{Delta: 1})
 	if err != nil || res != store.Stored || n != 21 {
 		t.Fatalf("incr through b: %v %d %v, want stored 21", res, n, err)
 	}
@@ -451,7 +451,7 @@ func TestReplicatedDeleteOfOwnWrite(t *testing.T) {
 		{unversioned, func(uint64) uint64 { return 0 }, store.Hit},
 	} {
 		own := write(c.key)
-		if _, _, err := pc.ReplicaDelete(c.key, &store.DeleteOptions{NewCAS: c.d(own)}, o); err != nil {
+		if _, _, err := pc.replicaDelete(c.key, &store.DeleteOptions{NewCAS: c.d(own)}, o); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, res := a.st.Get(c.key, nil, nil); res != c.want {
@@ -493,7 +493,7 @@ func TestLapseWarmSurvivesLateViewWithoutSelf(t *testing.T) {
 	r.tk.Transition(v, late) // apply's transition, run after the recovery
 	r.mu.Unlock()
 
-	if _, val, res := r.PeerPort().Get(context.Background(), key, nil, nil); res == store.Hit {
+	if _, val, res := r.PeerPort().get(context.Background(), key, nil, nil); res == store.Hit {
 		t.Errorf("forwarded get of %s, deleted on b while a was out: %q", key, val)
 	}
 }
@@ -516,10 +516,10 @@ func TestReplicatedSetAfterDeleteOfOwnWrite(t *testing.T) {
 		own = it.CAS
 		return true
 	})
-	if _, _, err := pc.ReplicaDelete(key, &store.DeleteOptions{NewCAS: own + 1}, o); err != nil {
+	if _, _, err := pc.replicaDelete(key, &store.DeleteOptions{NewCAS: own + 1}, o); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := pc.ReplicaSet(key, []byte("b's"), &store.SetOptions{NewCAS: own + 2}, o); err != nil {
+	if _, _, err := pc.replicaSet(key, []byte("b's"), &store.SetOptions{NewCAS: own + 2}, o); err != nil {
 		t.Fatal(err)
 	}
 	if _, v, res := a.st.Get(key, nil, nil); string(v) != "b's" {

@@ -40,7 +40,7 @@ type batch struct {
 // next owner; keys with no owner left are misses. Every key is routed
 // once, in one view, and a retry walks on along its route. Options a
 // batch cannot carry (NoBump, Vivify, RecacheBelow: meta commands only)
-// are served key by key through Get, and so is every multi-get while
+// are served key by key on the synchronous walk (getOn), and so is every multi-get while
 // shards warm.
 func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(i int, it store.Item, val []byte)) {
 	r.tk.Awake() // recovers first when the process was paused
@@ -48,7 +48,7 @@ func (r *Router) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOpti
 	if (opt != nil && (opt.NoBump || opt.Vivify || opt.RecacheBelow > 0)) || r.tk.AnyWarming() {
 		var buf []byte
 		for i, k := range keys {
-			it, val, res := r.Get(ctx, k, opt, buf[:0])
+			it, val, res := r.getOn(ctx, r.routed(k), k, opt, buf[:0])
 			buf = val
 			if res == store.Hit {
 				into(i, it, val)

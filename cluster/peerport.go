@@ -22,7 +22,7 @@ var ErrStaleEpoch = fmt.Errorf("cluster: stale epoch: %w", server.ErrStaleOrigin
 // requests arrive; it never routes again. A forwarded request is served
 // as the owner serves it on the client port (warm-up, then a push of the
 // result to the key's other owners). A replicated write (it carries an
-// epoch: server.Request.Replica; ReplicaSet, ReplicaDelete) is stored and
+// epoch: server.Request.Replica; replicaSet, replicaDelete) is stored and
 // not pushed again. Everything it does is in this file.
 func (r *Router) PeerPort() *PeerPort { return &PeerPort{r: r} }
 
@@ -38,12 +38,12 @@ var (
 // from its client sends it to every other.
 func (p *PeerPort) FlushAll(ctx context.Context, delay int64) { p.r.st.FlushAll(delay) }
 
-// GetMulti serves a classic multi-get on the peer port key by key, as Get
+// GetMulti serves a classic multi-get on the peer port key by key, as get
 // (members send mg; a classic get comes from an operator's tool).
 func (p *PeerPort) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOptions, into func(int, store.Item, []byte)) {
 	var buf []byte
 	for i, k := range keys {
-		it, val, res := p.Get(ctx, k, opt, buf[:0])
+		it, val, res := p.get(ctx, k, opt, buf[:0])
 		if res == store.Hit {
 			into(i, it, val)
 		}
@@ -51,12 +51,12 @@ func (p *PeerPort) GetMulti(ctx context.Context, keys [][]byte, opt *store.GetOp
 	}
 }
 
-// Get serves a forwarded read. A read that finds this process was paused
+// get serves a forwarded read. A read that finds this process was paused
 // is served after the recovery (it changes nothing, and the shards this
 // node owns then warm: it reads through from the owners that stood in), so
 // that a read sent after the resume never misses; one that writes (touch,
 // vivify) is refused as a write is, with a miss.
-func (p *PeerPort) Get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+func (p *PeerPort) get(ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
 	if !p.r.tk.Awake() && opt != nil && (opt.Touch || opt.Vivify) {
 		return store.Item{}, dst[:0], store.Miss
 	}
@@ -85,8 +85,8 @@ func (p *PeerPort) writeRoute(key []byte) (Route, error) {
 	return rt, nil
 }
 
-// Set serves a forwarded write.
-func (p *PeerPort) Set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+// set serves a forwarded write.
+func (p *PeerPort) set(ctx context.Context, key, value []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, store.Item{}, err
@@ -94,8 +94,8 @@ func (p *PeerPort) Set(ctx context.Context, key, value []byte, opt *store.SetOpt
 	return p.r.localSet(ctx, &rt, key, value, opt)
 }
 
-// Delete serves a forwarded delete.
-func (p *PeerPort) Delete(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
+// del serves a forwarded delete.
+func (p *PeerPort) del(ctx context.Context, key []byte, opt *store.DeleteOptions) (store.Result, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, store.Item{}, err
@@ -103,8 +103,8 @@ func (p *PeerPort) Delete(ctx context.Context, key []byte, opt *store.DeleteOpti
 	return p.r.localDelete(ctx, &rt, key, opt)
 }
 
-// Arith serves a forwarded incr/decr.
-func (p *PeerPort) Arith(ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+// arith serves a forwarded incr/decr.
+func (p *PeerPort) arith(ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, 0, store.Item{}, err
@@ -112,8 +112,8 @@ func (p *PeerPort) Arith(ctx context.Context, key []byte, opt *store.ArithOption
 	return p.r.localArith(ctx, &rt, key, opt)
 }
 
-// Touch serves a forwarded touch.
-func (p *PeerPort) Touch(ctx context.Context, key []byte, exptime int64) (store.Result, store.Item, error) {
+// touch serves a forwarded touch.
+func (p *PeerPort) touch(ctx context.Context, key []byte, exptime int64) (store.Result, store.Item, error) {
 	rt, err := p.writeRoute(key)
 	if err != nil {
 		return 0, store.Item{}, err
@@ -139,11 +139,11 @@ func (p *PeerPort) admit(rt *Route, o server.Origin) error {
 	return nil
 }
 
-// ReplicaSet stores a replicated item unless this node holds a newer
+// replicaSet stores a replicated item unless this node holds a newer
 // write of the key (a larger CAS: store.SetOptions.Newer): copies of a
 // key converge to its newest write whatever order they arrive in, from
 // the primary, a stand-in handing back (hints.go) or a warm-up.
-func (p *PeerPort) ReplicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (res store.Result, it store.Item, err error) {
+func (p *PeerPort) replicaSet(key, value []byte, opt *store.SetOptions, o server.Origin) (res store.Result, it store.Item, err error) {
 	rt := p.r.route(key)
 	if err := p.admit(&rt, o); err != nil {
 		return 0, store.Item{}, err
@@ -163,10 +163,10 @@ func (p *PeerPort) ReplicaSet(key, value []byte, opt *store.SetOptions, o server
 	return res, it, nil
 }
 
-// ReplicaDelete applies a replicated delete, with ReplicaSet's exception:
+// replicaDelete applies a replicated delete, with replicaSet's exception:
 // one with a version removes only an older item and is remembered
 // (takeover/versions.go).
-func (p *PeerPort) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (res store.Result, it store.Item, err error) {
+func (p *PeerPort) replicaDelete(key []byte, opt *store.DeleteOptions, o server.Origin) (res store.Result, it store.Item, err error) {
 	rt := p.r.route(key)
 	if err := p.admit(&rt, o); err != nil {
 		return 0, store.Item{}, err
@@ -188,10 +188,10 @@ func (p *PeerPort) ReplicaDelete(key []byte, opt *store.DeleteOptions, o server.
 	return res, it, nil
 }
 
-// ReplicaGet reads this node's store only: a warming peer settling a key
+// replicaGet reads this node's store only: a warming peer settling a key
 // asks here, and must not be sent on to another warming node. A miss
 // carries the version of the key's delete when this node remembers one.
-func (p *PeerPort) ReplicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+func (p *PeerPort) replicaGet(key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
 	it, val, res := p.r.st.Get(key, opt, dst)
 	if res != store.Hit {
 		it = store.Item{CAS: p.r.tombs.Get(key)}
@@ -257,20 +257,20 @@ func (p *PeerPort) Start(ctx context.Context, req *server.Request, done func(*se
 		return false
 	}
 	if done == nil { // the caller waits
-		do(ctx, p, req)
+		p.do(ctx, req)
 		return false
 	}
 	if req.Op == server.OpGet {
 		if p.Inline(req.Key) {
-			do(ctx, p, req)
+			p.do(ctx, req)
 			return false
 		}
-		return p.r.later(req, done, func() { do(ctx, p, req) })
+		return p.r.later(req, done, func() { p.do(ctx, req) })
 	}
 	rt, now, err := p.writeNow(req.Key)
 	switch {
 	case !now:
-		return p.r.later(req, done, func() { do(ctx, p, req) })
+		return p.r.later(req, done, func() { p.do(ctx, req) })
 	case err != nil:
 		req.Res, req.N, req.Item, req.Err = 0, 0, store.Item{}, err
 	default:
@@ -279,17 +279,34 @@ func (p *PeerPort) Start(ctx context.Context, req *server.Request, done func(*se
 	return false
 }
 
+// do serves req, waiting as long as a warming shard's read-through or a
+// recovery does, and leaves the outcome in req.
+func (p *PeerPort) do(ctx context.Context, req *server.Request) {
+	switch req.Op {
+	case server.OpGet:
+		req.Item, req.Val, req.Res = p.get(ctx, req.Key, req.Get, req.Dst)
+	case server.OpSet:
+		req.Res, req.Item, req.Err = p.set(ctx, req.Key, req.Value, req.Set)
+	case server.OpDelete:
+		req.Res, req.Item, req.Err = p.del(ctx, req.Key, req.Del)
+	case server.OpArith:
+		req.Res, req.N, req.Item, req.Err = p.arith(ctx, req.Key, req.Arith)
+	case server.OpTouch:
+		req.Res, req.Item, req.Err = p.touch(ctx, req.Key, req.Exptime)
+	}
+}
+
 // replica serves a peer's replicated write or replica read
 // (server.Request.Replica), at once: on the event loop when the key is
 // Inline, else on the goroutine the server ran the command on.
 func (p *PeerPort) replica(req *server.Request) {
 	switch req.Op {
 	case server.OpGet:
-		req.Item, req.Val, req.Res = p.ReplicaGet(req.Key, req.Get, req.Dst)
+		req.Item, req.Val, req.Res = p.replicaGet(req.Key, req.Get, req.Dst)
 	case server.OpSet:
-		req.Res, req.Item, req.Err = p.ReplicaSet(req.Key, req.Value, req.Set, req.Origin)
+		req.Res, req.Item, req.Err = p.replicaSet(req.Key, req.Value, req.Set, req.Origin)
 	case server.OpDelete:
-		req.Res, req.Item, req.Err = p.ReplicaDelete(req.Key, req.Del, req.Origin)
+		req.Res, req.Item, req.Err = p.replicaDelete(req.Key, req.Del, req.Origin)
 	default:
 		req.Res, req.N, req.Item, req.Err = 0, 0, store.Item{}, fmt.Errorf("replicated %v: not a replica operation", req.Op)
 	}

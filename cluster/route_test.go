@@ -75,10 +75,10 @@ func TestForwardedToNonOwner(t *testing.T) {
 		}
 	}
 
-	if _, _, err := late.PeerPort().Set(context.Background(), keys[0], []byte("v"), nil); !errors.Is(err, ErrNotOwner) {
+	if _, _, err := late.PeerPort().set(context.Background(), keys[0], []byte("v"), nil); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("forwarded set on a non-owner: %v, want ErrNotOwner", err)
 	}
-	if res, _, err := rt.Set(context.Background(), keys[0], []byte("sync"), &store.SetOptions{}); res != store.Stored || err != nil {
+	if res, _, err := routerSet(rt, context.Background(), keys[0], []byte("sync"), &store.SetOptions{}); res != store.Stored || err != nil {
 		t.Fatalf("set: %v %v", res, err)
 	}
 	done := make(chan error, 1)

@@ -319,10 +319,10 @@ func TestRouterFailover(t *testing.T) {
 	defer rt.Close()
 
 	t.Run("no view serves locally", func(t *testing.T) {
-		if res, _, err := rt.Set(context.Background(), []byte("early"), []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
+		if res, _, err := routerSet(rt, context.Background(), []byte("early"), []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
 			t.Fatalf("set: %v %v", res, err)
 		}
-		if _, v, res := rt.Get(context.Background(), []byte("early"), nil, nil); res != store.Hit || string(v) != "v" {
+		if _, v, res := routerGet(rt, context.Background(), []byte("early"), nil, nil); res != store.Hit || string(v) != "v" {
 			t.Fatalf("get: %v %q", res, v)
 		}
 	})
@@ -330,10 +330,10 @@ func TestRouterFailover(t *testing.T) {
 	rt.apply() // as Run would, which this test does not run
 	k := keyOwnedBy(fm.view, "gone")
 	t.Run("next owner takes over", func(t *testing.T) {
-		if res, _, err := rt.Set(context.Background(), k, []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
+		if res, _, err := routerSet(rt, context.Background(), k, []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
 			t.Fatalf("set: %v %v", res, err)
 		}
-		if _, v, res := rt.Get(context.Background(), k, nil, nil); res != store.Hit || string(v) != "v" {
+		if _, v, res := routerGet(rt, context.Background(), k, nil, nil); res != store.Hit || string(v) != "v" {
 			t.Fatalf("get: %v %q", res, v)
 		}
 		ps := rt.PeerStats()
@@ -346,13 +346,13 @@ func TestRouterFailover(t *testing.T) {
 	k = keyOwnedBy(fm.view, "gone")
 	t.Run("no owner left", func(t *testing.T) {
 		fm.health["gone"] = gossip.Dead
-		if _, _, err := rt.Set(context.Background(), k, []byte("v"), &store.SetOptions{}); !errors.Is(err, ErrUnavailable) {
+		if _, _, err := routerSet(rt, context.Background(), k, []byte("v"), &store.SetOptions{}); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("set: %v, want ErrUnavailable", err)
 		}
-		if _, _, res := rt.Get(context.Background(), k, nil, nil); res != store.Miss {
+		if _, _, res := routerGet(rt, context.Background(), k, nil, nil); res != store.Miss {
 			t.Fatalf("get: %v, want a miss", res)
 		}
-		if _, _, _, err := rt.Arith(context.Background(), k, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnavailable) {
+		if _, _, _, err := routerArith(rt, context.Background(), k, &store.ArithOptions{Delta: 1}); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("incr: %v, want ErrUnavailable", err)
 		}
 	})
@@ -453,4 +453,24 @@ func rawExchange(t *testing.T, addr, req string, n int) string {
 		t.Fatalf("%q: %v after %q", req, err, buf)
 	}
 	return string(buf)
+}
+
+// routerGet, routerSet and routerArith are a waiting caller's requests
+// through the router: serve, which Start runs without a done.
+func routerGet(r *Router, ctx context.Context, key []byte, opt *store.GetOptions, dst []byte) (store.Item, []byte, store.Result) {
+	req := server.Request{Op: server.OpGet, Key: key, Get: opt, Dst: dst}
+	r.serve(ctx, &req)
+	return req.Item, req.Val, req.Res
+}
+
+func routerSet(r *Router, ctx context.Context, key, val []byte, opt *store.SetOptions) (store.Result, store.Item, error) {
+	req := server.Request{Op: server.OpSet, Key: key, Value: val, Set: opt}
+	r.serve(ctx, &req)
+	return req.Res, req.Item, req.Err
+}
+
+func routerArith(r *Router, ctx context.Context, key []byte, opt *store.ArithOptions) (store.Result, uint64, store.Item, error) {
+	req := server.Request{Op: server.OpArith, Key: key, Arith: opt}
+	r.serve(ctx, &req)
+	return req.Res, req.N, req.Item, req.Err
 }

@@ -51,7 +51,7 @@ func TestViewAppliedByRun(t *testing.T) {
 	}
 	before := rt.route(key)
 	cur.Store(shared)
-	if res, _, err := rt.Set(context.Background(), key, []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
+	if res, _, err := routerSet(rt, context.Background(), key, []byte("v"), &store.SetOptions{}); res != store.Stored || err != nil {
 		t.Fatalf("set before Run applied the new view: %v %v, want it stored here", res, err)
 	}
 	if v := rt.View(); v != alone {
@@ -82,7 +82,7 @@ func TestViewAppliedByRun(t *testing.T) {
 	if rt.Inline(nil) {
 		t.Fatal("Inline(nil) true with a peer: a flush_all reaches it, off the loop")
 	}
-	if _, _, err := rt.Set(context.Background(), key, []byte("v"), &store.SetOptions{}); err == nil {
+	if _, _, err := routerSet(rt, context.Background(), key, []byte("v"), &store.SetOptions{}); err == nil {
 		t.Fatal("set after Run applied the new view: served here, want ErrUnavailable (its owner is dead)")
 	}
 	if !before.Local() || before.View() != alone {

@@ -29,6 +29,14 @@ import (
 // connection whose oldest queued request is older than RequestTimeout, as
 // a synchronous request's timeout does: every request queued on it fails
 // with ErrTimeout.
+//
+// No context: a request queued on a pipelined connection cannot be taken
+// back (the replies come in order, and the ones behind it wait for its
+// own), so it ends by its reply, by its connection's failure or by
+// RequestTimeout, whatever its caller's context does meanwhile. The
+// caller keeps that context for what it does with the outcome (cluster's
+// asyncGet: whether an error blames the peer, and the walk it falls back
+// to).
 
 // ErrNotConnected: GetAsync (SetAsync) found no live connection, and
 // dialling would block; use Get (Set), which dials.
