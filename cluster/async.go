@@ -202,28 +202,34 @@ func (r *Router) spawn(f func()) bool {
 	return true
 }
 
-// GetDone completes a forwarded get, on the peer client's reader.
+// GetDone completes a forwarded get, on the peer client's reader, which
+// calls peer.Config.RepliesHandled after: a completion here is
+// server.Request.Batched.
 func (a *asyncGet) GetDone(pit peer.Item, hit bool, err error) {
 	r, ctx, rt, req, done := a.r, a.ctx, a.rt, a.req, a.done
 	r.asyncGets.Put(a.clear())
 	if err == peer.ErrNoRoom { // an answer: the value's size, not the value
 		req.Item, req.Val, req.Res, req.Wants = store.Item{}, req.Dst[:0], store.Miss, pit.Size
+		req.Batched = true
 		done(req)
 		return
 	}
 	if err != nil {
 		if !rt.member().Failed(ctx, err) {
-			req.Item, req.Val, req.Res = store.Item{}, req.Dst[:0], store.Miss // the owner's error: a miss, as Get
+			req.Item, req.Val, req.Res = store.Item{}, req.Dst[:0], store.Miss // the owner's error: a miss, as the walk
+			req.Batched = true
 			done(req)
 			return
 		}
 		r.next(&rt) // the same route, on to the next owner
 		if !r.getLater(ctx, rt, req, done) {
+			req.Batched = true // served here after all (the router is closed)
 			done(req)
 		}
 		return
 	}
 	req.Item, req.Val, req.Res = r.gotten(&pit, hit, req.Get, req.Dst)
+	req.Batched = true
 	done(req)
 }
 

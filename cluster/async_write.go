@@ -133,6 +133,7 @@ func (a *asyncWrite) finish(res store.Result, it store.Item, err error) {
 		return
 	}
 	w.req.Res, w.req.Item, w.req.Err = res, it, err
+	w.req.Batched = true // on the peer client's reader: see asyncGet.GetDone
 	w.done(w.req)
 }
 

@@ -115,6 +115,8 @@ func writeServer(p *promWriter, snap server.Snapshot) {
 	p.one("shoal_connections_idle_kicked_total", "counter", "Connections closed for the idle timeout (idle_kicks).", float64(snap.IdleKicks))
 	p.one("shoal_loop_batched_send_calls_total", "counter", "io_uring calls by which event loops sent several connections' replies at once.", float64(snap.BatchedSends.Calls))
 	p.one("shoal_loop_batched_sends_total", "counter", "Replies event loops sent in those calls.", float64(snap.BatchedSends.Sends))
+	p.one("shoal_peer_replies_batched_total", "counter", "Client replies of requests forwarded to a peer, held to go out together after the peer reader's completions.", float64(snap.PeerReplies.Sends))
+	p.one("shoal_peer_replies_batch_sends_total", "counter", "Sends of those held replies, together: io_uring calls, or one send(2) for a lone reply.", float64(snap.PeerReplies.Calls))
 	cm := snap.ConnMem
 	p.one("shoal_connection_read_buffer_bytes", "gauge", "Bytes of connections' read buffers, values being received included (read_buf_bytes).", float64(cm.ReadBufBytes))
 	p.one("shoal_connection_reply_buffer_bytes", "gauge", "Bytes of connections' reply buffers (response_obj_bytes).", float64(cm.ResponseBytes))

@@ -71,7 +71,7 @@ func (c *clusterParts) close() {
 // membership and the router on wg; a failure of the peer port or of the
 // membership cancels the node (cancel). What it made, close releases, even
 // when it fails.
-func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg *sync.WaitGroup, n *Node) error {
+func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg *sync.WaitGroup, n *Node, batch *server.Batch) error {
 	c.leave, c.stopEtcd = func() {}, func() {}
 	o, log := n.cfg, n.log
 	auth, err := peerAuth(o)
@@ -88,7 +88,7 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 		c.stopEtcd = func() {}
 		return err
 	}
-	if c.router, err = newRouter(n, c.node, auth); err != nil {
+	if c.router, err = newRouter(n, c.node, auth, batch); err != nil {
 		return err
 	}
 	// The replicator outlives the servers: it stops after they do, so
@@ -142,9 +142,10 @@ func (c *clusterParts) start(ctx context.Context, cancel context.CancelFunc, wg 
 // newRouter makes the router of n's store over membership m, with its
 // replicator. One client per peer, shared by forwarding and replication:
 // their requests share connections and writes; every dialled peer
-// connection authenticates with auth, when set.
-func newRouter(n *Node, m *membership.Node, auth *peerauth.Auth) (*cluster.Router, error) {
-	peerCfg := peer.Config{Logger: n.log}
+// connection authenticates with auth, when set. The peer readers send
+// the client replies their completions leave in batch.
+func newRouter(n *Node, m *membership.Node, auth *peerauth.Auth, batch *server.Batch) (*cluster.Router, error) {
+	peerCfg := peer.Config{Logger: n.log, RepliesHandled: batch.Send}
 	if auth != nil {
 		peerCfg.Handshake = auth.Client
 	}

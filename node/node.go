@@ -149,17 +149,23 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The client port's replies that peer readers complete go out
+	// together (server.Batch): made before the peer clients that call its
+	// Send and the server that fills it, closed after both.
+	batch := server.NewBatch(server.BatchConfig{NoIOUring: n.cfg.NoIOUring, Logger: n.log})
+	defer batch.Close()
 	var cl clusterParts // zero when standalone
 	defer cl.close()
 	cache := server.Cache(server.Local{Store: n.st})
 	if n.cfg.Clustered() {
-		err := cl.start(ctx, cancel, &wg, n)
+		err := cl.start(ctx, cancel, &wg, n, batch)
 		stopEtcd = cl.stopEtcd // joined, it has an etcd to stop even on an error
 		if err != nil {
 			return err
 		}
 		scfg.Cluster = cluster.Info{Node: cl.node, Router: cl.router}
 		scfg.Items = n.st
+		scfg.Batch = batch
 		cache = cl.router
 	}
 	srv, err := server.New(scfg, cache)

@@ -39,6 +39,13 @@ type Config struct {
 	// connection it returns that is not a socket (TLS) is always written
 	// with blocking writes.
 	Handshake func(ctx context.Context, nc net.Conn) (net.Conn, error)
+	// RepliesHandled, when set, is called on a connection's reader
+	// goroutine each time it has handled every reply it read, before it
+	// reads (and perhaps waits) for more, and once it has failed what a
+	// broken connection had queued: a handler that leaves work of its
+	// completions for later (the server's Batch, sending the client
+	// replies of a read's completions together) does it there.
+	RepliesHandled func()
 }
 
 // Validate reports a config the client cannot use.

@@ -3,6 +3,7 @@ package peer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -243,7 +244,11 @@ func (cn *conn) breakLocked(err error) {
 // then fails whatever is still queued. It owns the ReplyReader.
 func (c *Client) readLoop(cn *conn) {
 	defer c.wg.Done()
-	rr := protocol.NewReplyReader(rawio.NewReader(cn.nc), c.cfg.MaxValueSize)
+	var src io.Reader = rawio.NewReader(cn.nc)
+	if f := c.cfg.RepliesHandled; f != nil {
+		src = handledReader{src, f}
+	}
+	rr := protocol.NewReplyReader(src, c.cfg.MaxValueSize)
 	err := cn.readReplies(rr)
 	cn.mu.Lock()
 	if cn.broken == nil {
@@ -265,6 +270,22 @@ func (c *Client) readLoop(cn *conn) {
 	for _, r := range queued {
 		c.finish(r, err)
 	}
+	if f := c.cfg.RepliesHandled; f != nil {
+		f()
+	}
+}
+
+// handledReader calls handled before each read: the reply reader reads
+// only once it has returned every reply it holds whole, so that is when
+// the reader goroutine has handled them (Config.RepliesHandled).
+type handledReader struct {
+	r       io.Reader
+	handled func()
+}
+
+func (h handledReader) Read(p []byte) (int, error) {
+	h.handled()
+	return h.r.Read(p)
 }
 
 // maxWaits bounds how many RequestTimeouts a request waits in all while

@@ -189,7 +189,13 @@ func (c *conn) inline(cmd protocol.Command) bool {
 // the loop released the connection, the outcome waits in c.req for it
 // (release); after, this goroutine owns the connection, and Shutdown
 // waits until it is done with it.
-func (c *conn) done(*Request) {
+//
+// A request marked Batched leaves its reply to the server's Batch when
+// nothing else waits on the connection: the Batch's Send writes it and
+// goes on as comeBack does.
+func (c *conn) done(req *Request) {
+	batched := req.Batched
+	req.Batched = false
 	h := &c.hand
 	h.mu.Lock()
 	if !h.owner().released() {
@@ -199,6 +205,9 @@ func (c *conn) done(*Request) {
 	}
 	h.mu.Unlock()
 	c.finish()
+	if batched && c.quiet() && c.srv.cfg.Batch.hold(c) {
+		return // comeBack's end and the wg's Done come with the Batch's Send
+	}
 	c.comeBack()
 	c.srv.wg.Done() // added by release
 }
@@ -267,19 +276,35 @@ func (c *conn) runAway() {
 // three nodes the batches are small (bench/cluster.sh, spread: 16,051-
 // 16,835 ops per CPU-second against 18,975-19,011 sending here).
 func (c *conn) comeBack() {
-	h := &c.hand
-	if c.ev.drained && !c.ev.hup && !c.ev.closing && c.r.Buffered() == 0 && c.err == nil && !c.dropped.Load() && c.more.cmd == nil && c.ev.memCmd == nil {
+	if c.quiet() {
 		c.flush()
-		if !c.pending() && c.err == nil {
-			c.idle()
-			h.mu.Lock()
-			if h.events == 0 && h.owner() == away && !c.dropped.Load() {
-				h.to(away, onLoop)
-				h.mu.Unlock()
-				return
-			}
-			h.mu.Unlock()
+		if c.idleAgain() {
+			return
 		}
 	}
 	c.ev.loop.handBack(c)
+}
+
+// quiet reports whether nothing but its replies waits on c, away: no
+// input buffered or arrived, no command left to run, no error.
+func (c *conn) quiet() bool {
+	return c.ev.drained && !c.ev.hup && !c.ev.closing && c.r.Buffered() == 0 && c.err == nil && !c.dropped.Load() && c.more.cmd == nil && c.ev.memCmd == nil
+}
+
+// idleAgain makes c, away and quiet, idle on its loop once its replies are
+// all written, and reports whether it did; else its loop must take it
+// back (handBack).
+func (c *conn) idleAgain() bool {
+	if c.pending() || c.err != nil {
+		return false
+	}
+	c.idle()
+	h := &c.hand
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.events == 0 && h.owner() == away && !c.dropped.Load() {
+		h.to(away, onLoop)
+		return true
+	}
+	return false
 }

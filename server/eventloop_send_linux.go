@@ -103,16 +103,10 @@ func (l *loop) sendAll() {
 func (l *loop) sent(w later, res int32, unsent bool) {
 	c := w.c
 	c.ev.later = false
-	switch {
-	case unsent, res == -int32(unix.ECANCELED), res == -int32(unix.EINTR):
-		c.flush()
-	case res >= 0:
-		c.wrote(int(res), nil)
-	case res == -int32(unix.EAGAIN):
-		c.wrote(0, nil) // the socket is full: EPOLLOUT brings it back
-	default:
-		c.wrote(0, syscall.Errno(-res))
+	if unsent {
+		res = -int32(unix.ECANCELED)
 	}
+	c.applySend(res)
 	switch {
 	case w.after == afterResume:
 		l.resumeSent(c)
@@ -122,6 +116,21 @@ func (l *loop) sent(w later, res int32, unsent bool) {
 	if ev := c.ev.laterEvents; ev != 0 && !c.ev.later && l.conns[c.ev.fd] == c {
 		c.ev.laterEvents = 0
 		l.serve(c, ev)
+	}
+}
+
+// applySend records how c's send went (res, as a uring.Op's); one not
+// sent (ECANCELED: never submitted; EINTR) is sent now with send(2).
+func (c *conn) applySend(res int32) {
+	switch {
+	case res == -int32(unix.ECANCELED), res == -int32(unix.EINTR):
+		c.flush()
+	case res >= 0:
+		c.wrote(int(res), nil)
+	case res == -int32(unix.EAGAIN):
+		c.wrote(0, nil) // the socket is full: EPOLLOUT brings it back
+	default:
+		c.wrote(0, syscall.Errno(-res))
 	}
 }
 

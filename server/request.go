@@ -79,6 +79,12 @@ type Request struct {
 	// Room (the rest of the outcome is a miss's, and is not answered);
 	// 0 otherwise.
 	Wants int
+	// Batched, set by a completer before it calls done, says that the
+	// goroutine calling done calls Config.Batch's Send once it has
+	// completed what it had (a peer client's reader, at the end of the
+	// replies of one read): the connection's reply may wait in the Batch
+	// until then, to go out with the others. The server clears it.
+	Batched bool
 }
 
 // release makes req forget its command and outcome, whose slices alias

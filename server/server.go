@@ -73,6 +73,10 @@ type Config struct {
 	// wake-up's connections in one io_uring_enter where the kernel allows
 	// io_uring (eventloop_send_linux.go).
 	NoIOUring bool
+	// Batch, when set, sends together the replies of requests a Cache
+	// completes on another goroutine and marks Request.Batched (batch.go).
+	// The goroutines that complete them must call its Send.
+	Batch *Batch
 	// Loops is the number of event loops (with EventLoop). Zero means
 	// GOMAXPROCS-1, at least 1. Over a Local, a loop waits in epoll_wait,
 	// a system call, on a thread of its own and holding its P (the

@@ -24,7 +24,11 @@ type Snapshot struct {
 	Rejected         int64
 	IdleKicks        int64
 	BatchedSends     BatchedSends
-	Uptime           time.Duration
+	// PeerReplies counts the replies Config.Batch held for the peer
+	// readers that completed them (Sends) and the Batch's Sends that sent
+	// them (Calls): replies per call.
+	PeerReplies BatchedSends
+	Uptime      time.Duration
 	// ConnMem is the memory connections hold outside the store.
 	ConnMem ConnMem
 	// Latency holds the sampled command latencies by Family. stats reset
@@ -57,6 +61,7 @@ func (s *Server) Stats() Snapshot {
 		Rejected:         s.rejectedConns.Load(),
 		IdleKicks:        s.idleKicks.Load(),
 		BatchedSends:     BatchedSends{Calls: s.ringCalls.Load(), Sends: s.ringSends.Load()},
+		PeerReplies:      s.cfg.Batch.counts(),
 		Uptime:           time.Since(s.started),
 		ConnMem:          s.mem.snapshot(),
 		Watch:            s.watch.Stats(),
