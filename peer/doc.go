@@ -46,4 +46,10 @@
 // port that admits members only (peerauth) authenticates it there. A
 // failed handshake is ErrHandshake, and a router treats that owner as not
 // answering.
+//
+// GetAsync, SetAsync and DeleteAsync (async.go) complete on the reader
+// goroutine; it calls Config.RepliesHandled, when set, once it has
+// handled every reply it read and before it reads again: a handler that
+// left work for later (the server's Batch sends its client replies
+// together) does it there.
 package peer

@@ -19,7 +19,9 @@
 // poller (Config.Loops says why). The replies of the connections a loop
 // served in one wake-up go out together, in one io_uring_enter where the
 // kernel allows it (eventloop_send_linux.go; Config.NoIOUring: a send(2)
-// each). A loop would stall all its connections
+// each), and so do the replies a peer client's reader completes from one
+// read of its peer's replies (batch.go, Config.Batch). A loop would stall
+// all its connections
 // while a Cache call waits, so over a Cache that may wait (any but a
 // Local, whose calls never do) the calls that may wait leave the loop
 // (async.go): a get, set or delete that Start leaves pending parks its
