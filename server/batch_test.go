@@ -30,8 +30,16 @@ type pendingGet struct {
 	done func(*Request)
 }
 
-func newReaderCache(st *store.Store, b *Batch) *readerCache {
-	return &readerCache{Local: Local{st}, batch: b, more: make(chan struct{}, 1)}
+// startReaderCache makes a readerCache over st with a Batch of its own
+// and runs its reader until t ends.
+func startReaderCache(t *testing.T, st *store.Store) *readerCache {
+	b := NewBatch(BatchConfig{})
+	t.Cleanup(b.Close)
+	c := &readerCache{Local: Local{st}, batch: b, more: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	go c.read(ctx)
+	t.Cleanup(cancel)
+	return c
 }
 
 func (c *readerCache) Inline(key []byte) bool {
@@ -109,13 +117,8 @@ func TestBatchSameReplies(t *testing.T) {
 		}
 		var cache Cache = Local{st}
 		if batched {
-			b := NewBatch(BatchConfig{})
-			t.Cleanup(b.Close)
-			rc := newReaderCache(st, b)
-			ctx, cancel := context.WithCancel(context.Background())
-			go rc.read(ctx)
-			t.Cleanup(cancel)
-			cfg.Batch, cache = b, rc
+			rc := startReaderCache(t, st)
+			cfg.Batch, cache = rc.batch, rc
 		}
 		srv, addr := serve(t, cfg, cache)
 		out := make([]string, conns)
@@ -167,13 +170,8 @@ func TestBatchConnGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Set([]byte("r1"), []byte("v"), &store.SetOptions{})
-	b := NewBatch(BatchConfig{})
-	t.Cleanup(b.Close)
-	rc := newReaderCache(st, b)
-	ctx, cancel := context.WithCancel(context.Background())
-	go rc.read(ctx)
-	t.Cleanup(cancel)
-	srv, addr := serve(t, Config{EventLoop: true, Loops: 1, Batch: b}, rc)
+	rc := startReaderCache(t, st)
+	srv, addr := serve(t, Config{EventLoop: true, Loops: 1, Batch: rc.batch}, rc)
 	for range 100 {
 		nc := dial(t, addr)
 		io.WriteString(nc, "get r1\r\n")

@@ -112,6 +112,16 @@ func New(entries uint32) (*Ring, error) {
 	return r, nil
 }
 
+// Available reports why this process cannot make a ring (the kernel's
+// refusal, wrapping ErrUnavailable), or nil when it can.
+func Available() error {
+	r, err := New(4)
+	if err != nil {
+		return err
+	}
+	return r.Close()
+}
+
 // mmap maps the rings and entries New's setup described.
 func (r *Ring) mmap(p *params) error {
 	if p.features&featSingleMmap == 0 {
