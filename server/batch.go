@@ -27,7 +27,7 @@ type Batch struct {
 	waiting atomic.Int32 // len(conns), read without mu by Send
 	mu      sync.Mutex
 	conns   []*conn
-	out     batchOut // the platform's sender, nil-able (batch_linux.go)
+	out     batchOut // the platform's sender; its zero value sends nothing (batch_linux.go)
 	// held counts the replies held, calls the Sends that sent some.
 	held, calls atomic.Int64
 }
