@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"shoal/devetcd"
 	"shoal/internal/statsread"
 	"shoal/internal/testbin"
+	"shoal/internal/testetcd"
 )
 
 func freeAddr() (string, error) {
@@ -29,7 +28,7 @@ func freeAddr() (string, error) {
 // testCluster is a real etcd (in process) and shoal node processes.
 type testCluster struct {
 	dir   string
-	etcd  *devetcd.Server
+	etcd  *testetcd.Server
 	nodes map[string]*node
 }
 
@@ -49,7 +48,7 @@ func startCluster(names ...string) (*testCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	etcd, err := devetcd.StartLocal(context.Background(), dir, "127.0.0.1")
+	etcd, err := testetcd.StartProcess(dir, "127.0.0.1")
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -10,7 +10,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/internal/testetcd"
 	"shoal/internal/testutil"
@@ -107,7 +106,7 @@ func TestWarmAfterLapse(t *testing.T) {
 
 // startPair starts nodes a and b on a fresh etcd and waits until both
 // route by the view with both and warm nothing.
-func startPair(t *testing.T) (*devetcd.Server, *fullNode, *fullNode) {
+func startPair(t *testing.T) (*testetcd.Server, *fullNode, *fullNode) {
 	t.Helper()
 	etcd := testetcd.Start(t)
 	a := startFullNode(t, etcd, "a")

@@ -12,7 +12,6 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
 	"shoal/internal/testetcd"
@@ -35,7 +34,7 @@ type routedNode struct {
 	addr   string
 }
 
-func startRoutedNode(t *testing.T, etcd *devetcd.Server, name string, scfg server.Config, opts ...func(*membership.Config)) *routedNode {
+func startRoutedNode(t *testing.T, etcd *testetcd.Server, name string, scfg server.Config, opts ...func(*membership.Config)) *routedNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

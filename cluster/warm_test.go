@@ -10,7 +10,6 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"shoal/devetcd"
 	"shoal/etcdsync"
 	"shoal/gossip"
 	"shoal/internal/testetcd"
@@ -35,7 +34,7 @@ type fullNode struct {
 	repl         *repl.Replicator
 }
 
-func startFullNode(t *testing.T, etcd *devetcd.Server, name string) *fullNode {
+func startFullNode(t *testing.T, etcd *testetcd.Server, name string) *fullNode {
 	return startFullNodeWith(t, etcd, name, fullOpts{})
 }
 
@@ -50,7 +49,7 @@ type fullOpts struct {
 	hold int64
 }
 
-func startFullNodeWith(t *testing.T, etcd *devetcd.Server, name string, o fullOpts) *fullNode {
+func startFullNodeWith(t *testing.T, etcd *testetcd.Server, name string, o fullOpts) *fullNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"shoal/devetcd"
 	"shoal/internal/statsread"
 	"shoal/internal/testbin"
 	"shoal/internal/testetcd"
@@ -45,7 +44,7 @@ type proc struct {
 }
 
 // startProc runs shoal as node name on a free port, joined to etcd.
-func startProc(t testing.TB, etcd *devetcd.Server, name string, extra ...string) *proc {
+func startProc(t testing.TB, etcd *testetcd.Server, name string, extra ...string) *proc {
 	t.Helper()
 	return startNodeAt(t, strings.Join(etcd.Endpoints(), ","), name, testutil.FreeAddr(t), extra...)
 }

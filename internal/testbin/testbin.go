@@ -1,6 +1,7 @@
 // Package testbin builds the shoal command for the tests that run real
 // nodes: the root package's process tests, client, e2e/cluster,
-// e2e/history and e2e/hostile. Only tests import it.
+// e2e/history and e2e/hostile; and the etcd process package testetcd
+// runs. Only tests import it.
 //
 // The binary is built once per test process into a directory that outlives
 // it, one per module checkout, so that `go test ./...` links it once, not
@@ -28,6 +29,10 @@ var (
 	once sync.Once
 	path string
 	err  error
+
+	etcdOnce sync.Once
+	etcdPath string
+	etcdErr  error
 )
 
 // Path returns the shoal binary, building it on the first call; a build
@@ -44,13 +49,21 @@ func Path(t testing.TB) string {
 // Build is Path for callers without a testing.TB: the binary, built on
 // the first call, or why it could not be.
 func Build() (string, error) {
-	once.Do(func() { path, err = build() })
+	once.Do(func() { path, err = build(".", "shoal") })
 	return path, err
 }
 
-// build brings the checkout's binary up to date under the lock and
-// returns its path.
-func build() (string, error) {
+// Etcd is the one-member etcd package testetcd runs as a process
+// (internal/testetcd/etcdproc), built on the first call as Build builds
+// shoal: the test binaries that start an etcd need not link its server.
+func Etcd() (string, error) {
+	etcdOnce.Do(func() { etcdPath, etcdErr = build("./internal/testetcd/etcdproc", "etcd") })
+	return etcdPath, etcdErr
+}
+
+// build brings the checkout's binary name, of package pkg, up to date
+// under the lock and returns its path.
+func build(pkg, name string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
@@ -68,8 +81,8 @@ func build() (string, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
-	bin := filepath.Join(dir, "shoal")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
