@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -150,28 +149,12 @@ var attacks = map[string]attack{
 }
 
 // devEtcdAddr returns a loopback address for a --dev etcd whose port and
-// the next (its peer port) are free, below the ephemeral range that free
-// ports for the nodes come from: two of those in a row are often
-// consecutive.
+// the next (its peer port) are free and come from the test process's
+// walk of free ports, which hands neither to the nodes afterwards (a pick
+// of its own once gave the etcd the port the node had just bound).
 func devEtcdAddr(t *testing.T) string {
 	t.Helper()
-	for range 100 {
-		p := 20000 + rand.IntN(10000)
-		var ls []net.Listener
-		for _, port := range []int{p, p + 1} {
-			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
-				ls = append(ls, l)
-			}
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if len(ls) == 2 {
-			return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-		}
-	}
-	t.Fatal("no two free ports in a row for the --dev etcd")
-	return ""
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePortPair(t)))
 }
 
 // multigetRead asks, on one connection, for 10,000 keys naming 60

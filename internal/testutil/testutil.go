@@ -66,6 +66,35 @@ func freePort(t testing.TB, host string) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FreePortPair returns a free port p of 127.0.0.1 whose next, p+1, is
+// free too (a --dev etcd's client and peer ports), from FreePort's walk:
+// FreePort hands out neither afterwards.
+func FreePortPair(t testing.TB) int {
+	t.Helper()
+	ports.once.Do(func() { ports.start = rand.IntN(portHigh - portLow) })
+	for range 100 {
+		i := int(ports.next.Add(2))
+		p := portLow + (ports.start+i-1)%(portHigh-portLow)
+		if p+1 >= portHigh {
+			continue // the pair would wrap around the range
+		}
+		var ls []net.Listener
+		for _, port := range []int{p, p + 1} {
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				ls = append(ls, l)
+			}
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if len(ls) == 2 {
+			return p
+		}
+	}
+	t.Fatal("testutil: no two free ports in a row")
+	return 0
+}
+
 // Poll intervals: the first check is immediate, then the wait between
 // checks doubles from minPoll up to maxPoll, so a condition that holds
 // soon is seen soon and a slow one (a cluster converging) is not polled
