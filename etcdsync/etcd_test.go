@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -167,13 +166,7 @@ func (e *procEtcd) Start(t testing.TB) {
 }
 
 func (e *procEtcd) Stop(t testing.TB) {
-	e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-e.done:
-	case <-time.After(10 * time.Second):
-		e.cmd.Process.Kill()
-		<-e.done
-	}
+	testutil.Stop(e.cmd.Process, e.done)
 	e.cmd = nil
 }
 

@@ -13,7 +13,7 @@ import (
 // completion marked Request.Batched leaves its connection's reply in the
 // Batch (conn.done); the completing goroutine calls Send once it has
 // completed what it had (peer.Config.RepliesHandled), and the replies go
-// out in one io_uring_enter (batch_linux.go). Then each connection goes
+// out in one io_uring_enter (ringsend_linux.go). Then each connection goes
 // on as after its own write: idle on its loop again, or handed back to
 // it.
 //
@@ -27,7 +27,7 @@ type Batch struct {
 	waiting atomic.Int32 // len(conns), read without mu by Send
 	mu      sync.Mutex
 	conns   []*conn
-	out     batchOut // the platform's sender; its zero value sends nothing (batch_linux.go)
+	out     ringSender // its zero value sends nothing (ringsend_linux.go)
 	// held counts the replies held, calls the Sends that sent some.
 	held, calls atomic.Int64
 }
@@ -46,7 +46,7 @@ func NewBatch(cfg BatchConfig) *Batch {
 	}
 	b := &Batch{log: log}
 	if !cfg.NoIOUring {
-		b.out = newBatchOut(log)
+		b.out = newBatchSender(log)
 	}
 	return b
 }

@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"shoal/internal/uring"
 	"shoal/protocol"
 )
 
@@ -48,12 +47,12 @@ type loop struct {
 	remote     bool // over a Cache that may wait (Server.remote)
 	// queued: a Start went pending in this wake-up; Flush at its end.
 	queued bool
-	// ring sends the wake-up's replies together (sendAll), nil without
+	// out sends the wake-up's replies together (sendAll), nothing without
 	// io_uring; later lists the connections whose replies wait for it.
-	ring       *uring.Ring
+	out        ringSender
 	later      []later
 	laterSpare []later
-	ops        []uring.Op
+	laterConns []*conn
 	// memWait lists the connections that stopped because the replies
 	// waiting for sockets held more than the limit (conn.waitMemory),
 	// run again once they hold less; memSwept is when memSweep last ran,
@@ -97,7 +96,7 @@ func newLoop(s *Server) (*loop, error) {
 		start:  time.Now(),
 		conns:  make(map[int]*conn),
 		events: make([]unix.EpollEvent, 256),
-		ring:   s.newRing(),
+		out:    newRingSender(s.newRing(), s.log),
 	}
 	l.epPoll = l.pollReady
 	// The epoll descriptor is itself pollable (readable while events are
@@ -657,9 +656,7 @@ func (l *loop) shut() {
 			c.cancel() // its command, away, gives up waiting: nobody reads the answer
 		}
 	}
-	if l.ring != nil {
-		l.ring.Close()
-	}
+	l.out.close()
 	if l.ep != nil {
 		l.ep.Close() // leaves Go's poller, closes epfd
 	} else {

@@ -53,7 +53,7 @@ func afterProcess(open bool) after {
 // replies are counted before they wait: the next connection's retrieval
 // must see them against the limit.
 func (l *loop) sendLater(c *conn, a after) bool {
-	if l.ring == nil || a == afterClose || !c.pending() || c.err != nil || c.hand.owner() == parked || len(c.out)-c.sent > outBase {
+	if !l.out.ok() || a == afterClose || !c.pending() || c.err != nil || c.hand.owner() == parked || len(c.out)-c.sent > outBase {
 		return false
 	}
 	c.held = len(c.out) // handed to a write, as flush does
@@ -63,49 +63,37 @@ func (l *loop) sendLater(c *conn, a after) bool {
 	return true
 }
 
-// sendAll sends the replies sendLater left, all in one system call, and
-// settles each connection; one that must run on (settle) runs now, and
-// its replies go in the next round.
+// sendAll sends the replies sendLater left, all in one system call (one
+// connection: send(2), which costs no more), and settles each
+// connection; one that must run on (settle) runs now, and its replies go
+// in the next round.
 func (l *loop) sendAll() {
 	for len(l.later) > 0 {
 		batch := l.later
 		l.later = l.laterSpare[:0]
-		if len(batch) == 1 {
-			// One reply: send(2) costs no more than io_uring_enter.
-			w := batch[0]
-			batch[0] = later{}
-			l.laterSpare = batch[:0]
-			l.sent(w, 0, true)
-			continue
-		}
-		ops := l.ops[:0]
+		cs := l.laterConns[:0]
 		for _, w := range batch {
-			ops = append(ops, uring.Op{FD: int32(w.c.ev.fd), Buf: w.c.out[w.c.sent:]})
+			cs = append(cs, w.c)
 		}
-		l.srv.ringCalls.Add(int64(len(ops)+ringEntries-1) / ringEntries)
-		l.srv.ringSends.Add(int64(len(ops)))
-		if err := l.ring.Send(ops); err != nil {
-			l.srv.log.Error("event loop: io_uring failed; sending with send(2) from now on", "err", err)
-			l.ring.Close()
-			l.ring = nil
+		if len(cs) > 1 && l.out.ok() {
+			l.srv.ringCalls.Add(int64(len(cs)+ringEntries-1) / ringEntries)
+			l.srv.ringSends.Add(int64(len(cs)))
 		}
+		res := l.out.send(cs)
 		for i, w := range batch {
-			l.sent(w, ops[i].Res, false)
-			ops[i] = uring.Op{}
+			l.sent(w, res[i])
 		}
 		clear(batch)
-		l.laterSpare, l.ops = batch[:0], ops[:0]
+		clear(cs)
+		l.laterSpare, l.laterConns = batch[:0], cs[:0]
 	}
 }
 
-// sent records how w's send went (res, as an Op's; unsent: not sent, so
-// send(2) it now) and goes on with its connection.
-func (l *loop) sent(w later, res int32, unsent bool) {
+// sent records how w's send went (res, as an Op's: applySend) and goes
+// on with its connection.
+func (l *loop) sent(w later, res int32) {
 	c := w.c
 	c.ev.later = false
-	if unsent {
-		res = -int32(unix.ECANCELED)
-	}
 	c.applySend(res)
 	switch {
 	case w.after == afterResume:

@@ -20,11 +20,11 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"shoal/internal/testbin"
+	"shoal/internal/testutil"
 )
 
 // Server is a running etcd process.
@@ -107,12 +107,6 @@ func (s *Server) Endpoints() []string { return s.endpoints }
 func (s *Server) Close() {
 	s.close.Do(func() {
 		s.stdin.Close()
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.done
-		}
+		testutil.Stop(s.cmd.Process, s.done)
 	})
 }

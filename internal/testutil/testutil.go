@@ -3,9 +3,11 @@ package testutil
 import (
 	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -47,13 +49,26 @@ var ports struct {
 	next  atomic.Int64
 }
 
+// walk hands out the next n ports of the walk; the first of them.
+func walk(n int) int {
+	ports.once.Do(func() { ports.start = rand.IntN(portHigh - portLow) })
+	return portLow + (ports.start+int(ports.next.Add(int64(n)))-n+1)%(portHigh-portLow)
+}
+
+// portFree reports whether host:p can be bound now.
+func portFree(host string, p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
 func freePort(t testing.TB, host string) int {
 	t.Helper()
-	ports.once.Do(func() { ports.start = rand.IntN(portHigh - portLow) })
 	for range 100 {
-		p := portLow + (ports.start+int(ports.next.Add(1)))%(portHigh-portLow)
-		if l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p))); err == nil {
-			l.Close()
+		if p := walk(1); portFree(host, p) {
 			return p
 		}
 	}
@@ -71,28 +86,26 @@ func freePort(t testing.TB, host string) int {
 // FreePort hands out neither afterwards.
 func FreePortPair(t testing.TB) int {
 	t.Helper()
-	ports.once.Do(func() { ports.start = rand.IntN(portHigh - portLow) })
 	for range 100 {
-		i := int(ports.next.Add(2))
-		p := portLow + (ports.start+i-1)%(portHigh-portLow)
-		if p+1 >= portHigh {
-			continue // the pair would wrap around the range
-		}
-		var ls []net.Listener
-		for _, port := range []int{p, p + 1} {
-			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
-				ls = append(ls, l)
-			}
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if len(ls) == 2 {
+		// A pair that would wrap around the range is not a pair.
+		if p := walk(2); p+1 < portHigh && portFree("127.0.0.1", p) && portFree("127.0.0.1", p+1) {
 			return p
 		}
 	}
 	t.Fatal("testutil: no two free ports in a row")
 	return 0
+}
+
+// Stop ends process p, whose exit closes done: SIGTERM, then SIGKILL if
+// it has not exited 10 s later; it returns once done is closed.
+func Stop(p *os.Process, done <-chan struct{}) {
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.Kill()
+		<-done
+	}
 }
 
 // Poll intervals: the first check is immediate, then the wait between
