@@ -69,6 +69,7 @@ func (c remoteCache) Flush() {
 // an event loop over a Cache that may wait, the very bytes a goroutine per
 // connection over the plain store sends.
 func TestRemoteCacheSameReplies(t *testing.T) {
+	t.Parallel()
 	var req strings.Builder
 	r := rand.New(rand.NewPCG(1, 2))
 	big := strings.Repeat("b", 40<<10) // more than the reader's 16 KiB chunk
@@ -192,6 +193,7 @@ func TestRemoteCacheConnGone(t *testing.T) {
 // the client reads nothing), and the loop serves other connections
 // meanwhile.
 func TestRemoteCacheDumpWaits(t *testing.T) {
+	t.Parallel()
 	cache := newShardCache(t)
 	const items, size = 4000, 8 << 10 // 32 MiB: more than the socket buffers hold
 	val := strings.Repeat("v", size)

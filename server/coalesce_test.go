@@ -39,6 +39,7 @@ func (m multiRemote) GetMulti(ctx context.Context, keys [][]byte, opt *store.Get
 // get, gat, mg) between them; and they were answered
 // together (fewer GetMulti calls than keys).
 func TestCoalescedGetsSameReplies(t *testing.T) {
+	t.Parallel()
 	var req strings.Builder
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := range 3000 {

@@ -68,6 +68,7 @@ func valueReply(n int, b byte) string {
 // connections are served, then arrive whole, and a quit after them closes
 // the connection only once they are out.
 func TestSlowReader(t *testing.T) {
+	t.Parallel()
 	for name, loop := range drivers {
 		t.Run(name, func(t *testing.T) {
 			const size = 4 << 20
@@ -207,11 +208,11 @@ func TestKeyTestsUnderEventLoop(t *testing.T) {
 		t.Skip("reruns the conformance suite")
 	}
 	u := &underEventLoop
-	if u.done == nil {
+	if u.result == nil {
 		t.Fatal("the child process did not start with the package (TestMain)")
 	}
 	t.Parallel() // the child started with the package: the others run meanwhile
-	err := <-u.done
+	err := u.result()
 	out := u.out.Bytes()
 	if err != nil {
 		t.Fatalf("under the event loop: %v\n%s", err, out)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"shoal/internal/testutil"
@@ -30,9 +31,11 @@ func TestMain(m *testing.M) {
 // package, so that it runs beside the serial tests instead of after them;
 // nil when this run does not include that test.
 var underEventLoop struct {
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-	done chan error
+	cmd *exec.Cmd
+	out bytes.Buffer
+	// result waits for the child's exit, once however often it is asked
+	// (-count above 1).
+	result func() error
 }
 
 // eventLoopTests are the tests the child runs. memcached's side of the
@@ -48,12 +51,13 @@ func startUnderEventLoop() {
 	u.cmd = exec.Command(os.Args[0], eventLoopTests...)
 	u.cmd.Env = append(os.Environ(), eventLoopEnv+"=1")
 	u.cmd.Stdout, u.cmd.Stderr = &u.out, &u.out
-	u.done = make(chan error, 1)
+	done := make(chan error, 1)
+	u.result = sync.OnceValue(func() error { return <-done })
 	if err := u.cmd.Start(); err != nil {
-		u.done <- err
+		done <- err
 		return
 	}
-	go func() { u.done <- u.cmd.Wait() }()
+	go func() { done <- u.cmd.Wait() }()
 }
 
 // selected reports whether -test.run and -test.skip let the top-level test

@@ -175,6 +175,7 @@ func TestConnectionLimit(t *testing.T) {
 }
 
 func TestIdleTimeoutClosesConnection(t *testing.T) {
+	t.Parallel()
 	srvAddr := startShoalConfig(t, Config{IdleTimeout: 200 * time.Millisecond})
 	c := dial(t, srvAddr)
 	_, err := c.Read(make([]byte, 1))
