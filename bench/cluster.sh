@@ -204,6 +204,11 @@ one() {
 			record "rate_r$reps" "$v" "$(kv rate_achieved "$out.rate")"
 			record "rateopcpu_r$reps" "$v" "$(kv ops_per_cpu_sec "$out.rate")"
 			record "p99_r$reps" "$v" "$(kv p99_us "$out.rate")"
+			local i=0 x
+			for x in $(kv pid_cpu_us_per_op "$out.rate" | tr ',' ' '); do
+				i=$((i + 1))
+				record "pidus_r${reps}_$i" "$v" "${x#*:}"
+			done
 		fi
 	fi
 	for p in "${PIDS[@]}"; do
@@ -264,6 +269,17 @@ if [ -n "$RATE" ]; then
 			case $v in ring | direct) continue ;; esac
 			c=$(median "$RES/rateopcpu_r$reps.$v")
 			printf '%-8s %-8s %12s %16s %8s %10s\n' "$reps" "$v" "$(median "$RES/rate_r$reps.$v")" "$c" "$(ratio "$c" "$bc")" "$(median "$RES/p99_r$reps.$v")"
+		done
+	done
+	echo
+	echo "# CPU µs per request at that rate, each process (twem: memcached 1-3, nutcracker;"
+	echo "# shoal: node 1 with the --dev etcd, node 2, node 3; 'one' enters through node 1)"
+	printf '%-8s %-8s %10s %10s %10s %10s\n' replicas variant p1 p2 p3 p4
+	for reps in $REPLICAS; do
+		for v in $VARIANTS; do
+			case $v in ring | direct) continue ;; esac
+			printf '%-8s %-8s %10s %10s %10s %10s\n' "$reps" "$v" "$(median "$RES/pidus_r${reps}_1.$v")" \
+				"$(median "$RES/pidus_r${reps}_2.$v")" "$(median "$RES/pidus_r${reps}_3.$v")" "$(median "$RES/pidus_r${reps}_4.$v")"
 		done
 	done
 fi

@@ -22,7 +22,8 @@
 //	loadgen latency    -rate R -conns C             open-loop p50/p99/p99.9
 //
 // -addr may list several servers (a cluster): connections are spread over
-// them round robin; -pid may list several processes, whose CPU is summed.
+// them round robin; -pid may list several processes, whose CPU is summed
+// (and, with several, reported for each: pid_cpu_us_per_op).
 // throughput -ring is the exception to "knows nothing of shoal": it drives
 // a shoal cluster through the ring-aware client (shoal/client, on
 // gomemcache), each request sent to its key's owner, for bench/cluster.sh.

@@ -56,8 +56,8 @@ func latency(ctx context.Context, addr string, c latConfig, out io.Writer) error
 	// The servers' CPU over the measured window, read by one goroutine
 	// that this function waits for.
 	type cpuWindow struct {
-		ticks uint64
-		err   error
+		t0, t1 []uint64
+		err    error
 	}
 	cpuDone := make(chan cpuWindow, 1)
 	cpuCtx, cpuCancel := context.WithCancel(ctx)
@@ -77,13 +77,13 @@ func latency(ctx context.Context, addr string, c latConfig, out io.Writer) error
 	}()
 	if len(pids) > 0 {
 		go func() {
-			at := func(t time.Time) (uint64, error) {
+			at := func(t time.Time) ([]uint64, error) {
 				select {
 				case <-cpuCtx.Done():
-					return 0, cpuCtx.Err()
+					return nil, cpuCtx.Err()
 				case <-time.After(time.Until(t)):
 				}
-				return cpuTicksAll(pids)
+				return cpuTicksEach(pids)
 			}
 			t0, err := at(measure)
 			if err != nil {
@@ -91,7 +91,7 @@ func latency(ctx context.Context, addr string, c latConfig, out io.Writer) error
 				return
 			}
 			t1, err := at(end)
-			cpuDone <- cpuWindow{ticks: t1 - t0, err: err}
+			cpuDone <- cpuWindow{t0: t0, t1: t1, err: err}
 		}()
 	}
 	err = forEachConn(ctx, addr, c.conns, func(ctx context.Context, i int, cn *conn) error {
@@ -173,13 +173,7 @@ func latency(ctx context.Context, addr string, c latConfig, out io.Writer) error
 		if w.err != nil {
 			return w.err
 		}
-		cpu := float64(w.ticks) / c.clkTck
-		fmt.Fprintf(out, "server_cpu_seconds=%.2f\nserver_cpu_util=%.3f\n", cpu, cpu/c.duration.Seconds())
-		if cpu > 0 {
-			fmt.Fprintf(out, "ops_per_cpu_sec=%.0f\ncpu_us_per_op=%.3f\n", float64(len(resp))/cpu, cpu*1e6/float64(len(resp)))
-		} else {
-			fmt.Fprintf(out, "ops_per_cpu_sec=NA\ncpu_us_per_op=NA\n")
-		}
+		reportCPU(out, pids, w.t0, w.t1, c.clkTck, len(resp), c.duration.Seconds())
 	}
 	return nil
 }

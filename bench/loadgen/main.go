@@ -175,17 +175,40 @@ func parsePids(s string) ([]int, error) {
 	return pids, nil
 }
 
-// cpuTicksAll sums cpuTicks over pids.
-func cpuTicksAll(pids []int) (uint64, error) {
-	var sum uint64
-	for _, p := range pids {
+// cpuTicksEach reads cpuTicks of every pid, in order.
+func cpuTicksEach(pids []int) ([]uint64, error) {
+	ticks := make([]uint64, len(pids))
+	for i, p := range pids {
 		t, err := cpuTicks(p)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		sum += t
+		ticks[i] = t
 	}
-	return sum, nil
+	return ticks, nil
+}
+
+// reportCPU prints the CPU the pids spent between the readings t0 and t1
+// (cpuTicksEach) for ops operations over secs seconds: summed, and with
+// several pids each one's microseconds per operation (pid_cpu_us_per_op,
+// pid:µs pairs in -pid's order), which shows where a cluster spends it.
+func reportCPU(out io.Writer, pids []int, t0, t1 []uint64, clkTck float64, ops int, secs float64) {
+	var sum uint64
+	each := make([]string, len(pids))
+	for i := range pids {
+		sum += t1[i] - t0[i]
+		each[i] = fmt.Sprintf("%d:%.3f", pids[i], float64(t1[i]-t0[i])/clkTck*1e6/float64(max(ops, 1)))
+	}
+	cpu := float64(sum) / clkTck
+	fmt.Fprintf(out, "server_cpu_seconds=%.2f\nserver_cpu_util=%.3f\n", cpu, cpu/secs)
+	if cpu > 0 {
+		fmt.Fprintf(out, "ops_per_cpu_sec=%.0f\ncpu_us_per_op=%.3f\n", float64(ops)/cpu, cpu*1e6/float64(ops))
+	} else {
+		fmt.Fprintf(out, "ops_per_cpu_sec=NA\ncpu_us_per_op=NA\n")
+	}
+	if len(pids) > 1 {
+		fmt.Fprintf(out, "pid_cpu_us_per_op=%s\n", strings.Join(each, ","))
+	}
 }
 
 // value returns a value of n bytes.

@@ -98,13 +98,13 @@ func throughput(ctx context.Context, addr string, c tputConfig, out io.Writer) e
 	type snap struct {
 		t                    time.Time
 		ops, gets, hits, err uint64
-		cpu                  uint64
+		cpu                  []uint64
 	}
 	take := func() (snap, error) {
 		s := snap{t: time.Now(), ops: ops.Load(), gets: gets.Load(), hits: hits.Load(), err: errs.Load()}
 		if len(pids) > 0 {
 			var err error
-			if s.cpu, err = cpuTicksAll(pids); err != nil {
+			if s.cpu, err = cpuTicksEach(pids); err != nil {
 				return s, err
 			}
 		}
@@ -152,13 +152,7 @@ func throughput(ctx context.Context, addr string, c tputConfig, out io.Writer) e
 	}
 	fmt.Fprintf(out, "get_hit_ratio=%.4f\nerrors=%d\n", hr, s1.err-s0.err)
 	if len(pids) > 0 {
-		cpu := float64(s1.cpu-s0.cpu) / c.clkTck
-		fmt.Fprintf(out, "server_cpu_seconds=%.2f\nserver_cpu_util=%.3f\n", cpu, cpu/secs)
-		if cpu > 0 {
-			fmt.Fprintf(out, "ops_per_cpu_sec=%.0f\ncpu_us_per_op=%.3f\n", float64(n)/cpu, cpu*1e6/float64(n))
-		} else {
-			fmt.Fprintf(out, "ops_per_cpu_sec=NA\ncpu_us_per_op=NA\n")
-		}
+		reportCPU(out, pids, s0.cpu, s1.cpu, c.clkTck, int(n), secs)
 	}
 	return nil
 }
