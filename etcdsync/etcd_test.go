@@ -88,6 +88,7 @@ func (e *embedEtcd) Start(t testing.TB) {
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{filepath.Join(e.dir, "etcd.log")}
+	cfg.TickMs, cfg.ElectionMs = 10, 100 // one member: leader at once (as the process's flags)
 	var err error
 	for range 20 { // the ports may still be held briefly after a Stop
 		if e.e, err = embed.StartEtcd(cfg); err == nil {
