@@ -76,22 +76,26 @@ func TestWatchReplies(t *testing.T) {
 		addrs["memcached"] = startMemcached(t, "-o", "no_lru_crawler")
 	}
 	for name, addr := range addrs {
-		for _, tc := range watchReplies {
-			t.Run(name+"/"+tc.name, func(t *testing.T) {
-				c := dial(t, addr)
-				io.WriteString(c, tc.req)
-				// A watcher answers nothing more: wait for the version's
-				// reply only as long as it takes to come.
-				time.Sleep(50 * time.Millisecond)
-				io.WriteString(c, "version\r\n")
-				// The expected reply is waited for (a loaded machine once
-				// missed a fixed 300 ms window); anything more, briefly.
-				got := readAtLeast(c, len(tc.want), 10*time.Second) + readFor(c, 100*time.Millisecond)
-				if got != tc.want {
-					t.Fatalf("%q: got %q, want %q", tc.req, got, tc.want)
-				}
-			})
-		}
+		// The two servers side by side, each one's cases in turn.
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range watchReplies {
+				t.Run(tc.name, func(t *testing.T) {
+					c := dial(t, addr)
+					io.WriteString(c, tc.req)
+					// A watcher answers nothing more: wait for the version's
+					// reply only as long as it takes to come.
+					time.Sleep(50 * time.Millisecond)
+					io.WriteString(c, "version\r\n")
+					// The expected reply is waited for (a loaded machine once
+					// missed a fixed 300 ms window); anything more, briefly.
+					got := readAtLeast(c, len(tc.want), 10*time.Second) + readFor(c, 100*time.Millisecond)
+					if got != tc.want {
+						t.Fatalf("%q: got %q, want %q", tc.req, got, tc.want)
+					}
+				})
+			}
+		})
 	}
 }
 
