@@ -27,8 +27,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -154,13 +152,13 @@ func (nn *Net) Dial(i int, addr string) (net.Conn, error) {
 			return
 		}
 		defer ns.Close()
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := setns(ns.Fd()); err != nil {
 			runtime.UnlockOSThread()
 			ch <- result{err: fmt.Errorf("setns %s: %w", nn.hosts[i].ns, err)}
 			return
 		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
+		if setns(self.Fd()) == nil {
 			runtime.UnlockOSThread() // else the thread ends with this goroutine
 		}
 		ch <- result{c, err}
